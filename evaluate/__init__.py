@@ -1,0 +1,1 @@
+"""lasium.evaluate: real labeled few-shot benchmarks, scoring and reports (``lasium-eval``)."""

@@ -1,0 +1,82 @@
+"""Shared behaviour of the console scripts: one-line errors with exit code 2, no tracebacks."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from typing import Any, Callable
+
+import click
+
+from lasium.errors import LasiumError
+
+EXIT_USAGE = 2
+
+
+def fail(message: str) -> None:
+    """Print ``error: message`` on stderr and exit with code 2."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a click command so a :class:`LasiumError` ends the program with one line and exit 2.
+
+    Also maps a full disk (ENOSPC) and permission errors to one line, since those are things the
+    user fixes, not bugs. Anything else keeps its traceback: it is our bug and the trace helps.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LasiumError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except OSError as exc:
+            import errno
+
+            if exc.errno == errno.ENOSPC:
+                fail(f"no space left on device while writing {exc.filename or 'output'}; free space or choose another --out")
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                fail(f"cannot write {exc.filename or 'output'}: {exc.strerror}; choose a writable --out")
+            raise
+
+    return wrapper
+
+
+def parse_count(text: str | int | float) -> int:
+    """Parse a count given as ``1000000``, ``1_000_000``, ``1e6`` or ``1,000,000`` (exact integers only)."""
+    if isinstance(text, bool):
+        raise ValueError("not a count")
+    if isinstance(text, int):
+        value = text
+    else:
+        s = str(text).strip().replace("_", "").replace(",", "")
+        try:
+            value = int(s)
+        except ValueError:
+            f = float(s)  # raises ValueError for junk
+            if not f.is_integer():
+                raise ValueError(f"{text!r} is not a whole number") from None
+            value = int(f)
+    if value < 0:
+        raise ValueError(f"{text!r} is negative")
+    return value
+
+
+class CountType(click.ParamType):
+    """click parameter type for counts such as ``1e6`` or ``1_000_000``."""
+
+    name = "count"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int:
+        try:
+            return parse_count(value)
+        except ValueError as exc:
+            self.fail(f"{value!r} is not a count ({exc}); write e.g. 1000000, 1_000_000 or 1e6", param, ctx)
+
+
+COUNT = CountType()

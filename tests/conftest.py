@@ -1,0 +1,37 @@
+"""Shared fixtures. Omniglot-dependent tests use ``omniglot_root`` and skip when the zips are absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+OMNIGLOT_ZIPS = ("images_background.zip", "images_evaluation.zip")
+
+
+def _omniglot_data_root() -> Path | None:
+    root = os.environ.get("LASIUM_DATA")
+    if not root:
+        return None
+    path = Path(root).expanduser()
+    if all((path / "omniglot" / z).is_file() for z in OMNIGLOT_ZIPS):
+        return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def omniglot_root() -> Path:
+    """The data root holding ``omniglot/images_{background,evaluation}.zip`` (from LASIUM_DATA)."""
+    root = _omniglot_data_root()
+    if root is None:
+        pytest.skip(
+            "Omniglot not found: set LASIUM_DATA to a folder holding omniglot/images_background.zip "
+            "and omniglot/images_evaluation.zip (e.g. LASIUM_DATA=../shared/data)"
+        )
+    return root
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return Path(__file__).resolve().parent.parent
