@@ -1,0 +1,193 @@
+"""``lasium-shards``: look at, check, picture and index task-shard sets. A thin layer over ``lasium.shards``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+import lasium
+from lasium.cli_support import user_errors
+from lasium.errors import ShardError
+from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
+from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files
+from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
+from lasium.shards.verify import load_set_manifest, verify_shard_set
+
+CONTAINER_NAMES = {"wds": "WebDataset (.tar)", "hdf5": "HDF5 (.h5)"}
+FOLDER = click.Path(path_type=Path, file_okay=False)  # existence is checked by the library (one-line error, exit 2)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+def _short(d: dict[str, Any] | None) -> str:
+    if not d:
+        return "none"
+    parts = []
+    for k, v in d.items():
+        if isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
+            v = v[:12] + "…"  # a sha256
+        parts.append(f"{k}={v}")
+    return ", ".join(parts)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(lasium.__version__, prog_name="lasium-shards")
+def main() -> None:
+    """Inspect, verify, preview and index task-shard sets (lasium task-shard format v1).
+
+    A shard set is a folder with manifest.json and numbered shards (<name>-000000.tar for
+    WebDataset, <name>-000000.h5 for HDF5), each with a <shard>.json sidecar. The format is
+    described in shards/README.md.
+
+    \b
+    Examples:
+      lasium-shards inspect shards/omniglot-ro
+      lasium-shards verify shards/omniglot-ro
+      lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
+      lasium-shards index shards/omniglot-ro       # rebuild manifest.json from sidecars
+    """
+
+
+@main.command()
+@click.argument("folder", type=FOLDER)
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a summary.")
+@user_errors
+def inspect(folder: Path, as_json: bool) -> None:
+    """Summarize a shard set: config, generator, source, tasks, shards, bytes per task.
+
+    \b
+    Examples:
+      lasium-shards inspect shards/omniglot-ro
+      lasium-shards inspect shards/omniglot-ro --json | jq .config
+    """
+    m, notes = load_set_manifest(folder)
+    if as_json:
+        click.echo(json.dumps(m.to_dict(), indent=2))
+        return
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+    c = m.config
+    total = sum(e.bytes for e in m.shards)
+    lines = [
+        ("shard set", f"{m.name} in {folder}"),
+        ("container", f"{CONTAINER_NAMES.get(m.container, m.container)}, format v{m.format_version}, written by lasium {m.tool_version}"),
+        ("tasks", f"{m.num_tasks} of {c['num_tasks']} in {len(m.shards)} shards ({c['tasks_per_shard']} per shard)"),
+        ("task", f"{c['ways']}-way, {c['shots']} support + {c['queries']} query per class, "
+                 f"images {'x'.join(str(s) for s in c['image_shape'])}, latents {'yes' if c['save_latents'] else 'no'}"),
+        ("size", f"{_size(total)}, {total / max(1, m.num_tasks):,.0f} bytes per task"),
+        ("strategy", str(c.get("strategy", "not recorded"))),
+        ("seed", str(c["seed"])),
+        ("generator", _short(m.generator)),
+        ("source", _short(m.source)),
+    ]
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        click.echo(f"{key:<{width}}  {value}")
+    click.echo("config")
+    for key, value in c.items():
+        click.echo(f"  {key} = {json.dumps(value)}")
+
+
+@main.command()
+@click.argument("folder", type=FOLDER)
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over bytes (on a terminal).")
+@user_errors
+def verify(folder: Path, progress: bool) -> None:
+    """Check every shard: present, size and sha256 as in the manifest, every task readable with the
+    manifest's shapes and dtypes, task indices complete.
+
+    Exit status 0 when all is well, 1 when any shard is bad or missing (each one is named),
+    2 when there is nothing to verify (no folder, no shards, unreadable manifest).
+
+    \b
+    Examples:
+      lasium-shards verify shards/omniglot-ro
+      lasium-shards verify /mnt/copy/omniglot-ro --no-progress && echo "copy is intact"
+    """
+    report = verify_shard_set(folder, progress=progress)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
+    if report.ok:
+        click.echo(f"ok: {report.shards_checked} shards, {report.tasks_checked} tasks, {_size(report.bytes_checked)} verified")
+        return
+    for problem in report.problems:
+        click.echo(f"bad: {problem}")
+    bad = {p.file for p in report.problems}
+    click.echo(f"verify failed: {len(bad)} problem(s) in {folder} ({len(report.manifest.shards)} shards listed)", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("folder", type=FOLDER)
+@click.option("--tasks", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="How many tasks to draw.")
+@click.option("--start", type=click.IntRange(0), default=0, show_default=True, help="Index of the first task shown.")
+@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("preview.png"), show_default=True, help="PNG to write.")
+@user_errors
+def preview(folder: Path, count: int, start: int, out: Path) -> None:
+    """Draw tasks as a PNG: one grid per task, a row per class, support | query (red bar between).
+
+    \b
+    Examples:
+      lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
+      lasium-shards preview shards/omniglot-ro --start 123456 --tasks 1 --out task.png
+    """
+    from lasium.imaging import save_task_previews
+
+    if not folder.is_dir():
+        raise ShardError(f"shard folder {folder} does not exist")
+    urls, m = resolve_shard_urls(folder)
+    tasks = []
+    for url, entry in zip(urls, m.shards if m else [None] * len(urls)):
+        if entry is not None and entry.first_task + entry.num_tasks <= start:
+            continue  # the manifest says this shard ends before --start: skip it unread
+        for task in iter_shard_tasks(url, layout=m.layout if m else None, entry=entry, container=m.container if m else None):
+            if task.meta["index"] >= start:
+                tasks.append(task)
+            if len(tasks) == count:
+                break
+        if len(tasks) == count:
+            break
+    if not tasks:
+        raise ShardError(f"no task with index >= {start} in {folder}")
+    titles = [f"task {t.meta['index']}" + (f" ({t.meta['strategy']})" if "strategy" in t.meta else "") for t in tasks]
+    save_task_previews(tasks, out, titles)
+    click.echo(f"wrote {out}: tasks {', '.join(str(t.meta['index']) for t in tasks)}")
+
+
+@main.command()
+@click.argument("folder", type=FOLDER)
+@click.option("--allow-gaps", is_flag=True, help="Write the manifest even if shards are missing (a partial set).")
+@user_errors
+def index(folder: Path, allow_gaps: bool) -> None:
+    """Rebuild manifest.json from the shards' sidecars (after array jobs, or a lost manifest).
+
+    All sidecars must agree on the set's config, generator and source; overlapping shards are an
+    error, and so are missing shards unless --allow-gaps.
+
+    \b
+    Examples:
+      lasium-shards index shards/omniglot-ro
+      lasium-shards index shards/partial --allow-gaps
+    """
+    m: Manifest = build_manifest_from_sidecars(folder, allow_gaps=allow_gaps)
+    expected = m.config["num_tasks"]
+    gaps, _ = task_ranges_report(m.shards, expected)
+    listed = {e.file for e in m.shards}
+    for shard in find_shard_files(folder):
+        if shard.name not in listed:
+            click.echo(f"warning: {shard.name} left out (no valid sidecar: unfinished write?)", err=True)
+    for gap in gaps:
+        click.echo(f"warning: missing {gap}", err=True)
+    missing = f" (of {expected}: partial set)" if m.num_tasks != expected else ""
+    click.echo(f"wrote {Path(folder) / MANIFEST_NAME}: {len(m.shards)} {m.container} shards, {m.num_tasks} tasks{missing}")
+

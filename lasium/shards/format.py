@@ -1,0 +1,294 @@
+"""The task-shard format v1: names, the manifest record and the expected task layout.
+
+The spec in prose is ``shards/README.md``; this module is its executable form. Everything here is
+pure data handling (no file I/O) so writer, reader, verifier and CLI agree on one definition.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lasium.errors import ShardError
+
+FORMAT_NAME = "lasium-task-shards"
+FORMAT_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SIDECAR_SUFFIX = ".json"
+
+# container name -> shard file extension
+CONTAINERS: dict[str, str] = {"wds": ".tar", "hdf5": ".h5"}
+
+REQUIRED_CONFIG_KEYS = ("ways", "shots", "queries", "image_shape", "seed", "tasks_per_shard", "num_tasks", "save_latents")
+
+# The only tar members / HDF5 datasets a reader decodes; anything else is refused (see README "Safety").
+WDS_MEMBERS = ("support.npy", "query.npy", "latents.npy", "meta.json")
+HDF5_DATASETS = ("support", "query", "latents", "meta")
+
+MAX_TASKS = 10**9  # task keys have 9 digits
+MAX_SHARDS = 10**6  # shard numbers have 6 digits
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SHARD_FILE_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<index>\d{6})\.(?P<ext>tar|h5)$")
+TASK_KEY_RE = re.compile(r"^task-(\d{9})$")
+
+
+def task_key(index: int) -> str:
+    """The WebDataset key of task ``index``: ``task-`` and 9 digits."""
+    return f"task-{index:09d}"
+
+
+def check_name(name: str) -> str:
+    """Validate a shard-set name (it becomes part of every file name)."""
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise ShardError(f"invalid shard-set name {name!r}: use letters, digits, '_', '-' or '.', not starting with '.' or '-'")
+    return name
+
+
+def check_container(container: str) -> str:
+    if container not in CONTAINERS:
+        raise ShardError(f"unknown container {container!r}: use one of {', '.join(CONTAINERS)}")
+    return container
+
+
+def shard_file_name(name: str, shard_index: int, container: str) -> str:
+    """``<name>-000042.tar`` (wds) or ``<name>-000042.h5`` (hdf5)."""
+    check_name(name)
+    if not 0 <= shard_index < MAX_SHARDS:
+        raise ShardError(f"shard index {shard_index} out of range 0..{MAX_SHARDS - 1}")
+    return f"{name}-{shard_index:06d}{CONTAINERS[check_container(container)]}"
+
+
+def parse_shard_file_name(file_name: str) -> tuple[str, int, str] | None:
+    """``(name, shard index, container)`` for a shard file name, else None (temp files, sidecars, ...)."""
+    m = SHARD_FILE_RE.match(file_name)
+    if not m:
+        return None
+    container = "wds" if m["ext"] == "tar" else "hdf5"
+    return m["name"], int(m["index"]), container
+
+
+def container_of(url: str) -> str:
+    """The container of a shard URL or path, from its extension (for ``pipe:``, the last word naming a shard)."""
+    words = url[len("pipe:") :].split() if url.startswith("pipe:") else [url]
+    for word in reversed(words):
+        tail = word.strip("'\"").split("?")[0]
+        if tail.endswith(".tar"):
+            return "wds"
+        if tail.endswith(".h5") or tail.endswith(".hdf5"):
+            return "hdf5"
+    raise ShardError(f"cannot tell the container of {url!r}: shard names end in .tar (WebDataset) or .h5 (HDF5)")
+
+
+def _json_default(obj: Any) -> Any:
+    # Producers often hand over numpy scalars/arrays (image ids, class indices); store them as plain JSON.
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+
+
+# One encoder instance: json.dumps with options builds a new encoder per call, which shows on the hot path.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default)
+
+
+def canonical_json(obj: Any) -> str:
+    """JSON with sorted keys and no spaces: the byte-stable form used for meta.json and comparisons."""
+    return _CANONICAL.encode(obj)
+
+
+@dataclass(frozen=True)
+class ShardEntry:
+    """One shard in the manifest: file name (relative to the set's folder), task range, size, checksum."""
+
+    file: str
+    first_task: int
+    num_tasks: int
+    bytes: int
+    sha256: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "first_task": self.first_task, "num_tasks": self.num_tasks, "bytes": self.bytes, "sha256": self.sha256}
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str) -> "ShardEntry":
+        try:
+            entry = cls(str(d["file"]), int(d["first_task"]), int(d["num_tasks"]), int(d["bytes"]), str(d["sha256"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ShardError(f"{where}: bad shard entry {d!r} ({exc}); rebuild it with 'lasium-shards index'") from None
+        if "/" in entry.file or entry.file.startswith(".") or not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
+            raise ShardError(f"{where}: bad shard entry for {entry.file!r} (file must be a plain name, sha256 64 hex digits)")
+        return entry
+
+
+def check_header(header: Any) -> dict[str, Any]:
+    """Validate ``{"config": {...}, "generator": {...}|None, "source": {...}|None}``; return a JSON-clean copy."""
+    if not isinstance(header, dict) or not isinstance(header.get("config"), dict):
+        raise ShardError("shard header must be a dict with a 'config' dict (and optional 'generator', 'source')")
+    try:
+        clean = json.loads(canonical_json({"config": header["config"], "generator": header.get("generator"), "source": header.get("source")}))
+    except (TypeError, ValueError) as exc:
+        raise ShardError(f"shard header is not JSON-serializable: {exc}") from None
+    config = clean["config"]
+    missing = [k for k in REQUIRED_CONFIG_KEYS if k not in config]
+    if missing:
+        raise ShardError(f"shard config lacks {', '.join(missing)}; it must hold {', '.join(REQUIRED_CONFIG_KEYS)}")
+    for key in ("ways", "shots", "queries", "tasks_per_shard"):
+        if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
+            raise ShardError(f"shard config {key}={config[key]!r} must be a positive integer")
+    if not isinstance(config["num_tasks"], int) or isinstance(config["num_tasks"], bool) or not 0 <= config["num_tasks"] <= MAX_TASKS:
+        raise ShardError(f"shard config num_tasks={config['num_tasks']!r} must be an integer in 0..{MAX_TASKS}")
+    shape = config["image_shape"]
+    if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)):
+        raise ShardError(f"shard config image_shape={shape!r} must be [H, W, C] with positive integers")
+    if not isinstance(config["save_latents"], bool):
+        raise ShardError(f"shard config save_latents={config['save_latents']!r} must be true or false")
+    for key in ("generator", "source"):
+        if clean[key] is not None and not isinstance(clean[key], dict):
+            raise ShardError(f"shard header {key} must be a dict or null, got {type(clean[key]).__name__}")
+    return clean
+
+
+@dataclass(frozen=True)
+class TaskLayout:
+    """The array shapes every task of a set must have, derived from the header.
+
+    ``latents``: True = every task carries latents, False = none does, None = either (no manifest known).
+    ``latent_dim`` None = not known in advance (only the leading axes are checked).
+    """
+
+    ways: int
+    shots: int
+    queries: int
+    image_shape: tuple[int, int, int]
+    latents: bool | None = None
+    latent_dim: int | None = None
+
+    @classmethod
+    def from_header(cls, header: dict[str, Any]) -> "TaskLayout":
+        c = header["config"]
+        gen = header.get("generator") or {}
+        dim = c.get("latent_dim", gen.get("latent_dim"))
+        return cls(int(c["ways"]), int(c["shots"]), int(c["queries"]), tuple(int(s) for s in c["image_shape"]),  # type: ignore[arg-type]
+                   bool(c["save_latents"]), int(dim) if isinstance(dim, int) else None)
+
+    def support_shape(self) -> tuple[int, ...]:
+        return (self.ways, self.shots) + self.image_shape
+
+    def query_shape(self) -> tuple[int, ...]:
+        return (self.ways, self.queries) + self.image_shape
+
+    def check_arrays(self, support: np.ndarray, query: np.ndarray, latents: np.ndarray | None, where: str, lead: tuple[int, ...] = ()) -> None:
+        """Raise :class:`ShardError` naming ``where`` when arrays break the layout (``lead`` = batch axes)."""
+        want_s, want_q = lead + self.support_shape(), lead + self.query_shape()
+        if support.dtype != np.uint8 or tuple(support.shape) != want_s:
+            raise ShardError(f"{where}: support is {support.dtype}{tuple(support.shape)}, expected uint8{want_s}")
+        if query.dtype != np.uint8 or tuple(query.shape) != want_q:
+            raise ShardError(f"{where}: query is {query.dtype}{tuple(query.shape)}, expected uint8{want_q}")
+        if latents is None:
+            if self.latents:
+                raise ShardError(f"{where}: latents missing but the set was written with save_latents=true")
+            return
+        if self.latents is False:
+            raise ShardError(f"{where}: has latents but the set was written with save_latents=false")
+        want = lead + (self.ways, self.shots + self.queries)
+        if latents.dtype != np.float16 or latents.ndim != len(want) + 1 or tuple(latents.shape[:-1]) != want:
+            raise ShardError(f"{where}: latents are {latents.dtype}{tuple(latents.shape)}, expected float16{want + ('D',)}")
+        if self.latent_dim is not None and latents.shape[-1] != self.latent_dim:
+            raise ShardError(f"{where}: latents have D={latents.shape[-1]}, expected latent_dim {self.latent_dim}")
+
+
+def expected_shard_tasks(config: dict[str, Any], shard_index: int) -> tuple[int, int]:
+    """``(first_task, num_tasks)`` of shard ``shard_index``: shard s holds tasks s·tps … min((s+1)·tps, total)."""
+    tps, total = int(config["tasks_per_shard"]), int(config["num_tasks"])
+    first = shard_index * tps
+    return first, max(0, min(tps, total - first))
+
+
+@dataclass
+class Manifest:
+    """A shard set's ``manifest.json``: format, tool version, header, shard list. ``root`` = its folder."""
+
+    container: str
+    name: str
+    config: dict[str, Any]
+    generator: dict[str, Any] | None
+    source: dict[str, Any] | None
+    shards: list[ShardEntry] = field(default_factory=list)
+    tool_version: str = ""
+    format_version: int = FORMAT_VERSION
+    root: Path | None = None
+
+    @property
+    def num_tasks(self) -> int:
+        return sum(e.num_tasks for e in self.shards)
+
+    @property
+    def header(self) -> dict[str, Any]:
+        return {"config": self.config, "generator": self.generator, "source": self.source}
+
+    @property
+    def layout(self) -> TaskLayout:
+        return TaskLayout.from_header(self.header)
+
+    def shard_path(self, entry: ShardEntry) -> Path:
+        return (self.root or Path(".")) / entry.file
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT_NAME,
+            "format_version": self.format_version,
+            "tool_version": self.tool_version,
+            "container": self.container,
+            "name": self.name,
+            "config": self.config,
+            "generator": self.generator,
+            "source": self.source,
+            "shards": [e.to_dict() for e in self.shards],
+            "num_tasks": self.num_tasks,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str, root: Path | None = None) -> "Manifest":
+        if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
+            raise ShardError(f"{where} is not a {FORMAT_NAME} manifest (field 'format' missing or different)")
+        version = d.get("format_version")
+        if not isinstance(version, int) or version < 1:
+            raise ShardError(f"{where}: bad format_version {version!r}")
+        if version > FORMAT_VERSION:
+            raise ShardError(f"{where} uses format version {version}; this lasium reads version {FORMAT_VERSION}: upgrade lasium")
+        header = check_header(d)
+        shards = d.get("shards")
+        if not isinstance(shards, list):
+            raise ShardError(f"{where}: 'shards' must be a list")
+        m = cls(check_container(d.get("container")), check_name(d.get("name")), header["config"], header["generator"], header["source"],
+                [ShardEntry.from_dict(s, where) for s in shards], str(d.get("tool_version", "")), version, root)
+        if "num_tasks" in d and d["num_tasks"] != m.num_tasks:
+            raise ShardError(f"{where}: num_tasks {d['num_tasks']} differs from the sum over shards ({m.num_tasks})")
+        return m
+
+
+def task_ranges_report(entries: list[ShardEntry], num_tasks: int | None = None) -> tuple[list[str], list[str]]:
+    """Gaps and overlaps in the task ranges of ``entries`` (and up to ``num_tasks`` when given)."""
+    gaps: list[str] = []
+    overlaps: list[str] = []
+    pos = 0
+    prev: ShardEntry | None = None
+    for e in sorted(entries, key=lambda e: (e.first_task, e.file)):
+        if e.first_task > pos:
+            gaps.append(f"tasks {pos}..{e.first_task - 1}")
+        elif e.first_task < pos and prev is not None:
+            overlaps.append(f"{prev.file} and {e.file} both hold task {e.first_task}")
+        pos = max(pos, e.first_task + e.num_tasks)
+        prev = e
+    if num_tasks is not None and pos < num_tasks:
+        gaps.append(f"tasks {pos}..{num_tasks - 1}")
+    return gaps, overlaps

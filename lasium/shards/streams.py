@@ -1,0 +1,116 @@
+"""Opening shard URLs as byte streams: plain paths, ``file:`` and ``pipe:`` (any command's stdout).
+
+``pipe:`` makes object storage work without special support, e.g.
+``pipe:aws s3 cp s3://bucket/set/x-000000.tar -`` or ``pipe:curl -s https://host/x-000000.tar``.
+A pipe command that exits non-zero is reported as a :class:`ShardError` with its stderr tail.
+Other schemes (``http:``, ``s3:``, ``gs:``, ...) are passed to ``webdataset.gopen``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+from lasium.errors import ShardError
+
+BUFFER = 1 << 20
+
+
+def url_to_path(url: str) -> Path | None:
+    """The local path of a plain path or ``file:`` URL, else None."""
+    if url.startswith("file://"):
+        return Path(url[len("file://") :])
+    if url.startswith("file:"):
+        return Path(url[len("file:") :])
+    if ":" in url.split("/", 1)[0] and not Path(url).exists():  # some other scheme
+        return None
+    return Path(url)
+
+
+class PipeStream:
+    """stdout of a shell command as a readable binary stream; :meth:`close` reports a failed command."""
+
+    def __init__(self, command: str, url: str) -> None:
+        self.url = url
+        self._stderr = tempfile.TemporaryFile()
+        self._proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=BUFFER)
+        assert self._proc.stdout is not None
+        self._stdout = self._proc.stdout
+
+    def read(self, n: int = -1) -> bytes:
+        return self._stdout.read(n)
+
+    def failure(self, timeout: float | None = None) -> str | None:
+        """A one-line description if the command failed, else None.
+
+        Waits for the command to end; with ``timeout``, a command still running after it is killed
+        and counts as not failed (the caller's own error is then the one to report).
+        """
+        try:
+            rc = self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+            return None
+        if rc == 0:
+            return None
+        self._stderr.seek(0)
+        tail = self._stderr.read()[-300:].decode("utf-8", "replace").strip().replace("\n", " | ")
+        return f"command exited with status {rc}" + (f": {tail}" if tail else "")
+
+    def close(self, *, check: bool = True) -> None:
+        """Close; with ``check``, raise :class:`ShardError` if the command failed (read everything first)."""
+        problem = None
+        try:
+            if not check and self._proc.poll() is None:
+                self._proc.kill()  # the reader stopped early: the rest of the stream is not wanted
+            self._stdout.close()
+            if check:
+                problem = self.failure()
+            self._proc.wait()
+        finally:
+            self._stderr.close()
+        if problem:
+            raise ShardError(f"{self.url}: {problem}")
+
+
+def open_url(url: str) -> BinaryIO:
+    """Open a shard URL for reading (binary, buffered). Raises :class:`ShardError` when it cannot."""
+    if url.startswith("pipe:"):
+        return PipeStream(url[len("pipe:") :], url)  # type: ignore[return-value]
+    path = url_to_path(url)
+    if path is not None:
+        try:
+            return open(path, "rb", buffering=BUFFER)
+        except FileNotFoundError:
+            raise ShardError(f"shard {url} not found") from None
+        except OSError as exc:
+            raise ShardError(f"cannot open shard {url}: {exc.strerror}") from None
+    from webdataset import gopen
+
+    try:
+        return gopen.gopen(url, "rb")
+    except Exception as exc:  # webdataset raises ValueError/OSError/... for unknown schemes
+        raise ShardError(f"cannot open shard {url}: {exc}") from None
+
+
+def close_stream(stream: BinaryIO, *, check: bool) -> None:
+    """Close a stream from :func:`open_url`; ``check`` reports a failed pipe command."""
+    if isinstance(stream, PipeStream):
+        stream.close(check=check)
+    else:
+        stream.close()
+
+
+def read_all(url: str) -> bytes:
+    """The whole content of a URL (used for HDF5 shards behind ``pipe:``, which need random access)."""
+    stream = open_url(url)
+    try:
+        data = stream.read()
+    except BaseException:
+        close_stream(stream, check=False)
+        raise
+    close_stream(stream, check=True)
+    return data
