@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+# Test helper modules (shards_helpers, gen_tiny, ...) live beside the tests; pytest runs in importlib
+# mode, so make them importable by name.
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
 
 OMNIGLOT_ZIPS = ("images_background.zip", "images_evaluation.zip")
 
@@ -35,3 +42,17 @@ def omniglot_root() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def omniglot_cache(omniglot_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A cache folder holding decoded Omniglot (decoded once per test session, never in ~/.cache)."""
+    cache = os.environ.get("LASIUM_CACHE")
+    if cache:
+        path = Path(cache)
+    else:
+        path = tmp_path_factory.mktemp("lasium-cache")
+    from lasium.data import load_decoded
+
+    load_decoded("omniglot", data_root=omniglot_root, cache_dir=path, progress=False)
+    return path

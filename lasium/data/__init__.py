@@ -1,0 +1,79 @@
+"""Image datasets and real few-shot episodes.
+
+- :func:`load_split` (labeled split: train | val | test) and :func:`load_unlabeled` (train images,
+  no labels) for ``"omniglot"`` and ``"imagefolder:PATH"``; decoded once, then cached as uint8.
+- :class:`EpisodeSampler`: the one source of real N-way K-shot tasks.
+- :func:`download_omniglot`: the official zips, md5-checked. CLI: ``lasium-data``.
+
+Names are imported on first use (PEP 562) rather than here, so ``import lasium.data`` stays light:
+the sampler needs torch (through :mod:`lasium.seeding`), which ``lasium-data info`` and the
+loaders do not.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "LabeledImages": "lasium.data.datasets",
+    "UnlabeledImages": "lasium.data.datasets",
+    "load_split": "lasium.data.datasets",
+    "load_unlabeled": "lasium.data.datasets",
+    "load_decoded": "lasium.data.datasets",
+    "EpisodeSampler": "lasium.data.episodes",
+    "DecodedDataset": "lasium.data.cache",
+    "fingerprint": "lasium.data.cache",
+    "data_root": "lasium.data.paths",
+    "cache_dir": "lasium.data.paths",
+    "OMNIGLOT_SPLIT_SEED": "lasium.data.omniglot",
+    "OmniglotLayout": "lasium.data.omniglot",
+    "load_omniglot": "lasium.data.omniglot",
+    "omniglot_class_split": "lasium.data.omniglot",
+    "load_imagefolder": "lasium.data.imagefolder",
+    "IMAGEFOLDER_SPLIT_SEED": "lasium.data.imagefolder",
+    "download_omniglot": "lasium.data.download",
+}
+
+__all__ = [
+    "DecodedDataset",
+    "EpisodeSampler",
+    "IMAGEFOLDER_SPLIT_SEED",
+    "LabeledImages",
+    "OMNIGLOT_SPLIT_SEED",
+    "OmniglotLayout",
+    "UnlabeledImages",
+    "cache_dir",
+    "data_root",
+    "download_omniglot",
+    "fingerprint",
+    "load_decoded",
+    "load_imagefolder",
+    "load_omniglot",
+    "load_split",
+    "load_unlabeled",
+    "omniglot_class_split",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lasium.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from lasium.data.cache import DecodedDataset, fingerprint
+    from lasium.data.datasets import LabeledImages, UnlabeledImages, load_decoded, load_split, load_unlabeled
+    from lasium.data.download import download_omniglot
+    from lasium.data.episodes import EpisodeSampler
+    from lasium.data.imagefolder import IMAGEFOLDER_SPLIT_SEED, load_imagefolder
+    from lasium.data.omniglot import OMNIGLOT_SPLIT_SEED, OmniglotLayout, load_omniglot, omniglot_class_split
+    from lasium.data.paths import cache_dir, data_root
