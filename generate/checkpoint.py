@@ -1,0 +1,398 @@
+"""Generator checkpoints: a folder of safetensors + JSON, never pickle.
+
+Layout written by ``lasium-fit`` (see :mod:`lasium.generate.fit`)::
+
+    config.json               kind, architecture, latent size, image shape, data fingerprint, fit options,
+                              epochs, command lines, final losses, training time, device
+    model.safetensors         the model (GAN: generator; VAE: encoder + decoder), float32 (bundled: float16)
+    train_state.safetensors   for --resume: discriminator, optimizer moments and steps
+    train_state.json          for --resume: epoch, step, seed, RNG scheme, optimizer hyper-parameters
+    losses.jsonl              one line per epoch
+    samples/epoch-NNNN.png    sample grids from fixed latents (VAE also reconstructions/epoch-NNNN.png)
+
+Loading reads JSON and safetensors only; a folder that holds only pickle-based files (``.pt``, ``.pkl``,
+...) is refused without opening them. Every mismatch between config and weights is one
+:class:`~lasium.errors.CheckpointError` line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from lasium.errors import CheckpointError, ConfigError
+
+from .gan import GANArchitecture, GANGenerator
+from .vae import VAE, VAEArchitecture
+
+CHECKPOINT_FORMAT = "lasium-generator-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "train_state.safetensors"
+STATE_JSON = "train_state.json"
+LOSS_LOG = "losses.jsonl"
+# Extensions of files that torch.load / pickle would read: reported, never opened.
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".tar", ".joblib")
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model rebuilt from a checkpoint folder, in eval mode, with the config it was built from."""
+
+    model: nn.Module
+    config: dict[str, Any]
+    folder: Path
+    weights_path: Path
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def architecture_from_config(config: dict[str, Any]) -> GANArchitecture | VAEArchitecture:
+    """The architecture described by a checkpoint config; CheckpointError when it is incomplete."""
+    kind = config.get("kind")
+    try:
+        if kind == "gan":
+            return GANArchitecture.from_json(config["architecture"])
+        if kind == "vae":
+            return VAEArchitecture.from_json(config["architecture"])
+    except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        raise CheckpointError(f"{CONFIG_FILE} has an invalid architecture ({type(exc).__name__}: {exc})") from None
+    raise CheckpointError(f"{CONFIG_FILE} has kind {kind!r}; expected 'gan' or 'vae'")
+
+
+def build_model(arch: GANArchitecture | VAEArchitecture) -> nn.Module:
+    """An untrained model for ``arch`` (GAN → generator; VAE → encoder + decoder)."""
+    return GANGenerator(arch) if isinstance(arch, GANArchitecture) else VAE(arch)
+
+
+def read_config(folder: Path) -> dict[str, Any]:
+    path = folder / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{folder} has no {CONFIG_FILE}; is it a lasium-fit checkpoint folder?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({exc}); the checkpoint is corrupt") from None
+    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} is not a lasium generator config (format is not {CHECKPOINT_FORMAT!r})")
+    if int(config.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format version {config.get('format_version')}; upgrade lasium to read it")
+    return config
+
+
+def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors on CPU, metadata); a missing, truncated or malformed file is one CheckpointError line."""
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except Exception as exc:  # safetensors raises its own SafetensorError / OSError for corrupt headers
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path} is not a readable safetensors file ({first}); the checkpoint is corrupt") from None
+    return tensors, metadata
+
+
+def check_state_matches(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Refuse weights whose keys or shapes differ from what ``module`` expects (one line, first few keys)."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}"
+        for k in sorted(set(expected) & set(state))
+        if tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing {len(missing)} key(s) e.g. {', '.join(missing[:3])}")
+    if extra:
+        problems.append(f"unexpected {len(extra)} key(s) e.g. {', '.join(extra[:3])}")
+    if wrong:
+        problems.append(f"wrong shape for {len(wrong)} key(s) e.g. {'; '.join(wrong[:2])}")
+    if problems:
+        raise CheckpointError(f"{where} does not match its {CONFIG_FILE}: {'; '.join(problems)}")
+
+
+def load_into(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Check, then copy (casting float16 → the module's dtype) into ``module``."""
+    check_state_matches(module, state, where)
+    module.load_state_dict(state, strict=True)
+
+
+def _refuse_without_safetensors(folder: Path) -> None:
+    pickles = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    if pickles:
+        raise CheckpointError(
+            f"{folder} has no {WEIGHTS_FILE}, only pickle-based file(s) {', '.join(pickles[:3])} that lasium never "
+            "loads (unpickling runs code); convert the weights to safetensors or use a TorchScript/module:callable spec"
+        )
+    raise CheckpointError(f"{folder} has no {WEIGHTS_FILE}; is it a lasium-fit checkpoint folder?")
+
+
+def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Rebuild the model of a checkpoint folder (or bundled model folder) in eval mode on ``device``."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"checkpoint folder {folder} does not exist")
+    weights = folder / WEIGHTS_FILE
+    if not weights.is_file():
+        _refuse_without_safetensors(folder)
+    config = read_config(folder)
+    arch = architecture_from_config(config)
+    if int(config.get("latent_dim", arch.latent_dim)) != arch.latent_dim or list(config.get("image_shape", arch.image_shape)) != list(arch.image_shape):
+        raise CheckpointError(f"{folder / CONFIG_FILE} disagrees with itself: latent_dim/image_shape differ from its architecture")
+    state, _ = read_safetensors(weights)
+    model = build_model(arch)
+    load_into(model, state, str(weights))
+    model.to(device).eval()
+    return LoadedCheckpoint(model=model, config=config, folder=folder, weights_path=weights)
+
+
+# ----------------------------------------------------------------------------- writing (atomic)
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
+
+
+def _fsync_replace(tmp: Path, path: Path) -> None:
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = _tmp(path)
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    _fsync_replace(tmp, path)
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
+    tmp = _tmp(path)
+    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    save_file(cpu, str(tmp), metadata=metadata)
+    _fsync_replace(tmp, path)
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Flatten an optimizer's state into ``{prefix.state.<param>.<name>: tensor}`` plus JSON hyper-parameters."""
+    sd = optimizer.state_dict()
+    tensors = {}
+    for index, slots in sd["state"].items():
+        for name, value in slots.items():
+            tensors[f"{prefix}.state.{index}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
+    return tensors, [{k: v for k, v in g.items() if v is None or isinstance(v, (int, float, str, bool, list, tuple))} for g in sd["param_groups"]]
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, groups: list[dict[str, Any]]) -> None:
+    """Inverse of :func:`optimizer_tensors`; the current device flags (fused, foreach) are kept."""
+    sd = optimizer.state_dict()
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    head = f"{prefix}.state."
+    for key, value in tensors.items():
+        if key.startswith(head):
+            index, name = key[len(head) :].split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+    if len(groups) != len(sd["param_groups"]):
+        raise CheckpointError(f"training state for {prefix} has {len(groups)} parameter groups, expected {len(sd['param_groups'])}")
+    param_groups = []
+    for current, saved in zip(sd["param_groups"], groups):
+        merged = dict(current)
+        for k in ("lr", "betas", "eps", "weight_decay", "amsgrad"):
+            if k in saved:
+                merged[k] = tuple(saved[k]) if k == "betas" else saved[k]
+        param_groups.append(merged)
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": param_groups})
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"training state for {prefix} does not fit the optimizer ({exc})") from None
+
+
+def save_model_weights(folder: Path, model: nn.Module, metadata: dict[str, str], dtype: torch.dtype | None = None) -> Path:
+    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    path = folder / WEIGHTS_FILE
+    write_safetensors(path, state, metadata)
+    return path
+
+
+def save_training_checkpoint(out: Path, trainer: Any, config_json: dict[str, Any], state_json: dict[str, Any]) -> None:
+    """Weights + training state + config, each written atomically; ``config.json`` last."""
+    epoch = str(state_json["epoch"])
+    tensors: dict[str, torch.Tensor] = {}
+    groups: dict[str, Any] = {}
+    for name, module in trainer.extra_modules.items():
+        tensors.update({f"{name}.{k}": v for k, v in module.state_dict().items()})
+    for name, opt in trainer.optimizers.items():
+        t, g = optimizer_tensors(opt, f"optimizer.{name}")
+        tensors.update(t)
+        groups[name] = g
+    write_safetensors(out / STATE_FILE, tensors, {"epoch": epoch})
+    save_model_weights(out, trainer.model, {"format": CHECKPOINT_FORMAT, "epoch": epoch})
+    write_json(out / STATE_JSON, {**state_json, "optimizers": groups})
+    write_json(out / CONFIG_FILE, config_json)
+
+
+def restore_training_state(out: Path, trainer: Any) -> dict[str, Any]:
+    """Load weights, discriminator and optimizers into ``trainer``; returns train_state.json."""
+    config = read_config(out)
+    arch = architecture_from_config(config)
+    if arch != trainer.arch:
+        raise CheckpointError(f"{out / CONFIG_FILE} describes another architecture than this run; start a new --out")
+    try:
+        state_json = json.loads((out / STATE_JSON).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{out / STATE_JSON} is unreadable ({exc}); the checkpoint is corrupt") from None
+    weights, wmeta = read_safetensors(out / WEIGHTS_FILE)
+    extra, smeta = read_safetensors(out / STATE_FILE)
+    epoch = str(state_json.get("epoch"))
+    if wmeta.get("epoch") != epoch or smeta.get("epoch") != epoch:
+        raise CheckpointError(f"{out} was interrupted while saving (weights epoch {wmeta.get('epoch')}, state epoch {epoch}); start a new --out")
+    load_into(trainer.model, weights, str(out / WEIGHTS_FILE))
+    for name, module in trainer.extra_modules.items():
+        prefix = f"{name}."
+        load_into(module, {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}, f"{out / STATE_FILE} ({name})")
+    for name, opt in trainer.optimizers.items():
+        load_optimizer(opt, extra, f"optimizer.{name}", state_json.get("optimizers", {}).get(name, []))
+    return state_json
+
+
+# ----------------------------------------------------------------------------- bundled models
+
+BUNDLED_ROOT = Path(__file__).resolve().parent / "bundled"
+BUNDLED_NAMES = ("omniglot-gan", "omniglot-vae")
+BUNDLED_BUDGET_BYTES = 8 * 1024 * 1024  # all bundled models together ship inside the wheel
+_BUNDLED_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+def is_bundled_name(name: str) -> bool:
+    """A known bundled name, or any exported folder name under ``bundled/``."""
+    return name in BUNDLED_NAMES or (bool(_BUNDLED_NAME.match(name)) and (BUNDLED_ROOT / name / WEIGHTS_FILE).is_file())
+
+
+def bundled_folder(name: str, root: Path | None = None) -> Path:
+    """The folder of bundled model ``name``; a clear one-line error when it has not been exported yet."""
+    folder = (root or BUNDLED_ROOT) / name
+    if not (folder / WEIGHTS_FILE).is_file():
+        model = name.rsplit("-", 1)[-1]
+        raise CheckpointError(
+            f"bundled model {name!r} has not been exported into this installation; produce it with "
+            f"`benchmarks/train_bundled.py` (GPU, fits and exports both models) or `lasium-fit --model {model} "
+            f"--dataset omniglot --out DIR` then `python -c \"from lasium.generate.checkpoint import export_bundled; "
+            f"export_bundled('DIR', '{name}')\"`, or pass a checkpoint folder instead"
+        )
+    return folder
+
+
+def export_bundled(
+    checkpoint_dir: str | Path,
+    name: str,
+    *,
+    quality: dict[str, Any] | None = None,
+    dest_root: str | Path | None = None,
+) -> Path:
+    """Export a lasium-fit checkpoint as bundled model ``name``: fp16 weights, config, model card, samples.
+
+    ``quality`` is the JSON written by ``benchmarks/bench_fid.py`` (Fréchet distances), quoted in the card.
+    Refuses an export that would push all bundled models over 8 MB.
+    """
+    from lasium.imaging import image_grid, save_png
+
+    if not _BUNDLED_NAME.match(name):
+        raise ConfigError(f"bundled name {name!r} must be lowercase letters, digits and dashes")
+    ckpt = load_checkpoint(Path(checkpoint_dir), device="cpu")
+    dest = Path(dest_root or BUNDLED_ROOT) / name
+    dest.mkdir(parents=True, exist_ok=True)
+    weights = save_model_weights(dest, ckpt.model, {"format": CHECKPOINT_FORMAT, "dtype": "float16"}, dtype=torch.float16)
+    config = {**ckpt.config, "name": name}
+    config["bundled"] = {"dtype": "float16", "source_weights_sha256": file_sha256(ckpt.weights_path), "quality": quality}
+    write_json(dest / CONFIG_FILE, config)
+
+    # The grid shows what the fp16 weights (re-loaded as a user would) actually produce.
+    model = load_checkpoint(dest).model
+    z = torch.randn(64, ckpt.config["latent_dim"], generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        images = (model(z) if ckpt.config["kind"] == "gan" else model.decoder(z)).float()
+    save_png(image_grid(images.permute(0, 2, 3, 1).numpy(), columns=8, scale=2), dest / "samples.png")
+    (dest / "MODEL_CARD.md").write_text(model_card(config, name, file_sha256(weights)))
+
+    total = sum(p.stat().st_size for p in Path(dest_root or BUNDLED_ROOT).rglob("*") if p.is_file())
+    if total > BUNDLED_BUDGET_BYTES:
+        shutil.rmtree(dest)
+        raise CheckpointError(f"bundled models would take {total / 2**20:.1f} MB, over the 8 MB budget; export a smaller model")
+    return dest
+
+
+def model_card(config: dict[str, Any], name: str, weights_sha256: str) -> str:
+    """Markdown model card from a checkpoint config (what was trained, on what, how, and how well)."""
+    data = config.get("data") or {}
+    fit = config.get("fit") or {}
+    quality = (config.get("bundled") or {}).get("quality") or {}
+    losses = ", ".join(f"{k} {v:.4g}" for k, v in (config.get("final_losses") or {}).items()) or "n/a"
+    commands = "\n".join(config.get("commands") or ["(not recorded)"])
+    if quality:
+        fd = (
+            f"| generated vs real test split | {quality.get('fd_generated_vs_test', float('nan')):.3f} |\n"
+            f"| real train split vs real test split (floor) | {quality.get('fd_train_vs_test', float('nan')):.3f} |\n\n"
+            f"{quality.get('num_samples', '?')} images per side; features: {quality.get('feature_extractor', '?')}."
+        )
+    else:
+        fd = "| not measured | run `python benchmarks/bench_fid.py --generator " + name + "` |"
+    budget = fit.get("max_minutes")
+    stopped = " (stopped by the --max-minutes budget)" if config.get("stopped_by_time_budget") else ""
+    return f"""# {name}
+
+A LASIUM {config['kind'].upper()} generator (Khodadadeh et al., "Unsupervised Meta-Learning through Latent-Space
+Interpolation in Generative Models", ICLR 2021), trained by `lasium-fit` on the **unlabeled train split**
+of `{data.get('dataset', '?')}` and shipped with lasium (weights stored as float16).
+
+| field | value |
+|---|---|
+| kind | {config['kind']} |
+| architecture | `{config['architecture'].get('name')}` |
+| latent size | {config['latent_dim']} |
+| image shape (H, W, C) | {tuple(config['image_shape'])} |
+| training images | {data.get('num_images', '?')} (fingerprint `{data.get('fingerprint', '?')}`) |
+| epochs | {config.get('epochs_done', '?')} of {fit.get('epochs', '?')}{stopped} |
+| batch size / learning rate | {fit.get('batch_size', '?')} / {fit.get('lr', '?')} |
+| seed | {fit.get('seed', '?')} |
+| wall-clock budget | {f'{budget} min' if budget else 'none'} |
+| device | {config.get('device', '?')} |
+| training time | {config.get('train_seconds', 0.0):.1f} s ({config.get('images_per_second', 0.0):.0f} images/s) |
+| final losses (last epoch means) | {losses} |
+| weights sha256 (model.safetensors) | `{weights_sha256}` |
+
+## Command
+```
+{commands}
+```
+
+## Sample quality (Fréchet distance in the feature space of a conv4 classifier, lower is better)
+| comparison | Fréchet distance |
+|---|---|
+{fd}
+
+## Samples
+![64 samples from fixed latents](samples.png)
+
+Load it with `lasium.generate.interface.load_generator("{name}")` or `lasium-gen --generator {name}`.
+"""
