@@ -1,0 +1,109 @@
+"""``lasium-gen``: turn a generator's latent space into LASIUM few-shot tasks, written as task shards."""
+
+from __future__ import annotations
+
+import click
+
+from lasium.cli_support import COUNT, user_errors
+
+# Nothing heavy is imported at module level: writer processes are spawned and re-import this module.
+
+
+def _echo(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
+    epilog="""\b
+Strategy parameters (LASIUM reference values, Omniglot; --preset picks the rows):
+  preset      generator  n: sigma  ro: alpha  oc: alpha
+  maml        GAN        0.5       0.2        0.6      (default)
+  maml        VAE        0.5       0.4        0.4
+  protonets   GAN        1.0       0.8        0.2
+  protonets   VAE        2.0       0.4        0.2
+Anchor distance: epsilon = 246.09375 * D / 128 by default (D = latent size; 246.09375 for D = 128).
+
+\b
+Determinism: a task depends only on (config, --seed, its shard) and the kind of device; workers,
+GPUs and --shards never change the bytes. Rerunning the same command resumes (complete shards are
+kept); a different config in the same --out is refused unless --overwrite.
+""",
+)
+@click.option("--strategy", metavar="n|ro|oc", help="LASIUM sampling: n (noise), ro (random out-of-class), oc (other class).")
+@click.option("--n-tasks", "num_tasks", type=COUNT, required=True, help="Number of tasks: 1000000, 1_000_000 or 1e6.")
+@click.option("--generator", default="omniglot-gan", show_default=True,
+              help="Bundled name (omniglot-gan, omniglot-vae), lasium-fit checkpoint folder, TorchScript file or package.module:factory.")
+@click.option("--latent-dim", type=int, help="Latent size of an external generator (TorchScript / factory).")
+@click.option("--ways", type=int, default=5, show_default=True, help="N: classes per task.")
+@click.option("--shots", type=int, default=1, show_default=True, help="K_tr: support images per class.")
+@click.option("--queries", type=int, default=5, show_default=True, help="K_val: query images per class.")
+@click.option("--preset", type=click.Choice(["maml", "protonets"]), default="maml", show_default=True,
+              help="Reference sigma/alpha values tuned for this meta-learner (table below).")
+@click.option("--sigma", type=float, help="LASIUM-N noise scale (overrides the preset).")
+@click.option("--alpha", type=float, help="LASIUM-RO / -OC interpolation fraction (overrides the preset).")
+@click.option("--epsilon", type=float, help="Minimum squared L2 distance between anchors (default 246.09375·D/128).")
+@click.option("--format", "fmt", type=click.Choice(["wds", "hdf5"]), default="wds", show_default=True, help="Shard container.")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: shards/omniglot-<strategy>].")
+@click.option("--tasks-per-shard", type=COUNT, default=1000, show_default=True, help="Tasks per shard file (the unit of work and resume).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--save-latents", is_flag=True, help="Also store each image's latent (float16).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:I (under torchrun: cuda:LOCAL_RANK).")
+@click.option("--shards", "shard_range", metavar="A:B", help="Only shards A … B-1 (array jobs); then run 'lasium-shards index OUT' at the end.")
+@click.option("--workers", type=int, help="Writer processes [default: min(8, CPUs-1)]; 0 writes in the main process.")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the decoder (faster on GPUs after a warm-up).")
+@click.option("--overwrite", is_flag=True, help="Remove a different shard set already in --out first.")
+@click.option("--verify-existing", is_flag=True, help="On resume, check existing shards' sha256 (default: size and sidecar).")
+@click.option("--source", type=click.Choice(["generator", "real"]), default="generator", show_default=True,
+              help="generator: LASIUM synthesis; real: episodes from a labeled split (supervised upper bound).")
+@click.option("--dataset", default="omniglot", show_default=True, help="Real tasks and VAE anchor images: omniglot or imagefolder:PATH.")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True, help="Split for --source real.")
+@click.option("--data-root", type=click.Path(file_okay=False), help="Dataset folder [default: $LASIUM_DATA or ~/.cache/lasium/data].")
+@click.option("--name", help="Shard-set name in file names [default: the --out folder name].")
+@click.option("--decode-tasks", type=int, default=250, show_default=True,
+              help="Tasks per generator call (fixed shape, tail padded; part of the config since it fixes the kernels).")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@user_errors
+def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, preset, sigma, alpha, epsilon, fmt, out, tasks_per_shard,
+         seed, save_latents, device, shard_range, workers, compile_, overwrite, verify_existing, source, dataset, split, data_root,
+         name, decode_tasks, quiet) -> None:
+    """Synthesize N-way few-shot tasks with LASIUM (Khodadadeh et al., ICLR 2021) and write task shards.
+
+    Anchors (one latent per class, pairwise farther apart than epsilon) are drawn on the device by
+    batched rejection; each class gets K_tr + K_val - 1 more latents by the chosen strategy; all are
+    decoded, support = the first K_tr images of each class, query = the last K_val.
+
+    \b
+    Examples:
+      lasium-gen --strategy ro --n-tasks 1e6                      # bundled Omniglot GAN → shards/omniglot-ro
+      lasium-gen --strategy oc --n-tasks 200_000 --generator runs/gan --format hdf5 --out shards/oc
+      lasium-gen --strategy n --n-tasks 1e5 --generator omniglot-vae --preset protonets
+      lasium-gen --source real --dataset omniglot --split train --n-tasks 1e5 --out shards/omniglot-real
+      torchrun --nproc-per-node 8 $(which lasium-gen) --strategy ro --n-tasks 1e7
+      lasium-gen --strategy ro --n-tasks 1e7 --shards 0:2500     # one part of an array job
+
+    Afterwards: lasium-shards verify OUT, lasium-shards preview OUT, lasium-train --shards OUT --out RUN.
+    """
+    from lasium.generate.config import GenerationConfig
+    from lasium.generate.job import GenerationJob
+
+    config = GenerationConfig(
+        num_tasks=num_tasks, strategy=strategy if source == "generator" else None, source=source, generator=generator,
+        latent_dim=latent_dim, dataset=dataset, split=split, data_root=data_root, ways=ways, shots=shots, queries=queries,
+        preset=preset, sigma=sigma, alpha=alpha, epsilon=epsilon, format=fmt, out=out, name=name, tasks_per_shard=tasks_per_shard,
+        seed=seed, save_latents=save_latents, device=device, shards=shard_range, workers=workers, compile=compile_,
+        overwrite=overwrite, verify_existing=verify_existing, decode_tasks=decode_tasks, progress=not quiet,
+    )
+    job = GenerationJob(config, log=_echo)
+    result = job.run()
+    if job.rank.world > 1 and job.rank.rank != 0:
+        _echo(f"rank {job.rank.rank}: {result.summary()}")
+        return
+    _echo(result.summary())
+    if result.manifest_written:
+        _echo(f"manifest: {result.out_dir / 'manifest.json'}")
+        _echo(f"look at some tasks: lasium-shards preview {result.out_dir}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

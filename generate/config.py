@@ -1,0 +1,214 @@
+"""Configuration of the ``lasium-gen`` batch job: one dataclass that serialises to JSON.
+
+:class:`GenerationConfig` holds what the user asked for (CLI options map one to one);
+:meth:`GenerationConfig.set_config` resolves defaults into the record that defines a shard set and
+goes into every sidecar and the manifest. Two runs whose set configs differ never share a folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lasium.errors import ConfigError
+from lasium.generate.anchors import ANCHOR_CHUNK, default_epsilon
+from lasium.generate.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
+from lasium.generate.synthesis import DECODE_TASKS
+
+SOURCES = ("generator", "real")
+FORMATS = ("wds", "hdf5")
+RNG_SCHEME = "torch.Generator per shard seeded with lasium.seeding.derive_seed(seed, 'shard', s)"
+
+
+def default_workers() -> int:
+    """Writer processes: min(8, CPUs − 1), at least 1 (one core stays with the device loop)."""
+    import os
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cpus - 1))
+
+
+def parse_shard_range(text: str | None, num_shards: int) -> tuple[int, int]:
+    """``"a:b"`` (either side may be empty) → [a, b) clipped to the set's shards; None → all shards."""
+    if text is None or text == "":
+        return 0, num_shards
+    m = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", str(text))
+    if not m:
+        raise ConfigError(f"--shards {text!r} is not a range; write A:B (shards A … B-1), e.g. --shards 0:100")
+    a = int(m[1]) if m[1] else 0
+    b = int(m[2]) if m[2] else num_shards
+    if a >= b or a >= num_shards:
+        raise ConfigError(f"--shards {text} selects no shard: the set has shards 0:{num_shards}")
+    return a, min(b, num_shards)
+
+
+def safe_set_name(text: str) -> str:
+    """A shard-set name (used in every file name) from a folder name: letters, digits, '_', '-', '.'."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip(".-") or "tasks"
+    return name
+
+
+@dataclass
+class GenerationConfig:
+    """What ``lasium-gen`` was asked to do. ``None`` means "the default for this generator/preset"."""
+
+    num_tasks: int
+    strategy: str | None = None  # n | ro | oc (generator source)
+    source: str = "generator"  # generator | real
+    generator: str = "omniglot-gan"
+    latent_dim: int | None = None
+    dataset: str = "omniglot"  # real tasks, and VAE anchor images
+    split: str = "train"  # real tasks only (VAE anchors always use the unlabeled train split)
+    data_root: str | None = None
+    ways: int = 5
+    shots: int = 1
+    queries: int = 5
+    preset: str = "maml"
+    sigma: float | None = None
+    alpha: float | None = None
+    epsilon: float | None = None
+    format: str = "wds"
+    out: str | None = None
+    name: str | None = None
+    tasks_per_shard: int = 1000
+    seed: int = 0
+    save_latents: bool = False
+    device: str = "auto"
+    shards: str | None = None
+    workers: int | None = None
+    compile: bool = False
+    overwrite: bool = False
+    verify_existing: bool = False
+    decode_tasks: int = DECODE_TASKS
+    anchor_chunk: int = ANCHOR_CHUNK
+    in_flight: int = 2
+    progress: bool = True
+    manifest_timeout: float = 3600.0
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        if self.source not in SOURCES:
+            raise ConfigError(f"unknown --source {self.source!r}; use generator or real")
+        if self.source == "generator":
+            if self.strategy is None:
+                raise ConfigError("--strategy is required with a generator source; use n, ro or oc")
+            check_strategy(self.strategy)
+        if self.format not in FORMATS:
+            raise ConfigError(f"unknown --format {self.format!r}; use wds or hdf5")
+        if self.preset not in PRESETS:
+            raise ConfigError(f"unknown --preset {self.preset!r}; use one of: {', '.join(PRESETS)}")
+        if self.ways < 2:
+            raise ConfigError(f"--ways must be at least 2 (a task needs 2 classes), got {self.ways}")
+        if self.shots < 1 or self.queries < 1:
+            raise ConfigError(f"--shots and --queries must be at least 1, got {self.shots} and {self.queries}")
+        if self.num_tasks < 1:
+            raise ConfigError(f"--n-tasks must be at least 1, got {self.num_tasks}")
+        if self.tasks_per_shard < 1:
+            raise ConfigError(f"--tasks-per-shard must be at least 1, got {self.tasks_per_shard}")
+        for opt, value in (("--sigma", self.sigma), ("--alpha", self.alpha), ("--epsilon", self.epsilon)):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{opt} must be a finite number ≥ 0, got {value}")
+        if self.workers is not None and self.workers < 0:
+            raise ConfigError(f"--workers must be ≥ 0 (0 = write in the main process), got {self.workers}")
+        if self.decode_tasks < 1 or self.anchor_chunk < 1 or self.in_flight < 1:
+            raise ConfigError("decode_tasks, anchor_chunk and in_flight must be positive")
+
+    # -- derived values ----------------------------------------------------------------------------
+    @property
+    def label(self) -> str:
+        return self.strategy if self.source == "generator" else "real"
+
+    @property
+    def out_dir(self) -> Path:
+        if self.out:
+            return Path(self.out)
+        if self.source == "real":
+            return Path("shards") / safe_set_name(f"{Path(self.dataset).name}-real-{self.split}")
+        return Path("shards") / f"omniglot-{self.strategy}"
+
+    @property
+    def set_name(self) -> str:
+        return safe_set_name(self.name or self.out_dir.resolve().name)
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.num_tasks // self.tasks_per_shard)
+
+    @property
+    def effective_decode_tasks(self) -> int:
+        """Tasks per generator call: never more than a shard holds, so small shards are not padded."""
+        return min(self.decode_tasks, self.tasks_per_shard)
+
+    @property
+    def num_workers(self) -> int:
+        return default_workers() if self.workers is None else self.workers
+
+    def strategy_parameter(self, generator_kind: str) -> tuple[str, float]:
+        """(name, value) of the strategy's parameter: σ for ``n``, α for ``ro``/``oc``."""
+        assert self.strategy is not None
+        name = "sigma" if self.strategy == "n" else "alpha"
+        given = self.sigma if name == "sigma" else self.alpha
+        return name, float(given) if given is not None else default_parameter(self.strategy, generator_kind, self.preset)
+
+    def set_config(self, *, image_shape: tuple[int, ...], latent_dim: int | None, generator_kind: str | None,
+                   device_type: str) -> dict[str, Any]:
+        """The record that defines the shard set (sidecars and manifest ``config``)."""
+        c: dict[str, Any] = {
+            "ways": self.ways,
+            "shots": self.shots,
+            "queries": self.queries,
+            "image_shape": [int(s) for s in image_shape],
+            "seed": int(self.seed),
+            "tasks_per_shard": self.tasks_per_shard,
+            "num_tasks": self.num_tasks,
+            "save_latents": bool(self.save_latents),
+            "format": self.format,
+            "source": self.source,
+            "strategy": self.label,
+            "rng": RNG_SCHEME,
+        }
+        if self.source == "real":
+            c.update(dataset=self.dataset, split=self.split, save_latents=False)
+            return c
+        assert generator_kind is not None and latent_dim is not None
+        pname, pvalue = self.strategy_parameter(generator_kind)
+        c.update(
+            {pname: pvalue},
+            preset=self.preset,
+            epsilon=float(self.epsilon) if self.epsilon is not None else default_epsilon(latent_dim),
+            latent_dim=int(latent_dim),
+            anchors="vae-encoded-train-images" if generator_kind == "vae" else "prior",
+            anchor_chunk=self.anchor_chunk,
+            # Fixed generator-call shape and numerics: these decide the bytes of every image.
+            decode_tasks=self.effective_decode_tasks,
+            device_type=device_type,
+            precision="bf16-autocast" if device_type == "cuda" else "fp32",
+            compile=bool(self.compile),
+        )
+        if generator_kind == "vae":
+            c["anchor_dataset"] = self.dataset
+        return c
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "GenerationConfig":
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - fields
+        if unknown:
+            raise ConfigError(f"unknown generation config keys: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)
+
+
+__all__ = ["GenerationConfig", "FORMATS", "SOURCES", "STRATEGIES", "parse_shard_range", "default_workers"]

@@ -1,0 +1,157 @@
+"""The output folder of a generation job: writability, the set already there, resume, clean-up.
+
+A folder holds one shard set. A rerun with the same config resumes it (complete shards are kept);
+a different config is refused unless ``--overwrite``, which first removes the old set's files (shards,
+sidecars, manifest) and nothing else.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+from lasium.errors import ConfigError, ShardError
+from lasium.shards.format import MANIFEST_NAME, SIDECAR_SUFFIX, ShardEntry, canonical_json, expected_shard_tasks, parse_shard_file_name
+from lasium.shards.manifest import read_manifest, read_sidecar
+
+HASH_BLOCK = 1 << 22
+
+
+def prepare_out_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` and prove it is writable, or stop with one line."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".lasium-gen-probe-{os.getpid()}.tmp"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise
+        raise ConfigError(f"cannot write to output folder {out_dir} ({exc.strerror}); choose a writable --out") from None
+
+
+def _identity(container: str, name: str, header: dict[str, Any]) -> dict[str, Any]:
+    return {"container": container, "name": name, "config": header["config"], "generator": header.get("generator"), "source": header.get("source")}
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    out = []
+    for key in ("container", "name"):
+        if old[key] != new[key]:
+            out.append(f"{key} {old[key]!r} → {new[key]!r}")
+    for section in ("config", "generator", "source"):
+        a, b = old[section] or {}, new[section] or {}
+        for k in sorted(set(a) | set(b)):
+            if canonical_json(a.get(k)) != canonical_json(b.get(k)):
+                out.append(f"{section}.{k} {a.get(k)!r} → {b.get(k)!r}")
+    return out
+
+
+def _stale_files(out_dir: Path, new: dict[str, Any]) -> list[tuple[str, list[str], Path, int | None]]:
+    """Files of another shard set in ``out_dir``: (where, differences, path, shard index of this set's name).
+
+    A record is stale when its container, name, config, generator or source differ from ``new``;
+    shard files of another name or container are stale whatever their sidecar says.
+    """
+    stale: list[tuple[str, list[str], Path, int | None]] = []
+    manifest = out_dir / MANIFEST_NAME
+    if manifest.is_file():
+        try:
+            m = read_manifest(out_dir)
+            diff = _differences(_identity(m.container, m.name, m.header), new)
+        except ShardError as exc:
+            diff = [f"unreadable ({exc})"]
+        if diff:
+            stale.append((MANIFEST_NAME, diff, manifest, None))
+    for p in sorted(out_dir.iterdir()):
+        n = p.name
+        side = n.endswith(SIDECAR_SUFFIX)
+        parsed = parse_shard_file_name(n[: -len(SIDECAR_SUFFIX)] if side else n)
+        if parsed is None:
+            continue
+        set_name, index, container = parsed
+        mine = (set_name, container) == (new["name"], new["container"])
+        if not mine:
+            stale.append((n, [f"shard of set {set_name!r} ({container})"], p, None))
+        elif side:
+            try:
+                m, _ = read_sidecar(p)
+            except ShardError:
+                continue  # an unreadable sidecar only means that shard is redone
+            diff = _differences(_identity(m.container, m.name, m.header), new)
+            if diff:
+                stale.append((n, diff, p, index))
+                stale.append((n[: -len(SIDECAR_SUFFIX)], diff, p.with_name(n[: -len(SIDECAR_SUFFIX)]), index))
+    return stale
+
+
+def check_existing_set(out_dir: Path, header: dict[str, Any], name: str, container: str, *, overwrite: bool,
+                       owns: Callable[[int], bool] = lambda index: True) -> None:
+    """Refuse to mix shard sets in one folder: compare the manifest and every sidecar with this run.
+
+    With ``overwrite`` the other set's files are removed instead; files that already belong to this
+    run's set are kept (and resumed). Shard files of this set's name are removed only where
+    ``owns(shard index)``, so ranks and array-job parts never delete each other's new shards.
+    """
+    from lasium.shards.format import check_header
+
+    new = _identity(container, name, check_header(header))
+    stale = _stale_files(out_dir, new)
+    if not stale:
+        return
+    if not overwrite:
+        where, diff, _, _ = stale[0]
+        shown = "; ".join(diff[:4]) + ("; …" if len(diff) > 4 else "")
+        raise ConfigError(f"{out_dir} holds a shard set with a different config ({where}: {shown}); "
+                          "use --overwrite to replace it, or choose another --out")
+    for _, _, path, index in stale:
+        if index is None or owns(index):
+            path.unlink(missing_ok=True)
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(HASH_BLOCK):
+            h.update(block)
+    return h.hexdigest()
+
+
+def shard_is_complete(out_dir: Path, file_name: str, set_config: dict[str, Any], shard_index: int, *, full_hash: bool) -> ShardEntry | None:
+    """The sidecar's entry when shard ``file_name`` is done: sidecar readable, task range as expected,
+    size as recorded (and sha256, with ``full_hash``). None means: (re)write it."""
+    shard = out_dir / file_name
+    side = out_dir / (file_name + SIDECAR_SUFFIX)
+    if not side.is_file() or not shard.is_file():
+        return None
+    try:
+        _, entry = read_sidecar(side)
+    except ShardError:
+        return None
+    if (entry.first_task, entry.num_tasks) != expected_shard_tasks(set_config, shard_index):
+        return None
+    if shard.stat().st_size != entry.bytes:
+        return None
+    if full_hash and file_sha256(shard) != entry.sha256:
+        return None
+    return entry
+
+
+def remove_orphan_shards(out_dir: Path, file_names: list[str]) -> None:
+    """After a failure: remove shard files of this run that have no sidecar (never a complete shard)."""
+    for n in file_names:
+        shard = out_dir / n
+        if shard.exists() and not (out_dir / (n + SIDECAR_SUFFIX)).exists():
+            try:
+                shard.unlink()
+            except OSError:
+                pass
+        tmp = out_dir / f".{n}.tmp"
+        if tmp.exists():
+            try:
+                tmp.unlink()
+            except OSError:
+                pass

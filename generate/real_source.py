@@ -1,0 +1,90 @@
+"""Real images for the generation job: labeled episodes (``--source real``) and VAE anchor images.
+
+``--source real`` writes tasks drawn from a labeled split of a real dataset, in the same shard format as
+synthetic tasks, so the supervised upper bound goes through the very same trainer. Episodes come from
+:class:`lasium.data.EpisodeSampler` (the one source of real tasks in lasium), seeded per shard, so a
+task depends only on (seed, its shard) exactly as synthetic tasks do.
+
+VAE anchors (LASIUM with a VAE, Khodadadeh et al., ICLR 2021) start from real unlabeled training
+images: :func:`vae_anchor_pool` loads them with :func:`lasium.data.load_unlabeled` and encodes them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from lasium.errors import ConfigError
+from lasium.seeding import derive_seed
+from lasium.tasks import TaskBatch
+
+
+class RealTaskSource:
+    """Tasks from a labeled split: shard s uses ``EpisodeSampler(..., seed=derive_seed(seed, "shard", s))``
+    and its episodes 0 … T−1."""
+
+    def __init__(self, dataset: str, split: str, *, ways: int, shots: int, queries: int, seed: int,
+                 data_root: str | None = None, image_size: int | None = None) -> None:
+        from lasium.data import EpisodeSampler, load_split
+
+        self.images = load_split(dataset, split, data_root=data_root, image_size=image_size)
+        self.dataset, self.split = dataset, split
+        self.ways, self.shots, self.queries, self.seed = ways, shots, queries, seed
+        self._sampler_cls = EpisodeSampler
+        # Fail now, with the sampler's own message, when the split cannot fill a task.
+        EpisodeSampler(self.images, ways, shots, queries, seed)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.images.images.shape[1:])  # type: ignore[return-value]
+
+    def describe(self) -> dict[str, Any]:
+        """The manifest's ``source`` record."""
+        return {
+            "kind": "labeled-split",
+            "dataset": self.dataset,
+            "split": self.split,
+            "fingerprint": self.images.fingerprint,
+            "num_images": int(len(self.images.images)),
+            "num_classes": int(len(self.images.class_names)),
+        }
+
+    def shard_batch(self, shard_index: int, first_task: int, num_tasks: int) -> TaskBatch:
+        sampler = self._sampler_cls(self.images, self.ways, self.shots, self.queries, derive_seed(self.seed, "shard", shard_index))
+        batch = sampler.tasks(0, num_tasks)
+        metas = []
+        for t, episode_meta in enumerate(batch.metas):
+            meta: dict[str, Any] = {"index": first_task + t, "strategy": "real"}
+            meta.update(episode_meta)
+            ids = episode_meta.get("source_ids")
+            if ids:
+                meta["anchor_source_ids"] = [row[0] for row in ids]
+            metas.append(meta)
+        batch.metas = metas
+        return batch
+
+
+def vae_anchor_pool(model: Any, dataset: str, *, data_root: str | None, device: torch.device) -> Any:
+    """Encode the unlabeled train split of ``dataset`` with the VAE ``model`` (posterior means)."""
+    from lasium.generate.synthesis import encode_pool
+
+    from lasium.data import load_unlabeled
+
+    h, w, c = (int(v) for v in model.image_shape)
+    data = load_unlabeled(dataset, data_root=data_root, image_size=(h, w), channels=c)
+    images = np.asarray(data.images)
+    if images.ndim == 3:
+        images = images[..., None]
+    if tuple(images.shape[1:]) != tuple(model.image_shape):
+        raise ConfigError(
+            f"{dataset} images are {tuple(images.shape[1:])} (H, W, C) but the VAE makes {tuple(model.image_shape)}; "
+            "use a VAE fitted on this dataset"
+        )
+    return encode_pool(model, images, list(data.image_ids), device=device, fingerprint=str(data.fingerprint))
+
+
+def vae_source_record(pool: Any, dataset: str) -> dict[str, Any]:
+    return {"kind": "unlabeled-train", "dataset": dataset, "split": "train", "fingerprint": pool.fingerprint,
+            "num_images": int(len(pool.image_ids)), "use": "VAE anchors (member 0 of each class)"}

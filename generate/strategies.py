@@ -1,0 +1,117 @@
+"""In-class latents: the three LASIUM sampling strategies (Khodadadeh et al., ICLR 2021, Sec. 3.2).
+
+Given anchors (T, N, D), one per class of T tasks, each strategy returns (T, N, M, D): M more latents
+per class, which decode to further images of that class. The anchor itself stays member 0 of its
+class (see :func:`class_latents`).
+
+- ``n``  (LASIUM-N):  z' = z_i + e,            e ~ N(0, σ² I)
+- ``ro`` (LASIUM-RO): z' = z_i + α (v − z_i),  v a fresh prior sample per member
+- ``oc`` (LASIUM-OC): z' = z_i + α (z_j − z_i), z_j another anchor of the same task, j ≠ i uniform per
+  member. With N = 2 this is degenerate: every member moves toward the single other anchor.
+
+Every function works on whole batches of tasks; there is no per-task Python loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from lasium.errors import ConfigError
+
+STRATEGIES = ("n", "ro", "oc")
+
+PriorSampler = Callable[[int, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StrategyDefaults:
+    """Reference parameter values for one (learner preset, generator kind)."""
+
+    sigma: float  # LASIUM-N noise scale
+    ro_alpha: float  # LASIUM-RO interpolation fraction
+    oc_alpha: float  # LASIUM-OC interpolation fraction
+
+
+# Reference values from MetaLearning-TF2.0 for Omniglot (see DESIGN.md): the paper tuned them per
+# meta-learner, so the preset names the learner the tasks are meant for.
+PRESETS: dict[str, dict[str, StrategyDefaults]] = {
+    "maml": {"gan": StrategyDefaults(0.5, 0.2, 0.6), "vae": StrategyDefaults(0.5, 0.4, 0.4)},
+    "protonets": {"gan": StrategyDefaults(1.0, 0.8, 0.2), "vae": StrategyDefaults(2.0, 0.4, 0.2)},
+}
+
+
+def default_parameter(strategy: str, generator_kind: str, preset: str = "maml") -> float:
+    """σ for ``n``, α for ``ro``/``oc``: the reference value for the preset and generator kind
+    (generators that are neither GAN nor VAE use the GAN values)."""
+    check_strategy(strategy)
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
+    d = PRESETS[preset]["vae" if generator_kind == "vae" else "gan"]
+    return {"n": d.sigma, "ro": d.ro_alpha, "oc": d.oc_alpha}[strategy]
+
+
+def check_strategy(strategy: str) -> None:
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {strategy!r}; use one of: n (noise), ro (random out-of-class), oc (other class)")
+
+
+def gaussian_members(anchors: torch.Tensor, members: int, sigma: float, generator: torch.Generator) -> torch.Tensor:
+    """LASIUM-N: anchor plus isotropic Gaussian noise of standard deviation ``sigma``."""
+    t, n, d = anchors.shape
+    e = torch.randn((t, n, members, d), generator=generator, device=anchors.device, dtype=anchors.dtype)
+    return anchors.unsqueeze(2) + sigma * e
+
+
+def random_out_of_class_members(
+    anchors: torch.Tensor, members: int, alpha: float, generator: torch.Generator, sample_prior: PriorSampler
+) -> torch.Tensor:
+    """LASIUM-RO: move a fraction ``alpha`` from the anchor toward a fresh prior sample per member."""
+    t, n, d = anchors.shape
+    v = sample_prior(t * n * members, generator).reshape(t, n, members, d).to(anchors.dtype)
+    z = anchors.unsqueeze(2)
+    return z + alpha * (v - z)
+
+
+def other_class_targets(ways: int, shape: tuple[int, ...], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """For each class i (axis 1 of ``shape`` = (T, N, M)), a uniform index j ≠ i: i + 1 + r (mod N)
+    with r uniform in [0, N − 2]."""
+    r = torch.randint(ways - 1, shape, generator=generator, device=device)
+    i = torch.arange(ways, device=device).view(1, ways, 1)
+    return (i + 1 + r) % ways
+
+
+def other_class_members(anchors: torch.Tensor, members: int, alpha: float, generator: torch.Generator) -> torch.Tensor:
+    """LASIUM-OC: move a fraction ``alpha`` from the anchor toward another anchor of the same task."""
+    t, n, d = anchors.shape
+    if n < 2:
+        raise ConfigError("LASIUM-OC needs at least 2 classes per task; use --ways 2 or more")
+    j = other_class_targets(n, (t, n, members), generator, anchors.device)  # (T, N, M)
+    target = torch.gather(anchors, 1, j.reshape(t, n * members, 1).expand(t, n * members, d)).reshape(t, n, members, d)
+    z = anchors.unsqueeze(2)
+    return z + alpha * (target - z)
+
+
+def class_latents(
+    anchors: torch.Tensor,
+    strategy: str,
+    parameter: float,
+    members_per_class: int,
+    generator: torch.Generator,
+    sample_prior: PriorSampler,
+) -> torch.Tensor:
+    """All latents of T tasks, (T, N, members_per_class, D): anchor i is member 0 of class i and the
+    other ``members_per_class − 1`` come from ``strategy`` with σ or α = ``parameter``."""
+    check_strategy(strategy)
+    extra = members_per_class - 1
+    if extra < 0:
+        raise ConfigError("each class needs at least one image")
+    if strategy == "n":
+        others = gaussian_members(anchors, extra, parameter, generator)
+    elif strategy == "ro":
+        others = random_out_of_class_members(anchors, extra, parameter, generator, sample_prior)
+    else:
+        others = other_class_members(anchors, extra, parameter, generator)
+    return torch.cat([anchors.unsqueeze(2), others], dim=2)

@@ -1,0 +1,233 @@
+"""LASIUM task synthesis on the device: anchors → in-class latents → decoded uint8 images.
+
+One call makes a whole shard of tasks with batched tensor work (no per-task Python loop):
+1. anchors (T, N, D) by exact batched ε-rejection (:mod:`lasium.generate.anchors`);
+2. in-class latents (T, N, K_tr + K_val, D) with the chosen strategy (:mod:`lasium.generate.strategies`);
+3. decoding in fixed-shape generator calls, uint8 conversion and NHWC layout on the device.
+
+Byte-for-byte reproducibility: all randomness comes from the one ``torch.Generator`` passed in, and
+every generator call has the same shape (``decode_tasks`` tasks, the tail padded with zero latents),
+so the kernels chosen never depend on how many tasks a call happens to hold.
+
+Method: Khodadadeh et al., "Unsupervised Meta-Learning through Latent-Space Interpolation in
+Generative Models", ICLR 2021.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from lasium.errors import ConfigError
+from lasium.generate.anchors import ANCHOR_CHUNK, AnchorStats, sample_encoded_anchors, sample_gan_anchors
+from lasium.generate.strategies import check_strategy, class_latents
+from lasium.tasks import TaskBatch
+
+DECODE_TASKS = 250
+"""Tasks per generator call (padded to this size): part of the config because it fixes kernel shapes.
+250 divides the default 1000 tasks per shard, so no call is padded."""
+ENCODE_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class SynthesisSpec:
+    """What defines the tasks (everything else is speed)."""
+
+    strategy: str  # n | ro | oc
+    parameter: float  # σ for n, α for ro / oc
+    epsilon: float
+    ways: int = 5
+    shots: int = 1
+    queries: int = 5
+    anchor_chunk: int = ANCHOR_CHUNK
+    decode_tasks: int = DECODE_TASKS
+    save_latents: bool = False
+
+    @property
+    def members(self) -> int:
+        return self.shots + self.queries
+
+
+@dataclass
+class AnchorPool:
+    """Real images that VAE anchors are drawn from: uint8 (M, H, W, C) and posterior means (M, D), on
+    the device, plus each image's stable id (for the tasks' meta)."""
+
+    images: torch.Tensor
+    codes: torch.Tensor
+    image_ids: list[str]
+    fingerprint: str = ""
+
+
+@dataclass
+class DeviceShard:
+    """A synthesized shard still on the device."""
+
+    support: torch.Tensor  # uint8 (T, N, K_tr, H, W, C)
+    query: torch.Tensor  # uint8 (T, N, K_val, H, W, C)
+    latents: torch.Tensor | None  # float16 (T, N, K_tr + K_val, D)
+    anchor_index: torch.Tensor | None  # long (T, N): rows of the anchor pool (VAE)
+    stats: AnchorStats
+
+
+def to_uint8_nhwc(x: torch.Tensor) -> torch.Tensor:
+    """(n, C, H, W) in [0, 1] → (n, H, W, C) uint8, rounding to nearest (done on the device)."""
+    return (x.float() * 255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def encode_pool(model: Any, images: np.ndarray, image_ids: list[str], *, device: torch.device, fingerprint: str = "") -> AnchorPool:
+    """Encode real images (n, H, W, C) uint8 with a VAE to posterior means, in fixed-size batches (fp32)."""
+    if not hasattr(model, "encode"):
+        raise ConfigError(f"generator kind {getattr(model, 'kind', '?')!r} has no encoder; VAE anchors need a VAE")
+    pixels = torch.as_tensor(np.ascontiguousarray(images)).to(device)
+    codes = []
+    with torch.inference_mode():
+        for a in range(0, len(pixels), ENCODE_BATCH):
+            part = pixels[a : a + ENCODE_BATCH]
+            n = len(part)
+            x = part.permute(0, 3, 1, 2).float() / 255.0
+            if n < ENCODE_BATCH:  # fixed shape: pad the tail
+                x = torch.cat([x, x.new_zeros((ENCODE_BATCH - n, *x.shape[1:]))])
+            codes.append(model.encode(x)[:n].float())
+    return AnchorPool(pixels, torch.cat(codes), list(image_ids), fingerprint)
+
+
+class TaskSynthesizer:
+    """Makes LASIUM tasks from a generator that follows the ``lasium.generate.interface`` protocol
+    (``kind``, ``latent_dim``, ``image_shape``, ``sample_prior``, ``decode``; VAEs also ``encode``).
+
+    >>> synth = TaskSynthesizer(model, SynthesisSpec("ro", 0.2, epsilon=246.09375))  # doctest: +SKIP
+    >>> batch = synth.batch(100, lasium.seeding.torch_generator(0, "demo"))           # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        spec: SynthesisSpec,
+        *,
+        device: str | torch.device = "cpu",
+        anchor_pool: AnchorPool | None = None,
+        autocast: bool = True,
+        compile: bool = False,
+    ) -> None:
+        check_strategy(spec.strategy)
+        if spec.ways < 2:
+            raise ConfigError(f"a task needs at least 2 classes, got ways={spec.ways}; use --ways 2 or more")
+        if spec.shots < 1 or spec.queries < 1:
+            raise ConfigError(f"shots and queries must be at least 1, got {spec.shots} and {spec.queries}")
+        if spec.decode_tasks < 1 or spec.anchor_chunk < 1:
+            raise ConfigError("decode_tasks and anchor_chunk must be positive")
+        if getattr(model, "kind", None) == "vae" and anchor_pool is None:
+            raise ConfigError("VAE anchors need real images: pass anchor_pool=encode_pool(...)")
+        self.model = model
+        self.spec = spec
+        self.device = torch.device(device)
+        self.anchor_pool = anchor_pool
+        self.autocast = autocast
+        self.latent_dim = int(model.latent_dim)
+        h, w, c = (int(s) for s in model.image_shape)
+        self.image_shape = (h, w, c)
+        if anchor_pool is not None and tuple(anchor_pool.images.shape[1:]) != self.image_shape:
+            raise ConfigError(
+                f"anchor images are {tuple(anchor_pool.images.shape[1:])} but the generator makes {self.image_shape}; "
+                "load the dataset at the generator's image size"
+            )
+        decode: Callable[[torch.Tensor], torch.Tensor] = model.decode
+        self._decode = torch.compile(decode, dynamic=False) if compile else decode
+        # On CUDA, anchors are drawn on a side stream: their rejection loop syncs with the host once per
+        # chunk, and on the side stream that sync does not wait for the previous shard's decoding.
+        self._side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
+        if self._side is not None:
+            self._side.wait_stream(torch.cuda.current_stream(self.device))  # e.g. the VAE anchor pool
+
+    # -- stages ---------------------------------------------------------------------------------
+    def anchors(self, num_tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
+        """Anchor latents (T, N, D), anchor-pool rows (T, N) for VAEs, and the rejection statistics."""
+        if self._side is None:
+            return self._draw_anchors(num_tasks, generator)
+        main = torch.cuda.current_stream(self.device)
+        with torch.cuda.stream(self._side):
+            z, index, stats = self._draw_anchors(num_tasks, generator)
+        main.wait_stream(self._side)
+        for t in (z, index):
+            if t is not None:
+                t.record_stream(main)  # made on the side stream, used (and freed) on the main one
+        return z, index, stats
+
+    def _draw_anchors(self, num_tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
+        s = self.spec
+        if self.anchor_pool is not None:
+            z, index, stats = sample_encoded_anchors(self.anchor_pool.codes, num_tasks, s.ways, s.epsilon, generator, chunk=s.anchor_chunk)
+            return z, index, stats
+        z, stats = sample_gan_anchors(self.model.sample_prior, num_tasks, s.ways, self.latent_dim, s.epsilon, generator, chunk=s.anchor_chunk)
+        return z.to(self.device), None, stats
+
+    def decode_uint8(self, latents: torch.Tensor) -> torch.Tensor:
+        """(L, D) latents → (L, H, W, C) uint8, ``decode_tasks`` tasks per generator call (tail padded)."""
+        per_call = self.spec.decode_tasks * self.spec.ways * self.spec.members
+        total = latents.shape[0]
+        out = torch.empty((total, *self.image_shape), dtype=torch.uint8, device=self.device)
+        h, w, c = self.image_shape
+        with torch.inference_mode(), _autocast(self.device, self.autocast):
+            for a in range(0, total, per_call):
+                part = latents[a : a + per_call]
+                n = part.shape[0]
+                if n < per_call:
+                    part = torch.cat([part, part.new_zeros((per_call - n, part.shape[1]))])
+                x = self._decode(part)
+                if tuple(x.shape) != (per_call, c, h, w):
+                    raise ConfigError(f"generator decode returned shape {tuple(x.shape)}, expected {(per_call, c, h, w)} (n, C, H, W)")
+                out[a : a + n] = to_uint8_nhwc(x[:n])
+        return out
+
+    def shard(self, num_tasks: int, generator: torch.Generator) -> DeviceShard:
+        """Synthesize ``num_tasks`` tasks on the device from ``generator`` (the shard's RNG)."""
+        s = self.spec
+        anchors, index, stats = self.anchors(num_tasks, generator)
+        with torch.inference_mode():
+            latents = class_latents(anchors.float(), s.strategy, s.parameter, s.members, generator, self.model.sample_prior)
+        t, n, k, d = latents.shape
+        images = self.decode_uint8(latents.reshape(t * n * k, d)).reshape(t, n, k, *self.image_shape)
+        if index is not None and self.anchor_pool is not None:
+            # VAE: the real images themselves are member 0 of their class, not their reconstruction.
+            images[:, :, 0] = self.anchor_pool.images[index]
+        return DeviceShard(
+            support=images[:, :, : s.shots].contiguous(),
+            query=images[:, :, s.shots :].contiguous(),
+            latents=latents.to(torch.float16) if s.save_latents else None,
+            anchor_index=index,
+            stats=stats,
+        )
+
+    def metas(self, first_task: int, num_tasks: int, anchor_index: np.ndarray | None) -> list[dict[str, Any]]:
+        return task_metas(self.spec.strategy, first_task, num_tasks, anchor_index, self.anchor_pool.image_ids if self.anchor_pool else None)
+
+    def batch(self, num_tasks: int, generator: torch.Generator, first_task: int = 0) -> TaskBatch:
+        """Synthesize and bring to the host as a :class:`TaskBatch` (library use; the job pipelines this)."""
+        dev = self.shard(num_tasks, generator)
+        index = None if dev.anchor_index is None else dev.anchor_index.cpu().numpy()
+        lat = None if dev.latents is None else dev.latents.cpu().numpy()
+        return TaskBatch(dev.support.cpu().numpy(), dev.query.cpu().numpy(), lat, self.metas(first_task, num_tasks, index))
+
+
+def task_metas(
+    strategy: str, first_task: int, num_tasks: int, anchor_index: np.ndarray | None, image_ids: list[str] | None
+) -> list[dict[str, Any]]:
+    """The meta dict of each task: global index, strategy and, for real-image anchors, their image ids."""
+    metas: list[dict[str, Any]] = []
+    for t in range(num_tasks):
+        meta: dict[str, Any] = {"index": first_task + t, "strategy": strategy}
+        if anchor_index is not None and image_ids is not None:
+            meta["anchor_source_ids"] = [image_ids[int(i)] for i in anchor_index[t]]
+        metas.append(meta)
+    return metas
