@@ -1,4 +1,58 @@
 """lasium.train: meta-learners (MAML, first-order MAML, ProtoNets), shard streaming and the trainer.
 
 Depends on the shared core only: it never imports ``lasium.generate`` or ``lasium.evaluate``.
+
+- Learners: :class:`MAML`, :class:`FirstOrderMAML`, :class:`ProtoNets` (base :class:`MetaLearner`), each
+  with ``adapt(support, labels, steps, lr) -> params`` and ``predict(params, query) -> logits`` for one
+  task (vmappable; ``adapt_tasks``/``predict_tasks`` vmap them over a task axis).
+- :func:`load_learner` (a run folder or checkpoint folder → learner, :class:`TrainConfig`).
+- :func:`train` / :class:`Trainer` (``lasium-train``), streaming in :mod:`lasium.train.streaming`.
+
+Names are imported on first use (PEP 562), so ``import lasium.train`` stays light.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_EXPORTS = {
+    "MetaLearner": "lasium.train.learner",
+    "LearnerConfig": "lasium.train.learner",
+    "MAML": "lasium.train.maml",
+    "FirstOrderMAML": "lasium.train.maml",
+    "ProtoNets": "lasium.train.protonets",
+    "ALGORITHMS": "lasium.train.registry",
+    "build_learner": "lasium.train.registry",
+    "TrainConfig": "lasium.train.config",
+    "load_learner": "lasium.train.checkpoint",
+    "save_checkpoint": "lasium.train.checkpoint",
+    "train": "lasium.train.trainer",
+    "Trainer": "lasium.train.trainer",
+    "TrainResult": "lasium.train.trainer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lasium.train' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:
+    from lasium.train.checkpoint import load_learner, save_checkpoint
+    from lasium.train.config import TrainConfig
+    from lasium.train.learner import LearnerConfig, MetaLearner
+    from lasium.train.maml import MAML, FirstOrderMAML
+    from lasium.train.protonets import ProtoNets
+    from lasium.train.registry import ALGORITHMS, build_learner
+    from lasium.train.trainer import Trainer, TrainResult, train

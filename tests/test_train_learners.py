@@ -1,0 +1,144 @@
+"""Learners: MAML meta-gradients against hand-written autograd, ProtoNets against a direct computation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.func import functional_call
+
+from lasium.errors import ConfigError
+from lasium.train.learner import LearnerConfig
+from lasium.train.maml import MAML, FirstOrderMAML
+from lasium.train.protonets import ProtoNets
+from lasium.train.registry import build_learner
+
+WAYS, SHOTS, QUERIES, STEPS, LR = 3, 2, 2, 2, 0.3
+SHAPE = (16, 16, 1)
+
+
+def tiny(cls, **kw):
+    torch.manual_seed(0)
+    cfg = LearnerConfig(algo=cls.algo, ways=WAYS, image_shape=SHAPE, hidden=4, inner_steps=STEPS, inner_lr=LR, **kw)
+    return cls(cfg).double()
+
+
+def tasks(n_tasks: int, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.rand(n_tasks, WAYS * SHOTS, 1, 16, 16, generator=g, dtype=torch.float64)
+    q = torch.rand(n_tasks, WAYS * QUERIES, 1, 16, 16, generator=g, dtype=torch.float64)
+    sl = torch.stack([torch.randperm(WAYS, generator=g).repeat_interleave(SHOTS) for _ in range(n_tasks)])
+    ql = torch.stack([torch.randperm(WAYS, generator=g).repeat_interleave(QUERIES) for _ in range(n_tasks)])
+    return s, sl, q, ql
+
+
+def hand_written_meta_grad(model: MAML, s, sl, q, ql, first_order: bool):
+    """MAML as in the paper, with plain autograd: inner steps with create_graph, outer backward."""
+    names = [n for n, _ in model.named_parameters()]
+    meta = [p for _, p in model.named_parameters()]
+    total = 0.0
+    for t in range(s.shape[0]):
+        fast = list(meta)
+        for _ in range(STEPS):
+            params = dict(zip(names, fast))
+            feats = functional_call(model.backbone, {k[9:]: v for k, v in params.items() if k.startswith("backbone.")}, (s[t],))
+            logits = F.linear(feats, params["head.weight"], params["head.bias"])
+            loss = F.cross_entropy(logits, sl[t])
+            grads = torch.autograd.grad(loss, fast, create_graph=not first_order)
+            fast = [p - LR * g for p, g in zip(fast, grads)]
+        params = dict(zip(names, fast))
+        feats = functional_call(model.backbone, {k[9:]: v for k, v in params.items() if k.startswith("backbone.")}, (q[t],))
+        total = total + F.cross_entropy(F.linear(feats, params["head.weight"], params["head.bias"]), ql[t])
+    grads = torch.autograd.grad(total / s.shape[0], meta)
+    return dict(zip(names, grads))
+
+
+def max_diff(a: dict, b: dict) -> float:
+    return max((a[k] - b[k]).abs().max().item() for k in a)
+
+
+def test_second_order_maml_matches_autograd():
+    model = tiny(MAML)
+    batch = tasks(2)
+    got = model.meta_gradients(*batch).grads
+    want = hand_written_meta_grad(model, *batch, first_order=False)
+    assert max_diff(got, want) < 1e-9
+
+
+def test_first_order_maml_detaches_inner_gradients():
+    model = tiny(FirstOrderMAML)
+    batch = tasks(2)
+    got = model.meta_gradients(*batch).grads
+    assert max_diff(got, hand_written_meta_grad(model, *batch, first_order=True)) < 1e-9
+    # ... and so it differs from the second-order gradient of the same weights.
+    assert max_diff(got, hand_written_meta_grad(model, *batch, first_order=False)) > 1e-5
+
+
+def test_vmap_and_loop_agree():
+    model = tiny(MAML)
+    batch = tasks(3)
+    a, b = model.meta_gradients(*batch), model.meta_gradients(*batch, vectorize=False)
+    assert max_diff(a.grads, b.grads) < 1e-10
+    torch.testing.assert_close(a.loss, b.loss)
+
+
+def test_adapt_is_vmappable_and_keeps_no_graph_under_no_grad():
+    model = tiny(MAML)
+    s, sl, q, _ = tasks(3)
+    with torch.no_grad():
+        batched = model.adapt_tasks(s, sl, steps=3, lr=0.1)
+        logits = model.predict_tasks(batched, q)
+    assert logits.shape == (3, WAYS * QUERIES, WAYS) and logits.grad_fn is None
+    one = model.adapt(s[1], sl[1], steps=3, lr=0.1)
+    torch.testing.assert_close(model.predict(one, q[1]).detach(), logits[1])
+    # adaptation changes the parameters, zero steps does not
+    assert max_diff({k: v[1] for k, v in batched.items()}, model.meta_params()) > 0
+    zero = model.adapt(s[0], sl[0], steps=0)
+    assert max_diff(zero, model.meta_params()) == 0
+
+
+def test_protonets_nearest_mean_squared_euclidean():
+    model = tiny(ProtoNets)
+    s, sl, q, ql = tasks(2)
+    logits = model.predict_tasks(model.adapt_tasks(s, sl), q)
+    for t in range(2):
+        fs, fq = model.backbone(s[t]), model.backbone(q[t])
+        protos = torch.stack([fs[sl[t] == c].mean(0) for c in range(WAYS)])
+        torch.testing.assert_close(logits[t], -torch.cdist(fq, protos) ** 2)
+    # permuting the label of every class permutes the logit columns the same way
+    perm = torch.tensor([2, 0, 1])
+    relabelled = model.predict_tasks(model.adapt_tasks(s, perm[sl]), q)
+    torch.testing.assert_close(relabelled[..., perm], logits)
+    out = model.meta_gradients(s, sl, q, ql)
+    assert set(out.grads) == set(dict(model.named_parameters())) and out.loss.shape == (2,)
+
+
+def test_batch_norm_uses_the_batch_statistics_in_eval_mode_too():
+    model = tiny(ProtoNets)
+    assert not list(model.buffers())
+    x = torch.rand(6, 1, 16, 16, dtype=torch.float64)
+    train_out = model.backbone(x)
+    model.eval()
+    torch.testing.assert_close(model.backbone(x), train_out)
+
+
+def test_build_learner_by_name_and_unknown_algo():
+    for algo, cls in [("maml", MAML), ("fomaml", FirstOrderMAML), ("protonets", ProtoNets)]:
+        assert type(build_learner(LearnerConfig(algo=algo, ways=5, image_shape=(28, 28, 1)))) is cls
+    with pytest.raises(ConfigError, match="unknown algorithm 'reptile'"):
+        build_learner(LearnerConfig(algo="reptile", ways=5, image_shape=(28, 28, 1)))
+    with pytest.raises(ConfigError, match="too small"):
+        build_learner(LearnerConfig(algo="maml", ways=5, image_shape=(8, 8, 1)))
+
+
+@pytest.mark.parametrize("cls", [MAML, FirstOrderMAML, ProtoNets])
+def test_meta_gradients_under_bf16_autocast(cls):
+    """bf16 autocast (as on CUDA; CPU autocast here) through vmap, inner gradients and batch norm."""
+    torch.manual_seed(0)
+    model = cls(LearnerConfig(algo=cls.algo, ways=WAYS, image_shape=SHAPE, hidden=4, inner_steps=STEPS, inner_lr=LR))
+    s, sl, q, ql = (t.float() if t.is_floating_point() else t for t in tasks(2))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model.meta_gradients(s, sl, q, ql)
+    reference = model.meta_gradients(s, sl, q, ql)
+    assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in out.grads.values())
+    torch.testing.assert_close(out.loss, reference.loss, atol=0.05, rtol=0.05)

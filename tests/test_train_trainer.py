@@ -1,0 +1,210 @@
+"""The trainer end to end on CPU: learning, exact resume, checkpoints, validation, CLI errors, imports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+from safetensors.torch import load_file
+from torch.func import vmap
+
+from lasium.errors import CheckpointError, ConfigError, DataError, ShardError
+from lasium.train.checkpoint import load_learner
+from lasium.train.cli import main as cli_main
+from lasium.train.config import TrainConfig
+from lasium.train.run_log import read_metrics
+from lasium.seeding import seed_everything
+from lasium.train.registry import build_learner
+from lasium.train.streaming import to_device
+from lasium.train.synthetic import synthetic_tasks, write_synthetic_shards
+from lasium.train.trainer import train
+
+SHAPE = (16, 16, 1)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("train-shards")
+    out = {}
+    for container in ("wds", "hdf5"):
+        out[container] = root / container
+        write_synthetic_shards(out[container], container=container, shards=2, tasks_per_shard=40, image_shape=SHAPE, seed=11,
+                               name=f"blobs-{container}")
+    return out
+
+
+def config(shards_dir: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(shards=[str(shards_dir)], out=str(out), hidden=16, meta_batch=4, workers=0, val_dataset="none", shuffle_buffer=16,
+                log_every=5, checkpoint_every=0, device="cpu", seed=3)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def held_out_loss(learner, cfg: TrainConfig) -> float:
+    """Mean query loss after adaptation on 64 fresh blob tasks (not in the shards)."""
+    batch = synthetic_tasks(64, 5, 1, 5, SHAPE, "blobs", seed=99)
+    perm = torch.from_numpy(np.stack([np.random.default_rng(i).permutation(5) for i in range(64)]))
+    s, sl, q, ql = to_device(torch.from_numpy(batch.support), torch.from_numpy(batch.query), perm, torch.device("cpu"))
+    params = {k: v.detach() for k, v in learner.meta_params().items()}
+    with torch.no_grad():
+        loss, _ = vmap(learner.task_loss, in_dims=(None, 0, 0, 0, 0))(params, s, sl, q, ql)
+    return loss.mean().item()
+
+
+@pytest.mark.parametrize("algo,container", [("protonets", "hdf5"), ("maml", "wds"), ("fomaml", "hdf5")])
+def test_short_run_lowers_the_loss(shards, tmp_path, algo, container):
+    cfg = config(shards[container], tmp_path / "run", algo=algo, iterations=30, lr=3e-3, inner_steps=2)
+    seed_everything(cfg.seed)  # the trainer's initial weights
+    before = held_out_loss(build_learner(TrainConfig(**{**cfg.to_dict(), "ways": 5, "shots": 1, "queries": 5,
+                                                        "image_shape": list(SHAPE)}).learner_config()), cfg)
+    result = train(cfg, progress=False)
+    records = [r for r in read_metrics(tmp_path / "run") if r["split"] == "train"]
+    assert [r["step"] for r in records] == list(range(5, 31, 5))
+    assert records[-1]["loss"] < records[0]["loss"], records
+    assert result.step == 30 and (tmp_path / "run" / "last" / "model.safetensors").is_file()
+    learner, saved = load_learner(tmp_path / "run")
+    assert learner.algo == algo and saved.ways == 5 and saved.image_shape == list(SHAPE) and saved.iterations == 30
+    after = held_out_loss(learner, cfg)
+    assert after < 0.8 * before, (before, after)
+
+
+def test_resume_continues_exactly(shards, tmp_path):
+    kw = dict(algo="fomaml", inner_steps=1, workers=2, shuffle_buffer=8, checkpoint_every=2, loader_group=2)
+    train(config(shards["wds"], tmp_path / "straight", iterations=6, **kw), progress=False)
+    train(config(shards["wds"], tmp_path / "split", iterations=3, **kw), progress=False)
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(config(shards["wds"], tmp_path / "split", iterations=6, **kw), progress=False)
+    train(config(shards["wds"], tmp_path / "split", iterations=6, **kw), resume=True, progress=False)
+    for file in ("model.safetensors", "optimizer.safetensors"):
+        a, b = load_file(str(tmp_path / "straight" / "last" / file)), load_file(str(tmp_path / "split" / "last" / file))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), file
+    state = json.loads((tmp_path / "split" / "last" / "state.json").read_text())
+    assert state["step"] == 6 and state["tasks_seen"] == 24
+    steps = [r["step"] for r in read_metrics(tmp_path / "split")]
+    assert steps == [3, 5, 6]  # 3 = end of the first part; nothing logged twice
+
+
+def test_resume_from_a_periodic_checkpoint_of_a_killed_run(shards, tmp_path):
+    kw = dict(algo="protonets", checkpoint_every=2, shuffle_buffer=8)
+    train(config(shards["hdf5"], tmp_path / "straight", iterations=4, **kw), progress=False)
+    train(config(shards["hdf5"], tmp_path / "killed", iterations=3, **kw), progress=False)
+    import shutil
+    shutil.rmtree(tmp_path / "killed" / "last")  # as if killed after step-0000002/ was written
+    train(config(shards["hdf5"], tmp_path / "killed", iterations=4, **kw), resume=True, progress=False)
+    a = load_file(str(tmp_path / "straight" / "last" / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "last" / "model.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoints_load_without_pickle_and_refuse_damage(shards, tmp_path):
+    train(config(shards["wds"], tmp_path / "run", algo="maml", iterations=2, inner_steps=1), progress=False)
+    learner, cfg = load_learner(tmp_path / "run" / "last")
+    assert cfg.algo == "maml" and cfg.inner_steps == 1 and learner.config.inner_lr == 0.4
+    x = torch.rand(5, 1, 16, 16)
+    with torch.no_grad():
+        logits = learner.predict(learner.adapt(x, torch.arange(5), steps=3), x)
+    assert logits.shape == (5, 5)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_learner(tmp_path / "nothing")
+    with pytest.raises(CheckpointError, match="holds no checkpoint"):
+        load_learner(tmp_path)
+    (tmp_path / "run" / "last" / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(CheckpointError, match="not a readable safetensors file"):
+        load_learner(tmp_path / "run")
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(config(shards["wds"], tmp_path / "fresh", iterations=2), resume=True, progress=False)
+
+
+def make_imagefolder(root: Path) -> Path:
+    """A tiny labeled dataset with explicit splits: class c of val = a square at place c."""
+    rng = np.random.default_rng(0)
+    for split, classes in (("train", 3), ("val", 6), ("test", 3)):
+        for c in range(classes):
+            folder = root / split / f"class{c:02d}"
+            folder.mkdir(parents=True)
+            for i in range(7):
+                img = rng.integers(0, 40, size=(16, 16), dtype=np.uint8)
+                y, x = 2 * (c // 3) + 3, 4 * (c % 3) + 1
+                img[y : y + 4, x : x + 4] = 230
+                Image.fromarray(img, mode="L").save(folder / f"{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("algo", ["protonets", "maml"])
+def test_validation_on_real_episodes_writes_best(shards, tmp_path, monkeypatch, algo):
+    monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
+    data = make_imagefolder(tmp_path / "folder")
+    cfg = config(shards["hdf5"], tmp_path / "run", algo=algo, inner_steps=1, iterations=6, val_every=3, val_tasks=10,
+                 val_dataset=f"imagefolder:{data}", val_queries=3)
+    result = train(cfg, progress=False)
+    val = [r for r in read_metrics(tmp_path / "run") if r["split"] == "val"]
+    assert [r["step"] for r in val] == [3, 6] and all(0 <= r["accuracy"] <= 1 and r["ci95"] >= 0 for r in val)
+    assert result.best_val_accuracy == max(r["accuracy"] for r in val)
+    best_state = json.loads((tmp_path / "run" / "best" / "state.json").read_text())
+    assert best_state["best_val_accuracy"] == result.best_val_accuracy
+    _, loaded = load_learner(tmp_path / "run")  # a run folder loads best/
+    assert loaded.val_dataset == f"imagefolder:{data}"
+
+
+def test_missing_validation_data_fails_before_training(shards, tmp_path, monkeypatch):
+    monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
+    cfg = config(shards["wds"], tmp_path / "run", iterations=2, val_dataset="omniglot", data_root=str(tmp_path / "no-data"))
+    with pytest.raises(DataError, match="validation data: Omniglot not found.*--val-dataset none"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+    # auto picks omniglot for 28x28x1 shards only: these are 16x16, so auto means no validation
+    train(config(shards["wds"], tmp_path / "auto", iterations=1, val_dataset="auto"), progress=False)
+
+
+def test_cli_trains_and_reports_errors_in_one_line(shards, tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(cli_main, ["--shards", str(shards["wds"]), "--algo", "protonets", "--iterations", "3", "--workers", "0",
+                                  "--val-dataset", "none", "--device", "cpu", "--out", str(tmp_path / "run"), "--quiet"])
+    assert ok.exit_code == 0, ok.output
+    assert (tmp_path / "run" / "last" / "config.json").is_file()
+    resumed = runner.invoke(cli_main, ["--out", str(tmp_path / "run"), "--resume", "--iterations", "4", "--quiet"])
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["step"] == 4
+    cases = [
+        (["--shards", str(tmp_path / "missing"), "--out", str(tmp_path / "r1")], "error: shard source .*missing does not exist"),
+        (["--shards", str(shards["wds"]), "--algo", "reptile", "--out", str(tmp_path / "r2")], "Invalid value for '--algo'"),
+        (["--out", str(tmp_path / "r3")], "error: no shards given"),
+        (["--shards", str(shards["wds"]), "--meta-batch", "0", "--out", str(tmp_path / "r4")], "error: --meta-batch must be positive"),
+        (["--out", str(tmp_path / "r5"), "--resume"], "error: nothing to resume"),
+    ]
+    for args, message in cases:
+        res = runner.invoke(cli_main, args + ["--device", "cpu", "--val-dataset", "none"])
+        assert res.exit_code == 2, (args, res.output)
+        assert __import__("re").search(message, res.output), res.output
+        assert "Traceback" not in res.output
+        assert not Path(args[args.index("--out") + 1]).exists()
+
+
+def test_unknown_algorithm_in_the_library():
+    with pytest.raises(ConfigError, match="unknown algorithm 'reptile'"):
+        TrainConfig(shards=["x"], out="y", algo="reptile").validate()
+
+
+def test_mixed_shards_are_refused_by_the_trainer(shards, tmp_path):
+    write_synthetic_shards(tmp_path / "ten", shards=1, tasks_per_shard=2, ways=10, image_shape=SHAPE, name="ten")
+    cfg = config(shards["wds"], tmp_path / "run", iterations=1)
+    cfg.shards.append(str(tmp_path / "ten"))
+    with pytest.raises(ShardError, match="mixed shard configurations"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run").exists()
+
+
+def test_lasium_train_never_imports_generate_or_evaluate():
+    code = ("import sys, lasium.train, lasium.train.cli, lasium.train.trainer, lasium.train.checkpoint, lasium.train.streaming;"
+            "from lasium.train import MAML, ProtoNets, load_learner, train, TrainConfig;"
+            "bad = sorted(m for m in sys.modules if m.startswith(('lasium.generate', 'lasium.evaluate')));"
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,102 @@
+"""The trainer's configuration: one dataclass, saved as JSON in every checkpoint."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from lasium.errors import ConfigError
+from lasium.train.learner import LearnerConfig
+from lasium.train.registry import ALGORITHMS
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+@dataclass
+class TrainConfig:
+    """Options of ``lasium-train`` plus the task layout read from the shards (``ways`` … ``image_shape``).
+
+    Defaults follow the MAML reference (Finn et al. 2017, Omniglot): meta-batch 4, 5 inner steps of
+    lr 0.4, Adam 1e-3, second order.
+    """
+
+    shards: list[str]
+    out: str
+    algo: str = "maml"
+    iterations: int = 10_000
+    meta_batch: int = 4
+    inner_steps: int = 5
+    inner_lr: float = 0.4
+    lr: float = 1e-3
+    hidden: int = 64
+    precision: str = "auto"
+    compile: bool = False
+    workers: int = 2
+    shuffle_buffer: int | None = None  # tasks; None = about 256 MB of tasks, at most 1000
+    skip_corrupt: bool = False
+    loader_group: int = 0  # meta-batches per DataLoader item; 0 = auto (8 on CUDA, 1 on CPU)
+    val_every: int = 500
+    val_tasks: int = 200
+    val_dataset: str = "auto"  # auto = omniglot for 28x28x1 shards, else none
+    val_queries: int = 15
+    val_inner_steps: int | None = None  # None = inner_steps
+    data_root: str | None = None
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    device: str = "auto"
+    seed: int = 0
+    # filled in from the shards
+    ways: int = 0
+    shots: int = 0
+    queries: int = 0
+    image_shape: list[int] = field(default_factory=list)
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`ConfigError` on an impossible option (before any data is read)."""
+        if self.algo not in ALGORITHMS:
+            raise ConfigError(f"unknown algorithm {self.algo!r}; choose one of {', '.join(ALGORITHMS)}")
+        positive = {"iterations": self.iterations, "meta_batch": self.meta_batch, "lr": self.lr, "hidden": self.hidden,
+                    "log_every": self.log_every, "val_queries": self.val_queries}
+        for name, value in positive.items():
+            if value <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+        nonneg = {"inner_steps": self.inner_steps, "workers": self.workers, "loader_group": self.loader_group, "val_every": self.val_every,
+                  "val_tasks": self.val_tasks, "checkpoint_every": self.checkpoint_every}
+        for name, value in nonneg.items():
+            if value < 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
+        if self.algo != "protonets" and self.inner_lr <= 0:
+            raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.shuffle_buffer is not None and self.shuffle_buffer < 1:
+            raise ConfigError(f"--shuffle-buffer must be at least 1, got {self.shuffle_buffer}")
+        if not self.shards:
+            raise ConfigError("no shards given: pass --shards with a shard folder, a manifest.json or shard URLs")
+        return self
+
+    @property
+    def validation_enabled(self) -> bool:
+        return self.val_dataset != "none" and self.val_every > 0 and self.val_tasks > 0
+
+    def learner_config(self) -> LearnerConfig:
+        if not self.ways:
+            raise ConfigError("the task layout is unknown: ways/shots/image_shape come from the shards")
+        return LearnerConfig(algo=self.algo, ways=self.ways, image_shape=tuple(self.image_shape),  # type: ignore[arg-type]
+                             hidden=self.hidden, inner_steps=self.inner_steps, inner_lr=self.inner_lr)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from JSON; unknown keys (a newer lasium) are refused rather than silently dropped."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"train config has unknown fields {', '.join(unknown)}; was it written by a newer lasium?")
+        return cls(**data)

@@ -1,0 +1,137 @@
+"""Which shards a training run reads, and their common task layout (a thin layer over ``lasium.shards``).
+
+``--shards`` may be given several times; each value is a folder, a ``manifest.json``, a brace pattern
+or a URL (``file:``, ``pipe:``), of either container. All shards must hold tasks of one layout (N, K_tr,
+K_val, image shape): the trainer stacks them into one tensor. The layout of each source comes from its
+manifest, else from a shard's sidecar, else from its first task; disagreeing sources are refused here,
+before training starts, and a shard that disagrees with its manifest is refused by name when read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from lasium.errors import LasiumError, ShardError
+from lasium.shards.format import SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
+from lasium.shards.manifest import read_sidecar
+from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
+from lasium.shards.streams import url_to_path
+
+
+def describe_layout(layout: TaskLayout) -> str:
+    h, w, c = layout.image_shape
+    return f"{layout.ways}-way {layout.shots}+{layout.queries}-shot {h}x{w}x{c}"
+
+
+def _core(layout: TaskLayout) -> TaskLayout:
+    """The part of a layout that stacking needs (latents are not used for training)."""
+    return TaskLayout(layout.ways, layout.shots, layout.queries, tuple(layout.image_shape))  # type: ignore[arg-type]
+
+
+@dataclass
+class ShardSet:
+    """Shard URLs to train on, their common layout, and the manifest entry of each shard where known."""
+
+    urls: list[str]
+    layout: TaskLayout
+    entries: dict[str, ShardEntry] = field(default_factory=dict)
+    checked_layouts: dict[str, TaskLayout] = field(default_factory=dict)  # full layout (latents too) per manifest shard
+
+    def describe(self) -> str:
+        return f"{len(self.urls)} shard(s) of {describe_layout(self.layout)} tasks"
+
+    def tasks(self, url: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(support, query) of every task of shard ``url``, checked against the set's layout.
+
+        Decoding is ``lasium.shards.reader.iter_shard_tasks`` (safe, no pickle); any failure is a
+        :class:`ShardError` that names the shard.
+        """
+        layout = self.checked_layouts.get(url)
+        try:
+            for task in iter_shard_tasks(url, layout=layout, entry=self.entries.get(url)):
+                if layout is None:
+                    self.layout.check_arrays(task.support, task.query, None, f"{url}: task {task.meta.get('index')}")
+                yield task.support, task.query
+        except LasiumError:
+            raise
+        except Exception as exc:  # anything the container libraries raise on a damaged file
+            raise ShardError(f"{url}: cannot read the shard ({type(exc).__name__}: {exc}); it is damaged, regenerate or re-copy it") from None
+
+
+def _sidecar_layout(url: str) -> TaskLayout | None:
+    path = url_to_path(url) if not url.startswith("pipe:") else None
+    if path is None:
+        return None
+    sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
+    if not sidecar.is_file():
+        return None
+    manifest, _ = read_sidecar(sidecar)
+    return manifest.layout
+
+
+def _first_task_layout(url: str) -> TaskLayout:
+    tasks = iter_shard_tasks(url)
+    try:
+        first = next(islice(tasks, 1), None)
+    finally:
+        tasks.close()  # type: ignore[attr-defined]
+    if first is None:
+        raise ShardError(f"{url} holds no tasks")
+    return TaskLayout(first.ways, first.shots, first.queries, first.image_shape)
+
+
+def _is_local(url: str) -> bool:
+    return not url.startswith("pipe:") and url_to_path(url) is not None
+
+
+def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
+    """Resolve ``--shards`` values to one :class:`ShardSet`, refusing missing shards and mixed layouts."""
+    if isinstance(sources, (str, Path)):
+        sources = [sources]
+    urls: list[str] = []
+    entries: dict[str, ShardEntry] = {}
+    checked: dict[str, TaskLayout] = {}
+    layouts: list[tuple[str, TaskLayout]] = []  # (where, layout) for every source and unmanifested shard
+    remote_checked = False
+    for source in sources:
+        found, manifest = resolve_shard_urls(source)
+        if manifest is not None:
+            _add_manifest(manifest, found, entries, checked)
+            layouts.append((str(source), manifest.layout))
+        else:
+            for url in found:
+                if _is_local(url):
+                    path = url_to_path(url)
+                    if path is not None and not path.is_file():
+                        raise ShardError(f"shard {url} not found; check --shards")
+                    layouts.append((url, _sidecar_layout(url) or _first_task_layout(url)))
+                elif not remote_checked:  # remote: peek at the first shard; the rest are checked as they stream
+                    layouts.append((url, _first_task_layout(url)))
+                    remote_checked = True
+        urls.extend(found)
+    if not urls:
+        raise ShardError(f"no shards found in {', '.join(map(str, sources))}")
+    duplicates = sorted({u for u in urls if urls.count(u) > 1})
+    if duplicates:
+        raise ShardError(f"shard {duplicates[0]} is given more than once; list each shard once")
+    where0, layout0 = layouts[0]
+    for where, layout in layouts[1:]:
+        if _core(layout) != _core(layout0):
+            raise ShardError(f"mixed shard configurations: {where} holds {describe_layout(layout)} tasks but {where0} holds "
+                             f"{describe_layout(layout0)}; train on shards of one configuration")
+    return ShardSet(urls, _core(layout0), entries, checked)
+
+
+def _add_manifest(manifest: Manifest, urls: list[str], entries: dict[str, ShardEntry], checked: dict[str, TaskLayout]) -> None:
+    for url, entry in zip(urls, manifest.shards):
+        path = url_to_path(url)
+        if path is not None and not path.is_file():
+            raise ShardError(f"shard {entry.file} listed in the manifest of {manifest.root} is missing; "
+                             "re-copy it or rebuild the manifest with 'lasium-shards index'")
+        entries[url] = entry
+        checked[url] = manifest.layout

@@ -1,0 +1,225 @@
+"""Streaming task shards into meta-batches: endless, shuffled, split across ranks and DataLoader workers.
+
+The pipeline of one DataLoader worker, webdataset-style::
+
+    its shards ──(reshuffled each round, forever)──▶ decoded, layout-checked tasks ──shuffle buffer──▶
+    (skip, when resuming) ──stack T tasks (numpy) + label permutations──▶ meta-batch dict
+
+Shards are read with ``lasium.shards``' safe reader (nothing is unpickled) inside each worker, which
+opens its own file handles (HDF5 handles are never shared between processes). Rank r reads shards r, r + world, …; its workers split those again, so no two readers
+share a shard when there are enough of them. The stream never ends (each round reshuffles the
+shards), so every rank runs the same fixed number of steps. Everything random is derived from
+(seed, rank, worker, …), so a stream is reproducible, and resuming after ``b`` meta-batches replays the
+stream and drops the tasks those batches used (reading, but not stacking or training on them).
+
+On the device (:func:`to_device`) a batch becomes float images in [0, 1] (T, N·K, C, H, W) and labels
+(T, N·K): the uint8 → float conversion happens there, not in Python per image.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from lasium.errors import LasiumError, ShardError
+from lasium.seeding import numpy_rng
+from lasium.shards.format import TaskLayout
+from lasium.train.shard_access import ShardSet
+
+Item = tuple[str, np.ndarray, np.ndarray]  # (shard url, support, query) of one task
+
+MAX_AUTO_BUFFER = 1000
+AUTO_BUFFER_BYTES = 256 << 20
+
+
+def auto_shuffle_buffer(layout: TaskLayout) -> int:
+    """About 256 MB of tasks, at most 1000 (a 5-way 1+5-shot 28×28 task is 24 KB)."""
+    task_bytes = layout.ways * (layout.shots + layout.queries) * int(np.prod(layout.image_shape))
+    return int(max(1, min(MAX_AUTO_BUFFER, AUTO_BUFFER_BYTES // max(1, task_bytes))))
+
+
+def split_shards(urls: list[str], rank: int, world_size: int, worker: int, workers: int) -> tuple[list[str], bool]:
+    """The shards one worker of one rank reads, and whether it shares them with its rank's other workers.
+
+    Ranks always get disjoint shards (an error if there are fewer shards than ranks). Workers split
+    their rank's shards when there are at least as many shards as workers; otherwise every worker reads
+    all of its rank's shards, in its own random order.
+    """
+    if len(urls) < world_size:
+        raise ShardError(f"{len(urls)} shard(s) cannot feed {world_size} ranks: every rank needs its own shards; "
+                         "write the set with more, smaller shards")
+    mine = urls[rank::world_size]
+    if len(mine) >= workers:
+        return mine[worker::workers], False
+    return mine, True
+
+
+def shuffled(items: Iterator[Item], size: int, rng: np.random.Generator) -> Iterator[Item]:
+    """A shuffle buffer: fill ``size`` items, then emit a random one and put the next in its place."""
+    buffer: list[Item] = []
+    for item in items:
+        if len(buffer) < size:
+            buffer.append(item)
+            continue
+        j = int(rng.integers(size))
+        buffer[j], item = item, buffer[j]
+        yield item
+    rng.shuffle(buffer)  # only reached when the input ends (one-round streams); training streams are endless
+    yield from buffer
+
+
+def batches_before(position: int, worker: int, workers: int) -> int:
+    """Meta-batches worker ``worker`` delivered among the first ``position`` (DataLoader's round-robin order)."""
+    return len(range(worker, position, workers))
+
+
+class TaskStream(IterableDataset):
+    """Endless meta-batches from a shard set for one rank; iterate it through :func:`make_loader`.
+
+    Each item holds ``group`` meta-batches of ``meta_batch`` tasks (G·T tasks; larger items mean fewer,
+    cheaper transfers between processes, which matters when a step takes milliseconds): ``support`` uint8
+    (G·T, N, K_tr, H, W, C), ``query`` uint8 (G·T, N, K_val, H, W, C), ``perm`` int64 (G·T, N) (class row i
+    of task t gets label ``perm[t, i]``, a fresh permutation per task, so no class position leaks),
+    ``shards`` (the shard of each task). :func:`meta_batches` splits items into meta-batches.
+    ``start`` = meta-batches already consumed (resume); the first item is then cut to the rest of its
+    group. A worker that hits a user error yields ``{"error": message}`` instead of raising, so the
+    message reaches the trainer as one line.
+    """
+
+    def __init__(self, shard_set: ShardSet, meta_batch: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
+                 workers: int = 0, shuffle_buffer: int | None = None, skip_corrupt: bool = False, start: int = 0,
+                 group: int = 1, endless: bool = True) -> None:
+        super().__init__()
+        self.shard_set = shard_set
+        self.meta_batch, self.group = int(meta_batch), max(1, int(group))
+        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
+        self.loader_workers = int(workers)
+        self.readers = max(1, self.loader_workers)  # streams per rank (the main process counts as one)
+        self.buffer = int(shuffle_buffer or auto_shuffle_buffer(shard_set.layout))
+        self.skip_corrupt = skip_corrupt
+        self.start_item, self.start_offset = divmod(int(start), self.group)
+        self.endless = endless
+        split_shards(shard_set.urls, self.rank, self.world_size, 0, self.readers)  # fail early on too few shards
+
+    def _reader_index(self) -> int:
+        info = get_worker_info()
+        if info is None:
+            return 0
+        if info.num_workers != self.readers:
+            raise RuntimeError(f"TaskStream built for {self.readers} workers runs in a DataLoader with {info.num_workers}")
+        # The DataLoader takes items round-robin starting at worker 0; after `start_item` items the next one is
+        # due from reader start_item % workers, so worker i plays reader (i + start_item) % workers.
+        return (info.id + self.start_item) % self.readers
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        reader = self._reader_index()
+        try:
+            yield from self._batches(reader)
+        except LasiumError as exc:
+            yield {"error": str(exc), "error_type": type(exc).__name__}
+
+    def _items(self, urls: list[str], reader: int) -> Iterator[Item]:
+        """Tasks of ``urls`` in a fresh random shard order each round, forever (or one round)."""
+        bad: set[str] = set()
+        round_index = 0
+        while True:
+            order = numpy_rng(self.seed, "shard-order", self.rank, reader, round_index).permutation(len(urls))
+            produced = 0
+            for i in order:
+                url = urls[int(i)]
+                if url in bad:
+                    continue
+                try:
+                    for support, query in self.shard_set.tasks(url):
+                        produced += 1
+                        yield url, support, query
+                except LasiumError as exc:
+                    if not self.skip_corrupt:
+                        raise
+                    bad.add(url)  # never read again in this run
+                    print(f"warning: skipping shard {url} (--skip-corrupt): {exc}", file=sys.stderr, flush=True)
+            if produced == 0:
+                raise ShardError(f"no readable task left in the {len(urls)} shard(s) of this reader (rank {self.rank}, "
+                                 f"first {urls[0]})")
+            round_index += 1
+            if not self.endless:
+                return
+
+    def _batches(self, reader: int) -> Iterator[dict[str, Any]]:
+        urls, _ = split_shards(self.shard_set.urls, self.rank, self.world_size, reader, self.readers)
+        items = shuffled(self._items(urls, reader), self.buffer, numpy_rng(self.seed, "shuffle-buffer", self.rank, reader))
+        size, N = self.meta_batch * self.group, self.shard_set.layout.ways
+        done = batches_before(self.start_item, reader, self.readers)
+        for _ in range(done * size):  # resuming: the tasks of items consumed before the checkpoint
+            if next(items, None) is None:
+                return
+        # the item in progress at the checkpoint comes from this reader: drop its meta-batches already used
+        cut = self.start_offset * self.meta_batch if reader == self.start_item % self.readers else 0
+        pending: list[Item] = []
+        for item in items:
+            pending.append(item)
+            if len(pending) < size:
+                continue
+            global_index = done * self.readers + reader  # this item's position in the rank's stream
+            rng = numpy_rng(self.seed, "labels", self.rank, global_index)
+            perm = np.stack([rng.permutation(N) for _ in range(size)]).astype(np.int64)
+            yield {
+                "support": np.stack([it[1] for it in pending[cut:]]),
+                "query": np.stack([it[2] for it in pending[cut:]]),
+                "perm": perm[cut:],
+                "shards": [it[0] for it in pending[cut:]],
+            }
+            done += 1
+            cut = 0
+            pending = []
+
+
+def make_loader(stream: TaskStream, *, pin_memory: bool = False) -> DataLoader:
+    """A DataLoader over ``stream`` with its worker count; batching already happened in the workers."""
+    workers = stream.loader_workers
+    return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
+                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+
+
+def meta_batches(items: Iterator[dict[str, Any]], meta_batch: int, device: torch.device
+                 ) -> Iterator[tuple[tuple[torch.Tensor, ...], list[str]]]:
+    """Meta-batches on ``device`` from loader items: ((support, labels, query, labels), shards), item by item.
+
+    Each item goes to the device in one copy and is sliced there.
+    """
+    for item in items:
+        item = check_batch(item)
+        s, sl, q, ql = to_device(item["support"], item["query"], item["perm"], device)
+        for a in range(0, s.shape[0], meta_batch):
+            yield (s[a : a + meta_batch], sl[a : a + meta_batch], q[a : a + meta_batch], ql[a : a + meta_batch]), \
+                item["shards"][a : a + meta_batch]
+
+
+def check_batch(batch: dict[str, Any]) -> dict[str, Any]:
+    """Raise the worker's error in the trainer's process (one line), else return the batch."""
+    if "error" in batch:
+        raise ShardError(batch["error"])
+    return batch
+
+
+def to_device(support: torch.Tensor, query: torch.Tensor, perm: torch.Tensor, device: torch.device
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 (T, N, K, H, W, C) support/query + (T, N) label permutation → float images and labels on ``device``.
+
+    Returns support (T, N·K_tr, C, H, W) in [0, 1], support labels (T, N·K_tr), query and query labels likewise.
+    """
+    def images(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(device, non_blocking=True)
+        T, N, K = x.shape[:3]
+        flat = x.reshape(T, N * K, *x.shape[3:]).permute(0, 1, 4, 2, 3)
+        labels = perm_d[:, :, None].expand(T, N, K).reshape(T, N * K)
+        return flat.float().div_(255.0).contiguous(), labels
+
+    perm_d = perm.to(device, non_blocking=True)
+    s, sl = images(support)
+    q, ql = images(query)
+    return s, sl, q, ql

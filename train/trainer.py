@@ -1,0 +1,247 @@
+"""The meta-training loop: shards in, a learner out, from one CPU to many GPUs on many nodes.
+
+One step: take a meta-batch from the stream, compute the meta-gradient of its tasks with the learner
+(vmapped over tasks), average it over ranks, take an Adam step. Every ``log_every`` steps the loss,
+accuracy and tasks/s go to ``metrics.jsonl`` and the progress bar; every ``val_every`` steps rank 0
+validates on real val episodes; checkpoints go to ``step-NNNNNNN/``, ``best/`` and ``last/``.
+
+Example::
+
+    from lasium.train.trainer import train
+    from lasium.train.config import TrainConfig
+    result = train(TrainConfig(shards=["shards/omniglot-ro"], out="runs/ro-maml", algo="maml", iterations=60_000))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ContextManager
+
+import torch
+from tqdm import tqdm
+
+from lasium.errors import CheckpointError, ConfigError
+from lasium.seeding import derive_seed, seed_everything
+from lasium.train import distributed as D
+from lasium.train.checkpoint import load_training_state, rng_state, save_checkpoint, read_config
+from lasium.train.config import TrainConfig
+from lasium.train.learner import MetaGradients, MetaLearner
+from lasium.train.registry import build_learner
+from lasium.train.run_log import MetricsLog
+from lasium.train.shard_access import ShardSet, describe_layout, open_shard_set
+from lasium.train.streaming import TaskStream, make_loader, meta_batches
+from lasium.train.validation import Validator, default_val_dataset
+
+STEP_DIR = re.compile(r"^step-(\d{7,})$")
+
+
+@dataclass
+class TrainResult:
+    """What a run ended with (on every rank; ``val`` and ``best_val_accuracy`` on rank 0 only)."""
+
+    out: Path
+    step: int
+    train: dict[str, float] = field(default_factory=dict)
+    val: dict[str, float] = field(default_factory=dict)
+    best_val_accuracy: float | None = None
+    shards_read: list[str] = field(default_factory=list)
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint of ``run_dir`` with the highest step (``last/`` or a periodic ``step-N/``)."""
+    best: tuple[int, Path] | None = None
+    candidates = [run_dir / "last"] + ([p for p in run_dir.iterdir() if STEP_DIR.match(p.name)] if run_dir.is_dir() else [])
+    for folder in candidates:
+        try:
+            step = int(json.loads((folder / "state.json").read_text())["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if best is None or step > best[0]:
+            best = (step, folder)
+    return None if best is None else best[1]
+
+
+def autocast_for(precision: str, device: torch.device) -> Callable[[], ContextManager[Any]]:
+    """bf16 autocast on CUDA (``auto`` or ``bf16``); full precision on CPU, where bf16 is refused with a warning."""
+    if device.type == "cuda" and precision in ("auto", "bf16"):
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    if precision == "bf16":
+        print("warning: --precision bf16 applies to CUDA only; training in fp32 on the CPU", file=sys.stderr)
+    return contextlib.nullcontext
+
+
+def params_sha256(learner: MetaLearner) -> str:
+    """A digest of the weights (the per-rank summaries use it to show that ranks agree)."""
+    h = hashlib.sha256()
+    for name, p in sorted(learner.state_dict().items()):
+        h.update(name.encode())
+        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, step_fn: Callable[..., MetaGradients],
+              batch: tuple[torch.Tensor, ...], autocast: Callable[[], ContextManager[Any]], ctx: D.DistContext) -> MetaGradients:
+    """One optimizer step on the meta-gradient of ``batch`` (support, labels, query, labels), averaged over ranks."""
+    with autocast():
+        out = step_fn(*batch)
+    for name, p in learner.named_parameters():
+        p.grad = out.grads[name].to(p.dtype)
+    D.all_reduce_mean_([p.grad for p in learner.parameters()], ctx)
+    optimizer.step()
+    return out
+
+
+class Trainer:
+    """Meta-trains ``config.algo`` on ``config.shards``; ``resume`` continues the run in ``config.out``."""
+
+    def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True) -> None:
+        self.config = config.validate()
+        self.resume = resume
+        self.progress = progress
+        self.ctx = D.init_distributed(config.device)
+        self.out = Path(config.out)
+        self.shard_set: ShardSet = open_shard_set(config.shards)
+        layout = self.shard_set.layout
+        config.ways, config.shots, config.queries = layout.ways, layout.shots, layout.queries
+        config.image_shape = list(layout.image_shape)
+        self.checkpoint = self._find_resume_checkpoint()
+        config.val_dataset = default_val_dataset(config.val_dataset, config.image_shape)
+        if config.loader_group == 0:  # auto: on a GPU a step takes milliseconds, so move 8 meta-batches per transfer
+            config.loader_group = 8 if self.ctx.device.type == "cuda" else 1
+        self.validator: Validator | None = None
+        if config.validation_enabled and self.ctx.is_main:  # fail here, before any training, if the data is missing
+            self.validator = Validator(config.val_dataset, ways=config.ways, shots=config.shots, queries=config.val_queries,
+                                       num_tasks=config.val_tasks, image_shape=config.image_shape, data_root=config.data_root,
+                                       progress=progress)
+
+    def _find_resume_checkpoint(self) -> Path | None:
+        latest = latest_checkpoint(self.out) if self.out.is_dir() else None
+        if not self.resume:
+            if latest is not None:
+                raise ConfigError(f"{self.out} already holds a run ({latest.name}/); pass --resume to continue it or choose another --out")
+            return None
+        if latest is None:
+            raise CheckpointError(f"nothing to resume in {self.out}: no last/ or step-N/ checkpoint; start without --resume")
+        saved, _ = read_config(latest)
+        mine = self.config.learner_config()
+        if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden) != (mine.algo, mine.ways, tuple(mine.image_shape), mine.hidden):
+            raise ConfigError(f"{latest} holds a {saved.algo} learner for {saved.ways}-way {tuple(saved.image_shape)} tasks; "
+                              f"resume it with the same --algo and shards")
+        return latest
+
+    def run(self) -> TrainResult:
+        cfg, ctx = self.config, self.ctx
+        device = ctx.device
+        seed_everything(cfg.seed)
+        learner = build_learner(cfg.learner_config()).to(device)
+        optimizer = torch.optim.Adam(learner.parameters(), lr=cfg.lr)
+        start, state = 0, {}
+        if self.checkpoint is not None:
+            state = load_training_state(self.checkpoint, learner, optimizer)
+            start = int(state["step"])
+            now = (ctx.world_size, cfg.workers, cfg.loader_group)
+            before = (state.get("world_size"), state.get("workers"), state.get("loader_group"))
+            if now != before and ctx.is_main:
+                print(f"warning: resuming with ranks, workers, loader group {now} instead of {before}: "
+                      "the task order will differ from an uninterrupted run", file=sys.stderr)
+        else:
+            D.broadcast_([p.data for p in learner.parameters()], ctx)
+        stream = TaskStream(self.shard_set, cfg.meta_batch, seed=derive_seed(cfg.seed, "stream"), rank=ctx.rank,
+                            world_size=ctx.world_size, workers=cfg.workers, shuffle_buffer=cfg.shuffle_buffer,
+                            skip_corrupt=cfg.skip_corrupt, start=start, group=cfg.loader_group)
+        autocast = autocast_for(cfg.precision, device)
+        step_fn = torch.compile(learner.meta_gradients) if cfg.compile else learner.meta_gradients
+        if ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "train_config.json").write_text(cfg.to_json() + "\n")
+        log = MetricsLog(self.out, resume_step=start if self.checkpoint else None) if ctx.is_main else None
+        best = state.get("best_val_accuracy")
+        result = TrainResult(self.out, start, best_val_accuracy=best)
+        shards_read: set[str] = set()
+        bar = tqdm(total=cfg.iterations, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
+                   disable=not (self.progress and ctx.is_main), desc=f"{cfg.algo} {describe_layout(self.shard_set.layout)}")
+        loader = iter(make_loader(stream, pin_memory=device.type == "cuda"))
+        batches = meta_batches(loader, cfg.meta_batch, device)
+        window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, accuracy sum, tasks
+        tasks_seen = int(state.get("tasks_seen", 0))
+        clock, step = time.perf_counter(), start
+        try:
+            for step in range(start + 1, cfg.iterations + 1):
+                batch, shards = next(batches)
+                shards_read.update(shards)
+                out = meta_step(learner, optimizer, step_fn, batch, autocast, ctx)
+                window += torch.stack([out.loss.sum().double(), out.accuracy.sum().double(),
+                                       torch.tensor(float(len(out.loss)), dtype=torch.float64, device=device)])
+                tasks_seen += len(out.loss) * ctx.world_size
+                bar.update(1)
+                last_step = step == cfg.iterations
+                if step % cfg.log_every == 0 or last_step:
+                    D.all_reduce_mean_([window], ctx)
+                    loss, acc, n = window.tolist()
+                    now = time.perf_counter()
+                    result.train = {"loss": loss / max(n, 1), "accuracy": acc / max(n, 1),
+                                    "tasks_per_s": n * ctx.world_size / max(now - clock, 1e-9)}
+                    window.zero_()
+                    clock = now
+                    if log is not None:
+                        log.write({"step": step, "split": "train", "time": time.time(), "tasks_seen": tasks_seen, **result.train})
+                    bar.set_postfix(loss=f"{result.train['loss']:.3f}", acc=f"{result.train['accuracy']:.3f}",
+                                    tasks_s=f"{result.train['tasks_per_s']:.0f}", refresh=False)
+                if self.validator is not None and (step % cfg.val_every == 0 or last_step):
+                    result.val = self.validator.evaluate(learner, device, steps=cfg.val_inner_steps, autocast=autocast)
+                    if log is not None:
+                        log.write({"step": step, "split": "val", "time": time.time(), **result.val})
+                    bar.set_postfix(loss=f"{result.train.get('loss', float('nan')):.3f}", val=f"{result.val['accuracy']:.3f}", refresh=False)
+                    if best is None or result.val["accuracy"] > best:
+                        best = result.val["accuracy"]
+                        self._save(self.out / "best", learner, optimizer, step, tasks_seen, best, step)
+                    clock = time.perf_counter()  # validation time does not count against training speed
+                if ctx.is_main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_step:
+                    self._save(self.out / f"step-{step:07d}", learner, optimizer, step, tasks_seen, best)
+            result.step = step
+            if ctx.is_main:
+                self._save(self.out / "last", learner, optimizer, step, tasks_seen, best)
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
+            del batches, loader
+        result.best_val_accuracy = best
+        result.shards_read = sorted(shards_read)
+        self._write_rank_summary(learner, result)
+        D.barrier(ctx)
+        return result
+
+    def _save(self, folder: Path, learner: MetaLearner, optimizer: torch.optim.Optimizer, step: int, tasks_seen: int,
+              best: float | None, best_step: int | None = None) -> None:
+        if not self.ctx.is_main:
+            return
+        state = {"step": step, "tasks_seen": tasks_seen, "best_val_accuracy": best, "world_size": self.ctx.world_size,
+                 "workers": self.config.workers, "loader_group": self.config.loader_group, "rng": rng_state()}
+        if best_step is not None:
+            state["best_step"] = best_step
+        save_checkpoint(folder, learner, self.config, optimizer, state)
+
+    def _write_rank_summary(self, learner: MetaLearner, result: TrainResult) -> None:
+        """``ranks/rank-R.json``: steps, shards this rank read, digest of its final weights."""
+        folder = self.out / "ranks"
+        folder.mkdir(parents=True, exist_ok=True)
+        summary = {"rank": self.ctx.rank, "world_size": self.ctx.world_size, "step": result.step,
+                   "shards_read": result.shards_read, "weights_sha256": params_sha256(learner)}
+        (folder / f"rank-{self.ctx.rank}.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Run :class:`Trainer` and leave the process group (under ``torchrun``) when done."""
+    trainer = Trainer(config, resume=resume, progress=progress)
+    try:
+        return trainer.run()
+    finally:
+        D.shutdown(trainer.ctx)
