@@ -1,1 +1,49 @@
-"""lasium.evaluate: real labeled few-shot benchmarks, scoring and reports (``lasium-eval``)."""
+"""lasium.evaluate: real labeled few-shot benchmarks, scoring and reports (``lasium-eval``).
+
+- :class:`EvalProtocol`, :func:`make_episodes`, :func:`mean_ci95` (:mod:`lasium.evaluate.protocol`): which
+  tasks, and how accuracies are summarised;
+- :func:`evaluate_checkpoint`, :func:`evaluate_scratch`, :func:`evaluate_learner`
+  (:mod:`lasium.evaluate.evaluator`) → :class:`EvalReport`;
+- :func:`score_episodes` (:mod:`lasium.evaluate.scoring`): per-task accuracies, adaptation vmapped over chunks;
+- :mod:`lasium.evaluate.report` (table, atomic JSON), :mod:`lasium.evaluate.plots` (Pillow line charts),
+  :mod:`lasium.evaluate.published` and :mod:`lasium.evaluate.repro_report` (the Omniglot reproduction page).
+
+Names are imported on first use, so ``import lasium.evaluate`` stays light.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "EvalProtocol": "lasium.evaluate.protocol",
+    "Episodes": "lasium.evaluate.protocol",
+    "make_episodes": "lasium.evaluate.protocol",
+    "mean_ci95": "lasium.evaluate.protocol",
+    "parse_shots": "lasium.evaluate.protocol",
+    "EvalReport": "lasium.evaluate.evaluator",
+    "ShotResult": "lasium.evaluate.evaluator",
+    "evaluate_checkpoint": "lasium.evaluate.evaluator",
+    "evaluate_learner": "lasium.evaluate.evaluator",
+    "evaluate_scratch": "lasium.evaluate.evaluator",
+    "score_episodes": "lasium.evaluate.scoring",
+    "scratch_learner": "lasium.evaluate.baselines",
+    "format_table": "lasium.evaluate.report",
+    "write_json_atomic": "lasium.evaluate.report",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'lasium.evaluate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

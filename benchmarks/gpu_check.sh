@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# One-shot GPU check of lasium, sized for one GPU and one ~10-minute call:
+#   1. fit the bundled-candidate GAN and VAE with lasium-fit (wall-clock budgets) and export them in bundled form;
+#   2. benchmarks/bench_gen.py (1e6 tasks with the freshly fitted GAN; it deletes its shards);
+#   3. benchmarks/bench_train.py;
+#   4. the Omniglot reproduction (benchmarks/repro_omniglot.py) with the fitted GAN, in the time that is left.
+# Every figure goes to OUTDIR as JSON; OUTDIR ends with at most 8 files (the GPU tool's limit):
+#   results.tar.gz   results/ (omniglot.md/.json, PNGs), bundled/ (omniglot-gan, omniglot-vae), figures/, logs/
+#   summary.json     every stage's status and seconds, and the headline figures of each stage
+#   gpu_check.log    this script's output
+#   bench_gen.json, bench_train.json, repro.json (copies of the figures, for a quick look)
+#
+# Usage: benchmarks/gpu_check.sh [OUTDIR] [--quick]      (OUTDIR defaults to $OUT, else ./gpu_check_out)
+# --quick: tiny sizes, for a CPU smoke run of the whole script (a few minutes).
+# Offline: needs only what is installed (torch, numpy, h5py, pillow, click, safetensors, tqdm, webdataset); lasium
+# itself is made importable from this checkout without pip (see "import" below).
+# Sizes (environment): TOTAL_SECONDS (570 = 9.5 min), GAN_MINUTES (2), VAE_MINUTES (0.75), BENCH_GEN_TASKS (1e6),
+# BENCH_GEN_TIMEOUT (150), BENCH_TRAIN_TIMEOUT (80), REPRO_MIN_SECONDS (60), FID (0: 1 = measure Fréchet distances
+# of both models before export), REPRO_FIRST (0: 1 = run the reproduction right after the fits and keep
+# BENCH_GEN_TIMEOUT + BENCH_TRAIN_TIMEOUT for the benchmarks afterwards), WORK (scratch, default /tmp/lasium_gpu_check).
+# Plan (H100/H200 guesses): setup ~20 s, fits ~190 s, bench_gen ~100 s, bench_train <= 80 s, the rest (~3 min) for the
+# reproduction, whose guard runs the rows that fit (its full core needs ~6.5 min: see benchmarks/repro_omniglot.py).
+set -uo pipefail  # not -e: a failing stage is recorded and the next one runs
+
+QUICK=0
+OUTDIR=""
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d'; exit 0 ;;
+    -*) echo "error: unknown option $arg (use [OUTDIR] [--quick])" >&2; exit 2 ;;
+    *) OUTDIR="$arg" ;;
+  esac
+done
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUTDIR="$(mkdir -p "${OUTDIR:-${OUT:-./gpu_check_out}}" && cd "${OUTDIR:-${OUT:-./gpu_check_out}}" && pwd)"
+PY="${PYTHON:-python3}"
+WORK="${WORK:-/tmp/lasium_gpu_check}"
+if [ "$QUICK" = 1 ]; then
+  TOTAL_SECONDS="${TOTAL_SECONDS:-420}"; GAN_MINUTES="${GAN_MINUTES:-0.3}"; VAE_MINUTES="${VAE_MINUTES:-0.2}"
+  BENCH_GEN_TIMEOUT="${BENCH_GEN_TIMEOUT:-90}"; BENCH_TRAIN_TIMEOUT="${BENCH_TRAIN_TIMEOUT:-60}"; REPRO_MIN_SECONDS="${REPRO_MIN_SECONDS:-30}"
+  FIT_EXTRA=(--limit 256 --epochs 1); BENCH_GEN_ARGS=(--quick); BENCH_TRAIN_ARGS=(--quick); REPRO_ARGS=(--quick)
+  export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # smoke run on a small shared CPU: no OpenMP spin-waiting
+else
+  TOTAL_SECONDS="${TOTAL_SECONDS:-570}"; GAN_MINUTES="${GAN_MINUTES:-2}"; VAE_MINUTES="${VAE_MINUTES:-0.75}"
+  BENCH_GEN_TIMEOUT="${BENCH_GEN_TIMEOUT:-150}"; BENCH_TRAIN_TIMEOUT="${BENCH_TRAIN_TIMEOUT:-80}"; REPRO_MIN_SECONDS="${REPRO_MIN_SECONDS:-60}"
+  FIT_EXTRA=(--epochs 300); BENCH_GEN_ARGS=(--n-tasks "${BENCH_GEN_TASKS:-1e6}"); BENCH_TRAIN_ARGS=(); REPRO_ARGS=()
+fi
+FID="${FID:-0}"
+START=$(date +%s)
+DEADLINE=$((START + TOTAL_SECONDS))
+
+rm -rf "$WORK"
+mkdir -p "$WORK"/{fit,bundled,figures,logs,results} "$OUTDIR"
+rm -f "$OUTDIR"/{results.tar.gz,summary.json,gpu_check.log,bench_gen.json,bench_train.json,repro.json}
+exec > >(tee -a "$OUTDIR/gpu_check.log") 2>&1
+TEE_PID=$!
+STAGES="$WORK/stages.jsonl"
+: > "$STAGES"
+
+now() { date +%s; }
+left() { echo $((DEADLINE - $(now))); }
+record() {  # name status seconds note
+  "$PY" -c 'import json,sys; print(json.dumps({"name": sys.argv[1], "status": sys.argv[2], "seconds": float(sys.argv[3]), "note": sys.argv[4]}))' \
+    "$1" "$2" "$3" "${4:-}" >> "$STAGES"
+}
+stage() {  # stage NAME TIMEOUT_SECONDS command...: run under a timeout capped by the deadline; record the outcome
+  local name="$1" limit="$2"; shift 2
+  local remaining; remaining=$(( $(left) - 25 ))  # 25 s kept for the summary and packing
+  [ "$remaining" -lt "$limit" ] && limit=$remaining
+  if [ "$limit" -lt 5 ]; then
+    echo "== $name: skipped (time budget used up)"; record "$name" skipped 0 "time budget used up"; return 1
+  fi
+  echo "== $name (limit ${limit}s): $*"
+  local t0 rc; t0=$(date +%s%N)
+  timeout --signal=TERM --kill-after=10 "$limit" "$@"; rc=$?
+  local secs; secs=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+  if [ $rc -eq 0 ]; then record "$name" ok "$secs"; echo "== $name: ok in ${secs}s"
+  elif [ $rc -eq 124 ] || [ $rc -eq 137 ]; then record "$name" timeout "$secs" "killed after ${limit}s"; echo "== $name: TIMEOUT after ${secs}s"
+  else record "$name" failed "$secs" "exit $rc"; echo "== $name: FAILED (exit $rc) after ${secs}s"; fi
+  return $rc
+}
+
+echo "lasium gpu_check: repo $REPO, out $OUTDIR, work $WORK, quick=$QUICK, budget ${TOTAL_SECONDS}s, $(date)"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+
+# --- import: make lasium (with lasium.generate/.train/.evaluate mapped from generate/, train/, evaluate/) importable
+# without pip or network: a folder of symlinks laid out as the installed package, first on PYTHONPATH (before the
+# checkout root, whose lasium/ lacks the stage subpackages). All commands run from $WORK, never the repo root.
+cd "$WORK"
+import_check() { "$PY" -c 'import lasium.generate.cli, lasium.train.cli, lasium.evaluate.cli, lasium.shards.cli, sys; import lasium.evaluate as e; print("lasium.evaluate from", e.__path__[0])'; }
+PKG="$WORK/pkg/lasium"
+mkdir -p "$PKG"
+for entry in "$REPO"/lasium/*; do ln -s "$entry" "$PKG/$(basename "$entry")"; done
+for stage_dir in generate train evaluate; do ln -s "$REPO/$stage_dir" "$PKG/$stage_dir"; done
+export PYTHONPATH="$WORK/pkg${PYTHONPATH:+:$PYTHONPATH}"
+if ! import_check; then
+  echo "symlinked package does not import; trying pip install --target (offline)"
+  export PYTHONPATH="$WORK/site:${PYTHONPATH#"$WORK/pkg:"}"
+  "$PY" -m pip install --quiet --no-deps --no-build-isolation --no-index --target "$WORK/site" "$REPO" && import_check \
+    || { echo "error: cannot import lasium from $REPO"; exit 1; }
+fi
+if [ -z "${LASIUM_DATA:-}" ]; then
+  for candidate in "$REPO/shared/data" "$REPO/../shared/data"; do
+    [ -f "$candidate/omniglot/images_background.zip" ] && export LASIUM_DATA="$(cd "$candidate" && pwd)" && break
+  done
+fi
+echo "LASIUM_DATA=${LASIUM_DATA:-unset}"
+stage data-cache 120 "$PY" -c 'from lasium.data import load_split; [load_split("omniglot", s) for s in ("train", "val", "test")]' \
+  || echo "warning: Omniglot did not load; stages that need it will fail"
+
+# --- 1. fit the bundled candidates and export them
+GAN="$WORK/fit/omniglot-gan"; VAE="$WORK/fit/omniglot-vae"
+FIT=("$PY" -c 'import sys; sys.argv[0] = "lasium-fit"; from lasium.generate.fit_cli import main; main()')
+seconds_of() { awk -v m="$1" -v extra="$2" 'BEGIN { printf "%d", m * 60 + extra }'; }
+stage fit-gan "$(seconds_of "$GAN_MINUTES" 90)" "${FIT[@]}" --model gan --dataset omniglot --max-minutes "$GAN_MINUTES" \
+  "${FIT_EXTRA[@]}" --seed 0 --out "$GAN" --quiet
+stage fit-vae "$(seconds_of "$VAE_MINUTES" 60)" "${FIT[@]}" --model vae --dataset omniglot --max-minutes "$VAE_MINUTES" \
+  "${FIT_EXTRA[@]}" --seed 0 --out "$VAE" --quiet
+for model in gan vae; do
+  ckpt="$WORK/fit/omniglot-$model"
+  [ -f "$ckpt/model.safetensors" ] || continue
+  if [ "$FID" = 1 ]; then
+    stage "fid-$model" 90 "$PY" "$REPO/benchmarks/bench_fid.py" --generator "$ckpt" --json-out "$WORK/figures/fid-$model.json"
+  fi
+  stage "export-$model" 60 "$PY" -c 'import json, os, sys
+from lasium.generate.checkpoint import export_bundled
+ckpt, name, fid, dest = sys.argv[1:5]
+quality = json.load(open(fid)) if os.path.isfile(fid) else None
+print("exported", export_bundled(ckpt, name, quality=quality, dest_root=dest))' "$ckpt" "omniglot-$model" "$WORK/figures/fid-$model.json" "$WORK/bundled"
+done
+GENERATOR="$GAN"
+[ -f "$GAN/model.safetensors" ] || GENERATOR="omniglot-gan"  # fall back to the bundled one if the fit failed
+
+run_repro() {  # run_repro BUDGET_SECONDS
+  local budget="$1"
+  if [ "$budget" -ge "$REPRO_MIN_SECONDS" ]; then
+    stage repro $((budget + 20)) "$PY" "$REPO/benchmarks/repro_omniglot.py" "${REPRO_ARGS[@]}" --generator "$GENERATOR" \
+      --budget-seconds "$budget" --work "$WORK/repro" --results "$WORK/results" --overwrite
+  else
+    echo "== repro: skipped (${budget}s left, below REPRO_MIN_SECONDS=$REPRO_MIN_SECONDS)"; record repro skipped 0 "only ${budget}s left"
+  fi
+}
+if [ "${REPRO_FIRST:-0}" = 1 ]; then
+  run_repro $(( $(left) - 35 - BENCH_GEN_TIMEOUT - BENCH_TRAIN_TIMEOUT ))
+fi
+
+# --- 2. generation benchmark, 3. training benchmark
+stage bench-gen "$BENCH_GEN_TIMEOUT" "$PY" "$REPO/benchmarks/bench_gen.py" --generator "$GENERATOR" "${BENCH_GEN_ARGS[@]}" \
+  --out "$WORK/bench_gen_shards" --json-out "$WORK/figures/bench_gen.json"
+rm -rf "$WORK/bench_gen_shards"
+if [ -f "$REPO/benchmarks/bench_train.py" ]; then
+  stage bench-train "$BENCH_TRAIN_TIMEOUT" "$PY" "$REPO/benchmarks/bench_train.py" "${BENCH_TRAIN_ARGS[@]}" --json-out "$WORK/figures/bench_train.json"
+else
+  echo "== bench-train: skipped (benchmarks/bench_train.py not in this checkout)"; record bench-train skipped 0 "benchmarks/bench_train.py missing"
+fi
+
+# --- 4. the reproduction, in what is left (its own guard skips rows that no longer fit and always writes the page)
+if [ "${REPRO_FIRST:-0}" != 1 ]; then
+  run_repro $(( $(left) - 35 ))
+fi
+
+# --- summary and packing
+cp -r "$WORK/repro/logs" "$WORK/logs/repro" 2>/dev/null
+for model in gan vae; do cp "$WORK/fit/omniglot-$model/losses.jsonl" "$WORK/logs/fit-$model-losses.jsonl" 2>/dev/null; done
+"$PY" - "$WORK" "$OUTDIR" "$START" "$QUICK" <<'EOF'
+import json, os, sys, time
+work, outdir, start, quick = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4] == "1"
+def load(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+summary = {"quick": quick, "total_seconds": round(time.time() - start, 1),
+           "stages": [json.loads(line) for line in open(os.path.join(work, "stages.jsonl")) if line.strip()]}
+try:
+    import torch
+    summary["device"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+    summary["torch"] = torch.__version__
+except Exception as exc:  # the summary must be written whatever happened
+    summary["device"] = f"unknown ({exc})"
+for model in ("gan", "vae"):
+    cfg = load(os.path.join(work, "fit", f"omniglot-{model}", "config.json")) or {}
+    keep = ("epochs_done", "train_seconds", "stopped_by_time_budget", "final_losses", "images_per_second", "device", "command")
+    summary[f"fit_{model}"] = {k: cfg[k] for k in keep if k in cfg}
+    summary[f"fid_{model}"] = load(os.path.join(work, "figures", f"fid-{model}.json"))
+    summary[f"bundled_{model}"] = os.path.isfile(os.path.join(work, "bundled", f"omniglot-{model}", "model.safetensors"))
+summary["bench_gen"] = load(os.path.join(work, "figures", "bench_gen.json"))
+summary["bench_train"] = load(os.path.join(work, "figures", "bench_train.json"))
+repro = load(os.path.join(work, "results", "omniglot.json"))
+if repro:
+    summary["repro"] = {"label": repro.get("label"), "wall_seconds": repro.get("wall_seconds"),
+                        "rows": [{k: r.get(k) for k in ("key", "status", "eval", "train", "seconds")} for r in repro["rows"]],
+                        "stages": [{k: s.get(k) for k in ("name", "status", "seconds", "note")} for s in repro["stages"]]}
+with open(os.path.join(outdir, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=2)
+for name in ("bench_gen", "bench_train"):
+    if summary.get(name) is not None:
+        with open(os.path.join(outdir, f"{name}.json"), "w") as f:
+            json.dump(summary[name], f, indent=2)
+if repro:
+    with open(os.path.join(outdir, "repro.json"), "w") as f:
+        json.dump(repro, f, indent=2)
+EOF
+tar -czf "$OUTDIR/results.tar.gz" -C "$WORK" results bundled figures logs
+size=$(stat -c %s "$OUTDIR/results.tar.gz")
+if [ "$size" -gt 16000000 ]; then  # the GPU tool returns files up to 16 MiB: drop the logs first
+  tar -czf "$OUTDIR/results.tar.gz" -C "$WORK" results bundled figures
+fi
+echo "gpu_check done in $(( $(now) - START ))s: $(ls "$OUTDIR" | tr '\n' ' ')"
+exec >&- 2>&-
+wait "$TEE_PID" 2>/dev/null  # let tee finish the log before the script ends

@@ -1,0 +1,182 @@
+"""Reproduce LASIUM on Omniglot end to end and write results/omniglot.md + omniglot.json (+ PNG curves, previews).
+
+    python benchmarks/repro_omniglot.py                      # GPU sizes, bundled omniglot-gan
+    python benchmarks/repro_omniglot.py --fit                # fit a fresh GAN first (--fit-minutes budget)
+    python benchmarks/repro_omniglot.py --generator runs/gan --budget-seconds 300
+    python benchmarks/repro_omniglot.py --quick --fit        # tiny sizes: a few minutes on a 2-core CPU
+
+Pipeline (each stage is the real console command, run as a subprocess; its exact command line, status and
+wall time are recorded): generator (bundled, given, or ``lasium-fit``) → ``lasium-gen`` per strategy (n, ro,
+oc; the preset of the learner) → ``lasium-shards preview`` → ``lasium-train`` (ProtoNets, MAML) →
+``lasium-eval`` (1000 test tasks, 1- and 5-shot, same episodes for every method); baselines: training from
+scratch (``lasium-eval --baseline scratch``) and the supervised upper bound (``lasium-gen --source real`` on
+the labeled train split, then the same training). Rows run in priority order; with ``--budget-seconds`` a
+row starts only if its estimated time still fits, every command is killed at the deadline, and the page
+says what was skipped. A failing stage is recorded and the rest go on. Results are rewritten after every
+row, so an interrupted run still leaves a page. Every size is a named field of ``Sizes`` below.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Sizes:
+    """Every size of the reproduction (the GPU preset, planned for ~6 min on one H100/H200)."""
+
+    fit_minutes: float = 4.0         # --fit: wall-clock budget of lasium-fit
+    fit_epochs: int = 300            # --fit: upper bound on epochs
+    fit_limit: int = 0               # --fit: train on the first N images only (0 = all)
+    gen_tasks_protonets: int = 60_000  # synthetic tasks per strategy for ProtoNets (one pass at meta-batch 32)
+    gen_tasks_maml: int = 16_000     # synthetic tasks per strategy for MAML
+    gen_tasks_real: int = 60_000     # real labeled train-split tasks (supervised upper bound)
+    tasks_per_shard: int = 1000
+    decode_tasks: int = 250          # tasks per generator call
+    gen_workers: int = 4             # lasium-gen writer processes
+    protonets_iterations: int = 1875
+    protonets_meta_batch: int = 32
+    maml_algo: str = "maml"          # second order, as in the paper (fomaml is several times faster)
+    maml_iterations: int = 800      # 12.8k tasks: ~70 s of second-order MAML at ~200 tasks/s
+    maml_meta_batch: int = 16
+    maml_inner_steps: int = 5
+    train_workers: int = 4           # DataLoader workers of lasium-train
+    val_every: int = 250
+    val_tasks: int = 200
+    eval_tasks: int = 1000           # the protocol: 1000 test tasks per K_tr
+    eval_shots: str = "1,5"
+    adapt_steps: int = 50            # the protocol: MAML adapts 50 steps of lr 0.4
+    adapt_lr: float = 0.4
+    preview_tasks: int = 4
+
+
+PRESETS = {
+    "gpu": Sizes(),
+    "quick": Sizes(fit_minutes=0.5, fit_epochs=1, fit_limit=256, gen_tasks_protonets=48, gen_tasks_maml=16, gen_tasks_real=48,
+                   tasks_per_shard=12, decode_tasks=12, gen_workers=1, protonets_iterations=12, protonets_meta_batch=4,
+                   maml_iterations=3, maml_meta_batch=2, train_workers=1, val_every=6, val_tasks=10, eval_tasks=10,
+                   adapt_steps=5, preview_tasks=2),
+}
+
+# Rough throughputs for the budget guard's estimates (per second; "image_step" = seconds per support image per
+# MAML step at evaluation). GPU figures follow the design notes' H200 anchors, discounted for small runs.
+RATES = {
+    "cuda": dict(startup=8.0, gen=10000.0, real=5000.0, protonets=4000.0, maml=180.0, fomaml=700.0, eval_proto=0.002,
+                 image_step=1.5e-5),
+    "cpu": dict(startup=6.0, gen=4.0, real=500.0, protonets=2.0, maml=0.15, fomaml=0.5, eval_proto=0.3, image_step=1.5e-3),
+}
+
+STRATEGY_NAMES = {"n": "N", "ro": "RO", "oc": "OC"}
+
+
+@dataclass
+class Row:
+    """One method of ours: where its tasks come from, how it is trained (or not), and whether it is optional."""
+
+    key: str
+    label: str
+    algo: str                 # protonets | maml | fomaml
+    source: str               # n | ro | oc | real | scratch
+    family: str               # lasium | supervised | scratch
+    optional: bool = False
+
+
+def plan_rows(maml_algo: str) -> list[Row]:
+    """Rows in priority order: ProtoNets × {ro, n, oc}, MAML × ro, supervised ProtoNets, scratch; then the optional ones."""
+    maml_name = "MAML" if maml_algo == "maml" else "first-order MAML"
+    rows = [Row(f"protonets-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + ProtoNets (ours)", "protonets", s, "lasium") for s in ("ro", "n", "oc")]
+    rows.append(Row("maml-ro", f"LASIUM-RO-GAN + {maml_name} (ours)", maml_algo, "ro", "lasium"))
+    rows.append(Row("protonets-supervised", "supervised ProtoNets (ours, real train tasks)", "protonets", "real", "supervised"))
+    rows.append(Row("scratch-protonets", "training from scratch, ProtoNets (ours)", "protonets", "scratch", "scratch"))
+    rows.append(Row("scratch-maml", "training from scratch, MAML (ours)", "maml", "scratch", "scratch"))
+    rows += [Row(f"maml-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {maml_name} (ours)", maml_algo, s, "lasium", optional=True) for s in ("n", "oc")]
+    rows.append(Row("maml-supervised", f"supervised {maml_name} (ours, real train tasks)", maml_algo, "real", "supervised", optional=True))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="tiny sizes (CPU smoke run, a few minutes)")
+    p.add_argument("--fit", action="store_true", help="fit a fresh GAN with lasium-fit (budget: --fit-minutes)")
+    p.add_argument("--fit-minutes", type=float, default=None, help="wall-clock budget of --fit [preset]")
+    p.add_argument("--generator", default="omniglot-gan", help="generator for lasium-gen when not --fit [omniglot-gan, bundled]")
+    p.add_argument("--budget-seconds", type=float, default=None, help="stop starting rows that would not fit; kill at the deadline")
+    p.add_argument("--only", default=None, help="comma-separated row keys to run (default: all, in priority order)")
+    p.add_argument("--optional", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the optional rows (MAML n/oc, supervised MAML) [yes; no with --quick]")
+    p.add_argument("--maml-algo", choices=["maml", "fomaml"], default=None, help="MAML variant for the MAML rows [maml]")
+    p.add_argument("--work", default="runs/repro-omniglot", help="shards, runs, evals and logs go here")
+    p.add_argument("--results", default=str(REPO / "results"), help="where omniglot.md/.json and PNGs go")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda (passed to every stage)")
+    p.add_argument("--data-root", default=None, help="dataset root [default: $LASIUM_DATA]")
+    p.add_argument("--seed", type=int, default=0, help="seed of generation, training and scratch init")
+    p.add_argument("--eval-seed", type=int, default=0, help="episode seed of the evaluation (same tasks for every method)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="OMP_NUM_THREADS of every stage [unchanged; 1 with --quick on a CPU]")
+    p.add_argument("--keep-shards", action="store_true", help="keep the shard sets (default: deleted at the end)")
+    p.add_argument("--overwrite", action="store_true", help="clear a previous run in --work first")
+    args = p.parse_args()
+    # Stages run in their own sessions (so a timeout can kill a stage with its workers); a SIGTERM to this driver
+    # (e.g. from `timeout`) must take the running stage down too: turn it into SystemExit, which Pipeline.run handles.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+    if args.only and set(args.only.split(",")) - {r.key for r in plan_rows("maml")}:
+        sys.exit(f"error: --only names unknown rows; rows: {', '.join(r.key for r in plan_rows('maml'))}")
+    sizes = PRESETS["quick" if args.quick else "gpu"]
+    sizes = replace(sizes, **{k: v for k, v in (("fit_minutes", args.fit_minutes), ("maml_algo", args.maml_algo)) if v is not None})
+    work = Path(args.work)
+    marker = work / "repro-omniglot.json"  # says this folder is ours to clear with --overwrite
+    if work.exists() and any(work.iterdir()):
+        if not args.overwrite:
+            sys.exit(f"error: {work} holds a previous run; pass --overwrite to clear it or choose another --work")
+        if not marker.is_file():
+            sys.exit(f"error: {work} is not a folder of this driver (no {marker.name}); choose another --work")
+        for sub in ("shards", "runs", "evals", "logs", "gan"):
+            shutil.rmtree(work / sub, ignore_errors=True)
+    work.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"argv": sys.argv, "started": time.time()}) + "\n")
+    Path(args.results).mkdir(parents=True, exist_ok=True)
+    for old in Path(args.results).glob("preview-*.png"):
+        old.unlink()
+    for old in ("curves-protonets.png", "curves-maml.png"):
+        (Path(args.results) / old).unlink(missing_ok=True)
+
+    from repro_pipeline import Pipeline, describe_device  # beside this script (sys.path[0] when run as one)
+
+    device_type, device = describe_device(args.device)
+    pipe = Pipeline(args, sizes, RATES[device_type], device_type, device)
+    protocol = {"dataset": "omniglot", "split": "test", "ways": 5, "shots": sizes.eval_shots, "queries": 15, "tasks": sizes.eval_tasks,
+                "seed": args.eval_seed, "adapt_steps": sizes.adapt_steps, "adapt_lr": sizes.adapt_lr}
+    rows = plan_rows(sizes.maml_algo)
+    if args.only:
+        keep = set(args.only.split(","))
+        rows = [r for r in rows if r.key in keep]
+    if not (args.optional if args.optional is not None else not args.quick):
+        rows = [r for r in rows if not r.optional]
+    pipe.generator["ok"] = pipe.prepare_generator()
+    pipe.write(protocol)
+    for row in rows:
+        pipe.do_row(row)
+        pipe.write(protocol)
+    try:
+        pipe.draw_curves()
+    except Exception as exc:  # a picture must not cost the page
+        pipe.stages.append({"name": "curves", "status": "failed", "seconds": 0.0, "command": "", "note": repr(exc)[:200]})
+    if not args.keep_shards:
+        shutil.rmtree(work / "shards", ignore_errors=True)
+    pipe.write(protocol)
+    ok = sum(1 for r in pipe.rows if r["status"] == "ok")
+    print(f"[repro] {ok}/{len(pipe.rows)} rows done in {time.time() - pipe.start:.0f} s; see {Path(args.results) / 'omniglot.md'}")
+
+
+if __name__ == "__main__":
+    main()

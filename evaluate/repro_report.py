@@ -1,0 +1,127 @@
+"""The Omniglot reproduction page: ``results/omniglot.md`` from the results dict of
+``benchmarks/repro_omniglot.py`` (the same dict is saved as ``results/omniglot.json``).
+
+The dict holds ``label`` (e.g. "reduced configuration, CPU"), ``device``, ``wall_seconds``, ``sizes``,
+``generator``, ``stages`` (name, status, seconds, command, note), ``rows`` (one per method of ours: key,
+label, algo, status, ``eval`` {"1": {"accuracy_pct", "ci95_pct"}, ...}, ``episode_digest``, ``train``) and
+``images``. Everything here only formats: no figure is computed or assumed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lasium.evaluate.published import OMNIGLOT_5WAY, TARGETS
+
+SHOTS = (1, 5)
+
+
+def _cell(evaluation: dict[str, Any] | None, shots: int) -> str:
+    r = (evaluation or {}).get(str(shots))
+    if not r:
+        return "–"
+    return f"{r['accuracy_pct']:.2f} ± {r['ci95_pct']:.2f}"
+
+
+def accuracy_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Published rows (with † marks) then ours, in one table."""
+    out = ["| method | 1-shot | 5-shot | source |", "|---|---|---|---|"]
+    for p in OMNIGLOT_5WAY:
+        out.append(f"| {p.label} | {p.one_shot:.2f} | {p.five_shot:.2f} | published |")
+    for row in rows:
+        status = row.get("status", "")
+        source = "this run" if status == "ok" else f"this run ({status})"
+        out.append(f"| **{row['label']}** | {_cell(row.get('eval'), 1)} | {_cell(row.get('eval'), 5)} | {source} |")
+    return out
+
+
+def target_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """For MAML and ProtoNets: our best LASIUM row per K_tr against the paper's best."""
+    lines = []
+    for algo, target in TARGETS.items():
+        ours = [r for r in rows if r.get("family") == "lasium" and r.get("algo", "").endswith(algo) and r.get("eval")]
+        for shots, value in target.items():
+            scored = [(r["eval"][str(shots)]["accuracy_pct"], r["label"]) for r in ours if str(shots) in r["eval"]]
+            name = "MAML" if algo == "maml" else "ProtoNets"
+            if not scored:
+                lines.append(f"- LASIUM with {name}, {shots}-shot: target ≥ {value:.2f}; no result in this run")
+                continue
+            best, label = max(scored)
+            verdict = "met" if best >= value else f"not met ({best - value:+.2f} points)"
+            lines.append(f"- LASIUM with {name}, {shots}-shot: target ≥ {value:.2f}; ours {best:.2f} ({label}): **{verdict}**")
+    return lines
+
+
+def stage_table(stages: list[dict[str, Any]]) -> list[str]:
+    out = ["| stage | status | seconds | command |", "|---|---|---|---|"]
+    for s in stages:
+        note = f" ({s['note']})" if s.get("note") else ""
+        command = f"`{s['command']}`" if s.get("command") else ""
+        seconds = f"{s['seconds']:.1f}" if isinstance(s.get("seconds"), (int, float)) else "–"
+        out.append(f"| {s['name']} | {s['status']}{note} | {seconds} | {command} |")
+    return out
+
+
+def render_markdown(results: dict[str, Any]) -> str:
+    """The whole page."""
+    dev = results.get("device", {})
+    rows = results.get("rows", [])
+    protocol = results.get("protocol", {})
+    budget = results.get("budget_seconds")
+    lines = [
+        "# LASIUM on Omniglot: reproduction",
+        "",
+        f"**{results.get('label', '')}**: device {dev.get('name', '?')} ({dev.get('type', '?')}, torch {dev.get('torch', '?')}), "
+        f"started {results.get('started', '?')}, wall time {results.get('wall_seconds', 0):.0f} s"
+        + (f" of a {budget:.0f} s budget" if budget else "") + f", preset `{results.get('preset', '?')}`.",
+        "",
+        f"Generator: {results.get('generator', {}).get('description', '?')}.",
+        "",
+        f"Driver: `{results.get('driver_command', '')}`",
+        "",
+        f"## Omniglot {protocol.get('ways', 5)}-way accuracy (%)",
+        "",
+        f"Ours: mean ± 95% CI (1.96·std/√n) over {protocol.get('tasks', '?')} test tasks per K_tr, "
+        f"{protocol.get('queries', 15)} queries per class, episode seed {protocol.get('seed', 0)}; MAML adapts "
+        f"{protocol.get('adapt_steps', '?')} steps of lr {protocol.get('adapt_lr', '?')}, ProtoNets use the nearest prototype.",
+        "",
+        *accuracy_table(rows),
+        "",
+        "† as commonly cited elsewhere; not checked against the original paper's table.",
+        "",
+    ]
+    digests = {r["episode_digest"] for r in rows if r.get("episode_digest")}
+    if len(digests) == 1:
+        scored = sum(1 for r in rows if r.get("episode_digest"))
+        lines += [f"All {scored} evaluated methods were scored on the same tasks (episode digest `{next(iter(digests))[:16]}`).", ""]
+    elif len(digests) > 1:
+        lines += ["**Warning**: the methods were scored on different task sets (episode digests differ).", ""]
+    lines += ["## Targets (LASIUM paper, Omniglot 5-way)", "", *target_lines(rows), ""]
+    trained = [r for r in rows if r.get("train")]
+    if trained:
+        lines += ["## Training", "", "| method | algorithm | iterations | meta-batch | tasks seen | best val acc (step) |",
+                  "|---|---|---|---|---|---|"]
+        for r in trained:
+            t = r["train"]
+            best = t.get("best_val_accuracy")
+            best_text = f"{100 * best:.2f} ({t.get('best_step', '?')})" if isinstance(best, (int, float)) else "–"
+            lines.append(f"| {r['label']} | {t.get('algo', r.get('algo'))} | {t.get('step', '?')} | {t.get('meta_batch', '?')} | "
+                         f"{t.get('tasks_seen', '?')} | {best_text} |")
+        lines.append("")
+    images = results.get("images", {})
+    if images.get("curves"):
+        lines += ["## Training curves (validation accuracy, real val-split episodes)", ""]
+        lines += [f"![{name}]({name})" for name in images["curves"]] + [""]
+    if images.get("previews"):
+        lines += ["## Task previews (one row per class: support | query)", ""]
+        lines += [f"**{key}**\n\n![{key}]({name})\n" for key, name in images["previews"].items()]
+    lines += ["## Stages (exact commands, wall time)", "", *stage_table(results.get("stages", [])), ""]
+    problems = [s for s in results.get("stages", []) if s["status"] not in ("ok", "reused")]
+    if problems:
+        lines += ["Not every stage ran: " + "; ".join(f"{s['name']}: {s['status']}" + (f" ({s['note']})" if s.get("note") else "")
+                                                   for s in problems) + ".", ""]
+    sizes = results.get("sizes", {})
+    if sizes:
+        lines += ["## Sizes", "", "| name | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sizes.items()] + [""]
+    lines += ["Every figure above is also in `omniglot.json` beside this page.", ""]
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Scoring a learner on evaluation episodes: adaptation vmapped over chunks of tasks, never one task at a time.
+
+For each chunk of T tasks the support sets go to the device as one (T, N·K_tr, C, H, W) tensor; the learner's
+``adapt_tasks`` (``torch.func.vmap`` of its per-task ``adapt``) turns them into T sets of task parameters and
+``predict_tasks`` scores the T query sets. For MAML that is ``adapt_steps`` SGD steps of ``adapt_lr`` on each
+task's support loss (Finn et al., ICML 2017); batch norm always normalises with the statistics of the batch
+it is given (the task's support set, then its query set), as in the MAML reference code. For ProtoNets
+(Snell et al., NeurIPS 2017) ``adapt`` only computes class means and ``predict`` is the negative squared
+Euclidean distance to them: nearest prototype, no adaptation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from typing import Any, Callable, ContextManager
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from lasium.evaluate.protocol import Episodes
+from lasium.train.learner import MetaLearner
+from lasium.train.streaming import to_device
+
+Autocast = Callable[[], ContextManager[Any]]
+
+# Tasks per vmapped call. A 5-way 5-shot MAML task at 28×28 keeps ~50 MB of activations per inner step
+# (25 images × ~2 MB); on a GPU 250 tasks (~13 GB) keep it busy, on a CPU 16 tasks bound memory and still
+# amortise the per-call overhead (a chunk that does not fit is halved, see score_episodes).
+DEFAULT_CHUNK = {"cuda": 250, "cpu": 16}
+
+
+def default_chunk(device: torch.device) -> int:
+    return DEFAULT_CHUNK["cuda" if device.type == "cuda" else "cpu"]
+
+
+def adapts(learner: MetaLearner) -> bool:
+    """Whether the learner has an inner loop at test time (MAML, first-order MAML), unlike ProtoNets."""
+    return learner.algo != "protonets"
+
+
+def autocast_for(learner: MetaLearner, precision: str, device: torch.device) -> tuple[Autocast, str]:
+    """The autocast context and its name: bf16 on CUDA for ProtoNets (``auto``) or for anything (``bf16``);
+    MAML adapts in fp32 unless asked (its 50 inner SGD steps compound rounding); always fp32 on a CPU."""
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"unknown precision {precision!r}")
+    if device.type == "cuda" and (precision == "bf16" or (precision == "auto" and not adapts(learner))):
+        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), "bf16"
+    if precision == "bf16":
+        print("warning: --precision bf16 applies to CUDA only; evaluating in fp32 on the CPU", file=sys.stderr)
+    return contextlib.nullcontext, "fp32"
+
+
+def chunk_accuracy(learner: MetaLearner, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
+                   query_labels: torch.Tensor, *, steps: int | None, lr: float | None,
+                   autocast: Autocast = contextlib.nullcontext) -> torch.Tensor:
+    """Query accuracy (T,) of T tasks on the device, adapted together (vmapped)."""
+    with torch.no_grad():
+        # Detached copies: the inner ``grad`` transform still differentiates the support loss, but no graph
+        # reaches the meta-parameters, so nothing accumulates across the 50 steps.
+        params = {k: v.detach() for k, v in learner.meta_params().items()}
+        with autocast():
+            task_params = learner.adapt_tasks(support, support_labels, steps, lr, params)
+            logits = learner.predict_tasks(task_params, query)
+        return (logits.argmax(-1) == query_labels).float().mean(-1)
+
+
+def score_episodes(learner: MetaLearner, episodes: Episodes, device: torch.device, *, steps: int | None = None,
+                   lr: float | None = None, chunk: int | None = None, autocast: Autocast = contextlib.nullcontext,
+                   progress: bool = False, desc: str | None = None) -> np.ndarray:
+    """Per-task query accuracy (n_tasks,) float64 of ``learner`` on ``episodes``, in chunks of ``chunk`` tasks.
+
+    ``steps``/``lr`` are MAML's test-time inner loop (ignored by ProtoNets). A chunk that runs out of GPU
+    memory is split in half and retried, so a too large ``chunk`` costs time, not the run.
+    """
+    learner.to(device).eval()
+    chunk = int(chunk or default_chunk(device))
+    if chunk < 1:
+        raise ValueError(f"chunk must be at least 1, got {chunk}")
+    support = torch.from_numpy(episodes.support)
+    query = torch.from_numpy(episodes.query)
+    perm = torch.from_numpy(episodes.perm)
+    out = np.empty(len(episodes), np.float64)
+    bar = tqdm(total=len(episodes), unit="task", desc=desc, disable=not progress, dynamic_ncols=True, file=sys.stderr)
+    start = 0
+    try:
+        while start < len(episodes):
+            stop = min(start + chunk, len(episodes))
+            try:
+                s, sl, q, ql = to_device(support[start:stop], query[start:stop], perm[start:stop], device)
+                acc = chunk_accuracy(learner, s, sl, q, ql, steps=steps, lr=lr, autocast=autocast)
+            except torch.cuda.OutOfMemoryError:
+                if chunk == 1:
+                    raise
+                chunk = max(1, chunk // 2)
+                torch.cuda.empty_cache()
+                bar.write(f"out of GPU memory: evaluating {chunk} tasks at a time")
+                continue
+            out[start:stop] = acc.double().cpu().numpy()
+            bar.update(stop - start)
+            start = stop
+    finally:
+        bar.close()
+    return out

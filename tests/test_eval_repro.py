@@ -1,0 +1,99 @@
+"""The Omniglot reproduction page and driver: rendering, the budget guard, training-curve pictures, and (slow)
+a --quick run of real stages on Omniglot. The full ``--quick --fit`` run (all rows, ~8 min on a 2-core CPU) is
+run by hand: ``python benchmarks/repro_omniglot.py --quick --fit --work /tmp/rq --results /tmp/rq_results``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from lasium.evaluate.plots import line_chart, nice_ticks, validation_curves
+from lasium.evaluate.published import OMNIGLOT_5WAY
+from lasium.evaluate.repro_report import render_markdown
+
+DRIVER = "benchmarks/repro_omniglot.py"
+
+
+def row(key, label, algo, family, one, five, digest="d" * 64):
+    return {"key": key, "label": label, "algo": algo, "family": family, "status": "ok", "episode_digest": digest,
+            "eval": {"1": {"accuracy_pct": one, "ci95_pct": 0.5}, "5": {"accuracy_pct": five, "ci95_pct": 0.3}},
+            "train": {"algo": algo, "step": 100, "meta_batch": 32, "tasks_seen": 3200, "best_val_accuracy": 0.8, "best_step": 100}}
+
+
+def test_markdown_has_published_rows_ours_and_target_verdicts():
+    results = {
+        "label": "GPU configuration on NVIDIA H200", "device": {"type": "cuda", "name": "NVIDIA H200", "torch": "2.11"},
+        "wall_seconds": 321.0, "budget_seconds": 360, "preset": "gpu", "protocol": {"ways": 5, "tasks": 1000, "queries": 15},
+        "rows": [row("protonets-ro", "LASIUM-RO-GAN + ProtoNets (ours)", "protonets", "lasium", 81.0, 90.0),
+                 row("maml-ro", "LASIUM-RO-GAN + MAML (ours)", "maml", "lasium", 80.0, 96.0),
+                 {"key": "maml-oc", "label": "LASIUM-OC-GAN + MAML (ours)", "algo": "maml", "family": "lasium", "status": "skipped"}],
+        "stages": [{"name": "train-maml-ro", "status": "ok", "seconds": 80.2, "command": "lasium-train --algo maml"},
+                   {"name": "maml-oc", "status": "skipped", "seconds": 0.0, "command": "", "note": "needs ~90 s, 12 s left"}],
+        "images": {"curves": ["curves-maml.png"], "previews": {"ro": "preview-ro.png"}},
+    }
+    md = render_markdown(results)
+    for p in OMNIGLOT_5WAY:
+        assert f"| {p.label} | {p.one_shot:.2f} | {p.five_shot:.2f} | published |" in md
+    assert "| training from scratch † |" in md and "| UMTRA |" in md
+    assert "| **LASIUM-RO-GAN + ProtoNets (ours)** | 81.00 ± 0.50 | 90.00 ± 0.30 | this run |" in md
+    assert "| **LASIUM-OC-GAN + MAML (ours)** | – | – | this run (skipped) |" in md
+    assert "ProtoNets, 1-shot: target ≥ 80.15; ours 81.00" in md and "**met**" in md
+    assert "ProtoNets, 5-shot: target ≥ 91.10; ours 90.00 (LASIUM-RO-GAN + ProtoNets (ours)): **not met (-1.10 points)**" in md
+    assert "MAML, 5-shot: target ≥ 95.29; ours 96.00" in md
+    assert "same tasks" in md and "`lasium-train --algo maml`" in md and "needs ~90 s, 12 s left" in md
+    assert "![curves-maml.png](curves-maml.png)" in md and "![ro](preview-ro.png)" in md
+    results["rows"][1]["episode_digest"] = "e" * 64
+    assert "different task sets" in render_markdown(results)
+
+
+def test_budget_guard_skips_rows_and_still_writes_the_page(tmp_path, repo_root):
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, DRIVER, "--budget-seconds", "1", "--work", str(tmp_path / "work"), "--results", str(results),
+                           "--device", "cpu"], cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((results / "omniglot.json").read_text())
+    assert data["label"].startswith("reduced configuration, CPU")
+    assert data["rows"] and all(r["status"] == "skipped" for r in data["rows"])
+    assert any(r["key"] == "maml-supervised" for r in data["rows"])  # optional rows are planned without --quick
+    md = (results / "omniglot.md").read_text()
+    assert "reduced configuration, CPU" in md and "skipped" in md and "s left in the budget" in md
+    assert "| LASIUM best with ProtoNets | 80.15 | 91.10 | published |" in md
+    # a second run into the same work folder needs --overwrite
+    again = subprocess.run([sys.executable, DRIVER, "--budget-seconds", "1", "--work", str(tmp_path / "work"), "--results", str(results)],
+                           cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "--overwrite" in again.stderr
+
+
+def test_curves_from_metrics_and_png(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    records = [{"step": 10, "split": "train", "accuracy": 0.3}, {"step": 10, "split": "val", "accuracy": 0.4},
+               {"step": 20, "split": "val", "accuracy": 0.55}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 30, "spl')
+    series = validation_curves({"a": run, "missing": tmp_path / "nothing"})
+    assert series == {"a": [(10.0, 0.4), (20.0, 0.55)], "missing": []}
+    path = line_chart(series, tmp_path / "c.png", title="t", xlabel="iteration", ylabel="accuracy")
+    img = Image.open(path)
+    assert img.size == (720, 440) and len(img.getcolors(1 << 16)) > 3
+    assert nice_ticks(0, 1) == [0, 0.2, 0.4, 0.6, 0.8, 1.0] and nice_ticks(0, 1875, 6)[:3] == [0, 500, 1000]
+
+
+@pytest.mark.slow
+def test_quick_driver_runs_real_stages(tmp_path, repo_root, omniglot_root):
+    """Real lasium-gen --source real, lasium-train, lasium-eval and the scratch baseline, at --quick sizes."""
+    results = tmp_path / "results"
+    proc = subprocess.run([sys.executable, DRIVER, "--quick", "--only", "protonets-supervised,scratch-protonets", "--work",
+                           str(tmp_path / "work"), "--results", str(results), "--data-root", str(omniglot_root), "--device", "cpu"],
+                          cwd=repo_root, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    data = json.loads((results / "omniglot.json").read_text())
+    assert [r["status"] for r in data["rows"]] == ["ok", "ok"], data["stages"]
+    assert data["episode_digests_equal"] and data["episode_digest"]
+    assert all(set(r["eval"]) == {"1", "5"} for r in data["rows"])
+    assert {s["name"] for s in data["stages"]} >= {"gen-real", "train-protonets-supervised", "eval-protonets-supervised",
+                                                   "eval-scratch-protonets"}
+    assert (results / "curves-protonets.png").is_file() and "supervised ProtoNets (ours" in (results / "omniglot.md").read_text()
