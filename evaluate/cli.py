@@ -6,32 +6,12 @@ import re
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from lasium.cli_support import COUNT, fail, user_errors
+from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import ConfigError
 from lasium.train.registry import ALGORITHMS
-
-
-class OneLineErrors(click.Command):
-    """Usage errors (unknown option, bad number) as one ``error: ...`` line and exit 2, like every lasium error."""
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["standalone_mode"] = False
-        try:
-            return super().main(*args, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click ≥ 8.2 only
-            click.echo(exc.ctx.get_help())
-            sys.exit(0)
-        except click.UsageError as exc:
-            fail(f"{exc.format_message()} (see lasium-eval --help)")
-        except click.exceptions.Abort:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
 
 
 def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, dataset: str, split: str) -> Path:
@@ -43,7 +23,7 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
     return Path(f"eval-{baseline}-{algo}-{slug}-{split}.json")
 
 
-@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--checkpoint", type=click.Path(), help="Run folder of lasium-train (its best/, else last/) or a checkpoint folder.")
 @click.option("--baseline", type=click.Choice(["scratch"]), help="Score a baseline instead of a checkpoint: scratch = random init.")
 @click.option("--algo", type=click.Choice(list(ALGORITHMS)), help="Learner of the baseline (maml, fomaml or protonets).")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from lasium.cli_support import COUNT, user_errors
+from lasium.cli_support import COUNT, OneLineCommand, user_errors
 
 # Nothing heavy is imported at module level: writer processes are spawned and re-import this module.
 
@@ -14,6 +14,7 @@ def _echo(message: str) -> None:
 
 
 @click.command(
+    cls=OneLineCommand,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog="""\b
 Strategy parameters (LASIUM reference values, Omniglot; --preset picks the rows):

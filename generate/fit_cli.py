@@ -5,36 +5,16 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from lasium.cli_support import COUNT, fail, user_errors
+from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import ConfigError
 
 from .fit import FitConfig, fit, resume_config
 
 
-class OneLineErrors(click.Command):
-    """Usage errors (unknown option, missing --out, bad number) as one ``error: ...`` line, exit 2."""
-
-    def main(self, *args: Any, **kwargs: Any) -> Any:
-        kwargs["standalone_mode"] = False
-        try:
-            return super().main(*args, **kwargs)
-        except click.exceptions.NoArgsIsHelpError as exc:  # pragma: no cover - click ≥ 8.2 only
-            click.echo(exc.ctx.get_help())
-            sys.exit(0)
-        except click.UsageError as exc:
-            fail(f"{exc.format_message()} (see lasium-fit --help)")
-        except click.exceptions.Abort:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
-        except click.exceptions.Exit as exc:
-            sys.exit(exc.exit_code)
-
-
-@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--model", type=str, default=None, help="gan (LASIUM GAN with the MSGAN mode-seeking term) or vae.")
 @click.option("--dataset", type=str, default=None, help="omniglot or imagefolder:PATH; only its train split is used, without labels.")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint folder to write (or to continue with --resume).")

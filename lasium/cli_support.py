@@ -47,6 +47,35 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+class _OneLineUsageErrors:
+    """click usage errors (unknown option, missing argument, bad number) as one ``error: ...`` line and
+    exit 2, like every other lasium error, instead of click's three-line usage block."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)  # type: ignore[misc]
+        except click.exceptions.NoArgsIsHelpError as exc:  # click >= 8.2: bare group call shows help
+            click.echo(exc.ctx.get_help())
+            sys.exit(0)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "the command"
+            fail(f"{exc.format_message()} (see {where} --help)")
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+
+
+class OneLineCommand(_OneLineUsageErrors, click.Command):
+    """A click command whose usage errors are one line (use as ``@click.command(cls=OneLineCommand)``)."""
+
+
+class OneLineGroup(_OneLineUsageErrors, click.Group):
+    """A click group whose (and whose subcommands') usage errors are one line."""
+
+
 def parse_count(text: str | int | float) -> int:
     """Parse a count given as ``1000000``, ``1_000_000``, ``1e6`` or ``1,000,000`` (exact integers only)."""
     if isinstance(text, bool):

@@ -8,7 +8,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from lasium.cli_support import COUNT, user_errors
+from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import CheckpointError
 from lasium.train.checkpoint import read_config
 from lasium.train.config import PRECISIONS, TrainConfig
@@ -20,7 +20,7 @@ FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "i
           "data_root", "checkpoint_every", "log_every", "device", "seed")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--shards", multiple=True, metavar="SRC",
               help="Shard folder, manifest.json, brace pattern or URL (file:, pipe:); repeat for several sources.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder, e.g. runs/ro-maml.")

@@ -11,7 +11,7 @@ import re
 
 import click
 
-from lasium.cli_support import user_errors
+from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ConfigError
 
 def parse_image_size(text: str | None) -> tuple[int, int] | None:
@@ -44,7 +44,7 @@ channels_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Image datasets for lasium: download Omniglot, show what is loaded, preview real episodes.
 

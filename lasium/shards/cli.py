@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 import lasium
-from lasium.cli_support import user_errors
+from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ShardError
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files
@@ -40,7 +40,7 @@ def _short(d: dict[str, Any] | None) -> str:
     return ", ".join(parts)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(lasium.__version__, prog_name="lasium-shards")
 def main() -> None:
     """Inspect, verify, preview and index task-shard sets (lasium task-shard format v1).
