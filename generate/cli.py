@@ -53,6 +53,8 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--shards", "shard_range", metavar="A:B", help="Only shards A … B-1 (array jobs); then run 'lasium-shards index OUT' at the end.")
 @click.option("--workers", type=int, help="Writer processes [default: min(8, CPUs-1)]; 0 writes in the main process.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the decoder (faster on GPUs after a warm-up).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+              help="Decoder numerics: auto = bf16 autocast on CUDA, fp32 on CPU; bf16 on a CPU with AVX512-BF16/AMX is ~2x faster.")
 @click.option("--overwrite", is_flag=True, help="Remove a different shard set already in --out first.")
 @click.option("--verify-existing", is_flag=True, help="On resume, check existing shards' sha256 (default: size and sidecar).")
 @click.option("--source", type=click.Choice(["generator", "real"]), default="generator", show_default=True,
@@ -66,7 +68,7 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, preset, sigma, alpha, epsilon, fmt, out, tasks_per_shard,
-         seed, save_latents, device, shard_range, workers, compile_, overwrite, verify_existing, source, dataset, split, data_root,
+         seed, save_latents, device, shard_range, workers, compile_, precision, overwrite, verify_existing, source, dataset, split, data_root,
          name, decode_tasks, quiet) -> None:
     """Synthesize N-way few-shot tasks with LASIUM (Khodadadeh et al., ICLR 2021) and write task shards.
 
@@ -92,7 +94,7 @@ def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, prese
         num_tasks=num_tasks, strategy=strategy if source == "generator" else None, source=source, generator=generator,
         latent_dim=latent_dim, dataset=dataset, split=split, data_root=data_root, ways=ways, shots=shots, queries=queries,
         preset=preset, sigma=sigma, alpha=alpha, epsilon=epsilon, format=fmt, out=out, name=name, tasks_per_shard=tasks_per_shard,
-        seed=seed, save_latents=save_latents, device=device, shards=shard_range, workers=workers, compile=compile_,
+        seed=seed, save_latents=save_latents, device=device, shards=shard_range, workers=workers, compile=compile_, precision=precision,
         overwrite=overwrite, verify_existing=verify_existing, decode_tasks=decode_tasks, progress=not quiet,
     )
     job = GenerationJob(config, log=_echo)

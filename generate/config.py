@@ -22,6 +22,7 @@ from lasium.generate.synthesis import DECODE_TASKS
 
 SOURCES = ("generator", "real")
 FORMATS = ("wds", "hdf5")
+PRECISIONS = ("auto", "fp32", "bf16")
 RNG_SCHEME = "torch.Generator per shard seeded with lasium.seeding.derive_seed(seed, 'shard', s)"
 
 
@@ -82,6 +83,7 @@ class GenerationConfig:
     shards: str | None = None
     workers: int | None = None
     compile: bool = False
+    precision: str = "auto"
     overwrite: bool = False
     verify_existing: bool = False
     decode_tasks: int = DECODE_TASKS
@@ -94,6 +96,8 @@ class GenerationConfig:
         self.validate()
 
     def validate(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown --precision {self.precision!r}; use one of: {', '.join(PRECISIONS)}")
         if self.source not in SOURCES:
             raise ConfigError(f"unknown --source {self.source!r}; use generator or real")
         if self.source == "generator":
@@ -157,6 +161,13 @@ class GenerationConfig:
         given = self.sigma if name == "sigma" else self.alpha
         return name, float(given) if given is not None else default_parameter(self.strategy, generator_kind, self.preset)
 
+    def resolved_precision(self, device_type: str) -> str:
+        """``bf16-autocast`` or ``fp32``: auto means bf16 on CUDA and fp32 on CPUs, where bf16 is only fast
+        on processors with native bf16 (AVX512-BF16/AMX) and its bytes differ between processor families."""
+        if self.precision == "auto":
+            return "bf16-autocast" if device_type == "cuda" else "fp32"
+        return "bf16-autocast" if self.precision == "bf16" else "fp32"
+
     def set_config(self, *, image_shape: tuple[int, ...], latent_dim: int | None, generator_kind: str | None,
                    device_type: str) -> dict[str, Any]:
         """The record that defines the shard set (sidecars and manifest ``config``)."""
@@ -189,7 +200,7 @@ class GenerationConfig:
             # Fixed generator-call shape and numerics: these decide the bytes of every image.
             decode_tasks=self.effective_decode_tasks,
             device_type=device_type,
-            precision="bf16-autocast" if device_type == "cuda" else "fp32",
+            precision=self.resolved_precision(device_type),
             compile=bool(self.compile),
         )
         if generator_kind == "vae":

@@ -207,10 +207,14 @@ class GenerationJob:
             shots=c.shots, queries=c.queries, anchor_chunk=c.anchor_chunk, decode_tasks=c.effective_decode_tasks,
             save_latents=c.save_latents,
         )
+        bf16 = set_config["precision"] == "bf16-autocast"
+        if bf16 and self.device.type == "cpu" and hasattr(model, "decoder"):
+            # oneDNN's bf16 convolutions are fast in channels-last layout (about 2x over fp32 on AVX512-BF16).
+            model.decoder = model.decoder.to(memory_format=torch.channels_last)
         if c.compile and hasattr(model, "decoder"):
             # The interface lets callers swap in a compiled decoder; decode() then runs it.
             model.decoder = torch.compile(model.decoder, dynamic=False)
-        self.synth = TaskSynthesizer(model, spec, device=self.device, anchor_pool=pool, autocast=True,
+        self.synth = TaskSynthesizer(model, spec, device=self.device, anchor_pool=pool, autocast=bf16,
                                      compile=c.compile and not hasattr(model, "decoder"))
         return {"config": set_config, "generator": model.describe(), "source": source}
 

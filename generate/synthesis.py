@@ -80,8 +80,9 @@ def to_uint8_nhwc(x: torch.Tensor) -> torch.Tensor:
 
 
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+    """bf16 autocast on the device when enabled (CUDA, or a CPU asked for bf16 explicitly)."""
+    if enabled and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -117,7 +118,7 @@ class TaskSynthesizer:
         *,
         device: str | torch.device = "cpu",
         anchor_pool: AnchorPool | None = None,
-        autocast: bool = True,
+        autocast: bool | None = None,
         compile: bool = False,
     ) -> None:
         check_strategy(spec.strategy)
@@ -133,7 +134,8 @@ class TaskSynthesizer:
         self.spec = spec
         self.device = torch.device(device)
         self.anchor_pool = anchor_pool
-        self.autocast = autocast
+        # Default: bf16 autocast on CUDA only (the job's --precision decides explicitly).
+        self.autocast = (self.device.type == "cuda") if autocast is None else bool(autocast)
         self.latent_dim = int(model.latent_dim)
         h, w, c = (int(s) for s in model.image_shape)
         self.image_shape = (h, w, c)

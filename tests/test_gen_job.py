@@ -255,3 +255,21 @@ def test_overwrite_in_array_parts_keeps_the_other_parts_new_shards(tmp_path):
     assert second.shards_written == 2
     build_manifest_from_sidecars(out)
     assert shard_hashes(out) == shard_hashes(Path(run(tmp_path / "ref", seed=2, name="set").out_dir))
+
+
+def test_bf16_precision_on_cpu_is_recorded_deterministic_and_a_different_set(tmp_path):
+    fp32 = run(tmp_path / "fp32", name="s")
+    bf16 = run(tmp_path / "bf16", name="s", precision="bf16")
+    assert read_manifest(tmp_path / "fp32").config["precision"] == "fp32"
+    assert read_manifest(tmp_path / "bf16").config["precision"] == "bf16-autocast"
+    again = run(tmp_path / "bf16-again", name="s", precision="bf16", workers=1)
+    assert fp32.manifest_written and bf16.manifest_written and again.manifest_written
+    assert shard_hashes(tmp_path / "bf16-again") == shard_hashes(tmp_path / "bf16")
+    # Rerunning into the fp32 folder with bf16 is a different shard set: refused without --overwrite.
+    with pytest.raises(ConfigError):
+        run(tmp_path / "fp32", name="s", precision="bf16")
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ConfigError, match="precision"):
+        GenerationConfig(strategy="ro", num_tasks=1, precision="fp8")
