@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from lasium import safe_io
 from lasium.evaluate.evaluator import EvalReport
 
 
@@ -30,25 +28,6 @@ def format_table(report: EvalReport) -> str:
 
 
 def write_json_atomic(path: str | Path, obj: Any) -> Path:
-    """Write ``obj`` as JSON to ``path`` via a temporary file in the same folder, fsync and rename: readers see
-    the old file or the complete new one, never a partial write; a failure leaves no temporary file behind."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, indent=2, sort_keys=False) + "\n"  # serialise first: a bad value fails before any file exists
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # as open() would create it (mkstemp makes it private)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """Write ``obj`` as JSON atomically (see :func:`lasium.safe_io.write_json_atomic`), keys in insertion order
+    so a report reads top-down (protocol, method, results) as it was built."""
+    return safe_io.write_json_atomic(path, obj, sort_keys=False)

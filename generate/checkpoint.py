@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import shutil
 from dataclasses import dataclass
@@ -27,11 +26,17 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 from torch import nn
 
 from lasium.errors import CheckpointError, ConfigError
+from lasium.safe_io import (
+    optimizer_tensors,
+    read_json_document,
+    read_safetensors,
+    restore_optimizer,
+    write_json_atomic,
+    write_safetensors_atomic,
+)
 
 from .gan import GANArchitecture, GANGenerator
 from .vae import VAE, VAEArchitecture
@@ -84,32 +89,14 @@ def build_model(arch: GANArchitecture | VAEArchitecture) -> nn.Module:
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    path = folder / CONFIG_FILE
-    try:
-        config = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder} has no {CONFIG_FILE}; is it a lasium-fit checkpoint folder?") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({exc}); the checkpoint is corrupt") from None
-    if not isinstance(config, dict) or config.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} is not a lasium generator config (format is not {CHECKPOINT_FORMAT!r})")
-    if int(config.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path} has format version {config.get('format_version')}; upgrade lasium to read it")
-    return config
-
-
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """(tensors on CPU, metadata); a missing, truncated or malformed file is one CheckpointError line."""
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-    except FileNotFoundError:
-        raise CheckpointError(f"{path} is missing") from None
-    except Exception as exc:  # safetensors raises its own SafetensorError / OSError for corrupt headers
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path} is not a readable safetensors file ({first}); the checkpoint is corrupt") from None
-    return tensors, metadata
+    """``config.json`` of a checkpoint folder; CheckpointError when missing, corrupt, foreign or too new."""
+    return read_json_document(
+        folder / CONFIG_FILE,
+        format=CHECKPOINT_FORMAT,
+        max_version=FORMAT_VERSION,
+        what="lasium generator config",
+        missing_hint="is it a lasium-fit checkpoint folder?",
+    )
 
 
 def check_state_matches(module: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
@@ -171,67 +158,10 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> L
 # ----------------------------------------------------------------------------- writing (atomic)
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
-
-
-def _fsync_replace(tmp: Path, path: Path) -> None:
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    tmp.replace(path)
-
-
-def write_json(path: Path, data: Any) -> None:
-    tmp = _tmp(path)
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    _fsync_replace(tmp, path)
-
-
-def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    tmp = _tmp(path)
-    cpu = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    save_file(cpu, str(tmp), metadata=metadata)
-    _fsync_replace(tmp, path)
-
-
-def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """Flatten an optimizer's state into ``{prefix.state.<param>.<name>: tensor}`` plus JSON hyper-parameters."""
-    sd = optimizer.state_dict()
-    tensors = {}
-    for index, slots in sd["state"].items():
-        for name, value in slots.items():
-            tensors[f"{prefix}.state.{index}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
-    return tensors, [{k: v for k, v in g.items() if v is None or isinstance(v, (int, float, str, bool, list, tuple))} for g in sd["param_groups"]]
-
-
-def load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], prefix: str, groups: list[dict[str, Any]]) -> None:
-    """Inverse of :func:`optimizer_tensors`; the current device flags (fused, foreach) are kept."""
-    sd = optimizer.state_dict()
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    head = f"{prefix}.state."
-    for key, value in tensors.items():
-        if key.startswith(head):
-            index, name = key[len(head) :].split(".", 1)
-            state.setdefault(int(index), {})[name] = value
-    if len(groups) != len(sd["param_groups"]):
-        raise CheckpointError(f"training state for {prefix} has {len(groups)} parameter groups, expected {len(sd['param_groups'])}")
-    param_groups = []
-    for current, saved in zip(sd["param_groups"], groups):
-        merged = dict(current)
-        for k in ("lr", "betas", "eps", "weight_decay", "amsgrad"):
-            if k in saved:
-                merged[k] = tuple(saved[k]) if k == "betas" else saved[k]
-        param_groups.append(merged)
-    try:
-        optimizer.load_state_dict({"state": state, "param_groups": param_groups})
-    except (ValueError, KeyError, RuntimeError) as exc:
-        raise CheckpointError(f"training state for {prefix} does not fit the optimizer ({exc})") from None
-
-
 def save_model_weights(folder: Path, model: nn.Module, metadata: dict[str, str], dtype: torch.dtype | None = None) -> Path:
     state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in model.state_dict().items()}
     path = folder / WEIGHTS_FILE
-    write_safetensors(path, state, metadata)
+    write_safetensors_atomic(path, state, metadata)
     return path
 
 
@@ -246,10 +176,10 @@ def save_training_checkpoint(out: Path, trainer: Any, config_json: dict[str, Any
         t, g = optimizer_tensors(opt, f"optimizer.{name}")
         tensors.update(t)
         groups[name] = g
-    write_safetensors(out / STATE_FILE, tensors, {"epoch": epoch})
+    write_safetensors_atomic(out / STATE_FILE, tensors, {"epoch": epoch})
     save_model_weights(out, trainer.model, {"format": CHECKPOINT_FORMAT, "epoch": epoch})
-    write_json(out / STATE_JSON, {**state_json, "optimizers": groups})
-    write_json(out / CONFIG_FILE, config_json)
+    write_json_atomic(out / STATE_JSON, {**state_json, "optimizers": groups})
+    write_json_atomic(out / CONFIG_FILE, config_json)
 
 
 def restore_training_state(out: Path, trainer: Any) -> dict[str, Any]:
@@ -272,7 +202,7 @@ def restore_training_state(out: Path, trainer: Any) -> dict[str, Any]:
         prefix = f"{name}."
         load_into(module, {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}, f"{out / STATE_FILE} ({name})")
     for name, opt in trainer.optimizers.items():
-        load_optimizer(opt, extra, f"optimizer.{name}", state_json.get("optimizers", {}).get(name, []))
+        restore_optimizer(opt, extra, state_json.get("optimizers", {}).get(name, []), f"optimizer.{name}")
     return state_json
 
 
@@ -325,7 +255,7 @@ def export_bundled(
     weights = save_model_weights(dest, ckpt.model, {"format": CHECKPOINT_FORMAT, "dtype": "float16"}, dtype=torch.float16)
     config = {**ckpt.config, "name": name}
     config["bundled"] = {"dtype": "float16", "source_weights_sha256": file_sha256(ckpt.weights_path), "quality": quality}
-    write_json(dest / CONFIG_FILE, config)
+    write_json_atomic(dest / CONFIG_FILE, config)
 
     # The grid shows what the fp16 weights (re-loaded as a user would) actually produce.
     model = load_checkpoint(dest).model

@@ -152,7 +152,7 @@ def cached_feature_classifier(
     from lasium.data import load_split
     from lasium.data.paths import cache_dir as default_cache_dir
 
-    from .checkpoint import read_safetensors, write_safetensors
+    from lasium.safe_io import read_safetensors, write_safetensors_atomic
 
     train = load_split(dataset, "train", data_root=data_root, cache_dir=cache_dir, image_size=image_size)
     folder = default_cache_dir(cache_dir) / "quality"
@@ -170,7 +170,7 @@ def cached_feature_classifier(
             pass  # a corrupt or stale cache entry is simply retrained and overwritten
     model, accuracy = train_feature_classifier(train.images, train.labels, epochs=epochs, seed=seed, device=device, progress=progress)
     folder.mkdir(parents=True, exist_ok=True)
-    write_safetensors(path, model.state_dict(), {"train_accuracy": f"{accuracy:.6f}", "train_fingerprint": train.fingerprint})
+    write_safetensors_atomic(path, model.state_dict(), {"train_accuracy": f"{accuracy:.6f}", "train_fingerprint": train.fingerprint})
     info.update(train_accuracy=accuracy, cached=False)
     return model, info
 

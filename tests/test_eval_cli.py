@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from eval_helpers import image_folder
-from lasium.evaluate import report as report_module
+from lasium import safe_io
 from lasium.evaluate.cli import main
 from lasium.evaluate.report import write_json_atomic
 from lasium.train.checkpoint import save_checkpoint
@@ -135,7 +135,7 @@ def test_json_written_atomically(tmp_path, monkeypatch):
     def broken_replace(src, dst):
         raise OSError(5, "simulated I/O error")
 
-    monkeypatch.setattr(report_module.os, "replace", broken_replace)
+    monkeypatch.setattr(safe_io.os, "replace", broken_replace)
     with pytest.raises(OSError):
         write_json_atomic(path, {"a": 2})
     assert json.loads(path.read_text()) == {"a": 1}

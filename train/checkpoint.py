@@ -20,11 +20,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import safetensors
 import torch
-from safetensors.torch import load_file, save_file
 
 from lasium.errors import CheckpointError, ConfigError
+from lasium.safe_io import (
+    optimizer_tensors,
+    read_json_document,
+    read_safetensors,
+    restore_optimizer,
+    write_json_atomic,
+    write_safetensors_atomic,
+)
 from lasium.train.config import TrainConfig
 from lasium.train.learner import LearnerConfig, MetaLearner
 from lasium.train.registry import build_learner
@@ -32,42 +38,6 @@ from lasium.train.registry import build_learner
 FORMAT = "lasium-learner"
 FORMAT_VERSION = 1
 MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE, STATE_FILE = "model.safetensors", "config.json", "optimizer.safetensors", "state.json"
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    with open(path, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """Split ``optimizer.state_dict()`` into flat tensors (``state.<param index>.<name>``) and JSON groups."""
-    sd = optimizer.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    for index, per_param in sd["state"].items():
-        for name, value in per_param.items():
-            tensor = value if torch.is_tensor(value) else torch.tensor(value)
-            tensors[f"state.{index}.{name}"] = tensor.detach().cpu().contiguous()
-    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()} for g in sd["param_groups"]]
-    return tensors, groups
-
-
-def restore_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    groups = [{k: tuple(v) if k == "betas" else v for k, v in g.items()} for g in groups]
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def rng_state() -> dict[str, Any]:
@@ -98,17 +68,15 @@ def save_checkpoint(folder: str | Path, learner: MetaLearner, config: TrainConfi
     tmp.mkdir()
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in learner.state_dict().items()}
-        save_file(weights, str(tmp / MODEL_FILE), metadata={"format": FORMAT, "algo": learner.algo})
-        _fsync(tmp / MODEL_FILE)
-        _write_json(tmp / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                        "learner": learner.config.to_dict(), "train": config.to_dict()})
+        write_safetensors_atomic(tmp / MODEL_FILE, weights, metadata={"format": FORMAT, "algo": learner.algo})
+        write_json_atomic(tmp / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
+                                             "learner": learner.config.to_dict(), "train": config.to_dict()})
         full_state = dict(state or {})
         if optimizer is not None:
             tensors, groups = optimizer_tensors(optimizer)
-            save_file(tensors, str(tmp / OPTIMIZER_FILE), metadata={"format": FORMAT})
-            _fsync(tmp / OPTIMIZER_FILE)
+            write_safetensors_atomic(tmp / OPTIMIZER_FILE, tensors, metadata={"format": FORMAT})
             full_state["optimizer_param_groups"] = groups
-        _write_json(tmp / STATE_FILE, full_state)
+        write_json_atomic(tmp / STATE_FILE, full_state)
         old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         if folder.exists():
             os.replace(folder, old)
@@ -134,29 +102,12 @@ def find_checkpoint(path: str | Path) -> Path:
 
 
 def read_config(folder: Path) -> tuple[LearnerConfig, TrainConfig]:
-    try:
-        data = json.loads((folder / CONFIG_FILE).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder}: {CONFIG_FILE} is missing; the checkpoint is incomplete") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{folder / CONFIG_FILE} is not valid JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{folder / CONFIG_FILE} is not a lasium learner config (format field missing or different)")
-    if int(data.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{folder} was written by a newer lasium (format {data['format_version']}); upgrade lasium")
+    """The learner and training configs of a checkpoint folder; CheckpointError when missing, corrupt or too new."""
+    data = read_json_document(folder / CONFIG_FILE, format=FORMAT, max_version=FORMAT_VERSION, what="lasium learner config")
     try:
         return LearnerConfig.from_dict(data["learner"]), TrainConfig.from_dict(data["train"])
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{folder / CONFIG_FILE} is malformed ({exc})") from None
-
-
-def _load_tensors(path: Path, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete")
-    try:
-        return load_file(str(path), device=str(device))
-    except (safetensors.SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path} is not a readable safetensors file ({exc})") from None
 
 
 def load_learner(path: str | Path, device: str | torch.device = "cpu") -> tuple[MetaLearner, TrainConfig]:
@@ -164,7 +115,7 @@ def load_learner(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     folder = find_checkpoint(path)
     learner_config, train_config = read_config(folder)
     learner = build_learner(learner_config)
-    weights = _load_tensors(folder / MODEL_FILE)
+    weights, _ = read_safetensors(folder / MODEL_FILE)
     try:
         learner.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
@@ -176,7 +127,7 @@ def load_learner(path: str | Path, device: str | torch.device = "cpu") -> tuple[
 def load_training_state(folder: str | Path, learner: MetaLearner, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore weights, optimizer and RNG from a checkpoint folder into existing objects; return state.json."""
     folder = Path(folder)
-    weights = _load_tensors(folder / MODEL_FILE)
+    weights, _ = read_safetensors(folder / MODEL_FILE)
     try:
         learner.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
@@ -187,6 +138,7 @@ def load_training_state(folder: str | Path, learner: MetaLearner, optimizer: tor
         raise CheckpointError(f"{folder / STATE_FILE} is missing; this checkpoint cannot be resumed") from None
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{folder / STATE_FILE} is not valid JSON ({exc})") from None
-    restore_optimizer(optimizer, _load_tensors(folder / OPTIMIZER_FILE), state.get("optimizer_param_groups", []))
+    optimizer_state, _ = read_safetensors(folder / OPTIMIZER_FILE)
+    restore_optimizer(optimizer, optimizer_state, state.get("optimizer_param_groups", []))
     restore_rng_state(state.get("rng", {}))
     return state

@@ -14,6 +14,8 @@ import os
 from pathlib import Path
 from typing import BinaryIO, Callable
 
+from lasium.safe_io import fsync_dir  # the same directory fsync as checkpoint writes
+
 
 def temp_path(path: Path) -> Path:
     """The hidden temporary name used while ``path`` is being written."""
@@ -22,20 +24,6 @@ def temp_path(path: Path) -> Path:
 
 def is_temp_name(file_name: str) -> bool:
     return file_name.startswith(".") and file_name.endswith(".tmp")
-
-
-def fsync_dir(folder: Path) -> None:
-    """Persist a rename: fsync the directory entry (skipped where directories cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 class HashingWriter:

@@ -1,0 +1,234 @@
+"""Crash-safe, pickle-free file IO shared by every stage: atomic JSON and safetensors writes, checked reads.
+
+Writes go to a hidden temporary file in the destination folder (``.<name>.<random>.tmp``), are fsynced and
+then renamed over the final name, so a reader sees the old file or the complete new one, never a partial
+write; any failure (including KeyboardInterrupt) removes the temporary file. Reads accept JSON and safetensors
+only (nothing is ever unpickled) and turn a missing or corrupt file into one
+:class:`~lasium.errors.CheckpointError` line.
+
+Optimizer state is stored the same way by ``lasium-fit`` and ``lasium-train``: per-parameter tensors (Adam
+moments, step counts) as safetensors keys ``[<prefix>.]state.<param index>.<name>`` and the hyper-parameters
+of each parameter group as JSON.
+
+This is a core module: it imports nothing from the pipeline stages, and torch / safetensors only on first
+use, so the torch-free shard tools (:mod:`lasium.shards.atomic`) share its file helpers cheaply.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+from lasium.errors import CheckpointError
+
+if TYPE_CHECKING:
+    import torch
+
+# Optimizer flags that describe how the *current* process runs the update (device, kernels), not what was
+# learned: a resumed run keeps its own, so a state saved on CUDA (fused) resumes on CPU and vice versa.
+OPTIMIZER_RUNTIME_FLAGS = ("foreach", "fused", "capturable", "differentiable")
+# Per-parameter state that has the parameter's shape (Adam moments, SGD momentum): checked before loading,
+# because torch would accept a moment of another layer that happens to share its index.
+PARAMETER_SHAPED_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
+_JSON_SCALARS = (int, float, str, bool, list, tuple)
+
+
+# ----------------------------------------------------------------------------- atomic writes
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Persist a rename: fsync the directory entry (skipped where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+    """Create or replace ``path`` with what ``write(temporary_path)`` writes; fsync, rename, fsync the folder.
+
+    The temporary file lives in the same folder (a rename across file systems would not be atomic) and gets
+    the permissions ``open()`` would give a new file; on any exception it is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = Path(name)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes the file private; match what open() would create
+        os.close(fd)
+        fd = -1
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        try:
+            tmp.unlink()
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True) -> Path:
+    """Write ``obj`` as JSON (indent 2, trailing newline; keys sorted unless ``sort_keys=False``) atomically.
+
+    The value is serialised before any file is created, so an unserialisable value leaves nothing behind.
+    """
+    text = json.dumps(obj, indent=2, sort_keys=sort_keys) + "\n"
+    return replace_atomically(path, lambda tmp: tmp.write_text(text))
+
+
+def write_safetensors_atomic(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` (moved to CPU, made contiguous) and string ``metadata`` as a safetensors file atomically."""
+    from safetensors.torch import save_file
+
+    cpu = {key: value.detach().to("cpu").contiguous() for key, value in tensors.items()}
+    return replace_atomically(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
+
+
+# ----------------------------------------------------------------------------- checked reads
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def read_safetensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """(tensors on ``device``, string metadata); a missing, truncated or malformed file is one CheckpointError."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+    except FileNotFoundError:  # removed between the check and the read
+        raise CheckpointError(f"{path} is missing; the checkpoint is incomplete") from None
+    except Exception as exc:  # safetensors raises its own SafetensorError / OSError for corrupt headers
+        raise CheckpointError(f"{path} is not a readable safetensors file ({_first_line(exc)}); the checkpoint is corrupt") from None
+    return tensors, metadata
+
+
+def read_json_document(
+    path: str | Path,
+    *,
+    format: str,  # noqa: A002 - the name of the field it checks
+    max_version: int,
+    what: str,
+    missing_hint: str = "the checkpoint is incomplete",
+) -> dict[str, Any]:
+    """A JSON object whose ``format`` field is ``format`` and whose ``format_version`` is at most ``max_version``.
+
+    ``what`` names the document in messages (e.g. "lasium learner config"); ``missing_hint`` follows the
+    message for a missing file. Everything wrong is one CheckpointError line.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing; {missing_hint}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path} is not valid JSON ({_first_line(exc)}); the checkpoint is corrupt") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path} is unreadable ({_first_line(exc)})") from None
+    if not isinstance(data, dict) or data.get("format") != format:
+        raise CheckpointError(f"{path} is not a {what} (format is not {format!r})")
+    version = data.get("format_version", 0)
+    try:
+        version = int(version)
+    except (TypeError, ValueError):
+        raise CheckpointError(f"{path} has an invalid format_version {version!r}; the checkpoint is corrupt") from None
+    if version > max_version:
+        raise CheckpointError(f"{path} has format version {version} (this lasium reads up to {max_version}); upgrade lasium to read it")
+    return data
+
+
+# ----------------------------------------------------------------------------- optimizer state
+
+
+def _state_head(prefix: str) -> str:
+    return f"{prefix}.state." if prefix else "state."
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "") -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Split ``optimizer.state_dict()`` into flat CPU tensors and JSON-ready parameter groups.
+
+    Tensor keys are ``<prefix>.state.<param index>.<name>`` (``state.<param index>.<name>`` without a prefix);
+    group values that JSON cannot hold (e.g. a tensor learning rate) are left out, tuples become lists.
+    """
+    import torch
+
+    sd = optimizer.state_dict()
+    head = _state_head(prefix)
+    tensors: dict[str, torch.Tensor] = {}
+    for index, slots in sd["state"].items():
+        for name, value in slots.items():
+            tensor = value if torch.is_tensor(value) else torch.tensor(value)
+            tensors[f"{head}{index}.{name}"] = tensor.detach().cpu().contiguous()
+    groups = [
+        {k: list(v) if isinstance(v, tuple) else v for k, v in group.items() if v is None or isinstance(v, _JSON_SCALARS)}
+        for group in sd["param_groups"]
+    ]
+    return tensors, groups
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]], prefix: str = ""
+) -> None:
+    """Inverse of :func:`optimizer_tensors`: load the saved moments and hyper-parameters into ``optimizer``.
+
+    Keys outside ``prefix`` are ignored (a file may hold other modules too). The current runtime flags
+    (:data:`OPTIMIZER_RUNTIME_FLAGS`) are kept. A state that does not fit (other group or parameter counts,
+    moments of other shapes) is one CheckpointError line.
+    """
+    label = f"saved optimizer state {prefix!r}" if prefix else "saved optimizer state"
+    head = _state_head(prefix)
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        if not key.startswith(head):
+            continue
+        try:
+            index, name = key[len(head) :].split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+        except ValueError:
+            raise CheckpointError(f"{label} has a malformed key {key!r}; the checkpoint is corrupt") from None
+    current_groups = optimizer.state_dict()["param_groups"]
+    if len(groups) != len(current_groups):
+        raise CheckpointError(f"{label} has {len(groups)} parameter groups, expected {len(current_groups)}; resume with the same options")
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    for index, slots in sorted(state.items()):
+        for name, value in slots.items():
+            if index >= len(params) or (name in PARAMETER_SHAPED_STATE and tuple(value.shape) != tuple(params[index].shape)):
+                where = f"parameter {index} of {len(params)}" if index < len(params) else f"parameter {index}, but there are {len(params)}"
+                raise CheckpointError(f"{label} does not fit the optimizer ({name} of {where}); resume with the same options")
+    param_groups = []
+    for current, saved in zip(current_groups, groups):
+        merged = dict(current)  # saved "params" (indices) replace the current ones: torch checks their counts
+        for key, value in saved.items():
+            if key not in OPTIMIZER_RUNTIME_FLAGS:
+                # JSON turned tuples (Adam's betas) into lists: give back the type the optimizer uses.
+                merged[key] = tuple(value) if isinstance(current.get(key), tuple) and isinstance(value, list) else value
+        param_groups.append(merged)
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": param_groups})
+    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"{label} does not fit the optimizer ({_first_line(exc)}); resume with the same options") from None
