@@ -273,12 +273,11 @@ class Pipeline:
     def write(self, protocol: dict[str, Any]) -> None:
         from lasium.evaluate.repro_report import render_markdown
         from lasium.evaluate.report import write_json_atomic
+        from lasium.safe_io import replace_atomically
 
         results = self.results(protocol)
         write_json_atomic(self.results_dir / "omniglot.json", results)
-        tmp = self.results_dir / ".omniglot.md.tmp"
-        tmp.write_text(render_markdown(results))
-        os.replace(tmp, self.results_dir / "omniglot.md")
+        replace_atomically(self.results_dir / "omniglot.md", lambda tmp: tmp.write_text(render_markdown(results)))
 
 
 def train_summary(run: Path) -> dict[str, Any]:

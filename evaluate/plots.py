@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image, ImageDraw, ImageFont
+
+from lasium.imaging import save_png
 
 # Colour-blind-safe palette (Okabe & Ito, 2008).
 PALETTE = [(0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0), (86, 180, 233), (0, 0, 0),
@@ -99,12 +100,7 @@ def line_chart(series: Series, path: str | Path, *, title: str = "", xlabel: str
         ly = plot[1] + 6 + 16 * i
         draw.line([(plot[2] + 12, ly), (plot[2] + 32, ly)], fill=colour, width=3)
         draw.text((plot[2] + 38, ly), name if coords else f"{name} (no data)", fill=(0, 0, 0), font=font, anchor="lm")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    img.save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    return save_png(img, path)
 
 
 def validation_curves(run_dirs: dict[str, str | Path], key: str = "accuracy", split: str = "val") -> Series:

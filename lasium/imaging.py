@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
+from lasium.safe_io import replace_atomically
 from lasium.tasks import Task
 
 SEPARATOR = (220, 60, 60)  # red bar between support and query columns
@@ -90,12 +91,7 @@ def stack_vertically(pictures: Sequence[Image.Image], gap: int = 10) -> Image.Im
 
 def save_png(picture: Image.Image, path: str | Path) -> Path:
     """Save atomically (temporary name, then rename) so a killed run leaves no half-written PNG."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    picture.save(tmp, format="PNG")
-    tmp.replace(path)
-    return path
+    return replace_atomically(path, lambda tmp: picture.save(tmp, format="PNG"))
 
 
 def save_task_previews(tasks: Sequence[Task], path: str | Path, titles: Sequence[str] | None = None) -> Path:

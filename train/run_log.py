@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
+
+from lasium.safe_io import replace_atomically
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -18,9 +19,7 @@ class MetricsLog:
         if resume_step is not None and self.path.is_file():
             # An interrupted run may have logged steps after its last checkpoint; they will be redone.
             kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text("".join(line + "\n" for line in kept))
-            os.replace(tmp, self.path)
+            replace_atomically(self.path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
         self._file = open(self.path, "a", buffering=1)
         self._tb = None
         if tensorboard:

@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lasium.safe_io import replace_atomically
+
 CACHE_FORMAT = "lasium-decoded-v1"
 SPLITS = ("train", "val", "test")
 
@@ -107,14 +109,12 @@ def open_temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
     """Write through ``write(file object)`` to a temporary file beside ``path``, then rename it."""
-    fd, tmp = open_temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def fill(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
             write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    replace_atomically(path, fill)
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:
