@@ -4,6 +4,7 @@
     python benchmarks/repro_omniglot.py --fit                # fit a fresh GAN first (--fit-minutes budget)
     python benchmarks/repro_omniglot.py --generator runs/gan --budget-seconds 300
     python benchmarks/repro_omniglot.py --quick --fit        # tiny sizes: a few minutes on a 2-core CPU
+    python benchmarks/repro_omniglot.py --sizes cpu          # reduced configuration: about an hour on a 2-core CPU
 
 Pipeline (each stage is the real console command, run as a subprocess; its exact command line, status and
 wall time are recorded): generator (bundled, given, or ``lasium-fit``) → ``lasium-gen`` per strategy (n, ro,
@@ -53,6 +54,8 @@ class Sizes:
     val_every: int = 250
     val_tasks: int = 200
     eval_tasks: int = 1000           # the protocol: 1000 test tasks per K_tr
+    eval_tasks_maml: int = 0         # MAML rows: score only the first N of those same episodes (0 = all); CPU only
+    gen_precision: str = "auto"      # lasium-gen --precision (bf16 halves CPU decoding time on AVX512-BF16 CPUs)
     eval_shots: str = "1,5"
     adapt_steps: int = 50            # the protocol: MAML adapts 50 steps of lr 0.4
     adapt_lr: float = 0.4
@@ -61,6 +64,11 @@ class Sizes:
 
 PRESETS = {
     "gpu": Sizes(),
+    # Reduced configuration for a 2-core CPU (about an hour): fewer tasks and steps; MAML rows are scored on the
+    # first 200 of the same 1000 test episodes, because 50-step adaptation of 1000 tasks takes ~40 min there.
+    "cpu": Sizes(gen_tasks_protonets=2000, gen_tasks_maml=1000, gen_tasks_real=2000, tasks_per_shard=500, decode_tasks=50,
+                 gen_workers=1, gen_precision="bf16", protonets_iterations=1000, protonets_meta_batch=8, maml_iterations=300,
+                 maml_meta_batch=4, train_workers=1, val_every=250, val_tasks=100, eval_tasks_maml=200),
     "quick": Sizes(fit_minutes=0.5, fit_epochs=1, fit_limit=256, gen_tasks_protonets=48, gen_tasks_maml=16, gen_tasks_real=48,
                    tasks_per_shard=12, decode_tasks=12, gen_workers=1, protonets_iterations=12, protonets_meta_batch=4,
                    maml_iterations=3, maml_meta_batch=2, train_workers=1, val_every=6, val_tasks=10, eval_tasks=10,
@@ -105,7 +113,9 @@ def plan_rows(maml_algo: str) -> list[Row]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="tiny sizes (CPU smoke run, a few minutes)")
+    p.add_argument("--sizes", choices=sorted(PRESETS), default=None,
+                   help="stage sizes: gpu (default; ~6 min on one H100/H200), cpu (reduced, ~1 h on 2 cores), quick (smoke run)")
+    p.add_argument("--quick", action="store_true", help="same as --sizes quick (CPU smoke run, a few minutes)")
     p.add_argument("--fit", action="store_true", help="fit a fresh GAN with lasium-fit (budget: --fit-minutes)")
     p.add_argument("--fit-minutes", type=float, default=None, help="wall-clock budget of --fit [preset]")
     p.add_argument("--generator", default="omniglot-gan", help="generator for lasium-gen when not --fit [omniglot-gan, bundled]")
@@ -131,7 +141,11 @@ def main() -> None:
 
     if args.only and set(args.only.split(",")) - {r.key for r in plan_rows("maml")}:
         sys.exit(f"error: --only names unknown rows; rows: {', '.join(r.key for r in plan_rows('maml'))}")
-    sizes = PRESETS["quick" if args.quick else "gpu"]
+    if args.quick and args.sizes not in (None, "quick"):
+        sys.exit("error: --quick and --sizes disagree; give one of them")
+    args.sizes = "quick" if args.quick else (args.sizes or "gpu")
+    args.quick = args.sizes == "quick"
+    sizes = PRESETS[args.sizes]
     sizes = replace(sizes, **{k: v for k, v in (("fit_minutes", args.fit_minutes), ("maml_algo", args.maml_algo)) if v is not None})
     work = Path(args.work)
     marker = work / "repro-omniglot.json"  # says this folder is ours to clear with --overwrite
@@ -160,7 +174,7 @@ def main() -> None:
     if args.only:
         keep = set(args.only.split(","))
         rows = [r for r in rows if r.key in keep]
-    if not (args.optional if args.optional is not None else not args.quick):
+    if not (args.optional if args.optional is not None else args.sizes == "gpu"):
         rows = [r for r in rows if not r.optional]
     pipe.generator["ok"] = pipe.prepare_generator()
     pipe.write(protocol)

@@ -52,7 +52,7 @@ class Pipeline:
         self.previews: dict[str, str] = {}
         self.env = dict(os.environ)
         self.threads = args.threads
-        if self.threads is None and args.quick and device_type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        if self.threads is None and args.sizes != "gpu" and device_type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
             # Tiny tensors on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (10x faster measured).
             self.threads = 1
         if self.threads:
@@ -69,7 +69,7 @@ class Pipeline:
         if row.algo == "protonets":
             eval_s = r["eval_proto"] * s.eval_tasks * len(shots)
         else:
-            eval_s = r["image_step"] * s.eval_tasks * s.adapt_steps * 5 * sum(shots)
+            eval_s = r["image_step"] * (s.eval_tasks_maml or s.eval_tasks) * s.adapt_steps * 5 * sum(shots)
         total = r["startup"] + eval_s
         if row.source == "scratch":
             return total
@@ -159,7 +159,7 @@ class Pipeline:
         else:
             n = s.gen_tasks_protonets if row.algo == "protonets" else s.gen_tasks_maml
             args = ["--strategy", row.source, "--n-tasks", str(n), "--generator", self.generator["spec"], "--preset", preset,
-                    "--shots", "1", "--queries", "5", "--decode-tasks", str(s.decode_tasks)] + common
+                    "--shots", "1", "--queries", "5", "--decode-tasks", str(s.decode_tasks), "--precision", s.gen_precision] + common
             args += ["--device", a.device] if a.device != "auto" else []
         if not self.run(f"gen-{out.name}", "lasium-gen", args, row.key):
             return None
@@ -192,7 +192,8 @@ class Pipeline:
         s, a = self.sizes, self.args
         out = self.work / "evals" / f"{row.key}.json"
         target = ["--checkpoint", str(run)] if run is not None else ["--baseline", "scratch", "--algo", row.algo, "--init-seed", str(a.seed)]
-        args = target + ["--shots", s.eval_shots, "--tasks", str(s.eval_tasks), "--seed", str(a.eval_seed),
+        tasks = s.eval_tasks_maml if row.algo != "protonets" and s.eval_tasks_maml else s.eval_tasks
+        args = target + ["--shots", s.eval_shots, "--tasks", str(tasks), "--seed", str(a.eval_seed),
                          "--adapt-steps", str(s.adapt_steps), "--adapt-lr", str(s.adapt_lr), "--out", str(out), "--quiet"] + self.common()
         return json.loads(out.read_text()) if self.run(f"eval-{row.key}", "lasium-eval", args, row.key) else None
 
@@ -237,20 +238,28 @@ class Pipeline:
         a = self.args
         skipped = [s for s in self.stages if s["status"] == "skipped"]
         if self.device_type != "cuda":
-            label = "reduced configuration, CPU" + (" (--quick sizes)" if a.quick else "")
+            label = "reduced configuration, CPU" + (" (--quick sizes)" if a.quick else f" (--sizes {a.sizes})")
         elif a.quick:
             label = f"reduced configuration (--quick sizes) on {self.device.get('name')}"
         else:
             label = f"GPU configuration on {self.device.get('name')}" + (f"; {len(skipped)} stage(s) skipped by the time budget" if skipped else "")
-        digests = {r["episode_digest"] for r in self.rows if r.get("episode_digest")}
+        # Rows scored on the same number of tasks must share the digest (a shorter run scores a prefix).
+        by_count: dict[str, set[str]] = {}
+        for r in self.rows:
+            if r.get("episode_digest"):
+                counts = sorted({str(e["tasks"]) for e in r["eval"].values()})
+                by_count.setdefault(",".join(counts), set()).add(r["episode_digest"])
+        digests = {d for ds in by_count.values() for d in ds}
         return {
-            "format": "lasium-repro-omniglot", "format_version": 1, "label": label, "preset": "quick" if a.quick else "gpu",
+            "format": "lasium-repro-omniglot", "format_version": 1, "label": label, "preset": a.sizes,
             "driver_command": shlex.join([sys.executable.rsplit("/", 1)[-1], "benchmarks/repro_omniglot.py"] + sys.argv[1:]),
             "device": self.device, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.start)),
             "wall_seconds": round(time.time() - self.start, 1), "budget_seconds": a.budget_seconds, "sizes": asdict(self.sizes),
             "threads": self.threads or os.environ.get("OMP_NUM_THREADS"),
             "generator": self.generator, "protocol": protocol, "stages": self.stages, "rows": self.rows,
-            "episode_digests_equal": len(digests) <= 1, "episode_digest": next(iter(digests)) if len(digests) == 1 else None,
+            "episode_digests_equal": all(len(ds) == 1 for ds in by_count.values()),
+            "episode_digests_by_tasks": {k: sorted(ds) for k, ds in by_count.items()},
+            "episode_digest": next(iter(digests)) if len(digests) == 1 else None,
             "images": self.images(), "targets": {k: {str(s): v for s, v in t.items()} for k, t in TARGETS.items()},
             "published": [asdict(p) for p in OMNIGLOT_5WAY],
         }

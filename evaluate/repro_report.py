@@ -23,7 +23,12 @@ def _cell(evaluation: dict[str, Any] | None, shots: int) -> str:
     return f"{r['accuracy_pct']:.2f} ± {r['ci95_pct']:.2f}"
 
 
-def accuracy_table(rows: list[dict[str, Any]]) -> list[str]:
+def _tasks_scored(row: dict[str, Any]) -> int | None:
+    counts = {int(r["tasks"]) for r in (row.get("eval") or {}).values() if "tasks" in r}
+    return counts.pop() if len(counts) == 1 else None
+
+
+def accuracy_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None) -> list[str]:
     """Published rows (with † marks) then ours, in one table."""
     out = ["| method | 1-shot | 5-shot | source |", "|---|---|---|---|"]
     for p in OMNIGLOT_5WAY:
@@ -31,6 +36,9 @@ def accuracy_table(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         status = row.get("status", "")
         source = "this run" if status == "ok" else f"this run ({status})"
+        tasks = _tasks_scored(row)
+        if tasks is not None and protocol_tasks is not None and tasks != protocol_tasks:
+            source += f", first {tasks} of the {protocol_tasks} tasks"
         out.append(f"| **{row['label']}** | {_cell(row.get('eval'), 1)} | {_cell(row.get('eval'), 5)} | {source} |")
     return out
 
@@ -85,17 +93,24 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"{protocol.get('queries', 15)} queries per class, episode seed {protocol.get('seed', 0)}; MAML adapts "
         f"{protocol.get('adapt_steps', '?')} steps of lr {protocol.get('adapt_lr', '?')}, ProtoNets use the nearest prototype.",
         "",
-        *accuracy_table(rows),
+        *accuracy_table(rows, protocol.get("tasks")),
         "",
         "† as commonly cited elsewhere; not checked against the original paper's table.",
         "",
     ]
-    digests = {r["episode_digest"] for r in rows if r.get("episode_digest")}
-    if len(digests) == 1:
-        scored = sum(1 for r in rows if r.get("episode_digest"))
-        lines += [f"All {scored} evaluated methods were scored on the same tasks (episode digest `{next(iter(digests))[:16]}`).", ""]
-    elif len(digests) > 1:
-        lines += ["**Warning**: the methods were scored on different task sets (episode digests differ).", ""]
+    # Methods scored on the same number of tasks must share the episode digest (the same seed gives the same
+    # episodes, and a shorter run scores a prefix of them).
+    by_count: dict[int | None, set[str]] = {}
+    for r in rows:
+        if r.get("episode_digest"):
+            by_count.setdefault(_tasks_scored(r), set()).add(r["episode_digest"])
+    for count, digests in sorted(by_count.items(), key=lambda kv: -(kv[0] or 0)):
+        scored = sum(1 for r in rows if r.get("episode_digest") in digests)
+        if len(digests) == 1:
+            lines += [f"All {scored} methods scored on {count if count is not None else '?'} tasks saw the same tasks "
+                      f"(episode digest `{next(iter(digests))[:16]}`).", ""]
+        else:
+            lines += [f"**Warning**: methods scored on {count} tasks saw different task sets (episode digests differ).", ""]
     lines += ["## Targets (LASIUM paper, Omniglot 5-way)", "", *target_lines(rows), ""]
     trained = [r for r in rows if r.get("train")]
     if trained:
