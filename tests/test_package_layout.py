@@ -1,0 +1,24 @@
+"""The stage folders (generate/, train/, evaluate/) import as lasium.<stage>, installed or from a checkout."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+
+PROBE = "import lasium, lasium.generate, lasium.train, lasium.evaluate; print(lasium.generate.__file__); print(lasium.train.__file__)"
+
+
+def test_stages_import_from_a_source_checkout(repo_root: Path) -> None:
+    # `python -c` / `python -m pytest` put the repository root first on sys.path: the folder lasium/ shadows
+    # any installed copy, and the stage names must still resolve to the checkout's folders.
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
+    assert Path(out[0]) == repo_root / "generate" / "__init__.py"
+    assert Path(out[1]) == repo_root / "train" / "__init__.py"
+
+
+def test_stages_import_from_elsewhere(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    assert Path(out[0]).parent.name == "generate" and Path(out[1]).parent.name == "train"
+
