@@ -13,7 +13,7 @@
 # Usage: benchmarks/gpu_check.sh [OUTDIR] [--quick]      (OUTDIR defaults to $OUT, else ./gpu_check_out)
 # --quick: tiny sizes, for a CPU smoke run of the whole script (a few minutes).
 # Offline: needs only what is installed (torch, numpy, h5py, pillow, click, safetensors, tqdm, webdataset); lasium
-# itself is made importable from this checkout without pip (see "import" below).
+# itself is imported from this checkout without pip (see "import" below).
 # Sizes (environment): TOTAL_SECONDS (570 = 9.5 min), GAN_MINUTES (2), VAE_MINUTES (0.75), BENCH_GEN_TASKS (1e6),
 # BENCH_GEN_TIMEOUT (150), BENCH_TRAIN_TIMEOUT (80), REPRO_MIN_SECONDS (60), FID (0: 1 = measure Fréchet distances
 # of both models before export), REPRO_FIRST (0: 1 = run the reproduction right after the fits and keep
@@ -84,22 +84,12 @@ stage() {  # stage NAME TIMEOUT_SECONDS command...: run under a timeout capped b
 echo "lasium gpu_check: repo $REPO, out $OUTDIR, work $WORK, quick=$QUICK, budget ${TOTAL_SECONDS}s, $(date)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-# --- import: make lasium (with lasium.generate/.train/.evaluate mapped from generate/, train/, evaluate/) importable
-# without pip or network: a folder of symlinks laid out as the installed package, first on PYTHONPATH (before the
-# checkout root, whose lasium/ lacks the stage subpackages). All commands run from $WORK, never the repo root.
+# --- import: lasium straight from this checkout, no pip or network (lasium/__init__.py maps the stage folders
+# generate/, train/, evaluate/ into the namespace when it is imported from a checkout). Commands run from $WORK.
 cd "$WORK"
-import_check() { "$PY" -c 'import lasium.generate.cli, lasium.train.cli, lasium.evaluate.cli, lasium.shards.cli, sys; import lasium.evaluate as e; print("lasium.evaluate from", e.__path__[0])'; }
-PKG="$WORK/pkg/lasium"
-mkdir -p "$PKG"
-for entry in "$REPO"/lasium/*; do ln -s "$entry" "$PKG/$(basename "$entry")"; done
-for stage_dir in generate train evaluate; do ln -s "$REPO/$stage_dir" "$PKG/$stage_dir"; done
-export PYTHONPATH="$WORK/pkg${PYTHONPATH:+:$PYTHONPATH}"
-if ! import_check; then
-  echo "symlinked package does not import; trying pip install --target (offline)"
-  export PYTHONPATH="$WORK/site:${PYTHONPATH#"$WORK/pkg:"}"
-  "$PY" -m pip install --quiet --no-deps --no-build-isolation --no-index --target "$WORK/site" "$REPO" && import_check \
-    || { echo "error: cannot import lasium from $REPO"; exit 1; }
-fi
+export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
+"$PY" -c 'import lasium.generate.cli, lasium.train.cli, lasium.evaluate.cli, lasium.shards.cli; import lasium.evaluate as e; print("lasium.evaluate from", e.__path__[0])' \
+  || { echo "error: cannot import lasium from $REPO"; exit 1; }
 if [ -z "${LASIUM_DATA:-}" ]; then
   for candidate in "$REPO/shared/data" "$REPO/../shared/data"; do
     [ -f "$candidate/omniglot/images_background.zip" ] && export LASIUM_DATA="$(cd "$candidate" && pwd)" && break
