@@ -134,6 +134,8 @@ def main() -> None:
                    help="OMP_NUM_THREADS of every stage [unchanged; 1 with --quick on a CPU]")
     p.add_argument("--keep-shards", action="store_true", help="keep the shard sets (default: deleted at the end)")
     p.add_argument("--overwrite", action="store_true", help="clear a previous run in --work first")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a previous run in --work: stages whose identical command already succeeded are reused")
     args = p.parse_args()
     # Stages run in their own sessions (so a timeout can kill a stage with its workers); a SIGTERM to this driver
     # (e.g. from `timeout`) must take the running stage down too: turn it into SystemExit, which Pipeline.run handles.
@@ -149,7 +151,11 @@ def main() -> None:
     sizes = replace(sizes, **{k: v for k, v in (("fit_minutes", args.fit_minutes), ("maml_algo", args.maml_algo)) if v is not None})
     work = Path(args.work)
     marker = work / "repro-omniglot.json"  # says this folder is ours to clear with --overwrite
-    if work.exists() and any(work.iterdir()):
+    if args.resume and args.overwrite:
+        sys.exit("error: --resume and --overwrite contradict each other; give one of them")
+    if args.resume and not marker.is_file():
+        sys.exit(f"error: {work} holds no previous run of this driver to resume; drop --resume")
+    if work.exists() and any(work.iterdir()) and not args.resume:
         if not args.overwrite:
             sys.exit(f"error: {work} holds a previous run; pass --overwrite to clear it or choose another --work")
         if not marker.is_file():
@@ -157,9 +163,10 @@ def main() -> None:
         for sub in ("shards", "runs", "evals", "logs", "gan"):
             shutil.rmtree(work / sub, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"argv": sys.argv, "started": time.time()}) + "\n")
+    if not args.resume:
+        marker.write_text(json.dumps({"argv": sys.argv, "started": time.time()}) + "\n")
     Path(args.results).mkdir(parents=True, exist_ok=True)
-    for old in Path(args.results).glob("preview-*.png"):
+    for old in [] if args.resume else Path(args.results).glob("preview-*.png"):  # a resumed run reuses its previews
         old.unlink()
     for old in ("curves-protonets.png", "curves-maml.png"):
         (Path(args.results) / old).unlink(missing_ok=True)

@@ -84,9 +84,23 @@ class Pipeline:
         return total + r["startup"] + its * mb / r[row.algo] + val_s
 
     # --- running ----------------------------------------------------------------------------------
-    def run(self, name: str, console: str, args: list[str], row: str | None = None) -> bool:
-        """Run one command with its output in logs/<name>.log; record it; False if it failed or timed out."""
+    def run(self, name: str, console: str, args: list[str], row: str | None = None, produces: Path | None = None) -> bool:
+        """Run one command with its output in logs/<name>.log; record it; False if it failed or timed out.
+
+        A stage that succeeded leaves ``logs/<name>.done.json``; with ``--resume`` a stage whose identical command
+        already succeeded (and whose output ``produces`` still exists) is not run again, and its earlier record
+        (wall time included) is kept, marked as reused.
+        """
         display = shlex.join([console] + args)
+        done_path = self.work / "logs" / f"{name}.done.json"
+        if getattr(self.args, "resume", False) and done_path.is_file() and (produces is None or produces.exists()):
+            earlier = json.loads(done_path.read_text())
+            if earlier.get("command") == display and earlier.get("status") == "ok":
+                earlier["note"] = "reused from an earlier invocation of the driver"
+                self.stages.append(earlier)
+                print(f"[repro] {name}: reused ({earlier['seconds']:.1f} s earlier)", flush=True)
+                return True
+        done_path.unlink(missing_ok=True)
         record: dict[str, Any] = {"name": name, "row": row, "command": display, "status": "running", "seconds": None}
         self.stages.append(record)
         remaining = self.remaining()
@@ -113,6 +127,7 @@ class Pipeline:
         record["log"] = str(log_path)
         if rc == 0:
             record["status"] = "ok"
+            done_path.write_text(json.dumps(record) + "\n")
         else:
             lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
             record["status"] = "timeout" if rc is None else "failed"
@@ -161,12 +176,13 @@ class Pipeline:
             args = ["--strategy", row.source, "--n-tasks", str(n), "--generator", self.generator["spec"], "--preset", preset,
                     "--shots", "1", "--queries", "5", "--decode-tasks", str(s.decode_tasks), "--precision", s.gen_precision] + common
             args += ["--device", a.device] if a.device != "auto" else []
-        if not self.run(f"gen-{out.name}", "lasium-gen", args, row.key):
+        if not self.run(f"gen-{out.name}", "lasium-gen", args, row.key, produces=out / "manifest.json"):
             return None
         self.made[key] = out
         if row.source != "real" and row.source not in self.previews:
             png = self.results_dir / f"preview-{row.source}.png"
-            if self.run(f"preview-{row.source}", "lasium-shards", ["preview", str(out), "--tasks", str(s.preview_tasks), "--out", str(png)], row.key):
+            if self.run(f"preview-{row.source}", "lasium-shards", ["preview", str(out), "--tasks", str(s.preview_tasks), "--out", str(png)],
+                        row.key, produces=png):
                 self.previews[row.source] = png.name
         return out
 
@@ -186,7 +202,7 @@ class Pipeline:
                 "--inner-steps", str(s.maml_inner_steps), "--val-every", str(s.val_every), "--val-tasks", str(s.val_tasks),
                 "--workers", str(s.train_workers), "--checkpoint-every", "0", "--log-every", str(max(1, min(50, its // 10))),
                 "--seed", str(a.seed), "--out", str(run), "--quiet"] + self.common()
-        return run if self.run(f"train-{row.key}", "lasium-train", args, row.key) else None
+        return run if self.run(f"train-{row.key}", "lasium-train", args, row.key, produces=run / "last" / "state.json") else None
 
     def evaluate(self, row: Row, run: Path | None) -> dict[str, Any] | None:
         s, a = self.sizes, self.args
@@ -195,7 +211,7 @@ class Pipeline:
         tasks = s.eval_tasks_maml if row.algo != "protonets" and s.eval_tasks_maml else s.eval_tasks
         args = target + ["--shots", s.eval_shots, "--tasks", str(tasks), "--seed", str(a.eval_seed),
                          "--adapt-steps", str(s.adapt_steps), "--adapt-lr", str(s.adapt_lr), "--out", str(out), "--quiet"] + self.common()
-        return json.loads(out.read_text()) if self.run(f"eval-{row.key}", "lasium-eval", args, row.key) else None
+        return json.loads(out.read_text()) if self.run(f"eval-{row.key}", "lasium-eval", args, row.key, produces=out) else None
 
     def do_row(self, row: Row) -> None:
         record: dict[str, Any] = {"key": row.key, "label": row.label, "algo": row.algo, "source": row.source, "family": row.family,
@@ -254,7 +270,9 @@ class Pipeline:
             "format": "lasium-repro-omniglot", "format_version": 1, "label": label, "preset": a.sizes,
             "driver_command": shlex.join([sys.executable.rsplit("/", 1)[-1], "benchmarks/repro_omniglot.py"] + sys.argv[1:]),
             "device": self.device, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.start)),
-            "wall_seconds": round(time.time() - self.start, 1), "budget_seconds": a.budget_seconds, "sizes": asdict(self.sizes),
+            "wall_seconds": round(time.time() - self.start, 1),
+            "stage_seconds": round(sum(st.get("seconds") or 0.0 for st in self.stages), 1),
+            "resumed": any("reused" in (st.get("note") or "") for st in self.stages), "budget_seconds": a.budget_seconds, "sizes": asdict(self.sizes),
             "threads": self.threads or os.environ.get("OMP_NUM_THREADS"),
             "generator": self.generator, "protocol": protocol, "stages": self.stages, "rows": self.rows,
             "episode_digests_equal": all(len(ds) == 1 for ds in by_count.values()),

@@ -81,6 +81,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"**{results.get('label', '')}**: device {dev.get('name', '?')} ({dev.get('type', '?')}, torch {dev.get('torch', '?')}), "
         f"started {results.get('started', '?')}, wall time {results.get('wall_seconds', 0):.0f} s"
+        + (f" in the last invocation ({results.get('stage_seconds', 0):.0f} s of stages in all; the run was resumed and "
+           "reuses stages an earlier invocation finished)" if results.get("resumed") else "")
         + (f" of a {budget:.0f} s budget" if budget else "") + f", preset `{results.get('preset', '?')}`.",
         "",
         f"Generator: {results.get('generator', {}).get('description', '?')}.",

@@ -66,6 +66,43 @@ def test_budget_guard_skips_rows_and_still_writes_the_page(tmp_path, repo_root):
     again = subprocess.run([sys.executable, DRIVER, "--budget-seconds", "1", "--work", str(tmp_path / "work"), "--results", str(results)],
                            cwd=repo_root, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "--overwrite" in again.stderr
+    both = subprocess.run([sys.executable, DRIVER, "--resume", "--overwrite", "--work", str(tmp_path / "work")], cwd=repo_root,
+                          capture_output=True, text=True, timeout=120)
+    assert both.returncode != 0 and "contradict" in both.stderr
+    nothing = subprocess.run([sys.executable, DRIVER, "--resume", "--work", str(tmp_path / "elsewhere")], cwd=repo_root,
+                             capture_output=True, text=True, timeout=120)
+    assert nothing.returncode != 0 and "no previous run" in nothing.stderr
+
+
+def test_resume_reuses_only_identical_successful_stages(tmp_path, repo_root, monkeypatch):
+    import argparse
+
+    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
+    from repro_pipeline import Pipeline
+
+    def pipeline(resume: bool) -> Pipeline:
+        args = argparse.Namespace(work=str(tmp_path / "work"), results=str(tmp_path / "results"), budget_seconds=None, threads=1,
+                                  sizes="quick", resume=resume)
+        return Pipeline(args, sizes=None, rates={}, device_type="cpu", device={})
+
+    out = tmp_path / "made.png"
+    first = pipeline(resume=False)
+    assert first.run("probe", "lasium-shards", ["--help"], produces=out)
+    assert first.stages[-1]["status"] == "ok" and (tmp_path / "work" / "logs" / "probe.done.json").is_file()
+    out.write_bytes(b"x")
+    second = pipeline(resume=True)
+    assert second.run("probe", "lasium-shards", ["--help"], produces=out)
+    assert "reused" in second.stages[-1]["note"] and second.stages[-1]["seconds"] == first.stages[-1]["seconds"]
+    assert second.run("probe", "lasium-shards", ["inspect", "--help"], produces=out)  # another command: run again
+    assert "note" not in second.stages[-1] and second.stages[-1]["status"] == "ok"
+    out.unlink()
+    third = pipeline(resume=True)
+    assert third.run("probe", "lasium-shards", ["inspect", "--help"], produces=out)  # its output is gone: run again
+    assert "note" not in third.stages[-1]
+    assert not third.run("probe", "lasium-shards", ["no-such-command"])
+    fourth = pipeline(resume=True)
+    fourth.run("probe", "lasium-shards", ["no-such-command"])
+    assert fourth.stages[-1]["status"] == "failed"  # a failure is never reused
 
 
 def test_curves_from_metrics_and_png(tmp_path):

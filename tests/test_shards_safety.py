@@ -43,9 +43,17 @@ def tar_with(path: Path, members: dict[str, bytes]) -> str:
     return str(path)
 
 
-def npy(arr: np.ndarray, allow_pickle: bool = False) -> bytes:
+def npy(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=allow_pickle)
+    np.save(buf, arr)
+    return buf.getvalue()
+
+
+def object_npy(arr: np.ndarray) -> bytes:
+    """A planted ``.npy`` of dtype object: the npy header, then the pickled array (as numpy itself would write it)."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, np.lib.format.header_data_from_array_1_0(arr))
+    pickle.dump(arr, buf, protocol=3)
     return buf.getvalue()
 
 
@@ -89,7 +97,7 @@ def test_unknown_member_refused_in_webdataset_pipeline(tmp_path):
 def test_object_array_npy_is_refused(tmp_path):
     target = tmp_path / "pwned"
     members = good_members(0)
-    members["task-000000000.support.npy"] = npy(np.array([CreatesFile(str(target))], dtype=object), allow_pickle=True)
+    members["task-000000000.support.npy"] = object_npy(np.array([CreatesFile(str(target))], dtype=object))
     url = tar_with(tmp_path / "evil-000000.tar", members)
     with pytest.raises(ShardError, match=r"task-000000000\.support\.npy.*(object|pickle)"):
         list(iter_shard_tasks(url))
