@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-fid", action="store_true", help="export without measuring Fréchet distances")
+    parser.add_argument("--note", default=None, help="training note (markdown) for both model cards, e.g. where they were trained")
     args = parser.parse_args()
 
     from lasium.generate.checkpoint import CONFIG_FILE, STATE_JSON, export_bundled
@@ -74,7 +75,7 @@ def main() -> None:
             run([sys.executable, str(REPO / "benchmarks" / "bench_fid.py"), "--generator", str(out),
                  "--device", args.device, "--seed", str(args.seed), "--json-out", str(fid_json)])
             quality = json.loads(fid_json.read_text())
-        dest = export_bundled(out, name, quality=quality)
+        dest = export_bundled(out, name, quality=quality, note=args.note)
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
         print(f"exported {name} to {dest} ({size / 2**20:.2f} MB)")
 

@@ -238,11 +238,13 @@ def export_bundled(
     name: str,
     *,
     quality: dict[str, Any] | None = None,
+    note: str | None = None,
     dest_root: str | Path | None = None,
 ) -> Path:
     """Export a lasium-fit checkpoint as bundled model ``name``: fp16 weights, config, model card, samples.
 
-    ``quality`` is the JSON written by ``benchmarks/bench_fid.py`` (Fréchet distances), quoted in the card.
+    ``quality`` is the JSON written by ``benchmarks/bench_fid.py`` (Fréchet distances), quoted in the card;
+    ``note`` (markdown) is printed in the card as its "Training note" (how and where it was trained, what is weak).
     Refuses an export that would push all bundled models over 8 MB.
     """
     from lasium.imaging import image_grid, save_png
@@ -255,6 +257,8 @@ def export_bundled(
     weights = save_model_weights(dest, ckpt.model, {"format": CHECKPOINT_FORMAT, "dtype": "float16"}, dtype=torch.float16)
     config = {**ckpt.config, "name": name}
     config["bundled"] = {"dtype": "float16", "source_weights_sha256": file_sha256(ckpt.weights_path), "quality": quality}
+    if note:
+        config["bundled"]["note"] = note.strip()
     write_json_atomic(dest / CONFIG_FILE, config)
 
     # The grid shows what the fp16 weights (re-loaded as a user would) actually produce.
@@ -289,6 +293,8 @@ def model_card(config: dict[str, Any], name: str, weights_sha256: str) -> str:
         fd = "| not measured | run `python benchmarks/bench_fid.py --generator " + name + "` |"
     budget = fit.get("max_minutes")
     stopped = " (stopped by the --max-minutes budget)" if config.get("stopped_by_time_budget") else ""
+    note = (config.get("bundled") or {}).get("note")
+    note_section = f"## Training note\n{note}\n\n" if note else ""
     return f"""# {name}
 
 A LASIUM {config['kind'].upper()} generator (Khodadadeh et al., "Unsupervised Meta-Learning through Latent-Space
@@ -311,7 +317,7 @@ of `{data.get('dataset', '?')}` and shipped with lasium (weights stored as float
 | final losses (last epoch means) | {losses} |
 | weights sha256 (model.safetensors) | `{weights_sha256}` |
 
-## Command
+{note_section}## Command
 ```
 {commands}
 ```

@@ -244,11 +244,13 @@ def test_missing_bundled_model_says_how_to_make_it(tmp_path, monkeypatch):
 def test_export_bundled_round_trip(tmp_path, monkeypatch, checkpoints):
     monkeypatch.setattr(ckpt_mod, "BUNDLED_ROOT", tmp_path / "bundled")
     quality = {"fd_generated_vs_test": 12.5, "fd_train_vs_test": 3.25, "num_samples": 100, "feature_extractor": "conv4"}
-    dest = export_bundled(checkpoints["vae"], "omniglot-vae", quality=quality)
+    dest = export_bundled(checkpoints["vae"], "omniglot-vae", quality=quality, note="Trained on a laptop; blurry.")
     assert sorted(p.name for p in dest.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors", "samples.png"]
     assert all(t.dtype == torch.float16 for k, t in load_file(str(dest / "model.safetensors")).items() if "num_batches" not in k)
     card = (dest / "MODEL_CARD.md").read_text()
     assert "12.500" in card and "3.250" in card and "lasium-fit" in card
+    assert "## Training note\nTrained on a laptop; blurry." in card
+    assert "Training note" not in (export_bundled(checkpoints["vae"], "omniglot-vae") / "MODEL_CARD.md").read_text()
     g = load_generator("omniglot-vae")
     full = load_generator(checkpoints["vae"])
     assert g.kind == "vae" and g.name == "omniglot-vae"
