@@ -4,7 +4,7 @@
     python benchmarks/repro_omniglot.py --fit                # fit a fresh GAN first (--fit-minutes budget)
     python benchmarks/repro_omniglot.py --generator runs/gan --budget-seconds 300
     python benchmarks/repro_omniglot.py --quick --fit        # tiny sizes: a few minutes on a 2-core CPU
-    python benchmarks/repro_omniglot.py --sizes cpu          # reduced configuration: about an hour on a 2-core CPU
+    python benchmarks/repro_omniglot.py --sizes cpu          # reduced configuration: about 1.5-2 h on a 2-core CPU
 
 Pipeline (each stage is the real console command, run as a subprocess; its exact command line, status and
 wall time are recorded): generator (bundled, given, or ``lasium-fit``) → ``lasium-gen`` per strategy (n, ro,
@@ -64,7 +64,7 @@ class Sizes:
 
 PRESETS = {
     "gpu": Sizes(),
-    # Reduced configuration for a 2-core CPU (about an hour): fewer tasks and steps; MAML rows are scored on the
+    # Reduced configuration for a 2-core CPU (about 1.5-2 h measured): fewer tasks and steps; MAML rows are scored on the
     # first 200 of the same 1000 test episodes, because 50-step adaptation of 1000 tasks takes ~40 min there.
     "cpu": Sizes(gen_tasks_protonets=2000, gen_tasks_maml=1000, gen_tasks_real=2000, tasks_per_shard=500, decode_tasks=50,
                  gen_workers=1, gen_precision="bf16", protonets_iterations=1000, protonets_meta_batch=8, maml_iterations=300,
@@ -114,7 +114,7 @@ def plan_rows(maml_algo: str) -> list[Row]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", choices=sorted(PRESETS), default=None,
-                   help="stage sizes: gpu (default; ~6 min on one H100/H200), cpu (reduced, ~1 h on 2 cores), quick (smoke run)")
+                   help="stage sizes: gpu (default; ~6 min on one H100/H200), cpu (reduced, ~1.5-2 h on 2 cores), quick (smoke run)")
     p.add_argument("--quick", action="store_true", help="same as --sizes quick (CPU smoke run, a few minutes)")
     p.add_argument("--fit", action="store_true", help="fit a fresh GAN with lasium-fit (budget: --fit-minutes)")
     p.add_argument("--fit-minutes", type=float, default=None, help="wall-clock budget of --fit [preset]")
