@@ -13,8 +13,7 @@ Names are imported on first use, so ``import lasium.evaluate`` stays light.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from lasium.lazy import lazy_exports
 
 _EXPORTS = {
     "EvalProtocol": "lasium.evaluate.protocol",
@@ -36,14 +35,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'lasium.evaluate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
