@@ -166,8 +166,9 @@ def main() -> None:
     if not args.resume:
         marker.write_text(json.dumps({"argv": sys.argv, "started": time.time()}) + "\n")
     Path(args.results).mkdir(parents=True, exist_ok=True)
-    for old in [] if args.resume else Path(args.results).glob("preview-*.png"):  # a resumed run reuses its previews
-        old.unlink()
+    if not args.resume:  # a resumed run reuses its previews
+        for old in Path(args.results).glob("preview-*.png"):
+            old.unlink()
     for old in ("curves-protonets.png", "curves-maml.png"):
         (Path(args.results) / old).unlink(missing_ok=True)
 

@@ -93,7 +93,7 @@ class Pipeline:
         """
         display = shlex.join([console] + args)
         done_path = self.work / "logs" / f"{name}.done.json"
-        if getattr(self.args, "resume", False) and done_path.is_file() and (produces is None or produces.exists()):
+        if self.args.resume and done_path.is_file() and (produces is None or produces.exists()):
             earlier = json.loads(done_path.read_text())
             if earlier.get("command") == display and earlier.get("status") == "ok":
                 earlier["note"] = "reused from an earlier invocation of the driver"

@@ -233,7 +233,8 @@ class GenerationJob:
         target = WriteTarget(str(out_dir), name, container, self.header)
         set_config = self.header["config"]
         prepare_out_dir(out_dir)
-        mine = set(self.my_shards())
+        my_shards = self.my_shards()
+        mine = set(my_shards)
         # Each process removes only stale files of shards it owns (rank 0 also those beyond the set),
         # so ranks and array-job parts never delete each other's new shards.
         check_existing_set(out_dir, self.header, name, container, overwrite=c.overwrite,
@@ -241,7 +242,7 @@ class GenerationJob:
 
         result = GenerationResult(out_dir=out_dir, header=self.header)
         todo: list[int] = []
-        for s in self.my_shards():
+        for s in my_shards:
             entry = shard_is_complete(out_dir, shard_file_name(name, s, container), set_config, s, full_hash=c.verify_existing)
             if entry is not None:
                 result.entries.append(entry)

@@ -169,8 +169,7 @@ class TaskSynthesizer:
     def _draw_anchors(self, num_tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
         s = self.spec
         if self.anchor_pool is not None:
-            z, index, stats = sample_encoded_anchors(self.anchor_pool.codes, num_tasks, s.ways, s.epsilon, generator, chunk=s.anchor_chunk)
-            return z, index, stats
+            return sample_encoded_anchors(self.anchor_pool.codes, num_tasks, s.ways, s.epsilon, generator, chunk=s.anchor_chunk)
         z, stats = sample_gan_anchors(self.model.sample_prior, num_tasks, s.ways, self.latent_dim, s.epsilon, generator, chunk=s.anchor_chunk)
         return z.to(self.device), None, stats
 

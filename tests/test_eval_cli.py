@@ -22,13 +22,7 @@ from lasium.train.registry import build_learner
 FAST = ["--tasks", "6", "--queries", "3", "--shots", "1,2", "--adapt-steps", "2", "--quiet", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waiting on a busy shared CPU (10-100x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture()

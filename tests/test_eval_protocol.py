@@ -23,13 +23,7 @@ CPU = torch.device("cpu")
 SHAPE = (16, 16, 1)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids OpenMP spin-waiting on a busy shared CPU (10-100x faster here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(algo: str, seed: int = 0, ways: int = 5):
