@@ -4,7 +4,9 @@
     python benchmarks/repro_omniglot.py --fit                # fit a fresh GAN first (--fit-minutes budget)
     python benchmarks/repro_omniglot.py --generator runs/gan --budget-seconds 300
     python benchmarks/repro_omniglot.py --quick --fit        # tiny sizes: a few minutes on a 2-core CPU
-    python benchmarks/repro_omniglot.py --sizes cpu          # reduced configuration: about 1.5-2 h on a 2-core CPU
+    python benchmarks/repro_omniglot.py --sizes cpu --resume # the reference budgets on a 2-core CPU: several hours, resumable
+    python benchmarks/repro_omniglot.py --sizes cpu --ablation  # plus the ablation: one ingredient at a time (ProtoNets, N)
+    python benchmarks/repro_omniglot.py --sizes cpu-reduced  # the earlier reduced CPU configuration (smoke runs, ~1.5 h)
 
 Pipeline (each stage is the real console command, run as a subprocess; its exact command line, status and
 wall time are recorded): generator (bundled, given, or ``lasium-fit``) → ``lasium-gen`` per strategy (n, ro,
@@ -25,8 +27,9 @@ import shutil
 import signal
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -60,15 +63,25 @@ class Sizes:
     adapt_steps: int = 50            # the protocol: MAML adapts 50 steps of lr 0.4
     adapt_lr: float = 0.4
     preview_tasks: int = 4
+    augment: str = "auto"            # lasium-train --augment of every trained row (auto: shift5 for generated tasks, none for real)
+    train_precision: str = "auto"    # lasium-train --precision (auto: bf16 where native: CUDA, AVX512-BF16/AMX CPUs)
+    eval_precision: str = "auto"     # lasium-eval --precision
 
 
 PRESETS = {
     "gpu": Sizes(),
     # Reduced configuration for a 2-core CPU (about 1.5-2 h measured): fewer tasks and steps; MAML rows are scored on the
     # first 200 of the same 1000 test episodes, because 50-step adaptation of 1000 tasks takes ~40 min there.
-    "cpu": Sizes(gen_tasks_protonets=2000, gen_tasks_maml=1000, gen_tasks_real=2000, tasks_per_shard=500, decode_tasks=50,
-                 gen_workers=1, gen_precision="bf16", protonets_iterations=1000, protonets_meta_batch=8, maml_iterations=300,
-                 maml_meta_batch=4, train_workers=1, val_every=250, val_tasks=100, eval_tasks_maml=200),
+    # The reference budgets of the authors' code with distinct tasks (every task drawn is a new one): ProtoNets 8,000
+    # iterations x meta-batch 4 = 32,000 tasks, MAML 1,000 x 4 = 4,000 tasks (second order, 5 inner steps), every row
+    # scored on all 1000 test tasks. Several hours on a 2-core CPU: run it with --resume across sessions.
+    "cpu": Sizes(gen_tasks_protonets=32_000, gen_tasks_maml=4000, gen_tasks_real=32_000, tasks_per_shard=1000, decode_tasks=50,
+                 gen_workers=1, protonets_iterations=8000, protonets_meta_batch=4, maml_iterations=1000, maml_meta_batch=4,
+                 train_workers=1, val_every=1000, val_tasks=100),
+    # The earlier reduced configuration (2,000 tasks reused 4x; MAML rows scored on the first 200 test tasks): smoke runs.
+    "cpu-reduced": Sizes(gen_tasks_protonets=2000, gen_tasks_maml=1000, gen_tasks_real=2000, tasks_per_shard=500, decode_tasks=50,
+                         gen_workers=1, gen_precision="bf16", protonets_iterations=1000, protonets_meta_batch=8, maml_iterations=300,
+                         maml_meta_batch=4, train_workers=1, val_every=250, val_tasks=100, eval_tasks_maml=200),
     "quick": Sizes(fit_minutes=0.5, fit_epochs=1, fit_limit=256, gen_tasks_protonets=48, gen_tasks_maml=16, gen_tasks_real=48,
                    tasks_per_shard=12, decode_tasks=12, gen_workers=1, protonets_iterations=12, protonets_meta_batch=4,
                    maml_iterations=3, maml_meta_batch=2, train_workers=1, val_every=6, val_tasks=10, eval_tasks=10,
@@ -80,7 +93,7 @@ PRESETS = {
 RATES = {
     "cuda": dict(startup=8.0, gen=10000.0, real=5000.0, protonets=4000.0, maml=180.0, fomaml=700.0, eval_proto=0.002,
                  image_step=1.5e-5),
-    "cpu": dict(startup=6.0, gen=4.0, real=500.0, protonets=2.0, maml=0.15, fomaml=0.5, eval_proto=0.3, image_step=1.5e-3),
+    "cpu": dict(startup=8.0, gen=40.0, real=500.0, protonets=30.0, maml=6.0, fomaml=15.0, eval_proto=0.01, image_step=5e-4),
 }
 
 STRATEGY_NAMES = {"n": "N", "ro": "RO", "oc": "OC"}
@@ -94,8 +107,11 @@ class Row:
     label: str
     algo: str                 # protonets | maml | fomaml
     source: str               # n | ro | oc | real | scratch
-    family: str               # lasium | supervised | scratch
+    family: str               # lasium | supervised | scratch | ablation
     optional: bool = False
+    # Settings that differ from the preset's (ablation rows): tasks, iterations, meta_batch, augment, param (σ/α), precision
+    overrides: dict[str, Any] = field(default_factory=dict)
+    note: str = ""            # what this row changes (ablation rows)
 
 
 def plan_rows(maml_algo: str) -> list[Row]:
@@ -111,10 +127,51 @@ def plan_rows(maml_algo: str) -> list[Row]:
     return rows
 
 
+REFERENCE_SIGMA_PROTONETS = 1.0  # the authors' GAN-ProtoNets σ for LASIUM-N (DESIGN.md)
+
+
+def plan_ablation(sizes: Sizes) -> list[Row]:
+    """LASIUM-N + ProtoNets from the earlier CPU configuration to this one, one ingredient at a time.
+
+    The last ingredient (bf16) gives exactly the main ``protonets-n`` row, which the page uses as the final step.
+    Steps whose ingredient changes nothing (a tuned value equal to the reference) are left out.
+    """
+    from lasium.generate.strategies import default_parameter
+    from lasium.train.augment import DEFAULT_FOR_GENERATED
+
+    tuned_sigma = default_parameter("n", "gan", "protonets")
+    full = dict(tasks=sizes.gen_tasks_protonets, iterations=sizes.protonets_iterations, meta_batch=sizes.protonets_meta_batch)
+    # The earlier configuration at the cpu preset: 2,000 tasks, 1,000 iterations x 8 (each task seen 4 times).
+    earlier = dict(tasks=max(8, sizes.gen_tasks_protonets // 16), iterations=max(2, sizes.protonets_iterations // 8),
+                   meta_batch=2 * sizes.protonets_meta_batch)
+    drawn = earlier["iterations"] * earlier["meta_batch"]
+    steps: list[tuple[str, str, dict[str, Any]]] = [
+        ("0-earlier", f"the earlier CPU configuration: {earlier['tasks']:,} tasks reused, no augmentation, fp32",
+         dict(earlier, augment="none", param=REFERENCE_SIGMA_PROTONETS, precision="fp32")),
+        ("1-shift5", "+ query shift (shift5)", dict(augment="shift5")),
+        ("2-distinct", f"+ distinct tasks ({drawn:,} generated, each seen once)", dict(tasks=drawn)),
+        ("3-budget", f"+ reference budget ({full['iterations']:,} iterations x {full['meta_batch']} = "
+                     f"{full['iterations'] * full['meta_batch']:,} distinct tasks)", full),
+    ]
+    if tuned_sigma != REFERENCE_SIGMA_PROTONETS:
+        steps.append(("4-sigma", f"+ tuned σ ({tuned_sigma:g} instead of {REFERENCE_SIGMA_PROTONETS:g})", dict(param=tuned_sigma)))
+    if DEFAULT_FOR_GENERATED != "shift5":
+        steps.append(("5-augment", f"+ best augmentation ({DEFAULT_FOR_GENERATED})", dict(augment=DEFAULT_FOR_GENERATED)))
+    rows, settings = [], {}
+    for key, note, change in steps:
+        settings = {**settings, **change}
+        rows.append(Row(f"ablation-{key}", f"LASIUM-N-GAN + ProtoNets, {note}", "protonets", "n", "ablation",
+                        overrides=dict(settings), note=note))
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sizes", choices=sorted(PRESETS), default=None,
-                   help="stage sizes: gpu (default; ~6 min on one H100/H200), cpu (reduced, ~1.5-2 h on 2 cores), quick (smoke run)")
+                   help="stage sizes: gpu (default; ~6 min on one H100/H200), cpu (reference budgets, hours on 2 cores: use "
+                        "--resume), cpu-reduced (the earlier reduced configuration, ~1.5 h), quick (smoke run)")
+    p.add_argument("--ablation", action="store_true",
+                   help="after the main rows, LASIUM-N + ProtoNets with one ingredient added at a time (page: ablation table)")
     p.add_argument("--quick", action="store_true", help="same as --sizes quick (CPU smoke run, a few minutes)")
     p.add_argument("--fit", action="store_true", help="fit a fresh GAN with lasium-fit (budget: --fit-minutes)")
     p.add_argument("--fit-minutes", type=float, default=None, help="wall-clock budget of --fit [preset]")
@@ -122,7 +179,7 @@ def main() -> None:
     p.add_argument("--budget-seconds", type=float, default=None, help="stop starting rows that would not fit; kill at the deadline")
     p.add_argument("--only", default=None, help="comma-separated row keys to run (default: all, in priority order)")
     p.add_argument("--optional", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the optional rows (MAML n/oc, supervised MAML) [yes; no with --quick]")
+                   help="run the optional rows (MAML n/oc, supervised MAML) [yes with --sizes gpu or cpu]")
     p.add_argument("--maml-algo", choices=["maml", "fomaml"], default=None, help="MAML variant for the MAML rows [maml]")
     p.add_argument("--work", default="runs/repro-omniglot", help="shards, runs, evals and logs go here")
     p.add_argument("--results", default=str(REPO / "results"), help="where omniglot.md/.json and PNGs go")
@@ -153,8 +210,9 @@ def main() -> None:
     marker = work / "repro-omniglot.json"  # says this folder is ours to clear with --overwrite
     if args.resume and args.overwrite:
         sys.exit("error: --resume and --overwrite contradict each other; give one of them")
-    if args.resume and not marker.is_file():
-        sys.exit(f"error: {work} holds no previous run of this driver to resume; drop --resume")
+    committed = Path(args.results) / "omniglot.json"
+    if args.resume and not marker.is_file() and not committed.is_file():
+        sys.exit(f"error: no previous run to resume: neither {work} nor {committed} holds one; drop --resume")
     if work.exists() and any(work.iterdir()) and not args.resume:
         if not args.overwrite:
             sys.exit(f"error: {work} holds a previous run; pass --overwrite to clear it or choose another --work")
@@ -163,7 +221,7 @@ def main() -> None:
         for sub in ("shards", "runs", "evals", "logs", "gan"):
             shutil.rmtree(work / sub, ignore_errors=True)
     work.mkdir(parents=True, exist_ok=True)
-    if not args.resume:
+    if not marker.is_file():
         marker.write_text(json.dumps({"argv": sys.argv, "started": time.time()}) + "\n")
     Path(args.results).mkdir(parents=True, exist_ok=True)
     if not args.resume:  # a resumed run reuses its previews
@@ -182,8 +240,10 @@ def main() -> None:
     if args.only:
         keep = set(args.only.split(","))
         rows = [r for r in rows if r.key in keep]
-    if not (args.optional if args.optional is not None else args.sizes == "gpu"):
+    if not (args.optional if args.optional is not None else args.sizes in ("gpu", "cpu")):
         rows = [r for r in rows if not r.optional]
+    if args.ablation:
+        rows += plan_ablation(sizes)
     pipe.generator["ok"] = pipe.prepare_generator()
     pipe.write(protocol)
     for row in rows:

@@ -9,31 +9,18 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
-import signal
-import subprocess
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from stages import StageRunner  # beside this module (benchmarks/ is sys.path[0] for the drivers)
+
 if TYPE_CHECKING:  # the driver passes its Sizes, rows and rates in; nothing is imported back from it
     import argparse
 
     from repro_omniglot import Row, Sizes
-
-CONSOLE_MODULES = {"lasium-fit": "lasium.generate.fit_cli", "lasium-gen": "lasium.generate.cli",
-                   "lasium-train": "lasium.train.cli", "lasium-eval": "lasium.evaluate.cli", "lasium-shards": "lasium.shards.cli"}
-
-
-def tool(name: str) -> list[str]:
-    """The console script when installed on PATH, else the same entry point through this Python."""
-    exe = shutil.which(name)
-    if exe:
-        return [exe]
-    return [sys.executable, "-c", f"import sys; sys.argv[0] = {name!r}; from {CONSOLE_MODULES[name]} import main; main()"]
-
 
 class Pipeline:
     """Runs the stages, keeps the record, enforces the budget."""
@@ -45,7 +32,6 @@ class Pipeline:
         self.start = time.time()
         self.deadline = self.start + args.budget_seconds if args.budget_seconds else None
         self.reserve = 10.0 if device_type == "cuda" else 15.0  # for curves, previews' page and the final write
-        self.stages: list[dict[str, Any]] = []
         self.rows: list[dict[str, Any]] = []
         self.generator: dict[str, Any] = {}
         self.made: dict[tuple[str, str], Path] = {}  # shard sets written so far, by shard_key
@@ -57,6 +43,18 @@ class Pipeline:
             self.threads = 1
         if self.threads:
             self.env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
+        self.runner = StageRunner(self.work, self.env, resume=args.resume, remaining=self.remaining)
+        self.stages = self.runner.stages
+        # rows (and their stages) of the committed results page, for --resume across sessions
+        self.committed_rows: dict[str, dict[str, Any]] = {}
+        self.committed_stages: dict[str, list[dict[str, Any]]] = {}
+        page = self.results_dir / "omniglot.json"
+        if getattr(args, "resume", False) and page.is_file():
+            committed = json.loads(page.read_text())
+            if committed.get("preset") == args.sizes:
+                self.committed_rows = {r["key"]: r for r in committed.get("rows", [])}
+                for stage in committed.get("stages", []):
+                    self.committed_stages.setdefault(stage.get("row"), []).append(stage)
 
     # --- budget -----------------------------------------------------------------------------------
     def remaining(self) -> float | None:
@@ -85,55 +83,8 @@ class Pipeline:
 
     # --- running ----------------------------------------------------------------------------------
     def run(self, name: str, console: str, args: list[str], row: str | None = None, produces: Path | None = None) -> bool:
-        """Run one command with its output in logs/<name>.log; record it; False if it failed or timed out.
-
-        A stage that succeeded leaves ``logs/<name>.done.json``; with ``--resume`` a stage whose identical command
-        already succeeded (and whose output ``produces`` still exists) is not run again, and its earlier record
-        (wall time included) is kept, marked as reused.
-        """
-        display = shlex.join([console] + args)
-        done_path = self.work / "logs" / f"{name}.done.json"
-        if self.args.resume and done_path.is_file() and (produces is None or produces.exists()):
-            earlier = json.loads(done_path.read_text())
-            if earlier.get("command") == display and earlier.get("status") == "ok":
-                earlier["note"] = "reused from an earlier invocation of the driver"
-                self.stages.append(earlier)
-                print(f"[repro] {name}: reused ({earlier['seconds']:.1f} s earlier)", flush=True)
-                return True
-        done_path.unlink(missing_ok=True)
-        record: dict[str, Any] = {"name": name, "row": row, "command": display, "status": "running", "seconds": None}
-        self.stages.append(record)
-        remaining = self.remaining()
-        if remaining is not None and remaining < 1:
-            record.update(status="skipped", note="time budget used up", seconds=0.0)
-            return False
-        log_path = self.work / "logs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[repro] {name}: {display}", flush=True)
-        t0 = time.time()
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(tool(console) + args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env)
-            try:
-                rc = proc.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # the command and its worker processes
-                proc.wait()
-                rc = None
-            except BaseException:  # interrupted: take the running command (its own session) down too
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-                raise
-        record["seconds"] = round(time.time() - t0, 2)
-        record["log"] = str(log_path)
-        if rc == 0:
-            record["status"] = "ok"
-            done_path.write_text(json.dumps(record) + "\n")
-        else:
-            lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
-            record["status"] = "timeout" if rc is None else "failed"
-            record["note"] = "killed at the time budget" if rc is None else (lines[-1][:300] if lines else f"exit {rc}")
-        print(f"[repro] {name}: {record['status']} in {record['seconds']:.1f} s", flush=True)
-        return rc == 0
+        """One stage through :class:`stages.StageRunner` (its log, record, budget and ``--resume`` reuse)."""
+        return self.runner.run(name, console, args, row, produces)
 
     def common(self) -> list[str]:
         return (["--device", self.args.device] if self.args.device != "auto" else []) + \
@@ -159,30 +110,91 @@ class Pipeline:
             self.generator["fit"] = {k: meta.get(k) for k in ("epochs_done", "train_seconds", "stopped_by_time_budget", "device") if k in meta}
         return True
 
-    def shards(self, row: Row) -> Path | None:
-        """The row's shard set, generating it on first use."""
+    def settings(self, row: Row) -> dict[str, Any]:
+        """What the row generates, trains and evaluates with: the preset's sizes, then the row's overrides."""
+        s = self.sizes
+        protonets = row.algo == "protonets"
+        base = {"tasks": s.gen_tasks_real if row.source == "real" else (s.gen_tasks_protonets if protonets else s.gen_tasks_maml),
+                "iterations": s.protonets_iterations if protonets else s.maml_iterations,
+                "meta_batch": s.protonets_meta_batch if protonets else s.maml_meta_batch,
+                "augment": s.augment, "param": None, "precision": None}
+        settings = {**base, **row.overrides}
+        if settings["param"] is not None and row.source in ("n", "ro", "oc"):
+            from lasium.generate.strategies import default_parameter
+
+            if settings["param"] == default_parameter(row.source, "gan", self.preset_of(row)):
+                settings["param"] = None  # the preset's own value: the same shard set as the main rows'
+        return settings
+
+    # --- planning: every stage's exact command, without running it --------------------------------
+    def gen_stage(self, row: Row) -> tuple[str, list[str], Path]:
+        """(stage name, lasium-gen arguments, shard folder) of the row's shard set."""
         s, a = self.sizes, self.args
         preset = self.preset_of(row)
+        n, param = self.settings(row)["tasks"], self.settings(row)["param"]
+        name = "real" if row.source == "real" else f"{row.source}-{preset}"
+        if "tasks" in row.overrides or param is not None:  # ablation sets: not the preset's
+            name += f"-{n}" + (f"-p{param:g}" if param is not None else "")
+        out = self.work / "shards" / name
+        common = ["--tasks-per-shard", str(s.tasks_per_shard), "--workers", str(s.gen_workers), "--seed", str(a.seed), "--out", str(out), "--quiet"]
+        if row.source == "real":
+            args = ["--source", "real", "--dataset", "omniglot", "--split", "train", "--n-tasks", str(n),
+                    "--shots", "1", "--queries", "5"] + common + (["--data-root", a.data_root] if a.data_root else [])
+        else:
+            args = ["--strategy", row.source, "--n-tasks", str(n), "--generator", self.generator["spec"], "--preset", preset,
+                    "--shots", "1", "--queries", "5", "--decode-tasks", str(s.decode_tasks), "--precision", s.gen_precision] + common
+            if param is not None:
+                args += ["--sigma" if row.source == "n" else "--alpha", f"{param:g}"]
+            args += ["--device", a.device] if a.device != "auto" else []
+        return f"gen-{out.name}", args, out
+
+    def train_stage(self, row: Row, shards: Path) -> tuple[str, list[str], Path]:
+        s, a = self.sizes, self.args
+        settings = self.settings(row)
+        its, mb = settings["iterations"], settings["meta_batch"]
+        run = self.work / "runs" / row.key
+        args = ["--shards", str(shards), "--algo", row.algo, "--iterations", str(its), "--meta-batch", str(mb),
+                "--augment", settings["augment"], *self.precision_args(row, "train"),
+                "--inner-steps", str(s.maml_inner_steps), "--val-every", str(s.val_every), "--val-tasks", str(s.val_tasks),
+                "--workers", str(s.train_workers), "--checkpoint-every", "0", "--log-every", str(max(1, min(50, its // 10))),
+                "--seed", str(a.seed), "--out", str(run), "--quiet"] + self.common()
+        return f"train-{row.key}", args, run
+
+    def eval_stage(self, row: Row, run: Path | None) -> tuple[str, list[str], Path]:
+        s, a = self.sizes, self.args
+        out = self.work / "evals" / f"{row.key}.json"
+        target = ["--checkpoint", str(run)] if run is not None else ["--baseline", "scratch", "--algo", row.algo, "--init-seed", str(a.seed)]
+        tasks = s.eval_tasks_maml if row.algo != "protonets" and s.eval_tasks_maml else s.eval_tasks
+        args = target + ["--shots", s.eval_shots, "--tasks", str(tasks), "--seed", str(a.eval_seed), *self.precision_args(row, "eval"),
+                         "--adapt-steps", str(s.adapt_steps), "--adapt-lr", str(s.adapt_lr), "--out", str(out), "--quiet"] + self.common()
+        return f"eval-{row.key}", args, out
+
+    def planned_commands(self, row: Row) -> dict[str, str]:
+        """The row's stage commands as they would run now (what a committed row is compared against)."""
+        planned: dict[str, str] = {}
+        run = None
+        if row.source != "scratch":
+            name, args, shards = self.gen_stage(row)
+            planned["gen"] = shlex.join(["lasium-gen"] + args)
+            name, args, run = self.train_stage(row, shards)
+            planned["train"] = shlex.join(["lasium-train"] + args)
+        planned["eval"] = shlex.join(["lasium-eval"] + self.eval_stage(row, run)[1])
+        return planned
+
+    # --- running ----------------------------------------------------------------------------------
+    def shards(self, row: Row) -> Path | None:
+        """The row's shard set, generating it on first use."""
         key = self.shard_key(row)
         if key in self.made:
             return self.made[key]
-        out = self.work / "shards" / ("real" if row.source == "real" else f"{row.source}-{preset}")
-        common = ["--tasks-per-shard", str(s.tasks_per_shard), "--workers", str(s.gen_workers), "--seed", str(a.seed), "--out", str(out), "--quiet"]
-        if row.source == "real":
-            args = ["--source", "real", "--dataset", "omniglot", "--split", "train", "--n-tasks", str(s.gen_tasks_real),
-                    "--shots", "1", "--queries", "5"] + common + (["--data-root", a.data_root] if a.data_root else [])
-        else:
-            n = s.gen_tasks_protonets if row.algo == "protonets" else s.gen_tasks_maml
-            args = ["--strategy", row.source, "--n-tasks", str(n), "--generator", self.generator["spec"], "--preset", preset,
-                    "--shots", "1", "--queries", "5", "--decode-tasks", str(s.decode_tasks), "--precision", s.gen_precision] + common
-            args += ["--device", a.device] if a.device != "auto" else []
-        if not self.run(f"gen-{out.name}", "lasium-gen", args, row.key, produces=out / "manifest.json"):
+        name, args, out = self.gen_stage(row)
+        if not self.run(name, "lasium-gen", args, row.key, produces=out / "manifest.json"):
             return None
         self.made[key] = out
         if row.source != "real" and row.source not in self.previews:
             png = self.results_dir / f"preview-{row.source}.png"
-            if self.run(f"preview-{row.source}", "lasium-shards", ["preview", str(out), "--tasks", str(s.preview_tasks), "--out", str(png)],
-                        row.key, produces=png):
+            if self.run(f"preview-{row.source}", "lasium-shards", ["preview", str(out), "--tasks", str(self.sizes.preview_tasks),
+                                                                   "--out", str(png)], row.key, produces=png):
                 self.previews[row.source] = png.name
         return out
 
@@ -190,33 +202,49 @@ class Pipeline:
     def preset_of(row: Row) -> str:
         return "protonets" if row.algo == "protonets" else "maml"
 
-    def shard_key(self, row: Row) -> tuple[str, str]:
-        """Real tasks serve both learners; synthetic ones depend on the learner's σ/α preset."""
-        return (row.source, "") if row.source == "real" else (row.source, self.preset_of(row))
+    def shard_key(self, row: Row) -> tuple[Any, ...]:
+        """Real tasks serve both learners; synthetic ones depend on the learner's σ/α preset (and an ablation's own sizes)."""
+        settings = self.settings(row)
+        if row.source == "real":
+            return (row.source, "", settings["tasks"], None)
+        return (row.source, self.preset_of(row), settings["tasks"], settings["param"])
+
+    def precision_args(self, row: Row, stage: str) -> list[str]:
+        chosen = self.settings(row)["precision"] or (self.sizes.train_precision if stage == "train" else self.sizes.eval_precision)
+        return ["--precision", chosen]
 
     def train(self, row: Row, shards: Path) -> Path | None:
-        s, a = self.sizes, self.args
-        its, mb = (s.protonets_iterations, s.protonets_meta_batch) if row.algo == "protonets" else (s.maml_iterations, s.maml_meta_batch)
-        run = self.work / "runs" / row.key
-        args = ["--shards", str(shards), "--algo", row.algo, "--iterations", str(its), "--meta-batch", str(mb),
-                "--inner-steps", str(s.maml_inner_steps), "--val-every", str(s.val_every), "--val-tasks", str(s.val_tasks),
-                "--workers", str(s.train_workers), "--checkpoint-every", "0", "--log-every", str(max(1, min(50, its // 10))),
-                "--seed", str(a.seed), "--out", str(run), "--quiet"] + self.common()
-        return run if self.run(f"train-{row.key}", "lasium-train", args, row.key, produces=run / "last" / "state.json") else None
+        name, args, run = self.train_stage(row, shards)
+        return run if self.run(name, "lasium-train", args, row.key, produces=run / "last" / "state.json") else None
 
     def evaluate(self, row: Row, run: Path | None) -> dict[str, Any] | None:
-        s, a = self.sizes, self.args
-        out = self.work / "evals" / f"{row.key}.json"
-        target = ["--checkpoint", str(run)] if run is not None else ["--baseline", "scratch", "--algo", row.algo, "--init-seed", str(a.seed)]
-        tasks = s.eval_tasks_maml if row.algo != "protonets" and s.eval_tasks_maml else s.eval_tasks
-        args = target + ["--shots", s.eval_shots, "--tasks", str(tasks), "--seed", str(a.eval_seed),
-                         "--adapt-steps", str(s.adapt_steps), "--adapt-lr", str(s.adapt_lr), "--out", str(out), "--quiet"] + self.common()
-        return json.loads(out.read_text()) if self.run(f"eval-{row.key}", "lasium-eval", args, row.key, produces=out) else None
+        name, args, out = self.eval_stage(row, run)
+        return json.loads(out.read_text()) if self.run(name, "lasium-eval", args, row.key, produces=out) else None
+
+    def reuse_committed(self, row: Row, record: dict[str, Any]) -> bool:
+        """With ``--resume``: take the row from the committed results page when it ran the very commands planned now.
+
+        A CPU reproduction spans sessions and the work folder (shards, checkpoints) does not outlive one; the page
+        (``results/omniglot.json``) does. Its rows keep their stage commands, so a row is reused only if nothing changed.
+        """
+        earlier = self.committed_rows.get(row.key)
+        if not earlier or earlier.get("status") != "ok" or earlier.get("commands") != record["commands"]:
+            return False
+        record.clear()
+        record.update(earlier, reused=True)
+        for stage in self.committed_stages.get(row.key, []):
+            self.stages.append(dict(stage, note="reused from the committed results page"))
+        print(f"[repro] {row.key}: reused from the committed results ({earlier['eval']['1']['accuracy_pct']:.2f} 1-shot)", flush=True)
+        return True
 
     def do_row(self, row: Row) -> None:
         record: dict[str, Any] = {"key": row.key, "label": row.label, "algo": row.algo, "source": row.source, "family": row.family,
-                                  "optional": row.optional, "status": "running"}
+                                  "optional": row.optional, "status": "running", "note": row.note,
+                                  "settings": self.settings(row) if row.source != "scratch" else {},
+                                  "commands": self.planned_commands(row)}
         self.rows.append(record)
+        if self.args.resume and self.reuse_committed(row, record):
+            return
         remaining, estimate = self.remaining(), self.estimate(row)
         record["estimate_seconds"] = round(estimate, 1)
         if remaining is not None and estimate > remaining:
@@ -236,6 +264,10 @@ class Pipeline:
                 record["status"] = "failed"
                 return
             record["train"] = train_summary(run)
+            from plots import validation_curves
+
+            # kept in the record (the page outlives the run folder): the curves can be redrawn after a resume
+            record["val_curve"] = [list(p) for p in validation_curves({row.key: run}).get(row.key, [])]
         evaluation = self.evaluate(row, run)
         record["seconds"] = round(time.time() - t0, 1)
         if evaluation is None:
@@ -249,7 +281,7 @@ class Pipeline:
 
     # --- results ----------------------------------------------------------------------------------
     def results(self, protocol: dict[str, Any]) -> dict[str, Any]:
-        from lasium.evaluate.published import OMNIGLOT_5WAY, TARGETS
+        from published import OMNIGLOT_5WAY, TARGETS
 
         a = self.args
         skipped = [s for s in self.stages if s["status"] == "skipped"]
@@ -287,18 +319,17 @@ class Pipeline:
                 "previews": dict(self.previews)}
 
     def draw_curves(self) -> None:
-        from lasium.evaluate.plots import line_chart, validation_curves
+        from plots import line_chart
 
         for algo, name in (("protonets", "curves-protonets.png"), ("maml", "curves-maml.png")):
-            runs = {r["key"]: self.work / "runs" / r["key"] for r in self.rows if r.get("train") and
-                    (r["algo"] == "protonets") == (algo == "protonets")}
-            if runs:
-                series = validation_curves(runs)
+            series = {r["key"]: [tuple(p) for p in r["val_curve"]] for r in self.rows
+                      if r.get("val_curve") and r.get("family") != "ablation" and (r["algo"] == "protonets") == (algo == "protonets")}
+            if series:
                 line_chart(series, self.results_dir / name, title=f"{'ProtoNets' if algo == 'protonets' else 'MAML'}: validation "
                            "accuracy (Omniglot val, 5-way 1-shot)", xlabel="iteration", ylabel="accuracy")
 
     def write(self, protocol: dict[str, Any]) -> None:
-        from lasium.evaluate.repro_report import render_markdown
+        from repro_report import render_markdown
         from lasium.evaluate.report import write_json_atomic
         from lasium.safe_io import replace_atomically
 
@@ -316,11 +347,11 @@ def train_summary(run: Path) -> dict[str, Any]:
         except (OSError, ValueError):
             continue
         if name == "last":
-            out.update(step=state.get("step"), tasks_seen=state.get("tasks_seen"))
+            out.update(step=state.get("step"), tasks_seen=state.get("tasks_seen"), precision=state.get("precision"))
         out.update(best_val_accuracy=state.get("best_val_accuracy"), best_step=state.get("best_step", out.get("best_step")))
     try:
         cfg = json.loads((run / "train_config.json").read_text())
-        out.update(algo=cfg.get("algo"), meta_batch=cfg.get("meta_batch"), iterations=cfg.get("iterations"))
+        out.update(algo=cfg.get("algo"), meta_batch=cfg.get("meta_batch"), iterations=cfg.get("iterations"), augment=cfg.get("augment"))
     except (OSError, ValueError):
         pass
     return out

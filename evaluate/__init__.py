@@ -5,8 +5,8 @@
 - :func:`evaluate_checkpoint`, :func:`evaluate_scratch`, :func:`evaluate_learner`
   (:mod:`lasium.evaluate.evaluator`) → :class:`EvalReport`;
 - :func:`score_episodes` (:mod:`lasium.evaluate.scoring`): per-task accuracies, adaptation vmapped over chunks;
-- :mod:`lasium.evaluate.report` (table, atomic JSON), :mod:`lasium.evaluate.plots` (Pillow line charts),
-  :mod:`lasium.evaluate.published` and :mod:`lasium.evaluate.repro_report` (the Omniglot reproduction page).
+- :mod:`lasium.evaluate.report` (table, atomic JSON). The Omniglot reproduction page, its published
+  figures and its charts live beside their only user, in ``benchmarks/``.
 
 Names are imported on first use, so ``import lasium.evaluate`` stays light.
 """

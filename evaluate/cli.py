@@ -40,7 +40,7 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
 @click.option("--adapt-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate at test time.")
 @click.option("--chunk", type=int, default=None, help="Tasks adapted together (vmapped) [default: 250 on CUDA, 16 on CPU].")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="auto = bf16 autocast for ProtoNets on CUDA, fp32 for MAML adaptation and on CPU.")
+              help="auto = bf16 autocast where the device computes bf16 natively (CUDA; CPUs with AVX512-BF16/AMX), else fp32.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Dataset root [default: $LASIUM_DATA].")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,

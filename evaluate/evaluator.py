@@ -167,7 +167,7 @@ def checkpoint_state(folder: Path) -> dict[str, Any] | None:
         state = json.loads((folder / "state.json").read_text())
     except (OSError, ValueError):
         return None
-    keep = ("step", "tasks_seen", "best_val_accuracy", "best_step")
+    keep = ("step", "tasks_seen", "best_val_accuracy", "best_step", "precision")
     return {k: state[k] for k in keep if k in state}
 
 

@@ -24,6 +24,10 @@ def format_table(report: EvalReport) -> str:
         lines.append(f"{r.shots:>5}  {100 * r.accuracy:>10.2f}  {'±' + format(100 * r.ci95, '.2f'):>7}  {r.tasks:>5}  {r.seconds:>8.1f}")
     lines.append(f"device {report.device.get('name') or report.device['type']} ({report.device['type']}), {report.precision}, "
                  f"wall {report.wall_seconds:.1f} s, episodes {report.episode_digest[:16]}")
+    if report.train_config:
+        t = report.train_config
+        lines.append(f"trained: {t.get('iterations')} steps x {t.get('meta_batch')} tasks, augment {t.get('augment', 'none')}, "
+                     f"precision {(report.checkpoint_state or {}).get('precision') or t.get('precision')}")
     return "\n".join(lines)
 
 

@@ -162,11 +162,12 @@ class GenerationConfig:
         return name, float(given) if given is not None else default_parameter(self.strategy, generator_kind, self.preset)
 
     def resolved_precision(self, device_type: str) -> str:
-        """``bf16-autocast`` or ``fp32``: auto means bf16 on CUDA and fp32 on CPUs, where bf16 is only fast
-        on processors with native bf16 (AVX512-BF16/AMX) and its bytes differ between processor families."""
-        if self.precision == "auto":
-            return "bf16-autocast" if device_type == "cuda" else "fp32"
-        return "bf16-autocast" if self.precision == "bf16" else "fp32"
+        """``bf16-autocast`` or ``fp32``: auto means bf16 where the device computes it natively (CUDA; CPUs with
+        AVX512-BF16/AMX, ~2x faster there), else fp32 (see ``lasium.precision``). bf16 bytes may differ between
+        processor families; the set config records the precision and device type."""
+        from lasium.precision import resolve_precision
+
+        return "bf16-autocast" if resolve_precision(self.precision, device_type) == "bf16" else "fp32"
 
     def set_config(self, *, image_shape: tuple[int, ...], latent_dim: int | None, generator_kind: str | None,
                    device_type: str) -> dict[str, Any]:

@@ -13,6 +13,10 @@ import pytest
 TESTS_DIR = Path(__file__).resolve().parent
 if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
+# The benchmark drivers' modules (stage runner, reproduction page, plots) import each other by plain name.
+BENCHMARKS_DIR = TESTS_DIR.parent / "benchmarks"
+if str(BENCHMARKS_DIR) not in sys.path:
+    sys.path.append(str(BENCHMARKS_DIR))
 
 OMNIGLOT_ZIPS = ("images_background.zip", "images_evaluation.zip")
 

@@ -36,8 +36,9 @@ def make_run(path, algo: str, ways: int = 5):
     torch.manual_seed(0)
     learner = build_learner(LearnerConfig(algo=algo, ways=ways, image_shape=(16, 16, 1), hidden=4))
     config = TrainConfig(shards=["unused"], out=str(path), algo=algo, ways=ways, shots=1, queries=5, image_shape=[16, 16, 1],
-                         iterations=3, meta_batch=2, hidden=4)
-    save_checkpoint(path / "last", learner, config, state={"step": 3, "tasks_seen": 6, "best_val_accuracy": None})
+                         iterations=3, meta_batch=2, hidden=4, augment="shift5")
+    save_checkpoint(path / "last", learner, config, state={"step": 3, "tasks_seen": 6, "best_val_accuracy": None,
+                                                           "precision": "bf16"})
     return path
 
 
@@ -51,7 +52,9 @@ def test_checkpoint_and_baseline_share_episodes(tmp_path, folder):
     code, out, err = invoke(["--checkpoint", str(run), "--dataset", folder, "--out", str(tmp_path / "proto.json")] + FAST)
     assert code == 0, err
     assert "accuracy %" in out and "±" in out
+    assert "trained: 3 steps x 2 tasks, augment shift5, precision bf16" in out  # how the learner was trained
     proto = json.loads((tmp_path / "proto.json").read_text())
+    assert proto["train_config"]["augment"] == "shift5" and proto["checkpoint_state"]["precision"] == "bf16"
     assert proto["format"] == "lasium-eval" and proto["method"]["kind"] == "checkpoint"
     assert proto["learner"]["algo"] == "protonets" and proto["train_config"]["algo"] == "protonets"
     assert proto["checkpoint_state"]["step"] == 3

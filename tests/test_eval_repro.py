@@ -11,9 +11,9 @@ import sys
 import pytest
 from PIL import Image
 
-from lasium.evaluate.plots import line_chart, nice_ticks, validation_curves
-from lasium.evaluate.published import OMNIGLOT_5WAY
-from lasium.evaluate.repro_report import render_markdown
+from plots import line_chart, nice_ticks, validation_curves
+from published import OMNIGLOT_5WAY
+from repro_report import render_markdown
 
 DRIVER = "benchmarks/repro_omniglot.py"
 
@@ -69,7 +69,8 @@ def test_budget_guard_skips_rows_and_still_writes_the_page(tmp_path, repo_root):
     both = subprocess.run([sys.executable, DRIVER, "--resume", "--overwrite", "--work", str(tmp_path / "work")], cwd=repo_root,
                           capture_output=True, text=True, timeout=120)
     assert both.returncode != 0 and "contradict" in both.stderr
-    nothing = subprocess.run([sys.executable, DRIVER, "--resume", "--work", str(tmp_path / "elsewhere")], cwd=repo_root,
+    nothing = subprocess.run([sys.executable, DRIVER, "--resume", "--work", str(tmp_path / "elsewhere"), "--results",
+                              str(tmp_path / "no-results")], cwd=repo_root,
                              capture_output=True, text=True, timeout=120)
     assert nothing.returncode != 0 and "no previous run" in nothing.stderr
 
@@ -105,6 +106,38 @@ def test_resume_reuses_only_identical_successful_stages(tmp_path, repo_root, mon
     assert fourth.stages[-1]["status"] == "failed"  # a failure is never reused
 
 
+def test_resume_across_sessions_takes_unchanged_rows_from_the_committed_page(tmp_path, repo_root, monkeypatch):
+    """A later session has no work folder, only results/omniglot.json: rows whose commands match are not run again."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
+    from repro_omniglot import PRESETS, plan_rows
+    from repro_pipeline import Pipeline
+
+    def pipeline() -> Pipeline:
+        args = argparse.Namespace(work=str(tmp_path / "work"), results=str(tmp_path / "results"), budget_seconds=None, threads=1,
+                                  sizes="quick", resume=True, seed=0, eval_seed=0, device="cpu", data_root=None)
+        p = Pipeline(args, sizes=PRESETS["quick"], rates={"startup": 1.0}, device_type="cpu", device={})
+        p.generator = {"spec": "omniglot-gan", "ok": True}
+        return p
+
+    rows = {r.key: r for r in plan_rows("maml")}
+    done = row("protonets-ro", "LASIUM-RO-GAN + ProtoNets (ours)", "protonets", "lasium", 91.0, 97.9)
+    done["commands"] = pipeline().planned_commands(rows["protonets-ro"])
+    changed = dict(row("maml-ro", "LASIUM-RO-GAN + MAML (ours)", "maml", "lasium", 80.0, 95.0), commands={"eval": "lasium-eval --old"})
+    stage = {"name": "train-protonets-ro", "row": "protonets-ro", "status": "ok", "seconds": 812.5, "command": done["commands"]["train"]}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "omniglot.json").write_text(json.dumps({"preset": "quick", "rows": [done, changed], "stages": [stage]}))
+    p = pipeline()
+    p.do_row(rows["protonets-ro"])
+    assert p.rows[-1]["reused"] and p.rows[-1]["eval"]["1"]["accuracy_pct"] == 91.0
+    assert p.stages[-1]["seconds"] == 812.5 and "reused" in p.stages[-1]["note"]
+    assert not (tmp_path / "work" / "logs").exists()  # nothing ran
+    record = {"commands": p.planned_commands(rows["maml-ro"])}
+    assert not p.reuse_committed(rows["maml-ro"], record)  # its commands changed: it must run again
+    assert "--augment" in done["commands"]["train"] and "--precision" in done["commands"]["eval"]
+
+
 def test_curves_from_metrics_and_png(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -134,3 +167,22 @@ def test_quick_driver_runs_real_stages(tmp_path, repo_root, omniglot_root):
     assert {s["name"] for s in data["stages"]} >= {"gen-real", "train-protonets-supervised", "eval-protonets-supervised",
                                                    "eval-scratch-protonets"}
     assert (results / "curves-protonets.png").is_file() and "supervised ProtoNets (ours" in (results / "omniglot.md").read_text()
+
+
+def test_ablation_table_adds_one_ingredient_per_line_and_ends_with_the_main_row():
+    base = dict(tasks=2000, iterations=1000, meta_batch=8, augment="none", param=1.0, precision="fp32")
+    steps = [row("ablation-0-earlier", "a0", "protonets", "ablation", 71.0, 88.0), row("ablation-1-shift5", "a1", "protonets", "ablation", 89.5, 97.0)]
+    steps[0].update(note="the earlier CPU configuration", settings=base)
+    steps[1].update(note="+ query shift (shift5)", settings=dict(base, augment="shift5"))
+    main = row("protonets-n", "LASIUM-N-GAN + ProtoNets (ours)", "protonets", "lasium", 93.1, 98.6)
+    main.update(settings=dict(tasks=32000, iterations=8000, meta_batch=4, augment="auto", param=None, precision=None))
+    main["train"].update(augment="shift5", precision="bf16")
+    md = render_markdown({"rows": steps + [main], "protocol": {"tasks": 1000}})
+    table = md.split("## Ablation")[1].split("##")[0]
+    lines = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| step")]
+    assert len(lines) == 3
+    assert "the earlier CPU configuration" in lines[0] and "71.00 ± 0.50" in lines[0]
+    assert "+ query shift (shift5)" in lines[1] and "+18.50" in lines[1]
+    assert "+ bf16" in lines[2] and "| shift5 | preset | bf16 |" in lines[2] and "93.10 ± 0.50" in lines[2] and "+3.60" in lines[2]
+    # ablation rows are not repeated in the main accuracy table
+    assert "| **a0** |" not in md and "| **LASIUM-N-GAN + ProtoNets (ours)** |" in md

@@ -258,7 +258,7 @@ def test_overwrite_in_array_parts_keeps_the_other_parts_new_shards(tmp_path):
 
 
 def test_bf16_precision_on_cpu_is_recorded_deterministic_and_a_different_set(tmp_path):
-    fp32 = run(tmp_path / "fp32", name="s")
+    fp32 = run(tmp_path / "fp32", name="s", precision="fp32")
     bf16 = run(tmp_path / "bf16", name="s", precision="bf16")
     assert read_manifest(tmp_path / "fp32").config["precision"] == "fp32"
     assert read_manifest(tmp_path / "bf16").config["precision"] == "bf16-autocast"

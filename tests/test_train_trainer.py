@@ -41,8 +41,9 @@ def shards(tmp_path_factory) -> dict[str, Path]:
 
 
 def config(shards_dir: Path, out: Path, **kw) -> TrainConfig:
+    # augment none: 16x16 blob tasks are not LASIUM tasks, and the held-out loss below is measured unaugmented
     base = dict(shards=[str(shards_dir)], out=str(out), hidden=16, meta_batch=4, workers=0, val_dataset="none", shuffle_buffer=16,
-                log_every=5, checkpoint_every=0, device="cpu", seed=3)
+                log_every=5, checkpoint_every=0, device="cpu", seed=3, augment="none")
     base.update(kw)
     return TrainConfig(**base)
 
@@ -75,8 +76,10 @@ def test_short_run_lowers_the_loss(shards, tmp_path, algo, container):
     assert after < 0.8 * before, (before, after)
 
 
-def test_resume_continues_exactly(shards, tmp_path):
-    kw = dict(algo="fomaml", inner_steps=1, workers=2, shuffle_buffer=8, checkpoint_every=2, loader_group=2)
+@pytest.mark.parametrize("augment", ["none", "shift5-support"])
+def test_resume_continues_exactly(shards, tmp_path, augment):
+    """Also with augmentation (queries and half the supports): its randomness is drawn from (seed, rank, step)."""
+    kw = dict(algo="fomaml", inner_steps=1, workers=2, shuffle_buffer=8, checkpoint_every=2, loader_group=2, augment=augment)
     train(config(shards["wds"], tmp_path / "straight", iterations=6, **kw), progress=False)
     train(config(shards["wds"], tmp_path / "split", iterations=3, **kw), progress=False)
     with pytest.raises(ConfigError, match="already holds a run"):
@@ -87,6 +90,7 @@ def test_resume_continues_exactly(shards, tmp_path):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), file
     state = json.loads((tmp_path / "split" / "last" / "state.json").read_text())
     assert state["step"] == 6 and state["tasks_seen"] == 24
+    assert json.loads((tmp_path / "split" / "train_config.json").read_text())["augment"] == augment
     steps = [r["step"] for r in read_metrics(tmp_path / "split")]
     assert steps == [3, 5, 6]  # 3 = end of the first part; nothing logged twice
 

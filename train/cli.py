@@ -11,11 +11,13 @@ from click.core import ParameterSource
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import CheckpointError
 from lasium.train.checkpoint import read_config
-from lasium.train.config import PRECISIONS, TrainConfig
+from lasium.precision import PRECISIONS
+from lasium.train.augment import preset_names
+from lasium.train.config import TrainConfig
 from lasium.train.registry import ALGORITHMS
 
 # CLI option name -> TrainConfig field (all the same but for the resume flag and progress)
-FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "inner_lr", "lr", "precision", "compile",
+FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "inner_lr", "lr", "precision", "augment", "compile",
           "workers", "loader_group", "shuffle_buffer", "skip_corrupt", "val_every", "val_tasks", "val_dataset", "val_inner_steps",
           "data_root", "checkpoint_every", "log_every", "device", "seed")
 
@@ -31,7 +33,14 @@ FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "i
 @click.option("--inner-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (meta-parameters).")
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="auto = bf16 autocast on CUDA, fp32 on CPU.")
+              help="auto = bf16 autocast where the device computes bf16 natively (CUDA; CPUs with AVX512-BF16/AMX, "
+                   "about 2x faster there), else fp32. Batch norm and losses always run in fp32.")
+@click.option("--augment", type=click.Choice(preset_names()), default="auto", show_default=True,
+              help="Augmentation of each task's query images (supports untouched unless the preset says so): "
+                   "none; shift5 = integer shift U[-5,5) px, the LASIUM reference code's 'small translation'; "
+                   "umtra = pixels erased (p 0.5) + shift U[-6,6] px; others in lasium.train.augment. auto = shift5 for "
+                   "generated tasks (on Omniglot it lifts ProtoNets from 71.5% to 89.3% 5-way 1-shot: queries that are "
+                   "near copies of the support teach no invariance), none for real-image tasks.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the meta-gradient (slow start, faster steps).")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes per rank (0 = main process).")
 @click.option("--loader-group", type=int, default=0, show_default=True,

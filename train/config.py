@@ -7,10 +7,10 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from lasium.errors import ConfigError
+from lasium.precision import PRECISIONS
+from lasium.train.augment import preset_names
 from lasium.train.learner import LearnerConfig
 from lasium.train.registry import ALGORITHMS
-
-PRECISIONS = ("auto", "bf16", "fp32")
 
 
 @dataclass
@@ -30,7 +30,8 @@ class TrainConfig:
     inner_lr: float = 0.4
     lr: float = 1e-3
     hidden: int = 64
-    precision: str = "auto"
+    precision: str = "auto"  # auto = bf16 autocast where the device has native bf16 (CUDA, AVX512-BF16/AMX CPUs)
+    augment: str = "auto"  # a preset of lasium.train.augment; the trainer records the one auto stood for
     compile: bool = False
     workers: int = 2
     shuffle_buffer: int | None = None  # tasks; None = about 256 MB of tasks, at most 1000
@@ -70,6 +71,8 @@ class TrainConfig:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.augment not in preset_names():
+            raise ConfigError(f"--augment must be one of {', '.join(preset_names())}, got {self.augment!r}")
         if self.shuffle_buffer is not None and self.shuffle_buffer < 1:
             raise ConfigError(f"--shuffle-buffer must be at least 1, got {self.shuffle_buffer}")
         if not self.shards:
@@ -96,6 +99,7 @@ class TrainConfig:
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Rebuild from JSON; unknown keys (a newer lasium) are refused rather than silently dropped."""
         known = {f.name for f in fields(cls)}
+        data = {"augment": "none", **data}  # runs from before --augment existed trained without augmentation
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"train config has unknown fields {', '.join(unknown)}; was it written by a newer lasium?")

@@ -41,6 +41,12 @@ class ShardSet:
     layout: TaskLayout
     entries: dict[str, ShardEntry] = field(default_factory=dict)
     checked_layouts: dict[str, TaskLayout] = field(default_factory=dict)  # full layout (latents too) per manifest shard
+    origins: set[str] = field(default_factory=set)  # the manifests' config "source": generator, real, … ("unknown" without one)
+
+    @property
+    def real_only(self) -> bool:
+        """Whether every source's manifest says its tasks are real labeled images (``lasium-gen --source real``)."""
+        return self.origins == {"real"}
 
     def describe(self) -> str:
         return f"{len(self.urls)} shard(s) of {describe_layout(self.layout)} tasks"
@@ -98,12 +104,15 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
     checked: dict[str, TaskLayout] = {}
     layouts: list[tuple[str, TaskLayout]] = []  # (where, layout) for every source and unmanifested shard
     remote_checked = False
+    origins: set[str] = set()
     for source in sources:
         found, manifest = resolve_shard_urls(source)
         if manifest is not None:
             _add_manifest(manifest, found, entries, checked)
             layouts.append((str(source), manifest.layout))
+            origins.add(str(manifest.config.get("source", "unknown")))
         else:
+            origins.add("unknown")
             for url in found:
                 if _is_local(url):
                     path = url_to_path(url)
@@ -124,7 +133,7 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
         if _core(layout) != _core(layout0):
             raise ShardError(f"mixed shard configurations: {where} holds {describe_layout(layout)} tasks but {where0} holds "
                              f"{describe_layout(layout0)}; train on shards of one configuration")
-    return ShardSet(urls, _core(layout0), entries, checked)
+    return ShardSet(urls, _core(layout0), entries, checked, origins)
 
 
 def _add_manifest(manifest: Manifest, urls: list[str], entries: dict[str, ShardEntry], checked: dict[str, TaskLayout]) -> None:

@@ -14,7 +14,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import re
@@ -22,14 +21,16 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Callable
 
 import torch
 from tqdm import tqdm
 
 from lasium.errors import CheckpointError, ConfigError
-from lasium.seeding import derive_seed, seed_everything
+from lasium.precision import Autocast, autocast_factory, resolve_precision
+from lasium.seeding import derive_seed, seed_everything, torch_generator
 from lasium.train import distributed as D
+from lasium.train.augment import AugmentPreset, augment_tasks, get_preset, resolve_preset
 from lasium.train.checkpoint import load_training_state, rng_state, save_checkpoint, read_config
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
@@ -68,13 +69,23 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return None if best is None else best[1]
 
 
-def autocast_for(precision: str, device: torch.device) -> Callable[[], ContextManager[Any]]:
-    """bf16 autocast on CUDA (``auto`` or ``bf16``); full precision on CPU, where bf16 is refused with a warning."""
-    if device.type == "cuda" and precision in ("auto", "bf16"):
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    if precision == "bf16":
-        print("warning: --precision bf16 applies to CUDA only; training in fp32 on the CPU", file=sys.stderr)
-    return contextlib.nullcontext
+def autocast_for(precision: str, device: torch.device) -> Autocast:
+    """The autocast factory of ``--precision`` on ``device``: bf16 where it is native (``auto``) or asked, else fp32."""
+    return autocast_factory(resolve_precision(precision, device), device)
+
+
+def augment_batch(preset: AugmentPreset, batch: tuple[torch.Tensor, ...], seed: int, rank: int, step: int
+                  ) -> tuple[torch.Tensor, ...]:
+    """``batch`` (support, labels, query, labels) with ``preset`` applied, its randomness drawn from (seed, rank, step).
+
+    Seeding by step (not by a generator carried along) makes ``--resume`` continue exactly.
+    """
+    if preset.is_identity:
+        return batch
+    support, support_labels, query, query_labels = batch
+    rng = torch_generator(seed, "augment", rank, step, device=query.device)
+    support, query = augment_tasks(preset, support, query, rng)
+    return support, support_labels, query, query_labels
 
 
 def params_sha256(learner: MetaLearner) -> str:
@@ -87,7 +98,7 @@ def params_sha256(learner: MetaLearner) -> str:
 
 
 def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, step_fn: Callable[..., MetaGradients],
-              batch: tuple[torch.Tensor, ...], autocast: Callable[[], ContextManager[Any]], ctx: D.DistContext) -> MetaGradients:
+              batch: tuple[torch.Tensor, ...], autocast: Autocast, ctx: D.DistContext) -> MetaGradients:
     """One optimizer step on the meta-gradient of ``batch`` (support, labels, query, labels), averaged over ranks."""
     with autocast():
         out = step_fn(*batch)
@@ -112,6 +123,9 @@ class Trainer:
         config.ways, config.shots, config.queries = layout.ways, layout.shots, layout.queries
         config.image_shape = list(layout.image_shape)
         self.checkpoint = self._find_resume_checkpoint()
+        config.augment = resolve_preset(config.augment, generated=not self.shard_set.real_only)
+        self.augment = get_preset(config.augment)
+        self.precision = resolve_precision(config.precision, self.ctx.device)
         config.val_dataset = default_val_dataset(config.val_dataset, config.image_shape)
         if config.loader_group == 0:  # auto: on a GPU a step takes milliseconds, so move 8 meta-batches per transfer
             config.loader_group = 8 if self.ctx.device.type == "cuda" else 1
@@ -156,7 +170,7 @@ class Trainer:
         stream = TaskStream(self.shard_set, cfg.meta_batch, seed=derive_seed(cfg.seed, "stream"), rank=ctx.rank,
                             world_size=ctx.world_size, workers=cfg.workers, shuffle_buffer=cfg.shuffle_buffer,
                             skip_corrupt=cfg.skip_corrupt, start=start, group=cfg.loader_group)
-        autocast = autocast_for(cfg.precision, device)
+        autocast = autocast_factory(self.precision, device)
         step_fn = torch.compile(learner.meta_gradients) if cfg.compile else learner.meta_gradients
         if ctx.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
@@ -165,6 +179,9 @@ class Trainer:
         best = state.get("best_val_accuracy")
         result = TrainResult(self.out, start, best_val_accuracy=best)
         shards_read: set[str] = set()
+        if self.progress and ctx.is_main:
+            print(f"training {cfg.algo} on {self.shard_set.describe()}: augment {cfg.augment}, {self.precision} on {device}, "
+                  f"run folder {self.out}", file=sys.stderr)
         bar = tqdm(total=cfg.iterations, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
                    disable=not (self.progress and ctx.is_main), desc=f"{cfg.algo} {describe_layout(self.shard_set.layout)}")
         loader = iter(make_loader(stream, pin_memory=device.type == "cuda"))
@@ -176,6 +193,7 @@ class Trainer:
             for step in range(start + 1, cfg.iterations + 1):
                 batch, shards = next(batches)
                 shards_read.update(shards)
+                batch = augment_batch(self.augment, batch, cfg.seed, ctx.rank, step)
                 out = meta_step(learner, optimizer, step_fn, batch, autocast, ctx)
                 window += torch.stack([out.loss.sum().double(), out.accuracy.sum().double(),
                                        torch.tensor(float(len(out.loss)), dtype=torch.float64, device=device)])
@@ -224,6 +242,7 @@ class Trainer:
         if not self.ctx.is_main:
             return
         state = {"step": step, "tasks_seen": tasks_seen, "best_val_accuracy": best, "world_size": self.ctx.world_size,
+                 "precision": self.precision,
                  "workers": self.config.workers, "loader_group": self.config.loader_group, "rng": rng_state()}
         if best_step is not None:
             state["best_step"] = best_step

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lasium.evaluate.published import OMNIGLOT_5WAY, TARGETS
+from published import OMNIGLOT_5WAY, TARGETS
 
 SHOTS = (1, 5)
 
@@ -34,6 +34,8 @@ def accuracy_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None
     for p in OMNIGLOT_5WAY:
         out.append(f"| {p.label} | {p.one_shot:.2f} | {p.five_shot:.2f} | published |")
     for row in rows:
+        if row.get("family") == "ablation":
+            continue  # in the ablation table
         status = row.get("status", "")
         source = "this run" if status == "ok" else f"this run ({status})"
         tasks = _tasks_scored(row)
@@ -58,6 +60,32 @@ def target_lines(rows: list[dict[str, Any]]) -> list[str]:
             verdict = "met" if best >= value else f"not met ({best - value:+.2f} points)"
             lines.append(f"- LASIUM with {name}, {shots}-shot: target ≥ {value:.2f}; ours {best:.2f} ({label}): **{verdict}**")
     return lines
+
+
+def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
+    """LASIUM-N + ProtoNets, one ingredient added per line; the main ``protonets-n`` row (bf16) is the last step."""
+    steps = [r for r in rows if r.get("family") == "ablation"]
+    if not steps:
+        return []
+    final = next((r for r in rows if r.get("key") == "protonets-n"), None)
+    if final is not None:
+        steps.append({**final, "note": "+ bf16 autocast (training and evaluation): this run's LASIUM-N + ProtoNets row"})
+    out = ["| step | tasks generated | iterations × meta-batch | augment | σ | precision | 1-shot | 5-shot | Δ 1-shot |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    previous = None
+    for r in steps:
+        st = r.get("settings") or {}
+        one = ((r.get("eval") or {}).get("1") or {}).get("accuracy_pct")
+        delta = f"{one - previous:+.2f}" if one is not None and previous is not None else ""
+        sigma = st.get("param")
+        trained = r.get("train") or {}  # what auto resolved to, as the run recorded it
+        augment = trained.get("augment") or st.get("augment", "?")
+        precision = trained.get("precision") or st.get("precision") or "auto"
+        out.append(f"| {r.get('note', r['label'])} | {st.get('tasks', '?'):,} | {st.get('iterations', '?'):,} × {st.get('meta_batch', '?')} | "
+                   f"{augment} | {'preset' if sigma is None else format(sigma, 'g')} | {precision} | "
+                   f"{_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {delta} |")
+        previous = one if one is not None else previous
+    return out
 
 
 def stage_table(stages: list[dict[str, Any]]) -> list[str]:
@@ -114,6 +142,11 @@ def render_markdown(results: dict[str, Any]) -> str:
         else:
             lines += [f"**Warning**: methods scored on {count} tasks saw different task sets (episode digests differ).", ""]
     lines += ["## Targets (LASIUM paper, Omniglot 5-way)", "", *target_lines(rows), ""]
+    ablation = ablation_table(rows)
+    if ablation:
+        lines += [f"## Ablation: one ingredient at a time (LASIUM-N + ProtoNets, {protocol.get('tasks', '?')} test tasks)", "",
+                  "Each line adds one ingredient to the line above; σ 'preset' = `lasium-gen --preset protonets`.", "",
+                  *ablation, ""]
     trained = [r for r in rows if r.get("train")]
     if trained:
         lines += ["## Training", "", "| method | algorithm | iterations | meta-batch | tasks seen | best val acc (step) |",

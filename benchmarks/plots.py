@@ -2,7 +2,7 @@
 
 Example::
 
-    from lasium.evaluate.plots import line_chart, validation_curves
+    from plots import line_chart, validation_curves
     line_chart({"ro": [(0, 0.2), (500, 0.61)], "oc": [(0, 0.2), (500, 0.55)]}, "curves.png",
                title="validation accuracy", xlabel="iteration", ylabel="accuracy")
 """

@@ -1,0 +1,238 @@
+"""Choose LASIUM's σ/α and the training augmentation from evidence: a sweep scored on Omniglot *validation* tasks.
+
+    python benchmarks/sweep_omniglot.py --work runs/sweep                 # the full sweep (~1-2 h on a 2-core CPU)
+    python benchmarks/sweep_omniglot.py --work runs/sweep --resume        # continue an interrupted sweep
+    python benchmarks/sweep_omniglot.py --quick --work /tmp/sweep         # smoke run (tiny sizes)
+
+Every point is the real pipeline at a reduced budget: ``lasium-gen`` (bundled GAN, ``--tasks`` tasks) →
+``lasium-train --algo protonets`` (``--iterations`` × ``--meta-batch``) → ``lasium-eval --split val`` (the
+val split's classes, never the test split; 1- and 5-shot). Two families of points:
+
+- strategy parameters, with the augmentation fixed at ``shift5``: σ for ``n``, α for ``ro`` and ``oc``;
+- augmentation presets (``lasium.train.augment``), on one shard set (``n``, σ of ``--augment-sigma``).
+
+Writes ``results/sweep.json``, ``results/sweep.md`` and ``results/sweep.png`` after every point, so an
+interrupted sweep still leaves a page; with ``--resume`` finished stages are reused (see ``stages.py``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from stages import StageRunner  # beside this script
+
+REPO = Path(__file__).resolve().parent.parent
+
+PARAMETERS = {"n": ("sigma", (0.5, 1.0, 1.5, 2.0)), "ro": ("alpha", (0.2, 0.4, 0.6, 0.8)), "oc": ("alpha", (0.2, 0.4, 0.6, 0.8))}
+REFERENCE_PROTONETS = {"n": 1.0, "ro": 0.8, "oc": 0.2}  # the authors' GAN-ProtoNets values (DESIGN.md)
+AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-strokes", "shift5-erase", "shift5-support")
+
+
+@dataclass
+class Point:
+    """One sweep point: a shard set (strategy, parameter) and a training augmentation."""
+
+    family: str  # parameter | augment
+    strategy: str
+    parameter: str
+    value: float
+    augment: str
+
+    @property
+    def shard_name(self) -> str:
+        return f"{self.strategy}-{self.parameter}{self.value:g}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.shard_name}-{self.augment}"
+
+
+def plan(augment_sigma: float, strategies: list[str]) -> list[Point]:
+    # Augmentations first: they move accuracy most (shift5 alone is worth ~18 points), σ/α less.
+    points = [Point("augment", "n", "sigma", augment_sigma, a) for a in AUGMENTS]
+    points += [Point("parameter", s, PARAMETERS[s][0], v, "shift5") for s in strategies for v in PARAMETERS[s][1]]
+    seen, unique = set(), []
+    for p in points:  # the n / shift5 point belongs to both families; run it once (as an augment point)
+        if p.key not in seen:
+            seen.add(p.key)
+            unique.append(p)
+    return unique
+
+
+def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, list[str]]:
+    """The three stages of a point (console script + arguments), fully determined by the point and the options."""
+    shards, run, out = work / "shards" / point.shard_name, work / "runs" / point.key, work / "evals" / f"{point.key}.json"
+    return {
+        "gen": ["lasium-gen", "--strategy", point.strategy, f"--{point.parameter}", f"{point.value:g}", "--preset", "protonets",
+                "--n-tasks", str(args.tasks), "--tasks-per-shard", str(min(args.tasks, 500)), "--decode-tasks", "50",
+                "--workers", "1", "--precision", args.gen_precision, "--shots", "1", "--queries", "5", "--seed", str(args.seed),
+                "--out", str(shards), "--quiet"] + args.common,
+        "train": ["lasium-train", "--shards", str(shards), "--algo", "protonets", "--augment", point.augment,
+                  "--iterations", str(args.iterations), "--meta-batch", str(args.meta_batch), "--val-every", "0", "--workers", "1",
+                  "--checkpoint-every", "0", "--log-every", "50", "--seed", str(args.seed), "--out", str(run), "--quiet"] + args.common,
+        "eval": ["lasium-eval", "--checkpoint", str(run), "--split", "val", "--shots", "1,5", "--tasks", str(args.val_tasks),
+                 "--seed", "0", "--out", str(out), "--quiet"] + args.common,
+    }
+
+
+def run_point(runner: StageRunner, point: Point, cmds: dict[str, list[str]], work: Path, made: set[str]) -> dict[str, Any] | None:
+    shards, run, out = work / "shards" / point.shard_name, work / "runs" / point.key, work / "evals" / f"{point.key}.json"
+    if point.shard_name not in made:  # one shard set serves every augmentation point
+        if not runner.run(f"gen-{point.shard_name}", cmds["gen"][0], cmds["gen"][1:], point.key, produces=shards / "manifest.json"):
+            return None
+        made.add(point.shard_name)
+    if not runner.run(f"train-{point.key}", cmds["train"][0], cmds["train"][1:], point.key, produces=run / "last" / "state.json"):
+        return None
+    if not runner.run(f"eval-{point.key}", cmds["eval"][0], cmds["eval"][1:], point.key, produces=out):
+        return None
+    return json.loads(out.read_text())
+
+
+def summarise(point: Point, report: dict[str, Any] | None, cmds: dict[str, list[str]]) -> dict[str, Any]:
+    row: dict[str, Any] = {**asdict(point), "key": point.key, "status": "ok" if report else "failed",
+                           "commands": {k: " ".join(v) for k, v in cmds.items()}}
+    if report:
+        row["val"] = {str(r["shots"]): {"accuracy_pct": r["accuracy_pct"], "ci95_pct": r["ci95_pct"], "tasks": r["tasks"]}
+                      for r in report["results"]}
+        row["episode_digest"] = report["episode_digest"]
+    return row
+
+
+def best_of(rows: list[dict[str, Any]], family: str, strategy: str | None = None) -> dict[str, Any] | None:
+    """The row with the highest mean of 1- and 5-shot validation accuracy."""
+    ok = [r for r in rows if r["status"] == "ok" and r["family"] == family and (strategy is None or r["strategy"] == strategy)]
+    return max(ok, key=lambda r: (r["val"]["1"]["accuracy_pct"] + r["val"]["5"]["accuracy_pct"]) / 2, default=None)
+
+
+def render(results: dict[str, Any]) -> str:
+    rows = results["rows"]
+    a = results["sizes"]
+    lines = ["# Sweep: LASIUM σ/α and training augmentation, Omniglot validation tasks", "",
+             f"Command: `{results['command']}`. Device: {results['device']}. Wall time {results['wall_seconds'] / 60:.0f} min.",
+             "",
+             f"Each point: `lasium-gen` {a['tasks']:,} tasks from the bundled GAN (`--preset protonets`, seed {a['seed']}) → "
+             f"`lasium-train --algo protonets`, {a['iterations']:,} iterations × meta-batch {a['meta_batch']} → `lasium-eval "
+             f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
+             "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy.", ""]
+    for family, title, column in (("parameter", "Strategy parameter (augmentation shift5)", "parameter"),
+                                  ("augment", "Training augmentation (LASIUM-N)", "augment")):
+        fam = [r for r in rows if r["family"] == family or (family == "parameter" and r["key"] in results["shared_keys"])]
+        if family == "parameter":
+            fam.sort(key=lambda r: (list(PARAMETERS).index(r["strategy"]), r["value"]))
+        if not fam:
+            continue
+        lines += [f"## {title}", "", f"| strategy | {column} | val 1-shot | val 5-shot |", "|---|---|---|---|"]
+        for r in fam:
+            what = f"{r['parameter']} {r['value']:g}" if column == "parameter" else f"`{r['augment']}` (σ {r['value']:g})"
+            if r["status"] != "ok":
+                lines.append(f"| {r['strategy']} | {what} | {r['status']} | |")
+                continue
+            v = r["val"]
+            lines.append(f"| {r['strategy']} | {what} | {v['1']['accuracy_pct']:.2f} ± {v['1']['ci95_pct']:.2f} | "
+                         f"{v['5']['accuracy_pct']:.2f} ± {v['5']['ci95_pct']:.2f} |")
+        lines.append("")
+    lines += ["## What the sweep picked", ""]
+    as_parameter = [dict(r, family="parameter") if r["key"] in results["shared_keys"] else r for r in rows]
+    for strategy in PARAMETERS:
+        best = best_of(as_parameter, "parameter", strategy)
+        if best:
+            ref = REFERENCE_PROTONETS[strategy]
+            lines.append(f"- `{strategy}`: {best['parameter']} {best['value']:g} (reference value {ref:g}"
+                         f"{', held up' if abs(best['value'] - ref) < 1e-9 else ', did not hold up'}).")
+    aug = best_of(rows, "augment")
+    if aug:
+        lines.append(f"- augmentation: `{aug['augment']}`.")
+    lines += ["", "![validation accuracy by parameter](sweep.png)", ""]
+    return "\n".join(lines)
+
+
+def draw(results: dict[str, Any], path: Path) -> None:
+    from plots import line_chart
+
+    series: dict[str, list[tuple[float, float]]] = {}
+    for r in sorted(results["rows"], key=lambda r: r["value"]):
+        if (r["family"] == "parameter" or r["key"] in results["shared_keys"]) and r["status"] == "ok":
+            for shots in ("1", "5"):
+                series.setdefault(f"{r['strategy']} ({r['parameter']}) {shots}-shot", []).append((r["value"], r["val"][shots]["accuracy_pct"]))
+    line_chart(series, path, title="ProtoNets on LASIUM tasks (+shift5): Omniglot val accuracy", xlabel="sigma (n) / alpha (ro, oc)",
+               ylabel="val accuracy %")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--work", default="runs/sweep", help="shards, runs, evals and logs go here")
+    p.add_argument("--results", default=str(REPO / "results"), help="where sweep.md/.json/.png go")
+    p.add_argument("--tasks", type=int, default=2000, help="generated tasks per shard set")
+    p.add_argument("--iterations", type=int, default=1000, help="ProtoNets iterations per point")
+    p.add_argument("--meta-batch", type=int, default=4)
+    p.add_argument("--val-tasks", type=int, default=1000, help="validation tasks per K_tr")
+    p.add_argument("--strategies", default="n,ro,oc", help="strategies of the parameter family")
+    p.add_argument("--augment-sigma", type=float, default=1.0, help="σ of the n shard set the augmentation family trains on")
+    p.add_argument("--only", choices=["parameter", "augment"], default=None, help="run one family only")
+    p.add_argument("--gen-precision", default="bf16", help="lasium-gen --precision of every shard set (one value for all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--data-root", default=None)
+    p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every stage")
+    p.add_argument("--resume", action="store_true", help="reuse stages whose identical command already succeeded")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    args = p.parse_args()
+    if args.quick:
+        args.tasks, args.iterations, args.val_tasks = 24, 4, 10
+    args.common = (["--device", args.device] if args.device != "auto" else []) + (["--data-root", args.data_root] if args.data_root else [])
+    work = Path(args.work)
+    if work.exists() and any(work.iterdir()) and not args.resume:
+        sys.exit(f"error: {work} holds an earlier sweep; pass --resume to continue it or choose another --work")
+    work.mkdir(parents=True, exist_ok=True)
+    results_dir = Path(args.results)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    runner = StageRunner(work, env, resume=args.resume, tag="sweep")
+    points = plan(args.augment_sigma, args.strategies.split(","))
+    if args.only:
+        points = [pt for pt in points if pt.family == args.only]
+    # the n/σ/shift5 point is run once, as an augment point; it also belongs in the parameter table
+    shared = [pt.key for pt in points if pt.family == "augment" and pt.augment == "shift5"]
+
+    import platform
+
+    start = time.time()
+    rows: list[dict[str, Any]] = []
+    made: set[str] = set()
+    sizes = {k: getattr(args, k) for k in ("tasks", "iterations", "meta_batch", "val_tasks", "seed", "threads")}
+    command = "python benchmarks/sweep_omniglot.py " + " ".join(sys.argv[1:])
+    # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
+    # today's is taken from the page instead of being run again.
+    earlier = {}
+    if args.resume and (results_dir / "sweep.json").is_file():
+        earlier = {r["key"]: r for r in json.loads((results_dir / "sweep.json").read_text()).get("rows", []) if r["status"] == "ok"}
+    for point in points:
+        cmds = commands(point, args, work)
+        recorded = earlier.get(point.key)
+        if recorded and recorded.get("commands") == {k: " ".join(v) for k, v in cmds.items()}:
+            print(f"[sweep] {point.key}: reused from {results_dir / 'sweep.json'}", flush=True)
+            rows.append(dict(recorded, reused=True))
+        else:
+            rows.append(summarise(point, run_point(runner, point, cmds, work, made), cmds))
+        results = {"format": "lasium-sweep-omniglot", "command": command, "device": f"{platform.machine()} CPU, {os.cpu_count()} cores"
+                   if args.device in ("auto", "cpu") else args.device, "sizes": sizes, "wall_seconds": round(time.time() - start, 1),
+                   "shared_keys": shared, "rows": rows, "stages": runner.stages}
+        (results_dir / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
+        (results_dir / "sweep.md").write_text(render(results))
+        try:
+            draw(results, results_dir / "sweep.png")
+        except Exception as exc:  # a picture must not cost the page
+            print(f"[sweep] no plot: {exc!r}", file=sys.stderr)
+    ok = sum(r["status"] == "ok" for r in rows)
+    print(f"[sweep] {ok}/{len(rows)} points in {time.time() - start:.0f} s; see {results_dir / 'sweep.md'}")
+
+
+if __name__ == "__main__":
+    main()
