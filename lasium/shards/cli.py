@@ -17,7 +17,6 @@ from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_file
 from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
 from lasium.shards.verify import load_set_manifest, verify_shard_set
 
-CONTAINER_NAMES = {"wds": "WebDataset (.tar)", "hdf5": "HDF5 (.h5)"}
 FOLDER = click.Path(path_type=Path, file_okay=False)  # existence is checked by the library (one-line error, exit 2)
 
 
@@ -27,6 +26,12 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1000
     return f"{n} B"
+
+
+def _container(m: Manifest) -> str:
+    if m.container == "wds":
+        return "WebDataset (.tar.gz, gzip)" if m.compression == "gzip" else "WebDataset (.tar)"
+    return f"HDF5 (.h5, {m.compression})"
 
 
 def _short(d: dict[str, Any] | None) -> str:
@@ -80,7 +85,7 @@ def inspect(folder: Path, as_json: bool) -> None:
     total = sum(e.bytes for e in m.shards)
     lines = [
         ("shard set", f"{m.name} in {folder}"),
-        ("container", f"{CONTAINER_NAMES.get(m.container, m.container)}, format v{m.format_version}, written by lasium {m.tool_version}"),
+        ("container", f"{_container(m)}, format v{m.format_version}, written by lasium {m.tool_version}"),
         ("tasks", f"{m.num_tasks} of {c['num_tasks']} in {len(m.shards)} shards ({c['tasks_per_shard']} per shard)"),
         ("task", f"{c['ways']}-way, {c['shots']} support + {c['queries']} query per class, "
                  f"images {'x'.join(str(s) for s in c['image_shape'])}, latents {'yes' if c['save_latents'] else 'no'}"),

@@ -29,6 +29,7 @@ from lasium.shards.format import (
     TaskLayout,
     container_of,
 )
+from lasium.shards.gz import GzipReader, tar_stream
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, find_sidecars, read_manifest
 from lasium.shards.streams import BUFFER, PipeStream, close_stream, open_url, read_all, url_to_path
 from lasium.shards.tario import iter_tar_members
@@ -180,13 +181,17 @@ class _IndexCheck:
 
 
 def iter_wds_stream(stream: Any, url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None) -> Iterator[Task]:
-    """The tasks of a tar stream already opened (``url`` names it in messages)."""
+    """The tasks of a tar stream already opened (``url`` names it in messages); a gzip-compressed tar
+    (``.tar.gz``) is decompressed on the fly and read to its end, so its CRC is checked."""
     check = _IndexCheck(url, entry)
-    for sample in _group_members(iter_tar_members(stream, url), url):
+    tar = tar_stream(stream, url)
+    for sample in _group_members(iter_tar_members(tar, url), url):
         task = decode_wds_sample(sample, url, layout)
         check.next(task)
         yield task
     check.done()
+    if isinstance(tar, GzipReader):
+        tar.finish()
 
 
 def iter_wds_shard(url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None) -> Iterator[Task]:
@@ -336,7 +341,7 @@ def resolve_shard_urls(source: str | Path | Sequence[str | Path]) -> tuple[list[
         else:
             files = find_shard_files(path)
             if not files:
-                raise ShardError(f"no task shards (<name>-NNNNNN.tar or .h5) in {path}")
+                raise ShardError(f"no task shards (<name>-NNNNNN.tar, .tar.gz or .h5) in {path}")
             return [str(p) for p in files], None
         if not m.shards:
             raise ShardError(f"the manifest in {path} lists no shards")
