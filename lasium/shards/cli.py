@@ -14,7 +14,6 @@ from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ShardError
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files
-from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
 from lasium.shards.verify import load_set_manifest, verify_shard_set
 
 FOLDER = click.Path(path_type=Path, file_okay=False)  # existence is checked by the library (one-line error, exit 2)
@@ -60,6 +59,7 @@ def main() -> None:
       lasium-shards verify shards/omniglot-ro
       lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
       lasium-shards index shards/omniglot-ro       # rebuild manifest.json from sidecars
+      lasium-shards card shards/omniglot-ro        # (re)write README.md and preview.png in the set
     """
 
 
@@ -146,26 +146,14 @@ def preview(folder: Path, count: int, start: int, out: Path) -> None:
       lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
       lasium-shards preview shards/omniglot-ro --start 123456 --tasks 1 --out task.png
     """
-    from lasium.imaging import save_task_previews
+    from lasium.shards.card import first_tasks, save_preview
 
     if not folder.is_dir():
         raise ShardError(f"shard folder {folder} does not exist")
-    urls, m = resolve_shard_urls(folder)
-    tasks = []
-    for url, entry in zip(urls, m.shards if m else [None] * len(urls)):
-        if entry is not None and entry.first_task + entry.num_tasks <= start:
-            continue  # the manifest says this shard ends before --start: skip it unread
-        for task in iter_shard_tasks(url, layout=m.layout if m else None, entry=entry, container=m.container if m else None):
-            if task.meta["index"] >= start:
-                tasks.append(task)
-            if len(tasks) == count:
-                break
-        if len(tasks) == count:
-            break
+    tasks = first_tasks(folder, count, start)
     if not tasks:
         raise ShardError(f"no task with index >= {start} in {folder}")
-    titles = [f"task {t.meta['index']}" + (f" ({t.meta['strategy']})" if "strategy" in t.meta else "") for t in tasks]
-    save_task_previews(tasks, out, titles)
+    save_preview(tasks, out)
     click.echo(f"wrote {out}: tasks {', '.join(str(t.meta['index']) for t in tasks)}")
 
 
@@ -196,3 +184,20 @@ def index(folder: Path, allow_gaps: bool) -> None:
     missing = f" (of {expected}: partial set)" if m.num_tasks != expected else ""
     click.echo(f"wrote {Path(folder) / MANIFEST_NAME}: {len(m.shards)} {m.container} shards, {m.num_tasks} tasks{missing}")
 
+
+@main.command()
+@click.argument("folder", type=FOLDER)
+@user_errors
+def card(folder: Path) -> None:
+    """(Re)write the set's card: README.md (what the set is, how to read it, the manifest's sha256)
+    and preview.png (four tasks), from its manifest.json. lasium-gen writes both at the end of a job;
+    verify and index ignore them.
+
+    \b
+    Examples:
+      lasium-shards card shards/omniglot-ro
+    """
+    from lasium.shards.card import write_card
+
+    readme, picture = write_card(folder)
+    click.echo(f"wrote {readme} and {picture}")
