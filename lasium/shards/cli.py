@@ -14,9 +14,13 @@ from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ShardError
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files
+from lasium.shards.remote import is_remote
 from lasium.shards.verify import load_set_manifest, verify_shard_set
 
 FOLDER = click.Path(path_type=Path, file_okay=False)  # existence is checked by the library (one-line error, exit 2)
+# A set's folder, its manifest.json, or the URL of its manifest.json (http(s)://, s3://, gs://, ...): kept as
+# text, since a URL must not go through Path; existence is checked by the library.
+SET = click.STRING
 
 
 def _size(n: float) -> str:
@@ -53,10 +57,15 @@ def main() -> None:
     WebDataset, <name>-000000.h5 for HDF5), each with a <shard>.json sidecar. The format is
     described in shards/README.md.
 
+    inspect, verify and preview also take the URL of a published set's manifest.json
+    (http://, https://; s3://, gs://, ... through fsspec when its backend is installed) and
+    stream the shards next to it.
+
     \b
     Examples:
       lasium-shards inspect shards/omniglot-ro
       lasium-shards verify shards/omniglot-ro
+      lasium-shards verify https://example.org/sets/omniglot-ro/manifest.json
       lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
       lasium-shards index shards/omniglot-ro       # rebuild manifest.json from sidecars
       lasium-shards card shards/omniglot-ro        # (re)write README.md and preview.png in the set
@@ -64,16 +73,18 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("folder", type=FOLDER)
+@click.argument("folder", metavar="SET", type=SET)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a summary.")
 @user_errors
-def inspect(folder: Path, as_json: bool) -> None:
-    """Summarize a shard set: config, generator, source, tasks, shards, bytes per task.
+def inspect(folder: str, as_json: bool) -> None:
+    """Summarize a shard set (folder, manifest.json or its URL): config, generator, source, tasks,
+    shards, bytes per task.
 
     \b
     Examples:
       lasium-shards inspect shards/omniglot-ro
       lasium-shards inspect shards/omniglot-ro --json | jq .config
+      lasium-shards inspect https://example.org/sets/omniglot-ro/manifest.json
     """
     m, notes = load_set_manifest(folder)
     if as_json:
@@ -104,12 +115,13 @@ def inspect(folder: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("folder", type=FOLDER)
+@click.argument("folder", metavar="SET", type=SET)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over bytes (on a terminal).")
 @user_errors
-def verify(folder: Path, progress: bool) -> None:
+def verify(folder: str, progress: bool) -> None:
     """Check every shard: present, size and sha256 as in the manifest, every task readable with the
-    manifest's shapes and dtypes, task indices complete.
+    manifest's shapes and dtypes, task indices complete. SET is a folder, a manifest.json or the URL
+    of one; remote shards are hashed and decoded while they stream (nothing is stored).
 
     Exit status 0 when all is well, 1 when any shard is bad or missing (each one is named),
     2 when there is nothing to verify (no folder, no shards, unreadable manifest).
@@ -118,6 +130,7 @@ def verify(folder: Path, progress: bool) -> None:
     Examples:
       lasium-shards verify shards/omniglot-ro
       lasium-shards verify /mnt/copy/omniglot-ro --no-progress && echo "copy is intact"
+      lasium-shards verify https://example.org/sets/omniglot-ro/manifest.json
     """
     report = verify_shard_set(folder, progress=progress)
     for note in report.notes:
@@ -133,22 +146,24 @@ def verify(folder: Path, progress: bool) -> None:
 
 
 @main.command()
-@click.argument("folder", type=FOLDER)
+@click.argument("folder", metavar="SET", type=SET)
 @click.option("--tasks", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="How many tasks to draw.")
 @click.option("--start", type=click.IntRange(0), default=0, show_default=True, help="Index of the first task shown.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("preview.png"), show_default=True, help="PNG to write.")
 @user_errors
-def preview(folder: Path, count: int, start: int, out: Path) -> None:
+def preview(folder: str, count: int, start: int, out: Path) -> None:
     """Draw tasks as a PNG: one grid per task, a row per class, support | query (red bar between).
+    SET is a folder, a manifest.json or the URL of one.
 
     \b
     Examples:
       lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
       lasium-shards preview shards/omniglot-ro --start 123456 --tasks 1 --out task.png
+      lasium-shards preview https://example.org/sets/omniglot-ro/manifest.json --out remote.png
     """
     from lasium.shards.card import first_tasks, save_preview
 
-    if not folder.is_dir():
+    if not is_remote(folder) and not Path(folder).exists():
         raise ShardError(f"shard folder {folder} does not exist")
     tasks = first_tasks(folder, count, start)
     if not tasks:

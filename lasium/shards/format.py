@@ -248,6 +248,7 @@ class Manifest:
     tool_version: str = ""
     format_version: int = FORMAT_VERSION
     root: Path | None = None
+    url: str | None = None  # where the manifest was read from, when that is a URL (http(s)://, s3://, ...)
 
     @property
     def num_tasks(self) -> int:
@@ -272,6 +273,12 @@ class Manifest:
 
     def shard_path(self, entry: ShardEntry) -> Path:
         return (self.root or Path(".")) / entry.file
+
+    def shard_url(self, entry: ShardEntry) -> str:
+        """Where to read ``entry``: next to the manifest (a URL when the manifest came from one, else a path)."""
+        if self.url is None:
+            return str(self.shard_path(entry))
+        return sibling_url(self.url, entry.file)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -305,6 +312,12 @@ class Manifest:
         if "num_tasks" in d and d["num_tasks"] != m.num_tasks:
             raise ShardError(f"{where}: num_tasks {d['num_tasks']} differs from the sum over shards ({m.num_tasks})")
         return m
+
+
+def sibling_url(url: str, file: str) -> str:
+    """The URL of ``file`` in the same folder as ``url`` (query strings and fragments dropped)."""
+    base = url.split("#", 1)[0].split("?", 1)[0]
+    return base.rsplit("/", 1)[0] + "/" + file
 
 
 def task_ranges_report(entries: list[ShardEntry], num_tasks: int | None = None) -> tuple[list[str], list[str]]:
