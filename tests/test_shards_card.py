@@ -46,6 +46,14 @@ def test_hdf5_card_shows_h5py(tmp_path):
     assert "h5py.File(\"tiny-000000.h5\"" in text and "webdataset" not in text
 
 
+def test_card_of_a_set_without_generator(tmp_path):
+    from lasium.train.synthetic import write_synthetic_shards
+
+    write_synthetic_shards(tmp_path, shards=1, tasks_per_shard=3, image_shape=(8, 8, 1), name="syn")
+    text = write_card(tmp_path)[0].read_text()
+    assert "| generator | none (real images) |" in text and "| tasks | 3 (5-way" in text and "syn-{000000..000000}.tar" in text
+
+
 def test_card_command_rewrites_and_verify_index_ignore_it(tmp_path):
     write_set(tmp_path, "wds")
     result = CliRunner().invoke(main, ["card", str(tmp_path)])

@@ -112,6 +112,9 @@ def test_hdf5_set_verifies_over_http(server):
     write_set(root / "h", "hdf5")
     report = verify_shard_set(f"{base}/h/manifest.json")
     assert report.ok and report.tasks_checked == 7, report.problems
+    want = expected_tasks(7)
+    got = list(iter_tasks(f"{base}/h/manifest.json"))  # each shard fetched into memory (HDF5 needs random access)
+    assert [t.meta["index"] for t in got] == list(range(7)) and np.array_equal(got[5].query, want.query[5])
 
 
 def test_lasium_train_reads_a_manifest_url(server, tmp_path):

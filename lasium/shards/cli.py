@@ -34,7 +34,7 @@ def _size(n: float) -> str:
 def _container(m: Manifest) -> str:
     if m.container == "wds":
         return "WebDataset (.tar.gz, gzip)" if m.compression == "gzip" else "WebDataset (.tar)"
-    return f"HDF5 (.h5, {m.compression})"
+    return "HDF5 (.h5" + (f", {m.config['compression']})" if "compression" in m.config else ")")
 
 
 def _short(d: dict[str, Any] | None) -> str:
@@ -51,10 +51,10 @@ def _short(d: dict[str, Any] | None) -> str:
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(lasium.__version__, prog_name="lasium-shards")
 def main() -> None:
-    """Inspect, verify, preview and index task-shard sets (lasium task-shard format v1).
+    """Inspect, verify, preview, index and describe (card) task-shard sets (lasium task-shard format v1).
 
-    A shard set is a folder with manifest.json and numbered shards (<name>-000000.tar for
-    WebDataset, <name>-000000.h5 for HDF5), each with a <shard>.json sidecar. The format is
+    A shard set is a folder with manifest.json and numbered shards (<name>-000000.tar or .tar.gz
+    for WebDataset, <name>-000000.h5 for HDF5), each with a <shard>.json sidecar. The format is
     described in shards/README.md.
 
     inspect, verify and preview also take the URL of a published set's manifest.json
