@@ -58,7 +58,7 @@ class _GuardedStream:
             data = self.raw.read() if n is None or n < 0 else self.raw.read(n)
         except ShardError:
             raise
-        except (OSError, EOFError, http.client.HTTPException, ValueError) as exc:
+        except Exception as exc:  # OSError, http.client.HTTPException, or a storage backend's own errors (botocore, ...)
             raise TransferError(f"{self.url}: the transfer failed after {self.got} bytes ({type(exc).__name__}: {exc}); "
                              "retry, or skip the shard with --skip-corrupt") from None
         data = data or b""
