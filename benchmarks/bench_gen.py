@@ -14,7 +14,9 @@ Measured in one run, on one device, for 5-way 1+5-shot tasks (30 images each):
 * synthesis to host: the same device loop without writing (where the job's time goes);
 * reference style: the TF reference's loop (one N-tuple drawn at a time in Python until it passes the
   ε test, one generator call per meta-batch of 4 tasks), generation only, no disk;
-* bytes per task of each container (wds, hdf5).
+* the end-to-end job again writing gzip-compressed WebDataset shards (``.tar.gz``), and its ratio to
+  the plain ``.tar`` run (``end_to_end_wds_gzip / end_to_end_wds``);
+* bytes per task of each container (wds, wds gzip, hdf5).
 
 Speed does not depend on weights, so ``--random-init`` (a freshly initialised GAN of the reference
 architecture, :mod:`lasium.generate.gan`) is as good as trained weights. Outputs are deleted at the
@@ -130,9 +132,9 @@ def reference_style(model: Any, tasks: int, device: torch.device, epsilon: float
     return {"tasks": made, "seconds": elapsed, "tasks_per_s": made / elapsed, "acceptance": made / candidates}
 
 
-def job_config(args: argparse.Namespace, out: Path, fmt: str, n_tasks: int, compiled: bool) -> GenerationConfig:
+def job_config(args: argparse.Namespace, out: Path, fmt: str, n_tasks: int, compiled: bool, compression: str | None = "none") -> GenerationConfig:
     return GenerationConfig(
-        strategy="ro", num_tasks=n_tasks, ways=WAYS, shots=SHOTS, queries=QUERIES, format=fmt, out=str(out),
+        strategy="ro", num_tasks=n_tasks, ways=WAYS, shots=SHOTS, queries=QUERIES, format=fmt, compression=compression, out=str(out),
         tasks_per_shard=args.tasks_per_shard, seed=0, device=args.device, workers=args.workers, compile=compiled,
         decode_tasks=args.decode_tasks, progress=args.progress, overwrite=True,
     )
@@ -141,17 +143,20 @@ def job_config(args: argparse.Namespace, out: Path, fmt: str, n_tasks: int, comp
 BYTES_PER_TASK_WDS = 26_500  # 5-way 1+5-shot 28×28×1 WebDataset task, measured; used to refuse runs that cannot fit
 
 
-def end_to_end(args: argparse.Namespace, model: Any, out: Path, fmt: str, n_tasks: int, compiled: bool) -> dict[str, Any]:
-    """The real job, timed from the first shard to the last fsync (startup excluded, reported apart)."""
+def end_to_end(args: argparse.Namespace, model: Any, out: Path, fmt: str, n_tasks: int, compiled: bool,
+               compression: str | None = "none") -> dict[str, Any]:
+    """The real job, timed from the first shard to the last fsync (startup excluded, reported apart).
+    ``compression``: none (plain .tar) or gzip (.tar.gz); hdf5 runs use None (its default, gzip)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     need, free = n_tasks * BYTES_PER_TASK_WDS * 1.05, shutil.disk_usage(out.parent).free
     if need > free:
         raise RuntimeError(f"{n_tasks} tasks need about {need / 1e9:.1f} GB, {out.parent} has {free / 1e9:.1f} GB free; lower --n-tasks")
     t0 = time.perf_counter()
-    job = GenerationJob(job_config(args, out, fmt, n_tasks, compiled), model=model, rank=RankInfo(), log=lambda m: print(m, file=sys.stderr))
+    job = GenerationJob(job_config(args, out, fmt, n_tasks, compiled, compression), model=model, rank=RankInfo(),
+                        log=lambda m: print(m, file=sys.stderr))
     res = job.run()
     wall = time.perf_counter() - t0
-    return {"format": fmt, "tasks": res.tasks_written, "shards": res.shards_written, "bytes": res.bytes_written,
+    return {"format": fmt, "compression": job.config.resolved_compression, "tasks": res.tasks_written, "shards": res.shards_written, "bytes": res.bytes_written,
             "bytes_per_task": res.bytes_written / max(1, res.tasks_written), "seconds": res.seconds, "wall_seconds": wall,
             "tasks_per_s": res.tasks_per_second, "compiled": compiled}
 
@@ -276,7 +281,11 @@ def main() -> None:
         fenced(results, "end_to_end_wds", lambda: end_to_end(args, model, root / "wds", "wds", n_tasks, False))
         if not args.keep:
             shutil.rmtree(root / "wds", ignore_errors=True)
-        fenced(results, "end_to_end_hdf5", lambda: end_to_end(args, model, root / "hdf5", "hdf5", hdf5_tasks, False))
+        # the same job writing gzip-compressed WebDataset shards (.tar.gz): the cost of compression end to end
+        fenced(results, "end_to_end_wds_gzip", lambda: end_to_end(args, model, root / "wds-gz", "wds", n_tasks, False, "gzip"))
+        if not args.keep:
+            shutil.rmtree(root / "wds-gz", ignore_errors=True)
+        fenced(results, "end_to_end_hdf5", lambda: end_to_end(args, model, root / "hdf5", "hdf5", hdf5_tasks, False, None))
         if not args.keep:
             shutil.rmtree(root / "hdf5", ignore_errors=True)
         if args.check_determinism:
@@ -302,13 +311,17 @@ def main() -> None:
                        ("synthesis_to_host", "bound_eager")):
         if tps(e2e) and tps(bound):
             ratios[f"{e2e} / {bound}"] = tps(e2e) / tps(bound)
+    if tps("end_to_end_wds_gzip") and tps("end_to_end_wds"):
+        ratios["end_to_end_wds_gzip / end_to_end_wds"] = tps("end_to_end_wds_gzip") / tps("end_to_end_wds")  # target >= 0.9
+        ratios["bytes_per_task wds_gzip / wds"] = results["end_to_end_wds_gzip"]["bytes_per_task"] / results["end_to_end_wds"]["bytes_per_task"]
     for e2e in ("end_to_end_wds", "end_to_end_wds_compiled"):
         if tps(e2e) and tps("reference_style"):
             ratios[f"{e2e} / reference_style"] = tps(e2e) / tps("reference_style")
     results["ratios"] = ratios
 
     print(f"\nLASIUM task synthesis, {results['task']} tasks, {results['device']} ({device.type}), generator {results['generator']}")
-    for key in ("bound_eager", "bound_compiled", "synthesis_to_host", "end_to_end_wds", "end_to_end_wds_compiled", "end_to_end_hdf5", "reference_style"):
+    for key in ("bound_eager", "bound_compiled", "synthesis_to_host", "end_to_end_wds", "end_to_end_wds_gzip", "end_to_end_wds_compiled",
+                "end_to_end_hdf5", "reference_style"):
         r = results.get(key)
         if isinstance(r, dict) and "tasks_per_s" in r:
             extra = f"  ({r['bytes_per_task']:.0f} bytes/task, {r['tasks']} tasks)" if "bytes_per_task" in r else ""

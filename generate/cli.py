@@ -45,6 +45,9 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--alpha", type=float, help="LASIUM-RO / -OC interpolation fraction (overrides the preset).")
 @click.option("--epsilon", type=float, help="Minimum squared L2 distance between anchors (default 246.09375·D/128).")
 @click.option("--format", "fmt", type=click.Choice(["wds", "hdf5"]), default="wds", show_default=True, help="Shard container.")
+@click.option("--compression", type=click.Choice(["gzip", "none"]), default=None,
+              help="gzip (level 1): wds shards become <name>-NNNNNN.tar.gz (a third of the bytes, for sets you publish), hdf5 "
+                   "datasets use the gzip filter; none: plain .tar / unfiltered .h5 [default: none for wds, gzip for hdf5].")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: shards/omniglot-<strategy>].")
 @click.option("--tasks-per-shard", type=COUNT, default=1000, show_default=True, help="Tasks per shard file (the unit of work and resume).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -68,7 +71,7 @@ kept); a different config in the same --out is refused unless --overwrite.
               help="Tasks per generator call (fixed shape, tail padded; part of the config since it fixes the kernels).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, preset, sigma, alpha, epsilon, fmt, out, tasks_per_shard,
+def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, preset, sigma, alpha, epsilon, fmt, compression, out, tasks_per_shard,
          seed, save_latents, device, shard_range, workers, compile_, precision, overwrite, verify_existing, source, dataset, split, data_root,
          name, decode_tasks, quiet) -> None:
     """Synthesize N-way few-shot tasks with LASIUM (Khodadadeh et al., ICLR 2021) and write task shards.
@@ -81,6 +84,7 @@ def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, prese
     Examples:
       lasium-gen --strategy ro --n-tasks 1e6                      # bundled Omniglot GAN → shards/omniglot-ro
       lasium-gen --strategy oc --n-tasks 200_000 --generator runs/gan --format hdf5 --out shards/oc
+      lasium-gen --strategy ro --n-tasks 1e6 --compression gzip            # .tar.gz shards to publish
       lasium-gen --strategy n --n-tasks 1e5 --generator omniglot-vae --preset protonets
       lasium-gen --source real --dataset omniglot --split train --n-tasks 1e5 --out shards/omniglot-real
       torchrun --nproc-per-node 8 $(which lasium-gen) --strategy ro --n-tasks 1e7
@@ -94,7 +98,7 @@ def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, prese
     config = GenerationConfig(
         num_tasks=num_tasks, strategy=strategy if source == "generator" else None, source=source, generator=generator,
         latent_dim=latent_dim, dataset=dataset, split=split, data_root=data_root, ways=ways, shots=shots, queries=queries,
-        preset=preset, sigma=sigma, alpha=alpha, epsilon=epsilon, format=fmt, out=out, name=name, tasks_per_shard=tasks_per_shard,
+        preset=preset, sigma=sigma, alpha=alpha, epsilon=epsilon, format=fmt, compression=compression, out=out, name=name, tasks_per_shard=tasks_per_shard,
         seed=seed, save_latents=save_latents, device=device, shards=shard_range, workers=workers, compile=compile_, precision=precision,
         overwrite=overwrite, verify_existing=verify_existing, decode_tasks=decode_tasks, progress=not quiet,
     )

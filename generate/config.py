@@ -22,6 +22,13 @@ from lasium.generate.synthesis import DECODE_TASKS
 
 SOURCES = ("generator", "real")
 FORMATS = ("wds", "hdf5")
+COMPRESSIONS = ("gzip", "none")
+# --compression when not given: plain .tar for WebDataset (gzip about halves the trainer's CPU read rate, measured
+# in shards/README.md section 12), the gzip filter for HDF5 (as before)
+DEFAULT_COMPRESSION = {"wds": "none", "hdf5": "gzip"}
+# What a set config without a 'compression' key holds (sets written before the option existed): the set config
+# records compression only when it differs, so those sets keep their config and still resume.
+UNRECORDED_COMPRESSION = {"wds": "none", "hdf5": "gzip"}
 PRECISIONS = ("auto", "fp32", "bf16")
 RNG_SCHEME = "torch.Generator per shard seeded with lasium.seeding.derive_seed(seed, 'shard', s)"
 
@@ -74,6 +81,7 @@ class GenerationConfig:
     alpha: float | None = None
     epsilon: float | None = None
     format: str = "wds"
+    compression: str | None = None  # gzip | none; None = DEFAULT_COMPRESSION[format]
     out: str | None = None
     name: str | None = None
     tasks_per_shard: int = 1000
@@ -106,6 +114,8 @@ class GenerationConfig:
             check_strategy(self.strategy)
         if self.format not in FORMATS:
             raise ConfigError(f"unknown --format {self.format!r}; use wds or hdf5")
+        if self.compression is not None and self.compression not in COMPRESSIONS:
+            raise ConfigError(f"unknown --compression {self.compression!r}; use gzip or none")
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown --preset {self.preset!r}; use one of: {', '.join(PRESETS)}")
         if self.ways < 2:
@@ -140,6 +150,11 @@ class GenerationConfig:
     @property
     def set_name(self) -> str:
         return safe_set_name(self.name or self.out_dir.resolve().name)
+
+    @property
+    def resolved_compression(self) -> str:
+        """gzip or none: ``.tar.gz`` vs ``.tar`` shards for wds, the HDF5 gzip filter or none for hdf5."""
+        return self.compression or DEFAULT_COMPRESSION[self.format]
 
     @property
     def num_shards(self) -> int:
@@ -186,6 +201,8 @@ class GenerationConfig:
             "strategy": self.label,
             "rng": RNG_SCHEME,
         }
+        if self.resolved_compression != UNRECORDED_COMPRESSION[self.format]:
+            c["compression"] = self.resolved_compression  # gzip: .tar.gz shards (wds); none: unfiltered datasets (hdf5)
         if self.source == "real":
             c.update(dataset=self.dataset, split=self.split, save_latents=False)
             return c

@@ -230,7 +230,7 @@ class GenerationJob:
         c = self.config
         out_dir = c.out_dir
         name, container = c.set_name, c.format
-        target = WriteTarget(str(out_dir), name, container, self.header)
+        target = WriteTarget(str(out_dir), name, container, self.header, c.resolved_compression)
         set_config = self.header["config"]
         prepare_out_dir(out_dir)
         my_shards = self.my_shards()
@@ -243,7 +243,7 @@ class GenerationJob:
         result = GenerationResult(out_dir=out_dir, header=self.header)
         todo: list[int] = []
         for s in my_shards:
-            entry = shard_is_complete(out_dir, shard_file_name(name, s, container), set_config, s, full_hash=c.verify_existing)
+            entry = shard_is_complete(out_dir, shard_file_name(name, s, container, c.resolved_compression), set_config, s, full_hash=c.verify_existing)
             if entry is not None:
                 result.entries.append(entry)
                 result.shards_skipped += 1
@@ -266,13 +266,17 @@ class GenerationJob:
                     self._record(e, result, bar)
             except BaseException:
                 sink.abort()
-                remove_orphan_shards(out_dir, [shard_file_name(name, s, container) for s in todo])
+                remove_orphan_shards(out_dir, [shard_file_name(name, s, container, c.resolved_compression) for s in todo])
                 raise
             finally:
                 bar.close()
             result.seconds = time.perf_counter() - started
         result.entries.sort(key=lambda e: e.first_task)
         result.manifest_written = self._finish_manifest(out_dir, result)
+        if result.manifest_written:
+            from lasium.shards.card import write_card  # the set's card: README.md + preview.png
+
+            write_card(out_dir)
         return result
 
     def _record(self, entry: ShardEntry, result: GenerationResult, bar: Any) -> None:
@@ -331,7 +335,7 @@ class GenerationJob:
             return True
         if self.rank.rank != 0:
             return False
-        names = [shard_file_name(c.set_name, s, c.format) for s in range(c.num_shards)]
+        names = [shard_file_name(c.set_name, s, c.format, c.resolved_compression) for s in range(c.num_shards)]
         deadline = time.monotonic() + c.manifest_timeout
         while not all((out_dir / (n + ".json")).is_file() for n in names):
             if time.monotonic() > deadline:

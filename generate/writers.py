@@ -56,12 +56,14 @@ class WriteTarget:
     name: str
     container: str
     header: dict[str, Any]
+    compression: str = "auto"  # gzip | none (lasium.shards.write_shard)
 
 
 def write_job(target: WriteTarget, job: ShardJob) -> ShardEntry:
     from lasium.shards import write_shard
 
-    return write_shard(Path(target.out_dir), target.name, job.shard_index, job.first_task, job.batch(), target.container, target.header)
+    return write_shard(Path(target.out_dir), target.name, job.shard_index, job.first_task, job.batch(), target.container, target.header,
+                       compression=target.compression)
 
 
 class InlineWriter:

@@ -34,14 +34,15 @@ def make_batch(first: int, count: int, latents: bool = False, seed: int = 0) -> 
 
 
 def write_set(folder: Path, container: str = "wds", latents: bool = False, num_tasks: int = 7, tasks_per_shard: int = 3,
-              name: str = "tiny", manifest: bool = True, seed: int = 0) -> dict[str, Any]:
-    """Write a complete set; returns the header."""
+              name: str = "tiny", manifest: bool = True, seed: int = 0, compression: str = "auto") -> dict[str, Any]:
+    """Write a complete set (``compression="gzip"``: ``.tar.gz`` WebDataset shards); returns the header."""
     header = make_header(num_tasks, tasks_per_shard, latents, seed)
     entries = []
     for shard in range(-(-num_tasks // tasks_per_shard)):
         first = shard * tasks_per_shard
         count = min(tasks_per_shard, num_tasks - first)
-        entries.append(write_shard(folder, name, shard, first, make_batch(first, count, latents, seed), container, header))
+        entries.append(write_shard(folder, name, shard, first, make_batch(first, count, latents, seed), container, header,
+                                   compression=compression))
     if manifest:
         write_manifest(folder, header, entries)
     return header

@@ -38,7 +38,8 @@ def shard_hashes(folder: Path) -> dict[str, str]:
 
 
 def files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    """The folder's files but the set's card (README.md, preview.png: see test_gen_compression.py)."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in ("README.md", "preview.png"))
 
 
 def test_same_seed_same_bytes_whatever_workers_and_shards_in_flight(tmp_path):

@@ -46,8 +46,10 @@ def synthetic_tasks(count: int, ways: int, shots: int, queries: int, image_shape
 
 def write_synthetic_shards(out_dir: str | Path, *, container: str = "wds", shards: int = 2, tasks_per_shard: int = 16,
                            ways: int = 5, shots: int = 1, queries: int = 5, image_shape: tuple[int, int, int] = (28, 28, 1),
-                           kind: str = "blobs", seed: int = 0, name: str = "synthetic", manifest: bool = True) -> Manifest | None:
-    """A complete shard set in ``out_dir`` (shards, sidecars and, unless ``manifest=False``, manifest.json)."""
+                           kind: str = "blobs", seed: int = 0, name: str = "synthetic", manifest: bool = True,
+                           compression: str = "auto") -> Manifest | None:
+    """A complete shard set in ``out_dir`` (shards, sidecars and, unless ``manifest=False``, manifest.json);
+    ``compression`` as in :func:`lasium.shards.write_shard` (``gzip`` gives ``.tar.gz`` WebDataset shards)."""
     total = shards * tasks_per_shard
     header = {
         "config": {"ways": ways, "shots": shots, "queries": queries, "image_shape": list(image_shape), "seed": seed,
@@ -60,5 +62,5 @@ def write_synthetic_shards(out_dir: str | Path, *, container: str = "wds", shard
     for s in range(shards):
         a, b = s * tasks_per_shard, (s + 1) * tasks_per_shard
         part = TaskBatch(batch.support[a:b], batch.query[a:b], None, [])
-        entries.append(write_shard(out_dir, name, s, a, part, container, header))
+        entries.append(write_shard(out_dir, name, s, a, part, container, header, compression=compression))
     return write_manifest(out_dir, header, entries) if manifest else None

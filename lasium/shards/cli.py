@@ -14,11 +14,13 @@ from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ShardError
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files
-from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
+from lasium.shards.remote import is_remote
 from lasium.shards.verify import load_set_manifest, verify_shard_set
 
-CONTAINER_NAMES = {"wds": "WebDataset (.tar)", "hdf5": "HDF5 (.h5)"}
 FOLDER = click.Path(path_type=Path, file_okay=False)  # existence is checked by the library (one-line error, exit 2)
+# A set's folder, its manifest.json, or the URL of its manifest.json (http(s)://, s3://, gs://, ...): kept as
+# text, since a URL must not go through Path; existence is checked by the library.
+SET = click.STRING
 
 
 def _size(n: float) -> str:
@@ -27,6 +29,12 @@ def _size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1000
     return f"{n} B"
+
+
+def _container(m: Manifest) -> str:
+    if m.container == "wds":
+        return "WebDataset (.tar.gz, gzip)" if m.compression == "gzip" else "WebDataset (.tar)"
+    return "HDF5 (.h5" + (f", {m.config['compression']})" if "compression" in m.config else ")")
 
 
 def _short(d: dict[str, Any] | None) -> str:
@@ -43,32 +51,40 @@ def _short(d: dict[str, Any] | None) -> str:
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(lasium.__version__, prog_name="lasium-shards")
 def main() -> None:
-    """Inspect, verify, preview and index task-shard sets (lasium task-shard format v1).
+    """Inspect, verify, preview, index and describe (card) task-shard sets (lasium task-shard format v1).
 
-    A shard set is a folder with manifest.json and numbered shards (<name>-000000.tar for
-    WebDataset, <name>-000000.h5 for HDF5), each with a <shard>.json sidecar. The format is
+    A shard set is a folder with manifest.json and numbered shards (<name>-000000.tar or .tar.gz
+    for WebDataset, <name>-000000.h5 for HDF5), each with a <shard>.json sidecar. The format is
     described in shards/README.md.
+
+    inspect, verify and preview also take the URL of a published set's manifest.json
+    (http://, https://; s3://, gs://, ... through fsspec when its backend is installed) and
+    stream the shards next to it.
 
     \b
     Examples:
       lasium-shards inspect shards/omniglot-ro
       lasium-shards verify shards/omniglot-ro
+      lasium-shards verify https://example.org/sets/omniglot-ro/manifest.json
       lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
       lasium-shards index shards/omniglot-ro       # rebuild manifest.json from sidecars
+      lasium-shards card shards/omniglot-ro        # (re)write README.md and preview.png in the set
     """
 
 
 @main.command()
-@click.argument("folder", type=FOLDER)
+@click.argument("folder", metavar="SET", type=SET)
 @click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON instead of a summary.")
 @user_errors
-def inspect(folder: Path, as_json: bool) -> None:
-    """Summarize a shard set: config, generator, source, tasks, shards, bytes per task.
+def inspect(folder: str, as_json: bool) -> None:
+    """Summarize a shard set (folder, manifest.json or its URL): config, generator, source, tasks,
+    shards, bytes per task.
 
     \b
     Examples:
       lasium-shards inspect shards/omniglot-ro
       lasium-shards inspect shards/omniglot-ro --json | jq .config
+      lasium-shards inspect https://example.org/sets/omniglot-ro/manifest.json
     """
     m, notes = load_set_manifest(folder)
     if as_json:
@@ -80,7 +96,7 @@ def inspect(folder: Path, as_json: bool) -> None:
     total = sum(e.bytes for e in m.shards)
     lines = [
         ("shard set", f"{m.name} in {folder}"),
-        ("container", f"{CONTAINER_NAMES.get(m.container, m.container)}, format v{m.format_version}, written by lasium {m.tool_version}"),
+        ("container", f"{_container(m)}, format v{m.format_version}, written by lasium {m.tool_version}"),
         ("tasks", f"{m.num_tasks} of {c['num_tasks']} in {len(m.shards)} shards ({c['tasks_per_shard']} per shard)"),
         ("task", f"{c['ways']}-way, {c['shots']} support + {c['queries']} query per class, "
                  f"images {'x'.join(str(s) for s in c['image_shape'])}, latents {'yes' if c['save_latents'] else 'no'}"),
@@ -99,12 +115,13 @@ def inspect(folder: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("folder", type=FOLDER)
+@click.argument("folder", metavar="SET", type=SET)
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over bytes (on a terminal).")
 @user_errors
-def verify(folder: Path, progress: bool) -> None:
+def verify(folder: str, progress: bool) -> None:
     """Check every shard: present, size and sha256 as in the manifest, every task readable with the
-    manifest's shapes and dtypes, task indices complete.
+    manifest's shapes and dtypes, task indices complete. SET is a folder, a manifest.json or the URL
+    of one; remote shards are hashed and decoded while they stream (nothing is stored).
 
     Exit status 0 when all is well, 1 when any shard is bad or missing (each one is named),
     2 when there is nothing to verify (no folder, no shards, unreadable manifest).
@@ -113,6 +130,7 @@ def verify(folder: Path, progress: bool) -> None:
     Examples:
       lasium-shards verify shards/omniglot-ro
       lasium-shards verify /mnt/copy/omniglot-ro --no-progress && echo "copy is intact"
+      lasium-shards verify https://example.org/sets/omniglot-ro/manifest.json
     """
     report = verify_shard_set(folder, progress=progress)
     for note in report.notes:
@@ -128,39 +146,29 @@ def verify(folder: Path, progress: bool) -> None:
 
 
 @main.command()
-@click.argument("folder", type=FOLDER)
+@click.argument("folder", metavar="SET", type=SET)
 @click.option("--tasks", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="How many tasks to draw.")
 @click.option("--start", type=click.IntRange(0), default=0, show_default=True, help="Index of the first task shown.")
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("preview.png"), show_default=True, help="PNG to write.")
 @user_errors
-def preview(folder: Path, count: int, start: int, out: Path) -> None:
+def preview(folder: str, count: int, start: int, out: Path) -> None:
     """Draw tasks as a PNG: one grid per task, a row per class, support | query (red bar between).
+    SET is a folder, a manifest.json or the URL of one.
 
     \b
     Examples:
       lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
       lasium-shards preview shards/omniglot-ro --start 123456 --tasks 1 --out task.png
+      lasium-shards preview https://example.org/sets/omniglot-ro/manifest.json --out remote.png
     """
-    from lasium.imaging import save_task_previews
+    from lasium.shards.card import first_tasks, save_preview
 
-    if not folder.is_dir():
+    if not is_remote(folder) and not Path(folder).exists():
         raise ShardError(f"shard folder {folder} does not exist")
-    urls, m = resolve_shard_urls(folder)
-    tasks = []
-    for url, entry in zip(urls, m.shards if m else [None] * len(urls)):
-        if entry is not None and entry.first_task + entry.num_tasks <= start:
-            continue  # the manifest says this shard ends before --start: skip it unread
-        for task in iter_shard_tasks(url, layout=m.layout if m else None, entry=entry, container=m.container if m else None):
-            if task.meta["index"] >= start:
-                tasks.append(task)
-            if len(tasks) == count:
-                break
-        if len(tasks) == count:
-            break
+    tasks = first_tasks(folder, count, start)
     if not tasks:
         raise ShardError(f"no task with index >= {start} in {folder}")
-    titles = [f"task {t.meta['index']}" + (f" ({t.meta['strategy']})" if "strategy" in t.meta else "") for t in tasks]
-    save_task_previews(tasks, out, titles)
+    save_preview(tasks, out)
     click.echo(f"wrote {out}: tasks {', '.join(str(t.meta['index']) for t in tasks)}")
 
 
@@ -191,3 +199,20 @@ def index(folder: Path, allow_gaps: bool) -> None:
     missing = f" (of {expected}: partial set)" if m.num_tasks != expected else ""
     click.echo(f"wrote {Path(folder) / MANIFEST_NAME}: {len(m.shards)} {m.container} shards, {m.num_tasks} tasks{missing}")
 
+
+@main.command()
+@click.argument("folder", type=FOLDER)
+@user_errors
+def card(folder: Path) -> None:
+    """(Re)write the set's card: README.md (what the set is, how to read it, the manifest's sha256)
+    and preview.png (four tasks), from its manifest.json. lasium-gen writes both at the end of a job;
+    verify and index ignore them.
+
+    \b
+    Examples:
+      lasium-shards card shards/omniglot-ro
+    """
+    from lasium.shards.card import write_card
+
+    readme, picture = write_card(folder)
+    click.echo(f"wrote {readme} and {picture}")

@@ -23,6 +23,11 @@ SIDECAR_SUFFIX = ".json"
 
 # container name -> shard file extension
 CONTAINERS: dict[str, str] = {"wds": ".tar", "hdf5": ".h5"}
+# Compression of a set's shards. WebDataset: "gzip" makes <name>-NNNNNN.tar.gz (the whole tar gzipped),
+# "none" a plain .tar. HDF5: gzip (deflate) or lzf filters inside the .h5 file, whose name does not change.
+COMPRESSIONS = ("gzip", "none")
+HDF5_COMPRESSIONS = ("gzip", "lzf", "none")
+WDS_GZIP_SUFFIX = ".tar.gz"
 
 REQUIRED_CONFIG_KEYS = ("ways", "shots", "queries", "image_shape", "seed", "tasks_per_shard", "num_tasks", "save_latents")
 
@@ -34,7 +39,7 @@ MAX_TASKS = 10**9  # task keys have 9 digits
 MAX_SHARDS = 10**6  # shard numbers have 6 digits
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SHARD_FILE_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<index>\d{6})\.(?P<ext>tar|h5)$")
+SHARD_FILE_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<index>\d{6})\.(?P<ext>tar|tar\.gz|h5)$")
 TASK_KEY_RE = re.compile(r"^task-(\d{9})$")
 
 
@@ -56,12 +61,24 @@ def check_container(container: str) -> str:
     return container
 
 
-def shard_file_name(name: str, shard_index: int, container: str) -> str:
-    """``<name>-000042.tar`` (wds) or ``<name>-000042.h5`` (hdf5)."""
+def check_compression(compression: str | None, container: str) -> str:
+    """Normalise a compression name for ``container`` (None means "none")."""
+    value = "none" if compression is None else str(compression)
+    allowed = HDF5_COMPRESSIONS if container == "hdf5" else COMPRESSIONS
+    if value not in allowed:
+        raise ShardError(f"unknown compression {compression!r} for {container} shards: use {' or '.join(allowed)}")
+    return value
+
+
+def shard_file_name(name: str, shard_index: int, container: str, compression: str | None = None) -> str:
+    """``<name>-000042.tar`` (wds), ``<name>-000042.tar.gz`` (wds, gzip) or ``<name>-000042.h5`` (hdf5)."""
     check_name(name)
     if not 0 <= shard_index < MAX_SHARDS:
         raise ShardError(f"shard index {shard_index} out of range 0..{MAX_SHARDS - 1}")
-    return f"{name}-{shard_index:06d}{CONTAINERS[check_container(container)]}"
+    suffix = CONTAINERS[check_container(container)]
+    if container == "wds" and check_compression(compression, container) == "gzip":
+        suffix = WDS_GZIP_SUFFIX
+    return f"{name}-{shard_index:06d}{suffix}"
 
 
 def parse_shard_file_name(file_name: str) -> tuple[str, int, str] | None:
@@ -69,8 +86,13 @@ def parse_shard_file_name(file_name: str) -> tuple[str, int, str] | None:
     m = SHARD_FILE_RE.match(file_name)
     if not m:
         return None
-    container = "wds" if m["ext"] == "tar" else "hdf5"
+    container = "hdf5" if m["ext"] == "h5" else "wds"
     return m["name"], int(m["index"]), container
+
+
+def file_compression(file_name: str) -> str:
+    """How a WebDataset shard file is compressed, from its name: ``gzip`` for ``.tar.gz``, else ``none``."""
+    return "gzip" if file_name.endswith(WDS_GZIP_SUFFIX) else "none"
 
 
 def container_of(url: str) -> str:
@@ -78,11 +100,11 @@ def container_of(url: str) -> str:
     words = url[len("pipe:") :].split() if url.startswith("pipe:") else [url]
     for word in reversed(words):
         tail = word.strip("'\"").split("?")[0]
-        if tail.endswith(".tar"):
+        if tail.endswith(".tar") or tail.endswith(WDS_GZIP_SUFFIX):
             return "wds"
         if tail.endswith(".h5") or tail.endswith(".hdf5"):
             return "hdf5"
-    raise ShardError(f"cannot tell the container of {url!r}: shard names end in .tar (WebDataset) or .h5 (HDF5)")
+    raise ShardError(f"cannot tell the container of {url!r}: shard names end in .tar or .tar.gz (WebDataset) or .h5 (HDF5)")
 
 
 def _json_default(obj: Any) -> Any:
@@ -226,6 +248,7 @@ class Manifest:
     tool_version: str = ""
     format_version: int = FORMAT_VERSION
     root: Path | None = None
+    url: str | None = None  # where the manifest was read from, when that is a URL (http(s)://, s3://, ...)
 
     @property
     def num_tasks(self) -> int:
@@ -239,8 +262,23 @@ class Manifest:
     def layout(self) -> TaskLayout:
         return TaskLayout.from_header(self.header)
 
+    @property
+    def compression(self) -> str:
+        """``gzip`` or ``none`` for WebDataset sets (from the shard file names; ``mixed`` if they differ);
+        for HDF5 sets the filter the config records (``gzip`` when it records none: the writer's default)."""
+        if self.container == "hdf5":
+            return str(self.config.get("compression", "gzip"))
+        kinds = {file_compression(e.file) for e in self.shards}
+        return kinds.pop() if len(kinds) == 1 else "none" if not kinds else "mixed"
+
     def shard_path(self, entry: ShardEntry) -> Path:
         return (self.root or Path(".")) / entry.file
+
+    def shard_url(self, entry: ShardEntry) -> str:
+        """Where to read ``entry``: next to the manifest (a URL when the manifest came from one, else a path)."""
+        if self.url is None:
+            return str(self.shard_path(entry))
+        return sibling_url(self.url, entry.file)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -274,6 +312,12 @@ class Manifest:
         if "num_tasks" in d and d["num_tasks"] != m.num_tasks:
             raise ShardError(f"{where}: num_tasks {d['num_tasks']} differs from the sum over shards ({m.num_tasks})")
         return m
+
+
+def sibling_url(url: str, file: str) -> str:
+    """The URL of ``file`` in the same folder as ``url`` (query strings and fragments dropped)."""
+    base = url.split("#", 1)[0].split("?", 1)[0]
+    return base.rsplit("/", 1)[0] + "/" + file
 
 
 def task_ranges_report(entries: list[ShardEntry], num_tasks: int | None = None) -> tuple[list[str], list[str]]:

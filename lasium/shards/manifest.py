@@ -26,6 +26,7 @@ from lasium.shards.format import (
     check_container,
     check_header,
     check_name,
+    file_compression,
     parse_shard_file_name,
     task_ranges_report,
 )
@@ -98,10 +99,13 @@ def write_manifest(out_dir: str | Path, header: dict[str, Any], entries: Iterabl
     out_dir = Path(out_dir)
     header = check_header(header)
     entries = sorted(entries, key=lambda e: e.first_task)
+    suffixes = {file_compression(e.file) for e in entries}
+    if len(suffixes) > 1:
+        raise ShardError(f"the shards for {out_dir} mix .tar and .tar.gz files; a set uses one kind (rewrite the odd ones)")
     for e in entries:
         parsed = parse_shard_file_name(e.file)
         if parsed is None:
-            raise ShardError(f"{e.file!r} is not a shard file name (<name>-NNNNNN.tar or .h5)")
+            raise ShardError(f"{e.file!r} is not a shard file name (<name>-NNNNNN.tar, .tar.gz or .h5)")
         if name is None:
             name = parsed[0]
         if container is None:
@@ -180,6 +184,8 @@ def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False
     with_sidecar = {e.file for e in entries} | {p.name[: -len(SIDECAR_SUFFIX)] for p in sidecars}
     orphans = [p.name for p in find_shard_files(folder) if p.name not in with_sidecar]
     problems += [f"{o} (shard without sidecar: unfinished write?)" for o in orphans]
+    if len({file_compression(e.file) for e in entries}) > 1:
+        raise ShardError(f"{folder} mixes .tar and .tar.gz shards; a set uses one kind (regenerate the odd ones)")
     gaps, overlaps = task_ranges_report(entries, first.config["num_tasks"])
     if overlaps:
         raise ShardError(f"overlapping shards in {folder}: {'; '.join(overlaps)}")

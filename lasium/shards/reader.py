@@ -29,7 +29,9 @@ from lasium.shards.format import (
     TaskLayout,
     container_of,
 )
+from lasium.shards.gz import GzipReader, tar_stream
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, find_sidecars, read_manifest
+from lasium.shards.remote import is_remote, manifest_url, read_remote_manifest
 from lasium.shards.streams import BUFFER, PipeStream, close_stream, open_url, read_all, url_to_path
 from lasium.shards.tario import iter_tar_members
 from lasium.tasks import Task
@@ -180,13 +182,17 @@ class _IndexCheck:
 
 
 def iter_wds_stream(stream: Any, url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None) -> Iterator[Task]:
-    """The tasks of a tar stream already opened (``url`` names it in messages)."""
+    """The tasks of a tar stream already opened (``url`` names it in messages); a gzip-compressed tar
+    (``.tar.gz``) is decompressed on the fly and read to its end, so its CRC is checked."""
     check = _IndexCheck(url, entry)
-    for sample in _group_members(iter_tar_members(stream, url), url):
+    tar = tar_stream(stream, url)
+    for sample in _group_members(iter_tar_members(tar, url), url):
         task = decode_wds_sample(sample, url, layout)
         check.next(task)
         yield task
     check.done()
+    if isinstance(tar, GzipReader):
+        tar.finish()
 
 
 def iter_wds_shard(url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None) -> Iterator[Task]:
@@ -257,16 +263,20 @@ def _hdf5_first_task(f: Any, url: str, count: int) -> int | None:
     return first
 
 
-def iter_hdf5_shard(url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None) -> Iterator[Task]:
+def iter_hdf5_shard(url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None, *,
+                    data: bytes | None = None) -> Iterator[Task]:
+    """The tasks of an HDF5 shard (``data``: its bytes, already fetched from ``url``)."""
     import h5py
 
-    path = None if url.startswith("pipe:") else url_to_path(url)
+    path = None if url.startswith("pipe:") or is_remote(url) or data is not None else url_to_path(url)
     try:
-        if path is not None:
+        if data is not None:
+            f = h5py.File(io.BytesIO(data), "r")
+        elif path is not None:
             if not path.is_file():
                 raise ShardError(f"shard {url} not found")
             f = h5py.File(path, "r")
-        else:  # HDF5 needs random access: fetch the stream into memory
+        else:  # HDF5 needs random access: fetch the stream (pipe:, URL) into memory
             f = h5py.File(io.BytesIO(read_all(url)), "r")
     except OSError as exc:
         raise ShardError(f"{url}: not a readable HDF5 file ({exc}); the shard is truncated or damaged, regenerate or re-copy it") from None
@@ -319,7 +329,8 @@ def resolve_shard_urls(source: str | Path | Sequence[str | Path]) -> tuple[list[
     """Shard URLs of a source, in task order, and its manifest when one is known.
 
     ``source``: a folder (its manifest.json; else its sidecars; else its shard files), a manifest
-    path, a brace pattern such as ``shards/x-{000000..000009}.tar``, one URL, or a list of those.
+    path or URL (``https://host/set/manifest.json``, ``s3://bucket/set/manifest.json``: shards resolve
+    next to it), a brace pattern such as ``shards/x-{000000..000009}.tar``, one URL, or a list of those.
     """
     if isinstance(source, (list, tuple)):
         urls = [u for item in source for u in _expand(str(item))]
@@ -327,6 +338,12 @@ def resolve_shard_urls(source: str | Path | Sequence[str | Path]) -> tuple[list[
             raise ShardError("empty list of shards")
         return urls, None
     text = str(source)
+    remote_manifest = manifest_url(text)
+    if remote_manifest is not None:
+        m = read_remote_manifest(remote_manifest)
+        if not m.shards:
+            raise ShardError(f"the manifest {remote_manifest} lists no shards")
+        return [m.shard_url(e) for e in m.shards], m
     path = url_to_path(text) if not text.startswith("pipe:") else None
     if path is not None and path.is_dir():
         if (path / MANIFEST_NAME).is_file():
@@ -336,14 +353,14 @@ def resolve_shard_urls(source: str | Path | Sequence[str | Path]) -> tuple[list[
         else:
             files = find_shard_files(path)
             if not files:
-                raise ShardError(f"no task shards (<name>-NNNNNN.tar or .h5) in {path}")
+                raise ShardError(f"no task shards (<name>-NNNNNN.tar, .tar.gz or .h5) in {path}")
             return [str(p) for p in files], None
         if not m.shards:
             raise ShardError(f"the manifest in {path} lists no shards")
-        return [str(m.shard_path(e)) for e in m.shards], m
+        return [m.shard_url(e) for e in m.shards], m
     if path is not None and path.suffix == ".json" and path.is_file():
         m = read_manifest(path)
-        return [str(m.shard_path(e)) for e in m.shards], m
+        return [m.shard_url(e) for e in m.shards], m
     if path is not None and not path.exists() and "{" not in text and path.suffix in ("", ".json"):
         raise ShardError(f"shard source {text} does not exist")
     return _expand(text), None

@@ -1,9 +1,10 @@
-"""Opening shard URLs as byte streams: plain paths, ``file:`` and ``pipe:`` (any command's stdout).
+"""Opening shard URLs as byte streams: plain paths, ``file:``, ``pipe:`` (any command's stdout) and URLs.
 
-``pipe:`` makes object storage work without special support, e.g.
+``pipe:`` makes any storage work without special support, e.g.
 ``pipe:aws s3 cp s3://bucket/set/x-000000.tar -`` or ``pipe:curl -s https://host/x-000000.tar``.
 A pipe command that exits non-zero is reported as a :class:`ShardError` with its stderr tail.
-Other schemes (``http:``, ``s3:``, ``gs:``, ...) are passed to ``webdataset.gopen``.
+``http(s)://`` URLs are streamed with the standard library, other ``scheme://`` URLs (``s3://``,
+``gs://``, ...) through fsspec (:mod:`lasium.shards.remote`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,10 @@ def open_url(url: str) -> BinaryIO:
             raise ShardError(f"shard {url} not found") from None
         except OSError as exc:
             raise ShardError(f"cannot open shard {url}: {exc.strerror}") from None
+    from lasium.shards.remote import is_remote, open_remote
+
+    if is_remote(url):
+        return open_remote(url)
     from webdataset import gopen
 
     try:

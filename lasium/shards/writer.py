@@ -20,6 +20,7 @@ from lasium.shards.atomic import atomic_write, atomic_write_bytes
 from lasium.shards.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
+    check_compression,
     TaskLayout,
     ShardEntry,
     canonical_json,
@@ -29,11 +30,14 @@ from lasium.shards.format import (
     expected_shard_tasks,
     shard_file_name,
 )
+from lasium.shards.gz import GzipWriter
 from lasium.shards.manifest import sidecar_path, write_sidecar
 from lasium.shards.wds_encode import wds_chunks
 from lasium.tasks import TaskBatch
 
 HDF5_COMPRESSIONS = ("gzip", "lzf", None)
+# ``compression="auto"``: what write_shard uses when not told (HDF5: gzip filter; WebDataset: plain tar)
+DEFAULT_COMPRESSION = {"wds": "none", "hdf5": "gzip"}
 
 
 def task_metas_json(batch: TaskBatch, first_task: int, config: dict[str, Any]) -> list[bytes]:
@@ -107,28 +111,36 @@ _image_counter = itertools.count()
 
 
 def write_shard(out_dir: str | Path, name: str, shard_index: int, first_task: int, batch: TaskBatch, container: str,
-                header: dict[str, Any], *, compression: str | None = "gzip", compression_level: int = 1) -> ShardEntry:
+                header: dict[str, Any], *, compression: str | None = "auto", compression_level: int = 1) -> ShardEntry:
     """Write shard ``shard_index`` of set ``name`` into ``out_dir`` and its sidecar; return its manifest entry.
 
     The shard is written to a hidden temporary name, fsynced and renamed, so an exception or a kill
     never leaves a partial file under the final name; then the sidecar ``<file>.json`` records the
     header and entry. A stale sidecar of an older version of the shard is removed first.
-    ``compression``/``compression_level`` apply to HDF5 only (``gzip`` level 1 by default).
+    ``compression``: WebDataset ``gzip`` writes ``<name>-NNNNNN.tar.gz`` (the tar gzipped, reproducible
+    header), ``none`` a plain ``.tar``; HDF5 ``gzip``, ``lzf`` or ``none`` filters. ``auto`` = plain tar,
+    HDF5 gzip. ``compression_level`` is the gzip level (1 by default).
     """
     check_name(name)
     check_container(container)
+    if compression == "auto":
+        compression = DEFAULT_COMPRESSION[container]
+    compression = check_compression(compression, container)
     header = check_header(header)
     validate_batch(batch, header, shard_index, first_task)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    file = shard_file_name(name, shard_index, container)
+    file = shard_file_name(name, shard_index, container, compression)
     path = out_dir / file
     metas_json = task_metas_json(batch, first_task, header["config"])
     sidecar_path(path).unlink(missing_ok=True)
     if container == "wds":
         def fill(out: Any) -> None:
+            sink = GzipWriter(out, compression_level) if compression == "gzip" else out
             for chunk in wds_chunks(batch, first_task, metas_json):
-                out.write(chunk)
+                sink.write(chunk)
+            if sink is not out:
+                sink.close()
 
         size, sha = atomic_write(path, fill)
     else:
@@ -137,7 +149,8 @@ def write_shard(out_dir: str | Path, name: str, shard_index: int, first_task: in
                                             "first_task": first_task, "num_tasks": len(batch)}),
             "lasium_header": canonical_json(header),
         }
-        size, sha = atomic_write_bytes(path, hdf5_image(batch, metas_json, attrs, compression, compression_level))
+        filt = None if compression == "none" else compression
+        size, sha = atomic_write_bytes(path, hdf5_image(batch, metas_json, attrs, filt, compression_level))
     entry = ShardEntry(file, first_task, len(batch), size, sha)
     write_sidecar(path, container, name, header, entry)
     return entry

@@ -1,0 +1,179 @@
+"""gzip for WebDataset shards (``<name>-NNNNNN.tar.gz``): a reproducible writer and a strict streaming reader.
+
+Writing: the gzip header is fixed (no file name, mtime 0, OS byte 255 "unknown", as Python's
+``gzip`` module writes it), followed by raw deflate data from ``zlib`` and the CRC-32/size trailer,
+so the same tar bytes always give the same ``.tar.gz`` bytes with a given zlib. ``tar -xzf``, Python's
+``gzip``/``tarfile`` and a stock ``webdataset.WebDataset`` read the result.
+
+Reading: :class:`GzipReader` decompresses a byte stream on the fly (it never holds a whole shard)
+and is strict where a lenient reader would stop early without a word: a stream that ends before the
+gzip trailer, a CRC or length mismatch, or bytes after the data that are neither another gzip
+member nor zero padding raise :class:`ShardError` naming the shard.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, BinaryIO
+
+from lasium.errors import ShardError
+
+GZIP_MAGIC = b"\x1f\x8b"
+DEFAULT_LEVEL = 1
+_READ = 1 << 18  # compressed bytes read from the raw stream at a time
+_OUT = 1 << 20  # decompressed bytes produced per step at most (bounds memory on highly compressible data)
+
+
+def gzip_header(level: int) -> bytes:
+    """The fixed 10-byte member header: deflate, no flags, mtime 0, XFL as Python's gzip sets it, OS 255."""
+    xfl = 2 if level == 9 else 4 if level == 1 else 0
+    return GZIP_MAGIC + b"\x08\x00\x00\x00\x00\x00" + bytes([xfl]) + b"\xff"
+
+
+class GzipWriter:
+    """Compresses everything written to it into ``out`` (anything with ``write``) as one gzip member.
+
+    Call :meth:`close` to write the trailer; ``out`` itself is not closed.
+    """
+
+    def __init__(self, out: Any, level: int = DEFAULT_LEVEL) -> None:
+        if not 0 <= int(level) <= 9:
+            raise ShardError(f"gzip level {level} is out of range 0..9")
+        self.out = out
+        self._z = zlib.compressobj(int(level), zlib.DEFLATED, -zlib.MAX_WBITS, 9 if level >= 9 else 8, 0)
+        self._crc = 0
+        self._size = 0
+        out.write(gzip_header(int(level)))
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self._crc = zlib.crc32(view, self._crc)
+        self._size += len(view)
+        packed = self._z.compress(view)
+        if packed:
+            self.out.write(packed)
+        return len(view)
+
+    def close(self) -> None:
+        tail = self._z.flush()
+        if tail:
+            self.out.write(tail)
+        self.out.write(self._crc.to_bytes(4, "little") + (self._size & 0xFFFFFFFF).to_bytes(4, "little"))
+
+
+class GzipReader:
+    """A readable stream of the decompressed content of a gzip stream (several members allowed).
+
+    ``prefix`` = bytes already taken from ``raw`` (the sniffed magic). :meth:`finish` reads to the
+    end of the compressed stream, which checks the last CRC and that nothing but padding follows.
+    """
+
+    def __init__(self, raw: BinaryIO, shard: str, prefix: bytes = b"") -> None:
+        self.raw, self.shard = raw, shard
+        self._pending = prefix  # compressed bytes not yet given to the decompressor
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._buf = b""
+        self._pos = 0
+        self._eof = False
+        self.compressed_bytes = len(prefix)
+
+    def _raw_read(self) -> bytes:
+        try:
+            data = self.raw.read(_READ)
+        except ShardError:
+            raise
+        except (OSError, EOFError) as exc:
+            raise ShardError(f"{self.shard}: reading failed ({exc}); the transfer was cut or the file is damaged, re-copy it") from None
+        data = data or b""
+        self.compressed_bytes += len(data)
+        return data
+
+    def _fill(self) -> None:
+        """Decompress the next piece into the buffer (sets ``_eof`` at the real end of the stream)."""
+        while True:
+            if self._d.unconsumed_tail:
+                data = self._d.unconsumed_tail
+            elif self._pending:
+                data, self._pending = self._pending, b""
+            else:
+                data = self._raw_read()
+                if not data:
+                    if self._d.eof:
+                        self._eof = True
+                        return
+                    raise ShardError(f"{self.shard}: gzip stream ends before its end (truncated); regenerate or re-copy it")
+            if self._d.eof:  # the previous member is complete: padding, another member, or garbage
+                stripped = data.lstrip(b"\x00")
+                if not stripped:
+                    continue
+                if not stripped.startswith(GZIP_MAGIC[: len(stripped)]):
+                    raise ShardError(f"{self.shard}: unexpected bytes after the gzip data; the shard is damaged, regenerate or re-copy it")
+                self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                data = stripped
+            try:
+                out = self._d.decompress(data, _OUT)
+            except zlib.error as exc:
+                raise ShardError(f"{self.shard}: corrupt gzip data ({exc}); the shard is damaged, regenerate or re-copy it") from None
+            if self._d.eof and self._d.unused_data:
+                self._pending = self._d.unused_data + self._pending
+            if out:
+                rest = self._buf[self._pos :]
+                self._buf = rest + out if rest else out
+                self._pos = 0
+                return
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = [self._buf[self._pos :]]
+            self._buf, self._pos = b"", 0
+            while not self._eof:
+                self._fill()
+                parts.append(self._buf)
+                self._buf, self._pos = b"", 0
+            return b"".join(parts)
+        while len(self._buf) - self._pos < n and not self._eof:
+            self._fill()
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += len(data)
+        return data
+
+    def finish(self) -> None:
+        """Read (and discard) the rest: the end-of-archive padding, the CRC check, trailing bytes."""
+        self._buf, self._pos = b"", 0
+        while not self._eof:
+            self._fill()
+            self._buf, self._pos = b"", 0
+
+
+class _Prefixed:
+    """``raw`` with ``prefix`` (bytes already read from it) put back in front."""
+
+    def __init__(self, raw: BinaryIO, prefix: bytes) -> None:
+        self.raw, self._prefix = raw, prefix
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._prefix:
+            return self.raw.read(n)
+        if n is None or n < 0:
+            data, self._prefix = self._prefix + (self.raw.read() or b""), b""
+            return data
+        data, self._prefix = self._prefix[:n], self._prefix[n:]
+        if len(data) < n:
+            data += self.raw.read(n - len(data)) or b""
+        return data
+
+
+def tar_stream(raw: BinaryIO, shard: str) -> Any:
+    """The tar bytes of a shard stream: decompressed on the fly when it is gzip (detected by its magic,
+    like ``tar`` and WebDataset do), else the stream itself. A ``.tar.gz`` that is not gzip is refused."""
+    try:
+        head = raw.read(2) or b""
+        if len(head) == 1:
+            head += raw.read(1) or b""
+    except (OSError, EOFError) as exc:
+        raise ShardError(f"{shard}: reading failed ({exc}); re-copy it") from None
+    if head == GZIP_MAGIC:
+        return GzipReader(raw, shard, head)
+    if shard.split("?")[0].rstrip("'\" ").endswith(".gz"):
+        raise ShardError(f"{shard}: the name ends in .gz but the file is not gzip-compressed; rename or re-copy it")
+    return _Prefixed(raw, head)
