@@ -82,12 +82,14 @@ def test_digest_equal_across_methods():
 
 
 class Pixels(nn.Module):
-    """A backbone that returns the raw pixels, so prototype distances can be worked out by hand."""
+    """A backbone that returns the raw pixels, so prototype distances can be worked out by hand.
+
+    Like Conv4 it takes one batch (n, C, H, W) or T tasks' batches (T, n, C, H, W)."""
 
     out_features = 4
 
     def forward(self, x):
-        return x.flatten(1)
+        return x.flatten(-3)
 
 
 def crafted_episodes() -> tuple[Episodes, np.ndarray]:

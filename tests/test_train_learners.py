@@ -74,12 +74,34 @@ def test_first_order_maml_detaches_inner_gradients():
     assert max_diff(got, hand_written_meta_grad(model, *batch, first_order=False)) > 1e-5
 
 
-def test_vmap_and_loop_agree():
-    model = tiny(MAML)
+@pytest.mark.parametrize("cls", [MAML, ProtoNets])
+def test_vmap_and_loop_agree(cls):
+    """MAML vmaps over tasks; ProtoNets runs them as one batch with per-task batch norm: both equal a loop."""
+    model = tiny(cls)
     batch = tasks(3)
     a, b = model.meta_gradients(*batch), model.meta_gradients(*batch, vectorize=False)
     assert max_diff(a.grads, b.grads) < 1e-10
     torch.testing.assert_close(a.loss, b.loss)
+    torch.testing.assert_close(a.accuracy, b.accuracy)
+
+
+def test_pooling_before_relu_is_the_usual_block():
+    """conv → BN → max-pool → ReLU computes exactly what the usual conv → BN → ReLU → max-pool does."""
+    model = tiny(ProtoNets)
+    x = torch.randn(6, 1, 16, 16, dtype=torch.float64)
+    usual = x
+    for conv, norm, pool, relu in model.backbone.blocks:
+        usual = pool(relu(norm(conv(usual))))
+    assert torch.equal(model.backbone(x), usual.flatten(1))
+
+
+def test_grouped_batch_norm_equals_one_pass_per_task():
+    model = tiny(ProtoNets)
+    x = torch.randn(3, 4, 1, 16, 16, dtype=torch.float64)
+    batched = model.backbone(x)
+    assert batched.shape == (3, 4, model.backbone.out_features)
+    for t in range(3):
+        torch.testing.assert_close(batched[t], model.backbone(x[t]))
 
 
 def test_adapt_is_vmappable_and_keeps_no_graph_under_no_grad():

@@ -3,13 +3,18 @@
 A class is represented by the mean backbone feature of its support images (its prototype); a query image
 is scored by the negative squared Euclidean distance to each prototype. There is no inner loop: ``adapt``
 only computes prototypes, so ``steps`` and ``lr`` are ignored.
+
+With no per-task weights, a meta-batch needs no ``vmap``: ``adapt``/``predict`` accept one task or T tasks
+on a leading axis, and the backbone runs all T tasks' images in one pass with batch norm per task (see
+``lasium.train.backbone``), which is several times cheaper than T vmapped passes on a CPU.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
-from lasium.train.learner import MetaLearner, Params, full_precision
+from lasium.train.learner import MetaGradients, MetaLearner, Params, full_precision
 
 
 class ProtoNets(MetaLearner):
@@ -19,15 +24,38 @@ class ProtoNets(MetaLearner):
 
     def adapt(self, support: torch.Tensor, support_labels: torch.Tensor, steps: int | None = None,
               lr: float | None = None, params: Params | None = None) -> Params:
-        """The meta-parameters plus ``prototypes`` (N, D): class means of the support features."""
+        """The meta-parameters plus ``prototypes`` (N, D), or (T, N, D) for T tasks: class means of the support features."""
         params = self.meta_params() if params is None else params
         features = full_precision(self._features(params, support))
         # One-hot by comparison (not F.one_hot) so it stays vmappable; labels may come in any order.
         classes = torch.arange(self.ways, device=support_labels.device)
-        onehot = (support_labels[:, None] == classes[None, :]).to(features.dtype)
-        prototypes = onehot.T @ features / onehot.sum(0).clamp(min=1)[:, None]
+        onehot = (support_labels[..., :, None] == classes).to(features.dtype)
+        prototypes = onehot.transpose(-1, -2) @ features / onehot.sum(-2).clamp(min=1)[..., None]
         return {**params, "prototypes": prototypes}
 
     def predict(self, params: Params, query: torch.Tensor) -> torch.Tensor:
+        """Logits (M, N), or (T, M, N) for T tasks' queries (T, M, C, H, W)."""
         features = full_precision(self._features(params, query))
-        return -((features[:, None, :] - params["prototypes"][None, :, :]) ** 2).sum(-1)
+        return -((features[..., :, None, :] - params["prototypes"][..., None, :, :]) ** 2).sum(-1)
+
+    # --- over tasks: batched directly, no vmap -------------------------------------------------------
+    def adapt_tasks(self, support: torch.Tensor, support_labels: torch.Tensor, steps: int | None = None,
+                    lr: float | None = None, params: Params | None = None) -> Params:
+        """Prototypes (T, N, D) of T tasks in one batched pass (the meta-parameters carry no task axis)."""
+        return self.adapt(support, support_labels, params=params)
+
+    def predict_tasks(self, params: Params, query: torch.Tensor) -> torch.Tensor:
+        return self.predict(params, query)
+
+    def meta_gradients(self, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
+                       query_labels: torch.Tensor, vectorize: bool = True) -> MetaGradients:
+        """Mean query loss gradient over T tasks, all in one batched pass (``vectorize=False``: a loop over tasks)."""
+        if not vectorize:
+            return super().meta_gradients(support, support_labels, query, query_labels, vectorize=False)
+        params = self.meta_params()
+        logits = full_precision(self.predict(self.adapt(support, support_labels, params=params), query))
+        t, m = logits.shape[:2]
+        loss = F.cross_entropy(logits.reshape(t * m, -1), query_labels.reshape(-1), reduction="none").reshape(t, m).mean(1)
+        accuracy = (logits.argmax(-1) == query_labels).float().mean(1)
+        grads = torch.autograd.grad(loss.mean(), list(params.values()))
+        return MetaGradients(dict(zip(params, grads)), loss.detach(), accuracy.detach())
