@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # the driver passes its Sizes, rows and rates in; nothing is 
 
     from repro_omniglot import Row, Sizes
 
-CONSOLE_MODULES = {"lasium-fit": "lasium.generate.fit_cli", "lasium-gen": "lasium.generate.cli",
+CONSOLE_MODULES = {"lasium-fit": "lasium.generate.models.fit_cli", "lasium-gen": "lasium.generate.job.cli",
                    "lasium-train": "lasium.train.cli", "lasium-eval": "lasium.evaluate.cli", "lasium-shards": "lasium.shards.cli"}
 
 

@@ -50,6 +50,7 @@ def test_reference_shard_set_is_byte_identical(tmp_path: Path, container: str) -
         "--format", container, "--out", str(out), "--name", "pin", "--device", "cpu", "--precision", "fp32",
         "--seed", "7", "--workers", "0", "--quiet",
     ]
-    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
     got = {name: _sha256(out / name) for name in REFERENCE[container]}
     assert got == REFERENCE[container]

@@ -8,7 +8,7 @@ architecture of LASIUM (Khodadadeh et al., ICLR 2021):
 * loss: Bernoulli reconstruction (binary cross-entropy, summed over pixels) plus KL(q(z|x) ‖ N(0, I)),
   averaged over the batch.
 
-Other sizes use the GAN's stage rule (:func:`lasium.generate.gan.upsampling_stages`): s stride-2 stages
+Other sizes use the GAN's stage rule (:func:`lasium.generate.models.gan.upsampling_stages`): s stride-2 stages
 and max(4, s) blocks on each side, so the start resolution is (H / 2^s, W / 2^s).
 """
 

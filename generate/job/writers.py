@@ -171,7 +171,7 @@ def _writer_main(target: WriteTarget, layout: SlotLayout, slot_names: list[str],
 def _process_context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["lasium.generate.writers"])
+        ctx.set_forkserver_preload(["lasium.generate.job.writers"])
         return ctx
     return mp.get_context("spawn")
 

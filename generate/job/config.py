@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError
-from lasium.generate.anchors import ANCHOR_CHUNK, default_epsilon
-from lasium.generate.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
-from lasium.generate.synthesis import DECODE_TASKS
+from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, default_epsilon
+from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
+from lasium.generate.synthesis.synthesizer import DECODE_TASKS
+from lasium.shards.format import CONTAINERS
 
 SOURCES = ("generator", "real")
-FORMATS = ("wds", "hdf5")
 PRECISIONS = ("auto", "fp32", "bf16")
 RNG_SCHEME = "torch.Generator per shard seeded with lasium.seeding.derive_seed(seed, 'shard', s)"
 
@@ -40,11 +40,11 @@ def parse_shard_range(text: str | None, num_shards: int) -> tuple[int, int]:
         return 0, num_shards
     m = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", str(text))
     if not m:
-        raise ConfigError(f"--shards {text!r} is not a range; write A:B (shards A … B-1), e.g. --shards 0:100")
+        raise ConfigError(f"--shard-range {text!r} is not a range; write A:B (shards A … B-1), e.g. --shard-range 0:100")
     a = int(m[1]) if m[1] else 0
     b = int(m[2]) if m[2] else num_shards
     if a >= b or a >= num_shards:
-        raise ConfigError(f"--shards {text} selects no shard: the set has shards 0:{num_shards}")
+        raise ConfigError(f"--shard-range {text} selects no shard: the set has shards 0:{num_shards}")
     return a, min(b, num_shards)
 
 
@@ -73,14 +73,14 @@ class GenerationConfig:
     sigma: float | None = None
     alpha: float | None = None
     epsilon: float | None = None
-    format: str = "wds"
+    container: str = "wds"  # --format: wds | hdf5
     out: str | None = None
     name: str | None = None
     tasks_per_shard: int = 1000
     seed: int = 0
     save_latents: bool = False
     device: str = "auto"
-    shards: str | None = None
+    shard_range: str | None = None  # "A:B", --shard-range
     workers: int | None = None
     compile: bool = False
     precision: str = "auto"
@@ -104,8 +104,8 @@ class GenerationConfig:
             if self.strategy is None:
                 raise ConfigError("--strategy is required with a generator source; use n, ro or oc")
             check_strategy(self.strategy)
-        if self.format not in FORMATS:
-            raise ConfigError(f"unknown --format {self.format!r}; use wds or hdf5")
+        if self.container not in CONTAINERS:
+            raise ConfigError(f"unknown --format {self.container!r}; use wds or hdf5")
         if self.preset not in PRESETS:
             raise ConfigError(f"unknown --preset {self.preset!r}; use one of: {', '.join(PRESETS)}")
         if self.ways < 2:
@@ -157,7 +157,7 @@ class GenerationConfig:
     def strategy_parameter(self, generator_kind: str) -> tuple[str, float]:
         """(name, value) of the strategy's parameter: σ for ``n``, α for ``ro``/``oc``."""
         assert self.strategy is not None
-        name = "sigma" if self.strategy == "n" else "alpha"
+        name = check_strategy(self.strategy).parameter
         given = self.sigma if name == "sigma" else self.alpha
         return name, float(given) if given is not None else default_parameter(self.strategy, generator_kind, self.preset)
 
@@ -180,7 +180,7 @@ class GenerationConfig:
             "tasks_per_shard": self.tasks_per_shard,
             "num_tasks": self.num_tasks,
             "save_latents": bool(self.save_latents),
-            "format": self.format,
+            "format": self.container,  # the record's historical key for the container
             "source": self.source,
             "strategy": self.label,
             "rng": RNG_SCHEME,
@@ -222,4 +222,4 @@ class GenerationConfig:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
 
-__all__ = ["GenerationConfig", "FORMATS", "SOURCES", "STRATEGIES", "parse_shard_range", "default_workers"]
+__all__ = ["GenerationConfig", "SOURCES", "STRATEGIES", "parse_shard_range", "default_workers"]

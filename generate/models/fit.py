@@ -32,19 +32,19 @@ import lasium
 from lasium.errors import ConfigError
 from lasium.seeding import derive_seed, numpy_rng, torch_generator
 
+from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.runtime import device_label, resolve_device
+
 from .checkpoint import (
     CHECKPOINT_FORMAT,
-    CONFIG_FILE,
     FORMAT_VERSION,
     LOSS_LOG,
     STATE_JSON,
-    WEIGHTS_FILE,
     read_config,
     restore_training_state,
     save_training_checkpoint,
 )
 from .gan import GANTrainer, gan_architecture
-from .interface import resolve_device
 from .vae import VAETrainer, vae_architecture
 
 MODELS = ("gan", "vae")
@@ -176,12 +176,6 @@ def build_trainer(config: FitConfig, image_shape: tuple[int, int, int], device: 
         return VAETrainer(vae_architecture(image_shape, config.latent_dim), config.lr, device)
 
 
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return str(device)
-
-
 class StepRunner:
     """Runs training steps: eagerly, or on CUDA as one replayed CUDA graph per step.
 
@@ -249,7 +243,7 @@ def fit(
 ) -> FitResult:
     """Train ``config.model`` on unlabeled images (``data``, else :func:`load_training_images`) into ``out_dir``.
 
-    Writes a checkpoint after every epoch (see :mod:`lasium.generate.checkpoint`), a loss line to
+    Writes a checkpoint after every epoch (see :mod:`lasium.generate.models.checkpoint`), a loss line to
     ``losses.jsonl`` and sample grids; ``resume=True`` continues the checkpoint in ``out_dir`` to
     ``config.epochs`` epochs in total.
     """

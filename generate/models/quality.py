@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 from lasium.errors import CheckpointError, ConfigError
 from lasium.seeding import derive_seed, numpy_rng, torch_generator
 
+from .interface import Generator
+
 CLASSIFIER_VERSION = "conv4-gap-v1"
 
 
@@ -176,8 +178,8 @@ def cached_feature_classifier(
 
 
 @torch.no_grad()
-def generate_images(generator: Any, n: int, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
-    """n images from ``generator`` (the :class:`~lasium.generate.interface.Generator` protocol), uint8 (n, H, W, C),
+def generate_images(generator: Generator, n: int, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
+    """n images from ``generator`` (a :class:`~lasium.generate.models.interface.Generator`), uint8 (n, H, W, C),
     quantised like real data and shards are."""
     g = torch_generator(seed, "quality", "latents", device=generator.device)
     out = []
@@ -204,7 +206,7 @@ class QualityReport:
 
 
 def sample_quality(
-    generator: Any,
+    generator: Generator,
     dataset: str,
     *,
     num_samples: int | None = None,
