@@ -208,3 +208,15 @@ def test_lasium_train_never_imports_generate_or_evaluate():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_trainer_leaves_the_callers_config_as_given(shards, tmp_path):
+    import copy
+
+    from lasium.train.trainer import Trainer
+
+    cfg = config(shards["wds"], tmp_path / "keep")
+    before = copy.deepcopy(cfg)
+    trainer = Trainer(cfg, progress=False)
+    assert cfg == before and trainer.config is not cfg
+    assert trainer.config.ways == trainer.shard_set.layout.ways

@@ -65,6 +65,7 @@ class MetaLearner(nn.Module):
     """
 
     algo: ClassVar[str] = ""
+    adapts: ClassVar[bool] = True  # is there an inner loop (at training and at test time)? ProtoNets: no
     second_order: ClassVar[bool] = False  # does the meta-gradient differentiate through inner gradients?
 
     def __init__(self, config: LearnerConfig) -> None:
