@@ -53,22 +53,29 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+def replace_atomically(path: str | Path, write: Callable[[Path], None], *, temp: Path | None = None) -> Path:
     """Create or replace ``path`` with what ``write(temporary_path)`` writes; fsync, rename, fsync the folder.
 
     The temporary file lives in the same folder (a rename across file systems would not be atomic) and gets
     the permissions ``open()`` would give a new file; on any exception it is removed and ``path`` is untouched.
+    By default it gets a fresh random hidden name; ``temp`` fixes it instead, for writers that own ``path``
+    exclusively and want a rerun to find (and overwrite) what a killed run left behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
+    fd = -1
+    if temp is None:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+    else:
+        tmp = Path(temp)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes the file private; match what open() would create
-        os.close(fd)
-        fd = -1
+        if fd >= 0:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes the file private; match what open() would create
+            os.close(fd)
+            fd = -1
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())

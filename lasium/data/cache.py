@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,21 +88,6 @@ def fingerprint(images: np.ndarray, labels: np.ndarray | None = None) -> str:
 def cache_key(material: dict[str, Any]) -> str:
     """A short, stable hash of everything an entry depends on."""
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def open_temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
-    """Create a new hidden temporary file next to ``path`` (same file system, so renaming is atomic).
-
-    Unlike ``tempfile.mkstemp`` (always 0600) the file gets the usual permissions under the umask,
-    so a shared cache or data folder stays readable by the group.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
-        except FileExistsError:
-            continue
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:
