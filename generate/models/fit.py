@@ -16,7 +16,6 @@ optimizer moments, step), so ``resume=True`` continues exactly: on CPU, 2 epochs
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -33,6 +32,7 @@ from lasium.errors import ConfigError
 from lasium.seeding import derive_seed, numpy_rng, torch_generator
 
 from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.jsonl_log import JsonLinesLog
 from lasium.runtime import device_label, resolve_device
 
 from .checkpoint import (
@@ -295,9 +295,7 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
     fixed_real = pixels[torch.from_numpy(fixed_idx).to(device)].float() / 255.0
 
     commands = list(previous.get("commands") or []) + [command or " ".join(["lasium-fit"] + sys.argv[1:])]
-    log_path = out / LOSS_LOG
-    kept = [line for line in (log_path.read_text().splitlines() if log_path.exists() else []) if line.strip() and json.loads(line)["epoch"] <= start_epoch]
-    log_path.write_text("".join(line + "\n" for line in kept))
+    loss_log = JsonLinesLog(out / LOSS_LOG, key="epoch", keep_until=start_epoch, sort_keys=False)  # epochs past the checkpoint are redone
 
     session_start = time.perf_counter()
     final_losses: dict[str, float] = dict(previous.get("final_losses") or {})
@@ -361,14 +359,14 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
             "rng": {"scheme": "derive_seed(seed, 'fit', 'permutation'|'noise', epoch)", "next_epoch": epoch + 1},
         }
         save_training_checkpoint(out, trainer, config_json, state_json)
-        with open(log_path, "a") as f:
-            f.write(json.dumps({"epoch": epoch + 1, "step": step, **final_losses, "images_per_second": round(ips, 1), "epoch_seconds": round(epoch_seconds, 3)}) + "\n")
+        loss_log.write({"epoch": epoch + 1, "step": step, **final_losses, "images_per_second": round(ips, 1), "epoch_seconds": round(epoch_seconds, 3)})
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in final_losses.items()) + f", {ips:.0f} images/s")
         if stopped:
             if progress:
                 tqdm.write(f"stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} would be exceeded by another epoch")
             break
+    loss_log.close()
     return FitResult(out, epoch + 1, step, final_losses, ips, train_seconds, stopped)
 
 
