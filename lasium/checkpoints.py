@@ -2,7 +2,7 @@
 
 A checkpoint is a folder, never a pickle::
 
-    model.safetensors    the weights (what is needed to use the model)
+    model.safetensors    the weights (what is needed to use the model; its file_sha256 names them in manifests)
     config.json          {"format": <kind of checkpoint>, "format_version": N, ...}: how to rebuild the model
     <training state>     what ``--resume`` needs besides the weights: tensors as safetensors, the rest as
                          JSON (each stage names its own pair, e.g. ``lasium.train.checkpoint.STATE_FILE``)
@@ -25,18 +25,6 @@ if TYPE_CHECKING:
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
-HASH_BLOCK = 1 << 20
-
-
-def file_sha256(path: str | Path) -> str:
-    """sha256 of a file's bytes, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def state_dict_sha256(module: nn.Module) -> str:
     """sha256 of a module's state dict in canonical form: keys sorted, each as name, dtype, shape, raw bytes."""
     import torch

@@ -92,6 +92,34 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None], *, temp:
     return path
 
 
+def replace_folder_atomically(folder: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Create or replace the folder ``folder`` with what ``fill(temporary_folder)`` writes into it.
+
+    The temporary folder is a hidden sibling; once ``fill`` returns it is renamed into place (the old folder,
+    if any, is first renamed aside, then removed), so readers see the old folder or the complete new one. On
+    any exception the temporary folder is removed and ``folder`` is untouched.
+    """
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(folder.parent)
+    return folder
+
+
 def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True) -> Path:
     """Write ``obj`` as JSON (indent 2, trailing newline; keys sorted unless ``sort_keys=False``) atomically.
 
@@ -110,6 +138,20 @@ def write_safetensors_atomic(path: str | Path, tensors: dict[str, torch.Tensor],
 
 
 # ----------------------------------------------------------------------------- checked reads
+
+HASH_BLOCK = 1 << 22
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (shards, weights), read in 4 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
 
 
 def _first_line(exc: BaseException) -> str:

@@ -15,6 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from lasium.errors import CheckpointError, ConfigError
 from lasium.generate.models import bundled_registry as bundled_mod
+from lasium.safe_io import file_sha256
 from lasium.generate.models.bundled_registry import export_bundled
 from lasium.generate.models.checkpoint import load_checkpoint
 from lasium.generate.models.fit import FitConfig, fit
@@ -138,7 +139,7 @@ def test_checkpoint_loads_through_the_generator_interface(checkpoints):
         assert x.shape == (5, 1, 16, 16) and not x.requires_grad
         assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
         d = g.describe()
-        assert d["weights_sha256"] == bundled_mod.file_sha256(folder / "model.safetensors")
+        assert d["weights_sha256"] == file_sha256(folder / "model.safetensors")
         assert d["kind"] == kind and d["image_shape"] == [16, 16, 1]
         assert isinstance(g.network, torch.nn.Module)
         assert g.max_decode_batch >= 1 << 16  # 16×16 images: activations are small
@@ -255,6 +256,6 @@ def test_export_bundled_round_trip(tmp_path, monkeypatch, checkpoints):
     g = load_generator("omniglot-vae")
     full = load_generator(checkpoints["vae"])
     assert g.kind == "vae" and g.name == "omniglot-vae"
-    assert g.describe()["weights_sha256"] == bundled_mod.file_sha256(dest / "model.safetensors")
+    assert g.describe()["weights_sha256"] == file_sha256(dest / "model.safetensors")
     z = g.sample_prior(4, torch.Generator().manual_seed(0))
     assert torch.allclose(g.decode(z), full.decode(z), atol=2e-2)  # fp16 weights ≈ fp32 weights

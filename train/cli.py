@@ -10,7 +10,7 @@ from click.core import ParameterSource
 
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import CheckpointError
-from lasium.train.checkpoint import read_config
+from lasium.train.checkpoint import read_configs
 from lasium.train.config import PRECISIONS, TrainConfig
 from lasium.train.registry import ALGORITHMS
 
@@ -80,7 +80,7 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
         latest = latest_checkpoint(Path(options["out"]))
         if latest is None:
             raise CheckpointError(f"nothing to resume in {options['out']}: no last/ or step-N/ checkpoint; start without --resume")
-        _, saved = read_config(latest)
+        _, saved = read_configs(latest)
         given = {k for k in FIELDS if k != "compile" and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
         if compile_:
             given.add("compile")

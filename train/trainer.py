@@ -32,7 +32,7 @@ from lasium.errors import CheckpointError, ConfigError
 from lasium.runtime import RankInfo
 from lasium.seeding import derive_seed, seed_everything
 from lasium.train import distributed as D
-from lasium.train.checkpoint import STATE_FILE, load_training_state, read_config, rng_state, save_checkpoint
+from lasium.train.checkpoint import STATE_FILE, load_training_state, read_configs, rng_state, save_checkpoint
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
 from lasium.train.registry import build_learner
@@ -132,7 +132,7 @@ class Trainer:
             return None
         if latest is None:
             raise CheckpointError(f"nothing to resume in {self.out}: no last/ or step-N/ checkpoint; start without --resume")
-        saved, _ = read_config(latest)
+        saved, _ = read_configs(latest)
         mine = self.config.learner_config()
         if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden) != (mine.algo, mine.ways, tuple(mine.image_shape), mine.hidden):
             raise ConfigError(f"{latest} holds a {saved.algo} learner for {saved.ways}-way {tuple(saved.image_shape)} tasks; "

@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE, file_sha256
+from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import CheckpointError, ConfigError
-from lasium.safe_io import write_json_atomic
+from lasium.safe_io import file_sha256, write_json_atomic
 
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_model_weights
 

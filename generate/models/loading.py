@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from lasium.checkpoints import file_sha256
 from lasium.errors import CheckpointError, ConfigError
 from lasium.runtime import resolve_device
+from lasium.safe_io import file_sha256
 
 from .bundled_registry import BUNDLED_NAMES, bundled_folder, is_bundled_name
 from .checkpoint import load_checkpoint
