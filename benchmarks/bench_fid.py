@@ -19,8 +19,8 @@ import click
 
 from lasium.cli_support import user_errors
 from lasium.generate import load_generator
-from lasium.runtime import resolve_device
 from lasium.generate.models.quality import sample_quality
+from lasium.runtime import resolve_device
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

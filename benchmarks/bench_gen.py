@@ -32,15 +32,16 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from lasium.cli_support import parse_count
-from lasium.generate.synthesis.anchors import default_epsilon, min_pairwise_sq_distance
 from lasium.generate.job.config import GenerationConfig
 from lasium.generate.job.job import GenerationJob, HostStager
+from lasium.generate.synthesis.anchors import default_epsilon, min_pairwise_sq_distance
 from lasium.generate.synthesis.strategies import class_latents
 from lasium.generate.synthesis.synthesizer import to_uint8_nhwc
 from lasium.runtime import RankInfo
@@ -91,14 +92,14 @@ def time_loop(step: Callable[[], Any], device: torch.device, min_seconds: float,
 
 
 def generator_bound(model: Any, batch: int, device: torch.device, seconds: float, compiled: bool) -> dict[str, Any]:
-    """Images/s of the bare decoder (the ceiling: every task needs 30 decoded images)."""
+    """Images/s of the bare network (the ceiling: every task needs 30 decoded images)."""
     network = torch.compile(model.network, dynamic=False) if compiled else model.network
     z = torch.randn(batch, model.latent_dim, device=device, generator=torch_generator(0, "bound", device=device))
 
     @torch.inference_mode()
     def step() -> Any:
         with autocast(device):
-            return decoder(z)
+            return network(z)
 
     elapsed, n = time_loop(step, device, seconds, warmup=3 if compiled else 2)
     images_per_s = batch * n / elapsed

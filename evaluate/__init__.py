@@ -42,7 +42,13 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from lasium.evaluate.baselines import scratch_learner
-    from lasium.evaluate.evaluator import EvalReport, ShotResult, evaluate_checkpoint, evaluate_learner, evaluate_scratch
-    from lasium.evaluate.protocol import EvalProtocol, Episodes, make_episodes, mean_ci95, parse_shots
+    from lasium.evaluate.evaluator import (
+        EvalReport,
+        ShotResult,
+        evaluate_checkpoint,
+        evaluate_learner,
+        evaluate_scratch,
+    )
+    from lasium.evaluate.protocol import Episodes, EvalProtocol, make_episodes, mean_ci95, parse_shots
     from lasium.evaluate.report import format_table, write_json_atomic
     from lasium.evaluate.scoring import score_episodes

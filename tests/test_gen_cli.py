@@ -38,7 +38,7 @@ def invoke(*args: str):
 
 def one_line_error(result) -> str:
     assert result.exit_code == 2, result.output
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     return lines[0]
@@ -155,7 +155,7 @@ def test_enospc_in_a_writer_process_propagates(tmp_path):
     r = subprocess.run(gen_cmd(out, "--strategy", "n", "--n-tasks", "100", "--tasks-per-shard", "25", "--generator", "gen_tiny:build",
                                "--workers", "2"), env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no space left on device" in lines[0], r.stderr
     assert not [p.name for p in out.iterdir()]  # nothing partial, nothing hidden left behind
 

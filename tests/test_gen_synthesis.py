@@ -15,6 +15,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gen_tiny  # noqa: E402
 
 from lasium.errors import ConfigError  # noqa: E402
+from lasium.generate.synthesis.anchor_pool import encode_pool  # noqa: E402
 from lasium.generate.synthesis.anchors import (  # noqa: E402
     AnchorStallError,
     default_epsilon,
@@ -23,7 +24,6 @@ from lasium.generate.synthesis.anchors import (  # noqa: E402
     sample_gan_anchors,
 )
 from lasium.generate.synthesis.strategies import class_latents, default_parameter, other_class_targets  # noqa: E402
-from lasium.generate.synthesis.anchor_pool import encode_pool  # noqa: E402
 from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer  # noqa: E402
 from lasium.seeding import torch_generator  # noqa: E402
 

@@ -14,8 +14,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lasium.errors import CheckpointError, ConfigError
+from lasium.generate import Generator, load_generator
 from lasium.generate.models import bundled_registry as bundled_mod
-from lasium.safe_io import file_sha256
 from lasium.generate.models.bundled_registry import export_bundled
 from lasium.generate.models.checkpoint import load_checkpoint
 from lasium.generate.models.fit import FitConfig, fit
@@ -26,8 +26,8 @@ from lasium.generate.models.gan import (
     mode_seeking_loss,
     mode_seeking_ratio,
 )
-from lasium.generate import Generator, load_generator
 from lasium.generate.models.vae import VAE, vae_architecture, vae_loss
+from lasium.safe_io import file_sha256
 
 
 def tiny_data(n: int = 96, size: int = 16, channels: int = 1, seed: int = 0) -> SimpleNamespace:

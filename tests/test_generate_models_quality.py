@@ -13,8 +13,8 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from lasium.generate.models.fit import FitConfig, fit
 from lasium.generate import load_generator
+from lasium.generate.models.fit import FitConfig, fit
 from lasium.generate.models.quality import (
     extract_features,
     feature_statistics,

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 PROBE = "import lasium, lasium.generate, lasium.train, lasium.evaluate; print(lasium.generate.__file__); print(lasium.train.__file__)"
 
 

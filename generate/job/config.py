@@ -211,7 +211,7 @@ class GenerationConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "GenerationConfig":
+    def from_json(cls, data: dict[str, Any]) -> GenerationConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - fields
         if unknown:

@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lasium.errors import ConfigError, ShardError
-from lasium.shards.format import MANIFEST_NAME, SIDECAR_SUFFIX, ShardEntry, canonical_json, expected_shard_tasks, parse_shard_file_name
 from lasium.safe_io import file_sha256
+from lasium.shards.format import (
+    MANIFEST_NAME,
+    SIDECAR_SUFFIX,
+    ShardEntry,
+    canonical_json,
+    expected_shard_tasks,
+    parse_shard_file_name,
+)
 from lasium.shards.manifest import read_manifest, read_sidecar
-
 
 
 def prepare_out_dir(out_dir: Path) -> None:

@@ -19,21 +19,22 @@ from __future__ import annotations
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 import lasium
-from lasium.errors import ConfigError
-from lasium.seeding import derive_seed, numpy_rng, torch_generator
-
 from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.errors import ConfigError
 from lasium.jsonl_log import JsonLinesLog
 from lasium.runtime import device_label, resolve_device
+from lasium.seeding import derive_seed, numpy_rng, torch_generator
+from lasium.tasks import hwc
 
 from .checkpoint import (
     CHECKPOINT_FORMAT,
@@ -81,7 +82,7 @@ class FitConfig:
     data_root: str | None = None
     cuda_graphs: bool = True  # replay each training step as one CUDA graph (CUDA only; same computation as eager)
 
-    def resolved(self) -> "FitConfig":
+    def resolved(self) -> FitConfig:
         """A copy with model defaults filled in and every value checked (ConfigError on bad input)."""
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
@@ -107,7 +108,7 @@ class FitConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FitConfig":
+    def from_json(cls, data: dict[str, Any]) -> FitConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -261,8 +262,8 @@ def fit(
     n = images.shape[0]
     if n < config.batch_size:
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the {n} training images; lower --batch-size or raise --limit")
-    image_shape = tuple(int(v) for v in images.shape[1:])
-    trainer = build_trainer(config, image_shape, device)  # type: ignore[arg-type]
+    image_shape = hwc(images.shape[1:])
+    trainer = build_trainer(config, image_shape, device)
 
     previous: dict[str, Any] = {}
     start_epoch, step, train_seconds = 0, 0, 0.0

@@ -153,7 +153,6 @@ def cached_feature_classifier(
     cached there (``cache_dir`` defaults to ``$LASIUM_CACHE``, see :func:`lasium.data.paths.cache_dir`)."""
     from lasium.data import load_split
     from lasium.data.paths import cache_dir as default_cache_dir
-
     from lasium.safe_io import read_safetensors, write_safetensors_atomic
 
     train = load_split(dataset, "train", data_root=data_root, cache_dir=cache_dir, image_size=image_size)

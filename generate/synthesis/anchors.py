@@ -18,8 +18,8 @@ on that RNG's seed and the chunk size, never on how many tasks are wanted elsewh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

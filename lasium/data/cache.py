@@ -16,13 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from lasium.safe_io import replace_atomically
+from lasium.tasks import hwc
 
 CACHE_FORMAT = "lasium-decoded-v1"
 SPLITS = ("train", "val", "test")
@@ -49,7 +51,7 @@ class DecodedDataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+        return hwc(self.images.shape[1:])
 
     def split_indices(self, split: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """(image indices, dense labels 0..C-1, class indices) of ``split``, classes in dataset order."""

@@ -48,7 +48,19 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
-    from lasium.shards.format import CONTAINERS, FORMAT_NAME, FORMAT_VERSION, MANIFEST_NAME, REQUIRED_CONFIG_KEYS, Manifest, ShardEntry, TaskLayout, container_of, shard_file_name, task_key
+    from lasium.shards.format import (
+        CONTAINERS,
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        MANIFEST_NAME,
+        REQUIRED_CONFIG_KEYS,
+        Manifest,
+        ShardEntry,
+        TaskLayout,
+        container_of,
+        shard_file_name,
+        task_key,
+    )
     from lasium.shards.manifest import build_manifest_from_sidecars, read_manifest, read_sidecar, write_manifest
     from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks, resolve_shard_urls
     from lasium.shards.verify import VerifyReport, verify_shard_set

@@ -10,8 +10,9 @@ generation job assigns each shard to exactly one rank), so the fixed temporary n
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from lasium.safe_io import replace_atomically
 
