@@ -69,7 +69,7 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--workers", type=int, help="Writer processes [default: min(8, CPUs-1)]; 0 writes in the main process.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the generator's network (faster on GPUs after a warm-up).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="Generator numerics: auto = bf16 autocast on CUDA, fp32 on CPU; bf16 on a CPU with AVX512-BF16/AMX is ~2x faster.")
+              help="Decoder numerics: auto = bf16 autocast on CUDA, fp32 on CPU; bf16 on a CPU with AVX512-BF16/AMX is ~2x faster.")
 @click.option("--overwrite", is_flag=True, help="Remove a different shard set already in --out first.")
 @click.option("--verify-existing", is_flag=True, help="On resume, check existing shards' sha256 (default: size and sidecar).")
 @click.option("--source", type=click.Choice(["generator", "real"]), default="generator", show_default=True,
