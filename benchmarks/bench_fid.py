@@ -1,7 +1,7 @@
 """Sample quality of a generator: Fréchet distance to the real test split, and the real train-vs-test floor.
 
 Features come from a conv4 classifier trained on the labeled train split (cached in $LASIUM_CACHE/quality;
-see lasium.generate.quality). Lower is better; a good generator comes close to the floor.
+see lasium.generate.models.quality). Lower is better; a good generator comes close to the floor.
 
 Examples:
     python benchmarks/bench_fid.py --generator omniglot-gan
@@ -18,8 +18,9 @@ from pathlib import Path
 import click
 
 from lasium.cli_support import user_errors
-from lasium.generate.interface import load_generator, resolve_device
-from lasium.generate.quality import sample_quality
+from lasium.generate import load_generator
+from lasium.generate.models.quality import sample_quality
+from lasium.runtime import resolve_device
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

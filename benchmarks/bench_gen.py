@@ -19,7 +19,7 @@ Measured in one run, on one device, for 5-way 1+5-shot tasks (30 images each):
 * bytes per task of each container (wds, wds gzip, hdf5).
 
 Speed does not depend on weights, so ``--random-init`` (a freshly initialised GAN of the reference
-architecture, :mod:`lasium.generate.gan`) is as good as trained weights. Outputs are deleted at the
+architecture, :mod:`lasium.generate.models.gan`) is as good as trained weights. Outputs are deleted at the
 end unless ``--keep``. Each measurement is fenced: a failure is recorded in the JSON and the rest run.
 """
 
@@ -34,17 +34,19 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
 from lasium.cli_support import parse_count
-from lasium.generate.anchors import default_epsilon, min_pairwise_sq_distance
-from lasium.generate.config import GenerationConfig
-from lasium.generate.job import GenerationJob, HostStager, RankInfo
-from lasium.generate.strategies import class_latents
-from lasium.generate.synthesis import to_uint8_nhwc
+from lasium.generate.job.config import GenerationConfig
+from lasium.generate.job.job import GenerationJob, HostStager
+from lasium.generate.synthesis.anchors import default_epsilon, min_pairwise_sq_distance
+from lasium.generate.synthesis.strategies import class_latents
+from lasium.generate.synthesis.synthesizer import to_uint8_nhwc
+from lasium.runtime import RankInfo
 from lasium.seeding import torch_generator
 from lasium.shards.format import expected_shard_tasks
 
@@ -65,14 +67,14 @@ def autocast(device: torch.device) -> Any:
 
 def load_model(args: argparse.Namespace, device: torch.device) -> Any:
     if args.random_init:
-        from lasium.generate.gan import GANGenerator, gan_architecture
-        from lasium.generate.interface import ModuleGenerator, state_dict_sha256
+        from lasium.generate.models.gan import GANGenerator, gan_architecture
+        from lasium.generate.models.interface import ModuleGenerator, state_dict_sha256
 
         torch.manual_seed(0)
         net = GANGenerator(gan_architecture((28, 28, 1), 128))
         return ModuleGenerator(net, kind="gan", name="random-init lasium-gan-v1", latent_dim=128, image_shape=(28, 28, 1),
                                weights_sha256=state_dict_sha256(net), device=device)
-    from lasium.generate.interface import load_generator
+    from lasium.generate import load_generator
 
     return load_generator(args.generator, device=device)
 
@@ -92,14 +94,14 @@ def time_loop(step: Callable[[], Any], device: torch.device, min_seconds: float,
 
 
 def generator_bound(model: Any, batch: int, device: torch.device, seconds: float, compiled: bool) -> dict[str, Any]:
-    """Images/s of the bare decoder (the ceiling: every task needs 30 decoded images)."""
-    decoder = torch.compile(model.decoder, dynamic=False) if compiled else model.decoder
+    """Images/s of the bare network (the ceiling: every task needs 30 decoded images)."""
+    network = torch.compile(model.network, dynamic=False) if compiled else model.network
     z = torch.randn(batch, model.latent_dim, device=device, generator=torch_generator(0, "bound", device=device))
 
     @torch.inference_mode()
     def step() -> Any:
         with autocast(device):
-            return decoder(z)
+            return network(z)
 
     elapsed, n = time_loop(step, device, seconds, warmup=3 if compiled else 2)
     images_per_s = batch * n / elapsed
@@ -134,7 +136,7 @@ def reference_style(model: Any, tasks: int, device: torch.device, epsilon: float
 
 def job_config(args: argparse.Namespace, out: Path, fmt: str, n_tasks: int, compiled: bool, compression: str | None = "none") -> GenerationConfig:
     return GenerationConfig(
-        strategy="ro", num_tasks=n_tasks, ways=WAYS, shots=SHOTS, queries=QUERIES, format=fmt, compression=compression, out=str(out),
+        strategy="ro", num_tasks=n_tasks, ways=WAYS, shots=SHOTS, queries=QUERIES, container=fmt, compression=compression, out=str(out),
         tasks_per_shard=args.tasks_per_shard, seed=0, device=args.device, workers=args.workers, compile=compiled,
         decode_tasks=args.decode_tasks, progress=args.progress, overwrite=True,
     )
@@ -240,7 +242,7 @@ def main() -> None:
     p.add_argument("--json-out", default=None)
     args = p.parse_args()
 
-    from lasium.generate.interface import resolve_device
+    from lasium.runtime import resolve_device
 
     global JSON_OUT
     if args.json_out:

@@ -62,8 +62,9 @@ def gan_batch(tasks: int, distinct: int, seed: int = 0) -> TaskBatch:
     tasks, so repeats compress like new tasks)."""
     import torch
 
-    from lasium.generate.config import GenerationConfig
-    from lasium.generate.job import GenerationJob, RankInfo
+    from lasium.generate.job.config import GenerationConfig
+    from lasium.generate.job.job import GenerationJob
+    from lasium.runtime import RankInfo
     from lasium.seeding import torch_generator
 
     torch.set_num_threads(max(1, torch.get_num_threads()))

@@ -101,7 +101,7 @@ stage data-cache 120 "$PY" -c 'from lasium.data import load_split; [load_split("
 
 # --- 1. fit the bundled candidates and export them
 GAN="$WORK/fit/omniglot-gan"; VAE="$WORK/fit/omniglot-vae"
-FIT=("$PY" -c 'import sys; sys.argv[0] = "lasium-fit"; from lasium.generate.fit_cli import main; main()')
+FIT=("$PY" -c 'import sys; sys.argv[0] = "lasium-fit"; from lasium.generate.models.fit_cli import main; main()')
 seconds_of() { awk -v m="$1" -v extra="$2" 'BEGIN { printf "%d", m * 60 + extra }'; }
 stage fit-gan "$(seconds_of "$GAN_MINUTES" 90)" "${FIT[@]}" --model gan --dataset omniglot --max-minutes "$GAN_MINUTES" \
   "${FIT_EXTRA[@]}" --seed 0 --out "$GAN" --quiet
@@ -114,7 +114,7 @@ for model in gan vae; do
     stage "fid-$model" 90 "$PY" "$REPO/benchmarks/bench_fid.py" --generator "$ckpt" --json-out "$WORK/figures/fid-$model.json"
   fi
   stage "export-$model" 60 "$PY" -c 'import json, os, sys
-from lasium.generate.checkpoint import export_bundled
+from lasium.generate import export_bundled
 ckpt, name, fid, dest = sys.argv[1:5]
 quality = json.load(open(fid)) if os.path.isfile(fid) else None
 print("exported", export_bundled(ckpt, name, quality=quality, dest_root=dest))' "$ckpt" "omniglot-$model" "$WORK/figures/fid-$model.json" "$WORK/bundled"

@@ -136,7 +136,7 @@ def plan_ablation(sizes: Sizes) -> list[Row]:
     The last ingredient (bf16) gives exactly the main ``protonets-n`` row, which the page uses as the final step.
     Steps whose ingredient changes nothing (a tuned value equal to the reference) are left out.
     """
-    from lasium.generate.strategies import default_parameter
+    from lasium.generate.synthesis.strategies import default_parameter
     from lasium.train.augment import DEFAULT_FOR_GENERATED
 
     tuned_sigma = default_parameter("n", "gan", "protonets")

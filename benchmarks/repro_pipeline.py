@@ -120,7 +120,7 @@ class Pipeline:
                 "augment": s.augment, "param": None, "precision": None}
         settings = {**base, **row.overrides}
         if settings["param"] is not None and row.source in ("n", "ro", "oc"):
-            from lasium.generate.strategies import default_parameter
+            from lasium.generate.synthesis.strategies import default_parameter
 
             if settings["param"] == default_parameter(row.source, "gan", self.preset_of(row)):
                 settings["param"] = None  # the preset's own value: the same shard set as the main rows'

@@ -14,10 +14,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-CONSOLE_MODULES = {"lasium-fit": "lasium.generate.fit_cli", "lasium-gen": "lasium.generate.cli",
+CONSOLE_MODULES = {"lasium-fit": "lasium.generate.models.fit_cli", "lasium-gen": "lasium.generate.job.cli",
                    "lasium-train": "lasium.train.cli", "lasium-eval": "lasium.evaluate.cli", "lasium-shards": "lasium.shards.cli"}
 
 

@@ -1,5 +1,5 @@
 """Fit the two bundled Omniglot generators on a GPU, measure their Fréchet distances, export them into
-``generate/bundled/<name>/`` (fp16 weights, config, model card, samples; ≤ 8 MB in all).
+``generate/models/bundled/<name>/`` (fp16 weights, config, model card, samples; ≤ 8 MB in all).
 
 Run from the repository root on a machine with the Omniglot zips (LASIUM_DATA) and a GPU:
 
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def lasium_fit() -> list[str]:
     exe = shutil.which("lasium-fit")
-    return [exe] if exe else [sys.executable, "-m", "lasium.generate.fit_cli"]
+    return [exe] if exe else [sys.executable, "-m", "lasium.generate.models.fit_cli"]
 
 
 def run(cmd: list[str]) -> None:
@@ -52,7 +52,9 @@ def main() -> None:
     parser.add_argument("--note", default=None, help="training note (markdown) for both model cards, e.g. where they were trained")
     args = parser.parse_args()
 
-    from lasium.generate.checkpoint import CONFIG_FILE, STATE_JSON, export_bundled
+    from lasium.checkpoints import CONFIG_FILE
+    from lasium.generate import export_bundled
+    from lasium.generate.models.checkpoint import STATE_JSON
 
     for model, epochs, minutes in (("gan", args.gan_epochs, args.gan_minutes), ("vae", args.vae_epochs, args.vae_minutes)):
         name = f"omniglot-{model}"

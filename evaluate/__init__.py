@@ -13,6 +13,8 @@ Names are imported on first use, so ``import lasium.evaluate`` stays light.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lasium.lazy import lazy_exports
 
 _EXPORTS = {
@@ -36,3 +38,17 @@ __all__ = sorted(_EXPORTS)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+
+if TYPE_CHECKING:
+    from lasium.evaluate.baselines import scratch_learner
+    from lasium.evaluate.evaluator import (
+        EvalReport,
+        ShotResult,
+        evaluate_checkpoint,
+        evaluate_learner,
+        evaluate_scratch,
+    )
+    from lasium.evaluate.protocol import Episodes, EvalProtocol, make_episodes, mean_ci95, parse_shots
+    from lasium.evaluate.report import format_table, write_json_atomic
+    from lasium.evaluate.scoring import score_episodes

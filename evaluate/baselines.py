@@ -15,6 +15,7 @@ import torch
 
 from lasium.errors import ConfigError
 from lasium.seeding import derive_seed
+from lasium.tasks import hwc
 from lasium.train.learner import LearnerConfig, MetaLearner
 from lasium.train.registry import ALGORITHMS, build_learner
 
@@ -30,7 +31,7 @@ def scratch_learner(algo: str, ways: int, image_shape: tuple[int, int, int], *, 
     """
     if algo not in ALGORITHMS:
         raise ConfigError(f"unknown --algo {algo!r}; choose one of {', '.join(ALGORITHMS)}")
-    config = LearnerConfig(algo=algo, ways=int(ways), image_shape=tuple(int(s) for s in image_shape),  # type: ignore[arg-type]
+    config = LearnerConfig(algo=algo, ways=int(ways), image_shape=hwc(image_shape),
                            hidden=hidden)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "scratch-init", algo))

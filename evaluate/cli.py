@@ -93,9 +93,9 @@ def main(checkpoint: str | None, baseline: str | None, algo: str | None, dataset
     common = dict(device=device, chunk=chunk, precision=precision, data_root=data_root, progress=not quiet)
     if checkpoint is not None:
         if ways is None:  # the checkpoint's own N
-            from lasium.train.checkpoint import find_checkpoint, read_config
+            from lasium.train.checkpoint import find_checkpoint, read_configs
 
-            protocol.ways = read_config(find_checkpoint(checkpoint))[0].ways
+            protocol.ways = read_configs(find_checkpoint(checkpoint))[0].ways
         report = evaluate_checkpoint(checkpoint, protocol, **common)
     else:
         report = evaluate_scratch(str(algo), protocol, init_seed=seed if init_seed is None else init_seed, image_size=image_size,

@@ -15,7 +15,6 @@ same episodes; ``ShotResult.episode_digest`` (and ``EvalReport.episode_digest`` 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,8 +28,8 @@ from lasium.errors import ConfigError, DataError
 from lasium.evaluate.baselines import scratch_learner
 from lasium.evaluate.protocol import EvalProtocol, combined_digest, make_episodes, mean_ci95
 from lasium.evaluate.scoring import adapts, autocast_for, default_chunk, score_episodes
-from lasium.train.checkpoint import find_checkpoint, load_learner
-from lasium.train.distributed import resolve_device
+from lasium.runtime import describe_device, resolve_device
+from lasium.train.checkpoint import STATE_FILE, find_checkpoint, load_learner
 from lasium.train.learner import MetaLearner
 from lasium.train.registry import build_learner
 
@@ -95,16 +94,6 @@ class EvalReport:
         }
 
 
-def describe_device(device: torch.device) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": device.type, "torch": torch.__version__, "python": platform.python_version()}
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        d.update(name=torch.cuda.get_device_name(index), cuda=torch.version.cuda)
-    else:
-        d.update(name=platform.processor() or platform.machine(), threads=torch.get_num_threads())
-    return d
-
-
 def load_eval_images(protocol: EvalProtocol, image_shape: tuple[int, int, int], *, data_root: str | None = None,
                      progress: bool = True) -> LabeledImages:
     """The protocol's split at the learner's image size and channels."""
@@ -136,7 +125,7 @@ def evaluate_learner(learner: MetaLearner, protocol: EvalProtocol, *, device: st
     """Score ``learner`` on the protocol's episodes, one :class:`ShotResult` per K_tr."""
     protocol.validate()
     start = time.perf_counter()
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    dev = device if isinstance(device, torch.device) else resolve_device(device, local_rank=0)
     learner = with_ways(learner, protocol.ways).to(dev)
     if images is None:
         images = load_eval_images(protocol, learner.config.image_shape, data_root=data_root, progress=progress)
@@ -164,7 +153,7 @@ def evaluate_learner(learner: MetaLearner, protocol: EvalProtocol, *, device: st
 def checkpoint_state(folder: Path) -> dict[str, Any] | None:
     """The training step and best validation accuracy recorded beside the weights, when present."""
     try:
-        state = json.loads((folder / "state.json").read_text())
+        state = json.loads((folder / STATE_FILE).read_text())
     except (OSError, ValueError):
         return None
     keep = ("step", "tasks_seen", "best_val_accuracy", "best_step", "precision")
@@ -176,7 +165,7 @@ def evaluate_checkpoint(path: str | Path, protocol: EvalProtocol, *, device: str
                         progress: bool = True) -> EvalReport:
     """Load a run folder (its ``best/``, else ``last/``) or checkpoint folder and evaluate it."""
     folder = find_checkpoint(path)
-    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    dev = device if isinstance(device, torch.device) else resolve_device(device, local_rank=0)
     learner, train_config = load_learner(folder, device=dev)
     method = {"kind": "checkpoint", "algo": learner.algo, "checkpoint": str(folder), "run": str(path)}
     report = evaluate_learner(learner, protocol, device=dev, chunk=chunk, precision=precision, data_root=data_root,

@@ -40,7 +40,7 @@ class EvalProtocol:
     adapt_steps: int = 50  # MAML inner SGD steps on each test task's support set
     adapt_lr: float = 0.4  # MAML inner learning rate at test time
 
-    def validate(self) -> "EvalProtocol":
+    def validate(self) -> EvalProtocol:
         """Raise :class:`ConfigError` on an impossible setting, before any data is read."""
         if self.split not in ("train", "val", "test"):
             raise ConfigError(f"--split must be train, val or test, got {self.split!r}")

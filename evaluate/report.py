@@ -7,6 +7,13 @@ from typing import Any
 
 from lasium import safe_io
 from lasium.evaluate.evaluator import EvalReport
+from lasium.train.registry import ALGORITHMS
+
+
+def _adapts(algo: str | None) -> bool:
+    """Whether the report's learner adapts to each task: its class says (an unknown name is assumed to)."""
+    learner = ALGORITHMS.get(algo or "")
+    return learner.adapts if learner is not None else True
 
 
 def format_table(report: EvalReport) -> str:
@@ -17,7 +24,7 @@ def format_table(report: EvalReport) -> str:
     lines = [
         f"{name} ({report.learner.get('algo')}) on {report.dataset['name']} {report.dataset['split']}: "
         f"{p['ways']}-way, {p['queries']} queries/class, {p['tasks']} tasks, seed {p['seed']}"
-        + (f", {p['adapt_steps']} adaptation steps of lr {p['adapt_lr']:g}" if report.learner.get("algo") != "protonets" else ""),
+        + (f", {p['adapt_steps']} adaptation steps of lr {p['adapt_lr']:g}" if _adapts(report.learner.get("algo")) else ""),
         f"{'shots':>5}  {'accuracy %':>10}  {'95% CI':>7}  {'tasks':>5}  {'seconds':>8}",
     ]
     for r in report.results:

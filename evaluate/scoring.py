@@ -35,7 +35,7 @@ def default_chunk(device: torch.device) -> int:
 
 def adapts(learner: MetaLearner) -> bool:
     """Whether the learner has an inner loop at test time (MAML, first-order MAML), unlike ProtoNets."""
-    return learner.algo != "protonets"
+    return learner.adapts
 
 
 def autocast_for(learner: MetaLearner, precision: str, device: torch.device) -> tuple[Autocast, str]:

@@ -1,1 +1,63 @@
-"""lasium.generate: generative models, their fitting, and LASIUM task synthesis (the ``lasium-gen`` job)."""
+"""lasium.generate: generative models, LASIUM task synthesis, and the ``lasium-gen`` batch job.
+
+Three subpackages, each importing only the ones before it (and the core, ``lasium``):
+
+- :mod:`lasium.generate.models`: the :class:`Generator` protocol and its wrappers, GAN and VAE networks,
+  their fitting (``lasium-fit``), checkpoints, the bundled models, external generators, sample quality;
+- :mod:`lasium.generate.synthesis`: anchors, the sampling strategies, the VAE anchor pool and the
+  on-device :class:`TaskSynthesizer`;
+- :mod:`lasium.generate.job`: the ``lasium-gen`` job (config, shard planning, writer processes, output
+  folder, real-episode source, command line).
+
+Names are imported on first use (PEP 562), so ``import lasium.generate`` stays light.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lasium.lazy import lazy_exports
+
+_EXPORTS = {
+    "Generator": "lasium.generate.models.interface",
+    "ModuleGenerator": "lasium.generate.models.interface",
+    "VAEGenerator": "lasium.generate.models.interface",
+    "load_generator": "lasium.generate.models.loading",
+    "generator_from_checkpoint": "lasium.generate.models.loading",
+    "load_checkpoint": "lasium.generate.models.checkpoint",
+    "BUNDLED_NAMES": "lasium.generate.models.bundled_registry",
+    "export_bundled": "lasium.generate.models.bundled_registry",
+    "FitConfig": "lasium.generate.models.fit",
+    "fit": "lasium.generate.models.fit",
+    "sample_quality": "lasium.generate.models.quality",
+    "STRATEGIES": "lasium.generate.synthesis.strategies",
+    "PRESETS": "lasium.generate.synthesis.strategies",
+    "class_latents": "lasium.generate.synthesis.strategies",
+    "AnchorPool": "lasium.generate.synthesis.anchor_pool",
+    "encode_pool": "lasium.generate.synthesis.anchor_pool",
+    "SynthesisSpec": "lasium.generate.synthesis.synthesizer",
+    "TaskSynthesizer": "lasium.generate.synthesis.synthesizer",
+    "GenerationConfig": "lasium.generate.job.config",
+    "GenerationJob": "lasium.generate.job.job",
+    "GenerationResult": "lasium.generate.job.job",
+    "run_generation": "lasium.generate.job.job",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+
+if TYPE_CHECKING:
+    from lasium.generate.job.config import GenerationConfig
+    from lasium.generate.job.job import GenerationJob, GenerationResult, run_generation
+    from lasium.generate.models.bundled_registry import BUNDLED_NAMES, export_bundled
+    from lasium.generate.models.checkpoint import load_checkpoint
+    from lasium.generate.models.fit import FitConfig, fit
+    from lasium.generate.models.interface import Generator, ModuleGenerator, VAEGenerator
+    from lasium.generate.models.loading import generator_from_checkpoint, load_generator
+    from lasium.generate.models.quality import sample_quality
+    from lasium.generate.synthesis.anchor_pool import AnchorPool, encode_pool
+    from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, class_latents
+    from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer

@@ -8,6 +8,7 @@ Stages: ``lasium.data`` (images, real episodes), ``lasium.generate`` (generators
 from __future__ import annotations
 
 import importlib.abc
+import importlib.machinery
 import importlib.util
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ _CHECKOUT = Path(__file__).resolve().parent.parent
 class _SourceCheckoutStages(importlib.abc.MetaPathFinder):
     """Finds ``lasium.<stage>`` in ``<checkout>/<stage>/`` (only installed when running from a checkout)."""
 
-    def find_spec(self, fullname, path, target=None):  # type: ignore[no-untyped-def]
+    def find_spec(self, fullname: str, path: object, target: object = None) -> importlib.machinery.ModuleSpec | None:
         prefix, _, stage = fullname.partition(".")
         if prefix != __name__ or stage not in _STAGES:
             return None

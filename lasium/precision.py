@@ -15,15 +15,16 @@ from __future__ import annotations
 import contextlib
 import functools
 import platform
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
 """The values of every ``--precision`` option."""
 
-Autocast = Callable[[], ContextManager[Any]]
+Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 """A factory of fresh autocast contexts (a context manager cannot be entered twice)."""
 
 # /proc/cpuinfo flags that mean the CPU computes in bf16 natively (x86: AVX512-BF16, AMX; Arm: FEAT_BF16).

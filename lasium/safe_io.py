@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from lasium.errors import CheckpointError
 
@@ -53,22 +54,29 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
+def replace_atomically(path: str | Path, write: Callable[[Path], None], *, temp: Path | None = None) -> Path:
     """Create or replace ``path`` with what ``write(temporary_path)`` writes; fsync, rename, fsync the folder.
 
     The temporary file lives in the same folder (a rename across file systems would not be atomic) and gets
     the permissions ``open()`` would give a new file; on any exception it is removed and ``path`` is untouched.
+    By default it gets a fresh random hidden name; ``temp`` fixes it instead, for writers that own ``path``
+    exclusively and want a rerun to find (and overwrite) what a killed run left behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    tmp = Path(name)
+    fd = -1
+    if temp is None:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        tmp = Path(name)
+    else:
+        tmp = Path(temp)
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes the file private; match what open() would create
-        os.close(fd)
-        fd = -1
+        if fd >= 0:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes the file private; match what open() would create
+            os.close(fd)
+            fd = -1
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
@@ -83,6 +91,34 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> Path:
         raise
     fsync_dir(path.parent)
     return path
+
+
+def replace_folder_atomically(folder: str | Path, fill: Callable[[Path], None]) -> Path:
+    """Create or replace the folder ``folder`` with what ``fill(temporary_folder)`` writes into it.
+
+    The temporary folder is a hidden sibling; once ``fill`` returns it is renamed into place (the old folder,
+    if any, is first renamed aside, then removed), so readers see the old folder or the complete new one. On
+    any exception the temporary folder is removed and ``folder`` is untouched.
+    """
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        fill(tmp)
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_dir(folder.parent)
+    return folder
 
 
 def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True) -> Path:
@@ -103,6 +139,20 @@ def write_safetensors_atomic(path: str | Path, tensors: dict[str, torch.Tensor],
 
 
 # ----------------------------------------------------------------------------- checked reads
+
+HASH_BLOCK = 1 << 22
+
+
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file's bytes (shards, weights), read in 4 MiB blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(HASH_BLOCK):
+            digest.update(block)
+    return digest.hexdigest()
+
 
 
 def _first_line(exc: BaseException) -> str:

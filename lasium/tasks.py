@@ -8,6 +8,7 @@ alike.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +39,7 @@ class Task:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(H, W, C)."""
-        return tuple(int(s) for s in self.support.shape[2:])  # type: ignore[return-value]
+        return hwc(self.support.shape[2:])
 
     def check(self) -> None:
         """Raise ValueError when the arrays do not follow the task layout."""
@@ -81,8 +82,14 @@ class TaskBatch:
         return (self.task(i) for i in range(len(self)))
 
     @classmethod
-    def from_tasks(cls, tasks: list[Task]) -> "TaskBatch":
+    def from_tasks(cls, tasks: list[Task]) -> TaskBatch:
         latents = None
         if tasks and tasks[0].latents is not None:
             latents = np.stack([t.latents for t in tasks])
         return cls(np.stack([t.support for t in tasks]), np.stack([t.query for t in tasks]), latents, [dict(t.meta) for t in tasks])
+
+
+def hwc(values: Iterable[Any]) -> tuple[int, int, int]:
+    """(H, W, C) as three ints, from any three numbers (a JSON list, a tensor's or an array's shape)."""
+    height, width, channels = (int(v) for v in values)
+    return height, width, channels

@@ -74,7 +74,7 @@ def build_slow() -> nn.Module:
 
 def tiny_gan(latent_dim: int = 8, image_shape: tuple[int, int, int] = (8, 8, 1), device: str = "cpu"):
     """A protocol-complete GAN-kind generator around :class:`TinyDecoder`."""
-    from lasium.generate.interface import ModuleGenerator, state_dict_sha256
+    from lasium.generate.models.interface import ModuleGenerator, state_dict_sha256
 
     dec = TinyDecoder(latent_dim, image_shape)
     return ModuleGenerator(dec, kind="gan", name="tiny-gan", latent_dim=latent_dim, image_shape=image_shape,
@@ -83,7 +83,7 @@ def tiny_gan(latent_dim: int = 8, image_shape: tuple[int, int, int] = (8, 8, 1),
 
 def tiny_vae(latent_dim: int = 4, image_shape: tuple[int, int, int] = (28, 28, 1), device: str = "cpu"):
     """A protocol-complete VAE-kind generator (random weights: anchors only need *some* encoder)."""
-    from lasium.generate.interface import VAEGenerator, state_dict_sha256
+    from lasium.generate.models.interface import VAEGenerator, state_dict_sha256
 
     enc, dec = TinyEncoder(latent_dim, image_shape), TinyDecoder(latent_dim, image_shape)
     return VAEGenerator(enc, dec, name="tiny-vae", latent_dim=latent_dim, image_shape=image_shape,

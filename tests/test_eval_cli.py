@@ -9,8 +9,8 @@ import os
 import pytest
 import torch
 from click.testing import CliRunner
-
 from eval_helpers import image_folder
+
 from lasium import safe_io
 from lasium.evaluate.cli import main
 from lasium.evaluate.report import write_json_atomic

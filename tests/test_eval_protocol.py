@@ -8,13 +8,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from eval_helpers import labeled_images
 from torch import nn
 
-from eval_helpers import labeled_images
 from lasium.errors import ConfigError
 from lasium.evaluate.baselines import scratch_learner
 from lasium.evaluate.evaluator import evaluate_learner, with_ways
-from lasium.evaluate.protocol import EvalProtocol, Episodes, episode_digest, make_episodes, mean_ci95, parse_shots
+from lasium.evaluate.protocol import Episodes, EvalProtocol, episode_digest, make_episodes, mean_ci95, parse_shots
 from lasium.evaluate.scoring import score_episodes
 from lasium.train.learner import LearnerConfig
 from lasium.train.registry import build_learner

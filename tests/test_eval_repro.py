@@ -10,7 +10,6 @@ import sys
 
 import pytest
 from PIL import Image
-
 from plots import line_chart, nice_ticks, validation_curves
 from published import OMNIGLOT_5WAY
 from repro_report import render_markdown

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lasium.generate.cli import main
+from lasium.generate.job.cli import main
 from lasium.shards import read_manifest, verify_shard_set
 
 TESTS = Path(__file__).parent
@@ -27,7 +27,7 @@ def env_with(*paths: Path) -> dict[str, str]:
 
 
 def gen_cmd(out: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "lasium.generate.cli", "--out", str(out), "--device", "cpu", "--quiet", *args]
+    return [sys.executable, "-m", "lasium.generate.job.cli", "--out", str(out), "--device", "cpu", "--quiet", *args]
 
 
 def invoke(*args: str):
@@ -38,7 +38,7 @@ def invoke(*args: str):
 
 def one_line_error(result) -> str:
     assert result.exit_code == 2, result.output
-    lines = [l for l in result.stderr.splitlines() if l.strip()]
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.output
     return lines[0]
@@ -54,7 +54,8 @@ def one_line_error(result) -> str:
         (["--strategy", "oc", "--epsilon", "1e5"], "anchor sampling stalls"),
         (["--strategy", "n", "--generator", "no_such_module_xyz:build"], "cannot import"),
         (["--strategy", "n", "--generator", "/does/not/exist"], "not found"),
-        (["--strategy", "n", "--shards", "9:12"], "selects no shard"),
+        (["--strategy", "n", "--shard-range", "9:12"], "selects no shard"),
+        (["--strategy", "n", "--shard-range", "0:1", "--shards", "0:1"], "--shard-range only"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, expect):
@@ -90,8 +91,18 @@ def test_counts_and_summary_and_preview_hint(tmp_path):
 def test_help_teaches_presets_and_examples():
     result = CliRunner().invoke(main, ["--help"])
     assert result.exit_code == 0
-    for text in ("--strategy", "protonets", "246.09375", "--shards", "torchrun", "2.0", "0.8", "--source real"):
+    for text in ("--strategy", "protonets", "246.09375", "--shard-range", "torchrun", "2.0", "0.8", "--source real"):
         assert text in result.output
+    assert "not a learner" in result.output  # --preset picks sigma/alpha values, never the learner
+
+
+def test_old_shards_spelling_still_works_with_a_deprecation_message(tmp_path):
+    out = tmp_path / "old"
+    result = invoke("--strategy", "n", "--n-tasks", "20", "--tasks-per-shard", "10", "--generator", "gen_tiny:build",
+                    "--out", str(out), "--device", "cpu", "--workers", "0", "--quiet", "--shards", "0:1")
+    assert result.exit_code == 0, result.output
+    assert "--shards A:B is deprecated" in result.stderr and "--shard-range" in result.stderr
+    assert len(list(out.glob("*.tar"))) == 1  # shard 0 only
 
 
 def test_killed_job_resumes_to_identical_bytes(tmp_path):
@@ -144,7 +155,7 @@ def test_enospc_in_a_writer_process_propagates(tmp_path):
     r = subprocess.run(gen_cmd(out, "--strategy", "n", "--n-tasks", "100", "--tasks-per-shard", "25", "--generator", "gen_tiny:build",
                                "--workers", "2"), env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, r.stderr
-    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no space left on device" in lines[0], r.stderr
     assert not [p.name for p in out.iterdir()]  # nothing partial, nothing hidden left behind
 
@@ -156,7 +167,7 @@ def test_torchrun_two_processes_split_shards(tmp_path):
     ref = tmp_path / "ref"
     subprocess.run(gen_cmd(ref, *args), env=env, check=True, capture_output=True)
     out = tmp_path / "tr"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lasium.generate.cli",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lasium.generate.job.cli",
            *gen_cmd(out, *args)[3:]]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -167,6 +178,6 @@ def test_torchrun_two_processes_split_shards(tmp_path):
 
 def test_console_script_is_declared():
     text = (TESTS.parent / "pyproject.toml").read_text()
-    assert 'lasium-gen = "lasium.generate.cli:main"' in text
+    assert 'lasium-gen = "lasium.generate.job.cli:main"' in text
     if shutil.which("lasium-gen") is None:
         pytest.skip("lasium-gen not on PATH (package installed before the script was declared)")

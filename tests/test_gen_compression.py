@@ -12,8 +12,9 @@ from click.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).parent))
 import gen_tiny  # noqa: E402
 
-from lasium.generate.config import GenerationConfig  # noqa: E402
-from lasium.generate.job import GenerationJob, RankInfo  # noqa: E402
+from lasium.generate.job.config import GenerationConfig  # noqa: E402
+from lasium.generate.job.job import GenerationJob  # noqa: E402
+from lasium.runtime import RankInfo  # noqa: E402
 from lasium.shards import iter_tasks, read_manifest, verify_shard_set  # noqa: E402
 
 
@@ -71,12 +72,12 @@ def test_the_job_writes_the_sets_card(tmp_path):
     sha = hashlib.sha256((tmp_path / "c" / "manifest.json").read_bytes()).hexdigest()
     assert f"`manifest.json` sha256: `{sha}`" in readme and "| tasks | 25 (5-way" in readme
     assert (tmp_path / "c" / "preview.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    partial = run(tmp_path / "p", name="s", shards="0:1")  # no manifest yet: no card either
+    partial = run(tmp_path / "p", name="s", shard_range="0:1")  # no manifest yet: no card either
     assert not partial.manifest_written and not (tmp_path / "p" / "README.md").exists()
 
 
 def test_hdf5_without_filter_is_recorded(tmp_path):
-    run(tmp_path / "h", name="s", format="hdf5", compression="none", num_tasks=5)
+    run(tmp_path / "h", name="s", container="hdf5", compression="none", num_tasks=5)
     m = read_manifest(tmp_path / "h")
     assert m.config["compression"] == "none" and m.compression == "none" and verify_shard_set(tmp_path / "h").ok
     import h5py
@@ -86,7 +87,7 @@ def test_hdf5_without_filter_is_recorded(tmp_path):
 
 
 def test_cli_compression_option(tmp_path):
-    from lasium.generate.cli import main
+    from lasium.generate.job.cli import main
 
     out = tmp_path / "cli"
     result = CliRunner().invoke(main, ["--strategy", "ro", "--n-tasks", "4", "--tasks-per-shard", "2", "--generator", "gen_tiny:build",

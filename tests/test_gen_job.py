@@ -16,8 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gen_tiny  # noqa: E402
 
 from lasium.errors import ConfigError  # noqa: E402
-from lasium.generate.config import GenerationConfig  # noqa: E402
-from lasium.generate.job import GenerationJob, RankInfo  # noqa: E402
+from lasium.generate.job.config import GenerationConfig  # noqa: E402
+from lasium.generate.job.job import GenerationJob, RankInfo  # noqa: E402
 from lasium.shards import build_manifest_from_sidecars, iter_tasks, read_manifest, verify_shard_set  # noqa: E402
 
 
@@ -57,9 +57,9 @@ def test_same_seed_same_bytes_whatever_workers_and_shards_in_flight(tmp_path):
 def test_shards_ranges_and_ranks_reassemble_the_same_set(tmp_path):
     want = shard_hashes(Path(run(tmp_path / "full").out_dir))
     parts = tmp_path / "parts"
-    first = run(parts, shards="0:2", name="full")
+    first = run(parts, shard_range="0:2", name="full")
     assert not first.manifest_written and not (parts / "manifest.json").exists()
-    run(parts, shards="2:", name="full")
+    run(parts, shard_range="2:", name="full")
     build_manifest_from_sidecars(parts)
     assert shard_hashes(parts) == want
     ranks = tmp_path / "ranks"
@@ -108,7 +108,7 @@ def test_different_config_is_refused_unless_overwrite(tmp_path):
 
 def test_wds_is_read_back_by_stock_readers_and_verifies(tmp_path):
     out = tmp_path / "w"
-    run(out, save_latents=True, format="wds", num_tasks=12)
+    run(out, save_latents=True, container="wds", num_tasks=12)
     assert verify_shard_set(out).ok
     tasks = list(iter_tasks(out))
     assert len(tasks) == 12 and tasks[3].meta["index"] == 3 and tasks[3].meta["strategy"] == "ro"
@@ -133,7 +133,7 @@ def test_wds_is_read_back_by_stock_readers_and_verifies(tmp_path):
 def test_hdf5_is_read_back_by_h5py_and_verifies(tmp_path):
     h5py = pytest.importorskip("h5py")
     out = tmp_path / "h"
-    run(out, format="hdf5", num_tasks=12)
+    run(out, container="hdf5", num_tasks=12)
     assert verify_shard_set(out).ok
     assert files(out)[:2] == ["h-000000.h5", "h-000000.h5.json"]
     tasks = list(iter_tasks(out))
@@ -141,7 +141,7 @@ def test_hdf5_is_read_back_by_h5py_and_verifies(tmp_path):
         assert f["support"].shape == (2, 5, 1, 8, 8, 1) and f["query"].dtype == np.uint8
         assert np.array_equal(f["query"][1], tasks[11].query)
     # hdf5 and wds hold the same tasks
-    run(tmp_path / "w", format="wds", num_tasks=12, name="h")
+    run(tmp_path / "w", container="wds", num_tasks=12, name="h")
     for a, b in zip(tasks, iter_tasks(tmp_path / "w")):
         assert np.array_equal(a.support, b.support) and np.array_equal(a.query, b.query)
 
@@ -175,7 +175,7 @@ def test_library_rank_split_takes_shards_mod_world(tmp_path):
     cfg = GenerationConfig(strategy="n", num_tasks=95, tasks_per_shard=10, out=str(tmp_path / "x"), device="cpu", progress=False)
     job = GenerationJob(cfg, model=gen_tiny.tiny_gan(), rank=RankInfo(2, 3, 0), log=lambda m: None)
     assert job.my_shards() == [2, 5, 8]
-    cfg.shards = "3:9"
+    cfg.shard_range = "3:9"
     assert job.my_shards() == [5, 8]
 
 
@@ -234,7 +234,7 @@ def test_real_source_writes_episode_sampler_tasks(tmp_path, omniglot_root):
 
 
 def test_writer_pool_without_shared_memory_sends_arrays(tmp_path, monkeypatch):
-    import lasium.generate.writers as writers
+    import lasium.generate.job.writers as writers
 
     want = shard_hashes(Path(run(tmp_path / "ref", num_tasks=30).out_dir))
 
@@ -250,9 +250,9 @@ def test_writer_pool_without_shared_memory_sends_arrays(tmp_path, monkeypatch):
 def test_overwrite_in_array_parts_keeps_the_other_parts_new_shards(tmp_path):
     out = tmp_path / "set"
     run(out, seed=1)  # an old set: 5 shards
-    first = run(out, seed=2, shards="0:3", overwrite=True)  # part 1 of the new set replaces shards 0-2 only
+    first = run(out, seed=2, shard_range="0:3", overwrite=True)  # part 1 of the new set replaces shards 0-2 only
     assert first.shards_written == 3
-    second = run(out, seed=2, shards="3:", overwrite=True)  # part 2 must not delete part 1's new shards
+    second = run(out, seed=2, shard_range="3:", overwrite=True)  # part 2 must not delete part 1's new shards
     assert second.shards_written == 2
     build_manifest_from_sidecars(out)
     assert shard_hashes(out) == shard_hashes(Path(run(tmp_path / "ref", seed=2, name="set").out_dir))

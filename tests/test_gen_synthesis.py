@@ -1,4 +1,4 @@
-"""LASIUM synthesis properties: anchors, the three strategies, task layout (lasium.generate.synthesis)."""
+"""LASIUM synthesis properties: anchors, the three strategies, task layout (lasium.generate.synthesis.synthesizer)."""
 
 from __future__ import annotations
 
@@ -15,15 +15,16 @@ sys.path.insert(0, str(Path(__file__).parent))
 import gen_tiny  # noqa: E402
 
 from lasium.errors import ConfigError  # noqa: E402
-from lasium.generate.anchors import (  # noqa: E402
+from lasium.generate.synthesis.anchor_pool import encode_pool  # noqa: E402
+from lasium.generate.synthesis.anchors import (  # noqa: E402
     AnchorStallError,
     default_epsilon,
     min_pairwise_sq_distance,
     sample_encoded_anchors,
     sample_gan_anchors,
 )
-from lasium.generate.strategies import class_latents, default_parameter, other_class_targets  # noqa: E402
-from lasium.generate.synthesis import SynthesisSpec, TaskSynthesizer, encode_pool  # noqa: E402
+from lasium.generate.synthesis.strategies import class_latents, default_parameter, other_class_targets  # noqa: E402
+from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer  # noqa: E402
 from lasium.seeding import torch_generator  # noqa: E402
 
 D = 8
@@ -169,8 +170,8 @@ def test_no_two_tasks_are_identical():
 def test_decode_is_fixed_shape_and_padding_does_not_change_images():
     s = synth("n", 0.5)
     calls = []
-    original = s._decode
-    s._decode = lambda z: calls.append(tuple(z.shape)) or original(z)
+    original = s.model.decode
+    s.model.decode = lambda z: calls.append(tuple(z.shape)) or original(z)
     lat = torch.randn(37 * 30, D, generator=torch_generator(0, "pad"))
     out = s.decode_uint8(lat)
     assert set(calls) == {(32 * 30, D)}  # every call has the same shape, the tail is padded

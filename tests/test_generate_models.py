@@ -14,18 +14,20 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from lasium.errors import CheckpointError, ConfigError
-from lasium.generate import checkpoint as ckpt_mod
-from lasium.generate.checkpoint import export_bundled, load_checkpoint
-from lasium.generate.fit import FitConfig, fit
-from lasium.generate.gan import (
+from lasium.generate import Generator, load_generator
+from lasium.generate.models import bundled_registry as bundled_mod
+from lasium.generate.models.bundled_registry import export_bundled
+from lasium.generate.models.checkpoint import load_checkpoint
+from lasium.generate.models.fit import FitConfig, fit
+from lasium.generate.models.gan import (
     GANDiscriminator,
     GANGenerator,
     gan_architecture,
     mode_seeking_loss,
     mode_seeking_ratio,
 )
-from lasium.generate.interface import Generator, load_generator
-from lasium.generate.vae import VAE, vae_architecture, vae_loss
+from lasium.generate.models.vae import VAE, vae_architecture, vae_loss
+from lasium.safe_io import file_sha256
 
 
 def tiny_data(n: int = 96, size: int = 16, channels: int = 1, seed: int = 0) -> SimpleNamespace:
@@ -137,9 +139,9 @@ def test_checkpoint_loads_through_the_generator_interface(checkpoints):
         assert x.shape == (5, 1, 16, 16) and not x.requires_grad
         assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
         d = g.describe()
-        assert d["weights_sha256"] == ckpt_mod.file_sha256(folder / "model.safetensors")
+        assert d["weights_sha256"] == file_sha256(folder / "model.safetensors")
         assert d["kind"] == kind and d["image_shape"] == [16, 16, 1]
-        assert isinstance(g.decoder, torch.nn.Module)
+        assert isinstance(g.network, torch.nn.Module)
         assert g.max_decode_batch >= 1 << 16  # 16×16 images: activations are small
         g.max_decode_batch = 2  # big batches are decoded in chunks, with the same result
         assert torch.allclose(g.decode(z), x, atol=1e-6)
@@ -235,14 +237,14 @@ def test_corrupt_files_give_one_line(tmp_path, checkpoints):
 
 
 def test_missing_bundled_model_says_how_to_make_it(tmp_path, monkeypatch):
-    monkeypatch.setattr(ckpt_mod, "BUNDLED_ROOT", tmp_path)
+    monkeypatch.setattr(bundled_mod, "BUNDLED_ROOT", tmp_path)
     with pytest.raises(CheckpointError, match="train_bundled.py") as exc:
         load_generator("omniglot-vae")
     assert "\n" not in str(exc.value) and "lasium-fit --model vae" in str(exc.value)
 
 
 def test_export_bundled_round_trip(tmp_path, monkeypatch, checkpoints):
-    monkeypatch.setattr(ckpt_mod, "BUNDLED_ROOT", tmp_path / "bundled")
+    monkeypatch.setattr(bundled_mod, "BUNDLED_ROOT", tmp_path / "bundled")
     quality = {"fd_generated_vs_test": 12.5, "fd_train_vs_test": 3.25, "num_samples": 100, "feature_extractor": "conv4"}
     dest = export_bundled(checkpoints["vae"], "omniglot-vae", quality=quality, note="Trained on a laptop; blurry.")
     assert sorted(p.name for p in dest.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors", "samples.png"]
@@ -254,6 +256,6 @@ def test_export_bundled_round_trip(tmp_path, monkeypatch, checkpoints):
     g = load_generator("omniglot-vae")
     full = load_generator(checkpoints["vae"])
     assert g.kind == "vae" and g.name == "omniglot-vae"
-    assert g.describe()["weights_sha256"] == ckpt_mod.file_sha256(dest / "model.safetensors")
+    assert g.describe()["weights_sha256"] == file_sha256(dest / "model.safetensors")
     z = g.sample_prior(4, torch.Generator().manual_seed(0))
     assert torch.allclose(g.decode(z), full.decode(z), atol=2e-2)  # fp16 weights ≈ fp32 weights

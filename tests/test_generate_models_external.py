@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from lasium.errors import CheckpointError, ConfigError
-from lasium.generate.interface import Generator, load_generator, state_dict_sha256
+from lasium.generate import Generator, load_generator
+from lasium.generate.models.interface import state_dict_sha256
 
 GENERATOR_SOURCE = textwrap.dedent(
     '''

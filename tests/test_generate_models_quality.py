@@ -13,9 +13,9 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from lasium.generate.fit import FitConfig, fit
-from lasium.generate.interface import load_generator
-from lasium.generate.quality import (
+from lasium.generate import load_generator
+from lasium.generate.models.fit import FitConfig, fit
+from lasium.generate.models.quality import (
     extract_features,
     feature_statistics,
     frechet_distance,
@@ -112,7 +112,7 @@ def test_omniglot_quality_floor_is_below_a_noise_generator(omniglot_root):
     """A generator of uniform noise is far from Omniglot; the real train split is close to the test split."""
     noise = SimpleNamespace(
         kind="external", latent_dim=28 * 28, image_shape=(28, 28, 1), device=torch.device("cpu"),
-        sample_prior=lambda n, generator: torch.rand(n, 28 * 28, generator=generator),
+        sample_prior=lambda n, rng: torch.rand(n, 28 * 28, generator=rng),
         decode=lambda z: z.view(-1, 1, 28, 28), describe=lambda: {"kind": "external", "name": "noise"},
     )
     report = sample_quality(noise, "omniglot", data_root=str(omniglot_root), num_samples=2000, classifier_epochs=1, progress=False)

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 PROBE = "import lasium, lasium.generate, lasium.train, lasium.evaluate; print(lasium.generate.__file__); print(lasium.train.__file__)"
 
 
@@ -42,3 +41,39 @@ def test_unknown_lazy_name_is_an_attribute_error() -> None:
         assert "lasium.train" in str(exc) and "no_such_name" in str(exc)
     else:
         raise AssertionError("an unknown name must raise AttributeError")
+
+
+def _imported_modules(repo_root: Path, path: Path) -> set[str]:
+    """Absolute names of the lasium modules a source file imports (relative imports resolved)."""
+    import ast
+
+    folders = path.relative_to(repo_root).parts[:-1]
+    package = ".".join(folders if folders[0] == "lasium" else ("lasium", *folders))
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+            if node.level:
+                names.add(f"{base}.{node.module}" if node.module else base)
+            elif node.module:
+                names.add(node.module)
+    return {n for n in names if n.startswith("lasium")}
+
+
+def test_imports_point_one_way(repo_root: Path) -> None:
+    # generate: job -> synthesis -> models (never backwards); the core imports no stage; train imports
+    # neither generate nor evaluate (docs/ARCHITECTURE.md, "Allowed imports").
+    forbidden = {
+        "generate/models": ("lasium.generate.synthesis", "lasium.generate.job"),
+        "generate/synthesis": ("lasium.generate.job",),
+        "train": ("lasium.generate", "lasium.evaluate"),
+        "lasium": ("lasium.generate", "lasium.train", "lasium.evaluate"),
+    }
+    wrong = []
+    for folder, prefixes in forbidden.items():
+        for path in sorted((repo_root / folder).rglob("*.py")):
+            wrong += [f"{path.relative_to(repo_root)} imports {name}" for name in _imported_modules(repo_root, path)
+                      if name.startswith(prefixes)]
+    assert not wrong, "\n".join(wrong)

@@ -156,7 +156,7 @@ def test_writer_validates_batch_against_config(tmp_path):
         "unexpected latents": make_batch(0, 3, latents=True),
         "wrong task count": make_batch(0, 2),
     }
-    for what, batch in bad_cases.items():
+    for _what, batch in bad_cases.items():
         with pytest.raises(ShardError):
             write_shard(tmp_path, "tiny", 0, 0, batch, "wds", header)
     with pytest.raises(ShardError, match="tasks 3..5"):

@@ -20,7 +20,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from shards_helpers import expected_tasks, make_batch, make_header, write_set  # noqa: E402
 
 from lasium.errors import ShardError  # noqa: E402
-from lasium.shards import build_manifest_from_sidecars, iter_tasks, read_manifest, verify_shard_set, write_manifest, write_shard  # noqa: E402
+from lasium.shards import (  # noqa: E402
+    build_manifest_from_sidecars,
+    iter_tasks,
+    read_manifest,
+    verify_shard_set,
+    write_manifest,
+    write_shard,
+)
 from lasium.shards.gz import GzipReader, GzipWriter  # noqa: E402
 
 

@@ -21,7 +21,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from shards_helpers import make_batch, make_header, write_set  # noqa: E402
 
 from lasium.errors import ShardError
-from lasium.shards import build_manifest_from_sidecars, iter_shard_tasks, iter_tasks, resolve_shard_urls, verify_shard_set, write_shard
+from lasium.shards import (
+    build_manifest_from_sidecars,
+    iter_shard_tasks,
+    iter_tasks,
+    resolve_shard_urls,
+    verify_shard_set,
+    write_shard,
+)
 
 
 class CreatesFile:
@@ -222,7 +229,7 @@ def test_exception_mid_write_leaves_nothing(tmp_path, monkeypatch):
         real_write = atomic.HashingWriter.write
         calls = []
 
-        def failing_write(self, data):
+        def failing_write(self, data, calls=calls, real_write=real_write):  # bound now: one pair per container
             calls.append(len(data))
             if len(calls) == 2:
                 raise OSError("disk fell off")

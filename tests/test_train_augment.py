@@ -10,8 +10,18 @@ import torch
 from lasium import precision as P
 from lasium.errors import ConfigError
 from lasium.seeding import torch_generator
-from lasium.train.augment import (PRESETS, affine_jitter, apply_chain, augment_tasks, background_level, erase_pixels,
-                                  get_preset, resolve_preset, shift_integer, stroke_width_jitter)
+from lasium.train.augment import (
+    PRESETS,
+    affine_jitter,
+    apply_chain,
+    augment_tasks,
+    background_level,
+    erase_pixels,
+    get_preset,
+    resolve_preset,
+    shift_integer,
+    stroke_width_jitter,
+)
 from lasium.train.trainer import augment_batch
 
 H = W = 28
@@ -151,7 +161,7 @@ def test_precision_auto_follows_the_cpu_probe(cpu_flags, flags, expected):
 
 def test_precision_auto_reaches_train_eval_and_gen(cpu_flags):
     from lasium.evaluate.scoring import autocast_for
-    from lasium.generate.config import GenerationConfig
+    from lasium.generate.job.config import GenerationConfig
     from lasium.train.learner import LearnerConfig
     from lasium.train.registry import build_learner
 

@@ -164,3 +164,11 @@ def test_meta_gradients_under_bf16_autocast(cls):
     reference = model.meta_gradients(s, sl, q, ql)
     assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in out.grads.values())
     torch.testing.assert_close(out.loss, reference.loss, atol=0.05, rtol=0.05)
+
+
+def test_adaptation_and_order_are_properties_of_the_learner_class():
+    from lasium.train import ALGORITHMS
+
+    assert {name: cls.adapts for name, cls in ALGORITHMS.items()} == {"maml": True, "fomaml": True, "protonets": False}
+    assert {name: cls.second_order for name, cls in ALGORITHMS.items()} == {"maml": True, "fomaml": False, "protonets": False}
+    assert not any(hasattr(cls, "first_order") for cls in ALGORITHMS.values())  # one flag, not two

@@ -16,12 +16,12 @@ from safetensors.torch import load_file
 from torch.func import vmap
 
 from lasium.errors import CheckpointError, ConfigError, DataError, ShardError
+from lasium.seeding import seed_everything
 from lasium.train.checkpoint import load_learner
 from lasium.train.cli import main as cli_main
 from lasium.train.config import TrainConfig
-from lasium.train.run_log import read_metrics
-from lasium.seeding import seed_everything
 from lasium.train.registry import build_learner
+from lasium.train.run_log import read_metrics
 from lasium.train.streaming import to_device
 from lasium.train.synthetic import synthetic_tasks, write_synthetic_shards
 from lasium.train.trainer import train
@@ -212,3 +212,15 @@ def test_lasium_train_never_imports_generate_or_evaluate():
             "print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_trainer_leaves_the_callers_config_as_given(shards, tmp_path):
+    import copy
+
+    from lasium.train.trainer import Trainer
+
+    cfg = config(shards["wds"], tmp_path / "keep")
+    before = copy.deepcopy(cfg)
+    trainer = Trainer(cfg, progress=False)
+    assert cfg == before and trainer.config is not cfg
+    assert trainer.config.ways == trainer.shard_set.layout.ways

@@ -20,8 +20,8 @@ and right for either polarity), and shifted-in pixels take that value.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 import torch.nn.functional as F

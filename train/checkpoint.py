@@ -14,19 +14,18 @@ A run folder holds ``last/`` (end of training), ``best/`` (best validation accur
 from __future__ import annotations
 
 import base64
-import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE, read_state_json
 from lasium.errors import CheckpointError, ConfigError
 from lasium.safe_io import (
     optimizer_tensors,
     read_json_document,
     read_safetensors,
+    replace_folder_atomically,
     restore_optimizer,
     write_json_atomic,
     write_safetensors_atomic,
@@ -37,7 +36,7 @@ from lasium.train.registry import build_learner
 
 FORMAT = "lasium-learner"
 FORMAT_VERSION = 1
-MODEL_FILE, CONFIG_FILE, OPTIMIZER_FILE, STATE_FILE = "model.safetensors", "config.json", "optimizer.safetensors", "state.json"
+OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "state.json"  # the training state (--resume)
 
 
 def rng_state() -> dict[str, Any]:
@@ -61,14 +60,10 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(folder: str | Path, learner: MetaLearner, config: TrainConfig,
                     optimizer: torch.optim.Optimizer | None = None, state: dict[str, Any] | None = None) -> Path:
     """Write a checkpoint folder atomically: into a hidden temporary folder, then renamed into place."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+
+    def fill(tmp: Path) -> None:
         weights = {k: v.detach().cpu().contiguous() for k, v in learner.state_dict().items()}
-        write_safetensors_atomic(tmp / MODEL_FILE, weights, metadata={"format": FORMAT, "algo": learner.algo})
+        write_safetensors_atomic(tmp / WEIGHTS_FILE, weights, metadata={"format": FORMAT, "algo": learner.algo})
         write_json_atomic(tmp / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
                                              "learner": learner.config.to_dict(), "train": config.to_dict()})
         full_state = dict(state or {})
@@ -77,33 +72,31 @@ def save_checkpoint(folder: str | Path, learner: MetaLearner, config: TrainConfi
             write_safetensors_atomic(tmp / OPTIMIZER_FILE, tensors, metadata={"format": FORMAT})
             full_state["optimizer_param_groups"] = groups
         write_json_atomic(tmp / STATE_FILE, full_state)
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return folder
+
+    return replace_folder_atomically(folder, fill)
 
 
 def find_checkpoint(path: str | Path) -> Path:
     """A checkpoint folder as given, or inside a run folder ``best/`` when present, else ``last/``."""
     path = Path(path)
-    if (path / MODEL_FILE).is_file():
+    if (path / WEIGHTS_FILE).is_file():
         return path
     for name in ("best", "last"):
-        if (path / name / MODEL_FILE).is_file():
+        if (path / name / WEIGHTS_FILE).is_file():
             return path / name
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; pass a run folder (runs/<name>) or a checkpoint folder")
-    raise CheckpointError(f"{path} holds no checkpoint (no {MODEL_FILE}, best/ or last/); pass a run folder or checkpoint folder")
+    raise CheckpointError(f"{path} holds no checkpoint (no {WEIGHTS_FILE}, best/ or last/); pass a run folder or checkpoint folder")
 
 
-def read_config(folder: Path) -> tuple[LearnerConfig, TrainConfig]:
-    """The learner and training configs of a checkpoint folder; CheckpointError when missing, corrupt or too new."""
-    data = read_json_document(folder / CONFIG_FILE, format=FORMAT, max_version=FORMAT_VERSION, what="lasium learner config")
+def read_config(folder: Path) -> dict[str, Any]:
+    """``config.json`` of a checkpoint folder, checked; CheckpointError when missing, corrupt, foreign or too new."""
+    return read_json_document(folder / CONFIG_FILE, format=FORMAT, max_version=FORMAT_VERSION, what="lasium learner config")
+
+
+def read_configs(folder: Path) -> tuple[LearnerConfig, TrainConfig]:
+    """The learner and training configs of a checkpoint folder (from :func:`read_config`)."""
+    data = read_config(folder)
     try:
         return LearnerConfig.from_dict(data["learner"]), TrainConfig.from_dict(data["train"])
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
@@ -113,31 +106,26 @@ def read_config(folder: Path) -> tuple[LearnerConfig, TrainConfig]:
 def load_learner(path: str | Path, device: str | torch.device = "cpu") -> tuple[MetaLearner, TrainConfig]:
     """The trained learner and its training config from a run folder (best, else last) or a checkpoint folder."""
     folder = find_checkpoint(path)
-    learner_config, train_config = read_config(folder)
+    learner_config, train_config = read_configs(folder)
     learner = build_learner(learner_config)
-    weights, _ = read_safetensors(folder / MODEL_FILE)
+    weights, _ = read_safetensors(folder / WEIGHTS_FILE)
     try:
         learner.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else "mismatch"
-        raise CheckpointError(f"{folder / MODEL_FILE} does not match its config.json ({first})") from None
+        raise CheckpointError(f"{folder / WEIGHTS_FILE} does not match its config.json ({first})") from None
     return learner.to(device), train_config
 
 
 def load_training_state(folder: str | Path, learner: MetaLearner, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     """Restore weights, optimizer and RNG from a checkpoint folder into existing objects; return state.json."""
     folder = Path(folder)
-    weights, _ = read_safetensors(folder / MODEL_FILE)
+    weights, _ = read_safetensors(folder / WEIGHTS_FILE)
     try:
         learner.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
         raise CheckpointError(f"{folder} does not fit this learner ({str(exc).splitlines()[0]}); resume with the same options") from None
-    try:
-        state = json.loads((folder / STATE_FILE).read_text())
-    except FileNotFoundError:
-        raise CheckpointError(f"{folder / STATE_FILE} is missing; this checkpoint cannot be resumed") from None
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{folder / STATE_FILE} is not valid JSON ({exc})") from None
+    state = read_state_json(folder / STATE_FILE, missing="this checkpoint cannot be resumed")
     optimizer_state, _ = read_safetensors(folder / OPTIMIZER_FILE)
     restore_optimizer(optimizer, optimizer_state, state.get("optimizer_param_groups", []))
     restore_rng_state(state.get("rng", {}))

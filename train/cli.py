@@ -10,9 +10,9 @@ from click.core import ParameterSource
 
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import CheckpointError
-from lasium.train.checkpoint import read_config
 from lasium.precision import PRECISIONS
 from lasium.train.augment import preset_names
+from lasium.train.checkpoint import read_configs
 from lasium.train.config import TrainConfig
 from lasium.train.registry import ALGORITHMS
 
@@ -89,7 +89,7 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
         latest = latest_checkpoint(Path(options["out"]))
         if latest is None:
             raise CheckpointError(f"nothing to resume in {options['out']}: no last/ or step-N/ checkpoint; start without --resume")
-        _, saved = read_config(latest)
+        _, saved = read_configs(latest)
         given = {k for k in FIELDS if k != "compile" and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
         if compile_:
             given.add("compile")

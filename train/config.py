@@ -67,7 +67,7 @@ class TrainConfig:
         for name, value in nonneg.items():
             if value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
-        if self.algo != "protonets" and self.inner_lr <= 0:
+        if self.algo in ALGORITHMS and ALGORITHMS[self.algo].adapts and self.inner_lr <= 0:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")

@@ -8,63 +8,32 @@ because the meta-gradient comes from ``torch.func`` rather than ``loss.backward(
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
+import dataclasses
 
 import torch
 import torch.distributed as dist
 
-from lasium.errors import ConfigError
+from lasium.runtime import RankInfo, resolve_device
+
+DistContext = RankInfo  # the name this module used before lasium.runtime held it (benchmarks/bench_train.py)
+__all__ = ["DistContext", "RankInfo", "all_reduce_mean_", "barrier", "broadcast_", "init_distributed", "resolve_device", "shutdown"]
 
 
-@dataclass(frozen=True)
-class DistContext:
-    """Where this process stands: its rank among ``world_size`` and its device."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def active(self) -> bool:
-        return self.world_size > 1
-
-
-def resolve_device(option: str, local_rank: int = 0) -> torch.device:
-    """``auto`` = this rank's CUDA device if there is one, else CPU; ``cpu``/``cuda``/``cuda:N`` as given."""
-    if option == "auto":
-        option = "cuda" if torch.cuda.is_available() else "cpu"
-    if option.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"--device {option} asked for, but no CUDA device is available; use --device cpu")
-        return torch.device(option if ":" in option else f"cuda:{local_rank}")
-    if option != "cpu":
-        raise ConfigError(f"unknown --device {option!r}; use auto, cpu, cuda or cuda:N")
-    return torch.device("cpu")
-
-
-def init_distributed(device_option: str = "auto") -> DistContext:
+def init_distributed(device_option: str = "auto") -> RankInfo:
     """Join the process group that ``torchrun`` describes in the environment (single process otherwise).
 
     NCCL on CUDA, gloo on CPU.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = resolve_device(device_option, local_rank)
-    if world > 1 and not dist.is_initialized():
+    rank = RankInfo.from_env()
+    device = resolve_device(device_option, rank.local_rank)
+    if rank.active and not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return DistContext(rank, world, local_rank, device)
+    return dataclasses.replace(rank, device=device)
 
 
-def all_reduce_mean_(tensors: list[torch.Tensor], ctx: DistContext) -> None:
+def all_reduce_mean_(tensors: list[torch.Tensor], ctx: RankInfo) -> None:
     """Average ``tensors`` over ranks in place, with one flattened all-reduce."""
     if not ctx.active or not tensors:
         return
@@ -78,18 +47,18 @@ def all_reduce_mean_(tensors: list[torch.Tensor], ctx: DistContext) -> None:
         offset += n
 
 
-def broadcast_(tensors: list[torch.Tensor], ctx: DistContext) -> None:
+def broadcast_(tensors: list[torch.Tensor], ctx: RankInfo) -> None:
     """Make every rank's ``tensors`` equal to rank 0's (the starting weights)."""
     if ctx.active:
         for t in tensors:
             dist.broadcast(t, src=0)
 
 
-def barrier(ctx: DistContext) -> None:
+def barrier(ctx: RankInfo) -> None:
     if ctx.active:
         dist.barrier()
 
 
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: RankInfo) -> None:
     if ctx.active and dist.is_initialized():
         dist.destroy_process_group()

@@ -43,7 +43,7 @@ class LearnerConfig:
         return d
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "LearnerConfig":
+    def from_dict(cls, data: dict[str, Any]) -> LearnerConfig:
         fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
         fields["image_shape"] = tuple(int(s) for s in fields["image_shape"])
         return cls(**fields)
@@ -65,6 +65,7 @@ class MetaLearner(nn.Module):
     """
 
     algo: ClassVar[str] = ""
+    adapts: ClassVar[bool] = True  # is there an inner loop (at training and at test time)? ProtoNets: no
     second_order: ClassVar[bool] = False  # does the meta-gradient differentiate through inner gradients?
 
     def __init__(self, config: LearnerConfig) -> None:

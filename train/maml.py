@@ -20,7 +20,6 @@ class MAML(MetaLearner):
     """Second-order MAML: Conv-4 backbone + linear head, adapted by ``inner_steps`` SGD steps of ``inner_lr``."""
 
     algo = "maml"
-    first_order = False
     second_order = True
 
     def __init__(self, config: LearnerConfig) -> None:
@@ -47,7 +46,7 @@ class MAML(MetaLearner):
         inner_grad = grad(self.support_loss)
         for _ in range(steps):
             grads = inner_grad(params, support, support_labels)
-            if self.first_order:
+            if not self.second_order:
                 # First order: the meta-gradient treats the inner gradients as constants.
                 grads = {k: g.detach() for k, g in grads.items()}
             params = {k: p - lr * grads[k] for k, p in params.items()}
@@ -61,5 +60,4 @@ class FirstOrderMAML(MAML):
     """First-order MAML (FOMAML, Finn et al. 2017 §5.2): same inner loop, inner gradients detached."""
 
     algo = "fomaml"
-    first_order = True
     second_order = False

@@ -21,6 +21,7 @@ class ProtoNets(MetaLearner):
     """Nearest class mean in Conv-4 feature space, squared Euclidean distance."""
 
     algo = "protonets"
+    adapts = False  # prototypes come from the support set as it is: no inner loop
 
     def adapt(self, support: torch.Tensor, support_labels: torch.Tensor, steps: int | None = None,
               lr: float | None = None, params: Params | None = None) -> Params:

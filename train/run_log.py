@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from lasium.safe_io import replace_atomically
+from lasium.jsonl_log import JsonLinesLog, read_json_lines
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -15,12 +14,9 @@ class MetricsLog:
     """Appends records ``{"step": ..., "split": "train"|"val", ...}``; on resume, drops records past the restart step."""
 
     def __init__(self, run_dir: Path, *, resume_step: int | None = None, tensorboard: bool = True) -> None:
-        self.path = Path(run_dir) / METRICS_FILE
-        if resume_step is not None and self.path.is_file():
-            # An interrupted run may have logged steps after its last checkpoint; they will be redone.
-            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            replace_atomically(self.path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
-        self._file = open(self.path, "a", buffering=1)
+        # An interrupted run may have logged steps after its last checkpoint; they will be redone.
+        self._log = JsonLinesLog(Path(run_dir) / METRICS_FILE, key="step", keep_until=resume_step)
+        self.path = self._log.path
         self._tb = None
         if tensorboard:
             try:  # optional: only when the tensorboard package is installed
@@ -31,7 +27,7 @@ class MetricsLog:
                 self._tb = None
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, sort_keys=True) + "\n")
+        self._log.write(record)
         if self._tb is not None:
             split = record.get("split", "train")
             for key, value in record.items():
@@ -39,12 +35,11 @@ class MetricsLog:
                     self._tb.add_scalar(f"{split}/{key}", value, record["step"])
 
     def close(self) -> None:
-        self._file.close()
+        self._log.close()
         if self._tb is not None:
             self._tb.close()
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All records of a run's ``metrics.jsonl``."""
-    path = Path(run_dir) / METRICS_FILE
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_json_lines(Path(run_dir) / METRICS_FILE)

@@ -9,10 +9,10 @@ before training starts, and a shard that disagrees with its manifest is refused 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from lasium.shards.format import SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayou
 from lasium.shards.manifest import read_sidecar
 from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
 from lasium.shards.streams import url_to_path
+from lasium.tasks import hwc
 
 
 def describe_layout(layout: TaskLayout) -> str:
@@ -30,7 +31,7 @@ def describe_layout(layout: TaskLayout) -> str:
 
 def _core(layout: TaskLayout) -> TaskLayout:
     """The part of a layout that stacking needs (latents are not used for training)."""
-    return TaskLayout(layout.ways, layout.shots, layout.queries, tuple(layout.image_shape))  # type: ignore[arg-type]
+    return TaskLayout(layout.ways, layout.shots, layout.queries, hwc(layout.image_shape))
 
 
 @dataclass

@@ -19,7 +19,8 @@ On the device (:func:`to_device`) a batch becomes float images in [0, 1] (T, N·
 from __future__ import annotations
 
 import sys
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch

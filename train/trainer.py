@@ -14,6 +14,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -28,10 +29,11 @@ from tqdm import tqdm
 
 from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import Autocast, autocast_factory, resolve_precision
+from lasium.runtime import RankInfo
 from lasium.seeding import derive_seed, seed_everything, torch_generator
 from lasium.train import distributed as D
 from lasium.train.augment import AugmentPreset, augment_tasks, get_preset, resolve_preset
-from lasium.train.checkpoint import load_training_state, rng_state, save_checkpoint, read_config
+from lasium.train.checkpoint import STATE_FILE, load_training_state, read_configs, rng_state, save_checkpoint
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
 from lasium.train.registry import build_learner
@@ -61,7 +63,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     candidates = [run_dir / "last"] + ([p for p in run_dir.iterdir() if STEP_DIR.match(p.name)] if run_dir.is_dir() else [])
     for folder in candidates:
         try:
-            step = int(json.loads((folder / "state.json").read_text())["step"])
+            step = int(json.loads((folder / STATE_FILE).read_text())["step"])
         except (OSError, ValueError, KeyError, TypeError):
             continue
         if best is None or step > best[0]:
@@ -98,7 +100,7 @@ def params_sha256(learner: MetaLearner) -> str:
 
 
 def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, step_fn: Callable[..., MetaGradients],
-              batch: tuple[torch.Tensor, ...], autocast: Autocast, ctx: D.DistContext) -> MetaGradients:
+              batch: tuple[torch.Tensor, ...], autocast: Autocast, ctx: RankInfo) -> MetaGradients:
     """One optimizer step on the meta-gradient of ``batch`` (support, labels, query, labels), averaged over ranks."""
     with autocast():
         out = step_fn(*batch)
@@ -113,6 +115,7 @@ class Trainer:
     """Meta-trains ``config.algo`` on ``config.shards``; ``resume`` continues the run in ``config.out``."""
 
     def __init__(self, config: TrainConfig, *, resume: bool = False, progress: bool = True) -> None:
+        config = copy.deepcopy(config)  # filled in below (task layout, defaults): the caller's object stays as given
         self.config = config.validate()
         self.resume = resume
         self.progress = progress
@@ -143,7 +146,7 @@ class Trainer:
             return None
         if latest is None:
             raise CheckpointError(f"nothing to resume in {self.out}: no last/ or step-N/ checkpoint; start without --resume")
-        saved, _ = read_config(latest)
+        saved, _ = read_configs(latest)
         mine = self.config.learner_config()
         if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden) != (mine.algo, mine.ways, tuple(mine.image_shape), mine.hidden):
             raise ConfigError(f"{latest} holds a {saved.algo} learner for {saved.ways}-way {tuple(saved.image_shape)} tasks; "

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any, Callable, ContextManager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,7 +62,7 @@ class Validator:
         return int(self.support.shape[0])
 
     def evaluate(self, learner: MetaLearner, device: torch.device, *, steps: int | None = None, lr: float | None = None,
-                 chunk: int = 100, autocast: Callable[[], ContextManager[Any]] = contextlib.nullcontext) -> dict[str, float]:
+                 chunk: int = 100, autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext) -> dict[str, float]:
         """Mean query accuracy over the episodes and its 95% interval half-width (1.96·std/√n)."""
         accuracies = []
         with torch.no_grad():

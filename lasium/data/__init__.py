@@ -36,25 +36,7 @@ _EXPORTS = {
     "download_omniglot": "lasium.data.download",
 }
 
-__all__ = [
-    "DecodedDataset",
-    "EpisodeSampler",
-    "IMAGEFOLDER_SPLIT_SEED",
-    "LabeledImages",
-    "OMNIGLOT_SPLIT_SEED",
-    "OmniglotLayout",
-    "UnlabeledImages",
-    "cache_dir",
-    "data_root",
-    "download_omniglot",
-    "fingerprint",
-    "load_decoded",
-    "load_imagefolder",
-    "load_omniglot",
-    "load_split",
-    "load_unlabeled",
-    "omniglot_class_split",
-]
+__all__ = sorted(_EXPORTS)
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import secrets
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from lasium.safe_io import replace_atomically
+from lasium.tasks import hwc
 
 CACHE_FORMAT = "lasium-decoded-v1"
 SPLITS = ("train", "val", "test")
@@ -51,7 +51,7 @@ class DecodedDataset:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+        return hwc(self.images.shape[1:])
 
     def split_indices(self, split: str) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """(image indices, dense labels 0..C-1, class indices) of ``split``, classes in dataset order."""
@@ -90,21 +90,6 @@ def fingerprint(images: np.ndarray, labels: np.ndarray | None = None) -> str:
 def cache_key(material: dict[str, Any]) -> str:
     """A short, stable hash of everything an entry depends on."""
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:20]
-
-
-def open_temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, Path]:
-    """Create a new hidden temporary file next to ``path`` (same file system, so renaming is atomic).
-
-    Unlike ``tempfile.mkstemp`` (always 0600) the file gets the usual permissions under the umask,
-    so a shared cache or data folder stays readable by the group.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}{suffix}")
-        try:
-            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
-        except FileExistsError:
-            continue
 
 
 def _atomic_write(path: Path, write: Callable[[Any], None]) -> None:

@@ -14,6 +14,7 @@ import click
 from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ConfigError
 
+
 def parse_image_size(text: str | None) -> tuple[int, int] | None:
     """``28`` → (28, 28); ``32x48`` → (32, 48)."""
     if text is None:

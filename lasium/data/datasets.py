@@ -20,6 +20,7 @@ import numpy as np
 
 from lasium.data.cache import SPLITS, DecodedDataset, fingerprint
 from lasium.errors import ConfigError, DataError
+from lasium.tasks import hwc
 
 DEFAULT_IMAGE_SIZE = 28
 
@@ -51,7 +52,7 @@ class LabeledImages:
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """(H, W, C)."""
-        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+        return hwc(self.images.shape[1:])
 
     def class_counts(self) -> np.ndarray:
         """Images per class, (num_classes,) int64."""
@@ -75,20 +76,17 @@ class UnlabeledImages:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.images.shape[1:])  # type: ignore[return-value]
+        return hwc(self.images.shape[1:])
 
 
 def normalize_image_size(image_size: int | tuple[int, int] | list[int] | None) -> tuple[int, int]:
     """``None`` → (28, 28); ``n`` → (n, n); ``(h, w)`` as is."""
     if image_size is None:
         return (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
-    if isinstance(image_size, (int, np.integer)):
-        size = (int(image_size), int(image_size))
-    else:
-        size = tuple(int(s) for s in image_size)  # type: ignore[assignment]
-    if len(size) != 2 or min(size) < 1 or max(size) > 4096:
+    sides = [int(image_size)] * 2 if isinstance(image_size, (int, np.integer)) else [int(s) for s in image_size]
+    if len(sides) != 2 or min(sides) < 1 or max(sides) > 4096:
         raise ConfigError(f"image size {image_size!r} is not valid; give one side (28) or height and width (28, 28)")
-    return size  # type: ignore[return-value]
+    return sides[0], sides[1]
 
 
 def load_decoded(

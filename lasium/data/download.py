@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,9 +19,9 @@ from pathlib import Path
 
 from lasium import __version__
 from lasium.data import paths
-from lasium.data.cache import open_temp_beside
 from lasium.data.omniglot import OMNIGLOT_FOLDER, OMNIGLOT_LAYOUT, OMNIGLOT_ZIPS, OmniglotLayout, scan_omniglot_zip
 from lasium.errors import DataError
+from lasium.safe_io import replace_atomically
 
 OMNIGLOT_BASE_URL = "https://github.com/brendenlake/omniglot/raw/master/python"
 OMNIGLOT_MD5 = {
@@ -112,16 +111,15 @@ def fetch_checked(
     """Download ``url`` to ``target`` through a temporary file; rename only if md5 and layout are right."""
     from tqdm.auto import tqdm
 
-    try:
-        fd, tmp = open_temp_beside(target, ".part")
-    except OSError as exc:
-        raise DataError(f"cannot write in {target.parent} ({exc.strerror}); choose a writable --data-root") from None
     fix = "check your network or --base-url and retry"
-    try:
+    digests: list[str] = []
+
+    def fetch_and_check(tmp: Path) -> None:
         h = hashlib.md5(usedforsecurity=False)
         received = 0
+        total = None
         request = urllib.request.Request(url, headers={"User-Agent": f"lasium/{__version__}"})
-        with os.fdopen(fd, "wb") as out:
+        with open(tmp, "wb") as out:
             try:
                 with urllib.request.urlopen(request, timeout=timeout) as response:
                     length = response.headers.get("Content-Length")
@@ -137,8 +135,6 @@ def fetch_checked(
             except (urllib.error.URLError, http.client.HTTPException, TimeoutError, ConnectionError) as exc:
                 why = getattr(exc, "reason", None) or exc
                 raise DataError(f"downloading {url} failed ({why}); {fix}") from None
-            out.flush()
-            os.fsync(out.fileno())
         if total is not None and received != total:
             raise DataError(f"downloading {url} stopped after {received} of {total} bytes; {fix}")
         digest = h.hexdigest()
@@ -151,7 +147,10 @@ def fetch_checked(
             scan_omniglot_zip(tmp, which, layout)
         except DataError as exc:
             raise DataError(f"{url} matched its md5 but is not a valid Omniglot zip: {exc}") from None
-        os.replace(tmp, target)
-        return digest
-    finally:
-        tmp.unlink(missing_ok=True)
+        digests.append(digest)
+
+    try:
+        replace_atomically(target, fetch_and_check)
+    except OSError as exc:
+        raise DataError(f"cannot write in {target.parent} ({exc.strerror or exc}); choose a writable --data-root") from None
+    return digests[0]

@@ -21,10 +21,11 @@ import sys
 import warnings
 import zipfile
 import zlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -186,7 +187,7 @@ def run_jobs(
                     bar.update(sizes[i])
             finally:
                 close_open_zips()
-            return results  # type: ignore[return-value]
+            return _all_done(results)
         # fork, as torch's DataLoader does on Linux: unlike spawn it never re-runs the caller's
         # script (a script without `if __name__ == "__main__"` would start its work again in each
         # worker) and costs no imports. The children only run Pillow, zlib and numpy code, never
@@ -208,4 +209,11 @@ def run_jobs(
                     i = futures[fut]
                     results[i] = fut.result()
                     bar.update(sizes[i])
-    return results  # type: ignore[return-value]
+    return _all_done(results)
+
+
+def _all_done(results: list[np.ndarray | None]) -> list[np.ndarray]:
+    """The results once every job has filled its slot."""
+    done = [r for r in results if r is not None]
+    assert len(done) == len(results), "a decoding job left no result"
+    return done

@@ -5,48 +5,63 @@
     write_manifest("shards/omniglot", header, [entry])
     for task in iter_tasks("shards/omniglot"):
         ...
+
+Names are imported on first use (PEP 562), as in the other packages.
 """
 
-from lasium.shards.format import (
-    CONTAINERS,
-    FORMAT_NAME,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    REQUIRED_CONFIG_KEYS,
-    Manifest,
-    ShardEntry,
-    TaskLayout,
-    container_of,
-    shard_file_name,
-    task_key,
-)
-from lasium.shards.manifest import build_manifest_from_sidecars, read_manifest, read_sidecar, write_manifest
-from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks, resolve_shard_urls
-from lasium.shards.verify import VerifyReport, verify_shard_set
-from lasium.shards.writer import validate_batch, write_shard
+from __future__ import annotations
 
-__all__ = [
-    "CONTAINERS",
-    "FORMAT_NAME",
-    "FORMAT_VERSION",
-    "MANIFEST_NAME",
-    "REQUIRED_CONFIG_KEYS",
-    "Manifest",
-    "ShardEntry",
-    "TaskLayout",
-    "VerifyReport",
-    "build_manifest_from_sidecars",
-    "container_of",
-    "decode_wds_sample",
-    "iter_shard_tasks",
-    "iter_tasks",
-    "read_manifest",
-    "read_sidecar",
-    "resolve_shard_urls",
-    "shard_file_name",
-    "task_key",
-    "validate_batch",
-    "verify_shard_set",
-    "write_manifest",
-    "write_shard",
-]
+from typing import TYPE_CHECKING
+
+from lasium.lazy import lazy_exports
+
+_EXPORTS = {
+    "CONTAINERS": "lasium.shards.format",
+    "FORMAT_NAME": "lasium.shards.format",
+    "FORMAT_VERSION": "lasium.shards.format",
+    "MANIFEST_NAME": "lasium.shards.format",
+    "REQUIRED_CONFIG_KEYS": "lasium.shards.format",
+    "Manifest": "lasium.shards.format",
+    "ShardEntry": "lasium.shards.format",
+    "TaskLayout": "lasium.shards.format",
+    "container_of": "lasium.shards.format",
+    "shard_file_name": "lasium.shards.format",
+    "task_key": "lasium.shards.format",
+    "build_manifest_from_sidecars": "lasium.shards.manifest",
+    "read_manifest": "lasium.shards.manifest",
+    "read_sidecar": "lasium.shards.manifest",
+    "write_manifest": "lasium.shards.manifest",
+    "decode_wds_sample": "lasium.shards.reader",
+    "iter_shard_tasks": "lasium.shards.reader",
+    "iter_tasks": "lasium.shards.reader",
+    "resolve_shard_urls": "lasium.shards.reader",
+    "VerifyReport": "lasium.shards.verify",
+    "verify_shard_set": "lasium.shards.verify",
+    "validate_batch": "lasium.shards.writer",
+    "write_shard": "lasium.shards.writer",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+
+
+if TYPE_CHECKING:
+    from lasium.shards.format import (
+        CONTAINERS,
+        FORMAT_NAME,
+        FORMAT_VERSION,
+        MANIFEST_NAME,
+        REQUIRED_CONFIG_KEYS,
+        Manifest,
+        ShardEntry,
+        TaskLayout,
+        container_of,
+        shard_file_name,
+        task_key,
+    )
+    from lasium.shards.manifest import build_manifest_from_sidecars, read_manifest, read_sidecar, write_manifest
+    from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks, resolve_shard_urls
+    from lasium.shards.verify import VerifyReport, verify_shard_set
+    from lasium.shards.writer import validate_batch, write_shard

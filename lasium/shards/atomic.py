@@ -1,4 +1,4 @@
-"""Crash-safe file replacement: write a hidden temporary file, fsync it, rename it into place.
+"""Shard files are written through :func:`lasium.safe_io.replace_atomically`, hashing as they go.
 
 A reader therefore sees either the old file, the complete new one, or nothing: never a partial
 shard under a final name. Temporary names are ``.<final name>.tmp`` (hidden, and not matching the
@@ -10,11 +10,11 @@ generation job assigns each shard to exactly one rank), so the fixed temporary n
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
-from lasium.safe_io import fsync_dir  # the same directory fsync as checkpoint writes
+from lasium.safe_io import replace_atomically
 
 
 def temp_path(path: Path) -> Path:
@@ -50,21 +50,15 @@ def atomic_write(path: Path, fill: Callable[[HashingWriter], None]) -> tuple[int
     Any exception (including KeyboardInterrupt) removes the temporary file and leaves ``path`` as it was.
     """
     path = Path(path)
-    tmp = temp_path(path)
-    try:
+    written: list[HashingWriter] = []
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb", buffering=0) as raw:
-            out = HashingWriter(raw)
-            fill(out)
-            os.fsync(raw.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-        raise
-    fsync_dir(path.parent)
-    return out.bytes, out.sha.hexdigest()
+            written.append(HashingWriter(raw))
+            fill(written[0])
+
+    replace_atomically(path, write, temp=temp_path(path))
+    return written[0].bytes, written[0].sha.hexdigest()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> tuple[int, str]:

@@ -4,9 +4,11 @@ Safety rule (README "Safety"): only the members the spec names are decoded, with
 ``np.lib.format.read_array(..., allow_pickle=False)`` and ``json.loads``; any other tar member or
 HDF5 object is refused with a :class:`ShardError` naming it and the shard. Nothing is unpickled.
 
-The trainer builds its own WebDataset pipeline (shard shuffling, shuffle buffer, resampling,
-node/worker splitting) from :func:`resolve_shard_urls` and maps :func:`decode_wds_sample` over the
-raw samples; :func:`iter_tasks` is the simple sequential reader used by tools and tests.
+The trainer uses no WebDataset pipeline: :mod:`lasium.train.streaming` takes the shard list from
+:func:`resolve_shard_urls` and reads each shard with :func:`iter_shard_tasks`, with its own shard
+shuffling, shuffle buffer and rank/worker split. :func:`decode_wds_sample` decodes raw samples of a stock
+``webdataset.WebDataset(urls)`` for users who build their own pipeline; :func:`iter_tasks` is the simple
+sequential reader used by tools and tests.
 """
 
 from __future__ import annotations

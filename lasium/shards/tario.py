@@ -12,7 +12,8 @@ marker raises :class:`ShardError` instead of silently ending the archive early.
 
 from __future__ import annotations
 
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from lasium.errors import ShardError
 

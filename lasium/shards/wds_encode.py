@@ -12,7 +12,8 @@ fixed-size tail, otherwise that chunk falls back to a per-task loop that yields 
 from __future__ import annotations
 
 import io
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 

@@ -16,35 +16,36 @@ optimizer moments, step), so ``resume=True`` continues exactly: on CPU, 2 epochs
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 import lasium
+from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import ConfigError
+from lasium.jsonl_log import JsonLinesLog
+from lasium.runtime import device_label, resolve_device
 from lasium.seeding import derive_seed, numpy_rng, torch_generator
+from lasium.tasks import hwc
 
 from .checkpoint import (
     CHECKPOINT_FORMAT,
-    CONFIG_FILE,
     FORMAT_VERSION,
     LOSS_LOG,
     STATE_JSON,
-    WEIGHTS_FILE,
     read_config,
     restore_training_state,
     save_training_checkpoint,
 )
 from .gan import GANTrainer, gan_architecture
-from .interface import resolve_device
 from .vae import VAETrainer, vae_architecture
 
 MODELS = ("gan", "vae")
@@ -81,7 +82,7 @@ class FitConfig:
     data_root: str | None = None
     cuda_graphs: bool = True  # replay each training step as one CUDA graph (CUDA only; same computation as eager)
 
-    def resolved(self) -> "FitConfig":
+    def resolved(self) -> FitConfig:
         """A copy with model defaults filled in and every value checked (ConfigError on bad input)."""
         if self.model not in MODELS:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
@@ -107,7 +108,7 @@ class FitConfig:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FitConfig":
+    def from_json(cls, data: dict[str, Any]) -> FitConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 
@@ -174,12 +175,6 @@ def build_trainer(config: FitConfig, image_shape: tuple[int, int, int], device: 
         if config.model == "gan":
             return GANTrainer(gan_architecture(image_shape, config.latent_dim), config.lr, device, config.ms_weight)
         return VAETrainer(vae_architecture(image_shape, config.latent_dim), config.lr, device)
-
-
-def device_label(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return str(device)
 
 
 class StepRunner:
@@ -249,7 +244,7 @@ def fit(
 ) -> FitResult:
     """Train ``config.model`` on unlabeled images (``data``, else :func:`load_training_images`) into ``out_dir``.
 
-    Writes a checkpoint after every epoch (see :mod:`lasium.generate.checkpoint`), a loss line to
+    Writes a checkpoint after every epoch (see :mod:`lasium.generate.models.checkpoint`), a loss line to
     ``losses.jsonl`` and sample grids; ``resume=True`` continues the checkpoint in ``out_dir`` to
     ``config.epochs`` epochs in total.
     """
@@ -267,8 +262,8 @@ def fit(
     n = images.shape[0]
     if n < config.batch_size:
         raise ConfigError(f"--batch-size {config.batch_size} is larger than the {n} training images; lower --batch-size or raise --limit")
-    image_shape = tuple(int(v) for v in images.shape[1:])
-    trainer = build_trainer(config, image_shape, device)  # type: ignore[arg-type]
+    image_shape = hwc(images.shape[1:])
+    trainer = build_trainer(config, image_shape, device)
 
     previous: dict[str, Any] = {}
     start_epoch, step, train_seconds = 0, 0, 0.0
@@ -301,9 +296,7 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
     fixed_real = pixels[torch.from_numpy(fixed_idx).to(device)].float() / 255.0
 
     commands = list(previous.get("commands") or []) + [command or " ".join(["lasium-fit"] + sys.argv[1:])]
-    log_path = out / LOSS_LOG
-    kept = [line for line in (log_path.read_text().splitlines() if log_path.exists() else []) if line.strip() and json.loads(line)["epoch"] <= start_epoch]
-    log_path.write_text("".join(line + "\n" for line in kept))
+    loss_log = JsonLinesLog(out / LOSS_LOG, key="epoch", keep_until=start_epoch, sort_keys=False)  # epochs past the checkpoint are redone
 
     session_start = time.perf_counter()
     final_losses: dict[str, float] = dict(previous.get("final_losses") or {})
@@ -367,14 +360,14 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
             "rng": {"scheme": "derive_seed(seed, 'fit', 'permutation'|'noise', epoch)", "next_epoch": epoch + 1},
         }
         save_training_checkpoint(out, trainer, config_json, state_json)
-        with open(log_path, "a") as f:
-            f.write(json.dumps({"epoch": epoch + 1, "step": step, **final_losses, "images_per_second": round(ips, 1), "epoch_seconds": round(epoch_seconds, 3)}) + "\n")
+        loss_log.write({"epoch": epoch + 1, "step": step, **final_losses, "images_per_second": round(ips, 1), "epoch_seconds": round(epoch_seconds, 3)})
         if progress:
             tqdm.write(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in final_losses.items()) + f", {ips:.0f} images/s")
         if stopped:
             if progress:
                 tqdm.write(f"stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} would be exceeded by another epoch")
             break
+    loss_log.close()
     return FitResult(out, epoch + 1, step, final_losses, ips, train_seconds, stopped)
 
 

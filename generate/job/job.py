@@ -8,51 +8,37 @@ machine of an array job made it. Hence:
 * resume: a rerun skips shards whose sidecar is present and whose file matches it (size, or sha256
   with ``verify_existing``); a killed job loses at most the shards in flight;
 * scale-out: under ``torchrun`` rank r takes shards s ≡ r (mod world size) on ``cuda:LOCAL_RANK``;
-  ``shards="a:b"`` selects a range for array jobs; the manifest is written once the set is complete.
+  ``shard_range="a:b"`` selects a range for array jobs; the manifest is written once the set is complete.
 
 Pipeline: the device makes a shard (anchors, in-class latents, decoding, uint8; see
-:mod:`lasium.generate.synthesis`), copies it to pinned host memory without blocking, and moves on to the
-next shard; finished copies go to writer processes (:mod:`lasium.generate.writers`), so encoding,
+:mod:`lasium.generate.synthesis.synthesizer`), copies it to pinned host memory without blocking, and moves on to
+the next shard; finished copies go to writer processes (:mod:`lasium.generate.job.writers`), so encoding,
 hashing and disk I/O overlap generation.
 """
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
-from lasium.errors import ConfigError
-from lasium.generate.config import GenerationConfig, parse_shard_range
-from lasium.generate.outdir import check_existing_set, prepare_out_dir, remove_orphan_shards, shard_is_complete
-from lasium.generate.synthesis import DeviceShard, SynthesisSpec, TaskSynthesizer
-from lasium.generate.writers import InlineWriter, ShardJob, SlotLayout, WriterPool, WriteTarget
+from lasium.generate.job.config import GenerationConfig, parse_shard_range
+from lasium.generate.job.outdir import check_existing_set, prepare_out_dir, remove_orphan_shards, shard_is_complete
+from lasium.generate.job.real_source import RealTaskSource
+from lasium.generate.job.writers import InlineWriter, ShardJob, SlotLayout, WriterPool, WriteTarget
+from lasium.generate.models.interface import Generator
+from lasium.generate.synthesis.anchor_pool import AnchorPool
+from lasium.generate.synthesis.strategies import parameter_name
+from lasium.generate.synthesis.synthesizer import DeviceShard, SynthesisSpec, TaskSynthesizer
+from lasium.runtime import RankInfo, resolve_device
 from lasium.seeding import torch_generator
 from lasium.shards.format import CONTAINERS, ShardEntry, expected_shard_tasks, shard_file_name
-
-
-@dataclass(frozen=True)
-class RankInfo:
-    """Where this process sits in a ``torchrun`` launch (rank 0 of 1 otherwise)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> "RankInfo":
-        env = os.environ
-        world = int(env.get("WORLD_SIZE", "1"))
-        rank = int(env.get("RANK", "0"))
-        if not 0 <= rank < max(world, 1):
-            raise ConfigError(f"RANK={rank} is outside WORLD_SIZE={world}")
-        return cls(rank, max(world, 1), int(env.get("LOCAL_RANK", "0")))
 
 
 @dataclass
@@ -78,16 +64,6 @@ class GenerationResult:
         skipped = f" ({self.shards_skipped} already complete)" if self.shards_skipped else ""
         return (f"wrote {self.tasks_written:,} tasks in {self.shards_written} shards{skipped}, {gb:.3f} GB, "
                 f"{self.seconds:.1f} s, {self.tasks_per_second:,.0f} tasks/s → {self.out_dir}")
-
-
-def resolve_job_device(device: str, rank: RankInfo) -> torch.device:
-    """``auto`` → ``cuda:LOCAL_RANK`` when a GPU is present, else cpu; a bare ``cuda`` also gets the local rank."""
-    from lasium.generate.interface import resolve_device
-
-    dev = resolve_device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", rank.local_rank % max(1, torch.cuda.device_count()))
-    return dev
 
 
 # -- host staging ----------------------------------------------------------------------------------
@@ -162,74 +138,95 @@ def _layout(set_config: dict[str, Any], tasks: int) -> SlotLayout:
     return SlotLayout((tasks, n, k_tr, *shape), (tasks, n, k_val, *shape), lat)
 
 
+def set_cudnn_flags(device: torch.device) -> None:
+    """No cuDNN autotuning: it picks kernels by timing, so two runs could compute different bytes."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+
+
+def prepare_network(model: Generator, device: torch.device, *, channels_last: bool, compile: bool) -> None:
+    """The one place the job changes how the generator's network runs (never what it computes in fp32).
+
+    ``channels_last``: oneDNN's bf16 convolutions on CPUs are fast in channels-last layout (about 2x over fp32
+    on AVX512-BF16). ``compile``: ``torch.compile`` the network; the protocol's ``decode`` then runs it.
+    """
+    if channels_last and device.type == "cpu":
+        model.network = model.network.to(memory_format=torch.channels_last)
+    if compile:
+        model.network = torch.compile(model.network, dynamic=False)
+
+
+def synthesis_spec(config: GenerationConfig, set_config: dict[str, Any]) -> SynthesisSpec:
+    """What defines the tasks, from the resolved set config (σ or α under the strategy's parameter name)."""
+    assert config.strategy is not None
+    return SynthesisSpec(
+        strategy=config.strategy, parameter=float(set_config[parameter_name(config.strategy)]), epsilon=float(set_config["epsilon"]),
+        ways=config.ways, shots=config.shots, queries=config.queries, anchor_chunk=config.anchor_chunk,
+        decode_tasks=config.effective_decode_tasks, save_latents=config.save_latents,
+    )
+
+
 class GenerationJob:
     """One process's share of a ``lasium-gen`` run. ``model`` may be passed in (library use, tests);
-    otherwise ``config.generator`` is loaded with :func:`lasium.generate.interface.load_generator`."""
+    otherwise ``config.generator`` is loaded with :func:`lasium.generate.load_generator`."""
 
-    def __init__(self, config: GenerationConfig, *, model: Any = None, rank: RankInfo | None = None,
+    def __init__(self, config: GenerationConfig, *, model: Generator | None = None, rank: RankInfo | None = None,
                  log: Callable[[str], None] = print) -> None:
         self.config = config
         self.rank = rank or RankInfo.from_env()
         self.log = log
-        self.device = torch.device("cpu") if config.source == "real" else resolve_job_device(config.device, self.rank)
+        # torchrun: a bare cuda (or auto on a GPU machine) means this rank's GPU.
+        self.device = torch.device("cpu") if config.source == "real" else resolve_device(config.device, self.rank.local_rank)
         self.model = model
         self.synth: TaskSynthesizer | None = None
-        self.real = None
-        self.header = self._build_header()
+        self.real: RealTaskSource | None = None
+        self.header = self._real_header() if config.source == "real" else self._generator_header()
 
-    def _build_header(self) -> dict[str, Any]:
+    def _real_header(self) -> dict[str, Any]:
         c = self.config
-        if c.source == "real":
-            from lasium.generate.real_source import RealTaskSource
+        self.real = RealTaskSource(c.dataset, c.split, ways=c.ways, shots=c.shots, queries=c.queries, seed=c.seed, data_root=c.data_root)
+        set_config = c.set_config(image_shape=self.real.image_shape, latent_dim=None, generator_kind=None, device_type="cpu")
+        return {"config": set_config, "generator": None, "source": self.real.describe()}
 
-            self.real = RealTaskSource(c.dataset, c.split, ways=c.ways, shots=c.shots, queries=c.queries, seed=c.seed, data_root=c.data_root)
-            set_config = c.set_config(image_shape=self.real.image_shape, latent_dim=None, generator_kind=None, device_type="cpu")
-            return {"config": set_config, "generator": None, "source": self.real.describe()}
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = False  # autotuning would pick kernels by timing: not reproducible
-        if self.model is None:
-            from lasium.generate.interface import load_generator
-
-            self.model = load_generator(c.generator, device=self.device, latent_dim=c.latent_dim)
-        model = self.model
-        kind = str(model.kind)
-        set_config = c.set_config(image_shape=tuple(model.image_shape), latent_dim=int(model.latent_dim), generator_kind=kind,
+    def _generator_header(self) -> dict[str, Any]:
+        """Set up synthesis with a generator: each step below changes what the shards hold or how fast they come."""
+        c = self.config
+        set_cudnn_flags(self.device)
+        model = self.model = self.model if self.model is not None else self._load_model()
+        set_config = c.set_config(image_shape=tuple(model.image_shape), latent_dim=int(model.latent_dim), generator_kind=model.kind,
                                   device_type=self.device.type)
-        pool, source = None, None
-        if kind == "vae":
-            from lasium.generate.real_source import vae_anchor_pool, vae_source_record
-
-            pool = vae_anchor_pool(model, c.dataset, data_root=c.data_root, device=self.device)
-            source = vae_source_record(pool, c.dataset)
-        pname = "sigma" if c.strategy == "n" else "alpha"
-        spec = SynthesisSpec(
-            strategy=str(c.strategy), parameter=float(set_config[pname]), epsilon=float(set_config["epsilon"]), ways=c.ways,
-            shots=c.shots, queries=c.queries, anchor_chunk=c.anchor_chunk, decode_tasks=c.effective_decode_tasks,
-            save_latents=c.save_latents,
-        )
+        pool, source = self._encode_anchor_pool(model)
         bf16 = set_config["precision"] == "bf16-autocast"
-        if bf16 and self.device.type == "cpu" and hasattr(model, "decoder"):
-            # oneDNN's bf16 convolutions are fast in channels-last layout (about 2x over fp32 on AVX512-BF16).
-            model.decoder = model.decoder.to(memory_format=torch.channels_last)
-        if c.compile and hasattr(model, "decoder"):
-            # The interface lets callers swap in a compiled decoder; decode() then runs it.
-            model.decoder = torch.compile(model.decoder, dynamic=False)
-        self.synth = TaskSynthesizer(model, spec, device=self.device, anchor_pool=pool, autocast=bf16,
-                                     compile=c.compile and not hasattr(model, "decoder"))
+        prepare_network(model, self.device, channels_last=bf16, compile=c.compile)
+        self.synth = TaskSynthesizer(model, synthesis_spec(c, set_config), device=self.device, anchor_pool=pool, autocast=bf16)
         return {"config": set_config, "generator": model.describe(), "source": source}
+
+    def _load_model(self) -> Generator:
+        from lasium.generate.models.loading import load_generator
+
+        return load_generator(self.config.generator, device=self.device, latent_dim=self.config.latent_dim)
+
+    def _encode_anchor_pool(self, model: Generator) -> tuple[AnchorPool | None, dict[str, Any] | None]:
+        """VAEs draw anchors from encoded real images (the pool and the manifest's source record); GANs from the prior."""
+        if model.kind != "vae":
+            return None, None
+        from lasium.generate.synthesis.anchor_pool import vae_anchor_pool, vae_source_record
+
+        pool = vae_anchor_pool(model, self.config.dataset, data_root=self.config.data_root, device=self.device)
+        return pool, vae_source_record(pool, self.config.dataset)
 
     # -- planning ---------------------------------------------------------------------------------
     def my_shards(self) -> list[int]:
-        a, b = parse_shard_range(self.config.shards, self.config.num_shards)
-        return [s for s in range(a, b) if s % self.rank.world == self.rank.rank]
+        a, b = parse_shard_range(self.config.shard_range, self.config.num_shards)
+        return [s for s in range(a, b) if s % self.rank.world_size == self.rank.rank]
 
     def is_partial(self) -> bool:
-        return parse_shard_range(self.config.shards, self.config.num_shards) != (0, self.config.num_shards)
+        return parse_shard_range(self.config.shard_range, self.config.num_shards) != (0, self.config.num_shards)
 
     def run(self) -> GenerationResult:
         c = self.config
         out_dir = c.out_dir
-        name, container = c.set_name, c.format
+        name, container = c.set_name, c.container
         target = WriteTarget(str(out_dir), name, container, self.header, c.resolved_compression)
         set_config = self.header["config"]
         prepare_out_dir(out_dir)
@@ -257,7 +254,7 @@ class GenerationJob:
         if todo:
             layout = _layout(set_config, c.tasks_per_shard)
             sink: InlineWriter | WriterPool = InlineWriter(target) if workers == 0 else WriterPool(target, min(workers, len(todo)), layout)
-            desc = f"{name} [rank {self.rank.rank}]" if self.rank.world > 1 else name
+            desc = f"{name} [rank {self.rank.rank}]" if self.rank.world_size > 1 else name
             bar = _progress(tasks_todo, c.progress and self.rank.rank == 0, desc)
             started = time.perf_counter()
             try:
@@ -297,7 +294,8 @@ class GenerationJob:
                 for e in sink.poll():
                     self._record(e, result, bar)
             return
-        assert self.synth is not None
+        synth = self.synth
+        assert synth is not None
         stager = HostStager(self.device, c.in_flight + 1, c.tasks_per_shard)
         pending: deque[tuple[int, int, int, StagedShard]] = deque()
 
@@ -305,13 +303,15 @@ class GenerationJob:
             s, first, n, staged = pending.popleft()
             arrays = staged.arrays()
             index = arrays["anchor_index"]
-            metas = self.synth.metas(first, n, index)  # type: ignore[union-attr]
-            sink.submit(ShardJob(s, first, arrays["support"], arrays["query"], arrays["latents"], metas))  # type: ignore[arg-type]
+            metas = synth.metas(first, n, index)
+            support, query = arrays["support"], arrays["query"]
+            assert support is not None and query is not None  # always staged; only latents and anchor rows are optional
+            sink.submit(ShardJob(s, first, support, query, arrays["latents"], metas))
             stager.release(staged)
 
         for s in todo:
             first, n = expected_shard_tasks(set_config, s)
-            shard = self.synth.shard(n, torch_generator(c.seed, "shard", s, device=self.device))
+            shard = synth.shard(n, torch_generator(c.seed, "shard", s, device=self.device))
             pending.append((s, first, n, stager.stage(shard)))
             del shard
             while pending and (len(pending) > c.in_flight or pending[0][3].ready()):
@@ -328,14 +328,14 @@ class GenerationJob:
         c = self.config
         if self.is_partial():
             if self.rank.rank == 0:
-                self.log(f"shards {c.shards} done; when all parts are done, write the manifest with: lasium-shards index {out_dir}")
+                self.log(f"shards {c.shard_range} done; when all parts are done, write the manifest with: lasium-shards index {out_dir}")
             return False
-        if self.rank.world == 1:
-            write_manifest(out_dir, self.header, result.entries, container=c.format, name=c.set_name)
+        if self.rank.world_size == 1:
+            write_manifest(out_dir, self.header, result.entries, container=c.container, name=c.set_name)
             return True
         if self.rank.rank != 0:
             return False
-        names = [shard_file_name(c.set_name, s, c.format, c.resolved_compression) for s in range(c.num_shards)]
+        names = [shard_file_name(c.set_name, s, c.container, c.resolved_compression) for s in range(c.num_shards)]
         deadline = time.monotonic() + c.manifest_timeout
         while not all((out_dir / (n + ".json")).is_file() for n in names):
             if time.monotonic() > deadline:
@@ -346,7 +346,7 @@ class GenerationJob:
         return True
 
 
-def run_generation(config: GenerationConfig, *, model: Any = None, log: Callable[[str], None] = print) -> GenerationResult:
+def run_generation(config: GenerationConfig, *, model: Generator | None = None, log: Callable[[str], None] = print) -> GenerationResult:
     """Run (this process's share of) a generation job; see :class:`GenerationJob`."""
     return GenerationJob(config, model=model, log=log).run()
 

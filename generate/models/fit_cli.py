@@ -1,4 +1,4 @@
-"""``lasium-fit``: train a GAN or VAE on the unlabeled train split (a thin layer over :mod:`lasium.generate.fit`)."""
+"""``lasium-fit``: train a GAN or VAE on the unlabeled train split (a thin layer over :mod:`lasium.generate.models.fit`)."""
 
 from __future__ import annotations
 

@@ -30,6 +30,8 @@ from tqdm.auto import tqdm
 from lasium.errors import CheckpointError, ConfigError
 from lasium.seeding import derive_seed, numpy_rng, torch_generator
 
+from .interface import Generator
+
 CLASSIFIER_VERSION = "conv4-gap-v1"
 
 
@@ -151,7 +153,6 @@ def cached_feature_classifier(
     cached there (``cache_dir`` defaults to ``$LASIUM_CACHE``, see :func:`lasium.data.paths.cache_dir`)."""
     from lasium.data import load_split
     from lasium.data.paths import cache_dir as default_cache_dir
-
     from lasium.safe_io import read_safetensors, write_safetensors_atomic
 
     train = load_split(dataset, "train", data_root=data_root, cache_dir=cache_dir, image_size=image_size)
@@ -176,8 +177,8 @@ def cached_feature_classifier(
 
 
 @torch.no_grad()
-def generate_images(generator: Any, n: int, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
-    """n images from ``generator`` (the :class:`~lasium.generate.interface.Generator` protocol), uint8 (n, H, W, C),
+def generate_images(generator: Generator, n: int, *, seed: int = 0, batch_size: int = 1024) -> np.ndarray:
+    """n images from ``generator`` (a :class:`~lasium.generate.models.interface.Generator`), uint8 (n, H, W, C),
     quantised like real data and shards are."""
     g = torch_generator(seed, "quality", "latents", device=generator.device)
     out = []
@@ -204,7 +205,7 @@ class QualityReport:
 
 
 def sample_quality(
-    generator: Any,
+    generator: Generator,
     dataset: str,
     *,
     num_samples: int | None = None,

@@ -17,8 +17,8 @@ reference; the discriminator adds one 256-channel stride-2 conv per extra stage.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -26,12 +26,14 @@ from torch import nn
 
 from lasium.errors import ConfigError
 
+from .architecture import ArchitectureRecord, checked_image_shape
+
 GAN_ARCHITECTURE = "lasium-gan-v1"
 MODE_SEEKING_EPS = 1e-5  # as in the MSGAN reference implementation
 
 
 @dataclass(frozen=True)
-class GANArchitecture:
+class GANArchitecture(ArchitectureRecord):
     """Everything needed to rebuild the generator and discriminator (stored in the checkpoint config)."""
 
     latent_dim: int
@@ -41,20 +43,8 @@ class GANArchitecture:
     discriminator_channels: tuple[int, ...]
     name: str = GAN_ARCHITECTURE
 
-    def to_json(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "GANArchitecture":
-        if data.get("name") != GAN_ARCHITECTURE:
-            raise ConfigError(f"unknown GAN architecture {data.get('name')!r}; expected {GAN_ARCHITECTURE!r}")
-        return cls(
-            latent_dim=int(data["latent_dim"]),
-            image_shape=tuple(int(v) for v in data["image_shape"]),  # type: ignore[arg-type]
-            start_hw=tuple(int(v) for v in data["start_hw"]),  # type: ignore[arg-type]
-            generator_channels=tuple(int(v) for v in data["generator_channels"]),
-            discriminator_channels=tuple(int(v) for v in data["discriminator_channels"]),
-        )
+    KIND: ClassVar[str] = "GAN"
+    NAME: ClassVar[str] = GAN_ARCHITECTURE
 
 
 def upsampling_stages(height: int, width: int) -> int:
@@ -73,11 +63,7 @@ def upsampling_stages(height: int, width: int) -> int:
 
 def gan_architecture(image_shape: tuple[int, int, int], latent_dim: int = 128) -> GANArchitecture:
     """The architecture for images of ``image_shape`` (H, W, C); 28×28×1 gives the LASIUM reference."""
-    height, width, channels = (int(v) for v in image_shape)
-    if channels not in (1, 3):
-        raise ConfigError(f"images must have 1 or 3 channels, got {channels}")
-    if latent_dim < 1:
-        raise ConfigError(f"latent size must be positive, got {latent_dim}")
+    height, width, channels = checked_image_shape(image_shape, latent_dim)
     stages = upsampling_stages(height, width)
     dense = 128 * 2 ** (stages - 2)
     gen = [dense] + [max(128, dense // 2 ** (i + 1)) for i in range(stages)]

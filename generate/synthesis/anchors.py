@@ -18,8 +18,8 @@ on that RNG's seed and the chunk size, never on how many tasks are wanted elsewh
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -130,7 +130,7 @@ def sample_gan_anchors(
     ways: int,
     latent_dim: int,
     epsilon: float,
-    generator: torch.Generator,
+    rng: torch.Generator,
     *,
     chunk: int = ANCHOR_CHUNK,
     stall_check: int = STALL_CHECK_CANDIDATES,
@@ -138,7 +138,7 @@ def sample_gan_anchors(
 ) -> tuple[torch.Tensor, AnchorStats]:
     """``num_tasks`` anchor tuples (T, N, D) from the prior, each pairwise farther apart than ``epsilon``.
 
-    ``sample_prior(n, generator)`` returns (n, D) latents on the device; candidates are drawn ``chunk``
+    ``sample_prior(n, rng)`` returns (n, D) latents on the device; candidates are drawn ``chunk``
     tuples per call and accepted in stream order (exact rejection, batched). Raises
     :class:`AnchorStallError` when, after ``stall_check`` candidates, fewer than ``min_acceptance`` pass.
     """
@@ -146,7 +146,7 @@ def sample_gan_anchors(
         raise ConfigError(f"a task needs at least 2 classes, got ways={ways}; use --ways 2 or more")
 
     def draw(c: int) -> tuple[torch.Tensor, torch.Tensor]:
-        z = sample_prior(c * ways, generator).reshape(c, ways, latent_dim)
+        z = sample_prior(c * ways, rng).reshape(c, ways, latent_dim)
         return z, min_pairwise_sq_distance(z)
 
     kept, stats = _take_accepted(draw, num_tasks, epsilon, chunk, latent_dim, stall_check, min_acceptance)
@@ -160,7 +160,7 @@ def sample_encoded_anchors(
     num_tasks: int,
     ways: int,
     epsilon: float,
-    generator: torch.Generator,
+    rng: torch.Generator,
     *,
     chunk: int = ANCHOR_CHUNK,
     stall_check: int = STALL_CHECK_CANDIDATES,
@@ -181,7 +181,7 @@ def sample_encoded_anchors(
     i, j = torch.triu_indices(ways, ways, 1, device=codes.device)
 
     def draw(c: int) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.randint(m, (c, ways), generator=generator, device=codes.device)
+        idx = torch.randint(m, (c, ways), generator=rng, device=codes.device)
         min_d = min_pairwise_sq_distance(codes[idx])
         distinct = (idx[:, i] != idx[:, j]).all(dim=1)
         # A repeated image fails the test whatever ε is (distance -1 < any ε ≥ 0).

@@ -8,28 +8,27 @@ architecture of LASIUM (Khodadadeh et al., ICLR 2021):
 * loss: Bernoulli reconstruction (binary cross-entropy, summed over pixels) plus KL(q(z|x) ‖ N(0, I)),
   averaged over the batch.
 
-Other sizes use the GAN's stage rule (:func:`lasium.generate.gan.upsampling_stages`): s stride-2 stages
+Other sizes use the GAN's stage rule (:func:`lasium.generate.models.gan.upsampling_stages`): s stride-2 stages
 and max(4, s) blocks on each side, so the start resolution is (H / 2^s, W / 2^s).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lasium.errors import ConfigError
-
+from .architecture import ArchitectureRecord, checked_image_shape
 from .gan import upsampling_stages
 
 VAE_ARCHITECTURE = "lasium-vae-v1"
 
 
 @dataclass(frozen=True)
-class VAEArchitecture:
+class VAEArchitecture(ArchitectureRecord):
     """Everything needed to rebuild the encoder and decoder (stored in the checkpoint config)."""
 
     latent_dim: int
@@ -40,30 +39,13 @@ class VAEArchitecture:
     width: int = 64
     name: str = VAE_ARCHITECTURE
 
-    def to_json(self) -> dict[str, Any]:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "VAEArchitecture":
-        if data.get("name") != VAE_ARCHITECTURE:
-            raise ConfigError(f"unknown VAE architecture {data.get('name')!r}; expected {VAE_ARCHITECTURE!r}")
-        return cls(
-            latent_dim=int(data["latent_dim"]),
-            image_shape=tuple(int(v) for v in data["image_shape"]),  # type: ignore[arg-type]
-            start_hw=tuple(int(v) for v in data["start_hw"]),  # type: ignore[arg-type]
-            blocks=int(data["blocks"]),
-            downsampling=int(data["downsampling"]),
-            width=int(data["width"]),
-        )
+    KIND: ClassVar[str] = "VAE"
+    NAME: ClassVar[str] = VAE_ARCHITECTURE
 
 
 def vae_architecture(image_shape: tuple[int, int, int], latent_dim: int = 20) -> VAEArchitecture:
     """The architecture for images of ``image_shape`` (H, W, C); 28×28×1 gives the LASIUM reference."""
-    height, width, channels = (int(v) for v in image_shape)
-    if channels not in (1, 3):
-        raise ConfigError(f"images must have 1 or 3 channels, got {channels}")
-    if latent_dim < 1:
-        raise ConfigError(f"latent size must be positive, got {latent_dim}")
+    height, width, channels = checked_image_shape(image_shape, latent_dim)
     stages = upsampling_stages(height, width)
     return VAEArchitecture(
         latent_dim=latent_dim,

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError
-from lasium.generate.anchors import ANCHOR_CHUNK, default_epsilon
-from lasium.generate.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
-from lasium.generate.synthesis import DECODE_TASKS
+from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, default_epsilon
+from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
+from lasium.generate.synthesis.synthesizer import DECODE_TASKS
+from lasium.shards.format import CONTAINERS
 
 SOURCES = ("generator", "real")
-FORMATS = ("wds", "hdf5")
 COMPRESSIONS = ("gzip", "none")
 # --compression when not given: plain .tar for WebDataset (gzip about halves the trainer's CPU read rate, measured
 # in shards/README.md section 12), the gzip filter for HDF5 (as before)
@@ -47,11 +47,11 @@ def parse_shard_range(text: str | None, num_shards: int) -> tuple[int, int]:
         return 0, num_shards
     m = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", str(text))
     if not m:
-        raise ConfigError(f"--shards {text!r} is not a range; write A:B (shards A … B-1), e.g. --shards 0:100")
+        raise ConfigError(f"--shard-range {text!r} is not a range; write A:B (shards A … B-1), e.g. --shard-range 0:100")
     a = int(m[1]) if m[1] else 0
     b = int(m[2]) if m[2] else num_shards
     if a >= b or a >= num_shards:
-        raise ConfigError(f"--shards {text} selects no shard: the set has shards 0:{num_shards}")
+        raise ConfigError(f"--shard-range {text} selects no shard: the set has shards 0:{num_shards}")
     return a, min(b, num_shards)
 
 
@@ -80,15 +80,15 @@ class GenerationConfig:
     sigma: float | None = None
     alpha: float | None = None
     epsilon: float | None = None
-    format: str = "wds"
-    compression: str | None = None  # gzip | none; None = DEFAULT_COMPRESSION[format]
+    container: str = "wds"  # --format: wds | hdf5
+    compression: str | None = None  # gzip | none; None = DEFAULT_COMPRESSION[container]
     out: str | None = None
     name: str | None = None
     tasks_per_shard: int = 1000
     seed: int = 0
     save_latents: bool = False
     device: str = "auto"
-    shards: str | None = None
+    shard_range: str | None = None  # "A:B", --shard-range
     workers: int | None = None
     compile: bool = False
     precision: str = "auto"
@@ -112,8 +112,8 @@ class GenerationConfig:
             if self.strategy is None:
                 raise ConfigError("--strategy is required with a generator source; use n, ro or oc")
             check_strategy(self.strategy)
-        if self.format not in FORMATS:
-            raise ConfigError(f"unknown --format {self.format!r}; use wds or hdf5")
+        if self.container not in CONTAINERS:
+            raise ConfigError(f"unknown --format {self.container!r}; use wds or hdf5")
         if self.compression is not None and self.compression not in COMPRESSIONS:
             raise ConfigError(f"unknown --compression {self.compression!r}; use gzip or none")
         if self.preset not in PRESETS:
@@ -154,7 +154,7 @@ class GenerationConfig:
     @property
     def resolved_compression(self) -> str:
         """gzip or none: ``.tar.gz`` vs ``.tar`` shards for wds, the HDF5 gzip filter or none for hdf5."""
-        return self.compression or DEFAULT_COMPRESSION[self.format]
+        return self.compression or DEFAULT_COMPRESSION[self.container]
 
     @property
     def num_shards(self) -> int:
@@ -172,7 +172,7 @@ class GenerationConfig:
     def strategy_parameter(self, generator_kind: str) -> tuple[str, float]:
         """(name, value) of the strategy's parameter: σ for ``n``, α for ``ro``/``oc``."""
         assert self.strategy is not None
-        name = "sigma" if self.strategy == "n" else "alpha"
+        name = check_strategy(self.strategy).parameter
         given = self.sigma if name == "sigma" else self.alpha
         return name, float(given) if given is not None else default_parameter(self.strategy, generator_kind, self.preset)
 
@@ -196,12 +196,12 @@ class GenerationConfig:
             "tasks_per_shard": self.tasks_per_shard,
             "num_tasks": self.num_tasks,
             "save_latents": bool(self.save_latents),
-            "format": self.format,
+            "format": self.container,  # the record's historical key for the container
             "source": self.source,
             "strategy": self.label,
             "rng": RNG_SCHEME,
         }
-        if self.resolved_compression != UNRECORDED_COMPRESSION[self.format]:
+        if self.resolved_compression != UNRECORDED_COMPRESSION[self.container]:
             c["compression"] = self.resolved_compression  # gzip: .tar.gz shards (wds); none: unfiltered datasets (hdf5)
         if self.source == "real":
             c.update(dataset=self.dataset, split=self.split, save_latents=False)
@@ -229,7 +229,7 @@ class GenerationConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "GenerationConfig":
+    def from_json(cls, data: dict[str, Any]) -> GenerationConfig:
         fields = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - fields
         if unknown:
@@ -240,4 +240,4 @@ class GenerationConfig:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
 
-__all__ = ["GenerationConfig", "FORMATS", "SOURCES", "STRATEGIES", "parse_shard_range", "default_workers"]
+__all__ = ["GenerationConfig", "SOURCES", "STRATEGIES", "parse_shard_range", "default_workers"]

@@ -1,22 +1,17 @@
-"""Real images for the generation job: labeled episodes (``--source real``) and VAE anchor images.
+"""Real labeled episodes for the generation job (``--source real``).
 
 ``--source real`` writes tasks drawn from a labeled split of a real dataset, in the same shard format as
 synthetic tasks, so the supervised upper bound goes through the very same trainer. Episodes come from
 :class:`lasium.data.EpisodeSampler` (the one source of real tasks in lasium), seeded per shard, so a
 task depends only on (seed, its shard) exactly as synthetic tasks do.
 
-VAE anchors (LASIUM with a VAE, Khodadadeh et al., ICLR 2021) start from real unlabeled training
-images: :func:`vae_anchor_pool` loads them with :func:`lasium.data.load_unlabeled` and encodes them.
+(VAE anchors, the other use of real images, live in :mod:`lasium.generate.synthesis.anchor_pool`.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-import torch
-
-from lasium.errors import ConfigError
 from lasium.seeding import derive_seed
 from lasium.tasks import TaskBatch
 
@@ -38,7 +33,8 @@ class RealTaskSource:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.images.images.shape[1:])  # type: ignore[return-value]
+        height, width, channels = (int(s) for s in self.images.images.shape[1:])
+        return height, width, channels
 
     def describe(self) -> dict[str, Any]:
         """The manifest's ``source`` record."""
@@ -64,27 +60,3 @@ class RealTaskSource:
             metas.append(meta)
         batch.metas = metas
         return batch
-
-
-def vae_anchor_pool(model: Any, dataset: str, *, data_root: str | None, device: torch.device) -> Any:
-    """Encode the unlabeled train split of ``dataset`` with the VAE ``model`` (posterior means)."""
-    from lasium.generate.synthesis import encode_pool
-
-    from lasium.data import load_unlabeled
-
-    h, w, c = (int(v) for v in model.image_shape)
-    data = load_unlabeled(dataset, data_root=data_root, image_size=(h, w), channels=c)
-    images = np.asarray(data.images)
-    if images.ndim == 3:
-        images = images[..., None]
-    if tuple(images.shape[1:]) != tuple(model.image_shape):
-        raise ConfigError(
-            f"{dataset} images are {tuple(images.shape[1:])} (H, W, C) but the VAE makes {tuple(model.image_shape)}; "
-            "use a VAE fitted on this dataset"
-        )
-    return encode_pool(model, images, list(data.image_ids), device=device, fingerprint=str(data.fingerprint))
-
-
-def vae_source_record(pool: Any, dataset: str) -> dict[str, Any]:
-    return {"kind": "unlabeled-train", "dataset": dataset, "split": "train", "fingerprint": pool.fingerprint,
-            "num_images": int(len(pool.image_ids)), "use": "VAE anchors (member 0 of each class)"}

@@ -8,16 +8,22 @@ sidecars, manifest) and nothing else.
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lasium.errors import ConfigError, ShardError
-from lasium.shards.format import MANIFEST_NAME, SIDECAR_SUFFIX, ShardEntry, canonical_json, expected_shard_tasks, parse_shard_file_name
+from lasium.safe_io import file_sha256
+from lasium.shards.format import (
+    MANIFEST_NAME,
+    SIDECAR_SUFFIX,
+    ShardEntry,
+    canonical_json,
+    expected_shard_tasks,
+    parse_shard_file_name,
+)
 from lasium.shards.manifest import read_manifest, read_sidecar
-
-HASH_BLOCK = 1 << 22
 
 
 def prepare_out_dir(out_dir: Path) -> None:
@@ -110,14 +116,6 @@ def check_existing_set(out_dir: Path, header: dict[str, Any], name: str, contain
     for _, _, path, index in stale:
         if index is None or owns(index):
             path.unlink(missing_ok=True)
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(HASH_BLOCK):
-            h.update(block)
-    return h.hexdigest()
 
 
 def shard_is_complete(out_dir: Path, file_name: str, set_config: dict[str, Any], shard_index: int, *, full_hash: bool) -> ShardEntry | None:

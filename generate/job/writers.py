@@ -109,12 +109,12 @@ class SlotLayout:
         return max(1, sum(self.sizes(self.support_shape[0])))
 
     def views(self, buf: memoryview, num_tasks: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-        s, q, l = self.sizes(num_tasks)
+        s, q, lat = self.sizes(num_tasks)
         support = np.frombuffer(buf, np.uint8, s, 0).reshape((num_tasks, *self.support_shape[1:]))
         query = np.frombuffer(buf, np.uint8, q, s).reshape((num_tasks, *self.query_shape[1:]))
         latents = None
         if self.latents_shape:
-            latents = np.frombuffer(buf, np.float16, l // 2, s + q).reshape((num_tasks, *self.latents_shape[1:]))
+            latents = np.frombuffer(buf, np.float16, lat // 2, s + q).reshape((num_tasks, *self.latents_shape[1:]))
         return support, query, latents
 
 
@@ -173,7 +173,7 @@ def _writer_main(target: WriteTarget, layout: SlotLayout, slot_names: list[str],
 def _process_context() -> Any:
     if "forkserver" in mp.get_all_start_methods():
         ctx = mp.get_context("forkserver")
-        ctx.set_forkserver_preload(["lasium.generate.writers"])
+        ctx.set_forkserver_preload(["lasium.generate.job.writers"])
         return ctx
     return mp.get_context("spawn")
 
@@ -241,7 +241,9 @@ class WriterPool:
                     return
                 dead = [p for p in self._procs if not p.is_alive()]
                 if dead:
-                    raise RuntimeError(f"writer process {dead[0].name} died (exit code {dead[0].exitcode}); rerun the same command to resume")
+                    raise RuntimeError(
+                        f"writer process {dead[0].name} died (exit code {dead[0].exitcode}); rerun the same command to resume"
+                    ) from None
                 continue
             if slot is not None:
                 self._free.append(slot)

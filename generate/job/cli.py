@@ -13,11 +13,23 @@ def _echo(message: str) -> None:
     click.echo(message, err=True)
 
 
+def _shard_range(shard_range: str | None, old_spelling: str | None) -> str | None:
+    """--shard-range, or the deprecated --shards (kept for one release: it means shard *sources* in lasium-train)."""
+    if old_spelling is None:
+        return shard_range
+    if shard_range is not None:
+        from lasium.errors import ConfigError
+
+        raise ConfigError("give --shard-range only (--shards is its deprecated spelling)")
+    _echo("warning: lasium-gen --shards A:B is deprecated and will be removed in the next release; use --shard-range A:B")
+    return old_spelling
+
+
 @click.command(
     cls=OneLineCommand,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog="""\b
-Strategy parameters (LASIUM reference values, Omniglot; --preset picks the rows):
+Strategy parameters (LASIUM reference values, Omniglot; --preset picks the rows, not a learner):
   preset      generator  n: sigma  ro: alpha  oc: alpha
   maml        GAN        0.5       0.2        0.6      (default)
   maml        VAE        0.5       0.4        0.4
@@ -27,7 +39,7 @@ Anchor distance: epsilon = 246.09375 * D / 128 by default (D = latent size; 246.
 
 \b
 Determinism: a task depends only on (config, --seed, its shard) and the kind of device; workers,
-GPUs and --shards never change the bytes. Rerunning the same command resumes (complete shards are
+GPUs and --shard-range never change the bytes. Rerunning the same command resumes (complete shards are
 kept); a different config in the same --out is refused unless --overwrite.
 """,
 )
@@ -40,11 +52,13 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--shots", type=int, default=1, show_default=True, help="K_tr: support images per class.")
 @click.option("--queries", type=int, default=5, show_default=True, help="K_val: query images per class.")
 @click.option("--preset", type=click.Choice(["maml", "protonets"]), default="maml", show_default=True,
-              help="Reference sigma/alpha values tuned for this meta-learner (table below).")
+              help="Which reference sigma/alpha values to use: those the paper tuned for tasks meant for this "
+                   "meta-learner (table below). It picks strategy parameters only, not a learner; the tasks suit any learner.")
 @click.option("--sigma", type=float, help="LASIUM-N noise scale (overrides the preset).")
 @click.option("--alpha", type=float, help="LASIUM-RO / -OC interpolation fraction (overrides the preset).")
 @click.option("--epsilon", type=float, help="Minimum squared L2 distance between anchors (default 246.09375·D/128).")
-@click.option("--format", "fmt", type=click.Choice(["wds", "hdf5"]), default="wds", show_default=True, help="Shard container.")
+@click.option("--format", "container", type=click.Choice(["wds", "hdf5"]), default="wds", show_default=True,
+              help="Shard container: WebDataset tar or HDF5.")
 @click.option("--compression", type=click.Choice(["gzip", "none"]), default=None,
               help="gzip (level 1): wds shards become <name>-NNNNNN.tar.gz (a third of the bytes, for sets you publish), hdf5 "
                    "datasets use the gzip filter; none: plain .tar / unfiltered .h5 [default: none for wds, gzip for hdf5].")
@@ -53,9 +67,10 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--save-latents", is_flag=True, help="Also store each image's latent (float16).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:I (under torchrun: cuda:LOCAL_RANK).")
-@click.option("--shards", "shard_range", metavar="A:B", help="Only shards A … B-1 (array jobs); then run 'lasium-shards index OUT' at the end.")
+@click.option("--shard-range", "shard_range", metavar="A:B", help="Only shards A … B-1 (array jobs); then run 'lasium-shards index OUT' at the end.")
+@click.option("--shards", "old_shard_range", metavar="A:B", hidden=True, help="Deprecated spelling of --shard-range.")
 @click.option("--workers", type=int, help="Writer processes [default: min(8, CPUs-1)]; 0 writes in the main process.")
-@click.option("--compile", "compile_", is_flag=True, help="torch.compile the decoder (faster on GPUs after a warm-up).")
+@click.option("--compile", "compile_", is_flag=True, help="torch.compile the generator's network (faster on GPUs after a warm-up).")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="Decoder numerics: auto = bf16 autocast where the device computes bf16 natively (CUDA; CPUs with "
                    "AVX512-BF16/AMX, ~2x faster there), else fp32; fp32 gives the same bytes on every CPU.")
@@ -71,8 +86,9 @@ kept); a different config in the same --out is refused unless --overwrite.
               help="Tasks per generator call (fixed shape, tail padded; part of the config since it fixes the kernels).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, preset, sigma, alpha, epsilon, fmt, compression, out, tasks_per_shard,
-         seed, save_latents, device, shard_range, workers, compile_, precision, overwrite, verify_existing, source, dataset, split, data_root,
+def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, preset, sigma, alpha, epsilon, container, compression, out,
+         tasks_per_shard, seed, save_latents, device, shard_range, old_shard_range, workers, compile_, precision, overwrite, verify_existing,
+         source, dataset, split, data_root,
          name, decode_tasks, quiet) -> None:
     """Synthesize N-way few-shot tasks with LASIUM (Khodadadeh et al., ICLR 2021) and write task shards.
 
@@ -88,23 +104,25 @@ def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, prese
       lasium-gen --strategy n --n-tasks 1e5 --generator omniglot-vae --preset protonets
       lasium-gen --source real --dataset omniglot --split train --n-tasks 1e5 --out shards/omniglot-real
       torchrun --nproc-per-node 8 $(which lasium-gen) --strategy ro --n-tasks 1e7
-      lasium-gen --strategy ro --n-tasks 1e7 --shards 0:2500     # one part of an array job
+      lasium-gen --strategy ro --n-tasks 1e7 --shard-range 0:2500  # one part of an array job
 
     Afterwards: lasium-shards verify OUT, lasium-shards preview OUT, lasium-train --shards OUT --out RUN.
     """
-    from lasium.generate.config import GenerationConfig
-    from lasium.generate.job import GenerationJob
+    from lasium.generate.job.config import GenerationConfig
+    from lasium.generate.job.job import GenerationJob
 
+    shard_range = _shard_range(shard_range, old_shard_range)
     config = GenerationConfig(
         num_tasks=num_tasks, strategy=strategy if source == "generator" else None, source=source, generator=generator,
         latent_dim=latent_dim, dataset=dataset, split=split, data_root=data_root, ways=ways, shots=shots, queries=queries,
-        preset=preset, sigma=sigma, alpha=alpha, epsilon=epsilon, format=fmt, compression=compression, out=out, name=name, tasks_per_shard=tasks_per_shard,
-        seed=seed, save_latents=save_latents, device=device, shards=shard_range, workers=workers, compile=compile_, precision=precision,
+        preset=preset, sigma=sigma, alpha=alpha, epsilon=epsilon, container=container, compression=compression, out=out, name=name,
+        tasks_per_shard=tasks_per_shard, seed=seed, save_latents=save_latents, device=device, shard_range=shard_range, workers=workers,
+        compile=compile_, precision=precision,
         overwrite=overwrite, verify_existing=verify_existing, decode_tasks=decode_tasks, progress=not quiet,
     )
     job = GenerationJob(config, log=_echo)
     result = job.run()
-    if job.rank.world > 1 and job.rank.rank != 0:
+    if job.rank.world_size > 1 and job.rank.rank != 0:
         _echo(f"rank {job.rank.rank}: {result.summary()}")
         return
     _echo(result.summary())

@@ -1,11 +1,11 @@
 """LASIUM task synthesis on the device: anchors → in-class latents → decoded uint8 images.
 
 One call makes a whole shard of tasks with batched tensor work (no per-task Python loop):
-1. anchors (T, N, D) by exact batched ε-rejection (:mod:`lasium.generate.anchors`);
-2. in-class latents (T, N, K_tr + K_val, D) with the chosen strategy (:mod:`lasium.generate.strategies`);
+1. anchors (T, N, D) by exact batched ε-rejection (:mod:`lasium.generate.synthesis.anchors`);
+2. in-class latents (T, N, K_tr + K_val, D) with the chosen strategy (:mod:`lasium.generate.synthesis.strategies`);
 3. decoding in fixed-shape generator calls, uint8 conversion and NHWC layout on the device.
 
-Byte-for-byte reproducibility: all randomness comes from the one ``torch.Generator`` passed in, and
+Byte-for-byte reproducibility: all randomness comes from the one ``torch.Generator`` (``rng``) passed in, and
 every generator call has the same shape (``decode_tasks`` tasks, the tail padded with zero latents),
 so the kernels chosen never depend on how many tasks a call happens to hold.
 
@@ -17,20 +17,21 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 
 from lasium.errors import ConfigError
-from lasium.generate.anchors import ANCHOR_CHUNK, AnchorStats, sample_encoded_anchors, sample_gan_anchors
-from lasium.generate.strategies import check_strategy, class_latents
+from lasium.generate.models.interface import Generator
+from lasium.generate.synthesis.anchor_pool import AnchorPool
+from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, AnchorStats, sample_encoded_anchors, sample_gan_anchors
+from lasium.generate.synthesis.strategies import check_strategy, class_latents
 from lasium.tasks import TaskBatch
 
 DECODE_TASKS = 250
 """Tasks per generator call (padded to this size): part of the config because it fixes kernel shapes.
 250 divides the default 1000 tasks per shard, so no call is padded."""
-ENCODE_BATCH = 1024
 
 
 @dataclass(frozen=True)
@@ -50,17 +51,6 @@ class SynthesisSpec:
     @property
     def members(self) -> int:
         return self.shots + self.queries
-
-
-@dataclass
-class AnchorPool:
-    """Real images that VAE anchors are drawn from: uint8 (M, H, W, C) and posterior means (M, D), on
-    the device, plus each image's stable id (for the tasks' meta)."""
-
-    images: torch.Tensor
-    codes: torch.Tensor
-    image_ids: list[str]
-    fingerprint: str = ""
 
 
 @dataclass
@@ -86,26 +76,12 @@ def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContext
     return contextlib.nullcontext()
 
 
-def encode_pool(model: Any, images: np.ndarray, image_ids: list[str], *, device: torch.device, fingerprint: str = "") -> AnchorPool:
-    """Encode real images (n, H, W, C) uint8 with a VAE to posterior means, in fixed-size batches (fp32)."""
-    if not hasattr(model, "encode"):
-        raise ConfigError(f"generator kind {getattr(model, 'kind', '?')!r} has no encoder; VAE anchors need a VAE")
-    pixels = torch.as_tensor(np.ascontiguousarray(images)).to(device)
-    codes = []
-    with torch.inference_mode():
-        for a in range(0, len(pixels), ENCODE_BATCH):
-            part = pixels[a : a + ENCODE_BATCH]
-            n = len(part)
-            x = part.permute(0, 3, 1, 2).float() / 255.0
-            if n < ENCODE_BATCH:  # fixed shape: pad the tail
-                x = torch.cat([x, x.new_zeros((ENCODE_BATCH - n, *x.shape[1:]))])
-            codes.append(model.encode(x)[:n].float())
-    return AnchorPool(pixels, torch.cat(codes), list(image_ids), fingerprint)
-
-
 class TaskSynthesizer:
-    """Makes LASIUM tasks from a generator that follows the ``lasium.generate.interface`` protocol
-    (``kind``, ``latent_dim``, ``image_shape``, ``sample_prior``, ``decode``; VAEs also ``encode``).
+    """Makes LASIUM tasks from a :class:`~lasium.generate.models.interface.Generator` (``kind``,
+    ``latent_dim``, ``image_shape``, ``sample_prior``, ``decode``; VAEs also ``encode``).
+
+    Decoding runs ``model.decode`` as it is: to compile it, compile ``model.network`` before (the job
+    does, with ``--compile``).
 
     >>> synth = TaskSynthesizer(model, SynthesisSpec("ro", 0.2, epsilon=246.09375))  # doctest: +SKIP
     >>> batch = synth.batch(100, lasium.seeding.torch_generator(0, "demo"))           # doctest: +SKIP
@@ -113,13 +89,12 @@ class TaskSynthesizer:
 
     def __init__(
         self,
-        model: Any,
+        model: Generator,
         spec: SynthesisSpec,
         *,
         device: str | torch.device = "cpu",
         anchor_pool: AnchorPool | None = None,
         autocast: bool | None = None,
-        compile: bool = False,
     ) -> None:
         check_strategy(spec.strategy)
         if spec.ways < 2:
@@ -128,7 +103,7 @@ class TaskSynthesizer:
             raise ConfigError(f"shots and queries must be at least 1, got {spec.shots} and {spec.queries}")
         if spec.decode_tasks < 1 or spec.anchor_chunk < 1:
             raise ConfigError("decode_tasks and anchor_chunk must be positive")
-        if getattr(model, "kind", None) == "vae" and anchor_pool is None:
+        if model.kind == "vae" and anchor_pool is None:
             raise ConfigError("VAE anchors need real images: pass anchor_pool=encode_pool(...)")
         self.model = model
         self.spec = spec
@@ -144,8 +119,6 @@ class TaskSynthesizer:
                 f"anchor images are {tuple(anchor_pool.images.shape[1:])} but the generator makes {self.image_shape}; "
                 "load the dataset at the generator's image size"
             )
-        decode: Callable[[torch.Tensor], torch.Tensor] = model.decode
-        self._decode = torch.compile(decode, dynamic=False) if compile else decode
         # On CUDA, anchors are drawn on a side stream: their rejection loop syncs with the host once per
         # chunk, and on the side stream that sync does not wait for the previous shard's decoding.
         self._side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
@@ -153,24 +126,24 @@ class TaskSynthesizer:
             self._side.wait_stream(torch.cuda.current_stream(self.device))  # e.g. the VAE anchor pool
 
     # -- stages ---------------------------------------------------------------------------------
-    def anchors(self, num_tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
+    def anchors(self, num_tasks: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
         """Anchor latents (T, N, D), anchor-pool rows (T, N) for VAEs, and the rejection statistics."""
         if self._side is None:
-            return self._draw_anchors(num_tasks, generator)
+            return self._draw_anchors(num_tasks, rng)
         main = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self._side):
-            z, index, stats = self._draw_anchors(num_tasks, generator)
+            z, index, stats = self._draw_anchors(num_tasks, rng)
         main.wait_stream(self._side)
         for t in (z, index):
             if t is not None:
                 t.record_stream(main)  # made on the side stream, used (and freed) on the main one
         return z, index, stats
 
-    def _draw_anchors(self, num_tasks: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
+    def _draw_anchors(self, num_tasks: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
         s = self.spec
         if self.anchor_pool is not None:
-            return sample_encoded_anchors(self.anchor_pool.codes, num_tasks, s.ways, s.epsilon, generator, chunk=s.anchor_chunk)
-        z, stats = sample_gan_anchors(self.model.sample_prior, num_tasks, s.ways, self.latent_dim, s.epsilon, generator, chunk=s.anchor_chunk)
+            return sample_encoded_anchors(self.anchor_pool.codes, num_tasks, s.ways, s.epsilon, rng, chunk=s.anchor_chunk)
+        z, stats = sample_gan_anchors(self.model.sample_prior, num_tasks, s.ways, self.latent_dim, s.epsilon, rng, chunk=s.anchor_chunk)
         return z.to(self.device), None, stats
 
     def decode_uint8(self, latents: torch.Tensor) -> torch.Tensor:
@@ -185,18 +158,18 @@ class TaskSynthesizer:
                 n = part.shape[0]
                 if n < per_call:
                     part = torch.cat([part, part.new_zeros((per_call - n, part.shape[1]))])
-                x = self._decode(part)
+                x = self.model.decode(part)
                 if tuple(x.shape) != (per_call, c, h, w):
                     raise ConfigError(f"generator decode returned shape {tuple(x.shape)}, expected {(per_call, c, h, w)} (n, C, H, W)")
                 out[a : a + n] = to_uint8_nhwc(x[:n])
         return out
 
-    def shard(self, num_tasks: int, generator: torch.Generator) -> DeviceShard:
-        """Synthesize ``num_tasks`` tasks on the device from ``generator`` (the shard's RNG)."""
+    def shard(self, num_tasks: int, rng: torch.Generator) -> DeviceShard:
+        """Synthesize ``num_tasks`` tasks on the device from ``rng`` (the shard's random stream)."""
         s = self.spec
-        anchors, index, stats = self.anchors(num_tasks, generator)
+        anchors, index, stats = self.anchors(num_tasks, rng)
         with torch.inference_mode():
-            latents = class_latents(anchors.float(), s.strategy, s.parameter, s.members, generator, self.model.sample_prior)
+            latents = class_latents(anchors.float(), s.strategy, s.parameter, s.members, rng, self.model.sample_prior)
         t, n, k, d = latents.shape
         images = self.decode_uint8(latents.reshape(t * n * k, d)).reshape(t, n, k, *self.image_shape)
         if index is not None and self.anchor_pool is not None:
@@ -213,9 +186,9 @@ class TaskSynthesizer:
     def metas(self, first_task: int, num_tasks: int, anchor_index: np.ndarray | None) -> list[dict[str, Any]]:
         return task_metas(self.spec.strategy, first_task, num_tasks, anchor_index, self.anchor_pool.image_ids if self.anchor_pool else None)
 
-    def batch(self, num_tasks: int, generator: torch.Generator, first_task: int = 0) -> TaskBatch:
+    def batch(self, num_tasks: int, rng: torch.Generator, first_task: int = 0) -> TaskBatch:
         """Synthesize and bring to the host as a :class:`TaskBatch` (library use; the job pipelines this)."""
-        dev = self.shard(num_tasks, generator)
+        dev = self.shard(num_tasks, rng)
         index = None if dev.anchor_index is None else dev.anchor_index.cpu().numpy()
         lat = None if dev.latents is None else dev.latents.cpu().numpy()
         return TaskBatch(dev.support.cpu().numpy(), dev.query.cpu().numpy(), lat, self.metas(first_task, num_tasks, index))

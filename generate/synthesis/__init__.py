@@ -1,0 +1,2 @@
+"""LASIUM task synthesis on the device: anchors, in-class strategies, the VAE anchor pool, the synthesizer.
+Imports :mod:`lasium.generate.models` (the protocol) and the core. Public names: :mod:`lasium.generate`."""

@@ -1,0 +1,83 @@
+"""Where a process runs: its rank in a ``torchrun`` launch, its device, and how to describe that device.
+
+Shared by every stage (``lasium-fit``, ``lasium-gen``, ``lasium-train``, ``lasium-eval``), which all take
+``--device auto|cpu|cuda|cuda:N`` and may run under ``torchrun``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from lasium.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RankInfo:
+    """Where this process sits in a ``torchrun`` launch (rank 0 of 1 otherwise), and its device."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @classmethod
+    def from_env(cls, device: torch.device | None = None) -> RankInfo:
+        """Rank, world size and local rank from the variables ``torchrun`` sets."""
+        env = os.environ
+        world = max(int(env.get("WORLD_SIZE", "1")), 1)
+        rank = int(env.get("RANK", "0"))
+        if not 0 <= rank < world:
+            raise ConfigError(f"RANK={rank} is outside WORLD_SIZE={world}")
+        return cls(rank, world, int(env.get("LOCAL_RANK", "0")), device if device is not None else torch.device("cpu"))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """True when there are other ranks to talk to."""
+        return self.world_size > 1
+
+
+def resolve_device(option: str | torch.device, local_rank: int | None = None) -> torch.device:
+    """``auto`` → cuda when a GPU is present, else cpu; ``cuda`` without a GPU is a one-line ConfigError.
+
+    With ``local_rank``, a bare ``cuda`` (or ``auto`` on a GPU machine) becomes ``cuda:LOCAL_RANK`` (modulo
+    the GPUs present), so each ``torchrun`` rank takes its own GPU.
+    """
+    text = str(option)
+    if text == "auto":
+        text = "cuda" if torch.cuda.is_available() else "cpu"
+    if text.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {text} was asked for but no CUDA GPU is available; use --device cpu or auto")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {text!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and device.index is None and local_rank is not None:
+        device = torch.device("cuda", local_rank % max(1, torch.cuda.device_count()))
+    return device
+
+
+def describe_device(device: torch.device) -> dict[str, Any]:
+    """What a report records about the device: type, name, and the software versions that set its numerics."""
+    d: dict[str, Any] = {"type": device.type, "torch": torch.__version__, "python": platform.python_version()}
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        d.update(name=torch.cuda.get_device_name(index), cuda=torch.version.cuda)
+    else:
+        d.update(name=platform.processor() or platform.machine(), threads=torch.get_num_threads())
+    return d
+
+
+def device_label(device: torch.device) -> str:
+    """One line for logs and configs: ``cpu``, or ``cuda (NVIDIA H200)``."""
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return str(device)
