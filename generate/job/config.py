@@ -19,9 +19,11 @@ from lasium.errors import ConfigError
 from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, default_epsilon
 from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
 from lasium.generate.synthesis.synthesizer import DECODE_TASKS
+from lasium.generate.synthesis.umtra import ERASE_PROBABILITY, MAX_SHIFT, UmtraSpec
 from lasium.shards.format import CONTAINERS
 
-SOURCES = ("generator", "real")
+SOURCES = ("generator", "real", "umtra")
+UNSUPERVISED_SOURCES = ("umtra",)  # tasks built from the unlabeled train images, without a generator
 PRECISIONS = ("auto", "fp32", "bf16")
 RNG_SCHEME = "torch.Generator per shard seeded with lasium.seeding.derive_seed(seed, 'shard', s)"
 
@@ -60,10 +62,10 @@ class GenerationConfig:
 
     num_tasks: int
     strategy: str | None = None  # n | ro | oc (generator source)
-    source: str = "generator"  # generator | real
+    source: str = "generator"  # generator | real | umtra
     generator: str = "omniglot-gan"
     latent_dim: int | None = None
-    dataset: str = "omniglot"  # real tasks, and VAE anchor images
+    dataset: str = "omniglot"  # real tasks, UMTRA images, and VAE anchor images
     split: str = "train"  # real tasks only (VAE anchors always use the unlabeled train split)
     data_root: str | None = None
     ways: int = 5
@@ -91,6 +93,8 @@ class GenerationConfig:
     in_flight: int = 2
     progress: bool = True
     manifest_timeout: float = 3600.0
+    umtra_erase: float = ERASE_PROBABILITY  # UMTRA: probability that a query pixel is set to the background
+    umtra_shift: int = MAX_SHIFT  # UMTRA: query shifts dx, dy uniform integers in [-umtra_shift, umtra_shift]
 
     def __post_init__(self) -> None:
         self.validate()
@@ -99,7 +103,7 @@ class GenerationConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown --precision {self.precision!r}; use one of: {', '.join(PRECISIONS)}")
         if self.source not in SOURCES:
-            raise ConfigError(f"unknown --source {self.source!r}; use generator or real")
+            raise ConfigError(f"unknown --source {self.source!r}; use one of: {', '.join(SOURCES)}")
         if self.source == "generator":
             if self.strategy is None:
                 raise ConfigError("--strategy is required with a generator source; use n, ro or oc")
@@ -123,11 +127,14 @@ class GenerationConfig:
             raise ConfigError(f"--workers must be ≥ 0 (0 = write in the main process), got {self.workers}")
         if self.decode_tasks < 1 or self.anchor_chunk < 1 or self.in_flight < 1:
             raise ConfigError("decode_tasks, anchor_chunk and in_flight must be positive")
+        if self.source == "umtra":
+            self.umtra_spec()  # checks the augmentation options
 
     # -- derived values ----------------------------------------------------------------------------
     @property
     def label(self) -> str:
-        return self.strategy if self.source == "generator" else "real"
+        """The tasks' ``strategy`` in the config and every task's meta: n | ro | oc | real | umtra."""
+        return self.strategy if self.source == "generator" and self.strategy is not None else self.source
 
     @property
     def out_dir(self) -> Path:
@@ -135,7 +142,12 @@ class GenerationConfig:
             return Path(self.out)
         if self.source == "real":
             return Path("shards") / safe_set_name(f"{Path(self.dataset).name}-real-{self.split}")
+        if self.source in UNSUPERVISED_SOURCES:
+            return Path("shards") / safe_set_name(f"{Path(self.dataset).name}-{self.source}")
         return Path("shards") / f"omniglot-{self.strategy}"
+
+    def umtra_spec(self) -> UmtraSpec:
+        return UmtraSpec(ways=self.ways, queries=self.queries, erase_probability=float(self.umtra_erase), max_shift=int(self.umtra_shift))
 
     @property
     def set_name(self) -> str:
@@ -188,6 +200,11 @@ class GenerationConfig:
         if self.source == "real":
             c.update(dataset=self.dataset, split=self.split, save_latents=False)
             return c
+        if self.source in UNSUPERVISED_SOURCES:
+            # The source section records the images and the method's parameters; the device kind decides the
+            # bytes of the random augmentation (UMTRA), as it decides a generator's.
+            c.update(dataset=self.dataset, save_latents=False, device_type=device_type)
+            return c
         assert generator_kind is not None and latent_dim is not None
         pname, pvalue = self.strategy_parameter(generator_kind)
         c.update(
@@ -222,4 +239,4 @@ class GenerationConfig:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
 
-__all__ = ["GenerationConfig", "SOURCES", "STRATEGIES", "parse_shard_range", "default_workers"]
+__all__ = ["GenerationConfig", "SOURCES", "STRATEGIES", "UNSUPERVISED_SOURCES", "parse_shard_range", "default_workers"]
