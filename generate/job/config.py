@@ -17,13 +17,14 @@ from typing import Any
 
 from lasium.errors import ConfigError
 from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, default_epsilon
+from lasium.generate.synthesis.cactus import CLUSTERS, PARTITIONS, CactusSpec
 from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
 from lasium.generate.synthesis.synthesizer import DECODE_TASKS
 from lasium.generate.synthesis.umtra import ERASE_PROBABILITY, MAX_SHIFT, UmtraSpec
 from lasium.shards.format import CONTAINERS
 
-SOURCES = ("generator", "real", "umtra")
-UNSUPERVISED_SOURCES = ("umtra",)  # tasks built from the unlabeled train images, without a generator
+SOURCES = ("generator", "real", "umtra", "cactus")
+UNSUPERVISED_SOURCES = ("umtra", "cactus")  # tasks built from the unlabeled train images, without a generator
 PRECISIONS = ("auto", "fp32", "bf16")
 RNG_SCHEME = "torch.Generator per shard seeded with lasium.seeding.derive_seed(seed, 'shard', s)"
 
@@ -62,10 +63,10 @@ class GenerationConfig:
 
     num_tasks: int
     strategy: str | None = None  # n | ro | oc (generator source)
-    source: str = "generator"  # generator | real | umtra
+    source: str = "generator"  # generator | real | umtra | cactus
     generator: str = "omniglot-gan"
     latent_dim: int | None = None
-    dataset: str = "omniglot"  # real tasks, UMTRA images, and VAE anchor images
+    dataset: str = "omniglot"  # real tasks, UMTRA and CACTUs images, and VAE anchor images
     split: str = "train"  # real tasks only (VAE anchors always use the unlabeled train split)
     data_root: str | None = None
     ways: int = 5
@@ -95,6 +96,11 @@ class GenerationConfig:
     manifest_timeout: float = 3600.0
     umtra_erase: float = ERASE_PROBABILITY  # UMTRA: probability that a query pixel is set to the background
     umtra_shift: int = MAX_SHIFT  # UMTRA: query shifts dx, dy uniform integers in [-umtra_shift, umtra_shift]
+    embedding: str = "omniglot-vae"  # CACTUs: a VAE (its posterior mean), "pixels" or an (M, d) .npy file
+    clusters: int = CLUSTERS  # CACTUs: k of k-means
+    partitions: int = PARTITIONS  # CACTUs: P, the number of k-means partitions
+    scaling: bool = True  # CACTUs: partitions p >= 1 cluster z * w_p, w_p ~ U[0, 1)^d
+    min_cluster_size: int | None = None  # CACTUs: smaller clusters are dropped; None = shots + queries
 
     def __post_init__(self) -> None:
         self.validate()
@@ -129,6 +135,8 @@ class GenerationConfig:
             raise ConfigError("decode_tasks, anchor_chunk and in_flight must be positive")
         if self.source == "umtra":
             self.umtra_spec()  # checks the augmentation options
+        if self.source == "cactus":
+            self.cactus_spec().check()
 
     # -- derived values ----------------------------------------------------------------------------
     @property
@@ -145,6 +153,10 @@ class GenerationConfig:
         if self.source in UNSUPERVISED_SOURCES:
             return Path("shards") / safe_set_name(f"{Path(self.dataset).name}-{self.source}")
         return Path("shards") / f"omniglot-{self.strategy}"
+
+    def cactus_spec(self) -> CactusSpec:
+        return CactusSpec(ways=self.ways, shots=self.shots, queries=self.queries, clusters=int(self.clusters),
+                          partitions=int(self.partitions), scaling=bool(self.scaling), min_cluster_size=self.min_cluster_size)
 
     def umtra_spec(self) -> UmtraSpec:
         return UmtraSpec(ways=self.ways, queries=self.queries, erase_probability=float(self.umtra_erase), max_shift=int(self.umtra_shift))
@@ -202,7 +214,7 @@ class GenerationConfig:
             return c
         if self.source in UNSUPERVISED_SOURCES:
             # The source section records the images and the method's parameters; the device kind decides the
-            # bytes of the random augmentation (UMTRA), as it decides a generator's.
+            # bytes of the random augmentation (UMTRA) and of VAE embeddings (CACTUs), as it decides a generator's.
             c.update(dataset=self.dataset, save_latents=False, device_type=device_type)
             return c
         assert generator_kind is not None and latent_dim is not None

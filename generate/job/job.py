@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from lasium.generate.job.cactus_source import CactusTaskSource
 from lasium.generate.job.config import GenerationConfig, parse_shard_range
 from lasium.generate.job.outdir import check_existing_set, prepare_out_dir, remove_orphan_shards, shard_is_complete
 from lasium.generate.job.real_source import RealTaskSource
@@ -41,7 +42,7 @@ from lasium.runtime import RankInfo, resolve_device
 from lasium.seeding import torch_generator
 from lasium.shards.format import CONTAINERS, ShardEntry, expected_shard_tasks, shard_file_name
 
-TaskSource = RealTaskSource | UmtraTaskSource
+TaskSource = RealTaskSource | UmtraTaskSource | CactusTaskSource
 """A source that makes whole shards on its own: ``image_shape``, ``describe()`` (the manifest's ``source``),
 ``shard_batch(shard, first_task, num_tasks) -> TaskBatch``."""
 
@@ -184,14 +185,17 @@ class GenerationJob:
         self.device = torch.device("cpu") if config.source == "real" else resolve_device(config.device, self.rank.local_rank)
         self.model = model
         self.synth: TaskSynthesizer | None = None
-        self.tasks: TaskSource | None = None  # sources that make whole shards without a generator (real, umtra)
+        self.tasks: TaskSource | None = None  # sources that make whole shards without a generator (real, umtra, cactus)
         self.header = self._generator_header() if config.source == "generator" else self._source_header()
 
     def _source_header(self) -> dict[str, Any]:
-        """Set up a source that makes whole shards without a generator: real episodes or UMTRA."""
+        """Set up a source that makes whole shards without a generator: real episodes, UMTRA or CACTUs."""
         c = self.config
         if c.source == "real":
             self.tasks = RealTaskSource(c.dataset, c.split, ways=c.ways, shots=c.shots, queries=c.queries, seed=c.seed, data_root=c.data_root)
+        elif c.source == "cactus":
+            self.tasks = CactusTaskSource(c.dataset, spec=c.cactus_spec(), seed=c.seed, device=self.device, embedding=c.embedding,
+                                          data_root=c.data_root, model=self.model, progress=c.progress, log=self.log)
         else:
             self.tasks = UmtraTaskSource(c.dataset, spec=c.umtra_spec(), shots=c.shots, seed=c.seed, device=self.device,
                                          data_root=c.data_root, progress=c.progress)
