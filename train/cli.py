@@ -21,8 +21,10 @@ FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "i
 
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--shards", multiple=True, metavar="SRC",
-              help="Shard folder, manifest.json, brace pattern or URL (file:, pipe:); repeat for several sources.")
+@click.option("--shards", multiple=True, metavar="SRC[:W]",
+              help="Shard folder, manifest.json, brace pattern or URL (file:, pipe:); repeat for several sources. "
+                   "A trailing :W (a positive number) weights a source: tasks are drawn from the sources in those "
+                   "proportions (give every source a weight, or none: then all are pooled, each in proportion to its tasks).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder, e.g. runs/ro-maml.")
 @click.option("--algo", type=click.Choice(list(ALGORITHMS)), default="maml", show_default=True)
 @click.option("--iterations", type=COUNT, default=10_000, show_default=True, help="Meta-training steps (meta-batches per rank).")
@@ -60,6 +62,7 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
     Examples:
       lasium-train --shards shards/omniglot-ro --algo maml --out runs/ro-maml
       lasium-train --shards shards/omniglot-ro --algo protonets --meta-batch 32 --iterations 30k --out runs/ro-proto
+      lasium-train --shards shards/omniglot-ro:0.5 --shards shards/omniglot-umtra:0.5 --out runs/ro-umtra  # a mixture
       lasium-train --shards 'pipe:aws s3 cp s3://bucket/ro/ro-{000000..000099}.tar -' --val-dataset none --out runs/s3
       lasium-train --out runs/ro-maml --resume --iterations 60000
       torchrun --nproc-per-node 8 $(which lasium-train) --shards shards/omniglot-ro --out runs/ro-maml-8gpu
