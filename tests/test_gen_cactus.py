@@ -271,7 +271,7 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, data):
     try:
         deadline = time.monotonic() + 120
         while len(list(out.glob("*.tar.json"))) < 3:
-            assert proc.poll() is None, proc.stderr.read().decode()
+            assert proc.poll() is None, proc.stderr.read().decode("utf-8", "replace")
             assert time.monotonic() < deadline
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)

@@ -11,6 +11,11 @@ any rank or array-job part. The embedding is
 * a ``.npy`` file of shape (M, d): one row per image, in the order of ``load_unlabeled(dataset).image_ids``
   (the manifest records that order's sha256), read with ``allow_pickle=False``.
 
+Every process (torchrun rank, array-job part) reuses the partition cache when it holds the entry and
+computes it otherwise (k-means is deterministic for a fixed seed, whatever the thread count; the
+manifest's ``partitions_sha256`` shows any disagreement). To cluster once, run a first, small job before
+the torchrun or array job, with the same ``LASIUM_CACHE``.
+
 Method: Hsu, Levine and Finn, "Unsupervised Learning via Meta-Learning", ICLR 2019.
 """
 
