@@ -243,3 +243,16 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, dataset):
     want = {p.name: p.read_bytes() for p in ref.iterdir()}
     got = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
     assert got.keys() == want.keys() and got == want
+
+
+@pytest.mark.omniglot
+def test_omniglot_umtra_tasks_erase_ink_on_a_dark_background(tmp_path, omniglot_root, omniglot_cache, monkeypatch):
+    monkeypatch.setenv("LASIUM_CACHE", str(omniglot_cache))
+    res = run(tmp_path / "o", "omniglot", data_root=str(omniglot_root), num_tasks=4, tasks_per_shard=4)
+    m = read_manifest(res.out_dir)
+    assert m.source["num_images"] == 24000 and m.source["tasks_per_epoch"] == 4800 and m.source["dataset"] == "omniglot"
+    for task in iter_tasks(res.out_dir):
+        assert task.support.shape == (5, 1, 28, 28, 1) and int(task.support[:, 0, 0, 0].max()) == 0  # bright ink, dark border
+        for row in range(5):
+            for query in task.query[row]:
+                assert explaining_shifts(task.support[row, 0], query, 6)

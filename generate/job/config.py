@@ -141,7 +141,7 @@ class GenerationConfig:
     # -- derived values ----------------------------------------------------------------------------
     @property
     def label(self) -> str:
-        """The tasks' ``strategy`` in the config and every task's meta: n | ro | oc | real | umtra."""
+        """The tasks' ``strategy`` in the config and every task's meta: n | ro | oc | real | umtra | cactus."""
         return self.strategy if self.source == "generator" and self.strategy is not None else self.source
 
     @property
