@@ -256,3 +256,15 @@ def test_omniglot_umtra_tasks_erase_ink_on_a_dark_background(tmp_path, omniglot_
         for row in range(5):
             for query in task.query[row]:
                 assert explaining_shifts(task.support[row, 0], query, 6)
+
+
+def test_torchrun_two_processes_split_shards(tmp_path, dataset):
+    pytest.importorskip("torch.distributed.run")
+    args = ["--source", "umtra", "--dataset", dataset, "--n-tasks", "30", "--tasks-per-shard", "6", "--device", "cpu",
+            "--workers", "0", "--quiet", "--name", "s"]
+    want = shard_hashes(run(tmp_path / "ref", dataset, num_tasks=30, tasks_per_shard=6, name="s").out_dir)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lasium.generate.job.cli",
+           *args, "--out", str(tmp_path / "tr")]
+    r = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "rank 1:" in r.stderr and shard_hashes(tmp_path / "tr") == want
