@@ -192,3 +192,19 @@ def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path: Path, cache: Path
     data = load_imagefolder(root, progress=False)
     assert data.images.shape == (3, 28, 28, 1)
     assert [int(v) for v in data.images[:, 0, 0, 0]] == [0, 50, 100]
+
+
+def test_flat_folder_is_an_unlabeled_train_collection(tmp_path: Path, cache: Path) -> None:
+    root = tmp_path / "flat"
+    for i in range(6):
+        save(root / f"img{i}.png", gray(30 * i))
+    (root / "LICENSE.txt").write_text("ignored like any file that is not an image")
+    data = load_imagefolder(root, progress=False)
+    assert data.images.shape == (6, 28, 28, 1) and data.info["labeled"] is False
+    assert data.image_ids == [f"flat/img{i}.png" for i in range(6)] and data.class_splits == ["train"]
+    pool = load_unlabeled(f"imagefolder:{root}", progress=False)
+    assert len(pool) == 6 and [int(v) for v in pool.images[:, 0, 0, 0]] == [30 * i for i in range(6)]
+    assert load_imagefolder(root, progress=False).info["cache"] == "hit"
+    for split in ("train", "test"):
+        with pytest.raises(DataError, match=r"flat folder of unlabeled images.*PATH/<class>/<image>"):
+            load_split(f"imagefolder:{root}", split, progress=False)

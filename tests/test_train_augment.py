@@ -191,3 +191,15 @@ def test_trainer_records_preset_and_precision(tmp_path, cpu_flags):
     assert saved["augment"] == "shift5"  # auto, for shards not known to be real images
     assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["precision"] == "fp32"
     assert TrainConfig.from_dict({k: v for k, v in saved.items() if k != "augment"}).augment == "none"  # older runs
+
+
+@pytest.mark.parametrize("origins,generated", [({"generator"}, True), ({"unknown"}, True), ({"generator", "unknown"}, True),
+                                               ({"real"}, False), ({"umtra"}, False), ({"cactus"}, False),
+                                               ({"generator", "umtra"}, False)])
+def test_auto_augmentation_only_for_generated_sets(origins, generated):
+    from lasium.shards.format import TaskLayout
+    from lasium.train.shard_access import ShardSet
+
+    shard_set = ShardSet(["a.tar"], TaskLayout(5, 1, 5, (28, 28, 1)), origins=set(origins))
+    assert shard_set.generated is generated
+    assert resolve_preset("auto", generated=shard_set.generated) == ("shift5" if generated else "none")

@@ -23,8 +23,10 @@ FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "i
 
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--shards", multiple=True, metavar="SRC",
-              help="Shard folder, manifest.json, brace pattern or URL (file:, pipe:); repeat for several sources.")
+@click.option("--shards", multiple=True, metavar="SRC[:W]",
+              help="Shard folder, manifest.json, brace pattern or URL (file:, pipe:); repeat for several sources. "
+                   "A trailing :W (a positive number) weights a source: tasks are drawn from the sources in those "
+                   "proportions (give every source a weight, or none: then all are pooled, each in proportion to its tasks).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder, e.g. runs/ro-maml.")
 @click.option("--algo", type=click.Choice(list(ALGORITHMS)), default="maml", show_default=True)
 @click.option("--iterations", type=COUNT, default=10_000, show_default=True, help="Meta-training steps (meta-batches per rank).")
@@ -40,7 +42,8 @@ FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "i
                    "none; shift5 = integer shift U[-5,5) px, the LASIUM reference code's 'small translation'; "
                    "umtra = pixels erased (p 0.5) + shift U[-6,6] px; others in lasium.train.augment. auto = shift5 for "
                    "generated tasks (on Omniglot it lifts ProtoNets from 71.5% to 89.3% 5-way 1-shot: queries that are "
-                   "near copies of the support teach no invariance), none for real-image tasks.")
+                   "near copies of the support teach no invariance), none for real-image, UMTRA and CACTUs tasks (and for "
+                   "mixtures that hold any: pass --augment for those).")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the meta-gradient (slow start, faster steps).")
 @click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes per rank (0 = main process).")
 @click.option("--loader-group", type=int, default=0, show_default=True,
@@ -69,6 +72,7 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
     Examples:
       lasium-train --shards shards/omniglot-ro --algo maml --out runs/ro-maml
       lasium-train --shards shards/omniglot-ro --algo protonets --meta-batch 32 --iterations 30k --out runs/ro-proto
+      lasium-train --shards shards/omniglot-ro:0.5 --shards shards/omniglot-umtra:0.5 --out runs/ro-umtra  # a mixture
       lasium-train --shards 'pipe:aws s3 cp s3://bucket/ro/ro-{000000..000099}.tar -' --val-dataset none --out runs/s3
       lasium-train --out runs/ro-maml --resume --iterations 60000
       torchrun --nproc-per-node 8 $(which lasium-train) --shards shards/omniglot-ro --out runs/ro-maml-8gpu

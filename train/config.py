@@ -52,6 +52,7 @@ class TrainConfig:
     shots: int = 0
     queries: int = 0
     image_shape: list[int] = field(default_factory=list)
+    mixture: dict[str, Any] = field(default_factory=dict)  # how tasks are drawn from the --shards sources (train.mixture)
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`ConfigError` on an impossible option (before any data is read)."""

@@ -45,9 +45,10 @@ class ShardSet:
     origins: set[str] = field(default_factory=set)  # the manifests' config "source": generator, real, … ("unknown" without one)
 
     @property
-    def real_only(self) -> bool:
-        """Whether every source's manifest says its tasks are real labeled images (``lasium-gen --source real``)."""
-        return self.origins == {"real"}
+    def generated(self) -> bool:
+        """Whether every task comes from a generative model (LASIUM), as far as the manifests tell: real, UMTRA and
+        CACTUs tasks are real images (UMTRA's queries augmented already); shards without a manifest count as generated."""
+        return self.origins <= {"generator", "unknown"}
 
     def describe(self) -> str:
         return f"{len(self.urls)} shard(s) of {describe_layout(self.layout)} tasks"

@@ -11,6 +11,8 @@ share a shard when there are enough of them. The stream never ends (each round r
 shards), so every rank runs the same fixed number of steps. Everything random is derived from
 (seed, rank, worker, …), so a stream is reproducible, and resuming after ``b`` meta-batches replays the
 stream and drops the tasks those batches used (reading, but not stacking or training on them).
+A weighted mixture of shard sets (:mod:`lasium.train.mixture`) gives each source its own such
+pipeline up to the shuffle buffer, and draws every next task's source by weight.
 
 On the device (:func:`to_device`) a batch becomes float images in [0, 1] (T, N·K, C, H, W) and labels
 (T, N·K): the uint8 → float conversion happens there, not in Python per image.
@@ -29,6 +31,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from lasium.errors import LasiumError, ShardError
 from lasium.seeding import numpy_rng
 from lasium.shards.format import TaskLayout
+from lasium.train.mixture import Mixture, mix
 from lasium.train.shard_access import ShardSet
 
 Item = tuple[str, np.ndarray, np.ndarray]  # (shard url, support, query) of one task
@@ -88,12 +91,13 @@ class TaskStream(IterableDataset):
     ``shards`` (the shard of each task). :func:`meta_batches` splits items into meta-batches.
     ``start`` = meta-batches already consumed (resume); the first item is then cut to the rest of its
     group. A worker that hits a user error yields ``{"error": message}`` instead of raising, so the
-    message reaches the trainer as one line.
+    message reaches the trainer as one line. ``mixture``: draw tasks from its sources by weight (when
+    it is weighted; else the shard set's shards are pooled).
     """
 
     def __init__(self, shard_set: ShardSet, meta_batch: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
                  workers: int = 0, shuffle_buffer: int | None = None, skip_corrupt: bool = False, start: int = 0,
-                 group: int = 1, endless: bool = True) -> None:
+                 group: int = 1, endless: bool = True, mixture: Mixture | None = None) -> None:
         super().__init__()
         self.shard_set = shard_set
         self.meta_batch, self.group = int(meta_batch), max(1, int(group))
@@ -104,7 +108,10 @@ class TaskStream(IterableDataset):
         self.skip_corrupt = skip_corrupt
         self.start_item, self.start_offset = divmod(int(start), self.group)
         self.endless = endless
+        self.mixture = mixture if mixture is not None and mixture.weighted else None
         split_shards(shard_set.urls, self.rank, self.world_size, 0, self.readers)  # fail early on too few shards
+        if self.mixture is not None:
+            self.mixture.check_ranks(self.world_size)
 
     def _reader_index(self) -> int:
         info = get_worker_info()
@@ -123,12 +130,12 @@ class TaskStream(IterableDataset):
         except LasiumError as exc:
             yield {"error": str(exc), "error_type": type(exc).__name__}
 
-    def _items(self, urls: list[str], reader: int) -> Iterator[Item]:
-        """Tasks of ``urls`` in a fresh random shard order each round, forever (or one round)."""
+    def _items(self, urls: list[str], reader: int, *key: object) -> Iterator[Item]:
+        """Tasks of ``urls`` in a fresh random shard order each round, forever (or one round); ``key`` names a mixture source."""
         bad: set[str] = set()
         round_index = 0
         while True:
-            order = numpy_rng(self.seed, "shard-order", self.rank, reader, round_index).permutation(len(urls))
+            order = numpy_rng(self.seed, "shard-order", self.rank, reader, round_index, *key).permutation(len(urls))
             produced = 0
             for i in order:
                 url = urls[int(i)]
@@ -150,9 +157,21 @@ class TaskStream(IterableDataset):
             if not self.endless:
                 return
 
+    def _shuffled_items(self, reader: int) -> Iterator[Item]:
+        """This reader's shuffled tasks: of its shards, or, for a weighted mixture, of each source's, mixed by weight."""
+        if self.mixture is None:
+            urls, _ = split_shards(self.shard_set.urls, self.rank, self.world_size, reader, self.readers)
+            return shuffled(self._items(urls, reader), self.buffer, numpy_rng(self.seed, "shuffle-buffer", self.rank, reader))
+        streams = []
+        buffer = max(1, self.buffer // len(self.mixture.sources))  # the memory of one buffer, shared
+        for i, source in enumerate(self.mixture.sources):
+            urls, _ = split_shards(source.urls, self.rank, self.world_size, reader, self.readers)
+            rng = numpy_rng(self.seed, "shuffle-buffer", self.rank, reader, "source", i)
+            streams.append(shuffled(self._items(urls, reader, "source", i), buffer, rng))
+        return mix(streams, self.mixture.probabilities(), numpy_rng(self.seed, "mixture", self.rank, reader))
+
     def _batches(self, reader: int) -> Iterator[dict[str, Any]]:
-        urls, _ = split_shards(self.shard_set.urls, self.rank, self.world_size, reader, self.readers)
-        items = shuffled(self._items(urls, reader), self.buffer, numpy_rng(self.seed, "shuffle-buffer", self.rank, reader))
+        items = self._shuffled_items(reader)
         size, N = self.meta_batch * self.group, self.shard_set.layout.ways
         done = batches_before(self.start_item, reader, self.readers)
         for _ in range(done * size):  # resuming: the tasks of items consumed before the checkpoint

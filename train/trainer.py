@@ -36,9 +36,10 @@ from lasium.train.augment import AugmentPreset, augment_tasks, get_preset, resol
 from lasium.train.checkpoint import STATE_FILE, load_training_state, read_configs, rng_state, save_checkpoint
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
+from lasium.train.mixture import open_mixture
 from lasium.train.registry import build_learner
 from lasium.train.run_log import MetricsLog
-from lasium.train.shard_access import ShardSet, describe_layout, open_shard_set
+from lasium.train.shard_access import ShardSet, describe_layout
 from lasium.train.streaming import TaskStream, make_loader, meta_batches
 from lasium.train.validation import Validator, default_val_dataset
 
@@ -121,12 +122,14 @@ class Trainer:
         self.progress = progress
         self.ctx = D.init_distributed(config.device)
         self.out = Path(config.out)
-        self.shard_set: ShardSet = open_shard_set(config.shards)
+        self.shard_set: ShardSet
+        self.shard_set, self.mixture = open_mixture(config.shards)  # --shards A[:weight] …: one layout, maybe weighted
+        config.mixture = self.mixture.record()
         layout = self.shard_set.layout
         config.ways, config.shots, config.queries = layout.ways, layout.shots, layout.queries
         config.image_shape = list(layout.image_shape)
         self.checkpoint = self._find_resume_checkpoint()
-        config.augment = resolve_preset(config.augment, generated=not self.shard_set.real_only)
+        config.augment = resolve_preset(config.augment, generated=self.shard_set.generated)
         self.augment = get_preset(config.augment)
         self.precision = resolve_precision(config.precision, self.ctx.device)
         config.val_dataset = default_val_dataset(config.val_dataset, config.image_shape)
@@ -172,7 +175,7 @@ class Trainer:
             D.broadcast_([p.data for p in learner.parameters()], ctx)
         stream = TaskStream(self.shard_set, cfg.meta_batch, seed=derive_seed(cfg.seed, "stream"), rank=ctx.rank,
                             world_size=ctx.world_size, workers=cfg.workers, shuffle_buffer=cfg.shuffle_buffer,
-                            skip_corrupt=cfg.skip_corrupt, start=start, group=cfg.loader_group)
+                            skip_corrupt=cfg.skip_corrupt, start=start, group=cfg.loader_group, mixture=self.mixture)
         autocast = autocast_factory(self.precision, device)
         step_fn = torch.compile(learner.meta_gradients) if cfg.compile else learner.meta_gradients
         if ctx.is_main:

@@ -1,4 +1,4 @@
-"""``lasium-gen``: turn a generator's latent space into LASIUM few-shot tasks, written as task shards."""
+"""``lasium-gen``: turn a generator's latent space (LASIUM) or unlabeled images (UMTRA, CACTUs) into few-shot tasks, written as task shards."""
 
 from __future__ import annotations
 
@@ -36,6 +36,22 @@ Strategy parameters (LASIUM reference values, Omniglot; --preset picks the rows,
   protonets   GAN        1.0       0.8        0.2
   protonets   VAE        2.0       0.4        0.2
 Anchor distance: epsilon = 246.09375 * D / 128 by default (D = latent size; 246.09375 for D = 128).
+
+\b
+Other task sources (--source; same shard format, same trainer):
+  real    episodes from a labeled split (--dataset, --split): the supervised upper bound
+  umtra   UMTRA (Khodadadeh et al., NeurIPS 2019): N unlabeled train images per task, each its own
+          class, without replacement within an epoch; support = the image (--shots 1), queries =
+          copies with each pixel set to the background with p = --umtra-erase (0.5), then shifted
+          by integers dx, dy in [-S, S], S = --umtra-shift (6). Labels are never read: a flat
+          folder of images works (--dataset imagefolder:PATH).
+  cactus  CACTUs (Hsu, Levine & Finn, ICLR 2019): embed every unlabeled train image (--embedding:
+          the bundled VAE's posterior mean by default, pixels, or an (M, d) .npy in image order),
+          k-means (scikit-learn, k-means++) with k = --clusters (500) for P = --partitions (100)
+          partitions, partition 0 on z, the others on z * w, w ~ U[0,1)^d each; clusters with
+          fewer than --min-cluster-size (K_tr + K_val) images are dropped. A task: a random
+          partition, N of its clusters, K_tr + K_val images of each. Partitions are cached under
+          $LASIUM_CACHE/cactus. Needs: pip install 'lasium[cactus]'.
 
 \b
 Determinism: a task depends only on (config, --seed, its shard) and the kind of device; workers,
@@ -76,20 +92,32 @@ kept); a different config in the same --out is refused unless --overwrite.
                    "AVX512-BF16/AMX, ~2x faster there), else fp32; fp32 gives the same bytes on every CPU.")
 @click.option("--overwrite", is_flag=True, help="Remove a different shard set already in --out first.")
 @click.option("--verify-existing", is_flag=True, help="On resume, check existing shards' sha256 (default: size and sidecar).")
-@click.option("--source", type=click.Choice(["generator", "real"]), default="generator", show_default=True,
-              help="generator: LASIUM synthesis; real: episodes from a labeled split (supervised upper bound).")
-@click.option("--dataset", default="omniglot", show_default=True, help="Real tasks and VAE anchor images: omniglot or imagefolder:PATH.")
+@click.option("--source", type=click.Choice(["generator", "real", "umtra", "cactus"]), default="generator", show_default=True,
+              help="generator: LASIUM synthesis; real: episodes from a labeled split (supervised upper bound); "
+                   "umtra, cactus: UMTRA or CACTUs tasks from unlabeled images (see below).")
+@click.option("--dataset", default="omniglot", show_default=True,
+              help="Images of real, UMTRA and CACTUs tasks and of VAE anchors: omniglot or imagefolder:PATH.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True, help="Split for --source real.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Dataset folder [default: $LASIUM_DATA or ~/.cache/lasium/data].")
 @click.option("--name", help="Shard-set name in file names [default: the --out folder name].")
 @click.option("--decode-tasks", type=int, default=250, show_default=True,
               help="Tasks per generator call (fixed shape, tail padded; part of the config since it fixes the kernels).")
+@click.option("--umtra-erase", type=float, default=0.5, show_default=True,
+              help="UMTRA: probability that a query pixel is set to the background (ink only disappears).")
+@click.option("--umtra-shift", type=int, default=6, show_default=True, help="UMTRA: query shifts dx, dy are integers in [-S, S].")
+@click.option("--embedding", default="omniglot-vae", show_default=True,
+              help="CACTUs: a VAE (bundled name or lasium-fit folder; its posterior mean), pixels, or PATH.npy (M x d, image order).")
+@click.option("--clusters", type=int, default=500, show_default=True, help="CACTUs: k, clusters per k-means partition.")
+@click.option("--partitions", type=int, default=100, show_default=True, help="CACTUs: P, k-means partitions.")
+@click.option("--scaling/--no-scaling", default=True, show_default=True,
+              help="CACTUs: partitions after the first cluster z * w, w ~ U[0,1)^d (off: all cluster z).")
+@click.option("--min-cluster-size", type=int, help="CACTUs: drop smaller clusters [default: K_tr + K_val].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
 def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, preset, sigma, alpha, epsilon, container, compression, out,
          tasks_per_shard, seed, save_latents, device, shard_range, old_shard_range, workers, compile_, precision, overwrite, verify_existing,
-         source, dataset, split, data_root,
-         name, decode_tasks, quiet) -> None:
+         source, dataset, split, data_root, name, decode_tasks, umtra_erase, umtra_shift, embedding, clusters, partitions, scaling,
+         min_cluster_size, quiet) -> None:
     """Synthesize N-way few-shot tasks with LASIUM (Khodadadeh et al., ICLR 2021) and write task shards.
 
     Anchors (one latent per class, pairwise farther apart than epsilon) are drawn on the device by
@@ -103,6 +131,8 @@ def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, prese
       lasium-gen --strategy ro --n-tasks 1e6 --compression gzip            # .tar.gz shards to publish
       lasium-gen --strategy n --n-tasks 1e5 --generator omniglot-vae --preset protonets
       lasium-gen --source real --dataset omniglot --split train --n-tasks 1e5 --out shards/omniglot-real
+      lasium-gen --source umtra --n-tasks 1e5                      # UMTRA tasks → shards/omniglot-umtra
+      lasium-gen --source cactus --n-tasks 1e5                     # CACTUs, bundled VAE embedding → shards/omniglot-cactus
       torchrun --nproc-per-node 8 $(which lasium-gen) --strategy ro --n-tasks 1e7
       lasium-gen --strategy ro --n-tasks 1e7 --shard-range 0:2500  # one part of an array job
 
@@ -119,6 +149,8 @@ def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, prese
         tasks_per_shard=tasks_per_shard, seed=seed, save_latents=save_latents, device=device, shard_range=shard_range, workers=workers,
         compile=compile_, precision=precision,
         overwrite=overwrite, verify_existing=verify_existing, decode_tasks=decode_tasks, progress=not quiet,
+        umtra_erase=umtra_erase, umtra_shift=umtra_shift, embedding=embedding, clusters=clusters, partitions=partitions,
+        scaling=scaling, min_cluster_size=min_cluster_size,
     )
     job = GenerationJob(config, log=_echo)
     result = job.run()

@@ -17,11 +17,14 @@ from typing import Any
 
 from lasium.errors import ConfigError
 from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, default_epsilon
+from lasium.generate.synthesis.cactus import CLUSTERS, PARTITIONS, CactusSpec
 from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
 from lasium.generate.synthesis.synthesizer import DECODE_TASKS
+from lasium.generate.synthesis.umtra import ERASE_PROBABILITY, MAX_SHIFT, UmtraSpec
 from lasium.shards.format import CONTAINERS
 
-SOURCES = ("generator", "real")
+SOURCES = ("generator", "real", "umtra", "cactus")
+UNSUPERVISED_SOURCES = ("umtra", "cactus")  # tasks built from the unlabeled train images, without a generator
 COMPRESSIONS = ("gzip", "none")
 # --compression when not given: plain .tar for WebDataset (gzip about halves the trainer's CPU read rate, measured
 # in shards/README.md section 12), the gzip filter for HDF5 (as before)
@@ -67,10 +70,10 @@ class GenerationConfig:
 
     num_tasks: int
     strategy: str | None = None  # n | ro | oc (generator source)
-    source: str = "generator"  # generator | real
+    source: str = "generator"  # generator | real | umtra | cactus
     generator: str = "omniglot-gan"
     latent_dim: int | None = None
-    dataset: str = "omniglot"  # real tasks, and VAE anchor images
+    dataset: str = "omniglot"  # real tasks, UMTRA and CACTUs images, and VAE anchor images
     split: str = "train"  # real tasks only (VAE anchors always use the unlabeled train split)
     data_root: str | None = None
     ways: int = 5
@@ -99,6 +102,13 @@ class GenerationConfig:
     in_flight: int = 2
     progress: bool = True
     manifest_timeout: float = 3600.0
+    umtra_erase: float = ERASE_PROBABILITY  # UMTRA: probability that a query pixel is set to the background
+    umtra_shift: int = MAX_SHIFT  # UMTRA: query shifts dx, dy uniform integers in [-umtra_shift, umtra_shift]
+    embedding: str = "omniglot-vae"  # CACTUs: a VAE (its posterior mean), "pixels" or an (M, d) .npy file
+    clusters: int = CLUSTERS  # CACTUs: k of k-means
+    partitions: int = PARTITIONS  # CACTUs: P, the number of k-means partitions
+    scaling: bool = True  # CACTUs: partitions p >= 1 cluster z * w_p, w_p ~ U[0, 1)^d
+    min_cluster_size: int | None = None  # CACTUs: smaller clusters are dropped; None = shots + queries
 
     def __post_init__(self) -> None:
         self.validate()
@@ -107,7 +117,7 @@ class GenerationConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown --precision {self.precision!r}; use one of: {', '.join(PRECISIONS)}")
         if self.source not in SOURCES:
-            raise ConfigError(f"unknown --source {self.source!r}; use generator or real")
+            raise ConfigError(f"unknown --source {self.source!r}; use one of: {', '.join(SOURCES)}")
         if self.source == "generator":
             if self.strategy is None:
                 raise ConfigError("--strategy is required with a generator source; use n, ro or oc")
@@ -133,11 +143,16 @@ class GenerationConfig:
             raise ConfigError(f"--workers must be ≥ 0 (0 = write in the main process), got {self.workers}")
         if self.decode_tasks < 1 or self.anchor_chunk < 1 or self.in_flight < 1:
             raise ConfigError("decode_tasks, anchor_chunk and in_flight must be positive")
+        if self.source == "umtra":
+            self.umtra_spec()  # checks the augmentation options
+        if self.source == "cactus":
+            self.cactus_spec().check()
 
     # -- derived values ----------------------------------------------------------------------------
     @property
     def label(self) -> str:
-        return self.strategy if self.source == "generator" else "real"
+        """The tasks' ``strategy`` in the config and every task's meta: n | ro | oc | real | umtra | cactus."""
+        return self.strategy if self.source == "generator" and self.strategy is not None else self.source
 
     @property
     def out_dir(self) -> Path:
@@ -145,7 +160,16 @@ class GenerationConfig:
             return Path(self.out)
         if self.source == "real":
             return Path("shards") / safe_set_name(f"{Path(self.dataset).name}-real-{self.split}")
+        if self.source in UNSUPERVISED_SOURCES:
+            return Path("shards") / safe_set_name(f"{Path(self.dataset).name}-{self.source}")
         return Path("shards") / f"omniglot-{self.strategy}"
+
+    def cactus_spec(self) -> CactusSpec:
+        return CactusSpec(ways=self.ways, shots=self.shots, queries=self.queries, clusters=int(self.clusters),
+                          partitions=int(self.partitions), scaling=bool(self.scaling), min_cluster_size=self.min_cluster_size)
+
+    def umtra_spec(self) -> UmtraSpec:
+        return UmtraSpec(ways=self.ways, queries=self.queries, erase_probability=float(self.umtra_erase), max_shift=int(self.umtra_shift))
 
     @property
     def set_name(self) -> str:
@@ -206,6 +230,11 @@ class GenerationConfig:
         if self.source == "real":
             c.update(dataset=self.dataset, split=self.split, save_latents=False)
             return c
+        if self.source in UNSUPERVISED_SOURCES:
+            # The source section records the images and the method's parameters; the device kind decides the
+            # bytes of the random augmentation (UMTRA) and of VAE embeddings (CACTUs), as it decides a generator's.
+            c.update(dataset=self.dataset, save_latents=False, device_type=device_type)
+            return c
         assert generator_kind is not None and latent_dim is not None
         pname, pvalue = self.strategy_parameter(generator_kind)
         c.update(
@@ -240,4 +269,4 @@ class GenerationConfig:
         return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
 
-__all__ = ["GenerationConfig", "SOURCES", "STRATEGIES", "parse_shard_range", "default_workers"]
+__all__ = ["GenerationConfig", "SOURCES", "STRATEGIES", "UNSUPERVISED_SOURCES", "parse_shard_range", "default_workers"]

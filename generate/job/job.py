@@ -28,9 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from lasium.generate.job.cactus_source import CactusTaskSource
 from lasium.generate.job.config import GenerationConfig, parse_shard_range
 from lasium.generate.job.outdir import check_existing_set, prepare_out_dir, remove_orphan_shards, shard_is_complete
 from lasium.generate.job.real_source import RealTaskSource
+from lasium.generate.job.umtra_source import UmtraTaskSource
 from lasium.generate.job.writers import InlineWriter, ShardJob, SlotLayout, WriterPool, WriteTarget
 from lasium.generate.models.interface import Generator
 from lasium.generate.synthesis.anchor_pool import AnchorPool
@@ -39,6 +41,10 @@ from lasium.generate.synthesis.synthesizer import DeviceShard, SynthesisSpec, Ta
 from lasium.runtime import RankInfo, resolve_device
 from lasium.seeding import torch_generator
 from lasium.shards.format import CONTAINERS, ShardEntry, expected_shard_tasks, shard_file_name
+
+TaskSource = RealTaskSource | UmtraTaskSource | CactusTaskSource
+"""A source that makes whole shards on its own: ``image_shape``, ``describe()`` (the manifest's ``source``),
+``shard_batch(shard, first_task, num_tasks) -> TaskBatch``."""
 
 
 @dataclass
@@ -179,14 +185,22 @@ class GenerationJob:
         self.device = torch.device("cpu") if config.source == "real" else resolve_device(config.device, self.rank.local_rank)
         self.model = model
         self.synth: TaskSynthesizer | None = None
-        self.real: RealTaskSource | None = None
-        self.header = self._real_header() if config.source == "real" else self._generator_header()
+        self.tasks: TaskSource | None = None  # sources that make whole shards without a generator (real, umtra, cactus)
+        self.header = self._generator_header() if config.source == "generator" else self._source_header()
 
-    def _real_header(self) -> dict[str, Any]:
+    def _source_header(self) -> dict[str, Any]:
+        """Set up a source that makes whole shards without a generator: real episodes, UMTRA or CACTUs."""
         c = self.config
-        self.real = RealTaskSource(c.dataset, c.split, ways=c.ways, shots=c.shots, queries=c.queries, seed=c.seed, data_root=c.data_root)
-        set_config = c.set_config(image_shape=self.real.image_shape, latent_dim=None, generator_kind=None, device_type="cpu")
-        return {"config": set_config, "generator": None, "source": self.real.describe()}
+        if c.source == "real":
+            self.tasks = RealTaskSource(c.dataset, c.split, ways=c.ways, shots=c.shots, queries=c.queries, seed=c.seed, data_root=c.data_root)
+        elif c.source == "cactus":
+            self.tasks = CactusTaskSource(c.dataset, spec=c.cactus_spec(), seed=c.seed, device=self.device, embedding=c.embedding,
+                                          data_root=c.data_root, model=self.model, progress=c.progress, log=self.log)
+        else:
+            self.tasks = UmtraTaskSource(c.dataset, spec=c.umtra_spec(), shots=c.shots, seed=c.seed, device=self.device,
+                                         data_root=c.data_root, progress=c.progress)
+        set_config = c.set_config(image_shape=self.tasks.image_shape, latent_dim=None, generator_kind=None, device_type=self.device.type)
+        return {"config": set_config, "generator": None, "source": self.tasks.describe()}
 
     def _generator_header(self) -> dict[str, Any]:
         """Set up synthesis with a generator: each step below changes what the shards hold or how fast they come."""
@@ -286,10 +300,10 @@ class GenerationJob:
     def _produce(self, todo: list[int], sink: InlineWriter | WriterPool, bar: Any, result: GenerationResult) -> None:
         c = self.config
         set_config = self.header["config"]
-        if self.real is not None:
+        if self.tasks is not None:
             for s in todo:
                 first, n = expected_shard_tasks(set_config, s)
-                batch = self.real.shard_batch(s, first, n)
+                batch = self.tasks.shard_batch(s, first, n)
                 sink.submit(ShardJob(s, first, batch.support, batch.query, None, batch.metas))
                 for e in sink.poll():
                     self._record(e, result, bar)

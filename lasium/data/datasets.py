@@ -124,6 +124,9 @@ def labeled_split(data: DecodedDataset, split: str) -> LabeledImages:
     """One split of a decoded dataset as :class:`LabeledImages`."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
+    if data.info.get("labeled") is False:
+        raise DataError(f"{data.name} is a flat folder of unlabeled images: it has no classes, so no labeled {split} split; "
+                        "labeled tasks need PATH/<class>/<image>")
     index, labels, classes = data.split_indices(split)
     if not classes:
         raise DataError(f"{data.name} has no {split} classes; give it a {split}/ folder or let lasium split the classes")

@@ -1,4 +1,5 @@
-"""A generic labeled image folder: ``PATH/<class>/<image>`` or ``PATH/{train,val,test}/<class>/<image>``.
+"""A generic image folder: ``PATH/<class>/<image>``, ``PATH/{train,val,test}/<class>/<image>``, or a flat,
+unlabeled ``PATH/<image>``.
 
 Images may have any size and format Pillow reads (png, jpg, bmp, gif, webp, tiff, pnm); they are
 resized to one shape (default 28×28, no inversion). Channels: 1 when every image is stored in a
@@ -10,6 +11,11 @@ Without ``train/ val/ test/`` subfolders, classes (sorted by folder name) are sp
 1623, with at least one val and one test class.
 Hidden files are skipped and files directly inside PATH (a README, a licence) are ignored; any
 other non-image file among the images is an error, so nothing is silently dropped.
+
+A **flat folder** (images directly inside PATH, no subfolders) is an unlabeled collection: all of its
+images form the train split, with no classes (``info["labeled"]`` is False). Unsupervised stages
+(:func:`lasium.data.load_unlabeled`: generative models, VAE anchors, UMTRA and CACTUs tasks) read it;
+a labeled split of it is refused.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ OMNIGLOT_PROPORTIONS = (1200, 100, 323)
 IMAGE_EXTENSIONS = frozenset(
     {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm", ".pnm"}
 )
-LAYOUT_HINT = "expected PATH/<class>/<image> or PATH/{train,val,test}/<class>/<image>"
+LAYOUT_HINT = "expected PATH/<class>/<image>, PATH/{train,val,test}/<class>/<image> or, unlabeled, PATH/<image>"
 FIX = "remove or replace that file"
 
 
@@ -59,6 +65,7 @@ class FolderListing:
     root: Path
     explicit_splits: bool
     classes: list[FolderClass]
+    flat: bool = False  # images directly in root, no classes (unlabeled)
 
     @property
     def num_images(self) -> int:
@@ -77,6 +84,12 @@ def _visible_dirs(folder: Path) -> list[os.DirEntry[str]]:
     return sorted((e for e in os.scandir(folder) if e.is_dir() and not e.name.startswith(".")), key=lambda e: e.name)
 
 
+def _add_file(cls: FolderClass, entry: os.DirEntry[str]) -> None:
+    st = entry.stat()
+    cls.files.append(Path(entry.path))
+    cls.stats.append((st.st_size, st.st_mtime_ns))
+
+
 def _list_classes(folder: Path, split: str) -> list[FolderClass]:
     classes = []
     for d in _visible_dirs(folder):
@@ -92,9 +105,7 @@ def _list_classes(folder: Path, split: str) -> list[FolderClass]:
                     f"{path} is not an image file (expected {', '.join(sorted(IMAGE_EXTENSIONS))}); "
                     "remove it or move it out of the class folders"
                 )
-            st = entry.stat()
-            cls.files.append(path)
-            cls.stats.append((st.st_size, st.st_mtime_ns))
+            _add_file(cls, entry)
         if not cls.files:
             raise DataError(f"class folder {d.path} holds no images; remove it or add images")
         classes.append(cls)
@@ -116,11 +127,22 @@ def list_imagefolder(root: str | Path) -> FolderListing:
                 "move class folders inside train/, val/ or test/"
             )
         classes = [c for split in SPLITS if (root / split).is_dir() for c in _list_classes(root / split, split)]
+    elif not dirs:
+        return _flat_listing(root)
     else:
         classes = _list_classes(root, "")
-    if not classes:
-        raise DataError(f"no class folders in {root}; {LAYOUT_HINT}")
     return FolderListing(root, bool(split_dirs), classes)
+
+
+def _flat_listing(root: Path) -> FolderListing:
+    """A folder without subfolders: its image files (sorted by name) are one unlabeled train collection."""
+    flat = FolderClass("train", "")
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if not entry.name.startswith(".") and entry.is_file() and Path(entry.name).suffix.lower() in IMAGE_EXTENSIONS:
+            _add_file(flat, entry)
+    if not flat.files:
+        raise DataError(f"no class folders in {root} and no images directly in it; {LAYOUT_HINT}")
+    return FolderListing(root, False, [flat], flat=True)
 
 
 def imagefolder_class_split(num_classes: int, seed: int = IMAGEFOLDER_SPLIT_SEED) -> list[str]:
@@ -165,8 +187,10 @@ def load_imagefolder(
         "image_size": list(size),
         "channels": channels,
         "preprocess": [PREPROCESS_VERSION, SHRINK_FILTER, ENLARGE_FILTER],
-        "split_seed": None if listing.explicit_splits else IMAGEFOLDER_SPLIT_SEED,
+        "split_seed": None if listing.explicit_splits or listing.flat else IMAGEFOLDER_SPLIT_SEED,
     }
+    if listing.flat:
+        material["layout"] = "flat-unlabeled"
     key = cache_key(material)
     folder = paths.cache_dir(cache_dir) / "imagefolder"
     stem = f"{re.sub(r'[^A-Za-z0-9_.-]', '_', resolved.name) or 'root'}-{size[0]}x{size[1]}-{key}"
@@ -195,7 +219,7 @@ def _decode_folder(
         jobs.append((chunk, size, mode, FIX))
         sizes.append(len(chunk))
     images = np.concatenate(run_jobs(decode_files, jobs, sizes, workers=workers, desc=f"decoding {resolved.name}", progress=progress))
-    if listing.explicit_splits:
+    if listing.explicit_splits or listing.flat:
         class_splits = [c.split for c in listing.classes]
     else:
         class_splits = imagefolder_class_split(len(listing.classes))
@@ -207,7 +231,8 @@ def _decode_folder(
         class_names=[c.name for c in listing.classes],
         class_splits=class_splits,
         info={
-            "split_seed": None if listing.explicit_splits else IMAGEFOLDER_SPLIT_SEED,
+            "labeled": not listing.flat,
+            "split_seed": None if listing.explicit_splits or listing.flat else IMAGEFOLDER_SPLIT_SEED,
             "preprocessing": f"{'grayscale' if channels == 1 else 'RGB'}, resized to {size[0]}x{size[1]} "
             f"({SHRINK_FILTER} when shrinking, {ENLARGE_FILTER} when enlarging), uint8; preprocess v{PREPROCESS_VERSION}",
         },
