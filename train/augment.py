@@ -27,18 +27,14 @@ import torch
 import torch.nn.functional as F
 
 from lasium.errors import ConfigError
+from lasium.image_ops import background_level, erase_pixels, shift_integer
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """(B, C, H, W) float images and a generator on their device → images of the same shape."""
 
 
-# --- what the transforms share ----------------------------------------------------------------------------
-def background_level(images: torch.Tensor) -> torch.Tensor:
-    """Per image and channel (B, C, 1, 1): the median of the border pixels."""
-    border = torch.cat([images[..., 0, :], images[..., -1, :], images[..., 1:-1, 0], images[..., 1:-1, -1]], dim=-1)
-    return border.median(dim=-1).values[..., None, None]
-
-
+# --- transforms ---------------------------------------------------------------------------------------
+# shift_integer, erase_pixels and background_level live in the core (lasium.image_ops): UMTRA's task source uses them too.
 def ink_polarity(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     """+1 where ink is brighter than the background (mean above it), −1 where darker; (B, 1, 1, 1)."""
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
@@ -48,31 +44,6 @@ def ink_polarity(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor
 def uniform(rng: torch.Generator, n: int, low: float, high: float, device: torch.device) -> torch.Tensor:
     """n floats uniform in [low, high)."""
     return torch.rand(n, generator=rng, device=device) * (high - low) + low
-
-
-# --- transforms -------------------------------------------------------------------------------------------
-def shift_integer(images: torch.Tensor, rng: torch.Generator, low: int, high: int) -> torch.Tensor:
-    """Translate each image by integer (dx, dy), each uniform in [low, high), filling with its background.
-
-    ``out[y, x] = in[y − dy, x − dx]``: two gathers with per-image index rows, then a mask for the pixels
-    that came from outside the image.
-    """
-    b, c, h, w = images.shape
-    dev = images.device
-    dx = torch.randint(low, high, (b,), generator=rng, device=dev)
-    dy = torch.randint(low, high, (b,), generator=rng, device=dev)
-    rows = torch.arange(h, device=dev)[None, :] - dy[:, None]  # (B, H) source row of each output row
-    cols = torch.arange(w, device=dev)[None, :] - dx[:, None]
-    inside = ((rows >= 0) & (rows < h))[:, None, :, None] & ((cols >= 0) & (cols < w))[:, None, None, :]
-    out = images.gather(2, rows.clamp(0, h - 1)[:, None, :, None].expand(b, c, h, w))
-    out = out.gather(3, cols.clamp(0, w - 1)[:, None, None, :].expand(b, c, h, w))
-    return torch.where(inside, out, background_level(images))
-
-
-def erase_pixels(images: torch.Tensor, rng: torch.Generator, p: float) -> torch.Tensor:
-    """Set each pixel to the background with probability ``p`` (ink only ever disappears)."""
-    drop = torch.rand(images.shape, generator=rng, device=images.device) < p
-    return torch.where(drop, background_level(images), images)
 
 
 def affine_jitter(images: torch.Tensor, rng: torch.Generator, degrees: float, scale: tuple[float, float],

@@ -15,7 +15,6 @@ Example::
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 import sys
@@ -27,6 +26,7 @@ from typing import Callable
 import torch
 from tqdm import tqdm
 
+from lasium.checkpoints import state_dict_sha256
 from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import Autocast, autocast_factory, resolve_precision
 from lasium.runtime import RankInfo
@@ -89,15 +89,6 @@ def augment_batch(preset: AugmentPreset, batch: tuple[torch.Tensor, ...], seed: 
     rng = torch_generator(seed, "augment", rank, step, device=query.device)
     support, query = augment_tasks(preset, support, query, rng)
     return support, support_labels, query, query_labels
-
-
-def params_sha256(learner: MetaLearner) -> str:
-    """A digest of the weights (the per-rank summaries use it to show that ranks agree)."""
-    h = hashlib.sha256()
-    for name, p in sorted(learner.state_dict().items()):
-        h.update(name.encode())
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, step_fn: Callable[..., MetaGradients],
@@ -259,7 +250,7 @@ class Trainer:
         folder = self.out / "ranks"
         folder.mkdir(parents=True, exist_ok=True)
         summary = {"rank": self.ctx.rank, "world_size": self.ctx.world_size, "step": result.step,
-                   "shards_read": result.shards_read, "weights_sha256": params_sha256(learner)}
+                   "shards_read": result.shards_read, "weights_sha256": state_dict_sha256(learner)}
         (folder / f"rank-{self.ctx.rank}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
