@@ -10,8 +10,7 @@ parameters for ``torch.func``.
 
 Two ways in: images (n, C, H, W) are one batch (one task's set; under ``vmap`` for per-task weights), and
 images (T, n, C, H, W) are T tasks' sets sharing the weights, normalised task by task in one batched pass
-with no ``vmap`` (ProtoNets' fast path; on a CPU it also runs the convolutions channels-last, which oneDNN's
-bf16 kernels want).
+with no ``vmap`` (ProtoNets' fast path; on a CPU it runs channels-last, which oneDNN's kernels want).
 """
 
 from __future__ import annotations
@@ -32,15 +31,16 @@ def full_precision(x: torch.Tensor) -> torch.Tensor:
 def grouped_batch_norm(x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
     """Batch norm of ``x`` (G·n, C, H, W) with separate statistics for each of its ``groups`` consecutive blocks of n.
 
-    The same as batch norm applied to each block on its own (training-mode statistics, biased variance), in one
-    pass over the whole batch, in float32. Memory layout (channels-last or not) is kept.
+    The same as batch norm applied to each block on its own (training-mode statistics, biased variance), in
+    float32. It works on the channels-last view (G, n·H·W, C), where the statistics are one reduction with the
+    channels innermost (a view, no copy, when ``x`` is channels-last); the result is channels-last.
     """
     n, c, h, w = x.shape
-    blocks = full_precision(x).reshape(groups, n // groups, c, h, w)
-    var, mean = torch.var_mean(blocks, dim=(1, 3, 4), unbiased=False, keepdim=True)
-    scale = weight.view(1, 1, c, 1, 1) * torch.rsqrt(var + eps)
-    shift = bias.view(1, 1, c, 1, 1) - mean * scale
-    return (blocks * scale + shift).reshape(n, c, h, w)
+    blocks = x.permute(0, 2, 3, 1).reshape(groups, -1, c)
+    var, mean = torch.var_mean(full_precision(blocks), dim=1, unbiased=False, keepdim=True)
+    scale = weight * torch.rsqrt(var + eps)
+    shift = bias - mean * scale
+    return torch.addcmul(shift, full_precision(blocks), scale).reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
 class TaskBatchNorm2d(nn.BatchNorm2d):
@@ -104,8 +104,10 @@ class Conv4(nn.Module):
         """(T, n, C, H, W) → (T, n, features): one batched pass, batch norm per task (not under ``vmap``)."""
         t, n = images.shape[:2]
         x = images.reshape(t * n, *images.shape[2:])
-        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            x = x.contiguous(memory_format=torch.channels_last)  # oneDNN's bf16 convolutions are fastest in NHWC
+        if x.device.type == "cpu":
+            # oneDNN's convolutions (bf16 most of all) and max-pool are fastest in NHWC, and the grouped batch norm
+            # reduces over it without a copy: 1.2x (fp32) to 1.3x (bf16) per ProtoNets step on a CPU, measured
+            x = x.contiguous(memory_format=torch.channels_last)
         for conv, norm, pool, relu in self.blocks:
             x = relu(pool(norm.forward_groups(conv(x), t)))
         return x.reshape(t, n, -1)
