@@ -50,3 +50,31 @@ def write_set(folder: Path, container: str = "wds", latents: bool = False, num_t
 
 def expected_tasks(num_tasks: int = 7, latents: bool = False, seed: int = 0) -> TaskBatch:
     return make_batch(0, num_tasks, latents, seed)
+
+
+def assert_kill_and_resume_identical(cmd: list[str], env: dict[str, str], out: Path, ref: Path, *, after_shards: int = 3,
+                                     total_shards: int = 30) -> None:
+    """Start ``cmd`` (a lasium-gen command line writing to ``out``) with one writer process, SIGKILL it once
+    ``after_shards`` shards are complete, rerun it in-process (``--workers 0``) and require the very bytes of ``ref``."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen([*cmd, "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.glob("*.tar.json"))) < after_shards:
+            assert proc.poll() is None, proc.stderr.read().decode("utf-8", "replace")
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert len(list(out.glob("*.tar.json"))) < total_shards and not (out / "manifest.json").exists()
+    resumed = subprocess.run([*cmd, "--workers", "0"], env=env, check=True, capture_output=True, text=True)
+    assert "resuming" in resumed.stderr
+    want = {p.name: p.read_bytes() for p in ref.iterdir()}
+    got = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
+    assert got.keys() == want.keys() and got == want

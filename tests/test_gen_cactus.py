@@ -9,16 +9,15 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from shards_helpers import assert_kill_and_resume_identical
 
 from lasium.generate.job.cli import main
 from lasium.generate.job.config import GenerationConfig
@@ -267,21 +266,4 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, data):
     out = tmp_path / "killed"
     cmd = [sys.executable, "-m", "lasium.generate.job.cli", "--source", "cactus", "--dataset", dataset, "--embedding", str(z),
            "--ways", "3", "--queries", "2", "--clusters", "8", "--partitions", "2", "--out", str(out), "--device", "cpu", "--quiet", *common]
-    proc = subprocess.Popen([*cmd, "--workers", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while len(list(out.glob("*.tar.json"))) < 3:
-            assert proc.poll() is None, proc.stderr.read().decode("utf-8", "replace")
-            assert time.monotonic() < deadline
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert len(list(out.glob("*.tar.json"))) < 30 and not (out / "manifest.json").exists()
-    resumed = subprocess.run([*cmd, "--workers", "0"], env=env, check=True, capture_output=True, text=True)
-    assert "resuming" in resumed.stderr
-    want = {p.name: p.read_bytes() for p in ref.iterdir()}
-    got = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
-    assert got.keys() == want.keys() and got == want
+    assert_kill_and_resume_identical(cmd, env, out, ref)

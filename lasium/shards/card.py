@@ -63,7 +63,8 @@ def save_preview(tasks: Sequence[Task], out: str | Path) -> Path:
     return save_task_previews(tasks, out, titles)
 
 
-def _size(n: float) -> str:
+def human_size(n: float) -> str:
+    """Bytes in decimal units, e.g. ``26.12 kB`` (the card's and ``lasium-shards``' size lines)."""
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
@@ -126,7 +127,7 @@ with h5py.File("{first}", "r") as f:
         ("image source", source_line),
         ("seed", str(c.get("seed"))),
         ("shards", f"{len(m.shards)} x {c['tasks_per_shard']} tasks, {m.container} ({suffix}{', gzip' if gz else ''}), files {first} … {last}"),
-        ("bytes", f"{total:,} ({_size(total)}, {total / max(1, m.num_tasks):,.0f} per task)"),
+        ("bytes", f"{total:,} ({human_size(total)}, {total / max(1, m.num_tasks):,.0f} per task)"),
         ("date", date),
         ("written by", f"lasium {m.tool_version}, task-shard format v{m.format_version}"),
     ]

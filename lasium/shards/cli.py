@@ -12,6 +12,7 @@ import click
 import lasium
 from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ShardError
+from lasium.shards.card import human_size
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files
 from lasium.shards.remote import is_remote
@@ -21,14 +22,6 @@ FOLDER = click.Path(path_type=Path, file_okay=False)  # existence is checked by 
 # A set's folder, its manifest.json, or the URL of its manifest.json (http(s)://, s3://, gs://, ...): kept as
 # text, since a URL must not go through Path; existence is checked by the library.
 SET = click.STRING
-
-
-def _size(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 def _container(m: Manifest) -> str:
@@ -100,7 +93,7 @@ def inspect(folder: str, as_json: bool) -> None:
         ("tasks", f"{m.num_tasks} of {c['num_tasks']} in {len(m.shards)} shards ({c['tasks_per_shard']} per shard)"),
         ("task", f"{c['ways']}-way, {c['shots']} support + {c['queries']} query per class, "
                  f"images {'x'.join(str(s) for s in c['image_shape'])}, latents {'yes' if c['save_latents'] else 'no'}"),
-        ("size", f"{_size(total)}, {total / max(1, m.num_tasks):,.0f} bytes per task"),
+        ("size", f"{human_size(total)}, {total / max(1, m.num_tasks):,.0f} bytes per task"),
         ("strategy", str(c.get("strategy", "not recorded"))),
         ("seed", str(c["seed"])),
         ("generator", _short(m.generator)),
@@ -136,7 +129,7 @@ def verify(folder: str, progress: bool) -> None:
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if report.ok:
-        click.echo(f"ok: {report.shards_checked} shards, {report.tasks_checked} tasks, {_size(report.bytes_checked)} verified")
+        click.echo(f"ok: {report.shards_checked} shards, {report.tasks_checked} tasks, {human_size(report.bytes_checked)} verified")
         return
     for problem in report.problems:
         click.echo(f"bad: {problem}")
