@@ -118,6 +118,10 @@ def render(results: dict[str, Any]) -> str:
     lines = ["# Sweep: LASIUM σ/α and training augmentation, Omniglot validation tasks", "",
              f"Command: `{results['command']}`. Device: {results['device']}. Wall time {results['wall_seconds'] / 60:.0f} min.",
              "",
+             f"**Status: {sum(r['status'] == 'ok' for r in rows)} of {results.get('planned', len(rows))} points done**"
+             + (" (a partial sweep: resume it with `--resume`; what it picked so far may still change)."
+                if sum(r['status'] == 'ok' for r in rows) < results.get('planned', len(rows)) else "."),
+             "",
              f"Each point: `lasium-gen` {a['tasks']:,} tasks from the bundled GAN (`--preset protonets`, seed {a['seed']}) → "
              f"`lasium-train --algo protonets`, {a['iterations']:,} iterations × meta-batch {a['meta_batch']} → `lasium-eval "
              f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
@@ -184,7 +188,13 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every stage")
     p.add_argument("--resume", action="store_true", help="reuse stages whose identical command already succeeded")
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
+    p.add_argument("--render", action="store_true", help="only rewrite sweep.md and sweep.png from the sweep.json in --results")
     args = p.parse_args()
+    if args.render:
+        results = json.loads((Path(args.results) / "sweep.json").read_text())
+        (Path(args.results) / "sweep.md").write_text(render(results))
+        draw(results, Path(args.results) / "sweep.png")
+        return
     if args.quick:
         args.tasks, args.iterations, args.val_tasks = 24, 4, 10
     args.common = (["--device", args.device] if args.device != "auto" else []) + (["--data-root", args.data_root] if args.data_root else [])
@@ -224,7 +234,7 @@ def main() -> None:
             rows.append(summarise(point, run_point(runner, point, cmds, work, made), cmds))
         results = {"format": "lasium-sweep-omniglot", "command": command, "device": f"{platform.machine()} CPU, {os.cpu_count()} cores"
                    if args.device in ("auto", "cpu") else args.device, "sizes": sizes, "wall_seconds": round(time.time() - start, 1),
-                   "shared_keys": shared, "rows": rows, "stages": runner.stages}
+                   "shared_keys": shared, "rows": rows, "stages": runner.stages, "planned": len(points)}
         (results_dir / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
         (results_dir / "sweep.md").write_text(render(results))
         try:
