@@ -90,7 +90,8 @@ def test_torchscript_generator_round_trip(tmp_path, tiny_module):
     assert d["kind"] == "external" and d["latent_dim"] == 6 and d["output_range"] == "[-1,1]"
     assert d["weights_sha256"] == state_dict_sha256(module)
     # A .ts suffix works too; the same weights give the same hash.
-    assert load_generator(_script(module, tmp_path / "tiny.ts"), latent_dim=6).describe()["weights_sha256"] == d["weights_sha256"]
+    again = load_generator(_script(module, tmp_path / "tiny.ts"), latent_dim=6, output_range="[-1,1]")
+    assert again.describe()["weights_sha256"] == d["weights_sha256"]
 
 
 def test_torchscript_wrong_latent_size_refused(tmp_path, tiny_module):
@@ -107,10 +108,10 @@ def test_torchscript_wrong_latent_size_refused(tmp_path, tiny_module):
 
 
 def test_factory_generator(tiny_module):
-    g = load_generator(f"{tiny_module}:build", latent_dim=6)
-    assert g.kind == "external" and g.image_shape == (8, 8, 1) and g.output_range == "[0,1]"
+    g = load_generator(f"{tiny_module}:build", latent_dim=6, output_range="[-1,1]")
+    assert g.kind == "external" and g.image_shape == (8, 8, 1) and g.output_range == "[-1,1]"
     x = g.decode(g.sample_prior(2, torch.Generator().manual_seed(0)))
-    assert x.shape == (2, 1, 8, 8) and float(x.min()) >= 0.0  # tanh outputs clamped under [0,1]
+    assert x.shape == (2, 1, 8, 8) and float(x.min()) >= 0.0
 
     declared = load_generator(f"{tiny_module}:build_declared")  # latent size and range from attributes
     assert declared.latent_dim == 6 and declared.output_range == "[-1,1]"
@@ -140,3 +141,14 @@ def test_unknown_specs_refused():
 def test_unsupported_output_range_refused(tiny_module):
     with pytest.raises(ConfigError, match="output range"):
         load_generator(f"{tiny_module}:build", latent_dim=6, output_range="[0,255]")
+
+
+def test_tanh_outputs_under_the_default_range_are_refused_naming_the_flag(tmp_path, tiny_module):
+    """Issue 12: tanh outputs declared (by default) as [0,1] had their negative half clipped silently."""
+    import lasium_test_tinygen as tg
+
+    for spec in (f"{tiny_module}:build", _script(tg.build(), tmp_path / "tanh.pt")):
+        with pytest.raises(CheckpointError, match=r'outside its output range \[0,1\].*--output-range "\[-1,1\]"') as exc:
+            load_generator(spec, latent_dim=6)
+        assert "\n" not in str(exc.value)
+    assert load_generator(f"{tiny_module}:build", latent_dim=6, output_range="[-1,1]").output_range == "[-1,1]"

@@ -9,12 +9,13 @@ import click
 from click.core import ParameterSource
 
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
-from lasium.errors import CheckpointError
+from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import PRECISIONS
 from lasium.train.augment import preset_names
 from lasium.train.checkpoint import read_configs
 from lasium.train.config import TrainConfig
 from lasium.train.registry import ALGORITHMS
+from lasium.train.shard_access import run_name
 
 # CLI option name -> TrainConfig field (all the same but for the resume flag and progress)
 FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "inner_lr", "lr", "precision", "augment", "compile",
@@ -24,10 +25,13 @@ FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "i
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--shards", multiple=True, metavar="SRC[:W]",
-              help="Shard folder, manifest.json, brace pattern or URL (file:, pipe:); repeat for several sources. "
-                   "A trailing :W (a positive number) weights a source: tasks are drawn from the sources in those "
-                   "proportions (give every source a weight, or none: then all are pooled, each in proportion to its tasks).")
-@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder, e.g. runs/ro-maml.")
+              help="Shard folder (a set, or a folder of sets: all of them), manifest.json, brace pattern or URL (file:, pipe:, "
+                   "http(s):); repeat for several sources. A trailing :W (a positive number) weights a source: tasks are drawn "
+                   "from the sources in those proportions (give every source a weight, or none: then all are pooled, each in "
+                   "proportion to its tasks).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Run folder [default: runs/<name>-<algo>, <name> = the --shards path below shards/ with '/' as '-' (shards/omniglot "
+                   "→ omniglot, shards/omniglot/oc → omniglot-oc), else its last folder name; several --shards: joined with '+'].")
 @click.option("--algo", type=click.Choice(list(ALGORITHMS)), default="maml", show_default=True)
 @click.option("--iterations", type=COUNT, default=10_000, show_default=True, help="Meta-training steps (meta-batches per rank).")
 @click.option("--meta-batch", type=int, default=4, show_default=True, help="Tasks per step and rank.")
@@ -70,25 +74,31 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
 
     \b
     Examples:
-      lasium-train --shards shards/omniglot-ro --algo maml --out runs/ro-maml
-      lasium-train --shards shards/omniglot-ro --algo protonets --meta-batch 32 --iterations 30k --out runs/ro-proto
-      lasium-train --shards shards/omniglot-ro:0.5 --shards shards/omniglot-umtra:0.5 --out runs/ro-umtra  # a mixture
+      lasium-train --shards shards/omniglot            # every set under it (oc, ro, ...) as one mixture → runs/omniglot-maml
+      lasium-train --shards shards/omniglot/ro --algo protonets --meta-batch 32 --iterations 30k   # → runs/omniglot-ro-protonets
+      lasium-train --shards shards/omniglot/ro:0.5 --shards shards/omniglot/umtra:0.5 --out runs/ro-umtra  # a weighted mixture
       lasium-train --shards 'pipe:aws s3 cp s3://bucket/ro/ro-{000000..000099}.tar -' --val-dataset none --out runs/s3
-      lasium-train --out runs/ro-maml --resume --iterations 60000
-      torchrun --nproc-per-node 8 $(which lasium-train) --shards shards/omniglot-ro --out runs/ro-maml-8gpu
+      lasium-train --out runs/omniglot-maml --resume --iterations 60000
+      torchrun --nproc-per-node 8 $(which lasium-train) --shards shards/omniglot/ro --out runs/ro-maml-8gpu
 
     \b
     The run folder gets metrics.jsonl (one record per log step; TensorBoard too when installed),
     checkpoints step-NNNNNNN/, best/ (best validation accuracy) and last/, each with model.safetensors,
     config.json, optimizer.safetensors and state.json; lasium-eval reads best/ (else last/).
     Validation uses real val-split episodes (same N and K_tr as the shards, 15 queries); with the
-    default --val-dataset auto, 28x28x1 shards are validated on Omniglot, which must then be present
-    (--data-root or $LASIUM_DATA), or pass --val-dataset none.
+    default --val-dataset auto, 28x28x1 shards are validated on Omniglot when it is present (--data-root or
+    $LASIUM_DATA; else one warning and no validation: 'lasium-data download omniglot' enables it); an explicit
+    --val-dataset omniglot requires it. A --out that holds another run is refused, never overwritten.
     """
     from lasium.train.trainer import latest_checkpoint, train
 
     options["compile"] = compile_
     options["shards"] = list(options["shards"])
+    if options["out"] is None:
+        if not options["shards"]:
+            raise ConfigError("give --shards (and --out, or the default runs/<name>-<algo>); with --resume, the run's --out")
+        options["out"] = str(Path("runs") / f"{run_name(options['shards'])}-{options['algo']}")
+    click.echo(f"run folder: {options['out']}", err=True)
     if resume:
         latest = latest_checkpoint(Path(options["out"]))
         if latest is None:

@@ -35,7 +35,7 @@ from lasium.shards.format import SIDECAR_SUFFIX
 from lasium.shards.manifest import read_sidecar
 from lasium.shards.reader import resolve_shard_urls
 from lasium.shards.streams import url_to_path
-from lasium.train.shard_access import ShardSet, open_shard_set
+from lasium.train.shard_access import ShardSet, expand_sources, open_shard_set
 
 T = TypeVar("T")
 _WEIGHT = re.compile(r"(?P<source>.+):(?P<weight>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)")
@@ -133,8 +133,13 @@ def open_mixture(values: str | Path | Sequence[str | Path]) -> tuple[ShardSet, M
     shard_set = open_shard_set(sources)  # layouts agree, shards exist, none given twice
     mixture = []
     for source, weight in parsed:
-        urls, manifest = resolve_shard_urls(source)
-        mixture.append(MixtureSource(source, urls, weight, _task_count(urls, manifest)))
+        sets, _ = expand_sources([source])  # a folder of shard sets stands for its sets; its weight is shared by task count
+        counted = [(s, *resolve_shard_urls(s)) for s in sets]
+        tasks = [_task_count(urls, manifest) for _, urls, manifest in counted]
+        total = sum(n or 0 for n in tasks)
+        for (name, urls, _), n in zip(counted, tasks):
+            share = None if weight is None else (weight * (n or 0) / total if total and None not in tasks else weight / len(sets))
+            mixture.append(MixtureSource(name, urls, share, n))
     return shard_set, Mixture(mixture)
 
 

@@ -1,7 +1,8 @@
 """Which shards a training run reads, and their common task layout (a thin layer over ``lasium.shards``).
 
 ``--shards`` may be given several times; each value is a folder, a ``manifest.json``, a brace pattern
-or a URL (``file:``, ``pipe:``), of either container. All shards must hold tasks of one layout (N, K_tr,
+or a URL (``file:``, ``pipe:``), of either container. A folder that holds shard sets in subfolders (and no
+set itself) stands for all of them, e.g. ``shards/omniglot`` for ``shards/omniglot/oc`` and ``shards/omniglot/ro``. All shards must hold tasks of one layout (N, K_tr,
 K_val, image shape): the trainer stacks them into one tensor. The layout of each source comes from its
 manifest, else from a shard's sidecar, else from its first task; disagreeing sources are refused here,
 before training starts, and a shard that disagrees with its manifest is refused by name when read.
@@ -9,6 +10,7 @@ before training starts, and a shard that disagrees with its manifest is refused 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -17,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from lasium.errors import LasiumError, ShardError
-from lasium.shards.format import SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
-from lasium.shards.manifest import read_sidecar
+from lasium.shards.format import MANIFEST_NAME, SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
+from lasium.shards.manifest import find_shard_files, find_sidecars, read_sidecar
 from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
 from lasium.shards.streams import url_to_path
 from lasium.tasks import hwc
@@ -43,6 +45,7 @@ class ShardSet:
     entries: dict[str, ShardEntry] = field(default_factory=dict)
     checked_layouts: dict[str, TaskLayout] = field(default_factory=dict)  # full layout (latents too) per manifest shard
     origins: set[str] = field(default_factory=set)  # the manifests' config "source": generator, real, … ("unknown" without one)
+    notes: list[str] = field(default_factory=list)  # folders of shard sets expanded into their sets (printed by the trainer)
 
     @property
     def generated(self) -> bool:
@@ -97,10 +100,78 @@ def _is_local(url: str) -> bool:
     return not url.startswith("pipe:") and url_to_path(url) is not None
 
 
+def _is_shard_set(folder: Path) -> bool:
+    return (folder / MANIFEST_NAME).is_file() or bool(find_sidecars(folder)) or bool(find_shard_files(folder))
+
+
+def find_shard_sets(folder: Path) -> list[Path]:
+    """The shard sets under ``folder`` (any depth; a set's own subfolders are not searched), in name order."""
+    found: list[Path] = []
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        found.extend([sub] if _is_shard_set(sub) else find_shard_sets(sub))
+    return found
+
+
+def expand_sources(sources: Sequence[str | Path]) -> tuple[list[str], list[str]]:
+    """``--shards`` values with every folder of shard sets replaced by its sets, and a note on each such folder.
+
+    A local folder that is no shard set itself (no manifest, sidecar or shard file) but holds sets in subfolders,
+    e.g. ``shards/omniglot`` after ``lasium-gen`` wrote ``shards/omniglot/oc`` and ``shards/omniglot/ro``,
+    stands for all of them, read as one mixture. Other values are kept as they are.
+    """
+    out: list[str] = []
+    notes: list[str] = []
+    for source in sources:
+        text = str(source)
+        path = url_to_path(text) if not text.startswith("pipe:") else None
+        if path is None or not path.is_dir() or _is_shard_set(path):
+            out.append(text)
+            continue
+        sets = find_shard_sets(path)
+        if not sets:
+            raise ShardError(f"no task shards in {path} nor in its subfolders; check --shards (lasium-gen writes shards/<dataset>/<strategy>)")
+        counts = []
+        for folder in sets:
+            counts.append(f"{folder.relative_to(path)} ({_num_tasks(folder)} tasks)")
+            out.append(str(folder))
+        notes.append(f"{path}: {len(sets)} shard set(s), trained as one mixture: {', '.join(counts)}")
+    return out, notes
+
+
+def _num_tasks(folder: Path) -> str:
+    found, manifest = resolve_shard_urls(folder)
+    return f"{manifest.num_tasks:,}" if manifest is not None else f"{len(found)} shard(s), ?"
+
+
+def run_name(sources: Sequence[str | Path]) -> str:
+    """``<name>`` of lasium-train's default run folder ``runs/<name>-<algo>``: the first --shards value's path below a
+    ``shards`` folder with '/' as '-' (shards/omniglot → omniglot, shards/omniglot/oc → omniglot-oc), else its last
+    folder name (a manifest.json or URL: the folder holding it); several values: the names joined with '+'."""
+    names = []
+    for source in sources:
+        text = str(source).rstrip("/")
+        if text.startswith("pipe:") or "{" in text:
+            text = text.split("{", 1)[0]
+        parts = [p for p in re.split(r"[/\\]", text.split("://", 1)[-1]) if p and p not in (".", "..")]
+        if parts and (parts[-1] == MANIFEST_NAME or "." in parts[-1] and parts[-1].endswith((".tar", ".gz", ".h5", ".json"))):
+            parts = parts[:-1]
+        if "shards" in parts[:-1]:
+            parts = parts[len(parts) - parts[::-1].index("shards"):]
+        elif parts:
+            parts = parts[-1:]
+        names.append("-".join(parts) or "tasks")
+    name = "+".join(names) if len(names) <= 3 else f"{names[0]}+{len(names) - 1}-more"
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip(".-") or "tasks"
+
+
 def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
-    """Resolve ``--shards`` values to one :class:`ShardSet`, refusing missing shards and mixed layouts."""
+    """Resolve ``--shards`` values to one :class:`ShardSet`, refusing missing shards and mixed layouts.
+
+    A folder of shard sets stands for all of them (:func:`expand_sources`); ``ShardSet.notes`` says which were found.
+    """
     if isinstance(sources, (str, Path)):
         sources = [sources]
+    sources, notes = expand_sources(sources)
     urls: list[str] = []
     entries: dict[str, ShardEntry] = {}
     checked: dict[str, TaskLayout] = {}
@@ -135,7 +206,7 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
         if _core(layout) != _core(layout0):
             raise ShardError(f"mixed shard configurations: {where} holds {describe_layout(layout)} tasks but {where0} holds "
                              f"{describe_layout(layout0)}; train on shards of one configuration")
-    return ShardSet(urls, _core(layout0), entries, checked, origins)
+    return ShardSet(urls, _core(layout0), entries, checked, origins, notes)
 
 
 def _add_manifest(manifest: Manifest, urls: list[str], entries: dict[str, ShardEntry], checked: dict[str, TaskLayout]) -> None:

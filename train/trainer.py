@@ -27,7 +27,7 @@ import torch
 from tqdm import tqdm
 
 from lasium.checkpoints import state_dict_sha256
-from lasium.errors import CheckpointError, ConfigError
+from lasium.errors import CheckpointError, ConfigError, DataError
 from lasium.precision import Autocast, autocast_factory, resolve_precision
 from lasium.runtime import RankInfo
 from lasium.seeding import derive_seed, seed_everything, torch_generator
@@ -116,6 +116,9 @@ class Trainer:
         self.shard_set: ShardSet
         self.shard_set, self.mixture = open_mixture(config.shards)  # --shards A[:weight] …: one layout, maybe weighted
         config.mixture = self.mixture.record()
+        if self.ctx.is_main:
+            for note in self.shard_set.notes:  # a folder of shard sets, read as one mixture
+                print(note, file=sys.stderr)
         layout = self.shard_set.layout
         config.ways, config.shots, config.queries = layout.ways, layout.shots, layout.queries
         config.image_shape = list(layout.image_shape)
@@ -123,7 +126,8 @@ class Trainer:
         config.augment = resolve_preset(config.augment, generated=self.shard_set.generated)
         self.augment = get_preset(config.augment)
         self.precision = resolve_precision(config.precision, self.ctx.device)
-        config.val_dataset = default_val_dataset(config.val_dataset, config.image_shape)
+        config.val_dataset = omniglot_or_none(default_val_dataset(config.val_dataset, config.image_shape), config, self.ctx.is_main) \
+            if config.val_dataset == "auto" else config.val_dataset
         if config.loader_group == 0:  # auto: on a GPU a step takes milliseconds, so move 8 meta-batches per transfer
             config.loader_group = 8 if self.ctx.device.type == "cuda" else 1
         self.validator: Validator | None = None
@@ -137,6 +141,7 @@ class Trainer:
         if not self.resume:
             if latest is not None:
                 raise ConfigError(f"{self.out} already holds a run ({latest.name}/); pass --resume to continue it or choose another --out")
+            refuse_other_run(self.out, self.config)
             return None
         if latest is None:
             raise CheckpointError(f"nothing to resume in {self.out}: no last/ or step-N/ checkpoint; start without --resume")
@@ -252,6 +257,42 @@ class Trainer:
         summary = {"rank": self.ctx.rank, "world_size": self.ctx.world_size, "step": result.step,
                    "shards_read": result.shards_read, "weights_sha256": state_dict_sha256(learner)}
         (folder / f"rank-{self.ctx.rank}.json").write_text(json.dumps(summary, indent=2) + "\n")
+
+
+def omniglot_or_none(dataset: str, config: TrainConfig, is_main: bool) -> str:
+    """``--val-dataset auto`` chose Omniglot: train without validation, with one warning, when it is not there."""
+    if dataset != "omniglot" or not config.validation_enabled:
+        return dataset
+    from lasium.data.omniglot import omniglot_zip_paths
+
+    try:
+        omniglot_zip_paths(config.data_root)
+    except DataError:
+        if is_main:
+            print("warning: Omniglot is not in the data root, so this run trains without validation; to validate, run "
+                  "'lasium-data download omniglot' (or pass --data-root DIR holding omniglot/)", file=sys.stderr)
+        return "none"
+    return dataset
+
+
+# What makes two runs the same run: a run folder whose train_config.json differs in these holds another run.
+RUN_DEFINING = ("shards", "algo", "meta_batch", "inner_steps", "inner_lr", "lr", "seed", "ways", "shots", "queries", "image_shape")
+
+
+def refuse_other_run(out: Path, config: TrainConfig) -> None:
+    """A run folder with another run's train_config.json (started, no checkpoint yet) is never overwritten."""
+    path = out / "train_config.json"
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    mine = config.to_dict()
+    differs = [k for k in RUN_DEFINING if saved.get(k) != mine.get(k)]
+    if differs:
+        shown = ", ".join(f"{k} {saved.get(k)!r}" for k in differs[:3])
+        raise ConfigError(f"{out} already holds a different run ({shown}); pass --resume to continue it or choose another --out")
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:

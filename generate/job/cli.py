@@ -64,6 +64,9 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--generator", default="omniglot-gan", show_default=True,
               help="Bundled name (omniglot-gan, omniglot-vae), lasium-fit checkpoint folder, TorchScript file or package.module:factory.")
 @click.option("--latent-dim", type=int, help="Latent size of an external generator (TorchScript / factory).")
+@click.option("--output-range", metavar="[0,1]|[-1,1]",
+              help='Value range of an external generator\'s images: "[-1,1]" for tanh outputs (mapped to [0, 1]) '
+                   "[default: the module's output_range attribute, else [0,1]]; checked on probe latents at load time.")
 @click.option("--ways", type=int, default=5, show_default=True, help="N: classes per task.")
 @click.option("--shots", type=int, default=1, show_default=True, help="K_tr: support images per class.")
 @click.option("--queries", type=int, default=5, show_default=True, help="K_val: query images per class.")
@@ -78,7 +81,8 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--compression", type=click.Choice(["gzip", "none"]), default=None,
               help="gzip (level 1): wds shards become <name>-NNNNNN.tar.gz (a third of the bytes, for sets you publish), hdf5 "
                    "datasets use the gzip filter; none: plain .tar / unfiltered .h5 [default: none for wds, gzip for hdf5].")
-@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: shards/omniglot-<strategy>].")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder [default: shards/<dataset>/<strategy>, <dataset> = what the generator was fitted on (bundled and "
+                   "lasium-fit generators; an external one: its name), e.g. shards/omniglot/oc; --source real: shards/<dataset>/real-<split>].")
 @click.option("--tasks-per-shard", type=COUNT, default=1000, show_default=True, help="Tasks per shard file (the unit of work and resume).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--save-latents", is_flag=True, help="Also store each image's latent (float16).")
@@ -99,7 +103,7 @@ kept); a different config in the same --out is refused unless --overwrite.
               help="Images of real, UMTRA and CACTUs tasks and of VAE anchors: omniglot or imagefolder:PATH.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="train", show_default=True, help="Split for --source real.")
 @click.option("--data-root", type=click.Path(file_okay=False), help="Dataset folder [default: $LASIUM_DATA or ~/.cache/lasium/data].")
-@click.option("--name", help="Shard-set name in file names [default: the --out folder name].")
+@click.option("--name", help="Shard-set name in file names [default: the --out folder name; without --out, <dataset>-<strategy>].")
 @click.option("--decode-tasks", type=int, default=250, show_default=True,
               help="Tasks per generator call (fixed shape, tail padded; part of the config since it fixes the kernels).")
 @click.option("--umtra-erase", type=float, default=0.5, show_default=True,
@@ -114,7 +118,7 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option("--min-cluster-size", type=int, help="CACTUs: drop smaller clusters [default: K_tr + K_val].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, preset, sigma, alpha, epsilon, container, compression, out,
+def main(strategy, num_tasks, generator, latent_dim, output_range, ways, shots, queries, preset, sigma, alpha, epsilon, container, compression, out,
          tasks_per_shard, seed, save_latents, device, shard_range, old_shard_range, workers, compile_, precision, overwrite, verify_existing,
          source, dataset, split, data_root, name, decode_tasks, umtra_erase, umtra_shift, embedding, clusters, partitions, scaling,
          min_cluster_size, quiet) -> None:
@@ -126,17 +130,19 @@ def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, prese
 
     \b
     Examples:
-      lasium-gen --strategy ro --n-tasks 1e6                      # bundled Omniglot GAN → shards/omniglot-ro
+      lasium-gen --strategy oc --n-tasks 1e6                      # bundled Omniglot GAN → shards/omniglot/oc
+      lasium-gen --strategy ro --n-tasks 1e6                      #                       → shards/omniglot/ro
       lasium-gen --strategy oc --n-tasks 200_000 --generator runs/gan --format hdf5 --out shards/oc
       lasium-gen --strategy ro --n-tasks 1e6 --compression gzip            # .tar.gz shards to publish
       lasium-gen --strategy n --n-tasks 1e5 --generator omniglot-vae --preset protonets
-      lasium-gen --source real --dataset omniglot --split train --n-tasks 1e5 --out shards/omniglot-real
-      lasium-gen --source umtra --n-tasks 1e5                      # UMTRA tasks → shards/omniglot-umtra
-      lasium-gen --source cactus --n-tasks 1e5                     # CACTUs, bundled VAE embedding → shards/omniglot-cactus
+      lasium-gen --source real --dataset omniglot --split train --n-tasks 1e5   # → shards/omniglot/real-train
+      lasium-gen --source umtra --n-tasks 1e5                      # UMTRA tasks → shards/omniglot/umtra
+      lasium-gen --source cactus --n-tasks 1e5                     # CACTUs, bundled VAE embedding → shards/omniglot/cactus
       torchrun --nproc-per-node 8 $(which lasium-gen) --strategy ro --n-tasks 1e7
       lasium-gen --strategy ro --n-tasks 1e7 --shard-range 0:2500  # one part of an array job
 
-    Afterwards: lasium-shards verify OUT, lasium-shards preview OUT, lasium-train --shards OUT --out RUN.
+    Afterwards: lasium-shards verify OUT, lasium-shards preview OUT, and lasium-train --shards OUT, or
+    lasium-train --shards shards/omniglot to train on every set under it as one mixture.
     """
     from lasium.generate.job.config import GenerationConfig
     from lasium.generate.job.job import GenerationJob
@@ -144,7 +150,7 @@ def main(strategy, num_tasks, generator, latent_dim, ways, shots, queries, prese
     shard_range = _shard_range(shard_range, old_shard_range)
     config = GenerationConfig(
         num_tasks=num_tasks, strategy=strategy if source == "generator" else None, source=source, generator=generator,
-        latent_dim=latent_dim, dataset=dataset, split=split, data_root=data_root, ways=ways, shots=shots, queries=queries,
+        latent_dim=latent_dim, output_range=output_range, dataset=dataset, split=split, data_root=data_root, ways=ways, shots=shots, queries=queries,
         preset=preset, sigma=sigma, alpha=alpha, epsilon=epsilon, container=container, compression=compression, out=out, name=name,
         tasks_per_shard=tasks_per_shard, seed=seed, save_latents=save_latents, device=device, shard_range=shard_range, workers=workers,
         compile=compile_, precision=precision,

@@ -21,7 +21,7 @@ from lasium.generate.synthesis.cactus import CLUSTERS, PARTITIONS, CactusSpec
 from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
 from lasium.generate.synthesis.synthesizer import DECODE_TASKS
 from lasium.generate.synthesis.umtra import ERASE_PROBABILITY, MAX_SHIFT, UmtraSpec
-from lasium.shards.format import CONTAINERS
+from lasium.shards.format import CONTAINERS, MAX_TASKS
 
 SOURCES = ("generator", "real", "umtra", "cactus")
 UNSUPERVISED_SOURCES = ("umtra", "cactus")  # tasks built from the unlabeled train images, without a generator
@@ -58,6 +58,16 @@ def parse_shard_range(text: str | None, num_shards: int) -> tuple[int, int]:
     return a, min(b, num_shards)
 
 
+def dataset_label(dataset: str) -> str:
+    """A folder name for a dataset spec: ``omniglot`` → omniglot, ``imagefolder:/data/flowers`` → flowers."""
+    return safe_set_name(Path(dataset.split(":", 1)[1] if dataset.startswith("imagefolder:") else dataset).name)
+
+
+def generator_label(name: str) -> str:
+    """A folder name for an external generator with no dataset: its name (``g.pt`` → g, ``mygan:build`` → mygan-build)."""
+    return safe_set_name(re.sub(r"\.(pt|ts|jit|pth)$", "", name))
+
+
 def safe_set_name(text: str) -> str:
     """A shard-set name (used in every file name) from a folder name: letters, digits, '_', '-', '.'."""
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip(".-") or "tasks"
@@ -73,6 +83,7 @@ class GenerationConfig:
     source: str = "generator"  # generator | real | umtra | cactus
     generator: str = "omniglot-gan"
     latent_dim: int | None = None
+    output_range: str | None = None  # external generators: "[0,1]" or "[-1,1]" (None: the module's attribute, else [0,1])
     dataset: str = "omniglot"  # real tasks, UMTRA and CACTUs images, and VAE anchor images
     split: str = "train"  # real tasks only (VAE anchors always use the unlabeled train split)
     data_root: str | None = None
@@ -132,13 +143,18 @@ class GenerationConfig:
             raise ConfigError(f"--ways must be at least 2 (a task needs 2 classes), got {self.ways}")
         if self.shots < 1 or self.queries < 1:
             raise ConfigError(f"--shots and --queries must be at least 1, got {self.shots} and {self.queries}")
-        if self.num_tasks < 1:
-            raise ConfigError(f"--n-tasks must be at least 1, got {self.num_tasks}")
+        if not 1 <= self.num_tasks <= MAX_TASKS:
+            # checked before anything is planned: a count such as 1e99 would otherwise be iterated shard by shard
+            raise ConfigError(f"--n-tasks must be between 1 and {MAX_TASKS:,} (task keys have 9 digits), got {self.num_tasks:.3g}"
+                              if self.num_tasks >= 1 else f"--n-tasks must be at least 1, got {self.num_tasks}")
         if self.tasks_per_shard < 1:
             raise ConfigError(f"--tasks-per-shard must be at least 1, got {self.tasks_per_shard}")
         for opt, value in (("--sigma", self.sigma), ("--alpha", self.alpha), ("--epsilon", self.epsilon)):
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{opt} must be a finite number ≥ 0, got {value}")
+        if self.alpha is not None and self.alpha > 1:
+            # z' = z_i + α (v − z_i): α = 0 keeps the anchor, α = 1 reaches the other latent; beyond it leaves the segment
+            raise ConfigError(f"--alpha must be between 0 and 1 (the fraction of the way to the other latent), got {self.alpha:g}")
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"--workers must be ≥ 0 (0 = write in the main process), got {self.workers}")
         if self.decode_tasks < 1 or self.anchor_chunk < 1 or self.in_flight < 1:
@@ -156,13 +172,21 @@ class GenerationConfig:
 
     @property
     def out_dir(self) -> Path:
+        """``--out``, else ``shards/<dataset>/<strategy>`` (the job resolves it with the generator's dataset first)."""
+        return Path(self.out) if self.out else self.default_out(dataset_label(self.dataset))
+
+    def default_out(self, dataset: str) -> Path:
+        """``shards/<dataset>/<strategy>``, e.g. shards/omniglot/oc; ``--source real``: ``shards/<dataset>/real-<split>``."""
+        leaf = f"real-{self.split}" if self.source == "real" else str(self.label)
+        return Path("shards") / safe_set_name(dataset) / leaf
+
+    def resolve_default_out(self, dataset: str) -> None:
+        """Without ``--out``: write to :meth:`default_out` and name the set ``<dataset>-<strategy>`` (not just the strategy)."""
         if self.out:
-            return Path(self.out)
-        if self.source == "real":
-            return Path("shards") / safe_set_name(f"{Path(self.dataset).name}-real-{self.split}")
-        if self.source in UNSUPERVISED_SOURCES:
-            return Path("shards") / safe_set_name(f"{Path(self.dataset).name}-{self.source}")
-        return Path("shards") / f"omniglot-{self.strategy}"
+            return
+        out = self.default_out(dataset)
+        self.out = str(out)
+        self.name = self.name or f"{out.parent.name}-{out.name}"
 
     def cactus_spec(self) -> CactusSpec:
         return CactusSpec(ways=self.ways, shots=self.shots, queries=self.queries, clusters=int(self.clusters),

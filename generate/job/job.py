@@ -30,7 +30,15 @@ import torch
 
 from lasium.generate.job.cactus_source import CactusTaskSource
 from lasium.generate.job.config import GenerationConfig, parse_shard_range
-from lasium.generate.job.outdir import check_existing_set, prepare_out_dir, remove_orphan_shards, shard_is_complete
+from lasium.generate.job.outdir import (
+    FolderClaim,
+    check_existing_set,
+    created_folders,
+    prepare_out_dir,
+    remove_created_folders,
+    remove_orphan_shards,
+    shard_is_complete,
+)
 from lasium.generate.job.real_source import RealTaskSource
 from lasium.generate.job.umtra_source import UmtraTaskSource
 from lasium.generate.job.writers import InlineWriter, ShardJob, SlotLayout, WriterPool, WriteTarget
@@ -187,6 +195,17 @@ class GenerationJob:
         self.synth: TaskSynthesizer | None = None
         self.tasks: TaskSource | None = None  # sources that make whole shards without a generator (real, umtra, cactus)
         self.header = self._generator_header() if config.source == "generator" else self._source_header()
+        config.resolve_default_out(self._dataset_label())
+
+    def _dataset_label(self) -> str:
+        """What ``shards/<dataset>/…`` names: the images of real, UMTRA and CACTUs tasks, the data the generator was
+        fitted on (bundled and lasium-fit generators), else (an external generator) the generator's name."""
+        from lasium.generate.job.config import dataset_label, generator_label
+
+        if self.config.source != "generator" or self.model is None:
+            return dataset_label(self.config.dataset)
+        trained_on = getattr(self.model, "training_dataset", None)
+        return dataset_label(trained_on) if trained_on else generator_label(str(self.model.name))
 
     def _source_header(self) -> dict[str, Any]:
         """Set up a source that makes whole shards without a generator: real episodes, UMTRA or CACTUs."""
@@ -218,7 +237,8 @@ class GenerationJob:
     def _load_model(self) -> Generator:
         from lasium.generate.models.loading import load_generator
 
-        return load_generator(self.config.generator, device=self.device, latent_dim=self.config.latent_dim)
+        return load_generator(self.config.generator, device=self.device, latent_dim=self.config.latent_dim,
+                              output_range=self.config.output_range)
 
     def _encode_anchor_pool(self, model: Generator) -> tuple[AnchorPool | None, dict[str, Any] | None]:
         """VAEs draw anchors from encoded real images (the pool and the manifest's source record); GANs from the prior."""
@@ -242,8 +262,29 @@ class GenerationJob:
         out_dir = c.out_dir
         name, container = c.set_name, c.container
         target = WriteTarget(str(out_dir), name, container, self.header, c.resolved_compression)
-        set_config = self.header["config"]
+        created = created_folders(out_dir)
         prepare_out_dir(out_dir)
+        # Claim the folder for this config before looking at what it holds: two jobs of different configs
+        # started together would otherwise both find it empty and both report success.
+        claim: FolderClaim | None = None
+        result = GenerationResult(out_dir=out_dir, header=self.header)
+        try:
+            claim = FolderClaim.take(out_dir, self.header, name, container)
+            self._run_claimed(target, result)
+        except BaseException:
+            if claim is not None:
+                claim.release()
+            if not result.entries:  # nothing of this set written: leave no folder behind that this job made
+                remove_created_folders(created)
+            raise
+        claim.release()
+        return result
+
+    def _run_claimed(self, target: WriteTarget, result: GenerationResult) -> None:
+        c = self.config
+        out_dir = c.out_dir
+        name, container = c.set_name, c.container
+        set_config = self.header["config"]
         my_shards = self.my_shards()
         mine = set(my_shards)
         # Each process removes only stale files of shards it owns (rank 0 also those beyond the set),
@@ -251,7 +292,6 @@ class GenerationJob:
         check_existing_set(out_dir, self.header, name, container, overwrite=c.overwrite,
                            owns=lambda s: s in mine or (s >= c.num_shards and self.rank.rank == 0))
 
-        result = GenerationResult(out_dir=out_dir, header=self.header)
         todo: list[int] = []
         for s in my_shards:
             entry = shard_is_complete(out_dir, shard_file_name(name, s, container, c.resolved_compression), set_config, s, full_hash=c.verify_existing)
@@ -288,7 +328,6 @@ class GenerationJob:
             from lasium.shards.card import write_card  # the set's card: README.md + preview.png
 
             write_card(out_dir)
-        return result
 
     def _record(self, entry: ShardEntry, result: GenerationResult, bar: Any) -> None:
         result.entries.append(entry)

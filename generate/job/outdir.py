@@ -153,3 +153,146 @@ def remove_orphan_shards(out_dir: Path, file_names: list[str]) -> None:
                 tmp.unlink()
             except OSError:
                 pass
+
+
+# -- the claim: one config per folder at a time -----------------------------------------------------
+CLAIM_NAME = ".lasium-gen.claim"
+"""Claim file in the output folder: the config digest of the jobs writing there, flock-ed while they run."""
+
+
+def config_digest(header: dict[str, Any], name: str, container: str) -> str:
+    """sha256 of what defines the set (container, name, config, generator, source): equal for every rank and
+    array-job part of one run, different for any two runs that must not share a folder."""
+    import hashlib
+
+    return hashlib.sha256(canonical_json(_identity(container, name, header)).encode()).hexdigest()
+
+
+def describe_config(header: dict[str, Any]) -> str:
+    """A short account of a set config for messages: source/strategy, parameter, seed, task shape, generator."""
+    c = header.get("config") or {}
+    parts = [f"strategy {c.get('strategy')}"]
+    for key in ("sigma", "alpha"):
+        if key in c:
+            parts.append(f"{key} {c[key]:g}")
+    h, w, ch = (c.get("image_shape") or [0, 0, 0])[:3]
+    parts += [f"seed {c.get('seed')}", f"{c.get('ways')}-way {c.get('shots')}+{c.get('queries')}-shot {h}x{w}x{ch}",
+              f"{c.get('num_tasks'):,} tasks" if isinstance(c.get("num_tasks"), int) else "? tasks"]
+    gen = header.get("generator") or {}
+    if gen.get("name"):
+        parts.append(f"generator {gen['name']}")
+    return ", ".join(parts)
+
+
+class FolderClaim:
+    """This job's claim on its output folder, held until :meth:`release` (or until the process dies).
+
+    Protocol (Linux ``flock``, which the kernel drops when a process ends, however it ends):
+    under an exclusive lock on the folder itself, a job opens ``.lasium-gen.claim``; if no running job holds
+    it (an exclusive lock succeeds), it writes its config digest there; if running jobs hold it, their
+    digest must equal its own. Either way it then keeps a shared lock on the claim for its whole run. So
+    jobs of one config share the folder (torchrun ranks, ``--shard-range`` parts), a job of another config
+    is refused while they run, and a claim left by a killed job binds no one.
+    """
+
+    def __init__(self, out_dir: Path, fd: int) -> None:
+        self.out_dir, self._fd = out_dir, fd
+
+    @classmethod
+    def take(cls, out_dir: Path, header: dict[str, Any], name: str, container: str) -> FolderClaim:
+        import fcntl
+        import json
+        import socket
+
+        digest = config_digest(header, name, container)
+        record = {"digest": digest, "config": describe_config(header), "host": socket.gethostname(), "pid": os.getpid()}
+        with _folder_lock(out_dir):
+            fd = os.open(out_dir / CLAIM_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    free = True
+                except BlockingIOError:
+                    free = False
+                if free:  # no running job: the folder is ours; record our config
+                    os.ftruncate(fd, 0)
+                    os.pwrite(fd, (json.dumps(record, sort_keys=True) + "\n").encode(), 0)
+                    os.fsync(fd)
+                else:
+                    other = _read_claim(fd)
+                    if other.get("digest") != digest:
+                        where = f"pid {other.get('pid')} on {other.get('host')}" if other.get("pid") else "another process"
+                        raise ConfigError(f"{out_dir} is being written by another lasium-gen job with a different config "
+                                          f"({other.get('config', 'unreadable claim')}; {where}); wait for it to finish "
+                                          "or choose another --out")
+                fcntl.flock(fd, fcntl.LOCK_SH)  # under the folder lock: nobody inspects the claim in between
+            except BaseException:
+                os.close(fd)
+                raise
+        return cls(out_dir, fd)
+
+    def release(self) -> None:
+        """Drop the claim; the last job of the folder also removes the claim file."""
+        import fcntl
+
+        if self._fd < 0:
+            return
+        try:
+            with _folder_lock(self.out_dir):
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # succeeds when no other job holds it
+                    (self.out_dir / CLAIM_NAME).unlink(missing_ok=True)
+                except BlockingIOError:
+                    pass
+        except OSError:
+            pass  # the folder is gone (removed after a failure) or unreadable: the claim goes with the descriptor
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+
+
+def _read_claim(fd: int) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(os.pread(fd, 65536, 0).decode() or "{}")
+        return data if isinstance(data, dict) else {}
+    except (ValueError, UnicodeDecodeError):
+        return {}
+
+
+class _folder_lock:  # noqa: N801 - used as a context manager like a function
+    """An exclusive flock on the folder itself: short critical sections of the claim protocol."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __enter__(self) -> None:
+        import fcntl
+
+        self._fd = os.open(self.folder, os.O_RDONLY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)  # closing the descriptor drops its lock
+
+
+def created_folders(out_dir: Path) -> list[Path]:
+    """The folders that ``prepare_out_dir(out_dir)`` is about to create (deepest last)."""
+    missing: list[Path] = []
+    p = out_dir.absolute()
+    while not p.exists():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    return missing[::-1]
+
+
+def remove_created_folders(folders: list[Path]) -> None:
+    """After a job failed before writing any shard: remove the folders it created, if they hold nothing (else keep them)."""
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            return

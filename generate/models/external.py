@@ -21,7 +21,8 @@ knowing its code. The module must map latents (n, D) to images (n, C, H, W); say
     lasium-gen --generator mygan:build ...            # or: torch.jit.script(Wrapped()).save("g.pt")
 
 Both kinds are probed at load time with two latents of the declared size; an exception or an output
-that is not (2, C, H, W) (matching ``image_shape`` when given) is refused with one line. TorchScript
+that is not (2, C, H, W) (matching ``image_shape`` when given), or whose values lie outside the declared
+output range (e.g. tanh outputs without ``--output-range "[-1,1]"``: they would be clipped), is refused with one line. TorchScript
 files are read with ``torch.jit.load`` (its own restricted format, no Python unpickling); plain
 ``torch.save`` pickles are never loaded. A factory runs arbitrary code by design: only name modules you
 trust, exactly as with ``import``.
@@ -30,6 +31,7 @@ trust, exactly as with ``import``.
 from __future__ import annotations
 
 import importlib
+import math
 import re
 import warnings
 from pathlib import Path
@@ -71,8 +73,28 @@ def _declared_latent_dim(module: nn.Module, latent_dim: int | None, where: str) 
     return latent_dim
 
 
+RANGE_TOLERANCE = 1e-3
+"""How far a probe output may lie outside the declared range (rounding) before the range is called wrong."""
+
+
 def probe_output_shape(module: nn.Module, latent_dim: int, device: torch.device, where: str) -> tuple[int, int, int]:
     """Run two latents through ``module``; return (H, W, C) or refuse with one line."""
+    return _probe(module, latent_dim, device, where)[0]
+
+
+def check_output_range(lo: float, hi: float, output_range: str, where: str) -> None:
+    """Refuse a generator whose probe outputs lie outside its declared range: decoding would clip them silently."""
+    low, high = (-1.0, 1.0) if output_range == "[-1,1]" else (0.0, 1.0)
+    if lo >= low - RANGE_TOLERANCE and hi <= high + RANGE_TOLERANCE and math.isfinite(lo) and math.isfinite(hi):
+        return
+    hint = ('pass --output-range "[-1,1]" (tanh outputs)' if output_range == "[0,1]" and lo >= -1 - RANGE_TOLERANCE
+            and hi <= 1 + RANGE_TOLERANCE else "make it return images in [0, 1] or [-1, 1] and pass --output-range to match")
+    raise CheckpointError(f"{where} returned values in [{lo:.3g}, {hi:.3g}] for probe latents, outside its output range "
+                          f"{output_range} (decoding would clip them); {hint}")
+
+
+def _probe(module: nn.Module, latent_dim: int, device: torch.device, where: str) -> tuple[tuple[int, int, int], float, float]:
+    """(H, W, C) and the smallest and largest value ``module`` returns for two latents, or one line refusing it."""
     z = torch.randn(2, latent_dim, device=device, generator=torch.Generator(device=device).manual_seed(0))
     try:
         with torch.no_grad():
@@ -90,7 +112,7 @@ def probe_output_shape(module: nn.Module, latent_dim: int, device: torch.device,
         raise CheckpointError(f"{where} returned {c} channels (shape {tuple(out.shape)}); lasium needs (n, C, H, W) with C = 1 or 3")
     if not out.is_floating_point():
         raise CheckpointError(f"{where} returned {out.dtype} images; return floats in [0, 1] or [-1, 1]")
-    return h, w, c
+    return (h, w, c), float(out.min()), float(out.max())
 
 
 def wrap_external(
@@ -108,11 +130,12 @@ def wrap_external(
         raise CheckpointError(f"{name} must give a torch.nn.Module, got {type(module).__name__}")
     module = module.to(device).eval()
     dim = _declared_latent_dim(module, latent_dim, name)
-    shape = probe_output_shape(module, dim, device, name)
+    shape, lo, hi = _probe(module, dim, device, name)
     if image_shape is not None and tuple(int(v) for v in image_shape) != shape:
         raise CheckpointError(f"{name} makes images of shape {shape} (H, W, C) but {tuple(image_shape)} was declared")
     attr_range = _module_attr(module, "output_range")
     chosen = output_range if output_range is not None else (attr_range if isinstance(attr_range, str) else None)
+    check_output_range(lo, hi, normalize_output_range(chosen), name)
     return ModuleGenerator(
         module,
         kind="external",

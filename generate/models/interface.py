@@ -78,6 +78,9 @@ def normalize_output_range(value: str | None) -> str:
 class ModuleGenerator:
     """A :class:`Generator` around a network ``nn.Module`` mapping latents to images (GANs, external generators)."""
 
+    training_dataset: str | None = None
+    """The dataset it was fitted on (checkpoints record it; external generators: None). Not part of ``describe()``."""
+
     def __init__(
         self,
         network: nn.Module,

@@ -40,8 +40,12 @@ def generator_from_checkpoint(folder: str | Path, *, device: str | torch.device 
     fingerprint = (config.get("data") or {}).get("fingerprint")
     extra = {"training_data_fingerprint": fingerprint} if fingerprint else {}
     if config["kind"] == "vae":
-        return VAEGenerator(ckpt.model.encoder, ckpt.model.decoder, extra=extra, **common)
-    return ModuleGenerator(ckpt.model, kind="gan", extra=extra, **common)
+        gen: ModuleGenerator = VAEGenerator(ckpt.model.encoder, ckpt.model.decoder, extra=extra, **common)
+    else:
+        gen = ModuleGenerator(ckpt.model, kind="gan", extra=extra, **common)
+    # What it was fitted on (lasium-fit --dataset: omniglot, imagefolder:PATH): lasium-gen's default --out names it.
+    gen.training_dataset = (config.get("data") or {}).get("dataset")
+    return gen
 
 
 def safe_batch(model: nn.Module, latent_dim: int, device: torch.device, limit: int = 2**31) -> int:

@@ -32,7 +32,13 @@ REFERENCE_LATENT_DIM = 128
 ANCHOR_CHUNK = 8192
 """Candidate tuples drawn per device call; part of the generation config since it fixes the RNG use."""
 STALL_CHECK_CANDIDATES = 131072
-"""After this many candidate tuples the measured acceptance rate is checked (see ``MIN_ACCEPTANCE``)."""
+"""After this many candidate 5-tuples the measured acceptance rate is checked (see ``MIN_ACCEPTANCE``); tuples
+with more pairs are checked sooner (:func:`stall_check_candidates`), so a large N cannot spin for hours first."""
+STALL_CHECK_PAIRS = STALL_CHECK_CANDIDATES * 10
+"""The work before the acceptance check, in pairwise distances (131072 tuples of 10 pairs)."""
+PAIR_BLOCK_BYTES = 256 * 2**20
+"""Pairwise differences of a chunk are computed in blocks of at most this many bytes (one tuple at least);
+the default 5-way chunk (42 MB) is one block."""
 MIN_ACCEPTANCE = 1e-4
 """Below this acceptance rate anchor sampling is declared stalled and stops with a suggested ε."""
 SUGGESTED_ACCEPTANCE = 0.01
@@ -54,8 +60,33 @@ def min_pairwise_sq_distance(z: torch.Tensor) -> torch.Tensor:
     if n < 2:
         raise ConfigError(f"a task needs at least 2 classes, got ways={n}; use --ways 2 or more")
     i, j = torch.triu_indices(n, n, 1, device=z.device)
-    d = (z[:, i] - z[:, j]).float().square().sum(-1)  # (B, P)
-    return d.amin(dim=1)
+    rows = pair_block_rows(n, z.shape[2])
+    if z.shape[0] <= rows:
+        d = (z[:, i] - z[:, j]).float().square().sum(-1)  # (B, P)
+        return d.amin(dim=1)
+    # Many classes: the (B, P, D) differences would not fit; the same values, a block of tuples at a time.
+    return torch.cat([(b[:, i] - b[:, j]).float().square().sum(-1).amin(dim=1) for b in z.split(rows)])
+
+
+def num_pairs(ways: int) -> int:
+    return ways * (ways - 1) // 2
+
+
+def pair_block_rows(ways: int, latent_dim: int) -> int:
+    """Tuples whose pairwise differences are computed in one block (at most ``PAIR_BLOCK_BYTES``, at least 1)."""
+    return max(1, PAIR_BLOCK_BYTES // max(1, num_pairs(ways) * latent_dim * 4))
+
+
+def anchor_chunk_bytes(chunk: int, ways: int, latent_dim: int) -> int:
+    """Peak memory of one chunk of anchor rejection: the candidate latents plus one block of pairwise differences."""
+    rows = min(chunk, pair_block_rows(ways, latent_dim))
+    return 4 * chunk * ways * latent_dim + 4 * rows * num_pairs(ways) * latent_dim * 2
+
+
+def stall_check_candidates(ways: int) -> int:
+    """Candidate tuples drawn before the acceptance check: ``STALL_CHECK_CANDIDATES`` up to 5-way, fewer for
+    larger N (the same number of pairwise distances), so e.g. 60-way tuples are checked after one chunk."""
+    return max(1, STALL_CHECK_PAIRS // max(10, num_pairs(ways)))
 
 
 @dataclass
@@ -133,17 +164,19 @@ def sample_gan_anchors(
     rng: torch.Generator,
     *,
     chunk: int = ANCHOR_CHUNK,
-    stall_check: int = STALL_CHECK_CANDIDATES,
+    stall_check: int | None = None,
     min_acceptance: float = MIN_ACCEPTANCE,
 ) -> tuple[torch.Tensor, AnchorStats]:
     """``num_tasks`` anchor tuples (T, N, D) from the prior, each pairwise farther apart than ``epsilon``.
 
     ``sample_prior(n, rng)`` returns (n, D) latents on the device; candidates are drawn ``chunk``
     tuples per call and accepted in stream order (exact rejection, batched). Raises
-    :class:`AnchorStallError` when, after ``stall_check`` candidates, fewer than ``min_acceptance`` pass.
+    :class:`AnchorStallError` when, after ``stall_check`` candidates (default :func:`stall_check_candidates`),
+    fewer than ``min_acceptance`` pass.
     """
     if ways < 2:
         raise ConfigError(f"a task needs at least 2 classes, got ways={ways}; use --ways 2 or more")
+    stall_check = stall_check_candidates(ways) if stall_check is None else stall_check
 
     def draw(c: int) -> tuple[torch.Tensor, torch.Tensor]:
         z = sample_prior(c * ways, rng).reshape(c, ways, latent_dim)
@@ -163,7 +196,7 @@ def sample_encoded_anchors(
     rng: torch.Generator,
     *,
     chunk: int = ANCHOR_CHUNK,
-    stall_check: int = STALL_CHECK_CANDIDATES,
+    stall_check: int | None = None,
     min_acceptance: float = MIN_ACCEPTANCE,
 ) -> tuple[torch.Tensor, torch.Tensor, AnchorStats]:
     """VAE anchors: tuples of ``ways`` distinct rows of ``codes`` (M, D) (the posterior means of real
@@ -175,6 +208,7 @@ def sample_encoded_anchors(
     """
     if ways < 2:
         raise ConfigError(f"a task needs at least 2 classes, got ways={ways}; use --ways 2 or more")
+    stall_check = stall_check_candidates(ways) if stall_check is None else stall_check
     m, d = codes.shape
     if m < ways:
         raise ConfigError(f"{ways}-way VAE anchors need at least {ways} real images, the dataset has {m}")

@@ -25,7 +25,13 @@ import torch
 from lasium.errors import ConfigError
 from lasium.generate.models.interface import Generator
 from lasium.generate.synthesis.anchor_pool import AnchorPool
-from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, AnchorStats, sample_encoded_anchors, sample_gan_anchors
+from lasium.generate.synthesis.anchors import (
+    ANCHOR_CHUNK,
+    AnchorStats,
+    anchor_chunk_bytes,
+    sample_encoded_anchors,
+    sample_gan_anchors,
+)
 from lasium.generate.synthesis.strategies import check_strategy, class_latents
 from lasium.tasks import TaskBatch
 
@@ -67,6 +73,46 @@ class DeviceShard:
 def to_uint8_nhwc(x: torch.Tensor) -> torch.Tensor:
     """(n, C, H, W) in [0, 1] → (n, H, W, C) uint8, rounding to nearest (done on the device)."""
     return (x.float() * 255.0).round_().clamp_(0.0, 255.0).to(torch.uint8).permute(0, 2, 3, 1)
+
+
+def device_memory_bytes(device: torch.device) -> int | None:
+    """Memory of the device: a GPU's total memory, or the machine's physical memory for the CPU (None: unknown)."""
+    import os
+
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.get_device_properties(device).total_memory)
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError, RuntimeError):
+        return None
+
+
+def _bytes(n: float) -> str:
+    for unit, size in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n / 1e3:.3g} kB"
+
+
+def call_memory_bytes(spec: SynthesisSpec, latent_dim: int, image_shape: tuple[int, int, int]) -> tuple[int, str]:
+    """A lower bound of the memory the largest device call needs, and which call that is: one chunk of anchor
+    rejection, or one generator call (its latents, float images and uint8 images; the network's own
+    activations come on top)."""
+    anchors = anchor_chunk_bytes(spec.anchor_chunk, spec.ways, latent_dim)
+    images = spec.decode_tasks * spec.ways * spec.members
+    decode = images * (4 * latent_dim + 5 * int(np.prod(image_shape)))
+    if anchors >= decode:
+        return anchors, f"anchor rejection, {spec.anchor_chunk} candidate tuples of {spec.ways} latents"
+    return decode, f"a generator call, {spec.decode_tasks} tasks = {images:,} images"
+
+
+def check_memory(spec: SynthesisSpec, latent_dim: int, image_shape: tuple[int, int, int], device: torch.device) -> None:
+    """Refuse a task shape whose device calls cannot fit, before anything is allocated (one line)."""
+    need, what = call_memory_bytes(spec, latent_dim, image_shape)
+    have = device_memory_bytes(device)
+    if have is not None and need > have:
+        raise ConfigError(f"--ways {spec.ways} needs at least {_bytes(need)} of memory per device call ({what}) but the "
+                          f"{device.type} has {_bytes(have)}; use fewer --ways (or a smaller --decode-tasks)")
 
 
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
@@ -119,6 +165,7 @@ class TaskSynthesizer:
                 f"anchor images are {tuple(anchor_pool.images.shape[1:])} but the generator makes {self.image_shape}; "
                 "load the dataset at the generator's image size"
             )
+        check_memory(spec, self.latent_dim, self.image_shape, self.device)
         # On CUDA, anchors are drawn on a side stream: their rejection loop syncs with the host once per
         # chunk, and on the side stream that sync does not wait for the previous shard's decoding.
         self._side = torch.cuda.Stream(self.device) if self.device.type == "cuda" else None
