@@ -147,7 +147,10 @@ def render(results: dict[str, Any]) -> str:
     as_parameter = [dict(r, family="parameter") if r["key"] in results["shared_keys"] else r for r in rows]
     for strategy in PARAMETERS:
         best = best_of(as_parameter, "parameter", strategy)
-        if best:
+        tried = sum(1 for r in as_parameter if r["status"] == "ok" and r["family"] == "parameter" and r["strategy"] == strategy)
+        if best and tried < len(PARAMETERS[strategy][1]):
+            lines.append(f"- `{strategy}`: {tried} of {len(PARAMETERS[strategy][1])} values tried so far; no pick yet.")
+        elif best:
             ref = REFERENCE_PROTONETS[strategy]
             lines.append(f"- `{strategy}`: {best['parameter']} {best['value']:g} (reference value {ref:g}"
                          f"{', held up' if abs(best['value'] - ref) < 1e-9 else ', did not hold up'}).")
