@@ -11,6 +11,7 @@ from lasium import precision as P
 from lasium.errors import ConfigError
 from lasium.seeding import torch_generator
 from lasium.train.augment import (
+    DEFAULT_FOR_GENERATED,
     PRESETS,
     affine_jitter,
     apply_chain,
@@ -132,7 +133,7 @@ def test_batch_augmentation_depends_on_seed_rank_and_step_only():
 
 
 def test_auto_preset_resolution():
-    assert resolve_preset("auto", generated=True) == "shift5"
+    assert resolve_preset("auto", generated=True) == DEFAULT_FOR_GENERATED == "shift5-affine"
     assert resolve_preset("auto", generated=False) == "none"
     assert resolve_preset("umtra", generated=False) == "umtra"
     with pytest.raises(ConfigError, match="--augment"):
@@ -188,7 +189,7 @@ def test_trainer_records_preset_and_precision(tmp_path, cpu_flags):
     train(TrainConfig(shards=[str(tmp_path / "s")], out=str(tmp_path / "run"), algo="protonets", iterations=2, hidden=8,
                       workers=0, val_dataset="none", device="cpu", checkpoint_every=0), progress=False)
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
-    assert saved["augment"] == "shift5"  # auto, for shards not known to be real images
+    assert saved["augment"] == DEFAULT_FOR_GENERATED  # auto, for shards not known to be real images
     assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["precision"] == "fp32"
     assert TrainConfig.from_dict({k: v for k, v in saved.items() if k != "augment"}).augment == "none"  # older runs
 
@@ -202,4 +203,4 @@ def test_auto_augmentation_only_for_generated_sets(origins, generated):
 
     shard_set = ShardSet(["a.tar"], TaskLayout(5, 1, 5, (28, 28, 1)), origins=set(origins))
     assert shard_set.generated is generated
-    assert resolve_preset("auto", generated=shard_set.generated) == ("shift5" if generated else "none")
+    assert resolve_preset("auto", generated=shard_set.generated) == (DEFAULT_FOR_GENERATED if generated else "none")
