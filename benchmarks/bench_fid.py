@@ -24,8 +24,15 @@ from lasium.runtime import resolve_device
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--generator", "spec", required=True, help="Bundled name, checkpoint folder, TorchScript file or module:factory.")
-@click.option("--dataset", default="omniglot", show_default=True, help="omniglot or imagefolder:PATH (needs train and test splits).")
+@click.option(
+    "--generator", "spec", required=True, help="Bundled name, checkpoint folder, TorchScript file or module:factory."
+)
+@click.option(
+    "--dataset",
+    default="omniglot",
+    show_default=True,
+    help="omniglot or imagefolder:PATH (needs train and test splits).",
+)
 @click.option("--samples", type=int, default=None, help="Images per side (default: the whole test split).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--classifier-epochs", type=int, default=5, show_default=True, help="Epochs of the feature classifier.")
@@ -36,20 +43,32 @@ from lasium.runtime import resolve_device
 @click.option("--output-range", default=None, help="'[0,1]' or '[-1,1]' for an external generator.")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None, help="Also write the figures as JSON here.")
 @user_errors
-def main(spec, dataset, samples, seed, classifier_epochs, device, data_root, image_size, latent_dim, output_range, json_out) -> None:
+def main(
+    spec, dataset, samples, seed, classifier_epochs, device, data_root, image_size, latent_dim, output_range, json_out
+) -> None:
     """Print the Fréchet distances of a generator (generated vs test, and the train-vs-test floor)."""
     start = time.perf_counter()
     dev = resolve_device(device)
     generator = load_generator(spec, device=dev, latent_dim=latent_dim, output_range=output_range)
     report = sample_quality(
-        generator, dataset, num_samples=samples, seed=seed, classifier_epochs=classifier_epochs,
-        device=dev, data_root=data_root, image_size=image_size,
+        generator,
+        dataset,
+        num_samples=samples,
+        seed=seed,
+        classifier_epochs=classifier_epochs,
+        device=dev,
+        data_root=data_root,
+        image_size=image_size,
     )
     result = {**report.to_json(), "spec": spec, "seconds": round(time.perf_counter() - start, 1), "device": str(dev)}
-    click.echo(f"generator {spec} ({generator.kind}, latent {generator.latent_dim}), {report.num_samples} images per side")
+    click.echo(
+        f"generator {spec} ({generator.kind}, latent {generator.latent_dim}), {report.num_samples} images per side"
+    )
     click.echo(f"  Fréchet distance, generated vs real test split: {report.fd_generated_vs_test:9.3f}")
     click.echo(f"  Fréchet distance, real train vs real test (floor): {report.fd_train_vs_test:9.3f}")
-    click.echo(f"  feature classifier: {report.feature_extractor}, train accuracy {report.classifier.get('train_accuracy', float('nan')):.3f}")
+    click.echo(
+        f"  feature classifier: {report.feature_extractor}, train accuracy {report.classifier.get('train_accuracy', float('nan')):.3f}"
+    )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
         json_out.write_text(json.dumps(result, indent=2) + "\n")

@@ -72,8 +72,15 @@ def load_model(args: argparse.Namespace, device: torch.device) -> Any:
 
         torch.manual_seed(0)
         net = GANGenerator(gan_architecture((28, 28, 1), 128))
-        return ModuleGenerator(net, kind="gan", name="random-init lasium-gan-v1", latent_dim=128, image_shape=(28, 28, 1),
-                               weights_sha256=state_dict_sha256(net), device=device)
+        return ModuleGenerator(
+            net,
+            kind="gan",
+            name="random-init lasium-gan-v1",
+            latent_dim=128,
+            image_shape=(28, 28, 1),
+            weights_sha256=state_dict_sha256(net),
+            device=device,
+        )
     from lasium.generate import load_generator
 
     return load_generator(args.generator, device=device)
@@ -105,10 +112,17 @@ def generator_bound(model: Any, batch: int, device: torch.device, seconds: float
 
     elapsed, n = time_loop(step, device, seconds, warmup=3 if compiled else 2)
     images_per_s = batch * n / elapsed
-    return {"batch_images": batch, "images_per_s": images_per_s, "tasks_per_s": images_per_s / IMAGES_PER_TASK, "compiled": compiled}
+    return {
+        "batch_images": batch,
+        "images_per_s": images_per_s,
+        "tasks_per_s": images_per_s / IMAGES_PER_TASK,
+        "compiled": compiled,
+    }
 
 
-def reference_style(model: Any, tasks: int, device: torch.device, epsilon: float, alpha: float = 0.2, meta_batch: int = 4) -> dict[str, Any]:
+def reference_style(
+    model: Any, tasks: int, device: torch.device, epsilon: float, alpha: float = 0.2, meta_batch: int = 4
+) -> dict[str, Any]:
     """The reference implementation's synthesis: per-task rejection loop in Python, one generator call
     per meta-batch of 4 tasks (LASIUM-RO), images brought to the host as uint8."""
     g = torch_generator(0, "reference-style", device=device)
@@ -134,33 +148,70 @@ def reference_style(model: Any, tasks: int, device: torch.device, epsilon: float
     return {"tasks": made, "seconds": elapsed, "tasks_per_s": made / elapsed, "acceptance": made / candidates}
 
 
-def job_config(args: argparse.Namespace, out: Path, fmt: str, n_tasks: int, compiled: bool, compression: str | None = "none") -> GenerationConfig:
+def job_config(
+    args: argparse.Namespace, out: Path, fmt: str, n_tasks: int, compiled: bool, compression: str | None = "none"
+) -> GenerationConfig:
     return GenerationConfig(
-        strategy="ro", num_tasks=n_tasks, ways=WAYS, shots=SHOTS, queries=QUERIES, container=fmt, compression=compression, out=str(out),
-        tasks_per_shard=args.tasks_per_shard, seed=0, device=args.device, workers=args.workers, compile=compiled,
-        decode_tasks=args.decode_tasks, progress=args.progress, overwrite=True,
+        strategy="ro",
+        num_tasks=n_tasks,
+        ways=WAYS,
+        shots=SHOTS,
+        queries=QUERIES,
+        container=fmt,
+        compression=compression,
+        out=str(out),
+        tasks_per_shard=args.tasks_per_shard,
+        seed=0,
+        device=args.device,
+        workers=args.workers,
+        compile=compiled,
+        decode_tasks=args.decode_tasks,
+        progress=args.progress,
+        overwrite=True,
     )
 
 
 BYTES_PER_TASK_WDS = 26_500  # 5-way 1+5-shot 28×28×1 WebDataset task, measured; used to refuse runs that cannot fit
 
 
-def end_to_end(args: argparse.Namespace, model: Any, out: Path, fmt: str, n_tasks: int, compiled: bool,
-               compression: str | None = "none") -> dict[str, Any]:
+def end_to_end(
+    args: argparse.Namespace,
+    model: Any,
+    out: Path,
+    fmt: str,
+    n_tasks: int,
+    compiled: bool,
+    compression: str | None = "none",
+) -> dict[str, Any]:
     """The real job, timed from the first shard to the last fsync (startup excluded, reported apart).
     ``compression``: none (plain .tar) or gzip (.tar.gz); hdf5 runs use None (its default, gzip)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     need, free = n_tasks * BYTES_PER_TASK_WDS * 1.05, shutil.disk_usage(out.parent).free
     if need > free:
-        raise RuntimeError(f"{n_tasks} tasks need about {need / 1e9:.1f} GB, {out.parent} has {free / 1e9:.1f} GB free; lower --n-tasks")
+        raise RuntimeError(
+            f"{n_tasks} tasks need about {need / 1e9:.1f} GB, {out.parent} has {free / 1e9:.1f} GB free; lower --n-tasks"
+        )
     t0 = time.perf_counter()
-    job = GenerationJob(job_config(args, out, fmt, n_tasks, compiled, compression), model=model, rank=RankInfo(),
-                        log=lambda m: print(m, file=sys.stderr))
+    job = GenerationJob(
+        job_config(args, out, fmt, n_tasks, compiled, compression),
+        model=model,
+        rank=RankInfo(),
+        log=lambda m: print(m, file=sys.stderr),
+    )
     res = job.run()
     wall = time.perf_counter() - t0
-    return {"format": fmt, "compression": job.config.resolved_compression, "tasks": res.tasks_written, "shards": res.shards_written, "bytes": res.bytes_written,
-            "bytes_per_task": res.bytes_written / max(1, res.tasks_written), "seconds": res.seconds, "wall_seconds": wall,
-            "tasks_per_s": res.tasks_per_second, "compiled": compiled}
+    return {
+        "format": fmt,
+        "compression": job.config.resolved_compression,
+        "tasks": res.tasks_written,
+        "shards": res.shards_written,
+        "bytes": res.bytes_written,
+        "bytes_per_task": res.bytes_written / max(1, res.tasks_written),
+        "seconds": res.seconds,
+        "wall_seconds": wall,
+        "tasks_per_s": res.tasks_per_second,
+        "compiled": compiled,
+    }
 
 
 def synthesis_to_host(args: argparse.Namespace, model: Any, device: torch.device, n_tasks: int) -> dict[str, Any]:
@@ -190,7 +241,12 @@ def synthesis_to_host(args: argparse.Namespace, model: Any, device: torch.device
         p.arrays()
     elapsed = time.perf_counter() - t0
     # candidates drawn per task (whole chunks of 8192 tuples, so small runs overstate it)
-    return {"tasks": n_tasks, "seconds": elapsed, "tasks_per_s": n_tasks / elapsed, "anchor_candidates_per_task": candidates / n_tasks}
+    return {
+        "tasks": n_tasks,
+        "seconds": elapsed,
+        "tasks_per_s": n_tasks / elapsed,
+        "anchor_candidates_per_task": candidates / n_tasks,
+    }
 
 
 def determinism(args: argparse.Namespace, model: Any, root: Path, n_tasks: int) -> dict[str, Any]:
@@ -224,7 +280,9 @@ def fenced(results: dict[str, Any], key: str, fn: Callable[[], Any]) -> Any:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--generator", default="omniglot-gan", help="bundled name or checkpoint folder (ignored with --random-init)")
+    p.add_argument(
+        "--generator", default="omniglot-gan", help="bundled name or checkpoint folder (ignored with --random-init)"
+    )
     p.add_argument("--random-init", action="store_true", help="randomly initialised GAN of the reference architecture")
     p.add_argument("--n-tasks", default=None, help="tasks for the end-to-end run [GPU 1e6, CPU --quick 120]")
     p.add_argument("--quick", action="store_true", help="small sizes for a CPU")
@@ -233,7 +291,9 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=None, help="writer processes (default as lasium-gen)")
     p.add_argument("--tasks-per-shard", type=int, default=None, help="[GPU 1000, CPU 40]")
     p.add_argument("--decode-tasks", type=int, default=None, help="tasks per generator call [GPU 250, CPU 25]")
-    p.add_argument("--reference-tasks", type=int, default=None, help="tasks for the reference-style loop [GPU 400, CPU 16]")
+    p.add_argument(
+        "--reference-tasks", type=int, default=None, help="tasks for the reference-style loop [GPU 400, CPU 16]"
+    )
     p.add_argument("--hdf5-tasks", default=None, help="tasks for the hdf5 run [n-tasks / 20]")
     p.add_argument("--out", default=None, help="scratch folder for shards [a temporary folder]")
     p.add_argument("--keep", action="store_true", help="keep the shards written")
@@ -254,7 +314,11 @@ def main() -> None:
     args.decode_tasks = args.decode_tasks or (250 if gpu else 20)
     args.tasks_per_shard = args.tasks_per_shard or (1000 if gpu else 40)
     ref_tasks = args.reference_tasks or (400 if gpu else 16)
-    hdf5_tasks = parse_count(args.hdf5_tasks) if args.hdf5_tasks else (max(args.tasks_per_shard, n_tasks // 20) if gpu else max(1, n_tasks // 4))
+    hdf5_tasks = (
+        parse_count(args.hdf5_tasks)
+        if args.hdf5_tasks
+        else (max(args.tasks_per_shard, n_tasks // 20) if gpu else max(1, n_tasks // 4))
+    )
     call_batch = args.decode_tasks * IMAGES_PER_TASK  # the job's generator-call size
     large_batch = max(16384 if gpu else 960, call_batch)
     seconds = 3.0 if gpu else (4.0 if args.quick else 10.0)
@@ -263,9 +327,15 @@ def main() -> None:
 
     results: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if gpu else platform.processor() or "cpu",
-        "device_type": device.type, "torch": torch.__version__, "python": platform.python_version(),
-        "cpus": os.cpu_count(), "task": f"{WAYS}-way {SHOTS}+{QUERIES}-shot", "images_per_task": IMAGES_PER_TASK,
-        "n_tasks": n_tasks, "decode_tasks": args.decode_tasks, "tasks_per_shard": args.tasks_per_shard,
+        "device_type": device.type,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "task": f"{WAYS}-way {SHOTS}+{QUERIES}-shot",
+        "images_per_task": IMAGES_PER_TASK,
+        "n_tasks": n_tasks,
+        "decode_tasks": args.decode_tasks,
+        "tasks_per_shard": args.tasks_per_shard,
         "generator": "random-init" if args.random_init else args.generator,
     }
     model = load_model(args, device)
@@ -276,18 +346,38 @@ def main() -> None:
     results["disk_free_gb"] = free / 1e9
     try:
         # The bound is the better of a large batch and the job's own call size (CPUs often peak small).
-        fenced(results, "bound_eager", lambda: max((generator_bound(model, b, device, seconds, False) for b in sorted({call_batch, large_batch})),
-                                                   key=lambda r: r["tasks_per_s"]))
-        fenced(results, "reference_style", lambda: reference_style(model, ref_tasks, device, default_epsilon(model.latent_dim)))
-        fenced(results, "synthesis_to_host", lambda: synthesis_to_host(args, model, device, min(n_tasks, 50_000 if gpu else 60)))
+        fenced(
+            results,
+            "bound_eager",
+            lambda: max(
+                (generator_bound(model, b, device, seconds, False) for b in sorted({call_batch, large_batch})),
+                key=lambda r: r["tasks_per_s"],
+            ),
+        )
+        fenced(
+            results,
+            "reference_style",
+            lambda: reference_style(model, ref_tasks, device, default_epsilon(model.latent_dim)),
+        )
+        fenced(
+            results,
+            "synthesis_to_host",
+            lambda: synthesis_to_host(args, model, device, min(n_tasks, 50_000 if gpu else 60)),
+        )
         fenced(results, "end_to_end_wds", lambda: end_to_end(args, model, root / "wds", "wds", n_tasks, False))
         if not args.keep:
             shutil.rmtree(root / "wds", ignore_errors=True)
         # the same job writing gzip-compressed WebDataset shards (.tar.gz): the cost of compression end to end
-        fenced(results, "end_to_end_wds_gzip", lambda: end_to_end(args, model, root / "wds-gz", "wds", n_tasks, False, "gzip"))
+        fenced(
+            results,
+            "end_to_end_wds_gzip",
+            lambda: end_to_end(args, model, root / "wds-gz", "wds", n_tasks, False, "gzip"),
+        )
         if not args.keep:
             shutil.rmtree(root / "wds-gz", ignore_errors=True)
-        fenced(results, "end_to_end_hdf5", lambda: end_to_end(args, model, root / "hdf5", "hdf5", hdf5_tasks, False, None))
+        fenced(
+            results, "end_to_end_hdf5", lambda: end_to_end(args, model, root / "hdf5", "hdf5", hdf5_tasks, False, None)
+        )
         if not args.keep:
             shutil.rmtree(root / "hdf5", ignore_errors=True)
         if args.check_determinism:
@@ -296,7 +386,11 @@ def main() -> None:
             # Compiled: the job's call size only (each shape is a compilation).
             fenced(results, "bound_compiled", lambda: generator_bound(model, call_batch, device, seconds, True))
             compiled_model = load_model(args, device)  # the job compiles its model's decoder in place
-            fenced(results, "end_to_end_wds_compiled", lambda: end_to_end(args, compiled_model, root / "wds-c", "wds", n_tasks, True))
+            fenced(
+                results,
+                "end_to_end_wds_compiled",
+                lambda: end_to_end(args, compiled_model, root / "wds-c", "wds", n_tasks, True),
+            )
             if not args.keep:
                 shutil.rmtree(root / "wds-c", ignore_errors=True)
     finally:
@@ -309,21 +403,38 @@ def main() -> None:
         r = results.get(key)
         return r.get("tasks_per_s") if isinstance(r, dict) else None
 
-    for e2e, bound in (("end_to_end_wds", "bound_eager"), ("end_to_end_wds_compiled", "bound_compiled"),
-                       ("synthesis_to_host", "bound_eager")):
+    for e2e, bound in (
+        ("end_to_end_wds", "bound_eager"),
+        ("end_to_end_wds_compiled", "bound_compiled"),
+        ("synthesis_to_host", "bound_eager"),
+    ):
         if tps(e2e) and tps(bound):
             ratios[f"{e2e} / {bound}"] = tps(e2e) / tps(bound)
     if tps("end_to_end_wds_gzip") and tps("end_to_end_wds"):
-        ratios["end_to_end_wds_gzip / end_to_end_wds"] = tps("end_to_end_wds_gzip") / tps("end_to_end_wds")  # target >= 0.9
-        ratios["bytes_per_task wds_gzip / wds"] = results["end_to_end_wds_gzip"]["bytes_per_task"] / results["end_to_end_wds"]["bytes_per_task"]
+        ratios["end_to_end_wds_gzip / end_to_end_wds"] = tps("end_to_end_wds_gzip") / tps(
+            "end_to_end_wds"
+        )  # target >= 0.9
+        ratios["bytes_per_task wds_gzip / wds"] = (
+            results["end_to_end_wds_gzip"]["bytes_per_task"] / results["end_to_end_wds"]["bytes_per_task"]
+        )
     for e2e in ("end_to_end_wds", "end_to_end_wds_compiled"):
         if tps(e2e) and tps("reference_style"):
             ratios[f"{e2e} / reference_style"] = tps(e2e) / tps("reference_style")
     results["ratios"] = ratios
 
-    print(f"\nLASIUM task synthesis, {results['task']} tasks, {results['device']} ({device.type}), generator {results['generator']}")
-    for key in ("bound_eager", "bound_compiled", "synthesis_to_host", "end_to_end_wds", "end_to_end_wds_gzip", "end_to_end_wds_compiled",
-                "end_to_end_hdf5", "reference_style"):
+    print(
+        f"\nLASIUM task synthesis, {results['task']} tasks, {results['device']} ({device.type}), generator {results['generator']}"
+    )
+    for key in (
+        "bound_eager",
+        "bound_compiled",
+        "synthesis_to_host",
+        "end_to_end_wds",
+        "end_to_end_wds_gzip",
+        "end_to_end_wds_compiled",
+        "end_to_end_hdf5",
+        "reference_style",
+    ):
         r = results.get(key)
         if isinstance(r, dict) and "tasks_per_s" in r:
             extra = f"  ({r['bytes_per_task']:.0f} bytes/task, {r['tasks']} tasks)" if "bytes_per_task" in r else ""

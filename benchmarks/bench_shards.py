@@ -46,10 +46,16 @@ def stroke_images(rng: np.random.Generator, n: int, size: int) -> np.ndarray:
     return img
 
 
-def make_batch(tasks: int, ways: int, shots: int, queries: int, size: int, latent_dim: int, images: str, seed: int = 0) -> TaskBatch:
+def make_batch(
+    tasks: int, ways: int, shots: int, queries: int, size: int, latent_dim: int, images: str, seed: int = 0
+) -> TaskBatch:
     rng = np.random.default_rng(seed)
     count = tasks * ways * (shots + queries)
-    pics = stroke_images(rng, count, size) if images == "strokes" else rng.integers(0, 256, (count, size, size), dtype=np.uint8)
+    pics = (
+        stroke_images(rng, count, size)
+        if images == "strokes"
+        else rng.integers(0, 256, (count, size, size), dtype=np.uint8)
+    )
     pics = pics.reshape(tasks, ways, shots + queries, size, size, 1)
     latents = rng.standard_normal((tasks, ways, shots + queries, latent_dim)).astype(np.float16) if latent_dim else None
     metas = [{"strategy": "ro"} for _ in range(tasks)]
@@ -68,7 +74,9 @@ def gan_batch(tasks: int, distinct: int, seed: int = 0) -> TaskBatch:
     from lasium.seeding import torch_generator
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    cfg = GenerationConfig(strategy="ro", num_tasks=distinct, device="cpu", out=tempfile.gettempdir(), decode_tasks=25, progress=False)
+    cfg = GenerationConfig(
+        strategy="ro", num_tasks=distinct, device="cpu", out=tempfile.gettempdir(), decode_tasks=25, progress=False
+    )
     job = GenerationJob(cfg, rank=RankInfo(), log=lambda m: None)
     assert job.synth is not None
     made = job.synth.batch(distinct, torch_generator(seed, "bench-shards"))
@@ -109,24 +117,37 @@ def compression_report(args: argparse.Namespace, batch: TaskBatch, header: dict,
     per = -(-args.tasks // shards)
     config = dict(header["config"], tasks_per_shard=per)
     hdr = dict(header, config=config)
-    report: dict = {"command": "python " + " ".join(sys.argv), "device": f"{platform.processor() or 'cpu'} ({os.cpu_count()} CPUs)",
-                    "torch": torch.__version__,
-                    "python": platform.python_version(), "images": args.images, "tasks": args.tasks, "shards": shards,
-                    "task": f"{args.ways}-way {args.shots}+{args.queries}-shot {args.size}x{args.size}x1",
-                    "meta_batch": args.meta_batch, "zlib": __import__("zlib").ZLIB_RUNTIME_VERSION}
+    report: dict = {
+        "command": "python " + " ".join(sys.argv),
+        "device": f"{platform.processor() or 'cpu'} ({os.cpu_count()} CPUs)",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "images": args.images,
+        "tasks": args.tasks,
+        "shards": shards,
+        "task": f"{args.ways}-way {args.shots}+{args.queries}-shot {args.size}x{args.size}x1",
+        "meta_batch": args.meta_batch,
+        "zlib": __import__("zlib").ZLIB_RUNTIME_VERSION,
+    }
     for comp in ("none", "gzip"):
         folder = out / f"set-{comp}"
         entries, t0, c0 = [], time.perf_counter(), time.process_time()
         for s in range(shards):
             first = s * per
             n = min(per, args.tasks - first)
-            part = TaskBatch(batch.support[first : first + n], batch.query[first : first + n], None, batch.metas[first : first + n])
+            part = TaskBatch(
+                batch.support[first : first + n], batch.query[first : first + n], None, batch.metas[first : first + n]
+            )
             entries.append(write_shard(folder, "bench", s, first, part, "wds", hdr, compression=comp))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         write_manifest(folder, hdr, entries)
         nbytes = sum(e.bytes for e in entries)
-        r = {"bytes": nbytes, "bytes_per_task": nbytes / args.tasks, "write_tasks_per_s": args.tasks / wall,
-             "write_tasks_per_cpu_s": args.tasks / cpu}
+        r = {
+            "bytes": nbytes,
+            "bytes_per_task": nbytes / args.tasks,
+            "write_tasks_per_s": args.tasks / wall,
+            "write_tasks_per_cpu_s": args.tasks / cpu,
+        }
         for workers in (0, 2):
             r[f"trainer_read_workers{workers}"] = trainer_read_rate(folder, args.meta_batch, workers, args.repeat)
         report[comp] = r
@@ -134,8 +155,11 @@ def compression_report(args: argparse.Namespace, batch: TaskBatch, header: dict,
     report["ratios"] = {
         "bytes_per_task gzip/raw": gz["bytes_per_task"] / raw["bytes_per_task"],
         "write gzip/raw (wall)": gz["write_tasks_per_s"] / raw["write_tasks_per_s"],
-        **{f"trainer_read workers={w} gzip/raw": gz[f"trainer_read_workers{w}"]["tasks_per_s"] / raw[f"trainer_read_workers{w}"]["tasks_per_s"]
-           for w in (0, 2)},
+        **{
+            f"trainer_read workers={w} gzip/raw": gz[f"trainer_read_workers{w}"]["tasks_per_s"]
+            / raw[f"trainer_read_workers{w}"]["tasks_per_s"]
+            for w in (0, 2)
+        },
     }
     print(json.dumps(report, indent=2))
     if args.json_out:
@@ -152,10 +176,16 @@ def main() -> None:
     p.add_argument("--queries", type=int, default=5)
     p.add_argument("--size", type=int, default=28)
     p.add_argument("--latents", type=int, default=0, help="latent size D to store (0 = no latents)")
-    p.add_argument("--images", choices=("strokes", "noise", "gan"), default="strokes",
-                   help="gan: tasks of the bundled omniglot-gan (synthesized on the CPU, see --gan-tasks)")
+    p.add_argument(
+        "--images",
+        choices=("strokes", "noise", "gan"),
+        default="strokes",
+        help="gan: tasks of the bundled omniglot-gan (synthesized on the CPU, see --gan-tasks)",
+    )
     p.add_argument("--gan-tasks", type=int, default=200, help="distinct GAN tasks synthesized (repeated up to --tasks)")
-    p.add_argument("--compression", action="store_true", help="compare .tar.gz with .tar (bytes, write, trainer input rate)")
+    p.add_argument(
+        "--compression", action="store_true", help="compare .tar.gz with .tar (bytes, write, trainer input rate)"
+    )
     p.add_argument("--read-shards", type=int, default=4, help="shards of the --compression sets")
     p.add_argument("--meta-batch", type=int, default=32, help="tasks per trainer step in the --compression read test")
     p.add_argument("--json-out", type=Path, default=None, help="write the --compression figures here")
@@ -167,11 +197,22 @@ def main() -> None:
         batch = gan_batch(args.tasks, min(args.gan_tasks, args.tasks))
     else:
         batch = make_batch(args.tasks, args.ways, args.shots, args.queries, args.size, args.latents, args.images)
-    config = {"ways": args.ways, "shots": args.shots, "queries": args.queries, "image_shape": [args.size, args.size, 1], "seed": 0,
-              "tasks_per_shard": args.tasks, "num_tasks": args.tasks, "save_latents": bool(args.latents), "strategy": "ro"}
+    config = {
+        "ways": args.ways,
+        "shots": args.shots,
+        "queries": args.queries,
+        "image_shape": [args.size, args.size, 1],
+        "seed": 0,
+        "tasks_per_shard": args.tasks,
+        "num_tasks": args.tasks,
+        "save_latents": bool(args.latents),
+        "strategy": "ro",
+    }
     header = {"config": config, "generator": {"kind": "gan", "latent_dim": args.latents or 128}, "source": None}
-    print(f"{args.tasks} tasks, {args.ways}-way {args.shots}+{args.queries}-shot {args.size}x{args.size}x1, "
-          f"latents {args.latents or 'none'}, {args.images} images")
+    print(
+        f"{args.tasks} tasks, {args.ways}-way {args.shots}+{args.queries}-shot {args.size}x{args.size}x1, "
+        f"latents {args.latents or 'none'}, {args.images} images"
+    )
     if args.compression:
         with tempfile.TemporaryDirectory() as tmp:
             compression_report(args, batch, header, args.out or Path(tmp))
@@ -192,16 +233,18 @@ def main() -> None:
                 c0 = time.process_time()
                 metas = task_metas_json(batch, 0, config)
                 sha = hashlib.sha256()
-                for chunk in (wds_chunks(batch, 0, metas) if container == "wds" else [hdf5_image(batch, metas, {})]):
+                for chunk in wds_chunks(batch, 0, metas) if container == "wds" else [hdf5_image(batch, metas, {})]:
                     sha.update(chunk)
                 encode_s = min(encode_s, time.process_time() - c0)
             t0 = time.perf_counter()
             n = sum(1 for _ in iter_shard_tasks(str(out / entry.file)))
             read_s = time.perf_counter() - t0
             assert n == args.tasks
-            print(f"{container:5s} write_shard {args.tasks / best:8,.0f} tasks/s wall, {args.tasks / best_cpu:8,.0f} per CPU-s  |  "
-                  f"encode+sha256 {args.tasks / encode_s:8,.0f} per CPU-s  |  {entry.bytes / args.tasks:8,.0f} bytes/task  |  "
-                  f"read {n / read_s:7,.0f} tasks/s wall")
+            print(
+                f"{container:5s} write_shard {args.tasks / best:8,.0f} tasks/s wall, {args.tasks / best_cpu:8,.0f} per CPU-s  |  "
+                f"encode+sha256 {args.tasks / encode_s:8,.0f} per CPU-s  |  {entry.bytes / args.tasks:8,.0f} bytes/task  |  "
+                f"read {n / read_s:7,.0f} tasks/s wall"
+            )
 
 
 if __name__ == "__main__":

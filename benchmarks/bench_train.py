@@ -26,8 +26,9 @@ import os
 import platform
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -65,11 +66,19 @@ def memory_batches(meta_batch: int, count: int, device: torch.device) -> list[tu
     tasks = synthetic_tasks(meta_batch * count, WAYS, SHOTS, QUERIES, SHAPE, "random", seed=1)
     perm = torch.stack([torch.randperm(WAYS) for _ in range(meta_batch * count)])
     s, q = torch.from_numpy(tasks.support).to(device), torch.from_numpy(tasks.query).to(device)
-    return [(s[i * meta_batch : (i + 1) * meta_batch], q[i * meta_batch : (i + 1) * meta_batch],
-             perm[i * meta_batch : (i + 1) * meta_batch].to(device)) for i in range(count)]
+    return [
+        (
+            s[i * meta_batch : (i + 1) * meta_batch],
+            q[i * meta_batch : (i + 1) * meta_batch],
+            perm[i * meta_batch : (i + 1) * meta_batch].to(device),
+        )
+        for i in range(count)
+    ]
 
 
-def learner_and_optimizer(algo: str, device: torch.device, inner_steps: int = 5) -> tuple[MetaLearner, torch.optim.Optimizer]:
+def learner_and_optimizer(
+    algo: str, device: torch.device, inner_steps: int = 5
+) -> tuple[MetaLearner, torch.optim.Optimizer]:
     torch.manual_seed(0)
     learner = build_learner(LearnerConfig(algo=algo, ways=WAYS, image_shape=SHAPE, inner_steps=inner_steps)).to(device)
     return learner, torch.optim.Adam(learner.parameters(), lr=1e-3)
@@ -106,10 +115,17 @@ def bench_input_pipeline(args: argparse.Namespace, device: torch.device, shard_d
     loader_s = timed(loader_only, max(2, args.steps // args.loader_group), 1, device) / args.loader_group
     memory_s2 = timed(from_memory, args.steps, 1, device)  # again: guards against drift between the two
     memory_s = min(memory_s, memory_s2)
-    return {"algo": "protonets", "container": args.container, "workers": args.workers, "meta_batch": T,
-            "loader_group": args.loader_group,
-            "in_memory_tasks_per_s": T / memory_s, "from_shards_tasks_per_s": T / shards_s,
-            "loader_only_tasks_per_s": T / loader_s, "ratio_shards_vs_memory": memory_s / shards_s}
+    return {
+        "algo": "protonets",
+        "container": args.container,
+        "workers": args.workers,
+        "meta_batch": T,
+        "loader_group": args.loader_group,
+        "in_memory_tasks_per_s": T / memory_s,
+        "from_shards_tasks_per_s": T / shards_s,
+        "loader_only_tasks_per_s": T / loader_s,
+        "ratio_shards_vs_memory": memory_s / shards_s,
+    }
 
 
 def bench_maml_vmap(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
@@ -120,9 +136,11 @@ def bench_maml_vmap(args: argparse.Namespace, device: torch.device) -> dict[str,
     batch = to_device(s, q, p, device)
     result: dict[str, Any] = {"algo": "maml (second order, 5 inner steps)", "meta_batch": T}
     for name, vectorize in (("vmap", True), ("loop", False)):
+
         def step() -> None:
             with autocast():
                 learner.meta_gradients(*batch, vectorize=vectorize)
+
         result[f"{name}_tasks_per_s"] = T / timed(step, args.maml_steps, 1, device)
     result["speedup_vmap_vs_loop"] = result["vmap_tasks_per_s"] / result["loop_tasks_per_s"]
     return result
@@ -132,8 +150,11 @@ def bench_algorithms(args: argparse.Namespace, device: torch.device) -> dict[str
     ctx = DistContext(device=device)
     autocast = autocast_for("auto", device)
     out = {}
-    for algo, T, steps in (("protonets", args.proto_meta_batch, args.steps), ("fomaml", args.maml_meta_batch, args.maml_steps),
-                           ("maml", args.maml_meta_batch, args.maml_steps)):
+    for algo, T, steps in (
+        ("protonets", args.proto_meta_batch, args.steps),
+        ("fomaml", args.maml_meta_batch, args.maml_steps),
+        ("maml", args.maml_meta_batch, args.maml_steps),
+    ):
         learner, optimizer = learner_and_optimizer(algo, device)
         cycle = itertools.cycle(memory_batches(T, 4, device))
 
@@ -149,7 +170,10 @@ def bench_precision(args: argparse.Namespace, device: torch.device) -> dict[str,
     """tasks/s of one meta-gradient step in fp32 and in bf16 autocast, per algorithm; rounds interleave the two so
     drift on a shared machine hits both. (ProtoNets' batched path goes channels-last by itself under CPU bf16.)"""
     out: dict[str, Any] = {}
-    for algo, T, steps in (("protonets", args.precision_meta_batch, args.steps), ("maml", args.maml_meta_batch, args.maml_steps)):
+    for algo, T, steps in (
+        ("protonets", args.precision_meta_batch, args.steps),
+        ("maml", args.maml_meta_batch, args.maml_steps),
+    ):
         learner, _ = learner_and_optimizer(algo, device)
         s, q, p = memory_batches(T, 1, device)[0]
         batch = to_device(s, q, p, device)
@@ -163,8 +187,12 @@ def bench_precision(args: argparse.Namespace, device: torch.device) -> dict[str,
                         learner.meta_gradients(*batch)
 
                 best[name] = min(best[name], timed(step, steps, 1, device))
-        out[algo] = {"meta_batch": T, "fp32_tasks_per_s": T / best["fp32"], "bf16_tasks_per_s": T / best["bf16"],
-                     "ratio_bf16_vs_fp32": best["fp32"] / best["bf16"]}
+        out[algo] = {
+            "meta_batch": T,
+            "fp32_tasks_per_s": T / best["fp32"],
+            "bf16_tasks_per_s": T / best["bf16"],
+            "ratio_bf16_vs_fp32": best["fp32"] / best["bf16"],
+        }
         if algo == "maml":
             out[algo]["algo"] = "maml (second order, 5 inner steps)"
     return out
@@ -176,9 +204,13 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--container", choices=["wds", "hdf5"], default="wds")
     parser.add_argument("--workers", type=int, default=None, help="DataLoader workers [default: 6 on CUDA, 1 on CPU]")
-    parser.add_argument("--loader-group", type=int, default=None, help="meta-batches per DataLoader item [default: 8 on CUDA, 1 on CPU]")
+    parser.add_argument(
+        "--loader-group", type=int, default=None, help="meta-batches per DataLoader item [default: 8 on CUDA, 1 on CPU]"
+    )
     parser.add_argument("--compile", action="store_true", help="torch.compile the ProtoNets meta-gradient")
-    parser.add_argument("--shard-dir", type=Path, default=None, help="where to write the shards [default: a temporary folder]")
+    parser.add_argument(
+        "--shard-dir", type=Path, default=None, help="where to write the shards [default: a temporary folder]"
+    )
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--only", choices=["precision"], default=None, help="run one part only")
     args = parser.parse_args()
@@ -196,11 +228,15 @@ def main() -> None:
     args.precision_rounds = 2 if args.quick else 3
     tasks_per_shard = 1000 if gpu else 200
     shards = 16 if gpu else 4
-    report: dict[str, Any] = {"device": torch.cuda.get_device_name(device) if gpu else platform.processor() or "cpu",
-                              "torch": torch.__version__, "threads": torch.get_num_threads(), "quick": args.quick,
-                              "precision": resolve_precision("auto", device),
-                              "cpu_native_bf16": cpu_has_native_bf16(),
-                              "tasks": f"{WAYS}-way {SHOTS}+{QUERIES}-shot {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]}"}
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if gpu else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "quick": args.quick,
+        "precision": resolve_precision("auto", device),
+        "cpu_native_bf16": cpu_has_native_bf16(),
+        "tasks": f"{WAYS}-way {SHOTS}+{QUERIES}-shot {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]}",
+    }
     report["precision_ratio"] = bench_precision(args, device)
     print(json.dumps(report["precision_ratio"], indent=2), flush=True)
     if args.only == "precision":
@@ -209,8 +245,14 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory(dir=args.shard_dir) as tmp:
         start = time.perf_counter()
-        write_synthetic_shards(tmp, container=args.container, shards=shards, tasks_per_shard=tasks_per_shard, kind="random", name="bench")
-        report["shards_written"] = {"count": shards, "tasks": shards * tasks_per_shard, "seconds": time.perf_counter() - start}
+        write_synthetic_shards(
+            tmp, container=args.container, shards=shards, tasks_per_shard=tasks_per_shard, kind="random", name="bench"
+        )
+        report["shards_written"] = {
+            "count": shards,
+            "tasks": shards * tasks_per_shard,
+            "seconds": time.perf_counter() - start,
+        }
         report["input_pipeline"] = bench_input_pipeline(args, device, Path(tmp))
         print(json.dumps(report["input_pipeline"], indent=2), flush=True)
     report["maml_vmap"] = bench_maml_vmap(args, device)

@@ -19,8 +19,16 @@ from PIL import Image, ImageDraw, ImageFont
 from lasium.imaging import save_png
 
 # Colour-blind-safe palette (Okabe & Ito, 2008).
-PALETTE = [(0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167), (230, 159, 0), (86, 180, 233), (0, 0, 0),
-           (240, 228, 66)]
+PALETTE = [
+    (0, 114, 178),
+    (213, 94, 0),
+    (0, 158, 115),
+    (204, 121, 167),
+    (230, 159, 0),
+    (86, 180, 233),
+    (0, 0, 0),
+    (240, 228, 66),
+]
 Series = dict[str, Sequence[tuple[float, float]]]
 
 
@@ -47,8 +55,16 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
-def line_chart(series: Series, path: str | Path, *, title: str = "", xlabel: str = "", ylabel: str = "",
-               size: tuple[int, int] = (720, 440), y_range: tuple[float, float] | None = None) -> Path:
+def line_chart(
+    series: Series,
+    path: str | Path,
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    size: tuple[int, int] = (720, 440),
+    y_range: tuple[float, float] | None = None,
+) -> Path:
     """Draw each named series of (x, y) points as a coloured line with markers, a legend, axes and ticks;
     write the PNG atomically. Empty series are listed in the legend as "(no data)"."""
     width, height = size

@@ -37,36 +37,105 @@ def main() -> None:
     rows = {}
     for precision in ("fp32", "bf16"):
         run, out = work / precision, work / f"eval-{precision}.json"
-        train = ["--shards", args.shards, "--algo", "protonets", "--augment", "shift5", "--precision", precision, "--iterations",
-                 str(args.iterations), "--meta-batch", "4", "--val-every", "0", "--workers", "1", "--checkpoint-every", "0",
-                 "--log-every", "50", "--seed", "0", "--out", str(run), "--quiet"]
-        evaluate = ["--checkpoint", str(run), "--precision", precision, "--shots", "1,5", "--tasks", str(args.tasks), "--seed", "0",
-                    "--out", str(out), "--quiet"]
-        if not (runner.run(f"train-{precision}", "lasium-train", train, produces=run / "last" / "state.json")
-                and runner.run(f"eval-{precision}", "lasium-eval", evaluate, produces=out)):
+        train = [
+            "--shards",
+            args.shards,
+            "--algo",
+            "protonets",
+            "--augment",
+            "shift5",
+            "--precision",
+            precision,
+            "--iterations",
+            str(args.iterations),
+            "--meta-batch",
+            "4",
+            "--val-every",
+            "0",
+            "--workers",
+            "1",
+            "--checkpoint-every",
+            "0",
+            "--log-every",
+            "50",
+            "--seed",
+            "0",
+            "--out",
+            str(run),
+            "--quiet",
+        ]
+        evaluate = [
+            "--checkpoint",
+            str(run),
+            "--precision",
+            precision,
+            "--shots",
+            "1,5",
+            "--tasks",
+            str(args.tasks),
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+        if not (
+            runner.run(f"train-{precision}", "lasium-train", train, produces=run / "last" / "state.json")
+            and runner.run(f"eval-{precision}", "lasium-eval", evaluate, produces=out)
+        ):
             sys.exit(f"error: the {precision} run failed; see {work / 'logs'}")
         report = json.loads(out.read_text())
-        rows[precision] = {"results": {str(r["shots"]): {k: r[k] for k in ("accuracy_pct", "ci95_pct", "tasks")} for r in report["results"]},
-                           "episode_digest": report["episode_digest"], "precision_used": report["precision"]}
+        rows[precision] = {
+            "results": {
+                str(r["shots"]): {k: r[k] for k in ("accuracy_pct", "ci95_pct", "tasks")} for r in report["results"]
+            },
+            "episode_digest": report["episode_digest"],
+            "precision_used": report["precision"],
+        }
     stage_seconds = {s["name"]: s["seconds"] for s in runner.stages}
-    overlap = {k: abs(rows["fp32"]["results"][k]["accuracy_pct"] - rows["bf16"]["results"][k]["accuracy_pct"])
-               <= rows["fp32"]["results"][k]["ci95_pct"] + rows["bf16"]["results"][k]["ci95_pct"] for k in ("1", "5")}
-    within = {k: abs(rows["fp32"]["results"][k]["accuracy_pct"] - rows["bf16"]["results"][k]["accuracy_pct"])
-              <= min(rows["fp32"]["results"][k]["ci95_pct"], rows["bf16"]["results"][k]["ci95_pct"]) for k in ("1", "5")}
-    page = {"command": "python benchmarks/precision_check.py " + " ".join(sys.argv[1:]), "device": "2-core CPU (AVX512-BF16, AMX), shared",
-            "rows": rows, "stage_seconds": stage_seconds, "cis_overlap": overlap, "each_within_the_others_ci": within}
+    overlap = {
+        k: abs(rows["fp32"]["results"][k]["accuracy_pct"] - rows["bf16"]["results"][k]["accuracy_pct"])
+        <= rows["fp32"]["results"][k]["ci95_pct"] + rows["bf16"]["results"][k]["ci95_pct"]
+        for k in ("1", "5")
+    }
+    within = {
+        k: abs(rows["fp32"]["results"][k]["accuracy_pct"] - rows["bf16"]["results"][k]["accuracy_pct"])
+        <= min(rows["fp32"]["results"][k]["ci95_pct"], rows["bf16"]["results"][k]["ci95_pct"])
+        for k in ("1", "5")
+    }
+    page = {
+        "command": "python benchmarks/precision_check.py " + " ".join(sys.argv[1:]),
+        "device": "2-core CPU (AVX512-BF16, AMX), shared",
+        "rows": rows,
+        "stage_seconds": stage_seconds,
+        "cis_overlap": overlap,
+        "each_within_the_others_ci": within,
+    }
     results = Path(args.results)
     (results / "precision.json").write_text(json.dumps(page, indent=2) + "\n")
-    lines = ["# fp32 vs bf16: the same ProtoNets run in each precision", "", f"Command: `{page['command']}` ({page['device']}).", "",
-             f"`lasium-train --algo protonets --augment shift5`, {args.iterations} iterations × 4 tasks, seed 0, the same shards; "
-             f"each scored by `lasium-eval` in its own precision on the {args.tasks} fixed Omniglot test tasks (5-way, 15 queries).", "",
-             "| precision | 1-shot | 5-shot | train s | eval s |", "|---|---|---|---|---|"]
+    lines = [
+        "# fp32 vs bf16: the same ProtoNets run in each precision",
+        "",
+        f"Command: `{page['command']}` ({page['device']}).",
+        "",
+        f"`lasium-train --algo protonets --augment shift5`, {args.iterations} iterations × 4 tasks, seed 0, the same shards; "
+        f"each scored by `lasium-eval` in its own precision on the {args.tasks} fixed Omniglot test tasks (5-way, 15 queries).",
+        "",
+        "| precision | 1-shot | 5-shot | train s | eval s |",
+        "|---|---|---|---|---|",
+    ]
     for precision, row in rows.items():
         r = row["results"]
-        lines.append(f"| {precision} | {r['1']['accuracy_pct']:.2f} ± {r['1']['ci95_pct']:.2f} | {r['5']['accuracy_pct']:.2f} ± "
-                     f"{r['5']['ci95_pct']:.2f} | {stage_seconds.get(f'train-{precision}', 0):.0f} | {stage_seconds.get(f'eval-{precision}', 0):.0f} |")
-    lines += ["", f"Each difference within the smaller CI: 1-shot {within['1']}, 5-shot {within['5']}. Same episodes: "
-              f"{rows['fp32']['episode_digest'] == rows['bf16']['episode_digest']}.", ""]
+        lines.append(
+            f"| {precision} | {r['1']['accuracy_pct']:.2f} ± {r['1']['ci95_pct']:.2f} | {r['5']['accuracy_pct']:.2f} ± "
+            f"{r['5']['ci95_pct']:.2f} | {stage_seconds.get(f'train-{precision}', 0):.0f} | {stage_seconds.get(f'eval-{precision}', 0):.0f} |"
+        )
+    lines += [
+        "",
+        f"Each difference within the smaller CI: 1-shot {within['1']}, 5-shot {within['5']}. Same episodes: "
+        f"{rows['fp32']['episode_digest'] == rows['bf16']['episode_digest']}.",
+        "",
+    ]
     (results / "precision.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

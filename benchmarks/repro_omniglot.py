@@ -38,34 +38,36 @@ REPO = Path(__file__).resolve().parent.parent
 class Sizes:
     """Every size of the reproduction (the GPU preset, planned for ~6 min on one H100/H200)."""
 
-    fit_minutes: float = 4.0         # --fit: wall-clock budget of lasium-fit
-    fit_epochs: int = 300            # --fit: upper bound on epochs
-    fit_limit: int = 0               # --fit: train on the first N images only (0 = all)
+    fit_minutes: float = 4.0  # --fit: wall-clock budget of lasium-fit
+    fit_epochs: int = 300  # --fit: upper bound on epochs
+    fit_limit: int = 0  # --fit: train on the first N images only (0 = all)
     gen_tasks_protonets: int = 60_000  # synthetic tasks per strategy for ProtoNets (one pass at meta-batch 32)
-    gen_tasks_maml: int = 16_000     # synthetic tasks per strategy for MAML
-    gen_tasks_real: int = 60_000     # real labeled train-split tasks (supervised upper bound)
+    gen_tasks_maml: int = 16_000  # synthetic tasks per strategy for MAML
+    gen_tasks_real: int = 60_000  # real labeled train-split tasks (supervised upper bound)
     tasks_per_shard: int = 1000
-    decode_tasks: int = 250          # tasks per generator call
-    gen_workers: int = 4             # lasium-gen writer processes
+    decode_tasks: int = 250  # tasks per generator call
+    gen_workers: int = 4  # lasium-gen writer processes
     protonets_iterations: int = 1875
     protonets_meta_batch: int = 32
-    maml_algo: str = "maml"          # second order, as in the paper (fomaml is several times faster)
-    maml_iterations: int = 800      # 12.8k tasks: ~70 s of second-order MAML at ~200 tasks/s
+    maml_algo: str = "maml"  # second order, as in the paper (fomaml is several times faster)
+    maml_iterations: int = 800  # 12.8k tasks: ~70 s of second-order MAML at ~200 tasks/s
     maml_meta_batch: int = 16
     maml_inner_steps: int = 5
-    train_workers: int = 4           # DataLoader workers of lasium-train
+    train_workers: int = 4  # DataLoader workers of lasium-train
     val_every: int = 250
     val_tasks: int = 200
-    eval_tasks: int = 1000           # the protocol: 1000 test tasks per K_tr
-    eval_tasks_maml: int = 0         # MAML rows: score only the first N of those same episodes (0 = all); CPU only
-    gen_precision: str = "auto"      # lasium-gen --precision (bf16 halves CPU decoding time on AVX512-BF16 CPUs)
+    eval_tasks: int = 1000  # the protocol: 1000 test tasks per K_tr
+    eval_tasks_maml: int = 0  # MAML rows: score only the first N of those same episodes (0 = all); CPU only
+    gen_precision: str = "auto"  # lasium-gen --precision (bf16 halves CPU decoding time on AVX512-BF16 CPUs)
     eval_shots: str = "1,5"
-    adapt_steps: int = 50            # the protocol: MAML adapts 50 steps of lr 0.4
+    adapt_steps: int = 50  # the protocol: MAML adapts 50 steps of lr 0.4
     adapt_lr: float = 0.4
     preview_tasks: int = 4
-    augment: str = "auto"            # lasium-train --augment of every trained row (auto: shift5 for generated tasks, none for real)
-    train_precision: str = "auto"    # lasium-train --precision (auto: bf16 where native: CUDA, AVX512-BF16/AMX CPUs)
-    eval_precision: str = "auto"     # lasium-eval --precision
+    augment: str = (
+        "auto"  # lasium-train --augment of every trained row (auto: shift5 for generated tasks, none for real)
+    )
+    train_precision: str = "auto"  # lasium-train --precision (auto: bf16 where native: CUDA, AVX512-BF16/AMX CPUs)
+    eval_precision: str = "auto"  # lasium-eval --precision
 
 
 PRESETS = {
@@ -75,25 +77,78 @@ PRESETS = {
     # The reference budgets of the authors' code with distinct tasks (every task drawn is a new one): ProtoNets 8,000
     # iterations x meta-batch 4 = 32,000 tasks, MAML 1,000 x 4 = 4,000 tasks (second order, 5 inner steps), every row
     # scored on all 1000 test tasks. Several hours on a 2-core CPU: run it with --resume across sessions.
-    "cpu": Sizes(gen_tasks_protonets=32_000, gen_tasks_maml=4000, gen_tasks_real=32_000, tasks_per_shard=1000, decode_tasks=50,
-                 gen_workers=1, protonets_iterations=8000, protonets_meta_batch=4, maml_iterations=1000, maml_meta_batch=4,
-                 train_workers=1, val_every=1000, val_tasks=100),
+    "cpu": Sizes(
+        gen_tasks_protonets=32_000,
+        gen_tasks_maml=4000,
+        gen_tasks_real=32_000,
+        tasks_per_shard=1000,
+        decode_tasks=50,
+        gen_workers=1,
+        protonets_iterations=8000,
+        protonets_meta_batch=4,
+        maml_iterations=1000,
+        maml_meta_batch=4,
+        train_workers=1,
+        val_every=1000,
+        val_tasks=100,
+    ),
     # The earlier reduced configuration (2,000 tasks reused 4x; MAML rows scored on the first 200 test tasks): smoke runs.
-    "cpu-reduced": Sizes(gen_tasks_protonets=2000, gen_tasks_maml=1000, gen_tasks_real=2000, tasks_per_shard=500, decode_tasks=50,
-                         gen_workers=1, gen_precision="bf16", protonets_iterations=1000, protonets_meta_batch=8, maml_iterations=300,
-                         maml_meta_batch=4, train_workers=1, val_every=250, val_tasks=100, eval_tasks_maml=200),
-    "quick": Sizes(fit_minutes=0.5, fit_epochs=1, fit_limit=256, gen_tasks_protonets=48, gen_tasks_maml=16, gen_tasks_real=48,
-                   tasks_per_shard=12, decode_tasks=12, gen_workers=1, protonets_iterations=12, protonets_meta_batch=4,
-                   maml_iterations=3, maml_meta_batch=2, train_workers=1, val_every=6, val_tasks=10, eval_tasks=10,
-                   adapt_steps=5, preview_tasks=2),
+    "cpu-reduced": Sizes(
+        gen_tasks_protonets=2000,
+        gen_tasks_maml=1000,
+        gen_tasks_real=2000,
+        tasks_per_shard=500,
+        decode_tasks=50,
+        gen_workers=1,
+        gen_precision="bf16",
+        protonets_iterations=1000,
+        protonets_meta_batch=8,
+        maml_iterations=300,
+        maml_meta_batch=4,
+        train_workers=1,
+        val_every=250,
+        val_tasks=100,
+        eval_tasks_maml=200,
+    ),
+    "quick": Sizes(
+        fit_minutes=0.5,
+        fit_epochs=1,
+        fit_limit=256,
+        gen_tasks_protonets=48,
+        gen_tasks_maml=16,
+        gen_tasks_real=48,
+        tasks_per_shard=12,
+        decode_tasks=12,
+        gen_workers=1,
+        protonets_iterations=12,
+        protonets_meta_batch=4,
+        maml_iterations=3,
+        maml_meta_batch=2,
+        train_workers=1,
+        val_every=6,
+        val_tasks=10,
+        eval_tasks=10,
+        adapt_steps=5,
+        preview_tasks=2,
+    ),
 }
 
 # Rough throughputs for the budget guard's estimates (per second; "image_step" = seconds per support image per
 # MAML step at evaluation). GPU figures follow the design notes' H200 anchors, discounted for small runs.
 RATES = {
-    "cuda": dict(startup=8.0, gen=10000.0, real=5000.0, protonets=4000.0, maml=180.0, fomaml=700.0, eval_proto=0.002,
-                 image_step=1.5e-5),
-    "cpu": dict(startup=8.0, gen=40.0, real=500.0, protonets=30.0, maml=6.0, fomaml=15.0, eval_proto=0.01, image_step=5e-4),
+    "cuda": dict(
+        startup=8.0,
+        gen=10000.0,
+        real=5000.0,
+        protonets=4000.0,
+        maml=180.0,
+        fomaml=700.0,
+        eval_proto=0.002,
+        image_step=1.5e-5,
+    ),
+    "cpu": dict(
+        startup=8.0, gen=40.0, real=500.0, protonets=30.0, maml=6.0, fomaml=15.0, eval_proto=0.01, image_step=5e-4
+    ),
 }
 
 STRATEGY_NAMES = {"n": "N", "ro": "RO", "oc": "OC"}
@@ -105,25 +160,42 @@ class Row:
 
     key: str
     label: str
-    algo: str                 # protonets | maml | fomaml
-    source: str               # n | ro | oc | real | scratch
-    family: str               # lasium | supervised | scratch | ablation
+    algo: str  # protonets | maml | fomaml
+    source: str  # n | ro | oc | real | scratch
+    family: str  # lasium | supervised | scratch | ablation
     optional: bool = False
     # Settings that differ from the preset's (ablation rows): tasks, iterations, meta_batch, augment, param (σ/α), precision
     overrides: dict[str, Any] = field(default_factory=dict)
-    note: str = ""            # what this row changes (ablation rows)
+    note: str = ""  # what this row changes (ablation rows)
 
 
 def plan_rows(maml_algo: str) -> list[Row]:
     """Rows in priority order: ProtoNets × {ro, n, oc}, MAML × ro, supervised ProtoNets, scratch; then the optional ones."""
     maml_name = "MAML" if maml_algo == "maml" else "first-order MAML"
-    rows = [Row(f"protonets-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + ProtoNets (ours)", "protonets", s, "lasium") for s in ("ro", "n", "oc")]
+    rows = [
+        Row(f"protonets-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + ProtoNets (ours)", "protonets", s, "lasium")
+        for s in ("ro", "n", "oc")
+    ]
     rows.append(Row("maml-ro", f"LASIUM-RO-GAN + {maml_name} (ours)", maml_algo, "ro", "lasium"))
-    rows.append(Row("protonets-supervised", "supervised ProtoNets (ours, real train tasks)", "protonets", "real", "supervised"))
+    rows.append(
+        Row("protonets-supervised", "supervised ProtoNets (ours, real train tasks)", "protonets", "real", "supervised")
+    )
     rows.append(Row("scratch-protonets", "training from scratch, ProtoNets (ours)", "protonets", "scratch", "scratch"))
     rows.append(Row("scratch-maml", "training from scratch, MAML (ours)", "maml", "scratch", "scratch"))
-    rows += [Row(f"maml-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {maml_name} (ours)", maml_algo, s, "lasium", optional=True) for s in ("n", "oc")]
-    rows.append(Row("maml-supervised", f"supervised {maml_name} (ours, real train tasks)", maml_algo, "real", "supervised", optional=True))
+    rows += [
+        Row(f"maml-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {maml_name} (ours)", maml_algo, s, "lasium", optional=True)
+        for s in ("n", "oc")
+    ]
+    rows.append(
+        Row(
+            "maml-supervised",
+            f"supervised {maml_name} (ours, real train tasks)",
+            maml_algo,
+            "real",
+            "supervised",
+            optional=True,
+        )
+    )
     return rows
 
 
@@ -140,59 +212,111 @@ def plan_ablation(sizes: Sizes) -> list[Row]:
     from lasium.train.augment import DEFAULT_FOR_GENERATED
 
     tuned_sigma = default_parameter("n", "gan", "protonets")
-    full = dict(tasks=sizes.gen_tasks_protonets, iterations=sizes.protonets_iterations, meta_batch=sizes.protonets_meta_batch)
+    full = dict(
+        tasks=sizes.gen_tasks_protonets, iterations=sizes.protonets_iterations, meta_batch=sizes.protonets_meta_batch
+    )
     # The earlier configuration at the cpu preset: 2,000 tasks, 1,000 iterations x 8 (each task seen 4 times).
-    earlier = dict(tasks=max(8, sizes.gen_tasks_protonets // 16), iterations=max(2, sizes.protonets_iterations // 8),
-                   meta_batch=2 * sizes.protonets_meta_batch)
+    earlier = dict(
+        tasks=max(8, sizes.gen_tasks_protonets // 16),
+        iterations=max(2, sizes.protonets_iterations // 8),
+        meta_batch=2 * sizes.protonets_meta_batch,
+    )
     drawn = earlier["iterations"] * earlier["meta_batch"]
     steps: list[tuple[str, str, dict[str, Any]]] = [
-        ("0-earlier", f"the earlier CPU configuration: {earlier['tasks']:,} tasks reused, no augmentation, fp32",
-         dict(earlier, augment="none", param=REFERENCE_SIGMA_PROTONETS, precision="fp32")),
+        (
+            "0-earlier",
+            f"the earlier CPU configuration: {earlier['tasks']:,} tasks reused, no augmentation, fp32",
+            dict(earlier, augment="none", param=REFERENCE_SIGMA_PROTONETS, precision="fp32"),
+        ),
         ("1-shift5", "+ query shift (shift5)", dict(augment="shift5")),
         ("2-distinct", f"+ distinct tasks ({drawn:,} generated, each seen once)", dict(tasks=drawn)),
-        ("3-budget", f"+ reference budget ({full['iterations']:,} iterations x {full['meta_batch']} = "
-                     f"{full['iterations'] * full['meta_batch']:,} distinct tasks)", full),
+        (
+            "3-budget",
+            f"+ reference budget ({full['iterations']:,} iterations x {full['meta_batch']} = "
+            f"{full['iterations'] * full['meta_batch']:,} distinct tasks)",
+            full,
+        ),
     ]
     if tuned_sigma != REFERENCE_SIGMA_PROTONETS:
-        steps.append(("4-sigma", f"+ tuned σ ({tuned_sigma:g} instead of {REFERENCE_SIGMA_PROTONETS:g})", dict(param=tuned_sigma)))
+        steps.append(
+            (
+                "4-sigma",
+                f"+ tuned σ ({tuned_sigma:g} instead of {REFERENCE_SIGMA_PROTONETS:g})",
+                dict(param=tuned_sigma),
+            )
+        )
     if DEFAULT_FOR_GENERATED != "shift5":
-        steps.append(("5-augment", f"+ best augmentation ({DEFAULT_FOR_GENERATED})", dict(augment=DEFAULT_FOR_GENERATED)))
+        steps.append(
+            ("5-augment", f"+ best augmentation ({DEFAULT_FOR_GENERATED})", dict(augment=DEFAULT_FOR_GENERATED))
+        )
     rows, settings = [], {}
     for key, note, change in steps:
         settings = {**settings, **change}
-        rows.append(Row(f"ablation-{key}", f"LASIUM-N-GAN + ProtoNets, {note}", "protonets", "n", "ablation",
-                        overrides=dict(settings), note=note))
+        rows.append(
+            Row(
+                f"ablation-{key}",
+                f"LASIUM-N-GAN + ProtoNets, {note}",
+                "protonets",
+                "n",
+                "ablation",
+                overrides=dict(settings),
+                note=note,
+            )
+        )
     return rows
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", choices=sorted(PRESETS), default=None,
-                   help="stage sizes: gpu (default; ~6 min on one H100/H200), cpu (reference budgets, hours on 2 cores: use "
-                        "--resume), cpu-reduced (the earlier reduced configuration, ~1.5 h), quick (smoke run)")
-    p.add_argument("--ablation", action="store_true",
-                   help="after the main rows, LASIUM-N + ProtoNets with one ingredient added at a time (page: ablation table)")
+    p.add_argument(
+        "--sizes",
+        choices=sorted(PRESETS),
+        default=None,
+        help="stage sizes: gpu (default; ~6 min on one H100/H200), cpu (reference budgets, hours on 2 cores: use "
+        "--resume), cpu-reduced (the earlier reduced configuration, ~1.5 h), quick (smoke run)",
+    )
+    p.add_argument(
+        "--ablation",
+        action="store_true",
+        help="after the main rows, LASIUM-N + ProtoNets with one ingredient added at a time (page: ablation table)",
+    )
     p.add_argument("--quick", action="store_true", help="same as --sizes quick (CPU smoke run, a few minutes)")
     p.add_argument("--fit", action="store_true", help="fit a fresh GAN with lasium-fit (budget: --fit-minutes)")
     p.add_argument("--fit-minutes", type=float, default=None, help="wall-clock budget of --fit [preset]")
-    p.add_argument("--generator", default="omniglot-gan", help="generator for lasium-gen when not --fit [omniglot-gan, bundled]")
-    p.add_argument("--budget-seconds", type=float, default=None, help="stop starting rows that would not fit; kill at the deadline")
+    p.add_argument(
+        "--generator", default="omniglot-gan", help="generator for lasium-gen when not --fit [omniglot-gan, bundled]"
+    )
+    p.add_argument(
+        "--budget-seconds", type=float, default=None, help="stop starting rows that would not fit; kill at the deadline"
+    )
     p.add_argument("--only", default=None, help="comma-separated row keys to run (default: all, in priority order)")
-    p.add_argument("--optional", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the optional rows (MAML n/oc, supervised MAML) [yes with --sizes gpu or cpu]")
-    p.add_argument("--maml-algo", choices=["maml", "fomaml"], default=None, help="MAML variant for the MAML rows [maml]")
+    p.add_argument(
+        "--optional",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the optional rows (MAML n/oc, supervised MAML) [yes with --sizes gpu or cpu]",
+    )
+    p.add_argument(
+        "--maml-algo", choices=["maml", "fomaml"], default=None, help="MAML variant for the MAML rows [maml]"
+    )
     p.add_argument("--work", default="runs/repro-omniglot", help="shards, runs, evals and logs go here")
     p.add_argument("--results", default=str(REPO / "results"), help="where omniglot.md/.json and PNGs go")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (passed to every stage)")
     p.add_argument("--data-root", default=None, help="dataset root [default: $LASIUM_DATA]")
     p.add_argument("--seed", type=int, default=0, help="seed of generation, training and scratch init")
-    p.add_argument("--eval-seed", type=int, default=0, help="episode seed of the evaluation (same tasks for every method)")
-    p.add_argument("--threads", type=int, default=None,
-                   help="OMP_NUM_THREADS of every stage [unchanged; 1 with --quick on a CPU]")
+    p.add_argument(
+        "--eval-seed", type=int, default=0, help="episode seed of the evaluation (same tasks for every method)"
+    )
+    p.add_argument(
+        "--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged; 1 with --quick on a CPU]"
+    )
     p.add_argument("--keep-shards", action="store_true", help="keep the shard sets (default: deleted at the end)")
     p.add_argument("--overwrite", action="store_true", help="clear a previous run in --work first")
-    p.add_argument("--resume", action="store_true",
-                   help="continue a previous run in --work: stages whose identical command already succeeded are reused")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a previous run in --work: stages whose identical command already succeeded are reused",
+    )
     args = p.parse_args()
     # Stages run in their own sessions (so a timeout can kill a stage with its workers); a SIGTERM to this driver
     # (e.g. from `timeout`) must take the running stage down too: turn it into SystemExit, which Pipeline.run handles.
@@ -205,7 +329,9 @@ def main() -> None:
     args.sizes = "quick" if args.quick else (args.sizes or "gpu")
     args.quick = args.sizes == "quick"
     sizes = PRESETS[args.sizes]
-    sizes = replace(sizes, **{k: v for k, v in (("fit_minutes", args.fit_minutes), ("maml_algo", args.maml_algo)) if v is not None})
+    sizes = replace(
+        sizes, **{k: v for k, v in (("fit_minutes", args.fit_minutes), ("maml_algo", args.maml_algo)) if v is not None}
+    )
     work = Path(args.work)
     marker = work / "repro-omniglot.json"  # says this folder is ours to clear with --overwrite
     if args.resume and args.overwrite:
@@ -234,8 +360,17 @@ def main() -> None:
 
     device_type, device = describe_device(args.device)
     pipe = Pipeline(args, sizes, RATES[device_type], device_type, device)
-    protocol = {"dataset": "omniglot", "split": "test", "ways": 5, "shots": sizes.eval_shots, "queries": 15, "tasks": sizes.eval_tasks,
-                "seed": args.eval_seed, "adapt_steps": sizes.adapt_steps, "adapt_lr": sizes.adapt_lr}
+    protocol = {
+        "dataset": "omniglot",
+        "split": "test",
+        "ways": 5,
+        "shots": sizes.eval_shots,
+        "queries": 15,
+        "tasks": sizes.eval_tasks,
+        "seed": args.eval_seed,
+        "adapt_steps": sizes.adapt_steps,
+        "adapt_lr": sizes.adapt_lr,
+    }
     rows = plan_rows(sizes.maml_algo)
     if args.only:
         keep = set(args.only.split(","))
@@ -252,12 +387,16 @@ def main() -> None:
     try:
         pipe.draw_curves()
     except Exception as exc:  # a picture must not cost the page
-        pipe.stages.append({"name": "curves", "status": "failed", "seconds": 0.0, "command": "", "note": repr(exc)[:200]})
+        pipe.stages.append(
+            {"name": "curves", "status": "failed", "seconds": 0.0, "command": "", "note": repr(exc)[:200]}
+        )
     if not args.keep_shards:
         shutil.rmtree(work / "shards", ignore_errors=True)
     pipe.write(protocol)
     ok = sum(1 for r in pipe.rows if r["status"] == "ok")
-    print(f"[repro] {ok}/{len(pipe.rows)} rows done in {time.time() - pipe.start:.0f} s; see {Path(args.results) / 'omniglot.md'}")
+    print(
+        f"[repro] {ok}/{len(pipe.rows)} rows done in {time.time() - pipe.start:.0f} s; see {Path(args.results) / 'omniglot.md'}"
+    )
 
 
 if __name__ == "__main__":

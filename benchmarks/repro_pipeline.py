@@ -22,11 +22,13 @@ if TYPE_CHECKING:  # the driver passes its Sizes, rows and rates in; nothing is 
 
     from repro_omniglot import Row, Sizes
 
+
 class Pipeline:
     """Runs the stages, keeps the record, enforces the budget."""
 
-    def __init__(self, args: argparse.Namespace, sizes: Sizes, rates: dict[str, float], device_type: str,
-                 device: dict[str, Any]) -> None:
+    def __init__(
+        self, args: argparse.Namespace, sizes: Sizes, rates: dict[str, float], device_type: str, device: dict[str, Any]
+    ) -> None:
         self.args, self.sizes, self.rates, self.device_type, self.device = args, sizes, rates, device_type, device
         self.work, self.results_dir = Path(args.work), Path(args.results)
         self.start = time.time()
@@ -38,7 +40,12 @@ class Pipeline:
         self.previews: dict[str, str] = {}
         self.env = dict(os.environ)
         self.threads = args.threads
-        if self.threads is None and args.sizes != "gpu" and device_type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        if (
+            self.threads is None
+            and args.sizes != "gpu"
+            and device_type == "cpu"
+            and "OMP_NUM_THREADS" not in os.environ
+        ):
             # Tiny tensors on a small shared CPU: one intra-op thread avoids OpenMP spin-waiting (10x faster measured).
             self.threads = 1
         if self.threads:
@@ -71,35 +78,68 @@ class Pipeline:
         total = r["startup"] + eval_s
         if row.source == "scratch":
             return total
-        n = s.gen_tasks_real if row.source == "real" else (s.gen_tasks_protonets if row.algo == "protonets" else s.gen_tasks_maml)
+        n = (
+            s.gen_tasks_real
+            if row.source == "real"
+            else (s.gen_tasks_protonets if row.algo == "protonets" else s.gen_tasks_maml)
+        )
         if self.shard_key(row) not in self.made:
             total += r["startup"] + n / r["real" if row.source == "real" else "gen"]
             if row.source not in self.previews and row.source != "real":
                 total += r["startup"] / 2  # lasium-shards preview
-        its, mb = (s.protonets_iterations, s.protonets_meta_batch) if row.algo == "protonets" else (s.maml_iterations, s.maml_meta_batch)
+        its, mb = (
+            (s.protonets_iterations, s.protonets_meta_batch)
+            if row.algo == "protonets"
+            else (s.maml_iterations, s.maml_meta_batch)
+        )
         vals = its // max(1, s.val_every) + 1
-        val_s = vals * s.val_tasks * (r["eval_proto"] if row.algo == "protonets" else r["image_step"] * s.maml_inner_steps * 5)
+        val_s = (
+            vals
+            * s.val_tasks
+            * (r["eval_proto"] if row.algo == "protonets" else r["image_step"] * s.maml_inner_steps * 5)
+        )
         return total + r["startup"] + its * mb / r[row.algo] + val_s
 
     # --- running ----------------------------------------------------------------------------------
-    def run(self, name: str, console: str, args: list[str], row: str | None = None, produces: Path | None = None) -> bool:
+    def run(
+        self, name: str, console: str, args: list[str], row: str | None = None, produces: Path | None = None
+    ) -> bool:
         """One stage through :class:`stages.StageRunner` (its log, record, budget and ``--resume`` reuse)."""
         return self.runner.run(name, console, args, row, produces)
 
     def common(self) -> list[str]:
-        return (["--device", self.args.device] if self.args.device != "auto" else []) + \
-               (["--data-root", self.args.data_root] if self.args.data_root else [])
+        return (["--device", self.args.device] if self.args.device != "auto" else []) + (
+            ["--data-root", self.args.data_root] if self.args.data_root else []
+        )
 
     # --- stages -----------------------------------------------------------------------------------
     def prepare_generator(self) -> bool:
         a, s = self.args, self.sizes
         if a.fit:
             out = self.work / "gan"
-            args = ["--model", "gan", "--dataset", "omniglot", "--epochs", str(s.fit_epochs), "--max-minutes", str(s.fit_minutes),
-                    "--seed", str(a.seed), "--out", str(out), "--quiet"] + (["--limit", str(s.fit_limit)] if s.fit_limit else [])
-            args += (["--device", a.device] if a.device in ("cpu", "cuda") else []) + (["--data-root", a.data_root] if a.data_root else [])
+            args = [
+                "--model",
+                "gan",
+                "--dataset",
+                "omniglot",
+                "--epochs",
+                str(s.fit_epochs),
+                "--max-minutes",
+                str(s.fit_minutes),
+                "--seed",
+                str(a.seed),
+                "--out",
+                str(out),
+                "--quiet",
+            ] + (["--limit", str(s.fit_limit)] if s.fit_limit else [])
+            args += (["--device", a.device] if a.device in ("cpu", "cuda") else []) + (
+                ["--data-root", a.data_root] if a.data_root else []
+            )
             ok = self.run("fit-gan", "lasium-fit", args)
-            self.generator = {"spec": str(out), "description": f"GAN fitted by this run ({s.fit_minutes} min budget, `{out}`)"}
+            self.generator = {
+                "spec": str(out),
+                "description": f"GAN fitted by this run ({s.fit_minutes} min budget, `{out}`)",
+            }
             return ok
         spec = a.generator
         kind = "bundled" if "/" not in spec and not Path(spec).exists() else "given"
@@ -107,17 +147,27 @@ class Pipeline:
         cfg = Path(spec) / "config.json"
         if cfg.is_file():
             meta = json.loads(cfg.read_text())
-            self.generator["fit"] = {k: meta.get(k) for k in ("epochs_done", "train_seconds", "stopped_by_time_budget", "device") if k in meta}
+            self.generator["fit"] = {
+                k: meta.get(k)
+                for k in ("epochs_done", "train_seconds", "stopped_by_time_budget", "device")
+                if k in meta
+            }
         return True
 
     def settings(self, row: Row) -> dict[str, Any]:
         """What the row generates, trains and evaluates with: the preset's sizes, then the row's overrides."""
         s = self.sizes
         protonets = row.algo == "protonets"
-        base = {"tasks": s.gen_tasks_real if row.source == "real" else (s.gen_tasks_protonets if protonets else s.gen_tasks_maml),
-                "iterations": s.protonets_iterations if protonets else s.maml_iterations,
-                "meta_batch": s.protonets_meta_batch if protonets else s.maml_meta_batch,
-                "augment": s.augment, "param": None, "precision": None}
+        base = {
+            "tasks": s.gen_tasks_real
+            if row.source == "real"
+            else (s.gen_tasks_protonets if protonets else s.gen_tasks_maml),
+            "iterations": s.protonets_iterations if protonets else s.maml_iterations,
+            "meta_batch": s.protonets_meta_batch if protonets else s.maml_meta_batch,
+            "augment": s.augment,
+            "param": None,
+            "precision": None,
+        }
         settings = {**base, **row.overrides}
         if settings["param"] is not None and row.source in ("n", "ro", "oc"):
             from lasium.generate.synthesis.strategies import default_parameter
@@ -136,13 +186,55 @@ class Pipeline:
         if "tasks" in row.overrides or param is not None:  # ablation sets: not the preset's
             name += f"-{n}" + (f"-p{param:g}" if param is not None else "")
         out = self.work / "shards" / name
-        common = ["--tasks-per-shard", str(s.tasks_per_shard), "--workers", str(s.gen_workers), "--seed", str(a.seed), "--out", str(out), "--quiet"]
+        common = [
+            "--tasks-per-shard",
+            str(s.tasks_per_shard),
+            "--workers",
+            str(s.gen_workers),
+            "--seed",
+            str(a.seed),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
         if row.source == "real":
-            args = ["--source", "real", "--dataset", "omniglot", "--split", "train", "--n-tasks", str(n),
-                    "--shots", "1", "--queries", "5"] + common + (["--data-root", a.data_root] if a.data_root else [])
+            args = (
+                [
+                    "--source",
+                    "real",
+                    "--dataset",
+                    "omniglot",
+                    "--split",
+                    "train",
+                    "--n-tasks",
+                    str(n),
+                    "--shots",
+                    "1",
+                    "--queries",
+                    "5",
+                ]
+                + common
+                + (["--data-root", a.data_root] if a.data_root else [])
+            )
         else:
-            args = ["--strategy", row.source, "--n-tasks", str(n), "--generator", self.generator["spec"], "--preset", preset,
-                    "--shots", "1", "--queries", "5", "--decode-tasks", str(s.decode_tasks), "--precision", s.gen_precision] + common
+            args = [
+                "--strategy",
+                row.source,
+                "--n-tasks",
+                str(n),
+                "--generator",
+                self.generator["spec"],
+                "--preset",
+                preset,
+                "--shots",
+                "1",
+                "--queries",
+                "5",
+                "--decode-tasks",
+                str(s.decode_tasks),
+                "--precision",
+                s.gen_precision,
+            ] + common
             if param is not None:
                 args += ["--sigma" if row.source == "n" else "--alpha", f"{param:g}"]
             args += ["--device", a.device] if a.device != "auto" else []
@@ -153,20 +245,67 @@ class Pipeline:
         settings = self.settings(row)
         its, mb = settings["iterations"], settings["meta_batch"]
         run = self.work / "runs" / row.key
-        args = ["--shards", str(shards), "--algo", row.algo, "--iterations", str(its), "--meta-batch", str(mb),
-                "--augment", settings["augment"], *self.precision_args(row, "train"),
-                "--inner-steps", str(s.maml_inner_steps), "--val-every", str(s.val_every), "--val-tasks", str(s.val_tasks),
-                "--workers", str(s.train_workers), "--checkpoint-every", "0", "--log-every", str(max(1, min(50, its // 10))),
-                "--seed", str(a.seed), "--out", str(run), "--quiet"] + self.common()
+        args = [
+            "--shards",
+            str(shards),
+            "--algo",
+            row.algo,
+            "--iterations",
+            str(its),
+            "--meta-batch",
+            str(mb),
+            "--augment",
+            settings["augment"],
+            *self.precision_args(row, "train"),
+            "--inner-steps",
+            str(s.maml_inner_steps),
+            "--val-every",
+            str(s.val_every),
+            "--val-tasks",
+            str(s.val_tasks),
+            "--workers",
+            str(s.train_workers),
+            "--checkpoint-every",
+            "0",
+            "--log-every",
+            str(max(1, min(50, its // 10))),
+            "--seed",
+            str(a.seed),
+            "--out",
+            str(run),
+            "--quiet",
+        ] + self.common()
         return f"train-{row.key}", args, run
 
     def eval_stage(self, row: Row, run: Path | None) -> tuple[str, list[str], Path]:
         s, a = self.sizes, self.args
         out = self.work / "evals" / f"{row.key}.json"
-        target = ["--checkpoint", str(run)] if run is not None else ["--baseline", "scratch", "--algo", row.algo, "--init-seed", str(a.seed)]
+        target = (
+            ["--checkpoint", str(run)]
+            if run is not None
+            else ["--baseline", "scratch", "--algo", row.algo, "--init-seed", str(a.seed)]
+        )
         tasks = s.eval_tasks_maml if row.algo != "protonets" and s.eval_tasks_maml else s.eval_tasks
-        args = target + ["--shots", s.eval_shots, "--tasks", str(tasks), "--seed", str(a.eval_seed), *self.precision_args(row, "eval"),
-                         "--adapt-steps", str(s.adapt_steps), "--adapt-lr", str(s.adapt_lr), "--out", str(out), "--quiet"] + self.common()
+        args = (
+            target
+            + [
+                "--shots",
+                s.eval_shots,
+                "--tasks",
+                str(tasks),
+                "--seed",
+                str(a.eval_seed),
+                *self.precision_args(row, "eval"),
+                "--adapt-steps",
+                str(s.adapt_steps),
+                "--adapt-lr",
+                str(s.adapt_lr),
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+            + self.common()
+        )
         return f"eval-{row.key}", args, out
 
     def planned_commands(self, row: Row) -> dict[str, str]:
@@ -193,8 +332,13 @@ class Pipeline:
         self.made[key] = out
         if row.source != "real" and row.source not in self.previews:
             png = self.results_dir / f"preview-{row.source}.png"
-            if self.run(f"preview-{row.source}", "lasium-shards", ["preview", str(out), "--tasks", str(self.sizes.preview_tasks),
-                                                                   "--out", str(png)], row.key, produces=png):
+            if self.run(
+                f"preview-{row.source}",
+                "lasium-shards",
+                ["preview", str(out), "--tasks", str(self.sizes.preview_tasks), "--out", str(png)],
+                row.key,
+                produces=png,
+            ):
                 self.previews[row.source] = png.name
         return out
 
@@ -210,7 +354,9 @@ class Pipeline:
         return (row.source, self.preset_of(row), settings["tasks"], settings["param"])
 
     def precision_args(self, row: Row, stage: str) -> list[str]:
-        chosen = self.settings(row)["precision"] or (self.sizes.train_precision if stage == "train" else self.sizes.eval_precision)
+        chosen = self.settings(row)["precision"] or (
+            self.sizes.train_precision if stage == "train" else self.sizes.eval_precision
+        )
         return ["--precision", chosen]
 
     def train(self, row: Row, shards: Path) -> Path | None:
@@ -234,14 +380,25 @@ class Pipeline:
         record.update(earlier, reused=True)
         for stage in self.committed_stages.get(row.key, []):
             self.stages.append(dict(stage, note="reused from the committed results page"))
-        print(f"[repro] {row.key}: reused from the committed results ({earlier['eval']['1']['accuracy_pct']:.2f} 1-shot)", flush=True)
+        print(
+            f"[repro] {row.key}: reused from the committed results ({earlier['eval']['1']['accuracy_pct']:.2f} 1-shot)",
+            flush=True,
+        )
         return True
 
     def do_row(self, row: Row) -> None:
-        record: dict[str, Any] = {"key": row.key, "label": row.label, "algo": row.algo, "source": row.source, "family": row.family,
-                                  "optional": row.optional, "status": "running", "note": row.note,
-                                  "settings": self.settings(row) if row.source != "scratch" else {},
-                                  "commands": self.planned_commands(row)}
+        record: dict[str, Any] = {
+            "key": row.key,
+            "label": row.label,
+            "algo": row.algo,
+            "source": row.source,
+            "family": row.family,
+            "optional": row.optional,
+            "status": "running",
+            "note": row.note,
+            "settings": self.settings(row) if row.source != "scratch" else {},
+            "commands": self.planned_commands(row),
+        }
         self.rows.append(record)
         if self.args.resume and self.reuse_committed(row, record):
             return
@@ -249,8 +406,16 @@ class Pipeline:
         record["estimate_seconds"] = round(estimate, 1)
         if remaining is not None and estimate > remaining:
             record["status"] = "skipped"
-            self.stages.append({"name": row.key, "row": row.key, "status": "skipped", "seconds": 0.0, "command": "",
-                                "note": f"needs ~{estimate:.0f} s, {max(0.0, remaining):.0f} s left in the budget"})
+            self.stages.append(
+                {
+                    "name": row.key,
+                    "row": row.key,
+                    "status": "skipped",
+                    "seconds": 0.0,
+                    "command": "",
+                    "note": f"needs ~{estimate:.0f} s, {max(0.0, remaining):.0f} s left in the budget",
+                }
+            )
             return
         t0 = time.time()
         run = None
@@ -275,8 +440,10 @@ class Pipeline:
             return
         record["status"] = "ok"
         record["episode_digest"] = evaluation["episode_digest"]
-        record["eval"] = {str(r["shots"]): {k: r[k] for k in ("accuracy", "ci95", "accuracy_pct", "ci95_pct", "tasks", "seconds")}
-                          for r in evaluation["results"]}
+        record["eval"] = {
+            str(r["shots"]): {k: r[k] for k in ("accuracy", "ci95", "accuracy_pct", "ci95_pct", "tasks", "seconds")}
+            for r in evaluation["results"]
+        }
         record["eval_device"] = evaluation["device"]
 
     # --- results ----------------------------------------------------------------------------------
@@ -290,7 +457,9 @@ class Pipeline:
         elif a.quick:
             label = f"reduced configuration (--quick sizes) on {self.device.get('name')}"
         else:
-            label = f"GPU configuration on {self.device.get('name')}" + (f"; {len(skipped)} stage(s) skipped by the time budget" if skipped else "")
+            label = f"GPU configuration on {self.device.get('name')}" + (
+                f"; {len(skipped)} stage(s) skipped by the time budget" if skipped else ""
+            )
         # Rows scored on the same number of tasks must share the digest (a shorter run scores a prefix).
         by_count: dict[str, set[str]] = {}
         for r in self.rows:
@@ -299,37 +468,63 @@ class Pipeline:
                 by_count.setdefault(",".join(counts), set()).add(r["episode_digest"])
         digests = {d for ds in by_count.values() for d in ds}
         return {
-            "format": "lasium-repro-omniglot", "format_version": 1, "label": label, "preset": a.sizes,
-            "driver_command": shlex.join([sys.executable.rsplit("/", 1)[-1], "benchmarks/repro_omniglot.py"] + sys.argv[1:]),
-            "device": self.device, "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.start)),
+            "format": "lasium-repro-omniglot",
+            "format_version": 1,
+            "label": label,
+            "preset": a.sizes,
+            "driver_command": shlex.join(
+                [sys.executable.rsplit("/", 1)[-1], "benchmarks/repro_omniglot.py"] + sys.argv[1:]
+            ),
+            "device": self.device,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.start)),
             "wall_seconds": round(time.time() - self.start, 1),
             "stage_seconds": round(sum(st.get("seconds") or 0.0 for st in self.stages), 1),
-            "resumed": any("reused" in (st.get("note") or "") for st in self.stages), "budget_seconds": a.budget_seconds, "sizes": asdict(self.sizes),
+            "resumed": any("reused" in (st.get("note") or "") for st in self.stages),
+            "budget_seconds": a.budget_seconds,
+            "sizes": asdict(self.sizes),
             "threads": self.threads or os.environ.get("OMP_NUM_THREADS"),
-            "generator": self.generator, "protocol": protocol, "stages": self.stages, "rows": self.rows,
+            "generator": self.generator,
+            "protocol": protocol,
+            "stages": self.stages,
+            "rows": self.rows,
             "episode_digests_equal": all(len(ds) == 1 for ds in by_count.values()),
             "episode_digests_by_tasks": {k: sorted(ds) for k, ds in by_count.items()},
             "episode_digest": next(iter(digests)) if len(digests) == 1 else None,
-            "images": self.images(), "targets": {k: {str(s): v for s, v in t.items()} for k, t in TARGETS.items()},
+            "images": self.images(),
+            "targets": {k: {str(s): v for s, v in t.items()} for k, t in TARGETS.items()},
             "published": [asdict(p) for p in OMNIGLOT_5WAY],
         }
 
     def images(self) -> dict[str, Any]:
-        return {"curves": [n for n in ("curves-protonets.png", "curves-maml.png") if (self.results_dir / n).is_file()],
-                "previews": dict(self.previews)}
+        return {
+            "curves": [n for n in ("curves-protonets.png", "curves-maml.png") if (self.results_dir / n).is_file()],
+            "previews": dict(self.previews),
+        }
 
     def draw_curves(self) -> None:
         from plots import line_chart
 
         for algo, name in (("protonets", "curves-protonets.png"), ("maml", "curves-maml.png")):
-            series = {r["key"]: [tuple(p) for p in r["val_curve"]] for r in self.rows
-                      if r.get("val_curve") and r.get("family") != "ablation" and (r["algo"] == "protonets") == (algo == "protonets")}
+            series = {
+                r["key"]: [tuple(p) for p in r["val_curve"]]
+                for r in self.rows
+                if r.get("val_curve")
+                and r.get("family") != "ablation"
+                and (r["algo"] == "protonets") == (algo == "protonets")
+            }
             if series:
-                line_chart(series, self.results_dir / name, title=f"{'ProtoNets' if algo == 'protonets' else 'MAML'}: validation "
-                           "accuracy (Omniglot val, 5-way 1-shot)", xlabel="iteration", ylabel="accuracy")
+                line_chart(
+                    series,
+                    self.results_dir / name,
+                    title=f"{'ProtoNets' if algo == 'protonets' else 'MAML'}: validation "
+                    "accuracy (Omniglot val, 5-way 1-shot)",
+                    xlabel="iteration",
+                    ylabel="accuracy",
+                )
 
     def write(self, protocol: dict[str, Any]) -> None:
         from repro_report import render_markdown
+
         from lasium.evaluate.report import write_json_atomic
         from lasium.safe_io import replace_atomically
 
@@ -348,10 +543,17 @@ def train_summary(run: Path) -> dict[str, Any]:
             continue
         if name == "last":
             out.update(step=state.get("step"), tasks_seen=state.get("tasks_seen"), precision=state.get("precision"))
-        out.update(best_val_accuracy=state.get("best_val_accuracy"), best_step=state.get("best_step", out.get("best_step")))
+        out.update(
+            best_val_accuracy=state.get("best_val_accuracy"), best_step=state.get("best_step", out.get("best_step"))
+        )
     try:
         cfg = json.loads((run / "train_config.json").read_text())
-        out.update(algo=cfg.get("algo"), meta_batch=cfg.get("meta_batch"), iterations=cfg.get("iterations"), augment=cfg.get("augment"))
+        out.update(
+            algo=cfg.get("algo"),
+            meta_batch=cfg.get("meta_batch"),
+            iterations=cfg.get("iterations"),
+            augment=cfg.get("augment"),
+        )
     except (OSError, ValueError):
         pass
     return out
@@ -364,5 +566,15 @@ def describe_device(option: str) -> tuple[str, dict[str, Any]]:
 
     use_cuda = option.startswith("cuda") or (option == "auto" and torch.cuda.is_available())
     if use_cuda:
-        return "cuda", {"type": "cuda", "name": torch.cuda.get_device_name(0), "torch": torch.__version__, "cuda": torch.version.cuda}
-    return "cpu", {"type": "cpu", "name": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__}
+        return "cuda", {
+            "type": "cuda",
+            "name": torch.cuda.get_device_name(0),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+        }
+    return "cpu", {
+        "type": "cpu",
+        "name": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+    }

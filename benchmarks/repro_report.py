@@ -58,7 +58,9 @@ def target_lines(rows: list[dict[str, Any]]) -> list[str]:
                 continue
             best, label = max(scored)
             verdict = "met" if best >= value else f"not met ({best - value:+.2f} points)"
-            lines.append(f"- LASIUM with {name}, {shots}-shot: target ≥ {value:.2f}; ours {best:.2f} ({label}): **{verdict}**")
+            lines.append(
+                f"- LASIUM with {name}, {shots}-shot: target ≥ {value:.2f}; ours {best:.2f} ({label}): **{verdict}**"
+            )
     return lines
 
 
@@ -69,9 +71,13 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
         return []
     final = next((r for r in rows if r.get("key") == "protonets-n"), None)
     if final is not None:
-        steps.append({**final, "note": "+ bf16 autocast (training and evaluation): this run's LASIUM-N + ProtoNets row"})
-    out = ["| step | tasks generated | iterations × meta-batch | augment | σ | precision | 1-shot | 5-shot | Δ 1-shot |",
-           "|---|---|---|---|---|---|---|---|---|"]
+        steps.append(
+            {**final, "note": "+ bf16 autocast (training and evaluation): this run's LASIUM-N + ProtoNets row"}
+        )
+    out = [
+        "| step | tasks generated | iterations × meta-batch | augment | σ | precision | 1-shot | 5-shot | Δ 1-shot |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     previous = None
     for r in steps:
         st = r.get("settings") or {}
@@ -81,9 +87,11 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
         trained = r.get("train") or {}  # what auto resolved to, as the run recorded it
         augment = trained.get("augment") or st.get("augment", "?")
         precision = trained.get("precision") or st.get("precision") or "auto"
-        out.append(f"| {r.get('note', r['label'])} | {st.get('tasks', '?'):,} | {st.get('iterations', '?'):,} × {st.get('meta_batch', '?')} | "
-                   f"{augment} | {'preset' if sigma is None else format(sigma, 'g')} | {precision} | "
-                   f"{_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {delta} |")
+        out.append(
+            f"| {r.get('note', r['label'])} | {st.get('tasks', '?'):,} | {st.get('iterations', '?'):,} × {st.get('meta_batch', '?')} | "
+            f"{augment} | {'preset' if sigma is None else format(sigma, 'g')} | {precision} | "
+            f"{_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {delta} |"
+        )
         previous = one if one is not None else previous
     return out
 
@@ -109,9 +117,14 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"**{results.get('label', '')}**: device {dev.get('name', '?')} ({dev.get('type', '?')}, torch {dev.get('torch', '?')}), "
         f"started {results.get('started', '?')}, wall time {results.get('wall_seconds', 0):.0f} s"
-        + (f" in the last invocation ({results.get('stage_seconds', 0):.0f} s of stages in all; the run was resumed and "
-           "reuses stages an earlier invocation finished)" if results.get("resumed") else "")
-        + (f" of a {budget:.0f} s budget" if budget else "") + f", preset `{results.get('preset', '?')}`.",
+        + (
+            f" in the last invocation ({results.get('stage_seconds', 0):.0f} s of stages in all; the run was resumed and "
+            "reuses stages an earlier invocation finished)"
+            if results.get("resumed")
+            else ""
+        )
+        + (f" of a {budget:.0f} s budget" if budget else "")
+        + f", preset `{results.get('preset', '?')}`.",
         "",
         f"Generator: {results.get('generator', {}).get('description', '?')}.",
         "",
@@ -137,26 +150,43 @@ def render_markdown(results: dict[str, Any]) -> str:
     for count, digests in sorted(by_count.items(), key=lambda kv: -(kv[0] or 0)):
         scored = sum(1 for r in rows if r.get("episode_digest") in digests)
         if len(digests) == 1:
-            lines += [f"All {scored} methods scored on {count if count is not None else '?'} tasks saw the same tasks "
-                      f"(episode digest `{next(iter(digests))[:16]}`).", ""]
+            lines += [
+                f"All {scored} methods scored on {count if count is not None else '?'} tasks saw the same tasks "
+                f"(episode digest `{next(iter(digests))[:16]}`).",
+                "",
+            ]
         else:
-            lines += [f"**Warning**: methods scored on {count} tasks saw different task sets (episode digests differ).", ""]
+            lines += [
+                f"**Warning**: methods scored on {count} tasks saw different task sets (episode digests differ).",
+                "",
+            ]
     lines += ["## Targets (LASIUM paper, Omniglot 5-way)", "", *target_lines(rows), ""]
     ablation = ablation_table(rows)
     if ablation:
-        lines += [f"## Ablation: one ingredient at a time (LASIUM-N + ProtoNets, {protocol.get('tasks', '?')} test tasks)", "",
-                  "Each line adds one ingredient to the line above; σ 'preset' = `lasium-gen --preset protonets`.", "",
-                  *ablation, ""]
+        lines += [
+            f"## Ablation: one ingredient at a time (LASIUM-N + ProtoNets, {protocol.get('tasks', '?')} test tasks)",
+            "",
+            "Each line adds one ingredient to the line above; σ 'preset' = `lasium-gen --preset protonets`.",
+            "",
+            *ablation,
+            "",
+        ]
     trained = [r for r in rows if r.get("train")]
     if trained:
-        lines += ["## Training", "", "| method | algorithm | iterations | meta-batch | tasks seen | best val acc (step) |",
-                  "|---|---|---|---|---|---|"]
+        lines += [
+            "## Training",
+            "",
+            "| method | algorithm | iterations | meta-batch | tasks seen | best val acc (step) |",
+            "|---|---|---|---|---|---|",
+        ]
         for r in trained:
             t = r["train"]
             best = t.get("best_val_accuracy")
             best_text = f"{100 * best:.2f} ({t.get('best_step', '?')})" if isinstance(best, (int, float)) else "–"
-            lines.append(f"| {r['label']} | {t.get('algo', r.get('algo'))} | {t.get('step', '?')} | {t.get('meta_batch', '?')} | "
-                         f"{t.get('tasks_seen', '?')} | {best_text} |")
+            lines.append(
+                f"| {r['label']} | {t.get('algo', r.get('algo'))} | {t.get('step', '?')} | {t.get('meta_batch', '?')} | "
+                f"{t.get('tasks_seen', '?')} | {best_text} |"
+            )
         lines.append("")
     images = results.get("images", {})
     if images.get("curves"):
@@ -168,8 +198,12 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines += ["## Stages (exact commands, wall time)", "", *stage_table(results.get("stages", [])), ""]
     problems = [s for s in results.get("stages", []) if s["status"] not in ("ok", "reused")]
     if problems:
-        lines += ["Not every stage ran: " + "; ".join(f"{s['name']}: {s['status']}" + (f" ({s['note']})" if s.get("note") else "")
-                                                   for s in problems) + ".", ""]
+        lines += [
+            "Not every stage ran: "
+            + "; ".join(f"{s['name']}: {s['status']}" + (f" ({s['note']})" if s.get("note") else "") for s in problems)
+            + ".",
+            "",
+        ]
     sizes = results.get("sizes", {})
     if sizes:
         lines += ["## Sizes", "", "| name | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sizes.items()] + [""]

@@ -18,8 +18,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-CONSOLE_MODULES = {"lasium-fit": "lasium.generate.models.fit_cli", "lasium-gen": "lasium.generate.job.cli",
-                   "lasium-train": "lasium.train.cli", "lasium-eval": "lasium.evaluate.cli", "lasium-shards": "lasium.shards.cli"}
+CONSOLE_MODULES = {
+    "lasium-fit": "lasium.generate.models.fit_cli",
+    "lasium-gen": "lasium.generate.job.cli",
+    "lasium-train": "lasium.train.cli",
+    "lasium-eval": "lasium.evaluate.cli",
+    "lasium-shards": "lasium.shards.cli",
+}
 
 
 def tool(name: str) -> list[str]:
@@ -27,18 +32,31 @@ def tool(name: str) -> list[str]:
     exe = shutil.which(name)
     if exe:
         return [exe]
-    return [sys.executable, "-c", f"import sys; sys.argv[0] = {name!r}; from {CONSOLE_MODULES[name]} import main; main()"]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; sys.argv[0] = {name!r}; from {CONSOLE_MODULES[name]} import main; main()",
+    ]
 
 
 class StageRunner:
     """Runs commands as stages under ``work/logs``; ``remaining()`` gives the seconds left (None = no deadline)."""
 
-    def __init__(self, work: Path, env: dict[str, str], *, resume: bool,
-                 remaining: Callable[[], float | None] = lambda: None, tag: str = "repro") -> None:
+    def __init__(
+        self,
+        work: Path,
+        env: dict[str, str],
+        *,
+        resume: bool,
+        remaining: Callable[[], float | None] = lambda: None,
+        tag: str = "repro",
+    ) -> None:
         self.work, self.env, self.resume, self.remaining, self.tag = Path(work), env, resume, remaining, tag
         self.stages: list[dict[str, Any]] = []
 
-    def run(self, name: str, console: str, args: list[str], row: str | None = None, produces: Path | None = None) -> bool:
+    def run(
+        self, name: str, console: str, args: list[str], row: str | None = None, produces: Path | None = None
+    ) -> bool:
         """Run one command with its output in logs/<name>.log; record it; False if it failed or timed out.
 
         A stage that succeeded leaves ``logs/<name>.done.json``; with ``--resume`` a stage whose identical command
@@ -66,7 +84,9 @@ class StageRunner:
         print(f"[{self.tag}] {name}: {display}", flush=True)
         t0 = time.time()
         with open(log_path, "w") as log:
-            proc = subprocess.Popen(tool(console) + args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env)
+            proc = subprocess.Popen(
+                tool(console) + args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
+            )
             try:
                 rc = proc.wait(timeout=remaining)
             except subprocess.TimeoutExpired:

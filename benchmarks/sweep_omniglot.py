@@ -69,27 +69,105 @@ def plan(augment_sigma: float, strategies: list[str]) -> list[Point]:
 
 def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, list[str]]:
     """The three stages of a point (console script + arguments), fully determined by the point and the options."""
-    shards, run, out = work / "shards" / point.shard_name, work / "runs" / point.key, work / "evals" / f"{point.key}.json"
+    shards, run, out = (
+        work / "shards" / point.shard_name,
+        work / "runs" / point.key,
+        work / "evals" / f"{point.key}.json",
+    )
     return {
-        "gen": ["lasium-gen", "--strategy", point.strategy, f"--{point.parameter}", f"{point.value:g}", "--preset", "protonets",
-                "--n-tasks", str(args.tasks), "--tasks-per-shard", str(min(args.tasks, 500)), "--decode-tasks", "50",
-                "--workers", "1", "--precision", args.gen_precision, "--shots", "1", "--queries", "5", "--seed", str(args.seed),
-                "--out", str(shards), "--quiet"] + args.common,
-        "train": ["lasium-train", "--shards", str(shards), "--algo", "protonets", "--augment", point.augment,
-                  "--iterations", str(args.iterations), "--meta-batch", str(args.meta_batch), "--val-every", "0", "--workers", "1",
-                  "--checkpoint-every", "0", "--log-every", "50", "--seed", str(args.seed), "--out", str(run), "--quiet"] + args.common,
-        "eval": ["lasium-eval", "--checkpoint", str(run), "--split", "val", "--shots", "1,5", "--tasks", str(args.val_tasks),
-                 "--seed", "0", "--out", str(out), "--quiet"] + args.common,
+        "gen": [
+            "lasium-gen",
+            "--strategy",
+            point.strategy,
+            f"--{point.parameter}",
+            f"{point.value:g}",
+            "--preset",
+            "protonets",
+            "--n-tasks",
+            str(args.tasks),
+            "--tasks-per-shard",
+            str(min(args.tasks, 500)),
+            "--decode-tasks",
+            "50",
+            "--workers",
+            "1",
+            "--precision",
+            args.gen_precision,
+            "--shots",
+            "1",
+            "--queries",
+            "5",
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(shards),
+            "--quiet",
+        ]
+        + args.common,
+        "train": [
+            "lasium-train",
+            "--shards",
+            str(shards),
+            "--algo",
+            "protonets",
+            "--augment",
+            point.augment,
+            "--iterations",
+            str(args.iterations),
+            "--meta-batch",
+            str(args.meta_batch),
+            "--val-every",
+            "0",
+            "--workers",
+            "1",
+            "--checkpoint-every",
+            "0",
+            "--log-every",
+            "50",
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(run),
+            "--quiet",
+        ]
+        + args.common,
+        "eval": [
+            "lasium-eval",
+            "--checkpoint",
+            str(run),
+            "--split",
+            "val",
+            "--shots",
+            "1,5",
+            "--tasks",
+            str(args.val_tasks),
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+        + args.common,
     }
 
 
-def run_point(runner: StageRunner, point: Point, cmds: dict[str, list[str]], work: Path, made: set[str]) -> dict[str, Any] | None:
-    shards, run, out = work / "shards" / point.shard_name, work / "runs" / point.key, work / "evals" / f"{point.key}.json"
+def run_point(
+    runner: StageRunner, point: Point, cmds: dict[str, list[str]], work: Path, made: set[str]
+) -> dict[str, Any] | None:
+    shards, run, out = (
+        work / "shards" / point.shard_name,
+        work / "runs" / point.key,
+        work / "evals" / f"{point.key}.json",
+    )
     if point.shard_name not in made:  # one shard set serves every augmentation point
-        if not runner.run(f"gen-{point.shard_name}", cmds["gen"][0], cmds["gen"][1:], point.key, produces=shards / "manifest.json"):
+        if not runner.run(
+            f"gen-{point.shard_name}", cmds["gen"][0], cmds["gen"][1:], point.key, produces=shards / "manifest.json"
+        ):
             return None
         made.add(point.shard_name)
-    if not runner.run(f"train-{point.key}", cmds["train"][0], cmds["train"][1:], point.key, produces=run / "last" / "state.json"):
+    if not runner.run(
+        f"train-{point.key}", cmds["train"][0], cmds["train"][1:], point.key, produces=run / "last" / "state.json"
+    ):
         return None
     if not runner.run(f"eval-{point.key}", cmds["eval"][0], cmds["eval"][1:], point.key, produces=out):
         return None
@@ -97,63 +175,92 @@ def run_point(runner: StageRunner, point: Point, cmds: dict[str, list[str]], wor
 
 
 def summarise(point: Point, report: dict[str, Any] | None, cmds: dict[str, list[str]]) -> dict[str, Any]:
-    row: dict[str, Any] = {**asdict(point), "key": point.key, "status": "ok" if report else "failed",
-                           "commands": {k: " ".join(v) for k, v in cmds.items()}}
+    row: dict[str, Any] = {
+        **asdict(point),
+        "key": point.key,
+        "status": "ok" if report else "failed",
+        "commands": {k: " ".join(v) for k, v in cmds.items()},
+    }
     if report:
-        row["val"] = {str(r["shots"]): {"accuracy_pct": r["accuracy_pct"], "ci95_pct": r["ci95_pct"], "tasks": r["tasks"]}
-                      for r in report["results"]}
+        row["val"] = {
+            str(r["shots"]): {"accuracy_pct": r["accuracy_pct"], "ci95_pct": r["ci95_pct"], "tasks": r["tasks"]}
+            for r in report["results"]
+        }
         row["episode_digest"] = report["episode_digest"]
     return row
 
 
 def best_of(rows: list[dict[str, Any]], family: str, strategy: str | None = None) -> dict[str, Any] | None:
     """The row with the highest mean of 1- and 5-shot validation accuracy."""
-    ok = [r for r in rows if r["status"] == "ok" and r["family"] == family and (strategy is None or r["strategy"] == strategy)]
+    ok = [
+        r
+        for r in rows
+        if r["status"] == "ok" and r["family"] == family and (strategy is None or r["strategy"] == strategy)
+    ]
     return max(ok, key=lambda r: (r["val"]["1"]["accuracy_pct"] + r["val"]["5"]["accuracy_pct"]) / 2, default=None)
 
 
 def render(results: dict[str, Any]) -> str:
     rows = results["rows"]
     a = results["sizes"]
-    lines = ["# Sweep: LASIUM σ/α and training augmentation, Omniglot validation tasks", "",
-             f"Command: `{results['command']}`. Device: {results['device']}. Wall time {results['wall_seconds'] / 60:.0f} min.",
-             "",
-             f"**Status: {sum(r['status'] == 'ok' for r in rows)} of {results.get('planned', len(rows))} points done**"
-             + (" (a partial sweep: resume it with `--resume`; what it picked so far may still change)."
-                if sum(r['status'] == 'ok' for r in rows) < results.get('planned', len(rows)) else "."),
-             "",
-             f"Each point: `lasium-gen` {a['tasks']:,} tasks from the bundled GAN (`--preset protonets`, seed {a['seed']}) → "
-             f"`lasium-train --algo protonets`, {a['iterations']:,} iterations × meta-batch {a['meta_batch']} → `lasium-eval "
-             f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
-             "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy.", ""]
-    for family, title, column in (("parameter", "Strategy parameter (augmentation shift5)", "parameter"),
-                                  ("augment", "Training augmentation (LASIUM-N)", "augment")):
-        fam = [r for r in rows if r["family"] == family or (family == "parameter" and r["key"] in results["shared_keys"])]
+    lines = [
+        "# Sweep: LASIUM σ/α and training augmentation, Omniglot validation tasks",
+        "",
+        f"Command: `{results['command']}`. Device: {results['device']}. Wall time {results['wall_seconds'] / 60:.0f} min.",
+        "",
+        f"**Status: {sum(r['status'] == 'ok' for r in rows)} of {results.get('planned', len(rows))} points done**"
+        + (
+            " (a partial sweep: resume it with `--resume`; what it picked so far may still change)."
+            if sum(r["status"] == "ok" for r in rows) < results.get("planned", len(rows))
+            else "."
+        ),
+        "",
+        f"Each point: `lasium-gen` {a['tasks']:,} tasks from the bundled GAN (`--preset protonets`, seed {a['seed']}) → "
+        f"`lasium-train --algo protonets`, {a['iterations']:,} iterations × meta-batch {a['meta_batch']} → `lasium-eval "
+        f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
+        "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy.",
+        "",
+    ]
+    for family, title, column in (
+        ("parameter", "Strategy parameter (augmentation shift5)", "parameter"),
+        ("augment", "Training augmentation (LASIUM-N)", "augment"),
+    ):
+        fam = [
+            r for r in rows if r["family"] == family or (family == "parameter" and r["key"] in results["shared_keys"])
+        ]
         if family == "parameter":
             fam.sort(key=lambda r: (list(PARAMETERS).index(r["strategy"]), r["value"]))
         if not fam:
             continue
         lines += [f"## {title}", "", f"| strategy | {column} | val 1-shot | val 5-shot |", "|---|---|---|---|"]
         for r in fam:
-            what = f"{r['parameter']} {r['value']:g}" if column == "parameter" else f"`{r['augment']}` (σ {r['value']:g})"
+            what = (
+                f"{r['parameter']} {r['value']:g}" if column == "parameter" else f"`{r['augment']}` (σ {r['value']:g})"
+            )
             if r["status"] != "ok":
                 lines.append(f"| {r['strategy']} | {what} | {r['status']} | |")
                 continue
             v = r["val"]
-            lines.append(f"| {r['strategy']} | {what} | {v['1']['accuracy_pct']:.2f} ± {v['1']['ci95_pct']:.2f} | "
-                         f"{v['5']['accuracy_pct']:.2f} ± {v['5']['ci95_pct']:.2f} |")
+            lines.append(
+                f"| {r['strategy']} | {what} | {v['1']['accuracy_pct']:.2f} ± {v['1']['ci95_pct']:.2f} | "
+                f"{v['5']['accuracy_pct']:.2f} ± {v['5']['ci95_pct']:.2f} |"
+            )
         lines.append("")
     lines += ["## What the sweep picked", ""]
     as_parameter = [dict(r, family="parameter") if r["key"] in results["shared_keys"] else r for r in rows]
     for strategy in PARAMETERS:
         best = best_of(as_parameter, "parameter", strategy)
-        tried = sum(1 for r in as_parameter if r["status"] == "ok" and r["family"] == "parameter" and r["strategy"] == strategy)
+        tried = sum(
+            1 for r in as_parameter if r["status"] == "ok" and r["family"] == "parameter" and r["strategy"] == strategy
+        )
         if best and tried < len(PARAMETERS[strategy][1]):
             lines.append(f"- `{strategy}`: {tried} of {len(PARAMETERS[strategy][1])} values tried so far; no pick yet.")
         elif best:
             ref = REFERENCE_PROTONETS[strategy]
-            lines.append(f"- `{strategy}`: {best['parameter']} {best['value']:g} (reference value {ref:g}"
-                         f"{', held up' if abs(best['value'] - ref) < 1e-9 else ', did not hold up'}).")
+            lines.append(
+                f"- `{strategy}`: {best['parameter']} {best['value']:g} (reference value {ref:g}"
+                f"{', held up' if abs(best['value'] - ref) < 1e-9 else ', did not hold up'})."
+            )
     aug = best_of(rows, "augment")
     if aug:
         lines.append(f"- augmentation: `{aug['augment']}`.")
@@ -168,9 +275,16 @@ def draw(results: dict[str, Any], path: Path) -> None:
     for r in sorted(results["rows"], key=lambda r: r["value"]):
         if (r["family"] == "parameter" or r["key"] in results["shared_keys"]) and r["status"] == "ok":
             for shots in ("1", "5"):
-                series.setdefault(f"{r['strategy']} ({r['parameter']}) {shots}-shot", []).append((r["value"], r["val"][shots]["accuracy_pct"]))
-    line_chart(series, path, title="ProtoNets on LASIUM tasks (+shift5): Omniglot val accuracy", xlabel="sigma (n) / alpha (ro, oc)",
-               ylabel="val accuracy %")
+                series.setdefault(f"{r['strategy']} ({r['parameter']}) {shots}-shot", []).append(
+                    (r["value"], r["val"][shots]["accuracy_pct"])
+                )
+    line_chart(
+        series,
+        path,
+        title="ProtoNets on LASIUM tasks (+shift5): Omniglot val accuracy",
+        xlabel="sigma (n) / alpha (ro, oc)",
+        ylabel="val accuracy %",
+    )
 
 
 def main() -> None:
@@ -182,16 +296,22 @@ def main() -> None:
     p.add_argument("--meta-batch", type=int, default=4)
     p.add_argument("--val-tasks", type=int, default=1000, help="validation tasks per K_tr")
     p.add_argument("--strategies", default="n,ro,oc", help="strategies of the parameter family")
-    p.add_argument("--augment-sigma", type=float, default=1.0, help="σ of the n shard set the augmentation family trains on")
+    p.add_argument(
+        "--augment-sigma", type=float, default=1.0, help="σ of the n shard set the augmentation family trains on"
+    )
     p.add_argument("--only", choices=["parameter", "augment"], default=None, help="run one family only")
-    p.add_argument("--gen-precision", default="bf16", help="lasium-gen --precision of every shard set (one value for all)")
+    p.add_argument(
+        "--gen-precision", default="bf16", help="lasium-gen --precision of every shard set (one value for all)"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--data-root", default=None)
     p.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of every stage")
     p.add_argument("--resume", action="store_true", help="reuse stages whose identical command already succeeded")
     p.add_argument("--quick", action="store_true", help="tiny sizes (smoke run)")
-    p.add_argument("--render", action="store_true", help="only rewrite sweep.md and sweep.png from the sweep.json in --results")
+    p.add_argument(
+        "--render", action="store_true", help="only rewrite sweep.md and sweep.png from the sweep.json in --results"
+    )
     args = p.parse_args()
     if args.render:
         results = json.loads((Path(args.results) / "sweep.json").read_text())
@@ -200,7 +320,9 @@ def main() -> None:
         return
     if args.quick:
         args.tasks, args.iterations, args.val_tasks = 24, 4, 10
-    args.common = (["--device", args.device] if args.device != "auto" else []) + (["--data-root", args.data_root] if args.data_root else [])
+    args.common = (["--device", args.device] if args.device != "auto" else []) + (
+        ["--data-root", args.data_root] if args.data_root else []
+    )
     work = Path(args.work)
     if work.exists() and any(work.iterdir()) and not args.resume:
         sys.exit(f"error: {work} holds an earlier sweep; pass --resume to continue it or choose another --work")
@@ -226,7 +348,11 @@ def main() -> None:
     # today's is taken from the page instead of being run again.
     earlier = {}
     if args.resume and (results_dir / "sweep.json").is_file():
-        earlier = {r["key"]: r for r in json.loads((results_dir / "sweep.json").read_text()).get("rows", []) if r["status"] == "ok"}
+        earlier = {
+            r["key"]: r
+            for r in json.loads((results_dir / "sweep.json").read_text()).get("rows", [])
+            if r["status"] == "ok"
+        }
     for point in points:
         cmds = commands(point, args, work)
         recorded = earlier.get(point.key)
@@ -235,9 +361,19 @@ def main() -> None:
             rows.append(dict(recorded, reused=True))
         else:
             rows.append(summarise(point, run_point(runner, point, cmds, work, made), cmds))
-        results = {"format": "lasium-sweep-omniglot", "command": command, "device": f"{platform.machine()} CPU, {os.cpu_count()} cores"
-                   if args.device in ("auto", "cpu") else args.device, "sizes": sizes, "wall_seconds": round(time.time() - start, 1),
-                   "shared_keys": shared, "rows": rows, "stages": runner.stages, "planned": len(points)}
+        results = {
+            "format": "lasium-sweep-omniglot",
+            "command": command,
+            "device": f"{platform.machine()} CPU, {os.cpu_count()} cores"
+            if args.device in ("auto", "cpu")
+            else args.device,
+            "sizes": sizes,
+            "wall_seconds": round(time.time() - start, 1),
+            "shared_keys": shared,
+            "rows": rows,
+            "stages": runner.stages,
+            "planned": len(points),
+        }
         (results_dir / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
         (results_dir / "sweep.md").write_text(render(results))
         try:

@@ -49,14 +49,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--skip-fid", action="store_true", help="export without measuring Fréchet distances")
-    parser.add_argument("--note", default=None, help="training note (markdown) for both model cards, e.g. where they were trained")
+    parser.add_argument(
+        "--note", default=None, help="training note (markdown) for both model cards, e.g. where they were trained"
+    )
     args = parser.parse_args()
 
     from lasium.checkpoints import CONFIG_FILE
     from lasium.generate import export_bundled
     from lasium.generate.models.checkpoint import STATE_JSON
 
-    for model, epochs, minutes in (("gan", args.gan_epochs, args.gan_minutes), ("vae", args.vae_epochs, args.vae_minutes)):
+    for model, epochs, minutes in (
+        ("gan", args.gan_epochs, args.gan_minutes),
+        ("vae", args.vae_epochs, args.vae_minutes),
+    ):
         name = f"omniglot-{model}"
         out = args.out / name
         done = (out / CONFIG_FILE).is_file()
@@ -65,8 +70,22 @@ def main() -> None:
             print(f"{out} already trained; reusing it")
         else:
             cmd = lasium_fit() + [
-                "--model", model, "--dataset", "omniglot", "--epochs", str(epochs), "--batch-size", str(args.batch_size),
-                "--seed", str(args.seed), "--device", args.device, "--max-minutes", str(minutes), "--out", str(out),
+                "--model",
+                model,
+                "--dataset",
+                "omniglot",
+                "--epochs",
+                str(epochs),
+                "--batch-size",
+                str(args.batch_size),
+                "--seed",
+                str(args.seed),
+                "--device",
+                args.device,
+                "--max-minutes",
+                str(minutes),
+                "--out",
+                str(out),
             ]
             if done and (out / STATE_JSON).is_file():
                 cmd.append("--resume")
@@ -74,8 +93,20 @@ def main() -> None:
         quality = None
         if not args.skip_fid:
             fid_json = out / "fid.json"
-            run([sys.executable, str(REPO / "benchmarks" / "bench_fid.py"), "--generator", str(out),
-                 "--device", args.device, "--seed", str(args.seed), "--json-out", str(fid_json)])
+            run(
+                [
+                    sys.executable,
+                    str(REPO / "benchmarks" / "bench_fid.py"),
+                    "--generator",
+                    str(out),
+                    "--device",
+                    args.device,
+                    "--seed",
+                    str(args.seed),
+                    "--json-out",
+                    str(fid_json),
+                ]
+            )
             quality = json.loads(fid_json.read_text())
         dest = export_bundled(out, name, quality=quality, note=args.note)
         size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())

@@ -22,8 +22,9 @@ from lasium.train.registry import ALGORITHMS, build_learner
 BASELINES = ("scratch",)
 
 
-def scratch_learner(algo: str, ways: int, image_shape: tuple[int, int, int], *, seed: int = 0,
-                    hidden: int = 64) -> MetaLearner:
+def scratch_learner(
+    algo: str, ways: int, image_shape: tuple[int, int, int], *, seed: int = 0, hidden: int = 64
+) -> MetaLearner:
     """A freshly initialised ``algo`` learner (PyTorch's default init), the same for the same ``seed``.
 
     The global torch RNG is left as it was: the weights come from a forked stream seeded by
@@ -31,8 +32,7 @@ def scratch_learner(algo: str, ways: int, image_shape: tuple[int, int, int], *, 
     """
     if algo not in ALGORITHMS:
         raise ConfigError(f"unknown --algo {algo!r}; choose one of {', '.join(ALGORITHMS)}")
-    config = LearnerConfig(algo=algo, ways=int(ways), image_shape=hwc(image_shape),
-                           hidden=hidden)
+    config = LearnerConfig(algo=algo, ways=int(ways), image_shape=hwc(image_shape), hidden=hidden)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(seed, "scratch-init", algo))
         return build_learner(config)

@@ -16,7 +16,11 @@ from lasium.train.registry import ALGORITHMS
 
 def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, dataset: str, split: str) -> Path:
     """``<run>/eval-<dataset>-<split>.json`` for a checkpoint, ``eval-scratch-<algo>-<dataset>-<split>.json`` here for a baseline."""
-    name = f"imagefolder-{Path(dataset.split(':', 1)[1].rstrip('/')).name}" if dataset.startswith("imagefolder:") else dataset
+    name = (
+        f"imagefolder-{Path(dataset.split(':', 1)[1].rstrip('/')).name}"
+        if dataset.startswith("imagefolder:")
+        else dataset
+    )
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")
     if checkpoint is not None:
         return Path(checkpoint) / f"eval-{slug}-{split}.json"
@@ -24,32 +28,84 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
 
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--checkpoint", type=click.Path(), help="Run folder of lasium-train (its best/, else last/) or a checkpoint folder.")
-@click.option("--baseline", type=click.Choice(["scratch"]), help="Score a baseline instead of a checkpoint: scratch = random init.")
-@click.option("--algo", type=click.Choice(list(ALGORITHMS)), help="Learner of the baseline (maml, fomaml or protonets).")
+@click.option(
+    "--checkpoint", type=click.Path(), help="Run folder of lasium-train (its best/, else last/) or a checkpoint folder."
+)
+@click.option(
+    "--baseline",
+    type=click.Choice(["scratch"]),
+    help="Score a baseline instead of a checkpoint: scratch = random init.",
+)
+@click.option(
+    "--algo", type=click.Choice(list(ALGORITHMS)), help="Learner of the baseline (maml, fomaml or protonets)."
+)
 @click.option("--dataset", default="omniglot", show_default=True, help="omniglot or imagefolder:PATH.")
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
-@click.option("--ways", type=int, default=None, help="N classes per task [default: the checkpoint's N, 5 for a baseline].")
+@click.option(
+    "--ways", type=int, default=None, help="N classes per task [default: the checkpoint's N, 5 for a baseline]."
+)
 @click.option("--shots", default="1,5", show_default=True, help="K_tr values, comma-separated.")
 @click.option("--queries", type=int, default=15, show_default=True, help="Query images per class.")
 @click.option("--tasks", type=COUNT, default=1000, show_default=True, help="Test tasks per K_tr.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Episode seed: the same seed gives the same tasks to every method.")
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Episode seed: the same seed gives the same tasks to every method.",
+)
 @click.option("--init-seed", type=int, default=None, help="Random init of --baseline scratch [default: --seed].")
-@click.option("--image-size", type=int, default=None, help="Image side for --baseline [default: 28]; a checkpoint fixes its own.")
-@click.option("--adapt-steps", type=int, default=50, show_default=True, help="MAML SGD steps on each test task's support set.")
+@click.option(
+    "--image-size", type=int, default=None, help="Image side for --baseline [default: 28]; a checkpoint fixes its own."
+)
+@click.option(
+    "--adapt-steps", type=int, default=50, show_default=True, help="MAML SGD steps on each test task's support set."
+)
 @click.option("--adapt-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate at test time.")
-@click.option("--chunk", type=int, default=None, help="Tasks adapted together (vmapped) [default: 250 on CUDA, 16 on CPU].")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
-              help="auto = bf16 autocast where the device computes bf16 natively (CUDA; CPUs with AVX512-BF16/AMX), else fp32.")
+@click.option(
+    "--chunk", type=int, default=None, help="Tasks adapted together (vmapped) [default: 250 on CUDA, 16 on CPU]."
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["auto", "fp32", "bf16"]),
+    default="auto",
+    show_default=True,
+    help="auto = bf16 autocast where the device computes bf16 natively (CUDA; CPUs with AVX512-BF16/AMX), else fp32.",
+)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Dataset root [default: $LASIUM_DATA].")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
-              help="JSON to write [default: <run>/eval-<dataset>-<split>.json; eval-scratch-<algo>-... for a baseline].")
+@click.option(
+    "--data-root", type=click.Path(file_okay=False), default=None, help="Dataset root [default: $LASIUM_DATA]."
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="JSON to write [default: <run>/eval-<dataset>-<split>.json; eval-scratch-<algo>-... for a baseline].",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
-def main(checkpoint: str | None, baseline: str | None, algo: str | None, dataset: str, split: str, ways: int | None,
-         shots: str, queries: int, tasks: int, seed: int, init_seed: int | None, image_size: int | None, adapt_steps: int, adapt_lr: float,
-         chunk: int | None, precision: str, device: str, data_root: str | None, out: str | None, quiet: bool) -> None:
+def main(
+    checkpoint: str | None,
+    baseline: str | None,
+    algo: str | None,
+    dataset: str,
+    split: str,
+    ways: int | None,
+    shots: str,
+    queries: int,
+    tasks: int,
+    seed: int,
+    init_seed: int | None,
+    image_size: int | None,
+    adapt_steps: int,
+    adapt_lr: float,
+    chunk: int | None,
+    precision: str,
+    device: str,
+    data_root: str | None,
+    out: str | None,
+    quiet: bool,
+) -> None:
     """Score a few-shot learner on real labeled N-way K-shot tasks: mean query accuracy ± 95% CI per K_tr.
 
     The protocol of the LASIUM paper (Khodadadeh et al., ICLR 2021) on Omniglot: 1000 tasks from the
@@ -80,13 +136,24 @@ def main(checkpoint: str | None, baseline: str | None, algo: str | None, dataset
     if checkpoint is not None and algo is not None:
         raise ConfigError("--algo is only for --baseline; a checkpoint knows its own algorithm")
     if checkpoint is not None and image_size is not None:
-        raise ConfigError("--image-size is only for --baseline; a checkpoint evaluates at the image size it was trained on")
+        raise ConfigError(
+            "--image-size is only for --baseline; a checkpoint evaluates at the image size it was trained on"
+        )
     if image_size is not None and image_size < 16:
         raise ConfigError(f"--image-size must be at least 16 (four 2x2 poolings), got {image_size}")
     if chunk is not None and chunk < 1:
         raise ConfigError(f"--chunk must be at least 1, got {chunk}")
-    protocol = EvalProtocol(dataset=dataset, split=split, ways=ways or 5, shots=parse_shots(shots), queries=queries, tasks=tasks,
-                            seed=seed, adapt_steps=adapt_steps, adapt_lr=adapt_lr).validate()
+    protocol = EvalProtocol(
+        dataset=dataset,
+        split=split,
+        ways=ways or 5,
+        shots=parse_shots(shots),
+        queries=queries,
+        tasks=tasks,
+        seed=seed,
+        adapt_steps=adapt_steps,
+        adapt_lr=adapt_lr,
+    ).validate()
     out_path = Path(out) if out else default_out(checkpoint, baseline, algo, dataset, split)
     if out_path.is_dir():
         raise ConfigError(f"--out {out_path} is a folder; give a file name such as {out_path / 'results.json'}")
@@ -98,8 +165,9 @@ def main(checkpoint: str | None, baseline: str | None, algo: str | None, dataset
             protocol.ways = read_configs(find_checkpoint(checkpoint))[0].ways
         report = evaluate_checkpoint(checkpoint, protocol, **common)
     else:
-        report = evaluate_scratch(str(algo), protocol, init_seed=seed if init_seed is None else init_seed, image_size=image_size,
-                                  **common)
+        report = evaluate_scratch(
+            str(algo), protocol, init_seed=seed if init_seed is None else init_seed, image_size=image_size, **common
+        )
     report.command = " ".join(shlex.quote(a) for a in ["lasium-eval"] + sys.argv[1:])
     write_json_atomic(out_path, report.to_dict())
     click.echo(format_table(report))

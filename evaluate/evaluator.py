@@ -84,25 +84,39 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "format": REPORT_FORMAT, "format_version": REPORT_VERSION, "lasium_version": lasium.__version__,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "command": self.command,
-            "method": self.method, "learner": self.learner, "train_config": self.train_config,
-            "checkpoint_state": self.checkpoint_state, "protocol": self.protocol, "dataset": self.dataset,
-            "episode_digest": self.episode_digest, "results": [r.to_dict() for r in self.results],
-            "device": self.device, "precision": self.precision, "wall_seconds": round(self.wall_seconds, 3),
+            "format": REPORT_FORMAT,
+            "format_version": REPORT_VERSION,
+            "lasium_version": lasium.__version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": self.command,
+            "method": self.method,
+            "learner": self.learner,
+            "train_config": self.train_config,
+            "checkpoint_state": self.checkpoint_state,
+            "protocol": self.protocol,
+            "dataset": self.dataset,
+            "episode_digest": self.episode_digest,
+            "results": [r.to_dict() for r in self.results],
+            "device": self.device,
+            "precision": self.precision,
+            "wall_seconds": round(self.wall_seconds, 3),
             **self.extra,
         }
 
 
-def load_eval_images(protocol: EvalProtocol, image_shape: tuple[int, int, int], *, data_root: str | None = None,
-                     progress: bool = True) -> LabeledImages:
+def load_eval_images(
+    protocol: EvalProtocol, image_shape: tuple[int, int, int], *, data_root: str | None = None, progress: bool = True
+) -> LabeledImages:
     """The protocol's split at the learner's image size and channels."""
     h, w, c = (int(s) for s in image_shape)
-    images = load_split(protocol.dataset, protocol.split, data_root=data_root, image_size=(h, w), channels=c,
-                        progress=progress)
+    images = load_split(
+        protocol.dataset, protocol.split, data_root=data_root, image_size=(h, w), channels=c, progress=progress
+    )
     if images.image_shape != (h, w, c):
-        raise DataError(f"{protocol.dataset} {protocol.split} has images of {images.image_shape}, the learner takes "
-                        f"{h}x{w}x{c}; evaluate on a dataset with matching images")
+        raise DataError(
+            f"{protocol.dataset} {protocol.split} has images of {images.image_shape}, the learner takes "
+            f"{h}x{w}x{c}; evaluate on a dataset with matching images"
+        )
     return images
 
 
@@ -111,17 +125,28 @@ def with_ways(learner: MetaLearner, ways: int) -> MetaLearner:
     if ways == learner.ways:
         return learner
     if adapts(learner):
-        raise ConfigError(f"this {learner.algo} learner has a {learner.ways}-way head and cannot score {ways}-way tasks; "
-                          f"pass --ways {learner.ways}")
+        raise ConfigError(
+            f"this {learner.algo} learner has a {learner.ways}-way head and cannot score {ways}-way tasks; "
+            f"pass --ways {learner.ways}"
+        )
     config = type(learner.config)(**{**asdict(learner.config), "ways": ways})
     rebuilt = build_learner(config)
     rebuilt.load_state_dict(learner.state_dict())
     return rebuilt.to(next(learner.parameters()).device)
 
 
-def evaluate_learner(learner: MetaLearner, protocol: EvalProtocol, *, device: str | torch.device = "auto",
-                     images: LabeledImages | None = None, chunk: int | None = None, precision: str = "auto",
-                     data_root: str | None = None, progress: bool = True, method: dict[str, Any] | None = None) -> EvalReport:
+def evaluate_learner(
+    learner: MetaLearner,
+    protocol: EvalProtocol,
+    *,
+    device: str | torch.device = "auto",
+    images: LabeledImages | None = None,
+    chunk: int | None = None,
+    precision: str = "auto",
+    data_root: str | None = None,
+    progress: bool = True,
+    method: dict[str, Any] | None = None,
+) -> EvalReport:
     """Score ``learner`` on the protocol's episodes, one :class:`ShotResult` per K_tr."""
     protocol.validate()
     start = time.perf_counter()
@@ -137,17 +162,41 @@ def evaluate_learner(learner: MetaLearner, protocol: EvalProtocol, *, device: st
     for shots in protocol.shots:
         episodes = make_episodes(images, protocol, shots)
         t0 = time.perf_counter()
-        acc = score_episodes(learner, episodes, dev, steps=steps, lr=lr, chunk=chunk, autocast=autocast, progress=progress,
-                             desc=f"{learner.algo} {protocol.ways}-way {shots}-shot")
+        acc = score_episodes(
+            learner,
+            episodes,
+            dev,
+            steps=steps,
+            lr=lr,
+            chunk=chunk,
+            autocast=autocast,
+            progress=progress,
+            desc=f"{learner.algo} {protocol.ways}-way {shots}-shot",
+        )
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
         mean, ci = mean_ci95(acc)
-        results.append(ShotResult(shots, mean, ci, len(acc), episodes.digest, round(time.perf_counter() - t0, 3), chunk))
-    dataset = {"name": images.name, "split": images.split, "classes": images.num_classes, "images": len(images),
-               "image_shape": list(images.image_shape), "fingerprint": images.fingerprint}
-    return EvalReport(method=method or {"kind": "learner", "algo": learner.algo}, learner=learner.config.to_dict(),
-                      protocol=protocol.to_dict(), dataset=dataset, results=results, device=describe_device(dev),
-                      precision=precision_used, wall_seconds=time.perf_counter() - start)
+        results.append(
+            ShotResult(shots, mean, ci, len(acc), episodes.digest, round(time.perf_counter() - t0, 3), chunk)
+        )
+    dataset = {
+        "name": images.name,
+        "split": images.split,
+        "classes": images.num_classes,
+        "images": len(images),
+        "image_shape": list(images.image_shape),
+        "fingerprint": images.fingerprint,
+    }
+    return EvalReport(
+        method=method or {"kind": "learner", "algo": learner.algo},
+        learner=learner.config.to_dict(),
+        protocol=protocol.to_dict(),
+        dataset=dataset,
+        results=results,
+        device=describe_device(dev),
+        precision=precision_used,
+        wall_seconds=time.perf_counter() - start,
+    )
 
 
 def checkpoint_state(folder: Path) -> dict[str, Any] | None:
@@ -160,30 +209,66 @@ def checkpoint_state(folder: Path) -> dict[str, Any] | None:
     return {k: state[k] for k in keep if k in state}
 
 
-def evaluate_checkpoint(path: str | Path, protocol: EvalProtocol, *, device: str | torch.device = "auto",
-                        chunk: int | None = None, precision: str = "auto", data_root: str | None = None,
-                        progress: bool = True) -> EvalReport:
+def evaluate_checkpoint(
+    path: str | Path,
+    protocol: EvalProtocol,
+    *,
+    device: str | torch.device = "auto",
+    chunk: int | None = None,
+    precision: str = "auto",
+    data_root: str | None = None,
+    progress: bool = True,
+) -> EvalReport:
     """Load a run folder (its ``best/``, else ``last/``) or checkpoint folder and evaluate it."""
     folder = find_checkpoint(path)
     dev = device if isinstance(device, torch.device) else resolve_device(device, local_rank=0)
     learner, train_config = load_learner(folder, device=dev)
     method = {"kind": "checkpoint", "algo": learner.algo, "checkpoint": str(folder), "run": str(path)}
-    report = evaluate_learner(learner, protocol, device=dev, chunk=chunk, precision=precision, data_root=data_root,
-                              progress=progress, method=method)
+    report = evaluate_learner(
+        learner,
+        protocol,
+        device=dev,
+        chunk=chunk,
+        precision=precision,
+        data_root=data_root,
+        progress=progress,
+        method=method,
+    )
     report.train_config = train_config.to_dict()
     report.checkpoint_state = checkpoint_state(folder)
     return report
 
 
-def evaluate_scratch(algo: str, protocol: EvalProtocol, *, init_seed: int = 0, device: str | torch.device = "auto",
-                     image_size: int | None = None, chunk: int | None = None, precision: str = "auto",
-                     data_root: str | None = None, progress: bool = True, images: LabeledImages | None = None) -> EvalReport:
+def evaluate_scratch(
+    algo: str,
+    protocol: EvalProtocol,
+    *,
+    init_seed: int = 0,
+    device: str | torch.device = "auto",
+    image_size: int | None = None,
+    chunk: int | None = None,
+    precision: str = "auto",
+    data_root: str | None = None,
+    progress: bool = True,
+    images: LabeledImages | None = None,
+) -> EvalReport:
     """The training-from-scratch baseline: a random ``algo`` learner (seeded by ``init_seed``) on each test task,
     for the dataset's images at ``image_size`` (default 28, as lasium stores Omniglot)."""
     protocol.validate()
     if images is None:
-        images = load_split(protocol.dataset, protocol.split, data_root=data_root, image_size=image_size, progress=progress)
+        images = load_split(
+            protocol.dataset, protocol.split, data_root=data_root, image_size=image_size, progress=progress
+        )
     learner = scratch_learner(algo, protocol.ways, images.image_shape, seed=init_seed)
     method = {"kind": "baseline", "baseline": "scratch", "algo": algo, "init_seed": init_seed}
-    return evaluate_learner(learner, protocol, device=device, images=images, chunk=chunk, precision=precision,
-                            data_root=data_root, progress=progress, method=method)
+    return evaluate_learner(
+        learner,
+        protocol,
+        device=device,
+        images=images,
+        chunk=chunk,
+        precision=precision,
+        data_root=data_root,
+        progress=progress,
+        method=method,
+    )

@@ -47,7 +47,9 @@ class EvalProtocol:
         if self.ways < 2:
             raise ConfigError(f"--ways must be at least 2, got {self.ways}")
         if not self.shots or any(k < 1 for k in self.shots):
-            raise ConfigError(f"--shots must be positive whole numbers, got {','.join(map(str, self.shots)) or 'nothing'}")
+            raise ConfigError(
+                f"--shots must be positive whole numbers, got {','.join(map(str, self.shots)) or 'nothing'}"
+            )
         if len(set(self.shots)) != len(self.shots):
             raise ConfigError(f"--shots lists a value twice: {','.join(map(str, self.shots))}")
         for name, value in (("queries", self.queries), ("tasks", self.tasks)):
@@ -72,7 +74,9 @@ def parse_shots(text: str) -> tuple[int, ...]:
     try:
         shots = tuple(int(p) for p in parts)
     except ValueError:
-        raise ConfigError(f"--shots must be a comma-separated list of whole numbers such as 1,5, got {text!r}") from None
+        raise ConfigError(
+            f"--shots must be a comma-separated list of whole numbers such as 1,5, got {text!r}"
+        ) from None
     if any(k < 1 for k in shots):
         raise ConfigError(f"--shots must be positive, got {text!r}")
     if len(set(shots)) != len(shots):
@@ -128,7 +132,8 @@ def make_episodes(images: LabeledImages, protocol: EvalProtocol, shots: int) -> 
     """The ``protocol.tasks`` evaluation episodes with ``shots`` support images per class."""
     sampler = EpisodeSampler(images, protocol.ways, shots, protocol.queries, protocol.seed)
     batch = sampler.tasks(0, protocol.tasks)
-    perm = np.stack([numpy_rng(protocol.seed, "eval-labels", i).permutation(protocol.ways)
-                     for i in range(protocol.tasks)]).astype(np.int64)
+    perm = np.stack(
+        [numpy_rng(protocol.seed, "eval-labels", i).permutation(protocol.ways) for i in range(protocol.tasks)]
+    ).astype(np.int64)
     support, query = np.ascontiguousarray(batch.support), np.ascontiguousarray(batch.query)
     return Episodes(shots, support, query, perm, episode_digest(support, query, perm))

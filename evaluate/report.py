@@ -24,17 +24,27 @@ def format_table(report: EvalReport) -> str:
     lines = [
         f"{name} ({report.learner.get('algo')}) on {report.dataset['name']} {report.dataset['split']}: "
         f"{p['ways']}-way, {p['queries']} queries/class, {p['tasks']} tasks, seed {p['seed']}"
-        + (f", {p['adapt_steps']} adaptation steps of lr {p['adapt_lr']:g}" if _adapts(report.learner.get("algo")) else ""),
+        + (
+            f", {p['adapt_steps']} adaptation steps of lr {p['adapt_lr']:g}"
+            if _adapts(report.learner.get("algo"))
+            else ""
+        ),
         f"{'shots':>5}  {'accuracy %':>10}  {'95% CI':>7}  {'tasks':>5}  {'seconds':>8}",
     ]
     for r in report.results:
-        lines.append(f"{r.shots:>5}  {100 * r.accuracy:>10.2f}  {'±' + format(100 * r.ci95, '.2f'):>7}  {r.tasks:>5}  {r.seconds:>8.1f}")
-    lines.append(f"device {report.device.get('name') or report.device['type']} ({report.device['type']}), {report.precision}, "
-                 f"wall {report.wall_seconds:.1f} s, episodes {report.episode_digest[:16]}")
+        lines.append(
+            f"{r.shots:>5}  {100 * r.accuracy:>10.2f}  {'±' + format(100 * r.ci95, '.2f'):>7}  {r.tasks:>5}  {r.seconds:>8.1f}"
+        )
+    lines.append(
+        f"device {report.device.get('name') or report.device['type']} ({report.device['type']}), {report.precision}, "
+        f"wall {report.wall_seconds:.1f} s, episodes {report.episode_digest[:16]}"
+    )
     if report.train_config:
         t = report.train_config
-        lines.append(f"trained: {t.get('iterations')} steps x {t.get('meta_batch')} tasks, augment {t.get('augment', 'none')}, "
-                     f"precision {(report.checkpoint_state or {}).get('precision') or t.get('precision')}")
+        lines.append(
+            f"trained: {t.get('iterations')} steps x {t.get('meta_batch')} tasks, augment {t.get('augment', 'none')}, "
+            f"precision {(report.checkpoint_state or {}).get('precision') or t.get('precision')}"
+        )
     return "\n".join(lines)
 
 

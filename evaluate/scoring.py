@@ -50,9 +50,17 @@ def autocast_for(learner: MetaLearner, precision: str, device: torch.device) -> 
     return autocast_factory(resolved, device), resolved
 
 
-def chunk_accuracy(learner: MetaLearner, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
-                   query_labels: torch.Tensor, *, steps: int | None, lr: float | None,
-                   autocast: Autocast = contextlib.nullcontext) -> torch.Tensor:
+def chunk_accuracy(
+    learner: MetaLearner,
+    support: torch.Tensor,
+    support_labels: torch.Tensor,
+    query: torch.Tensor,
+    query_labels: torch.Tensor,
+    *,
+    steps: int | None,
+    lr: float | None,
+    autocast: Autocast = contextlib.nullcontext,
+) -> torch.Tensor:
     """Query accuracy (T,) of T tasks on the device, adapted together (vmapped)."""
     with torch.no_grad():
         # Detached copies: the inner ``grad`` transform still differentiates the support loss, but no graph
@@ -64,9 +72,18 @@ def chunk_accuracy(learner: MetaLearner, support: torch.Tensor, support_labels: 
         return (logits.argmax(-1) == query_labels).float().mean(-1)
 
 
-def score_episodes(learner: MetaLearner, episodes: Episodes, device: torch.device, *, steps: int | None = None,
-                   lr: float | None = None, chunk: int | None = None, autocast: Autocast = contextlib.nullcontext,
-                   progress: bool = False, desc: str | None = None) -> np.ndarray:
+def score_episodes(
+    learner: MetaLearner,
+    episodes: Episodes,
+    device: torch.device,
+    *,
+    steps: int | None = None,
+    lr: float | None = None,
+    chunk: int | None = None,
+    autocast: Autocast = contextlib.nullcontext,
+    progress: bool = False,
+    desc: str | None = None,
+) -> np.ndarray:
     """Per-task query accuracy (n_tasks,) float64 of ``learner`` on ``episodes``, in chunks of ``chunk`` tasks.
 
     ``steps``/``lr`` are MAML's test-time inner loop (ignored by ProtoNets). A chunk that runs out of GPU

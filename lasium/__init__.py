@@ -31,7 +31,9 @@ class _SourceCheckoutStages(importlib.abc.MetaPathFinder):
         if prefix != __name__ or stage not in _STAGES:
             return None
         folder = _CHECKOUT / stage
-        return importlib.util.spec_from_file_location(fullname, folder / "__init__.py", submodule_search_locations=[str(folder)])
+        return importlib.util.spec_from_file_location(
+            fullname, folder / "__init__.py", submodule_search_locations=[str(folder)]
+        )
 
 
 if (_CHECKOUT / "pyproject.toml").is_file() and all((_CHECKOUT / s / "__init__.py").is_file() for s in _STAGES):

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+
+
 def state_dict_sha256(module: nn.Module) -> str:
     """sha256 of a module's state dict in canonical form: keys sorted, each as name, dtype, shape, raw bytes."""
     import torch

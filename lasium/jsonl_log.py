@@ -21,7 +21,11 @@ class JsonLinesLog:
         self.path = Path(path)
         self.sort_keys = sort_keys
         if keep_until is not None and self.path.is_file():
-            kept = [line for line in self.path.read_text().splitlines() if line.strip() and json.loads(line).get(key, 0) <= keep_until]
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get(key, 0) <= keep_until
+            ]
             replace_atomically(self.path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
         self._file = open(self.path, "a", buffering=1)  # line-buffered: every record reaches the file at once
 

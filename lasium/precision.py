@@ -89,5 +89,12 @@ def autocast_factory(resolved: str, device: torch.device | str) -> Autocast:
     return contextlib.nullcontext
 
 
-__all__ = ["PRECISIONS", "Autocast", "cpu_has_native_bf16", "device_has_native_bf16", "check_precision",
-           "resolve_precision", "autocast_factory"]
+__all__ = [
+    "PRECISIONS",
+    "Autocast",
+    "cpu_has_native_bf16",
+    "device_has_native_bf16",
+    "check_precision",
+    "resolve_precision",
+    "autocast_factory",
+]

@@ -130,7 +130,9 @@ def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True) -> 
     return replace_atomically(path, lambda tmp: tmp.write_text(text))
 
 
-def write_safetensors_atomic(path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> Path:
+def write_safetensors_atomic(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> Path:
     """Write ``tensors`` (moved to CPU, made contiguous) and string ``metadata`` as a safetensors file atomically."""
     from safetensors.torch import save_file
 
@@ -154,13 +156,14 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def read_safetensors(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+def read_safetensors(
+    path: str | Path, device: str | torch.device = "cpu"
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """(tensors on ``device``, string metadata); a missing, truncated or malformed file is one CheckpointError."""
     from safetensors import safe_open
 
@@ -174,7 +177,9 @@ def read_safetensors(path: str | Path, device: str | torch.device = "cpu") -> tu
     except FileNotFoundError:  # removed between the check and the read
         raise CheckpointError(f"{path} is missing; the checkpoint is incomplete") from None
     except Exception as exc:  # safetensors raises its own SafetensorError / OSError for corrupt headers
-        raise CheckpointError(f"{path} is not a readable safetensors file ({_first_line(exc)}); the checkpoint is corrupt") from None
+        raise CheckpointError(
+            f"{path} is not a readable safetensors file ({_first_line(exc)}); the checkpoint is corrupt"
+        ) from None
     return tensors, metadata
 
 
@@ -208,7 +213,9 @@ def read_json_document(
     except (TypeError, ValueError):
         raise CheckpointError(f"{path} has an invalid format_version {version!r}; the checkpoint is corrupt") from None
     if version > max_version:
-        raise CheckpointError(f"{path} has format version {version} (this lasium reads up to {max_version}); upgrade lasium to read it")
+        raise CheckpointError(
+            f"{path} has format version {version} (this lasium reads up to {max_version}); upgrade lasium to read it"
+        )
     return data
 
 
@@ -219,7 +226,9 @@ def _state_head(prefix: str) -> str:
     return f"{prefix}.state." if prefix else "state."
 
 
-def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "") -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+def optimizer_tensors(
+    optimizer: torch.optim.Optimizer, prefix: str = ""
+) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
     """Split ``optimizer.state_dict()`` into flat CPU tensors and JSON-ready parameter groups.
 
     Tensor keys are ``<prefix>.state.<param index>.<name>`` (``state.<param index>.<name>`` without a prefix);
@@ -235,7 +244,11 @@ def optimizer_tensors(optimizer: torch.optim.Optimizer, prefix: str = "") -> tup
             tensor = value if torch.is_tensor(value) else torch.tensor(value)
             tensors[f"{head}{index}.{name}"] = tensor.detach().cpu().contiguous()
     groups = [
-        {k: list(v) if isinstance(v, tuple) else v for k, v in group.items() if v is None or isinstance(v, _JSON_SCALARS)}
+        {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in group.items()
+            if v is None or isinstance(v, _JSON_SCALARS)
+        }
         for group in sd["param_groups"]
     ]
     return tensors, groups
@@ -263,13 +276,23 @@ def restore_optimizer(
             raise CheckpointError(f"{label} has a malformed key {key!r}; the checkpoint is corrupt") from None
     current_groups = optimizer.state_dict()["param_groups"]
     if len(groups) != len(current_groups):
-        raise CheckpointError(f"{label} has {len(groups)} parameter groups, expected {len(current_groups)}; resume with the same options")
+        raise CheckpointError(
+            f"{label} has {len(groups)} parameter groups, expected {len(current_groups)}; resume with the same options"
+        )
     params = [p for group in optimizer.param_groups for p in group["params"]]
     for index, slots in sorted(state.items()):
         for name, value in slots.items():
-            if index >= len(params) or (name in PARAMETER_SHAPED_STATE and tuple(value.shape) != tuple(params[index].shape)):
-                where = f"parameter {index} of {len(params)}" if index < len(params) else f"parameter {index}, but there are {len(params)}"
-                raise CheckpointError(f"{label} does not fit the optimizer ({name} of {where}); resume with the same options")
+            if index >= len(params) or (
+                name in PARAMETER_SHAPED_STATE and tuple(value.shape) != tuple(params[index].shape)
+            ):
+                where = (
+                    f"parameter {index} of {len(params)}"
+                    if index < len(params)
+                    else f"parameter {index}, but there are {len(params)}"
+                )
+                raise CheckpointError(
+                    f"{label} does not fit the optimizer ({name} of {where}); resume with the same options"
+                )
     param_groups = []
     for current, saved in zip(current_groups, groups):
         merged = dict(current)  # saved "params" (indices) replace the current ones: torch checks their counts
@@ -281,4 +304,6 @@ def restore_optimizer(
     try:
         optimizer.load_state_dict({"state": state, "param_groups": param_groups})
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(f"{label} does not fit the optimizer ({_first_line(exc)}); resume with the same options") from None
+        raise CheckpointError(
+            f"{label} does not fit the optimizer ({_first_line(exc)}); resume with the same options"
+        ) from None

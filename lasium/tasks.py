@@ -53,7 +53,9 @@ class Task:
         if self.latents is not None:
             lat = self.latents
             if lat.ndim != 3 or lat.shape[0] != s.shape[0] or lat.shape[1] != s.shape[1] + q.shape[1]:
-                raise ValueError(f"latents {lat.shape} do not match N={s.shape[0]}, K_tr+K_val={s.shape[1] + q.shape[1]}")
+                raise ValueError(
+                    f"latents {lat.shape} do not match N={s.shape[0]}, K_tr+K_val={s.shape[1] + q.shape[1]}"
+                )
 
 
 @dataclass
@@ -86,7 +88,12 @@ class TaskBatch:
         latents = None
         if tasks and tasks[0].latents is not None:
             latents = np.stack([t.latents for t in tasks])
-        return cls(np.stack([t.support for t in tasks]), np.stack([t.query for t in tasks]), latents, [dict(t.meta) for t in tasks])
+        return cls(
+            np.stack([t.support for t in tasks]),
+            np.stack([t.query for t in tasks]),
+            latents,
+            [dict(t.meta) for t in tasks],
+        )
 
 
 def hwc(values: Iterable[Any]) -> tuple[int, int, int]:

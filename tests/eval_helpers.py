@@ -25,10 +25,19 @@ def pattern_images(num_classes: int, per_class: int, size: int = 16, seed: int =
     return np.stack(images)[..., None], np.asarray(labels, np.int64)
 
 
-def labeled_images(num_classes: int = 8, per_class: int = 12, size: int = 16, seed: int = 0, split: str = "test") -> LabeledImages:
+def labeled_images(
+    num_classes: int = 8, per_class: int = 12, size: int = 16, seed: int = 0, split: str = "test"
+) -> LabeledImages:
     images, labels = pattern_images(num_classes, per_class, size, seed)
-    return LabeledImages(images=images, labels=labels, class_names=[f"class{c}" for c in range(num_classes)],
-                         image_ids=[f"toy/{i:04d}" for i in range(len(labels))], fingerprint=f"toy-{seed}", name="toy", split=split)
+    return LabeledImages(
+        images=images,
+        labels=labels,
+        class_names=[f"class{c}" for c in range(num_classes)],
+        image_ids=[f"toy/{i:04d}" for i in range(len(labels))],
+        fingerprint=f"toy-{seed}",
+        name="toy",
+        split=split,
+    )
 
 
 def image_folder(root: Path, classes: dict[str, int], per_class: int = 12, size: int = 16) -> Path:

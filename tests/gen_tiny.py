@@ -77,8 +77,15 @@ def tiny_gan(latent_dim: int = 8, image_shape: tuple[int, int, int] = (8, 8, 1),
     from lasium.generate.models.interface import ModuleGenerator, state_dict_sha256
 
     dec = TinyDecoder(latent_dim, image_shape)
-    return ModuleGenerator(dec, kind="gan", name="tiny-gan", latent_dim=latent_dim, image_shape=image_shape,
-                           weights_sha256=state_dict_sha256(dec), device=device)
+    return ModuleGenerator(
+        dec,
+        kind="gan",
+        name="tiny-gan",
+        latent_dim=latent_dim,
+        image_shape=image_shape,
+        weights_sha256=state_dict_sha256(dec),
+        device=device,
+    )
 
 
 def tiny_vae(latent_dim: int = 4, image_shape: tuple[int, int, int] = (28, 28, 1), device: str = "cpu"):
@@ -86,5 +93,12 @@ def tiny_vae(latent_dim: int = 4, image_shape: tuple[int, int, int] = (28, 28, 1
     from lasium.generate.models.interface import VAEGenerator, state_dict_sha256
 
     enc, dec = TinyEncoder(latent_dim, image_shape), TinyDecoder(latent_dim, image_shape)
-    return VAEGenerator(enc, dec, name="tiny-vae", latent_dim=latent_dim, image_shape=image_shape,
-                        weights_sha256=state_dict_sha256(dec), device=device)
+    return VAEGenerator(
+        enc,
+        dec,
+        name="tiny-vae",
+        latent_dim=latent_dim,
+        image_shape=image_shape,
+        weights_sha256=state_dict_sha256(dec),
+        device=device,
+    )

@@ -13,9 +13,21 @@ from lasium.tasks import TaskBatch
 WAYS, SHOTS, QUERIES, SIZE, LATENT = 3, 1, 2, 4, 5
 
 
-def make_header(num_tasks: int = 7, tasks_per_shard: int = 3, latents: bool = False, seed: int = 0, **extra: Any) -> dict[str, Any]:
-    config = {"ways": WAYS, "shots": SHOTS, "queries": QUERIES, "image_shape": [SIZE, SIZE, 1], "seed": seed,
-              "tasks_per_shard": tasks_per_shard, "num_tasks": num_tasks, "save_latents": latents, "strategy": "ro", "alpha": 0.2}
+def make_header(
+    num_tasks: int = 7, tasks_per_shard: int = 3, latents: bool = False, seed: int = 0, **extra: Any
+) -> dict[str, Any]:
+    config = {
+        "ways": WAYS,
+        "shots": SHOTS,
+        "queries": QUERIES,
+        "image_shape": [SIZE, SIZE, 1],
+        "seed": seed,
+        "tasks_per_shard": tasks_per_shard,
+        "num_tasks": num_tasks,
+        "save_latents": latents,
+        "strategy": "ro",
+        "alpha": 0.2,
+    }
     config.update(extra)
     generator = {"kind": "gan", "name": "tiny", "latent_dim": LATENT, "weights_sha256": "ab" * 32}
     return {"config": config, "generator": generator, "source": None}
@@ -33,16 +45,35 @@ def make_batch(first: int, count: int, latents: bool = False, seed: int = 0) -> 
     return TaskBatch(np.stack(support), np.stack(query), np.stack(lat) if latents else None, metas)
 
 
-def write_set(folder: Path, container: str = "wds", latents: bool = False, num_tasks: int = 7, tasks_per_shard: int = 3,
-              name: str = "tiny", manifest: bool = True, seed: int = 0, compression: str = "auto") -> dict[str, Any]:
+def write_set(
+    folder: Path,
+    container: str = "wds",
+    latents: bool = False,
+    num_tasks: int = 7,
+    tasks_per_shard: int = 3,
+    name: str = "tiny",
+    manifest: bool = True,
+    seed: int = 0,
+    compression: str = "auto",
+) -> dict[str, Any]:
     """Write a complete set (``compression="gzip"``: ``.tar.gz`` WebDataset shards); returns the header."""
     header = make_header(num_tasks, tasks_per_shard, latents, seed)
     entries = []
     for shard in range(-(-num_tasks // tasks_per_shard)):
         first = shard * tasks_per_shard
         count = min(tasks_per_shard, num_tasks - first)
-        entries.append(write_shard(folder, name, shard, first, make_batch(first, count, latents, seed), container, header,
-                                   compression=compression))
+        entries.append(
+            write_shard(
+                folder,
+                name,
+                shard,
+                first,
+                make_batch(first, count, latents, seed),
+                container,
+                header,
+                compression=compression,
+            )
+        )
     if manifest:
         write_manifest(folder, header, entries)
     return header
@@ -52,8 +83,9 @@ def expected_tasks(num_tasks: int = 7, latents: bool = False, seed: int = 0) -> 
     return make_batch(0, num_tasks, latents, seed)
 
 
-def assert_kill_and_resume_identical(cmd: list[str], env: dict[str, str], out: Path, ref: Path, *, after_shards: int = 3,
-                                     total_shards: int = 30) -> None:
+def assert_kill_and_resume_identical(
+    cmd: list[str], env: dict[str, str], out: Path, ref: Path, *, after_shards: int = 3, total_shards: int = 30
+) -> None:
     """Start ``cmd`` (a lasium-gen command line writing to ``out``) with one writer process, SIGKILL it once
     ``after_shards`` shards are complete, rerun it in-process (``--workers 0``) and require the very bytes of ``ref``."""
     import signal

@@ -67,8 +67,13 @@ def test_package_exports_resolve_without_importing_torch() -> None:
     assert sorted(lasium.data.__all__) == sorted(lasium.data._EXPORTS)
     assert all(getattr(lasium.data, name) is not None for name in lasium.data.__all__)
     # Loading data must not drag torch in (the CLI's info/download and decoding stay light).
-    code = "import sys, lasium.data; lasium.data.load_split; lasium.data.download_omniglot; print('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    code = (
+        "import sys, lasium.data; lasium.data.load_split; lasium.data.download_omniglot; print('torch' in sys.modules)"
+    )
+    assert (
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+        == "False"
+    )
 
 
 # --- paths -------------------------------------------------------------------------------------
@@ -295,12 +300,23 @@ def _wrong_top(bg, ev):
         (_drop_drawer, r"holds 19 drawings, expected drawers 01-20"),
         (_drop_character, r"images_background.zip holds 5 characters, expected 6"),
         (_text_file, r"unexpected entry 'images_background/readme.txt'"),
-        (_text_named_png, r"images_background/Alphabet_00/character01/0001_01.png in images_background.zip is not a readable image"),
+        (
+            _text_named_png,
+            r"images_background/Alphabet_00/character01/0001_01.png in images_background.zip is not a readable image",
+        ),
         (_wrong_size, r"0007_01.png in images_evaluation.zip is 50x50 pixels, expected 105x105"),
         (_renumbered, r"character ids 0002..0099"),
         (_wrong_top, r"unexpected entry 'images_background/"),
     ],
-    ids=["missing-drawer", "missing-character", "text-file", "text-named-png", "wrong-size", "id-gap", "wrong-top-folder"],
+    ids=[
+        "missing-drawer",
+        "missing-character",
+        "text-file",
+        "text-named-png",
+        "wrong-size",
+        "id-gap",
+        "wrong-top-folder",
+    ],
 )
 def test_bad_layout_or_content_is_refused(tmp_path: Path, cache: Path, edit, pattern) -> None:
     root, layout = build(tmp_path / "data", edit)
@@ -337,7 +353,9 @@ def test_truncated_zip_is_refused(tmp_path: Path, cache: Path) -> None:
 
 
 def test_missing_folder_or_zip(tmp_path: Path, cache: Path) -> None:
-    with pytest.raises(DataError, match=r"Omniglot not found: .*omniglot does not exist; .*--data-root.*lasium-data download"):
+    with pytest.raises(
+        DataError, match=r"Omniglot not found: .*omniglot does not exist; .*--data-root.*lasium-data download"
+    ):
         load_omniglot(tmp_path / "nothing", progress=False)
     root, layout = build(tmp_path / "data")
     (root / "omniglot" / EV).unlink()

@@ -47,7 +47,11 @@ def test_info_imagefolder_table_and_json(folder: Path, tmp_path: Path) -> None:
     result = run("info", f"imagefolder:{folder}", "--cache-dir", str(cache), "--image-size", "16x12")
     assert result.exit_code == 0, result.output
     assert f"imagefolder:{folder.resolve()}" in result.stdout and "(written)" in result.stdout
-    rows = {line.split()[0]: line.split()[1:4] for line in result.stdout.splitlines() if line.split()[:1] in (["train"], ["val"], ["test"])}
+    rows = {
+        line.split()[0]: line.split()[1:4]
+        for line in result.stdout.splitlines()
+        if line.split()[:1] in (["train"], ["val"], ["test"])
+    }
     assert rows == {"train": ["4", "32", "16x12x1"], "val": ["1", "8", "16x12x1"], "test": ["1", "8", "16x12x1"]}
     again = run("info", f"imagefolder:{folder}", "--cache-dir", str(cache), "--image-size", "16x12", "--json")
     report = json.loads(again.stdout)
@@ -57,32 +61,58 @@ def test_info_imagefolder_table_and_json(folder: Path, tmp_path: Path) -> None:
 
 def test_preview_writes_a_png(folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "episodes.png"
-    result = run("preview", f"imagefolder:{folder}", "--split", "train", "--ways", "3", "--shots", "2",
-                 "--queries", "3", "--count", "2", "--out", str(out), "--cache-dir", str(tmp_path / "c"))
+    result = run(
+        "preview",
+        f"imagefolder:{folder}",
+        "--split",
+        "train",
+        "--ways",
+        "3",
+        "--shots",
+        "2",
+        "--queries",
+        "3",
+        "--count",
+        "2",
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(tmp_path / "c"),
+    )
     assert result.exit_code == 0, result.output
     with Image.open(out) as img:
         assert img.width > 5 * 28 and img.height > 2 * 3 * 28
 
 
 def test_user_errors_are_one_line(tmp_path: Path, folder: Path) -> None:
-    line = one_error_line(run("info", "omniglot", "--data-root", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path / "c")))
+    line = one_error_line(
+        run("info", "omniglot", "--data-root", str(tmp_path / "nowhere"), "--cache-dir", str(tmp_path / "c"))
+    )
     assert "Omniglot not found" in line and "lasium-data download omniglot" in line
     write_miniature_omniglot(tmp_path / "mini")
     zip_path = tmp_path / "mini" / "omniglot" / "images_background.zip"
     zip_path.write_bytes(zip_path.read_bytes()[:500])
-    line = one_error_line(run("info", "omniglot", "--data-root", str(tmp_path / "mini"), "--cache-dir", str(tmp_path / "c")))
+    line = one_error_line(
+        run("info", "omniglot", "--data-root", str(tmp_path / "mini"), "--cache-dir", str(tmp_path / "c"))
+    )
     assert "images_background.zip is not a readable zip" in line
     (folder / "c1" / "x.txt").write_text("stray")
-    assert "x.txt is not an image file" in one_error_line(run("info", f"imagefolder:{folder}", "--cache-dir", str(tmp_path / "c")))
+    assert "x.txt is not an image file" in one_error_line(
+        run("info", f"imagefolder:{folder}", "--cache-dir", str(tmp_path / "c"))
+    )
     assert "unknown dataset" in one_error_line(run("info", "cifar"))
     assert "--image-size" in one_error_line(run("info", "omniglot", "--image-size", "big"))
     (folder / "c1" / "x.txt").unlink()
-    line = one_error_line(run("preview", f"imagefolder:{folder}", "--split", "val", "--ways", "5", "--cache-dir", str(tmp_path / "c")))
+    line = one_error_line(
+        run("preview", f"imagefolder:{folder}", "--split", "val", "--ways", "5", "--cache-dir", str(tmp_path / "c"))
+    )
     assert "fewer than ways=5" in line
     assert not list((tmp_path / "c").rglob("*.tmp"))
 
 
 def test_parse_image_size() -> None:
-    assert parse_image_size("28") == (28, 28) and parse_image_size("32x48") == (32, 48) and parse_image_size(None) is None
+    assert (
+        parse_image_size("28") == (28, 28) and parse_image_size("32x48") == (32, 48) and parse_image_size(None) is None
+    )
     with pytest.raises(ConfigError):
         parse_image_size("28x")

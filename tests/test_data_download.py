@@ -33,7 +33,9 @@ def serve():
     servers = []
 
     def start(folder: Path) -> str:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder)))
+        server = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder))
+        )
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return f"http://127.0.0.1:{server.server_address[1]}"
@@ -68,7 +70,10 @@ def test_md5_mismatch_fails_cleanly(serve, mirror, tmp_path: Path) -> None:
     folder, layout = mirror
     url = serve(folder)
     target = tmp_path / "data"
-    with pytest.raises(DataError, match=rf"{url}/images_background.zip has md5 [0-9a-f]{{32}}, expected {OMNIGLOT_MD5['images_background.zip']}"):
+    with pytest.raises(
+        DataError,
+        match=rf"{url}/images_background.zip has md5 [0-9a-f]{{32}}, expected {OMNIGLOT_MD5['images_background.zip']}",
+    ):
         download_omniglot(target, base_url=url, layout=layout, progress=False)
     assert not target.exists()  # not even the folders it created
 
@@ -96,7 +101,9 @@ def test_invalid_local_copy_is_replaced(serve, mirror, tmp_path: Path) -> None:
     shutil.copy(folder / ZIPS[0], target / ZIPS[0])
     (target / ZIPS[1]).write_bytes((folder / ZIPS[1]).read_bytes()[:1000])  # truncated
     md5 = {name: file_md5(folder / name) for name in ZIPS}
-    results = download_omniglot(tmp_path / "data", base_url=serve(folder), expected_md5=md5, layout=layout, progress=False)
+    results = download_omniglot(
+        tmp_path / "data", base_url=serve(folder), expected_md5=md5, layout=layout, progress=False
+    )
     assert [r.action for r in results] == ["kept", "replaced"] and "not a readable zip" in results[1].reason
     assert file_md5(target / ZIPS[1]) == md5[ZIPS[1]]
 
@@ -120,14 +127,19 @@ def test_right_md5_but_wrong_layout_is_refused(serve, tmp_path: Path) -> None:
         write_zip(served / name, e)
     md5 = {name: file_md5(served / name) for name in ZIPS}
     target = tmp_path / "data"
-    with pytest.raises(DataError, match=r"matched its md5 but is not a valid Omniglot zip: unexpected entry 'images_background/stray.txt'"):
+    with pytest.raises(
+        DataError,
+        match=r"matched its md5 but is not a valid Omniglot zip: unexpected entry 'images_background/stray.txt'",
+    ):
         download_omniglot(target, base_url=serve(served), expected_md5=md5, layout=layout, progress=False)
     assert everything_under(target / "omniglot") == []
 
 
 def test_cli_download_mismatch_exits_2_with_one_line(serve, mirror, tmp_path: Path) -> None:
     folder, _ = mirror
-    result = CliRunner().invoke(main, ["download", "omniglot", "--data-root", str(tmp_path / "d"), "--base-url", serve(folder)])
+    result = CliRunner().invoke(
+        main, ["download", "omniglot", "--data-root", str(tmp_path / "d"), "--base-url", serve(folder)]
+    )
     assert result.exit_code == 2
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and "md5" in errors[0] and result.stderr.rstrip().endswith(errors[0])

@@ -73,7 +73,9 @@ def test_ink_is_bright_on_a_dark_background(omniglot_root: Path, omniglot_cache:
     assert 0.02 < (images > 127).mean() < 0.25
 
 
-def test_cache_is_used_and_fingerprints_are_of_the_arrays(omniglot_root: Path, omniglot_cache: Path, no_decoding) -> None:
+def test_cache_is_used_and_fingerprints_are_of_the_arrays(
+    omniglot_root: Path, omniglot_cache: Path, no_decoding
+) -> None:
     data = load_decoded("omniglot", data_root=omniglot_root, cache_dir=omniglot_cache)
     assert data.info["cache"] == "hit" and data.info["cache_file"].startswith(str(omniglot_cache))
     train = load_split("omniglot", "train", data_root=omniglot_root, cache_dir=omniglot_cache)
@@ -109,7 +111,9 @@ def test_truncated_copy_of_the_real_zip(omniglot_root: Path, tmp_path: Path) -> 
     (root / "omniglot").mkdir(parents=True)
     source = omniglot_root / "omniglot"
     shutil.copy(source / "images_evaluation.zip", root / "omniglot")
-    (root / "omniglot" / "images_background.zip").write_bytes((source / "images_background.zip").read_bytes()[:3_000_000])
+    (root / "omniglot" / "images_background.zip").write_bytes(
+        (source / "images_background.zip").read_bytes()[:3_000_000]
+    )
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match=r"images_background.zip is not a readable zip"):
         load_split("omniglot", "train", data_root=root, cache_dir=cache, progress=False)
@@ -117,7 +121,9 @@ def test_truncated_copy_of_the_real_zip(omniglot_root: Path, tmp_path: Path) -> 
 
 
 def test_cli_info(omniglot_root: Path, omniglot_cache: Path) -> None:
-    result = CliRunner().invoke(main, ["info", "omniglot", "--data-root", str(omniglot_root), "--cache-dir", str(omniglot_cache)])
+    result = CliRunner().invoke(
+        main, ["info", "omniglot", "--data-root", str(omniglot_root), "--cache-dir", str(omniglot_cache)]
+    )
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert f"data           {omniglot_root / 'omniglot'}" in out and "(hit)" in out

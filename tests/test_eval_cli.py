@@ -35,10 +35,25 @@ def folder(tmp_path, monkeypatch):
 def make_run(path, algo: str, ways: int = 5):
     torch.manual_seed(0)
     learner = build_learner(LearnerConfig(algo=algo, ways=ways, image_shape=(16, 16, 1), hidden=4))
-    config = TrainConfig(shards=["unused"], out=str(path), algo=algo, ways=ways, shots=1, queries=5, image_shape=[16, 16, 1],
-                         iterations=3, meta_batch=2, hidden=4, augment="shift5")
-    save_checkpoint(path / "last", learner, config, state={"step": 3, "tasks_seen": 6, "best_val_accuracy": None,
-                                                           "precision": "bf16"})
+    config = TrainConfig(
+        shards=["unused"],
+        out=str(path),
+        algo=algo,
+        ways=ways,
+        shots=1,
+        queries=5,
+        image_shape=[16, 16, 1],
+        iterations=3,
+        meta_batch=2,
+        hidden=4,
+        augment="shift5",
+    )
+    save_checkpoint(
+        path / "last",
+        learner,
+        config,
+        state={"step": 3, "tasks_seen": 6, "best_val_accuracy": None, "precision": "bf16"},
+    )
     return path
 
 
@@ -49,7 +64,9 @@ def invoke(args):
 
 def test_checkpoint_and_baseline_share_episodes(tmp_path, folder):
     run = make_run(tmp_path / "runs" / "proto", "protonets")
-    code, out, err = invoke(["--checkpoint", str(run), "--dataset", folder, "--out", str(tmp_path / "proto.json")] + FAST)
+    code, out, err = invoke(
+        ["--checkpoint", str(run), "--dataset", folder, "--out", str(tmp_path / "proto.json")] + FAST
+    )
     assert code == 0, err
     assert "accuracy %" in out and "±" in out
     assert "trained: 3 steps x 2 tasks, augment shift5, precision bf16" in out  # how the learner was trained
@@ -65,17 +82,47 @@ def test_checkpoint_and_baseline_share_episodes(tmp_path, folder):
     assert proto["command"].startswith("lasium-eval")
 
     maml_run = make_run(tmp_path / "runs" / "maml", "maml")
-    code, _, err = invoke(["--checkpoint", str(maml_run), "--dataset", folder, "--out", str(tmp_path / "maml.json")] + FAST)
+    code, _, err = invoke(
+        ["--checkpoint", str(maml_run), "--dataset", folder, "--out", str(tmp_path / "maml.json")] + FAST
+    )
     assert code == 0, err
-    code, _, err = invoke(["--baseline", "scratch", "--algo", "maml", "--dataset", folder, "--image-size", "16",
-                           "--out", str(tmp_path / "s.json")] + FAST)
+    code, _, err = invoke(
+        [
+            "--baseline",
+            "scratch",
+            "--algo",
+            "maml",
+            "--dataset",
+            folder,
+            "--image-size",
+            "16",
+            "--out",
+            str(tmp_path / "s.json"),
+        ]
+        + FAST
+    )
     assert code == 0, err
     maml, scratch = json.loads((tmp_path / "maml.json").read_text()), json.loads((tmp_path / "s.json").read_text())
     assert proto["episode_digest"] == maml["episode_digest"] == scratch["episode_digest"]
     assert scratch["method"] == {"kind": "baseline", "baseline": "scratch", "algo": "maml", "init_seed": 0}
     # another seed, other tasks
-    code, _, err = invoke(["--baseline", "scratch", "--algo", "protonets", "--dataset", folder, "--seed", "1", "--image-size", "16",
-                           "--out", str(tmp_path / "s1.json")] + FAST)
+    code, _, err = invoke(
+        [
+            "--baseline",
+            "scratch",
+            "--algo",
+            "protonets",
+            "--dataset",
+            folder,
+            "--seed",
+            "1",
+            "--image-size",
+            "16",
+            "--out",
+            str(tmp_path / "s1.json"),
+        ]
+        + FAST
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "s1.json").read_text())["episode_digest"] != proto["episode_digest"]
 
@@ -88,18 +135,21 @@ def test_default_out_is_in_the_run_folder(tmp_path, folder):
     assert len(written) == 1 and json.loads(written[0].read_text())["results"]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--checkpoint", "no/such/run"], "does not exist"),
-    (["--baseline", "scratch", "--algo", "maml", "--shots", "1,x"], "--shots"),
-    (["--baseline", "scratch", "--algo", "maml", "--shots", "0"], "--shots"),
-    (["--baseline", "scratch"], "--algo"),
-    ([], "--checkpoint"),
-    (["--baseline", "scratch", "--algo", "maml", "--tasks", "0"], "--tasks"),
-    (["--baseline", "scratch", "--algo", "maml", "--ways", "many"], "--ways"),
-    (["--baseline", "scratch", "--algo", "maml", "--chunk", "0"], "--chunk"),
-    (["--baseline", "scratch", "--algo", "maml", "--image-size", "8"], "--image-size"),
-    (["--checkpoint", "x", "--image-size", "28"], "--image-size"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--checkpoint", "no/such/run"], "does not exist"),
+        (["--baseline", "scratch", "--algo", "maml", "--shots", "1,x"], "--shots"),
+        (["--baseline", "scratch", "--algo", "maml", "--shots", "0"], "--shots"),
+        (["--baseline", "scratch"], "--algo"),
+        ([], "--checkpoint"),
+        (["--baseline", "scratch", "--algo", "maml", "--tasks", "0"], "--tasks"),
+        (["--baseline", "scratch", "--algo", "maml", "--ways", "many"], "--ways"),
+        (["--baseline", "scratch", "--algo", "maml", "--chunk", "0"], "--chunk"),
+        (["--baseline", "scratch", "--algo", "maml", "--image-size", "8"], "--image-size"),
+        (["--checkpoint", "x", "--image-size", "28"], "--image-size"),
+    ],
+)
 def test_bad_input_one_line_exit_2(tmp_path, args, message):
     out = tmp_path / "r.json"
     code, stdout, stderr = invoke(args + ["--out", str(out)])
@@ -114,10 +164,14 @@ def test_bad_checkpoint_and_wrong_ways(tmp_path, folder):
     (broken / "last").mkdir(parents=True)
     (broken / "last" / "model.safetensors").write_bytes(b"not safetensors")
     (broken / "last" / "config.json").write_text("{")
-    code, _, stderr = invoke(["--checkpoint", str(broken), "--dataset", folder, "--out", str(tmp_path / "x.json")] + FAST)
+    code, _, stderr = invoke(
+        ["--checkpoint", str(broken), "--dataset", folder, "--out", str(tmp_path / "x.json")] + FAST
+    )
     assert code == 2 and len(stderr.strip().splitlines()) == 1 and not (tmp_path / "x.json").exists()
     run = make_run(tmp_path / "maml", "maml")
-    code, _, stderr = invoke(["--checkpoint", str(run), "--dataset", folder, "--ways", "3", "--out", str(tmp_path / "y.json")] + FAST)
+    code, _, stderr = invoke(
+        ["--checkpoint", str(run), "--dataset", folder, "--ways", "3", "--out", str(tmp_path / "y.json")] + FAST
+    )
     assert code == 2 and "--ways 5" in stderr and not (tmp_path / "y.json").exists()
 
 

@@ -40,8 +40,16 @@ def test_parse_shots():
 
 def test_protocol_validation():
     EvalProtocol().validate()
-    for bad in (dict(ways=1), dict(shots=()), dict(queries=0), dict(tasks=0), dict(adapt_lr=0.0), dict(adapt_steps=-1),
-                dict(split="dev"), dict(adapt_lr=float("nan"))):
+    for bad in (
+        dict(ways=1),
+        dict(shots=()),
+        dict(queries=0),
+        dict(tasks=0),
+        dict(adapt_lr=0.0),
+        dict(adapt_steps=-1),
+        dict(split="dev"),
+        dict(adapt_lr=float("nan")),
+    ):
         with pytest.raises(ConfigError):
             EvalProtocol(**bad).validate()
 
@@ -131,7 +139,9 @@ def test_maml_chunked_vmapped_equals_per_task():
     whole = score_episodes(learner, episodes, CPU, steps=steps, lr=lr, chunk=5)
     from lasium.train.streaming import to_device
 
-    s, sl, q, ql = to_device(torch.from_numpy(episodes.support), torch.from_numpy(episodes.query), torch.from_numpy(episodes.perm), CPU)
+    s, sl, q, ql = to_device(
+        torch.from_numpy(episodes.support), torch.from_numpy(episodes.query), torch.from_numpy(episodes.perm), CPU
+    )
     params = {k: v.detach() for k, v in learner.meta_params().items()}
     with torch.no_grad():
         vm_logits = learner.predict_tasks(learner.adapt_tasks(s, sl, steps, lr, params), q)
@@ -156,8 +166,9 @@ def test_scratch_baseline_is_seeded_and_runs():
     assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
     assert not all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), c.state_dict().values()))
     p = EvalProtocol(ways=5, shots=(1,), queries=3, tasks=4, seed=0, adapt_steps=2)
-    report = evaluate_learner(scratch_learner("protonets", 5, SHAPE, seed=0, hidden=8), p, device=CPU, images=labeled_images(),
-                              progress=False)
+    report = evaluate_learner(
+        scratch_learner("protonets", 5, SHAPE, seed=0, hidden=8), p, device=CPU, images=labeled_images(), progress=False
+    )
     r = report.result(1)
     assert r.tasks == 4 and 0.0 <= r.accuracy <= 1.0 and r.ci95 >= 0.0
     with pytest.raises(ConfigError):

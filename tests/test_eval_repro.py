@@ -18,20 +18,48 @@ DRIVER = "benchmarks/repro_omniglot.py"
 
 
 def row(key, label, algo, family, one, five, digest="d" * 64):
-    return {"key": key, "label": label, "algo": algo, "family": family, "status": "ok", "episode_digest": digest,
-            "eval": {"1": {"accuracy_pct": one, "ci95_pct": 0.5}, "5": {"accuracy_pct": five, "ci95_pct": 0.3}},
-            "train": {"algo": algo, "step": 100, "meta_batch": 32, "tasks_seen": 3200, "best_val_accuracy": 0.8, "best_step": 100}}
+    return {
+        "key": key,
+        "label": label,
+        "algo": algo,
+        "family": family,
+        "status": "ok",
+        "episode_digest": digest,
+        "eval": {"1": {"accuracy_pct": one, "ci95_pct": 0.5}, "5": {"accuracy_pct": five, "ci95_pct": 0.3}},
+        "train": {
+            "algo": algo,
+            "step": 100,
+            "meta_batch": 32,
+            "tasks_seen": 3200,
+            "best_val_accuracy": 0.8,
+            "best_step": 100,
+        },
+    }
 
 
 def test_markdown_has_published_rows_ours_and_target_verdicts():
     results = {
-        "label": "GPU configuration on NVIDIA H200", "device": {"type": "cuda", "name": "NVIDIA H200", "torch": "2.11"},
-        "wall_seconds": 321.0, "budget_seconds": 360, "preset": "gpu", "protocol": {"ways": 5, "tasks": 1000, "queries": 15},
-        "rows": [row("protonets-ro", "LASIUM-RO-GAN + ProtoNets (ours)", "protonets", "lasium", 81.0, 90.0),
-                 row("maml-ro", "LASIUM-RO-GAN + MAML (ours)", "maml", "lasium", 80.0, 96.0),
-                 {"key": "maml-oc", "label": "LASIUM-OC-GAN + MAML (ours)", "algo": "maml", "family": "lasium", "status": "skipped"}],
-        "stages": [{"name": "train-maml-ro", "status": "ok", "seconds": 80.2, "command": "lasium-train --algo maml"},
-                   {"name": "maml-oc", "status": "skipped", "seconds": 0.0, "command": "", "note": "needs ~90 s, 12 s left"}],
+        "label": "GPU configuration on NVIDIA H200",
+        "device": {"type": "cuda", "name": "NVIDIA H200", "torch": "2.11"},
+        "wall_seconds": 321.0,
+        "budget_seconds": 360,
+        "preset": "gpu",
+        "protocol": {"ways": 5, "tasks": 1000, "queries": 15},
+        "rows": [
+            row("protonets-ro", "LASIUM-RO-GAN + ProtoNets (ours)", "protonets", "lasium", 81.0, 90.0),
+            row("maml-ro", "LASIUM-RO-GAN + MAML (ours)", "maml", "lasium", 80.0, 96.0),
+            {
+                "key": "maml-oc",
+                "label": "LASIUM-OC-GAN + MAML (ours)",
+                "algo": "maml",
+                "family": "lasium",
+                "status": "skipped",
+            },
+        ],
+        "stages": [
+            {"name": "train-maml-ro", "status": "ok", "seconds": 80.2, "command": "lasium-train --algo maml"},
+            {"name": "maml-oc", "status": "skipped", "seconds": 0.0, "command": "", "note": "needs ~90 s, 12 s left"},
+        ],
         "images": {"curves": ["curves-maml.png"], "previews": {"ro": "preview-ro.png"}},
     }
     md = render_markdown(results)
@@ -41,7 +69,10 @@ def test_markdown_has_published_rows_ours_and_target_verdicts():
     assert "| **LASIUM-RO-GAN + ProtoNets (ours)** | 81.00 ± 0.50 | 90.00 ± 0.30 | this run |" in md
     assert "| **LASIUM-OC-GAN + MAML (ours)** | – | – | this run (skipped) |" in md
     assert "ProtoNets, 1-shot: target ≥ 80.15; ours 81.00" in md and "**met**" in md
-    assert "ProtoNets, 5-shot: target ≥ 91.10; ours 90.00 (LASIUM-RO-GAN + ProtoNets (ours)): **not met (-1.10 points)**" in md
+    assert (
+        "ProtoNets, 5-shot: target ≥ 91.10; ours 90.00 (LASIUM-RO-GAN + ProtoNets (ours)): **not met (-1.10 points)**"
+        in md
+    )
     assert "MAML, 5-shot: target ≥ 95.29; ours 96.00" in md
     assert "same tasks" in md and "`lasium-train --algo maml`" in md and "needs ~90 s, 12 s left" in md
     assert "![curves-maml.png](curves-maml.png)" in md and "![ro](preview-ro.png)" in md
@@ -51,8 +82,24 @@ def test_markdown_has_published_rows_ours_and_target_verdicts():
 
 def test_budget_guard_skips_rows_and_still_writes_the_page(tmp_path, repo_root):
     results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, DRIVER, "--budget-seconds", "1", "--work", str(tmp_path / "work"), "--results", str(results),
-                           "--device", "cpu"], cwd=repo_root, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            DRIVER,
+            "--budget-seconds",
+            "1",
+            "--work",
+            str(tmp_path / "work"),
+            "--results",
+            str(results),
+            "--device",
+            "cpu",
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads((results / "omniglot.json").read_text())
     assert data["label"].startswith("reduced configuration, CPU")
@@ -62,15 +109,37 @@ def test_budget_guard_skips_rows_and_still_writes_the_page(tmp_path, repo_root):
     assert "reduced configuration, CPU" in md and "skipped" in md and "s left in the budget" in md
     assert "| LASIUM best with ProtoNets | 80.15 | 91.10 | published |" in md
     # a second run into the same work folder needs --overwrite
-    again = subprocess.run([sys.executable, DRIVER, "--budget-seconds", "1", "--work", str(tmp_path / "work"), "--results", str(results)],
-                           cwd=repo_root, capture_output=True, text=True, timeout=120)
+    again = subprocess.run(
+        [sys.executable, DRIVER, "--budget-seconds", "1", "--work", str(tmp_path / "work"), "--results", str(results)],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert again.returncode != 0 and "--overwrite" in again.stderr
-    both = subprocess.run([sys.executable, DRIVER, "--resume", "--overwrite", "--work", str(tmp_path / "work")], cwd=repo_root,
-                          capture_output=True, text=True, timeout=120)
+    both = subprocess.run(
+        [sys.executable, DRIVER, "--resume", "--overwrite", "--work", str(tmp_path / "work")],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert both.returncode != 0 and "contradict" in both.stderr
-    nothing = subprocess.run([sys.executable, DRIVER, "--resume", "--work", str(tmp_path / "elsewhere"), "--results",
-                              str(tmp_path / "no-results")], cwd=repo_root,
-                             capture_output=True, text=True, timeout=120)
+    nothing = subprocess.run(
+        [
+            sys.executable,
+            DRIVER,
+            "--resume",
+            "--work",
+            str(tmp_path / "elsewhere"),
+            "--results",
+            str(tmp_path / "no-results"),
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert nothing.returncode != 0 and "no previous run" in nothing.stderr
 
 
@@ -81,8 +150,14 @@ def test_resume_reuses_only_identical_successful_stages(tmp_path, repo_root, mon
     from repro_pipeline import Pipeline
 
     def pipeline(resume: bool) -> Pipeline:
-        args = argparse.Namespace(work=str(tmp_path / "work"), results=str(tmp_path / "results"), budget_seconds=None, threads=1,
-                                  sizes="quick", resume=resume)
+        args = argparse.Namespace(
+            work=str(tmp_path / "work"),
+            results=str(tmp_path / "results"),
+            budget_seconds=None,
+            threads=1,
+            sizes="quick",
+            resume=resume,
+        )
         return Pipeline(args, sizes=None, rates={}, device_type="cpu", device={})
 
     out = tmp_path / "made.png"
@@ -114,8 +189,18 @@ def test_resume_across_sessions_takes_unchanged_rows_from_the_committed_page(tmp
     from repro_pipeline import Pipeline
 
     def pipeline() -> Pipeline:
-        args = argparse.Namespace(work=str(tmp_path / "work"), results=str(tmp_path / "results"), budget_seconds=None, threads=1,
-                                  sizes="quick", resume=True, seed=0, eval_seed=0, device="cpu", data_root=None)
+        args = argparse.Namespace(
+            work=str(tmp_path / "work"),
+            results=str(tmp_path / "results"),
+            budget_seconds=None,
+            threads=1,
+            sizes="quick",
+            resume=True,
+            seed=0,
+            eval_seed=0,
+            device="cpu",
+            data_root=None,
+        )
         p = Pipeline(args, sizes=PRESETS["quick"], rates={"startup": 1.0}, device_type="cpu", device={})
         p.generator = {"spec": "omniglot-gan", "ok": True}
         return p
@@ -123,10 +208,21 @@ def test_resume_across_sessions_takes_unchanged_rows_from_the_committed_page(tmp
     rows = {r.key: r for r in plan_rows("maml")}
     done = row("protonets-ro", "LASIUM-RO-GAN + ProtoNets (ours)", "protonets", "lasium", 91.0, 97.9)
     done["commands"] = pipeline().planned_commands(rows["protonets-ro"])
-    changed = dict(row("maml-ro", "LASIUM-RO-GAN + MAML (ours)", "maml", "lasium", 80.0, 95.0), commands={"eval": "lasium-eval --old"})
-    stage = {"name": "train-protonets-ro", "row": "protonets-ro", "status": "ok", "seconds": 812.5, "command": done["commands"]["train"]}
+    changed = dict(
+        row("maml-ro", "LASIUM-RO-GAN + MAML (ours)", "maml", "lasium", 80.0, 95.0),
+        commands={"eval": "lasium-eval --old"},
+    )
+    stage = {
+        "name": "train-protonets-ro",
+        "row": "protonets-ro",
+        "status": "ok",
+        "seconds": 812.5,
+        "command": done["commands"]["train"],
+    }
     (tmp_path / "results").mkdir()
-    (tmp_path / "results" / "omniglot.json").write_text(json.dumps({"preset": "quick", "rows": [done, changed], "stages": [stage]}))
+    (tmp_path / "results" / "omniglot.json").write_text(
+        json.dumps({"preset": "quick", "rows": [done, changed], "stages": [stage]})
+    )
     p = pipeline()
     p.do_row(rows["protonets-ro"])
     assert p.rows[-1]["reused"] and p.rows[-1]["eval"]["1"]["accuracy_pct"] == 91.0
@@ -140,8 +236,11 @@ def test_resume_across_sessions_takes_unchanged_rows_from_the_committed_page(tmp
 def test_curves_from_metrics_and_png(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
-    records = [{"step": 10, "split": "train", "accuracy": 0.3}, {"step": 10, "split": "val", "accuracy": 0.4},
-               {"step": 20, "split": "val", "accuracy": 0.55}]
+    records = [
+        {"step": 10, "split": "train", "accuracy": 0.3},
+        {"step": 10, "split": "val", "accuracy": 0.4},
+        {"step": 20, "split": "val", "accuracy": 0.55},
+    ]
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"step": 30, "spl')
     series = validation_curves({"a": run, "missing": tmp_path / "nothing"})
     assert series == {"a": [(10.0, 0.4), (20.0, 0.55)], "missing": []}
@@ -155,22 +254,49 @@ def test_curves_from_metrics_and_png(tmp_path):
 def test_quick_driver_runs_real_stages(tmp_path, repo_root, omniglot_root):
     """Real lasium-gen --source real, lasium-train, lasium-eval and the scratch baseline, at --quick sizes."""
     results = tmp_path / "results"
-    proc = subprocess.run([sys.executable, DRIVER, "--quick", "--only", "protonets-supervised,scratch-protonets", "--work",
-                           str(tmp_path / "work"), "--results", str(results), "--data-root", str(omniglot_root), "--device", "cpu"],
-                          cwd=repo_root, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            DRIVER,
+            "--quick",
+            "--only",
+            "protonets-supervised,scratch-protonets",
+            "--work",
+            str(tmp_path / "work"),
+            "--results",
+            str(results),
+            "--data-root",
+            str(omniglot_root),
+            "--device",
+            "cpu",
+        ],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     data = json.loads((results / "omniglot.json").read_text())
     assert [r["status"] for r in data["rows"]] == ["ok", "ok"], data["stages"]
     assert data["episode_digests_equal"] and data["episode_digest"]
     assert all(set(r["eval"]) == {"1", "5"} for r in data["rows"])
-    assert {s["name"] for s in data["stages"]} >= {"gen-real", "train-protonets-supervised", "eval-protonets-supervised",
-                                                   "eval-scratch-protonets"}
-    assert (results / "curves-protonets.png").is_file() and "supervised ProtoNets (ours" in (results / "omniglot.md").read_text()
+    assert {s["name"] for s in data["stages"]} >= {
+        "gen-real",
+        "train-protonets-supervised",
+        "eval-protonets-supervised",
+        "eval-scratch-protonets",
+    }
+    assert (results / "curves-protonets.png").is_file() and "supervised ProtoNets (ours" in (
+        results / "omniglot.md"
+    ).read_text()
 
 
 def test_ablation_table_adds_one_ingredient_per_line_and_ends_with_the_main_row():
     base = dict(tasks=2000, iterations=1000, meta_batch=8, augment="none", param=1.0, precision="fp32")
-    steps = [row("ablation-0-earlier", "a0", "protonets", "ablation", 71.0, 88.0), row("ablation-1-shift5", "a1", "protonets", "ablation", 89.5, 97.0)]
+    steps = [
+        row("ablation-0-earlier", "a0", "protonets", "ablation", 71.0, 88.0),
+        row("ablation-1-shift5", "a1", "protonets", "ablation", 89.5, 97.0),
+    ]
     steps[0].update(note="the earlier CPU configuration", settings=base)
     steps[1].update(note="+ query shift (shift5)", settings=dict(base, augment="shift5"))
     main = row("protonets-n", "LASIUM-N-GAN + ProtoNets (ours)", "protonets", "lasium", 93.1, 98.6)
@@ -182,6 +308,11 @@ def test_ablation_table_adds_one_ingredient_per_line_and_ends_with_the_main_row(
     assert len(lines) == 3
     assert "the earlier CPU configuration" in lines[0] and "71.00 ± 0.50" in lines[0]
     assert "+ query shift (shift5)" in lines[1] and "+18.50" in lines[1]
-    assert "+ bf16" in lines[2] and "| shift5 | preset | bf16 |" in lines[2] and "93.10 ± 0.50" in lines[2] and "+3.60" in lines[2]
+    assert (
+        "+ bf16" in lines[2]
+        and "| shift5 | preset | bf16 |" in lines[2]
+        and "93.10 ± 0.50" in lines[2]
+        and "+3.60" in lines[2]
+    )
     # ablation rows are not repeated in the main accuracy table
     assert "| **a0** |" not in md and "| **LASIUM-N-GAN + ProtoNets (ours)** |" in md

@@ -22,7 +22,9 @@ from lasium.generate.models.fit_cli import main as fit_main
 def tiny_data(n: int = 128, size: int = 16, seed: int = 0) -> SimpleNamespace:
     rng = np.random.default_rng(seed)
     images = (rng.random((n, size, size, 1)) > 0.7).astype(np.uint8) * 255
-    return SimpleNamespace(images=images, image_ids=[f"img/{i}" for i in range(n)], fingerprint=f"test-{n}-{size}-{seed}")
+    return SimpleNamespace(
+        images=images, image_ids=[f"img/{i}" for i in range(n)], fingerprint=f"test-{n}-{size}-{seed}"
+    )
 
 
 def write_imagefolder(root: Path, classes: int = 4, per_class: int = 24, size: int = 16) -> Path:
@@ -45,17 +47,36 @@ def run_cli(args: list[str]):
 def test_one_epoch_fit_writes_loadable_checkpoint_and_grid(tmp_path):
     data = tiny_data(n=320, size=28)
     out = tmp_path / "gan"
-    result = fit(FitConfig(model="gan", dataset="memory", epochs=1, batch_size=64, limit=200, device="cpu"), out, data=data, progress=False, command="lasium-fit test")
+    result = fit(
+        FitConfig(model="gan", dataset="memory", epochs=1, batch_size=64, limit=200, device="cpu"),
+        out,
+        data=data,
+        progress=False,
+        command="lasium-fit test",
+    )
     assert result.epochs_done == 1 and result.steps_done == 3  # 200 // 64, last partial batch dropped
     assert set(result.final_losses) == {"d_loss", "g_loss", "g_adv", "mode_seeking"}
     assert result.images_per_second > 0
-    for name in ("model.safetensors", "config.json", "train_state.safetensors", "train_state.json", "losses.jsonl", "samples/epoch-0001.png"):
+    for name in (
+        "model.safetensors",
+        "config.json",
+        "train_state.safetensors",
+        "train_state.json",
+        "losses.jsonl",
+        "samples/epoch-0001.png",
+    ):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.pt")) and not list(out.rglob("*.pkl"))
     grid = Image.open(out / "samples/epoch-0001.png")
     assert grid.size[0] > 28 * 8  # 8 columns of 28 px images, scaled
     config = json.loads((out / "config.json").read_text())
-    assert config["data"] == {"dataset": "memory", "fingerprint": data.fingerprint, "num_images": 200, "limit": 200, "split": "train (unlabeled)"}
+    assert config["data"] == {
+        "dataset": "memory",
+        "fingerprint": data.fingerprint,
+        "num_images": 200,
+        "limit": 200,
+        "split": "train (unlabeled)",
+    }
     assert config["epochs_done"] == 1 and config["commands"] == ["lasium-fit test"] and config["device"] == "cpu"
     assert config["latent_dim"] == 128 and config["image_shape"] == [28, 28, 1]
     log = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
@@ -66,7 +87,12 @@ def test_one_epoch_fit_writes_loadable_checkpoint_and_grid(tmp_path):
 
 def test_vae_fit_writes_reconstructions(tmp_path):
     out = tmp_path / "vae"
-    fit(FitConfig(model="vae", dataset="memory", epochs=1, batch_size=32, device="cpu"), out, data=tiny_data(), progress=False)
+    fit(
+        FitConfig(model="vae", dataset="memory", epochs=1, batch_size=32, device="cpu"),
+        out,
+        data=tiny_data(),
+        progress=False,
+    )
     assert (out / "reconstructions/epoch-0001.png").is_file() and (out / "samples/epoch-0001.png").is_file()
     assert load_generator(out).kind == "vae"
 
@@ -118,7 +144,9 @@ def test_max_minutes_stops_cleanly_and_is_recorded(tmp_path):
     result = fit(cfg, out, data=tiny_data(), progress=False)
     assert result.stopped_by_time_budget and result.epochs_done == 1
     config = json.loads((out / "config.json").read_text())
-    assert config["stopped_by_time_budget"] is True and config["fit"]["max_minutes"] == 1e-9 and config["epochs_done"] == 1
+    assert (
+        config["stopped_by_time_budget"] is True and config["fit"]["max_minutes"] == 1e-9 and config["epochs_done"] == 1
+    )
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -129,7 +157,23 @@ def test_cli_fit_on_an_image_folder_and_resume(tmp_path, monkeypatch):
     folder = write_imagefolder(tmp_path / "pics")
     out = tmp_path / "run"
     common = ["--device", "cpu", "--quiet", "--out", str(out)]
-    r = run_cli(["--model", "vae", "--dataset", f"imagefolder:{folder}", "--image-size", "16", "--epochs", "1", "--batch-size", "32", "--limit", "64", *common])
+    r = run_cli(
+        [
+            "--model",
+            "vae",
+            "--dataset",
+            f"imagefolder:{folder}",
+            "--image-size",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "32",
+            "--limit",
+            "64",
+            *common,
+        ]
+    )
     assert r.exit_code == 0, r.output
     assert "wrote" in r.stdout and "1 epochs" in r.stdout
     config = json.loads((out / "config.json").read_text())
@@ -151,17 +195,31 @@ def _assert_one_line_exit_2(result, needle: str) -> None:
 
 def test_cli_bad_input_is_one_line_exit_2(tmp_path):
     out = tmp_path / "out"
-    _assert_one_line_exit_2(run_cli(["--model", "diffusion", "--dataset", "omniglot", "--out", str(out)]), "unknown model 'diffusion'")
-    _assert_one_line_exit_2(run_cli(["--model", "gan", "--dataset", f"imagefolder:{tmp_path / 'nope'}", "--out", str(out)]), "does not exist")
-    _assert_one_line_exit_2(run_cli(["--model", "gan", "--dataset", "omniglot", "--data-root", str(tmp_path / "empty"), "--out", str(out)]), "omniglot")
+    _assert_one_line_exit_2(
+        run_cli(["--model", "diffusion", "--dataset", "omniglot", "--out", str(out)]), "unknown model 'diffusion'"
+    )
+    _assert_one_line_exit_2(
+        run_cli(["--model", "gan", "--dataset", f"imagefolder:{tmp_path / 'nope'}", "--out", str(out)]),
+        "does not exist",
+    )
+    _assert_one_line_exit_2(
+        run_cli(["--model", "gan", "--dataset", "omniglot", "--data-root", str(tmp_path / "empty"), "--out", str(out)]),
+        "omniglot",
+    )
     _assert_one_line_exit_2(run_cli(["--model", "gan", "--dataset", "mnist", "--out", str(out)]), "unknown dataset")
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    _assert_one_line_exit_2(run_cli(["--model", "gan", "--dataset", "omniglot", "--out", str(blocker / "sub")]), "cannot create --out")
+    _assert_one_line_exit_2(
+        run_cli(["--model", "gan", "--dataset", "omniglot", "--out", str(blocker / "sub")]), "cannot create --out"
+    )
     _assert_one_line_exit_2(run_cli(["--model", "gan", "--dataset", "omniglot", "--out", str(blocker)]), "is a file")
     _assert_one_line_exit_2(run_cli(["--model", "gan", "--out", str(out)]), "--dataset are required")
-    _assert_one_line_exit_2(run_cli(["--model", "gan", "--dataset", "omniglot", "--epochs", "0", "--out", str(out)]), "--epochs")
-    _assert_one_line_exit_2(run_cli(["--model", "gan", "--dataset", "omniglot", "--bogus", "--out", str(out)]), "--bogus")
+    _assert_one_line_exit_2(
+        run_cli(["--model", "gan", "--dataset", "omniglot", "--epochs", "0", "--out", str(out)]), "--epochs"
+    )
+    _assert_one_line_exit_2(
+        run_cli(["--model", "gan", "--dataset", "omniglot", "--bogus", "--out", str(out)]), "--bogus"
+    )
     _assert_one_line_exit_2(run_cli(["--model", "gan", "--dataset", "omniglot"]), "--out")
     _assert_one_line_exit_2(run_cli(["--resume", "--out", str(out)]), "config.json")
     assert not out.exists()  # nothing left behind by any failed command
@@ -175,13 +233,34 @@ def test_cli_help_teaches():
 @pytest.mark.omniglot
 def test_omniglot_smoke_fit(omniglot_root, tmp_path):
     out = tmp_path / "omniglot-gan"
-    r = run_cli([
-        "--model", "gan", "--dataset", "omniglot", "--data-root", str(omniglot_root), "--limit", "256",
-        "--epochs", "1", "--batch-size", "64", "--device", "cpu", "--quiet", "--out", str(out),
-    ])
+    r = run_cli(
+        [
+            "--model",
+            "gan",
+            "--dataset",
+            "omniglot",
+            "--data-root",
+            str(omniglot_root),
+            "--limit",
+            "256",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "64",
+            "--device",
+            "cpu",
+            "--quiet",
+            "--out",
+            str(out),
+        ]
+    )
     assert r.exit_code == 0, r.output
     config = json.loads((out / "config.json").read_text())
-    assert config["data"]["num_images"] == 256 and config["image_shape"] == [28, 28, 1] and len(config["data"]["fingerprint"]) == 64
+    assert (
+        config["data"]["num_images"] == 256
+        and config["image_shape"] == [28, 28, 1]
+        and len(config["data"]["fingerprint"]) == 64
+    )
     assert (out / "samples/epoch-0001.png").is_file()
     g = load_generator(out)
     assert g.describe()["training_data_fingerprint"] == config["data"]["fingerprint"]

@@ -34,8 +34,20 @@ def one_line_error(result) -> str:
 
 
 def gen(out: Path, *args: str):
-    return invoke("--n-tasks", "10", "--generator", "gen_tiny:build", "--out", str(out), "--device", "cpu", "--workers", "0",
-                  "--quiet", *args)
+    return invoke(
+        "--n-tasks",
+        "10",
+        "--generator",
+        "gen_tiny:build",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--quiet",
+        *args,
+    )
 
 
 def test_many_ways_anchor_stall_is_detected_after_one_chunk_with_a_workable_epsilon():
@@ -102,7 +114,7 @@ def test_alpha_one_is_accepted(tmp_path):
 
 
 TANH_SOURCE = textwrap.dedent(
-    '''
+    """
     import torch
     from torch import nn
 
@@ -121,7 +133,7 @@ TANH_SOURCE = textwrap.dedent(
 
     def build():
         return Tanh()
-    '''
+    """
 )
 
 
@@ -132,7 +144,9 @@ def test_output_range_flag_and_probe(tmp_path, monkeypatch):
     line = one_line_error(gen(tmp_path / "o", "--strategy", "ro", "--generator", "lasium_test_tanhgen:build"))
     assert "outside its output range [0,1]" in line and '--output-range "[-1,1]"' in line
     assert not (tmp_path / "o").exists()
-    result = gen(tmp_path / "o", "--strategy", "ro", "--generator", "lasium_test_tanhgen:build", "--output-range", "[-1,1]")
+    result = gen(
+        tmp_path / "o", "--strategy", "ro", "--generator", "lasium_test_tanhgen:build", "--output-range", "[-1,1]"
+    )
     assert result.exit_code == 0, result.output
     assert read_manifest(tmp_path / "o").generator["output_range"] == "[-1,1]"
     sys.modules.pop("lasium_test_tanhgen", None)

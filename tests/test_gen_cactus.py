@@ -54,7 +54,9 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]:
     return f"imagefolder:{root}", path
 
 
-def job(out: Path, dataset: str, embedding: Path | str, *, rank: RankInfo | None = None, model=None, **kw) -> GenerationJob:
+def job(
+    out: Path, dataset: str, embedding: Path | str, *, rank: RankInfo | None = None, model=None, **kw
+) -> GenerationJob:
     kw.setdefault("num_tasks", 20)
     kw.setdefault("tasks_per_shard", 6)
     kw.setdefault("workers", 0)
@@ -63,7 +65,9 @@ def job(out: Path, dataset: str, embedding: Path | str, *, rank: RankInfo | None
     kw.setdefault("queries", 2)
     kw.setdefault("clusters", 8)
     kw.setdefault("partitions", 3)
-    cfg = GenerationConfig(source="cactus", dataset=dataset, embedding=str(embedding), out=str(out), progress=False, **kw)
+    cfg = GenerationConfig(
+        source="cactus", dataset=dataset, embedding=str(embedding), out=str(out), progress=False, **kw
+    )
     return GenerationJob(cfg, rank=rank or RankInfo(), model=model, log=lambda m: None)
 
 
@@ -103,7 +107,9 @@ def test_each_class_is_one_kept_cluster_distinct_within_the_task(tmp_path, data)
         assert [int(labels[p, row[0]]) for row in rows] == task.meta["clusters"]
         for r, row in enumerate(rows):
             assert len(set(row)) == 3  # K_tr + K_val distinct images
-            assert np.array_equal(task.support[r, 0], pool.images[row[0]]) and np.array_equal(task.query[r], pool.images[row[1:]])
+            assert np.array_equal(task.support[r, 0], pool.images[row[0]]) and np.array_equal(
+                task.query[r], pool.images[row[1:]]
+            )
         seen_blobs.update(blobs)
         seen_partitions.add(p)
     assert seen_blobs == set(range(6)) and seen_partitions == {0, 1, 2}
@@ -122,7 +128,9 @@ def test_cache_is_reused_and_invalidated_when_the_parameters_change(tmp_path, da
     assert cached == [f"{first.cache['key']}.json", f"{first.cache['key']}.npy"]
     again = job(tmp_path / "b", dataset, z).tasks
     assert again.cache["status"] == "hit" and len(calls) == 1 and np.array_equal(again.labels, first.labels)
-    assert job(tmp_path / "c", dataset, z, min_cluster_size=4).tasks.cache["status"] == "hit"  # filtering is not clustering
+    assert (
+        job(tmp_path / "c", dataset, z, min_cluster_size=4).tasks.cache["status"] == "hit"
+    )  # filtering is not clustering
     for i, change in enumerate([dict(clusters=7), dict(partitions=2), dict(scaling=False), dict(seed=1)]):
         assert job(tmp_path / f"d{i}", dataset, z, **change).tasks.cache["status"] == "written", change
     assert len(calls) == 5
@@ -143,9 +151,15 @@ def test_manifest_records_parameters_and_digests(tmp_path, data):
     assert m.generator is None and m.config["source"] == "cactus" and m.config["strategy"] == "cactus"
     assert src["kind"] == "cactus" and src["labels"] == "never read" and src["num_images"] == M
     assert src["embedding"]["kind"] == "file" and src["embedding"]["file"] == "z.npy" and src["embedding"]["dim"] == 6
-    assert len(src["embedding"]["sha256"]) == 64 and len(src["partitions_sha256"]) == 64 and len(src["image_ids_sha256"]) == 64
+    assert (
+        len(src["embedding"]["sha256"]) == 64
+        and len(src["partitions_sha256"]) == 64
+        and len(src["image_ids_sha256"]) == 64
+    )
     c = src["clustering"]
-    assert (c["clusters"], c["partitions"], c["scaling"], c["init"]) == (8, 3, True, "k-means++") and src["min_cluster_size"] == 4
+    assert (c["clusters"], c["partitions"], c["scaling"], c["init"]) == (8, 3, True, "k-means++") and src[
+        "min_cluster_size"
+    ] == 4
 
 
 def test_same_seed_same_bytes_ranks_and_ranges_reassemble_the_set(tmp_path, data):
@@ -191,12 +205,23 @@ def test_pixel_and_vae_embeddings(tmp_path, data):
     import gen_tiny
 
     dataset, _ = data
-    pixels = read_manifest(job(tmp_path / "p", dataset, "pixels", ways=2, clusters=4, partitions=2, num_tasks=4).run().out_dir)
+    pixels = read_manifest(
+        job(tmp_path / "p", dataset, "pixels", ways=2, clusters=4, partitions=2, num_tasks=4).run().out_dir
+    )
     assert pixels.source["embedding"]["kind"] == "pixels" and pixels.source["embedding"]["dim"] == 28 * 28
     vae = gen_tiny.tiny_vae(4, (28, 28, 1))
-    tiny = read_manifest(job(tmp_path / "v", dataset, "omniglot-vae", model=vae, ways=2, clusters=4, partitions=2, num_tasks=4).run().out_dir)
-    assert tiny.source["embedding"]["kind"] == "vae-posterior-mean" and tiny.source["embedding"]["generator"]["name"] == "tiny-vae"
-    bundled = job(tmp_path / "b", dataset, "omniglot-vae", ways=2, clusters=4, partitions=2, num_tasks=4)  # the default embedding
+    tiny = read_manifest(
+        job(tmp_path / "v", dataset, "omniglot-vae", model=vae, ways=2, clusters=4, partitions=2, num_tasks=4)
+        .run()
+        .out_dir
+    )
+    assert (
+        tiny.source["embedding"]["kind"] == "vae-posterior-mean"
+        and tiny.source["embedding"]["generator"]["name"] == "tiny-vae"
+    )
+    bundled = job(
+        tmp_path / "b", dataset, "omniglot-vae", ways=2, clusters=4, partitions=2, num_tasks=4
+    )  # the default embedding
     assert bundled.config.embedding == GenerationConfig(num_tasks=1, source="cactus").embedding == "omniglot-vae"
     emb = bundled.header["source"]["embedding"]
     assert emb["generator"]["name"] == "omniglot-vae" and emb["dim"] == 20
@@ -211,18 +236,47 @@ def one_line_error(result) -> str:
 
 def cli(data, out: Path, *args: str):
     dataset, z = data
-    return CliRunner().invoke(main, ["--source", "cactus", "--dataset", dataset, "--embedding", str(z), "--n-tasks", "10",
-                                     "--ways", "3", "--queries", "2", "--clusters", "8", "--partitions", "2", "--out", str(out),
-                                     "--device", "cpu", "--workers", "0", "--quiet", *args])
+    return CliRunner().invoke(
+        main,
+        [
+            "--source",
+            "cactus",
+            "--dataset",
+            dataset,
+            "--embedding",
+            str(z),
+            "--n-tasks",
+            "10",
+            "--ways",
+            "3",
+            "--queries",
+            "2",
+            "--clusters",
+            "8",
+            "--partitions",
+            "2",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--quiet",
+            *args,
+        ],
+    )
 
 
-@pytest.mark.parametrize("case, expect", [
-    ("rows", "has 51 rows but the train split has 52 images"),
-    ("k", "--clusters 60 is larger than the number of images (52)"),
-    ("survivors", "only 6 cluster(s) of partition 0 have at least 3 images"),
-    ("min-size", "--min-cluster-size 2 is below K_tr + K_val = 3"),
-    ("sklearn", "pip install 'lasium[cactus]'"),
-])
+@pytest.mark.parametrize(
+    "case, expect",
+    [
+        ("rows", "has 51 rows but the train split has 52 images"),
+        ("k", "--clusters 60 is larger than the number of images (52)"),
+        ("survivors", "only 6 cluster(s) of partition 0 have at least 3 images"),
+        ("min-size", "--min-cluster-size 2 is below K_tr + K_val = 3"),
+        ("sklearn", "pip install 'lasium[cactus]'"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, data, monkeypatch, case, expect):
     out = tmp_path / "o"
     args: list[str] = []
@@ -257,13 +311,40 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, data):
         "        return _b(self, *a)\n"
         "    c.CactusTaskSource.shard_batch = slow\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1",
-               LASIUM_TEST_SLOW_CACTUS="1")
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+        LASIUM_TEST_SLOW_CACTUS="1",
+    )
     ref = tmp_path / "ref"
     common = ["--n-tasks", "150", "--tasks-per-shard", "5", "--name", "set"]
     assert cli(data, ref, *common).exit_code == 0  # also fills the partition cache the child processes reuse
     dataset, z = data
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "lasium.generate.job.cli", "--source", "cactus", "--dataset", dataset, "--embedding", str(z),
-           "--ways", "3", "--queries", "2", "--clusters", "8", "--partitions", "2", "--out", str(out), "--device", "cpu", "--quiet", *common]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lasium.generate.job.cli",
+        "--source",
+        "cactus",
+        "--dataset",
+        dataset,
+        "--embedding",
+        str(z),
+        "--ways",
+        "3",
+        "--queries",
+        "2",
+        "--clusters",
+        "8",
+        "--partitions",
+        "2",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--quiet",
+        *common,
+    ]
     assert_kill_and_resume_identical(cmd, env, out, ref)

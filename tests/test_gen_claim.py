@@ -30,8 +30,12 @@ def job(out: Path, model=None, **kw) -> GenerationJob:
     kw.setdefault("strategy", "ro")
     kw.setdefault("num_tasks", 30)
     kw.setdefault("tasks_per_shard", 10)
-    cfg = GenerationConfig(out=str(out), progress=False, workers=0, device="cpu", decode_tasks=4, anchor_chunk=1024, **kw)
-    return GenerationJob(cfg, model=model if model is not None else gen_tiny.tiny_gan(), rank=RankInfo(), log=lambda m: None)
+    cfg = GenerationConfig(
+        out=str(out), progress=False, workers=0, device="cpu", decode_tasks=4, anchor_chunk=1024, **kw
+    )
+    return GenerationJob(
+        cfg, model=model if model is not None else gen_tiny.tiny_gan(), rank=RankInfo(), log=lambda m: None
+    )
 
 
 def paused_model():
@@ -59,8 +63,11 @@ def test_different_config_refused_while_the_first_job_runs(tmp_path):
     try:
         assert started.wait(60)
         assert not any(p.name.endswith(".json") for p in out.iterdir())  # nothing written yet: only the claim tells
-        with pytest.raises(ConfigError, match=r"being written by another lasium-gen job with a different config "
-                                              r"\(strategy ro, alpha 0\.2, seed 1, 5-way 1\+5-shot") as exc:
+        with pytest.raises(
+            ConfigError,
+            match=r"being written by another lasium-gen job with a different config "
+            r"\(strategy ro, alpha 0\.2, seed 1, 5-way 1\+5-shot",
+        ) as exc:
             job(out, strategy="oc", seed=2).run()
         assert "\n" not in str(exc.value) and f"pid {os.getpid()}" in str(exc.value)
         # the same config may share the folder (another rank or array-job part): here shards 2:3
@@ -79,8 +86,23 @@ def test_different_config_refused_while_the_first_job_runs(tmp_path):
 
 
 def _gen(out: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "lasium.generate.job.cli", "--out", str(out), "--device", "cpu", "--quiet", "--workers", "0",
-            "--generator", "gen_tiny:build", "--tasks-per-shard", "50", *args]
+    return [
+        sys.executable,
+        "-m",
+        "lasium.generate.job.cli",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--quiet",
+        "--workers",
+        "0",
+        "--generator",
+        "gen_tiny:build",
+        "--tasks-per-shard",
+        "50",
+        *args,
+    ]
 
 
 def _env() -> dict[str, str]:
@@ -101,14 +123,24 @@ def _wait_for(path: Path, proc: subprocess.Popen, seconds: float = 60) -> None:
 def test_two_processes_different_configs_one_folder(tmp_path):
     """The issue's race: ro seed 1 and oc seed 2 into one --out; the second must not also report success."""
     out = tmp_path / "set"
-    first = subprocess.Popen(_gen(out, "--strategy", "ro", "--seed", "1", "--n-tasks", "4000"), env=_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        _gen(out, "--strategy", "ro", "--seed", "1", "--n-tasks", "4000"),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         _wait_for(out / "set-000000.tar.json", first)  # its first shard is done: it holds the folder, mid-run
         first.send_signal(signal.SIGSTOP)  # and stays there, however fast this machine is
         try:
-            second = subprocess.run(_gen(out, "--strategy", "oc", "--seed", "2", "--n-tasks", "4000"), env=_env(),
-                                    capture_output=True, text=True, timeout=120)
+            second = subprocess.run(
+                _gen(out, "--strategy", "oc", "--seed", "2", "--n-tasks", "4000"),
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
         finally:
             first.send_signal(signal.SIGCONT)
         lines = second.stderr.strip().splitlines()
@@ -137,6 +169,11 @@ def test_claim_of_a_killed_job_does_not_block_a_rerun(tmp_path):
     assert again.returncode == 0, again.stderr
     assert read_manifest(out).num_tasks == 4000 and not (out / CLAIM).exists()
     # a dead job's claim does not hold the folder for its config either: another config meets the usual rule
-    other = subprocess.run(_gen(out, "--strategy", "oc", "--seed", "2", "--n-tasks", "100", "--overwrite"), env=_env(),
-                           capture_output=True, text=True, timeout=300)
+    other = subprocess.run(
+        _gen(out, "--strategy", "oc", "--seed", "2", "--n-tasks", "100", "--overwrite"),
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert other.returncode == 0, other.stderr

@@ -60,8 +60,22 @@ def one_line_error(result) -> str:
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, expect):
     out = tmp_path / "o"
-    result = invoke("--n-tasks", "20", "--tasks-per-shard", "10", "--generator", "gen_tiny:build", "--out", str(out),
-                    "--device", "cpu", "--workers", "0", "--quiet", *args)
+    result = invoke(
+        "--n-tasks",
+        "20",
+        "--tasks-per-shard",
+        "10",
+        "--generator",
+        "gen_tiny:build",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--quiet",
+        *args,
+    )
     assert expect in one_line_error(result)
     assert not out.exists() or not any(p.suffix in (".tar", ".h5") for p in out.iterdir())
 
@@ -69,19 +83,38 @@ def test_bad_input_is_one_line_exit_2(tmp_path, args, expect):
 def test_unwritable_output_folder(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    result = invoke("--strategy", "n", "--n-tasks", "5", "--generator", "gen_tiny:build", "--out", str(blocker / "sub"), "--quiet")
+    result = invoke(
+        "--strategy", "n", "--n-tasks", "5", "--generator", "gen_tiny:build", "--out", str(blocker / "sub"), "--quiet"
+    )
     assert "cannot write to output folder" in one_line_error(result)
     if os.geteuid() != 0:  # root ignores permission bits
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
-        result = invoke("--strategy", "n", "--n-tasks", "5", "--generator", "gen_tiny:build", "--out", str(locked / "x"), "--quiet")
+        result = invoke(
+            "--strategy", "n", "--n-tasks", "5", "--generator", "gen_tiny:build", "--out", str(locked / "x"), "--quiet"
+        )
         one_line_error(result)
 
 
 def test_counts_and_summary_and_preview_hint(tmp_path):
     out = tmp_path / "c"
-    result = invoke("--strategy", "n", "--n-tasks", "2.5e1", "--tasks-per-shard", "1_0", "--generator", "gen_tiny:build",
-                    "--out", str(out), "--device", "cpu", "--workers", "0", "--quiet")
+    result = invoke(
+        "--strategy",
+        "n",
+        "--n-tasks",
+        "2.5e1",
+        "--tasks-per-shard",
+        "1_0",
+        "--generator",
+        "gen_tiny:build",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     assert read_manifest(out).num_tasks == 25 and len(read_manifest(out).shards) == 3
     assert "wrote 25 tasks in 3 shards" in result.stderr and "tasks/s" in result.stderr
@@ -98,8 +131,25 @@ def test_help_teaches_presets_and_examples():
 
 def test_old_shards_spelling_still_works_with_a_deprecation_message(tmp_path):
     out = tmp_path / "old"
-    result = invoke("--strategy", "n", "--n-tasks", "20", "--tasks-per-shard", "10", "--generator", "gen_tiny:build",
-                    "--out", str(out), "--device", "cpu", "--workers", "0", "--quiet", "--shards", "0:1")
+    result = invoke(
+        "--strategy",
+        "n",
+        "--n-tasks",
+        "20",
+        "--tasks-per-shard",
+        "10",
+        "--generator",
+        "gen_tiny:build",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--quiet",
+        "--shards",
+        "0:1",
+    )
     assert result.exit_code == 0, result.output
     assert "--shards A:B is deprecated" in result.stderr and "--shard-range" in result.stderr
     assert len(list(out.glob("*.tar"))) == 1  # shard 0 only
@@ -107,12 +157,27 @@ def test_old_shards_spelling_still_works_with_a_deprecation_message(tmp_path):
 
 def test_killed_job_resumes_to_identical_bytes(tmp_path):
     env = env_with(TESTS)
-    args = ("--strategy", "oc", "--n-tasks", "150", "--tasks-per-shard", "10", "--generator", "gen_tiny:build_slow", "--save-latents")
+    args = (
+        "--strategy",
+        "oc",
+        "--n-tasks",
+        "150",
+        "--tasks-per-shard",
+        "10",
+        "--generator",
+        "gen_tiny:build_slow",
+        "--save-latents",
+    )
     ref = tmp_path / "ref"
     r = invoke(*gen_cmd(ref, *args, "--workers", "0", "--name", "set")[3:])  # uninterrupted, in this process
     assert r.exit_code == 0, r.output
     out = tmp_path / "killed"
-    proc = subprocess.Popen(gen_cmd(out, *args, "--workers", "1", "--name", "set"), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        gen_cmd(out, *args, "--workers", "1", "--name", "set"),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 120
         while len(list(out.glob("*.tar.json"))) < 3:
@@ -126,7 +191,9 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path):
             proc.kill()
     done_before = len(list(out.glob("*.tar.json")))
     assert done_before < 15 and not (out / "manifest.json").exists()
-    resumed = subprocess.run(gen_cmd(out, *args, "--workers", "0", "--name", "set"), env=env, check=True, capture_output=True, text=True)
+    resumed = subprocess.run(
+        gen_cmd(out, *args, "--workers", "0", "--name", "set"), env=env, check=True, capture_output=True, text=True
+    )
     assert "resuming" in resumed.stderr
     want = {p.name: p.read_bytes() for p in ref.iterdir()}
     got = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
@@ -152,8 +219,25 @@ def test_enospc_in_a_writer_process_propagates(tmp_path):
     env = env_with(hook, TESTS)
     env["LASIUM_TEST_ENOSPC"] = "1"
     out = tmp_path / "o"
-    r = subprocess.run(gen_cmd(out, "--strategy", "n", "--n-tasks", "100", "--tasks-per-shard", "25", "--generator", "gen_tiny:build",
-                               "--workers", "2"), env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        gen_cmd(
+            out,
+            "--strategy",
+            "n",
+            "--n-tasks",
+            "100",
+            "--tasks-per-shard",
+            "25",
+            "--generator",
+            "gen_tiny:build",
+            "--workers",
+            "2",
+        ),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2, r.stderr
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "no space left on device" in lines[0], r.stderr
@@ -163,12 +247,34 @@ def test_enospc_in_a_writer_process_propagates(tmp_path):
 def test_torchrun_two_processes_split_shards(tmp_path):
     pytest.importorskip("torch.distributed.run")
     env = env_with(TESTS)
-    args = ("--strategy", "ro", "--n-tasks", "50", "--tasks-per-shard", "10", "--generator", "gen_tiny:build", "--workers", "0", "--name", "s")
+    args = (
+        "--strategy",
+        "ro",
+        "--n-tasks",
+        "50",
+        "--tasks-per-shard",
+        "10",
+        "--generator",
+        "gen_tiny:build",
+        "--workers",
+        "0",
+        "--name",
+        "s",
+    )
     ref = tmp_path / "ref"
     subprocess.run(gen_cmd(ref, *args), env=env, check=True, capture_output=True)
     out = tmp_path / "tr"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lasium.generate.job.cli",
-           *gen_cmd(out, *args)[3:]]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "lasium.generate.job.cli",
+        *gen_cmd(out, *args)[3:],
+    ]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "rank 1:" in r.stderr

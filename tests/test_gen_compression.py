@@ -63,7 +63,9 @@ def test_switching_compression_is_a_different_config(tmp_path):
     else:
         raise AssertionError("a gzip run over a plain set must be refused")
     run(tmp_path / "x", name="s", compression="gzip", overwrite=True)
-    assert sorted(p.name for p in (tmp_path / "x").glob("s-*")) == [f"s-00000{i}.tar.gz{x}" for i in range(3) for x in ("", ".json")]
+    assert sorted(p.name for p in (tmp_path / "x").glob("s-*")) == [
+        f"s-00000{i}.tar.gz{x}" for i in range(3) for x in ("", ".json")
+    ]
 
 
 def test_the_job_writes_the_sets_card(tmp_path):
@@ -90,11 +92,38 @@ def test_cli_compression_option(tmp_path):
     from lasium.generate.job.cli import main
 
     out = tmp_path / "cli"
-    result = CliRunner().invoke(main, ["--strategy", "ro", "--n-tasks", "4", "--tasks-per-shard", "2", "--generator", "gen_tiny:build",
-                                       "--device", "cpu", "--workers", "0", "--decode-tasks", "2", "--compression", "gzip",
-                                       "--out", str(out), "--quiet"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--strategy",
+            "ro",
+            "--n-tasks",
+            "4",
+            "--tasks-per-shard",
+            "2",
+            "--generator",
+            "gen_tiny:build",
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--decode-tasks",
+            "2",
+            "--compression",
+            "gzip",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.glob("cli-*")) == ["cli-000000.tar.gz", "cli-000000.tar.gz.json", "cli-000001.tar.gz",
-                                                          "cli-000001.tar.gz.json"]
-    bad = CliRunner().invoke(main, ["--strategy", "ro", "--n-tasks", "4", "--compression", "zstd", "--out", str(tmp_path / "bad")])
+    assert sorted(p.name for p in out.glob("cli-*")) == [
+        "cli-000000.tar.gz",
+        "cli-000000.tar.gz.json",
+        "cli-000001.tar.gz",
+        "cli-000001.tar.gz.json",
+    ]
+    bad = CliRunner().invoke(
+        main, ["--strategy", "ro", "--n-tasks", "4", "--compression", "zstd", "--out", str(tmp_path / "bad")]
+    )
     assert bad.exit_code == 2 and "zstd" in bad.output

@@ -30,7 +30,9 @@ def run(out: Path, *, model=None, rank: RankInfo | None = None, **kw):
     kw.setdefault("decode_tasks", 4)
     kw.setdefault("anchor_chunk", 1024)
     cfg = GenerationConfig(out=str(out), progress=False, **kw)
-    return GenerationJob(cfg, model=model if model is not None else gen_tiny.tiny_gan(), rank=rank or RankInfo(), log=lambda m: None).run()
+    return GenerationJob(
+        cfg, model=model if model is not None else gen_tiny.tiny_gan(), rank=rank or RankInfo(), log=lambda m: None
+    ).run()
 
 
 def shard_hashes(folder: Path) -> dict[str, str]:
@@ -102,7 +104,9 @@ def test_different_config_is_refused_unless_overwrite(tmp_path):
         run(out, num_tasks=50)
     res = run(out, seed=5, num_tasks=25, overwrite=True)
     assert res.shards_written == 3
-    assert files(out) == ["manifest.json", "notes.txt"] + sorted(f"set-00000{i}.tar{s}" for i in range(3) for s in ("", ".json"))
+    assert files(out) == ["manifest.json", "notes.txt"] + sorted(
+        f"set-00000{i}.tar{s}" for i in range(3) for s in ("", ".json")
+    )
     assert read_manifest(out).config["seed"] == 5
 
 
@@ -115,8 +119,19 @@ def test_wds_is_read_back_by_stock_readers_and_verifies(tmp_path):
     # Plain tarfile + numpy, no lasium: the spec alone is enough.
     with tarfile.open(out / "w-000000.tar") as tar:
         names = tar.getnames()
-        assert names[:4] == ["task-000000000.support.npy", "task-000000000.query.npy", "task-000000000.latents.npy", "task-000000000.meta.json"] or \
-            sorted(names[:4]) == sorted(["task-000000000.support.npy", "task-000000000.query.npy", "task-000000000.latents.npy", "task-000000000.meta.json"])
+        assert names[:4] == [
+            "task-000000000.support.npy",
+            "task-000000000.query.npy",
+            "task-000000000.latents.npy",
+            "task-000000000.meta.json",
+        ] or sorted(names[:4]) == sorted(
+            [
+                "task-000000000.support.npy",
+                "task-000000000.query.npy",
+                "task-000000000.latents.npy",
+                "task-000000000.meta.json",
+            ]
+        )
         support = np.load(io.BytesIO(tar.extractfile("task-000000000.support.npy").read()), allow_pickle=False)
         latents = np.load(io.BytesIO(tar.extractfile("task-000000000.latents.npy").read()), allow_pickle=False)
         meta = json.loads(tar.extractfile("task-000000000.meta.json").read())
@@ -172,7 +187,9 @@ def test_enospc_in_the_writer_ends_cleanly_with_no_partial_shard(tmp_path, monke
 
 
 def test_library_rank_split_takes_shards_mod_world(tmp_path):
-    cfg = GenerationConfig(strategy="n", num_tasks=95, tasks_per_shard=10, out=str(tmp_path / "x"), device="cpu", progress=False)
+    cfg = GenerationConfig(
+        strategy="n", num_tasks=95, tasks_per_shard=10, out=str(tmp_path / "x"), device="cpu", progress=False
+    )
     job = GenerationJob(cfg, model=gen_tiny.tiny_gan(), rank=RankInfo(2, 3, 0), log=lambda m: None)
     assert job.my_shards() == [2, 5, 8]
     cfg.shard_range = "3:9"
@@ -218,8 +235,18 @@ def test_real_source_writes_episode_sampler_tasks(tmp_path, omniglot_root):
     from lasium.seeding import derive_seed
 
     out = tmp_path / "real"
-    cfg = GenerationConfig(source="real", dataset="omniglot", split="val", data_root=str(omniglot_root), num_tasks=7,
-                           tasks_per_shard=4, out=str(out), workers=0, progress=False, seed=3)
+    cfg = GenerationConfig(
+        source="real",
+        dataset="omniglot",
+        split="val",
+        data_root=str(omniglot_root),
+        num_tasks=7,
+        tasks_per_shard=4,
+        out=str(out),
+        workers=0,
+        progress=False,
+        seed=3,
+    )
     res = GenerationJob(cfg, rank=RankInfo(), log=lambda m: None).run()
     assert res.manifest_written and verify_shard_set(out).ok
     m = read_manifest(out)

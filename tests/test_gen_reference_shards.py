@@ -46,9 +46,29 @@ def test_reference_shard_set_is_byte_identical(tmp_path: Path, container: str) -
     out = tmp_path / container
     cmd = [
         str(script),
-        "--strategy", "ro", "--n-tasks", "12", "--tasks-per-shard", "6", "--generator", "omniglot-gan",
-        "--format", container, "--out", str(out), "--name", "pin", "--device", "cpu", "--precision", "fp32",
-        "--seed", "7", "--workers", "0", "--quiet",
+        "--strategy",
+        "ro",
+        "--n-tasks",
+        "12",
+        "--tasks-per-shard",
+        "6",
+        "--generator",
+        "omniglot-gan",
+        "--format",
+        container,
+        "--out",
+        str(out),
+        "--name",
+        "pin",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--seed",
+        "7",
+        "--workers",
+        "0",
+        "--quiet",
     ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -36,8 +36,15 @@ def prior(n: int, g: torch.Generator) -> torch.Tensor:
 
 def synth(strategy: str, parameter: float, *, ways: int = 5, epsilon: float | None = None, **kw) -> TaskSynthesizer:
     model = gen_tiny.tiny_gan(D)
-    spec = SynthesisSpec(strategy, parameter, default_epsilon(D) if epsilon is None else epsilon, ways=ways, decode_tasks=32,
-                         save_latents=True, **kw)
+    spec = SynthesisSpec(
+        strategy,
+        parameter,
+        default_epsilon(D) if epsilon is None else epsilon,
+        ways=ways,
+        decode_tasks=32,
+        save_latents=True,
+        **kw,
+    )
     return TaskSynthesizer(model, spec)
 
 

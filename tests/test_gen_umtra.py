@@ -62,27 +62,37 @@ def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
     """``out[y, x] = image[y − dy, x − dx]``, background 0 shifted in."""
     h, w = image.shape[:2]
     out = np.zeros_like(image)
-    out[max(dy, 0): h + min(dy, 0), max(dx, 0): w + min(dx, 0)] = image[max(-dy, 0): h - max(dy, 0), max(-dx, 0): w - max(dx, 0)]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = image[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
     return out
 
 
 def explaining_shifts(support: np.ndarray, query: np.ndarray, reach: int) -> list[tuple[int, int]]:
     """The shifts (dx, dy) with |dx|, |dy| ≤ reach under which ``query`` is the shifted support with pixels only removed."""
-    return [(dx, dy) for dx in range(-reach, reach + 1) for dy in range(-reach, reach + 1)
-            if np.all((query == shifted(support, dx, dy)) | (query == 0))]
+    return [
+        (dx, dy)
+        for dx in range(-reach, reach + 1)
+        for dy in range(-reach, reach + 1)
+        if np.all((query == shifted(support, dx, dy)) | (query == 0))
+    ]
 
 
 def test_queries_are_the_support_shifted_at_most_6px_with_pixels_only_removed(tmp_path, dataset):
     res = run(tmp_path / "u", dataset, num_tasks=12)
     tasks = list(iter_tasks(res.out_dir))
-    assert len(tasks) == 12 and tasks[0].support.shape == (5, 1, 28, 28, 1) and tasks[0].query.shape == (5, 5, 28, 28, 1)
+    assert (
+        len(tasks) == 12 and tasks[0].support.shape == (5, 1, 28, 28, 1) and tasks[0].query.shape == (5, 5, 28, 28, 1)
+    )
     used_shifts, kept = set(), []
     for task in tasks:
         for row in range(5):
             support = task.support[row, 0]
             for query in task.query[row]:
                 fits = explaining_shifts(support, query, 6)
-                assert fits, f"task {task.meta['index']} class {row}: a query is not its support shifted ≤ 6 px minus pixels"
+                assert fits, (
+                    f"task {task.meta['index']} class {row}: a query is not its support shifted ≤ 6 px minus pixels"
+                )
                 wider = explaining_shifts(support, query, 9)
                 assert set(wider) == set(fits)  # no larger shift explains it better: the tested reach is the real one
                 used_shifts.update(fits)
@@ -188,16 +198,36 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("args, expect", [
-    (["--shots", "2"], "--shots must be 1"),
-    (["--umtra-erase", "1.5"], "--umtra-erase must be a probability"),
-    (["--umtra-shift", "-1"], "--umtra-shift must be 0 or more"),
-    (["--ways", "50"], "fewer than --ways 50"),
-])
+@pytest.mark.parametrize(
+    "args, expect",
+    [
+        (["--shots", "2"], "--shots must be 1"),
+        (["--umtra-erase", "1.5"], "--umtra-erase must be a probability"),
+        (["--umtra-shift", "-1"], "--umtra-shift must be 0 or more"),
+        (["--ways", "50"], "fewer than --ways 50"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, dataset, args, expect):
     out = tmp_path / "o"
-    result = CliRunner().invoke(main, ["--source", "umtra", "--dataset", dataset, "--n-tasks", "10", "--out", str(out),
-                                       "--device", "cpu", "--workers", "0", "--quiet", *args])
+    result = CliRunner().invoke(
+        main,
+        [
+            "--source",
+            "umtra",
+            "--dataset",
+            dataset,
+            "--n-tasks",
+            "10",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+            "--workers",
+            "0",
+            "--quiet",
+            *args,
+        ],
+    )
     assert expect in one_line_error(result)
     assert not out.exists() or not list(out.iterdir())
 
@@ -216,10 +246,27 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, dataset):
         "        return _b(self, *a)\n"
         "    u.UmtraTaskSource.shard_batch = slow\n"
     )
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1",
-               LASIUM_TEST_SLOW_UMTRA="1")
-    args = ["--source", "umtra", "--dataset", dataset, "--n-tasks", "150", "--tasks-per-shard", "5", "--device", "cpu",
-            "--quiet", "--name", "set"]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]),
+        OMP_NUM_THREADS="1",
+        LASIUM_TEST_SLOW_UMTRA="1",
+    )
+    args = [
+        "--source",
+        "umtra",
+        "--dataset",
+        dataset,
+        "--n-tasks",
+        "150",
+        "--tasks-per-shard",
+        "5",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--name",
+        "set",
+    ]
     ref = tmp_path / "ref"
     assert CliRunner().invoke(main, [*args, "--out", str(ref), "--workers", "0"]).exit_code == 0
     out = tmp_path / "killed"
@@ -234,7 +281,9 @@ def test_omniglot_umtra_tasks_erase_ink_on_a_dark_background(tmp_path, omniglot_
     m = read_manifest(res.out_dir)
     assert m.source["num_images"] == 24000 and m.source["tasks_per_epoch"] == 4800 and m.source["dataset"] == "omniglot"
     for task in iter_tasks(res.out_dir):
-        assert task.support.shape == (5, 1, 28, 28, 1) and int(task.support[:, 0, 0, 0].max()) == 0  # bright ink, dark border
+        assert (
+            task.support.shape == (5, 1, 28, 28, 1) and int(task.support[:, 0, 0, 0].max()) == 0
+        )  # bright ink, dark border
         for row in range(5):
             for query in task.query[row]:
                 assert explaining_shifts(task.support[row, 0], query, 6)
@@ -242,11 +291,37 @@ def test_omniglot_umtra_tasks_erase_ink_on_a_dark_background(tmp_path, omniglot_
 
 def test_torchrun_two_processes_split_shards(tmp_path, dataset):
     pytest.importorskip("torch.distributed.run")
-    args = ["--source", "umtra", "--dataset", dataset, "--n-tasks", "30", "--tasks-per-shard", "6", "--device", "cpu",
-            "--workers", "0", "--quiet", "--name", "s"]
+    args = [
+        "--source",
+        "umtra",
+        "--dataset",
+        dataset,
+        "--n-tasks",
+        "30",
+        "--tasks-per-shard",
+        "6",
+        "--device",
+        "cpu",
+        "--workers",
+        "0",
+        "--quiet",
+        "--name",
+        "s",
+    ]
     want = shard_hashes(run(tmp_path / "ref", dataset, num_tasks=30, tasks_per_shard=6, name="s").out_dir)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lasium.generate.job.cli",
-           *args, "--out", str(tmp_path / "tr")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "lasium.generate.job.cli",
+        *args,
+        "--out",
+        str(tmp_path / "tr"),
+    ]
     r = subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "rank 1:" in r.stderr and shard_hashes(tmp_path / "tr") == want

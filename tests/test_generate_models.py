@@ -33,7 +33,9 @@ from lasium.safe_io import file_sha256
 def tiny_data(n: int = 96, size: int = 16, channels: int = 1, seed: int = 0) -> SimpleNamespace:
     rng = np.random.default_rng(seed)
     images = (rng.random((n, size, size, channels)) > 0.7).astype(np.uint8) * 255
-    return SimpleNamespace(images=images, image_ids=[f"img/{i}" for i in range(n)], fingerprint=f"test-{n}-{size}-{seed}")
+    return SimpleNamespace(
+        images=images, image_ids=[f"img/{i}" for i in range(n)], fingerprint=f"test-{n}-{size}-{seed}"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,9 @@ def test_gan_reference_architecture_28px():
     assert d(x).shape == (3,)
 
 
-@pytest.mark.parametrize("shape, start, stages", [((32, 32, 3), (8, 8), 2), ((64, 64, 3), (8, 8), 3), ((84, 84, 3), (21, 21), 2)])
+@pytest.mark.parametrize(
+    "shape, start, stages", [((32, 32, 3), (8, 8), 2), ((64, 64, 3), (8, 8), 3), ((84, 84, 3), (21, 21), 2)]
+)
 def test_gan_generalises_to_rgb_sizes(shape, start, stages):
     arch = gan_architecture(shape, 16)
     assert arch.start_hw == start and len(arch.generator_channels) == stages + 1
@@ -247,8 +251,17 @@ def test_export_bundled_round_trip(tmp_path, monkeypatch, checkpoints):
     monkeypatch.setattr(bundled_mod, "BUNDLED_ROOT", tmp_path / "bundled")
     quality = {"fd_generated_vs_test": 12.5, "fd_train_vs_test": 3.25, "num_samples": 100, "feature_extractor": "conv4"}
     dest = export_bundled(checkpoints["vae"], "omniglot-vae", quality=quality, note="Trained on a laptop; blurry.")
-    assert sorted(p.name for p in dest.iterdir()) == ["MODEL_CARD.md", "config.json", "model.safetensors", "samples.png"]
-    assert all(t.dtype == torch.float16 for k, t in load_file(str(dest / "model.safetensors")).items() if "num_batches" not in k)
+    assert sorted(p.name for p in dest.iterdir()) == [
+        "MODEL_CARD.md",
+        "config.json",
+        "model.safetensors",
+        "samples.png",
+    ]
+    assert all(
+        t.dtype == torch.float16
+        for k, t in load_file(str(dest / "model.safetensors")).items()
+        if "num_batches" not in k
+    )
     card = (dest / "MODEL_CARD.md").read_text()
     assert "12.500" in card and "3.250" in card and "lasium-fit" in card
     assert "## Training note\nTrained on a laptop; blurry." in card

@@ -138,6 +138,7 @@ def test_unknown_specs_refused():
     with pytest.raises(CheckpointError, match="not found"):
         load_generator("no/such/folder")
 
+
 def test_unsupported_output_range_refused(tiny_module):
     with pytest.raises(ConfigError, match="output range"):
         load_generator(f"{tiny_module}:build", latent_dim=6, output_range="[0,255]")
@@ -148,7 +149,9 @@ def test_tanh_outputs_under_the_default_range_are_refused_naming_the_flag(tmp_pa
     import lasium_test_tinygen as tg
 
     for spec in (f"{tiny_module}:build", _script(tg.build(), tmp_path / "tanh.pt")):
-        with pytest.raises(CheckpointError, match=r'outside its output range \[0,1\].*--output-range "\[-1,1\]"') as exc:
+        with pytest.raises(
+            CheckpointError, match=r'outside its output range \[0,1\].*--output-range "\[-1,1\]"'
+        ) as exc:
             load_generator(spec, latent_dim=6)
         assert "\n" not in str(exc.value)
     assert load_generator(f"{tiny_module}:build", latent_dim=6, output_range="[-1,1]").output_range == "[-1,1]"

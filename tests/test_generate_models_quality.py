@@ -81,8 +81,12 @@ def test_sample_quality_and_bench_fid(tmp_path, monkeypatch):
     from lasium.data import load_unlabeled
 
     ckpt = tmp_path / "vae"
-    fit(FitConfig(model="vae", dataset=dataset, epochs=1, batch_size=20, device="cpu", image_size=16),
-        ckpt, data=load_unlabeled(dataset, image_size=16, progress=False), progress=False)
+    fit(
+        FitConfig(model="vae", dataset=dataset, epochs=1, batch_size=20, device="cpu", image_size=16),
+        ckpt,
+        data=load_unlabeled(dataset, image_size=16, progress=False),
+        progress=False,
+    )
     g = load_generator(ckpt)
     report = sample_quality(g, dataset, seed=0, classifier_epochs=1, image_size=16, progress=False)
     assert report.num_samples == 36  # the whole test split: 3 classes × 12
@@ -97,8 +101,24 @@ def test_sample_quality_and_bench_fid(tmp_path, monkeypatch):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     out = tmp_path / "fid.json"
-    r = CliRunner().invoke(bench.main, ["--generator", str(ckpt), "--dataset", dataset, "--image-size", "16", "--classifier-epochs", "1",
-                                        "--device", "cpu", "--json-out", str(out)], catch_exceptions=False)
+    r = CliRunner().invoke(
+        bench.main,
+        [
+            "--generator",
+            str(ckpt),
+            "--dataset",
+            dataset,
+            "--image-size",
+            "16",
+            "--classifier-epochs",
+            "1",
+            "--device",
+            "cpu",
+            "--json-out",
+            str(out),
+        ],
+        catch_exceptions=False,
+    )
     assert r.exit_code == 0, r.output
     assert "generated vs real test split" in r.stdout and "floor" in r.stdout
     result = json.loads(out.read_text())
@@ -111,9 +131,15 @@ def test_sample_quality_and_bench_fid(tmp_path, monkeypatch):
 def test_omniglot_quality_floor_is_below_a_noise_generator(omniglot_root):
     """A generator of uniform noise is far from Omniglot; the real train split is close to the test split."""
     noise = SimpleNamespace(
-        kind="external", latent_dim=28 * 28, image_shape=(28, 28, 1), device=torch.device("cpu"),
+        kind="external",
+        latent_dim=28 * 28,
+        image_shape=(28, 28, 1),
+        device=torch.device("cpu"),
         sample_prior=lambda n, rng: torch.rand(n, 28 * 28, generator=rng),
-        decode=lambda z: z.view(-1, 1, 28, 28), describe=lambda: {"kind": "external", "name": "noise"},
+        decode=lambda z: z.view(-1, 1, 28, 28),
+        describe=lambda: {"kind": "external", "name": "noise"},
     )
-    report = sample_quality(noise, "omniglot", data_root=str(omniglot_root), num_samples=2000, classifier_epochs=1, progress=False)
+    report = sample_quality(
+        noise, "omniglot", data_root=str(omniglot_root), num_samples=2000, classifier_epochs=1, progress=False
+    )
     assert report.fd_train_vs_test < report.fd_generated_vs_test

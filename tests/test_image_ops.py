@@ -15,7 +15,9 @@ def test_shift_moves_pixels_and_fills_with_each_images_background():
     assert background_level(images).flatten().tolist() == [0, 0, 0, 200, 200, 200]
     out = shift_integer(images, torch.Generator().manual_seed(0), 2, 3)  # dx = dy = 2 for every image
     assert out.dtype == torch.uint8 and out[0, 0, 4, 5] == 255 and out[1, 2, 4, 5] == 10
-    assert int((out[0] != 0).sum()) == 3 and int((out[1] != 200).sum()) == 3  # one pixel, three channels; fill = background
+    assert (
+        int((out[0] != 0).sum()) == 3 and int((out[1] != 200).sum()) == 3
+    )  # one pixel, three channels; fill = background
 
 
 def test_erase_only_removes_ink_all_channels_of_a_pixel_alike_and_is_seeded():

@@ -12,23 +12,30 @@ PROBE = "import lasium, lasium.generate, lasium.train, lasium.evaluate; print(la
 def test_stages_import_from_a_source_checkout(repo_root: Path) -> None:
     # `python -c` / `python -m pytest` put the repository root first on sys.path: the folder lasium/ shadows
     # any installed copy, and the stage names must still resolve to the checkout's folders.
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=repo_root, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert Path(out[0]) == repo_root / "generate" / "__init__.py"
     assert Path(out[1]) == repo_root / "train" / "__init__.py"
 
 
 def test_stages_import_from_elsewhere(tmp_path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, check=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=tmp_path, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert Path(out[0]).parent.name == "generate" and Path(out[1]).parent.name == "train"
-
 
 
 def test_package_namespaces_are_lazy_and_complete(repo_root: Path) -> None:
     # Importing a namespace must not pull in torch (lasium-data info stays fast); each exported name resolves.
-    probe = ("import sys, lasium.data, lasium.train, lasium.evaluate; heavy = 'torch' in sys.modules; "
-             "names = [(m, n) for m in (lasium.data, lasium.train, lasium.evaluate) for n in m.__all__]; "
-             "[getattr(m, n) for m, n in names]; print(heavy, len(names), all(n in dir(m) for m, n in names))")
-    out = subprocess.run([sys.executable, "-c", probe], cwd=repo_root, capture_output=True, text=True, check=True).stdout.split()
+    probe = (
+        "import sys, lasium.data, lasium.train, lasium.evaluate; heavy = 'torch' in sys.modules; "
+        "names = [(m, n) for m in (lasium.data, lasium.train, lasium.evaluate) for n in m.__all__]; "
+        "[getattr(m, n) for m, n in names]; print(heavy, len(names), all(n in dir(m) for m, n in names))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=repo_root, capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out[0] == "False" and int(out[1]) > 20 and out[2] == "True"
 
 
@@ -74,6 +81,9 @@ def test_imports_point_one_way(repo_root: Path) -> None:
     wrong = []
     for folder, prefixes in forbidden.items():
         for path in sorted((repo_root / folder).rglob("*.py")):
-            wrong += [f"{path.relative_to(repo_root)} imports {name}" for name in _imported_modules(repo_root, path)
-                      if name.startswith(prefixes)]
+            wrong += [
+                f"{path.relative_to(repo_root)} imports {name}"
+                for name in _imported_modules(repo_root, path)
+                if name.startswith(prefixes)
+            ]
     assert not wrong, "\n".join(wrong)

@@ -51,7 +51,10 @@ def test_json_failure_keeps_old_file_and_leaves_no_temporary(tmp_path, monkeypat
 
 def test_safetensors_round_trip_and_corrupt_files(tmp_path):
     path = tmp_path / "w.safetensors"
-    tensors = {"a": torch.arange(6.0).reshape(2, 3).t(), "b": torch.tensor([1, 2], dtype=torch.int64)}  # a: not contiguous
+    tensors = {
+        "a": torch.arange(6.0).reshape(2, 3).t(),
+        "b": torch.tensor([1, 2], dtype=torch.int64),
+    }  # a: not contiguous
     write_safetensors_atomic(path, tensors, {"epoch": "3"})
     loaded, meta = read_safetensors(path)
     assert meta == {"epoch": "3"} and set(loaded) == {"a", "b"}
@@ -71,7 +74,9 @@ def test_safetensors_round_trip_and_corrupt_files(tmp_path):
 def _document(tmp_path, data) -> dict:
     path = tmp_path / "config.json"
     path.write_text(data if isinstance(data, str) else json.dumps(data))
-    return read_json_document(path, format="lasium-test", max_version=2, what="lasium test config", missing_hint="is it a test folder?")
+    return read_json_document(
+        path, format="lasium-test", max_version=2, what="lasium test config", missing_hint="is it a test folder?"
+    )
 
 
 def test_json_document_checks(tmp_path):
@@ -89,7 +94,9 @@ def test_json_document_checks(tmp_path):
         _document(tmp_path, "{not json")
     assert "\n" not in str(exc.value)
     with pytest.raises(CheckpointError, match="missing; is it a test folder"):
-        read_json_document(tmp_path / "nope.json", format="lasium-test", max_version=2, what="x", missing_hint="is it a test folder?")
+        read_json_document(
+            tmp_path / "nope.json", format="lasium-test", max_version=2, what="x", missing_hint="is it a test folder?"
+        )
 
 
 def _trained(seed: int, **adam) -> tuple[nn.Module, torch.optim.Optimizer]:

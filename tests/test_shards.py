@@ -53,7 +53,8 @@ def assert_tasks_equal(tasks, batch: TaskBatch, latents: bool) -> None:
 def test_round_trip(tmp_path, container, latents):
     write_set(tmp_path, container, latents)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        ["manifest.json"] + [f"tiny-00000{s}.{EXT[container]}{side}" for s in range(3) for side in ("", ".json")])
+        ["manifest.json"] + [f"tiny-00000{s}.{EXT[container]}{side}" for s in range(3) for side in ("", ".json")]
+    )
     tasks = list(iter_tasks(tmp_path))
     assert_tasks_equal(tasks, expected_tasks(7, latents), latents)
     assert tasks[0].support.flags.writeable  # readers may hand arrays straight to torch
@@ -75,8 +76,12 @@ def test_tar_members_are_plain_npy_and_json(tmp_path):
     batch = expected_tasks(7, latents=True)
     with tarfile.open(tmp_path / "tiny-000001.tar") as tar:
         members = tar.getmembers()
-        assert [m.name for m in members[:4]] == ["task-000000003.support.npy", "task-000000003.query.npy",
-                                                 "task-000000003.latents.npy", "task-000000003.meta.json"]
+        assert [m.name for m in members[:4]] == [
+            "task-000000003.support.npy",
+            "task-000000003.query.npy",
+            "task-000000003.latents.npy",
+            "task-000000003.meta.json",
+        ]
         assert {(m.mtime, m.uid, m.gid, m.mode, m.uname, m.gname) for m in members} == {(0, 0, 0, 0o644, "", "")}
         for member, arr in (("support", batch.support[3]), ("query", batch.query[3]), ("latents", batch.latents[3])):
             buf = io.BytesIO()
@@ -92,7 +97,9 @@ def test_tar_encoder_vectorized_and_loop_paths_agree():
 
     batch = make_batch(10, 9, latents=True)
     metas = task_metas_json(batch, 10, {"strategy": "ro"})
-    metas[4] = metas[4][:-1] + b', "note": "' + b"x" * 600 + b'"}'  # one meta spans two blocks: that chunk takes the loop
+    metas[4] = (
+        metas[4][:-1] + b', "note": "' + b"x" * 600 + b'"}'
+    )  # one meta spans two blocks: that chunk takes the loop
     as_bytes = lambda chunks: b"".join(bytes(c) for c in chunks)  # noqa: E731
     fast = as_bytes(wds_chunks(batch, 10, metas, chunk_tasks=4))
     slow = as_bytes(wds_chunks(batch, 10, metas, chunk_tasks=4, vectorized=False))
@@ -105,19 +112,42 @@ def test_tar_encoder_vectorized_and_loop_paths_agree():
 def test_manifest_and_sidecars(tmp_path):
     header = write_set(tmp_path, "hdf5", latents=True)
     manifest = json.loads((tmp_path / "manifest.json").read_text())
-    assert set(manifest) == {"format", "format_version", "tool_version", "container", "name", "config", "generator", "source", "shards", "num_tasks"}
-    assert (manifest["format"], manifest["format_version"], manifest["tool_version"]) == ("lasium-task-shards", 1, lasium.__version__)
+    assert set(manifest) == {
+        "format",
+        "format_version",
+        "tool_version",
+        "container",
+        "name",
+        "config",
+        "generator",
+        "source",
+        "shards",
+        "num_tasks",
+    }
+    assert (manifest["format"], manifest["format_version"], manifest["tool_version"]) == (
+        "lasium-task-shards",
+        1,
+        lasium.__version__,
+    )
     assert (manifest["container"], manifest["name"], manifest["num_tasks"]) == ("hdf5", "tiny", 7)
-    assert manifest["config"] == header["config"] and manifest["generator"] == header["generator"] and manifest["source"] is None
+    assert (
+        manifest["config"] == header["config"]
+        and manifest["generator"] == header["generator"]
+        and manifest["source"] is None
+    )
     assert [(s["file"], s["first_task"], s["num_tasks"]) for s in manifest["shards"]] == [
-        ("tiny-000000.h5", 0, 3), ("tiny-000001.h5", 3, 3), ("tiny-000002.h5", 6, 1)]
+        ("tiny-000000.h5", 0, 3),
+        ("tiny-000001.h5", 3, 3),
+        ("tiny-000002.h5", 6, 1),
+    ]
     for s in manifest["shards"]:
         data = (tmp_path / s["file"]).read_bytes()
         assert s["bytes"] == len(data) and s["sha256"] == hashlib.sha256(data).hexdigest()
         sidecar = json.loads((tmp_path / (s["file"] + ".json")).read_text())
         assert sidecar["shard"] == s
         assert {k: sidecar[k] for k in ("config", "generator", "source", "container", "name")} == {
-            k: manifest[k] for k in ("config", "generator", "source", "container", "name")}
+            k: manifest[k] for k in ("config", "generator", "source", "container", "name")
+        }
     m = read_manifest(tmp_path / "manifest.json")
     assert m.to_dict() == manifest and m.root == tmp_path
 
@@ -131,7 +161,13 @@ def test_hdf5_file_repeats_the_shard_entry(tmp_path):
         header = json.loads(f.attrs["lasium_header"])
         assert f["support"].chunks == (1,) + f["support"].shape[1:]
         assert f["support"].compression == "gzip"
-    assert shard == {"format": "lasium-task-shards", "format_version": 1, "file": "tiny-000001.h5", "first_task": 3, "num_tasks": 3}
+    assert shard == {
+        "format": "lasium-task-shards",
+        "format_version": 1,
+        "file": "tiny-000001.h5",
+        "first_task": 3,
+        "num_tasks": 3,
+    }
     assert header["config"]["num_tasks"] == 7
 
 
@@ -270,7 +306,12 @@ def test_stock_webdataset_and_h5py_read_the_spec(tmp_path):
     samples = list(wds.WebDataset(urls, shardshuffle=False, empty_check=False))
     assert [s["__key__"] for s in samples] == [f"task-{i:09d}" for i in range(7)]
     for i, s in enumerate(samples):
-        assert set(s) - {"__key__", "__url__", "__local_path__"} == {"support.npy", "query.npy", "latents.npy", "meta.json"}
+        assert set(s) - {"__key__", "__url__", "__local_path__"} == {
+            "support.npy",
+            "query.npy",
+            "latents.npy",
+            "meta.json",
+        }
         support = np.load(io.BytesIO(s["support.npy"]), allow_pickle=False)
         query = np.load(io.BytesIO(s["query.npy"]), allow_pickle=False)
         latents = np.load(io.BytesIO(s["latents.npy"]), allow_pickle=False)
@@ -291,7 +332,9 @@ def test_stock_webdataset_and_h5py_read_the_spec(tmp_path):
             np.testing.assert_array_equal(f["support"][0], want.support[3 * s])
 
 
-@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT], ids=["ustar", "gnu", "pax"])
+@pytest.mark.parametrize(
+    "fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT], ids=["ustar", "gnu", "pax"]
+)
 def test_reader_accepts_shards_repacked_by_other_tools(tmp_path, fmt):
     """A user may re-tar a shard (other tar formats, owners, mtimes, a directory entry): same tasks."""
     write_set(tmp_path, "wds")
@@ -315,5 +358,7 @@ def test_trainer_style_webdataset_pipeline_with_safe_decoder(tmp_path):
 
     write_set(tmp_path, "wds")
     urls, manifest = resolve_shard_urls(tmp_path)
-    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).map(lambda s: decode_wds_sample(s, layout=manifest.layout))
+    dataset = wds.WebDataset(urls, shardshuffle=False, empty_check=False).map(
+        lambda s: decode_wds_sample(s, layout=manifest.layout)
+    )
     assert_tasks_equal(list(dataset), expected_tasks(7), False)

@@ -26,10 +26,21 @@ def test_card_describes_the_set_and_pictures_four_tasks(tmp_path):
     manifest_sha = hashlib.sha256((tmp_path / "manifest.json").read_bytes()).hexdigest()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     total = sum(s["bytes"] for s in manifest["shards"])
-    for want in ["# Task-shard set `tiny`", f"`manifest.json` sha256: `{manifest_sha}`", "| tasks | 7 (3-way, 1 support + 2 query",
-                 "`ro`: LASIUM-RO", "alpha = 0.2", "weights sha256 `" + "ab" * 32 + "`", f"| bytes | {total:,} ",
-                 "tiny-{000000..000002}.tar.gz", "wds.WebDataset(", "allow_pickle=False", "lasium-train --shards",
-                 "tar -tzvf tiny-000000.tar.gz", "| date | 20"]:
+    for want in [
+        "# Task-shard set `tiny`",
+        f"`manifest.json` sha256: `{manifest_sha}`",
+        "| tasks | 7 (3-way, 1 support + 2 query",
+        "`ro`: LASIUM-RO",
+        "alpha = 0.2",
+        "weights sha256 `" + "ab" * 32 + "`",
+        f"| bytes | {total:,} ",
+        "tiny-{000000..000002}.tar.gz",
+        "wds.WebDataset(",
+        "allow_pickle=False",
+        "lasium-train --shards",
+        "tar -tzvf tiny-000000.tar.gz",
+        "| date | 20",
+    ]:
         assert want in text, want
     with Image.open(picture) as im:  # four task grids stacked: taller than one
         height_four = im.size[1]
@@ -43,7 +54,7 @@ def test_card_describes_the_set_and_pictures_four_tasks(tmp_path):
 def test_hdf5_card_shows_h5py(tmp_path):
     write_set(tmp_path, "hdf5")
     text = write_card(tmp_path)[0].read_text()
-    assert "h5py.File(\"tiny-000000.h5\"" in text and "webdataset" not in text
+    assert 'h5py.File("tiny-000000.h5"' in text and "webdataset" not in text
 
 
 def test_card_of_a_set_without_generator(tmp_path):
@@ -51,7 +62,11 @@ def test_card_of_a_set_without_generator(tmp_path):
 
     write_synthetic_shards(tmp_path, shards=1, tasks_per_shard=3, image_shape=(8, 8, 1), name="syn")
     text = write_card(tmp_path)[0].read_text()
-    assert "| generator | none (real images) |" in text and "| tasks | 3 (5-way" in text and "syn-{000000..000000}.tar" in text
+    assert (
+        "| generator | none (real images) |" in text
+        and "| tasks | 3 (5-way" in text
+        and "syn-{000000..000000}.tar" in text
+    )
 
 
 def test_card_command_rewrites_and_verify_index_ignore_it(tmp_path):
@@ -71,5 +86,9 @@ def test_card_command_rewrites_and_verify_index_ignore_it(tmp_path):
 def test_card_without_manifest_is_one_line(tmp_path):
     write_set(tmp_path, "wds", manifest=False)
     result = CliRunner().invoke(main, ["card", str(tmp_path)])
-    assert result.exit_code == 2 and result.output.startswith("error: no manifest.json in") and "lasium-shards index" in result.output
+    assert (
+        result.exit_code == 2
+        and result.output.startswith("error: no manifest.json in")
+        and "lasium-shards index" in result.output
+    )
     assert not (tmp_path / "README.md").exists() and not (tmp_path / "preview.png").exists()

@@ -40,8 +40,17 @@ def test_inspect(shard_set):
     assert result.exit_code == 0, result.output
     out = result.output
     total = sum(p.stat().st_size for p in shard_set.glob("*.tar"))
-    for text in ["WebDataset", "7 of 7 in 3 shards (3 per shard)", "3-way, 1 support + 2 query", "latents yes",
-                 f"{total / 7:,.0f} bytes per task", "kind=gan", "latent_dim=5", "alpha = 0.2", "strategy   ro"]:
+    for text in [
+        "WebDataset",
+        "7 of 7 in 3 shards (3 per shard)",
+        "3-way, 1 support + 2 query",
+        "latents yes",
+        f"{total / 7:,.0f} bytes per task",
+        "kind=gan",
+        "latent_dim=5",
+        "alpha = 0.2",
+        "strategy   ro",
+    ]:
         assert text in out, text
     as_json = json.loads(run("inspect", shard_set, "--json").output)
     assert as_json == json.loads((shard_set / "manifest.json").read_text())
@@ -66,7 +75,11 @@ def test_bad_input_is_one_line_exit_2(tmp_path, shard_set):
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "manifest.json").write_text("{oops")
     for command in ("inspect", "verify", "preview", "index"):
-        for folder, message in ((tmp_path / "missing", "does not exist"), (tmp_path / "empty", "no"), (tmp_path / "junk", "manifest")):
+        for folder, message in (
+            (tmp_path / "missing", "does not exist"),
+            (tmp_path / "empty", "no"),
+            (tmp_path / "junk", "manifest"),
+        ):
             if command == "index" and folder.name == "junk":
                 continue  # index does not read the manifest, it rebuilds it
             result = run(command, folder)
@@ -106,4 +119,6 @@ def test_console_script(shard_set):
     ok = subprocess.run([exe, "verify", str(shard_set), "--no-progress"], capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and ok.stdout.startswith("ok: 3 shards"), ok.stderr
     missing = subprocess.run([exe, "inspect", str(shard_set / "nope")], capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 2 and missing.stderr.strip().startswith("error: ") and "Traceback" not in missing.stderr
+    assert (
+        missing.returncode == 2 and missing.stderr.strip().startswith("error: ") and "Traceback" not in missing.stderr
+    )

@@ -48,7 +48,9 @@ def test_gzip_set_holds_the_tasks_of_the_plain_set_in_a_third_of_the_bytes_or_le
     want = expected_tasks(7)
     got = list(iter_tasks(tmp_path / "gz"))
     assert [t.meta["index"] for t in got] == list(range(7))
-    assert all(np.array_equal(t.support, want.support[i]) and np.array_equal(t.query, want.query[i]) for i, t in enumerate(got))
+    assert all(
+        np.array_equal(t.support, want.support[i]) and np.array_equal(t.query, want.query[i]) for i, t in enumerate(got)
+    )
     assert verify_shard_set(tmp_path / "gz").ok
 
 
@@ -75,9 +77,15 @@ def test_stock_webdataset_tarfile_and_tar_read_it(tmp_path):
         meta = json.loads(tar.extractfile("task-000000003.meta.json").read())
     assert meta["index"] == 3
     if shutil.which("tar"):
-        listing = subprocess.run(["tar", "-tzf", str(tmp_path / "tiny-000000.tar.gz")], capture_output=True, text=True, check=True)
-        assert listing.stdout.split()[:4] == ["task-000000000.support.npy", "task-000000000.query.npy",
-                                             "task-000000000.latents.npy", "task-000000000.meta.json"]
+        listing = subprocess.run(
+            ["tar", "-tzf", str(tmp_path / "tiny-000000.tar.gz")], capture_output=True, text=True, check=True
+        )
+        assert listing.stdout.split()[:4] == [
+            "task-000000000.support.npy",
+            "task-000000000.query.npy",
+            "task-000000000.latents.npy",
+            "task-000000000.meta.json",
+        ]
         out = tmp_path / "x"
         out.mkdir()
         subprocess.run(["tar", "-xzf", str(tmp_path / "tiny-000000.tar.gz"), "-C", str(out)], check=True)
@@ -126,8 +134,10 @@ def test_plain_tar_named_gz_and_mixed_sets_are_refused(tmp_path):
     with pytest.raises(ShardError, match="not gzip-compressed"):
         list(iter_tasks([str(tmp_path / "raw" / "lie-000000.tar.gz")]))
     header = make_header(6, 3)
-    entries = [write_shard(tmp_path / "mix", "tiny", 0, 0, make_batch(0, 3), "wds", header),
-               write_shard(tmp_path / "mix", "tiny", 1, 3, make_batch(3, 3), "wds", header, compression="gzip")]
+    entries = [
+        write_shard(tmp_path / "mix", "tiny", 0, 0, make_batch(0, 3), "wds", header),
+        write_shard(tmp_path / "mix", "tiny", 1, 3, make_batch(3, 3), "wds", header, compression="gzip"),
+    ]
     with pytest.raises(ShardError, match="mix .tar and .tar.gz"):
         write_manifest(tmp_path / "mix", header, entries)
     with pytest.raises(ShardError, match="mixes .tar and .tar.gz"):

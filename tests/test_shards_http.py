@@ -101,7 +101,9 @@ def test_inspect_verify_preview_iter_over_http(server, tmp_path, compression):
     want = expected_tasks(7)
     got = list(iter_tasks(url))
     assert [t.meta["index"] for t in got] == list(range(7))
-    assert all(np.array_equal(t.support, want.support[i]) and np.array_equal(t.query, want.query[i]) for i, t in enumerate(got))
+    assert all(
+        np.array_equal(t.support, want.support[i]) and np.array_equal(t.query, want.query[i]) for i, t in enumerate(got)
+    )
     # a folder URL ending in / means its manifest.json; a brace pattern of shard URLs works too
     assert len(list(iter_tasks(f"{base}/set/"))) == 7
     assert len(list(iter_tasks(f"{base}/set/tiny-{{000000..000002}}{suffix}"))) == 7
@@ -121,10 +123,31 @@ def test_lasium_train_reads_a_manifest_url(server, tmp_path):
     from lasium.train.cli import main as train_main
 
     root, base, _ = server
-    write_synthetic_shards(root / "syn", shards=2, tasks_per_shard=4, image_shape=(16, 16, 1), name="syn", compression="gzip")
-    result = CliRunner().invoke(train_main, ["--shards", f"{base}/syn/manifest.json", "--algo", "protonets", "--iterations", "1",
-                                             "--meta-batch", "2", "--workers", "0", "--val-dataset", "none", "--device", "cpu",
-                                             "--out", str(tmp_path / "run"), "--quiet"])
+    write_synthetic_shards(
+        root / "syn", shards=2, tasks_per_shard=4, image_shape=(16, 16, 1), name="syn", compression="gzip"
+    )
+    result = CliRunner().invoke(
+        train_main,
+        [
+            "--shards",
+            f"{base}/syn/manifest.json",
+            "--algo",
+            "protonets",
+            "--iterations",
+            "1",
+            "--meta-batch",
+            "2",
+            "--workers",
+            "0",
+            "--val-dataset",
+            "none",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert (tmp_path / "run" / "last" / "config.json").is_file()
 
@@ -133,7 +156,9 @@ def test_connection_cut_mid_shard_is_a_clear_error_or_skipped(server, tmp_path):
     from lasium.train.cli import main as train_main
 
     root, base, cut = server
-    write_synthetic_shards(root / "syn", shards=3, tasks_per_shard=2, image_shape=(16, 16, 1), name="syn", compression="gzip")
+    write_synthetic_shards(
+        root / "syn", shards=3, tasks_per_shard=2, image_shape=(16, 16, 1), name="syn", compression="gzip"
+    )
     cut.add("syn/syn-000001.tar.gz")
     url = f"{base}/syn/manifest.json"
 
@@ -147,8 +172,25 @@ def test_connection_cut_mid_shard_is_a_clear_error_or_skipped(server, tmp_path):
 
     # 2 steps of 2 tasks with a 1-task shuffle buffer read 5 tasks: more than the 4 of the intact shards, so
     # the first round over the shards (random order) reaches the cut one, whatever the order
-    args = ["--shards", url, "--algo", "protonets", "--iterations", "2", "--meta-batch", "2", "--workers", "0",
-            "--val-dataset", "none", "--device", "cpu", "--quiet", "--shuffle-buffer", "1"]
+    args = [
+        "--shards",
+        url,
+        "--algo",
+        "protonets",
+        "--iterations",
+        "2",
+        "--meta-batch",
+        "2",
+        "--workers",
+        "0",
+        "--val-dataset",
+        "none",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--shuffle-buffer",
+        "1",
+    ]
     failed = CliRunner().invoke(train_main, args + ["--out", str(tmp_path / "fail")])
     assert failed.exit_code == 2, failed.output
     assert "error: " in failed.output and "syn-000001.tar.gz" in failed.output and "Traceback" not in failed.output
@@ -178,7 +220,10 @@ def test_manifest_sha256_that_does_not_match_the_served_shard(server):
     (root / "set" / "manifest.json").write_text(json.dumps(manifest))
     result = run("verify", f"{base}/set/manifest.json", "--no-progress")
     assert result.exit_code == 1
-    assert "bad: tiny-000001.tar.gz: sha256" in result.output and "differs from the manifest's 000000000000" in result.output
+    assert (
+        "bad: tiny-000001.tar.gz: sha256" in result.output
+        and "differs from the manifest's 000000000000" in result.output
+    )
     assert "tiny-000000" not in result.output and "tiny-000002" not in result.output
 
 

@@ -67,8 +67,11 @@ def object_npy(arr: np.ndarray) -> bytes:
 def good_members(index: int = 0) -> dict[str, bytes]:
     batch = make_batch(index, 1)
     key = f"task-{index:09d}"
-    return {f"{key}.support.npy": npy(batch.support[0]), f"{key}.query.npy": npy(batch.query[0]),
-            f"{key}.meta.json": json.dumps({"index": index}).encode()}
+    return {
+        f"{key}.support.npy": npy(batch.support[0]),
+        f"{key}.query.npy": npy(batch.query[0]),
+        f"{key}.meta.json": json.dumps({"index": index}).encode(),
+    }
 
 
 def test_planted_payload_is_live(tmp_path):
@@ -95,7 +98,10 @@ def test_unknown_member_refused_in_webdataset_pipeline(tmp_path):
     from lasium.shards import decode_wds_sample
 
     target = tmp_path / "pwned"
-    url = tar_with(tmp_path / "evil-000000.tar", {**good_members(0), "task-000000000.x.pyd": pickle.dumps(CreatesFile(str(target)))})
+    url = tar_with(
+        tmp_path / "evil-000000.tar",
+        {**good_members(0), "task-000000000.x.pyd": pickle.dumps(CreatesFile(str(target)))},
+    )
     with pytest.raises(ShardError, match=r"task-000000000\.x\.pyd"):
         list(wds.WebDataset([url], shardshuffle=False, empty_check=False).map(decode_wds_sample))
     assert not target.exists()
@@ -124,10 +130,18 @@ def test_hdf5_refuses_unknown_objects_and_dtypes(tmp_path):
     write_set(tmp_path, "hdf5", num_tasks=3, tasks_per_shard=3)
     shard = tmp_path / "tiny-000000.h5"
     cases = {
-        "extra dataset": lambda f: f.create_dataset("payload", data=np.void(pickle.dumps(CreatesFile(str(tmp_path / "pwned"))))),
+        "extra dataset": lambda f: f.create_dataset(
+            "payload", data=np.void(pickle.dumps(CreatesFile(str(tmp_path / "pwned"))))
+        ),
         "reference dtype": lambda f: (f.__delitem__("query"), f.create_dataset("query", (3,), dtype=h5py.ref_dtype)),
-        "vlen ints as meta": lambda f: (f.__delitem__("meta"), f.create_dataset("meta", (3,), dtype=h5py.vlen_dtype(np.int32))),
-        "external link": lambda f: (f.__delitem__("query"), f.__setitem__("query", h5py.ExternalLink("/etc/passwd", "/x"))),
+        "vlen ints as meta": lambda f: (
+            f.__delitem__("meta"),
+            f.create_dataset("meta", (3,), dtype=h5py.vlen_dtype(np.int32)),
+        ),
+        "external link": lambda f: (
+            f.__delitem__("query"),
+            f.__setitem__("query", h5py.ExternalLink("/etc/passwd", "/x")),
+        ),
     }
     original = shard.read_bytes()
     for what, edit in cases.items():
@@ -190,7 +204,7 @@ def test_tar_without_end_marker_is_truncated(tmp_path):
     url = tar_with(tmp_path / "x-000000.tar", good_members(0))
     data = Path(url).read_bytes()
     members_end = 3 * 1024  # three members of one header block and one data block each (tiny tasks)
-    assert data[members_end:members_end + 1024] == bytes(1024)
+    assert data[members_end : members_end + 1024] == bytes(1024)
     Path(url).write_bytes(data[:members_end])  # whole members, but no end-of-archive marker
     with pytest.raises(ShardError, match="x-000000.tar.*truncated"):
         list(iter_shard_tasks(url))
@@ -213,7 +227,10 @@ def test_shape_mismatch_with_manifest_names_shard_and_task(tmp_path, container):
     manifest = json.loads(path.read_text())
     manifest["config"]["ways"] = 4
     path.write_text(json.dumps(manifest))
-    with pytest.raises(ShardError, match=r"tiny-000000\.(tar|h5).*task.*0.*support is uint8\(3, 1, 4, 4, 1\), expected uint8\(4, 1, 4, 4, 1\)"):
+    with pytest.raises(
+        ShardError,
+        match=r"tiny-000000\.(tar|h5).*task.*0.*support is uint8\(3, 1, 4, 4, 1\), expected uint8\(4, 1, 4, 4, 1\)",
+    ):
         list(iter_tasks(tmp_path))
     report = verify_shard_set(tmp_path)
     assert len(report.problems) == 3 and all("expected uint8(4" in p.message for p in report.problems)

@@ -89,8 +89,10 @@ def test_umtra_preset_removes_ink_never_adds_it():
 def test_affine_and_strokes_stay_images_with_their_background():
     x = torch.zeros(50, 1, H, W)
     x[..., 10:18, 13:15] = 1.0
-    for out in (affine_jitter(x, torch_generator(4, "t"), 15.0, (0.85, 1.15), 0.5),
-                stroke_width_jitter(x, torch_generator(5, "t"), 0.25)):
+    for out in (
+        affine_jitter(x, torch_generator(4, "t"), 15.0, (0.85, 1.15), 0.5),
+        stroke_width_jitter(x, torch_generator(5, "t"), 0.25),
+    ):
         assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
         assert torch.all(out[..., 0, :] == 0) and torch.all(out[..., :, 0] == 0)  # background stays background
     widths = stroke_width_jitter(x, torch_generator(6, "t"), 0.25).sum((1, 2, 3))
@@ -122,7 +124,12 @@ def test_support_fraction_changes_about_that_share_of_supports():
 
 
 def test_batch_augmentation_depends_on_seed_rank_and_step_only():
-    batch = (torch.rand(2, 5, 1, H, W), torch.zeros(2, 5, dtype=torch.long), torch.rand(2, 25, 1, H, W), torch.zeros(2, 25, dtype=torch.long))
+    batch = (
+        torch.rand(2, 5, 1, H, W),
+        torch.zeros(2, 5, dtype=torch.long),
+        torch.rand(2, 25, 1, H, W),
+        torch.zeros(2, 25, dtype=torch.long),
+    )
     preset = get_preset("shift5")
     a = augment_batch(preset, batch, 0, 0, 10)
     assert torch.equal(a[2], augment_batch(preset, batch, 0, 0, 10)[2])
@@ -143,6 +150,7 @@ def test_auto_preset_resolution():
 @pytest.fixture
 def cpu_flags(monkeypatch):
     """Pretend to be a CPU with the given /proc/cpuinfo flags (the probe's cache is cleared around the test)."""
+
     def set_flags(flags: set[str]) -> None:
         monkeypatch.setattr(P, "_cpu_flags", lambda: set(flags))
         monkeypatch.setattr(P.platform, "system", lambda: "Linux")
@@ -152,8 +160,15 @@ def cpu_flags(monkeypatch):
     P.cpu_has_native_bf16.cache_clear()
 
 
-@pytest.mark.parametrize("flags,expected", [({"avx512f", "avx512_bf16"}, "bf16"), ({"amx_bf16", "amx_tile"}, "bf16"),
-                                            ({"avx2", "avx512f"}, "fp32"), (set(), "fp32")])
+@pytest.mark.parametrize(
+    "flags,expected",
+    [
+        ({"avx512f", "avx512_bf16"}, "bf16"),
+        ({"amx_bf16", "amx_tile"}, "bf16"),
+        ({"avx2", "avx512f"}, "fp32"),
+        (set(), "fp32"),
+    ],
+)
 def test_precision_auto_follows_the_cpu_probe(cpu_flags, flags, expected):
     cpu_flags(flags)
     assert P.resolve_precision("auto", "cpu") == expected
@@ -186,17 +201,38 @@ def test_trainer_records_preset_and_precision(tmp_path, cpu_flags):
 
     cpu_flags({"avx2"})
     write_synthetic_shards(tmp_path / "s", shards=1, tasks_per_shard=8, image_shape=(16, 16, 1))
-    train(TrainConfig(shards=[str(tmp_path / "s")], out=str(tmp_path / "run"), algo="protonets", iterations=2, hidden=8,
-                      workers=0, val_dataset="none", device="cpu", checkpoint_every=0), progress=False)
+    train(
+        TrainConfig(
+            shards=[str(tmp_path / "s")],
+            out=str(tmp_path / "run"),
+            algo="protonets",
+            iterations=2,
+            hidden=8,
+            workers=0,
+            val_dataset="none",
+            device="cpu",
+            checkpoint_every=0,
+        ),
+        progress=False,
+    )
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
     assert saved["augment"] == DEFAULT_FOR_GENERATED  # auto, for shards not known to be real images
     assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["precision"] == "fp32"
     assert TrainConfig.from_dict({k: v for k, v in saved.items() if k != "augment"}).augment == "none"  # older runs
 
 
-@pytest.mark.parametrize("origins,generated", [({"generator"}, True), ({"unknown"}, True), ({"generator", "unknown"}, True),
-                                               ({"real"}, False), ({"umtra"}, False), ({"cactus"}, False),
-                                               ({"generator", "umtra"}, False)])
+@pytest.mark.parametrize(
+    "origins,generated",
+    [
+        ({"generator"}, True),
+        ({"unknown"}, True),
+        ({"generator", "unknown"}, True),
+        ({"real"}, False),
+        ({"umtra"}, False),
+        ({"cactus"}, False),
+        ({"generator", "umtra"}, False),
+    ],
+)
 def test_auto_augmentation_only_for_generated_sets(origins, generated):
     from lasium.shards.format import TaskLayout
     from lasium.train.shard_access import ShardSet

@@ -15,11 +15,39 @@ from lasium.train.synthetic import write_synthetic_shards
 
 
 def test_two_ranks_read_distinct_shards_and_end_with_identical_weights(tmp_path: Path):
-    write_synthetic_shards(tmp_path / "shards", container="wds", shards=4, tasks_per_shard=8, image_shape=(16, 16, 1), name="dist")
+    write_synthetic_shards(
+        tmp_path / "shards", container="wds", shards=4, tasks_per_shard=8, image_shape=(16, 16, 1), name="dist"
+    )
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lasium.train.cli",
-           "--shards", str(tmp_path / "shards"), "--algo", "fomaml", "--inner-steps", "1", "--iterations", "6",
-           "--meta-batch", "2", "--workers", "0", "--val-dataset", "none", "--device", "cpu", "--out", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "lasium.train.cli",
+        "--shards",
+        str(tmp_path / "shards"),
+        "--algo",
+        "fomaml",
+        "--inner-steps",
+        "1",
+        "--iterations",
+        "6",
+        "--meta-batch",
+        "2",
+        "--workers",
+        "0",
+        "--val-dataset",
+        "none",
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

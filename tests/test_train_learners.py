@@ -41,13 +41,17 @@ def hand_written_meta_grad(model: MAML, s, sl, q, ql, first_order: bool):
         fast = list(meta)
         for _ in range(STEPS):
             params = dict(zip(names, fast))
-            feats = functional_call(model.backbone, {k[9:]: v for k, v in params.items() if k.startswith("backbone.")}, (s[t],))
+            feats = functional_call(
+                model.backbone, {k[9:]: v for k, v in params.items() if k.startswith("backbone.")}, (s[t],)
+            )
             logits = F.linear(feats, params["head.weight"], params["head.bias"])
             loss = F.cross_entropy(logits, sl[t])
             grads = torch.autograd.grad(loss, fast, create_graph=not first_order)
             fast = [p - LR * g for p, g in zip(fast, grads)]
         params = dict(zip(names, fast))
-        feats = functional_call(model.backbone, {k[9:]: v for k, v in params.items() if k.startswith("backbone.")}, (q[t],))
+        feats = functional_call(
+            model.backbone, {k[9:]: v for k, v in params.items() if k.startswith("backbone.")}, (q[t],)
+        )
         total = total + F.cross_entropy(F.linear(feats, params["head.weight"], params["head.bias"]), ql[t])
     grads = torch.autograd.grad(total / s.shape[0], meta)
     return dict(zip(names, grads))
@@ -126,7 +130,7 @@ def test_protonets_nearest_mean_squared_euclidean():
     for t in range(2):
         fs, fq = model.backbone(s[t]), model.backbone(q[t])
         protos = torch.stack([fs[sl[t] == c].mean(0) for c in range(WAYS)])
-        torch.testing.assert_close(logits[t], -torch.cdist(fq, protos) ** 2)
+        torch.testing.assert_close(logits[t], -(torch.cdist(fq, protos) ** 2))
     # permuting the label of every class permutes the logit columns the same way
     perm = torch.tensor([2, 0, 1])
     relabelled = model.predict_tasks(model.adapt_tasks(s, perm[sl]), q)
@@ -170,5 +174,9 @@ def test_adaptation_and_order_are_properties_of_the_learner_class():
     from lasium.train import ALGORITHMS
 
     assert {name: cls.adapts for name, cls in ALGORITHMS.items()} == {"maml": True, "fomaml": True, "protonets": False}
-    assert {name: cls.second_order for name, cls in ALGORITHMS.items()} == {"maml": True, "fomaml": False, "protonets": False}
+    assert {name: cls.second_order for name, cls in ALGORITHMS.items()} == {
+        "maml": True,
+        "fomaml": False,
+        "protonets": False,
+    }
     assert not any(hasattr(cls, "first_order") for cls in ALGORITHMS.values())  # one flag, not two

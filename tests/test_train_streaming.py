@@ -22,8 +22,15 @@ def shard_dirs(tmp_path_factory) -> dict[str, Path]:
     dirs = {}
     for container in ("wds", "hdf5"):
         dirs[container] = root / container
-        write_synthetic_shards(dirs[container], container=container, shards=4, tasks_per_shard=6, image_shape=SHAPE,
-                               seed=3, name=f"s{container}")
+        write_synthetic_shards(
+            dirs[container],
+            container=container,
+            shards=4,
+            tasks_per_shard=6,
+            image_shape=SHAPE,
+            seed=3,
+            name=f"s{container}",
+        )
     return dirs
 
 
@@ -35,7 +42,9 @@ def take(stream: TaskStream, n: int) -> list[dict]:
 def test_batches_have_the_task_layout_and_permuted_labels(shard_dirs, container):
     shard_set = open_shard_set(shard_dirs[container])
     assert shard_set.layout.ways == 5 and shard_set.layout.image_shape == SHAPE and len(shard_set.urls) == 4
-    batches = take(TaskStream(shard_set, 3, seed=1, shuffle_buffer=5), 12)  # 36 tasks > 24 in the set: the stream goes on
+    batches = take(
+        TaskStream(shard_set, 3, seed=1, shuffle_buffer=5), 12
+    )  # 36 tasks > 24 in the set: the stream goes on
     for b in batches:
         assert b["support"].shape == (3, 5, 1, 16, 16, 1) and b["support"].dtype == torch.uint8
         assert b["query"].shape == (3, 5, 5, 16, 16, 1)
@@ -60,7 +69,11 @@ def test_starting_after_k_batches_continues_the_same_stream(shard_dirs, workers)
     full = take(TaskStream(shard_set, 2, seed=5, shuffle_buffer=4, workers=workers), 7)
     rest = take(TaskStream(shard_set, 2, seed=5, shuffle_buffer=4, workers=workers, start=3), 4)
     for x, y in zip(full[3:], rest):
-        assert torch.equal(x["support"], y["support"]) and torch.equal(x["query"], y["query"]) and torch.equal(x["perm"], y["perm"])
+        assert (
+            torch.equal(x["support"], y["support"])
+            and torch.equal(x["query"], y["query"])
+            and torch.equal(x["perm"], y["perm"])
+        )
 
 
 @pytest.mark.parametrize("workers,start", [(0, 4), (2, 5), (2, 6)])
@@ -73,8 +86,10 @@ def test_grouped_items_split_into_the_same_meta_batches_and_resume_inside_a_grou
     grouped = [(b[0], b[1]) for b in meta_batches(iter(items), 2, torch.device("cpu"))]
     assert len(grouped) == 9 and grouped[0][0][0].shape == (2, 5, 1, 16, 16)
     if workers == 0:  # ... and the same order as ungrouped meta-batches without
-        assert all(torch.equal(g[0][0], to_device(f["support"], f["query"], f["perm"], torch.device("cpu"))[0])
-                   for g, f in zip(grouped, full[:9]))
+        assert all(
+            torch.equal(g[0][0], to_device(f["support"], f["query"], f["perm"], torch.device("cpu"))[0])
+            for g, f in zip(grouped, full[:9])
+        )
     resumed = take(TaskStream(shard_set, 2, seed=5, shuffle_buffer=4, workers=workers, group=3, start=start), 2)
     assert resumed[0]["support"].shape[0] == 2 * (3 - start % 3)  # the rest of the interrupted group
     after = [(b[0], b[1]) for b in meta_batches(iter(resumed), 2, torch.device("cpu"))]
@@ -120,7 +135,9 @@ def test_url_list_brace_pattern_and_pipe(shard_dirs):
 
 def test_mixed_configurations_are_refused(tmp_path, shard_dirs):
     write_synthetic_shards(tmp_path / "ten", shards=1, tasks_per_shard=2, ways=10, image_shape=SHAPE, name="ten")
-    write_synthetic_shards(tmp_path / "big", shards=1, tasks_per_shard=2, image_shape=(20, 20, 1), name="big", manifest=False)
+    write_synthetic_shards(
+        tmp_path / "big", shards=1, tasks_per_shard=2, image_shape=(20, 20, 1), name="big", manifest=False
+    )
     with pytest.raises(ShardError, match="mixed shard configurations.*10-way 1\\+5-shot 16x16x1.*5-way"):
         open_shard_set([str(shard_dirs["wds"]), str(tmp_path / "ten")])
     with pytest.raises(ShardError, match="big-000000.tar holds 5-way 1\\+5-shot 20x20x1"):

@@ -35,15 +35,34 @@ def shards(tmp_path_factory) -> dict[str, Path]:
     out = {}
     for container in ("wds", "hdf5"):
         out[container] = root / container
-        write_synthetic_shards(out[container], container=container, shards=2, tasks_per_shard=40, image_shape=SHAPE, seed=11,
-                               name=f"blobs-{container}")
+        write_synthetic_shards(
+            out[container],
+            container=container,
+            shards=2,
+            tasks_per_shard=40,
+            image_shape=SHAPE,
+            seed=11,
+            name=f"blobs-{container}",
+        )
     return out
 
 
 def config(shards_dir: Path, out: Path, **kw) -> TrainConfig:
     # augment none: 16x16 blob tasks are not LASIUM tasks, and the held-out loss below is measured unaugmented
-    base = dict(shards=[str(shards_dir)], out=str(out), hidden=16, meta_batch=4, workers=0, val_dataset="none", shuffle_buffer=16,
-                log_every=5, checkpoint_every=0, device="cpu", seed=3, augment="none")
+    base = dict(
+        shards=[str(shards_dir)],
+        out=str(out),
+        hidden=16,
+        meta_batch=4,
+        workers=0,
+        val_dataset="none",
+        shuffle_buffer=16,
+        log_every=5,
+        checkpoint_every=0,
+        device="cpu",
+        seed=3,
+        augment="none",
+    )
     base.update(kw)
     return TrainConfig(**base)
 
@@ -63,8 +82,14 @@ def held_out_loss(learner, cfg: TrainConfig) -> float:
 def test_short_run_lowers_the_loss(shards, tmp_path, algo, container):
     cfg = config(shards[container], tmp_path / "run", algo=algo, iterations=30, lr=3e-3, inner_steps=2)
     seed_everything(cfg.seed)  # the trainer's initial weights
-    before = held_out_loss(build_learner(TrainConfig(**{**cfg.to_dict(), "ways": 5, "shots": 1, "queries": 5,
-                                                        "image_shape": list(SHAPE)}).learner_config()), cfg)
+    before = held_out_loss(
+        build_learner(
+            TrainConfig(
+                **{**cfg.to_dict(), "ways": 5, "shots": 1, "queries": 5, "image_shape": list(SHAPE)}
+            ).learner_config()
+        ),
+        cfg,
+    )
     result = train(cfg, progress=False)
     records = [r for r in read_metrics(tmp_path / "run") if r["split"] == "train"]
     assert [r["step"] for r in records] == list(range(5, 31, 5))
@@ -79,7 +104,9 @@ def test_short_run_lowers_the_loss(shards, tmp_path, algo, container):
 @pytest.mark.parametrize("augment", ["none", "shift5-support"])
 def test_resume_continues_exactly(shards, tmp_path, augment):
     """Also with augmentation (queries and half the supports): its randomness is drawn from (seed, rank, step)."""
-    kw = dict(algo="fomaml", inner_steps=1, workers=2, shuffle_buffer=8, checkpoint_every=2, loader_group=2, augment=augment)
+    kw = dict(
+        algo="fomaml", inner_steps=1, workers=2, shuffle_buffer=8, checkpoint_every=2, loader_group=2, augment=augment
+    )
     train(config(shards["wds"], tmp_path / "straight", iterations=6, **kw), progress=False)
     train(config(shards["wds"], tmp_path / "split", iterations=3, **kw), progress=False)
     with pytest.raises(ConfigError, match="already holds a run"):
@@ -100,6 +127,7 @@ def test_resume_from_a_periodic_checkpoint_of_a_killed_run(shards, tmp_path):
     train(config(shards["hdf5"], tmp_path / "straight", iterations=4, **kw), progress=False)
     train(config(shards["hdf5"], tmp_path / "killed", iterations=3, **kw), progress=False)
     import shutil
+
     shutil.rmtree(tmp_path / "killed" / "last")  # as if killed after step-0000002/ was written
     train(config(shards["hdf5"], tmp_path / "killed", iterations=4, **kw), resume=True, progress=False)
     a = load_file(str(tmp_path / "straight" / "last" / "model.safetensors"))
@@ -145,8 +173,17 @@ def make_imagefolder(root: Path) -> Path:
 def test_validation_on_real_episodes_writes_best(shards, tmp_path, monkeypatch, algo):
     monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
     data = make_imagefolder(tmp_path / "folder")
-    cfg = config(shards["hdf5"], tmp_path / "run", algo=algo, inner_steps=1, iterations=6, val_every=3, val_tasks=10,
-                 val_dataset=f"imagefolder:{data}", val_queries=3)
+    cfg = config(
+        shards["hdf5"],
+        tmp_path / "run",
+        algo=algo,
+        inner_steps=1,
+        iterations=6,
+        val_every=3,
+        val_tasks=10,
+        val_dataset=f"imagefolder:{data}",
+        val_queries=3,
+    )
     result = train(cfg, progress=False)
     val = [r for r in read_metrics(tmp_path / "run") if r["split"] == "val"]
     assert [r["step"] for r in val] == [3, 6] and all(0 <= r["accuracy"] <= 1 and r["ci95"] >= 0 for r in val)
@@ -159,7 +196,9 @@ def test_validation_on_real_episodes_writes_best(shards, tmp_path, monkeypatch, 
 
 def test_missing_validation_data_fails_before_training(shards, tmp_path, monkeypatch):
     monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
-    cfg = config(shards["wds"], tmp_path / "run", iterations=2, val_dataset="omniglot", data_root=str(tmp_path / "no-data"))
+    cfg = config(
+        shards["wds"], tmp_path / "run", iterations=2, val_dataset="omniglot", data_root=str(tmp_path / "no-data")
+    )
     with pytest.raises(DataError, match="validation data: Omniglot not found.*--val-dataset none"):
         train(cfg, progress=False)
     assert not (tmp_path / "run").exists()
@@ -169,18 +208,45 @@ def test_missing_validation_data_fails_before_training(shards, tmp_path, monkeyp
 
 def test_cli_trains_and_reports_errors_in_one_line(shards, tmp_path):
     runner = CliRunner()
-    ok = runner.invoke(cli_main, ["--shards", str(shards["wds"]), "--algo", "protonets", "--iterations", "3", "--workers", "0",
-                                  "--val-dataset", "none", "--device", "cpu", "--out", str(tmp_path / "run"), "--quiet"])
+    ok = runner.invoke(
+        cli_main,
+        [
+            "--shards",
+            str(shards["wds"]),
+            "--algo",
+            "protonets",
+            "--iterations",
+            "3",
+            "--workers",
+            "0",
+            "--val-dataset",
+            "none",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "run"),
+            "--quiet",
+        ],
+    )
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "run" / "last" / "config.json").is_file()
     resumed = runner.invoke(cli_main, ["--out", str(tmp_path / "run"), "--resume", "--iterations", "4", "--quiet"])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["step"] == 4
     cases = [
-        (["--shards", str(tmp_path / "missing"), "--out", str(tmp_path / "r1")], "error: shard source .*missing does not exist"),
-        (["--shards", str(shards["wds"]), "--algo", "reptile", "--out", str(tmp_path / "r2")], "Invalid value for '--algo'"),
+        (
+            ["--shards", str(tmp_path / "missing"), "--out", str(tmp_path / "r1")],
+            "error: shard source .*missing does not exist",
+        ),
+        (
+            ["--shards", str(shards["wds"]), "--algo", "reptile", "--out", str(tmp_path / "r2")],
+            "Invalid value for '--algo'",
+        ),
         (["--out", str(tmp_path / "r3")], "error: no shards given"),
-        (["--shards", str(shards["wds"]), "--meta-batch", "0", "--out", str(tmp_path / "r4")], "error: --meta-batch must be positive"),
+        (
+            ["--shards", str(shards["wds"]), "--meta-batch", "0", "--out", str(tmp_path / "r4")],
+            "error: --meta-batch must be positive",
+        ),
         (["--out", str(tmp_path / "r5"), "--resume"], "error: nothing to resume"),
     ]
     for args, message in cases:
@@ -206,10 +272,12 @@ def test_mixed_shards_are_refused_by_the_trainer(shards, tmp_path):
 
 
 def test_lasium_train_never_imports_generate_or_evaluate():
-    code = ("import sys, lasium.train, lasium.train.cli, lasium.train.trainer, lasium.train.checkpoint, lasium.train.streaming;"
-            "from lasium.train import MAML, ProtoNets, load_learner, train, TrainConfig;"
-            "bad = sorted(m for m in sys.modules if m.startswith(('lasium.generate', 'lasium.evaluate')));"
-            "print(bad); sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, lasium.train, lasium.train.cli, lasium.train.trainer, lasium.train.checkpoint, lasium.train.streaming;"
+        "from lasium.train import MAML, ProtoNets, load_learner, train, TrainConfig;"
+        "bad = sorted(m for m in sys.modules if m.startswith(('lasium.generate', 'lasium.evaluate')));"
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

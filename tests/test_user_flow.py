@@ -15,8 +15,22 @@ from pathlib import Path
 
 import pytest
 
-FAST = ["--algo", "protonets", "--iterations", "2", "--log-every", "1", "--workers", "0", "--val-tasks", "5", "--val-every", "2",
-        "--checkpoint-every", "0"]
+FAST = [
+    "--algo",
+    "protonets",
+    "--iterations",
+    "2",
+    "--log-every",
+    "1",
+    "--workers",
+    "0",
+    "--val-tasks",
+    "5",
+    "--val-every",
+    "2",
+    "--checkpoint-every",
+    "0",
+]
 
 
 def cli(module: str, cwd: Path, *args: str, data: Path | None = None) -> subprocess.CompletedProcess:
@@ -24,7 +38,9 @@ def cli(module: str, cwd: Path, *args: str, data: Path | None = None) -> subproc
     env["OMP_NUM_THREADS"] = "1"
     if data is not None:
         env["LASIUM_DATA"] = str(data)
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def gen(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -52,7 +68,9 @@ def test_two_commands_without_omniglot(tmp_path):
     assert len(warnings) == 1 and "lasium-data download omniglot" in warnings[0] and "--data-root" in warnings[0]
     assert (work / "runs" / "omniglot-protonets" / "last").is_dir()
     # an explicit --val-dataset omniglot without the data stays an error
-    r = train(work, "--shards", "shards/omniglot", *FAST, "--val-dataset", "omniglot", "--out", "runs/explicit", data=empty)
+    r = train(
+        work, "--shards", "shards/omniglot", *FAST, "--val-dataset", "omniglot", "--out", "runs/explicit", data=empty
+    )
     assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith("error: validation data"), r.stderr
     # the same command again: the run folder holds a run; refused with the hint, nothing overwritten
     before = (work / "runs" / "omniglot-protonets" / "metrics.jsonl").read_bytes()
@@ -66,7 +84,10 @@ def test_two_commands_with_omniglot_validate(tmp_path, omniglot_root):
     r = train(tmp_path, "--shards", "shards/omniglot", *FAST, data=omniglot_root)
     assert r.returncode == 0, r.stderr
     assert "warning" not in r.stderr
-    records = [json.loads(line) for line in (tmp_path / "runs" / "omniglot-protonets" / "metrics.jsonl").read_text().splitlines()]
+    records = [
+        json.loads(line)
+        for line in (tmp_path / "runs" / "omniglot-protonets" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert any(rec.get("split") == "val" for rec in records)
 
 
@@ -77,7 +98,9 @@ def test_folder_of_sets_is_one_mixture_and_mixed_layouts_are_refused(tmp_path, m
 
     monkeypatch.chdir(tmp_path)
     s = open_shard_set("shards/omniglot")
-    assert len(s.urls) == 4 and s.notes == ["shards/omniglot: 2 shard set(s), trained as one mixture: oc (20 tasks), ro (30 tasks)"]
+    assert len(s.urls) == 4 and s.notes == [
+        "shards/omniglot: 2 shard set(s), trained as one mixture: oc (20 tasks), ro (30 tasks)"
+    ]
     gen(tmp_path, "--strategy", "ro", "--n-tasks", "10", "--ways", "3", "--out", "shards/omniglot/ro-3way")
     r = train(tmp_path, "--shards", "shards/omniglot", *FAST, "--val-dataset", "none")
     lines = r.stderr.strip().splitlines()
@@ -96,9 +119,16 @@ def test_run_folder_of_another_run_without_checkpoint_is_not_overwritten(tmp_pat
     assert json.loads((run / "train_config.json").read_text()) == other and not (run / "last").exists()
 
 
-@pytest.mark.parametrize("shards, name", [(["shards/omniglot"], "omniglot"), (["shards/omniglot/oc"], "omniglot-oc"),
-                                          (["/x/shards/omniglot/ro/manifest.json"], "omniglot-ro"),
-                                          (["https://host/sets/ro/manifest.json"], "ro"), (["data/myset"], "myset")])
+@pytest.mark.parametrize(
+    "shards, name",
+    [
+        (["shards/omniglot"], "omniglot"),
+        (["shards/omniglot/oc"], "omniglot-oc"),
+        (["/x/shards/omniglot/ro/manifest.json"], "omniglot-ro"),
+        (["https://host/sets/ro/manifest.json"], "ro"),
+        (["data/myset"], "myset"),
+    ],
+)
 def test_run_name(shards, name):
     from lasium.train.shard_access import run_name
 
@@ -108,7 +138,26 @@ def test_run_name(shards, name):
 def test_external_generator_without_dataset_writes_under_its_name(tmp_path):
     tests = Path(__file__).parent
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")]))
-    r = subprocess.run([sys.executable, "-m", "lasium.generate.job.cli", "--strategy", "ro", "--n-tasks", "5", "--generator",
-                        "gen_tiny:build", "--device", "cpu", "--quiet"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lasium.generate.job.cli",
+            "--strategy",
+            "ro",
+            "--n-tasks",
+            "5",
+            "--generator",
+            "gen_tiny:build",
+            "--device",
+            "cpu",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "shards" / "gen_tiny-build" / "ro" / "manifest.json").is_file()

@@ -46,8 +46,9 @@ def uniform(rng: torch.Generator, n: int, low: float, high: float, device: torch
     return torch.rand(n, generator=rng, device=device) * (high - low) + low
 
 
-def affine_jitter(images: torch.Tensor, rng: torch.Generator, degrees: float, scale: tuple[float, float],
-                  shift: float) -> torch.Tensor:
+def affine_jitter(
+    images: torch.Tensor, rng: torch.Generator, degrees: float, scale: tuple[float, float], shift: float
+) -> torch.Tensor:
     """Rotate by U(±degrees), scale by U(scale), translate by U(±shift) px (sub-pixel), bilinear, background fill.
 
     Sampling (image − background) with zero padding and adding the background back gives background fill.
@@ -135,19 +136,47 @@ def _strokes(p: float) -> Transform:
 
 
 register(AugmentPreset("none", "no augmentation: queries as generated"))
-register(AugmentPreset("shift5", "each query shifted by integer (dx, dy) ~ U[-5, 5) px, background fill",
-                       chain(_shift(-5, 5)), reference="LASIUM reference code (MetaLearning-TF2.0), the paper's 'small translation'"))
-register(AugmentPreset("umtra", "each query pixel erased with p = 0.5, then shifted by integer (dx, dy) ~ U[-6, 6] px",
-                       chain(_erase(0.5), _shift(-6, 7)), reference="UMTRA's Omniglot augmentation (Khodadadeh et al., NeurIPS 2019)"))
+register(
+    AugmentPreset(
+        "shift5",
+        "each query shifted by integer (dx, dy) ~ U[-5, 5) px, background fill",
+        chain(_shift(-5, 5)),
+        reference="LASIUM reference code (MetaLearning-TF2.0), the paper's 'small translation'",
+    )
+)
+register(
+    AugmentPreset(
+        "umtra",
+        "each query pixel erased with p = 0.5, then shifted by integer (dx, dy) ~ U[-6, 6] px",
+        chain(_erase(0.5), _shift(-6, 7)),
+        reference="UMTRA's Omniglot augmentation (Khodadadeh et al., NeurIPS 2019)",
+    )
+)
 # Candidates explored on validation episodes (results/augment-sweep.md); kept for comparison and reuse.
 register(AugmentPreset("shift7", "each query shifted by integer (dx, dy) ~ U[-7, 7] px", chain(_shift(-7, 8))))
-register(AugmentPreset("shift5-affine", "shift5, then rotation U(±15°), scale U(0.85, 1.15), sub-pixel shift U(±0.5) px",
-                       chain(_shift(-5, 5), _affine(15.0, (0.85, 1.15), 0.5))))
-register(AugmentPreset("shift5-strokes", "shift5, and strokes thinned or thickened (2x2) with p = 0.25 each",
-                       chain(_shift(-5, 5), _strokes(0.25))))
+register(
+    AugmentPreset(
+        "shift5-affine",
+        "shift5, then rotation U(±15°), scale U(0.85, 1.15), sub-pixel shift U(±0.5) px",
+        chain(_shift(-5, 5), _affine(15.0, (0.85, 1.15), 0.5)),
+    )
+)
+register(
+    AugmentPreset(
+        "shift5-strokes",
+        "shift5, and strokes thinned or thickened (2x2) with p = 0.25 each",
+        chain(_shift(-5, 5), _strokes(0.25)),
+    )
+)
 register(AugmentPreset("shift5-erase", "pixels erased with p = 0.2, then shift5", chain(_erase(0.2), _shift(-5, 5))))
-register(AugmentPreset("shift5-support", "shift5 on the queries and on a random 50% of the support images",
-                       chain(_shift(-5, 5)), support_fraction=0.5))
+register(
+    AugmentPreset(
+        "shift5-support",
+        "shift5 on the queries and on a random 50% of the support images",
+        chain(_shift(-5, 5)),
+        support_fraction=0.5,
+    )
+)
 
 AUTO = "auto"
 # The validation sweep (results/sweep.md, ProtoNets on LASIUM-N, 2,000 tasks x 1,000 iterations) put shift5-affine
@@ -175,8 +204,9 @@ def get_preset(name: str) -> AugmentPreset:
     return PRESETS[name]
 
 
-def augment_tasks(preset: AugmentPreset, support: torch.Tensor, query: torch.Tensor,
-                  rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def augment_tasks(
+    preset: AugmentPreset, support: torch.Tensor, query: torch.Tensor, rng: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Augmented (support, query) of a meta-batch, images (T, M, C, H, W) in [0, 1]; the inputs are not modified.
 
     The query chain runs on every query image. With ``support_fraction`` > 0, each support image gets the

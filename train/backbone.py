@@ -28,7 +28,9 @@ def full_precision(x: torch.Tensor) -> torch.Tensor:
     return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
 
 
-def grouped_batch_norm(x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float) -> torch.Tensor:
+def grouped_batch_norm(
+    x: torch.Tensor, groups: int, weight: torch.Tensor, bias: torch.Tensor, eps: float
+) -> torch.Tensor:
     """Batch norm of ``x`` (G·n, C, H, W) with separate statistics for each of its ``groups`` consecutive blocks of n.
 
     The same as batch norm applied to each block on its own (training-mode statistics, biased variance), in
@@ -79,7 +81,7 @@ def feature_size(image_shape: tuple[int, int, int], hidden: int = 64) -> int:
     if h < 1 or w < 1:
         raise ConfigError(
             f"images of {image_shape[0]}x{image_shape[1]} are too small for {BLOCKS} pooling blocks; "
-            f"use images of at least {2 ** BLOCKS}x{2 ** BLOCKS}"
+            f"use images of at least {2**BLOCKS}x{2**BLOCKS}"
         )
     return hidden * h * w
 

@@ -57,15 +57,27 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all([tensor(s) for s in state["torch_cuda"]])
 
 
-def save_checkpoint(folder: str | Path, learner: MetaLearner, config: TrainConfig,
-                    optimizer: torch.optim.Optimizer | None = None, state: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    folder: str | Path,
+    learner: MetaLearner,
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer | None = None,
+    state: dict[str, Any] | None = None,
+) -> Path:
     """Write a checkpoint folder atomically: into a hidden temporary folder, then renamed into place."""
 
     def fill(tmp: Path) -> None:
         weights = {k: v.detach().cpu().contiguous() for k, v in learner.state_dict().items()}
         write_safetensors_atomic(tmp / WEIGHTS_FILE, weights, metadata={"format": FORMAT, "algo": learner.algo})
-        write_json_atomic(tmp / CONFIG_FILE, {"format": FORMAT, "format_version": FORMAT_VERSION,
-                                             "learner": learner.config.to_dict(), "train": config.to_dict()})
+        write_json_atomic(
+            tmp / CONFIG_FILE,
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "learner": learner.config.to_dict(),
+                "train": config.to_dict(),
+            },
+        )
         full_state = dict(state or {})
         if optimizer is not None:
             tensors, groups = optimizer_tensors(optimizer)
@@ -86,12 +98,16 @@ def find_checkpoint(path: str | Path) -> Path:
             return path / name
     if not path.exists():
         raise CheckpointError(f"{path} does not exist; pass a run folder (runs/<name>) or a checkpoint folder")
-    raise CheckpointError(f"{path} holds no checkpoint (no {WEIGHTS_FILE}, best/ or last/); pass a run folder or checkpoint folder")
+    raise CheckpointError(
+        f"{path} holds no checkpoint (no {WEIGHTS_FILE}, best/ or last/); pass a run folder or checkpoint folder"
+    )
 
 
 def read_config(folder: Path) -> dict[str, Any]:
     """``config.json`` of a checkpoint folder, checked; CheckpointError when missing, corrupt, foreign or too new."""
-    return read_json_document(folder / CONFIG_FILE, format=FORMAT, max_version=FORMAT_VERSION, what="lasium learner config")
+    return read_json_document(
+        folder / CONFIG_FILE, format=FORMAT, max_version=FORMAT_VERSION, what="lasium learner config"
+    )
 
 
 def read_configs(folder: Path) -> tuple[LearnerConfig, TrainConfig]:
@@ -124,7 +140,9 @@ def load_training_state(folder: str | Path, learner: MetaLearner, optimizer: tor
     try:
         learner.load_state_dict(weights, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{folder} does not fit this learner ({str(exc).splitlines()[0]}); resume with the same options") from None
+        raise CheckpointError(
+            f"{folder} does not fit this learner ({str(exc).splitlines()[0]}); resume with the same options"
+        ) from None
     state = read_state_json(folder / STATE_FILE, missing="this checkpoint cannot be resumed")
     optimizer_state, _ = read_safetensors(folder / OPTIMIZER_FILE)
     restore_optimizer(optimizer, optimizer_state, state.get("optimizer_param_groups", []))

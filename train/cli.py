@@ -18,55 +18,127 @@ from lasium.train.registry import ALGORITHMS
 from lasium.train.shard_access import run_name
 
 # CLI option name -> TrainConfig field (all the same but for the resume flag and progress)
-FIELDS = ("shards", "out", "algo", "iterations", "meta_batch", "inner_steps", "inner_lr", "lr", "precision", "augment", "compile",
-          "workers", "loader_group", "shuffle_buffer", "skip_corrupt", "val_every", "val_tasks", "val_dataset", "val_inner_steps",
-          "data_root", "checkpoint_every", "log_every", "device", "seed")
+FIELDS = (
+    "shards",
+    "out",
+    "algo",
+    "iterations",
+    "meta_batch",
+    "inner_steps",
+    "inner_lr",
+    "lr",
+    "precision",
+    "augment",
+    "compile",
+    "workers",
+    "loader_group",
+    "shuffle_buffer",
+    "skip_corrupt",
+    "val_every",
+    "val_tasks",
+    "val_dataset",
+    "val_inner_steps",
+    "data_root",
+    "checkpoint_every",
+    "log_every",
+    "device",
+    "seed",
+)
 
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--shards", multiple=True, metavar="SRC[:W]",
-              help="Shard folder (a set, or a folder of sets: all of them), manifest.json, brace pattern or URL (file:, pipe:, "
-                   "http(s):); repeat for several sources. A trailing :W (a positive number) weights a source: tasks are drawn "
-                   "from the sources in those proportions (give every source a weight, or none: then all are pooled, each in "
-                   "proportion to its tasks).")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Run folder [default: runs/<name>-<algo>, <name> = the --shards path below shards/ with '/' as '-' (shards/omniglot "
-                   "→ omniglot, shards/omniglot/oc → omniglot-oc), else its last folder name; several --shards: joined with '+'].")
+@click.option(
+    "--shards",
+    multiple=True,
+    metavar="SRC[:W]",
+    help="Shard folder (a set, or a folder of sets: all of them), manifest.json, brace pattern or URL (file:, pipe:, "
+    "http(s):); repeat for several sources. A trailing :W (a positive number) weights a source: tasks are drawn "
+    "from the sources in those proportions (give every source a weight, or none: then all are pooled, each in "
+    "proportion to its tasks).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    help="Run folder [default: runs/<name>-<algo>, <name> = the --shards path below shards/ with '/' as '-' (shards/omniglot "
+    "→ omniglot, shards/omniglot/oc → omniglot-oc), else its last folder name; several --shards: joined with '+'].",
+)
 @click.option("--algo", type=click.Choice(list(ALGORITHMS)), default="maml", show_default=True)
-@click.option("--iterations", type=COUNT, default=10_000, show_default=True, help="Meta-training steps (meta-batches per rank).")
+@click.option(
+    "--iterations", type=COUNT, default=10_000, show_default=True, help="Meta-training steps (meta-batches per rank)."
+)
 @click.option("--meta-batch", type=int, default=4, show_default=True, help="Tasks per step and rank.")
 @click.option("--inner-steps", type=int, default=5, show_default=True, help="MAML inner SGD steps.")
 @click.option("--inner-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (meta-parameters).")
-@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True,
-              help="auto = bf16 autocast where the device computes bf16 natively (CUDA; CPUs with AVX512-BF16/AMX, "
-                   "about 2x faster there), else fp32. Batch norm and losses always run in fp32.")
-@click.option("--augment", type=click.Choice(preset_names()), default="auto", show_default=True,
-              help="Augmentation of each task's query images (supports untouched unless the preset says so): none; "
-                   "shift5 = integer shift U[-5,5) px, the LASIUM reference code's 'small translation'; shift5-affine = shift5 "
-                   "+ rotation ±15°, scale 0.85-1.15, sub-pixel shift; umtra = pixels erased (p 0.5) + shift U[-6,6] px; others "
-                   "in lasium.train.augment. auto = shift5-affine for generated (LASIUM) tasks: queries that are near copies "
-                   "of the support teach no invariance (on Omniglot val, ProtoNets 72.5% without, 89.9% with shift5, 90.9% "
-                   "with shift5-affine, 5-way 1-shot; results/sweep.md); none for real-image, UMTRA and CACTUs tasks (and "
-                   "for mixtures that hold any: pass --augment for those).")
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
+    show_default=True,
+    help="auto = bf16 autocast where the device computes bf16 natively (CUDA; CPUs with AVX512-BF16/AMX, "
+    "about 2x faster there), else fp32. Batch norm and losses always run in fp32.",
+)
+@click.option(
+    "--augment",
+    type=click.Choice(preset_names()),
+    default="auto",
+    show_default=True,
+    help="Augmentation of each task's query images (supports untouched unless the preset says so): none; "
+    "shift5 = integer shift U[-5,5) px, the LASIUM reference code's 'small translation'; shift5-affine = shift5 "
+    "+ rotation ±15°, scale 0.85-1.15, sub-pixel shift; umtra = pixels erased (p 0.5) + shift U[-6,6] px; others "
+    "in lasium.train.augment. auto = shift5-affine for generated (LASIUM) tasks: queries that are near copies "
+    "of the support teach no invariance (on Omniglot val, ProtoNets 72.5% without, 89.9% with shift5, 90.9% "
+    "with shift5-affine, 5-way 1-shot; results/sweep.md); none for real-image, UMTRA and CACTUs tasks (and "
+    "for mixtures that hold any: pass --augment for those).",
+)
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the meta-gradient (slow start, faster steps).")
-@click.option("--workers", type=int, default=2, show_default=True, help="DataLoader worker processes per rank (0 = main process).")
-@click.option("--loader-group", type=int, default=0, show_default=True,
-              help="Meta-batches per DataLoader item (fewer, larger transfers); 0 = 8 on CUDA, 1 on CPU.")
-@click.option("--shuffle-buffer", type=int, default=None, help="Tasks in the shuffle buffer [default: ~256 MB, at most 1000].")
+@click.option(
+    "--workers", type=int, default=2, show_default=True, help="DataLoader worker processes per rank (0 = main process)."
+)
+@click.option(
+    "--loader-group",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Meta-batches per DataLoader item (fewer, larger transfers); 0 = 8 on CUDA, 1 on CPU.",
+)
+@click.option(
+    "--shuffle-buffer", type=int, default=None, help="Tasks in the shuffle buffer [default: ~256 MB, at most 1000]."
+)
 @click.option("--skip-corrupt", is_flag=True, help="Warn about and skip unreadable shards instead of stopping.")
 @click.option("--val-every", type=int, default=500, show_default=True, help="Validate every N steps (0 = never).")
 @click.option("--val-tasks", type=int, default=200, show_default=True, help="Validation episodes.")
-@click.option("--val-dataset", default="auto", show_default=True,
-              help="omniglot, imagefolder:PATH or none; auto = omniglot for 28x28x1 shards, else none.")
-@click.option("--val-inner-steps", type=int, default=None, help="MAML inner steps at validation [default: --inner-steps].")
-@click.option("--data-root", type=click.Path(file_okay=False), default=None, help="Data root of the validation dataset [default: $LASIUM_DATA].")
-@click.option("--checkpoint-every", type=COUNT, default=1000, show_default=True, help="Keep a step-N/ checkpoint every N steps (0 = never).")
+@click.option(
+    "--val-dataset",
+    default="auto",
+    show_default=True,
+    help="omniglot, imagefolder:PATH or none; auto = omniglot for 28x28x1 shards, else none.",
+)
+@click.option(
+    "--val-inner-steps", type=int, default=None, help="MAML inner steps at validation [default: --inner-steps]."
+)
+@click.option(
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Data root of the validation dataset [default: $LASIUM_DATA].",
+)
+@click.option(
+    "--checkpoint-every",
+    type=COUNT,
+    default=1000,
+    show_default=True,
+    help="Keep a step-N/ checkpoint every N steps (0 = never).",
+)
 @click.option("--log-every", type=int, default=10, show_default=True, help="Write train metrics every N steps.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint, exactly; "
-              "options given again override the saved ones (e.g. a larger --iterations).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run in --out from its latest checkpoint, exactly; "
+    "options given again override the saved ones (e.g. a larger --iterations).",
+)
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 @user_errors
@@ -97,13 +169,17 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
     options["shards"] = list(options["shards"])
     if options["out"] is None:
         if not options["shards"]:
-            raise ConfigError("give --shards (and --out, or the default runs/<name>-<algo>); with --resume, the run's --out")
+            raise ConfigError(
+                "give --shards (and --out, or the default runs/<name>-<algo>); with --resume, the run's --out"
+            )
         options["out"] = str(Path("runs") / f"{run_name(options['shards'])}-{options['algo']}")
     click.echo(f"run folder: {options['out']}", err=True)
     if resume:
         latest = latest_checkpoint(Path(options["out"]))
         if latest is None:
-            raise CheckpointError(f"nothing to resume in {options['out']}: no last/ or step-N/ checkpoint; start without --resume")
+            raise CheckpointError(
+                f"nothing to resume in {options['out']}: no last/ or step-N/ checkpoint; start without --resume"
+            )
         _, saved = read_configs(latest)
         given = {k for k in FIELDS if k != "compile" and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
         if compile_:
@@ -114,8 +190,10 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
     else:
         config = TrainConfig(**{k: options[k] for k in FIELDS})
     result = train(config, resume=resume, progress=not quiet)
-    summary = f"done: step {result.step}, train loss {result.train.get('loss', float('nan')):.4f} " \
-              f"acc {result.train.get('accuracy', float('nan')):.4f}"
+    summary = (
+        f"done: step {result.step}, train loss {result.train.get('loss', float('nan')):.4f} "
+        f"acc {result.train.get('accuracy', float('nan')):.4f}"
+    )
     if result.best_val_accuracy is not None:
         summary += f", best val acc {result.best_val_accuracy:.4f}"
     if result.out and (result.out / "last").exists():

@@ -52,19 +52,33 @@ class TrainConfig:
     shots: int = 0
     queries: int = 0
     image_shape: list[int] = field(default_factory=list)
-    mixture: dict[str, Any] = field(default_factory=dict)  # how tasks are drawn from the --shards sources (train.mixture)
+    mixture: dict[str, Any] = field(
+        default_factory=dict
+    )  # how tasks are drawn from the --shards sources (train.mixture)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise :class:`ConfigError` on an impossible option (before any data is read)."""
         if self.algo not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {self.algo!r}; choose one of {', '.join(ALGORITHMS)}")
-        positive = {"iterations": self.iterations, "meta_batch": self.meta_batch, "lr": self.lr, "hidden": self.hidden,
-                    "log_every": self.log_every, "val_queries": self.val_queries}
+        positive = {
+            "iterations": self.iterations,
+            "meta_batch": self.meta_batch,
+            "lr": self.lr,
+            "hidden": self.hidden,
+            "log_every": self.log_every,
+            "val_queries": self.val_queries,
+        }
         for name, value in positive.items():
             if value <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
-        nonneg = {"inner_steps": self.inner_steps, "workers": self.workers, "loader_group": self.loader_group, "val_every": self.val_every,
-                  "val_tasks": self.val_tasks, "checkpoint_every": self.checkpoint_every}
+        nonneg = {
+            "inner_steps": self.inner_steps,
+            "workers": self.workers,
+            "loader_group": self.loader_group,
+            "val_every": self.val_every,
+            "val_tasks": self.val_tasks,
+            "checkpoint_every": self.checkpoint_every,
+        }
         for name, value in nonneg.items():
             if value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
@@ -87,8 +101,14 @@ class TrainConfig:
     def learner_config(self) -> LearnerConfig:
         if not self.ways:
             raise ConfigError("the task layout is unknown: ways/shots/image_shape come from the shards")
-        return LearnerConfig(algo=self.algo, ways=self.ways, image_shape=tuple(self.image_shape),  # type: ignore[arg-type]
-                             hidden=self.hidden, inner_steps=self.inner_steps, inner_lr=self.inner_lr)
+        return LearnerConfig(
+            algo=self.algo,
+            ways=self.ways,
+            image_shape=tuple(self.image_shape),  # type: ignore[arg-type]
+            hidden=self.hidden,
+            inner_steps=self.inner_steps,
+            inner_lr=self.inner_lr,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -97,11 +117,13 @@ class TrainConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         """Rebuild from JSON; unknown keys (a newer lasium) are refused rather than silently dropped."""
         known = {f.name for f in fields(cls)}
         data = {"augment": "none", **data}  # runs from before --augment existed trained without augmentation
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"train config has unknown fields {', '.join(unknown)}; was it written by a newer lasium?")
+            raise ConfigError(
+                f"train config has unknown fields {', '.join(unknown)}; was it written by a newer lasium?"
+            )
         return cls(**data)

@@ -81,8 +81,14 @@ class MetaLearner(nn.Module):
         """The live meta-parameters by name (gradients flow into the module)."""
         return dict(self.named_parameters())
 
-    def adapt(self, support: torch.Tensor, support_labels: torch.Tensor, steps: int | None = None,
-              lr: float | None = None, params: Params | None = None) -> Params:
+    def adapt(
+        self,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        steps: int | None = None,
+        lr: float | None = None,
+        params: Params | None = None,
+    ) -> Params:
         """Task parameters from one task's support set (N·K_tr, C, H, W) and labels (N·K_tr,)."""
         raise NotImplementedError
 
@@ -90,8 +96,14 @@ class MetaLearner(nn.Module):
         """Logits (M, N) for one task's query images (M, C, H, W), given its adapted ``params``."""
         raise NotImplementedError
 
-    def task_loss(self, params: Params, support: torch.Tensor, support_labels: torch.Tensor,
-                  query: torch.Tensor, query_labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def task_loss(
+        self,
+        params: Params,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        query: torch.Tensor,
+        query_labels: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Query cross-entropy of one task after adaptation, and its query accuracy (as aux output)."""
         logits = full_precision(self.predict(self.adapt(support, support_labels, params=params), query))
         loss = F.cross_entropy(logits, query_labels)
@@ -100,12 +112,18 @@ class MetaLearner(nn.Module):
 
     def _features(self, params: Params, images: torch.Tensor) -> torch.Tensor:
         """Backbone features of ``images`` with the backbone entries of ``params``."""
-        backbone = {k[len("backbone."):]: v for k, v in params.items() if k.startswith("backbone.")}
+        backbone = {k[len("backbone.") :]: v for k, v in params.items() if k.startswith("backbone.")}
         return functional_call(self.backbone, backbone, (images,))
 
     # --- over tasks -----------------------------------------------------------------------------
-    def meta_gradients(self, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
-                       query_labels: torch.Tensor, vectorize: bool = True) -> MetaGradients:
+    def meta_gradients(
+        self,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        query: torch.Tensor,
+        query_labels: torch.Tensor,
+        vectorize: bool = True,
+    ) -> MetaGradients:
         """Gradient of the mean query loss over a meta-batch (T tasks on the leading axis).
 
         Learners whose meta-gradient differentiates through inner gradients (second-order MAML) use
@@ -124,7 +142,9 @@ class MetaLearner(nn.Module):
                 return MetaGradients({k: g.mean(0) for k, g in grads.items()}, loss.detach(), accuracy)
             results = [task_grad(params, *(a[t] for a in args)) for t in range(support.shape[0])]
             grads = {k: torch.stack([r[0][k] for r in results]).mean(0) for k in params}
-            return MetaGradients(grads, torch.stack([r[1][0] for r in results]).detach(), torch.stack([r[1][1] for r in results]))
+            return MetaGradients(
+                grads, torch.stack([r[1][0] for r in results]).detach(), torch.stack([r[1][1] for r in results])
+            )
         params = self.meta_params()
         if vectorize:
             loss, accuracy = vmap(self.task_loss, in_dims=(None, 0, 0, 0, 0))(params, *args)
@@ -134,8 +154,14 @@ class MetaLearner(nn.Module):
         grads = torch.autograd.grad(loss.mean(), list(params.values()))
         return MetaGradients(dict(zip(params, grads)), loss.detach(), accuracy)
 
-    def adapt_tasks(self, support: torch.Tensor, support_labels: torch.Tensor, steps: int | None = None,
-                    lr: float | None = None, params: Params | None = None) -> Params:
+    def adapt_tasks(
+        self,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        steps: int | None = None,
+        lr: float | None = None,
+        params: Params | None = None,
+    ) -> Params:
         """:meth:`adapt` vmapped over a leading task axis; returned tensors gain that axis too."""
         params = self.meta_params() if params is None else params
         return vmap(lambda s, y: self.adapt(s, y, steps, lr, params))(support, support_labels)

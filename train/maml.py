@@ -33,8 +33,14 @@ class MAML(MetaLearner):
     def support_loss(self, params: Params, support: torch.Tensor, support_labels: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(full_precision(self.logits(params, support)), support_labels)
 
-    def adapt(self, support: torch.Tensor, support_labels: torch.Tensor, steps: int | None = None,
-              lr: float | None = None, params: Params | None = None) -> Params:
+    def adapt(
+        self,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        steps: int | None = None,
+        lr: float | None = None,
+        params: Params | None = None,
+    ) -> Params:
         """``steps`` gradient steps on the support loss (defaults: the config's inner steps and lr).
 
         For evaluation call it under ``torch.no_grad()``: the inner gradients are still computed (``grad``

@@ -50,7 +50,9 @@ def split_weight(text: str) -> tuple[str, float | None]:
         return text, None
     weight = float(m["weight"])
     if not (math.isfinite(weight) and weight > 0):
-        raise ConfigError(f"--shards {text}: the weight after the last ':' must be a positive number, got {m['weight']}")
+        raise ConfigError(
+            f"--shards {text}: the weight after the last ':' must be a positive number, got {m['weight']}"
+        )
     return m["source"], weight
 
 
@@ -90,8 +92,15 @@ class Mixture:
         p = self.probabilities()
         return {
             "sampling": "weighted" if self.weighted else "pooled",
-            "sources": [{"source": s.source, "weight": None if math.isnan(w) else round(float(w), 12), "num_tasks": s.num_tasks,
-                         "num_shards": len(s.urls)} for s, w in zip(self.sources, p.tolist())],
+            "sources": [
+                {
+                    "source": s.source,
+                    "weight": None if math.isnan(w) else round(float(w), 12),
+                    "num_tasks": s.num_tasks,
+                    "num_shards": len(s.urls),
+                }
+                for s, w in zip(self.sources, p.tolist())
+            ],
         }
 
     def check_ranks(self, world_size: int) -> None:
@@ -100,8 +109,10 @@ class Mixture:
             return
         for s in self.sources:
             if len(s.urls) < world_size:
-                raise ConfigError(f"--shards {s.source}: {len(s.urls)} shard(s) cannot feed {world_size} ranks in a weighted mixture "
-                                  "(every rank reads every source); write the set with more, smaller shards")
+                raise ConfigError(
+                    f"--shards {s.source}: {len(s.urls)} shard(s) cannot feed {world_size} ranks in a weighted mixture "
+                    "(every rank reads every source); write the set with more, smaller shards"
+                )
 
 
 def _task_count(urls: list[str], manifest: Any) -> int | None:
@@ -128,17 +139,25 @@ def open_mixture(values: str | Path | Sequence[str | Path]) -> tuple[ShardSet, M
     given = [w is not None for _, w in parsed]
     if any(given) and not all(given):
         missing = next(str(v) for v, g in zip(values, given) if not g)
-        raise ConfigError(f"give a weight to every --shards source or to none (e.g. --shards A:0.7 --shards B:0.3); {missing} has none")
+        raise ConfigError(
+            f"give a weight to every --shards source or to none (e.g. --shards A:0.7 --shards B:0.3); {missing} has none"
+        )
     sources = [source for source, _ in parsed]
     shard_set = open_shard_set(sources)  # layouts agree, shards exist, none given twice
     mixture = []
     for source, weight in parsed:
-        sets, _ = expand_sources([source])  # a folder of shard sets stands for its sets; its weight is shared by task count
+        sets, _ = expand_sources(
+            [source]
+        )  # a folder of shard sets stands for its sets; its weight is shared by task count
         counted = [(s, *resolve_shard_urls(s)) for s in sets]
         tasks = [_task_count(urls, manifest) for _, urls, manifest in counted]
         total = sum(n or 0 for n in tasks)
         for (name, urls, _), n in zip(counted, tasks):
-            share = None if weight is None else (weight * (n or 0) / total if total and None not in tasks else weight / len(sets))
+            share = (
+                None
+                if weight is None
+                else (weight * (n or 0) / total if total and None not in tasks else weight / len(sets))
+            )
             mixture.append(MixtureSource(name, urls, share, n))
     return shard_set, Mixture(mixture)
 

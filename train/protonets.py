@@ -23,8 +23,14 @@ class ProtoNets(MetaLearner):
     algo = "protonets"
     adapts = False  # prototypes come from the support set as it is: no inner loop
 
-    def adapt(self, support: torch.Tensor, support_labels: torch.Tensor, steps: int | None = None,
-              lr: float | None = None, params: Params | None = None) -> Params:
+    def adapt(
+        self,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        steps: int | None = None,
+        lr: float | None = None,
+        params: Params | None = None,
+    ) -> Params:
         """The meta-parameters plus ``prototypes`` (N, D), or (T, N, D) for T tasks: class means of the support features."""
         params = self.meta_params() if params is None else params
         features = full_precision(self._features(params, support))
@@ -40,23 +46,37 @@ class ProtoNets(MetaLearner):
         return -((features[..., :, None, :] - params["prototypes"][..., None, :, :]) ** 2).sum(-1)
 
     # --- over tasks: batched directly, no vmap -------------------------------------------------------
-    def adapt_tasks(self, support: torch.Tensor, support_labels: torch.Tensor, steps: int | None = None,
-                    lr: float | None = None, params: Params | None = None) -> Params:
+    def adapt_tasks(
+        self,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        steps: int | None = None,
+        lr: float | None = None,
+        params: Params | None = None,
+    ) -> Params:
         """Prototypes (T, N, D) of T tasks in one batched pass (the meta-parameters carry no task axis)."""
         return self.adapt(support, support_labels, params=params)
 
     def predict_tasks(self, params: Params, query: torch.Tensor) -> torch.Tensor:
         return self.predict(params, query)
 
-    def meta_gradients(self, support: torch.Tensor, support_labels: torch.Tensor, query: torch.Tensor,
-                       query_labels: torch.Tensor, vectorize: bool = True) -> MetaGradients:
+    def meta_gradients(
+        self,
+        support: torch.Tensor,
+        support_labels: torch.Tensor,
+        query: torch.Tensor,
+        query_labels: torch.Tensor,
+        vectorize: bool = True,
+    ) -> MetaGradients:
         """Mean query loss gradient over T tasks, all in one batched pass (``vectorize=False``: a loop over tasks)."""
         if not vectorize:
             return super().meta_gradients(support, support_labels, query, query_labels, vectorize=False)
         params = self.meta_params()
         logits = full_precision(self.predict(self.adapt(support, support_labels, params=params), query))
         t, m = logits.shape[:2]
-        loss = F.cross_entropy(logits.reshape(t * m, -1), query_labels.reshape(-1), reduction="none").reshape(t, m).mean(1)
+        loss = (
+            F.cross_entropy(logits.reshape(t * m, -1), query_labels.reshape(-1), reduction="none").reshape(t, m).mean(1)
+        )
         accuracy = (logits.argmax(-1) == query_labels).float().mean(1)
         grads = torch.autograd.grad(loss.mean(), list(params.values()))
         return MetaGradients(dict(zip(params, grads)), loss.detach(), accuracy.detach())

@@ -44,8 +44,12 @@ class ShardSet:
     layout: TaskLayout
     entries: dict[str, ShardEntry] = field(default_factory=dict)
     checked_layouts: dict[str, TaskLayout] = field(default_factory=dict)  # full layout (latents too) per manifest shard
-    origins: set[str] = field(default_factory=set)  # the manifests' config "source": generator, real, … ("unknown" without one)
-    notes: list[str] = field(default_factory=list)  # folders of shard sets expanded into their sets (printed by the trainer)
+    origins: set[str] = field(
+        default_factory=set
+    )  # the manifests' config "source": generator, real, … ("unknown" without one)
+    notes: list[str] = field(
+        default_factory=list
+    )  # folders of shard sets expanded into their sets (printed by the trainer)
 
     @property
     def generated(self) -> bool:
@@ -71,7 +75,9 @@ class ShardSet:
         except LasiumError:
             raise
         except Exception as exc:  # anything the container libraries raise on a damaged file
-            raise ShardError(f"{url}: cannot read the shard ({type(exc).__name__}: {exc}); it is damaged, regenerate or re-copy it") from None
+            raise ShardError(
+                f"{url}: cannot read the shard ({type(exc).__name__}: {exc}); it is damaged, regenerate or re-copy it"
+            ) from None
 
 
 def _sidecar_layout(url: str) -> TaskLayout | None:
@@ -129,7 +135,9 @@ def expand_sources(sources: Sequence[str | Path]) -> tuple[list[str], list[str]]
             continue
         sets = find_shard_sets(path)
         if not sets:
-            raise ShardError(f"no task shards in {path} nor in its subfolders; check --shards (lasium-gen writes shards/<dataset>/<strategy>)")
+            raise ShardError(
+                f"no task shards in {path} nor in its subfolders; check --shards (lasium-gen writes shards/<dataset>/<strategy>)"
+            )
         counts = []
         for folder in sets:
             counts.append(f"{folder.relative_to(path)} ({_num_tasks(folder)} tasks)")
@@ -153,10 +161,12 @@ def run_name(sources: Sequence[str | Path]) -> str:
         if text.startswith("pipe:") or "{" in text:
             text = text.split("{", 1)[0]
         parts = [p for p in re.split(r"[/\\]", text.split("://", 1)[-1]) if p and p not in (".", "..")]
-        if parts and (parts[-1] == MANIFEST_NAME or "." in parts[-1] and parts[-1].endswith((".tar", ".gz", ".h5", ".json"))):
+        if parts and (
+            parts[-1] == MANIFEST_NAME or "." in parts[-1] and parts[-1].endswith((".tar", ".gz", ".h5", ".json"))
+        ):
             parts = parts[:-1]
         if "shards" in parts[:-1]:
-            parts = parts[len(parts) - parts[::-1].index("shards"):]
+            parts = parts[len(parts) - parts[::-1].index("shards") :]
         elif parts:
             parts = parts[-1:]
         names.append("-".join(parts) or "tasks")
@@ -204,16 +214,22 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
     where0, layout0 = layouts[0]
     for where, layout in layouts[1:]:
         if _core(layout) != _core(layout0):
-            raise ShardError(f"mixed shard configurations: {where} holds {describe_layout(layout)} tasks but {where0} holds "
-                             f"{describe_layout(layout0)}; train on shards of one configuration")
+            raise ShardError(
+                f"mixed shard configurations: {where} holds {describe_layout(layout)} tasks but {where0} holds "
+                f"{describe_layout(layout0)}; train on shards of one configuration"
+            )
     return ShardSet(urls, _core(layout0), entries, checked, origins, notes)
 
 
-def _add_manifest(manifest: Manifest, urls: list[str], entries: dict[str, ShardEntry], checked: dict[str, TaskLayout]) -> None:
+def _add_manifest(
+    manifest: Manifest, urls: list[str], entries: dict[str, ShardEntry], checked: dict[str, TaskLayout]
+) -> None:
     for url, entry in zip(urls, manifest.shards):
         path = url_to_path(url)
         if path is not None and not path.is_file():
-            raise ShardError(f"shard {entry.file} listed in the manifest of {manifest.root} is missing; "
-                             "re-copy it or rebuild the manifest with 'lasium-shards index'")
+            raise ShardError(
+                f"shard {entry.file} listed in the manifest of {manifest.root} is missing; "
+                "re-copy it or rebuild the manifest with 'lasium-shards index'"
+            )
         entries[url] = entry
         checked[url] = manifest.layout

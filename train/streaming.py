@@ -54,8 +54,10 @@ def split_shards(urls: list[str], rank: int, world_size: int, worker: int, worke
     all of its rank's shards, in its own random order.
     """
     if len(urls) < world_size:
-        raise ShardError(f"{len(urls)} shard(s) cannot feed {world_size} ranks: every rank needs its own shards; "
-                         "write the set with more, smaller shards")
+        raise ShardError(
+            f"{len(urls)} shard(s) cannot feed {world_size} ranks: every rank needs its own shards; "
+            "write the set with more, smaller shards"
+        )
     mine = urls[rank::world_size]
     if len(mine) >= workers:
         return mine[worker::workers], False
@@ -95,9 +97,22 @@ class TaskStream(IterableDataset):
     it is weighted; else the shard set's shards are pooled).
     """
 
-    def __init__(self, shard_set: ShardSet, meta_batch: int, *, seed: int = 0, rank: int = 0, world_size: int = 1,
-                 workers: int = 0, shuffle_buffer: int | None = None, skip_corrupt: bool = False, start: int = 0,
-                 group: int = 1, endless: bool = True, mixture: Mixture | None = None) -> None:
+    def __init__(
+        self,
+        shard_set: ShardSet,
+        meta_batch: int,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        workers: int = 0,
+        shuffle_buffer: int | None = None,
+        skip_corrupt: bool = False,
+        start: int = 0,
+        group: int = 1,
+        endless: bool = True,
+        mixture: Mixture | None = None,
+    ) -> None:
         super().__init__()
         self.shard_set = shard_set
         self.meta_batch, self.group = int(meta_batch), max(1, int(group))
@@ -118,7 +133,9 @@ class TaskStream(IterableDataset):
         if info is None:
             return 0
         if info.num_workers != self.readers:
-            raise RuntimeError(f"TaskStream built for {self.readers} workers runs in a DataLoader with {info.num_workers}")
+            raise RuntimeError(
+                f"TaskStream built for {self.readers} workers runs in a DataLoader with {info.num_workers}"
+            )
         # The DataLoader takes items round-robin starting at worker 0; after `start_item` items the next one is
         # due from reader start_item % workers, so worker i plays reader (i + start_item) % workers.
         return (info.id + self.start_item) % self.readers
@@ -151,8 +168,10 @@ class TaskStream(IterableDataset):
                     bad.add(url)  # never read again in this run
                     print(f"warning: skipping shard {url} (--skip-corrupt): {exc}", file=sys.stderr, flush=True)
             if produced == 0:
-                raise ShardError(f"no readable task left in the {len(urls)} shard(s) of this reader (rank {self.rank}, "
-                                 f"first {urls[0]})")
+                raise ShardError(
+                    f"no readable task left in the {len(urls)} shard(s) of this reader (rank {self.rank}, "
+                    f"first {urls[0]})"
+                )
             round_index += 1
             if not self.endless:
                 return
@@ -161,7 +180,9 @@ class TaskStream(IterableDataset):
         """This reader's shuffled tasks: of its shards, or, for a weighted mixture, of each source's, mixed by weight."""
         if self.mixture is None:
             urls, _ = split_shards(self.shard_set.urls, self.rank, self.world_size, reader, self.readers)
-            return shuffled(self._items(urls, reader), self.buffer, numpy_rng(self.seed, "shuffle-buffer", self.rank, reader))
+            return shuffled(
+                self._items(urls, reader), self.buffer, numpy_rng(self.seed, "shuffle-buffer", self.rank, reader)
+            )
         streams = []
         buffer = max(1, self.buffer // len(self.mixture.sources))  # the memory of one buffer, shared
         for i, source in enumerate(self.mixture.sources):
@@ -201,12 +222,19 @@ class TaskStream(IterableDataset):
 def make_loader(stream: TaskStream, *, pin_memory: bool = False) -> DataLoader:
     """A DataLoader over ``stream`` with its worker count; batching already happened in the workers."""
     workers = stream.loader_workers
-    return DataLoader(stream, batch_size=None, num_workers=workers, pin_memory=pin_memory,
-                      persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
+    return DataLoader(
+        stream,
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None,
+    )
 
 
-def meta_batches(items: Iterator[dict[str, Any]], meta_batch: int, device: torch.device
-                 ) -> Iterator[tuple[tuple[torch.Tensor, ...], list[str]]]:
+def meta_batches(
+    items: Iterator[dict[str, Any]], meta_batch: int, device: torch.device
+) -> Iterator[tuple[tuple[torch.Tensor, ...], list[str]]]:
     """Meta-batches on ``device`` from loader items: ((support, labels, query, labels), shards), item by item.
 
     Each item goes to the device in one copy and is sliced there.
@@ -215,8 +243,10 @@ def meta_batches(items: Iterator[dict[str, Any]], meta_batch: int, device: torch
         item = check_batch(item)
         s, sl, q, ql = to_device(item["support"], item["query"], item["perm"], device)
         for a in range(0, s.shape[0], meta_batch):
-            yield (s[a : a + meta_batch], sl[a : a + meta_batch], q[a : a + meta_batch], ql[a : a + meta_batch]), \
-                item["shards"][a : a + meta_batch]
+            yield (
+                (s[a : a + meta_batch], sl[a : a + meta_batch], q[a : a + meta_batch], ql[a : a + meta_batch]),
+                item["shards"][a : a + meta_batch],
+            )
 
 
 def check_batch(batch: dict[str, Any]) -> dict[str, Any]:
@@ -226,12 +256,14 @@ def check_batch(batch: dict[str, Any]) -> dict[str, Any]:
     return batch
 
 
-def to_device(support: torch.Tensor, query: torch.Tensor, perm: torch.Tensor, device: torch.device
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def to_device(
+    support: torch.Tensor, query: torch.Tensor, perm: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """uint8 (T, N, K, H, W, C) support/query + (T, N) label permutation → float images and labels on ``device``.
 
     Returns support (T, N·K_tr, C, H, W) in [0, 1], support labels (T, N·K_tr), query and query labels likewise.
     """
+
     def images(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = x.to(device, non_blocking=True)
         T, N, K = x.shape[:3]

@@ -19,8 +19,15 @@ from lasium.shards.writer import write_shard
 from lasium.tasks import TaskBatch
 
 
-def synthetic_tasks(count: int, ways: int, shots: int, queries: int, image_shape: tuple[int, int, int],
-                    kind: str = "blobs", seed: int = 0) -> TaskBatch:
+def synthetic_tasks(
+    count: int,
+    ways: int,
+    shots: int,
+    queries: int,
+    image_shape: tuple[int, int, int],
+    kind: str = "blobs",
+    seed: int = 0,
+) -> TaskBatch:
     """``count`` tasks as a :class:`TaskBatch` (uint8 images, class i = row i)."""
     h, w, c = image_shape
     k = shots + queries
@@ -44,16 +51,37 @@ def synthetic_tasks(count: int, ways: int, shots: int, queries: int, image_shape
     return TaskBatch(np.ascontiguousarray(images[:, :, :shots]), np.ascontiguousarray(images[:, :, shots:]), None, [])
 
 
-def write_synthetic_shards(out_dir: str | Path, *, container: str = "wds", shards: int = 2, tasks_per_shard: int = 16,
-                           ways: int = 5, shots: int = 1, queries: int = 5, image_shape: tuple[int, int, int] = (28, 28, 1),
-                           kind: str = "blobs", seed: int = 0, name: str = "synthetic", manifest: bool = True,
-                           compression: str = "auto") -> Manifest | None:
+def write_synthetic_shards(
+    out_dir: str | Path,
+    *,
+    container: str = "wds",
+    shards: int = 2,
+    tasks_per_shard: int = 16,
+    ways: int = 5,
+    shots: int = 1,
+    queries: int = 5,
+    image_shape: tuple[int, int, int] = (28, 28, 1),
+    kind: str = "blobs",
+    seed: int = 0,
+    name: str = "synthetic",
+    manifest: bool = True,
+    compression: str = "auto",
+) -> Manifest | None:
     """A complete shard set in ``out_dir`` (shards, sidecars and, unless ``manifest=False``, manifest.json);
     ``compression`` as in :func:`lasium.shards.write_shard` (``gzip`` gives ``.tar.gz`` WebDataset shards)."""
     total = shards * tasks_per_shard
     header = {
-        "config": {"ways": ways, "shots": shots, "queries": queries, "image_shape": list(image_shape), "seed": seed,
-                   "tasks_per_shard": tasks_per_shard, "num_tasks": total, "save_latents": False, "strategy": f"synthetic-{kind}"},
+        "config": {
+            "ways": ways,
+            "shots": shots,
+            "queries": queries,
+            "image_shape": list(image_shape),
+            "seed": seed,
+            "tasks_per_shard": tasks_per_shard,
+            "num_tasks": total,
+            "save_latents": False,
+            "strategy": f"synthetic-{kind}",
+        },
         "generator": None,
         "source": None,
     }

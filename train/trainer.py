@@ -19,9 +19,9 @@ import json
 import re
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import torch
 from tqdm import tqdm
@@ -61,7 +61,9 @@ class TrainResult:
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint of ``run_dir`` with the highest step (``last/`` or a periodic ``step-N/``)."""
     best: tuple[int, Path] | None = None
-    candidates = [run_dir / "last"] + ([p for p in run_dir.iterdir() if STEP_DIR.match(p.name)] if run_dir.is_dir() else [])
+    candidates = [run_dir / "last"] + (
+        [p for p in run_dir.iterdir() if STEP_DIR.match(p.name)] if run_dir.is_dir() else []
+    )
     for folder in candidates:
         try:
             step = int(json.loads((folder / STATE_FILE).read_text())["step"])
@@ -77,8 +79,9 @@ def autocast_for(precision: str, device: torch.device) -> Autocast:
     return autocast_factory(resolve_precision(precision, device), device)
 
 
-def augment_batch(preset: AugmentPreset, batch: tuple[torch.Tensor, ...], seed: int, rank: int, step: int
-                  ) -> tuple[torch.Tensor, ...]:
+def augment_batch(
+    preset: AugmentPreset, batch: tuple[torch.Tensor, ...], seed: int, rank: int, step: int
+) -> tuple[torch.Tensor, ...]:
     """``batch`` (support, labels, query, labels) with ``preset`` applied, its randomness drawn from (seed, rank, step).
 
     Seeding by step (not by a generator carried along) makes ``--resume`` continue exactly.
@@ -91,8 +94,14 @@ def augment_batch(preset: AugmentPreset, batch: tuple[torch.Tensor, ...], seed: 
     return support, support_labels, query, query_labels
 
 
-def meta_step(learner: MetaLearner, optimizer: torch.optim.Optimizer, step_fn: Callable[..., MetaGradients],
-              batch: tuple[torch.Tensor, ...], autocast: Autocast, ctx: RankInfo) -> MetaGradients:
+def meta_step(
+    learner: MetaLearner,
+    optimizer: torch.optim.Optimizer,
+    step_fn: Callable[..., MetaGradients],
+    batch: tuple[torch.Tensor, ...],
+    autocast: Autocast,
+    ctx: RankInfo,
+) -> MetaGradients:
     """One optimizer step on the meta-gradient of ``batch`` (support, labels, query, labels), averaged over ranks."""
     with autocast():
         out = step_fn(*batch)
@@ -126,30 +135,51 @@ class Trainer:
         config.augment = resolve_preset(config.augment, generated=self.shard_set.generated)
         self.augment = get_preset(config.augment)
         self.precision = resolve_precision(config.precision, self.ctx.device)
-        config.val_dataset = omniglot_or_none(default_val_dataset(config.val_dataset, config.image_shape), config, self.ctx.is_main) \
-            if config.val_dataset == "auto" else config.val_dataset
+        config.val_dataset = (
+            omniglot_or_none(default_val_dataset(config.val_dataset, config.image_shape), config, self.ctx.is_main)
+            if config.val_dataset == "auto"
+            else config.val_dataset
+        )
         if config.loader_group == 0:  # auto: on a GPU a step takes milliseconds, so move 8 meta-batches per transfer
             config.loader_group = 8 if self.ctx.device.type == "cuda" else 1
         self.validator: Validator | None = None
         if config.validation_enabled and self.ctx.is_main:  # fail here, before any training, if the data is missing
-            self.validator = Validator(config.val_dataset, ways=config.ways, shots=config.shots, queries=config.val_queries,
-                                       num_tasks=config.val_tasks, image_shape=config.image_shape, data_root=config.data_root,
-                                       progress=progress)
+            self.validator = Validator(
+                config.val_dataset,
+                ways=config.ways,
+                shots=config.shots,
+                queries=config.val_queries,
+                num_tasks=config.val_tasks,
+                image_shape=config.image_shape,
+                data_root=config.data_root,
+                progress=progress,
+            )
 
     def _find_resume_checkpoint(self) -> Path | None:
         latest = latest_checkpoint(self.out) if self.out.is_dir() else None
         if not self.resume:
             if latest is not None:
-                raise ConfigError(f"{self.out} already holds a run ({latest.name}/); pass --resume to continue it or choose another --out")
+                raise ConfigError(
+                    f"{self.out} already holds a run ({latest.name}/); pass --resume to continue it or choose another --out"
+                )
             refuse_other_run(self.out, self.config)
             return None
         if latest is None:
-            raise CheckpointError(f"nothing to resume in {self.out}: no last/ or step-N/ checkpoint; start without --resume")
+            raise CheckpointError(
+                f"nothing to resume in {self.out}: no last/ or step-N/ checkpoint; start without --resume"
+            )
         saved, _ = read_configs(latest)
         mine = self.config.learner_config()
-        if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden) != (mine.algo, mine.ways, tuple(mine.image_shape), mine.hidden):
-            raise ConfigError(f"{latest} holds a {saved.algo} learner for {saved.ways}-way {tuple(saved.image_shape)} tasks; "
-                              f"resume it with the same --algo and shards")
+        if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden) != (
+            mine.algo,
+            mine.ways,
+            tuple(mine.image_shape),
+            mine.hidden,
+        ):
+            raise ConfigError(
+                f"{latest} holds a {saved.algo} learner for {saved.ways}-way {tuple(saved.image_shape)} tasks; "
+                f"resume it with the same --algo and shards"
+            )
         return latest
 
     def run(self) -> TrainResult:
@@ -165,13 +195,26 @@ class Trainer:
             now = (ctx.world_size, cfg.workers, cfg.loader_group)
             before = (state.get("world_size"), state.get("workers"), state.get("loader_group"))
             if now != before and ctx.is_main:
-                print(f"warning: resuming with ranks, workers, loader group {now} instead of {before}: "
-                      "the task order will differ from an uninterrupted run", file=sys.stderr)
+                print(
+                    f"warning: resuming with ranks, workers, loader group {now} instead of {before}: "
+                    "the task order will differ from an uninterrupted run",
+                    file=sys.stderr,
+                )
         else:
             D.broadcast_([p.data for p in learner.parameters()], ctx)
-        stream = TaskStream(self.shard_set, cfg.meta_batch, seed=derive_seed(cfg.seed, "stream"), rank=ctx.rank,
-                            world_size=ctx.world_size, workers=cfg.workers, shuffle_buffer=cfg.shuffle_buffer,
-                            skip_corrupt=cfg.skip_corrupt, start=start, group=cfg.loader_group, mixture=self.mixture)
+        stream = TaskStream(
+            self.shard_set,
+            cfg.meta_batch,
+            seed=derive_seed(cfg.seed, "stream"),
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            workers=cfg.workers,
+            shuffle_buffer=cfg.shuffle_buffer,
+            skip_corrupt=cfg.skip_corrupt,
+            start=start,
+            group=cfg.loader_group,
+            mixture=self.mixture,
+        )
         autocast = autocast_factory(self.precision, device)
         step_fn = torch.compile(learner.meta_gradients) if cfg.compile else learner.meta_gradients
         if ctx.is_main:
@@ -182,10 +225,20 @@ class Trainer:
         result = TrainResult(self.out, start, best_val_accuracy=best)
         shards_read: set[str] = set()
         if self.progress and ctx.is_main:
-            print(f"training {cfg.algo} on {self.shard_set.describe()}: augment {cfg.augment}, {self.precision} on {device}, "
-                  f"run folder {self.out}", file=sys.stderr)
-        bar = tqdm(total=cfg.iterations, initial=start, unit="step", dynamic_ncols=True, file=sys.stderr,
-                   disable=not (self.progress and ctx.is_main), desc=f"{cfg.algo} {describe_layout(self.shard_set.layout)}")
+            print(
+                f"training {cfg.algo} on {self.shard_set.describe()}: augment {cfg.augment}, {self.precision} on {device}, "
+                f"run folder {self.out}",
+                file=sys.stderr,
+            )
+        bar = tqdm(
+            total=cfg.iterations,
+            initial=start,
+            unit="step",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=not (self.progress and ctx.is_main),
+            desc=f"{cfg.algo} {describe_layout(self.shard_set.layout)}",
+        )
         loader = iter(make_loader(stream, pin_memory=device.type == "cuda"))
         batches = meta_batches(loader, cfg.meta_batch, device)
         window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, accuracy sum, tasks
@@ -197,8 +250,13 @@ class Trainer:
                 shards_read.update(shards)
                 batch = augment_batch(self.augment, batch, cfg.seed, ctx.rank, step)
                 out = meta_step(learner, optimizer, step_fn, batch, autocast, ctx)
-                window += torch.stack([out.loss.sum().double(), out.accuracy.sum().double(),
-                                       torch.tensor(float(len(out.loss)), dtype=torch.float64, device=device)])
+                window += torch.stack(
+                    [
+                        out.loss.sum().double(),
+                        out.accuracy.sum().double(),
+                        torch.tensor(float(len(out.loss)), dtype=torch.float64, device=device),
+                    ]
+                )
                 tasks_seen += len(out.loss) * ctx.world_size
                 bar.update(1)
                 last_step = step == cfg.iterations
@@ -206,19 +264,38 @@ class Trainer:
                     D.all_reduce_mean_([window], ctx)
                     loss, acc, n = window.tolist()
                     now = time.perf_counter()
-                    result.train = {"loss": loss / max(n, 1), "accuracy": acc / max(n, 1),
-                                    "tasks_per_s": n * ctx.world_size / max(now - clock, 1e-9)}
+                    result.train = {
+                        "loss": loss / max(n, 1),
+                        "accuracy": acc / max(n, 1),
+                        "tasks_per_s": n * ctx.world_size / max(now - clock, 1e-9),
+                    }
                     window.zero_()
                     clock = now
                     if log is not None:
-                        log.write({"step": step, "split": "train", "time": time.time(), "tasks_seen": tasks_seen, **result.train})
-                    bar.set_postfix(loss=f"{result.train['loss']:.3f}", acc=f"{result.train['accuracy']:.3f}",
-                                    tasks_s=f"{result.train['tasks_per_s']:.0f}", refresh=False)
+                        log.write(
+                            {
+                                "step": step,
+                                "split": "train",
+                                "time": time.time(),
+                                "tasks_seen": tasks_seen,
+                                **result.train,
+                            }
+                        )
+                    bar.set_postfix(
+                        loss=f"{result.train['loss']:.3f}",
+                        acc=f"{result.train['accuracy']:.3f}",
+                        tasks_s=f"{result.train['tasks_per_s']:.0f}",
+                        refresh=False,
+                    )
                 if self.validator is not None and (step % cfg.val_every == 0 or last_step):
                     result.val = self.validator.evaluate(learner, device, steps=cfg.val_inner_steps, autocast=autocast)
                     if log is not None:
                         log.write({"step": step, "split": "val", "time": time.time(), **result.val})
-                    bar.set_postfix(loss=f"{result.train.get('loss', float('nan')):.3f}", val=f"{result.val['accuracy']:.3f}", refresh=False)
+                    bar.set_postfix(
+                        loss=f"{result.train.get('loss', float('nan')):.3f}",
+                        val=f"{result.val['accuracy']:.3f}",
+                        refresh=False,
+                    )
                     if best is None or result.val["accuracy"] > best:
                         best = result.val["accuracy"]
                         self._save(self.out / "best", learner, optimizer, step, tasks_seen, best, step)
@@ -239,13 +316,28 @@ class Trainer:
         D.barrier(ctx)
         return result
 
-    def _save(self, folder: Path, learner: MetaLearner, optimizer: torch.optim.Optimizer, step: int, tasks_seen: int,
-              best: float | None, best_step: int | None = None) -> None:
+    def _save(
+        self,
+        folder: Path,
+        learner: MetaLearner,
+        optimizer: torch.optim.Optimizer,
+        step: int,
+        tasks_seen: int,
+        best: float | None,
+        best_step: int | None = None,
+    ) -> None:
         if not self.ctx.is_main:
             return
-        state = {"step": step, "tasks_seen": tasks_seen, "best_val_accuracy": best, "world_size": self.ctx.world_size,
-                 "precision": self.precision,
-                 "workers": self.config.workers, "loader_group": self.config.loader_group, "rng": rng_state()}
+        state = {
+            "step": step,
+            "tasks_seen": tasks_seen,
+            "best_val_accuracy": best,
+            "world_size": self.ctx.world_size,
+            "precision": self.precision,
+            "workers": self.config.workers,
+            "loader_group": self.config.loader_group,
+            "rng": rng_state(),
+        }
         if best_step is not None:
             state["best_step"] = best_step
         save_checkpoint(folder, learner, self.config, optimizer, state)
@@ -254,8 +346,13 @@ class Trainer:
         """``ranks/rank-R.json``: steps, shards this rank read, digest of its final weights."""
         folder = self.out / "ranks"
         folder.mkdir(parents=True, exist_ok=True)
-        summary = {"rank": self.ctx.rank, "world_size": self.ctx.world_size, "step": result.step,
-                   "shards_read": result.shards_read, "weights_sha256": state_dict_sha256(learner)}
+        summary = {
+            "rank": self.ctx.rank,
+            "world_size": self.ctx.world_size,
+            "step": result.step,
+            "shards_read": result.shards_read,
+            "weights_sha256": state_dict_sha256(learner),
+        }
         (folder / f"rank-{self.ctx.rank}.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
@@ -269,14 +366,29 @@ def omniglot_or_none(dataset: str, config: TrainConfig, is_main: bool) -> str:
         omniglot_zip_paths(config.data_root)
     except DataError:
         if is_main:
-            print("warning: Omniglot is not in the data root, so this run trains without validation; to validate, run "
-                  "'lasium-data download omniglot' (or pass --data-root DIR holding omniglot/)", file=sys.stderr)
+            print(
+                "warning: Omniglot is not in the data root, so this run trains without validation; to validate, run "
+                "'lasium-data download omniglot' (or pass --data-root DIR holding omniglot/)",
+                file=sys.stderr,
+            )
         return "none"
     return dataset
 
 
 # What makes two runs the same run: a run folder whose train_config.json differs in these holds another run.
-RUN_DEFINING = ("shards", "algo", "meta_batch", "inner_steps", "inner_lr", "lr", "seed", "ways", "shots", "queries", "image_shape")
+RUN_DEFINING = (
+    "shards",
+    "algo",
+    "meta_batch",
+    "inner_steps",
+    "inner_lr",
+    "lr",
+    "seed",
+    "ways",
+    "shots",
+    "queries",
+    "image_shape",
+)
 
 
 def refuse_other_run(out: Path, config: TrainConfig) -> None:
@@ -292,7 +404,9 @@ def refuse_other_run(out: Path, config: TrainConfig) -> None:
     differs = [k for k in RUN_DEFINING if saved.get(k) != mine.get(k)]
     if differs:
         shown = ", ".join(f"{k} {saved.get(k)!r}" for k in differs[:3])
-        raise ConfigError(f"{out} already holds a different run ({shown}); pass --resume to continue it or choose another --out")
+        raise ConfigError(
+            f"{out} already holds a different run ({shown}); pass --resume to continue it or choose another --out"
+        )
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:

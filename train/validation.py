@@ -34,40 +34,68 @@ def default_val_dataset(option: str, image_shape: list[int] | tuple[int, ...]) -
 class Validator:
     """Fixed val-split episodes, loaded once (so a missing dataset fails before training starts)."""
 
-    def __init__(self, dataset: str, *, ways: int, shots: int, queries: int, num_tasks: int,
-                 image_shape: tuple[int, int, int] | list[int], data_root: str | None = None,
-                 seed: int = VALIDATION_SEED, progress: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        ways: int,
+        shots: int,
+        queries: int,
+        num_tasks: int,
+        image_shape: tuple[int, int, int] | list[int],
+        data_root: str | None = None,
+        seed: int = VALIDATION_SEED,
+        progress: bool = False,
+    ) -> None:
         from lasium.data import EpisodeSampler, load_split
 
         h, w, c = (int(s) for s in image_shape)
         try:
             images = load_split(dataset, "val", data_root=data_root, image_size=(h, w), channels=c, progress=progress)
         except DataError as exc:
-            raise DataError(f"validation data: {exc} (or pass --val-dataset none to train without validation)") from None
+            raise DataError(
+                f"validation data: {exc} (or pass --val-dataset none to train without validation)"
+            ) from None
         if images.image_shape != (h, w, c):
-            raise DataError(f"the {dataset} val split has images of {images.image_shape}, the shards {h}x{w}x{c}; "
-                            "pick a matching --val-dataset or --val-dataset none")
+            raise DataError(
+                f"the {dataset} val split has images of {images.image_shape}, the shards {h}x{w}x{c}; "
+                "pick a matching --val-dataset or --val-dataset none"
+            )
         try:
             sampler = EpisodeSampler(images, ways, shots, queries, seed)
         except ConfigError as exc:
-            raise DataError(f"validation data cannot give {ways}-way {shots}-shot episodes with {queries} queries: {exc}; "
-                            "pass another --val-dataset or --val-dataset none") from None
+            raise DataError(
+                f"validation data cannot give {ways}-way {shots}-shot episodes with {queries} queries: {exc}; "
+                "pass another --val-dataset or --val-dataset none"
+            ) from None
         batch = sampler.tasks(0, num_tasks)
         self.description = f"{num_tasks} {dataset} val episodes ({ways}-way {shots}-shot, {queries} queries)"
         self.support = torch.from_numpy(np.ascontiguousarray(batch.support))
         self.query = torch.from_numpy(np.ascontiguousarray(batch.query))
-        self.perm = torch.from_numpy(np.stack([numpy_rng(seed, "val-labels", i).permutation(ways) for i in range(num_tasks)]))
+        self.perm = torch.from_numpy(
+            np.stack([numpy_rng(seed, "val-labels", i).permutation(ways) for i in range(num_tasks)])
+        )
 
     def __len__(self) -> int:
         return int(self.support.shape[0])
 
-    def evaluate(self, learner: MetaLearner, device: torch.device, *, steps: int | None = None, lr: float | None = None,
-                 chunk: int = 100, autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext) -> dict[str, float]:
+    def evaluate(
+        self,
+        learner: MetaLearner,
+        device: torch.device,
+        *,
+        steps: int | None = None,
+        lr: float | None = None,
+        chunk: int = 100,
+        autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
+    ) -> dict[str, float]:
         """Mean query accuracy over the episodes and its 95% interval half-width (1.96·std/√n)."""
         accuracies = []
         with torch.no_grad():
             for a in range(0, len(self), chunk):
-                s, sl, q, ql = to_device(self.support[a : a + chunk], self.query[a : a + chunk], self.perm[a : a + chunk], device)
+                s, sl, q, ql = to_device(
+                    self.support[a : a + chunk], self.query[a : a + chunk], self.perm[a : a + chunk], device
+                )
                 params = {k: v.detach() for k, v in learner.meta_params().items()}
                 with autocast():
                     logits = learner.predict_tasks(learner.adapt_tasks(s, sl, steps, lr, params), q)

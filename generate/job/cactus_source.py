@@ -51,9 +51,19 @@ def ids_digest(image_ids: list[str]) -> str:
 class CactusTaskSource:
     """CACTUs tasks from the unlabeled train images of ``dataset``; ``model`` (a VAE) overrides ``embedding``'s loading."""
 
-    def __init__(self, dataset: str, *, spec: CactusSpec, seed: int, device: torch.device, embedding: str = DEFAULT_EMBEDDING,
-                 data_root: str | None = None, model: Generator | None = None, progress: bool = True,
-                 log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        spec: CactusSpec,
+        seed: int,
+        device: torch.device,
+        embedding: str = DEFAULT_EMBEDDING,
+        data_root: str | None = None,
+        model: Generator | None = None,
+        progress: bool = True,
+        log: Callable[[str], None] = print,
+    ) -> None:
         from lasium.data import cache_dir, load_unlabeled
 
         spec.check()
@@ -74,7 +84,9 @@ class CactusTaskSource:
         self.fingerprint = str(data.fingerprint)
         z = check_embeddings(z, len(images), f"the {self.embedding['kind']} embedding")
         if spec.clusters > len(images):
-            raise ConfigError(f"--clusters {spec.clusters} is larger than the number of images ({len(images)}); lower --clusters")
+            raise ConfigError(
+                f"--clusters {spec.clusters} is larger than the number of images ({len(images)}); lower --clusters"
+            )
         self.embedding["dim"] = int(z.shape[1])
         labels, cache = cached_partitions(z, spec, self.seed, cache_dir() / "cactus", log=log, verbose=progress)
         self.embedding["sha256"] = cache["embedding_sha256"]
@@ -90,11 +102,15 @@ class CactusTaskSource:
         try:
             z = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:
-            raise ConfigError(f"embedding file {path} is not a plain .npy array ({exc}); save it with np.save(..., allow_pickle=False)") from None
+            raise ConfigError(
+                f"embedding file {path} is not a plain .npy array ({exc}); save it with np.save(..., allow_pickle=False)"
+            ) from None
         return check_embeddings(z, num_images, f"embedding file {path.name}")
 
     @staticmethod
-    def _encode(spec: str, dataset: str, data_root: str | None, device: torch.device, model: Generator | None) -> tuple[Any, ...]:
+    def _encode(
+        spec: str, dataset: str, data_root: str | None, device: torch.device, model: Generator | None
+    ) -> tuple[Any, ...]:
         """(images, posterior means, the unlabeled data, the VAE's description) of a VAE embedding."""
         from lasium.data import UnlabeledImages
         from lasium.generate.models.loading import load_generator
@@ -102,7 +118,9 @@ class CactusTaskSource:
 
         model = model if model is not None else load_generator(spec, device=device)
         if model.kind != "vae" or not hasattr(model, "encode"):
-            raise ConfigError(f"--embedding {spec} is a {model.kind} model without an encoder; give a VAE, pixels or a .npy file")
+            raise ConfigError(
+                f"--embedding {spec} is a {model.kind} model without an encoder; give a VAE, pixels or a .npy file"
+            )
         pool = vae_anchor_pool(model, dataset, data_root=data_root, device=device)
         images = pool.images.cpu().numpy()
         data = UnlabeledImages(images, pool.image_ids, pool.fingerprint, dataset)

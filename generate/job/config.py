@@ -50,7 +50,9 @@ def parse_shard_range(text: str | None, num_shards: int) -> tuple[int, int]:
         return 0, num_shards
     m = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", str(text))
     if not m:
-        raise ConfigError(f"--shard-range {text!r} is not a range; write A:B (shards A … B-1), e.g. --shard-range 0:100")
+        raise ConfigError(
+            f"--shard-range {text!r} is not a range; write A:B (shards A … B-1), e.g. --shard-range 0:100"
+        )
     a = int(m[1]) if m[1] else 0
     b = int(m[2]) if m[2] else num_shards
     if a >= b or a >= num_shards:
@@ -83,7 +85,9 @@ class GenerationConfig:
     source: str = "generator"  # generator | real | umtra | cactus
     generator: str = "omniglot-gan"
     latent_dim: int | None = None
-    output_range: str | None = None  # external generators: "[0,1]" or "[-1,1]" (None: the module's attribute, else [0,1])
+    output_range: str | None = (
+        None  # external generators: "[0,1]" or "[-1,1]" (None: the module's attribute, else [0,1])
+    )
     dataset: str = "omniglot"  # real tasks, UMTRA and CACTUs images, and VAE anchor images
     split: str = "train"  # real tasks only (VAE anchors always use the unlabeled train split)
     data_root: str | None = None
@@ -145,8 +149,11 @@ class GenerationConfig:
             raise ConfigError(f"--shots and --queries must be at least 1, got {self.shots} and {self.queries}")
         if not 1 <= self.num_tasks <= MAX_TASKS:
             # checked before anything is planned: a count such as 1e99 would otherwise be iterated shard by shard
-            raise ConfigError(f"--n-tasks must be between 1 and {MAX_TASKS:,} (task keys have 9 digits), got {self.num_tasks:.3g}"
-                              if self.num_tasks >= 1 else f"--n-tasks must be at least 1, got {self.num_tasks}")
+            raise ConfigError(
+                f"--n-tasks must be between 1 and {MAX_TASKS:,} (task keys have 9 digits), got {self.num_tasks:.3g}"
+                if self.num_tasks >= 1
+                else f"--n-tasks must be at least 1, got {self.num_tasks}"
+            )
         if self.tasks_per_shard < 1:
             raise ConfigError(f"--tasks-per-shard must be at least 1, got {self.tasks_per_shard}")
         for opt, value in (("--sigma", self.sigma), ("--alpha", self.alpha), ("--epsilon", self.epsilon)):
@@ -154,7 +161,9 @@ class GenerationConfig:
                 raise ConfigError(f"{opt} must be a finite number ≥ 0, got {value}")
         if self.alpha is not None and self.alpha > 1:
             # z' = z_i + α (v − z_i): α = 0 keeps the anchor, α = 1 reaches the other latent; beyond it leaves the segment
-            raise ConfigError(f"--alpha must be between 0 and 1 (the fraction of the way to the other latent), got {self.alpha:g}")
+            raise ConfigError(
+                f"--alpha must be between 0 and 1 (the fraction of the way to the other latent), got {self.alpha:g}"
+            )
         if self.workers is not None and self.workers < 0:
             raise ConfigError(f"--workers must be ≥ 0 (0 = write in the main process), got {self.workers}")
         if self.decode_tasks < 1 or self.anchor_chunk < 1 or self.in_flight < 1:
@@ -189,11 +198,23 @@ class GenerationConfig:
         self.name = self.name or f"{out.parent.name}-{out.name}"
 
     def cactus_spec(self) -> CactusSpec:
-        return CactusSpec(ways=self.ways, shots=self.shots, queries=self.queries, clusters=int(self.clusters),
-                          partitions=int(self.partitions), scaling=bool(self.scaling), min_cluster_size=self.min_cluster_size)
+        return CactusSpec(
+            ways=self.ways,
+            shots=self.shots,
+            queries=self.queries,
+            clusters=int(self.clusters),
+            partitions=int(self.partitions),
+            scaling=bool(self.scaling),
+            min_cluster_size=self.min_cluster_size,
+        )
 
     def umtra_spec(self) -> UmtraSpec:
-        return UmtraSpec(ways=self.ways, queries=self.queries, erase_probability=float(self.umtra_erase), max_shift=int(self.umtra_shift))
+        return UmtraSpec(
+            ways=self.ways,
+            queries=self.queries,
+            erase_probability=float(self.umtra_erase),
+            max_shift=int(self.umtra_shift),
+        )
 
     @property
     def set_name(self) -> str:
@@ -222,7 +243,9 @@ class GenerationConfig:
         assert self.strategy is not None
         name = check_strategy(self.strategy).parameter
         given = self.sigma if name == "sigma" else self.alpha
-        return name, float(given) if given is not None else default_parameter(self.strategy, generator_kind, self.preset)
+        return name, float(given) if given is not None else default_parameter(
+            self.strategy, generator_kind, self.preset
+        )
 
     def resolved_precision(self, device_type: str) -> str:
         """``bf16-autocast`` or ``fp32``: auto means bf16 where the device computes it natively (CUDA; CPUs with
@@ -232,8 +255,9 @@ class GenerationConfig:
 
         return "bf16-autocast" if resolve_precision(self.precision, device_type) == "bf16" else "fp32"
 
-    def set_config(self, *, image_shape: tuple[int, ...], latent_dim: int | None, generator_kind: str | None,
-                   device_type: str) -> dict[str, Any]:
+    def set_config(
+        self, *, image_shape: tuple[int, ...], latent_dim: int | None, generator_kind: str | None, device_type: str
+    ) -> dict[str, Any]:
         """The record that defines the shard set (sidecars and manifest ``config``)."""
         c: dict[str, Any] = {
             "ways": self.ways,

@@ -76,8 +76,10 @@ class GenerationResult:
     def summary(self) -> str:
         gb = self.bytes_written / 1e9
         skipped = f" ({self.shards_skipped} already complete)" if self.shards_skipped else ""
-        return (f"wrote {self.tasks_written:,} tasks in {self.shards_written} shards{skipped}, {gb:.3f} GB, "
-                f"{self.seconds:.1f} s, {self.tasks_per_second:,.0f} tasks/s → {self.out_dir}")
+        return (
+            f"wrote {self.tasks_written:,} tasks in {self.shards_written} shards{skipped}, {gb:.3f} GB, "
+            f"{self.seconds:.1f} s, {self.tasks_per_second:,.0f} tasks/s → {self.out_dir}"
+        )
 
 
 # -- host staging ----------------------------------------------------------------------------------
@@ -113,11 +115,25 @@ class HostStager:
         if self._made >= self.slots:
             raise RuntimeError("all pinned buffers are in use; release one first")
         self._made += 1
-        out = {"support": shard.support, "query": shard.query, "latents": shard.latents, "anchor_index": shard.anchor_index}
-        return {k: torch.empty((self.max_tasks, *t.shape[1:]), dtype=t.dtype, pin_memory=True) for k, t in out.items() if t is not None}
+        out = {
+            "support": shard.support,
+            "query": shard.query,
+            "latents": shard.latents,
+            "anchor_index": shard.anchor_index,
+        }
+        return {
+            k: torch.empty((self.max_tasks, *t.shape[1:]), dtype=t.dtype, pin_memory=True)
+            for k, t in out.items()
+            if t is not None
+        }
 
     def stage(self, shard: DeviceShard) -> StagedShard:
-        parts = {"support": shard.support, "query": shard.query, "latents": shard.latents, "anchor_index": shard.anchor_index}
+        parts = {
+            "support": shard.support,
+            "query": shard.query,
+            "latents": shard.latents,
+            "anchor_index": shard.anchor_index,
+        }
         if self.device.type != "cuda":
             return StagedShard({k: None if t is None else t.detach().cpu() for k, t in parts.items()}, None, None)
         bufs = self._buffers(shard)
@@ -174,9 +190,15 @@ def synthesis_spec(config: GenerationConfig, set_config: dict[str, Any]) -> Synt
     """What defines the tasks, from the resolved set config (σ or α under the strategy's parameter name)."""
     assert config.strategy is not None
     return SynthesisSpec(
-        strategy=config.strategy, parameter=float(set_config[parameter_name(config.strategy)]), epsilon=float(set_config["epsilon"]),
-        ways=config.ways, shots=config.shots, queries=config.queries, anchor_chunk=config.anchor_chunk,
-        decode_tasks=config.effective_decode_tasks, save_latents=config.save_latents,
+        strategy=config.strategy,
+        parameter=float(set_config[parameter_name(config.strategy)]),
+        epsilon=float(set_config["epsilon"]),
+        ways=config.ways,
+        shots=config.shots,
+        queries=config.queries,
+        anchor_chunk=config.anchor_chunk,
+        decode_tasks=config.effective_decode_tasks,
+        save_latents=config.save_latents,
     )
 
 
@@ -184,13 +206,21 @@ class GenerationJob:
     """One process's share of a ``lasium-gen`` run. ``model`` may be passed in (library use, tests);
     otherwise ``config.generator`` is loaded with :func:`lasium.generate.load_generator`."""
 
-    def __init__(self, config: GenerationConfig, *, model: Generator | None = None, rank: RankInfo | None = None,
-                 log: Callable[[str], None] = print) -> None:
+    def __init__(
+        self,
+        config: GenerationConfig,
+        *,
+        model: Generator | None = None,
+        rank: RankInfo | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
         self.config = config
         self.rank = rank or RankInfo.from_env()
         self.log = log
         # torchrun: a bare cuda (or auto on a GPU machine) means this rank's GPU.
-        self.device = torch.device("cpu") if config.source == "real" else resolve_device(config.device, self.rank.local_rank)
+        self.device = (
+            torch.device("cpu") if config.source == "real" else resolve_device(config.device, self.rank.local_rank)
+        )
         self.model = model
         self.synth: TaskSynthesizer | None = None
         self.tasks: TaskSource | None = None  # sources that make whole shards without a generator (real, umtra, cactus)
@@ -211,14 +241,34 @@ class GenerationJob:
         """Set up a source that makes whole shards without a generator: real episodes, UMTRA or CACTUs."""
         c = self.config
         if c.source == "real":
-            self.tasks = RealTaskSource(c.dataset, c.split, ways=c.ways, shots=c.shots, queries=c.queries, seed=c.seed, data_root=c.data_root)
+            self.tasks = RealTaskSource(
+                c.dataset, c.split, ways=c.ways, shots=c.shots, queries=c.queries, seed=c.seed, data_root=c.data_root
+            )
         elif c.source == "cactus":
-            self.tasks = CactusTaskSource(c.dataset, spec=c.cactus_spec(), seed=c.seed, device=self.device, embedding=c.embedding,
-                                          data_root=c.data_root, model=self.model, progress=c.progress, log=self.log)
+            self.tasks = CactusTaskSource(
+                c.dataset,
+                spec=c.cactus_spec(),
+                seed=c.seed,
+                device=self.device,
+                embedding=c.embedding,
+                data_root=c.data_root,
+                model=self.model,
+                progress=c.progress,
+                log=self.log,
+            )
         else:
-            self.tasks = UmtraTaskSource(c.dataset, spec=c.umtra_spec(), shots=c.shots, seed=c.seed, device=self.device,
-                                         data_root=c.data_root, progress=c.progress)
-        set_config = c.set_config(image_shape=self.tasks.image_shape, latent_dim=None, generator_kind=None, device_type=self.device.type)
+            self.tasks = UmtraTaskSource(
+                c.dataset,
+                spec=c.umtra_spec(),
+                shots=c.shots,
+                seed=c.seed,
+                device=self.device,
+                data_root=c.data_root,
+                progress=c.progress,
+            )
+        set_config = c.set_config(
+            image_shape=self.tasks.image_shape, latent_dim=None, generator_kind=None, device_type=self.device.type
+        )
         return {"config": set_config, "generator": None, "source": self.tasks.describe()}
 
     def _generator_header(self) -> dict[str, Any]:
@@ -226,19 +276,29 @@ class GenerationJob:
         c = self.config
         set_cudnn_flags(self.device)
         model = self.model = self.model if self.model is not None else self._load_model()
-        set_config = c.set_config(image_shape=tuple(model.image_shape), latent_dim=int(model.latent_dim), generator_kind=model.kind,
-                                  device_type=self.device.type)
+        set_config = c.set_config(
+            image_shape=tuple(model.image_shape),
+            latent_dim=int(model.latent_dim),
+            generator_kind=model.kind,
+            device_type=self.device.type,
+        )
         pool, source = self._encode_anchor_pool(model)
         bf16 = set_config["precision"] == "bf16-autocast"
         prepare_network(model, self.device, channels_last=bf16, compile=c.compile)
-        self.synth = TaskSynthesizer(model, synthesis_spec(c, set_config), device=self.device, anchor_pool=pool, autocast=bf16)
+        self.synth = TaskSynthesizer(
+            model, synthesis_spec(c, set_config), device=self.device, anchor_pool=pool, autocast=bf16
+        )
         return {"config": set_config, "generator": model.describe(), "source": source}
 
     def _load_model(self) -> Generator:
         from lasium.generate.models.loading import load_generator
 
-        return load_generator(self.config.generator, device=self.device, latent_dim=self.config.latent_dim,
-                              output_range=self.config.output_range)
+        return load_generator(
+            self.config.generator,
+            device=self.device,
+            latent_dim=self.config.latent_dim,
+            output_range=self.config.output_range,
+        )
 
     def _encode_anchor_pool(self, model: Generator) -> tuple[AnchorPool | None, dict[str, Any] | None]:
         """VAEs draw anchors from encoded real images (the pool and the manifest's source record); GANs from the prior."""
@@ -289,12 +349,24 @@ class GenerationJob:
         mine = set(my_shards)
         # Each process removes only stale files of shards it owns (rank 0 also those beyond the set),
         # so ranks and array-job parts never delete each other's new shards.
-        check_existing_set(out_dir, self.header, name, container, overwrite=c.overwrite,
-                           owns=lambda s: s in mine or (s >= c.num_shards and self.rank.rank == 0))
+        check_existing_set(
+            out_dir,
+            self.header,
+            name,
+            container,
+            overwrite=c.overwrite,
+            owns=lambda s: s in mine or (s >= c.num_shards and self.rank.rank == 0),
+        )
 
         todo: list[int] = []
         for s in my_shards:
-            entry = shard_is_complete(out_dir, shard_file_name(name, s, container, c.resolved_compression), set_config, s, full_hash=c.verify_existing)
+            entry = shard_is_complete(
+                out_dir,
+                shard_file_name(name, s, container, c.resolved_compression),
+                set_config,
+                s,
+                full_hash=c.verify_existing,
+            )
             if entry is not None:
                 result.entries.append(entry)
                 result.shards_skipped += 1
@@ -307,7 +379,9 @@ class GenerationJob:
         tasks_todo = sum(expected_shard_tasks(set_config, s)[1] for s in todo)
         if todo:
             layout = _layout(set_config, c.tasks_per_shard)
-            sink: InlineWriter | WriterPool = InlineWriter(target) if workers == 0 else WriterPool(target, min(workers, len(todo)), layout)
+            sink: InlineWriter | WriterPool = (
+                InlineWriter(target) if workers == 0 else WriterPool(target, min(workers, len(todo)), layout)
+            )
             desc = f"{name} [rank {self.rank.rank}]" if self.rank.world_size > 1 else name
             bar = _progress(tasks_todo, c.progress and self.rank.rank == 0, desc)
             started = time.perf_counter()
@@ -317,7 +391,9 @@ class GenerationJob:
                     self._record(e, result, bar)
             except BaseException:
                 sink.abort()
-                remove_orphan_shards(out_dir, [shard_file_name(name, s, container, c.resolved_compression) for s in todo])
+                remove_orphan_shards(
+                    out_dir, [shard_file_name(name, s, container, c.resolved_compression) for s in todo]
+                )
                 raise
             finally:
                 bar.close()
@@ -381,7 +457,9 @@ class GenerationJob:
         c = self.config
         if self.is_partial():
             if self.rank.rank == 0:
-                self.log(f"shards {c.shard_range} done; when all parts are done, write the manifest with: lasium-shards index {out_dir}")
+                self.log(
+                    f"shards {c.shard_range} done; when all parts are done, write the manifest with: lasium-shards index {out_dir}"
+                )
             return False
         if self.rank.world_size == 1:
             write_manifest(out_dir, self.header, result.entries, container=c.container, name=c.set_name)
@@ -392,14 +470,18 @@ class GenerationJob:
         deadline = time.monotonic() + c.manifest_timeout
         while not all((out_dir / (n + ".json")).is_file() for n in names):
             if time.monotonic() > deadline:
-                self.log(f"other ranks did not finish within {c.manifest_timeout:.0f} s; when they are done, run: lasium-shards index {out_dir}")
+                self.log(
+                    f"other ranks did not finish within {c.manifest_timeout:.0f} s; when they are done, run: lasium-shards index {out_dir}"
+                )
                 return False
             time.sleep(0.5)
         build_manifest_from_sidecars(out_dir)
         return True
 
 
-def run_generation(config: GenerationConfig, *, model: Generator | None = None, log: Callable[[str], None] = print) -> GenerationResult:
+def run_generation(
+    config: GenerationConfig, *, model: Generator | None = None, log: Callable[[str], None] = print
+) -> GenerationResult:
     """Run (this process's share of) a generation job; see :class:`GenerationJob`."""
     return GenerationJob(config, model=model, log=log).run()
 

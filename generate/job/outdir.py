@@ -36,11 +36,19 @@ def prepare_out_dir(out_dir: Path) -> None:
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise
-        raise ConfigError(f"cannot write to output folder {out_dir} ({exc.strerror}); choose a writable --out") from None
+        raise ConfigError(
+            f"cannot write to output folder {out_dir} ({exc.strerror}); choose a writable --out"
+        ) from None
 
 
 def _identity(container: str, name: str, header: dict[str, Any]) -> dict[str, Any]:
-    return {"container": container, "name": name, "config": header["config"], "generator": header.get("generator"), "source": header.get("source")}
+    return {
+        "container": container,
+        "name": name,
+        "config": header["config"],
+        "generator": header.get("generator"),
+        "source": header.get("source"),
+    }
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -94,8 +102,15 @@ def _stale_files(out_dir: Path, new: dict[str, Any]) -> list[tuple[str, list[str
     return stale
 
 
-def check_existing_set(out_dir: Path, header: dict[str, Any], name: str, container: str, *, overwrite: bool,
-                       owns: Callable[[int], bool] = lambda index: True) -> None:
+def check_existing_set(
+    out_dir: Path,
+    header: dict[str, Any],
+    name: str,
+    container: str,
+    *,
+    overwrite: bool,
+    owns: Callable[[int], bool] = lambda index: True,
+) -> None:
     """Refuse to mix shard sets in one folder: compare the manifest and every sidecar with this run.
 
     With ``overwrite`` the other set's files are removed instead; files that already belong to this
@@ -111,14 +126,18 @@ def check_existing_set(out_dir: Path, header: dict[str, Any], name: str, contain
     if not overwrite:
         where, diff, _, _ = stale[0]
         shown = "; ".join(diff[:4]) + ("; …" if len(diff) > 4 else "")
-        raise ConfigError(f"{out_dir} holds a shard set with a different config ({where}: {shown}); "
-                          "use --overwrite to replace it, or choose another --out")
+        raise ConfigError(
+            f"{out_dir} holds a shard set with a different config ({where}: {shown}); "
+            "use --overwrite to replace it, or choose another --out"
+        )
     for _, _, path, index in stale:
         if index is None or owns(index):
             path.unlink(missing_ok=True)
 
 
-def shard_is_complete(out_dir: Path, file_name: str, set_config: dict[str, Any], shard_index: int, *, full_hash: bool) -> ShardEntry | None:
+def shard_is_complete(
+    out_dir: Path, file_name: str, set_config: dict[str, Any], shard_index: int, *, full_hash: bool
+) -> ShardEntry | None:
     """The sidecar's entry when shard ``file_name`` is done: sidecar readable, task range as expected,
     size as recorded (and sha256, with ``full_hash``). None means: (re)write it."""
     shard = out_dir / file_name
@@ -176,8 +195,11 @@ def describe_config(header: dict[str, Any]) -> str:
         if key in c:
             parts.append(f"{key} {c[key]:g}")
     h, w, ch = (c.get("image_shape") or [0, 0, 0])[:3]
-    parts += [f"seed {c.get('seed')}", f"{c.get('ways')}-way {c.get('shots')}+{c.get('queries')}-shot {h}x{w}x{ch}",
-              f"{c.get('num_tasks'):,} tasks" if isinstance(c.get("num_tasks"), int) else "? tasks"]
+    parts += [
+        f"seed {c.get('seed')}",
+        f"{c.get('ways')}-way {c.get('shots')}+{c.get('queries')}-shot {h}x{w}x{ch}",
+        f"{c.get('num_tasks'):,} tasks" if isinstance(c.get("num_tasks"), int) else "? tasks",
+    ]
     gen = header.get("generator") or {}
     if gen.get("name"):
         parts.append(f"generator {gen['name']}")
@@ -221,10 +243,14 @@ class FolderClaim:
                 else:
                     other = _read_claim(fd)
                     if other.get("digest") != digest:
-                        where = f"pid {other.get('pid')} on {other.get('host')}" if other.get("pid") else "another process"
-                        raise ConfigError(f"{out_dir} is being written by another lasium-gen job with a different config "
-                                          f"({other.get('config', 'unreadable claim')}; {where}); wait for it to finish "
-                                          "or choose another --out")
+                        where = (
+                            f"pid {other.get('pid')} on {other.get('host')}" if other.get("pid") else "another process"
+                        )
+                        raise ConfigError(
+                            f"{out_dir} is being written by another lasium-gen job with a different config "
+                            f"({other.get('config', 'unreadable claim')}; {where}); wait for it to finish "
+                            "or choose another --out"
+                        )
                 fcntl.flock(fd, fcntl.LOCK_SH)  # under the folder lock: nobody inspects the claim in between
             except BaseException:
                 os.close(fd)

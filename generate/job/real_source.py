@@ -20,8 +20,18 @@ class RealTaskSource:
     """Tasks from a labeled split: shard s uses ``EpisodeSampler(..., seed=derive_seed(seed, "shard", s))``
     and its episodes 0 … T−1."""
 
-    def __init__(self, dataset: str, split: str, *, ways: int, shots: int, queries: int, seed: int,
-                 data_root: str | None = None, image_size: int | None = None) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        split: str,
+        *,
+        ways: int,
+        shots: int,
+        queries: int,
+        seed: int,
+        data_root: str | None = None,
+        image_size: int | None = None,
+    ) -> None:
         from lasium.data import EpisodeSampler, load_split
 
         self.images = load_split(dataset, split, data_root=data_root, image_size=image_size)
@@ -48,7 +58,9 @@ class RealTaskSource:
         }
 
     def shard_batch(self, shard_index: int, first_task: int, num_tasks: int) -> TaskBatch:
-        sampler = self._sampler_cls(self.images, self.ways, self.shots, self.queries, derive_seed(self.seed, "shard", shard_index))
+        sampler = self._sampler_cls(
+            self.images, self.ways, self.shots, self.queries, derive_seed(self.seed, "shard", shard_index)
+        )
         batch = sampler.tasks(0, num_tasks)
         metas = []
         for t, episode_meta in enumerate(batch.metas):

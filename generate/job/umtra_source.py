@@ -32,8 +32,17 @@ from lasium.tasks import TaskBatch
 class UmtraTaskSource:
     """UMTRA tasks from the unlabeled train images of ``dataset`` (``omniglot`` or ``imagefolder:PATH``)."""
 
-    def __init__(self, dataset: str, *, spec: UmtraSpec, shots: int, seed: int, device: torch.device,
-                 data_root: str | None = None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        dataset: str,
+        *,
+        spec: UmtraSpec,
+        shots: int,
+        seed: int,
+        device: torch.device,
+        data_root: str | None = None,
+        progress: bool = True,
+    ) -> None:
         from lasium.data import load_unlabeled
 
         if shots != 1:
@@ -74,7 +83,9 @@ class UmtraTaskSource:
         index = torch.as_tensor(picks, device=self.device)
         support = self.images[index]  # (T, N, H, W, C)
         with torch.inference_mode():
-            query = umtra_queries(support, self.spec, torch_generator(self.seed, "shard", shard_index, device=self.device))
+            query = umtra_queries(
+                support, self.spec, torch_generator(self.seed, "shard", shard_index, device=self.device)
+            )
         ids = self.image_ids[picks].tolist()
         metas = [{"index": first_task + t, "strategy": "umtra", "anchor_source_ids": ids[t]} for t in range(num_tasks)]
         return TaskBatch(support[:, :, None].cpu().numpy(), query.cpu().numpy(), None, metas)

@@ -62,8 +62,16 @@ class WriteTarget:
 def write_job(target: WriteTarget, job: ShardJob) -> ShardEntry:
     from lasium.shards import write_shard
 
-    return write_shard(Path(target.out_dir), target.name, job.shard_index, job.first_task, job.batch(), target.container, target.header,
-                       compression=target.compression)
+    return write_shard(
+        Path(target.out_dir),
+        target.name,
+        job.shard_index,
+        job.first_task,
+        job.batch(),
+        target.container,
+        target.header,
+        compression=target.compression,
+    )
 
 
 class InlineWriter:
@@ -213,8 +221,12 @@ class WriterPool:
         self._results = ctx.Queue()
         names = [s.name for s in self._shm]
         self._procs = [
-            ctx.Process(target=_writer_main, args=(target, layout, names, self._jobs, self._results), daemon=True,
-                        name=f"lasium-gen-writer-{i}")
+            ctx.Process(
+                target=_writer_main,
+                args=(target, layout, names, self._jobs, self._results),
+                daemon=True,
+                name=f"lasium-gen-writer-{i}",
+            )
             for i in range(workers)
         ]
         for p in self._procs:
@@ -235,7 +247,9 @@ class WriterPool:
         """Take one result (waiting up to forever when ``block``), checking that writers are alive."""
         while True:
             try:
-                kind, slot, shard_index, payload = self._results.get(timeout=0.5) if block else self._results.get_nowait()
+                kind, slot, shard_index, payload = (
+                    self._results.get(timeout=0.5) if block else self._results.get_nowait()
+                )
             except queue.Empty:
                 if not block:
                     return

@@ -38,7 +38,7 @@ def bundled_folder(name: str, root: Path | None = None) -> Path:
         raise CheckpointError(
             f"bundled model {name!r} has not been exported into this installation; produce it with "
             f"`benchmarks/train_bundled.py` (GPU, fits and exports both models) or `lasium-fit --model {model} "
-            f"--dataset omniglot --out DIR` then `python -c \"from lasium.generate import export_bundled; "
+            f'--dataset omniglot --out DIR` then `python -c "from lasium.generate import export_bundled; '
             f"export_bundled('DIR', '{name}')\"`, or pass a checkpoint folder instead"
         )
     return folder
@@ -65,9 +65,15 @@ def export_bundled(
     ckpt = load_checkpoint(Path(checkpoint_dir), device="cpu")
     dest = Path(dest_root or BUNDLED_ROOT) / name
     dest.mkdir(parents=True, exist_ok=True)
-    weights = save_model_weights(dest, ckpt.model, {"format": CHECKPOINT_FORMAT, "dtype": "float16"}, dtype=torch.float16)
+    weights = save_model_weights(
+        dest, ckpt.model, {"format": CHECKPOINT_FORMAT, "dtype": "float16"}, dtype=torch.float16
+    )
     config = {**ckpt.config, "name": name}
-    config["bundled"] = {"dtype": "float16", "source_weights_sha256": file_sha256(ckpt.weights_path), "quality": quality}
+    config["bundled"] = {
+        "dtype": "float16",
+        "source_weights_sha256": file_sha256(ckpt.weights_path),
+        "quality": quality,
+    }
     if note:
         config["bundled"]["note"] = note.strip()
     write_json_atomic(dest / CONFIG_FILE, config)
@@ -83,7 +89,9 @@ def export_bundled(
     total = sum(p.stat().st_size for p in Path(dest_root or BUNDLED_ROOT).rglob("*") if p.is_file())
     if total > BUNDLED_BUDGET_BYTES:
         shutil.rmtree(dest)
-        raise CheckpointError(f"bundled models would take {total / 2**20:.1f} MB, over the 8 MB budget; export a smaller model")
+        raise CheckpointError(
+            f"bundled models would take {total / 2**20:.1f} MB, over the 8 MB budget; export a smaller model"
+        )
     return dest
 
 
@@ -108,23 +116,23 @@ def model_card(config: dict[str, Any], name: str, weights_sha256: str) -> str:
     note_section = f"## Training note\n{note}\n\n" if note else ""
     return f"""# {name}
 
-A LASIUM {config['kind'].upper()} generator (Khodadadeh et al., "Unsupervised Meta-Learning through Latent-Space
+A LASIUM {config["kind"].upper()} generator (Khodadadeh et al., "Unsupervised Meta-Learning through Latent-Space
 Interpolation in Generative Models", ICLR 2021), trained by `lasium-fit` on the **unlabeled train split**
-of `{data.get('dataset', '?')}` and shipped with lasium (weights stored as float16).
+of `{data.get("dataset", "?")}` and shipped with lasium (weights stored as float16).
 
 | field | value |
 |---|---|
-| kind | {config['kind']} |
-| architecture | `{config['architecture'].get('name')}` |
-| latent size | {config['latent_dim']} |
-| image shape (H, W, C) | {tuple(config['image_shape'])} |
-| training images | {data.get('num_images', '?')} (fingerprint `{data.get('fingerprint', '?')}`) |
-| epochs | {config.get('epochs_done', '?')} of {fit.get('epochs', '?')}{stopped} |
-| batch size / learning rate | {fit.get('batch_size', '?')} / {fit.get('lr', '?')} |
-| seed | {fit.get('seed', '?')} |
-| wall-clock budget | {f'{budget} min' if budget else 'none'} |
-| device | {config.get('device', '?')} |
-| training time | {config.get('train_seconds', 0.0):.1f} s ({config.get('images_per_second', 0.0):.0f} images/s) |
+| kind | {config["kind"]} |
+| architecture | `{config["architecture"].get("name")}` |
+| latent size | {config["latent_dim"]} |
+| image shape (H, W, C) | {tuple(config["image_shape"])} |
+| training images | {data.get("num_images", "?")} (fingerprint `{data.get("fingerprint", "?")}`) |
+| epochs | {config.get("epochs_done", "?")} of {fit.get("epochs", "?")}{stopped} |
+| batch size / learning rate | {fit.get("batch_size", "?")} / {fit.get("lr", "?")} |
+| seed | {fit.get("seed", "?")} |
+| wall-clock budget | {f"{budget} min" if budget else "none"} |
+| device | {config.get("device", "?")} |
+| training time | {config.get("train_seconds", 0.0):.1f} s ({config.get("images_per_second", 0.0):.0f} images/s) |
 | final losses (last epoch means) | {losses} |
 | weights sha256 (model.safetensors) | `{weights_sha256}` |
 

@@ -133,8 +133,12 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> L
         _refuse_without_safetensors(folder)
     config = read_config(folder)
     arch = architecture_from_config(config)
-    if int(config.get("latent_dim", arch.latent_dim)) != arch.latent_dim or list(config.get("image_shape", arch.image_shape)) != list(arch.image_shape):
-        raise CheckpointError(f"{folder / CONFIG_FILE} disagrees with itself: latent_dim/image_shape differ from its architecture")
+    if int(config.get("latent_dim", arch.latent_dim)) != arch.latent_dim or list(
+        config.get("image_shape", arch.image_shape)
+    ) != list(arch.image_shape):
+        raise CheckpointError(
+            f"{folder / CONFIG_FILE} disagrees with itself: latent_dim/image_shape differ from its architecture"
+        )
     state, _ = read_safetensors(weights)
     model = build_model(arch)
     load_into(model, state, str(weights))
@@ -145,8 +149,12 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> L
 # -- writing (atomic) ------------------------------------------------------------------------------
 
 
-def save_model_weights(folder: Path, model: nn.Module, metadata: dict[str, str], dtype: torch.dtype | None = None) -> Path:
-    state = {k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in model.state_dict().items()}
+def save_model_weights(
+    folder: Path, model: nn.Module, metadata: dict[str, str], dtype: torch.dtype | None = None
+) -> Path:
+    state = {
+        k: (v.to(dtype) if dtype is not None and v.is_floating_point() else v) for k, v in model.state_dict().items()
+    }
     path = folder / WEIGHTS_FILE
     write_safetensors_atomic(path, state, metadata)
     return path
@@ -180,11 +188,17 @@ def restore_training_state(out: Path, trainer: Any) -> dict[str, Any]:
     extra, smeta = read_safetensors(out / STATE_FILE)
     epoch = str(state_json.get("epoch"))
     if wmeta.get("epoch") != epoch or smeta.get("epoch") != epoch:
-        raise CheckpointError(f"{out} was interrupted while saving (weights epoch {wmeta.get('epoch')}, state epoch {epoch}); start a new --out")
+        raise CheckpointError(
+            f"{out} was interrupted while saving (weights epoch {wmeta.get('epoch')}, state epoch {epoch}); start a new --out"
+        )
     load_into(trainer.model, weights, str(out / WEIGHTS_FILE))
     for name, module in trainer.extra_modules.items():
         prefix = f"{name}."
-        load_into(module, {k[len(prefix):]: v for k, v in extra.items() if k.startswith(prefix)}, f"{out / STATE_FILE} ({name})")
+        load_into(
+            module,
+            {k[len(prefix) :]: v for k, v in extra.items() if k.startswith(prefix)},
+            f"{out / STATE_FILE} ({name})",
+        )
     for name, opt in trainer.optimizers.items():
         restore_optimizer(opt, extra, state_json.get("optimizers", {}).get(name, []), f"optimizer.{name}")
     return state_json

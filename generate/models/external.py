@@ -69,7 +69,9 @@ def _declared_latent_dim(module: nn.Module, latent_dim: int | None, where: str) 
     if latent_dim < 1:
         raise ConfigError(f"--latent-dim must be positive, got {latent_dim}")
     if attr is not None and isinstance(attr, int) and int(attr) != latent_dim:
-        raise CheckpointError(f"{where} declares latent_dim {attr} but --latent-dim is {latent_dim}; drop or fix --latent-dim")
+        raise CheckpointError(
+            f"{where} declares latent_dim {attr} but --latent-dim is {latent_dim}; drop or fix --latent-dim"
+        )
     return latent_dim
 
 
@@ -87,13 +89,20 @@ def check_output_range(lo: float, hi: float, output_range: str, where: str) -> N
     low, high = (-1.0, 1.0) if output_range == "[-1,1]" else (0.0, 1.0)
     if lo >= low - RANGE_TOLERANCE and hi <= high + RANGE_TOLERANCE and math.isfinite(lo) and math.isfinite(hi):
         return
-    hint = ('pass --output-range "[-1,1]" (tanh outputs)' if output_range == "[0,1]" and lo >= -1 - RANGE_TOLERANCE
-            and hi <= 1 + RANGE_TOLERANCE else "make it return images in [0, 1] or [-1, 1] and pass --output-range to match")
-    raise CheckpointError(f"{where} returned values in [{lo:.3g}, {hi:.3g}] for probe latents, outside its output range "
-                          f"{output_range} (decoding would clip them); {hint}")
+    hint = (
+        'pass --output-range "[-1,1]" (tanh outputs)'
+        if output_range == "[0,1]" and lo >= -1 - RANGE_TOLERANCE and hi <= 1 + RANGE_TOLERANCE
+        else "make it return images in [0, 1] or [-1, 1] and pass --output-range to match"
+    )
+    raise CheckpointError(
+        f"{where} returned values in [{lo:.3g}, {hi:.3g}] for probe latents, outside its output range "
+        f"{output_range} (decoding would clip them); {hint}"
+    )
 
 
-def _probe(module: nn.Module, latent_dim: int, device: torch.device, where: str) -> tuple[tuple[int, int, int], float, float]:
+def _probe(
+    module: nn.Module, latent_dim: int, device: torch.device, where: str
+) -> tuple[tuple[int, int, int], float, float]:
     """(H, W, C) and the smallest and largest value ``module`` returns for two latents, or one line refusing it."""
     z = torch.randn(2, latent_dim, device=device, generator=torch.Generator(device=device).manual_seed(0))
     try:
@@ -106,10 +115,14 @@ def _probe(module: nn.Module, latent_dim: int, device: torch.device, where: str)
         ) from None
     if not torch.is_tensor(out) or out.dim() != 4 or out.shape[0] != 2:
         shape = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
-        raise CheckpointError(f"{where} must return images (n, C, H, W) for latents (n, {latent_dim}); for n=2 it returned {shape}")
+        raise CheckpointError(
+            f"{where} must return images (n, C, H, W) for latents (n, {latent_dim}); for n=2 it returned {shape}"
+        )
     c, h, w = (int(v) for v in out.shape[1:])
     if c not in (1, 3):
-        raise CheckpointError(f"{where} returned {c} channels (shape {tuple(out.shape)}); lasium needs (n, C, H, W) with C = 1 or 3")
+        raise CheckpointError(
+            f"{where} returned {c} channels (shape {tuple(out.shape)}); lasium needs (n, C, H, W) with C = 1 or 3"
+        )
     if not out.is_floating_point():
         raise CheckpointError(f"{where} returned {out.dtype} images; return floats in [0, 1] or [-1, 1]")
     return (h, w, c), float(out.min()), float(out.max())
@@ -170,8 +183,13 @@ def load_torchscript_generator(
             "generator with torch.jit.script(model).save(path), or give a module:factory"
         ) from None
     return wrap_external(
-        module, name=path.name, device=device, latent_dim=latent_dim, image_shape=image_shape,
-        output_range=output_range, source=f"torchscript:{path.name}",
+        module,
+        name=path.name,
+        device=device,
+        latent_dim=latent_dim,
+        image_shape=image_shape,
+        output_range=output_range,
+        source=f"torchscript:{path.name}",
     )
 
 
@@ -188,7 +206,9 @@ def load_factory_generator(
     try:
         obj: Any = importlib.import_module(module_name)
     except ImportError as exc:
-        raise CheckpointError(f"cannot import {module_name!r} for generator {spec!r} ({exc}); is it on PYTHONPATH?") from None
+        raise CheckpointError(
+            f"cannot import {module_name!r} for generator {spec!r} ({exc}); is it on PYTHONPATH?"
+        ) from None
     for part in attr_path.split("."):
         if not hasattr(obj, part):
             raise CheckpointError(f"{module_name!r} has no attribute {attr_path!r} (generator {spec!r})")
@@ -197,6 +217,11 @@ def load_factory_generator(
         raise CheckpointError(f"{spec} is not callable; it must be a factory returning an nn.Module")
     module = obj()
     return wrap_external(
-        module, name=spec, device=device, latent_dim=latent_dim, image_shape=image_shape,
-        output_range=output_range, source=f"factory:{spec}",
+        module,
+        name=spec,
+        device=device,
+        latent_dim=latent_dim,
+        image_shape=image_shape,
+        output_range=output_range,
+        source=f"factory:{spec}",
     )

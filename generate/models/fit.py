@@ -142,7 +142,9 @@ def resume_config(out_dir: str | Path, overrides: dict[str, Any]) -> FitConfig:
         if value is None:
             continue
         if key in DEFINING and value != getattr(saved, key):
-            raise ConfigError(f"--{key.replace('_', '-')} {value} differs from the checkpoint's {getattr(saved, key)}; drop it to resume, or start a new --out")
+            raise ConfigError(
+                f"--{key.replace('_', '-')} {value} differs from the checkpoint's {getattr(saved, key)}; drop it to resume, or start a new --out"
+            )
         setattr(saved, key, value)
     return saved
 
@@ -156,7 +158,9 @@ def check_out_dir(out_dir: Path, resume: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"--out {out_dir} is a file, not a folder; choose another --out")
     if (out_dir / CONFIG_FILE).exists() or (out_dir / WEIGHTS_FILE).exists():
-        raise ConfigError(f"--out {out_dir} already holds a checkpoint; pass --resume to continue it or choose another --out")
+        raise ConfigError(
+            f"--out {out_dir} already holds a checkpoint; pass --resume to continue it or choose another --out"
+        )
     ancestor = out_dir
     while not ancestor.exists():
         ancestor = ancestor.parent
@@ -168,7 +172,9 @@ def check_out_dir(out_dir: Path, resume: bool) -> None:
         raise ConfigError(f"cannot write --out {out_dir}: {ancestor} is not writable; choose another --out")
 
 
-def build_trainer(config: FitConfig, image_shape: tuple[int, int, int], device: torch.device) -> GANTrainer | VAETrainer:
+def build_trainer(
+    config: FitConfig, image_shape: tuple[int, int, int], device: torch.device
+) -> GANTrainer | VAETrainer:
     """Model + optimizers, initialised from (seed, "fit", "init") on the CPU so every device starts alike."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "fit", "init"))
@@ -190,7 +196,9 @@ class StepRunner:
 
     WARMUP = 3
 
-    def __init__(self, trainer: GANTrainer | VAETrainer, batch_shape: tuple[int, ...], device: torch.device, cuda_graphs: bool):
+    def __init__(
+        self, trainer: GANTrainer | VAETrainer, batch_shape: tuple[int, ...], device: torch.device, cuda_graphs: bool
+    ):
         self.trainer = trainer
         self.batch = torch.empty(batch_shape, dtype=torch.uint8, device=device)
         self.noises = [torch.empty(s, device=device) for s in trainer.noise_shapes(batch_shape[0])]
@@ -220,7 +228,9 @@ class StepRunner:
                 return self.losses
             except Exception as exc:  # unsupported op or driver: the eager path gives the same training
                 self.use_graph = False
-                tqdm.write(f"note: CUDA graph capture failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); training eagerly")
+                tqdm.write(
+                    f"note: CUDA graph capture failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); training eagerly"
+                )
         self.eager_steps += 1
         if not self.use_graph:
             return self.trainer.step(self.batch, self.noises)
@@ -261,7 +271,9 @@ def fit(
         images = images[: config.limit]
     n = images.shape[0]
     if n < config.batch_size:
-        raise ConfigError(f"--batch-size {config.batch_size} is larger than the {n} training images; lower --batch-size or raise --limit")
+        raise ConfigError(
+            f"--batch-size {config.batch_size} is larger than the {n} training images; lower --batch-size or raise --limit"
+        )
     image_shape = hwc(images.shape[1:])
     trainer = build_trainer(config, image_shape, device)
 
@@ -270,22 +282,32 @@ def fit(
     if resume:
         previous = read_config(out)
         if (previous.get("data") or {}).get("fingerprint") != data.fingerprint:
-            raise ConfigError(f"the training data differs from the data {out} was trained on (fingerprint); resume with the same --dataset")
+            raise ConfigError(
+                f"the training data differs from the data {out} was trained on (fingerprint); resume with the same --dataset"
+            )
         state = restore_training_state(out, trainer)
-        start_epoch, step, train_seconds = int(state["epoch"]), int(state["step"]), float(state.get("train_seconds", 0.0))
+        start_epoch, step, train_seconds = (
+            int(state["epoch"]),
+            int(state["step"]),
+            float(state.get("train_seconds", 0.0)),
+        )
         if start_epoch >= config.epochs:
             raise ConfigError(f"{out} already has {start_epoch} epochs; pass a larger --epochs to train more")
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        return _train(config, out, trainer, images, data, device, previous, start_epoch, step, train_seconds, command, progress)
+        return _train(
+            config, out, trainer, images, data, device, previous, start_epoch, step, train_seconds, command, progress
+        )
     except BaseException:
         if created and not (out / CONFIG_FILE).exists():  # nothing usable was written: leave no partial output
             shutil.rmtree(out, ignore_errors=True)
         raise
 
 
-def _train(config, out, trainer, images, data, device, previous, start_epoch, step, train_seconds, command, progress) -> FitResult:
+def _train(
+    config, out, trainer, images, data, device, previous, start_epoch, step, train_seconds, command, progress
+) -> FitResult:
     n = images.shape[0]
     steps_per_epoch = n // config.batch_size  # the last partial batch is dropped: static shapes, equal-size steps
     pixels = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)  # (n, C, H, W) uint8
@@ -296,7 +318,9 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
     fixed_real = pixels[torch.from_numpy(fixed_idx).to(device)].float() / 255.0
 
     commands = list(previous.get("commands") or []) + [command or " ".join(["lasium-fit"] + sys.argv[1:])]
-    loss_log = JsonLinesLog(out / LOSS_LOG, key="epoch", keep_until=start_epoch, sort_keys=False)  # epochs past the checkpoint are redone
+    loss_log = JsonLinesLog(
+        out / LOSS_LOG, key="epoch", keep_until=start_epoch, sort_keys=False
+    )  # epochs past the checkpoint are redone
 
     session_start = time.perf_counter()
     final_losses: dict[str, float] = dict(previous.get("final_losses") or {})
@@ -310,7 +334,13 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
         noise = torch_generator(config.seed, "fit", "noise", epoch, device=device)
         sums = {name: torch.zeros((), device=device) for name in trainer.loss_names}
         t0 = time.perf_counter()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, disable=not progress, unit="step")
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{config.epochs}",
+            leave=False,
+            disable=not progress,
+            unit="step",
+        )
         for b in bar:
             losses = runner.run(pixels, perm[b * config.batch_size : (b + 1) * config.batch_size], noise)
             for name, value in losses.items():
@@ -326,12 +356,18 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
         ips = steps_per_epoch * config.batch_size / epoch_seconds
         final_losses = {k: float(v.item()) / steps_per_epoch for k, v in sums.items()}
         if not all(np.isfinite(v) for v in final_losses.values()):
-            raise ConfigError(f"training diverged in epoch {epoch + 1} (losses {final_losses}); lower --lr or change --seed")
+            raise ConfigError(
+                f"training diverged in epoch {epoch + 1} (losses {final_losses}); lower --lr or change --seed"
+            )
 
         epoch_pictures(trainer, out, epoch + 1, fixed_z, fixed_real)
         elapsed = time.perf_counter() - session_start
         # Stop when another epoch would overrun the budget, so the run ends inside it.
-        stopped = config.max_minutes is not None and epoch + 1 < config.epochs and elapsed + epoch_seconds > 60.0 * config.max_minutes
+        stopped = (
+            config.max_minutes is not None
+            and epoch + 1 < config.epochs
+            and elapsed + epoch_seconds > 60.0 * config.max_minutes
+        )
         config_json = {
             "format": CHECKPOINT_FORMAT,
             "format_version": FORMAT_VERSION,
@@ -340,7 +376,13 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
             "architecture": trainer.arch.to_json(),
             "latent_dim": trainer.arch.latent_dim,
             "image_shape": list(trainer.arch.image_shape),
-            "data": {"dataset": config.dataset, "fingerprint": data.fingerprint, "num_images": n, "limit": config.limit, "split": "train (unlabeled)"},
+            "data": {
+                "dataset": config.dataset,
+                "fingerprint": data.fingerprint,
+                "num_images": n,
+                "limit": config.limit,
+                "split": "train (unlabeled)",
+            },
             "fit": config.to_json(),
             "epochs_done": epoch + 1,
             "steps_done": step,
@@ -360,18 +402,34 @@ def _train(config, out, trainer, images, data, device, previous, start_epoch, st
             "rng": {"scheme": "derive_seed(seed, 'fit', 'permutation'|'noise', epoch)", "next_epoch": epoch + 1},
         }
         save_training_checkpoint(out, trainer, config_json, state_json)
-        loss_log.write({"epoch": epoch + 1, "step": step, **final_losses, "images_per_second": round(ips, 1), "epoch_seconds": round(epoch_seconds, 3)})
+        loss_log.write(
+            {
+                "epoch": epoch + 1,
+                "step": step,
+                **final_losses,
+                "images_per_second": round(ips, 1),
+                "epoch_seconds": round(epoch_seconds, 3),
+            }
+        )
         if progress:
-            tqdm.write(f"epoch {epoch + 1}/{config.epochs}: " + ", ".join(f"{k} {v:.4f}" for k, v in final_losses.items()) + f", {ips:.0f} images/s")
+            tqdm.write(
+                f"epoch {epoch + 1}/{config.epochs}: "
+                + ", ".join(f"{k} {v:.4f}" for k, v in final_losses.items())
+                + f", {ips:.0f} images/s"
+            )
         if stopped:
             if progress:
-                tqdm.write(f"stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} would be exceeded by another epoch")
+                tqdm.write(
+                    f"stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} would be exceeded by another epoch"
+                )
             break
     loss_log.close()
     return FitResult(out, epoch + 1, step, final_losses, ips, train_seconds, stopped)
 
 
-def epoch_pictures(trainer: GANTrainer | VAETrainer, out: Path, epoch: int, fixed_z: torch.Tensor, fixed_real: torch.Tensor) -> None:
+def epoch_pictures(
+    trainer: GANTrainer | VAETrainer, out: Path, epoch: int, fixed_z: torch.Tensor, fixed_real: torch.Tensor
+) -> None:
     """``samples/epoch-NNNN.png`` from fixed latents (VAE: also ``reconstructions/`` of fixed real images,
     real and reconstructed rows alternating), plus ``samples.png`` = the latest grid."""
     from lasium.imaging import image_grid, save_png
@@ -387,4 +445,6 @@ def epoch_pictures(trainer: GANTrainer | VAETrainer, out: Path, epoch: int, fixe
         rows = []
         for r in range(0, len(real), 8):
             rows += [real[r : r + 8], recon[r : r + 8]]
-        save_png(image_grid(np.concatenate(rows), columns=8, scale=2), out / "reconstructions" / f"epoch-{epoch:04d}.png")
+        save_png(
+            image_grid(np.concatenate(rows), columns=8, scale=2), out / "reconstructions" / f"epoch-{epoch:04d}.png"
+        )

@@ -16,24 +16,67 @@ from .fit import FitConfig, fit, resume_config
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--model", type=str, default=None, help="gan (LASIUM GAN with the MSGAN mode-seeking term) or vae.")
-@click.option("--dataset", type=str, default=None, help="omniglot or imagefolder:PATH; only its train split is used, without labels.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Checkpoint folder to write (or to continue with --resume).")
-@click.option("--epochs", type=int, default=None, help="Total epochs to train (default 20; with --resume: the new total).")
+@click.option(
+    "--dataset",
+    type=str,
+    default=None,
+    help="omniglot or imagefolder:PATH; only its train split is used, without labels.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Checkpoint folder to write (or to continue with --resume).",
+)
+@click.option(
+    "--epochs", type=int, default=None, help="Total epochs to train (default 20; with --resume: the new total)."
+)
 @click.option("--batch-size", type=int, default=None, help="Images per step (default 64).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (default 3e-4 GAN, 1e-3 VAE).")
 @click.option("--latent-dim", type=int, default=None, help="Latent size (default 128 GAN, 20 VAE).")
 @click.option("--limit", type=COUNT, default=None, help="Train on the first N images only (smoke runs).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="auto (default): cuda when available.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="auto (default): cuda when available."
+)
 @click.option("--seed", type=int, default=None, help="Seed of every random stream (default 0).")
-@click.option("--max-minutes", type=float, default=None, help="Wall-clock budget: stop cleanly after the last epoch that fits.")
-@click.option("--ms-weight", type=float, default=None, help="Weight of the mode-seeking term (GAN, default 1.0; 0 disables it).")
+@click.option(
+    "--max-minutes", type=float, default=None, help="Wall-clock budget: stop cleanly after the last epoch that fits."
+)
+@click.option(
+    "--ms-weight", type=float, default=None, help="Weight of the mode-seeking term (GAN, default 1.0; 0 disables it)."
+)
 @click.option("--image-size", type=int, default=None, help="Resize images to this side (default 28).")
-@click.option("--data-root", type=str, default=None, help="Where datasets live (default $LASIUM_DATA, else ~/.cache/lasium/data).")
-@click.option("--cuda-graphs/--no-cuda-graphs", default=None, help="Replay each step as a CUDA graph (default on; CUDA only).")
-@click.option("--resume", is_flag=True, help="Continue the checkpoint in --out (optimizer state included) up to --epochs.")
+@click.option(
+    "--data-root", type=str, default=None, help="Where datasets live (default $LASIUM_DATA, else ~/.cache/lasium/data)."
+)
+@click.option(
+    "--cuda-graphs/--no-cuda-graphs", default=None, help="Replay each step as a CUDA graph (default on; CUDA only)."
+)
+@click.option(
+    "--resume", is_flag=True, help="Continue the checkpoint in --out (optimizer state included) up to --epochs."
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @user_errors
-def main(model, dataset, out_dir, epochs, batch_size, lr, latent_dim, limit, device, seed, max_minutes, ms_weight, image_size, data_root, cuda_graphs, resume, quiet) -> None:
+def main(
+    model,
+    dataset,
+    out_dir,
+    epochs,
+    batch_size,
+    lr,
+    latent_dim,
+    limit,
+    device,
+    seed,
+    max_minutes,
+    ms_weight,
+    image_size,
+    data_root,
+    cuda_graphs,
+    resume,
+    quiet,
+) -> None:
     """Fit a generative model on unlabeled images, the first stage of LASIUM.
 
     Writes to --out: model.safetensors + config.json (the generator lasium-gen loads), training state
@@ -49,9 +92,20 @@ def main(model, dataset, out_dir, epochs, batch_size, lr, latent_dim, limit, dev
       lasium-fit --out runs/gan --resume --epochs 40
     """
     options = dict(
-        model=model, dataset=dataset, epochs=epochs, batch_size=batch_size, lr=lr, latent_dim=latent_dim,
-        limit=limit, device=device, seed=seed, max_minutes=max_minutes, ms_weight=ms_weight,
-        image_size=image_size, data_root=data_root, cuda_graphs=cuda_graphs,
+        model=model,
+        dataset=dataset,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        latent_dim=latent_dim,
+        limit=limit,
+        device=device,
+        seed=seed,
+        max_minutes=max_minutes,
+        ms_weight=ms_weight,
+        image_size=image_size,
+        data_root=data_root,
+        cuda_graphs=cuda_graphs,
     )
     if resume:
         config = resume_config(out_dir, options)

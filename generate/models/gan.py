@@ -117,7 +117,9 @@ class GANDiscriminator(nn.Module):
         return self.head(h).squeeze(1)
 
 
-def mode_seeking_ratio(images_a: torch.Tensor, images_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor) -> torch.Tensor:
+def mode_seeking_ratio(
+    images_a: torch.Tensor, images_b: torch.Tensor, z_a: torch.Tensor, z_b: torch.Tensor
+) -> torch.Tensor:
     """MSGAN's ratio d_I(G(z_a), G(z_b)) / d_z(z_a, z_b), both distances mean absolute differences."""
     image_distance = (images_a.float() - images_b.float()).abs().mean()
     latent_distance = (z_a.float() - z_b.float()).abs().mean()
@@ -212,7 +214,12 @@ class GANTrainer:
         g_loss.backward()
         opt_g.step()
         self.discriminator.requires_grad_(True)
-        return {"d_loss": d_loss.detach(), "g_loss": g_loss.detach(), "g_adv": g_adv.detach(), "mode_seeking": ms.detach()}
+        return {
+            "d_loss": d_loss.detach(),
+            "g_loss": g_loss.detach(),
+            "g_adv": g_adv.detach(),
+            "mode_seeking": ms.detach(),
+        }
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor) -> torch.Tensor:

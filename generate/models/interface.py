@@ -119,7 +119,11 @@ class ModuleGenerator:
         """Latents (n, D) → images (n, C, H, W) in [0, 1] (outputs in [-1, 1] are mapped and clamped)."""
         z = z.to(self.device)
         step = self.max_decode_batch
-        out = self.network(z) if step is None or z.shape[0] <= step else torch.cat([self.network(c) for c in z.split(step)])
+        out = (
+            self.network(z)
+            if step is None or z.shape[0] <= step
+            else torch.cat([self.network(c) for c in z.split(step)])
+        )
         if self.output_range == "[-1,1]":
             out = out * 0.5 + 0.5
         return out.clamp(0.0, 1.0)
@@ -156,4 +160,11 @@ class VAEGenerator(ModuleGenerator):
         return mean
 
 
-__all__ = ["OUTPUT_RANGES", "Generator", "ModuleGenerator", "VAEGenerator", "normalize_output_range", "state_dict_sha256"]
+__all__ = [
+    "OUTPUT_RANGES",
+    "Generator",
+    "ModuleGenerator",
+    "VAEGenerator",
+    "normalize_output_range",
+    "state_dict_sha256",
+]

@@ -24,7 +24,9 @@ from .interface import ModuleGenerator, VAEGenerator
 from .vae import VAE
 
 
-def generator_from_checkpoint(folder: str | Path, *, device: str | torch.device = "cpu", name: str | None = None) -> ModuleGenerator:
+def generator_from_checkpoint(
+    folder: str | Path, *, device: str | torch.device = "cpu", name: str | None = None
+) -> ModuleGenerator:
     """A :class:`Generator` from a lasium-fit checkpoint folder or a bundled model folder."""
     ckpt = load_checkpoint(folder, device=device)
     config = ckpt.config
@@ -103,9 +105,13 @@ def load_generator(
     elif path.is_dir():
         gen = generator_from_checkpoint(path, device=dev)
     elif path.is_file():
-        gen = load_torchscript_generator(path, device=dev, latent_dim=latent_dim, image_shape=image_shape, output_range=output_range)
+        gen = load_torchscript_generator(
+            path, device=dev, latent_dim=latent_dim, image_shape=image_shape, output_range=output_range
+        )
     elif looks_like_factory(text):
-        gen = load_factory_generator(text, device=dev, latent_dim=latent_dim, image_shape=image_shape, output_range=output_range)
+        gen = load_factory_generator(
+            text, device=dev, latent_dim=latent_dim, image_shape=image_shape, output_range=output_range
+        )
     else:
         raise CheckpointError(
             f"generator {text!r} not found: give a bundled name ({', '.join(BUNDLED_NAMES)}), "
@@ -113,7 +119,9 @@ def load_generator(
         )
     if gen.kind != "external":
         if latent_dim is not None and int(latent_dim) != gen.latent_dim:
-            raise ConfigError(f"--latent-dim {latent_dim} disagrees with {text} (latent size {gen.latent_dim}); drop the option")
+            raise ConfigError(
+                f"--latent-dim {latent_dim} disagrees with {text} (latent size {gen.latent_dim}); drop the option"
+            )
         if image_shape is not None and tuple(image_shape) != gen.image_shape:
             raise ConfigError(f"image shape {tuple(image_shape)} disagrees with {text} ({gen.image_shape})")
     return gen

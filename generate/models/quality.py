@@ -42,7 +42,12 @@ class FeatureClassifier(nn.Module):
         super().__init__()
         blocks = []
         for i in range(4):
-            blocks += [nn.Conv2d(channels if i == 0 else width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(2)]
+            blocks += [
+                nn.Conv2d(channels if i == 0 else width, width, 3, padding=1),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
         self.backbone = nn.Sequential(*blocks)
         self.head = nn.Linear(width, num_classes)
 
@@ -134,7 +139,10 @@ def extract_features(model: FeatureClassifier, images: np.ndarray | torch.Tensor
     """(n, 64) penultimate features (eval mode, float32)."""
     device = next(model.parameters()).device
     model.eval()
-    out = [model.features(_to_batch(images[i : i + batch_size], device)).float().cpu() for i in range(0, len(images), batch_size)]
+    out = [
+        model.features(_to_batch(images[i : i + batch_size], device)).float().cpu()
+        for i in range(0, len(images), batch_size)
+    ]
     return torch.cat(out).numpy()
 
 
@@ -160,7 +168,13 @@ def cached_feature_classifier(
     path = folder / f"{CLASSIFIER_VERSION}-{train.fingerprint[:16]}-seed{seed}-epochs{epochs}.safetensors"
     num_classes = int(np.max(train.labels)) + 1
     model = FeatureClassifier(train.images.shape[-1], num_classes)
-    info = {"version": CLASSIFIER_VERSION, "epochs": epochs, "seed": seed, "train_fingerprint": train.fingerprint, "cache": str(path)}
+    info = {
+        "version": CLASSIFIER_VERSION,
+        "epochs": epochs,
+        "seed": seed,
+        "train_fingerprint": train.fingerprint,
+        "cache": str(path),
+    }
     if path.is_file():
         try:
             state, meta = read_safetensors(path)
@@ -169,9 +183,13 @@ def cached_feature_classifier(
             return model.to(device).eval(), info
         except (CheckpointError, RuntimeError):
             pass  # a corrupt or stale cache entry is simply retrained and overwritten
-    model, accuracy = train_feature_classifier(train.images, train.labels, epochs=epochs, seed=seed, device=device, progress=progress)
+    model, accuracy = train_feature_classifier(
+        train.images, train.labels, epochs=epochs, seed=seed, device=device, progress=progress
+    )
     folder.mkdir(parents=True, exist_ok=True)
-    write_safetensors_atomic(path, model.state_dict(), {"train_accuracy": f"{accuracy:.6f}", "train_fingerprint": train.fingerprint})
+    write_safetensors_atomic(
+        path, model.state_dict(), {"train_accuracy": f"{accuracy:.6f}", "train_fingerprint": train.fingerprint}
+    )
     info.update(train_accuracy=accuracy, cached=False)
     return model, info
 
@@ -225,16 +243,28 @@ def sample_quality(
     if tuple(generator.image_shape) != image_shape:
         raise ConfigError(f"the generator makes {tuple(generator.image_shape)} images but {dataset} has {image_shape}")
     classifier, info = cached_feature_classifier(
-        dataset, seed=seed, epochs=classifier_epochs, device=device, data_root=data_root, cache_dir=cache_dir,
-        image_size=image_size, progress=progress,
+        dataset,
+        seed=seed,
+        epochs=classifier_epochs,
+        device=device,
+        data_root=data_root,
+        cache_dir=cache_dir,
+        image_size=image_size,
+        progress=progress,
     )
     train = load_split(dataset, "train", data_root=data_root, cache_dir=cache_dir, image_size=image_size)
     n = min(int(num_samples or len(test.images)), len(test.images), len(train.images))
-    test_images = test.images[np.sort(numpy_rng(seed, "quality", "test-subset").choice(len(test.images), n, replace=False))]
-    train_images = train.images[np.sort(numpy_rng(seed, "quality", "train-subset").choice(len(train.images), n, replace=False))]
+    test_images = test.images[
+        np.sort(numpy_rng(seed, "quality", "test-subset").choice(len(test.images), n, replace=False))
+    ]
+    train_images = train.images[
+        np.sort(numpy_rng(seed, "quality", "train-subset").choice(len(train.images), n, replace=False))
+    ]
     test_stats = feature_statistics(extract_features(classifier, test_images))
     fd_train = frechet_distance(*feature_statistics(extract_features(classifier, train_images)), *test_stats)
-    fd_gen = frechet_distance(*feature_statistics(extract_features(classifier, generate_images(generator, n, seed=seed))), *test_stats)
+    fd_gen = frechet_distance(
+        *feature_statistics(extract_features(classifier, generate_images(generator, n, seed=seed))), *test_stats
+    )
     return QualityReport(
         fd_generated_vs_test=fd_gen,
         fd_train_vs_test=fd_train,

@@ -30,7 +30,9 @@ class AnchorPool:
     fingerprint: str = ""
 
 
-def encode_pool(model: Generator, images: np.ndarray, image_ids: list[str], *, device: torch.device, fingerprint: str = "") -> AnchorPool:
+def encode_pool(
+    model: Generator, images: np.ndarray, image_ids: list[str], *, device: torch.device, fingerprint: str = ""
+) -> AnchorPool:
     """Encode real images (n, H, W, C) uint8 with a VAE to posterior means, in fixed-size batches (fp32)."""
     if not hasattr(model, "encode"):
         raise ConfigError(f"generator kind {model.kind!r} has no encoder; VAE anchors need a VAE")
@@ -66,5 +68,11 @@ def vae_anchor_pool(model: Generator, dataset: str, *, data_root: str | None, de
 
 def vae_source_record(pool: AnchorPool, dataset: str) -> dict[str, Any]:
     """The manifest's ``source`` record for VAE anchors."""
-    return {"kind": "unlabeled-train", "dataset": dataset, "split": "train", "fingerprint": pool.fingerprint,
-            "num_images": int(len(pool.image_ids)), "use": "VAE anchors (member 0 of each class)"}
+    return {
+        "kind": "unlabeled-train",
+        "dataset": dataset,
+        "split": "train",
+        "fingerprint": pool.fingerprint,
+        "num_images": int(len(pool.image_ids)),
+        "use": "VAE anchors (member 0 of each class)",
+    }

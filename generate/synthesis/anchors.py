@@ -105,7 +105,9 @@ class AnchorStallError(ConfigError):
     """ε is so large that almost no candidate tuple passes; the message suggests a workable ε."""
 
 
-def _stall_error(epsilon: float, stats: AnchorStats, min_dists: list[torch.Tensor], latent_dim: int) -> AnchorStallError:
+def _stall_error(
+    epsilon: float, stats: AnchorStats, min_dists: list[torch.Tensor], latent_dim: int
+) -> AnchorStallError:
     dists = torch.cat(min_dists).float().cpu()
     # The ε that about SUGGESTED_ACCEPTANCE of the measured tuples pass: the matching upper quantile of
     # the tuples' smallest pairwise distance.

@@ -61,8 +61,10 @@ class CactusSpec:
         if self.partitions < 1:
             raise ConfigError(f"--partitions must be at least 1, got {self.partitions}")
         if self.min_size < self.members:
-            raise ConfigError(f"--min-cluster-size {self.min_size} is below K_tr + K_val = {self.members}: "
-                              "a class needs that many distinct images")
+            raise ConfigError(
+                f"--min-cluster-size {self.min_size} is below K_tr + K_val = {self.members}: "
+                "a class needs that many distinct images"
+            )
 
     def clustering_record(self) -> dict[str, Any]:
         """How the partitions were made (the manifest's ``source.clustering``; also the cache key's parameters)."""
@@ -75,7 +77,8 @@ class CactusSpec:
             "partitions": int(self.partitions),
             "scaling": bool(self.scaling),
             "scale": "partition 0 raw; partition p >= 1 clusters z * w_p, w_p = default_rng(derive_seed(seed, 'cactus-scale', p)).random(d)"
-            if self.scaling else "every partition clusters the raw embeddings (differing only by k-means++ seeds)",
+            if self.scaling
+            else "every partition clusters the raw embeddings (differing only by k-means++ seeds)",
             "random_state": "derive_seed(seed, 'cactus-kmeans', p) mod 2**32",
             "dtype": "float64",
         }
@@ -93,10 +96,14 @@ def check_embeddings(embeddings: np.ndarray, num_images: int, what: str) -> np.n
     """A finite float32 (M, d) matrix with one row per image, or a one-line :class:`ConfigError`."""
     z = np.asarray(embeddings)
     if z.ndim != 2 or z.dtype.kind not in "fiu":
-        raise ConfigError(f"{what} must be a 2-D numeric array (images × dimensions), got shape {z.shape} dtype {z.dtype}")
+        raise ConfigError(
+            f"{what} must be a 2-D numeric array (images × dimensions), got shape {z.shape} dtype {z.dtype}"
+        )
     if z.shape[0] != num_images:
-        raise ConfigError(f"{what} has {z.shape[0]} rows but the train split has {num_images} images; "
-                          "give one row per image, in the order of load_unlabeled(dataset).image_ids")
+        raise ConfigError(
+            f"{what} has {z.shape[0]} rows but the train split has {num_images} images; "
+            "give one row per image, in the order of load_unlabeled(dataset).image_ids"
+        )
     z = z.astype(np.float32)
     if not np.isfinite(z).all():
         raise ConfigError(f"{what} holds NaN or infinite values")
@@ -111,18 +118,26 @@ def _kmeans() -> Any:
     return KMeans
 
 
-def compute_partitions(embeddings: np.ndarray, spec: CactusSpec, seed: int, *,
-                       progress: Callable[[int], None] | None = None) -> np.ndarray:
+def compute_partitions(
+    embeddings: np.ndarray, spec: CactusSpec, seed: int, *, progress: Callable[[int], None] | None = None
+) -> np.ndarray:
     """Cluster labels (P, M) int32 of the P partitions (k-means++ with scikit-learn, one run each)."""
     KMeans = _kmeans()
     z = np.asarray(embeddings, dtype=np.float64)
     if spec.clusters > len(z):
-        raise ConfigError(f"--clusters {spec.clusters} is larger than the number of images ({len(z)}); lower --clusters")
+        raise ConfigError(
+            f"--clusters {spec.clusters} is larger than the number of images ({len(z)}); lower --clusters"
+        )
     labels = np.empty((spec.partitions, len(z)), np.int32)
     for p in range(spec.partitions):
         x = z * numpy_rng(seed, "cactus-scale", p).random(z.shape[1]) if spec.scaling and p > 0 else z
-        km = KMeans(n_clusters=spec.clusters, init="k-means++", n_init=N_INIT, max_iter=MAX_ITER,
-                    random_state=derive_seed(seed, "cactus-kmeans", p) % 2**32)
+        km = KMeans(
+            n_clusters=spec.clusters,
+            init="k-means++",
+            n_init=N_INIT,
+            max_iter=MAX_ITER,
+            random_state=derive_seed(seed, "cactus-kmeans", p) % 2**32,
+        )
         labels[p] = km.fit_predict(x)
         if progress is not None:
             progress(p + 1)
@@ -130,7 +145,12 @@ def compute_partitions(embeddings: np.ndarray, spec: CactusSpec, seed: int, *,
 
 
 def cache_key(digest: str, spec: CactusSpec, seed: int) -> str:
-    material = {"format": CACHE_FORMAT, "embedding_sha256": digest, "seed": int(seed), "clustering": spec.clustering_record()}
+    material = {
+        "format": CACHE_FORMAT,
+        "embedding_sha256": digest,
+        "seed": int(seed),
+        "clustering": spec.clustering_record(),
+    }
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -144,7 +164,12 @@ def load_cached(folder: Path, key: str, shape: tuple[int, int]) -> np.ndarray | 
         labels = np.load(array, allow_pickle=False)
     except (OSError, ValueError):
         return None
-    if record.get("format") != CACHE_FORMAT or record.get("key") != key or labels.dtype != np.int32 or labels.shape != shape:
+    if (
+        record.get("format") != CACHE_FORMAT
+        or record.get("key") != key
+        or labels.dtype != np.int32
+        or labels.shape != shape
+    ):
         return None
     if hashlib.sha256(labels.tobytes()).hexdigest() != record.get("labels_sha256"):
         return None
@@ -153,21 +178,36 @@ def load_cached(folder: Path, key: str, shape: tuple[int, int]) -> np.ndarray | 
 
 def save_cached(folder: Path, key: str, labels: np.ndarray, record: dict[str, Any]) -> bool:
     """Write the labels then their JSON index (the entry counts once the JSON exists); False if not writable."""
+
     def write_array(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             np.save(f, labels, allow_pickle=False)
 
     try:
         replace_atomically(folder / f"{key}.npy", write_array)
-        write_json_atomic(folder / f"{key}.json", {**record, "format": CACHE_FORMAT, "key": key,
-                                                   "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest()})
+        write_json_atomic(
+            folder / f"{key}.json",
+            {
+                **record,
+                "format": CACHE_FORMAT,
+                "key": key,
+                "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+            },
+        )
     except OSError:
         return False
     return True
 
 
-def cached_partitions(embeddings: np.ndarray, spec: CactusSpec, seed: int, folder: Path, *,
-                      log: Callable[[str], None] = print, verbose: bool = True) -> tuple[np.ndarray, dict[str, Any]]:
+def cached_partitions(
+    embeddings: np.ndarray,
+    spec: CactusSpec,
+    seed: int,
+    folder: Path,
+    *,
+    log: Callable[[str], None] = print,
+    verbose: bool = True,
+) -> tuple[np.ndarray, dict[str, Any]]:
     """The partitions of ``embeddings`` from the cache, else computed and cached; and a record of the cache use.
 
     ``log`` gets a line before a (long) clustering when ``verbose``, and a warning when the cache cannot be written.
@@ -179,13 +219,19 @@ def cached_partitions(embeddings: np.ndarray, spec: CactusSpec, seed: int, folde
     if labels is not None:
         return labels, {"key": key, "status": "hit", "embedding_sha256": digest}
     if spec.clusters > len(embeddings):
-        raise ConfigError(f"--clusters {spec.clusters} is larger than the number of images ({len(embeddings)}); lower --clusters")
+        raise ConfigError(
+            f"--clusters {spec.clusters} is larger than the number of images ({len(embeddings)}); lower --clusters"
+        )
     _kmeans()  # a missing scikit-learn is reported before any work
     if verbose:
-        log(f"cactus: clustering {len(embeddings)} embeddings into {spec.clusters} clusters, {spec.partitions} partition(s) "
-            f"(cached under {folder})")
+        log(
+            f"cactus: clustering {len(embeddings)} embeddings into {spec.clusters} clusters, {spec.partitions} partition(s) "
+            f"(cached under {folder})"
+        )
     labels = compute_partitions(embeddings, spec, seed)
-    written = save_cached(folder, key, labels, {"embedding_sha256": digest, "seed": int(seed), "clustering": spec.clustering_record()})
+    written = save_cached(
+        folder, key, labels, {"embedding_sha256": digest, "seed": int(seed), "clustering": spec.clustering_record()}
+    )
     if not written:
         log(f"warning: could not write the partition cache in {folder}; set LASIUM_CACHE to a writable folder")
     return labels, {"key": key, "status": "written" if written else "not writable", "embedding_sha256": digest}
@@ -213,7 +259,8 @@ class PartitionSampler:
         if len(self.kept[fewest]) < spec.ways:
             raise ConfigError(
                 f"only {len(self.kept[fewest])} cluster(s) of partition {fewest} have at least {spec.min_size} images "
-                f"(--min-cluster-size), fewer than --ways {spec.ways}; lower --clusters, --ways or --min-cluster-size")
+                f"(--min-cluster-size), fewer than --ways {spec.ways}; lower --clusters, --ways or --min-cluster-size"
+            )
 
     def kept_counts(self) -> list[int]:
         """Kept clusters per partition."""
@@ -230,7 +277,7 @@ class PartitionSampler:
         clusters = kept[top[np.argsort(keys[top], kind="stable")]]
         picks = np.empty((spec.ways, spec.members), np.int64)
         for row, c in enumerate(clusters.tolist()):
-            members = self.order[p, self.starts[p][c]: self.starts[p][c + 1]]
+            members = self.order[p, self.starts[p][c] : self.starts[p][c + 1]]
             picks[row] = members[np.argsort(rng.random(len(members)), kind="stable")[: spec.members]]
         return p, clusters, picks
 
@@ -239,5 +286,15 @@ def partitions_digest(labels: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(labels, dtype="<i4").tobytes()).hexdigest()
 
 
-__all__ = ["CactusSpec", "PartitionSampler", "cached_partitions", "compute_partitions", "embedding_digest", "check_embeddings",
-           "partitions_digest", "CLUSTERS", "PARTITIONS", "INSTALL_HINT"]
+__all__ = [
+    "CactusSpec",
+    "PartitionSampler",
+    "cached_partitions",
+    "compute_partitions",
+    "embedding_digest",
+    "check_embeddings",
+    "partitions_digest",
+    "CLUSTERS",
+    "PARTITIONS",
+    "INSTALL_HINT",
+]

@@ -111,8 +111,10 @@ def check_memory(spec: SynthesisSpec, latent_dim: int, image_shape: tuple[int, i
     need, what = call_memory_bytes(spec, latent_dim, image_shape)
     have = device_memory_bytes(device)
     if have is not None and need > have:
-        raise ConfigError(f"--ways {spec.ways} needs at least {_bytes(need)} of memory per device call ({what}) but the "
-                          f"{device.type} has {_bytes(have)}; use fewer --ways (or a smaller --decode-tasks)")
+        raise ConfigError(
+            f"--ways {spec.ways} needs at least {_bytes(need)} of memory per device call ({what}) but the "
+            f"{device.type} has {_bytes(have)}; use fewer --ways (or a smaller --decode-tasks)"
+        )
 
 
 def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager[Any]:
@@ -186,11 +188,17 @@ class TaskSynthesizer:
                 t.record_stream(main)  # made on the side stream, used (and freed) on the main one
         return z, index, stats
 
-    def _draw_anchors(self, num_tasks: int, rng: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
+    def _draw_anchors(
+        self, num_tasks: int, rng: torch.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor | None, AnchorStats]:
         s = self.spec
         if self.anchor_pool is not None:
-            return sample_encoded_anchors(self.anchor_pool.codes, num_tasks, s.ways, s.epsilon, rng, chunk=s.anchor_chunk)
-        z, stats = sample_gan_anchors(self.model.sample_prior, num_tasks, s.ways, self.latent_dim, s.epsilon, rng, chunk=s.anchor_chunk)
+            return sample_encoded_anchors(
+                self.anchor_pool.codes, num_tasks, s.ways, s.epsilon, rng, chunk=s.anchor_chunk
+            )
+        z, stats = sample_gan_anchors(
+            self.model.sample_prior, num_tasks, s.ways, self.latent_dim, s.epsilon, rng, chunk=s.anchor_chunk
+        )
         return z.to(self.device), None, stats
 
     def decode_uint8(self, latents: torch.Tensor) -> torch.Tensor:
@@ -207,7 +215,9 @@ class TaskSynthesizer:
                     part = torch.cat([part, part.new_zeros((per_call - n, part.shape[1]))])
                 x = self.model.decode(part)
                 if tuple(x.shape) != (per_call, c, h, w):
-                    raise ConfigError(f"generator decode returned shape {tuple(x.shape)}, expected {(per_call, c, h, w)} (n, C, H, W)")
+                    raise ConfigError(
+                        f"generator decode returned shape {tuple(x.shape)}, expected {(per_call, c, h, w)} (n, C, H, W)"
+                    )
                 out[a : a + n] = to_uint8_nhwc(x[:n])
         return out
 
@@ -231,14 +241,22 @@ class TaskSynthesizer:
         )
 
     def metas(self, first_task: int, num_tasks: int, anchor_index: np.ndarray | None) -> list[dict[str, Any]]:
-        return task_metas(self.spec.strategy, first_task, num_tasks, anchor_index, self.anchor_pool.image_ids if self.anchor_pool else None)
+        return task_metas(
+            self.spec.strategy,
+            first_task,
+            num_tasks,
+            anchor_index,
+            self.anchor_pool.image_ids if self.anchor_pool else None,
+        )
 
     def batch(self, num_tasks: int, rng: torch.Generator, first_task: int = 0) -> TaskBatch:
         """Synthesize and bring to the host as a :class:`TaskBatch` (library use; the job pipelines this)."""
         dev = self.shard(num_tasks, rng)
         index = None if dev.anchor_index is None else dev.anchor_index.cpu().numpy()
         lat = None if dev.latents is None else dev.latents.cpu().numpy()
-        return TaskBatch(dev.support.cpu().numpy(), dev.query.cpu().numpy(), lat, self.metas(first_task, num_tasks, index))
+        return TaskBatch(
+            dev.support.cpu().numpy(), dev.query.cpu().numpy(), lat, self.metas(first_task, num_tasks, index)
+        )
 
 
 def task_metas(

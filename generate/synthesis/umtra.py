@@ -64,7 +64,9 @@ def tasks_per_epoch(num_images: int, ways: int) -> int:
 
 def check_images(num_images: int, ways: int, where: str) -> None:
     if tasks_per_epoch(num_images, ways) < 1:
-        raise ConfigError(f"{where} has {num_images} images, fewer than --ways {ways}: a UMTRA task needs N distinct images")
+        raise ConfigError(
+            f"{where} has {num_images} images, fewer than --ways {ways}: a UMTRA task needs N distinct images"
+        )
 
 
 def task_images(num_images: int, ways: int, seed: int, first: int, count: int) -> np.ndarray:

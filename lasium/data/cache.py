@@ -141,8 +141,11 @@ def save_entry(folder: Path, stem: str, key: str, material: dict[str, Any], data
             npy.unlink(missing_ok=True)  # no orphan array without its index
             raise
     except OSError as exc:
-        warnings.warn(f"could not write the dataset cache in {folder} ({exc.strerror or exc}); "
-                      f"the next load decodes again: set LASIUM_CACHE or --cache-dir to a writable folder", stacklevel=3)
+        warnings.warn(
+            f"could not write the dataset cache in {folder} ({exc.strerror or exc}); "
+            f"the next load decodes again: set LASIUM_CACHE or --cache-dir to a writable folder",
+            stacklevel=3,
+        )
         return False
     return True
 

@@ -31,16 +31,25 @@ def parse_channels(text: str) -> int | None:
 
 
 data_root_option = click.option(
-    "--data-root", type=click.Path(file_okay=False), default=None,
+    "--data-root",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Folder holding omniglot/ (default: $LASIUM_DATA, else ~/.cache/lasium/data).",
 )
 cache_dir_option = click.option(
-    "--cache-dir", type=click.Path(file_okay=False), default=None,
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
     help="Where decoded arrays are cached (default: $LASIUM_CACHE, else ~/.cache/lasium/cache).",
 )
-image_size_option = click.option("--image-size", default=None, help="Side (28) or HxW (28x28) of the stored images; default 28.")
+image_size_option = click.option(
+    "--image-size", default=None, help="Side (28) or HxW (28x28) of the stored images; default 28."
+)
 channels_option = click.option(
-    "--channels", type=click.Choice(["auto", "1", "3"]), default="auto", show_default=True,
+    "--channels",
+    type=click.Choice(["auto", "1", "3"]),
+    default="auto",
+    show_default=True,
     help="1 = grayscale, 3 = RGB, auto = 1 if every image is grayscale.",
 )
 
@@ -66,7 +75,9 @@ def main() -> None:
 @main.command()
 @click.argument("dataset", type=click.Choice(["omniglot"]))
 @data_root_option
-@click.option("--base-url", default=None, help="Mirror folder holding the two zips (default: the official GitHub repository).")
+@click.option(
+    "--base-url", default=None, help="Mirror folder holding the two zips (default: the official GitHub repository)."
+)
 @click.option("--timeout", type=float, default=60.0, show_default=True, help="Network timeout in seconds.")
 @user_errors
 def download(dataset: str, data_root: str | None, base_url: str | None, timeout: float) -> None:
@@ -97,8 +108,15 @@ def download(dataset: str, data_root: str | None, base_url: str | None, timeout:
 @click.option("--workers", type=int, default=None, help="Decoding processes on a cold cache (default: all cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @user_errors
-def info(dataset: str, data_root: str | None, cache_dir: str | None, image_size: str | None,
-         channels: str, workers: int | None, as_json: bool) -> None:
+def info(
+    dataset: str,
+    data_root: str | None,
+    cache_dir: str | None,
+    image_size: str | None,
+    channels: str,
+    workers: int | None,
+    as_json: bool,
+) -> None:
     """Show DATASET's splits (classes, images, image shape), where its data and cache live.
 
     DATASET is omniglot or imagefolder:PATH. The first call decodes every image into the cache
@@ -112,12 +130,22 @@ def info(dataset: str, data_root: str | None, cache_dir: str | None, image_size:
     from lasium.data.cache import SPLITS
     from lasium.data.datasets import load_decoded
 
-    data = load_decoded(dataset, data_root=data_root, cache_dir=cache_dir, image_size=parse_image_size(image_size),
-                        channels=parse_channels(channels), workers=workers)
+    data = load_decoded(
+        dataset,
+        data_root=data_root,
+        cache_dir=cache_dir,
+        image_size=parse_image_size(image_size),
+        channels=parse_channels(channels),
+        workers=workers,
+    )
     splits = {}
     for split in SPLITS:
         index, _, classes = data.split_indices(split)
-        splits[split] = {"classes": len(classes), "images": int(len(index)), "fingerprint": data.fingerprints.get(split)}
+        splits[split] = {
+            "classes": len(classes),
+            "images": int(len(index)),
+            "fingerprint": data.fingerprints.get(split),
+        }
     report = {
         "dataset": data.name,
         "data": data.info.get("data"),
@@ -159,8 +187,20 @@ def info(dataset: str, data_root: str | None, cache_dir: str | None, image_size:
 @image_size_option
 @channels_option
 @user_errors
-def preview(dataset: str, split: str, ways: int, shots: int, queries: int, seed: int, count: int, out: str,
-            data_root: str | None, cache_dir: str | None, image_size: str | None, channels: str) -> None:
+def preview(
+    dataset: str,
+    split: str,
+    ways: int,
+    shots: int,
+    queries: int,
+    seed: int,
+    count: int,
+    out: str,
+    data_root: str | None,
+    cache_dir: str | None,
+    image_size: str | None,
+    channels: str,
+) -> None:
     """Draw real episodes and save them as one PNG: a row per class, support | query.
 
     The same (split, ways, shots, queries, seed) gives the same episodes as lasium-eval and the
@@ -176,8 +216,14 @@ def preview(dataset: str, split: str, ways: int, shots: int, queries: int, seed:
 
     if count < 1:
         raise ConfigError("--count must be at least 1")
-    images = load_split(dataset, split, data_root=data_root, cache_dir=cache_dir,
-                        image_size=parse_image_size(image_size), channels=parse_channels(channels))
+    images = load_split(
+        dataset,
+        split,
+        data_root=data_root,
+        cache_dir=cache_dir,
+        image_size=parse_image_size(image_size),
+        channels=parse_channels(channels),
+    )
     sampler = EpisodeSampler(images, ways, shots, queries, seed)
     batch = sampler.tasks(0, count)
     titles = [f"{images.name} {split} episode {i} (seed {seed})" for i in range(count)]

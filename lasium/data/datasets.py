@@ -113,7 +113,7 @@ def load_decoded(
             data.compute_fingerprints()
         return data
     if dataset.startswith("imagefolder:"):
-        path = dataset[len("imagefolder:"):]
+        path = dataset[len("imagefolder:") :]
         if not path:
             raise ConfigError("imagefolder needs a path: imagefolder:PATH, with PATH/<class>/<image>")
         return load_imagefolder(path, cache_dir, size, channels=channels, workers=workers, progress=progress)
@@ -125,11 +125,15 @@ def labeled_split(data: DecodedDataset, split: str) -> LabeledImages:
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     if data.info.get("labeled") is False:
-        raise DataError(f"{data.name} is a flat folder of unlabeled images: it has no classes, so no labeled {split} split; "
-                        "labeled tasks need PATH/<class>/<image>")
+        raise DataError(
+            f"{data.name} is a flat folder of unlabeled images: it has no classes, so no labeled {split} split; "
+            "labeled tasks need PATH/<class>/<image>"
+        )
     index, labels, classes = data.split_indices(split)
     if not classes:
-        raise DataError(f"{data.name} has no {split} classes; give it a {split}/ folder or let lasium split the classes")
+        raise DataError(
+            f"{data.name} has no {split} classes; give it a {split}/ folder or let lasium split the classes"
+        )
     ids = [data.image_ids[i] for i in index.tolist()]
     known = data.fingerprints.get(split)
     images = data.images[index]
@@ -180,8 +184,13 @@ def load_split(
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")
     data = load_decoded(
-        dataset, data_root=data_root, cache_dir=cache_dir, image_size=image_size,
-        channels=channels, workers=workers, progress=progress,
+        dataset,
+        data_root=data_root,
+        cache_dir=cache_dir,
+        image_size=image_size,
+        channels=channels,
+        workers=workers,
+        progress=progress,
     )
     return labeled_split(data, split)
 
@@ -198,7 +207,12 @@ def load_unlabeled(
 ) -> UnlabeledImages:
     """The train split's images of ``dataset``, without labels (for generative models and VAE anchors)."""
     data = load_decoded(
-        dataset, data_root=data_root, cache_dir=cache_dir, image_size=image_size,
-        channels=channels, workers=workers, progress=progress,
+        dataset,
+        data_root=data_root,
+        cache_dir=cache_dir,
+        image_size=image_size,
+        channels=channels,
+        workers=workers,
+        progress=progress,
     )
     return unlabeled_train(data)

@@ -124,7 +124,9 @@ def fetch_checked(
                 with urllib.request.urlopen(request, timeout=timeout) as response:
                     length = response.headers.get("Content-Length")
                     total = int(length) if length and length.isdigit() else None
-                    with tqdm(total=total, desc=target.name, unit="B", unit_scale=True, disable=not progress, leave=False) as bar:
+                    with tqdm(
+                        total=total, desc=target.name, unit="B", unit_scale=True, disable=not progress, leave=False
+                    ) as bar:
                         while chunk := response.read(CHUNK_BYTES):
                             out.write(chunk)
                             h.update(chunk)
@@ -152,5 +154,7 @@ def fetch_checked(
     try:
         replace_atomically(target, fetch_and_check)
     except OSError as exc:
-        raise DataError(f"cannot write in {target.parent} ({exc.strerror or exc}); choose a writable --data-root") from None
+        raise DataError(
+            f"cannot write in {target.parent} ({exc.strerror or exc}); choose a writable --data-root"
+        ) from None
     return digests[0]

@@ -52,7 +52,8 @@ class EpisodeSampler:
         if len(eligible) < images.num_classes:
             warnings.warn(
                 f"{images.num_classes - len(eligible)} classes of {where} have fewer than {per_class} images "
-                "and are never sampled", stacklevel=2
+                "and are never sampled",
+                stacklevel=2,
             )
         # members[c, j] = index of the j-th image of eligible class c (padded with 0, masked by `filled`).
         order = np.argsort(images.labels, kind="stable")

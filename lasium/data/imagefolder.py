@@ -204,7 +204,12 @@ def load_imagefolder(
 
 
 def _decode_folder(
-    listing: FolderListing, resolved: Path, size: tuple[int, int], channels: int | None, workers: int | None, progress: bool
+    listing: FolderListing,
+    resolved: Path,
+    size: tuple[int, int],
+    channels: int | None,
+    workers: int | None,
+    progress: bool,
 ) -> DecodedDataset:
     files = [str(f) for c in listing.classes for f in c.files]
     if channels is None:
@@ -218,7 +223,9 @@ def _decode_folder(
         chunk = files[start : start + CHUNK_IMAGES]
         jobs.append((chunk, size, mode, FIX))
         sizes.append(len(chunk))
-    images = np.concatenate(run_jobs(decode_files, jobs, sizes, workers=workers, desc=f"decoding {resolved.name}", progress=progress))
+    images = np.concatenate(
+        run_jobs(decode_files, jobs, sizes, workers=workers, desc=f"decoding {resolved.name}", progress=progress)
+    )
     if listing.explicit_splits or listing.flat:
         class_splits = [c.split for c in listing.classes]
     else:
@@ -227,7 +234,9 @@ def _decode_folder(
         name=f"imagefolder:{resolved}",
         images=images,
         image_class=np.repeat(np.arange(len(listing.classes), dtype=np.int64), [len(c.files) for c in listing.classes]),
-        image_ids=[f"{resolved.name}/{f.relative_to(listing.root).as_posix()}" for c in listing.classes for f in c.files],
+        image_ids=[
+            f"{resolved.name}/{f.relative_to(listing.root).as_posix()}" for c in listing.classes for f in c.files
+        ],
         class_names=[c.name for c in listing.classes],
         class_splits=class_splits,
         info={

@@ -102,7 +102,9 @@ def omniglot_zip_paths(data_root: str | Path | None = None) -> list[Path]:
     where = f"pass --data-root or set LASIUM_DATA to the folder that holds omniglot/, or run `lasium-data download omniglot --data-root {root}`"
     if not folder.is_dir():
         if (root / OMNIGLOT_ZIPS[0]).is_file():
-            raise DataError(f"{root} holds the zips itself; the data root is the folder above it: --data-root {root.parent}")
+            raise DataError(
+                f"{root} holds the zips itself; the data root is the folder above it: --data-root {root.parent}"
+            )
         raise DataError(f"Omniglot not found: {folder} does not exist; {where}")
     zips = [folder / name for name in OMNIGLOT_ZIPS]
     for z in zips:
@@ -137,7 +139,9 @@ def scan_omniglot_zip(path: Path, which: int, layout: OmniglotLayout = OMNIGLOT_
         folder = f"{m['alphabet']}/{m['folder']}"
         char = by_folder.setdefault(folder, Character(int(m["id"]), folder))
         if int(m["id"]) != char.id:
-            raise DataError(f"{name} in {path} has id {m['id']} but its folder holds character {char.id:04d}; {DOWNLOAD_FIX}")
+            raise DataError(
+                f"{name} in {path} has id {m['id']} but its folder holds character {char.id:04d}; {DOWNLOAD_FIX}"
+            )
         char.members.append(name)
     expected_drawers = [f"{d:02d}" for d in range(1, layout.drawers + 1)]
     for char in by_folder.values():
@@ -152,7 +156,9 @@ def scan_omniglot_zip(path: Path, which: int, layout: OmniglotLayout = OMNIGLOT_
     want = layout.characters[which]
     first = 1 + sum(layout.characters[:which])
     if len(chars) != want:
-        raise DataError(f"{path} holds {len(chars)} characters, expected {want}: the copy is incomplete; {DOWNLOAD_FIX}")
+        raise DataError(
+            f"{path} holds {len(chars)} characters, expected {want}: the copy is incomplete; {DOWNLOAD_FIX}"
+        )
     ids = [c.id for c in chars]
     if ids != list(range(first, first + want)):
         bad = next(i for i, c in zip(range(first, first + want), ids) if i != c)

@@ -27,8 +27,12 @@ README_NAME = "README.md"
 PREVIEW_NAME = "preview.png"
 CARD_FILES = (README_NAME, PREVIEW_NAME)
 PREVIEW_TASKS = 4
-_STRATEGIES = {"n": "LASIUM-N (Gaussian noise around each anchor)", "ro": "LASIUM-RO (interpolation towards random out-of-class latents)",
-               "oc": "LASIUM-OC (interpolation towards the other classes' anchors)", "real": "real labeled episodes (no generator)"}
+_STRATEGIES = {
+    "n": "LASIUM-N (Gaussian noise around each anchor)",
+    "ro": "LASIUM-RO (interpolation towards random out-of-class latents)",
+    "oc": "LASIUM-OC (interpolation towards the other classes' anchors)",
+    "real": "real labeled episodes (no generator)",
+}
 
 
 def first_tasks(source: str | Path, count: int, start: int = 0) -> list[Task]:
@@ -41,7 +45,9 @@ def first_tasks(source: str | Path, count: int, start: int = 0) -> list[Task]:
     for url, entry in zip(urls, m.shards if m else [None] * len(urls)):
         if entry is not None and entry.first_task + entry.num_tasks <= start:
             continue
-        shard_tasks = iter_shard_tasks(url, layout=m.layout if m else None, entry=entry, container=m.container if m else None)
+        shard_tasks = iter_shard_tasks(
+            url, layout=m.layout if m else None, entry=entry, container=m.container if m else None
+        )
         try:
             for task in shard_tasks:
                 if task.meta["index"] >= start:
@@ -88,45 +94,63 @@ def card_text(m: Manifest, manifest_sha256: str, date: str) -> str:
     gz = m.container == "wds" and m.compression == "gzip"
     suffix = ".tar.gz" if gz else ".tar" if m.container == "wds" else ".h5"
     first, last = (m.shards[0].file, m.shards[-1].file) if m.shards else ("", "")
-    pattern = f"{m.name}-{{{first[len(m.name) + 1 : len(m.name) + 7]}..{last[len(m.name) + 1 : len(m.name) + 7]}}}{suffix}" if m.shards else ""
+    pattern = (
+        f"{m.name}-{{{first[len(m.name) + 1 : len(m.name) + 7]}..{last[len(m.name) + 1 : len(m.name) + 7]}}}{suffix}"
+        if m.shards
+        else ""
+    )
     if gen:
-        gen_line = (f"{gen.get('name', gen.get('kind', '?'))} ({gen.get('kind', '?')}, latent {gen.get('latent_dim', '?')}), "
-                    f"weights sha256 `{gen.get('weights_sha256', 'not recorded')}`")
+        gen_line = (
+            f"{gen.get('name', gen.get('kind', '?'))} ({gen.get('kind', '?')}, latent {gen.get('latent_dim', '?')}), "
+            f"weights sha256 `{gen.get('weights_sha256', 'not recorded')}`"
+        )
     else:
         gen_line = "none (real images)"
     source = m.source
-    source_line = (f"{source.get('dataset', source.get('kind', '?'))} {source.get('split', '')}".strip()
-                   + (f", fingerprint `{source['fingerprint']}`" if "fingerprint" in source else "")) if source else "none"
+    source_line = (
+        (
+            f"{source.get('dataset', source.get('kind', '?'))} {source.get('split', '')}".strip()
+            + (f", fingerprint `{source['fingerprint']}`" if "fingerprint" in source else "")
+        )
+        if source
+        else "none"
+    )
     if m.container == "wds":
         stock = f"""```python
 import io, json, numpy as np, webdataset as wds
 
 # no .decode(): its default handlers unpickle; decode the three members yourself
 for sample in wds.WebDataset("{pattern}", shardshuffle=False):
-    support = np.load(io.BytesIO(sample["support.npy"]), allow_pickle=False)  # ({c['ways']}, {c['shots']}, {h}, {w}, {ch}) uint8
-    query = np.load(io.BytesIO(sample["query.npy"]), allow_pickle=False)      # ({c['ways']}, {c['queries']}, {h}, {w}, {ch}) uint8
+    support = np.load(io.BytesIO(sample["support.npy"]), allow_pickle=False)  # ({c["ways"]}, {c["shots"]}, {h}, {w}, {ch}) uint8
+    query = np.load(io.BytesIO(sample["query.npy"]), allow_pickle=False)      # ({c["ways"]}, {c["queries"]}, {h}, {w}, {ch}) uint8
     meta = json.loads(sample["meta.json"])
 ```
 
-Plain tar works too: `tar -t{'z' if gz else ''}vf {first}`."""
+Plain tar works too: `tar -t{"z" if gz else ""}vf {first}`."""
     else:
         stock = f"""```python
 import json, h5py
 
 with h5py.File("{first}", "r") as f:
-    support = f["support"][0]   # ({c['ways']}, {c['shots']}, {h}, {w}, {ch}) uint8, task first_task + 0
-    query = f["query"][0]       # ({c['ways']}, {c['queries']}, {h}, {w}, {ch}) uint8
+    support = f["support"][0]   # ({c["ways"]}, {c["shots"]}, {h}, {w}, {ch}) uint8, task first_task + 0
+    query = f["query"][0]       # ({c["ways"]}, {c["queries"]}, {h}, {w}, {ch}) uint8
     meta = json.loads(f["meta"].asstr()[0])
 ```"""
     rows = [
-        ("tasks", f"{m.num_tasks:,} ({c['ways']}-way, {c['shots']} support + {c['queries']} query images per class, "
-                  f"{h}x{w}x{ch} uint8{', with latents' if c.get('save_latents') else ''})"),
+        (
+            "tasks",
+            f"{m.num_tasks:,} ({c['ways']}-way, {c['shots']} support + {c['queries']} query images per class, "
+            f"{h}x{w}x{ch} uint8{', with latents' if c.get('save_latents') else ''})",
+        ),
         ("source", str(c.get("source", "generator"))),
         ("strategy", _strategy_line(c)),
         ("generator", gen_line),
         ("image source", source_line),
         ("seed", str(c.get("seed"))),
-        ("shards", f"{len(m.shards)} x {c['tasks_per_shard']} tasks, {m.container} ({suffix}{', gzip' if gz else ''}), files {first} … {last}"),
+        (
+            "shards",
+            f"{len(m.shards)} x {c['tasks_per_shard']} tasks, {m.container} ({suffix}{', gzip' if gz else ''}), files {first} … {last}",
+        ),
         ("bytes", f"{total:,} ({human_size(total)}, {total / max(1, m.num_tasks):,.0f} per task)"),
         ("date", date),
         ("written by", f"lasium {m.tool_version}, task-shard format v{m.format_version}"),
@@ -184,7 +208,9 @@ def write_card(folder: str | Path, *, tasks: Sequence[Task] | None = None) -> tu
     folder = Path(folder)
     path = folder / MANIFEST_NAME
     if not path.is_file():
-        raise ShardError(f"no {MANIFEST_NAME} in {folder}; a card describes a complete set (run 'lasium-shards index {folder}' first)")
+        raise ShardError(
+            f"no {MANIFEST_NAME} in {folder}; a card describes a complete set (run 'lasium-shards index {folder}' first)"
+        )
     raw = path.read_bytes()
     m = read_manifest(folder)
     if tasks is None:

@@ -91,8 +91,11 @@ def inspect(folder: str, as_json: bool) -> None:
         ("shard set", f"{m.name} in {folder}"),
         ("container", f"{_container(m)}, format v{m.format_version}, written by lasium {m.tool_version}"),
         ("tasks", f"{m.num_tasks} of {c['num_tasks']} in {len(m.shards)} shards ({c['tasks_per_shard']} per shard)"),
-        ("task", f"{c['ways']}-way, {c['shots']} support + {c['queries']} query per class, "
-                 f"images {'x'.join(str(s) for s in c['image_shape'])}, latents {'yes' if c['save_latents'] else 'no'}"),
+        (
+            "task",
+            f"{c['ways']}-way, {c['shots']} support + {c['queries']} query per class, "
+            f"images {'x'.join(str(s) for s in c['image_shape'])}, latents {'yes' if c['save_latents'] else 'no'}",
+        ),
         ("size", f"{human_size(total)}, {total / max(1, m.num_tasks):,.0f} bytes per task"),
         ("strategy", str(c.get("strategy", "not recorded"))),
         ("seed", str(c["seed"])),
@@ -109,7 +112,9 @@ def inspect(folder: str, as_json: bool) -> None:
 
 @main.command()
 @click.argument("folder", metavar="SET", type=SET)
-@click.option("--progress/--no-progress", default=True, show_default=True, help="Progress bar over bytes (on a terminal).")
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Progress bar over bytes (on a terminal)."
+)
 @user_errors
 def verify(folder: str, progress: bool) -> None:
     """Check every shard: present, size and sha256 as in the manifest, every task readable with the
@@ -129,20 +134,32 @@ def verify(folder: str, progress: bool) -> None:
     for note in report.notes:
         click.echo(f"note: {note}", err=True)
     if report.ok:
-        click.echo(f"ok: {report.shards_checked} shards, {report.tasks_checked} tasks, {human_size(report.bytes_checked)} verified")
+        click.echo(
+            f"ok: {report.shards_checked} shards, {report.tasks_checked} tasks, {human_size(report.bytes_checked)} verified"
+        )
         return
     for problem in report.problems:
         click.echo(f"bad: {problem}")
     bad = {p.file for p in report.problems}
-    click.echo(f"verify failed: {len(bad)} problem(s) in {folder} ({len(report.manifest.shards)} shards listed)", err=True)
+    click.echo(
+        f"verify failed: {len(bad)} problem(s) in {folder} ({len(report.manifest.shards)} shards listed)", err=True
+    )
     sys.exit(1)
 
 
 @main.command()
 @click.argument("folder", metavar="SET", type=SET)
-@click.option("--tasks", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="How many tasks to draw.")
+@click.option(
+    "--tasks", "count", type=click.IntRange(1, 64), default=4, show_default=True, help="How many tasks to draw."
+)
 @click.option("--start", type=click.IntRange(0), default=0, show_default=True, help="Index of the first task shown.")
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False), default=Path("preview.png"), show_default=True, help="PNG to write.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("preview.png"),
+    show_default=True,
+    help="PNG to write.",
+)
 @user_errors
 def preview(folder: str, count: int, start: int, out: Path) -> None:
     """Draw tasks as a PNG: one grid per task, a row per class, support | query (red bar between).
@@ -190,7 +207,9 @@ def index(folder: Path, allow_gaps: bool) -> None:
     for gap in gaps:
         click.echo(f"warning: missing {gap}", err=True)
     missing = f" (of {expected}: partial set)" if m.num_tasks != expected else ""
-    click.echo(f"wrote {Path(folder) / MANIFEST_NAME}: {len(m.shards)} {m.container} shards, {m.num_tasks} tasks{missing}")
+    click.echo(
+        f"wrote {Path(folder) / MANIFEST_NAME}: {len(m.shards)} {m.container} shards, {m.num_tasks} tasks{missing}"
+    )
 
 
 @main.command()

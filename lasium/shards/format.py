@@ -29,7 +29,16 @@ COMPRESSIONS = ("gzip", "none")
 HDF5_COMPRESSIONS = ("gzip", "lzf", "none")
 WDS_GZIP_SUFFIX = ".tar.gz"
 
-REQUIRED_CONFIG_KEYS = ("ways", "shots", "queries", "image_shape", "seed", "tasks_per_shard", "num_tasks", "save_latents")
+REQUIRED_CONFIG_KEYS = (
+    "ways",
+    "shots",
+    "queries",
+    "image_shape",
+    "seed",
+    "tasks_per_shard",
+    "num_tasks",
+    "save_latents",
+)
 
 # The only tar members / HDF5 datasets a reader decodes; anything else is refused (see README "Safety").
 WDS_MEMBERS = ("support.npy", "query.npy", "latents.npy", "meta.json")
@@ -51,7 +60,9 @@ def task_key(index: int) -> str:
 def check_name(name: str) -> str:
     """Validate a shard-set name (it becomes part of every file name)."""
     if not isinstance(name, str) or not NAME_RE.match(name):
-        raise ShardError(f"invalid shard-set name {name!r}: use letters, digits, '_', '-' or '.', not starting with '.' or '-'")
+        raise ShardError(
+            f"invalid shard-set name {name!r}: use letters, digits, '_', '-' or '.', not starting with '.' or '-'"
+        )
     return name
 
 
@@ -104,7 +115,9 @@ def container_of(url: str) -> str:
             return "wds"
         if tail.endswith(".h5") or tail.endswith(".hdf5"):
             return "hdf5"
-    raise ShardError(f"cannot tell the container of {url!r}: shard names end in .tar or .tar.gz (WebDataset) or .h5 (HDF5)")
+    raise ShardError(
+        f"cannot tell the container of {url!r}: shard names end in .tar or .tar.gz (WebDataset) or .h5 (HDF5)"
+    )
 
 
 def _json_default(obj: Any) -> Any:
@@ -138,16 +151,24 @@ class ShardEntry:
     sha256: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "first_task": self.first_task, "num_tasks": self.num_tasks, "bytes": self.bytes, "sha256": self.sha256}
+        return {
+            "file": self.file,
+            "first_task": self.first_task,
+            "num_tasks": self.num_tasks,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
 
     @classmethod
-    def from_dict(cls, d: Any, where: str) -> "ShardEntry":
+    def from_dict(cls, d: Any, where: str) -> ShardEntry:
         try:
             entry = cls(str(d["file"]), int(d["first_task"]), int(d["num_tasks"]), int(d["bytes"]), str(d["sha256"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ShardError(f"{where}: bad shard entry {d!r} ({exc}); rebuild it with 'lasium-shards index'") from None
         if "/" in entry.file or entry.file.startswith(".") or not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
-            raise ShardError(f"{where}: bad shard entry for {entry.file!r} (file must be a plain name, sha256 64 hex digits)")
+            raise ShardError(
+                f"{where}: bad shard entry for {entry.file!r} (file must be a plain name, sha256 64 hex digits)"
+            )
         return entry
 
 
@@ -156,7 +177,11 @@ def check_header(header: Any) -> dict[str, Any]:
     if not isinstance(header, dict) or not isinstance(header.get("config"), dict):
         raise ShardError("shard header must be a dict with a 'config' dict (and optional 'generator', 'source')")
     try:
-        clean = json.loads(canonical_json({"config": header["config"], "generator": header.get("generator"), "source": header.get("source")}))
+        clean = json.loads(
+            canonical_json(
+                {"config": header["config"], "generator": header.get("generator"), "source": header.get("source")}
+            )
+        )
     except (TypeError, ValueError) as exc:
         raise ShardError(f"shard header is not JSON-serializable: {exc}") from None
     config = clean["config"]
@@ -166,7 +191,11 @@ def check_header(header: Any) -> dict[str, Any]:
     for key in ("ways", "shots", "queries", "tasks_per_shard"):
         if not isinstance(config[key], int) or isinstance(config[key], bool) or config[key] < 1:
             raise ShardError(f"shard config {key}={config[key]!r} must be a positive integer")
-    if not isinstance(config["num_tasks"], int) or isinstance(config["num_tasks"], bool) or not 0 <= config["num_tasks"] <= MAX_TASKS:
+    if (
+        not isinstance(config["num_tasks"], int)
+        or isinstance(config["num_tasks"], bool)
+        or not 0 <= config["num_tasks"] <= MAX_TASKS
+    ):
         raise ShardError(f"shard config num_tasks={config['num_tasks']!r} must be an integer in 0..{MAX_TASKS}")
     shape = config["image_shape"]
     if not (isinstance(shape, list) and len(shape) == 3 and all(isinstance(s, int) and s > 0 for s in shape)):
@@ -195,12 +224,18 @@ class TaskLayout:
     latent_dim: int | None = None
 
     @classmethod
-    def from_header(cls, header: dict[str, Any]) -> "TaskLayout":
+    def from_header(cls, header: dict[str, Any]) -> TaskLayout:
         c = header["config"]
         gen = header.get("generator") or {}
         dim = c.get("latent_dim", gen.get("latent_dim"))
-        return cls(int(c["ways"]), int(c["shots"]), int(c["queries"]), tuple(int(s) for s in c["image_shape"]),  # type: ignore[arg-type]
-                   bool(c["save_latents"]), int(dim) if isinstance(dim, int) else None)
+        return cls(
+            int(c["ways"]),
+            int(c["shots"]),
+            int(c["queries"]),
+            tuple(int(s) for s in c["image_shape"]),  # type: ignore[arg-type]
+            bool(c["save_latents"]),
+            int(dim) if isinstance(dim, int) else None,
+        )
 
     def support_shape(self) -> tuple[int, ...]:
         return (self.ways, self.shots) + self.image_shape
@@ -208,7 +243,9 @@ class TaskLayout:
     def query_shape(self) -> tuple[int, ...]:
         return (self.ways, self.queries) + self.image_shape
 
-    def check_arrays(self, support: np.ndarray, query: np.ndarray, latents: np.ndarray | None, where: str, lead: tuple[int, ...] = ()) -> None:
+    def check_arrays(
+        self, support: np.ndarray, query: np.ndarray, latents: np.ndarray | None, where: str, lead: tuple[int, ...] = ()
+    ) -> None:
         """Raise :class:`ShardError` naming ``where`` when arrays break the layout (``lead`` = batch axes)."""
         want_s, want_q = lead + self.support_shape(), lead + self.query_shape()
         if support.dtype != np.uint8 or tuple(support.shape) != want_s:
@@ -223,7 +260,9 @@ class TaskLayout:
             raise ShardError(f"{where}: has latents but the set was written with save_latents=false")
         want = lead + (self.ways, self.shots + self.queries)
         if latents.dtype != np.float16 or latents.ndim != len(want) + 1 or tuple(latents.shape[:-1]) != want:
-            raise ShardError(f"{where}: latents are {latents.dtype}{tuple(latents.shape)}, expected float16{want + ('D',)}")
+            raise ShardError(
+                f"{where}: latents are {latents.dtype}{tuple(latents.shape)}, expected float16{want + ('D',)}"
+            )
         if self.latent_dim is not None and latents.shape[-1] != self.latent_dim:
             raise ShardError(f"{where}: latents have D={latents.shape[-1]}, expected latent_dim {self.latent_dim}")
 
@@ -295,20 +334,31 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, d: Any, where: str, root: Path | None = None) -> "Manifest":
+    def from_dict(cls, d: Any, where: str, root: Path | None = None) -> Manifest:
         if not isinstance(d, dict) or d.get("format") != FORMAT_NAME:
             raise ShardError(f"{where} is not a {FORMAT_NAME} manifest (field 'format' missing or different)")
         version = d.get("format_version")
         if not isinstance(version, int) or version < 1:
             raise ShardError(f"{where}: bad format_version {version!r}")
         if version > FORMAT_VERSION:
-            raise ShardError(f"{where} uses format version {version}; this lasium reads version {FORMAT_VERSION}: upgrade lasium")
+            raise ShardError(
+                f"{where} uses format version {version}; this lasium reads version {FORMAT_VERSION}: upgrade lasium"
+            )
         header = check_header(d)
         shards = d.get("shards")
         if not isinstance(shards, list):
             raise ShardError(f"{where}: 'shards' must be a list")
-        m = cls(check_container(d.get("container")), check_name(d.get("name")), header["config"], header["generator"], header["source"],
-                [ShardEntry.from_dict(s, where) for s in shards], str(d.get("tool_version", "")), version, root)
+        m = cls(
+            check_container(d.get("container")),
+            check_name(d.get("name")),
+            header["config"],
+            header["generator"],
+            header["source"],
+            [ShardEntry.from_dict(s, where) for s in shards],
+            str(d.get("tool_version", "")),
+            version,
+            root,
+        )
         if "num_tasks" in d and d["num_tasks"] != m.num_tasks:
             raise ShardError(f"{where}: num_tasks {d['num_tasks']} differs from the sum over shards ({m.num_tasks})")
         return m

@@ -83,7 +83,9 @@ class GzipReader:
         except ShardError:
             raise
         except (OSError, EOFError) as exc:
-            raise ShardError(f"{self.shard}: reading failed ({exc}); the transfer was cut or the file is damaged, re-copy it") from None
+            raise ShardError(
+                f"{self.shard}: reading failed ({exc}); the transfer was cut or the file is damaged, re-copy it"
+            ) from None
         data = data or b""
         self.compressed_bytes += len(data)
         return data
@@ -101,19 +103,25 @@ class GzipReader:
                     if self._d.eof:
                         self._eof = True
                         return
-                    raise ShardError(f"{self.shard}: gzip stream ends before its end (truncated); regenerate or re-copy it")
+                    raise ShardError(
+                        f"{self.shard}: gzip stream ends before its end (truncated); regenerate or re-copy it"
+                    )
             if self._d.eof:  # the previous member is complete: padding, another member, or garbage
                 stripped = data.lstrip(b"\x00")
                 if not stripped:
                     continue
                 if not stripped.startswith(GZIP_MAGIC[: len(stripped)]):
-                    raise ShardError(f"{self.shard}: unexpected bytes after the gzip data; the shard is damaged, regenerate or re-copy it")
+                    raise ShardError(
+                        f"{self.shard}: unexpected bytes after the gzip data; the shard is damaged, regenerate or re-copy it"
+                    )
                 self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 data = stripped
             try:
                 out = self._d.decompress(data, _OUT)
             except zlib.error as exc:
-                raise ShardError(f"{self.shard}: corrupt gzip data ({exc}); the shard is damaged, regenerate or re-copy it") from None
+                raise ShardError(
+                    f"{self.shard}: corrupt gzip data ({exc}); the shard is damaged, regenerate or re-copy it"
+                ) from None
             if self._d.eof and self._d.unused_data:
                 self._pending = self._d.unused_data + self._pending
             if out:

@@ -9,8 +9,9 @@ sidecars are present and reports missing shards, overlaps and disagreeing header
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import lasium
 from lasium.errors import ShardError
@@ -89,8 +90,15 @@ def _load_json(path: Path, what: str) -> Any:
         raise ShardError(f"{what} {path} is not valid JSON ({exc}); rebuild it with 'lasium-shards index'") from None
 
 
-def write_manifest(out_dir: str | Path, header: dict[str, Any], entries: Iterable[ShardEntry], *, container: str | None = None,
-                   name: str | None = None, allow_gaps: bool = False) -> Manifest:
+def write_manifest(
+    out_dir: str | Path,
+    header: dict[str, Any],
+    entries: Iterable[ShardEntry],
+    *,
+    container: str | None = None,
+    name: str | None = None,
+    allow_gaps: bool = False,
+) -> Manifest:
     """Write ``out_dir/manifest.json`` (atomically) for ``entries``; container and name come from the files.
 
     Raises :class:`ShardError` on overlapping task ranges, on shards of mixed sets, and, unless
@@ -101,7 +109,9 @@ def write_manifest(out_dir: str | Path, header: dict[str, Any], entries: Iterabl
     entries = sorted(entries, key=lambda e: e.first_task)
     suffixes = {file_compression(e.file) for e in entries}
     if len(suffixes) > 1:
-        raise ShardError(f"the shards for {out_dir} mix .tar and .tar.gz files; a set uses one kind (rewrite the odd ones)")
+        raise ShardError(
+            f"the shards for {out_dir} mix .tar and .tar.gz files; a set uses one kind (rewrite the odd ones)"
+        )
     for e in entries:
         parsed = parse_shard_file_name(e.file)
         if parsed is None:
@@ -118,9 +128,20 @@ def write_manifest(out_dir: str | Path, header: dict[str, Any], entries: Iterabl
     if overlaps:
         raise ShardError(f"overlapping shards in {out_dir}: {'; '.join(overlaps)}")
     if gaps and not allow_gaps:
-        raise ShardError(f"shard set in {out_dir} is incomplete (missing {', '.join(gaps)}); finish the missing shards or allow gaps")
-    m = Manifest(check_container(container), check_name(name), header["config"], header["generator"], header["source"],
-                 list(entries), lasium.__version__, FORMAT_VERSION, out_dir)
+        raise ShardError(
+            f"shard set in {out_dir} is incomplete (missing {', '.join(gaps)}); finish the missing shards or allow gaps"
+        )
+    m = Manifest(
+        check_container(container),
+        check_name(name),
+        header["config"],
+        header["generator"],
+        header["source"],
+        list(entries),
+        lasium.__version__,
+        FORMAT_VERSION,
+        out_dir,
+    )
     atomic_write_bytes(out_dir / MANIFEST_NAME, _dump(m.to_dict()))
     return m
 
@@ -140,8 +161,11 @@ def find_shard_files(folder: Path) -> list[Path]:
 
 def find_sidecars(folder: Path) -> list[Path]:
     """Sidecars (``<shard file>.json``) in ``folder``, sorted by name."""
-    return sorted(p for p in Path(folder).iterdir()
-                  if p.name.endswith(SIDECAR_SUFFIX) and parse_shard_file_name(p.name[: -len(SIDECAR_SUFFIX)]) and p.is_file())
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.name.endswith(SIDECAR_SUFFIX) and parse_shard_file_name(p.name[: -len(SIDECAR_SUFFIX)]) and p.is_file()
+    )
 
 
 def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False, write: bool = True) -> Manifest:
@@ -167,11 +191,15 @@ def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False
         if first is None:
             first, first_key = m, key
         elif key != first_key:
-            raise ShardError(f"sidecar {path.name} disagrees with {sidecars[0].name} on the set's config, generator, source, name "
-                             "or container; a folder must hold one shard set")
+            raise ShardError(
+                f"sidecar {path.name} disagrees with {sidecars[0].name} on the set's config, generator, source, name "
+                "or container; a folder must hold one shard set"
+            )
         elif m.tool_version != first.tool_version:
-            raise ShardError(f"sidecar {path.name} was written by lasium {m.tool_version}, {sidecars[0].name} by {first.tool_version}; "
-                             "regenerate the shards with one version")
+            raise ShardError(
+                f"sidecar {path.name} was written by lasium {m.tool_version}, {sidecars[0].name} by {first.tool_version}; "
+                "regenerate the shards with one version"
+            )
         shard = folder / entry.file
         if not shard.is_file():
             problems.append(f"{entry.file} (sidecar without shard)")
@@ -192,7 +220,17 @@ def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False
     if (gaps or problems) and not allow_gaps:
         detail = "; ".join(problems + [f"missing {g}" for g in gaps])
         raise ShardError(f"shard set in {folder} is incomplete: {detail}; rerun the missing shards or allow gaps")
-    m = Manifest(first.container, first.name, first.config, first.generator, first.source, entries, first.tool_version, FORMAT_VERSION, folder)
+    m = Manifest(
+        first.container,
+        first.name,
+        first.config,
+        first.generator,
+        first.source,
+        entries,
+        first.tool_version,
+        FORMAT_VERSION,
+        folder,
+    )
     if write:
         atomic_write_bytes(folder / MANIFEST_NAME, _dump(m.to_dict()))
     return m

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -85,7 +86,9 @@ def decode_npy(data: bytes, member: str, shard: str) -> np.ndarray:
             _HEADER_CACHE[head] = parsed
     dtype, shape, fortran, count = parsed
     if len(data) - end != count * dtype.itemsize:
-        raise ShardError(f"{shard}: member {member} holds {len(data) - end} data bytes, its header says {count * dtype.itemsize}")
+        raise ShardError(
+            f"{shard}: member {member} holds {len(data) - end} data bytes, its header says {count * dtype.itemsize}"
+        )
     arr = np.frombuffer(data, dtype, count, end).reshape(shape, order="F" if fortran else "C")
     return arr.copy(order="K")  # own, writable memory (the tar bytes are immutable)
 
@@ -102,8 +105,10 @@ def decode_wds_sample(sample: dict[str, Any], shard: str | None = None, layout: 
         if member.startswith("__") and member.endswith("__"):
             continue  # webdataset's bookkeeping (__key__, __url__, __local_path__)
         if member not in WDS_MEMBERS:
-            raise ShardError(f"{shard}: sample {key} has member {key}.{member}, which the task-shard format does not define; "
-                             f"refusing to decode it (only {', '.join(WDS_MEMBERS)} are read)")
+            raise ShardError(
+                f"{shard}: sample {key} has member {key}.{member}, which the task-shard format does not define; "
+                f"refusing to decode it (only {', '.join(WDS_MEMBERS)} are read)"
+            )
     m = TASK_KEY_RE.match(key.rsplit("/", 1)[-1])
     if not m:
         raise ShardError(f"{shard}: sample key {key!r} is not task-<9 digits>; not a task shard")
@@ -127,8 +132,15 @@ def _decode_meta(data: bytes | str, member: str, shard: str) -> dict[str, Any]:
     return meta
 
 
-def _make_task(support: np.ndarray, query: np.ndarray, latents: np.ndarray | None, meta: dict[str, Any], index: int, where: str,
-               layout: TaskLayout | None) -> Task:
+def _make_task(
+    support: np.ndarray,
+    query: np.ndarray,
+    latents: np.ndarray | None,
+    meta: dict[str, Any],
+    index: int,
+    where: str,
+    layout: TaskLayout | None,
+) -> Task:
     if meta.get("index") != index:
         raise ShardError(f"{where}: meta index {meta.get('index')!r} does not match the task index {index}")
     task = Task(support, query, latents, meta)
@@ -155,7 +167,9 @@ def _group_members(members: Iterable[tuple[str, bytes]], shard: str) -> Iterator
             if sample is not None:
                 yield sample
             if key in seen:
-                raise ShardError(f"{shard}: members of sample {key} are not contiguous (key seen twice); the shard is malformed")
+                raise ShardError(
+                    f"{shard}: members of sample {key} are not contiguous (key seen twice); the shard is malformed"
+                )
             seen.add(key)
             sample = {"__key__": key, "__url__": shard}
         if suffix in sample:
@@ -175,15 +189,21 @@ class _IndexCheck:
         if self.entry is not None:
             want = self.entry.first_task + self.count
             if task.meta["index"] != want:
-                raise ShardError(f"{self.shard}: holds task {task.meta['index']} where the manifest expects task {want}")
+                raise ShardError(
+                    f"{self.shard}: holds task {task.meta['index']} where the manifest expects task {want}"
+                )
         self.count += 1
 
     def done(self) -> None:
         if self.entry is not None and self.count != self.entry.num_tasks:
-            raise ShardError(f"{self.shard}: holds {self.count} tasks, the manifest says {self.entry.num_tasks}; regenerate or re-copy it")
+            raise ShardError(
+                f"{self.shard}: holds {self.count} tasks, the manifest says {self.entry.num_tasks}; regenerate or re-copy it"
+            )
 
 
-def iter_wds_stream(stream: Any, url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None) -> Iterator[Task]:
+def iter_wds_stream(
+    stream: Any, url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None
+) -> Iterator[Task]:
     """The tasks of a tar stream already opened (``url`` names it in messages); a gzip-compressed tar
     (``.tar.gz``) is decompressed on the fly and read to its end, so its CRC is checked."""
     check = _IndexCheck(url, entry)
@@ -224,13 +244,19 @@ def _hdf5_datasets(f: Any, url: str) -> dict[str, Any]:
     for key in f.keys():
         link = f.get(key, getlink=True)
         if not isinstance(link, h5py.HardLink):
-            raise ShardError(f"{url}: HDF5 object {key!r} is a {type(link).__name__}; task shards hold plain datasets only")
+            raise ShardError(
+                f"{url}: HDF5 object {key!r} is a {type(link).__name__}; task shards hold plain datasets only"
+            )
         if key not in HDF5_DATASETS:
-            raise ShardError(f"{url}: HDF5 object {key!r} is not defined by the task-shard format; refusing it "
-                             f"(only {', '.join(HDF5_DATASETS)} are read)")
+            raise ShardError(
+                f"{url}: HDF5 object {key!r} is not defined by the task-shard format; refusing it "
+                f"(only {', '.join(HDF5_DATASETS)} are read)"
+            )
         ds = f[key]
         if not isinstance(ds, h5py.Dataset) or ds.is_virtual or ds.external:
-            raise ShardError(f"{url}: HDF5 object {key!r} must be a plain dataset (not a group, virtual or external dataset)")
+            raise ShardError(
+                f"{url}: HDF5 object {key!r} must be a plain dataset (not a group, virtual or external dataset)"
+            )
         if key == "meta":
             if h5py.check_string_dtype(ds.dtype) is None or ds.ndim != 1:
                 raise ShardError(f"{url}: dataset 'meta' must be a 1-D string dataset, got {ds.dtype} {ds.shape}")
@@ -244,7 +270,10 @@ def _hdf5_datasets(f: Any, url: str) -> dict[str, Any]:
             raise ShardError(f"{url}: HDF5 shard lacks dataset {key!r}; not a task shard")
     count = found["support"].shape[0]
     if any(ds.shape[0] != count for ds in found.values()):
-        raise ShardError(f"{url}: datasets disagree on the number of tasks: " + ", ".join(f"{k}{ds.shape}" for k, ds in found.items()))
+        raise ShardError(
+            f"{url}: datasets disagree on the number of tasks: "
+            + ", ".join(f"{k}{ds.shape}" for k, ds in found.items())
+        )
     return found
 
 
@@ -261,12 +290,15 @@ def _hdf5_first_task(f: Any, url: str, count: int) -> int | None:
     if isinstance(version, int) and version > 1:
         raise ShardError(f"{url} uses format version {version}; this lasium reads version 1: upgrade lasium")
     if num != count:
-        raise ShardError(f"{url}: attribute lasium_shard says {num} tasks, the datasets hold {count}; the shard is damaged")
+        raise ShardError(
+            f"{url}: attribute lasium_shard says {num} tasks, the datasets hold {count}; the shard is damaged"
+        )
     return first
 
 
-def iter_hdf5_shard(url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None, *,
-                    data: bytes | None = None) -> Iterator[Task]:
+def iter_hdf5_shard(
+    url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None, *, data: bytes | None = None
+) -> Iterator[Task]:
     """The tasks of an HDF5 shard (``data``: its bytes, already fetched from ``url``)."""
     import h5py
 
@@ -281,7 +313,9 @@ def iter_hdf5_shard(url: str, layout: TaskLayout | None = None, entry: ShardEntr
         else:  # HDF5 needs random access: fetch the stream (pipe:, URL) into memory
             f = h5py.File(io.BytesIO(read_all(url)), "r")
     except OSError as exc:
-        raise ShardError(f"{url}: not a readable HDF5 file ({exc}); the shard is truncated or damaged, regenerate or re-copy it") from None
+        raise ShardError(
+            f"{url}: not a readable HDF5 file ({exc}); the shard is truncated or damaged, regenerate or re-copy it"
+        ) from None
     with f:
         try:
             found = _hdf5_datasets(f, url)
@@ -290,27 +324,41 @@ def iter_hdf5_shard(url: str, layout: TaskLayout | None = None, entry: ShardEntr
         except (OSError, RuntimeError, KeyError, ValueError) as exc:
             raise ShardError(f"{url}: cannot read the HDF5 structure ({exc}); the shard is damaged") from None
         if entry is not None and first is not None and (first, count) != (entry.first_task, entry.num_tasks):
-            raise ShardError(f"{url}: holds tasks {first}..{first + count - 1}, the manifest says "
-                             f"{entry.first_task}..{entry.first_task + entry.num_tasks - 1}; regenerate or re-copy it")
+            raise ShardError(
+                f"{url}: holds tasks {first}..{first + count - 1}, the manifest says "
+                f"{entry.first_task}..{entry.first_task + entry.num_tasks - 1}; regenerate or re-copy it"
+            )
         check = _IndexCheck(url, entry)
         for a in range(0, count, HDF5_BLOCK):
             b = min(count, a + HDF5_BLOCK)
             try:
                 blocks = {k: ds[a:b] for k, ds in found.items()}
             except (OSError, RuntimeError, ValueError) as exc:
-                raise ShardError(f"{url}: cannot read tasks {a}..{b - 1} ({exc}); the shard is damaged, regenerate or re-copy it") from None
+                raise ShardError(
+                    f"{url}: cannot read tasks {a}..{b - 1} ({exc}); the shard is damaged, regenerate or re-copy it"
+                ) from None
             for i in range(b - a):
                 lat = blocks["latents"][i] if "latents" in blocks else None
                 meta = _decode_meta(blocks["meta"][i], f"meta[{a + i}]", url)
                 # the row's task index: from the file's shard attribute, else the manifest, else trust meta
-                index = first + a + i if first is not None else entry.first_task + a + i if entry is not None else meta.get("index")
-                task = _make_task(blocks["support"][i], blocks["query"][i], lat, meta, index, f"{url}: task {index}", layout)
+                index = (
+                    first + a + i
+                    if first is not None
+                    else entry.first_task + a + i
+                    if entry is not None
+                    else meta.get("index")
+                )
+                task = _make_task(
+                    blocks["support"][i], blocks["query"][i], lat, meta, index, f"{url}: task {index}", layout
+                )
                 check.next(task)
                 yield task
         check.done()
 
 
-def iter_shard_tasks(url: str, *, layout: TaskLayout | None = None, entry: ShardEntry | None = None, container: str | None = None) -> Iterator[Task]:
+def iter_shard_tasks(
+    url: str, *, layout: TaskLayout | None = None, entry: ShardEntry | None = None, container: str | None = None
+) -> Iterator[Task]:
     """The tasks of one shard (``.tar`` or ``.h5``; plain path, ``file:`` or ``pipe:`` URL), in order.
 
     ``layout``/``entry`` (from the manifest) add shape checks and the expected task range.
@@ -368,7 +416,9 @@ def resolve_shard_urls(source: str | Path | Sequence[str | Path]) -> tuple[list[
     return _expand(text), None
 
 
-def iter_tasks(source: str | Path | Sequence[str | Path], *, shuffle_shards: bool = False, seed: int = 0) -> Iterator[Task]:
+def iter_tasks(
+    source: str | Path | Sequence[str | Path], *, shuffle_shards: bool = False, seed: int = 0
+) -> Iterator[Task]:
     """All tasks of a shard set, shard by shard (in task order unless ``shuffle_shards``, seeded by ``seed``).
 
     With a manifest, every task is checked against its config and every shard against its entry;
@@ -379,7 +429,9 @@ def iter_tasks(source: str | Path | Sequence[str | Path], *, shuffle_shards: boo
     entries: list[ShardEntry | None] = list(manifest.shards) if manifest else [None] * len(urls)
     order = list(range(len(urls)))
     if shuffle_shards:
-        from lasium.seeding import numpy_rng  # imported here: lasium.seeding loads torch, which plain reading does not need
+        from lasium.seeding import (
+            numpy_rng,  # imported here: lasium.seeding loads torch, which plain reading does not need
+        )
 
         numpy_rng(seed, "shard-order").shuffle(order)
     container = manifest.container if manifest else None
@@ -388,7 +440,15 @@ def iter_tasks(source: str | Path | Sequence[str | Path], *, shuffle_shards: boo
         for task in iter_shard_tasks(urls[i], layout=layout, entry=entries[i], container=container):
             if layout is None:  # no manifest: every task must look like the first one
                 if inferred is None:
-                    inferred = TaskLayout(task.ways, task.shots, task.queries, task.image_shape, task.latents is not None,
-                                          None if task.latents is None else int(task.latents.shape[-1]))
-                inferred.check_arrays(task.support, task.query, task.latents, f"{urls[i]}: task {task.meta.get('index')}")
+                    inferred = TaskLayout(
+                        task.ways,
+                        task.shots,
+                        task.queries,
+                        task.image_shape,
+                        task.latents is not None,
+                        None if task.latents is None else int(task.latents.shape[-1]),
+                    )
+                inferred.check_arrays(
+                    task.support, task.query, task.latents, f"{urls[i]}: task {task.meta.get('index')}"
+                )
             yield task

@@ -58,14 +58,20 @@ class _GuardedStream:
             data = self.raw.read() if n is None or n < 0 else self.raw.read(n)
         except ShardError:
             raise
-        except Exception as exc:  # OSError, http.client.HTTPException, or a storage backend's own errors (botocore, ...)
-            raise TransferError(f"{self.url}: the transfer failed after {self.got} bytes ({type(exc).__name__}: {exc}); "
-                             "retry, or skip the shard with --skip-corrupt") from None
+        except (
+            Exception
+        ) as exc:  # OSError, http.client.HTTPException, or a storage backend's own errors (botocore, ...)
+            raise TransferError(
+                f"{self.url}: the transfer failed after {self.got} bytes ({type(exc).__name__}: {exc}); "
+                "retry, or skip the shard with --skip-corrupt"
+            ) from None
         data = data or b""
         self.got += len(data)
         if not data and n != 0 and self.expected is not None and self.got < self.expected:
-            raise TransferError(f"{self.url}: the connection closed after {self.got} of {self.expected} bytes (transfer cut); "
-                             "retry, or skip the shard with --skip-corrupt")
+            raise TransferError(
+                f"{self.url}: the connection closed after {self.got} of {self.expected} bytes (transfer cut); "
+                "retry, or skip the shard with --skip-corrupt"
+            )
         return data
 
     def close(self) -> None:
@@ -81,7 +87,9 @@ def _open_http(url: str) -> _GuardedStream:
 
     import lasium
 
-    request = urllib.request.Request(url, headers={"User-Agent": f"lasium/{lasium.__version__}", "Accept-Encoding": "identity"})
+    request = urllib.request.Request(
+        url, headers={"User-Agent": f"lasium/{lasium.__version__}", "Accept-Encoding": "identity"}
+    )
     try:
         response = urllib.request.urlopen(request, timeout=HTTP_TIMEOUT)
     except urllib.error.HTTPError as exc:
@@ -103,14 +111,20 @@ def _open_fsspec(url: str) -> _GuardedStream:
     try:
         import fsspec
     except ImportError:
-        raise ShardError(f"reading {scheme}:// URLs needs fsspec: pip install fsspec (or read the shards through a pipe: URL)") from None
+        raise ShardError(
+            f"reading {scheme}:// URLs needs fsspec: pip install fsspec (or read the shards through a pipe: URL)"
+        ) from None
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except ImportError as exc:
-        raise ShardError(f"reading {scheme}:// URLs needs fsspec's {scheme} backend ({exc}); install it "
-                         "(e.g. pip install s3fs for s3://, gcsfs for gs://) or use a pipe: URL") from None
+        raise ShardError(
+            f"reading {scheme}:// URLs needs fsspec's {scheme} backend ({exc}); install it "
+            "(e.g. pip install s3fs for s3://, gcsfs for gs://) or use a pipe: URL"
+        ) from None
     except ValueError as exc:
-        raise ShardError(f"cannot read {url}: {exc}; use http(s)://, an fsspec URL such as s3:// or gs://, a path or a pipe: URL") from None
+        raise ShardError(
+            f"cannot read {url}: {exc}; use http(s)://, an fsspec URL such as s3:// or gs://, a path or a pipe: URL"
+        ) from None
     try:
         f = fs.open(path, "rb")
         size = getattr(f, "size", None)

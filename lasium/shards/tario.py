@@ -123,7 +123,9 @@ def _parse_number(field: bytes, what: str, shard: str) -> int:
     try:
         return int(text, 8)
     except ValueError:
-        raise ShardError(f"{shard}: corrupt tar header ({what} field {field!r}); the shard is damaged, regenerate or re-copy it") from None
+        raise ShardError(
+            f"{shard}: corrupt tar header ({what} field {field!r}); the shard is damaged, regenerate or re-copy it"
+        ) from None
 
 
 def _checksum_ok(h: bytes) -> bool:
@@ -169,24 +171,32 @@ def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]
     while True:
         h = _read_exact(stream, BLOCK)
         if len(h) == 0:
-            raise ShardError(f"{shard}: tar ends after {last} without the end-of-archive marker (truncated); regenerate or re-copy it")
+            raise ShardError(
+                f"{shard}: tar ends after {last} without the end-of-archive marker (truncated); regenerate or re-copy it"
+            )
         if len(h) < BLOCK:
             raise ShardError(f"{shard}: tar truncated inside the header after {last}; regenerate or re-copy it")
         if h == ZERO_BLOCK:
             return  # end of archive (the second zero block and record padding need not be read)
         if not _checksum_ok(h):
-            raise ShardError(f"{shard}: corrupt tar header after {last} (checksum mismatch); the shard is damaged, regenerate or re-copy it")
+            raise ShardError(
+                f"{shard}: corrupt tar header after {last} (checksum mismatch); the shard is damaged, regenerate or re-copy it"
+            )
         typeflag = h[156:157]
         size = _parse_number(h[124:136], "size", shard)
         name = h[0:100].split(b"\x00", 1)[0]
-        if h[257:263] == b"ustar\x00" and h[345:500].strip(b"\x00"):  # POSIX prefix field (old GNU tars keep times there)
+        if h[257:263] == b"ustar\x00" and h[345:500].strip(
+            b"\x00"
+        ):  # POSIX prefix field (old GNU tars keep times there)
             name = h[345:500].split(b"\x00", 1)[0] + b"/" + name
         member = next_name if next_name is not None else name.decode("utf-8", "replace")
         if next_size is not None:
             size = next_size
         data = _read_exact(stream, size)
         if len(data) < size:
-            raise ShardError(f"{shard}: tar truncated inside member {member} ({len(data)} of {size} bytes); regenerate or re-copy it")
+            raise ShardError(
+                f"{shard}: tar truncated inside member {member} ({len(data)} of {size} bytes); regenerate or re-copy it"
+            )
         pad = padding(size)
         if pad and len(_read_exact(stream, pad)) < pad:
             raise ShardError(f"{shard}: tar truncated after member {member}; regenerate or re-copy it")
@@ -205,6 +215,8 @@ def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]
         if typeflag == b"5":
             continue
         if typeflag not in (b"0", b"\x00", b"7"):
-            raise ShardError(f"{shard}: tar member {member} has type {typeflag!r} (link, device or unknown); task shards hold regular files only")
+            raise ShardError(
+                f"{shard}: tar member {member} has type {typeflag!r} (link, device or unknown); task shards hold regular files only"
+            )
         last = f"member {member}"
         yield member, data

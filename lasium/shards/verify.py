@@ -90,7 +90,9 @@ def load_set_manifest(folder: str | Path) -> tuple[Manifest, list[str]]:
         m = build_manifest_from_sidecars(folder, allow_gaps=True, write=False)
         return m, [f"no {MANIFEST_NAME}: checked against the shards' sidecars (run 'lasium-shards index' to write one)"]
     if find_shard_files(folder):
-        raise ShardError(f"{folder} has shards but neither {MANIFEST_NAME} nor sidecars; nothing to verify them against")
+        raise ShardError(
+            f"{folder} has shards but neither {MANIFEST_NAME} nor sidecars; nothing to verify them against"
+        )
     raise ShardError(f"no task shards in {folder}")
 
 
@@ -171,12 +173,18 @@ def verify_shard_set(folder: str | Path, *, progress: bool = False) -> VerifyRep
     report.problems += [ShardProblem(MANIFEST_NAME, f"missing {g} (no shard holds them)") for g in gaps]
     report.problems += [ShardProblem(MANIFEST_NAME, o) for o in overlaps]
     listed = {e.file for e in m.shards}
-    extra = [] if m.url is not None else [p.name for p in find_shard_files(m.root or Path(folder)) if p.name not in listed]
+    extra = (
+        [] if m.url is not None else [p.name for p in find_shard_files(m.root or Path(folder)) if p.name not in listed]
+    )
     if extra:
-        report.notes.append(f"{len(extra)} shard file(s) not in the manifest, not checked: {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}")
+        report.notes.append(
+            f"{len(extra)} shard file(s) not in the manifest, not checked: {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}"
+        )
     total = sum(e.bytes for e in m.shards)
     # disable=None: tqdm shows the bar only on a terminal
-    with tqdm(total=total, unit="B", unit_scale=True, desc="verify", disable=None if progress else True, leave=False) as bar:
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc="verify", disable=None if progress else True, leave=False
+    ) as bar:
         for entry in m.shards:
             if m.url is not None:  # behind a URL: presence and size show while streaming
                 tasks, problem = _check_shard(m, entry, bar)
@@ -193,7 +201,11 @@ def verify_shard_set(folder: str | Path, *, progress: bool = False) -> VerifyRep
                 continue
             size = path.stat().st_size
             if size != entry.bytes:
-                report.problems.append(ShardProblem(entry.file, f"size {size} bytes, the manifest says {entry.bytes} (truncated or rewritten)"))
+                report.problems.append(
+                    ShardProblem(
+                        entry.file, f"size {size} bytes, the manifest says {entry.bytes} (truncated or rewritten)"
+                    )
+                )
                 bar.update(entry.bytes)
                 continue
             tasks, problem = _check_shard(m, entry, bar)

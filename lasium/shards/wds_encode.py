@@ -76,8 +76,13 @@ class _FixedRecord:
             rows[:, offset : offset + flat.shape[1]] = flat[start:stop]
 
 
-def wds_chunks(batch: TaskBatch, first_task: int, metas_json: list[bytes], chunk_tasks: int = TASKS_PER_CHUNK,
-               vectorized: bool = True) -> Iterator[Any]:
+def wds_chunks(
+    batch: TaskBatch,
+    first_task: int,
+    metas_json: list[bytes],
+    chunk_tasks: int = TASKS_PER_CHUNK,
+    vectorized: bool = True,
+) -> Iterator[Any]:
     """The shard's tar bytes in chunks (bytes or uint8 arrays), end-of-archive included."""
     fixed = _FixedRecord(batch)
     meta_template = MemberHeaderTemplate("meta.json")

@@ -20,10 +20,10 @@ from lasium.shards.atomic import atomic_write, atomic_write_bytes
 from lasium.shards.format import (
     FORMAT_NAME,
     FORMAT_VERSION,
-    check_compression,
-    TaskLayout,
     ShardEntry,
+    TaskLayout,
     canonical_json,
+    check_compression,
     check_container,
     check_header,
     check_name,
@@ -50,7 +50,9 @@ def task_metas_json(batch: TaskBatch, first_task: int, config: dict[str, Any]) -
     for i, meta in enumerate(metas):
         index = first_task + i
         if "index" in meta and meta["index"] != index:
-            raise ShardError(f"task meta index {meta['index']} does not match its position (task {index}); leave 'index' to the writer")
+            raise ShardError(
+                f"task meta index {meta['index']} does not match its position (task {index}); leave 'index' to the writer"
+            )
         d = dict(meta)
         d["index"] = index
         if strategy is not None and "strategy" not in d:
@@ -67,18 +69,26 @@ def validate_batch(batch: TaskBatch, header: dict[str, Any], shard_index: int, f
     config = header["config"]
     want_first, want_count = expected_shard_tasks(config, shard_index)
     if want_count == 0:
-        raise ShardError(f"shard {shard_index} lies beyond the set's {config['num_tasks']} tasks "
-                         f"({config['tasks_per_shard']} per shard); there is nothing to write")
+        raise ShardError(
+            f"shard {shard_index} lies beyond the set's {config['num_tasks']} tasks "
+            f"({config['tasks_per_shard']} per shard); there is nothing to write"
+        )
     if first_task != want_first or len(batch) != want_count:
-        raise ShardError(f"shard {shard_index} must hold tasks {want_first}..{want_first + want_count - 1} "
-                         f"(tasks_per_shard={config['tasks_per_shard']}, num_tasks={config['num_tasks']}); "
-                         f"got {len(batch)} tasks from {first_task}")
+        raise ShardError(
+            f"shard {shard_index} must hold tasks {want_first}..{want_first + want_count - 1} "
+            f"(tasks_per_shard={config['tasks_per_shard']}, num_tasks={config['num_tasks']}); "
+            f"got {len(batch)} tasks from {first_task}"
+        )
     if batch.metas and len(batch.metas) != len(batch):
         raise ShardError(f"batch has {len(batch.metas)} metas for {len(batch)} tasks")
-    TaskLayout.from_header(header).check_arrays(batch.support, batch.query, batch.latents, f"batch for shard {shard_index}", (len(batch),))
+    TaskLayout.from_header(header).check_arrays(
+        batch.support, batch.query, batch.latents, f"batch for shard {shard_index}", (len(batch),)
+    )
 
 
-def hdf5_image(batch: TaskBatch, metas_json: list[bytes], attrs: dict[str, str], compression: str | None = "gzip", level: int = 1) -> bytes:
+def hdf5_image(
+    batch: TaskBatch, metas_json: list[bytes], attrs: dict[str, str], compression: str | None = "gzip", level: int = 1
+) -> bytes:
     """The shard as an HDF5 file image (bytes), built in memory.
 
     Datasets ``support``/``query``/``latents`` are chunked one task per chunk; ``meta`` holds the
@@ -94,13 +104,20 @@ def hdf5_image(batch: TaskBatch, metas_json: list[bytes], attrs: dict[str, str],
         if compression == "gzip":
             kw["compression_opts"] = int(level)
     # The name only labels the in-memory file; it is not stored in the image.
-    with h5py.File(f"lasium-shard-{id(batch)}-{next(_image_counter)}", "w", driver="core", backing_store=False,
-                   libver=("earliest", "v110")) as f:
+    with h5py.File(
+        f"lasium-shard-{id(batch)}-{next(_image_counter)}",
+        "w",
+        driver="core",
+        backing_store=False,
+        libver=("earliest", "v110"),
+    ) as f:
         for key, arr in (("support", batch.support), ("query", batch.query), ("latents", batch.latents)):
             if arr is not None:
                 arr = np.ascontiguousarray(arr)
                 f.create_dataset(key, data=arr, chunks=(1,) + arr.shape[1:], **kw)
-        f.create_dataset("meta", data=[m.decode() for m in metas_json], dtype=h5py.string_dtype("utf-8"), track_times=False)
+        f.create_dataset(
+            "meta", data=[m.decode() for m in metas_json], dtype=h5py.string_dtype("utf-8"), track_times=False
+        )
         for key, value in attrs.items():
             f.attrs[key] = value
         f.flush()
@@ -110,8 +127,18 @@ def hdf5_image(batch: TaskBatch, metas_json: list[bytes], attrs: dict[str, str],
 _image_counter = itertools.count()
 
 
-def write_shard(out_dir: str | Path, name: str, shard_index: int, first_task: int, batch: TaskBatch, container: str,
-                header: dict[str, Any], *, compression: str | None = "auto", compression_level: int = 1) -> ShardEntry:
+def write_shard(
+    out_dir: str | Path,
+    name: str,
+    shard_index: int,
+    first_task: int,
+    batch: TaskBatch,
+    container: str,
+    header: dict[str, Any],
+    *,
+    compression: str | None = "auto",
+    compression_level: int = 1,
+) -> ShardEntry:
     """Write shard ``shard_index`` of set ``name`` into ``out_dir`` and its sidecar; return its manifest entry.
 
     The shard is written to a hidden temporary name, fsynced and renamed, so an exception or a kill
@@ -135,6 +162,7 @@ def write_shard(out_dir: str | Path, name: str, shard_index: int, first_task: in
     metas_json = task_metas_json(batch, first_task, header["config"])
     sidecar_path(path).unlink(missing_ok=True)
     if container == "wds":
+
         def fill(out: Any) -> None:
             sink = GzipWriter(out, compression_level) if compression == "gzip" else out
             for chunk in wds_chunks(batch, first_task, metas_json):
@@ -145,8 +173,15 @@ def write_shard(out_dir: str | Path, name: str, shard_index: int, first_task: in
         size, sha = atomic_write(path, fill)
     else:
         attrs = {
-            "lasium_shard": canonical_json({"format": FORMAT_NAME, "format_version": FORMAT_VERSION, "file": file,
-                                            "first_task": first_task, "num_tasks": len(batch)}),
+            "lasium_shard": canonical_json(
+                {
+                    "format": FORMAT_NAME,
+                    "format_version": FORMAT_VERSION,
+                    "file": file,
+                    "first_task": first_task,
+                    "num_tasks": len(batch),
+                }
+            ),
             "lasium_header": canonical_json(header),
         }
         filt = None if compression == "none" else compression
