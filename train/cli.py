@@ -163,7 +163,8 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
     $LASIUM_DATA; else one warning and no validation: 'lasium-data download omniglot' enables it); an explicit
     --val-dataset omniglot requires it. A --out that holds another run is refused, never overwritten.
     """
-    from lasium.train.trainer import latest_checkpoint, train
+    from lasium.train.run_folder import latest_checkpoint
+    from lasium.train.trainer import train
 
     options["compile"] = compile_
     options["shards"] = list(options["shards"])
@@ -173,7 +174,6 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
                 "give --shards (and --out, or the default runs/<name>-<algo>); with --resume, the run's --out"
             )
         options["out"] = str(Path("runs") / f"{run_name(options['shards'])}-{options['algo']}")
-    click.echo(f"run folder: {options['out']}", err=True)
     if resume:
         latest = latest_checkpoint(Path(options["out"]))
         if latest is None:

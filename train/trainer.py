@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -27,23 +26,22 @@ import torch
 from tqdm import tqdm
 
 from lasium.checkpoints import state_dict_sha256
-from lasium.errors import CheckpointError, ConfigError, DataError
+from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import Autocast, autocast_factory, resolve_precision
 from lasium.runtime import RankInfo
 from lasium.seeding import derive_seed, seed_everything, torch_generator
 from lasium.train import distributed as D
 from lasium.train.augment import AugmentPreset, augment_tasks, get_preset, resolve_preset
-from lasium.train.checkpoint import STATE_FILE, load_training_state, read_configs, rng_state, save_checkpoint
+from lasium.train.checkpoint import load_training_state, read_configs, rng_state, save_checkpoint
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
 from lasium.train.mixture import open_mixture
 from lasium.train.registry import build_learner
+from lasium.train.run_folder import latest_checkpoint, refuse_other_run
 from lasium.train.run_log import MetricsLog
 from lasium.train.shard_access import ShardSet, describe_layout
 from lasium.train.streaming import TaskStream, make_loader, meta_batches
-from lasium.train.validation import Validator, default_val_dataset
-
-STEP_DIR = re.compile(r"^step-(\d{7,})$")
+from lasium.train.validation import Validator, default_val_dataset, omniglot_or_none
 
 
 @dataclass
@@ -56,22 +54,6 @@ class TrainResult:
     val: dict[str, float] = field(default_factory=dict)
     best_val_accuracy: float | None = None
     shards_read: list[str] = field(default_factory=list)
-
-
-def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint of ``run_dir`` with the highest step (``last/`` or a periodic ``step-N/``)."""
-    best: tuple[int, Path] | None = None
-    candidates = [run_dir / "last"] + (
-        [p for p in run_dir.iterdir() if STEP_DIR.match(p.name)] if run_dir.is_dir() else []
-    )
-    for folder in candidates:
-        try:
-            step = int(json.loads((folder / STATE_FILE).read_text())["step"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if best is None or step > best[0]:
-            best = (step, folder)
-    return None if best is None else best[1]
 
 
 def autocast_for(precision: str, device: torch.device) -> Autocast:
@@ -154,6 +136,8 @@ class Trainer:
                 data_root=config.data_root,
                 progress=progress,
             )
+        if self.ctx.is_main:  # after every check above: a refused run prints one line, its error
+            print(f"run folder: {self.out}", file=sys.stderr)
 
     def _find_resume_checkpoint(self) -> Path | None:
         latest = latest_checkpoint(self.out) if self.out.is_dir() else None
@@ -226,8 +210,7 @@ class Trainer:
         shards_read: set[str] = set()
         if self.progress and ctx.is_main:
             print(
-                f"training {cfg.algo} on {self.shard_set.describe()}: augment {cfg.augment}, {self.precision} on {device}, "
-                f"run folder {self.out}",
+                f"training {cfg.algo} on {self.shard_set.describe()}: augment {cfg.augment}, {self.precision} on {device}",
                 file=sys.stderr,
             )
         bar = tqdm(
@@ -354,59 +337,6 @@ class Trainer:
             "weights_sha256": state_dict_sha256(learner),
         }
         (folder / f"rank-{self.ctx.rank}.json").write_text(json.dumps(summary, indent=2) + "\n")
-
-
-def omniglot_or_none(dataset: str, config: TrainConfig, is_main: bool) -> str:
-    """``--val-dataset auto`` chose Omniglot: train without validation, with one warning, when it is not there."""
-    if dataset != "omniglot" or not config.validation_enabled:
-        return dataset
-    from lasium.data.omniglot import omniglot_zip_paths
-
-    try:
-        omniglot_zip_paths(config.data_root)
-    except DataError:
-        if is_main:
-            print(
-                "warning: Omniglot is not in the data root, so this run trains without validation; to validate, run "
-                "'lasium-data download omniglot' (or pass --data-root DIR holding omniglot/)",
-                file=sys.stderr,
-            )
-        return "none"
-    return dataset
-
-
-# What makes two runs the same run: a run folder whose train_config.json differs in these holds another run.
-RUN_DEFINING = (
-    "shards",
-    "algo",
-    "meta_batch",
-    "inner_steps",
-    "inner_lr",
-    "lr",
-    "seed",
-    "ways",
-    "shots",
-    "queries",
-    "image_shape",
-)
-
-
-def refuse_other_run(out: Path, config: TrainConfig) -> None:
-    """A run folder with another run's train_config.json (started, no checkpoint yet) is never overwritten."""
-    path = out / "train_config.json"
-    if not path.is_file():
-        return
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        saved = {}
-    mine = config.to_dict()
-    differs = [k for k in RUN_DEFINING if saved.get(k) != mine.get(k)]
-    if differs:
-        shown = ", ".join(f"{k} {saved.get(k)!r}" for k in differs[:3])
-        raise ConfigError(
-            f"{out} already holds a different run ({shown}); pass --resume to continue it or choose another --out"
-        )
 
 
 def train(config: TrainConfig, *, resume: bool = False, progress: bool = True) -> TrainResult:

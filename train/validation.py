@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 
 from lasium.errors import ConfigError, DataError
 from lasium.seeding import numpy_rng
+from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaLearner
 from lasium.train.streaming import to_device
 
@@ -103,3 +105,22 @@ class Validator:
         acc = torch.cat(accuracies).double()
         ci = 1.96 * acc.std(unbiased=False).item() / math.sqrt(len(acc)) if len(acc) > 1 else 0.0
         return {"accuracy": acc.mean().item(), "ci95": ci}
+
+
+def omniglot_or_none(dataset: str, config: TrainConfig, is_main: bool) -> str:
+    """``--val-dataset auto`` chose Omniglot: train without validation, with one warning, when it is not there."""
+    if dataset != "omniglot" or not config.validation_enabled:
+        return dataset
+    from lasium.data.omniglot import omniglot_zip_paths
+
+    try:
+        omniglot_zip_paths(config.data_root)
+    except DataError:
+        if is_main:
+            print(
+                "warning: Omniglot is not in the data root, so this run trains without validation; to validate, run "
+                "'lasium-data download omniglot' (or pass --data-root DIR holding omniglot/)",
+                file=sys.stderr,
+            )
+        return "none"
+    return dataset

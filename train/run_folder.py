@@ -1,0 +1,63 @@
+"""A run folder of ``lasium-train``: its latest checkpoint, and whether it holds another run than the one asked for."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from lasium.errors import ConfigError
+from lasium.train.checkpoint import STATE_FILE
+from lasium.train.config import TrainConfig
+
+STEP_DIR = re.compile(r"^step-(\d{7,})$")
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint of ``run_dir`` with the highest step (``last/`` or a periodic ``step-N/``)."""
+    best: tuple[int, Path] | None = None
+    candidates = [run_dir / "last"] + (
+        [p for p in run_dir.iterdir() if STEP_DIR.match(p.name)] if run_dir.is_dir() else []
+    )
+    for folder in candidates:
+        try:
+            step = int(json.loads((folder / STATE_FILE).read_text())["step"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if best is None or step > best[0]:
+            best = (step, folder)
+    return None if best is None else best[1]
+
+
+# What makes two runs the same run: a run folder whose train_config.json differs in these holds another run.
+RUN_DEFINING = (
+    "shards",
+    "algo",
+    "meta_batch",
+    "inner_steps",
+    "inner_lr",
+    "lr",
+    "seed",
+    "ways",
+    "shots",
+    "queries",
+    "image_shape",
+)
+
+
+def refuse_other_run(out: Path, config: TrainConfig) -> None:
+    """A run folder with another run's train_config.json (started, no checkpoint yet) is never overwritten."""
+    path = out / "train_config.json"
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    mine = config.to_dict()
+    differs = [k for k in RUN_DEFINING if saved.get(k) != mine.get(k)]
+    if differs:
+        shown = ", ".join(f"{k} {saved.get(k)!r}" for k in differs[:3])
+        raise ConfigError(
+            f"{out} already holds a different run ({shown}); pass --resume to continue it or choose another --out"
+        )
