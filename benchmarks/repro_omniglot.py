@@ -8,6 +8,12 @@
     python benchmarks/repro_omniglot.py --sizes cpu --ablation  # plus the ablation: one ingredient at a time (ProtoNets, N)
     python benchmarks/repro_omniglot.py --sizes cpu-reduced  # the earlier reduced CPU configuration (smoke runs, ~1.5 h)
 
+Two cores, two rows at once (one --work, a --results page each; the last run merges them into results/):
+    python benchmarks/repro_omniglot.py --sizes cpu --threads 1 --keep-shards --only protonets-n --results runs/a
+    python benchmarks/repro_omniglot.py --sizes cpu --threads 1 --keep-shards --only maml-ro --results runs/b --resume
+    python benchmarks/repro_omniglot.py --sizes cpu --resume --reuse-results runs/a/omniglot.json \\
+        --reuse-results runs/b/omniglot.json    # runs what is left, keeps both rows
+
 Pipeline (each stage is the real console command, run as a subprocess; its exact command line, status and
 wall time are recorded): generator (bundled, given, or ``lasium-fit``) → ``lasium-gen`` per strategy (n, ro,
 oc; the preset of the learner) → ``lasium-shards preview`` → ``lasium-train`` (ProtoNets, MAML) →
@@ -199,7 +205,11 @@ def plan_rows(maml_algo: str) -> list[Row]:
     return rows
 
 
-REFERENCE_SIGMA_PROTONETS = 1.0  # the authors' GAN-ProtoNets σ for LASIUM-N (DESIGN.md)
+def reference_sigma_protonets() -> float:
+    """The authors' GAN-ProtoNets σ for LASIUM-N (DESIGN.md), before our sweep moved it."""
+    from lasium.generate.synthesis.strategies import REFERENCE_PARAMETERS
+
+    return REFERENCE_PARAMETERS["protonets"]["gan"]["n"]
 
 
 def plan_ablation(sizes: Sizes) -> list[Row]:
@@ -226,7 +236,7 @@ def plan_ablation(sizes: Sizes) -> list[Row]:
         (
             "0-earlier",
             f"the earlier CPU configuration: {earlier['tasks']:,} tasks reused, no augmentation, fp32",
-            dict(earlier, augment="none", param=REFERENCE_SIGMA_PROTONETS, precision="fp32"),
+            dict(earlier, augment="none", param=reference_sigma_protonets(), precision="fp32"),
         ),
         ("1-shift5", "+ query shift (shift5)", dict(augment="shift5")),
         ("2-distinct", f"+ distinct tasks ({drawn:,} generated, each seen once)", dict(tasks=drawn)),
@@ -237,11 +247,11 @@ def plan_ablation(sizes: Sizes) -> list[Row]:
             full,
         ),
     ]
-    if tuned_sigma != REFERENCE_SIGMA_PROTONETS:
+    if tuned_sigma != reference_sigma_protonets():
         steps.append(
             (
                 "4-sigma",
-                f"+ tuned σ ({tuned_sigma:g} instead of {REFERENCE_SIGMA_PROTONETS:g})",
+                f"+ tuned σ ({tuned_sigma:g} instead of {reference_sigma_protonets():g})",
                 dict(param=tuned_sigma),
             )
         )
@@ -310,6 +320,13 @@ def main() -> None:
     p.add_argument(
         "--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged; 1 with --quick on a CPU]"
     )
+    p.add_argument(
+        "--reuse-results",
+        action="append",
+        metavar="PAGE",
+        help="with --resume: also reuse the finished rows of this omniglot.json (e.g. a second driver's --results, run "
+        "in parallel with other --only rows on the same --work); repeatable",
+    )
     p.add_argument("--keep-shards", action="store_true", help="keep the shard sets (default: deleted at the end)")
     p.add_argument("--overwrite", action="store_true", help="clear a previous run in --work first")
     p.add_argument(
@@ -337,6 +354,8 @@ def main() -> None:
     if args.resume and args.overwrite:
         sys.exit("error: --resume and --overwrite contradict each other; give one of them")
     committed = Path(args.results) / "omniglot.json"
+    if args.reuse_results and not args.resume:
+        sys.exit("error: --reuse-results takes rows into a resumed run; add --resume")
     if args.resume and not marker.is_file() and not committed.is_file():
         sys.exit(f"error: no previous run to resume: neither {work} nor {committed} holds one; drop --resume")
     if work.exists() and any(work.iterdir()) and not args.resume:

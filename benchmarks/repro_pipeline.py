@@ -55,13 +55,18 @@ class Pipeline:
         # rows (and their stages) of the committed results page, for --resume across sessions
         self.committed_rows: dict[str, dict[str, Any]] = {}
         self.committed_stages: dict[str, list[dict[str, Any]]] = {}
-        page = self.results_dir / "omniglot.json"
-        if getattr(args, "resume", False) and page.is_file():
-            committed = json.loads(page.read_text())
-            if committed.get("preset") == args.sizes:
-                self.committed_rows = {r["key"]: r for r in committed.get("rows", [])}
-                for stage in committed.get("stages", []):
-                    self.committed_stages.setdefault(stage.get("row"), []).append(stage)
+        # (plus --reuse-results pages: rows another driver ran in parallel, on the other core, into its own page)
+        pages = [self.results_dir / "omniglot.json", *(Path(p) for p in getattr(args, "reuse_results", None) or [])]
+        for page in pages if getattr(args, "resume", False) else []:
+            committed = json.loads(page.read_text()) if page.is_file() else {}
+            if committed.get("preset") != args.sizes:
+                continue
+            for r in committed.get("rows", []):
+                if r.get("status") == "ok" and self.committed_rows.get(r["key"], {}).get("status") != "ok":
+                    self.committed_rows[r["key"]] = r
+                    self.committed_stages[r["key"]] = [
+                        s for s in committed.get("stages", []) if s.get("row") == r["key"]
+                    ]
 
     # --- budget -----------------------------------------------------------------------------------
     def remaining(self) -> float | None:

@@ -233,6 +233,46 @@ def test_resume_across_sessions_takes_unchanged_rows_from_the_committed_page(tmp
     assert "--augment" in done["commands"]["train"] and "--precision" in done["commands"]["eval"]
 
 
+def test_resume_takes_rows_from_a_parallel_drivers_page(tmp_path, repo_root, monkeypatch):
+    """Two drivers on the two cores (--only, one --work, own --results): --reuse-results merges the other's rows."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
+    from repro_omniglot import PRESETS, plan_rows
+    from repro_pipeline import Pipeline
+
+    def pipeline(reuse: list[str]) -> Pipeline:
+        args = argparse.Namespace(
+            work=str(tmp_path / "work"),
+            results=str(tmp_path / "results"),
+            budget_seconds=None,
+            threads=1,
+            sizes="quick",
+            resume=True,
+            reuse_results=reuse,
+            seed=0,
+            eval_seed=0,
+            device="cpu",
+            data_root=None,
+        )
+        p = Pipeline(args, sizes=PRESETS["quick"], rates={"startup": 1.0}, device_type="cpu", device={})
+        p.generator = {"spec": "omniglot-gan", "ok": True}
+        return p
+
+    rows = {r.key: r for r in plan_rows("maml")}
+    other = tmp_path / "other" / "omniglot.json"
+    other.parent.mkdir()
+    done = row("maml-ro", "LASIUM-RO-GAN + MAML (ours)", "maml", "lasium", 88.0, 96.0)
+    done["commands"] = pipeline([]).planned_commands(rows["maml-ro"])
+    failed = dict(row("protonets-n", "x", "protonets", "lasium", 1.0, 2.0), status="failed")
+    other.write_text(json.dumps({"preset": "quick", "rows": [done, failed], "stages": []}))
+    record = {"commands": done["commands"]}
+    assert not pipeline([]).reuse_committed(rows["maml-ro"], dict(record))  # not without the page
+    p = pipeline([str(other)])
+    assert p.reuse_committed(rows["maml-ro"], record) and record["eval"]["1"]["accuracy_pct"] == 88.0
+    assert "protonets-n" not in p.committed_rows  # a failed row is never taken
+
+
 def test_curves_from_metrics_and_png(tmp_path):
     run = tmp_path / "run"
     run.mkdir()

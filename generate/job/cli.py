@@ -31,11 +31,12 @@ def _shard_range(shard_range: str | None, old_spelling: str | None) -> str | Non
     cls=OneLineCommand,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog="""\b
-Strategy parameters (LASIUM reference values, Omniglot; --preset picks the rows, not a learner):
+Strategy parameters (Omniglot; --preset picks the rows, not a learner): the LASIUM reference values,
+except protonets/GAN n and ro, moved by our validation sweep (results/sweep.md; reference 1.0 and 0.8):
   preset      generator  n: sigma  ro: alpha  oc: alpha
   maml        GAN        0.5       0.2        0.6      (default)
   maml        VAE        0.5       0.4        0.4
-  protonets   GAN        1.0       0.8        0.2
+  protonets   GAN        0.5       0.5        0.2
   protonets   VAE        2.0       0.4        0.2
 Anchor distance: epsilon = 246.09375 * D / 128 by default (D = latent size; 246.09375 for D = 128).
 
