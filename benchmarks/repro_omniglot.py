@@ -7,6 +7,7 @@
     python benchmarks/repro_omniglot.py --sizes cpu --resume # the reference budgets on a 2-core CPU: several hours, resumable
     python benchmarks/repro_omniglot.py --sizes cpu --ablation  # plus the ablation: one ingredient at a time (ProtoNets, N)
     python benchmarks/repro_omniglot.py --sizes cpu-reduced  # the earlier reduced CPU configuration (smoke runs, ~1.5 h)
+    python benchmarks/repro_omniglot.py --sizes cpu --only other --results runs/other  # UMTRA, CACTUs, mixture only
 
 Two cores, two rows at once (one --work, a --results page each; the last run merges them into results/):
     python benchmarks/repro_omniglot.py --sizes cpu --threads 1 --keep-shards --only protonets-n --results runs/a
@@ -19,9 +20,11 @@ wall time are recorded): generator (bundled, given, or ``lasium-fit``) → ``las
 oc; the preset of the learner) → ``lasium-shards preview`` → ``lasium-train`` (ProtoNets, MAML) →
 ``lasium-eval`` (1000 test tasks, 1- and 5-shot, same episodes for every method); baselines: training from
 scratch (``lasium-eval --baseline scratch``) and the supervised upper bound (``lasium-gen --source real`` on
-the labeled train split, then the same training). Rows run in priority order; with ``--budget-seconds`` a
-row starts only if its estimated time still fits, every command is killed at the deadline, and the page
-says what was skipped. A failing stage is recorded and the rest go on. Results are rewritten after every
+the labeled train split, then the same training); other task sources (optional, last): UMTRA and CACTUs
+(``lasium-gen --source umtra|cactus``, their defaults) with both learners at the LASIUM rows' budgets, and ProtoNets
+on a LASIUM-N + UMTRA mixture of those rows' shard sets (``lasium-train --shards A:0.5 --shards B:0.5``). Rows run
+in priority order; with ``--budget-seconds`` a row starts only if its estimated time still fits, every command is
+killed at the deadline, and the page says what was skipped. A failing stage is recorded and the rest go on. Results are rewritten after every
 row, so an interrupted run still leaves a page. Every size is a named field of ``Sizes`` below.
 """
 
@@ -139,6 +142,11 @@ PRESETS = {
     ),
 }
 
+# CACTUs' one-off cost before its first task (VAE-encoding the 24,000 train images, then k-means with k = 500 for
+# P = 100 partitions, scikit-learn on one core; 420 s measured at nice 10 on a busy 2-core CPU; cached under
+# $LASIUM_CACHE/cactus, so the row's second set, of the other learner, reuses it).
+CACTUS_SETUP_CPU = 600.0
+
 # Rough throughputs for the budget guard's estimates (per second; "image_step" = seconds per support image per
 # MAML step at evaluation). GPU figures follow the design notes' H200 anchors, discounted for small runs.
 RATES = {
@@ -151,13 +159,32 @@ RATES = {
         fomaml=700.0,
         eval_proto=0.002,
         image_step=1.5e-5,
+        umtra=5000.0,
+        cactus=5000.0,
+        cactus_setup=120.0,
     ),
     "cpu": dict(
-        startup=8.0, gen=40.0, real=500.0, protonets=30.0, maml=6.0, fomaml=15.0, eval_proto=0.01, image_step=5e-4
+        startup=8.0,
+        gen=40.0,
+        real=500.0,
+        protonets=30.0,
+        maml=6.0,
+        fomaml=15.0,
+        eval_proto=0.01,
+        image_step=5e-4,
+        umtra=500.0,
+        cactus=500.0,
+        cactus_setup=CACTUS_SETUP_CPU,
     ),
 }
 
 STRATEGY_NAMES = {"n": "N", "ro": "RO", "oc": "OC"}
+
+
+# Unsupervised task sources other than LASIUM (``lasium-gen --source NAME``, its defaults), and their names on the page.
+OTHER_SOURCES = {"umtra": "UMTRA", "cactus": "CACTUs-VAE"}
+GENERATOR_SOURCES = tuple(STRATEGY_NAMES)  # sources whose shards a generator makes (LASIUM strategies)
+MIXTURE = "mix"  # Row.source of a row that trains on several rows' shard sets (Row.mix)
 
 
 @dataclass
@@ -167,12 +194,15 @@ class Row:
     key: str
     label: str
     algo: str  # protonets | maml | fomaml
-    source: str  # n | ro | oc | real | scratch
-    family: str  # lasium | supervised | scratch | ablation
+    source: str  # n | ro | oc | real | scratch | umtra | cactus | mix
+    family: str  # lasium | supervised | scratch | other | ablation
     optional: bool = False
     # Settings that differ from the preset's (ablation rows): tasks, iterations, meta_batch, augment, param (σ/α), precision
     overrides: dict[str, Any] = field(default_factory=dict)
     note: str = ""  # what this row changes (ablation rows)
+    # source "mix": (source, weight) of each shard set the run mixes (``lasium-train --shards SET:WEIGHT`` each); every
+    # set is the one the row of that source with this row's learner generates, so a set is never generated twice
+    mix: tuple[tuple[str, float], ...] = ()
 
 
 def plan_rows(maml_algo: str) -> list[Row]:
@@ -202,7 +232,55 @@ def plan_rows(maml_algo: str) -> list[Row]:
             optional=True,
         )
     )
+    return rows + plan_other_sources(maml_algo)
+
+
+def plan_other_sources(maml_algo: str) -> list[Row]:
+    """UMTRA and CACTUs with both learners, then ProtoNets on a LASIUM-N + UMTRA mixture (family ``other``).
+
+    Same budgets as the LASIUM rows: the learner's task count (``gen_tasks_protonets`` / ``gen_tasks_maml``),
+    iterations, meta-batch and test tasks. ``--augment auto`` stays as it is: it resolves to ``none`` for these
+    shards (``ShardSet.generated`` is False for UMTRA and CACTUs sets, and for a mixture holding one), so each source
+    is trained as its authors used it; the row records the resolved preset.
+
+    Optional, like the other comparison rows (MAML n/oc, supervised MAML): they compare other methods and are not
+    part of the LASIUM reproduction the targets measure, and at the cpu preset they add hours (two MAML rows scored on
+    1,000 tasks, the CACTUs clustering). So they run by default with --sizes gpu or cpu, after every other row, and
+    are skipped by --no-optional and the reduced presets without costing anything (nothing of theirs is planned into
+    the other rows); --only selects them by key, or all of them as ``--only other``.
+    """
+    maml_name = "MAML" if maml_algo == "maml" else "first-order MAML"
+    rows = []
+    for source, name in OTHER_SOURCES.items():
+        for prefix, algo, learner in (("maml", maml_algo, maml_name), ("protonets", "protonets", "ProtoNets")):
+            rows.append(Row(f"{prefix}-{source}", f"{name} + {learner} (ours)", algo, source, "other", optional=True))
+    rows.append(
+        Row(
+            "protonets-mix-n-umtra",
+            "LASIUM-N-GAN + UMTRA mixture (0.5 / 0.5) + ProtoNets (ours)",
+            "protonets",
+            MIXTURE,
+            "other",
+            optional=True,
+            note="--augment auto resolves to none for the whole mixture (it holds UMTRA shards), so its LASIUM-N half "
+            "trains without the query augmentation of the LASIUM-N row",
+            mix=(("n", 0.5), ("umtra", 0.5)),
+        )
+    )
     return rows
+
+
+def select_rows(rows: list[Row], only: str | None) -> list[Row]:
+    """``--only``: rows named by key, or every row of a named family (``other``, ``lasium``, ...), in priority order."""
+    if not only:
+        return rows
+    names = set(only.split(","))
+    return [r for r in rows if r.key in names or r.family in names]
+
+
+def only_names(rows: list[Row]) -> list[str]:
+    """What ``--only`` accepts: every row key and every family name."""
+    return [r.key for r in rows] + sorted({r.family for r in rows})
 
 
 def reference_sigma_protonets() -> float:
@@ -299,12 +377,18 @@ def main() -> None:
     p.add_argument(
         "--budget-seconds", type=float, default=None, help="stop starting rows that would not fit; kill at the deadline"
     )
-    p.add_argument("--only", default=None, help="comma-separated row keys to run (default: all, in priority order)")
+    p.add_argument(
+        "--only",
+        default=None,
+        help="comma-separated row keys or row families (lasium, supervised, scratch, other) to run "
+        "(default: all, in priority order)",
+    )
     p.add_argument(
         "--optional",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="run the optional rows (MAML n/oc, supervised MAML) [yes with --sizes gpu or cpu]",
+        help="run the optional rows (MAML n/oc, supervised MAML, the other task sources: UMTRA, CACTUs, the mixture) "
+        "[yes with --sizes gpu or cpu; rows named by --only run unless --no-optional]",
     )
     p.add_argument(
         "--maml-algo", choices=["maml", "fomaml"], default=None, help="MAML variant for the MAML rows [maml]"
@@ -339,8 +423,9 @@ def main() -> None:
     # (e.g. from `timeout`) must take the running stage down too: turn it into SystemExit, which Pipeline.run handles.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
-    if args.only and set(args.only.split(",")) - {r.key for r in plan_rows("maml")}:
-        sys.exit(f"error: --only names unknown rows; rows: {', '.join(r.key for r in plan_rows('maml'))}")
+    known = only_names(plan_rows("maml"))
+    if args.only and set(args.only.split(",")) - set(known):
+        sys.exit(f"error: --only names unknown rows; rows (or a family of rows): {', '.join(known)}")
     if args.quick and args.sizes not in (None, "quick"):
         sys.exit("error: --quick and --sizes disagree; give one of them")
     args.sizes = "quick" if args.quick else (args.sizes or "gpu")
@@ -391,10 +476,12 @@ def main() -> None:
         "adapt_lr": sizes.adapt_lr,
     }
     rows = plan_rows(sizes.maml_algo)
+    # Rows named by --only run whatever the preset; else optional rows run with --optional (default: gpu and cpu sizes).
     if args.only:
-        keep = set(args.only.split(","))
-        rows = [r for r in rows if r.key in keep]
-    if not (args.optional if args.optional is not None else args.sizes in ("gpu", "cpu")):
+        rows = select_rows(rows, args.only)
+        if args.optional is False:
+            rows = [r for r in rows if not r.optional]
+    elif not (args.optional if args.optional is not None else args.sizes in ("gpu", "cpu")):
         rows = [r for r in rows if not r.optional]
     if args.ablation:
         rows += plan_ablation(sizes)

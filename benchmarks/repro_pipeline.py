@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,7 @@ class Pipeline:
         self.generator: dict[str, Any] = {}
         self.made: dict[tuple[str, str], Path] = {}  # shard sets written so far, by shard_key
         self.previews: dict[str, str] = {}
+        self.clustered = False  # a CACTUs set was generated in this run: its k-means partitions are cached
         self.env = dict(os.environ)
         self.threads = args.threads
         if (
@@ -83,14 +84,15 @@ class Pipeline:
         total = r["startup"] + eval_s
         if row.source == "scratch":
             return total
-        n = (
-            s.gen_tasks_real
-            if row.source == "real"
-            else (s.gen_tasks_protonets if row.algo == "protonets" else s.gen_tasks_maml)
-        )
-        if self.shard_key(row) not in self.made:
-            total += r["startup"] + n / r["real" if row.source == "real" else "gen"]
-            if row.source not in self.previews and row.source != "real":
+        for part in self.components(row):  # the shard sets still to generate (a mixture's may exist already)
+            if self.shard_key(part) in self.made:
+                continue
+            n = self.settings(part)["tasks"]
+            rate = r["gen"] if part.source in ("n", "ro", "oc") else r.get(part.source, r.get("real", r["gen"]))
+            total += r["startup"] + n / rate
+            if part.source == "cactus" and not self.clustered:
+                total += r.get("cactus_setup", 0.0)  # the k-means partitions, once per run (then cached)
+            if part.source not in self.previews and part.source != "real":
                 total += r["startup"] / 2  # lasium-shards preview
         its, mb = (
             (s.protonets_iterations, s.protonets_meta_batch)
@@ -174,6 +176,11 @@ class Pipeline:
             "precision": None,
         }
         settings = {**base, **row.overrides}
+        if row.mix:  # the sets it mixes, each the one the row of that source (same learner) generates
+            settings["mixture"] = [
+                {"source": source, "weight": weight, "shards": self.gen_stage(part)[2].name}
+                for (source, weight), part in zip(row.mix, self.components(row))
+            ]
         if settings["param"] is not None and row.source in ("n", "ro", "oc"):
             from lasium.generate.synthesis.strategies import default_parameter
 
@@ -202,7 +209,29 @@ class Pipeline:
             str(out),
             "--quiet",
         ]
-        if row.source == "real":
+        if row.mix:
+            raise ValueError(f"{row.key} mixes other rows' shard sets and generates none of its own")
+        if row.source in ("umtra", "cactus"):
+            # The source's defaults (UMTRA: erase 0.5, shift 6; CACTUs: the bundled VAE's posterior mean, k 500, P 100),
+            # as its authors used it; only the task layout and the counts are the driver's.
+            args = (
+                [
+                    "--source",
+                    row.source,
+                    "--dataset",
+                    "omniglot",
+                    "--n-tasks",
+                    str(n),
+                    "--shots",
+                    "1",
+                    "--queries",
+                    "5",
+                ]
+                + common
+                + (["--data-root", a.data_root] if a.data_root else [])
+                + (["--device", a.device] if a.device != "auto" else [])
+            )
+        elif row.source == "real":
             args = (
                 [
                     "--source",
@@ -245,14 +274,19 @@ class Pipeline:
             args += ["--device", a.device] if a.device != "auto" else []
         return f"gen-{out.name}", args, out
 
-    def train_stage(self, row: Row, shards: Path) -> tuple[str, list[str], Path]:
+    def train_stage(self, row: Row, shards: Path | list[Path]) -> tuple[str, list[str], Path]:
+        """(stage name, lasium-train arguments, run folder); a mixture row gets ``--shards SET:WEIGHT`` per set."""
         s, a = self.sizes, self.args
         settings = self.settings(row)
         its, mb = settings["iterations"], settings["meta_batch"]
         run = self.work / "runs" / row.key
+        if row.mix:
+            assert isinstance(shards, list) and len(shards) == len(row.mix)
+            sources = [arg for (_, w), path in zip(row.mix, shards) for arg in ("--shards", f"{path}:{w:g}")]
+        else:
+            sources = ["--shards", str(shards)]
         args = [
-            "--shards",
-            str(shards),
+            *sources,
             "--algo",
             row.algo,
             "--iterations",
@@ -317,7 +351,15 @@ class Pipeline:
         """The row's stage commands as they would run now (what a committed row is compared against)."""
         planned: dict[str, str] = {}
         run = None
-        if row.source != "scratch":
+        if row.mix:  # one generation per mixed set (the same commands as those sets' own rows)
+            sets = []
+            for part in self.components(row):
+                name, args, out = self.gen_stage(part)
+                planned[f"gen-{out.name}"] = shlex.join(["lasium-gen"] + args)
+                sets.append(out)
+            name, args, run = self.train_stage(row, sets)
+            planned["train"] = shlex.join(["lasium-train"] + args)
+        elif row.source != "scratch":
             name, args, shards = self.gen_stage(row)
             planned["gen"] = shlex.join(["lasium-gen"] + args)
             name, args, run = self.train_stage(row, shards)
@@ -335,6 +377,7 @@ class Pipeline:
         if not self.run(name, "lasium-gen", args, row.key, produces=out / "manifest.json"):
             return None
         self.made[key] = out
+        self.clustered = self.clustered or row.source == "cactus"
         if row.source != "real" and row.source not in self.previews:
             png = self.results_dir / f"preview-{row.source}.png"
             if self.run(
@@ -346,6 +389,35 @@ class Pipeline:
             ):
                 self.previews[row.source] = png.name
         return out
+
+    def mixture_shards(self, row: Row) -> list[Path] | None:
+        """A mixture row's shard sets, each generated on first use (or taken from the row that made it)."""
+        sets = []
+        for part in self.components(row):
+            out = self.shards(part)
+            if out is None:
+                return None
+            sets.append(out)
+        return sets
+
+    @staticmethod
+    def components(row: Row) -> list[Row]:
+        """The rows whose shard sets ``row`` trains on: itself, or a mixture's sources with its learner."""
+        if not row.mix:
+            return [row]
+        return [replace(row, source=source, mix=()) for source, _ in row.mix]  # its stages are the row's own
+
+    def needs_generator(self, row: Row) -> bool:
+        return any(part.source in ("n", "ro", "oc") for part in self.components(row))
+
+    def augment_planned(self, row: Row) -> str | None:
+        """What ``--augment`` resolves to for the row's shards (as ``lasium-train`` decides it: ``ShardSet.generated``)."""
+        if row.source == "scratch":
+            return None
+        from lasium.train.augment import resolve_preset
+
+        generated = all(part.source in ("n", "ro", "oc") for part in self.components(row))
+        return resolve_preset(self.settings(row)["augment"], generated=generated)
 
     @staticmethod
     def preset_of(row: Row) -> str:
@@ -364,7 +436,7 @@ class Pipeline:
         )
         return ["--precision", chosen]
 
-    def train(self, row: Row, shards: Path) -> Path | None:
+    def train(self, row: Row, shards: Path | list[Path]) -> Path | None:
         name, args, run = self.train_stage(row, shards)
         return run if self.run(name, "lasium-train", args, row.key, produces=run / "last" / "state.json") else None
 
@@ -404,6 +476,8 @@ class Pipeline:
             "settings": self.settings(row) if row.source != "scratch" else {},
             "commands": self.planned_commands(row),
         }
+        if row.family == "other":  # what --augment auto stands for here (the run's train_config.json confirms it)
+            record["augment"] = self.augment_planned(row)
         self.rows.append(record)
         if self.args.resume and self.reuse_committed(row, record):
             return
@@ -425,10 +499,12 @@ class Pipeline:
         t0 = time.time()
         run = None
         if row.source != "scratch":
-            if row.source != "real" and not self.generator.get("ok", True):
+            if self.needs_generator(row) and not self.generator.get("ok", True):
                 record["status"] = "failed (no generator)"
                 return
-            shards = self.shards(row)
+            shards = self.mixture_shards(row) if row.mix else self.shards(row)
+            if shards is not None and row.source in ("umtra", "cactus"):
+                record["task_source"] = task_source_summary(shards)
             run = self.train(row, shards) if shards is not None else None
             if run is None:
                 record["status"] = "failed"
@@ -559,8 +635,33 @@ def train_summary(run: Path) -> dict[str, Any]:
             iterations=cfg.get("iterations"),
             augment=cfg.get("augment"),
         )
+        if (cfg.get("mixture") or {}).get("sampling") == "weighted":  # a mixture row: the weights the run drew by
+            out["mixture"] = cfg["mixture"]
     except (OSError, ValueError):
         pass
+    return out
+
+
+def task_source_summary(shards: Path) -> dict[str, Any]:
+    """The parts of a UMTRA or CACTUs set's manifest ``source`` record the page shows (method, embedding, clustering)."""
+    try:
+        source = json.loads((shards / "manifest.json").read_text()).get("source") or {}
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, Any] = {k: source[k] for k in ("kind", "method", "augmentation") if k in source}
+    embedding = source.get("embedding")
+    if isinstance(embedding, dict):
+        generator = embedding.get("generator") or {}
+        out["embedding"] = {
+            "kind": embedding.get("kind"),
+            "dim": embedding.get("dim"),
+            **({"generator": generator.get("name")} if isinstance(generator, dict) and generator.get("name") else {}),
+        }
+    clustering = source.get("clustering")
+    if isinstance(clustering, dict):
+        out["clustering"] = {k: clustering.get(k) for k in ("clusters", "partitions", "scaling")}
+    if "kept_clusters" in source:
+        out["kept_clusters"] = source["kept_clusters"]
     return out
 
 

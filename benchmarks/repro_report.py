@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from published import OMNIGLOT_5WAY, TARGETS
+from published import OMNIGLOT_5WAY, TARGETS, published_for
 
 SHOTS = (1, 5)
 
@@ -29,13 +29,13 @@ def _tasks_scored(row: dict[str, Any]) -> int | None:
 
 
 def accuracy_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None) -> list[str]:
-    """Published rows (with † marks) then ours, in one table."""
+    """Published rows (with † marks) then ours, in one table (other task sources and ablation steps have their own)."""
     out = ["| method | 1-shot | 5-shot | source |", "|---|---|---|---|"]
     for p in OMNIGLOT_5WAY:
         out.append(f"| {p.label} | {p.one_shot:.2f} | {p.five_shot:.2f} | published |")
     for row in rows:
-        if row.get("family") == "ablation":
-            continue  # in the ablation table
+        if row.get("family") in ("ablation", "other"):
+            continue  # in the ablation and other-sources tables
         status = row.get("status", "")
         source = "this run" if status == "ok" else f"this run ({status})"
         tasks = _tasks_scored(row)
@@ -93,6 +93,64 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {delta} |"
         )
         previous = one if one is not None else previous
+    return out
+
+
+def _source_setup(row: dict[str, Any]) -> str:
+    """How the row's tasks were made: the mixture's weights, or what the set's manifest says of its source."""
+    settings = row.get("settings") or {}
+    mixture = settings.get("mixture")
+    if mixture:
+        return " + ".join(f"`{m['shards']}` × {m['weight']:g}" for m in mixture) + " (weighted draw per task)"
+    info = row.get("task_source") or {}
+    embedding, clustering = info.get("embedding") or {}, info.get("clustering") or {}
+    parts = []
+    if embedding:
+        parts.append(
+            f"{embedding.get('kind', '?')}"
+            + (f" of `{embedding['generator']}`" if embedding.get("generator") else "")
+            + (f", {embedding['dim']}-d" if embedding.get("dim") else "")
+        )
+    if clustering:
+        parts.append(f"k = {clustering.get('clusters')}, P = {clustering.get('partitions')}")
+    augmentation = info.get("augmentation")
+    if isinstance(augmentation, dict):
+        scalars = {k: v for k, v in augmentation.items() if isinstance(v, (int, float, str))}
+        parts.append("queries: " + ", ".join(f"{k} {v}" for k, v in scalars.items()))
+    return "; ".join(parts) or "`lasium-gen` defaults"
+
+
+def other_sources_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None) -> list[str]:
+    """UMTRA, CACTUs and mixture rows of ours beside the published figure of the same source and learner."""
+    others = [r for r in rows if r.get("family") == "other"]
+    if not others:
+        return []
+    out = [
+        "| method | 1-shot | 5-shot | published 1-shot | published 5-shot | published as | tasks | augment | status |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in others:
+        published = published_for(r.get("source", ""), r.get("algo", ""))
+        pub = (
+            [f"{published.one_shot:.2f}", f"{published.five_shot:.2f}", f"{published.method} ({published.citation})"]
+            if published
+            else ["–", "–", "no published figure"]
+        )
+        settings = r.get("settings") or {}
+        tasks = settings.get("tasks")
+        count = f"{tasks:,}" + (" per set" if settings.get("mixture") else "") if isinstance(tasks, int) else "?"
+        # what the run resolved --augment to (train_config.json), else what the driver planned it to resolve to
+        augment = (r.get("train") or {}).get("augment") or r.get("augment") or settings.get("augment", "?")
+        status = r.get("status", "")
+        scored = _tasks_scored(r)
+        if scored is not None and protocol_tasks is not None and scored != protocol_tasks:
+            status += f", first {scored} of the {protocol_tasks} tasks"
+        out.append(
+            f"| **{r['label']}** | {_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {' | '.join(pub)} | "
+            f"{count} | {augment} | {status} |"
+        )
+    out += ["", "Tasks of each row:", ""]
+    out += [f"- {r['label']}: {_source_setup(r)}" + (f"; {r['note']}" if r.get("note") else "") for r in others]
     return out
 
 
@@ -161,6 +219,28 @@ def render_markdown(results: dict[str, Any]) -> str:
                 "",
             ]
     lines += ["## Targets (LASIUM paper, Omniglot 5-way)", "", *target_lines(rows), ""]
+    others = other_sources_table(rows, protocol.get("tasks"))
+    if others:
+        lines += [
+            "## Other task sources",
+            "",
+            "Other unsupervised task constructions through the same shard format, trainer and test tasks: UMTRA "
+            "(Khodadadeh et al., NeurIPS 2019; `lasium-gen --source umtra`) and CACTUs (Hsu, Levine & Finn, ICLR 2019; "
+            "`lasium-gen --source cactus`), with their defaults, and ProtoNets on a LASIUM-N + UMTRA mixture "
+            "(`lasium-train --shards A:0.5 --shards B:0.5`, the sets the LASIUM-N and UMTRA ProtoNets rows use). "
+            "Budgets are the LASIUM rows' (tasks per learner, iterations, meta-batch, test tasks). Each source is "
+            "trained as its authors used it: `--augment auto` adds nothing to UMTRA shards (their queries are "
+            "augmented when generated) or CACTUs shards (real images), and a mixture holding either is treated the "
+            "same way; the augment column is what the run resolved it to.",
+            "",
+            "**CACTUs here is not the published CACTUs-ACAI**: it clusters the bundled VAE's posterior means "
+            "(`omniglot-vae`, 20-d; the `--source cactus` default), not ACAI embeddings (256-d), with the paper's "
+            "k = 500 and P = 100; the published CACTUs figures are ACAI's. The published UMTRA figure is with MAML; "
+            "none is listed for UMTRA + ProtoNets or for the mixture.",
+            "",
+            *others,
+            "",
+        ]
     ablation = ablation_table(rows)
     if ablation:
         lines += [

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -356,3 +357,245 @@ def test_ablation_table_adds_one_ingredient_per_line_and_ends_with_the_main_row(
     )
     # ablation rows are not repeated in the main accuracy table
     assert "| **a0** |" not in md and "| **LASIUM-N-GAN + ProtoNets (ours)** |" in md
+
+
+def quick_pipeline(tmp_path, repo_root, monkeypatch, preset="quick"):
+    """A Pipeline at ``preset`` sizes on a CPU, with the bundled generator; runs nothing by itself."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
+    from repro_omniglot import PRESETS, RATES
+    from repro_pipeline import Pipeline
+
+    args = argparse.Namespace(
+        work=str(tmp_path / "work"),
+        results=str(tmp_path / "results"),
+        budget_seconds=None,
+        threads=1,
+        sizes=preset,
+        resume=False,
+        seed=0,
+        eval_seed=0,
+        device="cpu",
+        data_root=None,
+    )
+    p = Pipeline(args, sizes=PRESETS[preset], rates=RATES["cpu"], device_type="cpu", device={})
+    p.generator = {"spec": "omniglot-gan", "ok": True}
+    return p
+
+
+def test_other_task_sources_are_planned_after_the_main_rows_at_the_lasium_budgets(tmp_path, repo_root, monkeypatch):
+    from repro_omniglot import PRESETS, plan_rows, select_rows
+
+    from lasium.train.augment import DEFAULT_FOR_GENERATED
+
+    rows = plan_rows("maml")
+    keys = [r.key for r in rows]
+    other = ["maml-umtra", "protonets-umtra", "maml-cactus", "protonets-cactus", "protonets-mix-n-umtra"]
+    assert keys[-len(other) :] == other and keys.index("maml-supervised") < keys.index("maml-umtra")
+    by_key = {r.key: r for r in rows}
+    assert all(by_key[k].optional and by_key[k].family == "other" for k in other)
+    assert [r.key for r in select_rows(rows, "other")] == other
+    assert [r.key for r in select_rows(rows, "protonets-cactus,protonets-n")] == ["protonets-n", "protonets-cactus"]
+
+    sizes = PRESETS["cpu"]
+    p = quick_pipeline(tmp_path, repo_root, monkeypatch, preset="cpu")
+    shards = tmp_path / "work" / "shards"
+    plans = {k: p.planned_commands(by_key[k]) for k in keys}
+    for source in ("umtra", "cactus"):
+        for learner, tasks, lasium in (
+            ("maml", sizes.gen_tasks_maml, "maml-ro"),
+            ("protonets", sizes.gen_tasks_protonets, "protonets-ro"),
+        ):
+            plan = plans[f"{learner}-{source}"]
+            gen = plan["gen"].split()
+            assert gen[:3] == ["lasium-gen", "--source", source] and "--strategy" not in gen
+            assert gen[gen.index("--n-tasks") + 1] == str(tasks)  # the LASIUM row's count for this learner
+            assert gen[gen.index("--out") + 1] == str(shards / f"{source}-{learner}")
+            assert not {"--generator", "--embedding", "--clusters", "--umtra-shift"} & set(gen)  # the source's defaults
+            # trained and scored exactly like the LASIUM row of the same learner: only shards and names differ
+            assert plan["train"].replace(f"{source}-{learner}", "X").replace(f"{learner}-{source}", "Y") == plans[
+                lasium
+            ]["train"].replace(f"ro-{learner}", "X").replace(lasium, "Y")
+            assert plan["eval"].replace(f"{learner}-{source}", "Y") == plans[lasium]["eval"].replace(lasium, "Y")
+            assert p.augment_planned(by_key[f"{learner}-{source}"]) == "none"  # auto: UMTRA/CACTUs shards get none
+    assert p.augment_planned(by_key["protonets-n"]) == DEFAULT_FOR_GENERATED
+
+    mix = by_key["protonets-mix-n-umtra"]
+    plan = plans["protonets-mix-n-umtra"]
+    # no set of its own: the generation commands are those of the LASIUM-N and UMTRA ProtoNets rows
+    assert plan["gen-n-protonets"] == plans["protonets-n"]["gen"]
+    assert plan["gen-umtra-protonets"] == plans["protonets-umtra"]["gen"]
+    train = plan["train"].split()
+    assert train[1:5] == [
+        "--shards",
+        f"{shards / 'n-protonets'}:0.5",
+        "--shards",
+        f"{shards / 'umtra-protonets'}:0.5",
+    ]
+    assert " ".join(train[5:]).replace("mix-n-umtra", "n") == " ".join(plans["protonets-n"]["train"].split()[3:])
+    assert p.augment_planned(mix) == "none"
+    assert [(m["source"], m["weight"], m["shards"]) for m in p.settings(mix)["mixture"]] == [
+        ("n", 0.5, "n-protonets"),
+        ("umtra", 0.5, "umtra-protonets"),
+    ]
+
+
+def test_rows_of_other_sources_run_their_stages_and_the_mixture_generates_nothing_twice(
+    tmp_path, repo_root, monkeypatch
+):
+    """do_row with a stand-in for the stage runner: which commands run, in which order, and the record kept."""
+    from repro_omniglot import plan_rows
+
+    by_key = {r.key: r for r in plan_rows("maml")}
+    p = quick_pipeline(tmp_path, repo_root, monkeypatch)
+    ran = []
+
+    def fake_run(name, console, args, row=None, produces=None):
+        ran.append((name, console, row))
+        if console == "lasium-gen":
+            out = Path(args[args.index("--out") + 1])
+            out.mkdir(parents=True)
+            source = args[args.index("--source") + 1] if "--source" in args else "generator"
+            (out / "manifest.json").write_text(json.dumps({"config": {"source": source}, "source": {"kind": source}}))
+        if console == "lasium-eval":
+            Path(produces).parent.mkdir(parents=True, exist_ok=True)
+            result = {"accuracy": 0.5, "ci95": 0.01, "accuracy_pct": 50.0, "ci95_pct": 1.0, "tasks": 10, "seconds": 1}
+            Path(produces).write_text(
+                json.dumps(
+                    {
+                        "episode_digest": "d" * 64,
+                        "device": {},
+                        "results": [dict(result, shots=1), dict(result, shots=5)],
+                    }
+                )
+            )
+        return True
+
+    monkeypatch.setattr(p, "run", fake_run)
+    for key in ("protonets-umtra", "protonets-mix-n-umtra", "maml-cactus"):
+        p.do_row(by_key[key])
+    assert [n for n, _, _ in ran] == [
+        "gen-umtra-protonets",
+        "preview-umtra",
+        "train-protonets-umtra",
+        "eval-protonets-umtra",
+        "gen-n-protonets",  # the mixture's LASIUM-N set (no protonets-n row ran here); the UMTRA set is reused
+        "preview-n",
+        "train-protonets-mix-n-umtra",
+        "eval-protonets-mix-n-umtra",
+        "gen-cactus-maml",
+        "preview-cactus",
+        "train-maml-cactus",
+        "eval-maml-cactus",
+    ]
+    assert {n: r for n, _, r in ran}["gen-n-protonets"] == "protonets-mix-n-umtra"
+    assert p.previews == {"umtra": "preview-umtra.png", "n": "preview-n.png", "cactus": "preview-cactus.png"}
+    records = {r["key"]: r for r in p.rows}
+    assert all(r["status"] == "ok" and r["augment"] == "none" for r in records.values())
+    assert records["protonets-umtra"]["task_source"] == {"kind": "umtra"}
+    assert records["maml-cactus"]["task_source"] == {"kind": "cactus"}
+    assert set(records["protonets-mix-n-umtra"]["commands"]) == {
+        "gen-n-protonets",
+        "gen-umtra-protonets",
+        "train",
+        "eval",
+    }
+    # the estimate counts only what is still to generate
+    fresh = quick_pipeline(tmp_path / "fresh", repo_root, monkeypatch)
+    assert fresh.estimate(by_key["protonets-mix-n-umtra"]) > p.estimate(by_key["protonets-mix-n-umtra"])
+
+
+def test_page_shows_other_task_sources_beside_their_published_figures():
+    umtra = row("maml-umtra", "UMTRA + MAML (ours)", "maml", "other", 77.0, 92.0)
+    cactus = row("protonets-cactus", "CACTUs-VAE + ProtoNets (ours)", "protonets", "other", 70.0, 85.0)
+    mix = row(
+        "protonets-mix-n-umtra",
+        "LASIUM-N-GAN + UMTRA mixture (0.5 / 0.5) + ProtoNets (ours)",
+        "protonets",
+        "other",
+        90.0,
+        97.0,
+    )
+    umtra.update(source="umtra", settings={"tasks": 4000, "augment": "auto"}, augment="none")
+    umtra["train"]["augment"] = "none"
+    cactus.update(
+        source="cactus",
+        settings={"tasks": 32000, "augment": "auto"},
+        augment="none",
+        task_source={
+            "kind": "cactus",
+            "embedding": {"kind": "vae-posterior-mean", "dim": 20, "generator": "omniglot-vae"},
+            "clustering": {"clusters": 500, "partitions": 100, "scaling": True},
+        },
+    )
+    mix.update(
+        source="mix",
+        note="augment auto resolves to none",
+        settings={
+            "tasks": 32000,
+            "augment": "auto",
+            "mixture": [
+                {"source": "n", "weight": 0.5, "shards": "n-protonets"},
+                {"source": "umtra", "weight": 0.5, "shards": "umtra-protonets"},
+            ],
+        },
+        augment="none",
+    )
+    maml_ro = row("maml-ro", "LASIUM-RO-GAN + MAML (ours)", "maml", "lasium", 80.0, 95.0)
+    md = render_markdown({"rows": [maml_ro, umtra, cactus, mix], "protocol": {"tasks": 1000}})
+    section = md.split("## Other task sources")[1].split("\n## ")[0]
+    assert (
+        "| **UMTRA + MAML (ours)** | 77.00 ± 0.50 | 92.00 ± 0.30 | 83.80 | 95.43 | UMTRA (Khodadadeh et al., NeurIPS 2019"
+        in section
+    )
+    assert (
+        "| **CACTUs-VAE + ProtoNets (ours)** | 70.00 ± 0.50 | 85.00 ± 0.30 | 68.12 | 83.58 | CACTUs-ProtoNets (ACAI)"
+        in section
+    )
+    assert "| 4,000 | none | ok |" in section and "| 32,000 per set | none | ok |" in section
+    assert "no published figure" in section and "not the published CACTUs-ACAI" in section
+    assert "vae-posterior-mean of `omniglot-vae`, 20-d; k = 500, P = 100" in section
+    assert "`n-protonets` × 0.5 + `umtra-protonets` × 0.5" in section and "augment auto resolves to none" in section
+    # the main table keeps the published rows and the LASIUM rows; ours of other sources are only in their section
+    main = md.split("## Omniglot")[1].split("## Targets")[0]
+    assert (
+        "| CACTUs-MAML (ACAI) | 68.84 | 87.78 | published |" in main and "| UMTRA | 83.80 | 95.43 | published |" in main
+    )
+    assert "LASIUM-RO-GAN + MAML (ours)" in main and "UMTRA + MAML (ours)" not in main
+    assert "## Other task sources" not in render_markdown({"rows": [maml_ro], "protocol": {"tasks": 1000}})
+
+
+def test_only_selects_other_task_sources_by_key_or_family(tmp_path, repo_root):
+    """--only names the new rows (also at --quick sizes, where optional rows are otherwise left out)."""
+
+    def driver(*extra):
+        results = tmp_path / f"results{len(list(tmp_path.iterdir()))}"
+        proc = subprocess.run(
+            [sys.executable, DRIVER, "--quick", "--budget-seconds", "1", "--device", "cpu", "--results", str(results)]
+            + ["--work", str(results / "work"), *extra],
+            cwd=repo_root,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return [r["key"] for r in json.loads((results / "omniglot.json").read_text())["rows"]]
+
+    assert driver("--only", "protonets-mix-n-umtra,maml-umtra") == ["maml-umtra", "protonets-mix-n-umtra"]
+    assert driver("--only", "other") == [
+        "maml-umtra",
+        "protonets-umtra",
+        "maml-cactus",
+        "protonets-cactus",
+        "protonets-mix-n-umtra",
+    ]
+    assert driver("--only", "other", "--no-optional") == []
+    bad = subprocess.run(
+        [sys.executable, DRIVER, "--only", "maml-nothing", "--results", str(tmp_path / "x")],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode != 0 and "protonets-cactus" in bad.stderr and "other" in bad.stderr
