@@ -240,8 +240,8 @@ def plan_other_sources(maml_algo: str) -> list[Row]:
 
     Same budgets as the LASIUM rows: the learner's task count (``gen_tasks_protonets`` / ``gen_tasks_maml``),
     iterations, meta-batch and test tasks. ``--augment auto`` stays as it is: it resolves to ``none`` for these
-    shards (``ShardSet.generated`` is False for UMTRA and CACTUs sets, and for a mixture holding one), so each source
-    is trained as its authors used it; the row records the resolved preset.
+    shards (``ShardSet.generated`` is False for UMTRA and CACTUs sets), so each source is trained as its authors used
+    it; the row records the resolved preset. The mixture row is the exception: see its note.
 
     Optional, like the other comparison rows (MAML n/oc, supervised MAML): they compare other methods and are not
     part of the LASIUM reproduction the targets measure, and at the cpu preset they add hours (two MAML rows scored on
@@ -249,6 +249,8 @@ def plan_other_sources(maml_algo: str) -> list[Row]:
     are skipped by --no-optional and the reduced presets without costing anything (nothing of theirs is planned into
     the other rows); --only selects them by key, or all of them as ``--only other``.
     """
+    from lasium.train.augment import DEFAULT_FOR_GENERATED
+
     maml_name = "MAML" if maml_algo == "maml" else "first-order MAML"
     rows = []
     for source, name in OTHER_SOURCES.items():
@@ -262,8 +264,11 @@ def plan_other_sources(maml_algo: str) -> list[Row]:
             MIXTURE,
             "other",
             optional=True,
-            note="--augment auto resolves to none for the whole mixture (it holds UMTRA shards), so its LASIUM-N half "
-            "trains without the query augmentation of the LASIUM-N row",
+            # auto would mean none for the whole mixture (UMTRA sets are not generated, and the trainer augments a
+            # batch, not a source), leaving the LASIUM-N half without the ~20 points its query augmentation is worth.
+            overrides=dict(augment=DEFAULT_FOR_GENERATED),
+            note=f"--augment {DEFAULT_FOR_GENERATED} on every query, as in the LASIUM-N row (auto would turn it off for "
+            "the whole mixture); UMTRA's queries, already erased and shifted, get it on top",
             mix=(("n", 0.5), ("umtra", 0.5)),
         )
     )

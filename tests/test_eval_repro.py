@@ -433,8 +433,9 @@ def test_other_task_sources_are_planned_after_the_main_rows_at_the_lasium_budget
         "--shards",
         f"{shards / 'umtra-protonets'}:0.5",
     ]
-    assert " ".join(train[5:]).replace("mix-n-umtra", "n") == " ".join(plans["protonets-n"]["train"].split()[3:])
-    assert p.augment_planned(mix) == "none"
+    same = " ".join(train[5:]).replace("mix-n-umtra", "n").replace("--augment shift5-affine", "--augment auto")
+    assert same == " ".join(plans["protonets-n"]["train"].split()[3:])
+    assert p.augment_planned(mix) == "shift5-affine"  # auto would turn it off for the whole mixture
     assert [(m["source"], m["weight"], m["shards"]) for m in p.settings(mix)["mixture"]] == [
         ("n", 0.5, "n-protonets"),
         ("umtra", 0.5, "umtra-protonets"),
@@ -492,7 +493,10 @@ def test_rows_of_other_sources_run_their_stages_and_the_mixture_generates_nothin
     assert {n: r for n, _, r in ran}["gen-n-protonets"] == "protonets-mix-n-umtra"
     assert p.previews == {"umtra": "preview-umtra.png", "n": "preview-n.png", "cactus": "preview-cactus.png"}
     records = {r["key"]: r for r in p.rows}
-    assert all(r["status"] == "ok" and r["augment"] == "none" for r in records.values())
+    assert all(r["status"] == "ok" for r in records.values())
+    assert {k: r["augment"] for k, r in records.items() if r["augment"] != "none"} == {
+        "protonets-mix-n-umtra": "shift5-affine"
+    }
     assert records["protonets-umtra"]["task_source"] == {"kind": "umtra"}
     assert records["maml-cactus"]["task_source"] == {"kind": "cactus"}
     assert set(records["protonets-mix-n-umtra"]["commands"]) == {
