@@ -21,6 +21,20 @@ from stages import StageRunner  # beside this script
 REPO = Path(__file__).resolve().parent.parent
 
 
+def describe_cpu() -> str:
+    """This CPU in words, and whether bf16 is native on it (else bf16 is emulated: same numerics, much slower)."""
+    import platform
+
+    from lasium.precision import cpu_has_native_bf16
+
+    model = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+        platform.processor() or platform.machine(),
+    )
+    bf16 = "native bf16 (AVX512-BF16/AMX)" if cpu_has_native_bf16() else "no native bf16: bf16 is emulated"
+    return f"{model}, {os.cpu_count()} cores, {bf16}"
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--shards", required=True, help="a LASIUM shard set (e.g. 2,000 LASIUM-N tasks)")
@@ -105,7 +119,7 @@ def main() -> None:
     }
     page = {
         "command": "python benchmarks/precision_check.py " + " ".join(sys.argv[1:]),
-        "device": "2-core CPU (AVX512-BF16, AMX), shared",
+        "device": describe_cpu(),
         "rows": rows,
         "stage_seconds": stage_seconds,
         "cis_overlap": overlap,
