@@ -481,6 +481,7 @@ class Pipeline:
         self.rows.append(record)
         if self.args.resume and self.reuse_committed(row, record):
             return
+        record["device"] = self.device  # a page resumed across sessions may hold rows of several machines
         remaining, estimate = self.remaining(), self.estimate(row)
         record["estimate_seconds"] = round(estimate, 1)
         if remaining is not None and estimate > remaining:
@@ -678,9 +679,16 @@ def describe_device(option: str) -> tuple[str, dict[str, Any]]:
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
         }
+    from lasium.precision import cpu_has_native_bf16
+
+    try:  # the model name says more than the architecture (rows of one page may run on different CPUs)
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        model = platform.processor() or platform.machine()
     return "cpu", {
         "type": "cpu",
-        "name": platform.processor() or platform.machine(),
+        "name": model,
         "cores": os.cpu_count(),
+        "native_bf16": cpu_has_native_bf16(),  # what --precision auto means there: bf16 if true, else fp32
         "torch": torch.__version__,
     }

@@ -164,6 +164,21 @@ def stage_table(stages: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def machines_note(rows: list[dict[str, Any]]) -> list[str]:
+    """A paragraph naming each machine when the rows (resumed across sessions) ran on more than one."""
+    by_machine: dict[str, list[str]] = {}
+    for r in rows:
+        dev = r.get("device")
+        if r.get("status") == "ok" and dev:
+            bf16 = {True: ", native bf16", False: ", no native bf16 (auto = fp32)"}.get(dev.get("native_bf16"), "")
+            name = f"{dev.get('name', '?')} ({dev.get('type', '?')}{bf16}, torch {dev.get('torch', '?')})"
+            by_machine.setdefault(name, []).append(r["key"])
+    if len(by_machine) < 2:
+        return []
+    said = "; ".join(f"{name}: {', '.join(keys)}" for name, keys in by_machine.items())
+    return [f"Rows ran on {len(by_machine)} machines (the page was resumed across sessions): {said}.", ""]
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """The whole page."""
     dev = results.get("device", {})
@@ -186,6 +201,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"Generator: {results.get('generator', {}).get('description', '?')}.",
         "",
+        *machines_note(rows),
         f"Driver: `{results.get('driver_command', '')}`",
         "",
         f"## Omniglot {protocol.get('ways', 5)}-way accuracy (%)",

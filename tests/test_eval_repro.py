@@ -79,6 +79,11 @@ def test_markdown_has_published_rows_ours_and_target_verdicts():
     assert "![curves-maml.png](curves-maml.png)" in md and "![ro](preview-ro.png)" in md
     results["rows"][1]["episode_digest"] = "e" * 64
     assert "different task sets" in render_markdown(results)
+    assert "machines" not in md  # rows without a device record, or all on one machine: nothing to say
+    for r, name in zip(results["rows"][:2], ("AMD EPYC", "Intel Xeon")):
+        r["device"] = {"type": "cpu", "name": name, "native_bf16": name.startswith("Intel"), "torch": "2.13.0"}
+    said = render_markdown(results)
+    assert "Rows ran on 2 machines" in said and "AMD EPYC (cpu, no native bf16 (auto = fp32), torch 2.13.0)" in said
 
 
 def test_budget_guard_skips_rows_and_still_writes_the_page(tmp_path, repo_root):
