@@ -163,15 +163,19 @@ RATES = {
         cactus=5000.0,
         cactus_setup=120.0,
     ),
+    # One stage on one thread while the other core runs another (two --only drivers), fp32 (no native bf16), measured
+    # on a 2-core AMD EPYC: lasium-gen ~3.7-7 tasks/s, MAML (second order) 1.8 tasks/s; ProtoNets training and
+    # evaluation from the sweep's stages (4,000 tasks in 730 s; 2,000 episodes in 430-770 s). first-order MAML is
+    # the old ratio to MAML, not measured. CPUs with native bf16 run gen and training faster than this.
     "cpu": dict(
         startup=8.0,
-        gen=40.0,
+        gen=5.0,
         real=500.0,
-        protonets=30.0,
-        maml=6.0,
-        fomaml=15.0,
-        eval_proto=0.01,
-        image_step=5e-4,
+        protonets=5.0,
+        maml=1.8,
+        fomaml=4.5,
+        eval_proto=0.25,
+        image_step=1.6e-3,
         umtra=500.0,
         cactus=500.0,
         cactus_setup=CACTUS_SETUP_CPU,
@@ -359,6 +363,46 @@ def plan_ablation(sizes: Sizes) -> list[Row]:
     return rows
 
 
+def chosen_rows(args: argparse.Namespace, sizes: Sizes) -> list[Row]:
+    """The rows this invocation runs, in priority order (--only, --optional, --ablation)."""
+    rows = plan_rows(sizes.maml_algo)
+    # Rows named by --only run whatever the preset; else optional rows run with --optional (default: gpu and cpu sizes).
+    if args.only:
+        rows = select_rows(rows, args.only)
+        if args.optional is False:
+            rows = [r for r in rows if not r.optional]
+    elif not (args.optional if args.optional is not None else args.sizes in ("gpu", "cpu")):
+        rows = [r for r in rows if not r.optional]
+    if args.ablation:  # with --only, the ablation steps it names (a key, or the family "ablation")
+        rows += select_rows(plan_ablation(sizes), args.only)
+    return rows
+
+
+def print_plan(args: argparse.Namespace, sizes: Sizes) -> None:
+    """``--plan``: each row, done (on a results page, same commands) or to run with its estimated time; runs nothing."""
+    from repro_pipeline import Pipeline, describe_device
+
+    device_type, device = describe_device(args.device)
+    pipe = Pipeline(
+        argparse.Namespace(**{**vars(args), "resume": True}), sizes, RATES[device_type], device_type, device
+    )
+    pipe.generator = {"spec": str(Path(args.work) / "gan") if args.fit else args.generator}
+    left = 0.0
+    print(f"rows of --sizes {args.sizes} on {device.get('name')} (estimates from RATES[{device_type!r}]):")
+    for row in chosen_rows(args, sizes):
+        earlier = pipe.committed_rows.get(row.key)
+        if earlier and earlier.get("commands") == pipe.planned_commands(row):
+            one, five = (earlier["eval"][k]["accuracy_pct"] for k in ("1", "5"))
+            print(f"  {row.key:<28} done: {one:.2f} / {five:.2f}")
+            continue
+        hours = pipe.estimate(row) / 3600
+        for part in pipe.components(row):  # what this row generates is made once per run
+            pipe.made[pipe.shard_key(part)] = Path()
+        left += hours
+        print(f"  {row.key:<28} to run: ~{hours:.1f} h" + (" (optional)" if row.optional else ""))
+    print(f"~{left:.1f} h of stages left, one at a time (two --only drivers on two cores halve the wall time)")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
@@ -416,6 +460,12 @@ def main() -> None:
         help="with --resume: also reuse the finished rows of this omniglot.json (e.g. a second driver's --results, run "
         "in parallel with other --only rows on the same --work); repeatable",
     )
+    p.add_argument(
+        "--plan",
+        action="store_true",
+        help="run nothing: list the rows in order, which the results page (and --reuse-results pages) already holds "
+        "with today's commands, and the estimated hours of the rest (for planning a session)",
+    )
     p.add_argument("--keep-shards", action="store_true", help="keep the shard sets (default: deleted at the end)")
     p.add_argument("--overwrite", action="store_true", help="clear a previous run in --work first")
     p.add_argument(
@@ -428,7 +478,7 @@ def main() -> None:
     # (e.g. from `timeout`) must take the running stage down too: turn it into SystemExit, which Pipeline.run handles.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
-    known = only_names(plan_rows("maml"))
+    known = only_names(plan_rows("maml") + plan_ablation(PRESETS["cpu"]))  # ablation keys: the same at every size
     if args.only and set(args.only.split(",")) - set(known):
         sys.exit(f"error: --only names unknown rows; rows (or a family of rows): {', '.join(known)}")
     if args.quick and args.sizes not in (None, "quick"):
@@ -439,6 +489,9 @@ def main() -> None:
     sizes = replace(
         sizes, **{k: v for k, v in (("fit_minutes", args.fit_minutes), ("maml_algo", args.maml_algo)) if v is not None}
     )
+    if args.plan:
+        print_plan(args, sizes)
+        return
     work = Path(args.work)
     marker = work / "repro-omniglot.json"  # says this folder is ours to clear with --overwrite
     if args.resume and args.overwrite:
@@ -480,16 +533,7 @@ def main() -> None:
         "adapt_steps": sizes.adapt_steps,
         "adapt_lr": sizes.adapt_lr,
     }
-    rows = plan_rows(sizes.maml_algo)
-    # Rows named by --only run whatever the preset; else optional rows run with --optional (default: gpu and cpu sizes).
-    if args.only:
-        rows = select_rows(rows, args.only)
-        if args.optional is False:
-            rows = [r for r in rows if not r.optional]
-    elif not (args.optional if args.optional is not None else args.sizes in ("gpu", "cpu")):
-        rows = [r for r in rows if not r.optional]
-    if args.ablation:
-        rows += plan_ablation(sizes)
+    rows = chosen_rows(args, sizes)
     pipe.generator["ok"] = pipe.prepare_generator()
     pipe.write(protocol)
     for row in rows:

@@ -94,11 +94,8 @@ class Pipeline:
                 total += r.get("cactus_setup", 0.0)  # the k-means partitions, once per run (then cached)
             if part.source not in self.previews and part.source != "real":
                 total += r["startup"] / 2  # lasium-shards preview
-        its, mb = (
-            (s.protonets_iterations, s.protonets_meta_batch)
-            if row.algo == "protonets"
-            else (s.maml_iterations, s.maml_meta_batch)
-        )
+        settings = self.settings(row)  # the row's own iterations and meta-batch (ablation rows change them)
+        its, mb = settings["iterations"], settings["meta_batch"]
         vals = its // max(1, s.val_every) + 1
         val_s = (
             vals

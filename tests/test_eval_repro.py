@@ -608,3 +608,21 @@ def test_only_selects_other_task_sources_by_key_or_family(tmp_path, repo_root):
         timeout=120,
     )
     assert bad.returncode != 0 and "protonets-cactus" in bad.stderr and "other" in bad.stderr
+
+
+def test_plan_lists_rows_with_estimates_and_runs_nothing(tmp_path, repo_root):
+    """--plan: each row (here two, by --only) to run with its estimate; no work folder, no page."""
+    work, results = tmp_path / "work", tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / "benchmarks" / "repro_omniglot.py"), "--sizes", "cpu", "--plan"]
+        + ["--ablation", "--only", "maml-ro,ablation-0-earlier", "--work", str(work), "--results", str(results)],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert [line.split()[0] for line in lines[1:3]] == ["maml-ro", "ablation-0-earlier"]
+    assert all(" to run: ~" in line for line in lines[1:3]) and "h of stages left" in lines[-1]
+    assert not work.exists() and not results.exists()
