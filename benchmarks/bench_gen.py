@@ -189,7 +189,8 @@ def end_to_end(
     need, free = n_tasks * BYTES_PER_TASK_WDS * 1.05, shutil.disk_usage(out.parent).free
     if need > free:
         raise RuntimeError(
-            f"{n_tasks} tasks need about {need / 1e9:.1f} GB, {out.parent} has {free / 1e9:.1f} GB free; lower --n-tasks"
+            f"{n_tasks} tasks need about {need / 1e9:.1f} GB, "
+            f"{out.parent} has {free / 1e9:.1f} GB free; lower --n-tasks"
         )
     t0 = time.perf_counter()
     job = GenerationJob(
@@ -423,7 +424,8 @@ def main() -> None:
     results["ratios"] = ratios
 
     print(
-        f"\nLASIUM task synthesis, {results['task']} tasks, {results['device']} ({device.type}), generator {results['generator']}"
+        f"\nLASIUM task synthesis, {results['task']} tasks, {results['device']} "
+        f"({device.type}), generator {results['generator']}"
     )
     for key in (
         "bound_eager",

@@ -41,7 +41,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
             if exc.errno == errno.ENOSPC:
                 fail(
-                    f"no space left on device while writing {exc.filename or 'output'}; free space or choose another --out"
+                    "no space left on device while writing "
+                    f"{exc.filename or 'output'}; free space or choose another --out"
                 )
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 fail(f"cannot write {exc.filename or 'output'}: {exc.strerror}; choose a writable --out")

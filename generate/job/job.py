@@ -301,7 +301,10 @@ class GenerationJob:
         )
 
     def _encode_anchor_pool(self, model: Generator) -> tuple[AnchorPool | None, dict[str, Any] | None]:
-        """VAEs draw anchors from encoded real images (the pool and the manifest's source record); GANs from the prior."""
+        """VAEs draw anchors from encoded real images (the pool and the manifest's source record).
+
+        GANs draw them from the prior.
+        """
         if model.kind != "vae":
             return None, None
         from lasium.generate.synthesis.anchor_pool import vae_anchor_pool, vae_source_record
@@ -458,7 +461,8 @@ class GenerationJob:
         if self.is_partial():
             if self.rank.rank == 0:
                 self.log(
-                    f"shards {c.shard_range} done; when all parts are done, write the manifest with: lasium-shards index {out_dir}"
+                    f"shards {c.shard_range} done; when all parts are done, "
+                    f"write the manifest with: lasium-shards index {out_dir}"
                 )
             return False
         if self.rank.world_size == 1:
@@ -471,7 +475,8 @@ class GenerationJob:
         while not all((out_dir / (n + ".json")).is_file() for n in names):
             if time.monotonic() > deadline:
                 self.log(
-                    f"other ranks did not finish within {c.manifest_timeout:.0f} s; when they are done, run: lasium-shards index {out_dir}"
+                    f"other ranks did not finish within {c.manifest_timeout:.0f} s; "
+                    f"when they are done, run: lasium-shards index {out_dir}"
                 )
                 return False
             time.sleep(0.5)

@@ -143,7 +143,8 @@ def resume_config(out_dir: str | Path, overrides: dict[str, Any]) -> FitConfig:
             continue
         if key in DEFINING and value != getattr(saved, key):
             raise ConfigError(
-                f"--{key.replace('_', '-')} {value} differs from the checkpoint's {getattr(saved, key)}; drop it to resume, or start a new --out"
+                f"--{key.replace('_', '-')} {value} differs from the checkpoint's "
+                f"{getattr(saved, key)}; drop it to resume, or start a new --out"
             )
         setattr(saved, key, value)
     return saved
@@ -229,7 +230,8 @@ class StepRunner:
             except Exception as exc:  # unsupported op or driver: the eager path gives the same training
                 self.use_graph = False
                 tqdm.write(
-                    f"note: CUDA graph capture failed ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); training eagerly"
+                    f"note: CUDA graph capture failed ({type(exc).__name__}: "
+                    f"{str(exc).splitlines()[0][:120]}); training eagerly"
                 )
         self.eager_steps += 1
         if not self.use_graph:
@@ -272,7 +274,8 @@ def fit(
     n = images.shape[0]
     if n < config.batch_size:
         raise ConfigError(
-            f"--batch-size {config.batch_size} is larger than the {n} training images; lower --batch-size or raise --limit"
+            f"--batch-size {config.batch_size} is larger than the {n} "
+            "training images; lower --batch-size or raise --limit"
         )
     image_shape = hwc(images.shape[1:])
     trainer = build_trainer(config, image_shape, device)
@@ -283,7 +286,8 @@ def fit(
         previous = read_config(out)
         if (previous.get("data") or {}).get("fingerprint") != data.fingerprint:
             raise ConfigError(
-                f"the training data differs from the data {out} was trained on (fingerprint); resume with the same --dataset"
+                f"the training data differs from the data {out} was "
+                "trained on (fingerprint); resume with the same --dataset"
             )
         state = restore_training_state(out, trainer)
         start_epoch, step, train_seconds = (
@@ -420,7 +424,8 @@ def _train(
         if stopped:
             if progress:
                 tqdm.write(
-                    f"stopping after epoch {epoch + 1}: --max-minutes {config.max_minutes} would be exceeded by another epoch"
+                    f"stopping after epoch {epoch + 1}: --max-minutes "
+                    f"{config.max_minutes} would be exceeded by another epoch"
                 )
             break
     loss_log.close()

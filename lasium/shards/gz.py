@@ -112,7 +112,8 @@ class GzipReader:
                     continue
                 if not stripped.startswith(GZIP_MAGIC[: len(stripped)]):
                     raise ShardError(
-                        f"{self.shard}: unexpected bytes after the gzip data; the shard is damaged, regenerate or re-copy it"
+                        f"{self.shard}: unexpected bytes after the gzip data; "
+                        "the shard is damaged, regenerate or re-copy it"
                     )
                 self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 data = stripped

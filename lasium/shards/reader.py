@@ -197,7 +197,8 @@ class _IndexCheck:
     def done(self) -> None:
         if self.entry is not None and self.count != self.entry.num_tasks:
             raise ShardError(
-                f"{self.shard}: holds {self.count} tasks, the manifest says {self.entry.num_tasks}; regenerate or re-copy it"
+                f"{self.shard}: holds {self.count} tasks, the manifest "
+                f"says {self.entry.num_tasks}; regenerate or re-copy it"
             )
 
 

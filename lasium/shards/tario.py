@@ -172,7 +172,8 @@ def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]
         h = _read_exact(stream, BLOCK)
         if len(h) == 0:
             raise ShardError(
-                f"{shard}: tar ends after {last} without the end-of-archive marker (truncated); regenerate or re-copy it"
+                f"{shard}: tar ends after {last} without the end-of-archive "
+                "marker (truncated); regenerate or re-copy it"
             )
         if len(h) < BLOCK:
             raise ShardError(f"{shard}: tar truncated inside the header after {last}; regenerate or re-copy it")
@@ -180,7 +181,8 @@ def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]
             return  # end of archive (the second zero block and record padding need not be read)
         if not _checksum_ok(h):
             raise ShardError(
-                f"{shard}: corrupt tar header after {last} (checksum mismatch); the shard is damaged, regenerate or re-copy it"
+                f"{shard}: corrupt tar header after {last} (checksum "
+                "mismatch); the shard is damaged, regenerate or re-copy it"
             )
         typeflag = h[156:157]
         size = _parse_number(h[124:136], "size", shard)
@@ -216,7 +218,8 @@ def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]
             continue
         if typeflag not in (b"0", b"\x00", b"7"):
             raise ShardError(
-                f"{shard}: tar member {member} has type {typeflag!r} (link, device or unknown); task shards hold regular files only"
+                f"{shard}: tar member {member} has type {typeflag!r} (link, "
+                "device or unknown); task shards hold regular files only"
             )
         last = f"member {member}"
         yield member, data

@@ -146,7 +146,10 @@ def _check_shard(m: Manifest, entry: ShardEntry, progress: Any) -> tuple[int, st
     if remote and reader.bytes != entry.bytes and problem is None:
         size_problem = f"{reader.bytes} bytes served, the manifest says {entry.bytes} (truncated or rewritten)"
     if reader.sha.hexdigest() != entry.sha256:
-        mismatch = f"sha256 {reader.sha.hexdigest()[:12]}… differs from the manifest's {entry.sha256[:12]}… (corrupt or rewritten)"
+        mismatch = (
+            f"sha256 {reader.sha.hexdigest()[:12]}… differs from the manifest's {entry.sha256[:12]}… "
+            "(corrupt or rewritten)"
+        )
         if size_problem:
             mismatch = f"{size_problem}; {mismatch}"
         problem = f"{mismatch}; {problem}" if problem else mismatch
@@ -178,7 +181,8 @@ def verify_shard_set(folder: str | Path, *, progress: bool = False) -> VerifyRep
     )
     if extra:
         report.notes.append(
-            f"{len(extra)} shard file(s) not in the manifest, not checked: {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}"
+            f"{len(extra)} shard file(s) not in the manifest, not checked: "
+            f"{', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}"
         )
     total = sum(e.bytes for e in m.shards)
     # disable=None: tqdm shows the bar only on a terminal
