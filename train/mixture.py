@@ -80,10 +80,12 @@ class Mixture:
 
     def probabilities(self) -> np.ndarray:
         """Normalised weights: the given ones, else task counts (NaN where a count is unknown)."""
-        if self.weighted:
-            w = np.array([float(s.weight) for s in self.sources])  # type: ignore[arg-type]
-        elif all(s.num_tasks is not None for s in self.sources):
-            w = np.array([float(s.num_tasks) for s in self.sources])  # type: ignore[arg-type]
+        weights = [s.weight for s in self.sources if s.weight is not None]
+        counts = [s.num_tasks for s in self.sources if s.num_tasks is not None]
+        if self.weighted:  # every source has a weight
+            w = np.array([float(x) for x in weights])
+        elif len(counts) == len(self.sources):
+            w = np.array([float(x) for x in counts])
         else:
             return np.full(len(self.sources), np.nan)
         return w / w.sum()

@@ -100,7 +100,7 @@ def _first_task_layout(url: str) -> TaskLayout:
     try:
         first = next(islice(tasks, 1), None)
     finally:
-        tasks.close()  # type: ignore[attr-defined]
+        tasks.close()
     if first is None:
         raise ShardError(f"{url} holds no tasks")
     return TaskLayout(first.ways, first.shots, first.queries, first.image_shape)

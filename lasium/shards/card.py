@@ -55,7 +55,7 @@ def first_tasks(source: str | Path, count: int, start: int = 0) -> list[Task]:
                 if len(tasks) == count:
                     break
         finally:
-            shard_tasks.close()  # type: ignore[attr-defined]
+            shard_tasks.close()
         if len(tasks) == count:
             break
     return tasks

@@ -13,9 +13,12 @@ marker raises :class:`ShardError` instead of silently ending the archive early.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from lasium.errors import ShardError
+
+if TYPE_CHECKING:
+    from lasium.shards.streams import Readable
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # GNU tar's default record size; archives are padded to a whole record
@@ -96,7 +99,7 @@ def end_of_archive(bytes_written: int) -> bytes:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
+def _read_exact(stream: Readable, n: int) -> bytes:
     data = stream.read(n)
     if data is None:
         data = b""
@@ -159,7 +162,7 @@ def _parse_pax(data: bytes, shard: str) -> dict[str, str]:
     return records
 
 
-def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]]:
+def iter_tar_members(stream: Readable, shard: str) -> Iterator[tuple[str, bytes]]:
     """Yield ``(member name, content)`` for the regular files of a tar stream, strictly.
 
     Directories are skipped; pax and GNU long-name headers are honoured; links, devices and other
