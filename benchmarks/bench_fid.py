@@ -67,7 +67,8 @@ def main(
     click.echo(f"  Fréchet distance, generated vs real test split: {report.fd_generated_vs_test:9.3f}")
     click.echo(f"  Fréchet distance, real train vs real test (floor): {report.fd_train_vs_test:9.3f}")
     click.echo(
-        f"  feature classifier: {report.feature_extractor}, train accuracy {report.classifier.get('train_accuracy', float('nan')):.3f}"
+        f"  feature classifier: {report.feature_extractor}, train accuracy "
+        f"{report.classifier.get('train_accuracy', float('nan')):.3f}"
     )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -86,7 +86,10 @@ def gan_batch(tasks: int, distinct: int, seed: int = 0) -> TaskBatch:
 
 
 def trainer_read_rate(folder: Path, meta_batch: int, workers: int, repeat: int) -> dict[str, float]:
-    """Tasks/s delivered by lasium-train's loader (open_shard_set → TaskStream → DataLoader), one pass, best of ``repeat``."""
+    """Tasks/s delivered by lasium-train's loader (open_shard_set → TaskStream → DataLoader).
+
+    One pass, best of ``repeat``.
+    """
     from lasium.train.shard_access import open_shard_set
     from lasium.train.streaming import TaskStream, make_loader
 
@@ -241,8 +244,10 @@ def main() -> None:
             read_s = time.perf_counter() - t0
             assert n == args.tasks
             print(
-                f"{container:5s} write_shard {args.tasks / best:8,.0f} tasks/s wall, {args.tasks / best_cpu:8,.0f} per CPU-s  |  "
-                f"encode+sha256 {args.tasks / encode_s:8,.0f} per CPU-s  |  {entry.bytes / args.tasks:8,.0f} bytes/task  |  "
+                f"{container:5s} write_shard {args.tasks / best:8,.0f} tasks/s wall, "
+                f"{args.tasks / best_cpu:8,.0f} per CPU-s  |  "
+                f"encode+sha256 {args.tasks / encode_s:8,.0f} per CPU-s  |  "
+                f"{entry.bytes / args.tasks:8,.0f} bytes/task  |  "
                 f"read {n / read_s:7,.0f} tasks/s wall"
             )
 

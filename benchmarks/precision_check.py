@@ -132,8 +132,10 @@ def main() -> None:
         "",
         f"Command: `{page['command']}` ({page['device']}).",
         "",
-        f"`lasium-train --algo protonets --augment shift5`, {args.iterations} iterations × 4 tasks, seed 0, the same shards; "
-        f"each scored by `lasium-eval` in its own precision on the {args.tasks} fixed Omniglot test tasks (5-way, 15 queries).",
+        "`lasium-train --algo protonets --augment shift5`, "
+        f"{args.iterations} iterations × 4 tasks, seed 0, the same shards; "
+        "each scored by `lasium-eval` in its own precision on the "
+        f"{args.tasks} fixed Omniglot test tasks (5-way, 15 queries).",
         "",
         "| precision | 1-shot | 5-shot | train s | eval s |",
         "|---|---|---|---|---|",
@@ -142,7 +144,8 @@ def main() -> None:
         r = row["results"]
         lines.append(
             f"| {precision} | {r['1']['accuracy_pct']:.2f} ± {r['1']['ci95_pct']:.2f} | {r['5']['accuracy_pct']:.2f} ± "
-            f"{r['5']['ci95_pct']:.2f} | {stage_seconds.get(f'train-{precision}', 0):.0f} | {stage_seconds.get(f'eval-{precision}', 0):.0f} |"
+            f"{r['5']['ci95_pct']:.2f} | {stage_seconds.get(f'train-{precision}', 0):.0f} "
+            f"| {stage_seconds.get(f'eval-{precision}', 0):.0f} |"
         )
     lines += [
         "",

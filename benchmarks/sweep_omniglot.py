@@ -206,7 +206,8 @@ def render(results: dict[str, Any]) -> str:
     lines = [
         "# Sweep: LASIUM σ/α and training augmentation, Omniglot validation tasks",
         "",
-        f"Command: `{results['command']}`. Device: {results['device']}. Wall time {results['wall_seconds'] / 60:.0f} min.",
+        f"Command: `{results['command']}`. Device: {results['device']}. "
+        f"Wall time {results['wall_seconds'] / 60:.0f} min.",
         "",
         f"**Status: {sum(r['status'] == 'ok' for r in rows)} of {results.get('planned', len(rows))} points done**"
         + (
@@ -215,8 +216,10 @@ def render(results: dict[str, Any]) -> str:
             else "."
         ),
         "",
-        f"Each point: `lasium-gen` {a['tasks']:,} tasks from the bundled GAN (`--preset protonets`, seed {a['seed']}) → "
-        f"`lasium-train --algo protonets`, {a['iterations']:,} iterations × meta-batch {a['meta_batch']} → `lasium-eval "
+        f"Each point: `lasium-gen` {a['tasks']:,} tasks from the "
+        f"bundled GAN (`--preset protonets`, seed {a['seed']}) → "
+        f"`lasium-train --algo protonets`, {a['iterations']:,} "
+        f"iterations × meta-batch {a['meta_batch']} → `lasium-eval "
         f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
         "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy.",
         "",

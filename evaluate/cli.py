@@ -15,7 +15,8 @@ from lasium.train.registry import ALGORITHMS
 
 
 def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, dataset: str, split: str) -> Path:
-    """``<run>/eval-<dataset>-<split>.json`` for a checkpoint, ``eval-scratch-<algo>-<dataset>-<split>.json`` here for a baseline."""
+    """``<run>/eval-<dataset>-<split>.json`` for a checkpoint; for a baseline,
+    ``eval-scratch-<algo>-<dataset>-<split>.json`` in the current folder."""
     name = (
         f"imagefolder-{Path(dataset.split(':', 1)[1].rstrip('/')).name}"
         if dataset.startswith("imagefolder:")

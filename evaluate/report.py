@@ -33,7 +33,8 @@ def format_table(report: EvalReport) -> str:
     ]
     for r in report.results:
         lines.append(
-            f"{r.shots:>5}  {100 * r.accuracy:>10.2f}  {'±' + format(100 * r.ci95, '.2f'):>7}  {r.tasks:>5}  {r.seconds:>8.1f}"
+            f"{r.shots:>5}  {100 * r.accuracy:>10.2f}  "
+            f"{'±' + format(100 * r.ci95, '.2f'):>7}  {r.tasks:>5}  {r.seconds:>8.1f}"
         )
     lines.append(
         f"device {report.device.get('name') or report.device['type']} ({report.device['type']}), {report.precision}, "

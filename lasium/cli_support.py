@@ -41,7 +41,8 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
             if exc.errno == errno.ENOSPC:
                 fail(
-                    f"no space left on device while writing {exc.filename or 'output'}; free space or choose another --out"
+                    "no space left on device while writing "
+                    f"{exc.filename or 'output'}; free space or choose another --out"
                 )
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 fail(f"cannot write {exc.filename or 'output'}: {exc.strerror}; choose a writable --out")
@@ -50,14 +51,14 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class _OneLineUsageErrors:
+class _OneLineUsageErrors(click.Command):
     """click usage errors (unknown option, missing argument, bad number) as one ``error: ...`` line and
     exit 2, like every other lasium error, instead of click's three-line usage block."""
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
-            return super().main(*args, **kwargs)  # type: ignore[misc]
+            return super().main(*args, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:  # click >= 8.2: bare group call shows help
             click.echo(exc.ctx.get_help())
             sys.exit(0)

@@ -87,7 +87,8 @@ def assert_kill_and_resume_identical(
     cmd: list[str], env: dict[str, str], out: Path, ref: Path, *, after_shards: int = 3, total_shards: int = 30
 ) -> None:
     """Start ``cmd`` (a lasium-gen command line writing to ``out``) with one writer process, SIGKILL it once
-    ``after_shards`` shards are complete, rerun it in-process (``--workers 0``) and require the very bytes of ``ref``."""
+    ``after_shards`` shards are complete, rerun it in-process (``--workers 0``) and require the very bytes of
+    ``ref``."""
     import signal
     import subprocess
     import time

@@ -1,4 +1,5 @@
-"""lasium-gen and shard sets to share: --compression gzip (.tar.gz, reproducible), the set's card at the end of a job."""
+"""lasium-gen and shard sets to share: --compression gzip (.tar.gz, reproducible), the set's card at the end of
+a job."""
 
 from __future__ import annotations
 

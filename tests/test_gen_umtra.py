@@ -69,7 +69,8 @@ def shifted(image: np.ndarray, dx: int, dy: int) -> np.ndarray:
 
 
 def explaining_shifts(support: np.ndarray, query: np.ndarray, reach: int) -> list[tuple[int, int]]:
-    """The shifts (dx, dy) with |dx|, |dy| ≤ reach under which ``query`` is the shifted support with pixels only removed."""
+    """The shifts (dx, dy) with |dx|, |dy| ≤ reach under which ``query`` is the shifted support with pixels
+    only removed."""
     return [
         (dx, dy)
         for dx in range(-reach, reach + 1)

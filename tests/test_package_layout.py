@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-PROBE = "import lasium, lasium.generate, lasium.train, lasium.evaluate; print(lasium.generate.__file__); print(lasium.train.__file__)"
+PROBE = (
+    "import lasium, lasium.generate, lasium.train, lasium.evaluate; "
+    "print(lasium.generate.__file__); print(lasium.train.__file__)"
+)
 
 
 def test_stages_import_from_a_source_checkout(repo_root: Path) -> None:

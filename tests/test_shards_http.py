@@ -30,6 +30,14 @@ from lasium.shards.cli import main as shards_main  # noqa: E402
 from lasium.train.synthetic import write_synthetic_shards  # noqa: E402
 
 
+class _CuttingServer(http.server.ThreadingHTTPServer):
+    """The test server; ``cut`` = the paths whose transfers are cut in the middle."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cut: set[str] = set()
+
+
 class _Handler(http.server.SimpleHTTPRequestHandler):
     """Serves the folder; files named in ``server.cut`` get their full Content-Length but only half their
     bytes before the connection is closed (a transfer cut in the middle of a shard)."""
@@ -39,7 +47,8 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:
         name = self.path.split("?", 1)[0].lstrip("/")
-        if name in self.server.cut:  # type: ignore[attr-defined]
+        assert isinstance(self.server, _CuttingServer)
+        if name in self.server.cut:
             data = (Path(self.directory) / name).read_bytes()
             self.send_response(200)
             self.send_header("Content-Length", str(len(data)))
@@ -56,13 +65,12 @@ def server(tmp_path):
     """(root folder served, base URL, set of cut paths)."""
     root = tmp_path / "www"
     root.mkdir()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    httpd.cut = set()  # type: ignore[attr-defined]
+    httpd = _CuttingServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
     httpd.daemon_threads = True
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
-        yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.cut  # type: ignore[attr-defined]
+        yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.cut
     finally:
         httpd.shutdown()
         httpd.server_close()

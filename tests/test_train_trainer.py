@@ -273,7 +273,8 @@ def test_mixed_shards_are_refused_by_the_trainer(shards, tmp_path):
 
 def test_lasium_train_never_imports_generate_or_evaluate():
     code = (
-        "import sys, lasium.train, lasium.train.cli, lasium.train.trainer, lasium.train.checkpoint, lasium.train.streaming;"
+        "import sys, lasium.train, lasium.train.cli, lasium.train.trainer, "
+        "lasium.train.checkpoint, lasium.train.streaming;"
         "from lasium.train import MAML, ProtoNets, load_learner, train, TrainConfig;"
         "bad = sorted(m for m in sys.modules if m.startswith(('lasium.generate', 'lasium.evaluate')));"
         "print(bad); sys.exit(1 if bad else 0)"

@@ -34,7 +34,8 @@ Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 
 # --- transforms ---------------------------------------------------------------------------------------
-# shift_integer, erase_pixels and background_level live in the core (lasium.image_ops): UMTRA's task source uses them too.
+# shift_integer, erase_pixels and background_level live in the core (lasium.image_ops): UMTRA's task source
+# uses them too.
 def ink_polarity(images: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
     """+1 where ink is brighter than the background (mean above it), −1 where darker; (B, 1, 1, 1)."""
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
@@ -182,7 +183,8 @@ AUTO = "auto"
 # The validation sweep (results/sweep.md, ProtoNets on LASIUM-N, 2,000 tasks x 1,000 iterations) put shift5-affine
 # ahead of the reference's shift5: 90.87 / 97.45 vs 89.93 / 97.14 (val 1-/5-shot; none: 72.48 / 88.92).
 DEFAULT_FOR_GENERATED = "shift5-affine"
-"""What ``--augment auto`` means for generator-made shards (LASIUM); real-image, UMTRA and CACTUs shards get ``none``."""
+"""What ``--augment auto`` means for generator-made shards (LASIUM); real-image, UMTRA and CACTUs shards get
+``none``."""
 
 
 def preset_names() -> list[str]:
@@ -190,7 +192,10 @@ def preset_names() -> list[str]:
 
 
 def resolve_preset(name: str, *, generated: bool) -> str:
-    """The preset ``--augment NAME`` stands for: ``auto`` → :data:`DEFAULT_FOR_GENERATED` for generated tasks, else ``none``."""
+    """The preset ``--augment NAME`` stands for.
+
+    ``auto`` → :data:`DEFAULT_FOR_GENERATED` for generated tasks, else ``none``.
+    """
     if name == AUTO:
         return DEFAULT_FOR_GENERATED if generated else "none"
     if name not in PRESETS:

@@ -59,8 +59,9 @@ FIELDS = (
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
-    help="Run folder [default: runs/<name>-<algo>, <name> = the --shards path below shards/ with '/' as '-' (shards/omniglot "
-    "→ omniglot, shards/omniglot/oc → omniglot-oc), else its last folder name; several --shards: joined with '+'].",
+    help="Run folder [default: runs/<name>-<algo>, <name> = the --shards path below shards/ with '/' as '-' "
+    "(shards/omniglot → omniglot, shards/omniglot/oc → omniglot-oc), else its last folder name; several --shards: "
+    "joined with '+'].",
 )
 @click.option("--algo", type=click.Choice(list(ALGORITHMS)), default="maml", show_default=True)
 @click.option(
@@ -147,9 +148,12 @@ def main(ctx: click.Context, resume: bool, quiet: bool, compile_: bool, **option
 
     \b
     Examples:
-      lasium-train --shards shards/omniglot            # every set under it (oc, ro, ...) as one mixture → runs/omniglot-maml
-      lasium-train --shards shards/omniglot/ro --algo protonets --meta-batch 32 --iterations 30k   # → runs/omniglot-ro-protonets
-      lasium-train --shards shards/omniglot/ro:0.5 --shards shards/omniglot/umtra:0.5 --out runs/ro-umtra  # a weighted mixture
+      lasium-train --shards shards/omniglot            # every set under it (oc, ro, ...) as one mixture \
+→ runs/omniglot-maml
+      lasium-train --shards shards/omniglot/ro --algo protonets --meta-batch 32 --iterations 30k   # \
+→ runs/omniglot-ro-protonets
+      lasium-train --shards shards/omniglot/ro:0.5 --shards shards/omniglot/umtra:0.5 --out runs/ro-umtra  # \
+a weighted mixture
       lasium-train --shards 'pipe:aws s3 cp s3://bucket/ro/ro-{000000..000099}.tar -' --val-dataset none --out runs/s3
       lasium-train --out runs/omniglot-maml --resume --iterations 60000
       torchrun --nproc-per-node 8 $(which lasium-train) --shards shards/omniglot/ro --out runs/ro-maml-8gpu

@@ -101,10 +101,11 @@ class TrainConfig:
     def learner_config(self) -> LearnerConfig:
         if not self.ways:
             raise ConfigError("the task layout is unknown: ways/shots/image_shape come from the shards")
+        height, width, channels = self.image_shape
         return LearnerConfig(
             algo=self.algo,
             ways=self.ways,
-            image_shape=tuple(self.image_shape),  # type: ignore[arg-type]
+            image_shape=(height, width, channels),
             hidden=self.hidden,
             inner_steps=self.inner_steps,
             inner_lr=self.inner_lr,

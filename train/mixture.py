@@ -44,7 +44,8 @@ MIX_BLOCK = 4096  # source draws per call of the random generator
 
 
 def split_weight(text: str) -> tuple[str, float | None]:
-    """``"A:0.5"`` → ``("A", 0.5)``; a value without a trailing ``:<number>`` (or a URL port, or an existing path) → ``(text, None)``."""
+    """``"A:0.5"`` → ``("A", 0.5)``; a value without a trailing ``:<number>`` (or a URL port, or an existing
+    path) → ``(text, None)``."""
     m = _WEIGHT.fullmatch(text)
     if m is None or _URL_AUTHORITY.fullmatch(m["source"]) or Path(text).exists():
         return text, None
@@ -79,10 +80,12 @@ class Mixture:
 
     def probabilities(self) -> np.ndarray:
         """Normalised weights: the given ones, else task counts (NaN where a count is unknown)."""
-        if self.weighted:
-            w = np.array([float(s.weight) for s in self.sources])  # type: ignore[arg-type]
-        elif all(s.num_tasks is not None for s in self.sources):
-            w = np.array([float(s.num_tasks) for s in self.sources])  # type: ignore[arg-type]
+        weights = [s.weight for s in self.sources if s.weight is not None]
+        counts = [s.num_tasks for s in self.sources if s.num_tasks is not None]
+        if self.weighted:  # every source has a weight
+            w = np.array([float(x) for x in weights])
+        elif len(counts) == len(self.sources):
+            w = np.array([float(x) for x in counts])
         else:
             return np.full(len(self.sources), np.nan)
         return w / w.sum()
@@ -132,7 +135,8 @@ def _task_count(urls: list[str], manifest: Any) -> int | None:
 
 
 def open_mixture(values: str | Path | Sequence[str | Path]) -> tuple[ShardSet, Mixture]:
-    """Resolve ``--shards`` values (each maybe with a ``:<weight>``) to the union :class:`ShardSet` and the :class:`Mixture`."""
+    """Resolve ``--shards`` values (each maybe with a ``:<weight>``) to the union :class:`ShardSet` and the
+    :class:`Mixture`."""
     if isinstance(values, (str, Path)):
         values = [values]
     parsed = [split_weight(str(v)) for v in values]
@@ -140,7 +144,8 @@ def open_mixture(values: str | Path | Sequence[str | Path]) -> tuple[ShardSet, M
     if any(given) and not all(given):
         missing = next(str(v) for v, g in zip(values, given) if not g)
         raise ConfigError(
-            f"give a weight to every --shards source or to none (e.g. --shards A:0.7 --shards B:0.3); {missing} has none"
+            "give a weight to every --shards source or to none (e.g. "
+            f"--shards A:0.7 --shards B:0.3); {missing} has none"
         )
     sources = [source for source, _ in parsed]
     shard_set = open_shard_set(sources)  # layouts agree, shards exist, none given twice
@@ -163,7 +168,9 @@ def open_mixture(values: str | Path | Sequence[str | Path]) -> tuple[ShardSet, M
 
 
 def mix(streams: Sequence[Iterator[T]], probabilities: np.ndarray, rng: np.random.Generator) -> Iterator[T]:
-    """Items from ``streams``: each next item from stream i with probability ``probabilities[i]``, drawn in blocks from ``rng``.
+    """Items from ``streams``: each next item from stream i with probability ``probabilities[i]``.
+
+    The choices are drawn in blocks from ``rng``.
 
     Ends when a chosen stream ends (only one-round streams end).
     """

@@ -31,7 +31,10 @@ class ProtoNets(MetaLearner):
         lr: float | None = None,
         params: Params | None = None,
     ) -> Params:
-        """The meta-parameters plus ``prototypes`` (N, D), or (T, N, D) for T tasks: class means of the support features."""
+        """The meta-parameters plus ``prototypes`` (N, D), or (T, N, D) for T tasks.
+
+        Prototypes are the class means of the support features.
+        """
         params = self.meta_params() if params is None else params
         features = full_precision(self._features(params, support))
         # One-hot by comparison (not F.one_hot) so it stays vmappable; labels may come in any order.

@@ -11,7 +11,10 @@ METRICS_FILE = "metrics.jsonl"
 
 
 class MetricsLog:
-    """Appends records ``{"step": ..., "split": "train"|"val", ...}``; on resume, drops records past the restart step."""
+    """Appends records ``{"step": ..., "split": "train"|"val", ...}``.
+
+    On resume, drops records past the restart step.
+    """
 
     def __init__(self, run_dir: Path, *, resume_step: int | None = None, tensorboard: bool = True) -> None:
         # An interrupted run may have logged steps after its last checkpoint; they will be redone.

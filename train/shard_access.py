@@ -2,8 +2,9 @@
 
 ``--shards`` may be given several times; each value is a folder, a ``manifest.json``, a brace pattern
 or a URL (``file:``, ``pipe:``), of either container. A folder that holds shard sets in subfolders (and no
-set itself) stands for all of them, e.g. ``shards/omniglot`` for ``shards/omniglot/oc`` and ``shards/omniglot/ro``. All shards must hold tasks of one layout (N, K_tr,
-K_val, image shape): the trainer stacks them into one tensor. The layout of each source comes from its
+set itself) stands for all of them, e.g. ``shards/omniglot`` for ``shards/omniglot/oc`` and
+``shards/omniglot/ro``. All shards must hold tasks of one layout (N, K_tr, K_val, image shape): the
+trainer stacks them into one tensor. The layout of each source comes from its
 manifest, else from a shard's sidecar, else from its first task; disagreeing sources are refused here,
 before training starts, and a shard that disagrees with its manifest is refused by name when read.
 """
@@ -53,8 +54,11 @@ class ShardSet:
 
     @property
     def generated(self) -> bool:
-        """Whether every task comes from a generative model (LASIUM), as far as the manifests tell: real, UMTRA and
-        CACTUs tasks are real images (UMTRA's queries augmented already); shards without a manifest count as generated."""
+        """Whether every task comes from a generative model (LASIUM), as far as the manifests tell.
+
+        Real, UMTRA and CACTUs tasks are real images (UMTRA's queries augmented already); shards without a
+        manifest count as generated.
+        """
         return self.origins <= {"generator", "unknown"}
 
     def describe(self) -> str:
@@ -96,7 +100,7 @@ def _first_task_layout(url: str) -> TaskLayout:
     try:
         first = next(islice(tasks, 1), None)
     finally:
-        tasks.close()  # type: ignore[attr-defined]
+        tasks.close()
     if first is None:
         raise ShardError(f"{url} holds no tasks")
     return TaskLayout(first.ways, first.shots, first.queries, first.image_shape)
@@ -136,7 +140,8 @@ def expand_sources(sources: Sequence[str | Path]) -> tuple[list[str], list[str]]
         sets = find_shard_sets(path)
         if not sets:
             raise ShardError(
-                f"no task shards in {path} nor in its subfolders; check --shards (lasium-gen writes shards/<dataset>/<strategy>)"
+                f"no task shards in {path} nor in its subfolders; check "
+                "--shards (lasium-gen writes shards/<dataset>/<strategy>)"
             )
         counts = []
         for folder in sets:

@@ -6,8 +6,9 @@ The pipeline of one DataLoader worker, webdataset-style::
     (skip, when resuming) ──stack T tasks (numpy) + label permutations──▶ meta-batch dict
 
 Shards are read with ``lasium.shards``' safe reader (nothing is unpickled) inside each worker, which
-opens its own file handles (HDF5 handles are never shared between processes). Rank r reads shards r, r + world, …; its workers split those again, so no two readers
-share a shard when there are enough of them. The stream never ends (each round reshuffles the
+opens its own file handles (HDF5 handles are never shared between processes). Rank r reads shards r,
+r + world, …; its workers split those again, so no two readers share a shard when there are enough of
+them. The stream never ends (each round reshuffles the
 shards), so every rank runs the same fixed number of steps. Everything random is derived from
 (seed, rank, worker, …), so a stream is reproducible, and resuming after ``b`` meta-batches replays the
 stream and drops the tasks those batches used (reading, but not stacking or training on them).
@@ -148,7 +149,10 @@ class TaskStream(IterableDataset):
             yield {"error": str(exc), "error_type": type(exc).__name__}
 
     def _items(self, urls: list[str], reader: int, *key: object) -> Iterator[Item]:
-        """Tasks of ``urls`` in a fresh random shard order each round, forever (or one round); ``key`` names a mixture source."""
+        """Tasks of ``urls`` in a fresh random shard order each round, forever (or one round).
+
+        ``key`` names a mixture source.
+        """
         bad: set[str] = set()
         round_index = 0
         while True:
@@ -177,7 +181,8 @@ class TaskStream(IterableDataset):
                 return
 
     def _shuffled_items(self, reader: int) -> Iterator[Item]:
-        """This reader's shuffled tasks: of its shards, or, for a weighted mixture, of each source's, mixed by weight."""
+        """This reader's shuffled tasks: of its shards, or, for a weighted mixture, of each source's, mixed by
+        weight."""
         if self.mixture is None:
             urls, _ = split_shards(self.shard_set.urls, self.rank, self.world_size, reader, self.readers)
             return shuffled(

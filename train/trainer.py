@@ -144,7 +144,8 @@ class Trainer:
         if not self.resume:
             if latest is not None:
                 raise ConfigError(
-                    f"{self.out} already holds a run ({latest.name}/); pass --resume to continue it or choose another --out"
+                    f"{self.out} already holds a run ({latest.name}/); "
+                    "pass --resume to continue it or choose another --out"
                 )
             refuse_other_run(self.out, self.config)
             return None
@@ -210,7 +211,8 @@ class Trainer:
         shards_read: set[str] = set()
         if self.progress and ctx.is_main:
             print(
-                f"training {cfg.algo} on {self.shard_set.describe()}: augment {cfg.augment}, {self.precision} on {device}",
+                f"training {cfg.algo} on {self.shard_set.describe()}: "
+                f"augment {cfg.augment}, {self.precision} on {device}",
                 file=sys.stderr,
             )
         bar = tqdm(

@@ -49,7 +49,10 @@ def ids_digest(image_ids: list[str]) -> str:
 
 
 class CactusTaskSource:
-    """CACTUs tasks from the unlabeled train images of ``dataset``; ``model`` (a VAE) overrides ``embedding``'s loading."""
+    """CACTUs tasks from the unlabeled train images of ``dataset``.
+
+    ``model`` (a VAE) overrides ``embedding``'s loading.
+    """
 
     def __init__(
         self,
@@ -103,7 +106,8 @@ class CactusTaskSource:
             z = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise ConfigError(
-                f"embedding file {path} is not a plain .npy array ({exc}); save it with np.save(..., allow_pickle=False)"
+                f"embedding file {path} is not a plain .npy array "
+                f"({exc}); save it with np.save(..., allow_pickle=False)"
             ) from None
         return check_embeddings(z, num_images, f"embedding file {path.name}")
 

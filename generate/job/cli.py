@@ -1,4 +1,5 @@
-"""``lasium-gen``: turn a generator's latent space (LASIUM) or unlabeled images (UMTRA, CACTUs) into few-shot tasks, written as task shards."""
+"""``lasium-gen``: turn a generator's latent space (LASIUM) or unlabeled images (UMTRA, CACTUs) into few-shot
+tasks, written as task shards."""
 
 from __future__ import annotations
 
@@ -70,7 +71,8 @@ kept); a different config in the same --out is refused unless --overwrite.
     "--generator",
     default="omniglot-gan",
     show_default=True,
-    help="Bundled name (omniglot-gan, omniglot-vae), lasium-fit checkpoint folder, TorchScript file or package.module:factory.",
+    help="Bundled name (omniglot-gan, omniglot-vae), lasium-fit checkpoint folder, TorchScript file or "
+    "package.module:factory.",
 )
 @click.option("--latent-dim", type=int, help="Latent size of an external generator (TorchScript / factory).")
 @click.option(
@@ -111,8 +113,9 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option(
     "--out",
     type=click.Path(file_okay=False),
-    help="Output folder [default: shards/<dataset>/<strategy>, <dataset> = what the generator was fitted on (bundled and "
-    "lasium-fit generators; an external one: its name), e.g. shards/omniglot/oc; --source real: shards/<dataset>/real-<split>].",
+    help="Output folder [default: shards/<dataset>/<strategy>, <dataset> = what the generator was fitted on "
+    "(bundled and lasium-fit generators; an external one: its name), e.g. shards/omniglot/oc; --source real: "
+    "shards/<dataset>/real-<split>].",
 )
 @click.option(
     "--tasks-per-shard",
@@ -202,7 +205,8 @@ kept); a different config in the same --out is refused unless --overwrite.
     "--embedding",
     default="omniglot-vae",
     show_default=True,
-    help="CACTUs: a VAE (bundled name or lasium-fit folder; its posterior mean), pixels, or PATH.npy (M x d, image order).",
+    help="CACTUs: a VAE (bundled name or lasium-fit folder; its posterior mean), pixels, or PATH.npy "
+    "(M x d, image order).",
 )
 @click.option("--clusters", type=int, default=500, show_default=True, help="CACTUs: k, clusters per k-means partition.")
 @click.option("--partitions", type=int, default=100, show_default=True, help="CACTUs: P, k-means partitions.")
@@ -272,7 +276,8 @@ def main(
       lasium-gen --strategy n --n-tasks 1e5 --generator omniglot-vae --preset protonets
       lasium-gen --source real --dataset omniglot --split train --n-tasks 1e5   # → shards/omniglot/real-train
       lasium-gen --source umtra --n-tasks 1e5                      # UMTRA tasks → shards/omniglot/umtra
-      lasium-gen --source cactus --n-tasks 1e5                     # CACTUs, bundled VAE embedding → shards/omniglot/cactus
+      lasium-gen --source cactus --n-tasks 1e5                     # CACTUs, bundled VAE embedding \
+→ shards/omniglot/cactus
       torchrun --nproc-per-node 8 $(which lasium-gen) --strategy ro --n-tasks 1e7
       lasium-gen --strategy ro --n-tasks 1e7 --shard-range 0:2500  # one part of an array job
 

@@ -66,7 +66,10 @@ def dataset_label(dataset: str) -> str:
 
 
 def generator_label(name: str) -> str:
-    """A folder name for an external generator with no dataset: its name (``g.pt`` → g, ``mygan:build`` → mygan-build)."""
+    """A folder name for an external generator with no dataset: its name.
+
+    ``g.pt`` → g, ``mygan:build`` → mygan-build.
+    """
     return safe_set_name(re.sub(r"\.(pt|ts|jit|pth)$", "", name))
 
 
@@ -160,7 +163,8 @@ class GenerationConfig:
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ConfigError(f"{opt} must be a finite number ≥ 0, got {value}")
         if self.alpha is not None and self.alpha > 1:
-            # z' = z_i + α (v − z_i): α = 0 keeps the anchor, α = 1 reaches the other latent; beyond it leaves the segment
+            # z' = z_i + α (v − z_i): α = 0 keeps the anchor, α = 1 reaches the other latent; beyond it leaves the
+            # segment
             raise ConfigError(
                 f"--alpha must be between 0 and 1 (the fraction of the way to the other latent), got {self.alpha:g}"
             )
@@ -185,12 +189,18 @@ class GenerationConfig:
         return Path(self.out) if self.out else self.default_out(dataset_label(self.dataset))
 
     def default_out(self, dataset: str) -> Path:
-        """``shards/<dataset>/<strategy>``, e.g. shards/omniglot/oc; ``--source real``: ``shards/<dataset>/real-<split>``."""
+        """``shards/<dataset>/<strategy>``, e.g. shards/omniglot/oc.
+
+        ``--source real``: ``shards/<dataset>/real-<split>``.
+        """
         leaf = f"real-{self.split}" if self.source == "real" else str(self.label)
         return Path("shards") / safe_set_name(dataset) / leaf
 
     def resolve_default_out(self, dataset: str) -> None:
-        """Without ``--out``: write to :meth:`default_out` and name the set ``<dataset>-<strategy>`` (not just the strategy)."""
+        """Without ``--out``: write to :meth:`default_out`.
+
+        The set is then named ``<dataset>-<strategy>`` (not just the strategy).
+        """
         if self.out:
             return
         out = self.default_out(dataset)

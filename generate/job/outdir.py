@@ -316,7 +316,10 @@ def created_folders(out_dir: Path) -> list[Path]:
 
 
 def remove_created_folders(folders: list[Path]) -> None:
-    """After a job failed before writing any shard: remove the folders it created, if they hold nothing (else keep them)."""
+    """After a job failed before writing any shard: remove the folders it created.
+
+    Only empty ones; a folder that holds anything is kept.
+    """
     for folder in reversed(folders):
         try:
             folder.rmdir()

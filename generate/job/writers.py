@@ -256,7 +256,8 @@ class WriterPool:
                 dead = [p for p in self._procs if not p.is_alive()]
                 if dead:
                     raise RuntimeError(
-                        f"writer process {dead[0].name} died (exit code {dead[0].exitcode}); rerun the same command to resume"
+                        f"writer process {dead[0].name} died (exit code "
+                        f"{dead[0].exitcode}); rerun the same command to resume"
                     ) from None
                 continue
             if slot is not None:

@@ -189,7 +189,8 @@ def restore_training_state(out: Path, trainer: Any) -> dict[str, Any]:
     epoch = str(state_json.get("epoch"))
     if wmeta.get("epoch") != epoch or smeta.get("epoch") != epoch:
         raise CheckpointError(
-            f"{out} was interrupted while saving (weights epoch {wmeta.get('epoch')}, state epoch {epoch}); start a new --out"
+            f"{out} was interrupted while saving (weights epoch "
+            f"{wmeta.get('epoch')}, state epoch {epoch}); start a new --out"
         )
     load_into(trainer.model, weights, str(out / WEIGHTS_FILE))
     for name, module in trainer.extra_modules.items():

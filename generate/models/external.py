@@ -22,10 +22,10 @@ knowing its code. The module must map latents (n, D) to images (n, C, H, W); say
 
 Both kinds are probed at load time with two latents of the declared size; an exception or an output
 that is not (2, C, H, W) (matching ``image_shape`` when given), or whose values lie outside the declared
-output range (e.g. tanh outputs without ``--output-range "[-1,1]"``: they would be clipped), is refused with one line. TorchScript
-files are read with ``torch.jit.load`` (its own restricted format, no Python unpickling); plain
-``torch.save`` pickles are never loaded. A factory runs arbitrary code by design: only name modules you
-trust, exactly as with ``import``.
+output range (e.g. tanh outputs without ``--output-range "[-1,1]"``: they would be clipped), is refused
+with one line. TorchScript files are read with ``torch.jit.load`` (its own restricted format, no Python
+unpickling); plain ``torch.save`` pickles are never loaded. A factory runs arbitrary code by design:
+only name modules you trust, exactly as with ``import``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""``lasium-fit``: train a GAN or VAE on the unlabeled train split (a thin layer over :mod:`lasium.generate.models.fit`)."""
+"""``lasium-fit``: train a GAN or VAE on the unlabeled train split.
+
+A thin layer over :mod:`lasium.generate.models.fit`.
+"""
 
 from __future__ import annotations
 

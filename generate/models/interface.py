@@ -141,7 +141,10 @@ class ModuleGenerator:
         }
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(kind={self.kind!r}, name={self.name!r}, latent_dim={self.latent_dim}, image_shape={self.image_shape}, device={self.device})"
+        return (
+            f"{type(self).__name__}(kind={self.kind!r}, name={self.name!r}, latent_dim={self.latent_dim}, "
+            f"image_shape={self.image_shape}, device={self.device})"
+        )
 
 
 class VAEGenerator(ModuleGenerator):

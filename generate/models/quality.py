@@ -269,7 +269,9 @@ def sample_quality(
         fd_generated_vs_test=fd_gen,
         fd_train_vs_test=fd_train,
         num_samples=n,
-        feature_extractor=f"{CLASSIFIER_VERSION} classifier over the {int(np.max(train.labels)) + 1} train classes, 64-d features",
+        feature_extractor=(
+            f"{CLASSIFIER_VERSION} classifier over the {int(np.max(train.labels)) + 1} train classes, 64-d features"
+        ),
         dataset=dataset,
         classifier=info,
         generator=generator.describe(),

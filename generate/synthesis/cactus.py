@@ -76,7 +76,10 @@ class CactusSpec:
             "clusters": int(self.clusters),
             "partitions": int(self.partitions),
             "scaling": bool(self.scaling),
-            "scale": "partition 0 raw; partition p >= 1 clusters z * w_p, w_p = default_rng(derive_seed(seed, 'cactus-scale', p)).random(d)"
+            "scale": (
+                "partition 0 raw; partition p >= 1 clusters z * w_p, "
+                "w_p = default_rng(derive_seed(seed, 'cactus-scale', p)).random(d)"
+            )
             if self.scaling
             else "every partition clusters the raw embeddings (differing only by k-means++ seeds)",
             "random_state": "derive_seed(seed, 'cactus-kmeans', p) mod 2**32",
@@ -225,7 +228,8 @@ def cached_partitions(
     _kmeans()  # a missing scikit-learn is reported before any work
     if verbose:
         log(
-            f"cactus: clustering {len(embeddings)} embeddings into {spec.clusters} clusters, {spec.partitions} partition(s) "
+            f"cactus: clustering {len(embeddings)} embeddings into "
+            f"{spec.clusters} clusters, {spec.partitions} partition(s) "
             f"(cached under {folder})"
         )
     labels = compute_partitions(embeddings, spec, seed)
@@ -238,7 +242,9 @@ def cached_partitions(
 
 
 class PartitionSampler:
-    """Tasks from partitions: task i depends only on (seed, i), drawn with ``default_rng(derive_seed(seed, "cactus-task", i))``.
+    """Tasks from partitions: task i depends only on (seed, i).
+
+    Task i is drawn with ``default_rng(derive_seed(seed, "cactus-task", i))``.
 
     A task: partition ``p`` uniform among the P; N distinct clusters uniform among its kept clusters
     (≥ ``min_size`` members); K_tr + K_val distinct members of each, uniform. Row i of the task is the

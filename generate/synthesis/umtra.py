@@ -51,7 +51,8 @@ class UmtraSpec:
             "erase_probability": float(self.erase_probability),
             "max_shift": int(self.max_shift),
             "steps": [
-                f"erase: each pixel set to the background (median of the image's border) with probability {self.erase_probability}",
+                "erase: each pixel set to the background (median of the "
+                f"image's border) with probability {self.erase_probability}",
                 f"shift: integer dx, dy each uniform in [-{self.max_shift}, {self.max_shift}], background fill",
             ],
         }

@@ -243,7 +243,8 @@ def _decode_folder(
             "labeled": not listing.flat,
             "split_seed": None if listing.explicit_splits or listing.flat else IMAGEFOLDER_SPLIT_SEED,
             "preprocessing": f"{'grayscale' if channels == 1 else 'RGB'}, resized to {size[0]}x{size[1]} "
-            f"({SHRINK_FILTER} when shrinking, {ENLARGE_FILTER} when enlarging), uint8; preprocess v{PREPROCESS_VERSION}",
+            f"({SHRINK_FILTER} when shrinking, {ENLARGE_FILTER} when "
+            f"enlarging), uint8; preprocess v{PREPROCESS_VERSION}",
         },
     )
     data.compute_fingerprints()

@@ -99,7 +99,10 @@ def omniglot_zip_paths(data_root: str | Path | None = None) -> list[Path]:
     """The two zips under the data root; :class:`DataError` naming the fix when a folder or zip is missing."""
     root = paths.data_root(data_root)
     folder = root / OMNIGLOT_FOLDER
-    where = f"pass --data-root or set LASIUM_DATA to the folder that holds omniglot/, or run `lasium-data download omniglot --data-root {root}`"
+    where = (
+        "pass --data-root or set LASIUM_DATA to the folder that holds omniglot/, or run "
+        f"`lasium-data download omniglot --data-root {root}`"
+    )
     if not folder.is_dir():
         if (root / OMNIGLOT_ZIPS[0]).is_file():
             raise DataError(
@@ -134,7 +137,8 @@ def scan_omniglot_zip(path: Path, which: int, layout: OmniglotLayout = OMNIGLOT_
         m = MEMBER_PATTERN.match(name)
         if m is None or m["top"] != top:
             raise DataError(
-                f"unexpected entry {name!r} in {path}: expected only {top}/<Alphabet>/characterNN/NNNN_MM.png; {DOWNLOAD_FIX}"
+                f"unexpected entry {name!r} in {path}: expected only "
+                f"{top}/<Alphabet>/characterNN/NNNN_MM.png; {DOWNLOAD_FIX}"
             )
         folder = f"{m['alphabet']}/{m['folder']}"
         char = by_folder.setdefault(folder, Character(int(m["id"]), folder))

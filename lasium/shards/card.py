@@ -55,7 +55,7 @@ def first_tasks(source: str | Path, count: int, start: int = 0) -> list[Task]:
                 if len(tasks) == count:
                     break
         finally:
-            shard_tasks.close()  # type: ignore[attr-defined]
+            shard_tasks.close()
         if len(tasks) == count:
             break
     return tasks
@@ -115,14 +115,16 @@ def card_text(m: Manifest, manifest_sha256: str, date: str) -> str:
         if source
         else "none"
     )
+    support_shape = f"({c['ways']}, {c['shots']}, {h}, {w}, {ch}) uint8"
+    query_shape = f"({c['ways']}, {c['queries']}, {h}, {w}, {ch}) uint8"
     if m.container == "wds":
         stock = f"""```python
 import io, json, numpy as np, webdataset as wds
 
 # no .decode(): its default handlers unpickle; decode the three members yourself
 for sample in wds.WebDataset("{pattern}", shardshuffle=False):
-    support = np.load(io.BytesIO(sample["support.npy"]), allow_pickle=False)  # ({c["ways"]}, {c["shots"]}, {h}, {w}, {ch}) uint8
-    query = np.load(io.BytesIO(sample["query.npy"]), allow_pickle=False)      # ({c["ways"]}, {c["queries"]}, {h}, {w}, {ch}) uint8
+    support = np.load(io.BytesIO(sample["support.npy"]), allow_pickle=False)  # {support_shape}
+    query = np.load(io.BytesIO(sample["query.npy"]), allow_pickle=False)      # {query_shape}
     meta = json.loads(sample["meta.json"])
 ```
 
@@ -132,8 +134,8 @@ Plain tar works too: `tar -t{"z" if gz else ""}vf {first}`."""
 import json, h5py
 
 with h5py.File("{first}", "r") as f:
-    support = f["support"][0]   # ({c["ways"]}, {c["shots"]}, {h}, {w}, {ch}) uint8, task first_task + 0
-    query = f["query"][0]       # ({c["ways"]}, {c["queries"]}, {h}, {w}, {ch}) uint8
+    support = f["support"][0]   # {support_shape}, task first_task + 0
+    query = f["query"][0]       # {query_shape}
     meta = json.loads(f["meta"].asstr()[0])
 ```"""
     rows = [
@@ -149,7 +151,8 @@ with h5py.File("{first}", "r") as f:
         ("seed", str(c.get("seed"))),
         (
             "shards",
-            f"{len(m.shards)} x {c['tasks_per_shard']} tasks, {m.container} ({suffix}{', gzip' if gz else ''}), files {first} … {last}",
+            f"{len(m.shards)} x {c['tasks_per_shard']} tasks, {m.container} "
+            f"({suffix}{', gzip' if gz else ''}), files {first} … {last}",
         ),
         ("bytes", f"{total:,} ({human_size(total)}, {total / max(1, m.num_tasks):,.0f} per task)"),
         ("date", date),
@@ -209,7 +212,8 @@ def write_card(folder: str | Path, *, tasks: Sequence[Task] | None = None) -> tu
     path = folder / MANIFEST_NAME
     if not path.is_file():
         raise ShardError(
-            f"no {MANIFEST_NAME} in {folder}; a card describes a complete set (run 'lasium-shards index {folder}' first)"
+            f"no {MANIFEST_NAME} in {folder}; a card describes a "
+            f"complete set (run 'lasium-shards index {folder}' first)"
         )
     raw = path.read_bytes()
     m = read_manifest(folder)

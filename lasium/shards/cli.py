@@ -135,7 +135,8 @@ def verify(folder: str, progress: bool) -> None:
         click.echo(f"note: {note}", err=True)
     if report.ok:
         click.echo(
-            f"ok: {report.shards_checked} shards, {report.tasks_checked} tasks, {human_size(report.bytes_checked)} verified"
+            f"ok: {report.shards_checked} shards, {report.tasks_checked} "
+            f"tasks, {human_size(report.bytes_checked)} verified"
         )
         return
     for problem in report.problems:

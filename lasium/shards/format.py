@@ -228,11 +228,12 @@ class TaskLayout:
         c = header["config"]
         gen = header.get("generator") or {}
         dim = c.get("latent_dim", gen.get("latent_dim"))
+        height, width, channels = (int(s) for s in c["image_shape"])  # [H, W, C] (check_header)
         return cls(
             int(c["ways"]),
             int(c["shots"]),
             int(c["queries"]),
-            tuple(int(s) for s in c["image_shape"]),  # type: ignore[arg-type]
+            (height, width, channels),
             bool(c["save_latents"]),
             int(dim) if isinstance(dim, int) else None,
         )

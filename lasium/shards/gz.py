@@ -14,9 +14,12 @@ member nor zero padding raise :class:`ShardError` naming the shard.
 from __future__ import annotations
 
 import zlib
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from lasium.errors import ShardError
+
+if TYPE_CHECKING:
+    from lasium.shards.streams import Readable
 
 GZIP_MAGIC = b"\x1f\x8b"
 DEFAULT_LEVEL = 1
@@ -68,7 +71,7 @@ class GzipReader:
     end of the compressed stream, which checks the last CRC and that nothing but padding follows.
     """
 
-    def __init__(self, raw: BinaryIO, shard: str, prefix: bytes = b"") -> None:
+    def __init__(self, raw: Readable, shard: str, prefix: bytes = b"") -> None:
         self.raw, self.shard = raw, shard
         self._pending = prefix  # compressed bytes not yet given to the decompressor
         self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -112,7 +115,8 @@ class GzipReader:
                     continue
                 if not stripped.startswith(GZIP_MAGIC[: len(stripped)]):
                     raise ShardError(
-                        f"{self.shard}: unexpected bytes after the gzip data; the shard is damaged, regenerate or re-copy it"
+                        f"{self.shard}: unexpected bytes after the gzip data; "
+                        "the shard is damaged, regenerate or re-copy it"
                     )
                 self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
                 data = stripped
@@ -156,7 +160,7 @@ class GzipReader:
 class _Prefixed:
     """``raw`` with ``prefix`` (bytes already read from it) put back in front."""
 
-    def __init__(self, raw: BinaryIO, prefix: bytes) -> None:
+    def __init__(self, raw: Readable, prefix: bytes) -> None:
         self.raw, self._prefix = raw, prefix
 
     def read(self, n: int = -1) -> bytes:
@@ -171,7 +175,7 @@ class _Prefixed:
         return data
 
 
-def tar_stream(raw: BinaryIO, shard: str) -> Any:
+def tar_stream(raw: Readable, shard: str) -> Readable:
     """The tar bytes of a shard stream: decompressed on the fly when it is gzip (detected by its magic,
     like ``tar`` and WebDataset do), else the stream itself. A ``.tar.gz`` that is not gzip is refused."""
     try:

@@ -197,7 +197,8 @@ def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False
             )
         elif m.tool_version != first.tool_version:
             raise ShardError(
-                f"sidecar {path.name} was written by lasium {m.tool_version}, {sidecars[0].name} by {first.tool_version}; "
+                f"sidecar {path.name} was written by lasium {m.tool_version}, "
+                f"{sidecars[0].name} by {first.tool_version}; "
                 "regenerate the shards with one version"
             )
         shard = folder / entry.file

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from lasium.shards.format import (
 from lasium.shards.gz import GzipReader, tar_stream
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, find_sidecars, read_manifest
 from lasium.shards.remote import is_remote, manifest_url, read_remote_manifest
-from lasium.shards.streams import BUFFER, PipeStream, close_stream, open_url, read_all, url_to_path
+from lasium.shards.streams import BUFFER, PipeStream, Readable, close_stream, open_url, read_all, url_to_path
 from lasium.shards.tario import iter_tar_members
 from lasium.tasks import Task
 
@@ -197,12 +197,13 @@ class _IndexCheck:
     def done(self) -> None:
         if self.entry is not None and self.count != self.entry.num_tasks:
             raise ShardError(
-                f"{self.shard}: holds {self.count} tasks, the manifest says {self.entry.num_tasks}; regenerate or re-copy it"
+                f"{self.shard}: holds {self.count} tasks, the manifest "
+                f"says {self.entry.num_tasks}; regenerate or re-copy it"
             )
 
 
 def iter_wds_stream(
-    stream: Any, url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None
+    stream: Readable, url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None
 ) -> Iterator[Task]:
     """The tasks of a tar stream already opened (``url`` names it in messages); a gzip-compressed tar
     (``.tar.gz``) is decompressed on the fly and read to its end, so its CRC is checked."""
@@ -217,7 +218,9 @@ def iter_wds_stream(
         tar.finish()
 
 
-def iter_wds_shard(url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None) -> Iterator[Task]:
+def iter_wds_shard(
+    url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None
+) -> Generator[Task, None, None]:
     stream = open_url(url)
     finished = False
     try:
@@ -298,7 +301,7 @@ def _hdf5_first_task(f: Any, url: str, count: int) -> int | None:
 
 def iter_hdf5_shard(
     url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None, *, data: bytes | None = None
-) -> Iterator[Task]:
+) -> Generator[Task, None, None]:
     """The tasks of an HDF5 shard (``data``: its bytes, already fetched from ``url``)."""
     import h5py
 
@@ -358,10 +361,11 @@ def iter_hdf5_shard(
 
 def iter_shard_tasks(
     url: str, *, layout: TaskLayout | None = None, entry: ShardEntry | None = None, container: str | None = None
-) -> Iterator[Task]:
+) -> Generator[Task, None, None]:
     """The tasks of one shard (``.tar`` or ``.h5``; plain path, ``file:`` or ``pipe:`` URL), in order.
 
-    ``layout``/``entry`` (from the manifest) add shape checks and the expected task range.
+    ``layout``/``entry`` (from the manifest) add shape checks and the expected task range. A reader that
+    stops early calls ``close()`` on the generator, which closes the shard's file or pipe at once.
     """
     container = container or container_of(url)
     if container == "wds":

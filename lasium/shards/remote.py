@@ -16,9 +16,12 @@ from __future__ import annotations
 import http.client
 import json
 import re
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any
 
 from lasium.errors import ShardError
+
+if TYPE_CHECKING:
+    from lasium.shards.streams import ByteStream
 
 HTTP_TIMEOUT = 60.0  # seconds without data before a read gives up
 MAX_MANIFEST_BYTES = 256 << 20
@@ -135,11 +138,11 @@ def _open_fsspec(url: str) -> _GuardedStream:
     return _GuardedStream(f, url, size if isinstance(size, int) else None)
 
 
-def open_remote(url: str) -> BinaryIO:
+def open_remote(url: str) -> ByteStream:
     """A readable stream of ``url`` (one GET for http(s)). Raises :class:`ShardError` when it cannot."""
     if url_scheme(url) in HTTP_SCHEMES:
-        return _open_http(url)  # type: ignore[return-value]
-    return _open_fsspec(url)  # type: ignore[return-value]
+        return _open_http(url)
+    return _open_fsspec(url)
 
 
 def read_remote(url: str, limit: int | None = None) -> bytes:

@@ -12,11 +12,24 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 from lasium.errors import ShardError
 
 BUFFER = 1 << 20
+
+
+class Readable(Protocol):
+    """What the shard decoders use of a byte stream: ``read`` (files, pipes, HTTP and fsspec streams, and the
+    wrappers that decompress, hash or tee them)."""
+
+    def read(self, n: int = -1, /) -> bytes: ...
+
+
+class ByteStream(Readable, Protocol):
+    """A stream from :func:`open_url`: readable, and closed by :func:`close_stream` when done."""
+
+    def close(self) -> None: ...
 
 
 def url_to_path(url: str) -> Path | None:
@@ -77,10 +90,10 @@ class PipeStream:
             raise ShardError(f"{self.url}: {problem}")
 
 
-def open_url(url: str) -> BinaryIO:
+def open_url(url: str) -> ByteStream:
     """Open a shard URL for reading (binary, buffered). Raises :class:`ShardError` when it cannot."""
     if url.startswith("pipe:"):
-        return PipeStream(url[len("pipe:") :], url)  # type: ignore[return-value]
+        return PipeStream(url[len("pipe:") :], url)
     path = url_to_path(url)
     if path is not None:
         try:
@@ -101,7 +114,7 @@ def open_url(url: str) -> BinaryIO:
         raise ShardError(f"cannot open shard {url}: {exc}") from None
 
 
-def close_stream(stream: BinaryIO, *, check: bool) -> None:
+def close_stream(stream: ByteStream, *, check: bool) -> None:
     """Close a stream from :func:`open_url`; ``check`` reports a failed pipe command."""
     if isinstance(stream, PipeStream):
         stream.close(check=check)

@@ -13,9 +13,12 @@ marker raises :class:`ShardError` instead of silently ending the archive early.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from lasium.errors import ShardError
+
+if TYPE_CHECKING:
+    from lasium.shards.streams import Readable
 
 BLOCK = 512
 RECORD = 20 * BLOCK  # GNU tar's default record size; archives are padded to a whole record
@@ -96,7 +99,7 @@ def end_of_archive(bytes_written: int) -> bytes:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _read_exact(stream: BinaryIO, n: int) -> bytes:
+def _read_exact(stream: Readable, n: int) -> bytes:
     data = stream.read(n)
     if data is None:
         data = b""
@@ -159,7 +162,7 @@ def _parse_pax(data: bytes, shard: str) -> dict[str, str]:
     return records
 
 
-def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]]:
+def iter_tar_members(stream: Readable, shard: str) -> Iterator[tuple[str, bytes]]:
     """Yield ``(member name, content)`` for the regular files of a tar stream, strictly.
 
     Directories are skipped; pax and GNU long-name headers are honoured; links, devices and other
@@ -172,7 +175,8 @@ def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]
         h = _read_exact(stream, BLOCK)
         if len(h) == 0:
             raise ShardError(
-                f"{shard}: tar ends after {last} without the end-of-archive marker (truncated); regenerate or re-copy it"
+                f"{shard}: tar ends after {last} without the end-of-archive "
+                "marker (truncated); regenerate or re-copy it"
             )
         if len(h) < BLOCK:
             raise ShardError(f"{shard}: tar truncated inside the header after {last}; regenerate or re-copy it")
@@ -180,7 +184,8 @@ def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]
             return  # end of archive (the second zero block and record padding need not be read)
         if not _checksum_ok(h):
             raise ShardError(
-                f"{shard}: corrupt tar header after {last} (checksum mismatch); the shard is damaged, regenerate or re-copy it"
+                f"{shard}: corrupt tar header after {last} (checksum "
+                "mismatch); the shard is damaged, regenerate or re-copy it"
             )
         typeflag = h[156:157]
         size = _parse_number(h[124:136], "size", shard)
@@ -216,7 +221,8 @@ def iter_tar_members(stream: BinaryIO, shard: str) -> Iterator[tuple[str, bytes]
             continue
         if typeflag not in (b"0", b"\x00", b"7"):
             raise ShardError(
-                f"{shard}: tar member {member} has type {typeflag!r} (link, device or unknown); task shards hold regular files only"
+                f"{shard}: tar member {member} has type {typeflag!r} (link, "
+                "device or unknown); task shards hold regular files only"
             )
         last = f"member {member}"
         yield member, data

@@ -11,14 +11,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from lasium.errors import ShardError
 from lasium.shards.format import MANIFEST_NAME, Manifest, ShardEntry, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, find_sidecars, read_manifest
 from lasium.shards.reader import iter_hdf5_shard, iter_wds_stream
 from lasium.shards.remote import TransferError, is_remote, manifest_url, read_remote_manifest
-from lasium.shards.streams import open_url
+from lasium.shards.streams import Readable, open_url
 
 CHUNK = 1 << 20
 
@@ -51,7 +51,7 @@ class VerifyReport:
 class _HashingReader:
     """Read-through wrapper: hashes and counts bytes, reports them to a progress callback."""
 
-    def __init__(self, raw: BinaryIO, progress: Any) -> None:
+    def __init__(self, raw: Readable, progress: Any) -> None:
         self.raw, self.progress = raw, progress
         self.sha = hashlib.sha256()
         self.bytes = 0
@@ -99,7 +99,7 @@ def load_set_manifest(folder: str | Path) -> tuple[Manifest, list[str]]:
 class _Tee:
     """Read-through wrapper that also keeps every byte (an HDF5 shard behind a URL is decoded from memory)."""
 
-    def __init__(self, raw: Any) -> None:
+    def __init__(self, raw: Readable) -> None:
         self.raw, self.parts = raw, []
 
     def read(self, n: int = -1) -> bytes:
@@ -146,7 +146,10 @@ def _check_shard(m: Manifest, entry: ShardEntry, progress: Any) -> tuple[int, st
     if remote and reader.bytes != entry.bytes and problem is None:
         size_problem = f"{reader.bytes} bytes served, the manifest says {entry.bytes} (truncated or rewritten)"
     if reader.sha.hexdigest() != entry.sha256:
-        mismatch = f"sha256 {reader.sha.hexdigest()[:12]}… differs from the manifest's {entry.sha256[:12]}… (corrupt or rewritten)"
+        mismatch = (
+            f"sha256 {reader.sha.hexdigest()[:12]}… differs from the manifest's {entry.sha256[:12]}… "
+            "(corrupt or rewritten)"
+        )
         if size_problem:
             mismatch = f"{size_problem}; {mismatch}"
         problem = f"{mismatch}; {problem}" if problem else mismatch
@@ -178,7 +181,8 @@ def verify_shard_set(folder: str | Path, *, progress: bool = False) -> VerifyRep
     )
     if extra:
         report.notes.append(
-            f"{len(extra)} shard file(s) not in the manifest, not checked: {', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}"
+            f"{len(extra)} shard file(s) not in the manifest, not checked: "
+            f"{', '.join(extra[:5])}{' …' if len(extra) > 5 else ''}"
         )
     total = sum(e.bytes for e in m.shards)
     # disable=None: tqdm shows the bar only on a terminal

@@ -51,7 +51,8 @@ def task_metas_json(batch: TaskBatch, first_task: int, config: dict[str, Any]) -
         index = first_task + i
         if "index" in meta and meta["index"] != index:
             raise ShardError(
-                f"task meta index {meta['index']} does not match its position (task {index}); leave 'index' to the writer"
+                f"task meta index {meta['index']} does not match its "
+                f"position (task {index}); leave 'index' to the writer"
             )
         d = dict(meta)
         d["index"] = index
