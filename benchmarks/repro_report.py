@@ -88,7 +88,8 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
         augment = trained.get("augment") or st.get("augment", "?")
         precision = trained.get("precision") or st.get("precision") or "auto"
         out.append(
-            f"| {r.get('note', r['label'])} | {st.get('tasks', '?'):,} | {st.get('iterations', '?'):,} × {st.get('meta_batch', '?')} | "
+            f"| {r.get('note', r['label'])} | {st.get('tasks', '?'):,} | "
+            f"{st.get('iterations', '?'):,} × {st.get('meta_batch', '?')} | "
             f"{augment} | {'preset' if sigma is None else format(sigma, 'g')} | {precision} | "
             f"{_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {delta} |"
         )
@@ -188,10 +189,12 @@ def render_markdown(results: dict[str, Any]) -> str:
     lines = [
         "# LASIUM on Omniglot: reproduction",
         "",
-        f"**{results.get('label', '')}**: device {dev.get('name', '?')} ({dev.get('type', '?')}, torch {dev.get('torch', '?')}), "
+        f"**{results.get('label', '')}**: device {dev.get('name', '?')} "
+        f"({dev.get('type', '?')}, torch {dev.get('torch', '?')}), "
         f"started {results.get('started', '?')}, wall time {results.get('wall_seconds', 0):.0f} s"
         + (
-            f" in the last invocation ({results.get('stage_seconds', 0):.0f} s of stages in all; the run was resumed and "
+            f" in the last invocation ({results.get('stage_seconds', 0):.0f} s of stages in all; "
+            "the run was resumed and "
             "reuses stages an earlier invocation finished)"
             if results.get("resumed")
             else ""
@@ -208,7 +211,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         "",
         f"Ours: mean ± 95% CI (1.96·std/√n) over {protocol.get('tasks', '?')} test tasks per K_tr, "
         f"{protocol.get('queries', 15)} queries per class, episode seed {protocol.get('seed', 0)}; MAML adapts "
-        f"{protocol.get('adapt_steps', '?')} steps of lr {protocol.get('adapt_lr', '?')}, ProtoNets use the nearest prototype.",
+        f"{protocol.get('adapt_steps', '?')} steps of lr {protocol.get('adapt_lr', '?')}, "
+        "ProtoNets use the nearest prototype.",
         "",
         *accuracy_table(rows, protocol.get("tasks")),
         "",
@@ -280,7 +284,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             best = t.get("best_val_accuracy")
             best_text = f"{100 * best:.2f} ({t.get('best_step', '?')})" if isinstance(best, (int, float)) else "–"
             lines.append(
-                f"| {r['label']} | {t.get('algo', r.get('algo'))} | {t.get('step', '?')} | {t.get('meta_batch', '?')} | "
+                f"| {r['label']} | {t.get('algo', r.get('algo'))} | {t.get('step', '?')} | "
+                f"{t.get('meta_batch', '?')} | "
                 f"{t.get('tasks_seen', '?')} | {best_text} |"
             )
         lines.append("")
