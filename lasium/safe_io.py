@@ -133,11 +133,29 @@ def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True) -> 
 def write_safetensors_atomic(
     path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> Path:
-    """Write ``tensors`` (moved to CPU, made contiguous) and string ``metadata`` as a safetensors file atomically."""
-    from safetensors.torch import save_file
+    """Write ``tensors`` (moved to CPU, made contiguous) and string ``metadata`` as a safetensors file atomically.
+
+    The same tensors and metadata always give the same bytes (see :func:`canonical_safetensors`).
+    """
+    from safetensors.torch import save
 
     cpu = {key: value.detach().to("cpu").contiguous() for key, value in tensors.items()}
-    return replace_atomically(path, lambda tmp: save_file(cpu, str(tmp), metadata=metadata))
+    data = canonical_safetensors(save(cpu, metadata=metadata))
+    return replace_atomically(path, lambda tmp: tmp.write_bytes(data))
+
+
+def canonical_safetensors(data: bytes) -> bytes:
+    """``data`` (a safetensors file) with its JSON header's keys sorted.
+
+    safetensors writes the header from a hash map, so the order of its keys (``__metadata__``'s entries among them)
+    changes from one call to the next and equal checkpoints got different file digests. Tensor offsets count from
+    the end of the header, so rewriting it (padded with spaces to 8 bytes, as the format asks) moves no tensor.
+    """
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]
 
 
 # ----------------------------------------------------------------------------- checked reads

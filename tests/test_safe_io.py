@@ -49,6 +49,23 @@ def test_json_failure_keeps_old_file_and_leaves_no_temporary(tmp_path, monkeypat
     assert sorted(os.listdir(tmp_path)) == ["r.json"]
 
 
+def test_safetensors_bytes_do_not_depend_on_hash_order(tmp_path):
+    """safetensors orders its header from a hash map; ours sorts it, so equal checkpoints have equal digests."""
+    from safetensors.torch import load_file
+
+    tensors = {f"layer{i}.weight": torch.full((3, i + 1), float(i)) for i in range(8)}
+    metadata = {k: str(i) for i, k in enumerate(["format", "epoch", "algo", "seed", "step", "name"])}
+    # (safetensors 0.8 alone gives several byte strings for these 20 writes: its header is a hash map)
+    digests = set()
+    for i in range(20):
+        path = write_safetensors_atomic(tmp_path / f"w{i}.safetensors", tensors, metadata)
+        digests.add(path.read_bytes())
+    assert len(digests) == 1, "the same tensors and metadata gave different bytes"
+    loaded, meta = read_safetensors(tmp_path / "w0.safetensors")
+    assert meta == metadata and all(torch.equal(loaded[k], v) for k, v in tensors.items())
+    assert all(torch.equal(load_file(tmp_path / "w0.safetensors")[k], v) for k, v in tensors.items())  # stock reader
+
+
 def test_safetensors_round_trip_and_corrupt_files(tmp_path):
     path = tmp_path / "w.safetensors"
     tensors = {
