@@ -39,6 +39,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 # Sizes and rows live beside this script; imported here for the driver and re-exported for its users (tests).
 from repro_rows import (
@@ -105,6 +106,42 @@ def print_plan(args: argparse.Namespace, sizes: Sizes) -> None:
     print(f"~{left:.1f} h of stages left, one at a time (two --only drivers on two cores halve the wall time)")
 
 
+def protocol_of(args: argparse.Namespace, sizes: Sizes) -> dict[str, Any]:
+    """The evaluation protocol every row is scored with (recorded on the page)."""
+    return {
+        "dataset": "omniglot",
+        "split": "test",
+        "ways": 5,
+        "shots": sizes.eval_shots,
+        "queries": 15,
+        "tasks": sizes.eval_tasks,
+        "seed": args.eval_seed,
+        "adapt_steps": sizes.adapt_steps,
+        "adapt_lr": sizes.adapt_lr,
+    }
+
+
+def write_page_only(args: argparse.Namespace, sizes: Sizes) -> None:
+    """``--page-only``: rewrite the page from the rows results pages hold (same commands); the rest say "not run"."""
+    from repro_pipeline import Pipeline
+    from repro_records import describe_device
+
+    device_type, device = describe_device(args.device)
+    pipe = Pipeline(
+        argparse.Namespace(**{**vars(args), "resume": True}), sizes, RATES[device_type], device_type, device
+    )
+    if args.fit:  # the page is rewritten, the GAN is not fitted again
+        pipe.generator = {"spec": str(Path(args.work) / "gan"), "description": "GAN fitted by the run"}
+    else:
+        pipe.prepare_generator()
+    for row in chosen_rows(args, sizes):
+        pipe.note_row(row)
+    Path(args.results).mkdir(parents=True, exist_ok=True)
+    pipe.write(protocol_of(args, sizes))
+    done = sum(r["status"] == "ok" for r in pipe.rows)
+    print(f"[repro] page: {done} of {len(pipe.rows)} rows done; see {Path(args.results) / 'omniglot.md'}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
@@ -168,6 +205,12 @@ def main() -> None:
         help="run nothing: list the rows in order, which the results page (and --reuse-results pages) already holds "
         "with today's commands, and the estimated hours of the rest (for planning a session)",
     )
+    p.add_argument(
+        "--page-only",
+        action="store_true",
+        help="run nothing: rewrite the results page from the rows results pages hold with today's commands (yours, "
+        "--reuse-results'), the others marked 'not run' with their estimate",
+    )
     p.add_argument("--keep-shards", action="store_true", help="keep the shard sets (default: deleted at the end)")
     p.add_argument("--overwrite", action="store_true", help="clear a previous run in --work first")
     p.add_argument(
@@ -193,6 +236,9 @@ def main() -> None:
     )
     if args.plan:
         print_plan(args, sizes)
+        return
+    if args.page_only:
+        write_page_only(args, sizes)
         return
     work = Path(args.work)
     marker = work / "repro-omniglot.json"  # says this folder is ours to clear with --overwrite
@@ -225,17 +271,7 @@ def main() -> None:
 
     device_type, device = describe_device(args.device)
     pipe = Pipeline(args, sizes, RATES[device_type], device_type, device)
-    protocol = {
-        "dataset": "omniglot",
-        "split": "test",
-        "ways": 5,
-        "shots": sizes.eval_shots,
-        "queries": 15,
-        "tasks": sizes.eval_tasks,
-        "seed": args.eval_seed,
-        "adapt_steps": sizes.adapt_steps,
-        "adapt_lr": sizes.adapt_lr,
-    }
+    protocol = protocol_of(args, sizes)
     rows = chosen_rows(args, sizes)
     pipe.generator["ok"] = pipe.prepare_generator()
     pipe.write(protocol)

@@ -187,7 +187,8 @@ class Pipeline(StagePlanner):
         )
         return True
 
-    def do_row(self, row: Row) -> None:
+    def new_record(self, row: Row) -> dict[str, Any]:
+        """The row's record before anything runs: what it is and the commands it plans, appended to the page."""
         record: dict[str, Any] = {
             "key": row.key,
             "label": row.label,
@@ -203,6 +204,27 @@ class Pipeline(StagePlanner):
         if row.family == "other":  # what --augment auto stands for here (the run's train_config.json confirms it)
             record["augment"] = self.augment_planned(row)
         self.rows.append(record)
+        return record
+
+    def note_row(self, row: Row) -> None:
+        """``--page-only``: the row from a results page when it holds it with today's commands, else "not run"."""
+        record = self.new_record(row)
+        if not self.reuse_committed(row, record):
+            hours = self.estimate(row) / 3600
+            record["status"] = "not run"
+            self.stages.append(
+                {
+                    "name": row.key,
+                    "row": row.key,
+                    "status": "not run",
+                    "seconds": 0.0,
+                    "command": "",
+                    "note": f"not run yet: --resume --only {row.key} (~{hours:.1f} h estimated)",
+                }
+            )
+
+    def do_row(self, row: Row) -> None:
+        record = self.new_record(row)
         if self.args.resume and self.reuse_committed(row, record):
             return
         record["device"] = self.device  # a page resumed across sessions may hold rows of several machines
@@ -259,7 +281,10 @@ class Pipeline(StagePlanner):
         a = self.args
         skipped = [s for s in self.stages if s["status"] == "skipped"]
         if self.device_type != "cuda":
-            label = "reduced configuration, CPU" + (" (--quick sizes)" if a.quick else f" (--sizes {a.sizes})")
+            label = {
+                "cpu": "reference budgets, CPU (--sizes cpu)",
+                "quick": "reduced configuration, CPU (--quick sizes)",
+            }.get(a.sizes, f"reduced configuration, CPU (--sizes {a.sizes})")
         elif a.quick:
             label = f"reduced configuration (--quick sizes) on {self.device.get('name')}"
         else:

@@ -626,3 +626,41 @@ def test_plan_lists_rows_with_estimates_and_runs_nothing(tmp_path, repo_root):
     assert [line.split()[0] for line in lines[1:3]] == ["maml-ro", "ablation-0-earlier"]
     assert all(" to run: ~" in line for line in lines[1:3]) and "h of stages left" in lines[-1]
     assert not work.exists() and not results.exists()
+
+
+def test_page_only_takes_finished_rows_and_marks_the_rest_not_run(tmp_path, repo_root, monkeypatch):
+    """--page-only: a parallel driver's finished row lands on the page; the others say 'not run' with an estimate."""
+    import argparse
+
+    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
+    from repro_omniglot import PRESETS, plan_rows
+    from repro_pipeline import Pipeline
+
+    work, results, other = tmp_path / "work", tmp_path / "results", tmp_path / "b" / "omniglot.json"
+    args = argparse.Namespace(
+        work=str(work), results=str(results), budget_seconds=None, threads=None, sizes="cpu", resume=True,
+        seed=0, eval_seed=0, device="auto", data_root=None, generator="omniglot-gan", fit=False,
+    )  # fmt: skip
+    p = Pipeline(args, sizes=PRESETS["cpu"], rates={"startup": 1.0}, device_type="cpu", device={})
+    p.generator = {"spec": "omniglot-gan"}
+    maml_ro = next(r for r in plan_rows("maml") if r.key == "maml-ro")
+    done = dict(row("maml-ro", maml_ro.label, "maml", "lasium", 90.5, 97.6), commands=p.planned_commands(maml_ro))
+    for scored in done["eval"].values():
+        scored["tasks"] = 1000
+    other.parent.mkdir()
+    other.write_text(json.dumps({"preset": "cpu", "rows": [done], "stages": []}))
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / DRIVER), "--sizes", "cpu", "--page-only", "--only", "maml-ro,protonets-n"]
+        + ["--work", str(work), "--results", str(results), "--reuse-results", str(other)],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    page = json.loads((results / "omniglot.json").read_text())
+    assert {r["key"]: r["status"] for r in page["rows"]} == {"maml-ro": "ok", "protonets-n": "not run"}
+    md = (results / "omniglot.md").read_text()
+    assert "| **LASIUM-RO-GAN + MAML (ours)** | 90.50 ± 0.50 | 97.60 ± 0.30 |" in md
+    assert "Project targets at the reference budgets" in md and "target ≥ 90.00; ours 90.50" in md
+    assert "not run yet: --resume --only protonets-n (~" in md and not work.exists()
