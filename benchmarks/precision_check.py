@@ -23,14 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 def describe_cpu() -> str:
     """This CPU in words, and whether bf16 is native on it (else bf16 is emulated: same numerics, much slower)."""
-    import platform
+
+    from repro_records import cpu_model  # beside this script
 
     from lasium.precision import cpu_has_native_bf16
 
-    model = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-        platform.processor() or platform.machine(),
-    )
+    model = cpu_model()
     bf16 = "native bf16 (AVX512-BF16/AMX)" if cpu_has_native_bf16() else "no native bf16: bf16 is emulated"
     return f"{model}, {os.cpu_count()} cores, {bf16}"
 

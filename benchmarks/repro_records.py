@@ -61,8 +61,17 @@ def task_source_summary(shards: Path) -> dict[str, Any]:
     return out
 
 
-def describe_device(option: str) -> tuple[str, dict[str, Any]]:
+def cpu_model() -> str:
+    """This CPU's model name (/proc/cpuinfo), else what ``platform`` knows."""
     import platform
+
+    try:
+        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
+def describe_device(option: str) -> tuple[str, dict[str, Any]]:
 
     import torch
 
@@ -76,13 +85,9 @@ def describe_device(option: str) -> tuple[str, dict[str, Any]]:
         }
     from lasium.precision import cpu_has_native_bf16
 
-    try:  # the model name says more than the architecture (rows of one page may run on different CPUs)
-        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        model = platform.processor() or platform.machine()
     return "cpu", {
         "type": "cpu",
-        "name": model,
+        "name": cpu_model(),  # says more than the architecture (rows of one page may run on different CPUs)
         "cores": os.cpu_count(),
         "native_bf16": cpu_has_native_bf16(),  # what --precision auto means there: bf16 if true, else fp32
         "torch": torch.__version__,
