@@ -57,6 +57,7 @@ from repro_rows import (
     select_rows,
 )
 from repro_sizes import CACTUS_SETUP_CPU, PRESETS, RATES, Sizes
+from stages import same_commands
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,7 +95,7 @@ def print_plan(args: argparse.Namespace, sizes: Sizes) -> None:
     print(f"rows of --sizes {args.sizes} on {device.get('name')} (estimates from RATES[{device_type!r}]):")
     for row in chosen_rows(args, sizes):
         earlier = pipe.committed_rows.get(row.key)
-        if earlier and earlier.get("commands") == pipe.planned_commands(row):
+        if earlier and same_commands(earlier.get("commands"), pipe.planned_commands(row)):
             one, five = (earlier["eval"][k]["accuracy_pct"] for k in ("1", "5"))
             print(f"  {row.key:<28} done: {one:.2f} / {five:.2f}")
             continue

@@ -12,13 +12,14 @@ import os
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from repro_plan import StagePlanner  # beside this module (benchmarks/ is sys.path[0] for the drivers)
 from repro_records import task_source_summary, train_summary
-from stages import StageRunner
+from stages import StageRunner, same_commands
 
 if TYPE_CHECKING:  # the driver passes its Sizes, rows and rates in; nothing is imported back from it
     import argparse
@@ -79,10 +80,16 @@ class Pipeline(StagePlanner):
 
     # --- running ----------------------------------------------------------------------------------
     def run(
-        self, name: str, console: str, args: list[str], row: str | None = None, produces: Path | None = None
+        self,
+        name: str,
+        console: str,
+        args: list[str],
+        row: str | None = None,
+        produces: Path | None = None,
+        continue_with: Callable[[], list[str]] | None = None,
     ) -> bool:
         """One stage through :class:`stages.StageRunner` (its log, record, budget and ``--resume`` reuse)."""
-        return self.runner.run(name, console, args, row, produces)
+        return self.runner.run(name, console, args, row, produces, continue_with)
 
     # --- stages -----------------------------------------------------------------------------------
     def prepare_generator(self) -> bool:
@@ -160,12 +167,30 @@ class Pipeline(StagePlanner):
         return sets
 
     def train(self, row: Row, shards: Path | list[Path]) -> Path | None:
+        """Train the row's learner; an interrupted training continues from its latest checkpoint (``--resume``)."""
         name, args, run = self.train_stage(row, shards)
-        return run if self.run(name, "lasium-train", args, row.key, produces=run / "last" / "state.json") else None
+
+        def from_checkpoint() -> list[str]:
+            from lasium.train.run_folder import latest_checkpoint
+
+            return ["--resume"] if latest_checkpoint(run) is not None else []
+
+        ok = self.run(
+            name, "lasium-train", args, row.key, produces=run / "last" / "state.json", continue_with=from_checkpoint
+        )
+        return run if ok else None
 
     def evaluate(self, row: Row, run: Path | None) -> dict[str, Any] | None:
+        """Score the row on the test tasks; an interrupted evaluation keeps the tasks it had scored (``--resume``)."""
         name, args, out = self.eval_stage(row, run)
-        return json.loads(out.read_text()) if self.run(name, "lasium-eval", args, row.key, produces=out) else None
+
+        def from_partial() -> list[str]:
+            from lasium.evaluate.journal import partial_path
+
+            return ["--resume"] if partial_path(out).is_file() else []
+
+        ok = self.run(name, "lasium-eval", args, row.key, produces=out, continue_with=from_partial)
+        return json.loads(out.read_text()) if ok else None
 
     def reuse_committed(self, row: Row, record: dict[str, Any]) -> bool:
         """With ``--resume``: take the row from the committed results page when it ran the very commands planned now.
@@ -175,7 +200,11 @@ class Pipeline(StagePlanner):
         changed.
         """
         earlier = self.committed_rows.get(row.key)
-        if not earlier or earlier.get("status") != "ok" or earlier.get("commands") != record["commands"]:
+        if (
+            not earlier
+            or earlier.get("status") != "ok"
+            or not same_commands(earlier.get("commands"), record["commands"])
+        ):
             return False
         record.clear()
         record.update(earlier, reused=True)

@@ -4,10 +4,13 @@ today's commands equal its own) and the budget guard need."""
 
 from __future__ import annotations
 
+import json
 import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from stages import canonical
 
 if TYPE_CHECKING:
     import argparse
@@ -178,7 +181,7 @@ class StagePlanner:
             "--workers",
             str(s.train_workers),
             "--checkpoint-every",
-            "0",
+            str(s.checkpoint_every),
             "--log-every",
             str(max(1, min(50, its // 10))),
             "--seed",
@@ -277,23 +280,30 @@ class StagePlanner:
         return ["--precision", chosen]
 
     def estimate(self, row: Row) -> float:
-        """Seconds a row should take (rough; only to decide whether to start it)."""
+        """Seconds a row should still take (rough; to decide whether to start it, and for ``--plan``).
+
+        Work already in ``--work`` counts: stages that finished, the shards a generation already wrote, the
+        steps up to a training's latest checkpoint and the tasks an evaluation already scored (what ``--resume``
+        continues from)."""
         s, r = self.sizes, self.rates
         shots = [int(k) for k in s.eval_shots.split(",")]
+        name, args, out = self.eval_stage(row, None if row.source == "scratch" else self.work / "runs" / row.key)
         if row.algo == "protonets":
             eval_s = r["eval_proto"] * s.eval_tasks * len(shots)
         else:
             eval_s = r["image_step"] * (s.eval_tasks_maml or s.eval_tasks) * s.adapt_steps * 5 * sum(shots)
-        total = r["startup"] + eval_s
+        total = r["startup"] + eval_s * self.left(name, "lasium-eval", args, eval_progress(out))
         if row.source == "scratch":
             return total
         for part in self.components(row):  # the shard sets still to generate (a mixture's may exist already)
             if self.shard_key(part) in self.made:
                 continue
             n = self.settings(part)["tasks"]
+            name, args, shards = self.gen_stage(part)
+            left = self.left(name, "lasium-gen", args, gen_progress(shards, n))
             rate = r["gen"] if part.source in ("n", "ro", "oc") else r.get(part.source, r.get("real", r["gen"]))
-            total += r["startup"] + n / rate
-            if part.source == "cactus" and not self.clustered:
+            total += (r["startup"] + n / rate) * left
+            if part.source == "cactus" and not self.clustered and left:
                 total += r.get("cactus_setup", 0.0)  # the k-means partitions, once per run (then cached)
             if part.source not in self.previews and part.source != "real":
                 total += r["startup"] / 2  # lasium-shards preview
@@ -305,4 +315,59 @@ class StagePlanner:
             * s.val_tasks
             * (r["eval_proto"] if row.algo == "protonets" else r["image_step"] * s.maml_inner_steps * 5)
         )
-        return total + r["startup"] + its * mb / r[row.algo] + val_s
+        sets = [self.gen_stage(part)[2] for part in self.components(row)]
+        name, args, run = self.train_stage(row, sets if row.mix else sets[0])
+        left = self.left(name, "lasium-train", args, train_progress(run, its))
+        return total + (r["startup"] + its * mb / r[row.algo] + val_s) * left
+
+    def left(self, name: str, console: str, args: list[str], progress: float) -> float:
+        """The fraction of a stage still to run: 0 when it finished with this command, else 1 − its progress
+        (counted only when the stage was last started with this command, as ``--resume`` would continue it)."""
+        display = shlex.join([console] + args)
+        logs = self.work / "logs"
+        for path, fraction in ((logs / f"{name}.done.json", 0.0), (logs / f"{name}.started.json", 1.0 - progress)):
+            try:
+                record = json.loads(path.read_text())
+            except (OSError, ValueError):
+                continue
+            if canonical(record.get("command", "")) == canonical(display) and record.get("status", "ok") == "ok":
+                return fraction
+        return 1.0
+
+
+def gen_progress(shards: Path, tasks: int) -> float:
+    """Fraction of ``tasks`` that the complete shard files in ``shards`` hold (their sidecars say how many)."""
+    done = 0
+    for sidecar in shards.glob("*.json") if shards.is_dir() else []:
+        try:
+            done += int(json.loads(sidecar.read_text())["shard"]["num_tasks"])
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    return min(1.0, done / max(1, tasks))
+
+
+def train_progress(run: Path, iterations: int) -> float:
+    """Fraction of ``iterations`` up to the run's latest checkpoint."""
+    from lasium.train.run_folder import latest_checkpoint
+
+    latest = latest_checkpoint(run) if run.is_dir() else None
+    if latest is None:
+        return 0.0
+    try:
+        step = int(json.loads((latest / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+    return min(1.0, step / max(1, iterations))
+
+
+def eval_progress(out: Path) -> float:
+    """Fraction of the tasks an interrupted evaluation to ``out`` already scored (its partial file)."""
+    from lasium.evaluate.journal import partial_path
+
+    try:
+        doc = json.loads(partial_path(out).read_text())
+        tasks = int(doc["key"]["protocol"]["tasks"]) * len(doc["key"]["protocol"]["shots"])
+        scored = sum(len(e.get("accuracies", [])) for e in doc.get("shots", {}).values())
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+    return min(1.0, scored / max(1, tasks))

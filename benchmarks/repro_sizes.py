@@ -28,6 +28,7 @@ class Sizes:
     train_workers: int = 4  # DataLoader workers of lasium-train
     val_every: int = 250
     val_tasks: int = 200
+    checkpoint_every: int = 0  # lasium-train --checkpoint-every: what an interrupted training continues from
     eval_tasks: int = 1000  # the protocol: 1000 test tasks per K_tr
     eval_tasks_maml: int = 0  # MAML rows: score only the first N of those same episodes (0 = all); CPU only
     gen_precision: str = "auto"  # lasium-gen --precision (bf16 halves CPU decoding time on AVX512-BF16 CPUs)
@@ -45,7 +46,7 @@ class Sizes:
 PRESETS = {
     "gpu": Sizes(),
     # Reduced configuration for a 2-core CPU (about 1.5-2 h measured): fewer tasks and steps; MAML rows are scored on
-    # the    # first 200 of the same 1000 test episodes, because 50-step adaptation of 1000 tasks takes ~40 min there.
+    # the first 200 of the same 1000 test episodes, because 50-step adaptation of 1000 tasks takes ~40 min there.
     # The reference budgets of the authors' code with distinct tasks (every task drawn is a new one): ProtoNets 8,000
     # iterations x meta-batch 4 = 32,000 tasks, MAML 1,000 x 4 = 4,000 tasks (second order, 5 inner steps), every row
     # scored on all 1000 test tasks. Several hours on a 2-core CPU: run it with --resume across sessions.
@@ -63,6 +64,7 @@ PRESETS = {
         train_workers=1,
         val_every=1000,
         val_tasks=100,
+        checkpoint_every=500,  # a session that ends mid-training loses at most ~15 min of it (--resume continues)
     ),
     # The earlier reduced configuration (2,000 tasks reused 4x; MAML rows scored on the first 200 test tasks): smoke
     # runs.
@@ -100,6 +102,7 @@ PRESETS = {
         train_workers=1,
         val_every=6,
         val_tasks=10,
+        checkpoint_every=6,
         eval_tasks=10,
         adapt_steps=5,
         preview_tasks=2,

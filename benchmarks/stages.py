@@ -39,6 +39,47 @@ def tool(name: str) -> list[str]:
     ]
 
 
+# Options that change how a command runs, not what it computes: commands that differ only in them are the same
+# stage (``--checkpoint-every`` only adds checkpoints; ``--resume`` continues the identical computation).
+NOT_DEFINING = {"--checkpoint-every": 1, "--resume": 0}
+
+
+def canonical(command: str) -> str:
+    """``command`` without the options of :data:`NOT_DEFINING` (and their values)."""
+    words, out, i = shlex.split(command), [], 0
+    while i < len(words):
+        if words[i] in NOT_DEFINING:
+            i += 1 + NOT_DEFINING[words[i]]
+            continue
+        out.append(words[i])
+        i += 1
+    return shlex.join(out)
+
+
+def same_commands(a: dict[str, str] | None, b: dict[str, str] | None) -> bool:
+    """Whether two rows' stage commands (by stage) are the same up to :data:`NOT_DEFINING` options."""
+    if not a or not b or set(a) != set(b):
+        return False
+    return all(canonical(a[k]) == canonical(b[k]) for k in a)
+
+
+def wait_with_heartbeat(
+    proc: subprocess.Popen, timeout: float | None, heartbeat: Callable[[], None], every: float = 60.0
+) -> int:
+    """``proc.wait(timeout)``, calling ``heartbeat()`` every ``every`` seconds meanwhile."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0.0)
+        try:
+            return proc.wait(timeout=every if left is None else min(every, left))
+        except subprocess.TimeoutExpired:
+            if left is not None and left <= every:
+                raise
+            heartbeat()
+
+
 class StageRunner:
     """Runs commands as stages under ``work/logs``; ``remaining()`` gives the seconds left (None = no deadline)."""
 
@@ -55,19 +96,30 @@ class StageRunner:
         self.stages: list[dict[str, Any]] = []
 
     def run(
-        self, name: str, console: str, args: list[str], row: str | None = None, produces: Path | None = None
+        self,
+        name: str,
+        console: str,
+        args: list[str],
+        row: str | None = None,
+        produces: Path | None = None,
+        continue_with: Callable[[], list[str]] | None = None,
     ) -> bool:
         """Run one command with its output in logs/<name>.log; record it; False if it failed or timed out.
 
         A stage that succeeded leaves ``logs/<name>.done.json``; with ``--resume`` a stage whose identical command
-        already succeeded (and whose output ``produces`` still exists) is not run again, and its earlier record
-        (wall time included) is kept, marked as reused.
+        (up to :data:`NOT_DEFINING` options) already succeeded, and whose output ``produces`` still exists, is not
+        run again, and its earlier record (wall time included) is kept, marked as reused.
+
+        A stage that started and did not finish (``logs/<name>.started.json``: killed, or the session ended) is
+        continued with ``--resume``: when its command is unchanged, ``continue_with()`` gives the arguments that
+        make the command pick up its own partial output (e.g. ``["--resume"]`` when a checkpoint exists).
         """
         display = shlex.join([console] + args)
-        done_path = self.work / "logs" / f"{name}.done.json"
+        logs = self.work / "logs"
+        done_path, started_path = logs / f"{name}.done.json", logs / f"{name}.started.json"
         if self.resume and done_path.is_file() and (produces is None or produces.exists()):
             earlier = json.loads(done_path.read_text())
-            if earlier.get("command") == display and earlier.get("status") == "ok":
+            if canonical(earlier.get("command", "")) == canonical(display) and earlier.get("status") == "ok":
                 earlier["note"] = "reused from an earlier invocation of the driver"
                 self.stages.append(earlier)
                 print(f"[{self.tag}] {name}: reused ({earlier['seconds']:.1f} s earlier)", flush=True)
@@ -79,16 +131,30 @@ class StageRunner:
         if remaining is not None and remaining < 1:
             record.update(status="skipped", note="time budget used up", seconds=0.0)
             return False
-        log_path = self.work / "logs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[{self.tag}] {name}: {display}", flush=True)
+        ran, before = list(args), 0.0
+        if self.resume and continue_with is not None and started_path.is_file():
+            started = json.loads(started_path.read_text())
+            if canonical(started.get("command", "")) == canonical(display):
+                extra = continue_with()
+                ran += [a for a in extra if a not in ran]
+                if extra:
+                    record["continued"] = shlex.join([console] + ran)
+                    before = float(started.get("seconds") or 0.0)  # the interrupted runs' time, up to a heartbeat
+        log_path = logs / f"{name}.log"
+        logs.mkdir(parents=True, exist_ok=True)
+        print(f"[{self.tag}] {name}: {record.get('continued', display)}", flush=True)
         t0 = time.time()
-        with open(log_path, "w") as log:
+
+        def heartbeat() -> None:  # how long the stage has run, for a continuation after a hard kill
+            started_path.write_text(json.dumps({"command": display, "seconds": before + time.time() - t0}) + "\n")
+
+        heartbeat()
+        with open(log_path, "a" if "continued" in record else "w") as log:
             proc = subprocess.Popen(
-                tool(console) + args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
+                tool(console) + ran, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
             )
             try:
-                rc = proc.wait(timeout=remaining)
+                rc = wait_with_heartbeat(proc, remaining, heartbeat)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)  # the command and its worker processes
                 proc.wait()
@@ -97,11 +163,14 @@ class StageRunner:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 raise
-        record["seconds"] = round(time.time() - t0, 2)
+        record["seconds"] = round(before + time.time() - t0, 2)
         record["log"] = str(log_path)
         if rc == 0:
             record["status"] = "ok"
+            if "continued" in record:
+                record["note"] = "continued from an interrupted run: " + record["continued"]
             done_path.write_text(json.dumps(record) + "\n")
+            started_path.unlink(missing_ok=True)
         else:
             lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
             record["status"] = "timeout" if rc is None else "failed"

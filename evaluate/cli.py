@@ -83,6 +83,12 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
     default=None,
     help="JSON to write [default: <run>/eval-<dataset>-<split>.json; eval-scratch-<algo>-... for a baseline].",
 )
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted evaluation from <out>.partial.json (written as it goes): tasks already scored "
+    "with the same weights, protocol, precision and chunk are kept, and the report is the uninterrupted one.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
 def main(
@@ -105,6 +111,7 @@ def main(
     device: str,
     data_root: str | None,
     out: str | None,
+    resume: bool,
     quiet: bool,
 ) -> None:
     """Score a few-shot learner on real labeled N-way K-shot tasks: mean query accuracy ± 95% CI per K_tr.
@@ -121,12 +128,16 @@ def main(
       lasium-eval --checkpoint runs/ro-proto --shots 1,5 --tasks 1000 --out results/ro-proto.json
       lasium-eval --baseline scratch --algo maml --seed 0
       lasium-eval --checkpoint runs/pics-proto --dataset imagefolder:~/pics --ways 10 --shots 1
+      lasium-eval --checkpoint runs/ro-maml --out ro-maml.json --resume   # after an interruption
 
     \b
     Prints a table and writes JSON (scores, the checkpoint's configs, the protocol, a sha256 digest of
     the episodes, device, wall time). Equal episode digests mean two results were scored on the same tasks.
+    While it runs, the tasks scored so far are kept in <out>.partial.json (removed at the end), so an
+    interrupted evaluation continues with --resume instead of starting over.
     """
     from lasium.evaluate.evaluator import evaluate_checkpoint, evaluate_scratch
+    from lasium.evaluate.journal import EvalJournal, partial_path
     from lasium.evaluate.protocol import EvalProtocol, parse_shots
     from lasium.evaluate.report import format_table, write_json_atomic
 
@@ -158,7 +169,12 @@ def main(
     out_path = Path(out) if out else default_out(checkpoint, baseline, algo, dataset, split)
     if out_path.is_dir():
         raise ConfigError(f"--out {out_path} is a folder; give a file name such as {out_path / 'results.json'}")
-    common = dict(device=device, chunk=chunk, precision=precision, data_root=data_root, progress=not quiet)
+    journal = EvalJournal(partial_path(out_path), resume=resume)
+    if resume and not journal.earlier and not quiet:
+        click.echo(f"nothing to resume in {journal.path}: scoring every task", err=True)
+    common = dict(
+        device=device, chunk=chunk, precision=precision, data_root=data_root, progress=not quiet, journal=journal
+    )
     if checkpoint is not None:
         if ways is None:  # the checkpoint's own N
             from lasium.train.checkpoint import find_checkpoint, read_configs
@@ -171,7 +187,10 @@ def main(
         )
     report.command = " ".join(shlex.quote(a) for a in ["lasium-eval"] + sys.argv[1:])
     write_json_atomic(out_path, report.to_dict())
+    journal.discard()
     click.echo(format_table(report))
+    for shots, kept in report.extra.get("resumed_tasks", {}).items():
+        click.echo(f"resumed: {kept} {shots}-shot tasks were scored before the interruption", err=True)
     click.echo(f"wrote {out_path}", err=True)
 
 

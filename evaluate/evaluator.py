@@ -26,6 +26,7 @@ import lasium
 from lasium.data import LabeledImages, load_split
 from lasium.errors import ConfigError, DataError
 from lasium.evaluate.baselines import scratch_learner
+from lasium.evaluate.journal import EvalJournal, weights_digest
 from lasium.evaluate.protocol import EvalProtocol, combined_digest, make_episodes, mean_ci95
 from lasium.evaluate.scoring import adapts, autocast_for, default_chunk, score_episodes
 from lasium.runtime import describe_device, resolve_device
@@ -146,8 +147,14 @@ def evaluate_learner(
     data_root: str | None = None,
     progress: bool = True,
     method: dict[str, Any] | None = None,
+    journal: EvalJournal | None = None,
 ) -> EvalReport:
-    """Score ``learner`` on the protocol's episodes, one :class:`ShotResult` per K_tr."""
+    """Score ``learner`` on the protocol's episodes, one :class:`ShotResult` per K_tr.
+
+    With a ``journal`` the per-task accuracies are saved after every chunk, and tasks it already holds for
+    this very evaluation (same weights, protocol, episodes, precision, chunk and device type) are not scored
+    again: an interrupted evaluation continues where it stopped, with the same result.
+    """
     protocol.validate()
     start = time.perf_counter()
     dev = device if isinstance(device, torch.device) else resolve_device(device, local_rank=0)
@@ -158,10 +165,28 @@ def evaluate_learner(
     chunk = int(chunk or default_chunk(dev))
     steps = protocol.adapt_steps if adapts(learner) else None
     lr = protocol.adapt_lr if adapts(learner) else None
+    if journal is not None:
+        journal.start(
+            {
+                "weights": weights_digest(learner),
+                "learner": learner.config.to_dict(),
+                "protocol": protocol.to_dict(),
+                "precision": precision_used,
+                "chunk": chunk,
+                "device": dev.type,
+            }
+        )
     results = []
     for shots in protocol.shots:
         episodes = make_episodes(images, protocol, shots)
         t0 = time.perf_counter()
+        scored, on_chunk = None, None
+        if journal is not None:
+            scored = journal.scored(shots, episodes.digest, len(episodes))
+
+            def on_chunk(acc: Any, shots: int = shots, digest: str = episodes.digest) -> None:
+                journal.record(shots, digest, acc)
+
         acc = score_episodes(
             learner,
             episodes,
@@ -172,6 +197,8 @@ def evaluate_learner(
             autocast=autocast,
             progress=progress,
             desc=f"{learner.algo} {protocol.ways}-way {shots}-shot",
+            scored=scored,
+            on_chunk=on_chunk,
         )
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
@@ -187,6 +214,7 @@ def evaluate_learner(
         "image_shape": list(images.image_shape),
         "fingerprint": images.fingerprint,
     }
+    extra = {"resumed_tasks": {str(k): v for k, v in journal.resumed.items() if v}} if journal is not None else {}
     return EvalReport(
         method=method or {"kind": "learner", "algo": learner.algo},
         learner=learner.config.to_dict(),
@@ -196,6 +224,7 @@ def evaluate_learner(
         device=describe_device(dev),
         precision=precision_used,
         wall_seconds=time.perf_counter() - start,
+        extra={k: v for k, v in extra.items() if v},
     )
 
 
@@ -218,6 +247,7 @@ def evaluate_checkpoint(
     precision: str = "auto",
     data_root: str | None = None,
     progress: bool = True,
+    journal: EvalJournal | None = None,
 ) -> EvalReport:
     """Load a run folder (its ``best/``, else ``last/``) or checkpoint folder and evaluate it."""
     folder = find_checkpoint(path)
@@ -233,6 +263,7 @@ def evaluate_checkpoint(
         data_root=data_root,
         progress=progress,
         method=method,
+        journal=journal,
     )
     report.train_config = train_config.to_dict()
     report.checkpoint_state = checkpoint_state(folder)
@@ -251,6 +282,7 @@ def evaluate_scratch(
     data_root: str | None = None,
     progress: bool = True,
     images: LabeledImages | None = None,
+    journal: EvalJournal | None = None,
 ) -> EvalReport:
     """The training-from-scratch baseline: a random ``algo`` learner (seeded by ``init_seed``) on each test task,
     for the dataset's images at ``image_size`` (default 28, as lasium stores Omniglot)."""
@@ -271,4 +303,5 @@ def evaluate_scratch(
         data_root=data_root,
         progress=progress,
         method=method,
+        journal=journal,
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -83,11 +84,16 @@ def score_episodes(
     autocast: Autocast = contextlib.nullcontext,
     progress: bool = False,
     desc: str | None = None,
+    scored: np.ndarray | None = None,
+    on_chunk: Callable[[np.ndarray], None] | None = None,
 ) -> np.ndarray:
     """Per-task query accuracy (n_tasks,) float64 of ``learner`` on ``episodes``, in chunks of ``chunk`` tasks.
 
     ``steps``/``lr`` are MAML's test-time inner loop (ignored by ProtoNets). A chunk that runs out of GPU
     memory is split in half and retried, so a too large ``chunk`` costs time, not the run.
+
+    ``scored``: accuracies of the first tasks, already computed (a resumed evaluation); scoring starts after
+    them. ``on_chunk`` is called with the accuracies of all tasks scored so far after every chunk.
     """
     learner.to(device).eval()
     chunk = int(chunk or default_chunk(device))
@@ -97,8 +103,17 @@ def score_episodes(
     query = torch.from_numpy(episodes.query)
     perm = torch.from_numpy(episodes.perm)
     out = np.empty(len(episodes), np.float64)
-    bar = tqdm(total=len(episodes), unit="task", desc=desc, disable=not progress, dynamic_ncols=True, file=sys.stderr)
-    start = 0
+    start = 0 if scored is None else min(len(scored), len(episodes))
+    out[:start] = scored[:start] if scored is not None else []
+    bar = tqdm(
+        total=len(episodes),
+        initial=start,
+        unit="task",
+        desc=desc,
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     try:
         while start < len(episodes):
             stop = min(start + chunk, len(episodes))
@@ -115,6 +130,8 @@ def score_episodes(
             out[start:stop] = acc.double().cpu().numpy()
             bar.update(stop - start)
             start = stop
+            if on_chunk is not None:
+                on_chunk(out[:stop])
     finally:
         bar.close()
     return out

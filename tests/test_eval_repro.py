@@ -457,7 +457,7 @@ def test_rows_of_other_sources_run_their_stages_and_the_mixture_generates_nothin
     p = quick_pipeline(tmp_path, repo_root, monkeypatch)
     ran = []
 
-    def fake_run(name, console, args, row=None, produces=None):
+    def fake_run(name, console, args, row=None, produces=None, continue_with=None):
         ran.append((name, console, row))
         if console == "lasium-gen":
             out = Path(args[args.index("--out") + 1])

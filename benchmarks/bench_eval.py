@@ -1,0 +1,132 @@
+"""Evaluation throughput: how many test tasks to adapt together (``lasium-eval --chunk``) on this device.
+
+``lasium-eval`` scores MAML by adapting ``chunk`` tasks at once (``vmap`` over per-task weights: a grouped
+convolution). On a GPU large chunks fill the device; on a CPU the activations of a large chunk leave the caches
+and every step gets slower, so the best chunk is a measurement, not a guess. This prints seconds per task of
+test-time adaptation (5-way, 15 queries per class, ``--steps`` SGD steps) for each chunk size and each K_tr,
+interleaved over ``--reps`` rounds (so a busy machine slows every candidate alike), and the speed of each chunk
+relative to the current default (``lasium.evaluate.scoring.DEFAULT_CHUNK``). Every ratio comes from one run.
+
+    python benchmarks/bench_eval.py --quick                      # a minute on a CPU
+    python benchmarks/bench_eval.py --chunks 1,2,4,8,16 --json-out results/bench-eval-cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from repro_records import cpu_model  # beside this script
+
+from lasium.evaluate.scoring import chunk_accuracy, default_chunk
+from lasium.precision import autocast_factory, resolve_precision
+from lasium.runtime import describe_device, resolve_device
+from lasium.train.learner import LearnerConfig
+from lasium.train.registry import build_learner
+
+WAYS, QUERIES, SHAPE = 5, 15, (28, 28, 1)
+
+
+def random_tasks(count: int, shots: int, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """``count`` 5-way tasks of random images (speed does not depend on content): support, labels, query, labels."""
+    g = torch.Generator().manual_seed(seed)
+    h, w, c = SHAPE
+    support = torch.rand(count, WAYS * shots, c, h, w, generator=g)
+    query = torch.rand(count, WAYS * QUERIES, c, h, w, generator=g)
+    support_labels = torch.arange(WAYS).repeat_interleave(shots).repeat(count, 1)
+    query_labels = torch.arange(WAYS).repeat_interleave(QUERIES).repeat(count, 1)
+    return tuple(t.to(device) for t in (support, support_labels, query, query_labels))
+
+
+def seconds_per_task(learner, tasks, chunk: int, steps: int, autocast, device: torch.device) -> float:
+    """Wall seconds per task of adapting and scoring ``tasks`` in chunks of ``chunk``."""
+    total = tasks[0].shape[0]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    for lo in range(0, total, chunk):
+        part = [t[lo : lo + chunk] for t in tasks]
+        chunk_accuracy(learner, *part, steps=steps, lr=0.4, autocast=autocast)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - start) / total
+
+
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    device = resolve_device(args.device, local_rank=0)
+    precision = resolve_precision(args.precision, device)
+    autocast = autocast_factory(precision, device)
+    torch.manual_seed(0)
+    learner = build_learner(LearnerConfig(algo="maml", ways=WAYS, image_shape=SHAPE)).to(device).eval()
+    chunks = sorted({int(c) for c in args.chunks.split(",")})
+    default = default_chunk(device)
+    results: dict[str, Any] = {}
+    for shots in (int(s) for s in args.shots.split(",")):
+        count = max(max(chunks), args.tasks)
+        count -= count % max(chunks)  # every chunk size covers the same tasks in whole chunks
+        tasks = random_tasks(count, shots, device)
+        for chunk in chunks:  # warm-up: one chunk each (kernels, allocator)
+            chunk_accuracy(learner, *[t[:chunk] for t in tasks], steps=1, lr=0.4, autocast=autocast)
+        times: dict[int, list[float]] = {c: [] for c in chunks}
+        for rep in range(args.reps):
+            for chunk in chunks if rep % 2 == 0 else reversed(chunks):  # alternate the order: no position bias
+                times[chunk].append(seconds_per_task(learner, tasks, chunk, args.steps, autocast, device))
+        median = {c: statistics.median(t) for c, t in times.items()}
+        base = median.get(default)
+        results[str(shots)] = {
+            str(c): {
+                "seconds_per_task": round(median[c], 5),
+                "seconds_per_task_50_steps": round(median[c] * 50 / args.steps, 4),
+                "speed_vs_default": round(base / median[c], 3) if base else None,
+            }
+            for c in chunks
+        }
+    return {
+        "benchmark": "bench_eval",
+        "device": describe_device(device),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "precision": precision,
+        "steps": args.steps,
+        "tasks": args.tasks,
+        "reps": args.reps,
+        "default_chunk": default,
+        "shots": results,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--chunks", default="1,2,4,8,16", help="chunk sizes to compare [1,2,4,8,16]")
+    p.add_argument("--shots", default="1,5", help="K_tr values [1,5]")
+    p.add_argument("--steps", type=int, default=10, help="adaptation steps per task (time is linear in it) [10]")
+    p.add_argument("--tasks", type=int, default=32, help="tasks per measurement [32]")
+    p.add_argument("--reps", type=int, default=3, help="interleaved rounds; medians are reported [3]")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--quick", action="store_true", help="2 steps, 16 tasks, 2 rounds, chunks 1,4,16")
+    p.add_argument("--json-out", type=Path, default=None)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.tasks, args.reps, args.chunks = 2, 16, 2, "1,4,16"
+    out = measure(args)
+    name = out["device"].get("name") if out["device"].get("type") == "cuda" else out["cpu"]
+    print(f"MAML test-time adaptation on {name}, {out['precision']}, {out['threads']} threads")
+    print(f"{'shots':>5}  {'chunk':>5}  {'s/task (50 steps)':>17}  {'speed vs ' + str(out['default_chunk']):>12}")
+    for shots, by_chunk in out["shots"].items():
+        for chunk, r in by_chunk.items():
+            ratio = "" if r["speed_vs_default"] is None else f"{r['speed_vs_default']:.2f}x"
+            print(f"{shots:>5}  {chunk:>5}  {r['seconds_per_task_50_steps']:>17.3f}  {ratio:>12}")
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
