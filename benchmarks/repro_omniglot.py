@@ -217,7 +217,8 @@ def main() -> None:
     p.add_argument(
         "--resume",
         action="store_true",
-        help="continue a previous run in --work: stages whose identical command already succeeded are reused",
+        help="continue a previous run in --work: stages whose identical command already succeeded are reused, and a "
+        "stage that was cut off continues (lasium-gen keeps its shards, lasium-train and lasium-eval get --resume)",
     )
     args = p.parse_args()
     # Stages run in their own sessions (so a timeout can kill a stage with its workers); a SIGTERM to this driver
