@@ -300,7 +300,7 @@ class StagePlanner:
                 continue
             n = self.settings(part)["tasks"]
             name, args, shards = self.gen_stage(part)
-            left = self.left(name, "lasium-gen", args, gen_progress(shards, n))
+            left = self.left(name, "lasium-gen", args, gen_progress(shards, n), keeps_own=True)
             rate = r["gen"] if part.source in ("n", "ro", "oc") else r.get(part.source, r.get("real", r["gen"]))
             total += (r["startup"] + n / rate) * left
             if part.source == "cactus" and not self.clustered and left:
@@ -320,9 +320,10 @@ class StagePlanner:
         left = self.left(name, "lasium-train", args, train_progress(run, its))
         return total + (r["startup"] + its * mb / r[row.algo] + val_s) * left
 
-    def left(self, name: str, console: str, args: list[str], progress: float) -> float:
-        """The fraction of a stage still to run: 0 when it finished with this command, else 1 − its progress
-        (counted only when the stage was last started with this command, as ``--resume`` would continue it)."""
+    def left(self, name: str, console: str, args: list[str], progress: float, *, keeps_own: bool = False) -> float:
+        """The fraction of a stage still to run: 0 when it finished with this command, else 1 − its progress,
+        counted when the stage was last started with this command (as ``--resume`` would continue it) or, with
+        ``keeps_own``, always (a rerun of ``lasium-gen`` keeps the shards of its own config by itself)."""
         display = shlex.join([console] + args)
         logs = self.work / "logs"
         for path, fraction in ((logs / f"{name}.done.json", 0.0), (logs / f"{name}.started.json", 1.0 - progress)):
@@ -332,15 +333,18 @@ class StagePlanner:
                 continue
             if canonical(record.get("command", "")) == canonical(display) and record.get("status", "ok") == "ok":
                 return fraction
-        return 1.0
+        return 1.0 - progress if keeps_own else 1.0
 
 
 def gen_progress(shards: Path, tasks: int) -> float:
-    """Fraction of ``tasks`` that the complete shard files in ``shards`` hold (their sidecars say how many)."""
+    """Fraction of ``tasks`` that the complete shard files in ``shards`` hold (their sidecars say how many, for a
+    set of ``tasks`` tasks: another config's shards in the folder are not this stage's progress)."""
     done = 0
     for sidecar in shards.glob("*.json") if shards.is_dir() else []:
         try:
-            done += int(json.loads(sidecar.read_text())["shard"]["num_tasks"])
+            meta = json.loads(sidecar.read_text())
+            if int(meta["config"]["num_tasks"]) == tasks:
+                done += int(meta["shard"]["num_tasks"])
         except (OSError, ValueError, TypeError, KeyError):
             continue
     return min(1.0, done / max(1, tasks))

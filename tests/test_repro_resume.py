@@ -128,8 +128,10 @@ def test_plan_counts_the_work_already_done(tmp_path):
     # half the shards written
     name, gen_args, shards = pipe.gen_stage(row)
     shards.mkdir(parents=True)
-    (shards / "ro-000000.tar.json").write_text(json.dumps({"shard": {"num_tasks": sizes.gen_tasks_maml // 2}}))
-    started(name, "lasium-gen", gen_args)
+    half = {"config": {"num_tasks": sizes.gen_tasks_maml}, "shard": {"num_tasks": sizes.gen_tasks_maml // 2}}
+    (shards / "ro-000000.tar.json").write_text(json.dumps(half))  # no started.json: a rerun keeps shards anyway
+    other = {"config": {"num_tasks": 7}, "shard": {"num_tasks": 7}}  # another set's shard: not this stage's
+    (shards / "ro-000001.tar.json").write_text(json.dumps(other))
     after_gen = pipe.estimate(row)
     gen_seconds = sizes.gen_tasks_maml / RATES["cpu"]["gen"]
     assert after_gen == pytest.approx(full - gen_seconds / 2, rel=0.02)
