@@ -13,6 +13,9 @@ import pytest
 from PIL import Image
 from plots import line_chart, nice_ticks, validation_curves
 from published import OMNIGLOT_5WAY
+from repro_helpers import driver_pipeline
+from repro_omniglot import plan_rows
+from repro_pipeline import Pipeline
 from repro_report import render_markdown
 
 DRIVER = "benchmarks/repro_omniglot.py"
@@ -149,22 +152,9 @@ def test_budget_guard_skips_rows_and_still_writes_the_page(tmp_path, repo_root):
     assert nothing.returncode != 0 and "no previous run" in nothing.stderr
 
 
-def test_resume_reuses_only_identical_successful_stages(tmp_path, repo_root, monkeypatch):
-    import argparse
-
-    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
-    from repro_pipeline import Pipeline
-
+def test_resume_reuses_only_identical_successful_stages(tmp_path):
     def pipeline(resume: bool) -> Pipeline:
-        args = argparse.Namespace(
-            work=str(tmp_path / "work"),
-            results=str(tmp_path / "results"),
-            budget_seconds=None,
-            threads=1,
-            sizes="quick",
-            resume=resume,
-        )
-        return Pipeline(args, sizes=None, rates={}, device_type="cpu", device={})
+        return driver_pipeline(tmp_path, resume=resume, rates={})
 
     out = tmp_path / "made.png"
     first = pipeline(resume=False)
@@ -186,30 +176,11 @@ def test_resume_reuses_only_identical_successful_stages(tmp_path, repo_root, mon
     assert fourth.stages[-1]["status"] == "failed"  # a failure is never reused
 
 
-def test_resume_across_sessions_takes_unchanged_rows_from_the_committed_page(tmp_path, repo_root, monkeypatch):
+def test_resume_across_sessions_takes_unchanged_rows_from_the_committed_page(tmp_path):
     """A later session has no work folder, only results/omniglot.json: rows whose commands match are not run again."""
-    import argparse
-
-    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
-    from repro_omniglot import PRESETS, plan_rows
-    from repro_pipeline import Pipeline
 
     def pipeline() -> Pipeline:
-        args = argparse.Namespace(
-            work=str(tmp_path / "work"),
-            results=str(tmp_path / "results"),
-            budget_seconds=None,
-            threads=1,
-            sizes="quick",
-            resume=True,
-            seed=0,
-            eval_seed=0,
-            device="cpu",
-            data_root=None,
-        )
-        p = Pipeline(args, sizes=PRESETS["quick"], rates={"startup": 1.0}, device_type="cpu", device={})
-        p.generator = {"spec": "omniglot-gan", "ok": True}
-        return p
+        return driver_pipeline(tmp_path, resume=True, rates={"startup": 1.0})
 
     rows = {r.key: r for r in plan_rows("maml")}
     done = row("protonets-ro", "LASIUM-RO-GAN + ProtoNets (ours)", "protonets", "lasium", 91.0, 97.9)
@@ -239,31 +210,11 @@ def test_resume_across_sessions_takes_unchanged_rows_from_the_committed_page(tmp
     assert "--augment" in done["commands"]["train"] and "--precision" in done["commands"]["eval"]
 
 
-def test_resume_takes_rows_from_a_parallel_drivers_page(tmp_path, repo_root, monkeypatch):
+def test_resume_takes_rows_from_a_parallel_drivers_page(tmp_path):
     """Two drivers on the two cores (--only, one --work, own --results): --reuse-results merges the other's rows."""
-    import argparse
-
-    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
-    from repro_omniglot import PRESETS, plan_rows
-    from repro_pipeline import Pipeline
 
     def pipeline(reuse: list[str]) -> Pipeline:
-        args = argparse.Namespace(
-            work=str(tmp_path / "work"),
-            results=str(tmp_path / "results"),
-            budget_seconds=None,
-            threads=1,
-            sizes="quick",
-            resume=True,
-            reuse_results=reuse,
-            seed=0,
-            eval_seed=0,
-            device="cpu",
-            data_root=None,
-        )
-        p = Pipeline(args, sizes=PRESETS["quick"], rates={"startup": 1.0}, device_type="cpu", device={})
-        p.generator = {"spec": "omniglot-gan", "ok": True}
-        return p
+        return driver_pipeline(tmp_path, resume=True, rates={"startup": 1.0}, reuse=reuse)
 
     rows = {r.key: r for r in plan_rows("maml")}
     other = tmp_path / "other" / "omniglot.json"
@@ -364,32 +315,7 @@ def test_ablation_table_adds_one_ingredient_per_line_and_ends_with_the_main_row(
     assert "| **a0** |" not in md and "| **LASIUM-N-GAN + ProtoNets (ours)** |" in md
 
 
-def quick_pipeline(tmp_path, repo_root, monkeypatch, preset="quick"):
-    """A Pipeline at ``preset`` sizes on a CPU, with the bundled generator; runs nothing by itself."""
-    import argparse
-
-    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
-    from repro_omniglot import PRESETS, RATES
-    from repro_pipeline import Pipeline
-
-    args = argparse.Namespace(
-        work=str(tmp_path / "work"),
-        results=str(tmp_path / "results"),
-        budget_seconds=None,
-        threads=1,
-        sizes=preset,
-        resume=False,
-        seed=0,
-        eval_seed=0,
-        device="cpu",
-        data_root=None,
-    )
-    p = Pipeline(args, sizes=PRESETS[preset], rates=RATES["cpu"], device_type="cpu", device={})
-    p.generator = {"spec": "omniglot-gan", "ok": True}
-    return p
-
-
-def test_other_task_sources_are_planned_after_the_main_rows_at_the_lasium_budgets(tmp_path, repo_root, monkeypatch):
+def test_other_task_sources_are_planned_after_the_main_rows_at_the_lasium_budgets(tmp_path):
     from repro_omniglot import PRESETS, plan_rows, select_rows
 
     from lasium.train.augment import DEFAULT_FOR_GENERATED
@@ -404,7 +330,7 @@ def test_other_task_sources_are_planned_after_the_main_rows_at_the_lasium_budget
     assert [r.key for r in select_rows(rows, "protonets-cactus,protonets-n")] == ["protonets-n", "protonets-cactus"]
 
     sizes = PRESETS["cpu"]
-    p = quick_pipeline(tmp_path, repo_root, monkeypatch, preset="cpu")
+    p = driver_pipeline(tmp_path, preset="cpu")
     shards = tmp_path / "work" / "shards"
     plans = {k: p.planned_commands(by_key[k]) for k in keys}
     for source in ("umtra", "cactus"):
@@ -451,10 +377,8 @@ def test_rows_of_other_sources_run_their_stages_and_the_mixture_generates_nothin
     tmp_path, repo_root, monkeypatch
 ):
     """do_row with a stand-in for the stage runner: which commands run, in which order, and the record kept."""
-    from repro_omniglot import plan_rows
-
     by_key = {r.key: r for r in plan_rows("maml")}
-    p = quick_pipeline(tmp_path, repo_root, monkeypatch)
+    p = driver_pipeline(tmp_path)
     ran = []
 
     def fake_run(name, console, args, row=None, produces=None, continue_with=None):
@@ -511,7 +435,7 @@ def test_rows_of_other_sources_run_their_stages_and_the_mixture_generates_nothin
         "eval",
     }
     # the estimate counts only what is still to generate
-    fresh = quick_pipeline(tmp_path / "fresh", repo_root, monkeypatch)
+    fresh = driver_pipeline(tmp_path / "fresh")
     assert fresh.estimate(by_key["protonets-mix-n-umtra"]) > p.estimate(by_key["protonets-mix-n-umtra"])
 
 
@@ -630,19 +554,8 @@ def test_plan_lists_rows_with_estimates_and_runs_nothing(tmp_path, repo_root):
 
 def test_page_only_takes_finished_rows_and_marks_the_rest_not_run(tmp_path, repo_root, monkeypatch):
     """--page-only: a parallel driver's finished row lands on the page; the others say 'not run' with an estimate."""
-    import argparse
-
-    monkeypatch.syspath_prepend(str(repo_root / "benchmarks"))
-    from repro_omniglot import PRESETS, plan_rows
-    from repro_pipeline import Pipeline
-
     work, results, other = tmp_path / "work", tmp_path / "results", tmp_path / "b" / "omniglot.json"
-    args = argparse.Namespace(
-        work=str(work), results=str(results), budget_seconds=None, threads=None, sizes="cpu", resume=True,
-        seed=0, eval_seed=0, device="auto", data_root=None, generator="omniglot-gan", fit=False,
-    )  # fmt: skip
-    p = Pipeline(args, sizes=PRESETS["cpu"], rates={"startup": 1.0}, device_type="cpu", device={})
-    p.generator = {"spec": "omniglot-gan"}
+    p = driver_pipeline(tmp_path, preset="cpu", resume=True, rates={"startup": 1.0}, device="auto", threads=None)
     maml_ro = next(r for r in plan_rows("maml") if r.key == "maml-ro")
     done = dict(row("maml-ro", maml_ro.label, "maml", "lasium", 90.5, 97.6), commands=p.planned_commands(maml_ro))
     for scored in done["eval"].values():

@@ -9,28 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
+from cli_helpers import invoke_gen as invoke
+from cli_helpers import one_line_error
 
-from lasium.generate.job.cli import main
 from lasium.generate.synthesis.anchors import AnchorStallError, default_epsilon, sample_gan_anchors
 from lasium.seeding import torch_generator
 from lasium.shards import read_manifest
 
 TESTS = Path(__file__).parent
-
-
-def invoke(*args: str):
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))  # for --generator gen_tiny:build
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def gen(out: Path, *args: str):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 from shards_helpers import assert_kill_and_resume_identical
 
@@ -225,13 +226,6 @@ def test_pixel_and_vae_embeddings(tmp_path, data):
     assert bundled.config.embedding == GenerationConfig(num_tasks=1, source="cactus").embedding == "omniglot-vae"
     emb = bundled.header["source"]["embedding"]
     assert emb["generator"]["name"] == "omniglot-vae" and emb["dim"] == 20
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def cli(data, out: Path, *args: str):

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import invoke_gen as invoke
+from cli_helpers import one_line_error, tiny_gen_args
 from click.testing import CliRunner
 
 from lasium.generate.job.cli import main
@@ -30,20 +32,6 @@ def gen_cmd(out: Path, *args: str) -> list[str]:
     return [sys.executable, "-m", "lasium.generate.job.cli", "--out", str(out), "--device", "cpu", "--quiet", *args]
 
 
-def invoke(*args: str):
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))  # for --generator gen_tiny:build
-    return CliRunner().invoke(main, list(args))
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    return lines[0]
-
-
 @pytest.mark.parametrize(
     "args, expect",
     [
@@ -61,19 +49,7 @@ def one_line_error(result) -> str:
 def test_bad_input_is_one_line_exit_2(tmp_path, args, expect):
     out = tmp_path / "o"
     result = invoke(
-        "--n-tasks",
-        "20",
-        "--tasks-per-shard",
-        "10",
-        "--generator",
-        "gen_tiny:build",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "--workers",
-        "0",
-        "--quiet",
+        *tiny_gen_args(out),
         *args,
     )
     assert expect in one_line_error(result)
@@ -134,19 +110,7 @@ def test_old_shards_spelling_still_works_with_a_deprecation_message(tmp_path):
     result = invoke(
         "--strategy",
         "n",
-        "--n-tasks",
-        "20",
-        "--tasks-per-shard",
-        "10",
-        "--generator",
-        "gen_tiny:build",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "--workers",
-        "0",
-        "--quiet",
+        *tiny_gen_args(out),
         "--shards",
         "0:1",
     )

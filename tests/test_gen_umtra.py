@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import one_line_error
 from click.testing import CliRunner
 from shards_helpers import assert_kill_and_resume_identical
 
@@ -190,13 +191,6 @@ def test_stock_readers_and_verify(tmp_path, dataset):
     r = subprocess.run([sys.executable, "-m", "lasium.shards.cli", "verify", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert verify_shard_set(h5).ok
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 @pytest.mark.parametrize(

@@ -3,14 +3,13 @@ instead of started over, its time adds up, and ``--plan`` counts the work alread
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 
 import pytest
 import stages
+from repro_helpers import driver_pipeline
 from repro_omniglot import PRESETS, RATES, plan_rows
-from repro_pipeline import Pipeline
 from stages import StageRunner, canonical, same_commands
 
 
@@ -99,23 +98,8 @@ def test_plan_counts_the_work_already_done(tmp_path):
     interrupted evaluation scored, and reaches zero for stages that finished with the same command."""
     from lasium.evaluate.journal import partial_path
 
-    args = argparse.Namespace(
-        work=str(tmp_path / "work"),
-        results=str(tmp_path / "results"),
-        budget_seconds=None,
-        threads=1,
-        sizes="cpu",
-        resume=True,
-        data_root=None,
-        device="auto",
-        seed=0,
-        eval_seed=0,
-        generator="omniglot-gan",
-        fit=False,
-    )
+    pipe = driver_pipeline(tmp_path, preset="cpu", resume=True, device="auto")
     sizes = PRESETS["cpu"]
-    pipe = Pipeline(args, sizes, RATES["cpu"], "cpu", {})
-    pipe.generator = {"spec": "omniglot-gan"}
     row = next(r for r in plan_rows("maml") if r.key == "maml-ro")
     full = pipe.estimate(row)
     logs = pipe.work / "logs"
