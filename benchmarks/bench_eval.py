@@ -7,7 +7,7 @@ test-time adaptation (5-way, 15 queries per class, ``--steps`` SGD steps) for ea
 interleaved over ``--reps`` rounds (so a busy machine slows every candidate alike), and the speed of each chunk
 relative to the current default (``lasium.evaluate.scoring.DEFAULT_CHUNK``). Every ratio comes from one run.
 
-    python benchmarks/bench_eval.py --quick                      # a minute on a CPU
+    python benchmarks/bench_eval.py --quick                      # smoke run, seconds
     python benchmarks/bench_eval.py --chunks 1,2,4,8,16 --json-out results/bench-eval-cpu.json
 """
 
@@ -112,11 +112,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--reps", type=int, default=3, help="interleaved rounds; medians are reported [3]")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--device", default="auto")
-    p.add_argument("--quick", action="store_true", help="2 steps, 16 tasks, 2 rounds, chunks 1,4,16")
+    p.add_argument("--quick", action="store_true", help="smoke run: 1 step, 8 tasks, 2 rounds, chunks 2,8")
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.tasks, args.reps, args.chunks = 2, 16, 2, "1,4,16"
+        args.steps, args.tasks, args.reps, args.chunks = 1, 8, 2, "2,8"
     out = measure(args)
     name = out["device"].get("name") if out["device"].get("type") == "cuda" else out["cpu"]
     what = "scoring (no adaptation)" if args.algo == "protonets" else "test-time adaptation"

@@ -2,7 +2,7 @@
 # One-shot GPU check of lasium, sized for one GPU and one ~10-minute call:
 #   1. fit the bundled-candidate GAN and VAE with lasium-fit (wall-clock budgets) and export them in bundled form;
 #   2. benchmarks/bench_gen.py (1e6 tasks with the freshly fitted GAN; it deletes its shards);
-#   3. benchmarks/bench_train.py;
+#   3. benchmarks/bench_train.py, then benchmarks/bench_eval.py (test tasks adapted per vmapped call);
 #   4. the Omniglot reproduction (benchmarks/repro_omniglot.py) with the fitted GAN, in the time that is left.
 # Every figure goes to OUTDIR as JSON; OUTDIR ends with at most 8 files (the GPU tool's limit):
 #   results.tar.gz   results/ (omniglot.md/.json, PNGs), bundled/ (omniglot-gan, omniglot-vae), figures/, logs/
@@ -15,7 +15,7 @@
 # Offline: needs only what is installed (torch, numpy, h5py, pillow, click, safetensors, tqdm, webdataset); lasium
 # itself is imported from this checkout without pip (see "import" below).
 # Sizes (environment): TOTAL_SECONDS (570 = 9.5 min), GAN_MINUTES (2), VAE_MINUTES (0.75), BENCH_GEN_TASKS (1e6),
-# BENCH_GEN_TIMEOUT (150), BENCH_TRAIN_TIMEOUT (80), REPRO_MIN_SECONDS (60), FID (0: 1 = measure Fréchet distances
+# BENCH_GEN_TIMEOUT (150), BENCH_TRAIN_TIMEOUT (80), BENCH_EVAL_TIMEOUT (40), REPRO_MIN_SECONDS (60), FID (0: 1 = measure Fréchet distances
 # of both models before export), REPRO_FIRST (0: 1 = run the reproduction right after the fits and keep
 # BENCH_GEN_TIMEOUT + BENCH_TRAIN_TIMEOUT for the benchmarks afterwards), WORK (scratch, default /tmp/lasium_gpu_check).
 # Plan (H100/H200 guesses): setup ~20 s, fits ~190 s, bench_gen ~100 s, bench_train <= 80 s, the rest (~3 min) for the
@@ -39,12 +39,14 @@ WORK="${WORK:-/tmp/lasium_gpu_check}"
 if [ "$QUICK" = 1 ]; then
   TOTAL_SECONDS="${TOTAL_SECONDS:-420}"; GAN_MINUTES="${GAN_MINUTES:-0.3}"; VAE_MINUTES="${VAE_MINUTES:-0.2}"
   BENCH_GEN_TIMEOUT="${BENCH_GEN_TIMEOUT:-90}"; BENCH_TRAIN_TIMEOUT="${BENCH_TRAIN_TIMEOUT:-60}"; REPRO_MIN_SECONDS="${REPRO_MIN_SECONDS:-30}"
-  FIT_EXTRA=(--limit 256 --epochs 1); BENCH_GEN_ARGS=(--quick); BENCH_TRAIN_ARGS=(--quick); REPRO_ARGS=(--quick)
+  BENCH_EVAL_TIMEOUT="${BENCH_EVAL_TIMEOUT:-60}"; BENCH_EVAL_ARGS=(--quick)
+  FIT_EXTRA=(--limit 256 --epochs 1); BENCH_GEN_ARGS=(--quick --n-tasks 48); BENCH_TRAIN_ARGS=(--quick); REPRO_ARGS=(--quick)
   export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # smoke run on a small shared CPU: no OpenMP spin-waiting
 else
   TOTAL_SECONDS="${TOTAL_SECONDS:-570}"; GAN_MINUTES="${GAN_MINUTES:-2}"; VAE_MINUTES="${VAE_MINUTES:-0.75}"
   BENCH_GEN_TIMEOUT="${BENCH_GEN_TIMEOUT:-150}"; BENCH_TRAIN_TIMEOUT="${BENCH_TRAIN_TIMEOUT:-80}"; REPRO_MIN_SECONDS="${REPRO_MIN_SECONDS:-60}"
   FIT_EXTRA=(--epochs 300); BENCH_GEN_ARGS=(--n-tasks "${BENCH_GEN_TASKS:-1e6}"); BENCH_TRAIN_ARGS=(); REPRO_ARGS=()
+  BENCH_EVAL_TIMEOUT="${BENCH_EVAL_TIMEOUT:-40}"; BENCH_EVAL_ARGS=(--chunks 16,64,250,500 --tasks 500 --steps 10 --reps 2)
 fi
 FID="${FID:-0}"
 START=$(date +%s)
@@ -88,7 +90,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 # generate/, train/, evaluate/ into the namespace when it is imported from a checkout). Commands run from $WORK.
 cd "$WORK"
 export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-"$PY" -c 'import lasium.generate.cli, lasium.train.cli, lasium.evaluate.cli, lasium.shards.cli; import lasium.evaluate as e; print("lasium.evaluate from", e.__path__[0])' \
+"$PY" -c 'import lasium.generate.job.cli, lasium.train.cli, lasium.evaluate.cli, lasium.shards.cli; import lasium.evaluate as e; print("lasium.evaluate from", e.__path__[0])' \
   || { echo "error: cannot import lasium from $REPO"; exit 1; }
 if [ -z "${LASIUM_DATA:-}" ]; then
   for candidate in "$REPO/shared/data" "$REPO/../shared/data"; do
@@ -132,7 +134,7 @@ run_repro() {  # run_repro BUDGET_SECONDS
   fi
 }
 if [ "${REPRO_FIRST:-0}" = 1 ]; then
-  run_repro $(( $(left) - 35 - BENCH_GEN_TIMEOUT - BENCH_TRAIN_TIMEOUT ))
+  run_repro $(( $(left) - 35 - BENCH_GEN_TIMEOUT - BENCH_TRAIN_TIMEOUT - BENCH_EVAL_TIMEOUT ))
 fi
 
 # --- 2. generation benchmark, 3. training benchmark
@@ -144,6 +146,9 @@ if [ -f "$REPO/benchmarks/bench_train.py" ]; then
 else
   echo "== bench-train: skipped (benchmarks/bench_train.py not in this checkout)"; record bench-train skipped 0 "benchmarks/bench_train.py missing"
 fi
+
+stage bench-eval "$BENCH_EVAL_TIMEOUT" "$PY" "$REPO/benchmarks/bench_eval.py" "${BENCH_EVAL_ARGS[@]}" \
+  --json-out "$WORK/figures/bench_eval.json"
 
 # --- 4. the reproduction, in what is left (its own guard skips rows that no longer fit and always writes the page)
 if [ "${REPRO_FIRST:-0}" != 1 ]; then
@@ -178,6 +183,7 @@ for model in ("gan", "vae"):
     summary[f"bundled_{model}"] = os.path.isfile(os.path.join(work, "bundled", f"omniglot-{model}", "model.safetensors"))
 summary["bench_gen"] = load(os.path.join(work, "figures", "bench_gen.json"))
 summary["bench_train"] = load(os.path.join(work, "figures", "bench_train.json"))
+summary["bench_eval"] = load(os.path.join(work, "figures", "bench_eval.json"))
 repro = load(os.path.join(work, "results", "omniglot.json"))
 if repro:
     summary["repro"] = {"label": repro.get("label"), "wall_seconds": repro.get("wall_seconds"),
