@@ -266,3 +266,28 @@ def test_omniglot_smoke_fit(omniglot_root, tmp_path):
     assert (out / "samples/epoch-0001.png").is_file()
     g = load_generator(out)
     assert g.describe()["training_data_fingerprint"] == config["data"]["fingerprint"]
+
+
+def test_keep_epochs_leaves_loadable_generator_snapshots(tmp_path, monkeypatch):
+    """--keep-epochs: the generator after each named epoch in out/epoch-NNNN/ (weights + config, no training
+    state), loadable like any fitted model; epochs outside the run are a one-line error."""
+    monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
+    folder = write_imagefolder(tmp_path / "pics")
+    out = tmp_path / "run"
+    base = ["--model", "gan", "--dataset", f"imagefolder:{folder}", "--image-size", "16", "--batch-size", "32"]
+    base += ["--limit", "64", "--device", "cpu", "--quiet", "--out", str(out)]
+    r = run_cli([*base, "--epochs", "3", "--keep-epochs", "1,2"])
+    assert r.exit_code == 0, r.output
+    snapshots = sorted(p.name for p in out.iterdir() if p.name.startswith("epoch-"))
+    assert snapshots == ["epoch-0001", "epoch-0002"]
+    for name, epochs in (("epoch-0001", 1), ("epoch-0002", 2)):
+        assert sorted(p.name for p in (out / name).iterdir()) == ["config.json", "model.safetensors"]
+        assert json.loads((out / name / "config.json").read_text())["epochs_done"] == epochs
+        load_generator(str(out / name), device="cpu")
+    first, last = load_file(out / "epoch-0001" / "model.safetensors"), load_file(out / "model.safetensors")
+    assert any(not torch.equal(first[k], last[k]) for k in first)  # a snapshot, not the final weights
+    assert json.loads((out / "config.json").read_text())["fit"]["keep_epochs"] == [1, 2]
+    for bad, needle in (("4", "--keep-epochs must lie in 1..3"), ("1,x", "comma-separated epochs")):
+        r = run_cli([*base[:-1], str(tmp_path / f"bad{bad}"), "--epochs", "3", "--keep-epochs", bad])
+        _assert_one_line_exit_2(r, needle)
+        assert not (tmp_path / f"bad{bad}").exists()

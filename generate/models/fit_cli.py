@@ -57,6 +57,13 @@ from .fit import FitConfig, fit, resume_config
     "--cuda-graphs/--no-cuda-graphs", default=None, help="Replay each step as a CUDA graph (default on; CUDA only)."
 )
 @click.option(
+    "--keep-epochs",
+    type=str,
+    default=None,
+    help="Also keep the generator after these epochs (comma-separated, e.g. 10,50,200,400) in "
+    "<out>/epoch-NNNN/, each loadable by lasium-gen --generator: accuracy against generator training.",
+)
+@click.option(
     "--resume", is_flag=True, help="Continue the checkpoint in --out (optimizer state included) up to --epochs."
 )
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
@@ -77,6 +84,7 @@ def main(
     image_size,
     data_root,
     cuda_graphs,
+    keep_epochs,
     resume,
     quiet,
 ) -> None:
@@ -93,6 +101,7 @@ def main(
       lasium-fit --model gan --dataset omniglot --limit 500 --epochs 1 --device cpu --out /tmp/smoke
       lasium-fit --model gan --dataset imagefolder:~/pics --image-size 64 --max-minutes 30 --out runs/pics
       lasium-fit --out runs/gan --resume --epochs 40
+      lasium-fit --model gan --dataset omniglot --epochs 500 --keep-epochs 10,50,200,400 --out runs/gan500
     """
     options = dict(
         model=model,
@@ -109,6 +118,7 @@ def main(
         image_size=image_size,
         data_root=data_root,
         cuda_graphs=cuda_graphs,
+        keep_epochs=parse_epochs(keep_epochs) if keep_epochs is not None else None,
     )
     if resume:
         config = resume_config(out_dir, options)
@@ -124,6 +134,14 @@ def main(
         f"wrote {result.out_dir}: {result.epochs_done} epochs{note}, {losses}, "
         f"{result.images_per_second:.0f} images/s, {result.train_seconds:.1f} s training"
     )
+
+
+def parse_epochs(text: str) -> tuple[int, ...]:
+    """``"10,50,200"`` → (10, 50, 200); anything else is a one-line error."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"--keep-epochs takes comma-separated epochs such as 10,50,200, got {text!r}") from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,6 +50,7 @@ class FitConfig:
     image_size: int | None = None  # passed to load_unlabeled (None: the dataset's native size)
     data_root: str | None = None
     cuda_graphs: bool = True  # replay each training step as one CUDA graph (CUDA only; same computation as eager)
+    keep_epochs: tuple[int, ...] = ()  # also keep the generator after these epochs, in <out>/epoch-NNNN/
 
     def resolved(self) -> FitConfig:
         """A copy with model defaults filled in and every value checked (ConfigError on bad input)."""
@@ -58,6 +59,7 @@ class FitConfig:
         values = asdict(self)
         values["lr"] = DEFAULT_LR[self.model] if self.lr is None else float(self.lr)
         values["latent_dim"] = DEFAULT_LATENT[self.model] if self.latent_dim is None else int(self.latent_dim)
+        values["keep_epochs"] = tuple(sorted({int(e) for e in self.keep_epochs}))
         out = FitConfig(**values)
         checks = [
             (out.epochs >= 1, f"--epochs must be at least 1, got {out.epochs}"),
@@ -67,6 +69,10 @@ class FitConfig:
             (out.limit is None or out.limit >= 1, f"--limit must be positive, got {out.limit}"),
             (out.max_minutes is None or out.max_minutes > 0, f"--max-minutes must be positive, got {out.max_minutes}"),
             (out.ms_weight >= 0, f"--ms-weight must be non-negative, got {out.ms_weight}"),
+            (
+                all(1 <= e <= out.epochs for e in out.keep_epochs),
+                f"--keep-epochs must lie in 1..{out.epochs} (the epochs trained), got {list(out.keep_epochs)}",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -74,12 +80,17 @@ class FitConfig:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["keep_epochs"] = list(self.keep_epochs)
+        return d
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FitConfig:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if "keep_epochs" in values:
+            values["keep_epochs"] = tuple(values["keep_epochs"] or ())
+        return cls(**values)
 
 
 @dataclass

@@ -9,6 +9,7 @@ not depend on what ran before it and a resumed run continues exactly.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,8 +19,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import ConfigError
 from lasium.jsonl_log import JsonLinesLog
+from lasium.safe_io import replace_atomically
 from lasium.seeding import numpy_rng, torch_generator
 
 from .checkpoint import LOSS_LOG, save_training_checkpoint
@@ -88,6 +91,16 @@ class StepRunner:
             losses = self.trainer.step(self.batch, self.noises)
         torch.cuda.current_stream().wait_stream(self.side)
         return {k: v.clone() for k, v in losses.items()}
+
+
+def keep_generator(out: Path, epochs: int) -> Path:
+    """Copy the generator just saved in ``out`` (weights + config, no training state) to ``out/epoch-NNNN/``:
+    a snapshot that ``lasium-gen --generator`` and ``bench_fid.py`` load like any fitted model."""
+    folder = out / f"epoch-{epochs:04d}"
+    folder.mkdir(exist_ok=True)
+    for name in (WEIGHTS_FILE, CONFIG_FILE):  # the config last: a folder with it is complete
+        replace_atomically(folder / name, lambda tmp, name=name: shutil.copyfile(out / name, tmp))
+    return folder
 
 
 def train_epochs(
@@ -181,6 +194,8 @@ def train_epochs(
         )
         state_json = training_state(config, epochs_done=epoch + 1, steps_done=step, train_seconds=train_seconds)
         save_training_checkpoint(out, trainer, config_json, state_json)
+        if epoch + 1 in config.keep_epochs:
+            keep_generator(out, epoch + 1)
         loss_log.write(loss_record(epoch + 1, step, final_losses, ips, epoch_seconds))
         if progress:
             tqdm.write(
