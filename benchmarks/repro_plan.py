@@ -352,16 +352,11 @@ def gen_progress(shards: Path, tasks: int) -> float:
 
 def train_progress(run: Path, iterations: int) -> float:
     """Fraction of ``iterations`` up to the run's latest checkpoint."""
-    from lasium.train.run_folder import latest_checkpoint
+    from lasium.train.run_folder import checkpoint_step, latest_checkpoint
 
-    latest = latest_checkpoint(run) if run.is_dir() else None
-    if latest is None:
-        return 0.0
-    try:
-        step = int(json.loads((latest / "state.json").read_text())["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
-    return min(1.0, step / max(1, iterations))
+    latest = latest_checkpoint(run)
+    step = checkpoint_step(latest) if latest is not None else None
+    return 0.0 if step is None else min(1.0, step / max(1, iterations))
 
 
 def eval_progress(out: Path) -> float:

@@ -23,10 +23,11 @@ from typing import Any
 import torch
 
 import lasium
+from lasium.checkpoints import state_dict_sha256
 from lasium.data import LabeledImages, load_split
 from lasium.errors import ConfigError, DataError
 from lasium.evaluate.baselines import scratch_learner
-from lasium.evaluate.journal import EvalJournal, weights_digest
+from lasium.evaluate.journal import EvalJournal
 from lasium.evaluate.protocol import EvalProtocol, combined_digest, make_episodes, mean_ci95
 from lasium.evaluate.scoring import adapts, autocast_for, default_chunk, score_episodes
 from lasium.runtime import describe_device, resolve_device
@@ -168,7 +169,7 @@ def evaluate_learner(
     if journal is not None:
         journal.start(
             {
-                "weights": weights_digest(learner),
+                "weights": state_dict_sha256(learner),
                 "learner": learner.config.to_dict(),
                 "protocol": protocol.to_dict(),
                 "precision": precision_used,

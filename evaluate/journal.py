@@ -12,13 +12,11 @@ The file is JSON (nothing is unpickled) and is written atomically; it is removed
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from lasium import safe_io
 from lasium.errors import ConfigError
@@ -31,16 +29,6 @@ def partial_path(out: str | Path) -> Path:
     """Where the evaluation written to ``out`` keeps its progress: ``<out>.partial.json`` beside it."""
     out = Path(out)
     return out.with_name(out.name + ".partial.json")
-
-
-def weights_digest(module: torch.nn.Module) -> str:
-    """sha256 of a module's parameters and buffers (names, dtypes, shapes, values), sorted by name."""
-    h = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
 
 
 class EvalJournal:

@@ -28,13 +28,13 @@ def invoke_gen(*args: str):
     return CliRunner().invoke(gen_main, list(args))
 
 
-def tiny_gen_args(out: Path, *, n_tasks: int = 20, per_shard: int = 10) -> list[str]:
-    """The common arguments of a small ``lasium-gen`` job with the test generator, inline on the CPU."""
+def tiny_gen_args(out: Path, *, n_tasks: int = 20, per_shard: int | None = 10) -> list[str]:
+    """The common arguments of a small ``lasium-gen`` job with the test generator, inline on the CPU
+    (``per_shard=None``: lasium-gen's default shard size)."""
     return [
         "--n-tasks",
         str(n_tasks),
-        "--tasks-per-shard",
-        str(per_shard),
+        *(["--tasks-per-shard", str(per_shard)] if per_shard is not None else []),
         "--generator",
         "gen_tiny:build",
         "--out",

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from cli_helpers import invoke_gen as invoke
-from cli_helpers import one_line_error
+from cli_helpers import one_line_error, tiny_gen_args
 
 from lasium.generate.synthesis.anchors import AnchorStallError, default_epsilon, sample_gan_anchors
 from lasium.seeding import torch_generator
@@ -20,20 +20,7 @@ TESTS = Path(__file__).parent
 
 
 def gen(out: Path, *args: str):
-    return invoke(
-        "--n-tasks",
-        "10",
-        "--generator",
-        "gen_tiny:build",
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "--workers",
-        "0",
-        "--quiet",
-        *args,
-    )
+    return invoke(*tiny_gen_args(out, n_tasks=10, per_shard=None), *args)
 
 
 def test_many_ways_anchor_stall_is_detected_after_one_chunk_with_a_workable_epsilon():

@@ -13,6 +13,14 @@ from lasium.train.config import TrainConfig
 STEP_DIR = re.compile(r"^step-(\d{7,})$")
 
 
+def checkpoint_step(folder: Path) -> int | None:
+    """The training step a checkpoint folder was saved at (its state.json), None when it has none readable."""
+    try:
+        return int(json.loads((folder / STATE_FILE).read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint of ``run_dir`` with the highest step (``last/`` or a periodic ``step-N/``)."""
     best: tuple[int, Path] | None = None
@@ -20,11 +28,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         [p for p in run_dir.iterdir() if STEP_DIR.match(p.name)] if run_dir.is_dir() else []
     )
     for folder in candidates:
-        try:
-            step = int(json.loads((folder / STATE_FILE).read_text())["step"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        if best is None or step > best[0]:
+        step = checkpoint_step(folder)
+        if step is not None and (best is None or step > best[0]):
             best = (step, folder)
     return None if best is None else best[1]
 
