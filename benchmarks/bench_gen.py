@@ -8,7 +8,8 @@
 Measured in one run, on one device, for 5-way 1+5-shot tasks (30 images each):
 
 * bound: images/s of the bare decoder at a large batch (bf16 autocast on CUDA, fp32 on CPU) ÷ images
-  per task; with ``--compile`` also the ``torch.compile`` bound;
+  per task; with ``--compile`` also the ``torch.compile`` bound; on a CPU also the decoder in the
+  contiguous layout against the job's channels-last one, at the job's call size;
 * end-to-end: ``lasium-gen``'s job (anchors by batched ε-rejection, strategy, decoding, uint8, pinned
   copies, writer processes, fsync) writing WebDataset shards; its ratio to the bound;
 * synthesis to host: the same device loop without writing (where the job's time goes);
@@ -146,6 +147,18 @@ def main() -> None:
                 key=lambda r: r["tasks_per_s"],
             ),
         )
+        if not gpu:
+            # the job's channels-last CPU layout against the contiguous one, both at the job's call size
+            fenced(
+                results,
+                "bound_eager_contiguous",
+                lambda: generator_bound(model, call_batch, device, seconds, False, channels_last=False),
+            )
+            fenced(
+                results,
+                "bound_eager_channels_last",
+                lambda: generator_bound(model, call_batch, device, seconds, False, channels_last=True),
+            )
         fenced(
             results,
             "reference_style",
@@ -212,6 +225,10 @@ def compute_ratios(results: dict[str, Any]) -> dict[str, float]:
     ):
         if tps(e2e) and tps(bound):
             ratios[f"{e2e} / {bound}"] = tps(e2e) / tps(bound)
+    if tps("bound_eager_channels_last") and tps("bound_eager_contiguous"):
+        ratios["bound_eager_channels_last / bound_eager_contiguous"] = tps("bound_eager_channels_last") / tps(
+            "bound_eager_contiguous"
+        )
     if tps("end_to_end_wds_gzip") and tps("end_to_end_wds"):
         ratios["end_to_end_wds_gzip / end_to_end_wds"] = tps("end_to_end_wds_gzip") / tps(
             "end_to_end_wds"
@@ -232,6 +249,8 @@ def print_summary(results: dict[str, Any], device: torch.device, ratios: dict[st
     )
     for key in (
         "bound_eager",
+        "bound_eager_contiguous",
+        "bound_eager_channels_last",
         "bound_compiled",
         "synthesis_to_host",
         "end_to_end_wds",

@@ -9,6 +9,8 @@
 4. Precision: a ProtoNets step and a second-order MAML step in bf16 autocast against fp32, interleaved in one
    run; the bf16/fp32 ratio is what ``--precision auto`` buys on devices with native bf16 (CUDA,
    AVX512-BF16/AMX CPUs).
+5. Batch norm: a ProtoNets step with the backbone's per-task native batch norm against one reduction over
+   all tasks (``--only batchnorm``); the faster one is the device's default in ``lasium.train.backbone``.
 
 Tasks are 5-way 1+5-shot 28×28×1 (random content; speed does not depend on it). Shards are written to
 a temporary folder with ``lasium.shards.write_shard``. Every ratio comes from one run on one device.
@@ -29,10 +31,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 
 from lasium.precision import autocast_factory, cpu_has_native_bf16, resolve_precision
+from lasium.train import backbone
 from lasium.train.distributed import DistContext, resolve_device
 from lasium.train.learner import LearnerConfig, MetaLearner
 from lasium.train.registry import build_learner
@@ -198,6 +202,36 @@ def bench_precision(args: argparse.Namespace, device: torch.device) -> dict[str,
     return out
 
 
+def bench_batch_norm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """tasks/s of a ProtoNets meta-gradient step with each of the backbone's two grouped batch norms (the native
+    kernel once per task vs one reduction over all tasks), interleaved rounds; ``grouped_batch_norm`` picks the
+    first on a CPU and the second elsewhere, and this ratio is the evidence."""
+    learner, _ = learner_and_optimizer("protonets", device)
+    s, q, p = memory_batches(args.precision_meta_batch, 1, device)[0]
+    batch = to_device(s, q, p, device)
+    autocast = autocast_for("auto", device)
+    kinds = {"per_block": backbone.batch_norm_per_block, "one_reduction": backbone.batch_norm_one_reduction}
+    best = dict.fromkeys(kinds, float("inf"))
+    for _ in range(args.precision_rounds):
+        for name, kind in kinds.items():
+
+            def step() -> None:
+                with autocast():
+                    learner.meta_gradients(*batch)
+
+            with mock.patch.object(backbone, "grouped_batch_norm", kind):
+                best[name] = min(best[name], timed(step, args.steps, 1, device))
+    T = args.precision_meta_batch
+    return {
+        "meta_batch": T,
+        "precision": resolve_precision("auto", device),
+        "per_block_tasks_per_s": T / best["per_block"],
+        "one_reduction_tasks_per_s": T / best["one_reduction"],
+        "ratio_per_block_vs_one_reduction": best["one_reduction"] / best["per_block"],
+        "default_on_this_device": "per_block" if device.type == "cpu" else "one_reduction",
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few steps, small meta-batches (CPU smoke run)")
@@ -212,7 +246,7 @@ def main() -> None:
         "--shard-dir", type=Path, default=None, help="where to write the shards [default: a temporary folder]"
     )
     parser.add_argument("--json-out", type=Path, default=None)
-    parser.add_argument("--only", choices=["precision"], default=None, help="run one part only")
+    parser.add_argument("--only", choices=["precision", "batchnorm"], default=None, help="run one part only")
     args = parser.parse_args()
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
@@ -237,9 +271,13 @@ def main() -> None:
         "cpu_native_bf16": cpu_has_native_bf16(),
         "tasks": f"{WAYS}-way {SHOTS}+{QUERIES}-shot {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]}",
     }
-    report["precision_ratio"] = bench_precision(args, device)
-    print(json.dumps(report["precision_ratio"], indent=2), flush=True)
-    if args.only == "precision":
+    if args.only in (None, "batchnorm"):
+        report["batch_norm"] = bench_batch_norm(args, device)
+        print(json.dumps(report["batch_norm"], indent=2), flush=True)
+    if args.only in (None, "precision"):
+        report["precision_ratio"] = bench_precision(args, device)
+        print(json.dumps(report["precision_ratio"], indent=2), flush=True)
+    if args.only is not None:
         if args.json_out:
             args.json_out.write_text(json.dumps(report, indent=2) + "\n")
         return

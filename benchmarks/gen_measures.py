@@ -8,6 +8,7 @@ All use 5-way 1+5-shot tasks (:data:`IMAGES_PER_TASK` images each).
 from __future__ import annotations
 
 import argparse
+import copy
 import shutil
 import sys
 import tempfile
@@ -78,9 +79,18 @@ def time_loop(step: Callable[[], Any], device: torch.device, min_seconds: float,
                 return time.perf_counter() - t0, n
 
 
-def generator_bound(model: Any, batch: int, device: torch.device, seconds: float, compiled: bool) -> dict[str, Any]:
-    """Images/s of the bare network (the ceiling: every task needs 30 decoded images)."""
-    network = torch.compile(model.network, dynamic=False) if compiled else model.network
+def generator_bound(
+    model: Any, batch: int, device: torch.device, seconds: float, compiled: bool, channels_last: bool | None = None
+) -> dict[str, Any]:
+    """Images/s of the bare network (the ceiling: every task needs 30 decoded images).
+
+    ``channels_last``: the network's layout; None = as ``lasium-gen`` runs it (channels-last on a CPU).
+    """
+    if channels_last is None:
+        channels_last = device.type == "cpu"
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    network = copy.deepcopy(model.network).to(memory_format=layout)
+    network = torch.compile(network, dynamic=False) if compiled else network
     z = torch.randn(batch, model.latent_dim, device=device, generator=torch_generator(0, "bound", device=device))
 
     @torch.inference_mode()
@@ -95,6 +105,7 @@ def generator_bound(model: Any, batch: int, device: torch.device, seconds: float
         "images_per_s": images_per_s,
         "tasks_per_s": images_per_s / IMAGES_PER_TASK,
         "compiled": compiled,
+        "channels_last": channels_last,
     }
 
 

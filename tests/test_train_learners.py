@@ -108,6 +108,27 @@ def test_grouped_batch_norm_equals_one_pass_per_task():
         torch.testing.assert_close(batched[t], model.backbone(x[t]))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_both_grouped_batch_norms_compute_per_block_statistics(dtype):
+    # the CPU path (native kernel per block) and the GPU path (one reduction) must be the same function
+    from lasium.train.backbone import batch_norm_one_reduction, batch_norm_per_block
+
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(3 * 4, 5, 6, 6, generator=g) * 3 + 1).to(dtype).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.rand(5, generator=g), torch.rand(5, generator=g)
+    per_block = batch_norm_per_block(x, 3, weight, bias, 1e-5)
+    one = batch_norm_one_reduction(x, 3, weight, bias, 1e-5)
+    assert per_block.dtype == one.dtype == torch.float32
+    assert per_block.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(per_block, one, rtol=1e-5, atol=1e-5)
+    for t in range(3):
+        block = x[4 * t : 4 * t + 4].float()
+        expected = F.batch_norm(block, None, None, weight, bias, True, 0.0, 1e-5)
+        torch.testing.assert_close(per_block[4 * t : 4 * t + 4], expected)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert batch_norm_per_block(x, 3, weight, bias, 1e-5).dtype == torch.float32  # statistics stay in fp32
+
+
 def test_adapt_is_vmappable_and_keeps_no_graph_under_no_grad():
     model = tiny(MAML)
     s, sl, q, _ = tasks(3)
