@@ -3,6 +3,8 @@
 #   1. fit the bundled-candidate GAN and VAE with lasium-fit (wall-clock budgets) and export them in bundled form;
 #   2. benchmarks/bench_gen.py (1e6 tasks with the freshly fitted GAN; it deletes its shards);
 #   3. benchmarks/bench_train.py, then benchmarks/bench_eval.py (test tasks adapted per vmapped call);
+#   3b. benchmarks/gan_epoch_curve.py: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept
+#       (epochs 0, 10, 50, 200: lasium-fit --keep-epochs), into results/accuracy-vs-gan-epochs.*;
 #   4. the Omniglot reproduction (benchmarks/repro_omniglot.py) with the fitted GAN, in the time that is left.
 # Every figure goes to OUTDIR as JSON; OUTDIR ends with at most 8 files (the GPU tool's limit):
 #   results.tar.gz   results/ (omniglot.md/.json, PNGs), bundled/ (omniglot-gan, omniglot-vae), figures/, logs/
@@ -15,10 +17,10 @@
 # Offline: needs only what is installed (torch, numpy, h5py, pillow, click, safetensors, tqdm, webdataset); lasium
 # itself is imported from this checkout without pip (see "import" below).
 # Sizes (environment): TOTAL_SECONDS (570 = 9.5 min), GAN_MINUTES (2), VAE_MINUTES (0.75), BENCH_GEN_TASKS (1e6),
-# BENCH_GEN_TIMEOUT (150), BENCH_TRAIN_TIMEOUT (80), BENCH_EVAL_TIMEOUT (40), REPRO_MIN_SECONDS (60), FID (0: 1 = measure Fréchet distances
+# BENCH_GEN_TIMEOUT (150), BENCH_TRAIN_TIMEOUT (80), BENCH_EVAL_TIMEOUT (40), CURVE_TIMEOUT (150), REPRO_MIN_SECONDS (60), FID (0: 1 = measure Fréchet distances
 # of both models before export), REPRO_FIRST (0: 1 = run the reproduction right after the fits and keep
 # BENCH_GEN_TIMEOUT + BENCH_TRAIN_TIMEOUT for the benchmarks afterwards), WORK (scratch, default /tmp/lasium_gpu_check).
-# Plan (H100/H200 guesses): setup ~20 s, fits ~190 s, bench_gen ~100 s, bench_train <= 80 s, the rest (~3 min) for the
+# Plan (H100/H200 guesses): setup ~20 s, fits ~190 s, bench_gen ~100 s, bench_train <= 80 s, gan-curve <= 150 s, the rest for the
 # reproduction, whose guard runs the rows that fit (its full core needs ~6.5 min: see benchmarks/repro_omniglot.py).
 set -uo pipefail  # not -e: a failing stage is recorded and the next one runs
 
@@ -40,6 +42,7 @@ if [ "$QUICK" = 1 ]; then
   TOTAL_SECONDS="${TOTAL_SECONDS:-420}"; GAN_MINUTES="${GAN_MINUTES:-0.3}"; VAE_MINUTES="${VAE_MINUTES:-0.2}"
   BENCH_GEN_TIMEOUT="${BENCH_GEN_TIMEOUT:-90}"; BENCH_TRAIN_TIMEOUT="${BENCH_TRAIN_TIMEOUT:-60}"; REPRO_MIN_SECONDS="${REPRO_MIN_SECONDS:-30}"
   BENCH_EVAL_TIMEOUT="${BENCH_EVAL_TIMEOUT:-60}"; BENCH_EVAL_ARGS=(--quick)
+  CURVE_TIMEOUT="${CURVE_TIMEOUT:-240}"; CURVE_ARGS=(--quick); GAN_KEEP="0"
   FIT_EXTRA=(--limit 256 --epochs 1); BENCH_GEN_ARGS=(--quick --n-tasks 48); BENCH_TRAIN_ARGS=(--quick); REPRO_ARGS=(--quick)
   export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # smoke run on a small shared CPU: no OpenMP spin-waiting
 else
@@ -47,6 +50,7 @@ else
   BENCH_GEN_TIMEOUT="${BENCH_GEN_TIMEOUT:-150}"; BENCH_TRAIN_TIMEOUT="${BENCH_TRAIN_TIMEOUT:-80}"; REPRO_MIN_SECONDS="${REPRO_MIN_SECONDS:-60}"
   FIT_EXTRA=(--epochs 300); BENCH_GEN_ARGS=(--n-tasks "${BENCH_GEN_TASKS:-1e6}"); BENCH_TRAIN_ARGS=(); REPRO_ARGS=()
   BENCH_EVAL_TIMEOUT="${BENCH_EVAL_TIMEOUT:-40}"; BENCH_EVAL_ARGS=(--chunks 16,64,250,500 --tasks 500 --steps 10 --reps 2)
+  CURVE_TIMEOUT="${CURVE_TIMEOUT:-150}"; CURVE_ARGS=(); GAN_KEEP="0,10,50,200"
 fi
 FID="${FID:-0}"
 START=$(date +%s)
@@ -106,7 +110,7 @@ GAN="$WORK/fit/omniglot-gan"; VAE="$WORK/fit/omniglot-vae"
 FIT=("$PY" -c 'import sys; sys.argv[0] = "lasium-fit"; from lasium.generate.models.fit_cli import main; main()')
 seconds_of() { awk -v m="$1" -v extra="$2" 'BEGIN { printf "%d", m * 60 + extra }'; }
 stage fit-gan "$(seconds_of "$GAN_MINUTES" 90)" "${FIT[@]}" --model gan --dataset omniglot --max-minutes "$GAN_MINUTES" \
-  "${FIT_EXTRA[@]}" --seed 0 --out "$GAN" --quiet
+  "${FIT_EXTRA[@]}" --keep-epochs "$GAN_KEEP" --seed 0 --out "$GAN" --quiet
 stage fit-vae "$(seconds_of "$VAE_MINUTES" 60)" "${FIT[@]}" --model vae --dataset omniglot --max-minutes "$VAE_MINUTES" \
   "${FIT_EXTRA[@]}" --seed 0 --out "$VAE" --quiet
 for model in gan vae; do
@@ -150,6 +154,14 @@ fi
 stage bench-eval "$BENCH_EVAL_TIMEOUT" "$PY" "$REPO/benchmarks/bench_eval.py" "${BENCH_EVAL_ARGS[@]}" \
   --json-out "$WORK/figures/bench_eval.json"
 
+# accuracy against GAN training: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept
+if [ -f "$GAN/model.safetensors" ]; then
+  stage gan-curve "$CURVE_TIMEOUT" "$PY" "$REPO/benchmarks/gan_epoch_curve.py" "${CURVE_ARGS[@]}" --fit "$GAN" \
+    --work "$WORK/gan-curve" --results "$WORK/results"
+else
+  echo "== gan-curve: skipped (no fitted GAN)"; record gan-curve skipped 0 "no fitted GAN"
+fi
+
 # --- 4. the reproduction, in what is left (its own guard skips rows that no longer fit and always writes the page)
 if [ "${REPRO_FIRST:-0}" != 1 ]; then
   run_repro $(( $(left) - 35 ))
@@ -184,6 +196,9 @@ for model in ("gan", "vae"):
 summary["bench_gen"] = load(os.path.join(work, "figures", "bench_gen.json"))
 summary["bench_train"] = load(os.path.join(work, "figures", "bench_train.json"))
 summary["bench_eval"] = load(os.path.join(work, "figures", "bench_eval.json"))
+curve = load(os.path.join(work, "results", "accuracy-vs-gan-epochs.json"))
+if curve:
+    summary["gan_curve"] = [{k: r.get(k) for k in ("gan_epochs", "status", "val", "frechet_distance")} for r in curve["rows"]]
 repro = load(os.path.join(work, "results", "omniglot.json"))
 if repro:
     summary["repro"] = {"label": repro.get("label"), "wall_seconds": repro.get("wall_seconds"),

@@ -6,7 +6,7 @@ Run from the repository root on a machine with the Omniglot zips (LASIUM_DATA) a
     python benchmarks/train_bundled.py --out runs/bundled
 
 The defaults are the reference training lengths (GAN 500 epochs, Adam 3e-4; VAE 1000 epochs, Adam 1e-3;
-batch 128), with the GAN also kept after 10, 50, 200 and 400 epochs (``lasium-fit --keep-epochs``: the
+batch 128), with the GAN also kept untrained and after 10, 50, 200 and 400 epochs (``lasium-fit --keep-epochs``: the
 snapshots under ``<out>/omniglot-gan/epoch-NNNN/`` are what an accuracy-against-GAN-epochs curve trains on).
 Measured on one H200 (torch 2.11, batch 64, CUDA-graph steps, 24k-image epochs of synthetic 28×28 data):
 about 0.5 s per epoch for either model after a first epoch of ~5 s (cuDNN autotuning, graph capture), so the
@@ -49,7 +49,9 @@ def main() -> None:
     parser.add_argument("--gan-minutes", type=float, default=4.0, help="GAN training minutes per call [4]")
     parser.add_argument("--vae-minutes", type=float, default=3.0, help="VAE training minutes per call [3]")
     parser.add_argument(
-        "--gan-keep-epochs", default="10,50,200,400", help="GAN snapshots to keep (lasium-fit --keep-epochs)"
+        "--gan-keep-epochs",
+        default="0,10,50,200,400",
+        help="GAN snapshots to keep (lasium-fit --keep-epochs; 0 = untrained)",
     )
     parser.add_argument("--batch-size", type=int, default=128, help="images per step [128, the reference]")
     parser.add_argument("--seed", type=int, default=0)

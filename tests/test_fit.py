@@ -276,18 +276,27 @@ def test_keep_epochs_leaves_loadable_generator_snapshots(tmp_path, monkeypatch):
     out = tmp_path / "run"
     base = ["--model", "gan", "--dataset", f"imagefolder:{folder}", "--image-size", "16", "--batch-size", "32"]
     base += ["--limit", "64", "--device", "cpu", "--quiet", "--out", str(out)]
-    r = run_cli([*base, "--epochs", "3", "--keep-epochs", "1,2"])
+    r = run_cli([*base, "--epochs", "3", "--keep-epochs", "0,1,2"])
     assert r.exit_code == 0, r.output
     snapshots = sorted(p.name for p in out.iterdir() if p.name.startswith("epoch-"))
-    assert snapshots == ["epoch-0001", "epoch-0002"]
-    for name, epochs in (("epoch-0001", 1), ("epoch-0002", 2)):
+    assert snapshots == ["epoch-0000", "epoch-0001", "epoch-0002"]
+    for name, epochs in (("epoch-0000", 0), ("epoch-0001", 1), ("epoch-0002", 2)):
         assert sorted(p.name for p in (out / name).iterdir()) == ["config.json", "model.safetensors"]
         assert json.loads((out / name / "config.json").read_text())["epochs_done"] == epochs
         load_generator(str(out / name), device="cpu")
-    first, last = load_file(out / "epoch-0001" / "model.safetensors"), load_file(out / "model.safetensors")
+    untrained, first = (
+        load_file(out / "epoch-0000" / "model.safetensors"),
+        load_file(out / "epoch-0001" / "model.safetensors"),
+    )
+    last = load_file(out / "model.safetensors")
     assert any(not torch.equal(first[k], last[k]) for k in first)  # a snapshot, not the final weights
-    assert json.loads((out / "config.json").read_text())["fit"]["keep_epochs"] == [1, 2]
-    for bad, needle in (("4", "--keep-epochs must lie in 1..3"), ("1,x", "comma-separated epochs")):
+    assert any(not torch.equal(untrained[k], first[k]) for k in first)  # epoch 0 is before any step
+    assert json.loads((out / "config.json").read_text())["fit"]["keep_epochs"] == [0, 1, 2]
+    for bad, needle in (
+        ("4", "--keep-epochs must lie in 0..3"),
+        ("-1", "--keep-epochs must lie in 0..3"),
+        ("1,x", "comma-separated epochs"),
+    ):
         r = run_cli([*base[:-1], str(tmp_path / f"bad{bad}"), "--epochs", "3", "--keep-epochs", bad])
         _assert_one_line_exit_2(r, needle)
         assert not (tmp_path / f"bad{bad}").exists()

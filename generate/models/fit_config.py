@@ -50,7 +50,7 @@ class FitConfig:
     image_size: int | None = None  # passed to load_unlabeled (None: the dataset's native size)
     data_root: str | None = None
     cuda_graphs: bool = True  # replay each training step as one CUDA graph (CUDA only; same computation as eager)
-    keep_epochs: tuple[int, ...] = ()  # also keep the generator after these epochs, in <out>/epoch-NNNN/
+    keep_epochs: tuple[int, ...] = ()  # also keep the generator after these epochs (0: untrained), in <out>/epoch-NNNN/
 
     def resolved(self) -> FitConfig:
         """A copy with model defaults filled in and every value checked (ConfigError on bad input)."""
@@ -70,8 +70,9 @@ class FitConfig:
             (out.max_minutes is None or out.max_minutes > 0, f"--max-minutes must be positive, got {out.max_minutes}"),
             (out.ms_weight >= 0, f"--ms-weight must be non-negative, got {out.ms_weight}"),
             (
-                all(1 <= e <= out.epochs for e in out.keep_epochs),
-                f"--keep-epochs must lie in 1..{out.epochs} (the epochs trained), got {list(out.keep_epochs)}",
+                all(0 <= e <= out.epochs for e in out.keep_epochs),
+                f"--keep-epochs must lie in 0..{out.epochs} (0 = untrained, up to the epochs trained), "
+                f"got {list(out.keep_epochs)}",
             ),
         ]
         for ok, message in checks:

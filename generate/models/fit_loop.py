@@ -139,6 +139,29 @@ def train_epochs(
     epoch = start_epoch
     trainer.train()
     runner = StepRunner(trainer, (config.batch_size,) + tuple(pixels.shape[1:]), device, config.cuda_graphs)
+
+    def save_checkpoint(epochs_done: int, stopped: bool) -> None:
+        config_json = checkpoint_config(
+            config,
+            trainer,
+            data,
+            n,
+            device,
+            epochs_done=epochs_done,
+            steps_done=step,
+            commands=commands,
+            final_losses=final_losses,
+            train_seconds=train_seconds,
+            images_per_second=ips,
+            stopped=stopped,
+        )
+        state_json = training_state(config, epochs_done=epochs_done, steps_done=step, train_seconds=train_seconds)
+        save_training_checkpoint(out, trainer, config_json, state_json)
+        if epochs_done in config.keep_epochs:
+            keep_generator(out, epochs_done)
+
+    if start_epoch == 0 and 0 in config.keep_epochs:
+        save_checkpoint(0, False)  # the untrained generator: the start of an accuracy-against-epochs curve
     for epoch in range(start_epoch, config.epochs):
         perm = torch.randperm(n, generator=torch_generator(config.seed, "fit", "permutation", epoch)).to(device)
         noise = torch_generator(config.seed, "fit", "noise", epoch, device=device)
@@ -178,24 +201,7 @@ def train_epochs(
             and epoch + 1 < config.epochs
             and elapsed + epoch_seconds > 60.0 * config.max_minutes
         )
-        config_json = checkpoint_config(
-            config,
-            trainer,
-            data,
-            n,
-            device,
-            epochs_done=epoch + 1,
-            steps_done=step,
-            commands=commands,
-            final_losses=final_losses,
-            train_seconds=train_seconds,
-            images_per_second=ips,
-            stopped=stopped,
-        )
-        state_json = training_state(config, epochs_done=epoch + 1, steps_done=step, train_seconds=train_seconds)
-        save_training_checkpoint(out, trainer, config_json, state_json)
-        if epoch + 1 in config.keep_epochs:
-            keep_generator(out, epoch + 1)
+        save_checkpoint(epoch + 1, stopped)
         loss_log.write(loss_record(epoch + 1, step, final_losses, ips, epoch_seconds))
         if progress:
             tqdm.write(
