@@ -43,9 +43,7 @@ class StagePlanner:
         s = self.sizes
         protonets = row.algo == "protonets"
         base = {
-            "tasks": s.gen_tasks_real
-            if row.source == "real"
-            else (s.gen_tasks_protonets if protonets else s.gen_tasks_maml),
+            "tasks": self.preset_tasks(row),
             "iterations": s.protonets_iterations if protonets else s.maml_iterations,
             "meta_batch": s.protonets_meta_batch if protonets else s.maml_meta_batch,
             "augment": s.augment,
@@ -65,13 +63,22 @@ class StagePlanner:
                 settings["param"] = None  # the preset's own value: the same shard set as the main rows'
         return settings
 
+    def preset_tasks(self, row: Row) -> int:
+        """Tasks the preset generates for the row's source and learner (before the row's overrides)."""
+        s = self.sizes
+        if row.source == "real":
+            return s.gen_tasks_real
+        return s.gen_tasks_protonets if row.algo == "protonets" else s.gen_tasks_maml
+
     def gen_stage(self, row: Row) -> tuple[str, list[str], Path]:
         """(stage name, lasium-gen arguments, shard folder) of the row's shard set."""
         s, a = self.sizes, self.args
         preset = self.preset_of(row)
         n, param = self.settings(row)["tasks"], self.settings(row)["param"]
         name = "real" if row.source == "real" else f"{row.source}-{preset}"
-        if "tasks" in row.overrides or param is not None:  # ablation sets: not the preset's
+        # Ablation sets differ from the preset's in size or σ/α; one that differs in neither is the main rows' set,
+        # generated once (the same command, folder and stage).
+        if n != self.preset_tasks(row) or param is not None:
             name += f"-{n}" + (f"-p{param:g}" if param is not None else "")
         out = self.work / "shards" / name
         common = [

@@ -149,3 +149,22 @@ def test_plan_counts_the_work_already_done(tmp_path):
         json.dumps({"command": "lasium-train --iterations 1", "status": "ok"})
     )
     assert pipe.estimate(row) > 0.1 * full
+
+
+def test_ablation_steps_at_the_presets_size_and_sigma_share_the_main_rows_shard_set(tmp_path):
+    # + tuned σ and later steps generate exactly what protonets-n generates: one set, one gen stage, not two
+    from repro_rows import plan_ablation
+
+    pipe = driver_pipeline(tmp_path, preset="cpu")
+    main = next(r for r in plan_rows("maml") if r.key == "protonets-n")
+    by_key = {r.key: r for r in plan_ablation(PRESETS["cpu"])}
+    name, args, out = pipe.gen_stage(main)
+    assert out.name == "n-protonets"
+    for key in ("ablation-4-sigma", "ablation-5-augment"):
+        if key in by_key:
+            assert pipe.gen_stage(by_key[key]) == (name, args, out), key
+            assert pipe.shard_key(by_key[key]) == pipe.shard_key(main)
+    # sets that differ in size or σ keep their own folders
+    assert pipe.gen_stage(by_key["ablation-3-budget"])[2].name == "n-protonets-32000-p1"
+    assert pipe.gen_stage(by_key["ablation-2-distinct"])[2].name == "n-protonets-8000-p1"
+    assert pipe.gen_stage(by_key["ablation-0-earlier"])[2].name == "n-protonets-2000-p1"
