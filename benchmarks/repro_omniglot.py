@@ -93,7 +93,7 @@ def print_plan(args: argparse.Namespace, sizes: Sizes) -> None:
     pipe.generator = {"spec": str(Path(args.work) / "gan") if args.fit else args.generator}
     left = 0.0
     print(f"rows of --sizes {args.sizes} on {device.get('name')} (estimates from RATES[{device_type!r}]):")
-    for row in chosen_rows(args, sizes):
+    for row in chosen_rows(args, sizes, device.get("native_bf16", True)):
         earlier = pipe.committed_rows.get(row.key)
         if earlier and same_commands(earlier.get("commands"), pipe.planned_commands(row)):
             one, five = (earlier["eval"][k]["accuracy_pct"] for k in ("1", "5"))
@@ -135,7 +135,7 @@ def write_page_only(args: argparse.Namespace, sizes: Sizes) -> None:
         pipe.generator = {"spec": str(Path(args.work) / "gan"), "description": "GAN fitted by the run"}
     else:
         pipe.prepare_generator()
-    for row in chosen_rows(args, sizes):
+    for row in chosen_rows(args, sizes, device.get("native_bf16", True)):
         pipe.note_row(row)
     Path(args.results).mkdir(parents=True, exist_ok=True)
     pipe.write(protocol_of(args, sizes))
@@ -274,7 +274,7 @@ def main() -> None:
     device_type, device = describe_device(args.device)
     pipe = Pipeline(args, sizes, RATES[device_type], device_type, device)
     protocol = protocol_of(args, sizes)
-    rows = chosen_rows(args, sizes)
+    rows = chosen_rows(args, sizes, device.get("native_bf16", True))
     pipe.generator["ok"] = pipe.prepare_generator()
     pipe.write(protocol)
     for row in rows:

@@ -64,6 +64,11 @@ def target_lines(rows: list[dict[str, Any]], targets: dict[str, dict[int, float]
     return lines
 
 
+def _augment(row: dict[str, Any]) -> str:
+    """The augmentation a row trained with (what auto resolved to, as the run recorded it), else its setting."""
+    return (row.get("train") or {}).get("augment") or (row.get("settings") or {}).get("augment", "?")
+
+
 def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
     """LASIUM-N + ProtoNets, one ingredient added per line; the main ``protonets-n`` row (bf16) is the last step."""
     steps = [r for r in rows if r.get("family") == "ablation"]
@@ -71,14 +76,14 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
         return []
     final = next((r for r in rows if r.get("key") == "protonets-n"), None)
     if final is not None:
-        steps.append(
-            {
-                **final,
-                "note": "+ bf16 autocast (training and evaluation): this run's LASIUM-N + ProtoNets row"
-                if (final.get("device") or {}).get("native_bf16", True)
-                else "+ --precision auto, fp32 on its CPU (no native bf16): this run's LASIUM-N + ProtoNets row",
-            }
-        )
+        added = []
+        if _augment(final) != _augment(steps[-1]):  # no "+ best augmentation" row ran: the main row is that step
+            added.append(f"+ best augmentation ({_augment(final)})")
+        if (final.get("device") or {}).get("native_bf16", True):
+            added.append("+ bf16 autocast (training and evaluation)")
+        else:
+            added.append("+ --precision auto, fp32 on its CPU (no native bf16)")
+        steps.append({**final, "note": ", ".join(added) + ": this run's LASIUM-N + ProtoNets row"})
     out = [
         "| step | tasks generated | iterations × meta-batch | augment | σ | precision | 1-shot | 5-shot | Δ 1-shot |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -90,7 +95,7 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
         delta = f"{one - previous:+.2f}" if one is not None and previous is not None else ""
         sigma = st.get("param")
         trained = r.get("train") or {}  # what auto resolved to, as the run recorded it
-        augment = trained.get("augment") or st.get("augment", "?")
+        augment = _augment(r)
         precision = trained.get("precision") or st.get("precision") or "auto"
         out.append(
             f"| {r.get('note', r['label'])} | {st.get('tasks', '?'):,} | "

@@ -128,11 +128,13 @@ def reference_sigma_protonets() -> float:
     return REFERENCE_PARAMETERS["protonets"]["gan"]["n"]
 
 
-def plan_ablation(sizes: Sizes) -> list[Row]:
+def plan_ablation(sizes: Sizes, native_bf16: bool = True) -> list[Row]:
     """LASIUM-N + ProtoNets from the earlier CPU configuration to this one, one ingredient at a time.
 
     The last ingredient (bf16) gives exactly the main ``protonets-n`` row, which the page uses as the final step.
-    Steps whose ingredient changes nothing (a tuned value equal to the reference) are left out.
+    Steps whose ingredient changes nothing (a tuned value equal to the reference) are left out. Without native
+    bf16 (``--precision auto`` = fp32) the "+ best augmentation" step would be the main row run a second time
+    (hours of a CPU core), so the main row stands for that step as well.
     """
     from lasium.generate.synthesis.strategies import default_parameter
     from lasium.train.augment import DEFAULT_FOR_GENERATED
@@ -171,7 +173,7 @@ def plan_ablation(sizes: Sizes) -> list[Row]:
                 dict(param=tuned_sigma),
             )
         )
-    if DEFAULT_FOR_GENERATED != "shift5":
+    if DEFAULT_FOR_GENERATED != "shift5" and native_bf16:
         steps.append(
             ("5-augment", f"+ best augmentation ({DEFAULT_FOR_GENERATED})", dict(augment=DEFAULT_FOR_GENERATED))
         )
@@ -192,8 +194,9 @@ def plan_ablation(sizes: Sizes) -> list[Row]:
     return rows
 
 
-def chosen_rows(args: argparse.Namespace, sizes: Sizes) -> list[Row]:
-    """The rows this invocation runs, in priority order (--only, --optional, --ablation)."""
+def chosen_rows(args: argparse.Namespace, sizes: Sizes, native_bf16: bool = True) -> list[Row]:
+    """The rows this invocation runs, in priority order (--only, --optional, --ablation); ``native_bf16``: whether
+    ``--precision auto`` means bf16 on this device (see :func:`plan_ablation`)."""
     rows = plan_rows(sizes.maml_algo)
     # Rows named by --only run whatever the preset; else optional rows run with --optional (default: gpu and cpu sizes).
     if args.only:
@@ -203,5 +206,5 @@ def chosen_rows(args: argparse.Namespace, sizes: Sizes) -> list[Row]:
     elif not (args.optional if args.optional is not None else args.sizes in ("gpu", "cpu")):
         rows = [r for r in rows if not r.optional]
     if args.ablation:  # with --only, the ablation steps it names (a key, or the family "ablation")
-        rows += select_rows(plan_ablation(sizes), args.only)
+        rows += select_rows(plan_ablation(sizes, native_bf16), args.only)
     return rows

@@ -315,6 +315,27 @@ def test_ablation_table_adds_one_ingredient_per_line_and_ends_with_the_main_row(
     assert "| **a0** |" not in md and "| **LASIUM-N-GAN + ProtoNets (ours)** |" in md
 
 
+def test_without_native_bf16_the_main_row_is_also_the_best_augmentation_step():
+    # auto = fp32 there, so an ablation row "+ best augmentation" would be the main row trained a second time
+    from repro_omniglot import PRESETS, plan_ablation
+
+    with_bf16 = [r.key for r in plan_ablation(PRESETS["cpu"], native_bf16=True)]
+    without = [r.key for r in plan_ablation(PRESETS["cpu"], native_bf16=False)]
+    assert with_bf16[-1] == "ablation-5-augment" and without == with_bf16[:-1]
+    step = row("ablation-4-sigma", "a4", "protonets", "ablation", 90.0, 97.5)
+    step.update(note="+ tuned σ", settings=dict(tasks=32000, iterations=8000, meta_batch=4, augment="shift5"))
+    step["train"].update(augment="shift5", precision="fp32")
+    main = row("protonets-n", "LASIUM-N-GAN + ProtoNets (ours)", "protonets", "lasium", 91.0, 98.0)
+    main.update(settings=dict(tasks=32000, iterations=8000, meta_batch=4, augment="auto", param=None, precision=None))
+    main["train"].update(augment="shift5-affine", precision="fp32")
+    main["device"] = {"type": "cpu", "native_bf16": False}
+    md = render_markdown({"rows": [step, main], "protocol": {"tasks": 1000}})
+    table = md.split("## Ablation")[1].split("##")[0]
+    last = [ln for ln in table.splitlines() if ln.startswith("| ") and not ln.startswith("| step")][-1]
+    assert "+ best augmentation (shift5-affine), + --precision auto, fp32 on its CPU (no native bf16)" in last
+    assert "| shift5-affine | preset | fp32 |" in last and "+1.00" in last
+
+
 def test_other_task_sources_are_planned_after_the_main_rows_at_the_lasium_budgets(tmp_path):
     from repro_omniglot import PRESETS, plan_rows, select_rows
 
