@@ -131,14 +131,16 @@ RATES = {
         cactus_setup=120.0,
     ),
     # One stage on one thread while the other core runs another (two --only drivers), fp32 (no native bf16), measured
-    # on a 2-core AMD EPYC: lasium-gen ~3.7-7 tasks/s, MAML (second order) 1.8 tasks/s; ProtoNets training and
-    # evaluation from the sweep's stages (4,000 tasks in 730 s; 2,000 episodes in 430-770 s). first-order MAML is
-    # the old ratio to MAML, not measured. CPUs with native bf16 run gen and training faster than this.
+    # on a 2-core AMD EPYC: lasium-gen 7.4 tasks/s per process with two running (channels-last generator: 1,000-task
+    # shards in ~135 s), ProtoNets training 9.0 tasks/s at meta-batch 4 (per-task native batch norm; the protonets-n
+    # row beside a generation), MAML (second order) 1.8 tasks/s; ProtoNets evaluation from the sweep's stages (2,000
+    # episodes in 430-770 s). first-order MAML is the old ratio to MAML, not measured. CPUs with native bf16 run gen
+    # and training faster than this.
     "cpu": dict(
         startup=8.0,
-        gen=5.0,
+        gen=7.0,
         real=500.0,
-        protonets=5.0,
+        protonets=9.0,
         maml=1.8,
         fomaml=4.5,
         eval_proto=0.25,
