@@ -64,7 +64,10 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
 )
 @click.option("--adapt-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate at test time.")
 @click.option(
-    "--chunk", type=int, default=None, help="Tasks adapted together (vmapped) [default: 250 on CUDA, 2 on CPU]."
+    "--chunk",
+    type=int,
+    default=None,
+    help="Tasks adapted together (vmapped; 1 = one at a time, no vmap) [default: 250 on CUDA, 1 on CPU].",
 )
 @click.option(
     "--precision",

@@ -27,9 +27,10 @@ from lasium.train.streaming import to_device
 # Tasks per vmapped call. A 5-way 5-shot MAML task at 28×28 keeps ~50 MB of activations per inner step
 # (25 images × ~2 MB); on a GPU 250 tasks (~13 GB) keep it busy. On a CPU small chunks win: once a chunk's
 # activations leave the caches every step slows down. benchmarks/bench_eval.py, one thread of a 2-core AMD EPYC
-# (fp32, MAML, 10 steps): chunk 2 vs 16 ran 1.27x (1-shot) and 1.69x (5-shot) faster, 1 and 4 about as fast
-# as 2; ProtoNets 1.09x / 1.22x. (A chunk that does not fit in GPU memory is halved, see score_episodes.)
-DEFAULT_CHUNK = {"cuda": 250, "cpu": 2}
+# (fp32, MAML, 10 steps): chunk 2 vs 16 ran 1.27x (1-shot) and 1.69x (5-shot) faster; and one task at a time,
+# which skips vmap altogether (MetaLearner.adapt_tasks), 1.24x / 1.12x faster than chunk 2 (ProtoNets: 1.12x /
+# 0.96x). (A chunk that does not fit in GPU memory is halved, see score_episodes.)
+DEFAULT_CHUNK = {"cuda": 250, "cpu": 1}
 
 
 def default_chunk(device: torch.device) -> int:

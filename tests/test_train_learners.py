@@ -129,6 +129,19 @@ def test_both_grouped_batch_norms_compute_per_block_statistics(dtype):
         assert batch_norm_per_block(x, 3, weight, bias, 1e-5).dtype == torch.float32  # statistics stay in fp32
 
 
+def test_one_task_is_adapted_without_vmap_and_matches_the_vmapped_batch():
+    model = tiny(MAML)
+    s, sl, q, _ = tasks(2)
+    with torch.no_grad():
+        both = model.predict_tasks(model.adapt_tasks(s, sl, steps=3, lr=0.1), q)
+        first = model.adapt_tasks(s[:1], sl[:1], steps=3, lr=0.1)
+        alone = model.predict_tasks(first, q[:1])
+        direct = model.predict(model.adapt(s[0], sl[0], steps=3, lr=0.1), q[0])
+    assert all(v.shape[0] == 1 for v in first.values()) and alone.shape == (1, *both.shape[1:])
+    assert torch.equal(alone[0], direct)  # the single-task path is adapt itself
+    torch.testing.assert_close(alone[0], both[0], rtol=1e-4, atol=1e-4)  # vmap sums in another order
+
+
 def test_adapt_is_vmappable_and_keeps_no_graph_under_no_grad():
     model = tiny(MAML)
     s, sl, q, _ = tasks(3)
