@@ -76,13 +76,19 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
         return []
     final = next((r for r in rows if r.get("key") == "protonets-n"), None)
     if final is not None:
+        from lasium.train.augment import DEFAULT_FOR_GENERATED
+
         added = []
-        if _augment(final) != _augment(steps[-1]):  # no "+ best augmentation" row ran: the main row is that step
-            added.append(f"+ best augmentation ({_augment(final)})")
-        if (final.get("device") or {}).get("native_bf16", True):
+        augment = _augment(final).replace("auto", DEFAULT_FOR_GENERATED)  # what auto means for generated tasks
+        if augment != _augment(steps[-1]):  # no "+ best augmentation" row ran: the main row is that step
+            added.append(f"+ best augmentation ({augment})")
+        precision = (final.get("train") or {}).get("precision")  # what auto resolved to; None: not run yet
+        if precision == "bf16" or (final.get("device") or {}).get("native_bf16") is True:
             added.append("+ bf16 autocast (training and evaluation)")
-        else:
+        elif precision == "fp32":
             added.append("+ --precision auto, fp32 on its CPU (no native bf16)")
+        else:
+            added.append("+ --precision auto (bf16 autocast where the device has it natively)")
         steps.append({**final, "note": ", ".join(added) + ": this run's LASIUM-N + ProtoNets row"})
     out = [
         "| step | tasks generated | iterations × meta-batch | augment | σ | precision | 1-shot | 5-shot | Δ 1-shot |",
