@@ -165,15 +165,13 @@ def main() -> None:
     env = dict(os.environ)
     if args.threads:
         env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    point = Point("gan-epochs", "n", "sigma", 1.0, "auto")
+    # the --preset's σ (no --sigma): the product default for LASIUM-N ProtoNets tasks
+    point = Point("gan-epochs", "n", "sigma", None, "auto")
     start, rows = time.time(), []
     for epochs, folder in sorted(found.items()):
         work = args.work / f"epoch-{epochs:04d}"
         cmds = commands(point, args, work)
         cmds["gen"] += ["--generator", str(folder)]
-        # the --preset's σ, not the sweep's explicit one: the product default for LASIUM-N ProtoNets tasks
-        i = cmds["gen"].index("--sigma")
-        del cmds["gen"][i : i + 2]
         runner = StageRunner(work, env, resume=args.resume, tag=f"curve {epochs}")
         row = summarise(point, run_point(runner, point, cmds, work, set()), cmds)
         row.update(gan_epochs=epochs, snapshot=str(folder), frechet_distance=frechet_distance(folder))

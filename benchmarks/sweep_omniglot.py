@@ -43,12 +43,12 @@ class Point:
     family: str  # parameter | augment
     strategy: str
     parameter: str
-    value: float
+    value: float | None  # None: the --preset's own σ/α (no flag)
     augment: str
 
     @property
     def shard_name(self) -> str:
-        return f"{self.strategy}-{self.parameter}{self.value:g}"
+        return f"{self.strategy}-{self.parameter}{'-preset' if self.value is None else format(self.value, 'g')}"
 
     @property
     def key(self) -> str:
@@ -79,8 +79,7 @@ def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, li
             "lasium-gen",
             "--strategy",
             point.strategy,
-            f"--{point.parameter}",
-            f"{point.value:g}",
+            *([] if point.value is None else [f"--{point.parameter}", f"{point.value:g}"]),
             "--preset",
             "protonets",
             "--n-tasks",

@@ -37,8 +37,9 @@ def grouped_batch_norm(
     The same as batch norm applied to each block on its own (training-mode statistics, biased variance), in
     float32, by whichever of two equal computations is faster on the device: on a CPU the native kernel once
     per block (its channels-last statistics are fused; one ``var_mean`` over all blocks is a slow Welford
-    reduction over an outer axis there: 1.5x per ProtoNets step on a 2-core EPYC, ``benchmarks/bench_train.py
-    --only batchnorm``); elsewhere one reduction for all blocks (one kernel instead of one per task on a GPU).
+    reduction over an outer axis there: 1.2-1.4x per ProtoNets step on a 2-core EPYC,
+    ``benchmarks/bench_train.py --only batchnorm``); elsewhere one reduction for all blocks (one kernel instead
+    of one per task on a GPU).
     """
     if x.device.type == "cpu":
         return batch_norm_per_block(x, groups, weight, bias, eps)

@@ -165,7 +165,8 @@ class MetaLearner(nn.Module):
         """:meth:`adapt` vmapped over a leading task axis; returned tensors gain that axis too.
 
         One task is adapted without ``vmap``: its batching rules (per-task weights as grouped convolutions, moved
-        dimensions) cost more than they save for a single task (MAML's 50 test-time steps 1.4x faster on a CPU).
+        dimensions) cost more than they save for a single task (MAML's test-time steps 1.12-1.24x faster on a CPU,
+        ``benchmarks/bench_eval.py --chunks 1,2``).
         """
         params = self.meta_params() if params is None else params
         if support.shape[0] == 1:
