@@ -9,6 +9,10 @@ relative to the current default (``lasium.evaluate.scoring.DEFAULT_CHUNK``). Eve
 
     python benchmarks/bench_eval.py --quick                      # smoke run, seconds
     python benchmarks/bench_eval.py --chunks 1,2,4,8,16 --json-out results/bench-eval-cpu.json
+
+``--layouts`` compares instead, at chunk 1 (one task, no ``vmap``: the CPU default), the backbone's two ways of
+running one batch on a CPU: plain NCHW blocks and the channels-last path with the first convolution as a matrix
+product (``Conv4.forward_channels_last``), interleaved in one run.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from repro_records import cpu_model  # beside this script
 from lasium.evaluate.scoring import chunk_accuracy, default_chunk
 from lasium.precision import autocast_factory, resolve_precision
 from lasium.runtime import describe_device, resolve_device
+from lasium.train.backbone import Conv4
 from lasium.train.learner import LearnerConfig
 from lasium.train.registry import build_learner
 
@@ -102,6 +107,56 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+LAYOUTS = {"nchw": False, "channels-last": True}  # --layouts name -> Conv4.cpu_channels_last
+
+
+def measure_layouts(args: argparse.Namespace) -> dict[str, Any]:
+    """Seconds per task at chunk 1 with each backbone layout (``Conv4.cpu_channels_last``), and the speed of
+    channels-last relative to NCHW, interleaved over ``--reps`` rounds."""
+    device = resolve_device(args.device, local_rank=0)
+    if device.type != "cpu":
+        raise SystemExit("--layouts compares the CPU paths of the backbone; run it with --device cpu")
+    precision = resolve_precision(args.precision, device)
+    autocast = autocast_factory(precision, device)
+    torch.manual_seed(0)
+    learner = build_learner(LearnerConfig(algo=args.algo, ways=WAYS, image_shape=SHAPE)).eval()
+    results: dict[str, Any] = {}
+    try:
+        for shots in (int(s) for s in args.shots.split(",")):
+            tasks = random_tasks(args.tasks, shots, device)
+            times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
+            for rep in range(args.reps + 1):  # round 0 warms up (kernels, allocator) and is not counted
+                for name in LAYOUTS if rep % 2 == 0 else reversed(LAYOUTS):
+                    Conv4.cpu_channels_last = LAYOUTS[name]
+                    part = tasks if rep else tuple(t[:1] for t in tasks)
+                    seconds = seconds_per_task(learner, part, 1, args.steps, autocast, device)
+                    if rep:
+                        times[name].append(seconds)
+            median = {name: statistics.median(t) for name, t in times.items()}
+            results[str(shots)] = {
+                name: {
+                    "seconds_per_task": round(median[name], 5),
+                    "speed_vs_nchw": round(median["nchw"] / median[name], 3),
+                }
+                for name in LAYOUTS
+            }
+    finally:
+        Conv4.cpu_channels_last = True
+    return {
+        "benchmark": "bench_eval_layouts",
+        "algo": args.algo,
+        "device": describe_device(device),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "precision": precision,
+        "steps": args.steps,
+        "tasks": args.tasks,
+        "reps": args.reps,
+        "chunk": 1,
+        "shots": results,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--algo", choices=["maml", "fomaml", "protonets"], default="maml", help="learner [maml]")
@@ -112,11 +167,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--reps", type=int, default=3, help="interleaved rounds; medians are reported [3]")
     p.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
     p.add_argument("--device", default="auto")
+    p.add_argument(
+        "--layouts", action="store_true", help="compare the backbone's NCHW and channels-last CPU paths at chunk 1"
+    )
     p.add_argument("--quick", action="store_true", help="smoke run: 1 step, 8 tasks, 2 rounds, chunks 2,8")
     p.add_argument("--json-out", type=Path, default=None)
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.tasks, args.reps, args.chunks = 1, 8, 2, "2,8"
+    if args.layouts:
+        return print_layouts(measure_layouts(args), args.json_out)
     out = measure(args)
     name = out["device"].get("name") if out["device"].get("type") == "cuda" else out["cpu"]
     what = "scoring (no adaptation)" if args.algo == "protonets" else "test-time adaptation"
@@ -130,6 +190,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+def print_layouts(out: dict[str, Any], json_out: Path | None) -> dict[str, Any]:
+    print(f"{out['algo']} test-time adaptation on {out['cpu']}, {out['precision']}, {out['threads']} threads, chunk 1")
+    print(f"{'shots':>5}  {'layout':>13}  {'s/task (' + str(out['steps']) + ' steps)':>17}  {'speed vs nchw':>13}")
+    for shots, by_layout in out["shots"].items():
+        for name, r in by_layout.items():
+            print(f"{shots:>5}  {name:>13}  {r['seconds_per_task']:>17.3f}  {r['speed_vs_nchw']:>12.2f}x")
+    if json_out:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 

@@ -96,7 +96,50 @@ def test_pooling_before_relu_is_the_usual_block():
     usual = x
     for conv, norm, pool, relu in model.backbone.blocks:
         usual = pool(relu(norm(conv(usual))))
-    assert torch.equal(model.backbone(x), usual.flatten(1))
+    assert torch.equal(model.backbone.blocks(x).flatten(1), usual.flatten(1))
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_channels_last_cpu_path_is_the_plain_blocks(monkeypatch, channels):
+    """One batch on a CPU runs channels-last with the first convolution as a matrix product: the same values and
+    (second-order) gradients as the plain NCHW blocks, to float64 rounding; under vmap it takes the plain blocks."""
+    from torch.func import grad, vmap
+
+    from lasium.train import backbone as backbone_module
+
+    calls = []
+    matmul = backbone_module.conv_as_matmul
+    monkeypatch.setattr(backbone_module, "conv_as_matmul", lambda conv, x: calls.append(1) or matmul(conv, x))
+    torch.manual_seed(0)
+    net = backbone_module.Conv4((17, 16, channels), hidden=4).double()
+    x = torch.rand(6, channels, 17, 16, dtype=torch.float64)
+    params = dict(net.named_parameters())
+
+    def loss(p, fast):
+        out = functional_call(net, p, (x,)) if fast else functional_call(net.blocks, strip(p), (x,)).flatten(1)
+        return (out**2).sum()
+
+    def strip(p):
+        return {k[len("blocks.") :]: v for k, v in p.items()}
+
+    torch.testing.assert_close(net(x), net.blocks(x).flatten(1), rtol=1e-12, atol=1e-12)
+    assert len(calls) == 1
+    for order in (1, 2):  # the gradient, and the gradient of a function of the gradient (MAML's meta-gradient)
+
+        def objective(p, fast, order=order):
+            g = grad(loss)(p, fast)
+            return sum((v**2).sum() for v in g.values()) if order == 2 else loss(p, fast)
+
+        fast, plain = grad(objective)(params, True), grad(objective)(params, False)
+        scale = max(v.abs().max().item() for v in plain.values())  # conv biases before batch norm: zero, to rounding
+        for k in params:
+            torch.testing.assert_close(fast[k], plain[k], rtol=1e-9, atol=1e-12 * scale)
+    calls.clear()
+    batched = vmap(net)(x.unsqueeze(0).repeat(2, 1, 1, 1, 1))  # memory formats cannot be batched: plain blocks
+    assert not calls
+    torch.testing.assert_close(batched[1], net.blocks(x).flatten(1))
+    monkeypatch.setattr(backbone_module.Conv4, "cpu_channels_last", False)
+    assert torch.equal(net(x), net.blocks(x).flatten(1)) and not calls
 
 
 def test_grouped_batch_norm_equals_one_pass_per_task():
