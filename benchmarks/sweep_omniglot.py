@@ -3,10 +3,13 @@
     python benchmarks/sweep_omniglot.py --work runs/sweep                 # the full sweep (~1-2 h on a 2-core CPU)
     python benchmarks/sweep_omniglot.py --work runs/sweep --resume        # continue an interrupted sweep
     python benchmarks/sweep_omniglot.py --quick --work /tmp/sweep         # smoke run (tiny sizes)
+    python benchmarks/sweep_omniglot.py --algo maml --only parameter --strategies oc --values 0.2,0.6 \
+        --val-tasks 300 --work runs/sweep-maml --results runs/sweep-maml/results   # MAML's own α for oc
 
 Every point is the real pipeline at a reduced budget: ``lasium-gen`` (bundled GAN, ``--tasks`` tasks) →
-``lasium-train --algo protonets`` (``--iterations`` × ``--meta-batch``) → ``lasium-eval --split val`` (the
-val split's classes, never the test split; 1- and 5-shot). Two families of points:
+``lasium-train --algo protonets`` (or ``--algo maml``: second order, 5 inner steps; shards then use ``--preset
+maml``; ``--iterations`` × ``--meta-batch``) → ``lasium-eval --split val`` (the val split's classes, never the test
+split; 1- and 5-shot; MAML adapts 50 steps). Two families of points:
 
 - strategy parameters, with the augmentation fixed at ``shift5``: σ for ``n``, α for ``ro`` and ``oc``;
 - augmentation presets (``lasium.train.augment``), on one shard set (``n``, σ of ``--augment-sigma``).
@@ -32,7 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 
 # Three values each (the ends and the middle of the range): a 2-core CPU affords ~15 points per session.
 PARAMETERS = {"n": ("sigma", (0.5, 1.0, 2.0)), "ro": ("alpha", (0.2, 0.5, 0.8)), "oc": ("alpha", (0.2, 0.5, 0.8))}
-REFERENCE_PROTONETS = {"n": 1.0, "ro": 0.8, "oc": 0.2}  # the authors' GAN-ProtoNets values (DESIGN.md)
+LEARNER_NAMES = {"protonets": "ProtoNets", "maml": "MAML", "fomaml": "first-order MAML"}
+PRESET_OF = {"protonets": "protonets", "maml": "maml", "fomaml": "maml"}  # --algo -> lasium-gen --preset
 AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-strokes", "shift5-erase", "shift5-support")
 
 
@@ -55,10 +59,20 @@ class Point:
         return f"{self.shard_name}-{self.augment}"
 
 
-def plan(augment_sigma: float, strategies: list[str]) -> list[Point]:
+def reference_value(algo: str, strategy: str) -> float:
+    """The authors' GAN value of σ/α for the learner (DESIGN.md; ``REFERENCE_PARAMETERS``)."""
+    from lasium.generate.synthesis.strategies import REFERENCE_PARAMETERS
+
+    return REFERENCE_PARAMETERS[PRESET_OF[algo]]["gan"][strategy]
+
+
+def plan(augment_sigma: float, strategies: list[str], values: list[float] | None = None) -> list[Point]:
+    """The sweep's points; ``values``: the parameter values of every strategy (default: ``PARAMETERS``)."""
     # Augmentations first: they move accuracy most (shift5 alone is worth ~18 points), σ/α less.
     points = [Point("augment", "n", "sigma", augment_sigma, a) for a in AUGMENTS]
-    points += [Point("parameter", s, PARAMETERS[s][0], v, "shift5") for s in strategies for v in PARAMETERS[s][1]]
+    points += [
+        Point("parameter", s, PARAMETERS[s][0], v, "shift5") for s in strategies for v in (values or PARAMETERS[s][1])
+    ]
     seen, unique = set(), []
     for p in points:  # the n / shift5 point belongs to both families; run it once (as an augment point)
         if p.key not in seen:
@@ -81,7 +95,7 @@ def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, li
             point.strategy,
             *([] if point.value is None else [f"--{point.parameter}", f"{point.value:g}"]),
             "--preset",
-            "protonets",
+            PRESET_OF[getattr(args, "algo", "protonets")],
             "--n-tasks",
             str(args.tasks),
             "--tasks-per-shard",
@@ -108,7 +122,7 @@ def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, li
             "--shards",
             str(shards),
             "--algo",
-            "protonets",
+            getattr(args, "algo", "protonets"),
             "--augment",
             point.augment,
             "--iterations",
@@ -203,7 +217,8 @@ def render(results: dict[str, Any]) -> str:
     rows = results["rows"]
     a = results["sizes"]
     lines = [
-        "# Sweep: LASIUM σ/α and training augmentation, Omniglot validation tasks",
+        f"# Sweep: LASIUM σ/α and training augmentation for {LEARNER_NAMES[a.get('algo', 'protonets')]}, "
+        "Omniglot validation tasks",
         "",
         f"Command: `{results['command']}`. Device: {results['device']}. "
         f"Wall time {results['wall_seconds'] / 60:.0f} min.",
@@ -216,8 +231,8 @@ def render(results: dict[str, Any]) -> str:
         ),
         "",
         f"Each point: `lasium-gen` {a['tasks']:,} tasks from the "
-        f"bundled GAN (`--preset protonets`, seed {a['seed']}) → "
-        f"`lasium-train --algo protonets`, {a['iterations']:,} "
+        f"bundled GAN (`--preset {PRESET_OF[a.get('algo', 'protonets')]}`, seed {a['seed']}) → "
+        f"`lasium-train --algo {a.get('algo', 'protonets')}`, {a['iterations']:,} "
         f"iterations × meta-batch {a['meta_batch']} → `lasium-eval "
         f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
         "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy.",
@@ -255,10 +270,11 @@ def render(results: dict[str, Any]) -> str:
         tried = sum(
             1 for r in as_parameter if r["status"] == "ok" and r["family"] == "parameter" and r["strategy"] == strategy
         )
-        if best and tried < len(PARAMETERS[strategy][1]):
-            lines.append(f"- `{strategy}`: {tried} of {len(PARAMETERS[strategy][1])} values tried so far; no pick yet.")
+        planned = results.get("values") or PARAMETERS[strategy][1]
+        if best and tried < len(planned):
+            lines.append(f"- `{strategy}`: {tried} of {len(planned)} values tried so far; no pick yet.")
         elif best:
-            ref = REFERENCE_PROTONETS[strategy]
+            ref = reference_value(results["sizes"].get("algo", "protonets"), strategy)
             lines.append(
                 f"- `{strategy}`: {best['parameter']} {best['value']:g} (reference value {ref:g}"
                 f"{', held up' if abs(best['value'] - ref) < 1e-9 else ', did not hold up'})."
@@ -283,7 +299,8 @@ def draw(results: dict[str, Any], path: Path) -> None:
     line_chart(
         series,
         path,
-        title="ProtoNets on LASIUM tasks (+shift5): Omniglot val accuracy",
+        title=f"{LEARNER_NAMES[results['sizes'].get('algo', 'protonets')]} on LASIUM tasks (+shift5): Omniglot val "
+        "accuracy",
         xlabel="sigma (n) / alpha (ro, oc)",
         ylabel="val accuracy %",
     )
@@ -294,10 +311,21 @@ def main() -> None:
     p.add_argument("--work", default="runs/sweep", help="shards, runs, evals and logs go here")
     p.add_argument("--results", default=str(REPO / "results"), help="where sweep.md/.json/.png go")
     p.add_argument("--tasks", type=int, default=2000, help="generated tasks per shard set")
-    p.add_argument("--iterations", type=int, default=1000, help="ProtoNets iterations per point")
+    p.add_argument(
+        "--algo",
+        choices=list(PRESET_OF),
+        default="protonets",
+        help="the learner every point trains (its shards use the learner's --preset) [protonets]",
+    )
+    p.add_argument("--iterations", type=int, default=1000, help="training iterations per point")
     p.add_argument("--meta-batch", type=int, default=4)
     p.add_argument("--val-tasks", type=int, default=1000, help="validation tasks per K_tr")
     p.add_argument("--strategies", default="n,ro,oc", help="strategies of the parameter family")
+    p.add_argument(
+        "--values",
+        default=None,
+        help="σ/α values of every strategy in the parameter family, e.g. 0.2,0.6 [n: 0.5,1,2; ro, oc: 0.2,0.5,0.8]",
+    )
     p.add_argument(
         "--augment-sigma", type=float, default=1.0, help="σ of the n shard set the augmentation family trains on"
     )
@@ -333,7 +361,11 @@ def main() -> None:
     results_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     runner = StageRunner(work, env, resume=args.resume, tag="sweep")
-    points = plan(args.augment_sigma, args.strategies.split(","))
+    try:
+        values = [float(v) for v in args.values.split(",")] if args.values else None
+    except ValueError:
+        sys.exit(f"error: --values takes numbers separated by commas, e.g. 0.2,0.6; got {args.values!r}")
+    points = plan(args.augment_sigma, args.strategies.split(","), values)
     if args.only:
         points = [pt for pt in points if pt.family == args.only]
     # the n/σ/shift5 point is run once, as an augment point; it also belongs in the parameter table
@@ -345,6 +377,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     made: set[str] = set()
     sizes = {k: getattr(args, k) for k in ("tasks", "iterations", "meta_batch", "val_tasks", "seed", "threads")}
+    if args.algo != "protonets":  # (ProtoNets pages keep their recorded sizes, so --resume reuses their points)
+        sizes["algo"] = args.algo
     command = "python benchmarks/sweep_omniglot.py " + " ".join(sys.argv[1:])
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
@@ -375,6 +409,7 @@ def main() -> None:
             "rows": rows,
             "stages": runner.stages,
             "planned": len(points),
+            **({"values": values} if values else {}),
         }
         (results_dir / "sweep.json").write_text(json.dumps(results, indent=2) + "\n")
         (results_dir / "sweep.md").write_text(render(results))
