@@ -1,12 +1,14 @@
-"""``benchmarks/sweep_omniglot.py``: the points and stage commands of a sweep, for ProtoNets (the committed sweep) and
-for MAML (``--algo maml``: its own preset's shards, its own reference values on the page). Fast: nothing runs."""
+"""``benchmarks/sweep_omniglot.py`` and its page (``sweep_report.py``): the points and stage commands of a sweep,
+for ProtoNets (the committed sweep) and for MAML (``--algo maml``: its own preset's shards, its own reference values
+on the page). Fast: nothing runs."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from sweep_omniglot import Point, commands, plan, reference_value, render
+from sweep_omniglot import Point, commands, plan
+from sweep_report import reference_value, render
 
 
 def options(**kw) -> argparse.Namespace:
