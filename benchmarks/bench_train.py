@@ -11,6 +11,8 @@
    AVX512-BF16/AMX CPUs).
 5. Batch norm: a ProtoNets step with the backbone's per-task native batch norm against one reduction over
    all tasks (``--only batchnorm``); the faster one is the device's default in ``lasium.train.backbone``.
+6. Layout (CPU): a ProtoNets step with the backbone channels-last throughout against plain NCHW
+   (``--only layout``; ``Conv4.cpu_channels_last``).
 
 Tasks are 5-way 1+5-shot 28×28×1 (random content; speed does not depend on it). Shards are written to
 a temporary folder with ``lasium.shards.write_shard``. Every ratio comes from one run on one device.
@@ -232,6 +234,36 @@ def bench_batch_norm(args: argparse.Namespace, device: torch.device) -> dict[str
     }
 
 
+def bench_layout(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """tasks/s of a ProtoNets meta-gradient step with the backbone's CPU path channels-last throughout (the default)
+    and plain NCHW (``Conv4.cpu_channels_last``), interleaved rounds."""
+    if device.type != "cpu":
+        return {"skipped": "the layout switch is a CPU path; run with --device cpu"}
+    learner, _ = learner_and_optimizer("protonets", device)
+    s, q, p = memory_batches(args.precision_meta_batch, 1, device)[0]
+    batch = to_device(s, q, p, device)
+    autocast = autocast_for("auto", device)
+    layouts = {"channels_last": True, "nchw": False}
+    best = dict.fromkeys(layouts, float("inf"))
+
+    def step() -> None:
+        with autocast():
+            learner.meta_gradients(*batch)
+
+    for _ in range(args.precision_rounds):
+        for name, flag in layouts.items():
+            with mock.patch.object(backbone.Conv4, "cpu_channels_last", flag):
+                best[name] = min(best[name], timed(step, args.steps, 1, device))
+    T = args.precision_meta_batch
+    return {
+        "meta_batch": T,
+        "precision": resolve_precision("auto", device),
+        "channels_last_tasks_per_s": T / best["channels_last"],
+        "nchw_tasks_per_s": T / best["nchw"],
+        "ratio_channels_last_vs_nchw": best["nchw"] / best["channels_last"],
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="few steps, small meta-batches (CPU smoke run)")
@@ -246,7 +278,7 @@ def main() -> None:
         "--shard-dir", type=Path, default=None, help="where to write the shards [default: a temporary folder]"
     )
     parser.add_argument("--json-out", type=Path, default=None)
-    parser.add_argument("--only", choices=["precision", "batchnorm"], default=None, help="run one part only")
+    parser.add_argument("--only", choices=["precision", "batchnorm", "layout"], default=None, help="run one part only")
     args = parser.parse_args()
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
@@ -274,6 +306,9 @@ def main() -> None:
     if args.only in (None, "batchnorm"):
         report["batch_norm"] = bench_batch_norm(args, device)
         print(json.dumps(report["batch_norm"], indent=2), flush=True)
+    if args.only in (None, "layout"):
+        report["layout"] = bench_layout(args, device)
+        print(json.dumps(report["layout"], indent=2), flush=True)
     if args.only in (None, "precision"):
         report["precision_ratio"] = bench_precision(args, device)
         print(json.dumps(report["precision_ratio"], indent=2), flush=True)

@@ -139,8 +139,8 @@ class Conv4(nn.Module):
     """Conv-4 feature extractor: (n, C, H, W) floats in [0, 1] → (n, hidden · H/16 · W/16) features, or
     T tasks' images (T, n, C, H, W) → (T, n, features), each task normalised on its own statistics."""
 
-    # One batch on a CPU runs channels-last (forward_channels_last); False keeps the plain NCHW blocks, the
-    # baseline of ``benchmarks/bench_eval.py --layouts``.
+    # On a CPU both ways in run channels-last (forward_channels_last, forward_tasks); False keeps plain NCHW
+    # blocks, the baseline of ``benchmarks/bench_eval.py --layouts`` and ``bench_train.py --only layout``.
     cpu_channels_last: bool = True
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: int = 64) -> None:
@@ -175,10 +175,15 @@ class Conv4(nn.Module):
         """(T, n, C, H, W) → (T, n, features): one batched pass, batch norm per task (not under ``vmap``)."""
         t, n = images.shape[:2]
         x = images.reshape(t * n, *images.shape[2:])
-        if x.device.type == "cpu":
-            # oneDNN's convolutions (bf16 most of all) and max-pool are fastest in NHWC, and the grouped batch norm
-            # reduces over it without a copy: about 1.2x per ProtoNets step on a CPU (fp32 and bf16), measured
-            x = x.contiguous(memory_format=torch.channels_last)
+        # oneDNN's convolutions (bf16 most of all), max-pool and batch norm are fastest in NHWC on a CPU. A convolution
+        # keeps its input's format, but a 1-channel input is NCHW and NHWC at once and the first convolution then
+        # returns NCHW, so every output is made NHWC (a no-op after the first): 1.18x per fp32 ProtoNets step on a
+        # 2-core EPYC over NCHW throughout, which is what the 1-channel Omniglot input ran before
+        # (``benchmarks/bench_train.py --only layout``).
+        channels_last = self.cpu_channels_last and x.device.type == "cpu"
         for conv, norm, pool, relu in self.blocks:
-            x = relu(pool(norm.forward_groups(conv(x), t)))
+            x = conv(x)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            x = relu(pool(norm.forward_groups(x, t)))
         return x.reshape(t, n, -1)
