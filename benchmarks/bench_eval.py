@@ -62,6 +62,21 @@ def seconds_per_task(learner, tasks, chunk: int, steps: int, autocast, device: t
     return (time.perf_counter() - start) / total
 
 
+def header(benchmark: str, args: argparse.Namespace, device: torch.device, precision: str) -> dict[str, Any]:
+    """What every result file of this benchmark starts with: what ran, where, and how."""
+    return {
+        "benchmark": benchmark,
+        "algo": args.algo,
+        "device": describe_device(device),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "precision": precision,
+        "steps": args.steps,
+        "tasks": args.tasks,
+        "reps": args.reps,
+    }
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
     device = resolve_device(args.device, local_rank=0)
     precision = resolve_precision(args.precision, device)
@@ -92,19 +107,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             }
             for c in chunks
         }
-    return {
-        "benchmark": "bench_eval",
-        "algo": args.algo,
-        "device": describe_device(device),
-        "cpu": cpu_model(),
-        "threads": torch.get_num_threads(),
-        "precision": precision,
-        "steps": args.steps,
-        "tasks": args.tasks,
-        "reps": args.reps,
-        "default_chunk": default,
-        "shots": results,
-    }
+    return {**header("bench_eval", args, device, precision), "default_chunk": default, "shots": results}
 
 
 LAYOUTS = {"nchw": False, "channels-last": True}  # --layouts name -> Conv4.cpu_channels_last
@@ -142,19 +145,7 @@ def measure_layouts(args: argparse.Namespace) -> dict[str, Any]:
             }
     finally:
         Conv4.cpu_channels_last = True
-    return {
-        "benchmark": "bench_eval_layouts",
-        "algo": args.algo,
-        "device": describe_device(device),
-        "cpu": cpu_model(),
-        "threads": torch.get_num_threads(),
-        "precision": precision,
-        "steps": args.steps,
-        "tasks": args.tasks,
-        "reps": args.reps,
-        "chunk": 1,
-        "shots": results,
-    }
+    return {**header("bench_eval_layouts", args, device, precision), "chunk": 1, "shots": results}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

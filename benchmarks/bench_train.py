@@ -204,63 +204,71 @@ def bench_precision(args: argparse.Namespace, device: torch.device) -> dict[str,
     return out
 
 
-def bench_batch_norm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """tasks/s of a ProtoNets meta-gradient step with each of the backbone's two grouped batch norms (the native
-    kernel once per task vs one reduction over all tasks), interleaved rounds; ``grouped_batch_norm`` picks the
-    first on a CPU and the second elsewhere, and this ratio is the evidence."""
+def protonets_step_rates(
+    args: argparse.Namespace, device: torch.device, variants: dict[str, Callable[[], Any]]
+) -> dict[str, float]:
+    """tasks/s of a ProtoNets meta-gradient step under each variant (a context manager that switches one thing in
+    the backbone), the best of interleaved rounds, so drift on a shared machine hits every variant alike."""
     learner, _ = learner_and_optimizer("protonets", device)
     s, q, p = memory_batches(args.precision_meta_batch, 1, device)[0]
     batch = to_device(s, q, p, device)
     autocast = autocast_for("auto", device)
-    kinds = {"per_block": backbone.batch_norm_per_block, "one_reduction": backbone.batch_norm_one_reduction}
-    best = dict.fromkeys(kinds, float("inf"))
-    for _ in range(args.precision_rounds):
-        for name, kind in kinds.items():
-
-            def step() -> None:
-                with autocast():
-                    learner.meta_gradients(*batch)
-
-            with mock.patch.object(backbone, "grouped_batch_norm", kind):
-                best[name] = min(best[name], timed(step, args.steps, 1, device))
-    T = args.precision_meta_batch
-    return {
-        "meta_batch": T,
-        "precision": resolve_precision("auto", device),
-        "per_block_tasks_per_s": T / best["per_block"],
-        "one_reduction_tasks_per_s": T / best["one_reduction"],
-        "ratio_per_block_vs_one_reduction": best["one_reduction"] / best["per_block"],
-        "default_on_this_device": "per_block" if device.type == "cpu" else "one_reduction",
-    }
-
-
-def bench_layout(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """tasks/s of a ProtoNets meta-gradient step with the backbone's CPU path channels-last throughout (the default)
-    and plain NCHW (``Conv4.cpu_channels_last``), interleaved rounds."""
-    if device.type != "cpu":
-        return {"skipped": "the layout switch is a CPU path; run with --device cpu"}
-    learner, _ = learner_and_optimizer("protonets", device)
-    s, q, p = memory_batches(args.precision_meta_batch, 1, device)[0]
-    batch = to_device(s, q, p, device)
-    autocast = autocast_for("auto", device)
-    layouts = {"channels_last": True, "nchw": False}
-    best = dict.fromkeys(layouts, float("inf"))
+    best = dict.fromkeys(variants, float("inf"))
 
     def step() -> None:
         with autocast():
             learner.meta_gradients(*batch)
 
     for _ in range(args.precision_rounds):
-        for name, flag in layouts.items():
-            with mock.patch.object(backbone.Conv4, "cpu_channels_last", flag):
+        for name, variant in variants.items():
+            with variant():
                 best[name] = min(best[name], timed(step, args.steps, 1, device))
-    T = args.precision_meta_batch
+    return {name: args.precision_meta_batch / seconds for name, seconds in best.items()}
+
+
+def bench_batch_norm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """tasks/s of a ProtoNets meta-gradient step with each of the backbone's two grouped batch norms (the native
+    kernel once per task vs one reduction over all tasks); ``grouped_batch_norm`` picks the first on a CPU and the
+    second elsewhere, and this ratio is the evidence."""
+    rates = protonets_step_rates(
+        args,
+        device,
+        {
+            kind: lambda kind=kind: mock.patch.object(
+                backbone, "grouped_batch_norm", getattr(backbone, f"batch_norm_{kind}")
+            )
+            for kind in ("per_block", "one_reduction")
+        },
+    )
     return {
-        "meta_batch": T,
+        "meta_batch": args.precision_meta_batch,
         "precision": resolve_precision("auto", device),
-        "channels_last_tasks_per_s": T / best["channels_last"],
-        "nchw_tasks_per_s": T / best["nchw"],
-        "ratio_channels_last_vs_nchw": best["nchw"] / best["channels_last"],
+        "per_block_tasks_per_s": rates["per_block"],
+        "one_reduction_tasks_per_s": rates["one_reduction"],
+        "ratio_per_block_vs_one_reduction": rates["per_block"] / rates["one_reduction"],
+        "default_on_this_device": "per_block" if device.type == "cpu" else "one_reduction",
+    }
+
+
+def bench_layout(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
+    """tasks/s of a ProtoNets meta-gradient step with the backbone's CPU path channels-last throughout (the default)
+    and plain NCHW (``Conv4.cpu_channels_last``)."""
+    if device.type != "cpu":
+        return {"skipped": "the layout switch is a CPU path; run with --device cpu"}
+    rates = protonets_step_rates(
+        args,
+        device,
+        {
+            name: lambda flag=flag: mock.patch.object(backbone.Conv4, "cpu_channels_last", flag)
+            for name, flag in (("channels_last", True), ("nchw", False))
+        },
+    )
+    return {
+        "meta_batch": args.precision_meta_batch,
+        "precision": resolve_precision("auto", device),
+        "channels_last_tasks_per_s": rates["channels_last"],
+        "nchw_tasks_per_s": rates["nchw"],
+        "ratio_channels_last_vs_nchw": rates["channels_last"] / rates["nchw"],
     }
 
 
