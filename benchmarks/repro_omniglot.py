@@ -51,6 +51,7 @@ from repro_rows import (
     chosen_rows,
     only_names,
     plan_ablation,
+    plan_longer_maml,
     plan_other_sources,
     plan_rows,
     reference_sigma_protonets,
@@ -74,6 +75,7 @@ __all__ = [
     "chosen_rows",
     "only_names",
     "plan_ablation",
+    "plan_longer_maml",
     "plan_other_sources",
     "plan_rows",
     "reference_sigma_protonets",
@@ -225,7 +227,8 @@ def main() -> None:
     # (e.g. from `timeout`) must take the running stage down too: turn it into SystemExit, which Pipeline.run handles.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
-    known = only_names(plan_rows("maml") + plan_ablation(PRESETS["cpu"]))  # ablation keys: the same at every size
+    # ablation and longer-MAML keys: the same at every size
+    known = only_names(plan_rows("maml") + plan_longer_maml(PRESETS["cpu"]) + plan_ablation(PRESETS["cpu"]))
     if args.only and set(args.only.split(",")) - set(known):
         sys.exit(f"error: --only names unknown rows; rows (or a family of rows): {', '.join(known)}")
     if args.quick and args.sizes not in (None, "quick"):

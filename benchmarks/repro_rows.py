@@ -108,6 +108,35 @@ def plan_other_sources(maml_algo: str) -> list[Row]:
     return rows
 
 
+LONGER_MAML = 4  # the longer MAML rows' budget, in multiples of the preset's (iterations and distinct tasks alike)
+
+
+def plan_longer_maml(sizes: Sizes) -> list[Row]:
+    """LASIUM-N and -RO + MAML at ``LONGER_MAML`` times the preset's budget, every task still distinct.
+
+    At the reference budget (1,000 iterations x 4 = 4,000 tasks) MAML's training accuracy on LASIUM tasks is still
+    rising when it stops (LASIUM-N: 81.5, 83.3, 84.8% over its last 600 iterations), while ProtoNets see 32,000
+    tasks; the accuracy issue's MAML target allows "the reference budgets or larger". Family ``lasium``: they count
+    toward the targets, under labels that say the budget. Optional (hours of a CPU core each): named by ``--only``.
+    """
+    iterations, tasks = LONGER_MAML * sizes.maml_iterations, LONGER_MAML * sizes.gen_tasks_maml
+    maml_name = "MAML" if sizes.maml_algo == "maml" else "first-order MAML"
+    note = f"{LONGER_MAML}x the MAML budget: {iterations:,} iterations x {sizes.maml_meta_batch}, {tasks:,} tasks"
+    return [
+        Row(
+            f"maml-{s}-x{LONGER_MAML}",
+            f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {maml_name}, {LONGER_MAML}× budget (ours)",
+            sizes.maml_algo,
+            s,
+            "lasium",
+            optional=True,
+            overrides=dict(tasks=tasks, iterations=iterations),
+            note=note,
+        )
+        for s in ("n", "ro")
+    ]
+
+
 def select_rows(rows: list[Row], only: str | None) -> list[Row]:
     """``--only``: rows named by key, or every row of a named family (``other``, ``lasium``, ...), in priority order."""
     if not only:
@@ -197,7 +226,7 @@ def plan_ablation(sizes: Sizes, native_bf16: bool = True) -> list[Row]:
 def chosen_rows(args: argparse.Namespace, sizes: Sizes, native_bf16: bool = True) -> list[Row]:
     """The rows this invocation runs, in priority order (--only, --optional, --ablation); ``native_bf16``: whether
     ``--precision auto`` means bf16 on this device (see :func:`plan_ablation`)."""
-    rows = plan_rows(sizes.maml_algo)
+    rows = plan_rows(sizes.maml_algo) + plan_longer_maml(sizes)
     # Rows named by --only run whatever the preset; else optional rows run with --optional (default: gpu and cpu sizes).
     if args.only:
         rows = select_rows(rows, args.only)

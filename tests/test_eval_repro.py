@@ -598,3 +598,32 @@ def test_page_only_takes_finished_rows_and_marks_the_rest_not_run(tmp_path, repo
     assert "| **LASIUM-RO-GAN + MAML (ours)** | 90.50 ± 0.50 | 97.60 ± 0.30 |" in md
     assert "Project targets at the reference budgets" in md and "target ≥ 90.00; ours 90.50" in md
     assert "not run yet: --resume --only protonets-n (~" in md and not work.exists()
+
+
+def test_longer_maml_rows_train_longer_on_more_distinct_tasks(tmp_path, repo_root):
+    """maml-{n,ro}-x4: LONGER_MAML times the preset's iterations and generated tasks (each still seen once), in the
+    main table and the targets (family lasium), optional, and taken by --only."""
+    from repro_omniglot import PRESETS, plan_longer_maml
+
+    cpu = PRESETS["cpu"]
+    rows = {r.key: r for r in plan_longer_maml(cpu)}
+    assert set(rows) == {"maml-n-x4", "maml-ro-x4"}
+    assert all(r.family == "lasium" and r.optional and "4× budget" in r.label for r in rows.values())
+    p = driver_pipeline(tmp_path, preset="cpu", resume=True, rates={"startup": 1.0}, device="auto", threads=None)
+    longer = p.planned_commands(rows["maml-n-x4"])
+    main = p.planned_commands(next(r for r in plan_rows("maml") if r.key == "maml-n"))
+    assert f"--iterations {4 * cpu.maml_iterations} " in longer["train"]
+    assert f"--iterations {cpu.maml_iterations} " in main["train"]
+    assert f"--n-tasks {4 * cpu.gen_tasks_maml} " in longer["gen"]
+    assert f"--n-tasks {cpu.gen_tasks_maml} " in main["gen"]
+    assert f"shards/n-maml-{4 * cpu.gen_tasks_maml} " in longer["gen"] and "shards/n-maml " in main["gen"]  # own set
+    proc = subprocess.run(
+        [sys.executable, str(repo_root / DRIVER), "--sizes", "cpu", "--plan", "--only", "maml-n-x4"]
+        + ["--work", str(tmp_path / "w"), "--results", str(tmp_path / "r")],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].split()[0] == "maml-n-x4"
