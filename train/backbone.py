@@ -19,7 +19,11 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch._C import _functorch
+
+try:  # torch's own functorch bindings (no public API tells whether a tensor is batched by vmap)
+    from torch._C import _functorch
+except ImportError:  # pragma: no cover - every torch this project supports has them
+    _functorch = None
 
 from lasium.errors import ConfigError
 
@@ -114,7 +118,12 @@ def feature_size(image_shape: tuple[int, int, int], hidden: int = 64) -> int:
 
 
 def under_vmap(x: torch.Tensor) -> bool:
-    """Whether ``x`` is batched by an enclosing ``vmap`` (under ``grad`` too, whose wrapper hides the batching)."""
+    """Whether ``x`` is batched by an enclosing ``vmap`` (under ``grad`` too, whose wrapper hides the batching).
+
+    Without torch's functorch bindings it cannot tell and says yes, which keeps the plain path (correct everywhere).
+    """
+    if _functorch is None:
+        return True
     while _functorch.is_functorch_wrapped_tensor(x):
         if _functorch.is_batchedtensor(x):
             return True
