@@ -132,19 +132,21 @@ RATES = {
     ),
     # One stage on one thread while the other core runs another (two --only drivers), fp32 (no native bf16), measured
     # on a 2-core AMD EPYC: lasium-gen 7.4 tasks/s per process with two running (channels-last generator: 1,000-task
-    # shards in ~135 s), ProtoNets training 9.0 tasks/s at meta-batch 4 (per-task native batch norm; the protonets-n
-    # row beside a generation), MAML (second order) 1.8 tasks/s; ProtoNets evaluation from the sweep's stages (2,000
-    # episodes in 430-770 s). first-order MAML is the old ratio to MAML, not measured. CPUs with native bf16 run gen
-    # and training faster than this.
+    # shards in ~135 s), ProtoNets training 11-12 tasks/s at meta-batch 4 (channels-last throughout; protonets-ro
+    # beside a MAML evaluation), MAML (second order) 1.8 tasks/s (maml-n: 4,000 tasks in 2,192 s); ProtoNets
+    # evaluation from the sweep's stages (2,000 episodes in 430-770 s). first-order MAML is the old ratio to MAML,
+    # not measured. CPUs with native bf16 run gen and training faster than this.
     "cpu": dict(
         startup=8.0,
         gen=7.0,
         real=500.0,
-        protonets=9.0,
+        protonets=11.0,
         maml=1.8,
         fomaml=4.5,
         eval_proto=0.25,
-        image_step=4e-3,  # measured: maml-ro scored 1000 tasks x (1+5 shot) x 50 steps in 5,954 s (chunk 2, busy core)
+        # measured: maml-n's 1000 1-shot tasks (50 steps) in ~960 s and 5-shot ones at ~2.75 s each, one task at a time
+        # channels-last (maml-ro, chunk 2 NCHW: 5,954 s for both)
+        image_step=2.5e-3,
         umtra=500.0,
         cactus=500.0,
         cactus_setup=CACTUS_SETUP_CPU,
