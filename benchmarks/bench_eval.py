@@ -23,6 +23,7 @@ import statistics
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 from repro_records import cpu_model  # beside this script
@@ -124,27 +125,24 @@ def measure_layouts(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     learner = build_learner(LearnerConfig(algo=args.algo, ways=WAYS, image_shape=SHAPE)).eval()
     results: dict[str, Any] = {}
-    try:
-        for shots in (int(s) for s in args.shots.split(",")):
-            tasks = random_tasks(args.tasks, shots, device)
-            times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
-            for rep in range(args.reps + 1):  # round 0 warms up (kernels, allocator) and is not counted
-                for name in LAYOUTS if rep % 2 == 0 else reversed(LAYOUTS):
-                    Conv4.cpu_channels_last = LAYOUTS[name]
-                    part = tasks if rep else tuple(t[:1] for t in tasks)
+    for shots in (int(s) for s in args.shots.split(",")):
+        tasks = random_tasks(args.tasks, shots, device)
+        times: dict[str, list[float]] = {name: [] for name in LAYOUTS}
+        for rep in range(args.reps + 1):  # round 0 warms up (kernels, allocator) and is not counted
+            for name in LAYOUTS if rep % 2 == 0 else reversed(LAYOUTS):
+                part = tasks if rep else tuple(t[:1] for t in tasks)
+                with mock.patch.object(Conv4, "cpu_channels_last", LAYOUTS[name]):
                     seconds = seconds_per_task(learner, part, 1, args.steps, autocast, device)
-                    if rep:
-                        times[name].append(seconds)
-            median = {name: statistics.median(t) for name, t in times.items()}
-            results[str(shots)] = {
-                name: {
-                    "seconds_per_task": round(median[name], 5),
-                    "speed_vs_nchw": round(median["nchw"] / median[name], 3),
-                }
-                for name in LAYOUTS
+                if rep:
+                    times[name].append(seconds)
+        median = {name: statistics.median(t) for name, t in times.items()}
+        results[str(shots)] = {
+            name: {
+                "seconds_per_task": round(median[name], 5),
+                "speed_vs_nchw": round(median["nchw"] / median[name], 3),
             }
-    finally:
-        Conv4.cpu_channels_last = True
+            for name in LAYOUTS
+        }
     return {**header("bench_eval_layouts", args, device, precision), "chunk": 1, "shots": results}
 
 

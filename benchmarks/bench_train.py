@@ -226,6 +226,17 @@ def protonets_step_rates(
     return {name: args.precision_meta_batch / seconds for name, seconds in best.items()}
 
 
+def rates_report(args: argparse.Namespace, device: torch.device, rates: dict[str, float]) -> dict[str, Any]:
+    """The figures of an A/B part: each variant's tasks/s and the first variant's speed relative to the second."""
+    (a, rate_a), (b, rate_b) = rates.items()
+    return {
+        "meta_batch": args.precision_meta_batch,
+        "precision": resolve_precision("auto", device),
+        **{f"{name}_tasks_per_s": rate for name, rate in rates.items()},
+        f"ratio_{a}_vs_{b}": rate_a / rate_b,
+    }
+
+
 def bench_batch_norm(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     """tasks/s of a ProtoNets meta-gradient step with each of the backbone's two grouped batch norms (the native
     kernel once per task vs one reduction over all tasks); ``grouped_batch_norm`` picks the first on a CPU and the
@@ -241,11 +252,7 @@ def bench_batch_norm(args: argparse.Namespace, device: torch.device) -> dict[str
         },
     )
     return {
-        "meta_batch": args.precision_meta_batch,
-        "precision": resolve_precision("auto", device),
-        "per_block_tasks_per_s": rates["per_block"],
-        "one_reduction_tasks_per_s": rates["one_reduction"],
-        "ratio_per_block_vs_one_reduction": rates["per_block"] / rates["one_reduction"],
+        **rates_report(args, device, rates),
         "default_on_this_device": "per_block" if device.type == "cpu" else "one_reduction",
     }
 
@@ -263,13 +270,7 @@ def bench_layout(args: argparse.Namespace, device: torch.device) -> dict[str, An
             for name, flag in (("channels_last", True), ("nchw", False))
         },
     )
-    return {
-        "meta_batch": args.precision_meta_batch,
-        "precision": resolve_precision("auto", device),
-        "channels_last_tasks_per_s": rates["channels_last"],
-        "nchw_tasks_per_s": rates["nchw"],
-        "ratio_channels_last_vs_nchw": rates["channels_last"] / rates["nchw"],
-    }
+    return rates_report(args, device, rates)
 
 
 def main() -> None:

@@ -18,6 +18,11 @@ GENERATOR_SOURCES = tuple(STRATEGY_NAMES)  # sources whose shards a generator ma
 MIXTURE = "mix"  # Row.source of a row that trains on several rows' shard sets (Row.mix)
 
 
+def maml_name(maml_algo: str) -> str:
+    """How the page names the MAML learner of a preset (``maml`` is second order)."""
+    return "MAML" if maml_algo == "maml" else "first-order MAML"
+
+
 @dataclass
 class Row:
     """One method of ours: where its tasks come from, how it is trained (or not), and whether it is optional."""
@@ -39,25 +44,25 @@ class Row:
 
 def plan_rows(maml_algo: str) -> list[Row]:
     """Rows in priority order: ProtoNets × {ro, n, oc}, MAML × ro, supervised ProtoNets, scratch; then optional ones."""
-    maml_name = "MAML" if maml_algo == "maml" else "first-order MAML"
+    maml_label = maml_name(maml_algo)
     rows = [
         Row(f"protonets-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + ProtoNets (ours)", "protonets", s, "lasium")
         for s in ("ro", "n", "oc")
     ]
-    rows.append(Row("maml-ro", f"LASIUM-RO-GAN + {maml_name} (ours)", maml_algo, "ro", "lasium"))
+    rows.append(Row("maml-ro", f"LASIUM-RO-GAN + {maml_label} (ours)", maml_algo, "ro", "lasium"))
     rows.append(
         Row("protonets-supervised", "supervised ProtoNets (ours, real train tasks)", "protonets", "real", "supervised")
     )
     rows.append(Row("scratch-protonets", "training from scratch, ProtoNets (ours)", "protonets", "scratch", "scratch"))
     rows.append(Row("scratch-maml", "training from scratch, MAML (ours)", "maml", "scratch", "scratch"))
     rows += [
-        Row(f"maml-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {maml_name} (ours)", maml_algo, s, "lasium", optional=True)
+        Row(f"maml-{s}", f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {maml_label} (ours)", maml_algo, s, "lasium", optional=True)
         for s in ("n", "oc")
     ]
     rows.append(
         Row(
             "maml-supervised",
-            f"supervised {maml_name} (ours, real train tasks)",
+            f"supervised {maml_label} (ours, real train tasks)",
             maml_algo,
             "real",
             "supervised",
@@ -83,10 +88,10 @@ def plan_other_sources(maml_algo: str) -> list[Row]:
     """
     from lasium.train.augment import DEFAULT_FOR_GENERATED
 
-    maml_name = "MAML" if maml_algo == "maml" else "first-order MAML"
+    maml_label = maml_name(maml_algo)
     rows = []
     for source, name in OTHER_SOURCES.items():
-        for prefix, algo, learner in (("maml", maml_algo, maml_name), ("protonets", "protonets", "ProtoNets")):
+        for prefix, algo, learner in (("maml", maml_algo, maml_label), ("protonets", "protonets", "ProtoNets")):
             rows.append(Row(f"{prefix}-{source}", f"{name} + {learner} (ours)", algo, source, "other", optional=True))
     rows.append(
         Row(
@@ -120,12 +125,12 @@ def plan_longer_maml(sizes: Sizes) -> list[Row]:
     toward the targets, under labels that say the budget. Optional (hours of a CPU core each): named by ``--only``.
     """
     iterations, tasks = LONGER_MAML * sizes.maml_iterations, LONGER_MAML * sizes.gen_tasks_maml
-    maml_name = "MAML" if sizes.maml_algo == "maml" else "first-order MAML"
+    maml_label = maml_name(sizes.maml_algo)
     note = f"{LONGER_MAML}x the MAML budget: {iterations:,} iterations x {sizes.maml_meta_batch}, {tasks:,} tasks"
     return [
         Row(
             f"maml-{s}-x{LONGER_MAML}",
-            f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {maml_name}, {LONGER_MAML}× budget (ours)",
+            f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {maml_label}, {LONGER_MAML}× budget (ours)",
             sizes.maml_algo,
             s,
             "lasium",

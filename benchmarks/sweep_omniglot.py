@@ -78,6 +78,7 @@ def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, li
         work / "runs" / point.key,
         work / "evals" / f"{point.key}.json",
     )
+    algo = getattr(args, "algo", "protonets")  # callers with no --algo (gan_epoch_curve) train ProtoNets
     return {
         "gen": [
             "lasium-gen",
@@ -85,7 +86,7 @@ def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, li
             point.strategy,
             *([] if point.value is None else [f"--{point.parameter}", f"{point.value:g}"]),
             "--preset",
-            PRESET_OF[getattr(args, "algo", "protonets")],
+            PRESET_OF[algo],
             "--n-tasks",
             str(args.tasks),
             "--tasks-per-shard",
@@ -112,7 +113,7 @@ def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, li
             "--shards",
             str(shards),
             "--algo",
-            getattr(args, "algo", "protonets"),
+            algo,
             "--augment",
             point.augment,
             "--iterations",

@@ -171,8 +171,8 @@ class Conv4(nn.Module):
 
         The same function as ``self.blocks`` (equal up to float rounding, tested). oneDNN's max-pool and batch norm
         are far slower on NCHW than on NHWC for a task's few images (max-pool of 5×64×28×28: 33x), and a
-        convolution keeps its input's memory format: MAML's test-time step 1.7x (1-shot) and 1.25x (5-shot) faster
-        on a 2-core EPYC, ``benchmarks/bench_eval.py``.
+        convolution keeps its input's memory format: MAML's test-time step 1.33x (1-shot) and 1.31x (5-shot) faster
+        on a 2-core EPYC, ``benchmarks/bench_eval.py --layouts``.
         """
         x = images
         for i, (conv, norm, pool, relu) in enumerate(self.blocks):
