@@ -59,7 +59,8 @@ def test_default_epsilon_scales_with_latent_size():
 
 
 def test_reference_parameters():
-    assert [default_parameter(s, "gan", "maml") for s in ("n", "ro", "oc")] == [0.5, 0.2, 0.6]
+    assert [default_parameter(s, "gan", "maml") for s in ("n", "ro", "oc")] == [0.5, 0.2, 0.2]  # oc: MAML's sweep
+    assert REFERENCE_PARAMETERS["maml"]["gan"] == {"n": 0.5, "ro": 0.2, "oc": 0.6}
     assert [default_parameter(s, "vae", "maml") for s in ("n", "ro", "oc")] == [0.5, 0.4, 0.4]
     assert [default_parameter(s, "gan", "protonets") for s in ("n", "ro", "oc")] == [0.5, 0.5, 0.2]  # the sweep's
     assert REFERENCE_PARAMETERS["protonets"]["gan"] == {"n": 1.0, "ro": 0.8, "oc": 0.2}  # the authors' values, kept

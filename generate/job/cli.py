@@ -33,9 +33,10 @@ def _shard_range(shard_range: str | None, old_spelling: str | None) -> str | Non
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog="""\b
 Strategy parameters (Omniglot; --preset picks the rows, not a learner): the LASIUM reference values,
-except protonets/GAN n and ro, moved by our validation sweep (results/sweep.md; reference 1.0 and 0.8):
+except protonets/GAN n and ro and maml/GAN oc, moved by our validation sweeps (results/sweep.md,
+results/sweep-maml/sweep.md; reference 1.0, 0.8 and 0.6):
   preset      generator  n: sigma  ro: alpha  oc: alpha
-  maml        GAN        0.5       0.2        0.6      (default)
+  maml        GAN        0.5       0.2        0.2      (default)
   maml        VAE        0.5       0.4        0.4
   protonets   GAN        0.5       0.5        0.2
   protonets   VAE        2.0       0.4        0.2
