@@ -88,7 +88,8 @@ REFERENCE_PARAMETERS: dict[str, dict[str, dict[str, float]]] = {
 
 # Where our own evidence moved a value: the validation sweep (results/sweep.md; bundled GAN, ProtoNets with the
 # query shift shift5, Omniglot *validation* tasks, 1-/5-shot). σ 0.5 beat the reference 1.0 (91.15 / 97.47 vs
-# 89.93 / 97.14; 2.0: 80.01 / 92.40) and α 0.5 beat the reference 0.8 for ro (88.79 / 96.75 vs 71.73 / 87.16).
+# 89.93 / 97.14; 2.0: 80.01 / 92.40; below it, results/sweep-n/sweep.md: 0.25 scored 89.34 / 96.39 against 0.5's
+# 90.55 / 97.15 on one machine) and α 0.5 beat the reference 0.8 for ro (88.79 / 96.75 vs 71.73 / 87.16).
 # oc's reference 0.2 held up (87.63 / 95.67; 0.5: 84.88 / 94.87; 0.8: 44.02 / 64.23). MAML's own sweep of oc
 # (results/sweep-maml/sweep.md, second-order MAML, 300 validation tasks per shot): with this GAN the reference 0.6
 # makes tasks whose queries MAML never learns to classify (training accuracy stays at 25%, chance 20%) and scores
