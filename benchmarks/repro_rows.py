@@ -157,7 +157,7 @@ def only_names(rows: list[Row]) -> list[str]:
 
 def reference_sigma_protonets() -> float:
     """The authors' GAN-ProtoNets σ for LASIUM-N (DESIGN.md), before our sweep moved it."""
-    from lasium.generate.synthesis.strategies import REFERENCE_PARAMETERS
+    from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS
 
     return REFERENCE_PARAMETERS["protonets"]["gan"]["n"]
 

@@ -14,7 +14,7 @@ PRESET_OF = {"protonets": "protonets", "maml": "maml", "fomaml": "maml"}  # --al
 
 def reference_value(algo: str, strategy: str) -> float:
     """The authors' GAN value of σ/α for the learner (DESIGN.md; ``REFERENCE_PARAMETERS``)."""
-    from lasium.generate.synthesis.strategies import REFERENCE_PARAMETERS
+    from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS
 
     return REFERENCE_PARAMETERS[PRESET_OF[algo]]["gan"][strategy]
 

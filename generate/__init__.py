@@ -31,7 +31,7 @@ _EXPORTS = {
     "fit": "lasium.generate.models.fit",
     "sample_quality": "lasium.generate.models.quality",
     "STRATEGIES": "lasium.generate.synthesis.strategies",
-    "PRESETS": "lasium.generate.synthesis.strategies",
+    "PRESETS": "lasium.generate.synthesis.presets",
     "class_latents": "lasium.generate.synthesis.strategies",
     "AnchorPool": "lasium.generate.synthesis.anchor_pool",
     "encode_pool": "lasium.generate.synthesis.anchor_pool",
@@ -59,5 +59,6 @@ if TYPE_CHECKING:
     from lasium.generate.models.loading import generator_from_checkpoint, load_generator
     from lasium.generate.models.quality import sample_quality
     from lasium.generate.synthesis.anchor_pool import AnchorPool, encode_pool
-    from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, class_latents
+    from lasium.generate.synthesis.presets import PRESETS
+    from lasium.generate.synthesis.strategies import STRATEGIES, class_latents
     from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer

@@ -23,8 +23,8 @@ from lasium.generate.synthesis.anchors import (  # noqa: E402
     sample_encoded_anchors,
     sample_gan_anchors,
 )
+from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS  # noqa: E402
 from lasium.generate.synthesis.strategies import (  # noqa: E402
-    REFERENCE_PARAMETERS,
     class_latents,
     default_parameter,
     other_class_targets,

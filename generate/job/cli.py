@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
+from lasium.generate.synthesis.presets import preset_table  # no torch: writer processes re-import this module
 
 # Nothing heavy is imported at module level: writer processes are spawned and re-import this module.
 
@@ -33,13 +34,9 @@ def _shard_range(shard_range: str | None, old_spelling: str | None) -> str | Non
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog="""\b
 Strategy parameters (Omniglot; --preset picks the rows, not a learner): the LASIUM reference values,
-except protonets/GAN n and ro and maml/GAN oc, moved by our validation sweeps (results/sweep.md,
-results/sweep-maml/sweep.md; reference 1.0, 0.8 and 0.6):
-  preset      generator  n: sigma  ro: alpha  oc: alpha
-  maml        GAN        0.5       0.2        0.2      (default)
-  maml        VAE        0.5       0.4        0.4
-  protonets   GAN        0.5       0.5        0.2
-  protonets   VAE        2.0       0.4        0.2
+"""
+    + "\n".join(preset_table())
+    + """
 Anchor distance: epsilon = 246.09375 * D / 128 by default (D = latent size; 246.09375 for D = 128).
 
 \b

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from lasium.errors import ConfigError
+from lasium.generate.synthesis.presets import PRESETS
 
 PriorSampler = Callable[[int, torch.Generator], torch.Tensor]
 # (anchors (T, N, D), members M, σ or α, rng, the generator's prior sampler) → (T, N, M, D)
@@ -76,37 +77,6 @@ STRATEGIES: dict[str, Strategy] = {
     "n": Strategy(lambda a, m, v, rng, prior: gaussian_members(a, m, v, rng), "sigma", "noise"),
     "ro": Strategy(random_out_of_class_members, "alpha", "random out-of-class"),
     "oc": Strategy(lambda a, m, v, rng, prior: other_class_members(a, m, v, rng), "alpha", "other class"),
-}
-
-# Reference values from MetaLearning-TF2.0 for Omniglot (see DESIGN.md): the paper tuned σ and α per
-# meta-learner, so a preset is named after the learner the tasks are meant for; it picks values, not a
-# learner. Indexed [preset][generator kind][strategy].
-REFERENCE_PARAMETERS: dict[str, dict[str, dict[str, float]]] = {
-    "maml": {"gan": {"n": 0.5, "ro": 0.2, "oc": 0.6}, "vae": {"n": 0.5, "ro": 0.4, "oc": 0.4}},
-    "protonets": {"gan": {"n": 1.0, "ro": 0.8, "oc": 0.2}, "vae": {"n": 2.0, "ro": 0.4, "oc": 0.2}},
-}
-
-# Where our own evidence moved a value: the validation sweep (results/sweep.md; bundled GAN, ProtoNets with the
-# query shift shift5, Omniglot *validation* tasks, 1-/5-shot). σ 0.5 beat the reference 1.0 (91.15 / 97.47 vs
-# 89.93 / 97.14; 2.0: 80.01 / 92.40; below it, results/sweep-n/sweep.md: 0.25 scored 89.34 / 96.39 against 0.5's
-# 90.55 / 97.15 on one machine) and α 0.5 beat the reference 0.8 for ro (88.79 / 96.75 vs 71.73 / 87.16).
-# oc's reference 0.2 held up (87.63 / 95.67; 0.5: 84.88 / 94.87; 0.8: 44.02 / 64.23). MAML's own sweep of oc
-# (results/sweep-maml/sweep.md, second-order MAML, 300 validation tasks per shot): with this GAN the reference 0.6
-# makes tasks whose queries MAML never learns to classify (training accuracy stays at 25%, chance 20%) and scores
-# 68.80 / 90.45; 0.2 scores 88.35 / 97.46.
-# Values not swept (MAML n and ro, VAE) stay at the reference.
-TUNED_PARAMETERS: dict[tuple[str, str, str], float] = {
-    ("protonets", "gan", "n"): 0.5,
-    ("protonets", "gan", "ro"): 0.5,
-    ("maml", "gan", "oc"): 0.2,
-}
-
-PRESETS: dict[str, dict[str, dict[str, float]]] = {
-    preset: {
-        kind: {s: TUNED_PARAMETERS.get((preset, kind, s), v) for s, v in values.items()}
-        for kind, values in kinds.items()
-    }
-    for preset, kinds in REFERENCE_PARAMETERS.items()
 }
 
 
