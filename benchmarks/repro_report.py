@@ -287,10 +287,14 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
     ablation = ablation_table(rows)
     if ablation:
+        from lasium.generate.synthesis.presets import PRESETS
+
+        preset_sigma = PRESETS["protonets"]["gan"]["n"]
         lines += [
             f"## Ablation: one ingredient at a time (LASIUM-N + ProtoNets, {protocol.get('tasks', '?')} test tasks)",
             "",
-            "Each line adds one ingredient to the line above; σ 'preset' = `lasium-gen --preset protonets`.",
+            "Each line adds one ingredient to the line above; σ 'preset' = `lasium-gen --preset protonets` "
+            f"(σ {preset_sigma:g} for LASIUM-N).",
             "",
             *ablation,
             "",
