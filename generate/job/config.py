@@ -18,7 +18,8 @@ from typing import Any
 from lasium.errors import ConfigError
 from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, default_epsilon
 from lasium.generate.synthesis.cactus import CLUSTERS, PARTITIONS, CactusSpec
-from lasium.generate.synthesis.strategies import PRESETS, STRATEGIES, check_strategy, default_parameter
+from lasium.generate.synthesis.presets import PRESETS
+from lasium.generate.synthesis.strategies import STRATEGIES, check_strategy, default_parameter
 from lasium.generate.synthesis.synthesizer import DECODE_TASKS
 from lasium.generate.synthesis.umtra import ERASE_PROBABILITY, MAX_SHIFT, UmtraSpec
 from lasium.shards.format import CONTAINERS, MAX_TASKS

@@ -94,8 +94,8 @@ def parameter_name(strategy: str) -> str:
 
 
 def default_parameter(strategy: str, generator_kind: str, preset: str = "maml") -> float:
-    """σ for ``n``, α for ``ro``/``oc``: the reference value for the preset and generator kind
-    (generators that are neither GAN nor VAE use the GAN values)."""
+    """σ for ``n``, α for ``ro``/``oc``: the preset's value for the generator kind (:data:`PRESETS`: the reference
+    value unless our sweeps moved it; generators that are neither GAN nor VAE use the GAN values)."""
     check_strategy(strategy)
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
