@@ -64,6 +64,42 @@ def target_lines(rows: list[dict[str, Any]], targets: dict[str, dict[int, float]
     return lines
 
 
+def every_row_lines(rows: list[dict[str, Any]], targets: dict[str, dict[int, float]] = TARGETS) -> list[str]:
+    """Each scored LASIUM row against the paper's best cell for its learner, then one verdict for them all.
+
+    The paper's best cell bounds each of its own cells, so a row above it is above the paper's cell for that row.
+    """
+    lines, failing, unscored = [], [], []
+    for r in rows:
+        if r.get("family") != "lasium":
+            continue
+        algo = next((a for a in targets if r.get("algo", "").endswith(a)), None)
+        cells = {s: (r.get("eval") or {}).get(str(s)) for s in targets.get(algo, {})}
+        if algo is None or not all(cells.values()):
+            unscored.append(r["label"])
+            continue
+        ours = {s: c["accuracy_pct"] for s, c in cells.items()}
+        gaps = " / ".join(f"{ours[s] - t:+.2f}" for s, t in targets[algo].items())
+        beats = all(ours[s] > t for s, t in targets[algo].items())
+        if not beats:
+            failing.append(r["label"])
+        lines.append(
+            f"- {r['label']}: {' / '.join(f'{v:.2f}' for v in ours.values())} vs "
+            f"{' / '.join(f'{t:.2f}' for t in targets[algo].values())} ({gaps}): "
+            f"**{'above' if beats else 'not above'}**"
+        )
+    if not lines:
+        return []
+    verdict = (
+        f"**every one of the {len(lines)} scored LASIUM rows is above it**"
+        if not failing
+        else f"**{len(failing)} of the {len(lines)} scored LASIUM rows are not above it** ({', '.join(failing)})"
+    )
+    if unscored:
+        verdict += f"; not scored yet: {', '.join(unscored)}"
+    return [*lines, "", f"Each LASIUM row against the paper's best cell for its learner (1-shot / 5-shot): {verdict}."]
+
+
 def _augment(row: dict[str, Any]) -> str:
     """The augmentation a row trained with (what auto resolved to, as the run recorded it), else its setting."""
     return (row.get("train") or {}).get("augment") or (row.get("settings") or {}).get("augment", "?")
@@ -255,6 +291,9 @@ def render_markdown(results: dict[str, Any]) -> str:
                 "",
             ]
     lines += ["## Targets (LASIUM paper, Omniglot 5-way)", "", *target_lines(rows), ""]
+    per_row = every_row_lines(rows)
+    if per_row:
+        lines += [*per_row, ""]
     if results.get("preset") in ("cpu", "gpu"):  # the reference budgets: the project's own bar too
         lines += [
             "Project targets at the reference budgets or larger (issue 15; bundled GAN as shipped):",

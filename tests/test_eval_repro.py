@@ -78,6 +78,12 @@ def test_markdown_has_published_rows_ours_and_target_verdicts():
         in md
     )
     assert "MAML, 5-shot: target ≥ 95.29; ours 96.00" in md
+    # every LASIUM row against the paper's best cell of its learner: RO + ProtoNets misses at 5-shot, RO + MAML at
+    # 1-shot; the skipped OC row is named as not scored
+    assert "- LASIUM-RO-GAN + ProtoNets (ours): 81.00 / 90.00 vs 80.15 / 91.10 (+0.85 / -1.10): **not above**" in md
+    assert "- LASIUM-RO-GAN + MAML (ours): 80.00 / 96.00 vs 83.26 / 95.29 (-3.26 / +0.71): **not above**" in md
+    assert "**2 of the 2 scored LASIUM rows are not above it**" in md
+    assert "not scored yet: LASIUM-OC-GAN + MAML (ours)" in md
     assert "same tasks" in md and "`lasium-train --algo maml`" in md and "needs ~90 s, 12 s left" in md
     assert "![curves-maml.png](curves-maml.png)" in md and "![ro](preview-ro.png)" in md
     results["rows"][1]["episode_digest"] = "e" * 64
