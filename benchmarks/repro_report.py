@@ -49,7 +49,7 @@ def target_lines(rows: list[dict[str, Any]], targets: dict[str, dict[int, float]
     """For MAML and ProtoNets: our best LASIUM row per K_tr against ``targets`` (default: the paper's best)."""
     lines = []
     for algo, target in targets.items():
-        ours = [r for r in rows if r.get("family") == "lasium" and r.get("algo", "").endswith(algo) and r.get("eval")]
+        ours = [r for r in rows if r.get("family") == "lasium" and _learner(r, targets) == algo and r.get("eval")]
         for shots, value in target.items():
             scored = [(r["eval"][str(shots)]["accuracy_pct"], r["label"]) for r in ours if str(shots) in r["eval"]]
             name = "MAML" if algo == "maml" else "ProtoNets"
@@ -64,28 +64,30 @@ def target_lines(rows: list[dict[str, Any]], targets: dict[str, dict[int, float]
     return lines
 
 
+def _learner(row: dict[str, Any], targets: dict[str, dict[int, float]]) -> str | None:
+    """The key of ``targets`` a row's algorithm is judged by (``fomaml`` counts as ``maml``), else None."""
+    return next((a for a in targets if row.get("algo", "").endswith(a)), None)
+
+
 def every_row_lines(rows: list[dict[str, Any]], targets: dict[str, dict[int, float]] = TARGETS) -> list[str]:
     """Each scored LASIUM row against the paper's best cell for its learner, then one verdict for them all.
 
     The paper's best cell bounds each of its own cells, so a row above it is above the paper's cell for that row.
     """
     lines, failing, unscored = [], [], []
-    for r in rows:
-        if r.get("family") != "lasium":
-            continue
-        algo = next((a for a in targets if r.get("algo", "").endswith(a)), None)
-        cells = {s: (r.get("eval") or {}).get(str(s)) for s in targets.get(algo, {})}
-        if algo is None or not all(cells.values()):
+    for r in (r for r in rows if r.get("family") == "lasium"):
+        target = targets.get(_learner(r, targets) or "", {})
+        cells = [((r.get("eval") or {}).get(str(s)), t) for s, t in target.items()]
+        if not cells or not all(c for c, _ in cells):
             unscored.append(r["label"])
             continue
-        ours = {s: c["accuracy_pct"] for s, c in cells.items()}
-        gaps = " / ".join(f"{ours[s] - t:+.2f}" for s, t in targets[algo].items())
-        beats = all(ours[s] > t for s, t in targets[algo].items())
+        pairs = [(c["accuracy_pct"], t) for c, t in cells]  # (ours, paper) per K_tr
+        beats = all(ours > t for ours, t in pairs)
         if not beats:
             failing.append(r["label"])
         lines.append(
-            f"- {r['label']}: {' / '.join(f'{v:.2f}' for v in ours.values())} vs "
-            f"{' / '.join(f'{t:.2f}' for t in targets[algo].values())} ({gaps}): "
+            f"- {r['label']}: {' / '.join(f'{ours:.2f}' for ours, _ in pairs)} vs "
+            f"{' / '.join(f'{t:.2f}' for _, t in pairs)} ({' / '.join(f'{ours - t:+.2f}' for ours, t in pairs)}): "
             f"**{'above' if beats else 'not above'}**"
         )
     if not lines:
