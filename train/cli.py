@@ -190,6 +190,13 @@ a weighted mixture
             given.add("compile")
         merged = saved.to_dict()
         merged.update({k: options[k] for k in given if not (k == "shards" and not options[k])})
+        if "shards" not in given or not options["shards"]:
+            piped = [s for s in merged["shards"] if str(s).startswith("pipe:")]
+            if piped:
+                raise ConfigError(
+                    f"the run's config names a pipe: source ({piped[0]!r}); a pipe: command runs only when you type "
+                    "it: pass the run's --shards again to resume"
+                )
         config = TrainConfig.from_dict(merged)
     else:
         config = TrainConfig(**{k: options[k] for k in FIELDS})

@@ -47,9 +47,11 @@ HDF5_DATASETS = ("support", "query", "latents", "meta")
 MAX_TASKS = 10**9  # task keys have 9 digits
 MAX_SHARDS = 10**6  # shard numbers have 6 digits
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-SHARD_FILE_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<index>\d{6})\.(?P<ext>tar|tar\.gz|h5)$")
-TASK_KEY_RE = re.compile(r"^task-(\d{9})$")
+# Names are matched whole (``fullmatch``) and in ASCII only: a name read from a manifest, sidecar or card is a
+# plain file name inside the set, never a path, URL, ``pipe:`` command, ``~``, or a Unicode look-alike.
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
+SHARD_FILE_RE = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<index>[0-9]{6})\.(?P<ext>tar|tar\.gz|h5)", re.ASCII)
+TASK_KEY_RE = re.compile(r"task-([0-9]{9})", re.ASCII)
 
 
 def task_key(index: int) -> str:
@@ -59,7 +61,7 @@ def task_key(index: int) -> str:
 
 def check_name(name: str) -> str:
     """Validate a shard-set name (it becomes part of every file name)."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ShardError(
             f"invalid shard-set name {name!r}: use letters, digits, '_', '-' or '.', not starting with '.' or '-'"
         )
@@ -94,7 +96,7 @@ def shard_file_name(name: str, shard_index: int, container: str, compression: st
 
 def parse_shard_file_name(file_name: str) -> tuple[str, int, str] | None:
     """``(name, shard index, container)`` for a shard file name, else None (temp files, sidecars, ...)."""
-    m = SHARD_FILE_RE.match(file_name)
+    m = SHARD_FILE_RE.fullmatch(file_name) if isinstance(file_name, str) else None
     if not m:
         return None
     container = "hdf5" if m["ext"] == "h5" else "wds"
@@ -165,10 +167,15 @@ class ShardEntry:
             entry = cls(str(d["file"]), int(d["first_task"]), int(d["num_tasks"]), int(d["bytes"]), str(d["sha256"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise ShardError(f"{where}: bad shard entry {d!r} ({exc}); rebuild it with 'lasium-shards index'") from None
-        if "/" in entry.file or entry.file.startswith(".") or not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
+        if not isinstance(d.get("file"), str) or parse_shard_file_name(entry.file) is None:
             raise ShardError(
-                f"{where}: bad shard entry for {entry.file!r} (file must be a plain name, sha256 64 hex digits)"
+                f"{where}: refusing shard entry {d.get('file')!r}: a shard file is a plain name inside the set, "
+                "<name>-NNNNNN.tar, .tar.gz or .h5 (letters, digits, '_', '-', '.'; no path, URL or command)"
             )
+        if not re.fullmatch(r"[0-9a-f]{64}", entry.sha256):
+            raise ShardError(f"{where}: bad shard entry for {entry.file!r} (sha256 must be 64 hex digits)")
+        if entry.first_task < 0 or entry.num_tasks < 0 or entry.bytes < 0:
+            raise ShardError(f"{where}: bad shard entry for {entry.file!r} (negative task range or size)")
         return entry
 
 
@@ -360,6 +367,13 @@ class Manifest:
             version,
             root,
         )
+        for entry in m.shards:
+            name, _, container = parse_shard_file_name(entry.file) or ("", 0, "")
+            if (name, container) != (m.name, m.container):
+                raise ShardError(
+                    f"{where}: shard {entry.file!r} does not belong to set {m.name!r} ({m.container}); "
+                    "refusing the manifest"
+                )
         if "num_tasks" in d and d["num_tasks"] != m.num_tasks:
             raise ShardError(f"{where}: num_tasks {d['num_tasks']} differs from the sum over shards ({m.num_tasks})")
         return m

@@ -84,6 +84,10 @@ def _load_json(path: Path, what: str) -> Any:
         raise ShardError(f"{what} {path} not found") from None
     except OSError as exc:
         raise ShardError(f"cannot read {what} {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ShardError(
+            f"{what} {path} is not UTF-8 text (binary or damaged); rebuild it with 'lasium-shards index'"
+        ) from None
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -109,7 +109,7 @@ def decode_wds_sample(sample: dict[str, Any], shard: str | None = None, layout: 
                 f"{shard}: sample {key} has member {key}.{member}, which the task-shard format does not define; "
                 f"refusing to decode it (only {', '.join(WDS_MEMBERS)} are read)"
             )
-    m = TASK_KEY_RE.match(key.rsplit("/", 1)[-1])
+    m = TASK_KEY_RE.fullmatch(key.rsplit("/", 1)[-1])
     if not m:
         raise ShardError(f"{shard}: sample key {key!r} is not task-<9 digits>; not a task shard")
     for member in ("support.npy", "query.npy", "meta.json"):

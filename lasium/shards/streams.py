@@ -2,6 +2,10 @@
 
 ``pipe:`` makes any storage work without special support, e.g.
 ``pipe:aws s3 cp s3://bucket/set/x-000000.tar -`` or ``pipe:curl -s https://host/x-000000.tar``.
+A ``pipe:`` source is honoured only when the user typed it (command line, Python call): names read from a
+manifest, sidecar or card are plain file names (``lasium.shards.format.SHARD_FILE_RE``), and a run config's
+``pipe:`` source must be typed again to resume. The command runs as an argument list (``shlex.split``, no
+shell) unless it uses shell syntax (``|``, ``;``, ``&&``, redirections, ``$``), which only a shell can run.
 A pipe command that exits non-zero is reported as a :class:`ShardError` with its stderr tail.
 ``http(s)://`` URLs are streamed with the standard library, other ``scheme://`` URLs (``s3://``,
 ``gs://``, ...) through fsspec (:mod:`lasium.shards.remote`).
@@ -9,6 +13,7 @@ A pipe command that exits non-zero is reported as a :class:`ShardError` with its
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import tempfile
 from pathlib import Path
@@ -49,7 +54,12 @@ class PipeStream:
     def __init__(self, command: str, url: str) -> None:
         self.url = url
         self._stderr = tempfile.TemporaryFile()
-        self._proc = subprocess.Popen(command, shell=True, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=BUFFER)
+        argv = pipe_argv(command, url)
+        try:
+            self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=BUFFER)
+        except OSError as exc:
+            self._stderr.close()
+            raise ShardError(f"{url}: cannot run {argv[0]!r} ({exc.strerror})") from None
         assert self._proc.stdout is not None
         self._stdout = self._proc.stdout
 
@@ -88,6 +98,31 @@ class PipeStream:
             self._stderr.close()
         if problem:
             raise ShardError(f"{self.url}: {problem}")
+
+
+_SHELL_SYNTAX = frozenset("|&;<>()$`")
+
+
+def pipe_argv(command: str, url: str = "") -> list[str]:
+    """The argument list that runs a ``pipe:`` command: its words (``shlex.split``), or ``sh -c command`` when
+    the command uses shell syntax (pipes, ``;``, ``&&``, redirections, substitutions, ``~`` or globs)."""
+    try:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+    except ValueError as exc:
+        raise ShardError(f"{url or 'pipe:' + command}: cannot parse the pipe command ({exc})") from None
+    if not words:
+        raise ShardError(f"{url or 'pipe:'}: empty pipe command")
+    plain = shlex.split(command)
+    if (
+        any(word and set(word) <= _SHELL_SYNTAX for word in words)
+        or "$" in command
+        or "`" in command
+        or any(word.startswith("~") or any(c in word for c in "*?[") for word in words)  # expansions
+    ):
+        return ["/bin/sh", "-c", command]
+    return plain
 
 
 def open_url(url: str) -> ByteStream:
