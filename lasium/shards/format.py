@@ -50,7 +50,9 @@ MAX_SHARDS = 10**6  # shard numbers have 6 digits
 # Names are matched whole (``fullmatch``) and in ASCII only: a name read from a manifest, sidecar or card is a
 # plain file name inside the set, never a path, URL, ``pipe:`` command, ``~``, or a Unicode look-alike.
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
-SHARD_FILE_RE = re.compile(r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<index>[0-9]{6})\.(?P<ext>tar|tar\.gz|h5)", re.ASCII)
+SHARD_FILE_RE = re.compile(
+    r"(?P<name>[A-Za-z0-9][A-Za-z0-9_.-]*)-(?P<index>[0-9]{6})\.(?P<ext>tar|tar\.gz|h5)", re.ASCII
+)
 TASK_KEY_RE = re.compile(r"task-([0-9]{9})", re.ASCII)
 
 
