@@ -64,18 +64,19 @@ class ShardSet:
     def describe(self) -> str:
         return f"{len(self.urls)} shard(s) of {describe_layout(self.layout)} tasks"
 
-    def tasks(self, url: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(support, query) of every task of shard ``url``, checked against the set's layout.
+    def tasks(self, url: str) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(task index, support, query) of every task of shard ``url``, checked against the set's layout.
 
-        Decoding is ``lasium.shards.reader.iter_shard_tasks`` (safe, no pickle); any failure is a
-        :class:`ShardError` that names the shard.
+        Decoding is ``lasium.shards.reader.iter_shard_tasks`` (safe, no pickle). A shard with a manifest or
+        sidecar entry is checked against its size and sha256 before its first task is decoded, so a shard
+        whose bytes differ yields nothing. Any failure is a :class:`ShardError` that names the shard.
         """
         layout = self.checked_layouts.get(url)
         try:
             for task in iter_shard_tasks(url, layout=layout, entry=self.entries.get(url)):
                 if layout is None:
                     self.layout.check_arrays(task.support, task.query, None, f"{url}: task {task.meta.get('index')}")
-                yield task.support, task.query
+                yield int(task.meta["index"]), task.support, task.query
         except LasiumError:
             raise
         except Exception as exc:  # anything the container libraries raise on a damaged file
@@ -84,15 +85,15 @@ class ShardSet:
             ) from None
 
 
-def _sidecar_layout(url: str) -> TaskLayout | None:
+def _sidecar(url: str) -> tuple[Manifest, ShardEntry] | None:
+    """The sidecar of a local shard given by path (its one-shard manifest and entry), if it has one."""
     path = url_to_path(url) if not url.startswith("pipe:") else None
     if path is None:
         return None
     sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
     if not sidecar.is_file():
         return None
-    manifest, _ = read_sidecar(sidecar)
-    return manifest.layout
+    return read_sidecar(sidecar)
 
 
 def _first_task_layout(url: str) -> TaskLayout:
@@ -122,7 +123,7 @@ def find_shard_sets(folder: Path) -> list[Path]:
     return found
 
 
-def expand_sources(sources: Sequence[str | Path]) -> tuple[list[str], list[str]]:
+def expand_sources(sources: Sequence[str | Path], *, allow_partial: bool = False) -> tuple[list[str], list[str]]:
     """``--shards`` values with every folder of shard sets replaced by its sets, and a note on each such folder.
 
     A local folder that is no shard set itself (no manifest, sidecar or shard file) but holds sets in subfolders,
@@ -145,14 +146,14 @@ def expand_sources(sources: Sequence[str | Path]) -> tuple[list[str], list[str]]
             )
         counts = []
         for folder in sets:
-            counts.append(f"{folder.relative_to(path)} ({_num_tasks(folder)} tasks)")
+            counts.append(f"{folder.relative_to(path)} ({_num_tasks(folder, allow_partial)} tasks)")
             out.append(str(folder))
         notes.append(f"{path}: {len(sets)} shard set(s), trained as one mixture: {', '.join(counts)}")
     return out, notes
 
 
-def _num_tasks(folder: Path) -> str:
-    found, manifest = resolve_shard_urls(folder)
+def _num_tasks(folder: Path, allow_partial: bool) -> str:
+    found, manifest = resolve_shard_urls(folder, allow_partial=allow_partial)
     return f"{manifest.num_tasks:,}" if manifest is not None else f"{len(found)} shard(s), ?"
 
 
@@ -179,14 +180,17 @@ def run_name(sources: Sequence[str | Path]) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip(".-") or "tasks"
 
 
-def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
+def open_shard_set(sources: str | Path | Sequence[str | Path], *, allow_partial: bool = False) -> ShardSet:
     """Resolve ``--shards`` values to one :class:`ShardSet`, refusing missing shards and mixed layouts.
 
     A folder of shard sets stands for all of them (:func:`expand_sources`); ``ShardSet.notes`` says which were found.
+    A set without a manifest whose shards leave task ranges uncovered is refused unless ``allow_partial``
+    (:func:`lasium.shards.reader.resolve_shard_urls`). Every shard with a manifest entry, or given by path with
+    a sidecar beside it, is checked against that entry's size and sha256 when it is read.
     """
     if isinstance(sources, (str, Path)):
         sources = [sources]
-    sources, notes = expand_sources(sources)
+    sources, notes = expand_sources(sources, allow_partial=allow_partial)
     urls: list[str] = []
     entries: dict[str, ShardEntry] = {}
     checked: dict[str, TaskLayout] = {}
@@ -194,7 +198,7 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
     remote_checked = False
     origins: set[str] = set()
     for source in sources:
-        found, manifest = resolve_shard_urls(source)
+        found, manifest = resolve_shard_urls(source, allow_partial=allow_partial)
         if manifest is not None:
             _add_manifest(manifest, found, entries, checked)
             layouts.append((str(source), manifest.layout))
@@ -206,7 +210,12 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
                     path = url_to_path(url)
                     if path is not None and not path.is_file():
                         raise ShardError(f"shard {url} not found; check --shards")
-                    layouts.append((url, _sidecar_layout(url) or _first_task_layout(url)))
+                    sidecar = _sidecar(url)
+                    if sidecar is not None:  # the sidecar vouches for the shard: its entry is checked on reading
+                        entries[url], checked[url] = sidecar[1], sidecar[0].layout
+                        layouts.append((url, sidecar[0].layout))
+                    else:
+                        layouts.append((url, _first_task_layout(url)))
                 elif not remote_checked:  # remote: peek at the first shard; the rest are checked as they stream
                     layouts.append((url, _first_task_layout(url)))
                     remote_checked = True

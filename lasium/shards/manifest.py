@@ -172,12 +172,25 @@ def find_sidecars(folder: Path) -> list[Path]:
     )
 
 
-def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False, write: bool = True) -> Manifest:
+def listing(items: list[str], limit: int = 5) -> str:
+    """``a, b, c`` for a few items; the first ``limit`` and a count of the rest for many."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def build_manifest_from_sidecars(
+    folder: str | Path,
+    *,
+    allow_gaps: bool = False,
+    write: bool = True,
+    hint: str = "rerun the missing shards or allow gaps",
+) -> Manifest:
     """Rebuild ``manifest.json`` from the sidecars in ``folder`` (``lasium-shards index``).
 
     Every sidecar must agree on format, container, name and header (config, generator, source) and
     its shard file must exist with the recorded size. A shard file without a sidecar counts as
-    missing (its write may not have finished). Gaps are errors unless ``allow_gaps``.
+    missing (its write may not have finished). Gaps are errors unless ``allow_gaps``; the error names
+    the missing task ranges and ends with ``hint`` (what to do).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -223,8 +236,9 @@ def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False
     if overlaps:
         raise ShardError(f"overlapping shards in {folder}: {'; '.join(overlaps)}")
     if (gaps or problems) and not allow_gaps:
-        detail = "; ".join(problems + [f"missing {g}" for g in gaps])
-        raise ShardError(f"shard set in {folder} is incomplete: {detail}; rerun the missing shards or allow gaps")
+        missing = [f"missing {listing(gaps)}"] if gaps else []
+        detail = "; ".join(([listing(problems, 3)] if problems else []) + missing)
+        raise ShardError(f"shard set in {folder} is incomplete: {detail}; {hint}")
     m = Manifest(
         first.container,
         first.name,
