@@ -9,14 +9,14 @@ from typing import Any
 
 import click
 
-from lasium.errors import LasiumError
+from lasium.errors import LasiumError, one_line
 
 EXIT_USAGE = 2
 
 
 def fail(message: str) -> None:
     """Print ``error: message`` on stderr and exit with code 2."""
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(EXIT_USAGE)
 
 

@@ -11,7 +11,7 @@ import click
 
 import lasium
 from lasium.cli_support import OneLineGroup, user_errors
-from lasium.errors import ShardError
+from lasium.errors import ShardError, one_line
 from lasium.shards.card import human_size
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, listing
@@ -38,7 +38,7 @@ def _short(d: dict[str, Any] | None) -> str:
         if isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
             v = v[:12] + "…"  # a sha256
         parts.append(f"{k}={v}")
-    return ", ".join(parts)
+    return one_line(", ".join(parts))  # read from the set's files: no control characters reach the terminal
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -85,13 +85,13 @@ def inspect(folder: str, as_json: bool) -> None:
         click.echo(json.dumps(m.to_dict(), indent=2))
         return
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {one_line(note)}", err=True)
     c = m.config
     total = sum(e.bytes for e in m.shards)
     gaps, _ = task_ranges_report(m.shards, c["num_tasks"])
     lines = [
         ("shard set", f"{m.name} in {folder}"),
-        ("container", f"{_container(m)}, format v{m.format_version}, written by lasium {m.tool_version}"),
+        ("container", f"{_container(m)}, format v{m.format_version}, written by lasium {one_line(m.tool_version)}"),
         ("tasks", f"{m.num_tasks} of {c['num_tasks']} in {len(m.shards)} shards ({c['tasks_per_shard']} per shard)"),
         *([("missing", f"{listing(gaps)} (a partial set)")] if gaps else []),
         (
@@ -110,7 +110,7 @@ def inspect(folder: str, as_json: bool) -> None:
         click.echo(f"{key:<{width}}  {value}")
     click.echo("config")
     for key, value in c.items():
-        click.echo(f"  {key} = {json.dumps(value)}")
+        click.echo(f"  {one_line(key)} = {json.dumps(value)}")
 
 
 ALLOW_PARTIAL = click.option(
@@ -146,7 +146,7 @@ def verify(folder: str, progress: bool, allow_partial: bool) -> None:
     """
     report = verify_shard_set(folder, progress=progress, allow_partial=allow_partial)
     for note in report.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {one_line(note)}", err=True)
     if report.ok:
         click.echo(
             f"ok: {report.shards_checked} shards, {report.tasks_checked} "
@@ -154,7 +154,7 @@ def verify(folder: str, progress: bool, allow_partial: bool) -> None:
         )
         return
     for problem in report.problems:
-        click.echo(f"bad: {problem}")
+        click.echo(f"bad: {one_line(str(problem))}")
     bad = {p.file for p in report.problems}
     click.echo(
         f"verify failed: {len(bad)} problem(s) in {folder} ({len(report.manifest.shards)} shards listed)", err=True

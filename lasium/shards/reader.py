@@ -83,8 +83,10 @@ def decode_npy(data: bytes, member: str, shard: str) -> np.ndarray:
             version = np.lib.format.read_magic(fp)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read(fp)
-        except (ValueError, OSError, EOFError, SyntaxError) as exc:
-            raise ShardError(f"{shard}: member {member} has a corrupt npy header ({exc}); refusing it") from None
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, tokenize.TokenError, ...
+            raise ShardError(
+                f"{shard}: member {member} has a corrupt npy header ({type(exc).__name__}: {exc}); refusing it"
+            ) from None
         if dtype.hasobject:
             raise ShardError(f"{shard}: member {member} holds an object array, which needs pickle; refusing it")
         if dtype != want:

@@ -1,0 +1,74 @@
+"""A short run of the shard-set fuzz campaign (``benchmarks/fuzz_sets.py``; issue 25, part 4).
+
+The campaign mutates small valid sets (tar headers and members, gzip streams, npy headers, meta.json, HDF5
+attributes and objects, manifest and sidecar JSON, files) and feeds each to the trainer's task stream,
+``lasium-shards verify|inspect|preview|index`` and, for a sample, ``lasium-train``; see the script's docstring
+for the invariants. Here it runs the derandomized ``lasium-fuzz-ci`` profile (a dozen cases, the same ones on
+every machine); the long run is ``python benchmarks/fuzz_sets.py --cases 10000``. The other tests check that the
+campaign does see a broken invariant when there is one.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("hypothesis")
+import fuzz_sets  # noqa: E402  (benchmarks/ is on sys.path: tests/conftest.py)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+PIXEL_CASE = {
+    "base": "tar",
+    "mutations": [{"op": "pixel", "shard": 1, "layer": "raw", "member": 0, "offset": 5, "xor": 1}],
+    "reseal": False,
+    "drop_manifest": False,
+    "where": "outside",
+    "skip_corrupt": True,
+    "allow_partial": False,
+    "train_cli": False,
+}
+
+
+def test_short_fuzz_campaign_breaks_no_invariant(tmp_path):
+    tally = fuzz_sets.run_campaign(profile="lasium-fuzz-ci", work=tmp_path, timeout=120)
+    assert tally.cases == 12
+    report = "\n".join(f"{case}\n  " + "\n  ".join(v) for case, v in tally.broken)
+    assert not tally.broken, f"{len(tally.broken)} case(s) broke an invariant:\n{report}"
+
+
+def test_the_campaign_sees_changed_bytes_reach_the_learner(tmp_path, monkeypatch):
+    """With the reader's byte check switched off, a changed pixel reaches the stream and preview: reported."""
+    import lasium.shards.reader as reader
+
+    with fuzz_sets.campaign_env(tmp_path) as (bases, base_url):
+        assert fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 120) == []
+        monkeypatch.setattr(reader, "open_checked_shard", lambda url, entry: open(url, "rb"))
+        broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 120)
+    assert any("task 2 differs from the original task" in v for v in broken), broken
+
+
+def test_the_campaign_sees_a_traceback_a_hang_and_a_planted_command(tmp_path, monkeypatch):
+    import lasium.shards.verify as verify
+
+    with fuzz_sets.campaign_env(tmp_path) as (bases, base_url):
+
+        def crash(*args, **kwargs):
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(verify, "verify_shard_set", crash)
+        monkeypatch.setattr("lasium.shards.cli.verify_shard_set", crash)
+        broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 120)
+        assert any(v.startswith("verify: traceback (RuntimeError: a bug)") for v in broken), broken
+
+        def ran(*args, **kwargs):
+            (tmp_path / fuzz_sets.MARK).touch()
+            raise RuntimeError("ran a command")
+
+        monkeypatch.setattr("lasium.shards.cli.verify_shard_set", ran)
+        broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 120)
+        assert any(v.startswith("a planted command ran") for v in broken), broken
+
+        monkeypatch.setattr("lasium.shards.cli.verify_shard_set", lambda *a, **k: __import__("time").sleep(60))
+        assert fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 3) == [
+            "hang: the case did not finish within 3 s"
+        ]
