@@ -1601,14 +1601,16 @@ def run_campaign(
     work: Path,
     timeout: float = 300.0,
     on_case: Callable[[Tally, dict, list[str]], None] | None = None,
+    env: tuple[dict[str, BaseSet], str] | None = None,
 ) -> Tally:
     """Run the Hypothesis profile's cases (``n_cases`` of them when given); every case runs (failures are recorded,
-    not raised). ``seed`` fixes the cases of a profile that is not derandomized."""
+    not raised). ``seed`` fixes the cases of a profile that is not derandomized. ``env``: the base sets and server
+    of a :func:`campaign_env` already open on ``work``."""
     tally = Tally()
     chosen = settings.get_profile(profile)
     if n_cases is not None:
         chosen = settings(chosen, max_examples=n_cases)
-    with campaign_env(work) as (bases, base_url):
+    with contextlib.nullcontext(env) if env is not None else campaign_env(work) as (bases, base_url):
 
         @chosen
         @given(case=cases)

@@ -46,6 +46,11 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 )
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 fail(f"cannot write {exc.filename or 'output'}: {exc.strerror}; choose a writable --out")
+            if exc.errno in (errno.EISDIR, errno.ENOTDIR):  # a folder where a file belongs, or the other way round
+                fail(
+                    f"cannot write {exc.filename2 or exc.filename or 'output'}: {exc.strerror}; "
+                    "move it aside or choose another path"
+                )
             raise
 
     return wrapper

@@ -10,6 +10,9 @@ campaign does see a broken invariant when there is one.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import pytest
 
 pytest.importorskip("hypothesis")
@@ -19,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 PIXEL_CASE = {
     "base": "tar",
-    "mutations": [{"op": "pixel", "shard": 1, "layer": "raw", "member": 0, "offset": 5, "xor": 1}],
+    "mutations": [{"op": "pixel", "shard": 0, "layer": "raw", "member": 0, "offset": 5, "xor": 1}],
     "reseal": False,
     "drop_manifest": False,
     "where": "outside",
@@ -29,46 +32,51 @@ PIXEL_CASE = {
 }
 
 
-def test_short_fuzz_campaign_breaks_no_invariant(tmp_path):
-    tally = fuzz_sets.run_campaign(profile="lasium-fuzz-ci", work=tmp_path, timeout=120)
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """(work folder, base sets, server URL): built once for the module."""
+    work = tmp_path_factory.mktemp("fuzz")
+    with fuzz_sets.campaign_env(work) as (bases, base_url):
+        yield work, bases, base_url
+
+
+def test_short_fuzz_campaign_breaks_no_invariant(env):
+    work, bases, base_url = env
+    tally = fuzz_sets.run_campaign(profile="lasium-fuzz-ci", work=work, timeout=120, env=(bases, base_url))
     assert tally.cases == 12
     report = "\n".join(f"{case}\n  " + "\n  ".join(v) for case, v in tally.broken)
     assert not tally.broken, f"{len(tally.broken)} case(s) broke an invariant:\n{report}"
 
 
-def test_the_campaign_sees_changed_bytes_reach_the_learner(tmp_path, monkeypatch):
+def test_the_campaign_sees_changed_bytes_reach_the_learner(env, monkeypatch):
     """With the reader's byte check switched off, a changed pixel reaches the stream and preview: reported."""
     import lasium.shards.reader as reader
 
-    with fuzz_sets.campaign_env(tmp_path) as (bases, base_url):
-        assert fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 120) == []
-        monkeypatch.setattr(reader, "open_checked_shard", lambda url, entry: open(url, "rb"))
-        broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 120)
-    assert any("task 2 differs from the original task" in v for v in broken), broken
+    work, bases, base_url = env
+    assert fuzz_sets.run_isolated(PIXEL_CASE, bases, work, base_url, 120) == []
+    monkeypatch.setattr(reader, "open_checked_shard", lambda url, entry: open(url, "rb"))
+    broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, work, base_url, 120)
+    assert any("task 0 differs from the original task" in v for v in broken), broken
+    assert any(v.startswith("preview: drew tasks") for v in broken), broken
 
 
-def test_the_campaign_sees_a_traceback_a_hang_and_a_planted_command(tmp_path, monkeypatch):
-    import lasium.shards.verify as verify
+def test_the_campaign_sees_a_traceback_a_hang_and_a_planted_command(env, monkeypatch):
+    work, bases, base_url = env
 
-    with fuzz_sets.campaign_env(tmp_path) as (bases, base_url):
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug")
 
-        def crash(*args, **kwargs):
-            raise RuntimeError("a bug")
+    monkeypatch.setattr("lasium.shards.cli.verify_shard_set", crash)
+    broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, work, base_url, 120)
+    assert any(v.startswith("verify: traceback (RuntimeError: a bug)") for v in broken), broken
 
-        monkeypatch.setattr(verify, "verify_shard_set", crash)
-        monkeypatch.setattr("lasium.shards.cli.verify_shard_set", crash)
-        broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 120)
-        assert any(v.startswith("verify: traceback (RuntimeError: a bug)") for v in broken), broken
+    def runs_a_command(*args, **kwargs):
+        (Path.cwd() / fuzz_sets.MARK).touch()  # what 'pipe:touch PWNED' would do
+        raise SystemExit(0)
 
-        def ran(*args, **kwargs):
-            (tmp_path / fuzz_sets.MARK).touch()
-            raise RuntimeError("ran a command")
+    monkeypatch.setattr("lasium.shards.cli.verify_shard_set", runs_a_command)
+    broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, work, base_url, 120)
+    assert any(v.startswith("a planted command ran") for v in broken), broken
 
-        monkeypatch.setattr("lasium.shards.cli.verify_shard_set", ran)
-        broken = fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 120)
-        assert any(v.startswith("a planted command ran") for v in broken), broken
-
-        monkeypatch.setattr("lasium.shards.cli.verify_shard_set", lambda *a, **k: __import__("time").sleep(60))
-        assert fuzz_sets.run_isolated(PIXEL_CASE, bases, tmp_path, base_url, 3) == [
-            "hang: the case did not finish within 3 s"
-        ]
+    monkeypatch.setattr("lasium.shards.cli.verify_shard_set", lambda *a, **k: time.sleep(60))
+    assert fuzz_sets.run_isolated(PIXEL_CASE, bases, work, base_url, 3) == ["hang: the case did not finish within 3 s"]

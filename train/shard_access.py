@@ -219,6 +219,12 @@ def open_shard_set(sources: str | Path | Sequence[str | Path], *, allow_partial:
                 elif not remote_checked:  # remote: peek at the first shard; the rest are checked as they stream
                     layouts.append((url, _first_task_layout(url)))
                     remote_checked = True
+        unchecked = [u for u in found if u not in entries]
+        if unchecked:
+            notes.append(
+                f"warning: {len(unchecked)} shard(s) of {source} have no manifest or sidecar: their bytes cannot be "
+                "checked (task layouts still are)"
+            )
         urls.extend(found)
     if not urls:
         raise ShardError(f"no shards found in {', '.join(map(str, sources))}")

@@ -28,6 +28,7 @@ from lasium.shards.format import (
     check_header,
     check_name,
     file_compression,
+    parse_json,
     parse_shard_file_name,
     task_ranges_report,
 )
@@ -89,7 +90,7 @@ def _load_json(path: Path, what: str) -> Any:
             f"{what} {path} is not UTF-8 text (binary or damaged); rebuild it with 'lasium-shards index'"
         ) from None
     try:
-        return json.loads(text)
+        return parse_json(text)
     except ValueError as exc:
         raise ShardError(f"{what} {path} is not valid JSON ({exc}); rebuild it with 'lasium-shards index'") from None
 
@@ -146,8 +147,15 @@ def write_manifest(
         FORMAT_VERSION,
         out_dir,
     )
-    atomic_write_bytes(out_dir / MANIFEST_NAME, _dump(m.to_dict()))
+    _write_manifest_file(out_dir, m)
     return m
+
+
+def _write_manifest_file(folder: Path, m: Manifest) -> None:
+    path = folder / MANIFEST_NAME
+    if path.is_dir() and not path.is_symlink():
+        raise ShardError(f"{path} is a folder, not a file; remove it and rerun")
+    atomic_write_bytes(path, _dump(m.to_dict()))
 
 
 def read_manifest(path_or_dir: str | Path) -> Manifest:
@@ -251,5 +259,5 @@ def build_manifest_from_sidecars(
         folder,
     )
     if write:
-        atomic_write_bytes(folder / MANIFEST_NAME, _dump(m.to_dict()))
+        _write_manifest_file(folder, m)
     return m

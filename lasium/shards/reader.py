@@ -14,7 +14,6 @@ sequential reader used by tools and tests.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -31,6 +30,7 @@ from lasium.shards.format import (
     ShardEntry,
     TaskLayout,
     container_of,
+    parse_json,
     parse_shard_file_name,
 )
 from lasium.shards.gz import GzipReader, tar_stream
@@ -134,7 +134,7 @@ def decode_wds_sample(sample: dict[str, Any], shard: str | None = None, layout: 
 
 def _decode_meta(data: bytes | str, member: str, shard: str) -> dict[str, Any]:
     try:
-        meta = json.loads(data)
+        meta = parse_json(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ShardError(f"{shard}: {member} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
@@ -296,7 +296,7 @@ def _hdf5_first_task(f: Any, url: str, count: int) -> int | None:
     if raw is None:
         return None
     try:
-        shard = json.loads(raw)
+        shard = parse_json(raw)
         version, first, num = shard.get("format_version", 1), int(shard["first_task"]), int(shard["num_tasks"])
     except (ValueError, TypeError, KeyError, AttributeError):
         raise ShardError(f"{url}: attribute lasium_shard is not the JSON shard entry the format defines") from None
