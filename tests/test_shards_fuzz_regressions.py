@@ -135,3 +135,21 @@ def test_control_characters_from_a_set_never_reach_the_terminal(tmp_path):
     assert "name=gan\\n\\x1b[31mred" in result.output and "0.1\\u202eevil" in result.output
     assert one_line("a\nb\tc\x85d") == "a\\nb\\tc\\x85d"
     assert str(ShardError("line one\nline two")) == "line one\\nline two"
+
+
+def test_a_damaged_shard_of_a_partial_set_is_reported_not_left_out(tmp_path):
+    """Found: without a manifest, a shard whose size differed from its sidecar was left out as if missing, so
+    verify --allow-partial said ok; it is now kept, and its size and sha256 checked like any other shard's."""
+    folder = tmp_path / "set"
+    write_set(folder, "wds", manifest=False)
+    shard = folder / "tiny-000001.tar"
+    data = shard.read_bytes()
+    shard.write_bytes(data[:4000] + b"&w\x90j" + data[4000:])
+    result = run(shards_main, "verify", folder, "--no-progress", "--allow-partial")
+    assert result.exit_code == 1 and "bad: tiny-000001.tar: size 10244 bytes, the manifest says 10240" in result.stdout
+    with pytest.raises(ShardError, match="tiny-000001.tar is 10244 bytes, the manifest says 10240"):
+        list(iter_tasks(folder, allow_partial=True))
+    train = every_reader(folder, tmp_path)
+    for result in (next(train), next(train)):  # inspect describes the set as it is
+        assert result.exit_code == 0
+    assert_refused(next(train), "tiny-000001.tar is 10244 bytes")  # preview: its 4th task is in shard 1

@@ -192,13 +192,16 @@ def build_manifest_from_sidecars(
     allow_gaps: bool = False,
     write: bool = True,
     hint: str = "rerun the missing shards or allow gaps",
+    check_sizes: bool = True,
 ) -> Manifest:
     """Rebuild ``manifest.json`` from the sidecars in ``folder`` (``lasium-shards index``).
 
     Every sidecar must agree on format, container, name and header (config, generator, source) and
     its shard file must exist with the recorded size. A shard file without a sidecar counts as
     missing (its write may not have finished). Gaps are errors unless ``allow_gaps``; the error names
-    the missing task ranges and ends with ``hint`` (what to do).
+    the missing task ranges and ends with ``hint`` (what to do). ``check_sizes=False`` keeps a shard whose
+    size differs from its sidecar's record (a reader that checks every shard's size and sha256 then reports it
+    as damaged, rather than leaving it out as if it were missing).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -230,7 +233,7 @@ def build_manifest_from_sidecars(
         if not shard.is_file():
             problems.append(f"{entry.file} (sidecar without shard)")
             continue
-        if shard.stat().st_size != entry.bytes:
+        if check_sizes and shard.stat().st_size != entry.bytes:
             problems.append(f"{entry.file} (size {shard.stat().st_size} != {entry.bytes} in sidecar)")
             continue
         entries.append(entry)

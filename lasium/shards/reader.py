@@ -465,7 +465,7 @@ def resolve_shard_urls(
             m = read_manifest(path)
         elif find_sidecars(path):
             hint = f"no {MANIFEST_NAME}, so its sidecars are all there is: {PARTIAL_HINT}"
-            m = build_manifest_from_sidecars(path, allow_gaps=allow_partial, write=False, hint=hint)
+            m = build_manifest_from_sidecars(path, allow_gaps=allow_partial, write=False, hint=hint, check_sizes=False)
         else:
             files = find_shard_files(path)
             if not files:
