@@ -17,6 +17,7 @@ import pytest
 
 pytest.importorskip("hypothesis")
 import fuzz_sets  # noqa: E402  (benchmarks/ is on sys.path: tests/conftest.py)
+from fuzz_cases import MARK  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -71,7 +72,7 @@ def test_the_campaign_sees_a_traceback_a_hang_and_a_planted_command(env, monkeyp
     assert any(v.startswith("verify: traceback (RuntimeError: a bug)") for v in broken), broken
 
     def runs_a_command(*args, **kwargs):
-        (Path.cwd() / fuzz_sets.MARK).touch()  # what 'pipe:touch PWNED' would do
+        (Path.cwd() / MARK).touch()  # what 'pipe:touch PWNED' would do
         raise SystemExit(0)
 
     monkeypatch.setattr("lasium.shards.cli.verify_shard_set", runs_a_command)

@@ -308,3 +308,30 @@ def test_help_teaches_the_new_options():
     assert "--allow-partial" in text and "sha256" in text
     for command in ("verify", "preview"):
         assert "--allow-partial" in CliRunner().invoke(shards_main, [command, "--help"]).output
+
+
+def test_an_hdf5_shard_replaced_after_its_check_is_refused(originals, tmp_path, monkeypatch):
+    """h5py reads a local shard by path: the file it opens must be the one that was checked, unchanged."""
+    import os
+
+    import h5py
+
+    import lasium.shards.reader as reader
+
+    folder = tmp_path / "set"
+    shutil.copytree(originals["h5"], folder)
+    checked = reader.open_checked_shard
+
+    def replaced_after_the_check(url, entry):
+        f = checked(url, entry)
+        other = tmp_path / "other.h5"
+        shutil.copyfile(url, other)
+        with h5py.File(other, "r+") as h:
+            h["support"][0, 0, 0, 0, 0, 0] = 255 - h["support"][0, 0, 0, 0, 0, 0]
+        os.replace(other, url)  # another file at the same path, as 'mv' or a careless copy would leave
+        return f
+
+    forget_checked()
+    monkeypatch.setattr(reader, "open_checked_shard", replaced_after_the_check)
+    with pytest.raises(ShardError, match="seth5-000000.h5 changed after it was checked"):
+        list(iter_tasks(folder))

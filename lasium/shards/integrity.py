@@ -66,6 +66,12 @@ def _identity(st: os.stat_result) -> tuple[int, int, int, int, int]:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
+def same_file(checked: IO[bytes], fd: int) -> bool:
+    """Whether descriptor ``fd`` is the very file ``checked`` (a local shard from :func:`open_checked_shard`),
+    unchanged since: same device, inode, size, modification and change times."""
+    return _identity(os.fstat(checked.fileno())) == _identity(os.fstat(fd))
+
+
 def forget_checked() -> None:
     """Forget which local shards were checked (the next read of each hashes it again)."""
     _CHECKED.clear()

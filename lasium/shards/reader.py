@@ -34,7 +34,7 @@ from lasium.shards.format import (
     parse_shard_file_name,
 )
 from lasium.shards.gz import GzipReader, tar_stream
-from lasium.shards.integrity import open_checked_shard
+from lasium.shards.integrity import ShardIntegrityError, open_checked_shard, same_file
 from lasium.shards.manifest import (
     build_manifest_from_sidecars,
     find_shard_files,
@@ -315,8 +315,10 @@ def iter_hdf5_shard(
     entry: ShardEntry | None = None,
     *,
     data: bytes | IO[bytes] | None = None,
+    same_as: IO[bytes] | None = None,
 ) -> Generator[Task, None, None]:
-    """The tasks of an HDF5 shard (``data``: its bytes, or a seekable file of them, already fetched from ``url``)."""
+    """The tasks of an HDF5 shard (``data``: its bytes, or a seekable file of them, already fetched from ``url``;
+    ``same_as``: a checked local file that the file h5py opens at ``url`` must be, unchanged)."""
     import h5py
 
     path = None if url.startswith("pipe:") or is_remote(url) or data is not None else url_to_path(url)
@@ -334,6 +336,8 @@ def iter_hdf5_shard(
             f"{url}: not a readable HDF5 file ({exc}); the shard is truncated or damaged, regenerate or re-copy it"
         ) from None
     with f:
+        if same_as is not None and not same_file(same_as, f.id.get_vfd_handle()):
+            raise ShardIntegrityError(f"{url} changed after it was checked; rerun when nothing writes it")
         yield from _iter_hdf5_file(f, url, layout, entry)
 
 
@@ -403,6 +407,8 @@ def _iter_checked_shard(
     try:
         if container == "wds":
             yield from iter_wds_stream(f, url, layout, entry)
+        elif isinstance(f, io.BufferedReader):  # a local file: h5py reads it by path (Python file objects are slower)
+            yield from iter_hdf5_shard(url, layout, entry, same_as=f)
         else:
             yield from iter_hdf5_shard(url, layout, entry, data=f)
     finally:
