@@ -231,14 +231,14 @@ def commands(source: str, out: Path, case: dict) -> list[tuple[str, Any, list[st
         ]
         args += (["--skip-corrupt"] if case["skip_corrupt"] else []) + partial
         cmds.append(("lasium-train", train_main, args, (0, 2), ["out/run"]))
-    if case["where"] != "http":
+    if case["where"] != "http":  # index writes the manifest through its temporary name (which a dead write may leave)
         cmds.append(
             (
                 "index",
                 shards_main,
                 ["index", source.removesuffix("/manifest.json"), *(["--allow-gaps"] if case["allow_partial"] else [])],
                 (0, 2),
-                ["set/manifest.json"],
+                ["set/manifest.json", "set/.manifest.json.tmp"],
             )
         )
     return cmds
