@@ -22,7 +22,6 @@ import numpy as np
 from fuzz_cases import MARK, PER_SHARD, SHARDS, SHOTS, SIZE, WAYS
 from fuzz_tar import (
     Context,
-    _read,
     mutate_bytes,
     mutate_gzip,
     mutate_meta,
@@ -30,6 +29,7 @@ from fuzz_tar import (
     mutate_pixel,
     mutate_tar_header,
     mutate_tar_member,
+    read_regular,
 )
 
 
@@ -37,7 +37,7 @@ def mutate_hdf5(ctx: Context, m: dict) -> None:
     import h5py
 
     path = ctx.shard(m["shard"])
-    if _read(path) is None:
+    if read_regular(path) is None:
         return
     outside = ctx.root / "outside"
     try:
@@ -188,7 +188,7 @@ def _plant(value: Any, ctx: Context) -> Any:
 
 def mutate_json(ctx: Context, m: dict) -> None:
     path = _json_target(ctx, m)
-    raw = _read(path)
+    raw = read_regular(path)
     if raw is None:
         return
     try:
@@ -224,7 +224,7 @@ def mutate_json(ctx: Context, m: dict) -> None:
 
 def mutate_json_raw(ctx: Context, m: dict) -> None:
     path = _json_target(ctx, m)
-    raw = _read(path)
+    raw = read_regular(path)
     if raw is None:
         return
     pos = m["pos"] % (len(raw) + 1)
@@ -274,7 +274,7 @@ def reseal(ctx: Context) -> None:
         entry["bytes"], entry["sha256"] = len(data), hashlib.sha256(data).hexdigest()
 
     for path in [ctx.folder / "manifest.json", *ctx.folder.glob("*.json")]:
-        raw = _read(path)
+        raw = read_regular(path)
         if raw is None:
             continue
         try:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from fuzz_cases import CONTROL, MARK, SET_NAME, BaseSet
 from fuzz_mutations import MUTATORS, reseal
-from fuzz_tar import Context
+from fuzz_tar import Context, read_regular
 
 # ------------------------------------------------------------------------------------------------ running a case
 
@@ -86,18 +86,20 @@ def check_cli(what: str, result: Any, allowed_codes: tuple[int, ...]) -> list[st
 
 
 def _listed_entries(folder: Path) -> list[dict] | None:
-    """The shard entries the set vouches for as the reader would see them (manifest, else sidecars), or None."""
+    """The shard entries the set vouches for as the reader would see them (manifest, else sidecars), or None.
+
+    Only regular files are read (``_read``): a FIFO planted in the set would block this process forever."""
     try:
-        doc = json.loads((folder / "manifest.json").read_bytes())
+        doc = json.loads(read_regular(folder / "manifest.json", follow=True) or b"")
         return [e for e in doc["shards"] if isinstance(e, dict)]
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         pass
     entries = []
     for p in folder.glob("*.json"):
         try:
-            doc = json.loads(p.read_bytes())
+            doc = json.loads(read_regular(p, follow=True) or b"")
             entries.append(doc["shard"])
-        except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             continue
     return entries or None
 
@@ -110,9 +112,9 @@ def check_verify_ok(folder: Path) -> list[str]:
     for e in entries or []:
         if sidecars_only and not (isinstance(e.get("file"), str) and (folder / e["file"]).is_file()):
             continue  # a sidecar without its shard is a gap (refused, or noted with --allow-partial)
-        try:
-            data = (folder / e["file"]).read_bytes()
-        except (OSError, KeyError, TypeError):
+        name = e.get("file")
+        data = read_regular(folder / name, follow=True) if isinstance(name, str) and "\0" not in name else None
+        if data is None:
             problems.append(f"verify: ok, but listed shard {e.get('file')!r} cannot be read")
             continue
         if len(data) != e.get("bytes") or hashlib.sha256(data).hexdigest() != e.get("sha256"):

@@ -135,9 +135,10 @@ class Context:
         return self.shard(index).with_name(self.shard(index).name + ".json")
 
 
-def _read(path: Path) -> bytes | None:
+def read_regular(path: Path, follow: bool = False) -> bytes | None:
+    """The bytes of a regular file (never a FIFO, which would block; a link only when ``follow``), else None."""
     try:
-        return path.read_bytes() if path.is_file() and not path.is_symlink() else None
+        return path.read_bytes() if path.is_file() and (follow or not path.is_symlink()) else None
     except OSError:
         return None
 
@@ -145,7 +146,7 @@ def _read(path: Path) -> bytes | None:
 def _layers(ctx: Context, m: dict) -> tuple[Path, bytes, Callable[[bytes], bytes], Callable[[bytes], bytes]] | None:
     """(shard path, bytes of the chosen layer, encode back, identity) — the tar inside a .tar.gz for layer 'tar'."""
     path = ctx.shard(m["shard"])
-    raw = _read(path)
+    raw = read_regular(path)
     if raw is None:
         return None
     if m.get("layer") == "tar" and ctx.base.key == "gz":
@@ -332,7 +333,7 @@ def mutate_meta(ctx: Context, m: dict) -> None:
 
 def mutate_gzip(ctx: Context, m: dict) -> None:
     path = ctx.shard(m["shard"])
-    raw = _read(path)
+    raw = read_regular(path)
     if raw is None:
         return
     action, value, data = m["action"], m["value"], bytes.fromhex(m["data"])
