@@ -121,6 +121,14 @@ def mutate_hdf5(ctx: Context, m: dict) -> None:
             pass  # a mutation h5py itself refuses to write is simply not applied
 
 
+def _remove(path: Path) -> None:
+    """Remove a file, link, FIFO or folder (an earlier mutation may have turned a file into a folder)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
 def mutate_fs(ctx: Context, m: dict) -> None:
     target = {"shard": ctx.shard, "sidecar": ctx.sidecar, "manifest": lambda i: ctx.folder / "manifest.json"}[
         m["target"]
@@ -143,25 +151,25 @@ def mutate_fs(ctx: Context, m: dict) -> None:
     if not exists:
         return
     if action == "delete":
-        target.unlink()
+        _remove(target)
     elif action == "empty":
-        target.unlink()
+        _remove(target)
         target.write_bytes(b"")
     elif action == "folder":
-        target.unlink()
+        _remove(target)
         target.mkdir()
     elif action == "symlink_out":
-        target.unlink()
+        _remove(target)
         target.symlink_to(outside / "secret")
     elif action == "symlink_other":
         other = ctx.shard((m["index"] + 1) % SHARDS)
-        target.unlink()
+        _remove(target)
         target.symlink_to(other.name)
     elif action == "hardlink_out":
-        target.unlink()
+        _remove(target)
         os.link(outside / "secret", target)
     elif action == "fifo" and not ctx.http:
-        target.unlink()
+        _remove(target)
         os.mkfifo(target)
     elif action == "swap":
         other = ctx.shard((m["index"] + 1) % SHARDS) if m["target"] != "manifest" else ctx.sidecar(0)

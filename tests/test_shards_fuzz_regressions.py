@@ -11,6 +11,7 @@ import json
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 from shards_helpers import write_set
@@ -153,3 +154,73 @@ def test_a_damaged_shard_of_a_partial_set_is_reported_not_left_out(tmp_path):
     for result in (next(train), next(train)):  # inspect describes the set as it is
         assert result.exit_code == 0
     assert_refused(next(train), "tiny-000001.tar is 10244 bytes")  # preview: its 4th task is in shard 1
+
+
+def test_a_scalar_hdf5_dataset_is_one_line(tmp_path):
+    """Found: an HDF5 shard whose 'support' was a scalar dataset made verify raise IndexError (a traceback)."""
+    import h5py
+
+    folder = tmp_path / "set"
+    write_set(folder, "hdf5")
+    with h5py.File(folder / "tiny-000002.h5", "r+") as f:
+        del f["support"]
+        f["support"] = np.uint8(7)
+    result = run(shards_main, "verify", folder, "--no-progress")
+    assert result.exit_code == 1 and result.exception is None or isinstance(result.exception, SystemExit)
+    assert "bad: tiny-000002.h5:" in result.stdout and "Traceback" not in result.output, result.output
+    from lasium.shards.reader import iter_hdf5_shard
+
+    with pytest.raises(ShardError, match="dataset 'support' is a scalar"):
+        list(iter_hdf5_shard(str(folder / "tiny-000002.h5")))
+
+
+def _tar_with_header_field(shard: Path, offset: int, value: bytes) -> None:
+    """Set a field of the first member's header and fix the header's checksum (so the damage gets past it)."""
+    data = bytearray(shard.read_bytes())
+    data[offset : offset + len(value)] = value
+    data[148:156] = b"        "
+    data[148:156] = b"%06o\x00 " % sum(data[:512])
+    shard.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(
+    "field,error",
+    [  # base-256 sizes: 64 GiB (read in bounded pieces: the file ends first), and the largest the field holds
+        (b"\x80" + b"\x00" * 6 + b"\x10" + b"\x00" * 4, "tar truncated inside member task-000000000.support.npy"),
+        (b"\xff" * 12, "corrupt tar header \\(its size field says a member of"),
+    ],
+)
+def test_a_huge_tar_size_field_is_one_line(tmp_path, field, error):
+    """Found: a base-256 size field too large for read() raised OverflowError (a traceback in verify); a merely
+    large one made read() allocate it (MemoryError)."""
+    folder = tmp_path / "set"
+    write_set(folder, "wds", manifest=False)
+    for sidecar in folder.glob("*.json"):
+        sidecar.unlink()
+    _tar_with_header_field(folder / "tiny-000000.tar", 124, field)
+    with pytest.raises(ShardError, match=error):
+        list(iter_tasks(folder))
+
+
+def test_pax_headers_that_would_loop_or_lie_are_one_line(tmp_path):
+    """A pax record of length 0 once looped forever; a pax size that is not a number raised ValueError."""
+    from lasium.shards.tario import iter_tar_members
+
+    def pax_tar(record: bytes) -> io.BytesIO:
+        out = io.BytesIO()
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+            info = tarfile.TarInfo("././@PaxHeader")
+            info.type, info.size = tarfile.XHDTYPE, len(record)
+            tar.addfile(info, io.BytesIO(record))
+            info = tarfile.TarInfo("task-000000000.meta.json")
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"{}"))
+        out.seek(0)
+        return out
+
+    with pytest.raises(ShardError, match="corrupt pax header in tar \\(record length 0\\)"):
+        list(iter_tar_members(pax_tar(b"0 path=x\n"), "x.tar"))
+    with pytest.raises(ShardError, match="corrupt pax header in tar \\(size 'many'\\)"):
+        list(iter_tar_members(pax_tar(b"13 size=many\n"), "x.tar"))
+    with pytest.raises(ShardError, match="a pax header says a member of -5 bytes"):
+        list(iter_tar_members(pax_tar(b"11 size=-5\n"), "x.tar"))

@@ -20,7 +20,7 @@ from typing import IO, Any
 
 import numpy as np
 
-from lasium.errors import ShardError
+from lasium.errors import LasiumError, ShardError
 from lasium.shards.format import (
     HDF5_DATASETS,
     MANIFEST_NAME,
@@ -270,6 +270,8 @@ def _hdf5_datasets(f: Any, url: str) -> dict[str, Any]:
             raise ShardError(
                 f"{url}: HDF5 object {key!r} must be a plain dataset (not a group, virtual or external dataset)"
             )
+        if ds.ndim < 1:
+            raise ShardError(f"{url}: dataset {key!r} is a scalar; a task shard holds one row per task")
         if key == "meta":
             if h5py.check_string_dtype(ds.dtype) is None or ds.ndim != 1:
                 raise ShardError(f"{url}: dataset 'meta' must be a 1-D string dataset, got {ds.dtype} {ds.shape}")
@@ -331,7 +333,9 @@ def iter_hdf5_shard(
             f = h5py.File(path, "r")
         else:  # HDF5 needs random access: fetch the stream (pipe:, URL) into memory
             f = h5py.File(io.BytesIO(read_all(url)), "r")
-    except (OSError, ValueError) as exc:
+    except LasiumError:
+        raise
+    except Exception as exc:  # OSError mostly; h5py raises other kinds on some damaged files
         raise ShardError(
             f"{url}: not a readable HDF5 file ({exc}); the shard is truncated or damaged, regenerate or re-copy it"
         ) from None
@@ -346,8 +350,12 @@ def _iter_hdf5_file(f: Any, url: str, layout: TaskLayout | None, entry: ShardEnt
         found = _hdf5_datasets(f, url)
         count = found["support"].shape[0]
         first = _hdf5_first_task(f, url, count)
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
-        raise ShardError(f"{url}: cannot read the HDF5 structure ({exc}); the shard is damaged") from None
+    except LasiumError:
+        raise
+    except Exception as exc:  # h5py and the HDF5 library raise many kinds of error on damaged files
+        raise ShardError(
+            f"{url}: cannot read the HDF5 structure ({type(exc).__name__}: {exc}); the shard is damaged"
+        ) from None
     if entry is not None and first is not None and (first, count) != (entry.first_task, entry.num_tasks):
         raise ShardError(
             f"{url}: holds tasks {first}..{first + count - 1}, the manifest says "
@@ -358,9 +366,10 @@ def _iter_hdf5_file(f: Any, url: str, layout: TaskLayout | None, entry: ShardEnt
         b = min(count, a + HDF5_BLOCK)
         try:
             blocks = {k: ds[a:b] for k, ds in found.items()}
-        except (OSError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # as above: any error of h5py on a damaged file is the shard's damage
             raise ShardError(
-                f"{url}: cannot read tasks {a}..{b - 1} ({exc}); the shard is damaged, regenerate or re-copy it"
+                f"{url}: cannot read tasks {a}..{b - 1} ({type(exc).__name__}: {exc}); the shard is damaged, "
+                "regenerate or re-copy it"
             ) from None
         for i in range(b - a):
             lat = blocks["latents"][i] if "latents" in blocks else None
