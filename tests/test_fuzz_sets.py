@@ -10,13 +10,16 @@ campaign does see a broken invariant when there is one.
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("hypothesis")
-import fuzz_sets  # noqa: E402  (benchmarks/ is on sys.path: tests/conftest.py)
+# the campaign is a development tool in benchmarks/ (not part of the package); its modules import each other by name
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import fuzz_sets  # noqa: E402
 from fuzz_cases import MARK  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_thread")
