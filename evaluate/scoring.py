@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from lasium.evaluate.protocol import Episodes
 from lasium.precision import Autocast, autocast_factory, resolve_precision
-from lasium.train.learner import MetaLearner
+from lasium.train.learner import MetaLearner, inner_loop_options
 from lasium.train.streaming import to_device
 
 # Tasks per vmapped call. A 5-way 5-shot MAML task at 28×28 keeps ~50 MB of activations per inner step
@@ -71,7 +71,7 @@ def chunk_accuracy(
         # reaches the meta-parameters, so nothing accumulates across the 50 steps.
         params = {k: v.detach() for k, v in learner.meta_params().items()}
         with autocast():
-            task_params = learner.adapt_tasks(support, support_labels, steps, lr, params)
+            task_params = learner.adapt_tasks(support, support_labels, params, **inner_loop_options(learner, steps, lr))
             logits = learner.predict_tasks(task_params, query)
         return (logits.argmax(-1) == query_labels).float().mean(-1)
 

@@ -293,3 +293,32 @@ def test_trainer_leaves_the_callers_config_as_given(shards, tmp_path):
     trainer = Trainer(cfg, progress=False)
     assert cfg == before and trainer.config is not cfg
     assert trainer.config.ways == trainer.shard_set.layout.ways
+
+
+def test_cli_backbone_is_recorded_and_rebuilt_by_name(shards, tmp_path, monkeypatch):
+    """``--backbone NAME`` trains on that registered backbone; the checkpoint names it and loads it back; an
+    unregistered name is one line before any work."""
+    from lasium.train.backbone import BACKBONES
+
+    class Flat(torch.nn.Module):
+        def __init__(self, image_shape, hidden: int = 8) -> None:
+            super().__init__()
+            h, w, c = image_shape
+            self.out_features = hidden
+            self.layer = torch.nn.Linear(h * w * c, hidden)
+
+        def forward(self, images):
+            return torch.relu(self.layer(images.flatten(-3)))
+
+    monkeypatch.setitem(BACKBONES, "flat", Flat)
+    common = ["--shards", str(shards["wds"]), "--algo", "protonets", "--iterations", "2", "--workers", "0"]
+    common += ["--val-dataset", "none", "--device", "cpu", "--quiet", "--augment", "none"]
+    result = CliRunner().invoke(cli_main, [*common, "--backbone", "flat", "--out", str(tmp_path / "flat")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "flat" / "last" / "config.json").read_text())
+    assert "flat" in json.dumps(saved)
+    learner, cfg = load_learner(tmp_path / "flat")
+    assert isinstance(learner.backbone, Flat) and cfg.backbone == "flat"
+    bad = CliRunner().invoke(cli_main, [*common, "--backbone", "resnet99", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "unknown --backbone 'resnet99'" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()

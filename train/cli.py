@@ -12,6 +12,7 @@ from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import PRECISIONS
 from lasium.train.augment import preset_names
+from lasium.train.backbone import BACKBONES
 from lasium.train.checkpoint import read_configs
 from lasium.train.config import TrainConfig
 from lasium.train.registry import ALGORITHMS
@@ -27,6 +28,7 @@ FIELDS = (
     "inner_steps",
     "inner_lr",
     "lr",
+    "backbone",
     "precision",
     "augment",
     "compile",
@@ -71,6 +73,14 @@ FIELDS = (
 @click.option("--inner-steps", type=int, default=5, show_default=True, help="MAML inner SGD steps.")
 @click.option("--inner-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (meta-parameters).")
+@click.option(
+    "--backbone",
+    default="conv4",
+    show_default=True,
+    help=f"Feature extractor of the learner, by name ({', '.join(BACKBONES)}); recorded in every checkpoint. "
+    "conv4 = 4 x (3x3 conv 64, batch norm on the task's own statistics, 2x2 max-pool, ReLU). A new one is one "
+    "entry of lasium.train.backbone.BACKBONES.",
+)
 @click.option(
     "--precision",
     type=click.Choice(PRECISIONS),

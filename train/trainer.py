@@ -155,15 +155,16 @@ class Trainer:
             )
         saved, _ = read_configs(latest)
         mine = self.config.learner_config()
-        if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden) != (
+        if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden, saved.backbone) != (
             mine.algo,
             mine.ways,
             tuple(mine.image_shape),
             mine.hidden,
+            mine.backbone,
         ):
             raise ConfigError(
-                f"{latest} holds a {saved.algo} learner for {saved.ways}-way {tuple(saved.image_shape)} tasks; "
-                f"resume it with the same --algo and shards"
+                f"{latest} holds a {saved.algo} learner ({saved.backbone} backbone) for {saved.ways}-way "
+                f"{tuple(saved.image_shape)} tasks; resume it with the same --algo, --backbone and shards"
             )
         return latest
 

@@ -20,7 +20,7 @@ import torch
 from lasium.errors import ConfigError, DataError
 from lasium.seeding import numpy_rng
 from lasium.train.config import TrainConfig
-from lasium.train.learner import MetaLearner
+from lasium.train.learner import MetaLearner, inner_loop_options
 from lasium.train.streaming import to_device
 
 VALIDATION_SEED = 0
@@ -100,7 +100,9 @@ class Validator:
                 )
                 params = {k: v.detach() for k, v in learner.meta_params().items()}
                 with autocast():
-                    logits = learner.predict_tasks(learner.adapt_tasks(s, sl, steps, lr, params), q)
+                    logits = learner.predict_tasks(
+                        learner.adapt_tasks(s, sl, params, **inner_loop_options(learner, steps, lr)), q
+                    )
                 accuracies.append((logits.argmax(-1) == ql).float().mean(-1).cpu())
         acc = torch.cat(accuracies).double()
         ci = 1.96 * acc.std(unbiased=False).item() / math.sqrt(len(acc)) if len(acc) > 1 else 0.0
