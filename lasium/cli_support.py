@@ -51,9 +51,32 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from lasium import __version__
+
+    click.echo(f"{ctx.find_root().info_name or 'lasium'} (lasium) {__version__}")
+    ctx.exit(0)
+
+
 class _OneLineUsageErrors(click.Command):
     """click usage errors (unknown option, missing argument, bad number) as one ``error: ...`` line and
-    exit 2, like every other lasium error, instead of click's three-line usage block."""
+    exit 2, like every other lasium error, instead of click's three-line usage block; and ``--version``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not any("--version" in getattr(p, "opts", ()) for p in self.params):
+            self.params.append(
+                click.Option(
+                    ["--version"],
+                    is_flag=True,
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_print_version,
+                    help="Print the lasium version and exit.",
+                )
+            )
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
