@@ -28,6 +28,12 @@ Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 """A factory of fresh autocast contexts (a context manager cannot be entered twice)."""
 
 # /proc/cpuinfo flags that mean the CPU computes in bf16 natively (x86: AVX512-BF16, AMX; Arm: FEAT_BF16).
+# Why not torch.backends.cpu.get_cpu_capability(): it names the vector ISA level torch dispatches to, not bf16.
+# On this project's 2-core AMD EPYC (Zen 4, flags avx512_bf16) it returns "AVX512", where a ProtoNets step in
+# bf16 autocast ran 1.12x and a second-order MAML step 1.11x its fp32 speed (benchmarks/bench_train.py --only
+# precision, one interleaved run, 2026-12-02, machine loaded by two training runs); it returns the same
+# "AVX512" on Skylake/Cascade Lake CPUs, which lack AVX512-BF16 and emulate bf16 (an earlier session measured
+# emulated bf16 more than 20x slower than fp32 on an AVX2 EPYC). A flag test is the one that tells them apart.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
