@@ -11,7 +11,7 @@ import click
 
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import ConfigError
-from lasium.train.registry import ALGORITHMS
+from lasium.train import ALGORITHMS
 
 
 def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, dataset: str, split: str) -> Path:
@@ -180,7 +180,7 @@ def main(
     )
     if checkpoint is not None:
         if ways is None:  # the checkpoint's own N
-            from lasium.train.checkpoint import find_checkpoint, read_configs
+            from lasium.train import find_checkpoint, read_configs
 
             protocol.ways = read_configs(find_checkpoint(checkpoint))[0].ways
         report = evaluate_checkpoint(checkpoint, protocol, **common)

@@ -31,9 +31,7 @@ from lasium.evaluate.journal import EvalJournal
 from lasium.evaluate.protocol import EvalProtocol, combined_digest, make_episodes, mean_ci95
 from lasium.evaluate.scoring import adapts, autocast_for, default_chunk, score_episodes
 from lasium.runtime import describe_device, resolve_device
-from lasium.train.checkpoint import STATE_FILE, find_checkpoint, load_learner
-from lasium.train.learner import MetaLearner
-from lasium.train.registry import build_learner
+from lasium.train import STATE_FILE, MetaLearner, build_learner, find_checkpoint, load_learner
 
 REPORT_FORMAT = "lasium-eval"
 REPORT_VERSION = 1

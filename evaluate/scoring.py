@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from lasium.evaluate.protocol import Episodes
 from lasium.precision import Autocast, autocast_factory, resolve_precision
-from lasium.train.learner import MetaLearner, inner_loop_options
-from lasium.train.streaming import to_device
+from lasium.tasks import to_device
+from lasium.train import MetaLearner, inner_loop_options
 
 # Tasks per vmapped call. A 5-way 5-shot MAML task at 28×28 keeps ~50 MB of activations per inner step
 # (25 images × ~2 MB); on a GPU 250 tasks (~13 GB) keep it busy. On a CPU small chunks win: once a chunk's

@@ -137,7 +137,7 @@ def test_maml_chunked_vmapped_equals_per_task():
     steps, lr = 3, 0.4
     chunked = score_episodes(learner, episodes, CPU, steps=steps, lr=lr, chunk=2)
     whole = score_episodes(learner, episodes, CPU, steps=steps, lr=lr, chunk=5)
-    from lasium.train.streaming import to_device
+    from lasium.tasks import to_device
 
     s, sl, q, ql = to_device(
         torch.from_numpy(episodes.support), torch.from_numpy(episodes.query), torch.from_numpy(episodes.perm), CPU

@@ -17,12 +17,12 @@ from torch.func import vmap
 
 from lasium.errors import CheckpointError, ConfigError, DataError, ShardError
 from lasium.seeding import seed_everything
+from lasium.tasks import to_device
 from lasium.train.checkpoint import load_learner
 from lasium.train.cli import main as cli_main
 from lasium.train.config import TrainConfig
 from lasium.train.registry import build_learner
 from lasium.train.run_log import read_metrics
-from lasium.train.streaming import to_device
 from lasium.train.synthetic import synthetic_tasks, write_synthetic_shards
 from lasium.train.trainer import train
 

@@ -19,9 +19,9 @@ import torch
 
 from lasium.errors import ConfigError, DataError
 from lasium.seeding import numpy_rng
+from lasium.tasks import to_device
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaLearner, inner_loop_options
-from lasium.train.streaming import to_device
 
 VALIDATION_SEED = 0
 
