@@ -252,3 +252,18 @@ def test_identical_jobs_started_together_never_crash(tmp_path):
         reference = reference or shards
         assert shards == reference
     print("exit codes of the pairs:", outcomes)
+
+
+def test_the_first_job_in_a_folder_removes_what_killed_writes_left(tmp_path):
+    """A sidecar or manifest write cut by kill -9 leaves a temporary named with its writer's pid: the next job that
+    finds no other job running removes it; one of a live process is left alone."""
+    out = tmp_path / "set"
+    out.mkdir()
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(60)
+    stale = out / f".set-000001.tar.json.{gone.pid}-abcd1234.tmp"
+    live = out / f".manifest.json.{os.getppid()}-abcd1234.tmp"
+    stale.write_text("{")
+    live.write_text("{")
+    assert job(out, seed=1).run().manifest_written
+    assert not stale.exists() and live.exists()

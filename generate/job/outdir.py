@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError, ShardError
-from lasium.safe_io import file_sha256
+from lasium.safe_io import file_sha256, remove_stale_temporaries
 from lasium.shards.format import (
     MANIFEST_NAME,
     SIDECAR_SUFFIX,
@@ -243,6 +243,7 @@ class FolderClaim:
                 except BlockingIOError:
                     pass
                 if free:  # no running job: the folder is ours; record our config
+                    remove_stale_temporaries(out_dir, subfolders=False)  # sidecar/manifest writes cut by a kill
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, (json.dumps(record, sort_keys=True) + "\n").encode(), 0)
                     os.fsync(fd)
