@@ -1,8 +1,10 @@
 """Crash-safe, pickle-free file IO shared by every stage: atomic JSON and safetensors writes, checked reads.
 
-Writes go to a hidden temporary file in the destination folder (``.<name>.<random>.tmp``), are fsynced and
-then renamed over the final name, so a reader sees the old file or the complete new one, never a partial
-write; any failure (including KeyboardInterrupt) removes the temporary file. Reads accept JSON and safetensors
+Writes go to a hidden temporary file in the destination folder (``.<name>.<pid>-<random>.tmp``), are fsynced
+and then renamed over the final name, so a reader sees the old file or the complete new one, never a partial
+write; any failure (including KeyboardInterrupt) removes the temporary file. What a killed writer leaves
+(``kill -9``, a lost node) carries its process id, so :func:`remove_stale_temporaries` can tell it from the
+files of a writer still at work. Reads accept JSON and safetensors
 only (nothing is ever unpickled) and turn a missing or corrupt file into one
 :class:`~lasium.errors.CheckpointError` line.
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -66,7 +70,7 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None], *, temp:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = -1
     if temp is None:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
         tmp = Path(name)
     else:
         tmp = Path(temp)
@@ -98,27 +102,92 @@ def replace_folder_atomically(folder: str | Path, fill: Callable[[Path], None]) 
 
     The temporary folder is a hidden sibling; once ``fill`` returns it is renamed into place (the old folder,
     if any, is first renamed aside, then removed), so readers see the old folder or the complete new one. On
-    any exception the temporary folder is removed and ``folder`` is untouched.
+    any exception the temporary folder is removed and ``folder`` is untouched. Both hidden names carry the
+    writer's process id (``.<name>.tmp-<pid>``, ``.<name>.old-<pid>``): :func:`remove_stale_temporaries`
+    removes (or, for a writer killed between the two renames, puts back) what a killed writer left.
     """
-    import shutil
-
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     tmp.mkdir()
     try:
         fill(tmp)
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         if folder.exists():
             os.replace(folder, old)
         os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException:  # an interrupt between the two renames puts the previous folder back
+        if old.exists() and not folder.exists():
+            os.replace(old, folder)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(old, ignore_errors=True)
     fsync_dir(folder.parent)
     return folder
+
+
+_TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")  # replace_atomically
+_TEMP_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")  # replace_folder_atomically
+
+
+def writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be writing: True unless no such process exists on this machine.
+
+    (A writer on another machine that shares the folder is not seen from here; a lasium run folder or
+    checkpoint folder has one writer, the run's own process.)
+    """
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path, *, subfolders: bool = True) -> list[Path]:
+    """Remove what killed writers of :func:`replace_atomically` and :func:`replace_folder_atomically` left in
+    ``folder`` (and its visible subfolders): temporary files and folders whose writer process is gone.
+
+    A writer killed between its two renames left the final folder missing and the previous one aside
+    (``.<name>.old-<pid>``); then the new folder (complete by then) is moved into place, or else the previous
+    one is put back. Temporaries of a live process are never touched. Returns the paths removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed: list[Path] = []
+    entries = sorted(folder.iterdir())
+    for entry in entries:  # first the folders moved aside: they may be needed to restore a final folder
+        m = _TEMP_FOLDER.match(entry.name)
+        if not m or m["kind"] != "old" or writer_alive(int(m["pid"])) or not entry.is_dir():
+            continue
+        final, new = folder / m["name"], folder / f".{m['name']}.tmp-{m['pid']}"
+        if not final.exists():
+            os.replace(new if new.is_dir() else entry, final)
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    for entry in entries:
+        m = _TEMP_FOLDER.match(entry.name) or _TEMP_FILE.match(entry.name)
+        if m is None or not entry.exists() or entry.is_symlink() or writer_alive(int(m["pid"])):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    if subfolders:
+        for entry in sorted(folder.iterdir()):
+            if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
+                removed += remove_stale_temporaries(entry, subfolders=False)
+    if removed:
+        fsync_dir(folder)
+    return removed
 
 
 def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True) -> Path:

@@ -42,6 +42,7 @@ FIELDS = (
     "val_inner_steps",
     "data_root",
     "checkpoint_every",
+    "checkpoint_minutes",
     "log_every",
     "device",
     "seed",
@@ -141,6 +142,14 @@ FIELDS = (
     show_default=True,
     help="Keep a step-N/ checkpoint every N steps (0 = never).",
 )
+@click.option(
+    "--checkpoint-minutes",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Also save autosave/ every M minutes (0 = never), so --resume after a kill loses at most that much "
+    "training, even before the first step-N/; it is rewritten in place and removed when last/ is written.",
+)
 @click.option("--log-every", type=int, default=10, show_default=True, help="Write train metrics every N steps.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -170,14 +179,17 @@ a weighted mixture
 
     \b
     The run folder gets metrics.jsonl (one record per log step; TensorBoard too when installed),
-    checkpoints step-NNNNNNN/, best/ (best validation accuracy) and last/, each with model.safetensors,
-    config.json, optimizer.safetensors and state.json; lasium-eval reads best/ (else last/).
+    checkpoints step-NNNNNNN/, best/ (best validation accuracy), last/ and, while the run goes on,
+    autosave/ (every --checkpoint-minutes), each with model.safetensors, config.json, optimizer.safetensors
+    and state.json; lasium-eval reads best/ (else last/). --resume continues from the newest of last/,
+    autosave/ and step-N/, after removing what a checkpoint write cut by a kill left behind.
     Validation uses real val-split episodes (same N and K_tr as the shards, 15 queries); with the
     default --val-dataset auto, 28x28x1 shards are validated on Omniglot when it is present (--data-root or
     $LASIUM_DATA; else one warning and no validation: 'lasium-data download omniglot' enables it); an explicit
     --val-dataset omniglot requires it. A --out that holds another run is refused, never overwritten.
     """
-    from lasium.train.run_folder import latest_checkpoint
+    from lasium.runtime import RankInfo
+    from lasium.train.run_folder import latest_checkpoint, tidy_run_folder
     from lasium.train.trainer import train
 
     options["compile"] = compile_
@@ -189,10 +201,13 @@ a weighted mixture
             )
         options["out"] = str(Path("runs") / f"{run_name(options['shards'])}-{options['algo']}")
     if resume:
+        if RankInfo.from_env().is_main:
+            tidy_run_folder(Path(options["out"]))  # a checkpoint write cut by a kill: its temporaries, or a swap
         latest = latest_checkpoint(Path(options["out"]))
         if latest is None:
             raise CheckpointError(
-                f"nothing to resume in {options['out']}: no last/ or step-N/ checkpoint; start without --resume"
+                f"nothing to resume in {options['out']}: no last/, autosave/ or step-N/ checkpoint; "
+                "start without --resume"
             )
         _, saved = read_configs(latest)
         given = {k for k in FIELDS if k != "compile" and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}

@@ -46,6 +46,7 @@ class TrainConfig:
     val_inner_steps: int | None = None  # None = inner_steps
     data_root: str | None = None
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 10.0  # also an autosave/ checkpoint every M minutes of the run (0 = off)
     log_every: int = 10
     device: str = "auto"
     seed: int = 0
@@ -82,6 +83,7 @@ class TrainConfig:
             "val_every": self.val_every,
             "val_tasks": self.val_tasks,
             "checkpoint_every": self.checkpoint_every,
+            "checkpoint_minutes": self.checkpoint_minutes,
         }
         for name, value in nonneg.items():
             if value < 0:

@@ -3,7 +3,8 @@
 One step: take a meta-batch from the stream, compute the meta-gradient of its tasks with the learner
 (vmapped over tasks), average it over ranks, take an Adam step. Every ``log_every`` steps the loss,
 accuracy and tasks/s go to ``metrics.jsonl`` and the progress bar; every ``val_every`` steps rank 0
-validates on real val episodes; checkpoints go to ``step-NNNNNNN/``, ``best/`` and ``last/``.
+validates on real val episodes; checkpoints go to ``step-NNNNNNN/``, ``best/`` and ``last/``, and every
+``checkpoint_minutes`` to ``autosave/``, so a run killed before its next ``step-N/`` loses at most that much.
 
 Example::
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -37,7 +39,7 @@ from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
 from lasium.train.mixture import open_mixture
 from lasium.train.registry import build_learner
-from lasium.train.run_folder import latest_checkpoint, refuse_other_run
+from lasium.train.run_folder import AUTOSAVE, latest_checkpoint, refuse_other_run, tidy_run_folder
 from lasium.train.run_log import MetricsLog
 from lasium.train.shard_access import ShardSet, describe_layout
 from lasium.train.streaming import TaskStream, make_loader, meta_batches
@@ -140,6 +142,9 @@ class Trainer:
             print(f"run folder: {self.out}", file=sys.stderr)
 
     def _find_resume_checkpoint(self) -> Path | None:
+        if self.ctx.is_main and self.out.is_dir():
+            tidy_run_folder(self.out)  # a checkpoint write cut by a kill: its temporaries, or a half-done swap
+        D.barrier(self.ctx)
         latest = latest_checkpoint(self.out) if self.out.is_dir() else None
         if not self.resume:
             if latest is not None:
@@ -151,7 +156,7 @@ class Trainer:
             return None
         if latest is None:
             raise CheckpointError(
-                f"nothing to resume in {self.out}: no last/ or step-N/ checkpoint; start without --resume"
+                f"nothing to resume in {self.out}: no last/, autosave/ or step-N/ checkpoint; start without --resume"
             )
         saved, _ = read_configs(latest)
         mine = self.config.learner_config()
@@ -230,6 +235,7 @@ class Trainer:
         window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, accuracy sum, tasks
         tasks_seen = int(state.get("tasks_seen", 0))
         clock, step = time.perf_counter(), start
+        saved_at = time.monotonic()  # of the last checkpoint a resume could start from (autosave/ or step-N/)
         try:
             for step in range(start + 1, cfg.iterations + 1):
                 batch, shards = next(batches)
@@ -286,11 +292,17 @@ class Trainer:
                         best = result.val["accuracy"]
                         self._save(self.out / "best", learner, optimizer, step, tasks_seen, best, step)
                     clock = time.perf_counter()  # validation time does not count against training speed
-                if ctx.is_main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_step:
-                    self._save(self.out / f"step-{step:07d}", learner, optimizer, step, tasks_seen, best)
+                if ctx.is_main and not last_step:
+                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                        self._save(self.out / f"step-{step:07d}", learner, optimizer, step, tasks_seen, best)
+                        saved_at = time.monotonic()
+                    elif cfg.checkpoint_minutes and time.monotonic() - saved_at >= 60.0 * cfg.checkpoint_minutes:
+                        self._save(self.out / AUTOSAVE, learner, optimizer, step, tasks_seen, best)
+                        saved_at = time.monotonic()
             result.step = step
             if ctx.is_main:
                 self._save(self.out / "last", learner, optimizer, step, tasks_seen, best)
+                shutil.rmtree(self.out / AUTOSAVE, ignore_errors=True)  # last/ is newer: nothing to resume from there
         finally:
             bar.close()
             if log is not None:

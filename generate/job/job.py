@@ -103,7 +103,7 @@ class GenerationJob:
         result = GenerationResult(out_dir=out_dir, header=self.header)
         try:
             claim = FolderClaim.take(out_dir, self.header, name, container)
-            self._run_claimed(target, result)
+            self._run_claimed(claim, target, result)
         except BaseException:
             if claim is not None:
                 claim.release()
@@ -113,13 +113,14 @@ class GenerationJob:
         claim.release()
         return result
 
-    def _run_claimed(self, target: WriteTarget, result: GenerationResult) -> None:
+    def _run_claimed(self, claim: FolderClaim, target: WriteTarget, result: GenerationResult) -> None:
         c = self.config
         out_dir = c.out_dir
         name, container = c.set_name, c.container
         set_config = self.header["config"]
         my_shards = self.my_shards()
         mine = set(my_shards)
+        claim.hold_shards(my_shards)  # one writer per shard: refuse a job that would write the same shards
         # Each process removes only stale files of shards it owns (rank 0 also those beyond the set),
         # so ranks and array-job parts never delete each other's new shards.
         check_existing_set(

@@ -20,7 +20,7 @@ from typing import Any
 
 from lasium.errors import ShardError
 from lasium.shards.atomic import atomic_write_bytes
-from lasium.shards.format import MANIFEST_NAME, Manifest
+from lasium.shards.format import MANIFEST_NAME, Manifest, ShardEntry
 from lasium.tasks import Task
 
 README_NAME = "README.md"
@@ -76,6 +76,17 @@ def human_size(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1000
     return f"{n} B"
+
+
+def shard_sizes(shards: Sequence[ShardEntry]) -> str:
+    """The shards as runs of equal size, in file order: ``3 x 1000 + 1 x 200 tasks`` (``no shards`` when empty)."""
+    runs: list[list[int]] = []
+    for entry in shards:
+        if runs and runs[-1][1] == entry.num_tasks:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, entry.num_tasks])
+    return " + ".join(f"{count} x {size:,}" for count, size in runs) + " tasks" if runs else "no shards"
 
 
 def _strategy_line(c: dict[str, Any]) -> str:
@@ -151,8 +162,7 @@ with h5py.File("{first}", "r") as f:
         ("seed", str(c.get("seed"))),
         (
             "shards",
-            f"{len(m.shards)} x {c['tasks_per_shard']} tasks, {m.container} "
-            f"({suffix}{', gzip' if gz else ''}), files {first} … {last}",
+            f"{shard_sizes(m.shards)}, {m.container} ({suffix}{', gzip' if gz else ''}), files {first} … {last}",
         ),
         ("bytes", f"{total:,} ({human_size(total)}, {total / max(1, m.num_tasks):,.0f} per task)"),
         ("date", date),
