@@ -60,7 +60,8 @@ PAPER_PROTOCOLS: dict[str, PaperProtocol] = {
         ),
         PaperProtocol(
             "celeba", 5, (1, 5, 15), 15, 1000, 50, 0.05, "classes",
-            "LASIUM paper; models/lasiumprotonetsgan/protonets_gan_celeba_progan.py (n 5, k_val_test 15)",
+            "LASIUM paper; models/lasiumprotonetsgan/protonets_gan_celeba_progan.py (n 5, k_val_test 15); "
+            "models/maml/maml_celeba.py (lr_inner_ml 0.05, evaluate(50))",
         ),
         PaperProtocol(
             "celeba-attributes", 2, (5,), 5, 1000, 50, 0.05, "attributes",

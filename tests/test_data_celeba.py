@@ -79,6 +79,16 @@ def test_crop_and_resize_matches_the_tensorflow_kernel_pixel_by_pixel() -> None:
         np.testing.assert_array_equal(crop_and_resize(image, box, size), reference_crop_and_resize(image, box, size))
 
 
+def test_crop_and_resize_equals_tensorflow_where_it_is_installed() -> None:
+    """The real thing, when TensorFlow is importable (it is not a dependency: skipped otherwise)."""
+    tf = pytest.importorskip("tensorflow")
+    rng = np.random.default_rng(1)
+    for box in (CROP_BOX, (0.25, 0.25, 0.8, 0.75), (0.0, 0.0, 1.0, 1.0)):
+        image = rng.integers(0, 256, (218, 178, 3), dtype=np.uint8)
+        reference = tf.image.crop_and_resize(image[None], [list(box)], [0], (84, 84))[0].numpy()
+        np.testing.assert_array_equal(crop_and_resize(image, box, (84, 84)), np.floor(reference + 0.5))
+
+
 def test_crop_box_takes_the_middle_of_the_aligned_face() -> None:
     """The 0.2-0.8 box of a 178x218 image covers rows 43.4-173.6 and columns 35.4-141.6: paint that region one
     colour and the outside another, and the whole 84x84 output is the inside colour, its rim blended."""
