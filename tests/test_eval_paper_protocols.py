@@ -143,3 +143,32 @@ def test_episodes_refuse_images_of_another_kind(celeba_root) -> None:
     identities = load_split("celeba", "test", data_root=celeba_root, progress=False)
     with pytest.raises(Exception, match="tasks are built from attributes"):
         make_episodes(identities, EvalProtocol.for_dataset("celeba-attributes", tasks=2), 5)
+
+
+def test_real_tasks_and_validation_use_attribute_tasks(tmp_path, celeba_root) -> None:
+    """lasium-gen --source real and the trainer's validation build attribute tasks for celeba-attributes."""
+    import numpy as np
+    from cli_helpers import invoke_gen
+
+    from lasium.shards import iter_tasks
+    from lasium.train.validation import Validator
+
+    out = tmp_path / "shards"
+    result = invoke_gen(
+        "--source", "real", "--dataset", "celeba-attributes", "--data-root", str(celeba_root), "--split", "train",
+        "--ways", "2", "--shots", "5", "--queries", "5", "--n-tasks", "4", "--out", str(out), "--device", "cpu",
+        "--workers", "0", "--quiet",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    train = load_split("celeba-attributes", "train", data_root=celeba_root, progress=False)
+    index = {image_id: i for i, image_id in enumerate(train.image_ids)}
+    for task in iter_tasks(out):
+        rows = [[index[i] for i in row] for row in task.meta["source_ids"]]
+        columns = task.meta["attributes"]
+        assert all(c < 20 for c in columns)  # meta-train attributes
+        bits = [train.attributes.values[r][:, columns] for r in rows]
+        assert (bits[0] == bits[0][0]).all() and (bits[1] == ~bits[0][0]).all()
+    validator = Validator(
+        "celeba-attributes", ways=2, shots=5, queries=5, num_tasks=3, image_shape=(84, 84, 3), data_root=celeba_root
+    )
+    assert validator.support.shape == (3, 2, 5, 84, 84, 3) and np.isin(validator.perm.numpy(), [0, 1]).all()
