@@ -84,8 +84,11 @@ def attribute_pools(table: AttributeTable, min_per_class: int = 0) -> tuple[list
     # itertools.product((True, False), repeat=3)[4:].
     choices = list(itertools.product((True, False), repeat=ORDER))[2 ** (ORDER - 1) :]
     weights = 1 << np.arange(ORDER)
+    bits = {c: np.ascontiguousarray(values[:, c], dtype=np.uint8) for c in table.task_attributes}
     for columns in itertools.combinations(table.task_attributes, ORDER):
-        code = values[:, list(columns)].astype(np.int64) @ weights  # bit k = value of columns[k]
+        code = bits[columns[0]].copy()  # bit k = value of columns[k]
+        for k, column in enumerate(columns[1:], start=1):
+            code |= bits[column] << k
         histogram = np.bincount(code, minlength=2**ORDER)
         for choice in choices:
             positive = int(np.dot(choice, weights))
