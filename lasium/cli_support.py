@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -144,6 +145,26 @@ class OneLineCommand(_OneLineUsageErrors, click.Command):
 
 class OneLineGroup(_OneLineUsageErrors, click.Group):
     """A click group whose (and whose subcommands') usage errors are one line."""
+
+
+def one_line_warnings(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a click command so each warning raised while it runs is one ``warning: message`` line on stderr
+    (Python's default shows the file, line number and source line of where it was raised)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+            click.echo(f"warning: {message}", err=True)
+
+        warnings.showwarning = show
+        try:
+            return func(*args, **kwargs)
+        finally:
+            warnings.showwarning = previous
+
+    return wrapper
 
 
 def parse_count(text: str | int | float) -> int:

@@ -27,7 +27,8 @@ VALIDATION_SEED = 0
 
 
 def default_val_dataset(option: str, image_shape: list[int] | tuple[int, ...]) -> str:
-    """``auto`` → ``omniglot`` for 28×28×1 shards, else ``none``; anything else as given."""
+    """``auto`` → ``omniglot`` for 28×28×1 shards, else ``none``; anything else (a registry name such as
+    ``mini-imagenet``, or ``imagefolder:PATH``) as given."""
     if option == "auto":
         return "omniglot" if tuple(image_shape) == (28, 28, 1) else "none"
     return option
@@ -49,7 +50,7 @@ class Validator:
         seed: int = VALIDATION_SEED,
         progress: bool = False,
     ) -> None:
-        from lasium.data import EpisodeSampler, load_split
+        from lasium.data import episode_sampler, load_split
 
         h, w, c = (int(s) for s in image_shape)
         try:
@@ -64,7 +65,7 @@ class Validator:
                 "pick a matching --val-dataset or --val-dataset none"
             )
         try:
-            sampler = EpisodeSampler(images, ways, shots, queries, seed)
+            sampler = episode_sampler(images, ways, shots, queries, seed)  # CelebA attributes: attribute tasks
         except ConfigError as exc:
             raise DataError(
                 f"validation data cannot give {ways}-way {shots}-shot episodes with {queries} queries: {exc}; "

@@ -32,14 +32,14 @@ class RealTaskSource:
         data_root: str | None = None,
         image_size: int | None = None,
     ) -> None:
-        from lasium.data import EpisodeSampler, load_split
+        from lasium.data import episode_sampler, load_split
 
         self.images = load_split(dataset, split, data_root=data_root, image_size=image_size)
         self.dataset, self.split = dataset, split
         self.ways, self.shots, self.queries, self.seed = ways, shots, queries, seed
-        self._sampler_cls = EpisodeSampler
+        self._sampler_cls = episode_sampler  # by the split's task kind (CelebA attribute tasks, classes)
         # Fail now, with the sampler's own message, when the split cannot fill a task.
-        EpisodeSampler(self.images, ways, shots, queries, seed)
+        episode_sampler(self.images, ways, shots, queries, seed)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
