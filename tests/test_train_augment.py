@@ -177,7 +177,7 @@ def test_precision_auto_follows_the_cpu_probe(cpu_flags, flags, expected):
 
 def test_precision_auto_reaches_train_eval_and_gen(cpu_flags):
     from lasium.evaluate.scoring import autocast_for
-    from lasium.generate.job.config import GenerationConfig
+    from lasium.generate.sources.generator import GeneratorOptions
     from lasium.train.learner import LearnerConfig
     from lasium.train.registry import build_learner
 
@@ -188,8 +188,8 @@ def test_precision_auto_reaches_train_eval_and_gen(cpu_flags):
         assert name == resolved
         with factory():
             assert torch.is_autocast_enabled("cpu") == (resolved == "bf16")
-        assert GenerationConfig(strategy="ro", num_tasks=1).resolved_precision("cpu") == gen
-        assert GenerationConfig(strategy="ro", num_tasks=1, precision="fp32").resolved_precision("cpu") == "fp32"
+        assert GeneratorOptions(strategy="ro").resolved_precision("cpu") == gen
+        assert GeneratorOptions(strategy="ro", precision="fp32").resolved_precision("cpu") == "fp32"
     with pytest.raises(ValueError, match="precision"):
         P.resolve_precision("fp8", "cpu")
 
