@@ -299,7 +299,7 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, data):
     (hook / "sitecustomize.py").write_text(
         "import os, time\n"
         "if os.environ.get('LASIUM_TEST_SLOW_CACTUS'):\n"
-        "    import lasium.generate.job.cactus_source as c\n"
+        "    import lasium.generate.sources.cactus as c\n"
         "    _b = c.CactusTaskSource.shard_batch\n"
         "    def slow(self, *a):\n"
         "        time.sleep(0.1)\n"

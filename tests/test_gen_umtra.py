@@ -235,7 +235,7 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, dataset):
     (hook / "sitecustomize.py").write_text(
         "import os, time\n"
         "if os.environ.get('LASIUM_TEST_SLOW_UMTRA'):\n"
-        "    import lasium.generate.job.umtra_source as u\n"
+        "    import lasium.generate.sources.umtra as u\n"
         "    _b = u.UmtraTaskSource.shard_batch\n"
         "    def slow(self, *a):\n"
         "        time.sleep(0.1)\n"
