@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,3 +230,22 @@ def test_a_toy_source_registered_in_one_line_generates_through_the_cli(tmp_path,
     )
     assert lib.manifest_written
     assert [e.sha256 for e in read_manifest("lib").shards] == [e.sha256 for e in m.shards]
+
+
+def test_the_command_line_reads_the_sources_without_torch():
+    # lasium-gen --help builds every source's options from the registry; that must not load torch or a model
+    import subprocess
+
+    code = (
+        "import sys; from lasium.generate.job.cli import source_params; source_params(); "
+        "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith(('lasium.generate.models', "
+        "'lasium.generate.synthesis.synthesizer'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def test_strategy_descriptions_have_one_home():
+    from lasium.shards.format import LASIUM_STRATEGIES
+
+    assert {name: s.description for name, s in STRATEGIES.items()} == LASIUM_STRATEGIES

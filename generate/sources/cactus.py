@@ -25,13 +25,11 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from lasium.errors import ConfigError
-from lasium.generate.models.interface import Generator
 from lasium.generate.sources.base import (
     DATASET,
     SourceContext,
@@ -52,6 +50,11 @@ from lasium.generate.synthesis.cactus import (
     partitions_digest,
 )
 from lasium.tasks import TaskBatch
+
+if TYPE_CHECKING:  # torch and the models load when the source opens: lasium-gen --help reads the options only
+    import torch
+
+    from lasium.generate.models.interface import Generator
 
 DEFAULT_EMBEDDING = "omniglot-vae"
 IMAGE_ORDER = "lasium.data.load_unlabeled(dataset).image_ids"
@@ -122,7 +125,7 @@ class CactusTaskSource(WholeShards):
         from lasium.data import cache_dir, load_unlabeled
 
         spec.check()
-        self.dataset, self.spec, self.seed, self.device_type = dataset, spec, int(seed), torch.device(device).type
+        self.dataset, self.spec, self.seed, self.device_type = dataset, spec, int(seed), device.type
         if embedding in ("pixels",) or embedding.endswith(".npy"):
             data = load_unlabeled(dataset, data_root=data_root, progress=progress)
             images = np.asarray(data.images)

@@ -20,13 +20,9 @@ import re
 from collections import deque
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from lasium.errors import ConfigError
-from lasium.generate.models.interface import Generator
-from lasium.generate.models.loading import load_generator, prepare_network
 from lasium.generate.sources.base import (
     DATASET,
     ShardPlan,
@@ -38,19 +34,21 @@ from lasium.generate.sources.base import (
     dataset_label,
     safe_set_name,
 )
-from lasium.generate.synthesis.anchor_pool import AnchorPool
-from lasium.generate.synthesis.anchors import ANCHOR_CHUNK, default_epsilon
 from lasium.generate.synthesis.presets import STRATEGY_PARAMETERS
-from lasium.generate.synthesis.staging import HostStager, StagedShard
-from lasium.generate.synthesis.strategies import STRATEGIES, check_strategy, default_parameter
-from lasium.generate.synthesis.synthesizer import DECODE_TASKS, SynthesisSpec, TaskSynthesizer
-from lasium.precision import PRECISIONS, resolve_precision
-from lasium.runtime import no_cudnn_autotuning
-from lasium.seeding import torch_generator
-from lasium.shards.format import GENERATOR_SOURCE
+from lasium.generate.synthesis.sizes import ANCHOR_CHUNK, DECODE_TASKS
+from lasium.precision import PRECISIONS
+from lasium.shards.format import GENERATOR_SOURCE, LASIUM_STRATEGIES
 from lasium.tasks import TaskBatch
 
-_STRATEGY_HELP = ", ".join(f"{name} ({s.description})" for name, s in STRATEGIES.items())
+if TYPE_CHECKING:  # torch and the synthesizer load when the source opens: lasium-gen --help reads the options only
+    import torch
+
+    from lasium.generate.models.interface import Generator
+    from lasium.generate.synthesis.anchor_pool import AnchorPool
+    from lasium.generate.synthesis.staging import HostStager, StagedShard
+    from lasium.generate.synthesis.synthesizer import SynthesisSpec
+
+_STRATEGY_HELP = ", ".join(f"{name} ({description})" for name, description in LASIUM_STRATEGIES.items())
 
 
 @dataclass
@@ -58,7 +56,8 @@ class GeneratorOptions(SourceOptions):
     """The options of LASIUM synthesis. ``None`` means the default for the generator and ``tuned_for``."""
 
     strategy: str | None = field(
-        default=None, metadata=cli_option(f"LASIUM sampling strategy: {_STRATEGY_HELP}.", metavar="|".join(STRATEGIES))
+        default=None,
+        metadata=cli_option(f"LASIUM sampling strategy: {_STRATEGY_HELP}.", metavar="|".join(LASIUM_STRATEGIES)),
     )
     generator: str = field(
         default="omniglot-gan",
@@ -124,6 +123,8 @@ class GeneratorOptions(SourceOptions):
     in_flight: int = 2  # shards synthesized ahead of the writers (speed only)
 
     def check(self, shape: TaskShape) -> None:
+        from lasium.generate.synthesis.strategies import STRATEGIES, check_strategy
+
         if self.strategy is None:
             raise ConfigError(f"--strategy is required with --source generator; use one of: {_STRATEGY_HELP}")
         strategy = check_strategy(self.strategy)
@@ -154,10 +155,14 @@ class GeneratorOptions(SourceOptions):
         """``bf16-autocast`` or ``fp32``: auto means bf16 where the device computes it natively (CUDA; CPUs with
         AVX512-BF16/AMX, ~2x faster there), else fp32 (see ``lasium.precision``). bf16 bytes may differ between
         processor families; the set config records the precision and device type."""
+        from lasium.precision import resolve_precision
+
         return "bf16-autocast" if resolve_precision(self.precision, device_type) == "bf16" else "fp32"
 
     def parameter(self, generator_kind: str) -> tuple[str, float]:
         """(name, value) of the strategy's parameter: σ for ``n``, α for ``ro``/``oc``."""
+        from lasium.generate.synthesis.strategies import check_strategy, default_parameter
+
         assert self.strategy is not None
         name = check_strategy(self.strategy).parameter
         given = self.sigma if name == "sigma" else self.alpha
@@ -175,6 +180,8 @@ def generator_label(name: str) -> str:
 
 
 def load_model(options: GeneratorOptions, device: torch.device) -> Generator:
+    from lasium.generate.models.loading import load_generator
+
     return load_generator(
         options.generator, device=device, latent_dim=options.latent_dim, output_range=options.output_range
     )
@@ -197,6 +204,9 @@ def encode_anchor_pool(
 
 def synthesis_spec(options: GeneratorOptions, context: SourceContext, set_config: dict[str, Any]) -> SynthesisSpec:
     """What defines the tasks, from the resolved set config (σ or α under the strategy's parameter name)."""
+    from lasium.generate.synthesis.strategies import check_strategy
+    from lasium.generate.synthesis.synthesizer import SynthesisSpec
+
     assert options.strategy is not None
     return SynthesisSpec(
         strategy=options.strategy,
@@ -215,6 +225,10 @@ class GeneratorSource:
     """An opened LASIUM source: the generator, its synthesizer, and the set config they make."""
 
     def __init__(self, options: GeneratorOptions, context: SourceContext) -> None:
+        from lasium.generate.models.loading import prepare_network
+        from lasium.generate.synthesis.synthesizer import TaskSynthesizer
+        from lasium.runtime import no_cudnn_autotuning
+
         device = context.device
         no_cudnn_autotuning(device)
         self.options, self.context = options, context
@@ -237,6 +251,8 @@ class GeneratorSource:
         )
 
     def _make_set_config(self) -> dict[str, Any]:
+        from lasium.generate.synthesis.anchors import default_epsilon
+
         o, model, device_type = self.options, self.model, self.context.device.type
         name, value = o.parameter(model.kind)
         c: dict[str, Any] = {
@@ -283,6 +299,9 @@ class GeneratorSource:
     def make_shards(self, plans: Sequence[ShardPlan]) -> Iterator[tuple[ShardPlan, TaskBatch]]:
         """Synthesize each shard on the device and stage it to the host; up to ``in_flight`` shards are ahead of
         the one handed over, so synthesis overlaps the copies and the writers."""
+        from lasium.generate.synthesis.staging import HostStager
+        from lasium.seeding import torch_generator
+
         in_flight, device, seed = self.options.in_flight, self.context.device, self.context.seed
         stager = HostStager(device, in_flight + 1, self.context.tasks_per_shard)
         pending: deque[tuple[ShardPlan, StagedShard]] = deque()

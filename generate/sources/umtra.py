@@ -12,10 +12,9 @@ Method: Khodadadeh et al., "Unsupervised Meta-Learning for Few-Shot Image Classi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from lasium.errors import ConfigError
 from lasium.generate.sources.base import (
@@ -40,6 +39,9 @@ from lasium.generate.synthesis.umtra import (
 )
 from lasium.seeding import torch_generator
 from lasium.tasks import TaskBatch
+
+if TYPE_CHECKING:  # torch loads when the source opens: lasium-gen --help reads the options only
+    import torch
 
 
 @dataclass
@@ -84,6 +86,8 @@ class UmtraTaskSource(WholeShards):
         data_root: str | None = None,
         progress: bool = True,
     ) -> None:
+        import torch
+
         from lasium.data import load_unlabeled
 
         data = load_unlabeled(dataset, data_root=data_root, progress=progress)
@@ -134,6 +138,8 @@ class UmtraTaskSource(WholeShards):
         return dataset_label(self.dataset), "umtra"
 
     def shard_batch(self, shard_index: int, first_task: int, num_tasks: int) -> TaskBatch:
+        import torch
+
         picks = task_images(self.num_images, self.spec.ways, self.seed, first_task, num_tasks)
         index = torch.as_tensor(picks, device=self.device)
         support = self.images[index]  # (T, N, H, W, C)
