@@ -74,12 +74,11 @@ def gan_batch(tasks: int, distinct: int, seed: int = 0) -> TaskBatch:
     from lasium.seeding import torch_generator
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    cfg = GenerationConfig(
+    cfg = GenerationConfig.build(
         strategy="ro", num_tasks=distinct, device="cpu", out=tempfile.gettempdir(), decode_tasks=25, progress=False
     )
     job = GenerationJob(cfg, rank=RankInfo(), log=lambda m: None)
-    assert job.synth is not None
-    made = job.synth.batch(distinct, torch_generator(seed, "bench-shards"))
+    made = job.source.synth.batch(distinct, torch_generator(seed, "bench-shards"))
     reps = -(-tasks // distinct)
     tile = lambda a: np.ascontiguousarray(np.concatenate([a] * reps)[:tasks])  # noqa: E731
     return TaskBatch(tile(made.support), tile(made.query), None, [{"strategy": "ro"} for _ in range(tasks)])

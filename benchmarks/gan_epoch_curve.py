@@ -12,7 +12,7 @@ script draws our version from the snapshots ``lasium-fit --keep-epochs`` leaves 
 
 Every snapshot (each ``epoch-NNNN/`` folder and the final model) gets the same fixed small budget, the
 sweep's point (``sweep_omniglot.py``) with ``--generator`` set to the snapshot: ``lasium-gen --strategy n
---preset protonets`` (``--tasks`` tasks) → ``lasium-train --algo protonets --augment auto`` (``--iterations``
+--tuned-for protonets`` (``--tasks`` tasks) → ``lasium-train --algo protonets --augment auto`` (``--iterations``
 × ``--meta-batch``, by default the authors' 1,000 iterations of 4 distinct tasks) → ``lasium-eval --split
 val`` (validation characters, never the test split; 1- and 5-shot). The Fréchet distance of a snapshot is
 shown beside it when ``train_bundled.py`` measured it (``epoch-NNNN/fid.json``).
@@ -78,7 +78,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         f"Command: `{results['command']}`. Device: {results['device']}. GAN fit: `{results['fit']}`.",
         "",
-        f"Each snapshot: `lasium-gen --strategy n --preset protonets --generator <snapshot>` ({s['tasks']:,} tasks, "
+        f"Each snapshot: `lasium-gen --strategy n --tuned-for protonets --generator <snapshot>` ({s['tasks']:,} tasks, "
         f"seed {s['seed']}) → `lasium-train --algo protonets --augment auto` ({s['iterations']:,} iterations × "
         f"meta-batch {s['meta_batch']}) → `lasium-eval --split val` ({s['val_tasks']} tasks per K_tr from the "
         "validation characters; 5-way, 15 queries; mean ± 95% CI).",
@@ -165,7 +165,7 @@ def main() -> None:
     env = dict(os.environ)
     if args.threads:
         env.update(OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    # the --preset's σ (no --sigma): the product default for LASIUM-N ProtoNets tasks
+    # the --tuned-for σ (no --sigma): the product default for LASIUM-N ProtoNets tasks
     point = Point("gan-epochs", "n", "sigma", None, "auto")
     start, rows = time.time(), []
     for epochs, folder in sorted(found.items()):

@@ -141,7 +141,7 @@ class StagePlanner:
                 str(n),
                 "--generator",
                 self.generator["spec"],
-                "--preset",
+                "--tuned-for",
                 preset,
                 "--shots",
                 "1",

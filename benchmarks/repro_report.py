@@ -328,13 +328,13 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
     ablation = ablation_table(rows)
     if ablation:
-        from lasium.generate.synthesis.presets import PRESETS
+        from lasium.generate.synthesis.presets import STRATEGY_PARAMETERS
 
-        preset_sigma = PRESETS["protonets"]["gan"]["n"]
+        preset_sigma = STRATEGY_PARAMETERS["protonets"]["gan"]["n"]
         lines += [
             f"## Ablation: one ingredient at a time (LASIUM-N + ProtoNets, {protocol.get('tasks', '?')} test tasks)",
             "",
-            "Each line adds one ingredient to the line above; σ 'preset' = `lasium-gen --preset protonets` "
+            "Each line adds one ingredient to the line above; σ 'preset' = `lasium-gen --tuned-for protonets` "
             f"(σ {preset_sigma:g} for LASIUM-N).",
             "",
             *ablation,

@@ -7,7 +7,7 @@
         --val-tasks 300 --work runs/sweep-maml --results runs/sweep-maml/results   # MAML's own α for oc
 
 Every point is the real pipeline at a reduced budget: ``lasium-gen`` (bundled GAN, ``--tasks`` tasks) →
-``lasium-train --algo protonets`` (or ``--algo maml``: second order, 5 inner steps; shards then use ``--preset
+``lasium-train --algo protonets`` (or ``--algo maml``: second order, 5 inner steps; shards then use ``--tuned-for
 maml``; ``--iterations`` × ``--meta-batch``) → ``lasium-eval --split val`` (the val split's classes, never the test
 split; 1- and 5-shot; MAML adapts 50 steps). Two families of points:
 
@@ -44,7 +44,7 @@ class Point:
     family: str  # parameter | augment
     strategy: str
     parameter: str
-    value: float | None  # None: the --preset's own σ/α (no flag)
+    value: float | None  # None: the --tuned-for value of σ/α (no flag)
     augment: str
 
     @property
@@ -85,7 +85,7 @@ def commands(point: Point, args: argparse.Namespace, work: Path) -> dict[str, li
             "--strategy",
             point.strategy,
             *([] if point.value is None else [f"--{point.parameter}", f"{point.value:g}"]),
-            "--preset",
+            "--tuned-for",
             PRESET_OF[algo],
             "--n-tasks",
             str(args.tasks),
@@ -203,7 +203,7 @@ def main() -> None:
         "--algo",
         choices=list(PRESET_OF),
         default="protonets",
-        help="the learner every point trains (its shards use the learner's --preset) [protonets]",
+        help="the learner every point trains (its shards use the σ/α tuned for it: --tuned-for) [protonets]",
     )
     p.add_argument("--iterations", type=int, default=1000, help="training iterations per point")
     p.add_argument("--meta-batch", type=int, default=4)

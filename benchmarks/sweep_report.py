@@ -9,7 +9,7 @@ from typing import Any
 # Three values each (the ends and the middle of the range): a 2-core CPU affords ~15 points per session.
 PARAMETERS = {"n": ("sigma", (0.5, 1.0, 2.0)), "ro": ("alpha", (0.2, 0.5, 0.8)), "oc": ("alpha", (0.2, 0.5, 0.8))}
 LEARNER_NAMES = {"protonets": "ProtoNets", "maml": "MAML", "fomaml": "first-order MAML"}
-PRESET_OF = {"protonets": "protonets", "maml": "maml", "fomaml": "maml"}  # --algo -> lasium-gen --preset
+PRESET_OF = {"protonets": "protonets", "maml": "maml", "fomaml": "maml"}  # --algo -> lasium-gen --tuned-for
 
 
 def reference_value(algo: str, strategy: str) -> float:
@@ -47,7 +47,7 @@ def render(results: dict[str, Any]) -> str:
         ),
         "",
         f"Each point: `lasium-gen` {a['tasks']:,} tasks from the "
-        f"bundled GAN (`--preset {PRESET_OF[a.get('algo', 'protonets')]}`, seed {a['seed']}) → "
+        f"bundled GAN (`--tuned-for {PRESET_OF[a.get('algo', 'protonets')]}`, seed {a['seed']}) → "
         f"`lasium-train --algo {a.get('algo', 'protonets')}`, {a['iterations']:,} "
         f"iterations × meta-batch {a['meta_batch']} → `lasium-eval "
         f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "

@@ -17,9 +17,10 @@ import functools
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the functions that need it: PRECISIONS is read by light command lines
+    import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
 """The values of every ``--precision`` option."""
@@ -57,11 +58,15 @@ def cpu_has_native_bf16() -> bool:
         return False  # no cheap, reliable probe elsewhere: stay with fp32 unless asked
     if not NATIVE_BF16_FLAGS & _cpu_flags():
         return False
+    import torch
+
     return bool(torch.backends.mkldnn.is_available())
 
 
 def device_has_native_bf16(device: torch.device | str) -> bool:
     """Native bf16 on ``device``: any CUDA device that supports it, or a CPU with native bf16."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -87,6 +92,8 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 
 def autocast_factory(resolved: str, device: torch.device | str) -> Autocast:
     """A factory of autocast contexts for a resolved precision (``bf16`` or ``fp32``) on ``device``."""
+    import torch
+
     device = torch.device(device)
     if resolved == "bf16":
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)

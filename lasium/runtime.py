@@ -65,6 +65,13 @@ def resolve_device(option: str | torch.device, local_rank: int | None = None) ->
     return device
 
 
+def no_cudnn_autotuning(device: torch.device) -> None:
+    """Turn cuDNN autotuning off on a CUDA ``device``: it picks kernels by timing them, so two runs could compute
+    different bytes. Stages whose output must be reproducible (``lasium-gen``) call this before their first kernel."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+
+
 def describe_device(device: torch.device) -> dict[str, Any]:
     """What a report records about the device: type, name, and the software versions that set its numerics."""
     d: dict[str, Any] = {"type": device.type, "torch": torch.__version__, "python": platform.python_version()}

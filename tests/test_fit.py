@@ -18,8 +18,9 @@ from safetensors.torch import load_file
 
 from lasium.errors import ConfigError
 from lasium.generate import load_generator
-from lasium.generate.models.fit import FitConfig, fit
+from lasium.generate.models.fit import fit
 from lasium.generate.models.fit_cli import main as fit_main
+from lasium.generate.models.fit_config import FitConfig
 
 
 def tiny_data(n: int = 128, size: int = 16, seed: int = 0) -> SimpleNamespace:

@@ -20,7 +20,8 @@ import gen_tiny  # noqa: E402
 
 from lasium.errors import ConfigError  # noqa: E402
 from lasium.generate.job.config import GenerationConfig  # noqa: E402
-from lasium.generate.job.job import GenerationJob, RankInfo  # noqa: E402
+from lasium.generate.job.job import GenerationJob  # noqa: E402
+from lasium.runtime import RankInfo  # noqa: E402
 from lasium.shards import read_manifest, verify_shard_set  # noqa: E402
 
 TESTS = Path(__file__).parent
@@ -31,7 +32,7 @@ def job(out: Path, model=None, rank: RankInfo | None = None, **kw) -> Generation
     kw.setdefault("strategy", "ro")
     kw.setdefault("num_tasks", 30)
     kw.setdefault("tasks_per_shard", 10)
-    cfg = GenerationConfig(
+    cfg = GenerationConfig.build(
         out=str(out), progress=False, workers=0, device="cpu", decode_tasks=4, anchor_chunk=1024, **kw
     )
     return GenerationJob(

@@ -27,7 +27,7 @@ def run(out: Path, **kw):
     kw.setdefault("device", "cpu")
     kw.setdefault("decode_tasks", 5)
     kw.setdefault("anchor_chunk", 1024)
-    cfg = GenerationConfig(out=str(out), progress=False, **kw)
+    cfg = GenerationConfig.build(out=str(out), progress=False, **kw)
     return GenerationJob(cfg, model=gen_tiny.tiny_gan(), rank=RankInfo(), log=lambda m: None).run()
 
 

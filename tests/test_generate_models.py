@@ -18,7 +18,8 @@ from lasium.generate import Generator, load_generator
 from lasium.generate.models import bundled_registry as bundled_mod
 from lasium.generate.models.bundled_registry import export_bundled
 from lasium.generate.models.checkpoint import load_checkpoint
-from lasium.generate.models.fit import FitConfig, fit
+from lasium.generate.models.fit import fit
+from lasium.generate.models.fit_config import FitConfig
 from lasium.generate.models.gan import (
     GANDiscriminator,
     GANGenerator,

@@ -27,12 +27,12 @@ def test_maml_points_train_maml_on_the_maml_preset(tmp_path: Path):
     point = Point("parameter", "oc", "alpha", 0.6, "shift5")
     maml = commands(point, options(algo="maml"), tmp_path)
     assert maml["train"][maml["train"].index("--algo") + 1] == "maml"
-    assert maml["gen"][maml["gen"].index("--preset") + 1] == "maml"
+    assert maml["gen"][maml["gen"].index("--tuned-for") + 1] == "maml"
     assert maml["gen"][maml["gen"].index("--alpha") + 1] == "0.6"
     # without --algo (the committed ProtoNets sweep, and gan_epoch_curve's reuse) the commands are as they were
     proto = commands(point, options(), tmp_path)
     assert proto["train"][proto["train"].index("--algo") + 1] == "protonets"
-    assert proto["gen"][proto["gen"].index("--preset") + 1] == "protonets"
+    assert proto["gen"][proto["gen"].index("--tuned-for") + 1] == "protonets"
 
 
 def test_page_judges_each_learner_against_its_own_reference():
@@ -66,7 +66,7 @@ def test_page_judges_each_learner_against_its_own_reference():
         "values": [0.2, 0.6],
     }
     page = render(results)
-    assert "for MAML" in page and "`lasium-train --algo maml`" in page and "`--preset maml`" in page
+    assert "for MAML" in page and "`lasium-train --algo maml`" in page and "`--tuned-for maml`" in page
     assert "- `oc`: alpha 0.2 (reference value 0.6, did not hold up)." in page
     results["rows"] = [row(0.2, 60.0, 80.0), row(0.6, 70.0, 90.0)]
     assert "- `oc`: alpha 0.6 (reference value 0.6, held up)." in render(results)

@@ -100,8 +100,9 @@ FIELDS = (
     "+ rotation ±15°, scale 0.85-1.15, sub-pixel shift; umtra = pixels erased (p 0.5) + shift U[-6,6] px; others "
     "in lasium.train.augment. auto = shift5-affine for generated (LASIUM) tasks: queries that are near copies "
     "of the support teach no invariance (on Omniglot val, ProtoNets 72.5% without, 89.9% with shift5, 90.9% "
-    "with shift5-affine, 5-way 1-shot; results/sweep.md); none for real-image, UMTRA and CACTUs tasks (and "
-    "for mixtures that hold any: pass --augment for those).",
+    "with shift5-affine, 5-way 1-shot; results/sweep.md); none for real-image, UMTRA and CACTUs tasks, for "
+    "shards that record no task source (pipe: or URL lists without a manifest), and for mixtures that hold "
+    "any: pass --augment for those. The kind is read from each set's manifest or sidecars.",
 )
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the meta-gradient (slow start, faster steps).")
 @click.option(

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lasium.errors import LasiumError, ShardError
-from lasium.shards.format import MANIFEST_NAME, SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
+from lasium.shards.format import GENERATOR_SOURCE, MANIFEST_NAME, SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
 from lasium.shards.manifest import find_shard_files, find_sidecars, read_sidecar
 from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
 from lasium.shards.streams import url_to_path
@@ -45,21 +45,24 @@ class ShardSet:
     layout: TaskLayout
     entries: dict[str, ShardEntry] = field(default_factory=dict)
     checked_layouts: dict[str, TaskLayout] = field(default_factory=dict)  # full layout (latents too) per manifest shard
-    origins: set[str] = field(
-        default_factory=set
-    )  # the manifests' config "source": generator, real, … ("unknown" without one)
+    # the kinds of task source the sets record (their config's "source": generator, real, umtra, …; None: not
+    # recorded, e.g. shards read through pipe: or a URL list without a manifest)
+    task_sources: set[str | None] = field(default_factory=set)
     notes: list[str] = field(
         default_factory=list
-    )  # folders of shard sets expanded into their sets (printed by the trainer)
+    )  # folders of shard sets expanded into their sets, sources without a recorded kind (printed by the trainer)
+    # what each --shards value (after folder expansion) resolved to: (shard URLs, its manifest or None), so callers
+    # never resolve a value twice (a remote manifest is one GET)
+    resolved: dict[str, tuple[list[str], Manifest | None]] = field(default_factory=dict)
 
     @property
     def generated(self) -> bool:
-        """Whether every task comes from a generative model (LASIUM), as far as the manifests tell.
+        """Whether every task was made by a generative model (LASIUM), as the sets record it.
 
-        Real, UMTRA and CACTUs tasks are real images (UMTRA's queries augmented already); shards without a
-        manifest count as generated.
+        Real, UMTRA and CACTUs tasks are real images (UMTRA's queries augmented already); so are, as far as anyone
+        can tell, tasks whose set records no task source (a ``pipe:`` or URL list without a manifest).
         """
-        return self.origins <= {"generator", "unknown"}
+        return self.task_sources == {GENERATOR_SOURCE}
 
     def describe(self) -> str:
         return f"{len(self.urls)} shard(s) of {describe_layout(self.layout)} tasks"
@@ -84,7 +87,8 @@ class ShardSet:
             ) from None
 
 
-def _sidecar_layout(url: str) -> TaskLayout | None:
+def _sidecar_header(url: str) -> Manifest | None:
+    """The header a local shard's sidecar records (as a one-shard manifest), else None."""
     path = url_to_path(url) if not url.startswith("pipe:") else None
     if path is None:
         return None
@@ -92,7 +96,7 @@ def _sidecar_layout(url: str) -> TaskLayout | None:
     if not sidecar.is_file():
         return None
     manifest, _ = read_sidecar(sidecar)
-    return manifest.layout
+    return manifest
 
 
 def _first_task_layout(url: str) -> TaskLayout:
@@ -192,24 +196,34 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
     checked: dict[str, TaskLayout] = {}
     layouts: list[tuple[str, TaskLayout]] = []  # (where, layout) for every source and unmanifested shard
     remote_checked = False
-    origins: set[str] = set()
+    kinds: set[str | None] = set()
+    resolved: dict[str, tuple[list[str], Manifest | None]] = {}
     for source in sources:
         found, manifest = resolve_shard_urls(source)
+        resolved[str(source)] = (found, manifest)
         if manifest is not None:
             _add_manifest(manifest, found, entries, checked)
             layouts.append((str(source), manifest.layout))
-            origins.add(str(manifest.config.get("source", "unknown")))
+            kind = manifest.task_source
         else:
-            origins.add("unknown")
+            headers = [h for h in map(_sidecar_header, found[:1]) if h is not None]
+            kind = headers[0].task_source if headers else None
             for url in found:
                 if _is_local(url):
                     path = url_to_path(url)
                     if path is not None and not path.is_file():
                         raise ShardError(f"shard {url} not found; check --shards")
-                    layouts.append((url, _sidecar_layout(url) or _first_task_layout(url)))
+                    sidecar = _sidecar_header(url)
+                    layouts.append((url, sidecar.layout if sidecar is not None else _first_task_layout(url)))
                 elif not remote_checked:  # remote: peek at the first shard; the rest are checked as they stream
                     layouts.append((url, _first_task_layout(url)))
                     remote_checked = True
+        kinds.add(kind)
+        if kind is None:
+            notes.append(
+                f"{source}: no manifest or sidecar records which task source made these shards; --augment auto "
+                "treats them as real images (none); give --augment shift5-affine if a generator made them"
+            )
         urls.extend(found)
     if not urls:
         raise ShardError(f"no shards found in {', '.join(map(str, sources))}")
@@ -223,7 +237,7 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
                 f"mixed shard configurations: {where} holds {describe_layout(layout)} tasks but {where0} holds "
                 f"{describe_layout(layout0)}; train on shards of one configuration"
             )
-    return ShardSet(urls, _core(layout0), entries, checked, origins, notes)
+    return ShardSet(urls, _core(layout0), entries, checked, kinds, notes, resolved)
 
 
 def _add_manifest(

@@ -14,7 +14,8 @@ import click
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import ConfigError
 
-from .fit import FitConfig, fit, resume_config
+from .fit import fit
+from .fit_config import FitConfig, resume_config
 
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

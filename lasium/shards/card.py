@@ -20,19 +20,13 @@ from typing import Any
 
 from lasium.errors import ShardError
 from lasium.shards.atomic import atomic_write_bytes
-from lasium.shards.format import MANIFEST_NAME, Manifest, ShardEntry
+from lasium.shards.format import LASIUM_STRATEGIES, MANIFEST_NAME, Manifest, ShardEntry
 from lasium.tasks import Task
 
 README_NAME = "README.md"
 PREVIEW_NAME = "preview.png"
 CARD_FILES = (README_NAME, PREVIEW_NAME)
 PREVIEW_TASKS = 4
-_STRATEGIES = {
-    "n": "LASIUM-N (Gaussian noise around each anchor)",
-    "ro": "LASIUM-RO (interpolation towards random out-of-class latents)",
-    "oc": "LASIUM-OC (interpolation towards the other classes' anchors)",
-    "real": "real labeled episodes (no generator)",
-}
 
 
 def first_tasks(source: str | Path, count: int, start: int = 0) -> list[Task]:
@@ -89,10 +83,15 @@ def shard_sizes(shards: Sequence[ShardEntry]) -> str:
     return " + ".join(f"{count} x {size:,}" for count, size in runs) + " tasks" if runs else "no shards"
 
 
-def _strategy_line(c: dict[str, Any]) -> str:
+def _strategy_line(c: dict[str, Any], source: dict[str, Any] | None) -> str:
     strategy = str(c.get("strategy", "not recorded"))
     params = [f"{k} = {c[k]}" for k in ("sigma", "alpha", "epsilon", "latent_dim", "preset", "anchors") if k in c]
-    text = _STRATEGIES.get(strategy, strategy)
+    if strategy in LASIUM_STRATEGIES:
+        text = f"LASIUM-{strategy.upper()} ({LASIUM_STRATEGIES[strategy]})"
+    else:  # a source without strategies labels its tasks with its name; its record may name the method
+        record = source or {}
+        text = str(record.get("method") or f"tasks drawn from its source ({record.get('kind', 'not recorded')})")
+        text += ", no LASIUM strategy"
     return f"`{strategy}`: {text}" + (f"; {', '.join(params)}" if params else "")
 
 
@@ -155,8 +154,8 @@ with h5py.File("{first}", "r") as f:
             f"{m.num_tasks:,} ({c['ways']}-way, {c['shots']} support + {c['queries']} query images per class, "
             f"{h}x{w}x{ch} uint8{', with latents' if c.get('save_latents') else ''})",
         ),
-        ("source", str(c.get("source", "generator"))),
-        ("strategy", _strategy_line(c)),
+        ("source", m.task_source or "not recorded"),
+        ("strategy", _strategy_line(c, m.source)),
         ("generator", gen_line),
         ("image source", source_line),
         ("seed", str(c.get("seed"))),

@@ -1,4 +1,4 @@
-"""CACTUs tasks for the generation job (``--source cactus``).
+"""CACTUs tasks from k-means partitions of unlabeled images (``lasium-gen --source cactus``).
 
 Embeds the unlabeled train split (:func:`lasium.data.load_unlabeled`; labels are never read), clusters it
 into P partitions (cached, :mod:`lasium.generate.synthesis.cactus`), and draws each task from the
@@ -23,15 +23,26 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from lasium.errors import ConfigError
-from lasium.generate.models.interface import Generator
+from lasium.generate.sources.base import (
+    DATASET,
+    SourceContext,
+    SourceKind,
+    SourceOptions,
+    TaskShape,
+    WholeShards,
+    cli_option,
+    dataset_label,
+)
 from lasium.generate.synthesis.cactus import (
+    CLUSTERS,
+    PARTITIONS,
     CactusSpec,
     PartitionSampler,
     cached_partitions,
@@ -40,15 +51,59 @@ from lasium.generate.synthesis.cactus import (
 )
 from lasium.tasks import TaskBatch
 
+if TYPE_CHECKING:  # torch and the models load when the source opens: lasium-gen --help reads the options only
+    import torch
+
+    from lasium.generate.models.interface import Generator
+
 DEFAULT_EMBEDDING = "omniglot-vae"
 IMAGE_ORDER = "lasium.data.load_unlabeled(dataset).image_ids"
+
+
+@dataclass
+class CactusOptions(SourceOptions):
+    """The images, their embedding and the clustering of CACTUs (the paper's k and P by default)."""
+
+    dataset: str = field(default="omniglot", metadata=DATASET)
+    embedding: str = field(
+        default=DEFAULT_EMBEDDING,
+        metadata=cli_option(
+            "A VAE (bundled name or lasium-fit folder; its posterior mean), pixels, or PATH.npy (M x d, image order)."
+        ),
+    )
+    clusters: int = field(default=CLUSTERS, metadata=cli_option("k, clusters per k-means partition.", type=int))
+    partitions: int = field(default=PARTITIONS, metadata=cli_option("P, k-means partitions.", type=int))
+    scaling: bool = field(
+        default=True,
+        metadata=cli_option(
+            "Partitions after the first cluster z * w, w ~ U[0,1)^d (off: all cluster z).",
+            flag="--scaling/--no-scaling",
+        ),
+    )
+    min_cluster_size: int | None = field(
+        default=None, metadata=cli_option("Drop smaller clusters [default: K_tr + K_val].", type=int)
+    )
+
+    def spec(self, shape: TaskShape) -> CactusSpec:
+        return CactusSpec(
+            ways=shape.ways,
+            shots=shape.shots,
+            queries=shape.queries,
+            clusters=int(self.clusters),
+            partitions=int(self.partitions),
+            scaling=bool(self.scaling),
+            min_cluster_size=self.min_cluster_size,
+        )
+
+    def check(self, shape: TaskShape) -> None:
+        self.spec(shape).check()
 
 
 def ids_digest(image_ids: list[str]) -> str:
     return hashlib.sha256("\n".join(image_ids).encode()).hexdigest()
 
 
-class CactusTaskSource:
+class CactusTaskSource(WholeShards):
     """CACTUs tasks from the unlabeled train images of ``dataset``.
 
     ``model`` (a VAE) overrides ``embedding``'s loading.
@@ -70,7 +125,7 @@ class CactusTaskSource:
         from lasium.data import cache_dir, load_unlabeled
 
         spec.check()
-        self.dataset, self.spec, self.seed = dataset, spec, int(seed)
+        self.dataset, self.spec, self.seed, self.device_type = dataset, spec, int(seed), device.type
         if embedding in ("pixels",) or embedding.endswith(".npy"):
             data = load_unlabeled(dataset, data_root=data_root, progress=progress)
             images = np.asarray(data.images)
@@ -156,6 +211,21 @@ class CactusTaskSource:
             "task_rng": "default_rng(derive_seed(seed, 'cactus-task', i)) per task i",
         }
 
+    def set_config(self) -> dict[str, Any]:
+        # The device kind decides the bytes of VAE embeddings, as it decides a generator's.
+        return {
+            "strategy": "cactus",
+            "save_latents": False,
+            "dataset": self.dataset,
+            "device_type": self.device_type,
+        }
+
+    def generator_record(self) -> None:
+        return None
+
+    def default_folder(self) -> tuple[str, str]:
+        return dataset_label(self.dataset), "cactus"
+
     def shard_batch(self, shard_index: int, first_task: int, num_tasks: int) -> TaskBatch:
         k_tr = self.spec.shots
         picks = np.empty((num_tasks, self.spec.ways, self.spec.members), np.int64)
@@ -168,3 +238,28 @@ class CactusTaskSource:
             meta["source_ids"] = ids[t]
             meta["anchor_source_ids"] = [row[0] for row in ids[t]]
         return TaskBatch(self.images[picks[:, :, :k_tr]], self.images[picks[:, :, k_tr:]], None, metas)
+
+
+def open_cactus(options: CactusOptions, context: SourceContext) -> CactusTaskSource:
+    return CactusTaskSource(
+        options.dataset,
+        spec=options.spec(context),
+        seed=context.seed,
+        device=context.device,
+        embedding=options.embedding,
+        data_root=context.data_root,
+        model=context.model,
+        progress=context.progress,
+        log=context.log,
+    )
+
+
+SOURCE = SourceKind(
+    "cactus",
+    "CACTUs (Hsu, Levine & Finn, ICLR 2019): tasks from k-means partitions of an embedding of unlabeled images",
+    CactusOptions,
+    open_cactus,
+    takes_model=True,  # the embedding VAE
+)
+
+__all__ = ["CactusOptions", "CactusTaskSource", "SOURCE"]

@@ -1,4 +1,4 @@
-"""Real labeled episodes for the generation job (``--source real``).
+"""Real labeled episodes (``lasium-gen --source real``): the supervised upper bound.
 
 ``--source real`` writes tasks drawn from a labeled split of a real dataset, in the same shard format as
 synthetic tasks, so the supervised upper bound goes through the very same trainer. Episodes come from
@@ -10,13 +10,32 @@ task depends only on (seed, its shard) exactly as synthetic tasks do.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
+from lasium.data.cache import SPLITS
+from lasium.generate.sources.base import (
+    DATASET,
+    SourceContext,
+    SourceKind,
+    SourceOptions,
+    WholeShards,
+    cli_option,
+    dataset_label,
+)
 from lasium.seeding import derive_seed
 from lasium.tasks import TaskBatch
 
 
-class RealTaskSource:
+@dataclass
+class RealOptions(SourceOptions):
+    """Which labeled images real episodes come from."""
+
+    dataset: str = field(default="omniglot", metadata=DATASET)
+    split: str = field(default="train", metadata=cli_option("Split of the labeled dataset.", choices=SPLITS))
+
+
+class RealTaskSource(WholeShards):
     """Tasks from a labeled split: shard s uses ``EpisodeSampler(..., seed=derive_seed(seed, "shard", s))``
     and its episodes 0 … T−1."""
 
@@ -57,6 +76,16 @@ class RealTaskSource:
             "num_classes": int(len(self.images.class_names)),
         }
 
+    def set_config(self) -> dict[str, Any]:
+        return {"strategy": "real", "save_latents": False, "dataset": self.dataset, "split": self.split}
+
+    def generator_record(self) -> None:
+        return None
+
+    def default_folder(self) -> tuple[str, str]:
+        """``shards/<dataset>/real-<split>``."""
+        return dataset_label(self.dataset), f"real-{self.split}"
+
     def shard_batch(self, shard_index: int, first_task: int, num_tasks: int) -> TaskBatch:
         sampler = self._sampler_cls(
             self.images, self.ways, self.shots, self.queries, derive_seed(self.seed, "shard", shard_index)
@@ -72,3 +101,26 @@ class RealTaskSource:
             metas.append(meta)
         batch.metas = metas
         return batch
+
+
+def open_real(options: RealOptions, context: SourceContext) -> RealTaskSource:
+    return RealTaskSource(
+        options.dataset,
+        options.split,
+        ways=context.ways,
+        shots=context.shots,
+        queries=context.queries,
+        seed=context.seed,
+        data_root=context.data_root,
+    )
+
+
+SOURCE = SourceKind(
+    "real",
+    "episodes from a labeled split (--dataset, --split): the supervised upper bound",
+    RealOptions,
+    open_real,
+    uses_device=False,  # episodes are numpy indexing of the decoded split
+)
+
+__all__ = ["RealOptions", "RealTaskSource", "SOURCE"]

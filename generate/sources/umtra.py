@@ -1,4 +1,4 @@
-"""UMTRA tasks for the generation job (``--source umtra``).
+"""UMTRA tasks from unlabeled images (``lasium-gen --source umtra``).
 
 The unlabeled train split (:func:`lasium.data.load_unlabeled`, so a flat folder of images works and no
 label is ever read) goes to the device once; each shard gathers its tasks' images with one index and
@@ -11,14 +11,26 @@ Method: Khodadadeh et al., "Unsupervised Meta-Learning for Few-Shot Image Classi
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from lasium.errors import ConfigError
+from lasium.generate.sources.base import (
+    DATASET,
+    SourceContext,
+    SourceKind,
+    SourceOptions,
+    TaskShape,
+    WholeShards,
+    cli_option,
+    dataset_label,
+)
 from lasium.generate.synthesis.umtra import (
     EPOCH_RNG,
+    ERASE_PROBABILITY,
+    MAX_SHIFT,
     UmtraSpec,
     check_images,
     task_images,
@@ -28,8 +40,40 @@ from lasium.generate.synthesis.umtra import (
 from lasium.seeding import torch_generator
 from lasium.tasks import TaskBatch
 
+if TYPE_CHECKING:  # torch loads when the source opens: lasium-gen --help reads the options only
+    import torch
 
-class UmtraTaskSource:
+
+@dataclass
+class UmtraOptions(SourceOptions):
+    """The images and the query augmentation of UMTRA (the paper's Omniglot values by default)."""
+
+    dataset: str = field(default="omniglot", metadata=DATASET)
+    umtra_erase: float = field(
+        default=ERASE_PROBABILITY,
+        metadata=cli_option(
+            "Probability that a query pixel is set to the background (ink only disappears).", type=float
+        ),
+    )
+    umtra_shift: int = field(
+        default=MAX_SHIFT, metadata=cli_option("Query shifts dx, dy are integers in [-S, S].", type=int)
+    )
+
+    def spec(self, shape: TaskShape) -> UmtraSpec:
+        return UmtraSpec(
+            ways=shape.ways,
+            queries=shape.queries,
+            erase_probability=float(self.umtra_erase),
+            max_shift=int(self.umtra_shift),
+        )
+
+    def check(self, shape: TaskShape) -> None:
+        if shape.shots != 1:
+            raise ConfigError(f"UMTRA's support is the image itself: --shots must be 1, got {shape.shots}")
+        self.spec(shape)  # checks the augmentation options
+
+
+class UmtraTaskSource(WholeShards):
     """UMTRA tasks from the unlabeled train images of ``dataset`` (``omniglot`` or ``imagefolder:PATH``)."""
 
     def __init__(
@@ -37,16 +81,15 @@ class UmtraTaskSource:
         dataset: str,
         *,
         spec: UmtraSpec,
-        shots: int,
         seed: int,
         device: torch.device,
         data_root: str | None = None,
         progress: bool = True,
     ) -> None:
+        import torch
+
         from lasium.data import load_unlabeled
 
-        if shots != 1:
-            raise ConfigError(f"UMTRA's support is the image itself: --shots must be 1, got {shots}")
         data = load_unlabeled(dataset, data_root=data_root, progress=progress)
         check_images(len(data), spec.ways, f"{dataset} (train split)")
         self.dataset, self.spec, self.seed, self.device = dataset, spec, int(seed), device
@@ -78,7 +121,25 @@ class UmtraTaskSource:
             "augmentation": self.spec.record(),
         }
 
+    def set_config(self) -> dict[str, Any]:
+        # The source section records the images and the augmentation; the device kind decides the bytes of the
+        # random augmentation, as it decides a generator's.
+        return {
+            "strategy": "umtra",
+            "save_latents": False,
+            "dataset": self.dataset,
+            "device_type": self.device.type,
+        }
+
+    def generator_record(self) -> None:
+        return None
+
+    def default_folder(self) -> tuple[str, str]:
+        return dataset_label(self.dataset), "umtra"
+
     def shard_batch(self, shard_index: int, first_task: int, num_tasks: int) -> TaskBatch:
+        import torch
+
         picks = task_images(self.num_images, self.spec.ways, self.seed, first_task, num_tasks)
         index = torch.as_tensor(picks, device=self.device)
         support = self.images[index]  # (T, N, H, W, C)
@@ -89,3 +150,24 @@ class UmtraTaskSource:
         ids = self.image_ids[picks].tolist()
         metas = [{"index": first_task + t, "strategy": "umtra", "anchor_source_ids": ids[t]} for t in range(num_tasks)]
         return TaskBatch(support[:, :, None].cpu().numpy(), query.cpu().numpy(), None, metas)
+
+
+def open_umtra(options: UmtraOptions, context: SourceContext) -> UmtraTaskSource:
+    return UmtraTaskSource(
+        options.dataset,
+        spec=options.spec(context),
+        seed=context.seed,
+        device=context.device,
+        data_root=context.data_root,
+        progress=context.progress,
+    )
+
+
+SOURCE = SourceKind(
+    "umtra",
+    "UMTRA (Khodadadeh et al., NeurIPS 2019): each unlabeled image its own class, augmented queries",
+    UmtraOptions,
+    open_umtra,
+)
+
+__all__ = ["SOURCE", "UmtraOptions", "UmtraTaskSource"]

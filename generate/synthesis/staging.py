@@ -1,7 +1,7 @@
 """Host staging: finished shards leave the device through non-blocking copies into pinned host memory.
 
 The device goes on with the next shard while a copy is in flight; :meth:`StagedShard.arrays` waits for it
-only when the shard is handed to the writers (:mod:`lasium.generate.job.shard_loop`).
+only when the shard is handed to the writers (LASIUM's task source, :mod:`lasium.generate.sources.generator`).
 """
 
 from __future__ import annotations
