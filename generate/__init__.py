@@ -40,6 +40,9 @@ _EXPORTS = {
     "sample_quality": "lasium.generate.models.quality",
     "STRATEGIES": "lasium.generate.synthesis.strategies",
     "STRATEGY_PARAMETERS": "lasium.generate.synthesis.presets",
+    "REFERENCE_PARAMETERS": "lasium.generate.synthesis.presets",
+    "default_parameter": "lasium.generate.synthesis.strategies",
+    "STATE_JSON": "lasium.generate.models.checkpoint",
     "class_latents": "lasium.generate.synthesis.strategies",
     "AnchorPool": "lasium.generate.synthesis.anchor_pool",
     "encode_pool": "lasium.generate.synthesis.anchor_pool",
@@ -70,7 +73,7 @@ if TYPE_CHECKING:
     from lasium.generate.job.config import GenerationConfig
     from lasium.generate.job.job import GenerationJob, GenerationResult, run_generation
     from lasium.generate.models.bundled_registry import BUNDLED_NAMES, export_bundled
-    from lasium.generate.models.checkpoint import load_checkpoint
+    from lasium.generate.models.checkpoint import STATE_JSON, load_checkpoint
     from lasium.generate.models.fit import fit
     from lasium.generate.models.fit_config import FitConfig
     from lasium.generate.models.interface import Generator, ModuleGenerator, VAEGenerator
@@ -83,6 +86,6 @@ if TYPE_CHECKING:
     from lasium.generate.sources.registry import TASK_SOURCES, register_source
     from lasium.generate.sources.umtra import UmtraOptions
     from lasium.generate.synthesis.anchor_pool import AnchorPool, encode_pool
-    from lasium.generate.synthesis.presets import STRATEGY_PARAMETERS
-    from lasium.generate.synthesis.strategies import STRATEGIES, class_latents
+    from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS, STRATEGY_PARAMETERS
+    from lasium.generate.synthesis.strategies import STRATEGIES, class_latents, default_parameter
     from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer

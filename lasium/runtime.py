@@ -83,6 +83,15 @@ def describe_device(device: torch.device) -> dict[str, Any]:
     return d
 
 
+def cpu_model() -> str:
+    """This CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows (reports name the machine)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
+
+
 def device_label(device: torch.device) -> str:
     """One line for logs and configs: ``cpu``, or ``cuda (NVIDIA H200)``."""
     if device.type == "cuda":

@@ -13,10 +13,8 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 import gen_tiny  # noqa: E402
+import pytest
 
 from lasium.errors import ConfigError  # noqa: E402
 from lasium.generate.job.config import GenerationConfig  # noqa: E402

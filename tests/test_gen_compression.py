@@ -4,14 +4,11 @@ a job."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
+import gen_tiny  # noqa: E402
 import numpy as np
 from click.testing import CliRunner
-
-sys.path.insert(0, str(Path(__file__).parent))
-import gen_tiny  # noqa: E402
 
 from lasium.generate.job.config import GenerationConfig  # noqa: E402
 from lasium.generate.job.job import GenerationJob  # noqa: E402

@@ -243,7 +243,7 @@ def test_corrupt_files_give_one_line(tmp_path, checkpoints):
 
 def test_missing_bundled_model_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setattr(bundled_mod, "BUNDLED_ROOT", tmp_path)
-    with pytest.raises(CheckpointError, match="train_bundled.py") as exc:
+    with pytest.raises(CheckpointError, match="lasium-repro bundled") as exc:
         load_generator("omniglot-vae")
     assert "\n" not in str(exc.value) and "lasium-fit --model vae" in str(exc.value)
 

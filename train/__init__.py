@@ -43,6 +43,13 @@ _EXPORTS = {
     "train": "lasium.train.trainer",
     "Trainer": "lasium.train.trainer",
     "TrainResult": "lasium.train.trainer",
+    "DEFAULT_FOR_GENERATED": "lasium.train.augment",
+    "resolve_preset": "lasium.train.augment",
+    "latest_checkpoint": "lasium.train.run_folder",
+    "checkpoint_step": "lasium.train.run_folder",
+    "open_shard_set": "lasium.train.shard_access",
+    "TaskStream": "lasium.train.streaming",
+    "make_loader": "lasium.train.streaming",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -52,6 +59,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from lasium.train.augment import DEFAULT_FOR_GENERATED, resolve_preset
     from lasium.train.backbone import BACKBONES
     from lasium.train.checkpoint import STATE_FILE, find_checkpoint, load_learner, read_configs, save_checkpoint
     from lasium.train.config import TrainConfig
@@ -59,4 +67,7 @@ if TYPE_CHECKING:
     from lasium.train.maml import MAML, FirstOrderMAML
     from lasium.train.protonets import ProtoNets
     from lasium.train.registry import ALGORITHMS, build_learner
+    from lasium.train.run_folder import checkpoint_step, latest_checkpoint
+    from lasium.train.shard_access import open_shard_set
+    from lasium.train.streaming import TaskStream, make_loader
     from lasium.train.trainer import Trainer, TrainResult, train

@@ -37,7 +37,7 @@ def bundled_folder(name: str, root: Path | None = None) -> Path:
         model = name.rsplit("-", 1)[-1]
         raise CheckpointError(
             f"bundled model {name!r} has not been exported into this installation; produce it with "
-            f"`benchmarks/train_bundled.py` (GPU, fits and exports both models) or `lasium-fit --model {model} "
+            f"`lasium-repro bundled` (GPU, fits and exports both models) or `lasium-fit --model {model} "
             f'--dataset omniglot --out DIR` then `python -c "from lasium.generate import export_bundled; '
             f"export_bundled('DIR', '{name}')\"`, or pass a checkpoint folder instead"
         )

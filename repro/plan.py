@@ -1,6 +1,10 @@
 """Every stage's exact command of a reproduction row, planned without running anything, and the row's estimated
-time: the half of ``repro_pipeline.Pipeline`` that ``--plan``, ``--resume`` (a committed row is reused only when
-today's commands equal its own) and the budget guard need."""
+time: the half of :class:`lasium.repro.pipeline.Pipeline` that ``--plan``, ``--resume`` (a committed row is reused
+only when today's commands equal its own) and the budget guard need.
+
+The commands are the compatibility contract of a work folder and of a results page: a stage (or a row) is reused
+only when its recorded command equals the planned one (up to :data:`~lasium.repro.stages.NOT_DEFINING` options and
+the spelling of the work folder), so any change here makes earlier work run again."""
 
 from __future__ import annotations
 
@@ -10,19 +14,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stages import canonical
+from .stages import canonical
 
 if TYPE_CHECKING:
-    import argparse
-
-    from repro_rows import Row
-    from repro_sizes import Sizes
+    from .options import OmniglotOptions
+    from .rows import Row
+    from .sizes import Sizes
 
 
 class StagePlanner:
-    """Commands and estimates of rows; :class:`repro_pipeline.Pipeline` sets these attributes and runs them."""
+    """Commands and estimates of rows; :class:`~lasium.repro.pipeline.Pipeline` sets these attributes and runs them."""
 
-    args: argparse.Namespace
+    options: OmniglotOptions
     sizes: Sizes
     rates: dict[str, float]
     device_type: str
@@ -34,9 +37,9 @@ class StagePlanner:
     clustered: bool
 
     def common(self) -> list[str]:
-        return (["--device", self.args.device] if self.args.device != "auto" else []) + (
-            ["--data-root", self.args.data_root] if self.args.data_root else []
-        )
+        o = self.options
+        device = ["--device", o.device] if o.device != "auto" else []
+        return device + (["--data-root", o.data_root] if o.data_root else [])
 
     def settings(self, row: Row) -> dict[str, Any]:
         """What the row generates, trains and evaluates with: the preset's sizes, then the row's overrides."""
@@ -57,7 +60,7 @@ class StagePlanner:
                 for (source, weight), part in zip(row.mix, self.components(row))
             ]
         if settings["param"] is not None and row.source in ("n", "ro", "oc"):
-            from lasium.generate.synthesis.strategies import default_parameter
+            from lasium.generate import default_parameter
 
             if settings["param"] == default_parameter(row.source, "gan", self.preset_of(row)):
                 settings["param"] = None  # the preset's own value: the same shard set as the main rows'
@@ -72,7 +75,7 @@ class StagePlanner:
 
     def gen_stage(self, row: Row) -> tuple[str, list[str], Path]:
         """(stage name, lasium-gen arguments, shard folder) of the row's shard set."""
-        s, a = self.sizes, self.args
+        s, a = self.sizes, self.options
         preset = self.preset_of(row)
         n, param = self.settings(row)["tasks"], self.settings(row)["param"]
         name = "real" if row.source == "real" else f"{row.source}-{preset}"
@@ -159,7 +162,7 @@ class StagePlanner:
 
     def train_stage(self, row: Row, shards: Path | list[Path]) -> tuple[str, list[str], Path]:
         """(stage name, lasium-train arguments, run folder); a mixture row gets ``--shards SET:WEIGHT`` per set."""
-        s, a = self.sizes, self.args
+        s, a = self.sizes, self.options
         settings = self.settings(row)
         its, mb = settings["iterations"], settings["meta_batch"]
         run = self.work / "runs" / row.key
@@ -200,7 +203,7 @@ class StagePlanner:
         return f"train-{row.key}", args, run
 
     def eval_stage(self, row: Row, run: Path | None) -> tuple[str, list[str], Path]:
-        s, a = self.sizes, self.args
+        s, a = self.sizes, self.options
         out = self.work / "evals" / f"{row.key}.json"
         target = (
             ["--checkpoint", str(run)]
@@ -264,7 +267,7 @@ class StagePlanner:
         """What ``--augment`` resolves to for the row's shards (as ``lasium-train`` decides: ``ShardSet.generated``)."""
         if row.source == "scratch":
             return None
-        from lasium.train.augment import resolve_preset
+        from lasium.train import resolve_preset
 
         generated = all(part.source in ("n", "ro", "oc") for part in self.components(row))
         return resolve_preset(self.settings(row)["augment"], generated=generated)
@@ -338,7 +341,8 @@ class StagePlanner:
                 record = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            if canonical(record.get("command", "")) == canonical(display) and record.get("status", "ok") == "ok":
+            same = canonical(record.get("command", ""), self.work) == canonical(display, self.work)
+            if same and record.get("status", "ok") == "ok":
                 return fraction
         return 1.0 - progress if keeps_own else 1.0
 
@@ -359,7 +363,7 @@ def gen_progress(shards: Path, tasks: int) -> float:
 
 def train_progress(run: Path, iterations: int) -> float:
     """Fraction of ``iterations`` up to the run's latest checkpoint."""
-    from lasium.train.run_folder import checkpoint_step, latest_checkpoint
+    from lasium.train import checkpoint_step, latest_checkpoint
 
     latest = latest_checkpoint(run)
     step = checkpoint_step(latest) if latest is not None else None
@@ -368,7 +372,7 @@ def train_progress(run: Path, iterations: int) -> float:
 
 def eval_progress(out: Path) -> float:
     """Fraction of the tasks an interrupted evaluation to ``out`` already scored (its partial file)."""
-    from lasium.evaluate.journal import partial_path
+    from lasium.evaluate import partial_path
 
     try:
         doc = json.loads(partial_path(out).read_text())

@@ -1,10 +1,16 @@
-"""The page of ``sweep_omniglot.py``: ``sweep.md`` (tables by family, what the sweep picked against the learner's
-reference values) and ``sweep.png``, from the ``sweep.json`` the sweep writes after every point."""
+"""The page of ``lasium-repro sweep``: ``sweep.md`` (tables by family, what the sweep picked against the learner's
+reference values) and its charts, from the ``sweep.json`` the sweep writes after every point (``lasium-repro page
+sweep.json`` redraws them from it alone)."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
+
+from lasium.safe_io import replace_atomically
+
+from .charts import ChartsUnavailable, accuracy_chart, panels_chart
 
 # Three values each (the ends and the middle of the range): a 2-core CPU affords ~15 points per session.
 PARAMETERS = {"n": ("sigma", (0.5, 1.0, 2.0)), "ro": ("alpha", (0.2, 0.5, 0.8)), "oc": ("alpha", (0.2, 0.5, 0.8))}
@@ -13,8 +19,9 @@ PRESET_OF = {"protonets": "protonets", "maml": "maml", "fomaml": "maml"}  # --al
 
 
 def reference_value(algo: str, strategy: str) -> float:
-    """The authors' GAN value of σ/α for the learner (DESIGN.md; ``REFERENCE_PARAMETERS``)."""
-    from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS
+    """The authors' GAN value of σ/α for the learner (``REFERENCE_PARAMETERS``; ``docs/reference-facts.md``,
+    "Reference σ and α")."""
+    from lasium.generate import REFERENCE_PARAMETERS
 
     return REFERENCE_PARAMETERS[PRESET_OF[algo]]["gan"][strategy]
 
@@ -29,7 +36,8 @@ def best_of(rows: list[dict[str, Any]], family: str, strategy: str | None = None
     return max(ok, key=lambda r: (r["val"]["1"]["accuracy_pct"] + r["val"]["5"]["accuracy_pct"]) / 2, default=None)
 
 
-def render(results: dict[str, Any]) -> str:
+def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) -> str:
+    """The page (markdown); ``charts``: the chart files beside it, linked at the end."""
     rows = results["rows"]
     a = results["sizes"]
     lines = [
@@ -98,25 +106,77 @@ def render(results: dict[str, Any]) -> str:
     aug = best_of(rows, "augment")
     if aug:
         lines.append(f"- augmentation: `{aug['augment']}`.")
-    lines += ["", "![validation accuracy by parameter](sweep.png)", ""]
+    lines.append("")
+    for name in charts:
+        lines += [f"![{CHART_TITLES.get(name, name)}]({name})", ""]
     return "\n".join(lines)
 
 
-def draw(results: dict[str, Any], path: Path) -> None:
-    from plots import line_chart
+PARAMETER_CHART, AUGMENT_CHART = "sweep.png", "sweep-augment.png"
+CHART_TITLES = {
+    PARAMETER_CHART: "validation accuracy by parameter",
+    AUGMENT_CHART: "validation accuracy by training augmentation",
+}
+STRATEGY_TITLES = {"n": "LASIUM-N", "ro": "LASIUM-RO", "oc": "LASIUM-OC"}
 
-    series: dict[str, list[tuple[float, float]]] = {}
-    for r in sorted(results["rows"], key=lambda r: r["value"]):
-        if (r["family"] == "parameter" or r["key"] in results["shared_keys"]) and r["status"] == "ok":
-            for shots in ("1", "5"):
-                series.setdefault(f"{r['strategy']} ({r['parameter']}) {shots}-shot", []).append(
-                    (r["value"], r["val"][shots]["accuracy_pct"])
-                )
-    line_chart(
-        series,
-        path,
-        title=f"{LEARNER_NAMES[results['sizes'].get('algo', 'protonets')]} on LASIUM tasks (+shift5): Omniglot val "
-        "accuracy",
-        xlabel="sigma (n) / alpha (ro, oc)",
-        ylabel="val accuracy %",
-    )
+
+def draw(results: dict[str, Any], folder: Path) -> tuple[str, ...]:
+    """Draw the sweep's charts into ``folder``; return their file names.
+
+    ``sweep.png``: validation accuracy against σ/α, a panel per strategy, 1- and 5-shot with 95% CI error bars.
+    ``sweep-augment.png``: validation accuracy of each training augmentation, with its CI."""
+    learner = LEARNER_NAMES[results["sizes"].get("algo", "protonets")]
+    drawn = []
+    panels: dict[str, tuple[str, dict[str, list[tuple[float, float, float]]]]] = {}
+    points = [
+        r
+        for r in results["rows"]
+        if (r["family"] == "parameter" or r["key"] in results["shared_keys"]) and r["status"] == "ok"
+    ]
+    order = list(PARAMETERS)
+    for r in sorted(points, key=lambda r: (order.index(r["strategy"]) if r["strategy"] in order else 99, r["value"])):
+        symbol, meaning = ("σ", "standard deviation") if r["parameter"] == "sigma" else ("α", "interpolation weight")
+        title = f"{STRATEGY_TITLES.get(r['strategy'], r['strategy'])} ({symbol})"
+        series = panels.setdefault(title, (f"{symbol} ({meaning})", {}))[1]
+        for shots in ("1", "5"):
+            cell = r["val"][shots]
+            series.setdefault(f"{shots}-shot", []).append((r["value"], cell["accuracy_pct"], cell["ci95_pct"]))
+    if panels:
+        panels_chart(
+            panels,
+            folder / PARAMETER_CHART,
+            title=f"{learner} on LASIUM tasks (+ shift5): Omniglot validation accuracy, 95% CI",
+            ylabel="validation accuracy (%)",
+        )
+        drawn.append(PARAMETER_CHART)
+    augments = [
+        {"label": f"{r['augment']} (σ {r['value']:g})", "eval": r["val"]}
+        for r in results["rows"]
+        if r["family"] == "augment" and r["status"] == "ok"
+    ]
+    if augments:
+        accuracy_chart(
+            augments,
+            folder / AUGMENT_CHART,
+            title=f"{learner} on LASIUM-N tasks: Omniglot validation accuracy by training augmentation",
+        )
+        drawn.append(AUGMENT_CHART)
+    return tuple(drawn)
+
+
+def write_page(results: dict[str, Any], folder: Path, *, write_json: bool = True) -> tuple[str, ...]:
+    """Draw the charts and write ``sweep.md`` (and, with ``write_json``, ``sweep.json``) into ``folder``; return the
+    chart names. Without matplotlib the page is written without charts."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        charts = draw(results, folder)
+    except ChartsUnavailable as exc:
+        print(f"[sweep] no charts: {exc}", file=sys.stderr)
+        charts = ()
+    if write_json:
+        text = json.dumps(results, indent=2) + "\n"
+        replace_atomically(folder / "sweep.json", lambda tmp: tmp.write_text(text))
+    replace_atomically(folder / "sweep.md", lambda tmp: tmp.write_text(render(results, charts)))
+    return charts

@@ -1,5 +1,8 @@
-"""Every size of the Omniglot reproduction (``Sizes``, its named presets) and the throughputs its budget guard
-assumes per device (``RATES``); used by ``repro_omniglot.py`` and ``repro_rows.py``."""
+"""Every size of the Omniglot reproduction (:class:`Sizes`, its named sets :data:`SIZES`, chosen by
+``lasium-repro omniglot --sizes``) and the throughputs its budget guard assumes per device (:data:`RATES`).
+
+The ``cpu`` sizes are the authors' budgets with distinct tasks (ProtoNets 8,000 iterations × 4, MAML 1,000 × 4,
+second order, 5 inner steps; ``docs/reference-facts.md``, "Budgets")."""
 
 from __future__ import annotations
 
@@ -8,7 +11,9 @@ from dataclasses import dataclass
 
 @dataclass
 class Sizes:
-    """Every size of the reproduction (the GPU preset, planned for ~6 min on one H100/H200)."""
+    """Every size of the reproduction (defaults: the ``gpu`` sizes, planned for ~6 min on one H100/H200).
+
+    JSON-ready (``dataclasses.asdict``): a results page records the sizes it ran with."""
 
     fit_minutes: float = 4.0  # --fit: wall-clock budget of lasium-fit
     fit_epochs: int = 300  # --fit: upper bound on epochs
@@ -43,7 +48,7 @@ class Sizes:
     eval_precision: str = "auto"  # lasium-eval --precision
 
 
-PRESETS = {
+SIZES: dict[str, Sizes] = {
     "gpu": Sizes(),
     # Reduced configuration for a 2-core CPU (about 1.5-2 h measured): fewer tasks and steps; MAML rows are scored on
     # the first 200 of the same 1000 test episodes, because 50-step adaptation of 1000 tasks takes ~40 min there.
@@ -115,8 +120,8 @@ PRESETS = {
 CACTUS_SETUP_CPU = 600.0
 
 # Rough throughputs for the budget guard's estimates (per second; "image_step" = seconds per support image per
-# MAML step at evaluation). GPU figures follow the design notes' H200 anchors, discounted for small runs.
-RATES = {
+# MAML step at evaluation). GPU figures follow H200 measurements of the benchmarks, discounted for small runs.
+RATES: dict[str, dict[str, float]] = {
     "cuda": dict(
         startup=8.0,
         gen=10000.0,

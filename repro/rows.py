@@ -1,13 +1,16 @@
-"""The rows of the Omniglot reproduction: what each method of ours trains on and how (``Row``), in priority order
-(``plan_rows``), the other task sources and the mixture, the ablation, and what ``--only`` selects."""
+"""The rows of the Omniglot reproduction: what each method of ours trains on and how (:class:`Row`), in priority
+order (:func:`plan_rows`), the other task sources and the mixture, the ablation, and what ``--only`` selects."""
 
 from __future__ import annotations
 
-import argparse
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from repro_sizes import Sizes
+from .sizes import SIZES, Sizes
+
+if TYPE_CHECKING:
+    from .options import OmniglotOptions
 
 STRATEGY_NAMES = {"n": "N", "ro": "RO", "oc": "OC"}
 
@@ -86,7 +89,7 @@ def plan_other_sources(maml_algo: str) -> list[Row]:
     are skipped by --no-optional and the reduced presets without costing anything (nothing of theirs is planned into
     the other rows); --only selects them by key, or all of them as ``--only other``.
     """
-    from lasium.train.augment import DEFAULT_FOR_GENERATED
+    from lasium.train import DEFAULT_FOR_GENERATED
 
     maml_label = maml_name(maml_algo)
     rows = []
@@ -121,7 +124,7 @@ def plan_longer_maml(sizes: Sizes) -> list[Row]:
 
     At the reference budget (1,000 iterations x 4 = 4,000 tasks) MAML's training accuracy on LASIUM tasks is still
     rising when it stops (LASIUM-N: 81.5, 83.3, 84.8% over its last 600 iterations), while ProtoNets see 32,000
-    tasks; the accuracy issue's MAML target allows "the reference budgets or larger". Family ``lasium``: they count
+    tasks; the project's MAML target allows "the reference budgets or larger". Family ``lasium``: they count
     toward the targets, under labels that say the budget. Optional (hours of a CPU core each): named by ``--only``.
     """
     iterations, tasks = LONGER_MAML * sizes.maml_iterations, LONGER_MAML * sizes.gen_tasks_maml
@@ -142,11 +145,12 @@ def plan_longer_maml(sizes: Sizes) -> list[Row]:
     ]
 
 
-def select_rows(rows: list[Row], only: str | None) -> list[Row]:
-    """``--only``: rows named by key, or every row of a named family (``other``, ``lasium``, ...), in priority order."""
+def select_rows(rows: list[Row], only: Collection[str]) -> list[Row]:
+    """``--only``: rows named by key, or every row of a named family (``other``, ``lasium``, ...), in priority order;
+    every row when ``only`` is empty."""
     if not only:
         return rows
-    names = set(only.split(","))
+    names = set(only)
     return [r for r in rows if r.key in names or r.family in names]
 
 
@@ -155,9 +159,15 @@ def only_names(rows: list[Row]) -> list[str]:
     return [r.key for r in rows] + sorted({r.family for r in rows})
 
 
+def known_row_names() -> list[str]:
+    """Every name ``--only`` accepts at any sizes (the ablation and longer-MAML keys are the same at every size)."""
+    return only_names(plan_rows("maml") + plan_longer_maml(SIZES["cpu"]) + plan_ablation(SIZES["cpu"]))
+
+
 def reference_sigma_protonets() -> float:
-    """The authors' GAN-ProtoNets σ for LASIUM-N (DESIGN.md), before our sweep moved it."""
-    from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS
+    """The authors' GAN-ProtoNets σ for LASIUM-N (``docs/reference-facts.md``, "Reference σ and α"), before our
+    sweep moved it."""
+    from lasium.generate import REFERENCE_PARAMETERS
 
     return REFERENCE_PARAMETERS["protonets"]["gan"]["n"]
 
@@ -170,8 +180,8 @@ def plan_ablation(sizes: Sizes, native_bf16: bool = True) -> list[Row]:
     bf16 (``--precision auto`` = fp32) the "+ best augmentation" step would be the main row run a second time
     (hours of a CPU core), so the main row stands for that step as well.
     """
-    from lasium.generate.synthesis.strategies import default_parameter
-    from lasium.train.augment import DEFAULT_FOR_GENERATED
+    from lasium.generate import default_parameter
+    from lasium.train import DEFAULT_FOR_GENERATED
 
     tuned_sigma = default_parameter("n", "gan", "protonets")
     full = dict(
@@ -228,17 +238,17 @@ def plan_ablation(sizes: Sizes, native_bf16: bool = True) -> list[Row]:
     return rows
 
 
-def chosen_rows(args: argparse.Namespace, sizes: Sizes, native_bf16: bool = True) -> list[Row]:
-    """The rows this invocation runs, in priority order (--only, --optional, --ablation); ``native_bf16``: whether
-    ``--precision auto`` means bf16 on this device (see :func:`plan_ablation`)."""
+def chosen_rows(options: OmniglotOptions, sizes: Sizes, native_bf16: bool = True) -> list[Row]:
+    """The rows this invocation runs, in priority order (``only``, ``optional``, ``ablation``); ``native_bf16``:
+    whether ``--precision auto`` means bf16 on this device (see :func:`plan_ablation`)."""
     rows = plan_rows(sizes.maml_algo) + plan_longer_maml(sizes)
-    # Rows named by --only run whatever the preset; else optional rows run with --optional (default: gpu and cpu sizes).
-    if args.only:
-        rows = select_rows(rows, args.only)
-        if args.optional is False:
+    # Rows named by --only run whatever the sizes; else optional rows run with --optional (default: gpu and cpu sizes).
+    if options.only:
+        rows = select_rows(rows, options.only)
+        if options.optional is False:
             rows = [r for r in rows if not r.optional]
-    elif not (args.optional if args.optional is not None else args.sizes in ("gpu", "cpu")):
+    elif not options.runs_optional():
         rows = [r for r in rows if not r.optional]
-    if args.ablation:  # with --only, the ablation steps it names (a key, or the family "ablation")
-        rows += select_rows(plan_ablation(sizes, native_bf16), args.only)
+    if options.ablation:  # with --only, the ablation steps it names (a key, or the family "ablation")
+        rows += select_rows(plan_ablation(sizes, native_bf16), options.only)
     return rows

@@ -1,14 +1,19 @@
-"""Published Omniglot 5-way accuracies (1-shot / 5-shot, percent), as listed in the project's design notes.
+"""Published figures the reproduction is judged against: Omniglot 5-way accuracies (1-shot / 5-shot, percent),
+the LASIUM authors' budgets and their accuracy-against-GAN-epochs curve.
 
+Each figure, with its source, is listed in ``docs/reference-facts.md``; that page and this module change together.
 Rows marked † are as commonly cited elsewhere and were not checked against the original paper's table.
 Sources: training from scratch and CACTUs (Hsu et al., ICLR 2019), UMTRA (Khodadadeh et al., NeurIPS 2019),
-LASIUM (Khodadadeh et al., ICLR 2021), Meta-GMVAE (Lee et al., ICLR 2021), PsCo (Jang et al., ICLR 2023),
-supervised MAML (Finn et al., ICML 2017), supervised ProtoNets (Snell et al., NeurIPS 2017).
+LASIUM (Khodadadeh et al., ICLR 2021, and the authors' code, MetaLearning-TF2.0), Meta-GMVAE (Lee et al.,
+ICLR 2021), PsCo (Jang et al., ICLR 2023), supervised MAML (Finn et al., ICML 2017), supervised ProtoNets
+(Snell et al., NeurIPS 2017).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,26 @@ TARGETS: dict[str, dict[int, float]] = {
 # The project's own targets for the reference-budget reproduction (issue 15): past UMTRA and Meta-GMVAE's 5-shot,
 # toward PsCo, with the bundled GAN as shipped; the best LASIUM row of each learner.
 PROJECT_TARGETS: dict[str, dict[int, float]] = {"protonets": {1: 93.0, 5: 98.5}, "maml": {1: 90.0, 5: 97.5}}
+
+
+# The LASIUM authors' training budgets (their code): distinct tasks = iterations × meta-batch.
+REFERENCE_BUDGETS: dict[str, tuple[int, int]] = {"protonets": (8000, 4), "maml": (1000, 4)}  # (iterations, batch)
+
+# The LASIUM authors' figure data: LASIUM-N + ProtoNets, 5-way 1-shot test accuracy (%), 1,000 iterations, against
+# the epochs their GAN had trained.
+PUBLISHED_GAN_CURVE: dict[int, float] = {0: 51.95, 10: 67.50, 50: 77.35, 200: 78.21, 400: 80.51}
+
+
+def at_reference_budgets(sizes: Mapping[str, Any]) -> bool:
+    """Whether a run's recorded sizes train each learner on at least the authors' budget of distinct tasks (the
+    project's own targets apply there); False for sizes that do not say."""
+    try:
+        return all(
+            int(sizes[f"{algo}_iterations"]) * int(sizes[f"{algo}_meta_batch"]) >= iterations * batch
+            for algo, (iterations, batch) in REFERENCE_BUDGETS.items()
+        )
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def published_for(task_source: str, algo: str) -> PublishedRow | None:

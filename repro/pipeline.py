@@ -1,43 +1,48 @@
-"""The machinery of ``benchmarks/repro_omniglot.py``: runs each stage as a subprocess (its exact command, log,
-status and wall time recorded), enforces the time budget, and writes the results page after every row.
+"""The machinery of the Omniglot reproduction: runs each stage as a subprocess (its exact command, log, status and
+wall time recorded), enforces the time budget, reuses finished work on ``--resume`` and writes the results page
+after every row.
 
-Stage sizes and throughput estimates live in ``repro_sizes.py``, the rows in ``repro_rows.py``; this module only
-runs them.
+Stage sizes and throughput estimates live in :mod:`~lasium.repro.sizes`, the rows in :mod:`~lasium.repro.rows`,
+the commands in :mod:`~lasium.repro.plan`; this module only runs them.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shlex
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from repro_plan import StagePlanner  # beside this module (benchmarks/ is sys.path[0] for the drivers)
-from repro_records import task_source_summary, train_summary
-from stages import StageRunner, same_commands
+from .plan import StagePlanner
+from .records import task_source_summary, train_summary, validation_curve
+from .stages import StageRunner, same_commands
 
-if TYPE_CHECKING:  # the driver passes its Sizes, rows and rates in; nothing is imported back from it
-    import argparse
+if TYPE_CHECKING:  # the driver passes its options, sizes and rates in; nothing is imported back from it
+    from .options import OmniglotOptions
+    from .rows import Row
+    from .sizes import Sizes
 
-    from repro_rows import Row
-    from repro_sizes import Sizes
+RESULTS_FORMAT = "lasium-repro-omniglot"  # the "format" of omniglot.json (format_version 1)
 
 
 class Pipeline(StagePlanner):
     """Runs the stages, keeps the record, enforces the budget."""
 
     def __init__(
-        self, args: argparse.Namespace, sizes: Sizes, rates: dict[str, float], device_type: str, device: dict[str, Any]
+        self,
+        options: OmniglotOptions,
+        sizes: Sizes,
+        rates: dict[str, float],
+        device_type: str,
+        device: dict[str, Any],
     ) -> None:
-        self.args, self.sizes, self.rates, self.device_type, self.device = args, sizes, rates, device_type, device
-        self.work, self.results_dir = Path(args.work), Path(args.results)
+        self.options, self.sizes, self.rates, self.device_type, self.device = options, sizes, rates, device_type, device
+        self.work, self.results_dir = Path(options.work), Path(options.results)
         self.start = time.time()
-        self.deadline = self.start + args.budget_seconds if args.budget_seconds else None
+        self.deadline = self.start + options.budget_seconds if options.budget_seconds else None
         self.reserve = 10.0 if device_type == "cuda" else 15.0  # for curves, previews' page and the final write
         self.rows: list[dict[str, Any]] = []
         self.generator: dict[str, Any] = {}
@@ -45,10 +50,10 @@ class Pipeline(StagePlanner):
         self.previews: dict[str, str] = {}
         self.clustered = False  # a CACTUs set was generated in this run: its k-means partitions are cached
         self.env = dict(os.environ)
-        self.threads = args.threads
+        self.threads = options.threads
         if (
             self.threads is None
-            and args.sizes != "gpu"
+            and options.sizes != "gpu"
             and device_type == "cpu"
             and "OMP_NUM_THREADS" not in os.environ
         ):
@@ -56,17 +61,21 @@ class Pipeline(StagePlanner):
             self.threads = 1
         if self.threads:
             self.env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
-        self.runner = StageRunner(self.work, self.env, resume=args.resume, remaining=self.remaining)
+        self.runner = StageRunner(self.work, self.env, resume=options.resume, remaining=self.remaining)
         self.stages = self.runner.stages
         # rows (and their stages) of the committed results page, for --resume across sessions
         self.committed_rows: dict[str, dict[str, Any]] = {}
         self.committed_stages: dict[str, list[dict[str, Any]]] = {}
         # (plus --reuse-results pages: rows another driver ran in parallel, on the other core, into its own page)
-        pages = [self.results_dir / "omniglot.json", *(Path(p) for p in getattr(args, "reuse_results", None) or [])]
-        for page in pages if getattr(args, "resume", False) else []:
+        pages = [self.results_dir / "omniglot.json", *options.reuse_results]
+        for page in pages if options.resume else []:
             committed = json.loads(page.read_text()) if page.is_file() else {}
-            if committed.get("preset") != args.sizes:
+            if committed.get("preset") != options.sizes:
                 continue
+            if page == self.results_dir / "omniglot.json":  # its previews, drawn by an earlier invocation
+                for source, name in ((committed.get("images") or {}).get("previews") or {}).items():
+                    if (self.results_dir / name).is_file():
+                        self.previews.setdefault(source, name)
             for r in committed.get("rows", []):
                 if r.get("status") == "ok" and self.committed_rows.get(r["key"], {}).get("status") != "ok":
                     self.committed_rows[r["key"]] = r
@@ -88,12 +97,12 @@ class Pipeline(StagePlanner):
         produces: Path | None = None,
         continue_with: Callable[[], list[str]] | None = None,
     ) -> bool:
-        """One stage through :class:`stages.StageRunner` (its log, record, budget and ``--resume`` reuse)."""
+        """One stage through :class:`~lasium.repro.stages.StageRunner` (its log, record, budget, ``--resume``)."""
         return self.runner.run(name, console, args, row, produces, continue_with)
 
     # --- stages -----------------------------------------------------------------------------------
     def prepare_generator(self) -> bool:
-        a, s = self.args, self.sizes
+        a, s = self.options, self.sizes
         if a.fit:
             out = self.work / "gan"
             args = [
@@ -171,7 +180,7 @@ class Pipeline(StagePlanner):
         name, args, run = self.train_stage(row, shards)
 
         def from_checkpoint() -> list[str]:
-            from lasium.train.run_folder import latest_checkpoint
+            from lasium.train import latest_checkpoint
 
             return ["--resume"] if latest_checkpoint(run) is not None else []
 
@@ -185,7 +194,7 @@ class Pipeline(StagePlanner):
         name, args, out = self.eval_stage(row, run)
 
         def from_partial() -> list[str]:
-            from lasium.evaluate.journal import partial_path
+            from lasium.evaluate import partial_path
 
             return ["--resume"] if partial_path(out).is_file() else []
 
@@ -203,7 +212,7 @@ class Pipeline(StagePlanner):
         if (
             not earlier
             or earlier.get("status") != "ok"
-            or not same_commands(earlier.get("commands"), record["commands"])
+            or not same_commands(earlier.get("commands"), record["commands"], self.work)
         ):
             return False
         record.clear()
@@ -254,7 +263,7 @@ class Pipeline(StagePlanner):
 
     def do_row(self, row: Row) -> None:
         record = self.new_record(row)
-        if self.args.resume and self.reuse_committed(row, record):
+        if self.options.resume and self.reuse_committed(row, record):
             return
         record["device"] = self.device  # a page resumed across sessions may hold rows of several machines
         remaining, estimate = self.remaining(), self.estimate(row)
@@ -286,10 +295,8 @@ class Pipeline(StagePlanner):
                 record["status"] = "failed"
                 return
             record["train"] = train_summary(run)
-            from plots import validation_curves
-
             # kept in the record (the page outlives the run folder): the curves can be redrawn after a resume
-            record["val_curve"] = [list(p) for p in validation_curves({row.key: run}).get(row.key, [])]
+            record["val_curve"] = [list(p) for p in validation_curve(run)]
         evaluation = self.evaluate(row, run)
         record["seconds"] = round(time.time() - t0, 1)
         if evaluation is None:
@@ -305,16 +312,17 @@ class Pipeline(StagePlanner):
 
     # --- results ----------------------------------------------------------------------------------
     def results(self, protocol: dict[str, Any]) -> dict[str, Any]:
-        from published import OMNIGLOT_5WAY, TARGETS
+        """The whole record of the run so far: ``omniglot.json`` (the page is rendered from it alone)."""
+        from .published import OMNIGLOT_5WAY, TARGETS
 
-        a = self.args
+        o = self.options
         skipped = [s for s in self.stages if s["status"] == "skipped"]
         if self.device_type != "cuda":
             label = {
                 "cpu": "reference budgets, CPU (--sizes cpu)",
                 "quick": "reduced configuration, CPU (--quick sizes)",
-            }.get(a.sizes, f"reduced configuration, CPU (--sizes {a.sizes})")
-        elif a.quick:
+            }.get(o.sizes, f"reduced configuration, CPU (--sizes {o.sizes})")
+        elif o.sizes == "quick":
             label = f"reduced configuration (--quick sizes) on {self.device.get('name')}"
         else:
             label = f"GPU configuration on {self.device.get('name')}" + (
@@ -328,19 +336,18 @@ class Pipeline(StagePlanner):
                 by_count.setdefault(",".join(counts), set()).add(r["episode_digest"])
         digests = {d for ds in by_count.values() for d in ds}
         return {
-            "format": "lasium-repro-omniglot",
+            "format": RESULTS_FORMAT,
             "format_version": 1,
             "label": label,
-            "preset": a.sizes,
-            "driver_command": shlex.join(
-                [sys.executable.rsplit("/", 1)[-1], "benchmarks/repro_omniglot.py"] + sys.argv[1:]
-            ),
+            "preset": o.sizes,
+            "driver_command": o.command_line(),
+            "options": o.to_json(),
             "device": self.device,
             "started": time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(self.start)),
             "wall_seconds": round(time.time() - self.start, 1),
             "stage_seconds": round(sum(st.get("seconds") or 0.0 for st in self.stages), 1),
             "resumed": any("reused" in (st.get("note") or "") for st in self.stages),
-            "budget_seconds": a.budget_seconds,
+            "budget_seconds": o.budget_seconds,
             "sizes": asdict(self.sizes),
             "threads": self.threads or os.environ.get("OMP_NUM_THREADS"),
             "generator": self.generator,
@@ -350,44 +357,13 @@ class Pipeline(StagePlanner):
             "episode_digests_equal": all(len(ds) == 1 for ds in by_count.values()),
             "episode_digests_by_tasks": {k: sorted(ds) for k, ds in by_count.items()},
             "episode_digest": next(iter(digests)) if len(digests) == 1 else None,
-            "images": self.images(),
+            "images": {"charts": [], "curves": [], "previews": dict(self.previews)},
             "targets": {k: {str(s): v for s, v in t.items()} for k, t in TARGETS.items()},
             "published": [asdict(p) for p in OMNIGLOT_5WAY],
         }
 
-    def images(self) -> dict[str, Any]:
-        return {
-            "curves": [n for n in ("curves-protonets.png", "curves-maml.png") if (self.results_dir / n).is_file()],
-            "previews": dict(self.previews),
-        }
+    def write(self, protocol: dict[str, Any]) -> dict[str, Any]:
+        """Draw the charts and write ``omniglot.json`` and ``omniglot.md`` (atomically); return the results."""
+        from .omniglot_page import write_page
 
-    def draw_curves(self) -> None:
-        from plots import line_chart
-
-        for algo, name in (("protonets", "curves-protonets.png"), ("maml", "curves-maml.png")):
-            series = {
-                r["key"]: [tuple(p) for p in r["val_curve"]]
-                for r in self.rows
-                if r.get("val_curve")
-                and r.get("family") != "ablation"
-                and (r["algo"] == "protonets") == (algo == "protonets")
-            }
-            if series:
-                line_chart(
-                    series,
-                    self.results_dir / name,
-                    title=f"{'ProtoNets' if algo == 'protonets' else 'MAML'}: validation "
-                    "accuracy (Omniglot val, 5-way 1-shot)",
-                    xlabel="iteration",
-                    ylabel="accuracy",
-                )
-
-    def write(self, protocol: dict[str, Any]) -> None:
-        from repro_report import render_markdown
-
-        from lasium.evaluate.report import write_json_atomic
-        from lasium.safe_io import replace_atomically
-
-        results = self.results(protocol)
-        write_json_atomic(self.results_dir / "omniglot.json", results)
-        replace_atomically(self.results_dir / "omniglot.md", lambda tmp: tmp.write_text(render_markdown(results)))
+        return write_page(self.results(protocol), self.results_dir)[0]

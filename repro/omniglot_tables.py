@@ -1,19 +1,12 @@
-"""The Omniglot reproduction page: ``results/omniglot.md`` from the results dict of
-``benchmarks/repro_omniglot.py`` (the same dict is saved as ``results/omniglot.json``).
-
-The dict holds ``label`` (e.g. "reduced configuration, CPU"), ``device``, ``wall_seconds``, ``sizes``,
-``generator``, ``stages`` (name, status, seconds, command, note), ``rows`` (one per method of ours: key,
-label, algo, status, ``eval`` {"1": {"accuracy_pct", "ci95_pct"}, ...}, ``episode_digest``, ``train``) and
-``images``. Everything here only formats: no figure is computed or assumed.
-"""
+"""The tables of the Omniglot reproduction page, each from the rows of a results dict (:mod:`lasium.repro.pipeline`):
+ours beside the published figures, the targets and each row's verdict, the other task sources, the ablation, the
+stages. Everything here only formats: no figure is computed or assumed."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from published import OMNIGLOT_5WAY, PROJECT_TARGETS, TARGETS, published_for
-
-SHOTS = (1, 5)
+from .published import OMNIGLOT_5WAY, TARGETS, published_for
 
 
 def _cell(evaluation: dict[str, Any] | None, shots: int) -> str:
@@ -23,7 +16,7 @@ def _cell(evaluation: dict[str, Any] | None, shots: int) -> str:
     return f"{r['accuracy_pct']:.2f} ± {r['ci95_pct']:.2f}"
 
 
-def _tasks_scored(row: dict[str, Any]) -> int | None:
+def tasks_scored(row: dict[str, Any]) -> int | None:
     counts = {int(r["tasks"]) for r in (row.get("eval") or {}).values() if "tasks" in r}
     return counts.pop() if len(counts) == 1 else None
 
@@ -38,7 +31,7 @@ def accuracy_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None
             continue  # in the ablation and other-sources tables
         status = row.get("status", "")
         source = "this run" if status == "ok" else f"this run ({status})"
-        tasks = _tasks_scored(row)
+        tasks = tasks_scored(row)
         if tasks is not None and protocol_tasks is not None and tasks != protocol_tasks:
             source += f", first {tasks} of the {protocol_tasks} tasks"
         out.append(f"| **{row['label']}** | {_cell(row.get('eval'), 1)} | {_cell(row.get('eval'), 5)} | {source} |")
@@ -107,6 +100,11 @@ def _augment(row: dict[str, Any]) -> str:
     return (row.get("train") or {}).get("augment") or (row.get("settings") or {}).get("augment", "?")
 
 
+def _count(value: Any) -> str:
+    """A count with thousands separators; ``?`` when the record does not hold it."""
+    return f"{value:,}" if isinstance(value, int) else "?"
+
+
 def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
     """LASIUM-N + ProtoNets, one ingredient added per line; the main ``protonets-n`` row (bf16) is the last step."""
     steps = [r for r in rows if r.get("family") == "ablation"]
@@ -114,7 +112,7 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
         return []
     final = next((r for r in rows if r.get("key") == "protonets-n"), None)
     if final is not None:
-        from lasium.train.augment import DEFAULT_FOR_GENERATED
+        from lasium.train import DEFAULT_FOR_GENERATED
 
         added = []
         augment = _augment(final).replace("auto", DEFAULT_FOR_GENERATED)  # what auto means for generated tasks
@@ -142,8 +140,8 @@ def ablation_table(rows: list[dict[str, Any]]) -> list[str]:
         augment = _augment(r)
         precision = trained.get("precision") or st.get("precision") or "auto"
         out.append(
-            f"| {r.get('note', r['label'])} | {st.get('tasks', '?'):,} | "
-            f"{st.get('iterations', '?'):,} × {st.get('meta_batch', '?')} | "
+            f"| {r.get('note', r['label'])} | {_count(st.get('tasks'))} | "
+            f"{_count(st.get('iterations'))} × {st.get('meta_batch', '?')} | "
             f"{augment} | {'preset' if sigma is None else format(sigma, 'g')} | {precision} | "
             f"{_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {delta} |"
         )
@@ -197,7 +195,7 @@ def other_sources_table(rows: list[dict[str, Any]], protocol_tasks: int | None =
         # what the run resolved --augment to (train_config.json), else what the driver planned it to resolve to
         augment = (r.get("train") or {}).get("augment") or r.get("augment") or settings.get("augment", "?")
         status = r.get("status", "")
-        scored = _tasks_scored(r)
+        scored = tasks_scored(r)
         if scored is not None and protocol_tasks is not None and scored != protocol_tasks:
             status += f", first {scored} of the {protocol_tasks} tasks"
         out.append(
@@ -232,150 +230,3 @@ def machines_note(rows: list[dict[str, Any]]) -> list[str]:
         return []
     said = "; ".join(f"{name}: {', '.join(keys)}" for name, keys in by_machine.items())
     return [f"Rows ran on {len(by_machine)} machines (the page was resumed across sessions): {said}.", ""]
-
-
-def render_markdown(results: dict[str, Any]) -> str:
-    """The whole page."""
-    dev = results.get("device", {})
-    rows = results.get("rows", [])
-    protocol = results.get("protocol", {})
-    budget = results.get("budget_seconds")
-    lines = [
-        "# LASIUM on Omniglot: reproduction",
-        "",
-        f"**{results.get('label', '')}**: device {dev.get('name', '?')} "
-        f"({dev.get('type', '?')}, torch {dev.get('torch', '?')}), "
-        f"started {results.get('started', '?')}, wall time {results.get('wall_seconds', 0):.0f} s"
-        + (
-            f" in the last invocation ({results.get('stage_seconds', 0):.0f} s of stages in all; "
-            "the run was resumed and "
-            "reuses stages an earlier invocation finished)"
-            if results.get("resumed")
-            else ""
-        )
-        + (f" of a {budget:.0f} s budget" if budget else "")
-        + f", preset `{results.get('preset', '?')}`.",
-        "",
-        f"Generator: {results.get('generator', {}).get('description', '?')}.",
-        "",
-        *machines_note(rows),
-        f"Driver: `{results.get('driver_command', '')}`",
-        "",
-        f"## Omniglot {protocol.get('ways', 5)}-way accuracy (%)",
-        "",
-        f"Ours: mean ± 95% CI (1.96·std/√n) over {protocol.get('tasks', '?')} test tasks per K_tr, "
-        f"{protocol.get('queries', 15)} queries per class, episode seed {protocol.get('seed', 0)}; MAML adapts "
-        f"{protocol.get('adapt_steps', '?')} steps of lr {protocol.get('adapt_lr', '?')}, "
-        "ProtoNets use the nearest prototype.",
-        "",
-        *accuracy_table(rows, protocol.get("tasks")),
-        "",
-        "† as commonly cited elsewhere; not checked against the original paper's table.",
-        "",
-    ]
-    # Methods scored on the same number of tasks must share the episode digest (the same seed gives the same
-    # episodes, and a shorter run scores a prefix of them).
-    by_count: dict[int | None, set[str]] = {}
-    for r in rows:
-        if r.get("episode_digest"):
-            by_count.setdefault(_tasks_scored(r), set()).add(r["episode_digest"])
-    for count, digests in sorted(by_count.items(), key=lambda kv: -(kv[0] or 0)):
-        scored = sum(1 for r in rows if r.get("episode_digest") in digests)
-        if len(digests) == 1:
-            lines += [
-                f"All {scored} methods scored on {count if count is not None else '?'} tasks saw the same tasks "
-                f"(episode digest `{next(iter(digests))[:16]}`).",
-                "",
-            ]
-        else:
-            lines += [
-                f"**Warning**: methods scored on {count} tasks saw different task sets (episode digests differ).",
-                "",
-            ]
-    lines += ["## Targets (LASIUM paper, Omniglot 5-way)", "", *target_lines(rows), ""]
-    per_row = every_row_lines(rows)
-    if per_row:
-        lines += [*per_row, ""]
-    if results.get("preset") in ("cpu", "gpu"):  # the reference budgets: the project's own bar too
-        lines += [
-            "Project targets at the reference budgets or larger (issue 15; bundled GAN as shipped):",
-            "",
-            *target_lines(rows, PROJECT_TARGETS),
-            "",
-        ]
-    others = other_sources_table(rows, protocol.get("tasks"))
-    if others:
-        lines += [
-            "## Other task sources",
-            "",
-            "Other unsupervised task constructions through the same shard format, trainer and test tasks: UMTRA "
-            "(Khodadadeh et al., NeurIPS 2019; `lasium-gen --source umtra`) and CACTUs (Hsu, Levine & Finn, ICLR 2019; "
-            "`lasium-gen --source cactus`), with their defaults, and ProtoNets on a LASIUM-N + UMTRA mixture "
-            "(`lasium-train --shards A:0.5 --shards B:0.5`, the sets the LASIUM-N and UMTRA ProtoNets rows use). "
-            "Budgets are the LASIUM rows' (tasks per learner, iterations, meta-batch, test tasks). Each source is "
-            "trained as its authors used it: `--augment auto` adds nothing to UMTRA shards (their queries are "
-            "augmented when generated) or CACTUs shards (real images); the mixture row asks for the LASIUM rows' "
-            "preset explicitly (auto would turn it off for the whole mixture). The augment column is what each run "
-            "used.",
-            "",
-            "**CACTUs here is not the published CACTUs-ACAI**: it clusters the bundled VAE's posterior means "
-            "(`omniglot-vae`, 20-d; the `--source cactus` default), not ACAI embeddings (256-d), with the paper's "
-            "k = 500 and P = 100; the published CACTUs figures are ACAI's. The published UMTRA figure is with MAML; "
-            "none is listed for UMTRA + ProtoNets or for the mixture.",
-            "",
-            *others,
-            "",
-        ]
-    ablation = ablation_table(rows)
-    if ablation:
-        from lasium.generate.synthesis.presets import STRATEGY_PARAMETERS
-
-        preset_sigma = STRATEGY_PARAMETERS["protonets"]["gan"]["n"]
-        lines += [
-            f"## Ablation: one ingredient at a time (LASIUM-N + ProtoNets, {protocol.get('tasks', '?')} test tasks)",
-            "",
-            "Each line adds one ingredient to the line above; σ 'preset' = `lasium-gen --tuned-for protonets` "
-            f"(σ {preset_sigma:g} for LASIUM-N).",
-            "",
-            *ablation,
-            "",
-        ]
-    trained = [r for r in rows if r.get("train")]
-    if trained:
-        lines += [
-            "## Training",
-            "",
-            "| method | algorithm | iterations | meta-batch | tasks seen | best val acc (step) |",
-            "|---|---|---|---|---|---|",
-        ]
-        for r in trained:
-            t = r["train"]
-            best = t.get("best_val_accuracy")
-            best_text = f"{100 * best:.2f} ({t.get('best_step', '?')})" if isinstance(best, (int, float)) else "–"
-            lines.append(
-                f"| {r['label']} | {t.get('algo', r.get('algo'))} | {t.get('step', '?')} | "
-                f"{t.get('meta_batch', '?')} | "
-                f"{t.get('tasks_seen', '?')} | {best_text} |"
-            )
-        lines.append("")
-    images = results.get("images", {})
-    if images.get("curves"):
-        lines += ["## Training curves (validation accuracy, real val-split episodes)", ""]
-        lines += [f"![{name}]({name})" for name in images["curves"]] + [""]
-    if images.get("previews"):
-        lines += ["## Task previews (one row per class: support | query)", ""]
-        lines += [f"**{key}**\n\n![{key}]({name})\n" for key, name in images["previews"].items()]
-    lines += ["## Stages (exact commands, wall time)", "", *stage_table(results.get("stages", [])), ""]
-    problems = [s for s in results.get("stages", []) if s["status"] not in ("ok", "reused")]
-    if problems:
-        lines += [
-            "Not every stage ran: "
-            + "; ".join(f"{s['name']}: {s['status']}" + (f" ({s['note']})" if s.get("note") else "") for s in problems)
-            + ".",
-            "",
-        ]
-    sizes = results.get("sizes", {})
-    if sizes:
-        lines += ["## Sizes", "", "| name | value |", "|---|---|"] + [f"| {k} | {v} |" for k, v in sizes.items()] + [""]
-    lines += ["Every figure above is also in `omniglot.json` beside this page.", ""]
-    return "\n".join(lines)

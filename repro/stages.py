@@ -1,7 +1,9 @@
-"""Running benchmark stages as the real console commands: one subprocess per stage, its exact command line,
+"""Running reproduction stages as the real console commands: one subprocess per stage, its exact command line,
 log, status and wall time recorded, a deadline enforced, and finished stages reused on ``--resume``.
 
-Shared by ``repro_omniglot.py`` (through ``repro_pipeline.Pipeline``) and ``sweep_omniglot.py``.
+Shared by every experiment of :mod:`lasium.repro` (the Omniglot rows, the sweep, the GAN-epoch curve, the
+precision check). A work folder keeps, per stage, ``logs/<name>.log``, ``logs/<name>.started.json`` (the
+command and its running time, refreshed every minute) and, once it succeeded, ``logs/<name>.done.json``.
 """
 
 from __future__ import annotations
@@ -42,25 +44,47 @@ def tool(name: str) -> list[str]:
 # Options that change how a command runs, not what it computes: commands that differ only in them are the same
 # stage (``--checkpoint-every`` only adds checkpoints; ``--resume`` continues the identical computation).
 NOT_DEFINING = {"--checkpoint-every": 1, "--resume": 0}
+# Options renamed since a work folder's records were written: the old spelling means the new option.
+RENAMED = {"--preset": "--tuned-for"}  # lasium-gen, 2026-12-02
 
 
-def canonical(command: str) -> str:
-    """``command`` without the options of :data:`NOT_DEFINING` (and their values)."""
+WORK_PLACEHOLDER = "<work>"
+
+
+def work_spellings(work: Path) -> tuple[str, ...]:
+    """The ways a command can name the work folder: as given, as an absolute path, and relative to the current
+    directory (longest first)."""
+    absolute = os.path.abspath(work)
+    spellings = {str(work), absolute, os.path.relpath(absolute)}
+    return tuple(sorted((s.rstrip("/") for s in spellings if s not in ("", ".")), key=len, reverse=True))
+
+
+def canonical(command: str, work: Path | None = None) -> str:
+    """``command`` without the options of :data:`NOT_DEFINING` (and their values); with ``work``, every path
+    inside the work folder written relative to it, so that ``--work runs/r`` and ``--work /abs/runs/r`` (the same
+    folder from the same directory) plan the same stages."""
     words, out, i = shlex.split(command), [], 0
+    spellings = work_spellings(work) if work is not None else ()
     while i < len(words):
         if words[i] in NOT_DEFINING:
             i += 1 + NOT_DEFINING[words[i]]
             continue
-        out.append(words[i])
+        word = RENAMED.get(words[i], words[i])
+        for prefix in spellings:
+            if word == prefix or word.startswith(prefix + "/"):
+                word = WORK_PLACEHOLDER + word[len(prefix) :]
+                break
+        out.append(word)
         i += 1
     return shlex.join(out)
 
 
-def same_commands(a: dict[str, str] | None, b: dict[str, str] | None) -> bool:
-    """Whether two rows' stage commands (by stage) are the same up to :data:`NOT_DEFINING` options."""
+def same_commands(a: dict[str, str] | None, b: dict[str, str] | None, work: Path | None = None) -> bool:
+    """Whether two rows' stage commands (by stage) are the same up to :data:`NOT_DEFINING` options (and, with
+    ``work``, up to how the work folder is spelled)."""
     if not a or not b or set(a) != set(b):
         return False
-    return all(canonical(a[k]) == canonical(b[k]) for k in a)
+    return all(canonical(a[k], work) == canonical(b[k], work) for k in a)
 
 
 def wait_with_heartbeat(
@@ -119,7 +143,9 @@ class StageRunner:
         done_path, started_path = logs / f"{name}.done.json", logs / f"{name}.started.json"
         if self.resume and done_path.is_file() and (produces is None or produces.exists()):
             earlier = json.loads(done_path.read_text())
-            if canonical(earlier.get("command", "")) == canonical(display) and earlier.get("status") == "ok":
+            if canonical(earlier.get("command", ""), self.work) == canonical(display, self.work) and (
+                earlier.get("status") == "ok"
+            ):
                 earlier["note"] = "reused from an earlier invocation of the driver"
                 self.stages.append(earlier)
                 print(f"[{self.tag}] {name}: reused ({earlier['seconds']:.1f} s earlier)", flush=True)
@@ -134,7 +160,7 @@ class StageRunner:
         ran, before = list(args), 0.0
         if self.resume and continue_with is not None and started_path.is_file():
             started = json.loads(started_path.read_text())
-            if canonical(started.get("command", "")) == canonical(display):
+            if canonical(started.get("command", ""), self.work) == canonical(display, self.work):
                 extra = continue_with()
                 ran += [a for a in extra if a not in ran]
                 if extra:

@@ -61,18 +61,8 @@ def task_source_summary(shards: Path) -> dict[str, Any]:
     return out
 
 
-def cpu_model() -> str:
-    """This CPU's model name (/proc/cpuinfo), else what ``platform`` knows."""
-    import platform
-
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or platform.machine()
-
-
 def describe_device(option: str) -> tuple[str, dict[str, Any]]:
-
+    """(``"cuda"`` or ``"cpu"``, a JSON-ready record of the machine) for a ``--device`` option."""
     import torch
 
     use_cuda = option.startswith("cuda") or (option == "auto" and torch.cuda.is_available())
@@ -84,6 +74,7 @@ def describe_device(option: str) -> tuple[str, dict[str, Any]]:
             "cuda": torch.version.cuda,
         }
     from lasium.precision import cpu_has_native_bf16
+    from lasium.runtime import cpu_model
 
     return "cpu", {
         "type": "cpu",
@@ -92,3 +83,20 @@ def describe_device(option: str) -> tuple[str, dict[str, Any]]:
         "native_bf16": cpu_has_native_bf16(),  # what --precision auto means there: bf16 if true, else fp32
         "torch": torch.__version__,
     }
+
+
+def validation_curve(run: Path, key: str = "accuracy", split: str = "val") -> list[tuple[float, float]]:
+    """(step, value) of a training run's validation records (``metrics.jsonl`` of ``lasium-train``, records with
+    ``split == split``); empty when the file is missing. A last line cut short by a killed run is skipped."""
+    points: list[tuple[float, float]] = []
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        return points
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("split") == split and isinstance(record.get(key), (int, float)):
+            points.append((float(record["step"]), float(record[key])))
+    return points
