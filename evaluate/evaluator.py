@@ -29,7 +29,8 @@ from lasium.errors import ConfigError, DataError
 from lasium.evaluate.baselines import scratch_learner
 from lasium.evaluate.journal import EvalJournal
 from lasium.evaluate.protocol import EvalProtocol, combined_digest, make_episodes, mean_ci95, paper_protocol
-from lasium.evaluate.scoring import adapts, autocast_for, default_chunk, score_episodes
+from lasium.evaluate.scoring import default_chunk, score_episodes
+from lasium.precision import autocast_for
 from lasium.runtime import describe_device, resolve_device
 from lasium.train import STATE_FILE, MetaLearner, build_learner, find_checkpoint, load_learner
 
@@ -124,7 +125,7 @@ def with_ways(learner: MetaLearner, ways: int, dataset: str | None = None) -> Me
     """The learner for ``ways``-way tasks: ProtoNets work for any N (same weights); MAML's head fixes N."""
     if ways == learner.ways:
         return learner
-    if adapts(learner):
+    if learner.adapts:
         paper = paper_protocol(dataset) if dataset else None
         if paper is not None and paper.task_builder == "attributes":  # 2-way by construction: no --ways helps
             raise ConfigError(
@@ -166,10 +167,10 @@ def evaluate_learner(
     learner = with_ways(learner, protocol.ways, protocol.dataset).to(dev)
     if images is None:
         images = load_eval_images(protocol, learner.config.image_shape, data_root=data_root, progress=progress)
-    autocast, precision_used = autocast_for(learner, precision, dev)
+    autocast, precision_used = autocast_for(precision, dev)
     chunk = int(chunk or default_chunk(dev))
-    steps = protocol.adapt_steps if adapts(learner) else None
-    lr = protocol.adapt_lr if adapts(learner) else None
+    steps = protocol.adapt_steps if learner.adapts else None
+    lr = protocol.adapt_lr if learner.adapts else None
     if journal is not None:
         journal.start(
             {

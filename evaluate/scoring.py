@@ -20,7 +20,7 @@ import torch
 from tqdm import tqdm
 
 from lasium.evaluate.protocol import Episodes
-from lasium.precision import Autocast, autocast_factory, resolve_precision
+from lasium.precision import Autocast
 from lasium.tasks import to_device
 from lasium.train import MetaLearner, inner_loop_options
 
@@ -35,23 +35,6 @@ DEFAULT_CHUNK = {"cuda": 250, "cpu": 1}
 
 def default_chunk(device: torch.device) -> int:
     return DEFAULT_CHUNK["cuda" if device.type == "cuda" else "cpu"]
-
-
-def adapts(learner: MetaLearner) -> bool:
-    """Whether the learner has an inner loop at test time (MAML, first-order MAML), unlike ProtoNets."""
-    return learner.adapts
-
-
-def autocast_for(learner: MetaLearner, precision: str, device: torch.device) -> tuple[Autocast, str]:
-    """The autocast factory and its name (``bf16`` or ``fp32``) for scoring ``learner`` on ``device``.
-
-    ``auto`` = bf16 where the device computes it natively (CUDA, CPUs with AVX512-BF16/AMX), else fp32, for
-    every learner: measured on Omniglot, MAML's 50 bf16 adaptation steps score within the 95% CI of fp32
-    (results/precision.md). Batch norm and losses stay in fp32 either way.
-    """
-    del learner  # the same rule for every learner (kept in the signature: callers pass it)
-    resolved = resolve_precision(precision, device)
-    return autocast_factory(resolved, device), resolved
 
 
 def chunk_accuracy(

@@ -176,15 +176,10 @@ def test_precision_auto_follows_the_cpu_probe(cpu_flags, flags, expected):
 
 
 def test_precision_auto_reaches_train_eval_and_gen(cpu_flags):
-    from lasium.evaluate.scoring import autocast_for
     from lasium.generate.sources.generator import GeneratorOptions
-    from lasium.train.learner import LearnerConfig
-    from lasium.train.registry import build_learner
-
-    learner = build_learner(LearnerConfig(algo="protonets", ways=5, image_shape=(28, 28, 1), hidden=8))
     for flags, resolved, gen in (({"amx_bf16"}, "bf16", "bf16-autocast"), ({"avx2"}, "fp32", "fp32")):
         cpu_flags(flags)
-        factory, name = autocast_for(learner, "auto", torch.device("cpu"))
+        factory, name = P.autocast_for("auto", torch.device("cpu"))
         assert name == resolved
         with factory():
             assert torch.is_autocast_enabled("cpu") == (resolved == "bf16")

@@ -58,11 +58,6 @@ class TrainResult:
     shards_read: list[str] = field(default_factory=list)
 
 
-def autocast_for(precision: str, device: torch.device) -> Autocast:
-    """The autocast factory of ``--precision`` on ``device``: bf16 where it is native (``auto``) or asked, else fp32."""
-    return autocast_factory(resolve_precision(precision, device), device)
-
-
 def augment_batch(
     preset: AugmentPreset, batch: tuple[torch.Tensor, ...], seed: int, rank: int, step: int
 ) -> tuple[torch.Tensor, ...]:
