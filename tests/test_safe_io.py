@@ -13,11 +13,10 @@ from torch import nn
 
 from lasium import safe_io
 from lasium.errors import CheckpointError
+from lasium.optimizer_state import optimizer_tensors, restore_optimizer
 from lasium.safe_io import (
-    optimizer_tensors,
     read_json_document,
     read_safetensors,
-    restore_optimizer,
     write_json_atomic,
     write_safetensors_atomic,
 )

@@ -177,6 +177,7 @@ def test_precision_auto_follows_the_cpu_probe(cpu_flags, flags, expected):
 
 def test_precision_auto_reaches_train_eval_and_gen(cpu_flags):
     from lasium.generate.sources.generator import GeneratorOptions
+
     for flags, resolved, gen in (({"amx_bf16"}, "bf16", "bf16-autocast"), ({"avx2"}, "fp32", "fp32")):
         cpu_flags(flags)
         factory, name = P.autocast_for("auto", torch.device("cpu"))
