@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 import lasium
-from lasium.checkpoints import state_dict_sha256
+from lasium.checkpoint_folder import state_dict_sha256
 from lasium.data import LabeledImages, load_split
 from lasium.errors import ConfigError, DataError
 from lasium.evaluate.baselines import scratch_learner

@@ -71,7 +71,7 @@ def measure_quality(folder: Path, device: str, seed: int) -> dict[str, Any]:
 def run(options: BundledOptions) -> list[Path]:
     """Fit (or continue fitting) both models, measure and export each that reached its epochs; return the exported
     folders."""
-    from lasium.checkpoints import CONFIG_FILE
+    from lasium.checkpoint_folder import CONFIG_FILE
     from lasium.generate import STATE_JSON, export_bundled
 
     exported = []

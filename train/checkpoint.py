@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE, read_state_json
+from lasium.checkpoint_folder import CONFIG_FILE, WEIGHTS_FILE, read_state_json
 from lasium.errors import CheckpointError, ConfigError
 from lasium.optimizer_state import optimizer_tensors, restore_optimizer
 from lasium.safe_io import (

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lasium.checkpoints import state_dict_sha256
+from lasium.checkpoint_folder import state_dict_sha256
 from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import Autocast, autocast_factory, resolve_precision
 from lasium.runtime import RankInfo

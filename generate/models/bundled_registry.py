@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.checkpoint_folder import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import CheckpointError, ConfigError
 from lasium.safe_io import file_sha256, write_json_atomic
 
@@ -58,7 +58,7 @@ def export_bundled(
     ``note`` (markdown) is printed in the card as its "Training note" (how and where it was trained, what is weak).
     Refuses an export that would push all bundled models over 8 MB.
     """
-    from lasium.imaging import image_grid, save_png
+    from lasium.previews import image_grid, save_png
 
     if not _BUNDLED_NAME.match(name):
         raise ConfigError(f"bundled name {name!r} must be lowercase letters, digits and dashes")

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.checkpoint_folder import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import ConfigError
 from lasium.runtime import resolve_device
 from lasium.seeding import derive_seed

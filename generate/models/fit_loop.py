@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.checkpoint_folder import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import ConfigError
 from lasium.jsonl_log import JsonLinesLog
 from lasium.safe_io import remove_stale_temporaries, replace_atomically

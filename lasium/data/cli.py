@@ -273,7 +273,7 @@ def preview(
     """
     from lasium.data.datasets import load_split
     from lasium.data.episodes import episode_sampler
-    from lasium.imaging import save_task_previews
+    from lasium.previews import save_task_previews
 
     if count < 1:
         raise ConfigError("--count must be at least 1")

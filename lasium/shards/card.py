@@ -57,7 +57,7 @@ def first_tasks(source: str | Path, count: int, start: int = 0) -> list[Task]:
 
 def save_preview(tasks: Sequence[Task], out: str | Path) -> Path:
     """One PNG (written atomically): a grid per task, a row per class, support | query."""
-    from lasium.imaging import save_task_previews
+    from lasium.previews import save_task_previews
 
     titles = [f"task {t.meta['index']}" + (f" ({t.meta['strategy']})" if "strategy" in t.meta else "") for t in tasks]
     return save_task_previews(tasks, out, titles)
