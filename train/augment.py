@@ -154,7 +154,7 @@ register(
         reference="UMTRA's Omniglot augmentation (Khodadadeh et al., NeurIPS 2019)",
     )
 )
-# Candidates explored on validation episodes (results/augment-sweep.md); kept for comparison and reuse.
+# Candidates explored on validation episodes (results/sweep.md, "Training augmentation"); kept for comparison and reuse.
 register(AugmentPreset("shift7", "each query shifted by integer (dx, dy) ~ U[-7, 7] px", chain(_shift(-7, 8))))
 register(
     AugmentPreset(

@@ -4,9 +4,9 @@ gives ``lasium-gen --help`` its table."""
 
 from __future__ import annotations
 
-# Reference values from MetaLearning-TF2.0 for Omniglot (see DESIGN.md): the paper tuned σ and α per
-# meta-learner, so each row is named after the learner the tasks are meant for (--tuned-for); it picks values,
-# not a learner. Indexed [tuned for][generator kind][strategy].
+# Reference values of the authors' code (MetaLearning-TF2.0) for Omniglot (docs/reference-facts.md, "Reference σ
+# and α"): the paper tuned σ and α per meta-learner, so each row is named after the learner the tasks are meant
+# for (--tuned-for); it picks values, not a learner. Indexed [tuned for][generator kind][strategy].
 REFERENCE_PARAMETERS: dict[str, dict[str, dict[str, float]]] = {
     "maml": {"gan": {"n": 0.5, "ro": 0.2, "oc": 0.6}, "vae": {"n": 0.5, "ro": 0.4, "oc": 0.4}},
     "protonets": {"gan": {"n": 1.0, "ro": 0.8, "oc": 0.2}, "vae": {"n": 2.0, "ro": 0.4, "oc": 0.2}},
