@@ -26,11 +26,10 @@ from typing import Any
 from unittest import mock
 
 import torch
-from repro_records import cpu_model  # beside this script
 
 from lasium.evaluate.scoring import chunk_accuracy, default_chunk
 from lasium.precision import autocast_factory, resolve_precision
-from lasium.runtime import describe_device, resolve_device
+from lasium.runtime import cpu_model, describe_device, resolve_device
 from lasium.train.backbone import Conv4
 from lasium.train.learner import LearnerConfig
 from lasium.train.registry import build_learner

@@ -18,8 +18,7 @@ from pathlib import Path
 import click
 
 from lasium.cli_support import user_errors
-from lasium.generate import load_generator
-from lasium.generate.models.quality import sample_quality
+from lasium.generate import load_generator, sample_quality
 from lasium.runtime import resolve_device
 
 

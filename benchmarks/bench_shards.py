@@ -5,8 +5,8 @@
     python benchmarks/bench_shards.py --compression --images gan --json-out results/bench_shards_cpu.json
 
 ``--compression`` compares gzip-compressed WebDataset shards (``.tar.gz``) with plain ``.tar``: bytes
-per task, write speed, and the trainer's input rate (``lasium.train.shard_access`` + ``streaming``:
-the DataLoader path ``lasium-train`` reads through), see :func:`compression_report`.
+per task, write speed, and the trainer's input rate (``lasium.train.open_shard_set`` → ``TaskStream`` →
+``make_loader``: the DataLoader path ``lasium-train`` reads through), see :func:`compression_report`.
 
 Images are synthetic pen strokes on white (Omniglot-like, so HDF5's gzip sees realistic
 redundancy) or uniform noise (incompressible, the worst case for gzip). The timed section is
@@ -26,9 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lasium.shards import iter_shard_tasks, write_shard
-from lasium.shards.wds_encode import wds_chunks
-from lasium.shards.writer import hdf5_image, task_metas_json
+from lasium.shards import hdf5_image, iter_shard_tasks, task_metas_json, wds_chunks, write_shard
 from lasium.tasks import TaskBatch
 
 
@@ -63,26 +61,22 @@ def make_batch(
 
 
 def gan_batch(tasks: int, distinct: int, seed: int = 0) -> TaskBatch:
-    """``tasks`` tasks of the bundled Omniglot GAN (LASIUM-RO, MAML preset): ``distinct`` synthesized on
-    the CPU, repeated to ``tasks`` (each task is larger than gzip's 32 KB window reaches back across
-    tasks, so repeats compress like new tasks)."""
-    import torch
+    """``tasks`` tasks of the bundled Omniglot GAN (LASIUM-RO, MAML preset): ``distinct`` made on the CPU by
+    ``lasium.generate.run_generation`` and read back with ``lasium.shards.iter_tasks``, repeated to ``tasks`` (each
+    task is larger than gzip's 32 KB window reaches back across tasks, so repeats compress like new tasks)."""
+    from lasium.generate import GenerationConfig, run_generation
+    from lasium.shards import iter_tasks
 
-    from lasium.generate.job.config import GenerationConfig
-    from lasium.generate.job.job import GenerationJob
-    from lasium.runtime import RankInfo
-    from lasium.seeding import torch_generator
-
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    cfg = GenerationConfig(
-        strategy="ro", num_tasks=distinct, device="cpu", out=tempfile.gettempdir(), decode_tasks=25, progress=False
-    )
-    job = GenerationJob(cfg, rank=RankInfo(), log=lambda m: None)
-    assert job.synth is not None
-    made = job.synth.batch(distinct, torch_generator(seed, "bench-shards"))
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = GenerationConfig.build(
+            strategy="ro", num_tasks=distinct, device="cpu", out=tmp, decode_tasks=25, seed=seed, progress=False
+        )
+        run_generation(cfg, log=lambda m: None)
+        made = list(iter_tasks(tmp))
     reps = -(-tasks // distinct)
-    tile = lambda a: np.ascontiguousarray(np.concatenate([a] * reps)[:tasks])  # noqa: E731
-    return TaskBatch(tile(made.support), tile(made.query), None, [{"strategy": "ro"} for _ in range(tasks)])
+    support = np.stack([t.support for t in made] * reps)[:tasks]
+    query = np.stack([t.query for t in made] * reps)[:tasks]
+    return TaskBatch(support, query, None, [{"strategy": "ro"} for _ in range(tasks)])
 
 
 def trainer_read_rate(folder: Path, meta_batch: int, workers: int, repeat: int) -> dict[str, float]:
@@ -90,8 +84,7 @@ def trainer_read_rate(folder: Path, meta_batch: int, workers: int, repeat: int) 
 
     One pass, best of ``repeat``.
     """
-    from lasium.train.shard_access import open_shard_set
-    from lasium.train.streaming import TaskStream, make_loader
+    from lasium.train import TaskStream, make_loader, open_shard_set
 
     best = 0.0
     tasks = 0

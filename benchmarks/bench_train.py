@@ -37,7 +37,7 @@ from unittest import mock
 
 import torch
 
-from lasium.precision import autocast_factory, cpu_has_native_bf16, resolve_precision
+from lasium.precision import autocast_factory, autocast_for, cpu_has_native_bf16, resolve_precision
 from lasium.train import backbone
 from lasium.train.distributed import DistContext, resolve_device
 from lasium.train.learner import LearnerConfig, MetaLearner
@@ -45,7 +45,7 @@ from lasium.train.registry import build_learner
 from lasium.train.shard_access import open_shard_set
 from lasium.train.streaming import TaskStream, check_batch, make_loader, meta_batches, to_device
 from lasium.train.synthetic import synthetic_tasks, write_synthetic_shards
-from lasium.train.trainer import autocast_for, meta_step
+from lasium.train.trainer import meta_step
 
 WAYS, SHOTS, QUERIES, SHAPE = 5, 1, 5, (28, 28, 1)
 
@@ -92,7 +92,7 @@ def learner_and_optimizer(
 
 def bench_input_pipeline(args: argparse.Namespace, device: torch.device, shard_dir: Path) -> dict[str, Any]:
     ctx = DistContext(device=device)
-    autocast = autocast_for("auto", device)
+    autocast, _ = autocast_for("auto", device)
     learner, optimizer = learner_and_optimizer("protonets", device)
     step_fn = torch.compile(learner.meta_gradients) if args.compile else learner.meta_gradients
     T = args.proto_meta_batch
@@ -135,7 +135,7 @@ def bench_input_pipeline(args: argparse.Namespace, device: torch.device, shard_d
 
 
 def bench_maml_vmap(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    autocast = autocast_for("auto", device)
+    autocast, _ = autocast_for("auto", device)
     learner, _ = learner_and_optimizer("maml", device)
     T = args.maml_meta_batch
     s, q, p = memory_batches(T, 1, device)[0]
@@ -154,7 +154,7 @@ def bench_maml_vmap(args: argparse.Namespace, device: torch.device) -> dict[str,
 
 def bench_algorithms(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
     ctx = DistContext(device=device)
-    autocast = autocast_for("auto", device)
+    autocast, _ = autocast_for("auto", device)
     out = {}
     for algo, T, steps in (
         ("protonets", args.proto_meta_batch, args.steps),
@@ -212,7 +212,7 @@ def protonets_step_rates(
     learner, _ = learner_and_optimizer("protonets", device)
     s, q, p = memory_batches(args.precision_meta_batch, 1, device)[0]
     batch = to_device(s, q, p, device)
-    autocast = autocast_for("auto", device)
+    autocast, _ = autocast_for("auto", device)
     best = dict.fromkeys(variants, float("inf"))
 
     def step() -> None:

@@ -21,8 +21,8 @@ import torch
 
 from lasium.generate.job.config import GenerationConfig
 from lasium.generate.job.job import GenerationJob
-from lasium.generate.job.staging import HostStager
 from lasium.generate.synthesis.anchors import min_pairwise_sq_distance
+from lasium.generate.synthesis.staging import HostStager
 from lasium.generate.synthesis.strategies import class_latents
 from lasium.generate.synthesis.synthesizer import to_uint8_nhwc
 from lasium.runtime import RankInfo
@@ -140,7 +140,7 @@ def reference_style(
 def job_config(
     args: argparse.Namespace, out: Path, fmt: str, n_tasks: int, compiled: bool, compression: str | None = "none"
 ) -> GenerationConfig:
-    return GenerationConfig(
+    return GenerationConfig.build(
         strategy="ro",
         num_tasks=n_tasks,
         ways=WAYS,
@@ -208,8 +208,7 @@ def synthesis_to_host(args: argparse.Namespace, model: Any, device: torch.device
     """The job's device loop (anchors, strategy, decode, uint8, pinned copy) without writing."""
     cfg = job_config(args, Path(tempfile.gettempdir()) / "unused", "wds", n_tasks, False)
     job = GenerationJob(cfg, model=model, rank=RankInfo(), log=lambda m: None)
-    synth = job.synth
-    assert synth is not None
+    synth = job.source.synth  # the LASIUM source's TaskSynthesizer
     stager = HostStager(device, 3, cfg.tasks_per_shard)
     shards = list(range(cfg.num_shards))
     warm = synth.shard(min(n_tasks, cfg.tasks_per_shard), torch_generator(1, "warm", device=device))
@@ -246,7 +245,8 @@ def determinism(args: argparse.Namespace, model: Any, root: Path, n_tasks: int) 
     hashes = []
     for i, (workers, in_flight) in enumerate([(0, 1), (args.workers if args.workers is not None else 2, 3)]):
         cfg = job_config(args, root / f"det{i}", "wds", n_tasks, False)
-        cfg.workers, cfg.in_flight, cfg.name, cfg.progress = workers, in_flight, "det", False
+        cfg.workers, cfg.name, cfg.progress = workers, "det", False
+        cfg.options.in_flight = in_flight
         GenerationJob(cfg, model=model, rank=RankInfo(), log=lambda m: None).run()
         hashes.append({e.file: e.sha256 for e in read_manifest(root / f"det{i}").shards})
     return {"tasks": n_tasks, "identical": hashes[0] == hashes[1], "shards": len(hashes[0])}

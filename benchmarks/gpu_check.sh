@@ -3,9 +3,9 @@
 #   1. fit the bundled-candidate GAN and VAE with lasium-fit (wall-clock budgets) and export them in bundled form;
 #   2. benchmarks/bench_gen.py (1e6 tasks with the freshly fitted GAN; it deletes its shards);
 #   3. benchmarks/bench_train.py, then benchmarks/bench_eval.py (test tasks adapted per vmapped call);
-#   3b. benchmarks/gan_epoch_curve.py: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept
+#   3b. lasium-repro gan-curve: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept
 #       (epochs 0, 10, 50, 200: lasium-fit --keep-epochs), into results/accuracy-vs-gan-epochs.*;
-#   4. the Omniglot reproduction (benchmarks/repro_omniglot.py) with the fitted GAN, in the time that is left.
+#   4. the Omniglot reproduction (lasium-repro omniglot) with the fitted GAN, in the time that is left.
 # Every figure goes to OUTDIR as JSON; OUTDIR ends with at most 8 files (the GPU tool's limit):
 #   results.tar.gz   results/ (omniglot.md/.json, PNGs), bundled/ (omniglot-gan, omniglot-vae), figures/, logs/
 #   summary.json     every stage's status and seconds, and the headline figures of each stage
@@ -14,14 +14,15 @@
 #
 # Usage: benchmarks/gpu_check.sh [OUTDIR] [--quick]      (OUTDIR defaults to $OUT, else ./gpu_check_out)
 # --quick: tiny sizes, for a CPU smoke run of the whole script (a few minutes).
-# Offline: needs only what is installed (torch, numpy, h5py, pillow, click, safetensors, tqdm, webdataset); lasium
-# itself is imported from this checkout without pip (see "import" below).
+# Offline: needs only what is installed (torch, numpy, h5py, pillow, click, safetensors, tqdm, webdataset;
+# matplotlib for the charts); lasium is this checkout, installed in place without dependencies or network when the
+# Python at hand does not already import it from here (see "import" below).
 # Sizes (environment): TOTAL_SECONDS (570 = 9.5 min), GAN_MINUTES (2), VAE_MINUTES (0.75), BENCH_GEN_TASKS (1e6),
 # BENCH_GEN_TIMEOUT (150), BENCH_TRAIN_TIMEOUT (80), BENCH_EVAL_TIMEOUT (40), CURVE_TIMEOUT (150), REPRO_MIN_SECONDS (60), FID (0: 1 = measure Fréchet distances
 # of both models before export), REPRO_FIRST (0: 1 = run the reproduction right after the fits and keep
 # BENCH_GEN_TIMEOUT + BENCH_TRAIN_TIMEOUT for the benchmarks afterwards), WORK (scratch, default /tmp/lasium_gpu_check).
 # Plan (H100/H200 guesses): setup ~20 s, fits ~190 s, bench_gen ~100 s, bench_train <= 80 s, gan-curve <= 150 s, the rest for the
-# reproduction, whose guard runs the rows that fit (its full core needs ~6.5 min: see benchmarks/repro_omniglot.py).
+# reproduction, whose guard runs the rows that fit (its full core needs ~6.5 min: lasium-repro omniglot --plan).
 set -uo pipefail  # not -e: a failing stage is recorded and the next one runs
 
 QUICK=0
@@ -43,7 +44,7 @@ if [ "$QUICK" = 1 ]; then
   BENCH_GEN_TIMEOUT="${BENCH_GEN_TIMEOUT:-90}"; BENCH_TRAIN_TIMEOUT="${BENCH_TRAIN_TIMEOUT:-60}"; REPRO_MIN_SECONDS="${REPRO_MIN_SECONDS:-30}"
   BENCH_EVAL_TIMEOUT="${BENCH_EVAL_TIMEOUT:-60}"; BENCH_EVAL_ARGS=(--quick)
   CURVE_TIMEOUT="${CURVE_TIMEOUT:-240}"; CURVE_ARGS=(--quick); GAN_KEEP="0"
-  FIT_EXTRA=(--limit 256 --epochs 1); BENCH_GEN_ARGS=(--quick --n-tasks 48); BENCH_TRAIN_ARGS=(--quick); REPRO_ARGS=(--quick)
+  FIT_EXTRA=(--limit 256 --epochs 1); BENCH_GEN_ARGS=(--quick --n-tasks 48); BENCH_TRAIN_ARGS=(--quick); REPRO_ARGS=(--sizes quick)
   export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # smoke run on a small shared CPU: no OpenMP spin-waiting
 else
   TOTAL_SECONDS="${TOTAL_SECONDS:-570}"; GAN_MINUTES="${GAN_MINUTES:-2}"; VAE_MINUTES="${VAE_MINUTES:-0.75}"
@@ -90,12 +91,19 @@ stage() {  # stage NAME TIMEOUT_SECONDS command...: run under a timeout capped b
 echo "lasium gpu_check: repo $REPO, out $OUTDIR, work $WORK, quick=$QUICK, budget ${TOTAL_SECONDS}s, $(date)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-# --- import: lasium straight from this checkout, no pip or network (lasium/__init__.py maps the stage folders
-# generate/, train/, evaluate/ into the namespace when it is imported from a checkout). Commands run from $WORK.
+# --- import: lasium from this checkout. The stage folders (generate/, train/, evaluate/, repro/) become lasium.*
+# through the package's install mapping, so the checkout is installed in place (editable, no dependencies, no
+# network) unless this Python already imports lasium.repro from it. Commands run from $WORK.
+FROM_HERE='import os, sys, lasium.repro; sys.exit(0 if os.path.realpath(lasium.repro.__path__[0]).startswith(os.path.realpath(sys.argv[1])) else 1)'
+if ! (cd /tmp && "$PY" -c "$FROM_HERE" "$REPO" 2>/dev/null); then
+  echo "installing lasium from $REPO in place (pip install --no-deps --no-build-isolation -e)"
+  "$PY" -m pip install --quiet --no-deps --no-build-isolation --no-index -e "$REPO" \
+    || { echo "error: cannot install lasium from $REPO (pip install -e $REPO)"; exit 1; }
+fi
 cd "$WORK"
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-"$PY" -c 'import lasium.generate.job.cli, lasium.train.cli, lasium.evaluate.cli, lasium.shards.cli; import lasium.evaluate as e; print("lasium.evaluate from", e.__path__[0])' \
+"$PY" -c 'import lasium.generate.job.cli, lasium.train.cli, lasium.evaluate.cli, lasium.shards.cli, lasium.repro.cli; import lasium.repro as r; print("lasium.repro from", r.__path__[0])' \
   || { echo "error: cannot import lasium from $REPO"; exit 1; }
+REPRO=("$PY" -m lasium.repro.cli)  # lasium-repro, through this Python
 if [ -z "${LASIUM_DATA:-}" ]; then
   for candidate in "$REPO/shared/data" "$REPO/../shared/data"; do
     [ -f "$candidate/omniglot/images_background.zip" ] && export LASIUM_DATA="$(cd "$candidate" && pwd)" && break
@@ -131,7 +139,7 @@ GENERATOR="$GAN"
 run_repro() {  # run_repro BUDGET_SECONDS
   local budget="$1"
   if [ "$budget" -ge "$REPRO_MIN_SECONDS" ]; then
-    stage repro $((budget + 20)) "$PY" "$REPO/benchmarks/repro_omniglot.py" "${REPRO_ARGS[@]}" --generator "$GENERATOR" \
+    stage repro $((budget + 20)) "${REPRO[@]}" omniglot "${REPRO_ARGS[@]}" --generator "$GENERATOR" \
       --budget-seconds "$budget" --work "$WORK/repro" --results "$WORK/results" --overwrite
   else
     echo "== repro: skipped (${budget}s left, below REPRO_MIN_SECONDS=$REPRO_MIN_SECONDS)"; record repro skipped 0 "only ${budget}s left"
@@ -156,7 +164,7 @@ stage bench-eval "$BENCH_EVAL_TIMEOUT" "$PY" "$REPO/benchmarks/bench_eval.py" "$
 
 # accuracy against GAN training: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept
 if [ -f "$GAN/model.safetensors" ]; then
-  stage gan-curve "$CURVE_TIMEOUT" "$PY" "$REPO/benchmarks/gan_epoch_curve.py" "${CURVE_ARGS[@]}" --fit "$GAN" \
+  stage gan-curve "$CURVE_TIMEOUT" "${REPRO[@]}" gan-curve "${CURVE_ARGS[@]}" --fit "$GAN" \
     --work "$WORK/gan-curve" --results "$WORK/results"
 else
   echo "== gan-curve: skipped (no fitted GAN)"; record gan-curve skipped 0 "no fitted GAN"

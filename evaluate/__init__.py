@@ -5,13 +5,20 @@
 - :func:`evaluate_checkpoint`, :func:`evaluate_scratch`, :func:`evaluate_learner`
   (:mod:`lasium.evaluate.evaluator`) → :class:`EvalReport`;
 - :func:`score_episodes` (:mod:`lasium.evaluate.scoring`): per-task accuracies, adaptation vmapped over chunks;
-- :mod:`lasium.evaluate.report` (table, atomic JSON). The Omniglot reproduction page, its published
-  figures and its charts live beside their only user, in ``benchmarks/``.
+- :mod:`lasium.evaluate.report` (table, atomic JSON); :func:`partial_path` (where an interrupted
+  ``lasium-eval --out`` keeps the tasks it scored, for ``--resume``). The Omniglot reproduction page, its
+  published figures and its charts live in :mod:`lasium.repro`.
 
 Names are imported on first use, so ``import lasium.evaluate`` stays light.
 """
 
 from __future__ import annotations
+
+if __name__ != "lasium.evaluate":  # the folder imported as a top-level package from a checkout root
+    raise ImportError(
+        f"import this package as lasium.evaluate, not as {__name__}: install lasium (pip install -e .) and import "
+        "lasium.evaluate"
+    )
 
 from typing import TYPE_CHECKING
 
@@ -32,6 +39,7 @@ _EXPORTS = {
     "scratch_learner": "lasium.evaluate.baselines",
     "format_table": "lasium.evaluate.report",
     "write_json_atomic": "lasium.evaluate.report",
+    "partial_path": "lasium.evaluate.journal",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -49,6 +57,7 @@ if TYPE_CHECKING:
         evaluate_learner,
         evaluate_scratch,
     )
+    from lasium.evaluate.journal import partial_path
     from lasium.evaluate.protocol import Episodes, EvalProtocol, make_episodes, mean_ci95, parse_shots
     from lasium.evaluate.report import format_table, write_json_atomic
     from lasium.evaluate.scoring import score_episodes

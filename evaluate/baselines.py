@@ -16,8 +16,7 @@ import torch
 from lasium.errors import ConfigError
 from lasium.seeding import derive_seed
 from lasium.tasks import hwc
-from lasium.train.learner import LearnerConfig, MetaLearner
-from lasium.train.registry import ALGORITHMS, build_learner
+from lasium.train import ALGORITHMS, LearnerConfig, MetaLearner, build_learner
 
 BASELINES = ("scratch",)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from lasium.cli_support import COUNT, OneLineCommand, user_errors
+from lasium.cli_support import COUNT, OneLineCommand, one_line_warnings, user_errors
 from lasium.errors import ConfigError
-from lasium.train.registry import ALGORITHMS
+from lasium.train import ALGORITHMS
 
 
 def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, dataset: str, split: str) -> Path:
@@ -40,14 +40,24 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
 @click.option(
     "--algo", type=click.Choice(list(ALGORITHMS)), help="Learner of the baseline (maml, fomaml or protonets)."
 )
-@click.option("--dataset", default="omniglot", show_default=True, help="omniglot or imagefolder:PATH.")
+@click.option(
+    "--dataset",
+    default="omniglot",
+    show_default=True,
+    help="omniglot, celeba, celeba-attributes, mini-imagenet or imagefolder:PATH; the first four default to the "
+    "LASIUM paper's protocol for them.",
+)
 @click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True)
 @click.option(
-    "--ways", type=int, default=None, help="N classes per task [default: the checkpoint's N, 5 for a baseline]."
+    "--ways",
+    type=int,
+    default=None,
+    help="N classes per task [default: the paper's N for the dataset; for an image folder the checkpoint's N, "
+    "5 for a baseline].",
 )
-@click.option("--shots", default="1,5", show_default=True, help="K_tr values, comma-separated.")
-@click.option("--queries", type=int, default=15, show_default=True, help="Query images per class.")
-@click.option("--tasks", type=COUNT, default=1000, show_default=True, help="Test tasks per K_tr.")
+@click.option("--shots", default=None, help="K_tr values, comma-separated [default: the paper's; 1,5 for a folder].")
+@click.option("--queries", type=int, default=None, help="Query images per class [default: the paper's; 15].")
+@click.option("--tasks", type=COUNT, default=None, help="Test tasks per K_tr [default: 1000].")
 @click.option(
     "--seed",
     type=int,
@@ -57,12 +67,25 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
 )
 @click.option("--init-seed", type=int, default=None, help="Random init of --baseline scratch [default: --seed].")
 @click.option(
-    "--image-size", type=int, default=None, help="Image side for --baseline [default: 28]; a checkpoint fixes its own."
+    "--image-size",
+    type=int,
+    default=None,
+    help="Image side for --baseline [default: the dataset's: 28 Omniglot and folders, 84 CelebA and mini-ImageNet]; "
+    "a checkpoint fixes its own.",
 )
 @click.option(
-    "--adapt-steps", type=int, default=50, show_default=True, help="MAML SGD steps on each test task's support set."
+    "--adapt-steps",
+    type=int,
+    default=None,
+    help="MAML SGD steps on each test task's support set [default: the paper's for the dataset; 50].",
 )
-@click.option("--adapt-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate at test time.")
+@click.option(
+    "--adapt-lr",
+    type=float,
+    default=None,
+    help="MAML inner learning rate at test time [default: the paper's: 0.4 Omniglot, 0.05 CelebA and mini-ImageNet; "
+    "0.4 for a folder].",
+)
 @click.option(
     "--chunk",
     type=int,
@@ -94,6 +117,7 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
 )
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @user_errors
+@one_line_warnings
 def main(
     checkpoint: str | None,
     baseline: str | None,
@@ -101,14 +125,14 @@ def main(
     dataset: str,
     split: str,
     ways: int | None,
-    shots: str,
-    queries: int,
-    tasks: int,
+    shots: str | None,
+    queries: int | None,
+    tasks: int | None,
     seed: int,
     init_seed: int | None,
     image_size: int | None,
-    adapt_steps: int,
-    adapt_lr: float,
+    adapt_steps: int | None,
+    adapt_lr: float | None,
     chunk: int | None,
     precision: str,
     device: str,
@@ -119,15 +143,25 @@ def main(
 ) -> None:
     """Score a few-shot learner on real labeled N-way K-shot tasks: mean query accuracy ± 95% CI per K_tr.
 
-    The protocol of the LASIUM paper (Khodadadeh et al., ICLR 2021) on Omniglot: 1000 tasks from the
-    test classes with a fixed seed (the same tasks for every method), 5-way, K_tr 1 and 5, 15 queries
-    per class, CI = 1.96·std/√tasks. MAML adapts 50 SGD steps of lr 0.4 on each task's support set
-    (batch norm on the task's own batch statistics), vmapped over chunks of tasks; ProtoNets classify
-    by the nearest class mean (squared Euclidean), with no adaptation.
+    Each benchmark of the LASIUM paper (Khodadadeh et al., ICLR 2021) is evaluated with the paper's protocol
+    unless an option overrides it: 1000 tasks from the test split with a fixed seed (the same tasks for every
+    method), CI = 1.96·std/√tasks, and
+
+    \b
+      omniglot           5-way, K_tr 1, 5,         15 queries; MAML 50 steps of lr 0.4
+      celeba             5-way, K_tr 1, 5, 15,     15 queries; MAML 50 steps of lr 0.05 (identities)
+      celeba-attributes  2-way, K_tr 5,             5 queries; MAML 50 steps of lr 0.05 (attribute tasks)
+      mini-imagenet      5-way, K_tr 1, 5, 20, 50, 15 queries; MAML 50 steps of lr 0.05
+
+    MAML adapts on each task's support set (batch norm on the task's own batch statistics), vmapped over
+    chunks of tasks; ProtoNets classify by the nearest class mean (squared Euclidean), with no adaptation.
+    An image folder has no paper protocol: 5-way (the checkpoint's N), K_tr 1 and 5, 15 queries, lr 0.4.
 
     \b
     Examples:
       lasium-eval --checkpoint runs/ro-maml
+      lasium-eval --checkpoint runs/mini-proto --dataset mini-imagenet --data-root ~/data
+      lasium-eval --checkpoint runs/celeba-proto --dataset celeba-attributes --data-root ~/data
       lasium-eval --checkpoint runs/ro-proto --shots 1,5 --tasks 1000 --out results/ro-proto.json
       lasium-eval --baseline scratch --algo maml --seed 0
       lasium-eval --checkpoint runs/pics-proto --dataset imagefolder:~/pics --ways 10 --shots 1
@@ -141,7 +175,7 @@ def main(
     """
     from lasium.evaluate.evaluator import evaluate_checkpoint, evaluate_scratch
     from lasium.evaluate.journal import EvalJournal, partial_path
-    from lasium.evaluate.protocol import EvalProtocol, parse_shots
+    from lasium.evaluate.protocol import EvalProtocol, paper_protocol, parse_shots
     from lasium.evaluate.report import format_table, write_json_atomic
 
     if (checkpoint is None) == (baseline is None):
@@ -158,11 +192,15 @@ def main(
         raise ConfigError(f"--image-size must be at least 16 (four 2x2 poolings), got {image_size}")
     if chunk is not None and chunk < 1:
         raise ConfigError(f"--chunk must be at least 1, got {chunk}")
-    protocol = EvalProtocol(
-        dataset=dataset,
+    from lasium.data.registry import resolve_dataset
+
+    resolve_dataset(dataset)  # an unknown name is one line before anything is loaded
+    paper = paper_protocol(dataset)
+    protocol = EvalProtocol.for_dataset(
+        dataset,
         split=split,
-        ways=ways or 5,
-        shots=parse_shots(shots),
+        ways=ways,
+        shots=parse_shots(shots) if shots is not None else None,
         queries=queries,
         tasks=tasks,
         seed=seed,
@@ -179,8 +217,8 @@ def main(
         device=device, chunk=chunk, precision=precision, data_root=data_root, progress=not quiet, journal=journal
     )
     if checkpoint is not None:
-        if ways is None:  # the checkpoint's own N
-            from lasium.train.checkpoint import find_checkpoint, read_configs
+        if ways is None and paper is None:  # an image folder: the checkpoint's own N
+            from lasium.train import find_checkpoint, read_configs
 
             protocol.ways = read_configs(find_checkpoint(checkpoint))[0].ways
         report = evaluate_checkpoint(checkpoint, protocol, **common)

@@ -23,17 +23,16 @@ from typing import Any
 import torch
 
 import lasium
-from lasium.checkpoints import state_dict_sha256
+from lasium.checkpoint_folder import state_dict_sha256
 from lasium.data import LabeledImages, load_split
 from lasium.errors import ConfigError, DataError
 from lasium.evaluate.baselines import scratch_learner
 from lasium.evaluate.journal import EvalJournal
-from lasium.evaluate.protocol import EvalProtocol, combined_digest, make_episodes, mean_ci95
-from lasium.evaluate.scoring import adapts, autocast_for, default_chunk, score_episodes
+from lasium.evaluate.protocol import EvalProtocol, combined_digest, make_episodes, mean_ci95, paper_protocol
+from lasium.evaluate.scoring import default_chunk, score_episodes
+from lasium.precision import autocast_for
 from lasium.runtime import describe_device, resolve_device
-from lasium.train.checkpoint import STATE_FILE, find_checkpoint, load_learner
-from lasium.train.learner import MetaLearner
-from lasium.train.registry import build_learner
+from lasium.train import STATE_FILE, MetaLearner, build_learner, find_checkpoint, load_learner
 
 REPORT_FORMAT = "lasium-eval"
 REPORT_VERSION = 1
@@ -122,11 +121,17 @@ def load_eval_images(
     return images
 
 
-def with_ways(learner: MetaLearner, ways: int) -> MetaLearner:
+def with_ways(learner: MetaLearner, ways: int, dataset: str | None = None) -> MetaLearner:
     """The learner for ``ways``-way tasks: ProtoNets work for any N (same weights); MAML's head fixes N."""
     if ways == learner.ways:
         return learner
-    if adapts(learner):
+    if learner.adapts:
+        paper = paper_protocol(dataset) if dataset else None
+        if paper is not None and paper.task_builder == "attributes":  # 2-way by construction: no --ways helps
+            raise ConfigError(
+                f"{dataset} tasks are {ways}-way and this {learner.algo} learner has a {learner.ways}-way head; "
+                f"train a {ways}-way {learner.algo} learner (lasium-train --ways {ways}) or evaluate ProtoNets"
+            )
         raise ConfigError(
             f"this {learner.algo} learner has a {learner.ways}-way head and cannot score {ways}-way tasks; "
             f"pass --ways {learner.ways}"
@@ -159,13 +164,13 @@ def evaluate_learner(
     protocol.validate()
     start = time.perf_counter()
     dev = device if isinstance(device, torch.device) else resolve_device(device, local_rank=0)
-    learner = with_ways(learner, protocol.ways).to(dev)
+    learner = with_ways(learner, protocol.ways, protocol.dataset).to(dev)
     if images is None:
         images = load_eval_images(protocol, learner.config.image_shape, data_root=data_root, progress=progress)
-    autocast, precision_used = autocast_for(learner, precision, dev)
+    autocast, precision_used = autocast_for(precision, dev)
     chunk = int(chunk or default_chunk(dev))
-    steps = protocol.adapt_steps if adapts(learner) else None
-    lr = protocol.adapt_lr if adapts(learner) else None
+    steps = protocol.adapt_steps if learner.adapts else None
+    lr = protocol.adapt_lr if learner.adapts else None
     if journal is not None:
         journal.start(
             {
@@ -286,7 +291,8 @@ def evaluate_scratch(
     journal: EvalJournal | None = None,
 ) -> EvalReport:
     """The training-from-scratch baseline: a random ``algo`` learner (seeded by ``init_seed``) on each test task,
-    for the dataset's images at ``image_size`` (default 28, as lasium stores Omniglot)."""
+    for the dataset's images at ``image_size`` (default: the dataset's, 28 for Omniglot, 84 for CelebA and
+    mini-ImageNet)."""
     protocol.validate()
     if images is None:
         images = load_split(

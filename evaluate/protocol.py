@@ -1,13 +1,21 @@
 """The few-shot evaluation protocol: which real tasks every method is scored on, and how scores are summed up.
 
-The Omniglot protocol of the LASIUM paper (Khodadadeh et al., ICLR 2021), as in MAML (Finn et al., ICML
-2017) and CACTUs (Hsu et al., ICLR 2019): 1000 tasks drawn from the test classes with a fixed seed, N = 5
-classes, K_tr ∈ {1, 5} support and 15 query images per class; the score is the mean query accuracy over
-tasks with a 95% confidence interval of 1.96·std/√n_tasks.
+The protocols of the LASIUM paper (Khodadadeh et al., ICLR 2021), one entry per dataset in
+:data:`PAPER_PROTOCOLS` (``docs/datasets.md`` gives each value's source in the papers and the authors' code):
 
-Episodes come from :class:`lasium.data.EpisodeSampler` (the sampler the trainer validates with), so one
-(dataset, split, ways, shots, queries, seed) gives the same tasks for every method and every run; a digest
-of their bytes is recorded with each result to show it.
+- Omniglot, as in MAML (Finn et al., ICML 2017) and CACTUs (Hsu et al., ICLR 2019): 5-way, K_tr ∈ {1, 5},
+  15 queries per class;
+- CelebA identities: 5-way, K_tr ∈ {1, 5, 15}, 15 queries;
+- CelebA attributes (the tasks of Hsu et al., ICLR 2019): 2-way, K_tr = 5, 5 queries;
+- mini-ImageNet (Ravi & Larochelle split): 5-way, K_tr ∈ {1, 5, 20, 50}, 15 queries;
+
+each with 1000 tasks from the test split drawn with a fixed seed; the score is the mean query accuracy over
+tasks with a 95% confidence interval of 1.96·std/√n_tasks. MAML adapts on each task's support set with the
+number of steps and learning rate of the authors' evaluation for that dataset.
+
+Episodes come from :func:`lasium.data.episode_sampler` (the sampler the trainer validates with; attribute
+tasks for CelebA attributes), so one (dataset, split, ways, shots, queries, seed) gives the same tasks for
+every method and every run; a digest of their bytes is recorded with each result to show it.
 """
 
 from __future__ import annotations
@@ -19,11 +27,59 @@ from typing import Any
 
 import numpy as np
 
-from lasium.data import EpisodeSampler, LabeledImages
+from lasium.data import LabeledImages, episode_sampler
 from lasium.errors import ConfigError
 from lasium.seeding import numpy_rng
 
 DEFAULT_SHOTS = (1, 5)
+
+
+@dataclass(frozen=True)
+class PaperProtocol:
+    """How the LASIUM paper evaluates on one dataset: N ways, the K_tr values, queries per class, the number
+    of test tasks, MAML's test-time adaptation (steps, learning rate) and how its tasks are built
+    (``task_builder``: a key of :data:`lasium.data.episodes.EPISODE_SAMPLERS`). ``source`` cites it."""
+
+    dataset: str
+    ways: int
+    shots: tuple[int, ...]
+    queries: int
+    tasks: int
+    adapt_steps: int
+    adapt_lr: float
+    task_builder: str
+    source: str
+
+
+PAPER_PROTOCOLS: dict[str, PaperProtocol] = {
+    p.dataset: p
+    for p in (
+        PaperProtocol(
+            "omniglot", 5, (1, 5), 15, 1000, 50, 0.4, "classes",
+            "LASIUM paper; models/lasiummamlgan/maml_gan_omniglot.py (lr_inner_ml 0.4, evaluate(50))",
+        ),
+        PaperProtocol(
+            "celeba", 5, (1, 5, 15), 15, 1000, 50, 0.05, "classes",
+            "LASIUM paper; models/lasiumprotonetsgan/protonets_gan_celeba_progan.py (n 5, k_val_test 15); "
+            "models/maml/maml_celeba.py (lr_inner_ml 0.05, evaluate(50))",
+        ),
+        PaperProtocol(
+            "celeba-attributes", 2, (5,), 5, 1000, 50, 0.05, "attributes",
+            "Hsu et al., ICLR 2019; models/lasiumprotonetsgan/protonets_gan_celeba_progan_attributes_task.py "
+            "(n 2, k_test 5, k_val_test 5)",
+        ),
+        PaperProtocol(
+            "mini-imagenet", 5, (1, 5, 20, 50), 15, 1000, 50, 0.05, "classes",
+            "LASIUM paper; models/lasiumprotonetsgan/protonets_gan_mini_imagenet_bigbigan.py (k_test 1, 5, 20, 50; "
+            "k_val_test 15); models/lasiummamlgan/maml_gan_mini_imagenet.py (lr_inner_ml 0.05, evaluate(50))",
+        ),
+    )
+}  # fmt: skip
+
+
+def paper_protocol(dataset: str) -> PaperProtocol | None:
+    """The paper's protocol for ``dataset`` (a registry name), or None (image folders have none)."""
+    return PAPER_PROTOCOLS.get(dataset)
 
 
 @dataclass
@@ -60,6 +116,25 @@ class EvalProtocol:
         if not (self.adapt_lr > 0 and math.isfinite(self.adapt_lr)):
             raise ConfigError(f"--adapt-lr must be a positive number, got {self.adapt_lr}")
         return self
+
+    @classmethod
+    def for_dataset(cls, dataset: str = "omniglot", **overrides: Any) -> EvalProtocol:
+        """The paper's protocol for ``dataset`` (:data:`PAPER_PROTOCOLS`: ways, shots, queries, tasks, MAML's
+        adaptation) with ``overrides`` applied (None values are ignored). A dataset without one (an image
+        folder) gets this class's defaults: 5-way, K_tr 1 and 5, 15 queries, 1000 tasks, 50 steps of lr 0.4."""
+        paper = paper_protocol(dataset)
+        values: dict[str, Any] = {}
+        if paper is not None:
+            values = dict(
+                ways=paper.ways,
+                shots=paper.shots,
+                queries=paper.queries,
+                tasks=paper.tasks,
+                adapt_steps=paper.adapt_steps,
+                adapt_lr=paper.adapt_lr,
+            )
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(dataset=dataset, **values)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -129,8 +204,15 @@ def combined_digest(digests: dict[int, str]) -> str:
 
 
 def make_episodes(images: LabeledImages, protocol: EvalProtocol, shots: int) -> Episodes:
-    """The ``protocol.tasks`` evaluation episodes with ``shots`` support images per class."""
-    sampler = EpisodeSampler(images, protocol.ways, shots, protocol.queries, protocol.seed)
+    """The ``protocol.tasks`` evaluation episodes with ``shots`` support images per class, built by the sampler
+    of the split's kind (:func:`lasium.data.episode_sampler`: classes, or CelebA attribute conjunctions)."""
+    paper = paper_protocol(protocol.dataset)
+    if paper is not None and paper.task_builder != images.task_kind:
+        raise ConfigError(
+            f"{protocol.dataset} tasks are built from {paper.task_builder}, but the images loaded for it carry "
+            f"{images.task_kind}: load them with load_split({protocol.dataset!r}, ...)"
+        )
+    sampler = episode_sampler(images, protocol.ways, shots, protocol.queries, protocol.seed)
     batch = sampler.tasks(0, protocol.tasks)
     perm = np.stack(
         [numpy_rng(protocol.seed, "eval-labels", i).permutation(protocol.ways) for i in range(protocol.tasks)]

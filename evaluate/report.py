@@ -7,7 +7,7 @@ from typing import Any
 
 from lasium import safe_io
 from lasium.evaluate.evaluator import EvalReport
-from lasium.train.registry import ALGORITHMS
+from lasium.train import ALGORITHMS
 
 
 def _adapts(algo: str | None) -> bool:

@@ -20,9 +20,9 @@ import torch
 from tqdm import tqdm
 
 from lasium.evaluate.protocol import Episodes
-from lasium.precision import Autocast, autocast_factory, resolve_precision
-from lasium.train.learner import MetaLearner
-from lasium.train.streaming import to_device
+from lasium.precision import Autocast
+from lasium.tasks import to_device
+from lasium.train import MetaLearner, inner_loop_options
 
 # Tasks per vmapped call. A 5-way 5-shot MAML task at 28×28 keeps ~50 MB of activations per inner step
 # (25 images × ~2 MB); on a GPU 250 tasks (~13 GB) keep it busy. On a CPU small chunks win: once a chunk's
@@ -35,23 +35,6 @@ DEFAULT_CHUNK = {"cuda": 250, "cpu": 1}
 
 def default_chunk(device: torch.device) -> int:
     return DEFAULT_CHUNK["cuda" if device.type == "cuda" else "cpu"]
-
-
-def adapts(learner: MetaLearner) -> bool:
-    """Whether the learner has an inner loop at test time (MAML, first-order MAML), unlike ProtoNets."""
-    return learner.adapts
-
-
-def autocast_for(learner: MetaLearner, precision: str, device: torch.device) -> tuple[Autocast, str]:
-    """The autocast factory and its name (``bf16`` or ``fp32``) for scoring ``learner`` on ``device``.
-
-    ``auto`` = bf16 where the device computes it natively (CUDA, CPUs with AVX512-BF16/AMX), else fp32, for
-    every learner: measured on Omniglot, MAML's 50 bf16 adaptation steps score within the 95% CI of fp32
-    (results/precision.md). Batch norm and losses stay in fp32 either way.
-    """
-    del learner  # the same rule for every learner (kept in the signature: callers pass it)
-    resolved = resolve_precision(precision, device)
-    return autocast_factory(resolved, device), resolved
 
 
 def chunk_accuracy(
@@ -71,7 +54,7 @@ def chunk_accuracy(
         # reaches the meta-parameters, so nothing accumulates across the 50 steps.
         params = {k: v.detach() for k, v in learner.meta_params().items()}
         with autocast():
-            task_params = learner.adapt_tasks(support, support_labels, steps, lr, params)
+            task_params = learner.adapt_tasks(support, support_labels, params, **inner_loop_options(learner, steps, lr))
             logits = learner.predict_tasks(task_params, query)
         return (logits.argmax(-1) == query_labels).float().mean(-1)
 

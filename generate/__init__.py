@@ -1,18 +1,26 @@
 """lasium.generate: generative models, LASIUM task synthesis, and the ``lasium-gen`` batch job.
 
-Three subpackages, each importing only the ones before it (and the core, ``lasium``):
+Four subpackages, each importing only the ones before it (and the core, ``lasium``):
 
 - :mod:`lasium.generate.models`: the :class:`Generator` protocol and its wrappers, GAN and VAE networks,
   their fitting (``lasium-fit``), checkpoints, the bundled models, external generators, sample quality;
-- :mod:`lasium.generate.synthesis`: anchors, the sampling strategies, the VAE anchor pool and the
-  on-device :class:`TaskSynthesizer`;
-- :mod:`lasium.generate.job`: the ``lasium-gen`` job (config, shard planning, writer processes, output
-  folder, real-episode source, command line).
+- :mod:`lasium.generate.synthesis`: anchors, the sampling strategies, the VAE anchor pool, the
+  on-device :class:`TaskSynthesizer` and its host staging, UMTRA queries, CACTUs partitions;
+- :mod:`lasium.generate.sources`: the task sources (LASIUM's generator, real episodes, UMTRA, CACTUs), each
+  with its own options, and their registry :data:`TASK_SOURCES`;
+- :mod:`lasium.generate.job`: the ``lasium-gen`` job (the config every source shares, shard planning, writer
+  processes, output folder, command line).
 
 Names are imported on first use (PEP 562), so ``import lasium.generate`` stays light.
 """
 
 from __future__ import annotations
+
+if __name__ != "lasium.generate":  # the folder imported as a top-level package from a checkout root
+    raise ImportError(
+        f"import this package as lasium.generate, not as {__name__}: install lasium (pip install -e .) and import "
+        "lasium.generate"
+    )
 
 from typing import TYPE_CHECKING
 
@@ -27,16 +35,28 @@ _EXPORTS = {
     "load_checkpoint": "lasium.generate.models.checkpoint",
     "BUNDLED_NAMES": "lasium.generate.models.bundled_registry",
     "export_bundled": "lasium.generate.models.bundled_registry",
-    "FitConfig": "lasium.generate.models.fit",
+    "FitConfig": "lasium.generate.models.fit_config",
     "fit": "lasium.generate.models.fit",
     "sample_quality": "lasium.generate.models.quality",
     "STRATEGIES": "lasium.generate.synthesis.strategies",
-    "PRESETS": "lasium.generate.synthesis.presets",
+    "STRATEGY_PARAMETERS": "lasium.generate.synthesis.presets",
+    "REFERENCE_PARAMETERS": "lasium.generate.synthesis.presets",
+    "default_parameter": "lasium.generate.synthesis.strategies",
+    "STATE_JSON": "lasium.generate.models.checkpoint",
     "class_latents": "lasium.generate.synthesis.strategies",
     "AnchorPool": "lasium.generate.synthesis.anchor_pool",
     "encode_pool": "lasium.generate.synthesis.anchor_pool",
     "SynthesisSpec": "lasium.generate.synthesis.synthesizer",
     "TaskSynthesizer": "lasium.generate.synthesis.synthesizer",
+    "TASK_SOURCES": "lasium.generate.sources.registry",
+    "register_source": "lasium.generate.sources.registry",
+    "SourceKind": "lasium.generate.sources.base",
+    "SourceOptions": "lasium.generate.sources.base",
+    "TaskSource": "lasium.generate.sources.base",
+    "GeneratorOptions": "lasium.generate.sources.generator",
+    "RealOptions": "lasium.generate.sources.real",
+    "UmtraOptions": "lasium.generate.sources.umtra",
+    "CactusOptions": "lasium.generate.sources.cactus",
     "GenerationConfig": "lasium.generate.job.config",
     "GenerationJob": "lasium.generate.job.job",
     "GenerationResult": "lasium.generate.job.job",
@@ -53,12 +73,19 @@ if TYPE_CHECKING:
     from lasium.generate.job.config import GenerationConfig
     from lasium.generate.job.job import GenerationJob, GenerationResult, run_generation
     from lasium.generate.models.bundled_registry import BUNDLED_NAMES, export_bundled
-    from lasium.generate.models.checkpoint import load_checkpoint
-    from lasium.generate.models.fit import FitConfig, fit
+    from lasium.generate.models.checkpoint import STATE_JSON, load_checkpoint
+    from lasium.generate.models.fit import fit
+    from lasium.generate.models.fit_config import FitConfig
     from lasium.generate.models.interface import Generator, ModuleGenerator, VAEGenerator
     from lasium.generate.models.loading import generator_from_checkpoint, load_generator
     from lasium.generate.models.quality import sample_quality
+    from lasium.generate.sources.base import SourceKind, SourceOptions, TaskSource
+    from lasium.generate.sources.cactus import CactusOptions
+    from lasium.generate.sources.generator import GeneratorOptions
+    from lasium.generate.sources.real import RealOptions
+    from lasium.generate.sources.registry import TASK_SOURCES, register_source
+    from lasium.generate.sources.umtra import UmtraOptions
     from lasium.generate.synthesis.anchor_pool import AnchorPool, encode_pool
-    from lasium.generate.synthesis.presets import PRESETS
-    from lasium.generate.synthesis.strategies import STRATEGIES, class_latents
+    from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS, STRATEGY_PARAMETERS
+    from lasium.generate.synthesis.strategies import STRATEGIES, class_latents, default_parameter
     from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer

@@ -1,10 +1,15 @@
-"""Shared behaviour of the console scripts: one-line errors with exit code 2, no tracebacks."""
+"""Shared behaviour of the console scripts: one-line errors with exit code 2, no tracebacks; SIGTERM as Ctrl-C."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
@@ -12,6 +17,42 @@ import click
 from lasium.errors import LasiumError, one_line
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler, ``timeout``) raised in the main thread, so a command cleans up as after
+    Ctrl-C: worker processes stopped, shared memory and locks released, partial files removed."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside: SIGTERM raises :class:`Terminated` in the main thread instead of ending the process on the spot.
+
+    Only where SIGTERM still has its default action (a handler someone installed is left alone) and only in the
+    main thread (the only one that can install a handler). A second SIGTERM ends the process at once, cleanup or
+    not; a process forked from this one (a DataLoader worker) that inherits the handler ends as it would have.
+    """
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) is not (
+        signal.SIG_DFL
+    ):
+        yield
+        return
+    owner = os.getpid()
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if os.getpid() != owner:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def fail(message: str) -> None:
@@ -24,18 +65,21 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a click command so a :class:`LasiumError` ends the program with one line and exit 2.
 
     Also maps a full disk (ENOSPC) and permission errors to one line, since those are things the
-    user fixes, not bugs. Anything else keeps its traceback: it is our bug and the trace helps.
+    user fixes, not bugs. Anything else keeps its traceback: it is our bug and the trace helps. Ctrl-C and
+    SIGTERM (:func:`sigterm_as_interrupt`) unwind the command, so its cleanup runs, then exit 130 and 143.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return func(*args, **kwargs)
+            with sigterm_as_interrupt():
+                return func(*args, **kwargs)
         except LasiumError as exc:
             fail(str(exc))
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
-            sys.exit(130)
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            click.echo("terminated" if terminated else "interrupted", err=True)
+            sys.exit(EXIT_TERMINATED if terminated else EXIT_INTERRUPTED)
         except OSError as exc:
             import errno
 
@@ -56,9 +100,32 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from lasium import __version__
+
+    click.echo(f"{ctx.find_root().info_name or 'lasium'} (lasium) {__version__}")
+    ctx.exit(0)
+
+
 class _OneLineUsageErrors(click.Command):
     """click usage errors (unknown option, missing argument, bad number) as one ``error: ...`` line and
-    exit 2, like every other lasium error, instead of click's three-line usage block."""
+    exit 2, like every other lasium error, instead of click's three-line usage block; and ``--version``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not any("--version" in getattr(p, "opts", ()) for p in self.params):
+            self.params.append(
+                click.Option(
+                    ["--version"],
+                    is_flag=True,
+                    expose_value=False,
+                    is_eager=True,
+                    callback=_print_version,
+                    help="Print the lasium version and exit.",
+                )
+            )
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -72,7 +139,7 @@ class _OneLineUsageErrors(click.Command):
             fail(f"{exc.format_message()} (see {where} --help)")
         except click.exceptions.Abort:
             click.echo("interrupted", err=True)
-            sys.exit(130)
+            sys.exit(EXIT_INTERRUPTED)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
 
@@ -83,6 +150,26 @@ class OneLineCommand(_OneLineUsageErrors, click.Command):
 
 class OneLineGroup(_OneLineUsageErrors, click.Group):
     """A click group whose (and whose subcommands') usage errors are one line."""
+
+
+def one_line_warnings(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a click command so each warning raised while it runs is one ``warning: message`` line on stderr
+    (Python's default shows the file, line number and source line of where it was raised)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = warnings.showwarning
+
+        def show(message: Warning | str, category: type[Warning], *_: Any, **__: Any) -> None:
+            click.echo(f"warning: {message}", err=True)
+
+        warnings.showwarning = show
+        try:
+            return func(*args, **kwargs)
+        finally:
+            warnings.showwarning = previous
+
+    return wrapper
 
 
 def parse_count(text: str | int | float) -> int:

@@ -17,9 +17,10 @@ import functools
 import platform
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:  # torch is imported by the functions that need it: PRECISIONS is read by light command lines
+    import torch
 
 PRECISIONS = ("auto", "bf16", "fp32")
 """The values of every ``--precision`` option."""
@@ -28,6 +29,12 @@ Autocast = Callable[[], contextlib.AbstractContextManager[Any]]
 """A factory of fresh autocast contexts (a context manager cannot be entered twice)."""
 
 # /proc/cpuinfo flags that mean the CPU computes in bf16 natively (x86: AVX512-BF16, AMX; Arm: FEAT_BF16).
+# Why not torch.backends.cpu.get_cpu_capability(): it names the vector ISA level torch dispatches to, not bf16.
+# On this project's 2-core AMD EPYC (Zen 4, flags avx512_bf16) it returns "AVX512", where a ProtoNets step in
+# bf16 autocast ran 1.12x and a second-order MAML step 1.11x its fp32 speed (benchmarks/bench_train.py --only
+# precision, one interleaved run, 2026-12-02, machine loaded by two training runs); it returns the same
+# "AVX512" on Skylake/Cascade Lake CPUs, which lack AVX512-BF16 and emulate bf16 (an earlier session measured
+# emulated bf16 more than 20x slower than fp32 on an AVX2 EPYC). A flag test is the one that tells them apart.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16", "bf16"})
 
 
@@ -51,11 +58,15 @@ def cpu_has_native_bf16() -> bool:
         return False  # no cheap, reliable probe elsewhere: stay with fp32 unless asked
     if not NATIVE_BF16_FLAGS & _cpu_flags():
         return False
+    import torch
+
     return bool(torch.backends.mkldnn.is_available())
 
 
 def device_has_native_bf16(device: torch.device | str) -> bool:
     """Native bf16 on ``device``: any CUDA device that supports it, or a CPU with native bf16."""
+    import torch
+
     device = torch.device(device)
     if device.type == "cuda":
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
@@ -79,8 +90,19 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
     return precision
 
 
+def autocast_for(precision: str, device: torch.device | str) -> tuple[Autocast, str]:
+    """The autocast factory of ``--precision`` (auto|bf16|fp32) on ``device`` and the precision it resolved to
+    (``bf16`` or ``fp32``): the one rule of training, validation and scoring. ``auto`` = bf16 where the device
+    computes it natively; measured on Omniglot, MAML's 50 bf16 adaptation steps score within the 95% CI of fp32
+    (results/precision.md). Batch norm and losses stay in fp32 either way (``lasium.train.backbone``)."""
+    resolved = resolve_precision(precision, device)
+    return autocast_factory(resolved, device), resolved
+
+
 def autocast_factory(resolved: str, device: torch.device | str) -> Autocast:
     """A factory of autocast contexts for a resolved precision (``bf16`` or ``fp32``) on ``device``."""
+    import torch
+
     device = torch.device(device)
     if resolved == "bf16":
         return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
@@ -97,4 +119,5 @@ __all__ = [
     "check_precision",
     "resolve_precision",
     "autocast_factory",
+    "autocast_for",
 ]

@@ -65,6 +65,13 @@ def resolve_device(option: str | torch.device, local_rank: int | None = None) ->
     return device
 
 
+def no_cudnn_autotuning(device: torch.device) -> None:
+    """Turn cuDNN autotuning off on a CUDA ``device``: it picks kernels by timing them, so two runs could compute
+    different bytes. Stages whose output must be reproducible (``lasium-gen``) call this before their first kernel."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = False
+
+
 def describe_device(device: torch.device) -> dict[str, Any]:
     """What a report records about the device: type, name, and the software versions that set its numerics."""
     d: dict[str, Any] = {"type": device.type, "torch": torch.__version__, "python": platform.python_version()}
@@ -74,6 +81,15 @@ def describe_device(device: torch.device) -> dict[str, Any]:
     else:
         d.update(name=platform.processor() or platform.machine(), threads=torch.get_num_threads())
     return d
+
+
+def cpu_model() -> str:
+    """This CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows (reports name the machine)."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next(line.split(":", 1)[1].strip() for line in info if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return platform.processor() or platform.machine()
 
 
 def device_label(device: torch.device) -> str:

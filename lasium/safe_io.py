@@ -1,8 +1,10 @@
 """Crash-safe, pickle-free file IO shared by every stage: atomic JSON and safetensors writes, checked reads.
 
-Writes go to a hidden temporary file in the destination folder (``.<name>.<random>.tmp``), are fsynced and
-then renamed over the final name, so a reader sees the old file or the complete new one, never a partial
-write; any failure (including KeyboardInterrupt) removes the temporary file. Reads accept JSON and safetensors
+Writes go to a hidden temporary file in the destination folder (``.<name>.<pid>-<random>.tmp``), are fsynced
+and then renamed over the final name, so a reader sees the old file or the complete new one, never a partial
+write; any failure (including KeyboardInterrupt) removes the temporary file. What a killed writer leaves
+(``kill -9``, a lost node) carries its process id, so :func:`remove_stale_temporaries` can tell it from the
+files of a writer still at work. Reads accept JSON and safetensors
 only (nothing is ever unpickled) and turn a missing or corrupt file into one
 :class:`~lasium.errors.CheckpointError` line.
 
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,14 +31,6 @@ from lasium.errors import CheckpointError
 
 if TYPE_CHECKING:
     import torch
-
-# Optimizer flags that describe how the *current* process runs the update (device, kernels), not what was
-# learned: a resumed run keeps its own, so a state saved on CUDA (fused) resumes on CPU and vice versa.
-OPTIMIZER_RUNTIME_FLAGS = ("foreach", "fused", "capturable", "differentiable")
-# Per-parameter state that has the parameter's shape (Adam moments, SGD momentum): checked before loading,
-# because torch would accept a moment of another layer that happens to share its index.
-PARAMETER_SHAPED_STATE = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq", "momentum_buffer")
-_JSON_SCALARS = (int, float, str, bool, list, tuple)
 
 
 # ----------------------------------------------------------------------------- atomic writes
@@ -66,7 +62,7 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None], *, temp:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = -1
     if temp is None:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=".tmp", dir=path.parent)
         tmp = Path(name)
     else:
         tmp = Path(temp)
@@ -98,27 +94,92 @@ def replace_folder_atomically(folder: str | Path, fill: Callable[[Path], None]) 
 
     The temporary folder is a hidden sibling; once ``fill`` returns it is renamed into place (the old folder,
     if any, is first renamed aside, then removed), so readers see the old folder or the complete new one. On
-    any exception the temporary folder is removed and ``folder`` is untouched.
+    any exception the temporary folder is removed and ``folder`` is untouched. Both hidden names carry the
+    writer's process id (``.<name>.tmp-<pid>``, ``.<name>.old-<pid>``): :func:`remove_stale_temporaries`
+    removes (or, for a writer killed between the two renames, puts back) what a killed writer left.
     """
-    import shutil
-
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
     tmp.mkdir()
     try:
         fill(tmp)
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         if folder.exists():
             os.replace(folder, old)
         os.replace(tmp, folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
+    except BaseException:  # an interrupt between the two renames puts the previous folder back
+        if old.exists() and not folder.exists():
+            os.replace(old, folder)
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    shutil.rmtree(old, ignore_errors=True)
     fsync_dir(folder.parent)
     return folder
+
+
+_TEMP_FILE = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[A-Za-z0-9_]+\.tmp$")  # replace_atomically
+_TEMP_FOLDER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>tmp|old)-(?P<pid>\d+)$")  # replace_folder_atomically
+
+
+def writer_alive(pid: int) -> bool:
+    """Whether process ``pid`` may still be writing: True unless no such process exists on this machine.
+
+    (A writer on another machine that shares the folder is not seen from here; a lasium run folder or
+    checkpoint folder has one writer, the run's own process.)
+    """
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, under another user
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | Path, *, subfolders: bool = True) -> list[Path]:
+    """Remove what killed writers of :func:`replace_atomically` and :func:`replace_folder_atomically` left in
+    ``folder`` (and its visible subfolders): temporary files and folders whose writer process is gone.
+
+    A writer killed between its two renames left the final folder missing and the previous one aside
+    (``.<name>.old-<pid>``); then the new folder (complete by then) is moved into place, or else the previous
+    one is put back. Temporaries of a live process are never touched. Returns the paths removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed: list[Path] = []
+    entries = sorted(folder.iterdir())
+    for entry in entries:  # first the folders moved aside: they may be needed to restore a final folder
+        m = _TEMP_FOLDER.match(entry.name)
+        if not m or m["kind"] != "old" or writer_alive(int(m["pid"])) or not entry.is_dir():
+            continue
+        final, new = folder / m["name"], folder / f".{m['name']}.tmp-{m['pid']}"
+        if not final.exists():
+            os.replace(new if new.is_dir() else entry, final)
+        if entry.exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    for entry in entries:
+        m = _TEMP_FOLDER.match(entry.name) or _TEMP_FILE.match(entry.name)
+        if m is None or not entry.exists() or entry.is_symlink() or writer_alive(int(m["pid"])):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry)
+    if subfolders:
+        for entry in sorted(folder.iterdir()):
+            if entry.is_dir() and not entry.is_symlink() and not entry.name.startswith("."):
+                removed += remove_stale_temporaries(entry, subfolders=False)
+    if removed:
+        fsync_dir(folder)
+    return removed
 
 
 def write_json_atomic(path: str | Path, obj: Any, *, sort_keys: bool = True) -> Path:
@@ -174,7 +235,7 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
@@ -196,7 +257,7 @@ def read_safetensors(
         raise CheckpointError(f"{path} is missing; the checkpoint is incomplete") from None
     except Exception as exc:  # safetensors raises its own SafetensorError / OSError for corrupt headers
         raise CheckpointError(
-            f"{path} is not a readable safetensors file ({_first_line(exc)}); the checkpoint is corrupt"
+            f"{path} is not a readable safetensors file ({first_line(exc)}); the checkpoint is corrupt"
         ) from None
     return tensors, metadata
 
@@ -220,9 +281,9 @@ def read_json_document(
     except FileNotFoundError:
         raise CheckpointError(f"{path} is missing; {missing_hint}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"{path} is not valid JSON ({_first_line(exc)}); the checkpoint is corrupt") from None
+        raise CheckpointError(f"{path} is not valid JSON ({first_line(exc)}); the checkpoint is corrupt") from None
     except OSError as exc:
-        raise CheckpointError(f"{path} is unreadable ({_first_line(exc)})") from None
+        raise CheckpointError(f"{path} is unreadable ({first_line(exc)})") from None
     if not isinstance(data, dict) or data.get("format") != format:
         raise CheckpointError(f"{path} is not a {what} (format is not {format!r})")
     version = data.get("format_version", 0)
@@ -235,93 +296,3 @@ def read_json_document(
             f"{path} has format version {version} (this lasium reads up to {max_version}); upgrade lasium to read it"
         )
     return data
-
-
-# ----------------------------------------------------------------------------- optimizer state
-
-
-def _state_head(prefix: str) -> str:
-    return f"{prefix}.state." if prefix else "state."
-
-
-def optimizer_tensors(
-    optimizer: torch.optim.Optimizer, prefix: str = ""
-) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """Split ``optimizer.state_dict()`` into flat CPU tensors and JSON-ready parameter groups.
-
-    Tensor keys are ``<prefix>.state.<param index>.<name>`` (``state.<param index>.<name>`` without a prefix);
-    group values that JSON cannot hold (e.g. a tensor learning rate) are left out, tuples become lists.
-    """
-    import torch
-
-    sd = optimizer.state_dict()
-    head = _state_head(prefix)
-    tensors: dict[str, torch.Tensor] = {}
-    for index, slots in sd["state"].items():
-        for name, value in slots.items():
-            tensor = value if torch.is_tensor(value) else torch.tensor(value)
-            tensors[f"{head}{index}.{name}"] = tensor.detach().cpu().contiguous()
-    groups = [
-        {
-            k: list(v) if isinstance(v, tuple) else v
-            for k, v in group.items()
-            if v is None or isinstance(v, _JSON_SCALARS)
-        }
-        for group in sd["param_groups"]
-    ]
-    return tensors, groups
-
-
-def restore_optimizer(
-    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]], prefix: str = ""
-) -> None:
-    """Inverse of :func:`optimizer_tensors`: load the saved moments and hyper-parameters into ``optimizer``.
-
-    Keys outside ``prefix`` are ignored (a file may hold other modules too). The current runtime flags
-    (:data:`OPTIMIZER_RUNTIME_FLAGS`) are kept. A state that does not fit (other group or parameter counts,
-    moments of other shapes) is one CheckpointError line.
-    """
-    label = f"saved optimizer state {prefix!r}" if prefix else "saved optimizer state"
-    head = _state_head(prefix)
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for key, value in tensors.items():
-        if not key.startswith(head):
-            continue
-        try:
-            index, name = key[len(head) :].split(".", 1)
-            state.setdefault(int(index), {})[name] = value
-        except ValueError:
-            raise CheckpointError(f"{label} has a malformed key {key!r}; the checkpoint is corrupt") from None
-    current_groups = optimizer.state_dict()["param_groups"]
-    if len(groups) != len(current_groups):
-        raise CheckpointError(
-            f"{label} has {len(groups)} parameter groups, expected {len(current_groups)}; resume with the same options"
-        )
-    params = [p for group in optimizer.param_groups for p in group["params"]]
-    for index, slots in sorted(state.items()):
-        for name, value in slots.items():
-            if index >= len(params) or (
-                name in PARAMETER_SHAPED_STATE and tuple(value.shape) != tuple(params[index].shape)
-            ):
-                where = (
-                    f"parameter {index} of {len(params)}"
-                    if index < len(params)
-                    else f"parameter {index}, but there are {len(params)}"
-                )
-                raise CheckpointError(
-                    f"{label} does not fit the optimizer ({name} of {where}); resume with the same options"
-                )
-    param_groups = []
-    for current, saved in zip(current_groups, groups):
-        merged = dict(current)  # saved "params" (indices) replace the current ones: torch checks their counts
-        for key, value in saved.items():
-            if key not in OPTIMIZER_RUNTIME_FLAGS:
-                # JSON turned tuples (Adam's betas) into lists: give back the type the optimizer uses.
-                merged[key] = tuple(value) if isinstance(current.get(key), tuple) and isinstance(value, list) else value
-        param_groups.append(merged)
-    try:
-        optimizer.load_state_dict({"state": state, "param_groups": param_groups})
-    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise CheckpointError(
-            f"{label} does not fit the optimizer ({_first_line(exc)}); resume with the same options"
-        ) from None

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a torch stream is made, so numpy-only users stay light
+    import torch
 
 
 def derive_seed(seed: int, *keys: object) -> int:
@@ -26,6 +29,8 @@ def numpy_rng(seed: int, *keys: object) -> np.random.Generator:
 
 def torch_generator(seed: int, *keys: object, device: str | torch.device = "cpu") -> torch.Generator:
     """A torch Generator on ``device`` for the stream named by ``keys``."""
+    import torch
+
     g = torch.Generator(device=device)
     g.manual_seed(derive_seed(seed, *keys))
     return g
@@ -33,6 +38,8 @@ def torch_generator(seed: int, *keys: object, device: str | torch.device = "cpu"
 
 def seed_everything(seed: int) -> None:
     """Seed Python, numpy and torch global generators (for code that uses the global streams)."""
+    import torch
+
     random.seed(seed)
     np.random.seed(derive_seed(seed, "numpy-global") % (2**32))
     torch.manual_seed(derive_seed(seed, "torch-global"))

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # tensors only pass through: torch is not imported by plain task handling
+    import torch
 
 
 @dataclass
@@ -100,3 +103,24 @@ def hwc(values: Iterable[Any]) -> tuple[int, int, int]:
     """(H, W, C) as three ints, from any three numbers (a JSON list, a tensor's or an array's shape)."""
     height, width, channels = (int(v) for v in values)
     return height, width, channels
+
+
+def to_device(
+    support: torch.Tensor, query: torch.Tensor, perm: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """uint8 (T, N, K, H, W, C) support/query + (T, N) label permutation → float images and labels on ``device``.
+
+    Returns support (T, N·K_tr, C, H, W) in [0, 1], support labels (T, N·K_tr), query and query labels likewise.
+    """
+
+    def images(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.to(device, non_blocking=True)
+        T, N, K = x.shape[:3]
+        flat = x.reshape(T, N * K, *x.shape[3:]).permute(0, 1, 4, 2, 3)
+        labels = perm_d[:, :, None].expand(T, N, K).reshape(T, N * K)
+        return flat.float().div_(255.0).contiguous(), labels
+
+    perm_d = perm.to(device, non_blocking=True)
+    s, sl = images(support)
+    q, ql = images(query)
+    return s, sl, q, ql

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -22,9 +21,8 @@ def one_line_error(result) -> str:
 
 
 def invoke_gen(*args: str):
-    """``lasium-gen ARGS`` in this process (click's runner); tests/ importable for ``--generator gen_tiny:build``."""
-    if str(TESTS) not in sys.path:
-        sys.path.insert(0, str(TESTS))
+    """``lasium-gen ARGS`` in this process (click's runner); ``--generator gen_tiny:build`` imports from tests/
+    (on the path through pytest's ``pythonpath`` option)."""
     return CliRunner().invoke(gen_main, list(args))
 
 

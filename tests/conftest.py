@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-# Test helper modules (shards_helpers, gen_tiny, ...) live beside the tests; pytest runs in importlib
-# mode, so make them importable by name.
-TESTS_DIR = Path(__file__).resolve().parent
-if str(TESTS_DIR) not in sys.path:
-    sys.path.insert(0, str(TESTS_DIR))
-# The benchmark drivers' modules (stage runner, reproduction page, plots) import each other by plain name.
-BENCHMARKS_DIR = TESTS_DIR.parent / "benchmarks"
-if str(BENCHMARKS_DIR) not in sys.path:
-    sys.path.append(str(BENCHMARKS_DIR))
+# Test helper modules (shards_helpers, gen_tiny, repro_helpers, ...) import by name: pyproject.toml puts tests/ on
+# the path (pytest's ``pythonpath`` option); the package itself is the installed one.
 
 OMNIGLOT_ZIPS = ("images_background.zip", "images_evaluation.zip")
 

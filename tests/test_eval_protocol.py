@@ -137,24 +137,24 @@ def test_maml_chunked_vmapped_equals_per_task():
     steps, lr = 3, 0.4
     chunked = score_episodes(learner, episodes, CPU, steps=steps, lr=lr, chunk=2)
     whole = score_episodes(learner, episodes, CPU, steps=steps, lr=lr, chunk=5)
-    from lasium.train.streaming import to_device
+    from lasium.tasks import to_device
 
     s, sl, q, ql = to_device(
         torch.from_numpy(episodes.support), torch.from_numpy(episodes.query), torch.from_numpy(episodes.perm), CPU
     )
     params = {k: v.detach() for k, v in learner.meta_params().items()}
     with torch.no_grad():
-        vm_logits = learner.predict_tasks(learner.adapt_tasks(s, sl, steps, lr, params), q)
+        vm_logits = learner.predict_tasks(learner.adapt_tasks(s, sl, params, steps=steps, lr=lr), q)
     loop_acc = []
     for t in range(len(episodes)):
-        task_params = learner.adapt(s[t], sl[t], steps, lr, params)
+        task_params = learner.adapt(s[t], sl[t], params, steps=steps, lr=lr)
         logits = learner.predict(task_params, q[t]).detach()
         torch.testing.assert_close(vm_logits[t], logits, rtol=1e-4, atol=1e-4)
         loop_acc.append((logits.argmax(-1) == ql[t]).float().mean().item())
     np.testing.assert_allclose(chunked, loop_acc)
     np.testing.assert_allclose(whole, loop_acc)
     # adaptation changes the answer (the inner loop really ran)
-    assert not torch.allclose(learner.predict_tasks(learner.adapt_tasks(s, sl, 0, lr, params), q), vm_logits)
+    assert not torch.allclose(learner.predict_tasks(learner.adapt_tasks(s, sl, params, steps=0, lr=lr), q), vm_logits)
 
 
 def test_scratch_baseline_is_seeded_and_runs():

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,8 +18,9 @@ from safetensors.torch import load_file
 
 from lasium.errors import ConfigError
 from lasium.generate import load_generator
-from lasium.generate.models.fit import FitConfig, fit
+from lasium.generate.models.fit import fit
 from lasium.generate.models.fit_cli import main as fit_main
+from lasium.generate.models.fit_config import FitConfig
 
 
 def tiny_data(n: int = 128, size: int = 16, seed: int = 0) -> SimpleNamespace:
@@ -181,8 +185,16 @@ def test_cli_fit_on_an_image_folder_and_resume(tmp_path, monkeypatch):
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["num_images"] == 64 and config["image_shape"] == [16, 16, 1]
     assert config["commands"][0].startswith("lasium-fit")
+    # what checkpoint writes killed mid-way left (their writer gone) is removed on --resume; a live writer's stays
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(60)
+    stale = [out / f".model.safetensors.{gone.pid}-k1ll3d00.tmp", out / "samples" / f".samples.png.{gone.pid}-x.tmp"]
+    live = out / f".config.json.{os.getppid()}-busy0000.tmp"
+    for path in [*stale, live]:
+        path.write_bytes(b"partial")
     r = run_cli(["--resume", "--epochs", "2", *common])
     assert r.exit_code == 0, r.output
+    assert not any(p.exists() for p in stale) and live.exists()
     assert json.loads((out / "config.json").read_text())["epochs_done"] == 2
     r = run_cli(["--resume", "--epochs", "3", "--model", "gan", *common])
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "differs from the checkpoint" in r.stderr

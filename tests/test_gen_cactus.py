@@ -22,7 +22,8 @@ from shards_helpers import assert_kill_and_resume_identical
 
 from lasium.generate.job.cli import main
 from lasium.generate.job.config import GenerationConfig
-from lasium.generate.job.job import GenerationJob, RankInfo
+from lasium.generate.job.job import GenerationJob
+from lasium.runtime import RankInfo
 from lasium.shards import build_manifest_from_sidecars, iter_tasks, read_manifest, verify_shard_set
 
 pytest.importorskip("sklearn")
@@ -66,8 +67,8 @@ def job(
     kw.setdefault("queries", 2)
     kw.setdefault("clusters", 8)
     kw.setdefault("partitions", 3)
-    cfg = GenerationConfig(
-        source="cactus", dataset=dataset, embedding=str(embedding), out=str(out), progress=False, **kw
+    cfg = GenerationConfig.build(
+        "cactus", dataset=dataset, embedding=str(embedding), out=str(out), progress=False, **kw
     )
     return GenerationJob(cfg, rank=rank or RankInfo(), model=model, log=lambda m: None)
 
@@ -79,13 +80,13 @@ def shard_hashes(folder: Path) -> dict[str, str]:
 def test_partitions_recover_obvious_clusters(tmp_path, data):
     dataset, z = data
     j = job(tmp_path / "c", dataset, z)
-    labels = j.tasks.labels
+    labels = j.source.labels
     assert labels.shape == (3, M)
     for p in range(3):
         per_blob = [set(labels[p, BLOB_OF == b].tolist()) for b in range(8)]
         assert all(len(s) == 1 for s in per_blob), f"partition {p} splits a blob"
         assert len(set().union(*per_blob)) == 8, f"partition {p} merges blobs"
-    assert j.tasks.sampler.kept_counts() == [6, 6, 6]
+    assert j.source.sampler.kept_counts() == [6, 6, 6]
 
 
 def test_each_class_is_one_kept_cluster_distinct_within_the_task(tmp_path, data):
@@ -96,7 +97,7 @@ def test_each_class_is_one_kept_cluster_distinct_within_the_task(tmp_path, data)
     res = j.run()
     pool = load_unlabeled(dataset)
     index = {image_id: i for i, image_id in enumerate(pool.image_ids)}
-    labels = j.tasks.labels
+    labels = j.source.labels
     seen_blobs, seen_partitions = set(), set()
     for task in iter_tasks(res.out_dir):
         rows = [[index[i] for i in row] for row in task.meta["source_ids"]]
@@ -123,25 +124,25 @@ def test_cache_is_reused_and_invalidated_when_the_parameters_change(tmp_path, da
     calls = []
     real = cactus.compute_partitions
     monkeypatch.setattr(cactus, "compute_partitions", lambda *a, **k: calls.append(1) or real(*a, **k))
-    first = job(tmp_path / "a", dataset, z).tasks
+    first = job(tmp_path / "a", dataset, z).source
     assert first.cache["status"] == "written" and len(calls) == 1
     cached = sorted(p.name for p in (tmp_path / "cache" / "cactus").iterdir())
     assert cached == [f"{first.cache['key']}.json", f"{first.cache['key']}.npy"]
-    again = job(tmp_path / "b", dataset, z).tasks
+    again = job(tmp_path / "b", dataset, z).source
     assert again.cache["status"] == "hit" and len(calls) == 1 and np.array_equal(again.labels, first.labels)
     assert (
-        job(tmp_path / "c", dataset, z, min_cluster_size=4).tasks.cache["status"] == "hit"
+        job(tmp_path / "c", dataset, z, min_cluster_size=4).source.cache["status"] == "hit"
     )  # filtering is not clustering
     for i, change in enumerate([dict(clusters=7), dict(partitions=2), dict(scaling=False), dict(seed=1)]):
-        assert job(tmp_path / f"d{i}", dataset, z, **change).tasks.cache["status"] == "written", change
+        assert job(tmp_path / f"d{i}", dataset, z, **change).source.cache["status"] == "written", change
     assert len(calls) == 5
     moved = tmp_path / "z2.npy"
     np.save(moved, np.load(z) * 2)  # a different embedding
-    assert job(tmp_path / "e", dataset, moved).tasks.cache["status"] == "written"
+    assert job(tmp_path / "e", dataset, moved).source.cache["status"] == "written"
     # A damaged cache entry is recomputed, never trusted.
     npy = tmp_path / "cache" / "cactus" / f"{first.cache['key']}.npy"
     np.save(npy, np.zeros((3, M), np.int32))
-    assert job(tmp_path / "f", dataset, z).tasks.cache["status"] == "written"
+    assert job(tmp_path / "f", dataset, z).source.cache["status"] == "written"
 
 
 def test_manifest_records_parameters_and_digests(tmp_path, data):
@@ -223,7 +224,7 @@ def test_pixel_and_vae_embeddings(tmp_path, data):
     bundled = job(
         tmp_path / "b", dataset, "omniglot-vae", ways=2, clusters=4, partitions=2, num_tasks=4
     )  # the default embedding
-    assert bundled.config.embedding == GenerationConfig(num_tasks=1, source="cactus").embedding == "omniglot-vae"
+    assert bundled.config.options.embedding == GenerationConfig(1, "cactus").options.embedding == "omniglot-vae"
     emb = bundled.header["source"]["embedding"]
     assert emb["generator"]["name"] == "omniglot-vae" and emb["dim"] == 20
 
@@ -298,7 +299,7 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, data):
     (hook / "sitecustomize.py").write_text(
         "import os, time\n"
         "if os.environ.get('LASIUM_TEST_SLOW_CACTUS'):\n"
-        "    import lasium.generate.job.cactus_source as c\n"
+        "    import lasium.generate.sources.cactus as c\n"
         "    _b = c.CactusTaskSource.shard_batch\n"
         "    def slow(self, *a):\n"
         "        time.sleep(0.1)\n"

@@ -16,6 +16,8 @@ from cli_helpers import one_line_error, tiny_gen_args
 from click.testing import CliRunner
 
 from lasium.generate.job.cli import main
+from lasium.generate.sources.base import option_flag
+from lasium.generate.sources.registry import TASK_SOURCES
 from lasium.shards import read_manifest, verify_shard_set
 
 TESTS = Path(__file__).parent
@@ -43,7 +45,6 @@ def gen_cmd(out: Path, *args: str) -> list[str]:
         (["--strategy", "n", "--generator", "no_such_module_xyz:build"], "cannot import"),
         (["--strategy", "n", "--generator", "/does/not/exist"], "not found"),
         (["--strategy", "n", "--shard-range", "9:12"], "selects no shard"),
-        (["--strategy", "n", "--shard-range", "0:1", "--shards", "0:1"], "--shard-range only"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path, args, expect):
@@ -102,21 +103,20 @@ def test_help_teaches_presets_and_examples():
     assert result.exit_code == 0
     for text in ("--strategy", "protonets", "246.09375", "--shard-range", "torchrun", "2.0", "0.8", "--source real"):
         assert text in result.output
-    assert "not a learner" in result.output  # --preset picks sigma/alpha values, never the learner
+    assert "not a learner" in result.output  # --tuned-for picks sigma/alpha values, never the learner
+    for name, kind in TASK_SOURCES.items():  # every registered source and each of its options
+        assert name in result.output and kind.summary in " ".join(result.output.split())
+        for field in kind.cli_fields():
+            assert option_flag(field) in result.output
 
 
-def test_old_shards_spelling_still_works_with_a_deprecation_message(tmp_path):
+def test_shards_is_not_a_lasium_gen_option(tmp_path):
+    # --shards names shard *sources* in lasium-train; lasium-gen's range of shards to make is --shard-range only.
     out = tmp_path / "old"
-    result = invoke(
-        "--strategy",
-        "n",
-        *tiny_gen_args(out),
-        "--shards",
-        "0:1",
+    assert "No such option '--shards'" in one_line_error(
+        invoke("--strategy", "n", *tiny_gen_args(out), "--shards", "0:1")
     )
-    assert result.exit_code == 0, result.output
-    assert "--shards A:B is deprecated" in result.stderr and "--shard-range" in result.stderr
-    assert len(list(out.glob("*.tar"))) == 1  # shard 0 only
+    assert not out.exists()
 
 
 def test_killed_job_resumes_to_identical_bytes(tmp_path):

@@ -4,14 +4,11 @@ a job."""
 from __future__ import annotations
 
 import hashlib
-import sys
 from pathlib import Path
 
+import gen_tiny  # noqa: E402
 import numpy as np
 from click.testing import CliRunner
-
-sys.path.insert(0, str(Path(__file__).parent))
-import gen_tiny  # noqa: E402
 
 from lasium.generate.job.config import GenerationConfig  # noqa: E402
 from lasium.generate.job.job import GenerationJob  # noqa: E402
@@ -27,7 +24,7 @@ def run(out: Path, **kw):
     kw.setdefault("device", "cpu")
     kw.setdefault("decode_tasks", 5)
     kw.setdefault("anchor_chunk", 1024)
-    cfg = GenerationConfig(out=str(out), progress=False, **kw)
+    cfg = GenerationConfig.build(out=str(out), progress=False, **kw)
     return GenerationJob(cfg, model=gen_tiny.tiny_gan(), rank=RankInfo(), log=lambda m: None).run()
 
 

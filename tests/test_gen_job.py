@@ -17,7 +17,10 @@ import gen_tiny  # noqa: E402
 
 from lasium.errors import ConfigError  # noqa: E402
 from lasium.generate.job.config import GenerationConfig  # noqa: E402
-from lasium.generate.job.job import GenerationJob, RankInfo  # noqa: E402
+from lasium.generate.job.job import GenerationJob  # noqa: E402
+from lasium.generate.sources.generator import GeneratorOptions  # noqa: E402
+from lasium.generate.sources.real import RealOptions  # noqa: E402
+from lasium.runtime import RankInfo  # noqa: E402
 from lasium.shards import build_manifest_from_sidecars, iter_tasks, read_manifest, verify_shard_set  # noqa: E402
 
 
@@ -29,7 +32,7 @@ def run(out: Path, *, model=None, rank: RankInfo | None = None, **kw):
     kw.setdefault("device", "cpu")
     kw.setdefault("decode_tasks", 4)
     kw.setdefault("anchor_chunk", 1024)
-    cfg = GenerationConfig(out=str(out), progress=False, **kw)
+    cfg = GenerationConfig.build(out=str(out), progress=False, **kw)
     return GenerationJob(
         cfg, model=model if model is not None else gen_tiny.tiny_gan(), rank=rank or RankInfo(), log=lambda m: None
     ).run()
@@ -188,7 +191,7 @@ def test_enospc_in_the_writer_ends_cleanly_with_no_partial_shard(tmp_path, monke
 
 def test_library_rank_split_takes_shards_mod_world(tmp_path):
     cfg = GenerationConfig(
-        strategy="n", num_tasks=95, tasks_per_shard=10, out=str(tmp_path / "x"), device="cpu", progress=False
+        95, options=GeneratorOptions(strategy="n"), tasks_per_shard=10, out=str(tmp_path / "x"), progress=False
     )
     job = GenerationJob(cfg, model=gen_tiny.tiny_gan(), rank=RankInfo(2, 3, 0), log=lambda m: None)
     assert job.my_shards() == [2, 5, 8]
@@ -237,8 +240,7 @@ def test_real_source_writes_episode_sampler_tasks(tmp_path, omniglot_root):
     out = tmp_path / "real"
     cfg = GenerationConfig(
         source="real",
-        dataset="omniglot",
-        split="val",
+        options=RealOptions(dataset="omniglot", split="val"),
         data_root=str(omniglot_root),
         num_tasks=7,
         tasks_per_shard=4,
@@ -300,4 +302,4 @@ def test_bf16_precision_on_cpu_is_recorded_deterministic_and_a_different_set(tmp
 
 def test_unknown_precision_is_refused():
     with pytest.raises(ConfigError, match="precision"):
-        GenerationConfig(strategy="ro", num_tasks=1, precision="fp8")
+        GenerationConfig.build(strategy="ro", num_tasks=1, precision="fp8")

@@ -18,7 +18,8 @@ from shards_helpers import assert_kill_and_resume_identical
 
 from lasium.generate.job.cli import main
 from lasium.generate.job.config import GenerationConfig
-from lasium.generate.job.job import GenerationJob, RankInfo
+from lasium.generate.job.job import GenerationJob
+from lasium.runtime import RankInfo
 from lasium.shards import build_manifest_from_sidecars, iter_tasks, read_manifest, verify_shard_set
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -51,7 +52,7 @@ def run(out: Path, dataset: str, *, rank: RankInfo | None = None, **kw):
     kw.setdefault("tasks_per_shard", 6)
     kw.setdefault("workers", 0)
     kw.setdefault("device", "cpu")
-    cfg = GenerationConfig(source="umtra", dataset=dataset, out=str(out), progress=False, **kw)
+    cfg = GenerationConfig.build("umtra", dataset=dataset, out=str(out), progress=False, **kw)
     return GenerationJob(cfg, rank=rank or RankInfo(), log=lambda m: None).run()
 
 
@@ -234,7 +235,7 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path, dataset):
     (hook / "sitecustomize.py").write_text(
         "import os, time\n"
         "if os.environ.get('LASIUM_TEST_SLOW_UMTRA'):\n"
-        "    import lasium.generate.job.umtra_source as u\n"
+        "    import lasium.generate.sources.umtra as u\n"
         "    _b = u.UmtraTaskSource.shard_batch\n"
         "    def slow(self, *a):\n"
         "        time.sleep(0.1)\n"

@@ -18,7 +18,8 @@ from lasium.generate import Generator, load_generator
 from lasium.generate.models import bundled_registry as bundled_mod
 from lasium.generate.models.bundled_registry import export_bundled
 from lasium.generate.models.checkpoint import load_checkpoint
-from lasium.generate.models.fit import FitConfig, fit
+from lasium.generate.models.fit import fit
+from lasium.generate.models.fit_config import FitConfig
 from lasium.generate.models.gan import (
     GANDiscriminator,
     GANGenerator,
@@ -242,7 +243,7 @@ def test_corrupt_files_give_one_line(tmp_path, checkpoints):
 
 def test_missing_bundled_model_says_how_to_make_it(tmp_path, monkeypatch):
     monkeypatch.setattr(bundled_mod, "BUNDLED_ROOT", tmp_path)
-    with pytest.raises(CheckpointError, match="train_bundled.py") as exc:
+    with pytest.raises(CheckpointError, match="lasium-repro bundled") as exc:
         load_generator("omniglot-vae")
     assert "\n" not in str(exc.value) and "lasium-fit --model vae" in str(exc.value)
 

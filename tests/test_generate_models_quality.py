@@ -14,7 +14,8 @@ from click.testing import CliRunner
 from PIL import Image
 
 from lasium.generate import load_generator
-from lasium.generate.models.fit import FitConfig, fit
+from lasium.generate.models.fit import fit
+from lasium.generate.models.fit_config import FitConfig
 from lasium.generate.models.quality import (
     extract_features,
     feature_statistics,

@@ -1,6 +1,6 @@
 """``benchmarks/gpu_check.sh --quick``: the one-call GPU script, run on the CPU at tiny sizes, goes through every
-stage (fits, export, the three benchmarks, the accuracy-against-GAN-epochs curve; the reproduction's budget
-guard) and leaves what the device tool can bring back. About 8 minutes on a free 2-core CPU, 20 on a busy one."""
+stage (fits, export, the three benchmarks, ``lasium-repro gan-curve``; the reproduction's budget guard) and leaves
+what the device tool can bring back. About 8 minutes on a free 2-core CPU, 20 on a busy one."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def test_quick_mode_runs_every_stage_and_packs_the_results(tmp_path, repo_root, 
         "BENCH_TRAIN_TIMEOUT": "400",
         "BENCH_EVAL_TIMEOUT": "200",
         "CURVE_TIMEOUT": "600",
-        # the reproduction's --quick run has its own test (test_eval_repro): here its stage is only skipped
+        # the reproduction's quick run has its own test (test_eval_repro): here its stage is only skipped
         "REPRO_MIN_SECONDS": "100000",
         "PYTHON": os.environ.get("PYTHON", "python3"),
     }

@@ -13,11 +13,10 @@ from torch import nn
 
 from lasium import safe_io
 from lasium.errors import CheckpointError
+from lasium.optimizer_state import optimizer_tensors, restore_optimizer
 from lasium.safe_io import (
-    optimizer_tensors,
     read_json_document,
     read_safetensors,
-    restore_optimizer,
     write_json_atomic,
     write_safetensors_atomic,
 )
@@ -182,3 +181,85 @@ def test_importing_safe_io_does_not_import_torch():
     code = "import sys, lasium.safe_io, lasium.shards.atomic; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- what killed writers leave
+
+
+def _killed_mid_write(call: str) -> int:
+    """Run ``safe_io.<call>`` with a ``fill`` that writes half and SIGKILLs its own process; the writer's pid."""
+    script = (
+        "import os, signal\nfrom lasium import safe_io\n"
+        "def fill(tmp):\n    (tmp / 'f' if tmp.is_dir() else tmp).write_text('half')\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+        f"safe_io.{call}\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    assert proc.wait(60) == -9
+    return proc.pid
+
+
+def test_a_killed_file_write_leaves_a_temporary_that_names_its_writer(tmp_path):
+    pid = _killed_mid_write(f"replace_atomically({str(tmp_path / 'a.json')!r}, fill)")
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(f".a.json.{pid}-") and left.name.endswith(".tmp")
+    live = tmp_path / f".b.json.{os.getppid()}-abcd1234.tmp"  # a writer still at work (this test's parent)
+    live.write_text("busy")
+    own = tmp_path / f".c.json.{os.getpid()}-abcd1234.tmp"
+    own.write_text("busy")
+    assert safe_io.remove_stale_temporaries(tmp_path) == [left]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([live.name, own.name])
+
+
+def test_a_killed_folder_write_is_removed_or_put_back(tmp_path):
+    """.<name>.tmp-PID of a dead writer goes; a writer killed between its two renames left the previous folder
+    aside (.<name>.old-PID): the complete new folder is moved into place, or else the previous one is put back."""
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(60)
+    dead, alive = proc.pid, os.getppid()
+
+    def folder(path, text):
+        path.mkdir()
+        (path / "state.json").write_text(text)
+        return path
+
+    run = tmp_path / "run"
+    run.mkdir()
+    folder(run / "step-0000001", "1")
+    folder(run / f".step-0000002.tmp-{dead}", "partial")  # killed mid-fill
+    folder(run / f".last.old-{dead}", "old")  # killed after moving last/ aside, before moving the new one in
+    folder(run / f".last.tmp-{dead}", "new")
+    folder(run / f".best.old-{dead}", "old best")  # killed after moving best/ aside; no new folder
+    folder(run / f".step-0000003.tmp-{alive}", "busy")  # a live writer's: never touched
+    (run / "sub").mkdir()
+    (run / "sub" / f".x.json.{dead}-abcd1234.tmp").write_text("{")
+    safe_io.remove_stale_temporaries(run)
+    assert sorted(p.name for p in run.iterdir()) == sorted(
+        ["step-0000001", "last", "best", f".step-0000003.tmp-{alive}", "sub"]
+    )
+    assert (run / "last" / "state.json").read_text() == "new" and (
+        run / "best" / "state.json"
+    ).read_text() == "old best"
+    assert list((run / "sub").iterdir()) == []
+    pid = _killed_mid_write(f"replace_folder_atomically({str(run / 'step-0000004')!r}, fill)")  # a real kill
+    assert (run / f".step-0000004.tmp-{pid}" / "f").is_file()
+    assert safe_io.remove_stale_temporaries(run) == [run / f".step-0000004.tmp-{pid}"]
+
+
+def test_an_interrupt_between_the_two_renames_puts_the_previous_folder_back(tmp_path, monkeypatch):
+    target = tmp_path / "last"
+    safe_io.replace_folder_atomically(target, lambda tmp: (tmp / "state.json").write_text("old"))
+    real_replace = os.replace
+    calls = []
+
+    def interrupted(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the new folder's rename: Ctrl-C or SIGTERM lands here
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    monkeypatch.setattr(safe_io.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        safe_io.replace_folder_atomically(target, lambda tmp: (tmp / "state.json").write_text("new"))
+    monkeypatch.setattr(safe_io.os, "replace", real_replace)
+    assert [p.name for p in tmp_path.iterdir()] == ["last"] and (target / "state.json").read_text() == "old"

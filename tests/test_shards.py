@@ -5,15 +5,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import sys
 import tarfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from shards_helpers import expected_tasks, make_batch, make_header, write_set  # noqa: E402
 
 import lasium

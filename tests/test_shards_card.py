@@ -92,3 +92,18 @@ def test_card_without_manifest_is_one_line(tmp_path):
         and "lasium-shards index" in result.output
     )
     assert not (tmp_path / "README.md").exists() and not (tmp_path / "preview.png").exists()
+
+
+def test_card_shards_row_describes_the_actual_shards(tmp_path):
+    """The shards row counts the shards as written: a set smaller than one shard is one short shard, and a set
+    that does not fill its last shard ends with a shorter one (issue 25: a 200-task set read "1 x 1000 tasks")."""
+    write_set(tmp_path / "small", "wds", num_tasks=2, tasks_per_shard=1000)
+    assert "| shards | 1 x 2 tasks, wds (.tar), files tiny-000000.tar … tiny-000000.tar |" in (
+        write_card(tmp_path / "small")[0].read_text()
+    )
+    write_set(tmp_path / "tail", "hdf5", num_tasks=7, tasks_per_shard=3)
+    assert "| shards | 2 x 3 + 1 x 1 tasks, hdf5 (.h5), files tiny-000000.h5 … tiny-000002.h5 |" in (
+        write_card(tmp_path / "tail")[0].read_text()
+    )
+    write_set(tmp_path / "even", "wds", num_tasks=6, tasks_per_shard=3)
+    assert "| shards | 2 x 3 tasks, wds" in write_card(tmp_path / "even")[0].read_text()

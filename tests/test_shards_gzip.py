@@ -9,14 +9,11 @@ import io
 import json
 import shutil
 import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from shards_helpers import expected_tasks, make_batch, make_header, write_set  # noqa: E402
 
 from lasium.errors import ShardError  # noqa: E402

@@ -12,7 +12,6 @@ import functools
 import http.server
 import json
 import shutil
-import sys
 import threading
 from pathlib import Path
 
@@ -20,8 +19,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
 from shards_helpers import expected_tasks, write_set  # noqa: E402
 
 from lasium.errors import ShardError  # noqa: E402

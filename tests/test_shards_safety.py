@@ -16,8 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 from shards_helpers import make_batch, make_header, write_set  # noqa: E402
 
 from lasium.errors import ShardError
@@ -272,7 +270,6 @@ def test_exception_mid_write_leaves_nothing(tmp_path, monkeypatch):
 
 KILL_SCRIPT = textwrap.dedent("""
     import sys, time
-    sys.path.insert(0, {tests!r})
     from pathlib import Path
     import lasium.shards.atomic as atomic
     import lasium.shards.wds_encode as enc
@@ -299,8 +296,10 @@ def test_killed_writer_leaves_no_visible_shard(tmp_path):
     (out / "tiny-000001.tar").unlink()
     (out / "tiny-000001.tar.json").unlink()
     marker = tmp_path / "marker"
-    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), marker=str(marker), out=str(out))
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
+    script = KILL_SCRIPT.format(marker=str(marker), out=str(out))
+    tests = str(Path(__file__).parent)  # shards_helpers, for the child process
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")])))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
     deadline = time.time() + 60
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)

@@ -1,19 +1,25 @@
-"""``benchmarks/sweep_omniglot.py`` and its page (``sweep_report.py``): the points and stage commands of a sweep,
-for ProtoNets (the committed sweep) and for MAML (``--algo maml``: its own preset's shards, its own reference values
-on the page). Fast: nothing runs."""
+"""``lasium-repro sweep`` (:mod:`lasium.repro.sweep`): the points and stage commands of a sweep, for ProtoNets (the
+committed sweep) and MAML (its own preset's shards, its own reference values), what a resumed sweep reuses, and the
+committed pages regenerated from their JSON. Fast: no real stage runs."""
 
 from __future__ import annotations
 
-import argparse
+import json
+import re
+import shutil
+import sys
+from dataclasses import replace
 from pathlib import Path
 
-from sweep_omniglot import Point, commands, plan
-from sweep_report import reference_value, render
+import pytest
 
+from lasium.repro import stages
+from lasium.repro.pages import redraw_page
+from lasium.repro.stages import same_commands
+from lasium.repro.sweep import Point, PointBudget, SweepOptions, commands, plan, run
+from lasium.repro.sweep_page import best_of, reference_value, render
 
-def options(**kw) -> argparse.Namespace:
-    base = dict(tasks=2000, iterations=1000, meta_batch=4, val_tasks=300, seed=0, gen_precision="fp32", common=[])
-    return argparse.Namespace(**{**base, **kw})
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_plan_takes_the_given_values_for_every_strategy():
@@ -21,18 +27,73 @@ def test_plan_takes_the_given_values_for_every_strategy():
     assert [p.value for p in default] == [0.2, 0.5, 0.8]
     given = [p for p in plan(1.0, ["ro", "oc"], [0.2, 0.6]) if p.family == "parameter"]
     assert [(p.strategy, p.value) for p in given] == [("ro", 0.2), ("ro", 0.6), ("oc", 0.2), ("oc", 0.6)]
+    keys = [p.key for p in plan(1.0, ["n"])]
+    assert len(keys) == len(set(keys)) and keys.count("n-sigma1-shift5") == 1  # shared by both families, run once
 
 
 def test_maml_points_train_maml_on_the_maml_preset(tmp_path: Path):
     point = Point("parameter", "oc", "alpha", 0.6, "shift5")
-    maml = commands(point, options(algo="maml"), tmp_path)
+    maml = commands(point, PointBudget(algo="maml"), tmp_path)
     assert maml["train"][maml["train"].index("--algo") + 1] == "maml"
-    assert maml["gen"][maml["gen"].index("--preset") + 1] == "maml"
+    assert maml["gen"][maml["gen"].index("--tuned-for") + 1] == "maml"
     assert maml["gen"][maml["gen"].index("--alpha") + 1] == "0.6"
-    # without --algo (the committed ProtoNets sweep, and gan_epoch_curve's reuse) the commands are as they were
-    proto = commands(point, options(), tmp_path)
+    proto = commands(point, PointBudget(), tmp_path)
     assert proto["train"][proto["train"].index("--algo") + 1] == "protonets"
-    assert proto["gen"][proto["gen"].index("--preset") + 1] == "protonets"
+    assert proto["gen"][proto["gen"].index("--tuned-for") + 1] == "protonets"
+
+
+def test_the_committed_sweeps_are_planned_with_the_commands_they_ran():
+    """results/sweep*.json were made by the old script: today's commands for their points equal the recorded ones
+    (what a resumed sweep compares), given the options their pages recorded (the committed ProtoNets sweep was made
+    over several sessions, some points with --gen-precision fp32)."""
+    for page, budget in (
+        ("sweep.json", PointBudget()),
+        ("sweep-n/sweep.json", PointBudget()),
+        ("sweep-maml/sweep.json", PointBudget(algo="maml", val_tasks=300)),
+    ):
+        data = json.loads((REPO / "results" / page).read_text())
+        work = Path(re.search(r"--work (\S+)", data["command"]).group(1))
+        for row in data["rows"]:
+            point = Point(row["family"], row["strategy"], row["parameter"], row["value"], row["augment"])
+            planned = [
+                {k: " ".join(v) for k, v in commands(point, replace(budget, gen_precision=p), work).items()}
+                for p in ("bf16", "fp32", "auto")
+            ]
+            # equal up to options renamed since (lasium-gen --preset is now --tuned-for), as a resumed sweep compares
+            assert any(same_commands(row["commands"], p) for p in planned), (page, row["key"])
+
+
+def test_a_resumed_sweep_takes_finished_points_from_its_page(tmp_path, monkeypatch):
+    """Points whose recorded commands equal today's are reused from sweep.json; the others run."""
+    ran = []
+
+    def fake_run(self, name, console, args, row=None, produces=None, continue_with=None):
+        ran.append(name)
+        if console == "lasium-eval":
+            out = Path(args[args.index("--out") + 1])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            cells = [dict(shots=s, accuracy_pct=80.0 + s, ci95_pct=0.5, tasks=10) for s in (1, 5)]
+            out.write_text(json.dumps({"results": cells, "episode_digest": "d" * 64}))
+        return True
+
+    monkeypatch.setattr(stages.StageRunner, "run", fake_run)
+    budget = PointBudget(tasks=24, iterations=4, val_tasks=10)
+    options = SweepOptions(budget=budget, strategies=("oc",), values=(0.2, 0.6), only="parameter",
+                           work=tmp_path / "w", results=tmp_path / "r")  # fmt: skip
+    first = run(options)
+    assert [r["status"] for r in first["rows"]] == ["ok", "ok"]
+    assert ran == ["gen-oc-alpha0.2", "train-oc-alpha0.2-shift5", "eval-oc-alpha0.2-shift5", "gen-oc-alpha0.6",
+                   "train-oc-alpha0.6-shift5", "eval-oc-alpha0.6-shift5"]  # fmt: skip
+    assert first["command"] == options.command_line() and "--values 0.2,0.6" in first["command"]
+    assert (tmp_path / "r" / "sweep.png").is_file()
+    # a later session without the work folder: the page holds both points, with today's commands
+    shutil.rmtree(tmp_path / "w")
+    again = run(replace(options, resume=True))
+    assert len(ran) == 6 and all(r.get("reused") for r in again["rows"])
+    assert [r["val"] for r in again["rows"]] == [r["val"] for r in first["rows"]]
+    # another budget is another sweep: its points run
+    run(replace(options, budget=replace(options.budget, iterations=5), resume=True))
+    assert len(ran) == 12
 
 
 def test_page_judges_each_learner_against_its_own_reference():
@@ -40,23 +101,13 @@ def test_page_judges_each_learner_against_its_own_reference():
 
     def row(value: float, one: float, five: float) -> dict:
         point = Point("parameter", "oc", "alpha", value, "shift5")
-        val = {
-            "1": dict(accuracy_pct=one, ci95_pct=0.5, tasks=300),
-            "5": dict(accuracy_pct=five, ci95_pct=0.2, tasks=300),
-        }
-        return {
-            "family": "parameter",
-            "strategy": "oc",
-            "parameter": "alpha",
-            "value": value,
-            "augment": "shift5",
-            "key": point.key,
-            "status": "ok",
-            "val": val,
-        }
+        val = {"1": dict(accuracy_pct=one, ci95_pct=0.5, tasks=300), "5": dict(accuracy_pct=five, ci95_pct=0.2,
+                                                                               tasks=300)}  # fmt: skip
+        return {"family": "parameter", "strategy": "oc", "parameter": "alpha", "value": value, "augment": "shift5",
+                "key": point.key, "status": "ok", "val": val}  # fmt: skip
 
     results = {
-        "command": "python benchmarks/sweep_omniglot.py --algo maml",
+        "command": "lasium-repro sweep --algo maml",
         "device": "cpu",
         "wall_seconds": 60.0,
         "sizes": dict(tasks=2000, iterations=1000, meta_batch=4, val_tasks=300, seed=0, threads=1, algo="maml"),
@@ -65,10 +116,29 @@ def test_page_judges_each_learner_against_its_own_reference():
         "planned": 2,
         "values": [0.2, 0.6],
     }
-    page = render(results)
-    assert "for MAML" in page and "`lasium-train --algo maml`" in page and "`--preset maml`" in page
-    assert "- `oc`: alpha 0.2 (reference value 0.6, did not hold up)." in page
+    assert best_of(results["rows"], "parameter", "oc")["value"] == 0.2
+    picked = next(ln for ln in render(results).splitlines() if ln.startswith("- `oc`"))
+    assert "0.2" in picked and "0.6" in picked and "did not hold up" in picked
     results["rows"] = [row(0.2, 60.0, 80.0), row(0.6, 70.0, 90.0)]
-    assert "- `oc`: alpha 0.6 (reference value 0.6, held up)." in render(results)
+    assert best_of(results["rows"], "parameter", "oc")["value"] == 0.6
     results["rows"] = results["rows"][:1]  # one of the two values so far: no pick
-    assert "1 of 2 values tried so far; no pick yet." in render(results)
+    assert "no pick yet" in next(ln for ln in render(results).splitlines() if ln.startswith("- `oc`"))
+
+
+@pytest.mark.parametrize("page", ["sweep.json", "sweep-n/sweep.json", "sweep-maml/sweep.json"])
+def test_committed_sweep_pages_regenerate_unchanged(tmp_path, page):
+    source = REPO / "results" / page
+    (tmp_path / "sweep.json").write_text(source.read_text())
+    written = redraw_page(tmp_path / "sweep.json")
+    assert tmp_path / "sweep.png" in written
+    committed = source.with_suffix(".md").read_text().splitlines()
+    regenerated = (tmp_path / "sweep.md").read_text().splitlines()
+    assert [ln for ln in committed if ln not in regenerated] == []  # every committed line, chart links aside, kept
+    assert (tmp_path / "sweep.json").read_text() == source.read_text()  # the figures are not rewritten
+
+
+def test_sweep_help_teaches(tmp_path):
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-m", "lasium.repro.cli", "sweep", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "--resume" in out.stdout and "validation" in out.stdout

@@ -11,8 +11,8 @@ from lasium import precision as P
 from lasium.errors import ConfigError
 from lasium.seeding import torch_generator
 from lasium.train.augment import (
+    AUGMENT_PRESETS,
     DEFAULT_FOR_GENERATED,
-    PRESETS,
     affine_jitter,
     apply_chain,
     augment_tasks,
@@ -81,7 +81,7 @@ def test_erase_only_removes_ink_at_the_given_rate():
 def test_umtra_preset_removes_ink_never_adds_it():
     x = torch.zeros(200, 1, H, W)
     x[..., 8:20, 8:20] = 1.0
-    out = apply_chain(PRESETS["umtra"].query, x, torch_generator(3, "t"))
+    out = apply_chain(AUGMENT_PRESETS["umtra"].query, x, torch_generator(3, "t"))
     assert torch.all(out.sum((1, 2, 3)) <= x.sum((1, 2, 3)))
     assert torch.all((out == 0.0) | (out == 1.0))
 
@@ -100,17 +100,17 @@ def test_affine_and_strokes_stay_images_with_their_background():
     assert widths.min() < 16.0 < widths.max(), "some thinned, some thickened"
 
 
-@pytest.mark.parametrize("name", [n for n in PRESETS])
+@pytest.mark.parametrize("name", [n for n in AUGMENT_PRESETS])
 def test_presets_are_deterministic_and_leave_the_inputs_alone(name):
     support = torch.rand(3, 5, 1, H, W)
     query = torch.rand(3, 25, 1, H, W)
     s0, q0 = support.clone(), query.clone()
-    a = augment_tasks(PRESETS[name], support, query, torch_generator(7, name))
-    b = augment_tasks(PRESETS[name], support, query, torch_generator(7, name))
+    a = augment_tasks(AUGMENT_PRESETS[name], support, query, torch_generator(7, name))
+    b = augment_tasks(AUGMENT_PRESETS[name], support, query, torch_generator(7, name))
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert torch.equal(support, s0) and torch.equal(query, q0)
     assert a[1].shape == query.shape and a[0].shape == support.shape
-    if PRESETS[name].support_fraction == 0:
+    if AUGMENT_PRESETS[name].support_fraction == 0:
         assert torch.equal(a[0], support), "support images are never touched"
     if name != "none":
         assert not torch.equal(a[1], query)
@@ -118,7 +118,7 @@ def test_presets_are_deterministic_and_leave_the_inputs_alone(name):
 
 def test_support_fraction_changes_about_that_share_of_supports():
     support = dots(1, 0.0, 1.0).expand(400, 5, 1, H, W).clone()
-    out, _ = augment_tasks(PRESETS["shift5-support"], support, support.clone(), torch_generator(8, "t"))
+    out, _ = augment_tasks(AUGMENT_PRESETS["shift5-support"], support, support.clone(), torch_generator(8, "t"))
     changed = (out != support).flatten(2).any(-1).float().mean().item()
     assert 0.45 < changed < 0.54  # 50% picked (2000 images: ±0.011 std), minus the 1% drawn at offset (0, 0)
 
@@ -176,20 +176,16 @@ def test_precision_auto_follows_the_cpu_probe(cpu_flags, flags, expected):
 
 
 def test_precision_auto_reaches_train_eval_and_gen(cpu_flags):
-    from lasium.evaluate.scoring import autocast_for
-    from lasium.generate.job.config import GenerationConfig
-    from lasium.train.learner import LearnerConfig
-    from lasium.train.registry import build_learner
+    from lasium.generate.sources.generator import GeneratorOptions
 
-    learner = build_learner(LearnerConfig(algo="protonets", ways=5, image_shape=(28, 28, 1), hidden=8))
     for flags, resolved, gen in (({"amx_bf16"}, "bf16", "bf16-autocast"), ({"avx2"}, "fp32", "fp32")):
         cpu_flags(flags)
-        factory, name = autocast_for(learner, "auto", torch.device("cpu"))
+        factory, name = P.autocast_for("auto", torch.device("cpu"))
         assert name == resolved
         with factory():
             assert torch.is_autocast_enabled("cpu") == (resolved == "bf16")
-        assert GenerationConfig(strategy="ro", num_tasks=1).resolved_precision("cpu") == gen
-        assert GenerationConfig(strategy="ro", num_tasks=1, precision="fp32").resolved_precision("cpu") == "fp32"
+        assert GeneratorOptions(strategy="ro").resolved_precision("cpu") == gen
+        assert GeneratorOptions(strategy="ro", precision="fp32").resolved_precision("cpu") == "fp32"
     with pytest.raises(ValueError, match="precision"):
         P.resolve_precision("fp8", "cpu")
 
@@ -216,27 +212,28 @@ def test_trainer_records_preset_and_precision(tmp_path, cpu_flags):
         progress=False,
     )
     saved = json.loads((tmp_path / "run" / "train_config.json").read_text())
-    assert saved["augment"] == DEFAULT_FOR_GENERATED  # auto, for shards not known to be real images
+    assert saved["augment"] == "none"  # auto, for shards that record no task source (synthetic blobs)
     assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["precision"] == "fp32"
     assert TrainConfig.from_dict({k: v for k, v in saved.items() if k != "augment"}).augment == "none"  # older runs
 
 
 @pytest.mark.parametrize(
-    "origins,generated",
+    "kinds,generated",
     [
         ({"generator"}, True),
-        ({"unknown"}, True),
-        ({"generator", "unknown"}, True),
+        ({None}, False),  # not recorded (pipe: or URL lists without a manifest): not known to be generated
+        ({"generator", None}, False),
         ({"real"}, False),
         ({"umtra"}, False),
         ({"cactus"}, False),
         ({"generator", "umtra"}, False),
+        (set(), False),
     ],
 )
-def test_auto_augmentation_only_for_generated_sets(origins, generated):
+def test_auto_augmentation_only_for_generated_sets(kinds, generated):
     from lasium.shards.format import TaskLayout
     from lasium.train.shard_access import ShardSet
 
-    shard_set = ShardSet(["a.tar"], TaskLayout(5, 1, 5, (28, 28, 1)), origins=set(origins))
+    shard_set = ShardSet(["a.tar"], TaskLayout(5, 1, 5, (28, 28, 1)), task_sources=set(kinds))
     assert shard_set.generated is generated
     assert resolve_preset("auto", generated=shard_set.generated) == (DEFAULT_FOR_GENERATED if generated else "none")

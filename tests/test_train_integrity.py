@@ -161,9 +161,10 @@ def invoke(cli, args: list[str]):
 
 
 def one_line_error(result) -> str:
-    """The one ``error:`` line of a command that exited 2; lasium-train may have named its run folder before."""
+    """The one ``error:`` line of a command that exited 2 (besides its run folder and any note or warning)."""
     assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("run folder: ")]
+    info = ("run folder: ", "note: ", "warning: ")
+    lines = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith(info)]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.stderr
     return lines[0]
 

@@ -257,3 +257,66 @@ def test_adaptation_and_order_are_properties_of_the_learner_class():
         "protonets": False,
     }
     assert not any(hasattr(cls, "first_order") for cls in ALGORITHMS.values())  # one flag, not two
+
+
+class TinyMLP(torch.nn.Module):
+    """A backbone other than Conv-4 (flatten → linear → ReLU), for the injection tests; no buffers."""
+
+    def __init__(self, image_shape, hidden: int = 8) -> None:
+        super().__init__()
+        h, w, c = image_shape
+        self.out_features = hidden
+        self.layer = torch.nn.Linear(h * w * c, hidden)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        lead = images.shape[:-3]  # (n,) or (T, n)
+        return torch.relu(self.layer(images.flatten(-3))).reshape(*lead, self.out_features)
+
+
+@pytest.mark.parametrize("cls", [MAML, FirstOrderMAML, ProtoNets])
+def test_the_backbone_is_injected(cls):
+    """Any module with out_features serves as the backbone: the learner's parameters are its own (plus MAML's
+    head), and a meta-gradient step and adaptation run through it."""
+    torch.manual_seed(0)
+    config = LearnerConfig(algo=cls.algo, ways=WAYS, image_shape=SHAPE, inner_steps=STEPS, inner_lr=LR)
+    model = build_learner(config, TinyMLP(SHAPE)).double()
+    assert isinstance(model.backbone, TinyMLP)
+    assert {n.split(".")[0] for n, _ in model.named_parameters()} == (
+        {"backbone", "head"} if cls.adapts else {"backbone"}
+    )
+    s, sl, q, ql = tasks(2)
+    out = model.meta_gradients(s, sl, q, ql)
+    assert set(out.grads) == {n for n, _ in model.named_parameters()}
+    assert all(torch.isfinite(g).all() and g.abs().sum() > 0 for g in out.grads.values())
+    logits = model.predict_tasks(model.adapt_tasks(s, sl), q)
+    assert logits.shape == (2, WAYS * QUERIES, WAYS)
+
+
+def test_backbones_by_name_are_recorded_and_rebuilt(monkeypatch):
+    """A registered backbone is one dict entry; its name goes into the learner config, which rebuilds it."""
+    from lasium.train.backbone import BACKBONES, Conv4
+
+    assert type(build_learner(LearnerConfig(algo="protonets", ways=5, image_shape=(28, 28, 1))).backbone) is Conv4
+    monkeypatch.setitem(BACKBONES, "tiny-mlp", TinyMLP)
+    config = LearnerConfig(algo="maml", ways=5, image_shape=(28, 28, 1), hidden=6, backbone="tiny-mlp")
+    rebuilt = build_learner(LearnerConfig.from_dict(config.to_dict()))
+    assert isinstance(rebuilt.backbone, TinyMLP) and rebuilt.backbone.out_features == 6
+    # checkpoints written before backbones had names hold Conv-4
+    old = {k: v for k, v in config.to_dict().items() if k != "backbone"}
+    assert LearnerConfig.from_dict(old).backbone == "conv4"
+    with pytest.raises(ConfigError, match="unknown backbone 'resnet99'"):
+        build_learner(LearnerConfig(algo="maml", ways=5, image_shape=(28, 28, 1), backbone="resnet99"))
+
+
+def test_protonets_takes_no_inner_loop_settings():
+    """ProtoNets has no inner loop, so it does not accept (and silently ignore) inner-loop settings."""
+    from lasium.train.learner import inner_loop_options
+
+    model = tiny(ProtoNets)
+    s, sl, _, _ = tasks(1)
+    with pytest.raises(TypeError):
+        model.adapt(s[0], sl[0], steps=3)
+    with pytest.raises(TypeError):
+        model.adapt_tasks(s, sl, lr=0.1)
+    assert inner_loop_options(model, 50, 0.4) == {}
+    assert inner_loop_options(tiny(MAML), 50, 0.4) == {"steps": 50, "lr": 0.4}

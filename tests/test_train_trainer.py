@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,12 +18,12 @@ from torch.func import vmap
 
 from lasium.errors import CheckpointError, ConfigError, DataError, ShardError
 from lasium.seeding import seed_everything
+from lasium.tasks import to_device
 from lasium.train.checkpoint import load_learner
 from lasium.train.cli import main as cli_main
 from lasium.train.config import TrainConfig
 from lasium.train.registry import build_learner
 from lasium.train.run_log import read_metrics
-from lasium.train.streaming import to_device
 from lasium.train.synthetic import synthetic_tasks, write_synthetic_shards
 from lasium.train.trainer import train
 
@@ -123,16 +124,77 @@ def test_resume_continues_exactly(shards, tmp_path, augment):
 
 
 def test_resume_from_a_periodic_checkpoint_of_a_killed_run(shards, tmp_path):
-    kw = dict(algo="protonets", checkpoint_every=2, shuffle_buffer=8)
-    train(config(shards["hdf5"], tmp_path / "straight", iterations=4, **kw), progress=False)
-    train(config(shards["hdf5"], tmp_path / "killed", iterations=3, **kw), progress=False)
+    """Also: what a checkpoint write killed mid-way left (its hidden temporary folder, its writer gone) is removed
+    by --resume, and a checkpoint moved aside by a writer killed between its two renames is put back; a live
+    process's temporary folder is left alone."""
     import shutil
 
-    shutil.rmtree(tmp_path / "killed" / "last")  # as if killed after step-0000002/ was written
-    train(config(shards["hdf5"], tmp_path / "killed", iterations=4, **kw), resume=True, progress=False)
+    kw = dict(algo="protonets", checkpoint_every=2, shuffle_buffer=8)
+    train(config(shards["hdf5"], tmp_path / "straight", iterations=4, **kw), progress=False)
+    killed = tmp_path / "killed"
+    train(config(shards["hdf5"], killed, iterations=3, **kw), progress=False)
+    shutil.rmtree(killed / "last")  # as if killed after step-0000002/ was written
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait(60)
+    partial = killed / f".step-0000004.tmp-{gone.pid}"  # a step-4 checkpoint killed mid-write (no state.json yet)
+    shutil.copytree(killed / "step-0000002", partial)
+    (partial / "state.json").unlink()
+    os.replace(killed / "step-0000002", killed / f".step-0000002.old-{gone.pid}")  # killed mid-swap
+    live = killed / f".best.tmp-{os.getppid()}"
+    live.mkdir()
+    result = CliRunner().invoke(
+        cli_main, ["--out", str(killed), "--resume", "--iterations", "4", "--shards", str(shards["hdf5"]), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in killed.iterdir() if p.name.startswith(".")) == [live.name]
+    assert (killed / "step-0000002" / "state.json").is_file()
     a = load_file(str(tmp_path / "straight" / "last" / "model.safetensors"))
-    b = load_file(str(tmp_path / "killed" / "last" / "model.safetensors"))
+    b = load_file(str(killed / "last" / "model.safetensors"))
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _dies_in_step(monkeypatch, step: int) -> None:
+    """The next run is stopped (as by Ctrl-C, SIGTERM or a kill) in the middle of meta-training step ``step``."""
+    import lasium.train.trainer as trainer_module
+
+    real, calls = trainer_module.meta_step, []
+
+    def dying(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            monkeypatch.setattr(trainer_module, "meta_step", real)
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(trainer_module, "meta_step", dying)
+
+
+def test_time_based_checkpoint_resumes_a_run_killed_before_its_first_periodic_one(shards, tmp_path, monkeypatch):
+    """--checkpoint-minutes: autosave/ every M minutes (here: after every step) besides step-N/ (here: never
+    reached), so a run killed at step 4 resumes from step 3 (mid loader group) and ends exactly like an
+    uninterrupted run; autosave/ goes once last/ is written; 0 turns it off (then nothing to resume)."""
+    kw = dict(algo="fomaml", inner_steps=1, workers=2, shuffle_buffer=8, loader_group=2, checkpoint_every=1000)
+    train(config(shards["wds"], tmp_path / "straight", iterations=6, checkpoint_minutes=0, **kw), progress=False)
+    killed = config(shards["wds"], tmp_path / "killed", iterations=6, checkpoint_minutes=1e-9, **kw)
+    _dies_in_step(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        train(killed, progress=False)
+    assert sorted(p.name for p in (tmp_path / "killed").iterdir() if p.is_dir()) == ["autosave"]
+    assert json.loads((tmp_path / "killed" / "autosave" / "state.json").read_text())["step"] == 3
+    assert json.loads((tmp_path / "killed" / "autosave" / "config.json").read_text())["train"]["checkpoint_minutes"]
+    train(killed, resume=True, progress=False)
+    for file in ("model.safetensors", "optimizer.safetensors"):
+        a = load_file(str(tmp_path / "straight" / "last" / file))
+        b = load_file(str(tmp_path / "killed" / "last" / file))
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), file
+    assert not (tmp_path / "killed" / "autosave").exists()
+    assert json.loads((tmp_path / "killed" / "train_config.json").read_text())["checkpoint_minutes"] == 1e-9
+    off = config(shards["wds"], tmp_path / "off", iterations=6, checkpoint_minutes=0, **kw)
+    _dies_in_step(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        train(off, progress=False)
+    with pytest.raises(CheckpointError, match="nothing to resume"):
+        train(off, resume=True, progress=False)
 
 
 def test_checkpoints_load_without_pickle_and_refuse_damage(shards, tmp_path):
@@ -293,3 +355,32 @@ def test_trainer_leaves_the_callers_config_as_given(shards, tmp_path):
     trainer = Trainer(cfg, progress=False)
     assert cfg == before and trainer.config is not cfg
     assert trainer.config.ways == trainer.shard_set.layout.ways
+
+
+def test_cli_backbone_is_recorded_and_rebuilt_by_name(shards, tmp_path, monkeypatch):
+    """``--backbone NAME`` trains on that registered backbone; the checkpoint names it and loads it back; an
+    unregistered name is one line before any work."""
+    from lasium.train.backbone import BACKBONES
+
+    class Flat(torch.nn.Module):
+        def __init__(self, image_shape, hidden: int = 8) -> None:
+            super().__init__()
+            h, w, c = image_shape
+            self.out_features = hidden
+            self.layer = torch.nn.Linear(h * w * c, hidden)
+
+        def forward(self, images):
+            return torch.relu(self.layer(images.flatten(-3)))
+
+    monkeypatch.setitem(BACKBONES, "flat", Flat)
+    common = ["--shards", str(shards["wds"]), "--algo", "protonets", "--iterations", "2", "--workers", "0"]
+    common += ["--val-dataset", "none", "--device", "cpu", "--quiet", "--augment", "none"]
+    result = CliRunner().invoke(cli_main, [*common, "--backbone", "flat", "--out", str(tmp_path / "flat")])
+    assert result.exit_code == 0, result.output
+    saved = json.loads((tmp_path / "flat" / "last" / "config.json").read_text())
+    assert "flat" in json.dumps(saved)
+    learner, cfg = load_learner(tmp_path / "flat")
+    assert isinstance(learner.backbone, Flat) and cfg.backbone == "flat"
+    bad = CliRunner().invoke(cli_main, [*common, "--backbone", "resnet99", "--out", str(tmp_path / "bad")])
+    assert bad.exit_code == 2 and "unknown --backbone 'resnet99'" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()

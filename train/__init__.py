@@ -2,9 +2,10 @@
 
 Depends on the shared core only: it never imports ``lasium.generate`` or ``lasium.evaluate``.
 
-- Learners: :class:`MAML`, :class:`FirstOrderMAML`, :class:`ProtoNets` (base :class:`MetaLearner`), each
-  with ``adapt(support, labels, steps, lr) -> params`` and ``predict(params, query) -> logits`` for one
-  task (vmappable; ``adapt_tasks``/``predict_tasks`` vmap them over a task axis).
+- Learners: :class:`MAML`, :class:`FirstOrderMAML`, :class:`ProtoNets` (base :class:`MetaLearner`, backbone
+  injected or named in :data:`BACKBONES`), each with ``adapt(support, labels, params) -> params`` (MAML: plus
+  ``steps``, ``lr``) and ``predict(params, query) -> logits`` for one task (vmappable; ``adapt_tasks`` /
+  ``predict_tasks`` vmap them over a task axis).
 - :func:`load_learner` (a run folder or checkpoint folder → learner, :class:`TrainConfig`).
 - :func:`train` / :class:`Trainer` (``lasium-train``), streaming in :mod:`lasium.train.streaming`.
 
@@ -12,6 +13,12 @@ Names are imported on first use (PEP 562), so ``import lasium.train`` stays ligh
 """
 
 from __future__ import annotations
+
+if __name__ != "lasium.train":  # the folder imported as a top-level package from a checkout root
+    raise ImportError(
+        f"import this package as lasium.train, not as {__name__}: install lasium (pip install -e .) and import "
+        "lasium.train"
+    )
 
 from typing import TYPE_CHECKING
 
@@ -27,10 +34,22 @@ _EXPORTS = {
     "build_learner": "lasium.train.registry",
     "TrainConfig": "lasium.train.config",
     "load_learner": "lasium.train.checkpoint",
+    "find_checkpoint": "lasium.train.checkpoint",
+    "read_configs": "lasium.train.checkpoint",
+    "STATE_FILE": "lasium.train.checkpoint",
+    "inner_loop_options": "lasium.train.learner",
+    "BACKBONES": "lasium.train.backbone",
     "save_checkpoint": "lasium.train.checkpoint",
     "train": "lasium.train.trainer",
     "Trainer": "lasium.train.trainer",
     "TrainResult": "lasium.train.trainer",
+    "DEFAULT_FOR_GENERATED": "lasium.train.augment",
+    "resolve_preset": "lasium.train.augment",
+    "latest_checkpoint": "lasium.train.run_folder",
+    "checkpoint_step": "lasium.train.run_folder",
+    "open_shard_set": "lasium.train.shard_access",
+    "TaskStream": "lasium.train.streaming",
+    "make_loader": "lasium.train.streaming",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -40,10 +59,15 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
-    from lasium.train.checkpoint import load_learner, save_checkpoint
+    from lasium.train.augment import DEFAULT_FOR_GENERATED, resolve_preset
+    from lasium.train.backbone import BACKBONES
+    from lasium.train.checkpoint import STATE_FILE, find_checkpoint, load_learner, read_configs, save_checkpoint
     from lasium.train.config import TrainConfig
-    from lasium.train.learner import LearnerConfig, MetaLearner
+    from lasium.train.learner import LearnerConfig, MetaLearner, inner_loop_options
     from lasium.train.maml import MAML, FirstOrderMAML
     from lasium.train.protonets import ProtoNets
     from lasium.train.registry import ALGORITHMS, build_learner
+    from lasium.train.run_folder import checkpoint_step, latest_checkpoint
+    from lasium.train.shard_access import open_shard_set
+    from lasium.train.streaming import TaskStream, make_loader
     from lasium.train.trainer import Trainer, TrainResult, train

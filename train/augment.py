@@ -112,11 +112,12 @@ def apply_chain(transforms: tuple[Transform, ...], images: torch.Tensor, rng: to
     return flat.reshape(*lead, *tail)
 
 
-PRESETS: dict[str, AugmentPreset] = {}
+AUGMENT_PRESETS: dict[str, AugmentPreset] = {}
+"""Every ``--augment`` preset by name (lasium-gen's σ/α values are another table: ``STRATEGY_PARAMETERS``)."""
 
 
 def register(preset: AugmentPreset) -> AugmentPreset:
-    PRESETS[preset.name] = preset
+    AUGMENT_PRESETS[preset.name] = preset
     return preset
 
 
@@ -153,7 +154,7 @@ register(
         reference="UMTRA's Omniglot augmentation (Khodadadeh et al., NeurIPS 2019)",
     )
 )
-# Candidates explored on validation episodes (results/augment-sweep.md); kept for comparison and reuse.
+# Candidates explored on validation episodes (results/sweep.md, "Training augmentation"); kept for comparison and reuse.
 register(AugmentPreset("shift7", "each query shifted by integer (dx, dy) ~ U[-7, 7] px", chain(_shift(-7, 8))))
 register(
     AugmentPreset(
@@ -188,7 +189,7 @@ DEFAULT_FOR_GENERATED = "shift5-affine"
 
 
 def preset_names() -> list[str]:
-    return [AUTO, *PRESETS]
+    return [AUTO, *AUGMENT_PRESETS]
 
 
 def resolve_preset(name: str, *, generated: bool) -> str:
@@ -198,15 +199,15 @@ def resolve_preset(name: str, *, generated: bool) -> str:
     """
     if name == AUTO:
         return DEFAULT_FOR_GENERATED if generated else "none"
-    if name not in PRESETS:
+    if name not in AUGMENT_PRESETS:
         raise ConfigError(f"unknown --augment {name!r}; choose one of {', '.join(preset_names())}")
     return name
 
 
 def get_preset(name: str) -> AugmentPreset:
-    if name not in PRESETS:
-        raise ConfigError(f"unknown --augment {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    if name not in AUGMENT_PRESETS:
+        raise ConfigError(f"unknown --augment {name!r}; choose one of {', '.join(AUGMENT_PRESETS)}")
+    return AUGMENT_PRESETS[name]
 
 
 def augment_tasks(
@@ -229,4 +230,4 @@ def augment_tasks(
 
 def describe_presets() -> str:
     """One line per preset, for ``--help`` and docs."""
-    return "\n".join(f"{p.name}: {p.summary}" for p in PRESETS.values())
+    return "\n".join(f"{p.name}: {p.summary}" for p in AUGMENT_PRESETS.values())

@@ -16,6 +16,8 @@ one-batch way only outside ``vmap``, which cannot batch memory formats: MAML's t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -196,3 +198,12 @@ class Conv4(nn.Module):
                 x = x.contiguous(memory_format=torch.channels_last)
             x = relu(pool(norm.forward_groups(x, t)))
         return x.reshape(t, n, -1)
+
+
+BackboneFactory = Callable[[tuple[int, int, int], int], nn.Module]
+"""Builds a backbone for images of shape (H, W, C) with ``hidden`` channels (see ``learner.Backbone``)."""
+
+BACKBONES: dict[str, BackboneFactory] = {
+    "conv4": Conv4,
+}
+"""Backbones by the name a learner config records (``lasium-train --backbone``); a new one is one line here."""

@@ -12,6 +12,7 @@ from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import PRECISIONS
 from lasium.train.augment import preset_names
+from lasium.train.backbone import BACKBONES
 from lasium.train.checkpoint import read_configs
 from lasium.train.config import TrainConfig
 from lasium.train.registry import ALGORITHMS
@@ -27,6 +28,7 @@ FIELDS = (
     "inner_steps",
     "inner_lr",
     "lr",
+    "backbone",
     "precision",
     "augment",
     "compile",
@@ -41,6 +43,7 @@ FIELDS = (
     "val_inner_steps",
     "data_root",
     "checkpoint_every",
+    "checkpoint_minutes",
     "log_every",
     "device",
     "seed",
@@ -73,6 +76,14 @@ FIELDS = (
 @click.option("--inner-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (meta-parameters).")
 @click.option(
+    "--backbone",
+    default="conv4",
+    show_default=True,
+    help=f"Feature extractor of the learner, by name ({', '.join(BACKBONES)}); recorded in every checkpoint. "
+    "conv4 = 4 x (3x3 conv 64, batch norm on the task's own statistics, 2x2 max-pool, ReLU). A new one is one "
+    "entry of lasium.train.backbone.BACKBONES.",
+)
+@click.option(
     "--precision",
     type=click.Choice(PRECISIONS),
     default="auto",
@@ -90,8 +101,9 @@ FIELDS = (
     "+ rotation ±15°, scale 0.85-1.15, sub-pixel shift; umtra = pixels erased (p 0.5) + shift U[-6,6] px; others "
     "in lasium.train.augment. auto = shift5-affine for generated (LASIUM) tasks: queries that are near copies "
     "of the support teach no invariance (on Omniglot val, ProtoNets 72.5% without, 89.9% with shift5, 90.9% "
-    "with shift5-affine, 5-way 1-shot; results/sweep.md); none for real-image, UMTRA and CACTUs tasks (and "
-    "for mixtures that hold any: pass --augment for those).",
+    "with shift5-affine, 5-way 1-shot; results/sweep.md); none for real-image, UMTRA and CACTUs tasks, for "
+    "shards that record no task source (pipe: or URL lists without a manifest), and for mixtures that hold "
+    "any: pass --augment for those. The kind is read from each set's manifest or sidecars.",
 )
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the meta-gradient (slow start, faster steps).")
 @click.option(
@@ -145,6 +157,14 @@ FIELDS = (
     show_default=True,
     help="Keep a step-N/ checkpoint every N steps (0 = never).",
 )
+@click.option(
+    "--checkpoint-minutes",
+    type=click.FloatRange(min=0),
+    default=10.0,
+    show_default=True,
+    help="Also save autosave/ every M minutes (0 = never), so --resume after a kill loses at most that much "
+    "training, even before the first step-N/; it is rewritten in place and removed when last/ is written.",
+)
 @click.option("--log-every", type=int, default=10, show_default=True, help="Write train metrics every N steps.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -174,14 +194,17 @@ a weighted mixture
 
     \b
     The run folder gets metrics.jsonl (one record per log step; TensorBoard too when installed),
-    checkpoints step-NNNNNNN/, best/ (best validation accuracy) and last/, each with model.safetensors,
-    config.json, optimizer.safetensors and state.json; lasium-eval reads best/ (else last/).
+    checkpoints step-NNNNNNN/, best/ (best validation accuracy), last/ and, while the run goes on,
+    autosave/ (every --checkpoint-minutes), each with model.safetensors, config.json, optimizer.safetensors
+    and state.json; lasium-eval reads best/ (else last/). --resume continues from the newest of last/,
+    autosave/ and step-N/, after removing what a checkpoint write cut by a kill left behind.
     Validation uses real val-split episodes (same N and K_tr as the shards, 15 queries); with the
     default --val-dataset auto, 28x28x1 shards are validated on Omniglot when it is present (--data-root or
     $LASIUM_DATA; else one warning and no validation: 'lasium-data download omniglot' enables it); an explicit
     --val-dataset omniglot requires it. A --out that holds another run is refused, never overwritten.
     """
-    from lasium.train.run_folder import latest_checkpoint
+    from lasium.runtime import RankInfo
+    from lasium.train.run_folder import latest_checkpoint, tidy_run_folder
     from lasium.train.trainer import train
 
     options["compile"] = compile_
@@ -193,10 +216,13 @@ a weighted mixture
             )
         options["out"] = str(Path("runs") / f"{run_name(options['shards'])}-{options['algo']}")
     if resume:
+        if RankInfo.from_env().is_main:
+            tidy_run_folder(Path(options["out"]))  # a checkpoint write cut by a kill: its temporaries, or a swap
         latest = latest_checkpoint(Path(options["out"]))
         if latest is None:
             raise CheckpointError(
-                f"nothing to resume in {options['out']}: no last/ or step-N/ checkpoint; start without --resume"
+                f"nothing to resume in {options['out']}: no last/, autosave/ or step-N/ checkpoint; "
+                "start without --resume"
             )
         _, saved = read_configs(latest)
         given = {k for k in FIELDS if k != "compile" and ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}

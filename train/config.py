@@ -9,6 +9,7 @@ from typing import Any
 from lasium.errors import ConfigError
 from lasium.precision import PRECISIONS
 from lasium.train.augment import preset_names
+from lasium.train.backbone import BACKBONES
 from lasium.train.learner import LearnerConfig
 from lasium.train.registry import ALGORITHMS
 
@@ -29,6 +30,7 @@ class TrainConfig:
     inner_steps: int = 5
     inner_lr: float = 0.4
     lr: float = 1e-3
+    backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES
     hidden: int = 64
     precision: str = "auto"  # auto = bf16 autocast where the device has native bf16 (CUDA, AVX512-BF16/AMX CPUs)
     augment: str = "auto"  # a preset of lasium.train.augment; the trainer records the one auto stood for
@@ -45,6 +47,7 @@ class TrainConfig:
     val_inner_steps: int | None = None  # None = inner_steps
     data_root: str | None = None
     checkpoint_every: int = 1000
+    checkpoint_minutes: float = 10.0  # also an autosave/ checkpoint every M minutes of the run (0 = off)
     log_every: int = 10
     device: str = "auto"
     seed: int = 0
@@ -61,6 +64,8 @@ class TrainConfig:
         """Raise :class:`ConfigError` on an impossible option (before any data is read)."""
         if self.algo not in ALGORITHMS:
             raise ConfigError(f"unknown algorithm {self.algo!r}; choose one of {', '.join(ALGORITHMS)}")
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"unknown --backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}")
         positive = {
             "iterations": self.iterations,
             "meta_batch": self.meta_batch,
@@ -79,6 +84,7 @@ class TrainConfig:
             "val_every": self.val_every,
             "val_tasks": self.val_tasks,
             "checkpoint_every": self.checkpoint_every,
+            "checkpoint_minutes": self.checkpoint_minutes,
         }
         for name, value in nonneg.items():
             if value < 0:
@@ -110,6 +116,7 @@ class TrainConfig:
             hidden=self.hidden,
             inner_steps=self.inner_steps,
             inner_lr=self.inner_lr,
+            backbone=self.backbone,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,7 +12,7 @@ labels (N·K_tr,) long, query images and labels likewise; batched calls add a le
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +20,7 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from lasium.errors import ConfigError
-from lasium.train.backbone import Conv4, full_precision
+from lasium.train.backbone import BACKBONES, full_precision
 
 Params = dict[str, torch.Tensor]
 """Named tensors: the meta-parameters, or a task's adapted parameters (plus ``prototypes`` for ProtoNets)."""
@@ -36,6 +36,7 @@ class LearnerConfig:
     hidden: int = 64
     inner_steps: int = 5
     inner_lr: float = 0.4
+    backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES (checkpoints before it existed: conv4)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -58,38 +59,52 @@ class MetaGradients:
     accuracy: torch.Tensor
 
 
-class MetaLearner(nn.Module):
-    """Base class: a Conv-4 backbone, ``adapt``/``predict`` per task, and the meta-gradient over tasks.
+class Backbone(Protocol):
+    """What a learner needs of its feature extractor (an ``nn.Module``): ``out_features``, and ``forward`` taking
+    one batch (n, C, H, W) → (n, out_features), or T tasks' images (T, n, C, H, W) → (T, n, out_features) with
+    any batch statistics computed per task. It must hold no buffers (a pure function of its parameters for
+    ``torch.func``)."""
 
-    Subclasses implement :meth:`adapt` and :meth:`predict` for ONE task; the base class vmaps them.
+    out_features: int
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor: ...
+
+
+class MetaLearner(nn.Module):
+    """Base class: an injected backbone, ``adapt``/``predict`` per task, and the meta-gradient over tasks.
+
+    Subclasses implement :meth:`adapt` and :meth:`predict` for ONE task; the base class vmaps them. The backbone
+    is ``backbone`` when given (any module meeting :class:`Backbone`), else ``BACKBONES[config.backbone]``
+    (default ``conv4``); register a new one in :data:`lasium.train.backbone.BACKBONES` so that checkpoints
+    naming it can be rebuilt by ``lasium-eval`` and ``--resume``.
     """
 
     algo: ClassVar[str] = ""
     adapts: ClassVar[bool] = True  # is there an inner loop (at training and at test time)? ProtoNets: no
     second_order: ClassVar[bool] = False  # does the meta-gradient differentiate through inner gradients?
 
-    def __init__(self, config: LearnerConfig) -> None:
+    def __init__(self, config: LearnerConfig, backbone: nn.Module | None = None) -> None:
         super().__init__()
         if config.ways < 2:
             raise ConfigError(f"a task needs at least 2 classes, got ways={config.ways}")
         self.config = config
         self.ways = int(config.ways)
-        self.backbone = Conv4(config.image_shape, config.hidden)
+        if backbone is None:
+            if config.backbone not in BACKBONES:
+                raise ConfigError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}")
+            backbone = BACKBONES[config.backbone](config.image_shape, config.hidden)
+        self.backbone = backbone
 
     # --- per task (vmappable) -------------------------------------------------------------------
     def meta_params(self) -> Params:
         """The live meta-parameters by name (gradients flow into the module)."""
         return dict(self.named_parameters())
 
-    def adapt(
-        self,
-        support: torch.Tensor,
-        support_labels: torch.Tensor,
-        steps: int | None = None,
-        lr: float | None = None,
-        params: Params | None = None,
-    ) -> Params:
-        """Task parameters from one task's support set (N·K_tr, C, H, W) and labels (N·K_tr,)."""
+    def adapt(self, support: torch.Tensor, support_labels: torch.Tensor, params: Params | None = None) -> Params:
+        """Task parameters from one task's support set (N·K_tr, C, H, W) and labels (N·K_tr,).
+
+        Learners with an inner loop (:attr:`adapts`) take its settings as keyword arguments of their own
+        (MAML: ``steps``, ``lr``); :func:`inner_loop_options` builds them for any learner."""
         raise NotImplementedError
 
     def predict(self, params: Params, query: torch.Tensor) -> torch.Tensor:
@@ -105,7 +120,7 @@ class MetaLearner(nn.Module):
         query_labels: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Query cross-entropy of one task after adaptation, and its query accuracy (as aux output)."""
-        logits = full_precision(self.predict(self.adapt(support, support_labels, params=params), query))
+        logits = full_precision(self.predict(self.adapt(support, support_labels, params), query))
         loss = F.cross_entropy(logits, query_labels)
         accuracy = (logits.argmax(-1) == query_labels).float().mean()
         return loss, accuracy.detach()
@@ -155,14 +170,10 @@ class MetaLearner(nn.Module):
         return MetaGradients(dict(zip(params, grads)), loss.detach(), accuracy)
 
     def adapt_tasks(
-        self,
-        support: torch.Tensor,
-        support_labels: torch.Tensor,
-        steps: int | None = None,
-        lr: float | None = None,
-        params: Params | None = None,
+        self, support: torch.Tensor, support_labels: torch.Tensor, params: Params | None = None, **inner_loop: Any
     ) -> Params:
-        """:meth:`adapt` vmapped over a leading task axis; returned tensors gain that axis too.
+        """:meth:`adapt` vmapped over a leading task axis; returned tensors gain that axis too (``inner_loop``:
+        the keyword arguments of the learner's own :meth:`adapt`, see :func:`inner_loop_options`).
 
         One task is adapted without ``vmap``: its batching rules (per-task weights as grouped convolutions, moved
         dimensions) cost more than they save for a single task (MAML's test-time steps 1.12-1.24x faster on a CPU,
@@ -170,12 +181,18 @@ class MetaLearner(nn.Module):
         """
         params = self.meta_params() if params is None else params
         if support.shape[0] == 1:
-            one = self.adapt(support[0], support_labels[0], steps, lr, params)
+            one = self.adapt(support[0], support_labels[0], params, **inner_loop)
             return {k: v.unsqueeze(0) for k, v in one.items()}
-        return vmap(lambda s, y: self.adapt(s, y, steps, lr, params))(support, support_labels)
+        return vmap(lambda s, y: self.adapt(s, y, params, **inner_loop))(support, support_labels)
 
     def predict_tasks(self, params: Params, query: torch.Tensor) -> torch.Tensor:
         """:meth:`predict` vmapped over tasks: ``params`` from :meth:`adapt_tasks`, query (T, M, C, H, W)."""
         if query.shape[0] == 1:  # one task: no vmap, as in adapt_tasks
             return self.predict({k: v[0] for k, v in params.items()}, query[0]).unsqueeze(0)
         return vmap(self.predict)(params, query)
+
+
+def inner_loop_options(learner: MetaLearner, steps: int | None, lr: float | None) -> dict[str, Any]:
+    """Keyword arguments of ``learner.adapt`` for an inner loop of ``steps`` steps of ``lr`` (None: the learner's
+    own); empty for learners without an inner loop, whose ``adapt`` takes none."""
+    return {"steps": steps, "lr": lr} if learner.adapts else {}

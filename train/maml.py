@@ -17,13 +17,14 @@ from lasium.train.learner import LearnerConfig, MetaLearner, Params, full_precis
 
 
 class MAML(MetaLearner):
-    """Second-order MAML: Conv-4 backbone + linear head, adapted by ``inner_steps`` SGD steps of ``inner_lr``."""
+    """Second-order MAML: backbone (Conv-4 by default) + linear head, adapted by ``inner_steps`` SGD steps of
+    ``inner_lr``."""
 
     algo = "maml"
     second_order = True
 
-    def __init__(self, config: LearnerConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: LearnerConfig, backbone: nn.Module | None = None) -> None:
+        super().__init__(config, backbone)
         self.head = nn.Linear(self.backbone.out_features, self.ways)
 
     def logits(self, params: Params, images: torch.Tensor) -> torch.Tensor:
@@ -37,9 +38,10 @@ class MAML(MetaLearner):
         self,
         support: torch.Tensor,
         support_labels: torch.Tensor,
+        params: Params | None = None,
+        *,
         steps: int | None = None,
         lr: float | None = None,
-        params: Params | None = None,
     ) -> Params:
         """``steps`` gradient steps on the support loss (defaults: the config's inner steps and lr).
 

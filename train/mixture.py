@@ -33,7 +33,6 @@ import numpy as np
 from lasium.errors import ConfigError, LasiumError
 from lasium.shards.format import SIDECAR_SUFFIX
 from lasium.shards.manifest import read_sidecar
-from lasium.shards.reader import resolve_shard_urls
 from lasium.shards.streams import url_to_path
 from lasium.train.shard_access import ShardSet, expand_sources, open_shard_set
 
@@ -154,7 +153,7 @@ def open_mixture(values: str | Path | Sequence[str | Path], *, allow_partial: bo
     for source, weight in parsed:
         # a folder of shard sets stands for its sets; its weight is shared by task count
         sets, _ = expand_sources([source], allow_partial=allow_partial)
-        counted = [(s, *resolve_shard_urls(s, allow_partial=allow_partial)) for s in sets]
+        counted = [(s, *shard_set.resolved[s]) for s in sets]  # as open_shard_set resolved them: no second GET
         tasks = [_task_count(urls, manifest) for _, urls, manifest in counted]
         total = sum(n or 0 for n in tasks)
         for (name, urls, _), n in zip(counted, tasks):

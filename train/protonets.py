@@ -2,7 +2,7 @@
 
 A class is represented by the mean backbone feature of its support images (its prototype); a query image
 is scored by the negative squared Euclidean distance to each prototype. There is no inner loop: ``adapt``
-only computes prototypes, so ``steps`` and ``lr`` are ignored.
+only computes prototypes (and takes no inner-loop settings).
 
 With no per-task weights, a meta-batch needs no ``vmap``: ``adapt``/``predict`` accept one task or T tasks
 on a leading axis, and the backbone runs all T tasks' images in one pass with batch norm per task (see
@@ -18,19 +18,12 @@ from lasium.train.learner import MetaGradients, MetaLearner, Params, full_precis
 
 
 class ProtoNets(MetaLearner):
-    """Nearest class mean in Conv-4 feature space, squared Euclidean distance."""
+    """Nearest class mean in the backbone's feature space (Conv-4 by default), squared Euclidean distance."""
 
     algo = "protonets"
     adapts = False  # prototypes come from the support set as it is: no inner loop
 
-    def adapt(
-        self,
-        support: torch.Tensor,
-        support_labels: torch.Tensor,
-        steps: int | None = None,
-        lr: float | None = None,
-        params: Params | None = None,
-    ) -> Params:
+    def adapt(self, support: torch.Tensor, support_labels: torch.Tensor, params: Params | None = None) -> Params:
         """The meta-parameters plus ``prototypes`` (N, D), or (T, N, D) for T tasks.
 
         Prototypes are the class means of the support features.
@@ -49,16 +42,11 @@ class ProtoNets(MetaLearner):
         return -((features[..., :, None, :] - params["prototypes"][..., None, :, :]) ** 2).sum(-1)
 
     # --- over tasks: batched directly, no vmap -------------------------------------------------------
-    def adapt_tasks(
-        self,
-        support: torch.Tensor,
-        support_labels: torch.Tensor,
-        steps: int | None = None,
-        lr: float | None = None,
-        params: Params | None = None,
+    def adapt_tasks(  # type: ignore[override]  # no inner-loop settings
+        self, support: torch.Tensor, support_labels: torch.Tensor, params: Params | None = None
     ) -> Params:
         """Prototypes (T, N, D) of T tasks in one batched pass (the meta-parameters carry no task axis)."""
-        return self.adapt(support, support_labels, params=params)
+        return self.adapt(support, support_labels, params)
 
     def predict_tasks(self, params: Params, query: torch.Tensor) -> torch.Tensor:
         return self.predict(params, query)
@@ -75,7 +63,7 @@ class ProtoNets(MetaLearner):
         if not vectorize:
             return super().meta_gradients(support, support_labels, query, query_labels, vectorize=False)
         params = self.meta_params()
-        logits = full_precision(self.predict(self.adapt(support, support_labels, params=params), query))
+        logits = full_precision(self.predict(self.adapt(support, support_labels, params), query))
         t, m = logits.shape[:2]
         loss = (
             F.cross_entropy(logits.reshape(t * m, -1), query_labels.reshape(-1), reduction="none").reshape(t, m).mean(1)

@@ -11,6 +11,7 @@ from lasium.train.checkpoint import STATE_FILE
 from lasium.train.config import TrainConfig
 
 STEP_DIR = re.compile(r"^step-(\d{7,})$")
+AUTOSAVE = "autosave"  # the time-based checkpoint (--checkpoint-minutes), rewritten in place, gone once last/ is
 
 
 def checkpoint_step(folder: Path) -> int | None:
@@ -21,10 +22,19 @@ def checkpoint_step(folder: Path) -> int | None:
         return None
 
 
+def tidy_run_folder(run_dir: Path) -> list[Path]:
+    """Remove what a killed checkpoint write left in ``run_dir`` (``.step-NNNNNNN.tmp-PID`` and the like) when its
+    writer is gone, putting back a checkpoint moved aside by a writer killed mid-swap; returns what was removed.
+    Run by the run's main process before it looks for a checkpoint to resume."""
+    from lasium.safe_io import remove_stale_temporaries
+
+    return remove_stale_temporaries(run_dir)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
-    """The checkpoint of ``run_dir`` with the highest step (``last/`` or a periodic ``step-N/``)."""
+    """The checkpoint of ``run_dir`` with the highest step (``last/``, ``autosave/`` or a periodic ``step-N/``)."""
     best: tuple[int, Path] | None = None
-    candidates = [run_dir / "last"] + (
+    candidates = [run_dir / "last", run_dir / AUTOSAVE] + (
         [p for p in run_dir.iterdir() if STEP_DIR.match(p.name)] if run_dir.is_dir() else []
     )
     for folder in candidates:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lasium.errors import LasiumError, ShardError
-from lasium.shards.format import MANIFEST_NAME, SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
+from lasium.shards.format import GENERATOR_SOURCE, MANIFEST_NAME, SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
 from lasium.shards.manifest import find_shard_files, find_sidecars, read_sidecar
 from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
 from lasium.shards.streams import url_to_path
@@ -45,21 +45,25 @@ class ShardSet:
     layout: TaskLayout
     entries: dict[str, ShardEntry] = field(default_factory=dict)
     checked_layouts: dict[str, TaskLayout] = field(default_factory=dict)  # full layout (latents too) per manifest shard
-    origins: set[str] = field(
-        default_factory=set
-    )  # the manifests' config "source": generator, real, … ("unknown" without one)
+    # the kinds of task source the sets record (their config's "source": generator, real, umtra, …; None: not
+    # recorded, e.g. shards read through pipe: or a URL list without a manifest)
+    task_sources: set[str | None] = field(default_factory=set)
     notes: list[str] = field(
         default_factory=list
-    )  # folders of shard sets expanded into their sets (printed by the trainer)
+    )  # folders of shard sets expanded into their sets, sources without a recorded kind, shards whose bytes cannot
+    # be checked ("warning: …"); the trainer prints each, the others as "note: …"
+    # what each --shards value (after folder expansion) resolved to: (shard URLs, its manifest or None), so callers
+    # never resolve a value twice (a remote manifest is one GET)
+    resolved: dict[str, tuple[list[str], Manifest | None]] = field(default_factory=dict)
 
     @property
     def generated(self) -> bool:
-        """Whether every task comes from a generative model (LASIUM), as far as the manifests tell.
+        """Whether every task was made by a generative model (LASIUM), as the sets record it.
 
-        Real, UMTRA and CACTUs tasks are real images (UMTRA's queries augmented already); shards without a
-        manifest count as generated.
+        Real, UMTRA and CACTUs tasks are real images (UMTRA's queries augmented already); so are, as far as anyone
+        can tell, tasks whose set records no task source (a ``pipe:`` or URL list without a manifest).
         """
-        return self.origins <= {"generator", "unknown"}
+        return self.task_sources == {GENERATOR_SOURCE}
 
     def describe(self) -> str:
         return f"{len(self.urls)} shard(s) of {describe_layout(self.layout)} tasks"
@@ -196,15 +200,18 @@ def open_shard_set(sources: str | Path | Sequence[str | Path], *, allow_partial:
     checked: dict[str, TaskLayout] = {}
     layouts: list[tuple[str, TaskLayout]] = []  # (where, layout) for every source and unmanifested shard
     remote_checked = False
-    origins: set[str] = set()
+    kinds: set[str | None] = set()
+    resolved: dict[str, tuple[list[str], Manifest | None]] = {}
     for source in sources:
         found, manifest = resolve_shard_urls(source, allow_partial=allow_partial)
+        resolved[str(source)] = (found, manifest)
         if manifest is not None:
             _add_manifest(manifest, found, entries, checked)
             layouts.append((str(source), manifest.layout))
-            origins.add(str(manifest.config.get("source", "unknown")))
+            kind = manifest.task_source
         else:
-            origins.add("unknown")
+            first = _sidecar(found[0]) if found else None
+            kind = first[0].task_source if first is not None else None
             for url in found:
                 if _is_local(url):
                     path = url_to_path(url)
@@ -225,6 +232,12 @@ def open_shard_set(sources: str | Path | Sequence[str | Path], *, allow_partial:
                 f"warning: {len(unchecked)} shard(s) of {source} have no manifest or sidecar: their bytes cannot be "
                 "checked (task layouts still are)"
             )
+        kinds.add(kind)
+        if kind is None:
+            notes.append(
+                f"{source}: no manifest or sidecar records which task source made these shards; --augment auto "
+                "treats them as real images (none); give --augment shift5-affine if a generator made them"
+            )
         urls.extend(found)
     if not urls:
         raise ShardError(f"no shards found in {', '.join(map(str, sources))}")
@@ -238,7 +251,7 @@ def open_shard_set(sources: str | Path | Sequence[str | Path], *, allow_partial:
                 f"mixed shard configurations: {where} holds {describe_layout(layout)} tasks but {where0} holds "
                 f"{describe_layout(layout0)}; train on shards of one configuration"
             )
-    return ShardSet(urls, _core(layout0), entries, checked, origins, notes)
+    return ShardSet(urls, _core(layout0), entries, checked, kinds, notes, resolved)
 
 
 def _add_manifest(

@@ -34,6 +34,7 @@ from lasium.errors import LasiumError, ShardError
 from lasium.seeding import numpy_rng
 from lasium.shards.format import TaskLayout
 from lasium.shards.manifest import listing
+from lasium.tasks import to_device
 from lasium.train.mixture import Mixture, mix
 from lasium.train.shard_access import ShardSet
 
@@ -328,24 +329,3 @@ def check_batch(batch: dict[str, Any]) -> dict[str, Any]:
     if "error" in batch:
         raise ShardError(batch["error"])
     return batch
-
-
-def to_device(
-    support: torch.Tensor, query: torch.Tensor, perm: torch.Tensor, device: torch.device
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """uint8 (T, N, K, H, W, C) support/query + (T, N) label permutation → float images and labels on ``device``.
-
-    Returns support (T, N·K_tr, C, H, W) in [0, 1], support labels (T, N·K_tr), query and query labels likewise.
-    """
-
-    def images(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = x.to(device, non_blocking=True)
-        T, N, K = x.shape[:3]
-        flat = x.reshape(T, N * K, *x.shape[3:]).permute(0, 1, 4, 2, 3)
-        labels = perm_d[:, :, None].expand(T, N, K).reshape(T, N * K)
-        return flat.float().div_(255.0).contiguous(), labels
-
-    perm_d = perm.to(device, non_blocking=True)
-    s, sl = images(support)
-    q, ql = images(query)
-    return s, sl, q, ql

@@ -3,7 +3,8 @@
 One step: take a meta-batch from the stream, compute the meta-gradient of its tasks with the learner
 (vmapped over tasks), average it over ranks, take an Adam step. Every ``log_every`` steps the loss,
 accuracy and tasks/s go to ``metrics.jsonl`` and the progress bar; every ``val_every`` steps rank 0
-validates on real val episodes; checkpoints go to ``step-NNNNNNN/``, ``best/`` and ``last/``.
+validates on real val episodes; checkpoints go to ``step-NNNNNNN/``, ``best/`` and ``last/``, and every
+``checkpoint_minutes`` to ``autosave/``, so a run killed before its next ``step-N/`` loses at most that much.
 
 Example::
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -25,7 +27,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lasium.checkpoints import state_dict_sha256
+from lasium.checkpoint_folder import state_dict_sha256
 from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import Autocast, autocast_factory, resolve_precision
 from lasium.runtime import RankInfo
@@ -37,7 +39,7 @@ from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
 from lasium.train.mixture import open_mixture
 from lasium.train.registry import build_learner
-from lasium.train.run_folder import latest_checkpoint, refuse_other_run
+from lasium.train.run_folder import AUTOSAVE, latest_checkpoint, refuse_other_run, tidy_run_folder
 from lasium.train.run_log import MetricsLog
 from lasium.train.shard_access import ShardSet, describe_layout
 from lasium.train.streaming import SkippedShards, TaskStream, make_loader, meta_batches
@@ -54,11 +56,6 @@ class TrainResult:
     val: dict[str, float] = field(default_factory=dict)
     best_val_accuracy: float | None = None
     shards_read: list[str] = field(default_factory=list)
-
-
-def autocast_for(precision: str, device: torch.device) -> Autocast:
-    """The autocast factory of ``--precision`` on ``device``: bf16 where it is native (``auto``) or asked, else fp32."""
-    return autocast_factory(resolve_precision(precision, device), device)
 
 
 def augment_batch(
@@ -109,8 +106,8 @@ class Trainer:
         self.shard_set, self.mixture = open_mixture(config.shards, allow_partial=config.allow_partial)
         config.mixture = self.mixture.record()
         if self.ctx.is_main:
-            for note in self.shard_set.notes:  # a folder of shard sets, read as one mixture
-                print(note, file=sys.stderr)
+            for note in self.shard_set.notes:  # sets read as one mixture, unrecorded task sources, unchecked bytes
+                print(note if note.startswith("warning: ") else f"note: {note}", file=sys.stderr)
         layout = self.shard_set.layout
         config.ways, config.shots, config.queries = layout.ways, layout.shots, layout.queries
         config.image_shape = list(layout.image_shape)
@@ -141,6 +138,9 @@ class Trainer:
             print(f"run folder: {self.out}", file=sys.stderr)
 
     def _find_resume_checkpoint(self) -> Path | None:
+        if self.ctx.is_main and self.out.is_dir():
+            tidy_run_folder(self.out)  # a checkpoint write cut by a kill: its temporaries, or a half-done swap
+        D.barrier(self.ctx)
         latest = latest_checkpoint(self.out) if self.out.is_dir() else None
         if not self.resume:
             if latest is not None:
@@ -152,19 +152,20 @@ class Trainer:
             return None
         if latest is None:
             raise CheckpointError(
-                f"nothing to resume in {self.out}: no last/ or step-N/ checkpoint; start without --resume"
+                f"nothing to resume in {self.out}: no last/, autosave/ or step-N/ checkpoint; start without --resume"
             )
         saved, _ = read_configs(latest)
         mine = self.config.learner_config()
-        if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden) != (
+        if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden, saved.backbone) != (
             mine.algo,
             mine.ways,
             tuple(mine.image_shape),
             mine.hidden,
+            mine.backbone,
         ):
             raise ConfigError(
-                f"{latest} holds a {saved.algo} learner for {saved.ways}-way {tuple(saved.image_shape)} tasks; "
-                f"resume it with the same --algo and shards"
+                f"{latest} holds a {saved.algo} learner ({saved.backbone} backbone) for {saved.ways}-way "
+                f"{tuple(saved.image_shape)} tasks; resume it with the same --algo, --backbone and shards"
             )
         return latest
 
@@ -231,6 +232,7 @@ class Trainer:
         window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, accuracy sum, tasks
         tasks_seen = int(state.get("tasks_seen", 0))
         clock, step = time.perf_counter(), start
+        saved_at = time.monotonic()  # of the last checkpoint a resume could start from (autosave/ or step-N/)
         try:
             for step in range(start + 1, cfg.iterations + 1):
                 batch, shards = next(batches)
@@ -287,11 +289,17 @@ class Trainer:
                         best = result.val["accuracy"]
                         self._save(self.out / "best", learner, optimizer, step, tasks_seen, best, step)
                     clock = time.perf_counter()  # validation time does not count against training speed
-                if ctx.is_main and cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not last_step:
-                    self._save(self.out / f"step-{step:07d}", learner, optimizer, step, tasks_seen, best)
+                if ctx.is_main and not last_step:
+                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+                        self._save(self.out / f"step-{step:07d}", learner, optimizer, step, tasks_seen, best)
+                        saved_at = time.monotonic()
+                    elif cfg.checkpoint_minutes and time.monotonic() - saved_at >= 60.0 * cfg.checkpoint_minutes:
+                        self._save(self.out / AUTOSAVE, learner, optimizer, step, tasks_seen, best)
+                        saved_at = time.monotonic()
             result.step = step
             if ctx.is_main:
                 self._save(self.out / "last", learner, optimizer, step, tasks_seen, best)
+                shutil.rmtree(self.out / AUTOSAVE, ignore_errors=True)  # last/ is newer: nothing to resume from there
         finally:
             bar.close()
             if log is not None:

@@ -19,15 +19,16 @@ import torch
 
 from lasium.errors import ConfigError, DataError
 from lasium.seeding import numpy_rng
+from lasium.tasks import to_device
 from lasium.train.config import TrainConfig
-from lasium.train.learner import MetaLearner
-from lasium.train.streaming import to_device
+from lasium.train.learner import MetaLearner, inner_loop_options
 
 VALIDATION_SEED = 0
 
 
 def default_val_dataset(option: str, image_shape: list[int] | tuple[int, ...]) -> str:
-    """``auto`` → ``omniglot`` for 28×28×1 shards, else ``none``; anything else as given."""
+    """``auto`` → ``omniglot`` for 28×28×1 shards, else ``none``; anything else (a registry name such as
+    ``mini-imagenet``, or ``imagefolder:PATH``) as given."""
     if option == "auto":
         return "omniglot" if tuple(image_shape) == (28, 28, 1) else "none"
     return option
@@ -49,7 +50,7 @@ class Validator:
         seed: int = VALIDATION_SEED,
         progress: bool = False,
     ) -> None:
-        from lasium.data import EpisodeSampler, load_split
+        from lasium.data import episode_sampler, load_split
 
         h, w, c = (int(s) for s in image_shape)
         try:
@@ -64,7 +65,7 @@ class Validator:
                 "pick a matching --val-dataset or --val-dataset none"
             )
         try:
-            sampler = EpisodeSampler(images, ways, shots, queries, seed)
+            sampler = episode_sampler(images, ways, shots, queries, seed)  # CelebA attributes: attribute tasks
         except ConfigError as exc:
             raise DataError(
                 f"validation data cannot give {ways}-way {shots}-shot episodes with {queries} queries: {exc}; "
@@ -100,7 +101,9 @@ class Validator:
                 )
                 params = {k: v.detach() for k, v in learner.meta_params().items()}
                 with autocast():
-                    logits = learner.predict_tasks(learner.adapt_tasks(s, sl, steps, lr, params), q)
+                    logits = learner.predict_tasks(
+                        learner.adapt_tasks(s, sl, params, **inner_loop_options(learner, steps, lr)), q
+                    )
                 accuracies.append((logits.argmax(-1) == ql).float().mean(-1).cpu())
         acc = torch.cat(accuracies).double()
         ci = 1.96 * acc.std(unbiased=False).item() / math.sqrt(len(acc)) if len(acc) > 1 else 0.0

@@ -1,3 +1,3 @@
-"""The ``lasium-gen`` batch job: config, shard planning, writer processes, output folder, real episodes, CLI.
-Imports :mod:`lasium.generate.models`, :mod:`lasium.generate.synthesis` and the core. Public names:
-:mod:`lasium.generate`."""
+"""The ``lasium-gen`` batch job: the config every source shares, shard planning, writer processes, output folder,
+CLI. Imports :mod:`lasium.generate.sources`, :mod:`lasium.generate.synthesis`, :mod:`lasium.generate.models` and the
+core. Public names: :mod:`lasium.generate`."""

@@ -3,39 +3,102 @@ tasks, written as task shards."""
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any
+
 import click
+from click.core import ParameterSource
 
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
-from lasium.generate.synthesis.presets import preset_table  # no torch: writer processes re-import this module
+from lasium.generate.synthesis.presets import parameter_table
+from lasium.shards.format import COMPRESSIONS, CONTAINERS, GENERATOR_SOURCE
 
-# Nothing heavy is imported at module level: writer processes are spawned and re-import this module.
+# Nothing heavy is imported at module level: writer processes may be spawned, and they re-import this module. The
+# task sources (and torch with them) are imported when the command runs: SourceCommand.get_params.
 
 
 def _echo(message: str) -> None:
     click.echo(message, err=True)
 
 
-def _shard_range(shard_range: str | None, old_spelling: str | None) -> str | None:
-    """--shard-range, or the deprecated --shards (kept for one release: it means shard *sources* in lasium-train)."""
-    if old_spelling is None:
-        return shard_range
-    if shard_range is not None:
-        from lasium.errors import ConfigError
+def source_params() -> list[click.Parameter]:
+    """``--source`` and every registered source's own options, from their options dataclasses (field metadata made
+    by :func:`lasium.generate.sources.base.cli_option`); an option several sources declare appears once."""
+    from lasium.generate.sources.base import CLI_METADATA, option_flag
+    from lasium.generate.sources.registry import TASK_SOURCES
 
-        raise ConfigError("give --shard-range only (--shards is its deprecated spelling)")
-    _echo(
-        "warning: lasium-gen --shards A:B is deprecated and will be removed in the next release; use --shard-range A:B"
-    )
-    return old_spelling
+    summaries = "; ".join(f"{name}: {kind.summary}" for name, kind in TASK_SOURCES.items())
+    params: list[click.Parameter] = [
+        click.Option(
+            ["--source"],
+            type=click.Choice(list(TASK_SOURCES)),
+            default=GENERATOR_SOURCE,
+            show_default=True,
+            help=f"Where the tasks come from ({summaries}). Each source takes only its own options.",
+        )
+    ]
+    seen: dict[str, Any] = {}
+    owners: dict[str, list[str]] = {}
+    for name, kind in TASK_SOURCES.items():
+        for field in kind.cli_fields():
+            owners.setdefault(field.name, []).append(name)
+    for name, kind in TASK_SOURCES.items():
+        for field in kind.cli_fields():
+            meta = field.metadata[CLI_METADATA]
+            if field.name in seen:
+                if seen[field.name] != meta:
+                    raise TypeError(f"source {name!r} declares option {field.name!r} unlike another source")
+                continue
+            seen[field.name] = meta
+            extra = dict(meta.click)
+            if meta.choices:
+                extra["type"] = click.Choice(meta.choices)
+            params.append(
+                click.Option(
+                    [meta.flag or option_flag(field), field.name],
+                    default=None,
+                    help=f"{meta.help}{_default_text(field, meta)} [--source {', '.join(owners[field.name])}]",
+                    **extra,
+                )
+            )
+    return params
+
+
+def _default_text(field: dataclasses.Field[Any], meta: Any) -> str:
+    default = field.default
+    if "[default:" in meta.help or default is dataclasses.MISSING or default is None:
+        return ""
+    if isinstance(default, bool):
+        if meta.flag and "/" in meta.flag:
+            on, off = meta.flag.split("/")
+            return f" [default: {on if default else off}]"
+        return ""
+    return f" [default: {default}]"
+
+
+class SourceCommand(OneLineCommand):
+    """``lasium-gen``: the options every source shares (declared below) and, built when the command runs,
+    ``--source`` with each registered source's own options, so a new source needs no change here."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        params = super().get_params(ctx)
+        help_option = self.get_help_option(ctx)
+        shared = [p for p in params if p is not help_option]
+        taken = {p.name for p in shared}
+        own = source_params()
+        clash = sorted(p.name for p in own if p.name in taken)
+        if clash:
+            raise TypeError(f"task-source options {clash} clash with lasium-gen's shared options")
+        return [*shared, *own, *([help_option] if help_option is not None else [])]
 
 
 @click.command(
-    cls=OneLineCommand,
+    cls=SourceCommand,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110},
     epilog="""\b
-Strategy parameters (Omniglot; --preset picks the rows, not a learner): the LASIUM reference values,
+Strategy parameters (Omniglot; --tuned-for picks the rows, not a learner): the LASIUM reference values,
 """
-    + "\n".join(preset_table())
+    + "\n".join(parameter_table())
     + """
 Anchor distance: epsilon = 246.09375 * D / 128 by default (D = latent size; 246.09375 for D = 128).
 
@@ -44,14 +107,14 @@ Other task sources (--source; same shard format, same trainer):
   real    episodes from a labeled split (--dataset, --split): the supervised upper bound
   umtra   UMTRA (Khodadadeh et al., NeurIPS 2019): N unlabeled train images per task, each its own
           class, without replacement within an epoch; support = the image (--shots 1), queries =
-          copies with each pixel set to the background with p = --umtra-erase (0.5), then shifted
-          by integers dx, dy in [-S, S], S = --umtra-shift (6). Labels are never read: a flat
+          copies with each pixel set to the background with p = --umtra-erase, then shifted
+          by integers dx, dy in [-S, S], S = --umtra-shift. Labels are never read: a flat
           folder of images works (--dataset imagefolder:PATH).
   cactus  CACTUs (Hsu, Levine & Finn, ICLR 2019): embed every unlabeled train image (--embedding:
           the bundled VAE's posterior mean by default, pixels, or an (M, d) .npy in image order),
-          k-means (scikit-learn, k-means++) with k = --clusters (500) for P = --partitions (100)
-          partitions, partition 0 on z, the others on z * w, w ~ U[0,1)^d each; clusters with
-          fewer than --min-cluster-size (K_tr + K_val) images are dropped. A task: a random
+          k-means (scikit-learn, k-means++) with k = --clusters for P = --partitions partitions,
+          partition 0 on z, the others on z * w, w ~ U[0,1)^d each; clusters with fewer than
+          --min-cluster-size (K_tr + K_val) images are dropped. A task: a random
           partition, N of its clusters, K_tr + K_val images of each. Partitions are cached under
           $LASIUM_CACHE/cactus. Needs: pip install 'lasium[cactus]'.
 
@@ -61,49 +124,21 @@ GPUs and --shard-range never change the bytes. Rerunning the same command resume
 kept); a different config in the same --out is refused unless --overwrite.
 """,
 )
-@click.option(
-    "--strategy", metavar="n|ro|oc", help="LASIUM sampling: n (noise), ro (random out-of-class), oc (other class)."
-)
 @click.option("--n-tasks", "num_tasks", type=COUNT, required=True, help="Number of tasks: 1000000, 1_000_000 or 1e6.")
-@click.option(
-    "--generator",
-    default="omniglot-gan",
-    show_default=True,
-    help="Bundled name (omniglot-gan, omniglot-vae), lasium-fit checkpoint folder, TorchScript file or "
-    "package.module:factory.",
-)
-@click.option("--latent-dim", type=int, help="Latent size of an external generator (TorchScript / factory).")
-@click.option(
-    "--output-range",
-    metavar="[0,1]|[-1,1]",
-    help='Value range of an external generator\'s images: "[-1,1]" for tanh outputs (mapped to [0, 1]) '
-    "[default: the module's output_range attribute, else [0,1]]; checked on probe latents at load time.",
-)
 @click.option("--ways", type=int, default=5, show_default=True, help="N: classes per task.")
 @click.option("--shots", type=int, default=1, show_default=True, help="K_tr: support images per class.")
 @click.option("--queries", type=int, default=5, show_default=True, help="K_val: query images per class.")
 @click.option(
-    "--preset",
-    type=click.Choice(["maml", "protonets"]),
-    default="maml",
-    show_default=True,
-    help="Which reference sigma/alpha values to use: those the paper tuned for tasks meant for this "
-    "meta-learner (table below). It picks strategy parameters only, not a learner; the tasks suit any learner.",
-)
-@click.option("--sigma", type=float, help="LASIUM-N noise scale (overrides the preset).")
-@click.option("--alpha", type=float, help="LASIUM-RO / -OC interpolation fraction (overrides the preset).")
-@click.option("--epsilon", type=float, help="Minimum squared L2 distance between anchors (default 246.09375·D/128).")
-@click.option(
     "--format",
     "container",
-    type=click.Choice(["wds", "hdf5"]),
+    type=click.Choice(list(CONTAINERS)),
     default="wds",
     show_default=True,
     help="Shard container: WebDataset tar or HDF5.",
 )
 @click.option(
     "--compression",
-    type=click.Choice(["gzip", "none"]),
+    type=click.Choice(COMPRESSIONS),
     default=None,
     help="gzip (level 1): wds shards become <name>-NNNNNN.tar.gz (a third of the bytes, for sets you publish), hdf5 "
     "datasets use the gzip filter; none: plain .tar / unfiltered .h5 [default: none for wds, gzip for hdf5].",
@@ -113,7 +148,7 @@ kept); a different config in the same --out is refused unless --overwrite.
     type=click.Path(file_okay=False),
     help="Output folder [default: shards/<dataset>/<strategy>, <dataset> = what the generator was fitted on "
     "(bundled and lasium-fit generators; an external one: its name), e.g. shards/omniglot/oc; --source real: "
-    "shards/<dataset>/real-<split>].",
+    "shards/<dataset>/real-<split>; other sources: shards/<dataset>/<source>].",
 )
 @click.option(
     "--tasks-per-shard",
@@ -123,9 +158,11 @@ kept); a different config in the same --out is refused unless --overwrite.
     help="Tasks per shard file (the unit of work and resume).",
 )
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--save-latents", is_flag=True, help="Also store each image's latent (float16).")
 @click.option(
-    "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:I (under torchrun: cuda:LOCAL_RANK)."
+    "--device",
+    default="auto",
+    show_default=True,
+    help="auto, cpu, cuda or cuda:I (under torchrun: cuda:LOCAL_RANK); --source real works on the CPU.",
 )
 @click.option(
     "--shard-range",
@@ -133,46 +170,10 @@ kept); a different config in the same --out is refused unless --overwrite.
     metavar="A:B",
     help="Only shards A … B-1 (array jobs); then run 'lasium-shards index OUT' at the end.",
 )
-@click.option("--shards", "old_shard_range", metavar="A:B", hidden=True, help="Deprecated spelling of --shard-range.")
 @click.option("--workers", type=int, help="Writer processes [default: min(8, CPUs-1)]; 0 writes in the main process.")
-@click.option(
-    "--compile",
-    "compile_",
-    is_flag=True,
-    help="torch.compile the generator's network (faster on GPUs after a warm-up).",
-)
-@click.option(
-    "--precision",
-    type=click.Choice(["auto", "fp32", "bf16"]),
-    default="auto",
-    show_default=True,
-    help="Decoder numerics: auto = bf16 autocast where the device computes bf16 natively (CUDA; CPUs with "
-    "AVX512-BF16/AMX, ~2x faster there), else fp32; fp32 gives the same bytes on every CPU.",
-)
 @click.option("--overwrite", is_flag=True, help="Remove a different shard set already in --out first.")
 @click.option(
     "--verify-existing", is_flag=True, help="On resume, check existing shards' sha256 (default: size and sidecar)."
-)
-@click.option(
-    "--source",
-    type=click.Choice(["generator", "real", "umtra", "cactus"]),
-    default="generator",
-    show_default=True,
-    help="generator: LASIUM synthesis; real: episodes from a labeled split (supervised upper bound); "
-    "umtra, cactus: UMTRA or CACTUs tasks from unlabeled images (see below).",
-)
-@click.option(
-    "--dataset",
-    default="omniglot",
-    show_default=True,
-    help="Images of real, UMTRA and CACTUs tasks and of VAE anchors: omniglot or imagefolder:PATH.",
-)
-@click.option(
-    "--split",
-    type=click.Choice(["train", "val", "test"]),
-    default="train",
-    show_default=True,
-    help="Split for --source real.",
 )
 @click.option(
     "--data-root",
@@ -182,83 +183,9 @@ kept); a different config in the same --out is refused unless --overwrite.
 @click.option(
     "--name", help="Shard-set name in file names [default: the --out folder name; without --out, <dataset>-<strategy>]."
 )
-@click.option(
-    "--decode-tasks",
-    type=int,
-    default=250,
-    show_default=True,
-    help="Tasks per generator call (fixed shape, tail padded; part of the config since it fixes the kernels).",
-)
-@click.option(
-    "--umtra-erase",
-    type=float,
-    default=0.5,
-    show_default=True,
-    help="UMTRA: probability that a query pixel is set to the background (ink only disappears).",
-)
-@click.option(
-    "--umtra-shift", type=int, default=6, show_default=True, help="UMTRA: query shifts dx, dy are integers in [-S, S]."
-)
-@click.option(
-    "--embedding",
-    default="omniglot-vae",
-    show_default=True,
-    help="CACTUs: a VAE (bundled name or lasium-fit folder; its posterior mean), pixels, or PATH.npy "
-    "(M x d, image order).",
-)
-@click.option("--clusters", type=int, default=500, show_default=True, help="CACTUs: k, clusters per k-means partition.")
-@click.option("--partitions", type=int, default=100, show_default=True, help="CACTUs: P, k-means partitions.")
-@click.option(
-    "--scaling/--no-scaling",
-    default=True,
-    show_default=True,
-    help="CACTUs: partitions after the first cluster z * w, w ~ U[0,1)^d (off: all cluster z).",
-)
-@click.option("--min-cluster-size", type=int, help="CACTUs: drop smaller clusters [default: K_tr + K_val].")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @user_errors
-def main(
-    strategy,
-    num_tasks,
-    generator,
-    latent_dim,
-    output_range,
-    ways,
-    shots,
-    queries,
-    preset,
-    sigma,
-    alpha,
-    epsilon,
-    container,
-    compression,
-    out,
-    tasks_per_shard,
-    seed,
-    save_latents,
-    device,
-    shard_range,
-    old_shard_range,
-    workers,
-    compile_,
-    precision,
-    overwrite,
-    verify_existing,
-    source,
-    dataset,
-    split,
-    data_root,
-    name,
-    decode_tasks,
-    umtra_erase,
-    umtra_shift,
-    embedding,
-    clusters,
-    partitions,
-    scaling,
-    min_cluster_size,
-    quiet,
-) -> None:
+def main(num_tasks: int, source: str, quiet: bool, **values: Any) -> None:
     """Synthesize N-way few-shot tasks with LASIUM (Khodadadeh et al., ICLR 2021) and write task shards.
 
     Anchors (one latent per class, pairwise farther apart than epsilon) are drawn on the device by
@@ -271,7 +198,7 @@ def main(
       lasium-gen --strategy ro --n-tasks 1e6                      #                       → shards/omniglot/ro
       lasium-gen --strategy oc --n-tasks 200_000 --generator runs/gan --format hdf5 --out shards/oc
       lasium-gen --strategy ro --n-tasks 1e6 --compression gzip            # .tar.gz shards to publish
-      lasium-gen --strategy n --n-tasks 1e5 --generator omniglot-vae --preset protonets
+      lasium-gen --strategy n --n-tasks 1e5 --generator omniglot-vae --tuned-for protonets
       lasium-gen --source real --dataset omniglot --split train --n-tasks 1e5   # → shards/omniglot/real-train
       lasium-gen --source umtra --n-tasks 1e5                      # UMTRA tasks → shards/omniglot/umtra
       lasium-gen --source cactus --n-tasks 1e5                     # CACTUs, bundled VAE embedding \
@@ -285,48 +212,16 @@ def main(
     from lasium.generate.job.config import GenerationConfig
     from lasium.generate.job.job import GenerationJob
 
-    shard_range = _shard_range(shard_range, old_shard_range)
-    config = GenerationConfig(
-        num_tasks=num_tasks,
-        strategy=strategy if source == "generator" else None,
-        source=source,
-        generator=generator,
-        latent_dim=latent_dim,
-        output_range=output_range,
-        dataset=dataset,
-        split=split,
-        data_root=data_root,
-        ways=ways,
-        shots=shots,
-        queries=queries,
-        preset=preset,
-        sigma=sigma,
-        alpha=alpha,
-        epsilon=epsilon,
-        container=container,
-        compression=compression,
-        out=out,
-        name=name,
-        tasks_per_shard=tasks_per_shard,
-        seed=seed,
-        save_latents=save_latents,
-        device=device,
-        shard_range=shard_range,
-        workers=workers,
-        compile=compile_,
-        precision=precision,
-        overwrite=overwrite,
-        verify_existing=verify_existing,
-        decode_tasks=decode_tasks,
-        progress=not quiet,
-        umtra_erase=umtra_erase,
-        umtra_shift=umtra_shift,
-        embedding=embedding,
-        clusters=clusters,
-        partitions=partitions,
-        scaling=scaling,
-        min_cluster_size=min_cluster_size,
-    )
+    ctx = click.get_current_context()
+    shared = {f.name for f in dataclasses.fields(GenerationConfig)}
+    # Shared options always (their defaults are the config's); a source's own options only when given, so one that
+    # the chosen source does not have is refused by name.
+    given = {
+        name: value
+        for name, value in values.items()
+        if name in shared or ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+    }
+    config = GenerationConfig.build(source, num_tasks=num_tasks, progress=not quiet, **given)
     job = GenerationJob(config, log=_echo)
     result = job.run()
     if job.rank.world_size > 1 and job.rank.rank != 0:

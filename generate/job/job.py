@@ -11,9 +11,10 @@ machine of an array job made it. Hence:
   ``shard_range="a:b"`` selects a range for array jobs; the manifest is written once the set is complete.
 
 This module holds one process's share of a run: its shards, the claim on the output folder, resuming,
-and the manifest. What makes the tasks and the set header are set up in :mod:`lasium.generate.job.header`;
-the shards are made and written by :mod:`lasium.generate.job.shard_loop` (device → pinned host memory,
-:mod:`lasium.generate.job.staging` → writer processes, :mod:`lasium.generate.job.writers`).
+and the manifest. The tasks come from the task source the config names (opened from
+:data:`lasium.generate.sources.registry.TASK_SOURCES`), which also gives its part of the set header; the
+shards are handed to the writers by :mod:`lasium.generate.job.shard_loop` (writer processes:
+:mod:`lasium.generate.job.writers`).
 """
 
 from __future__ import annotations
@@ -25,16 +26,8 @@ from typing import Any
 
 import torch
 
+from lasium.errors import ConfigError
 from lasium.generate.job.config import GenerationConfig, parse_shard_range
-from lasium.generate.job.header import (
-    TaskSource,
-    generator_setup,
-    prepare_network,
-    set_cudnn_flags,
-    set_dataset_label,
-    source_setup,
-    synthesis_spec,
-)
 from lasium.generate.job.outdir import (
     FolderClaim,
     check_existing_set,
@@ -44,12 +37,12 @@ from lasium.generate.job.outdir import (
     shard_is_complete,
 )
 from lasium.generate.job.shard_loop import GenerationResult, ShardLoop
-from lasium.generate.job.staging import HostStager, StagedShard
 from lasium.generate.job.writers import WriteTarget
 from lasium.generate.models.interface import Generator
-from lasium.generate.synthesis.synthesizer import TaskSynthesizer
+from lasium.generate.sources.base import SourceContext, TaskSource
+from lasium.generate.sources.registry import TASK_SOURCES
 from lasium.runtime import RankInfo, resolve_device
-from lasium.shards.format import CONTAINERS, shard_file_name
+from lasium.shards.format import shard_file_name
 
 
 class GenerationJob:
@@ -67,20 +60,31 @@ class GenerationJob:
         self.config = config
         self.rank = rank or RankInfo.from_env()
         self.log = log
+        kind = config.kind
+        if model is not None and not kind.takes_model:
+            takers = ", ".join(name for name, k in TASK_SOURCES.items() if k.takes_model)
+            raise ConfigError(f"a model is used by --source {takers}; {config.source} takes none")
         # torchrun: a bare cuda (or auto on a GPU machine) means this rank's GPU.
-        self.device = (
-            torch.device("cpu") if config.source == "real" else resolve_device(config.device, self.rank.local_rank)
+        self.device = resolve_device(config.device, self.rank.local_rank) if kind.uses_device else torch.device("cpu")
+        context = SourceContext(
+            ways=config.ways,
+            shots=config.shots,
+            queries=config.queries,
+            seed=config.seed,
+            tasks_per_shard=config.tasks_per_shard,
+            device=self.device,
+            data_root=config.data_root,
+            progress=config.progress,
+            log=log,
+            model=model,
         )
-        setup = (
-            generator_setup(config, self.device, model)
-            if config.source == "generator"
-            else source_setup(config, self.device, model, log)
-        )
-        self.model: Generator | None = setup.model
-        self.synth: TaskSynthesizer | None = setup.synth
-        self.tasks: TaskSource | None = setup.tasks  # sources that make whole shards without a generator
-        self.header: dict[str, Any] = setup.header
-        config.resolve_default_out(set_dataset_label(config, self.model))
+        self.source: TaskSource = kind.open(config.options, context)
+        self.header: dict[str, Any] = {
+            "config": config.set_config(self.source),
+            "generator": self.source.generator_record(),
+            "source": self.source.describe(),
+        }
+        config.resolve_default_out(self.source)
 
     # -- planning ---------------------------------------------------------------------------------
     def my_shards(self) -> list[int]:
@@ -103,7 +107,7 @@ class GenerationJob:
         result = GenerationResult(out_dir=out_dir, header=self.header)
         try:
             claim = FolderClaim.take(out_dir, self.header, name, container)
-            self._run_claimed(target, result)
+            self._run_claimed(claim, target, result)
         except BaseException:
             if claim is not None:
                 claim.release()
@@ -113,13 +117,14 @@ class GenerationJob:
         claim.release()
         return result
 
-    def _run_claimed(self, target: WriteTarget, result: GenerationResult) -> None:
+    def _run_claimed(self, claim: FolderClaim, target: WriteTarget, result: GenerationResult) -> None:
         c = self.config
         out_dir = c.out_dir
         name, container = c.set_name, c.container
         set_config = self.header["config"]
         my_shards = self.my_shards()
         mine = set(my_shards)
+        claim.hold_shards(my_shards)  # one writer per shard: refuse a job that would write the same shards
         # Each process removes only stale files of shards it owns (rank 0 also those beyond the set),
         # so ranks and array-job parts never delete each other's new shards.
         check_existing_set(
@@ -149,7 +154,7 @@ class GenerationJob:
             self.log(f"resuming: {result.shards_skipped} shard(s) already complete, {len(todo)} to go")
 
         if todo:
-            loop = ShardLoop(c, self.header, self.device, self.rank, synth=self.synth, tasks=self.tasks)
+            loop = ShardLoop(c, self.header, self.rank, self.source)
             loop.run(todo, target, result)
         result.entries.sort(key=lambda e: e.first_task)
         result.manifest_written = self._finish_manifest(out_dir, result)
@@ -196,17 +201,4 @@ def run_generation(
     return GenerationJob(config, model=model, log=log).run()
 
 
-__all__ = [
-    "GenerationJob",
-    "GenerationResult",
-    "RankInfo",
-    "run_generation",
-    "CONTAINERS",
-    # at home in header.py and staging.py; importable from here as before the split
-    "HostStager",
-    "StagedShard",
-    "TaskSource",
-    "prepare_network",
-    "set_cudnn_flags",
-    "synthesis_spec",
-]
+__all__ = ["GenerationJob", "GenerationResult", "run_generation"]

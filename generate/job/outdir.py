@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError, ShardError
-from lasium.safe_io import file_sha256
+from lasium.safe_io import file_sha256, remove_stale_temporaries
 from lasium.shards.format import (
     MANIFEST_NAME,
     SIDECAR_SUFFIX,
@@ -209,12 +209,17 @@ def describe_config(header: dict[str, Any]) -> str:
 class FolderClaim:
     """This job's claim on its output folder, held until :meth:`release` (or until the process dies).
 
-    Protocol (Linux ``flock``, which the kernel drops when a process ends, however it ends):
-    under an exclusive lock on the folder itself, a job opens ``.lasium-gen.claim``; if no running job holds
-    it (an exclusive lock succeeds), it writes its config digest there; if running jobs hold it, their
-    digest must equal its own. Either way it then keeps a shared lock on the claim for its whole run. So
-    jobs of one config share the folder (torchrun ranks, ``--shard-range`` parts), a job of another config
-    is refused while they run, and a claim left by a killed job binds no one.
+    Protocol (Linux ``flock`` and open-file-description record locks, which the kernel drops when a process
+    ends, however it ends): under an exclusive lock on the folder itself, a job opens ``.lasium-gen.claim``; if
+    no running job holds it (an exclusive lock succeeds), it writes its config digest there; if running jobs
+    hold it, their digest must equal its own. Either way it then keeps a shared lock on the claim for its whole
+    run. So jobs of one config share the folder (torchrun ranks, ``--shard-range`` parts), a job of another
+    config is refused while they run, and a claim left by a killed job binds no one.
+
+    Jobs that share a folder must not share a shard: one shard has one writer (its temporary file has a fixed
+    name, and a resumed run removes the partial files of the shards it owns). :meth:`hold_shards` locks byte
+    ``s`` of the claim file for each shard ``s`` the job will write, so a second job that would write any of
+    them (the same command started twice, overlapping ``--shard-range`` parts) is refused in one line.
     """
 
     def __init__(self, out_dir: Path, fd: int) -> None:
@@ -230,13 +235,15 @@ class FolderClaim:
         record = {"digest": digest, "config": describe_config(header), "host": socket.gethostname(), "pid": os.getpid()}
         with _folder_lock(out_dir):
             fd = os.open(out_dir / CLAIM_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+            free = False
             try:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     free = True
                 except BlockingIOError:
-                    free = False
+                    pass
                 if free:  # no running job: the folder is ours; record our config
+                    remove_stale_temporaries(out_dir, subfolders=False)  # sidecar/manifest writes cut by a kill
                     os.ftruncate(fd, 0)
                     os.pwrite(fd, (json.dumps(record, sort_keys=True) + "\n").encode(), 0)
                     os.fsync(fd)
@@ -253,9 +260,22 @@ class FolderClaim:
                         )
                 fcntl.flock(fd, fcntl.LOCK_SH)  # under the folder lock: nobody inspects the claim in between
             except BaseException:
+                if free:  # ours alone (an interrupt mid-claim): leave no claim file behind
+                    (out_dir / CLAIM_NAME).unlink(missing_ok=True)
                 os.close(fd)
                 raise
         return cls(out_dir, fd)
+
+    def hold_shards(self, shards: list[int]) -> None:
+        """Lock ``shards`` for this job until :meth:`release`; refuse (ConfigError) when a running job holds any."""
+        held = [s for s in shards if not _lock_byte(self._fd, s)]
+        if held:
+            shown = ", ".join(str(s) for s in held[:6]) + (", …" if len(held) > 6 else "")
+            raise ConfigError(
+                f"{self.out_dir} is being written by another lasium-gen job with the same config, which holds "
+                f"{len(held)} of the {len(shards)} shard(s) this job would write (shard {shown}); wait for it to "
+                "finish (a rerun then resumes), or give each job its own --shard-range"
+            )
 
     def release(self) -> None:
         """Drop the claim; the last job of the folder also removes the claim file."""
@@ -275,6 +295,29 @@ class FolderClaim:
         finally:
             os.close(self._fd)
             self._fd = -1
+
+
+def _lock_byte(fd: int, offset: int) -> bool:
+    """An exclusive lock on byte ``offset`` of the open file ``fd``, without waiting; False when another holds it.
+
+    Linux: an open-file-description lock (``F_OFD_SETLK``), owned like ``flock`` by this open file, so two
+    claims in one process exclude each other too; elsewhere a POSIX record lock (owned by the process).
+    """
+    import fcntl
+    import struct
+
+    try:
+        if hasattr(fcntl, "F_OFD_SETLK") and struct.calcsize("@l") == 8:
+            # struct flock on 64-bit Linux: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid
+            # (0 for OFD locks), padded to 32 bytes.
+            fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("@hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, offset, 1, 0))
+        else:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, offset, os.SEEK_SET)
+    except OSError as exc:
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    return True
 
 
 def _read_claim(fd: int) -> dict[str, Any]:

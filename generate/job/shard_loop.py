@@ -1,30 +1,22 @@
 """The shard-writing loop of a ``lasium-gen`` process, and the record of what it wrote.
 
-The device makes a shard (anchors, in-class latents, decoding, uint8; see
-:mod:`lasium.generate.synthesis.synthesizer`), copies it to pinned host memory without blocking
-(:mod:`lasium.generate.job.staging`), and moves on to the next shard; finished copies go to writer
-processes (:mod:`lasium.generate.job.writers`), so encoding, hashing and disk I/O overlap generation.
-Sources that make whole shards on their own (real, UMTRA, CACTUs) hand each shard straight to the writers.
+The task source makes each shard's tasks (:meth:`lasium.generate.sources.base.TaskSource.make_shards`; LASIUM's
+keeps the device busy with the next shard while the last one leaves it); every batch goes to writer processes
+(:mod:`lasium.generate.job.writers`), so encoding, hashing and disk I/O overlap making the tasks.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from lasium.generate.job.config import GenerationConfig
-from lasium.generate.job.header import TaskSource
 from lasium.generate.job.outdir import remove_orphan_shards
-from lasium.generate.job.staging import HostStager, StagedShard
 from lasium.generate.job.writers import InlineWriter, ShardJob, SlotLayout, WriterPool, WriteTarget
-from lasium.generate.synthesis.synthesizer import TaskSynthesizer
+from lasium.generate.sources.base import ShardPlan, TaskSource
 from lasium.runtime import RankInfo
-from lasium.seeding import torch_generator
 from lasium.shards.format import ShardEntry, expected_shard_tasks, shard_file_name
 
 
@@ -70,14 +62,12 @@ def _layout(set_config: dict[str, Any], tasks: int) -> SlotLayout:
 
 @dataclass
 class ShardLoop:
-    """Makes this process's shards still to do and writes them; ``synth`` or ``tasks`` makes them."""
+    """Makes this process's shards still to do with the task ``source`` and writes them."""
 
     config: GenerationConfig
     header: dict[str, Any]
-    device: torch.device
     rank: RankInfo
-    synth: TaskSynthesizer | None = None
-    tasks: TaskSource | None = None
+    source: TaskSource
 
     def run(self, todo: list[int], target: WriteTarget, result: GenerationResult) -> None:
         """Write the shards ``todo`` into ``target``, recording each in ``result``. On any failure the writers
@@ -114,39 +104,9 @@ class ShardLoop:
         bar.update(entry.num_tasks)
 
     def _produce(self, todo: list[int], sink: InlineWriter | WriterPool, bar: Any, result: GenerationResult) -> None:
-        c = self.config
         set_config = self.header["config"]
-        if self.tasks is not None:
-            for s in todo:
-                first, n = expected_shard_tasks(set_config, s)
-                batch = self.tasks.shard_batch(s, first, n)
-                sink.submit(ShardJob(s, first, batch.support, batch.query, None, batch.metas))
-                for e in sink.poll():
-                    self._record(e, result, bar)
-            return
-        synth = self.synth
-        assert synth is not None
-        stager = HostStager(self.device, c.in_flight + 1, c.tasks_per_shard)
-        pending: deque[tuple[int, int, int, StagedShard]] = deque()
-
-        def hand_over() -> None:
-            s, first, n, staged = pending.popleft()
-            arrays = staged.arrays()
-            index = arrays["anchor_index"]
-            metas = synth.metas(first, n, index)
-            support, query = arrays["support"], arrays["query"]
-            assert support is not None and query is not None  # always staged; only latents and anchor rows are optional
-            sink.submit(ShardJob(s, first, support, query, arrays["latents"], metas))
-            stager.release(staged)
-
-        for s in todo:
-            first, n = expected_shard_tasks(set_config, s)
-            shard = synth.shard(n, torch_generator(c.seed, "shard", s, device=self.device))
-            pending.append((s, first, n, stager.stage(shard)))
-            del shard
-            while pending and (len(pending) > c.in_flight or pending[0][3].ready()):
-                hand_over()
+        plans = [ShardPlan(s, *expected_shard_tasks(set_config, s)) for s in todo]
+        for plan, batch in self.source.make_shards(plans):
+            sink.submit(ShardJob(plan.index, plan.first_task, batch.support, batch.query, batch.latents, batch.metas))
             for e in sink.poll():
                 self._record(e, result, bar)
-        while pending:
-            hand_over()

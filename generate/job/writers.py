@@ -206,33 +206,42 @@ class WriterPool:
         self.target = target
         self.layout = layout
         self.in_flight: set[int] = set()
-        ctx = _process_context()
-        n_slots = slots or workers + 2
+        self._done: list[ShardEntry] = []
+        self._closed = False
         self._shm: list[shared_memory.SharedMemory] = []
+        self._procs: list[Any] = []
+        self._queues: list[Any] = []
+        try:  # an interrupt (Ctrl-C, SIGTERM) half-way leaves no slot, queue or process behind
+            self._start(workers, slots or workers + 2)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _start(self, workers: int, n_slots: int) -> None:
+        ctx = _process_context()
         try:
             for _ in range(n_slots):
-                self._shm.append(shared_memory.SharedMemory(create=True, size=layout.nbytes))
+                self._shm.append(shared_memory.SharedMemory(create=True, size=self.layout.nbytes))
         except OSError:
             # No room in /dev/shm: send the arrays through the queue instead (a copy, but it works).
             self._release_shm()
         self._free = list(range(len(self._shm)))
         self._max_pending = n_slots
         self._jobs = ctx.Queue()
+        self._queues.append(self._jobs)
         self._results = ctx.Queue()
+        self._queues.append(self._results)
         names = [s.name for s in self._shm]
-        self._procs = [
-            ctx.Process(
-                target=_writer_main,
-                args=(target, layout, names, self._jobs, self._results),
-                daemon=True,
-                name=f"lasium-gen-writer-{i}",
+        for i in range(workers):
+            self._procs.append(
+                ctx.Process(
+                    target=_writer_main,
+                    args=(self.target, self.layout, names, self._jobs, self._results),
+                    daemon=True,
+                    name=f"lasium-gen-writer-{i}",
+                )
             )
-            for i in range(workers)
-        ]
-        for p in self._procs:
-            p.start()
-        self._done: list[ShardEntry] = []
-        self._closed = False
+            self._procs[-1].start()
 
     def _release_shm(self) -> None:
         for s in self._shm:
@@ -317,15 +326,18 @@ class WriterPool:
         if self._closed:
             return
         self._closed = True
-        for p in self._procs:
-            if p.is_alive():
-                p.terminate()
-        for p in self._procs:
-            p.join(timeout=10)
-        for q in (self._jobs, self._results):
-            q.cancel_join_thread()
-            q.close()
-        self._release_shm()
+        try:
+            for p in self._procs:
+                if p.pid is not None and p.is_alive():
+                    p.terminate()
+            for p in self._procs:
+                if p.pid is not None:
+                    p.join(timeout=10)
+            for q in self._queues:
+                q.cancel_join_thread()
+                q.close()
+        finally:
+            self._release_shm()
 
 
 def is_enospc(exc: BaseException) -> bool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.checkpoint_folder import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import CheckpointError, ConfigError
 from lasium.safe_io import file_sha256, write_json_atomic
 
@@ -37,7 +37,7 @@ def bundled_folder(name: str, root: Path | None = None) -> Path:
         model = name.rsplit("-", 1)[-1]
         raise CheckpointError(
             f"bundled model {name!r} has not been exported into this installation; produce it with "
-            f"`benchmarks/train_bundled.py` (GPU, fits and exports both models) or `lasium-fit --model {model} "
+            f"`lasium-repro bundled` (GPU, fits and exports both models) or `lasium-fit --model {model} "
             f'--dataset omniglot --out DIR` then `python -c "from lasium.generate import export_bundled; '
             f"export_bundled('DIR', '{name}')\"`, or pass a checkpoint folder instead"
         )
@@ -58,7 +58,7 @@ def export_bundled(
     ``note`` (markdown) is printed in the card as its "Training note" (how and where it was trained, what is weak).
     Refuses an export that would push all bundled models over 8 MB.
     """
-    from lasium.imaging import image_grid, save_png
+    from lasium.previews import image_grid, save_png
 
     if not _BUNDLED_NAME.match(name):
         raise ConfigError(f"bundled name {name!r} must be lowercase letters, digits and dashes")

@@ -24,13 +24,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE, read_state_json
+from lasium.checkpoint_folder import CONFIG_FILE, WEIGHTS_FILE, read_state_json
 from lasium.errors import CheckpointError, ConfigError
+from lasium.optimizer_state import optimizer_tensors, restore_optimizer
 from lasium.safe_io import (
-    optimizer_tensors,
     read_json_document,
     read_safetensors,
-    restore_optimizer,
     write_json_atomic,
     write_safetensors_atomic,
 )

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.checkpoint_folder import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import ConfigError
 from lasium.runtime import resolve_device
 from lasium.seeding import derive_seed
@@ -36,36 +36,15 @@ from lasium.tasks import hwc
 
 from .checkpoint import STATE_JSON, read_config, restore_training_state
 from .fit_config import (
-    DEFAULT_LATENT,
-    DEFAULT_LR,
-    DEFINING,
-    MODELS,
     FitConfig,
     FitResult,
     ImageSet,
-    resume_config,
 )
-from .fit_loop import StepRunner, train_epochs
-from .fit_records import epoch_pictures
+from .fit_loop import train_epochs
 from .gan import GANTrainer, gan_architecture
 from .vae import VAETrainer, vae_architecture
 
-__all__ = [
-    "DEFAULT_LATENT",
-    "DEFAULT_LR",
-    "DEFINING",
-    "MODELS",
-    "FitConfig",
-    "FitResult",
-    "ImageSet",
-    "StepRunner",
-    "build_trainer",
-    "check_out_dir",
-    "epoch_pictures",
-    "fit",
-    "load_training_images",
-    "resume_config",
-]
+__all__ = ["build_trainer", "check_out_dir", "fit", "load_training_images"]
 
 
 def load_training_images(config: FitConfig) -> ImageSet:

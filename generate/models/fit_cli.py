@@ -14,7 +14,8 @@ import click
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.errors import ConfigError
 
-from .fit import FitConfig, fit, resume_config
+from .fit import fit
+from .fit_config import FitConfig, resume_config
 
 
 @click.command(cls=OneLineCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -62,7 +63,7 @@ from .fit import FitConfig, fit, resume_config
     default=None,
     help="Also keep the generator after these epochs (comma-separated, e.g. 0,10,50,200,400; 0 = untrained) in "
     "<out>/epoch-NNNN/, each loadable by lasium-gen --generator: accuracy against generator training "
-    "(benchmarks/gan_epoch_curve.py).",
+    "(lasium-repro gan-curve).",
 )
 @click.option(
     "--resume", is_flag=True, help="Continue the checkpoint in --out (optimizer state included) up to --epochs."

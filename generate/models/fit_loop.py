@@ -19,10 +19,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lasium.checkpoints import CONFIG_FILE, WEIGHTS_FILE
+from lasium.checkpoint_folder import CONFIG_FILE, WEIGHTS_FILE
 from lasium.errors import ConfigError
 from lasium.jsonl_log import JsonLinesLog
-from lasium.safe_io import replace_atomically
+from lasium.safe_io import remove_stale_temporaries, replace_atomically
 from lasium.seeding import numpy_rng, torch_generator
 
 from .checkpoint import LOSS_LOG, save_training_checkpoint
@@ -118,6 +118,7 @@ def train_epochs(
     progress: bool,
 ) -> FitResult:
     """Train epochs ``start_epoch`` … ``config.epochs - 1`` (``previous``: the resumed checkpoint's config)."""
+    remove_stale_temporaries(out)  # what a checkpoint write cut by a kill left (its writer gone), here and in epoch-N/
     n = images.shape[0]
     steps_per_epoch = n // config.batch_size  # the last partial batch is dropped: static shapes, equal-size steps
     pixels = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).to(device)  # (n, C, H, W) uint8

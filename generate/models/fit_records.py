@@ -96,7 +96,7 @@ def epoch_pictures(
 ) -> None:
     """``samples/epoch-NNNN.png`` from fixed latents (VAE: also ``reconstructions/`` of fixed real images,
     real and reconstructed rows alternating), plus ``samples.png`` = the latest grid."""
-    from lasium.imaging import image_grid, save_png
+    from lasium.previews import image_grid, save_png
 
     def nhwc(t: torch.Tensor) -> np.ndarray:
         return t.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()

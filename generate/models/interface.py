@@ -39,7 +39,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from torch import nn
 
-from lasium.checkpoints import state_dict_sha256
+from lasium.checkpoint_folder import state_dict_sha256
 from lasium.errors import ConfigError
 
 OUTPUT_RANGES = ("[0,1]", "[-1,1]")

@@ -2,7 +2,7 @@
 
 :func:`load_generator` resolves what ``lasium-gen --generator`` names: a bundled model, a ``lasium-fit``
 checkpoint folder, a TorchScript file or a ``package.module:factory`` (the last two through
-:mod:`lasium.generate.models.external`).
+:mod:`lasium.generate.models.external`); :func:`prepare_network` sets how its network runs on the device.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from lasium.safe_io import file_sha256
 from .bundled_registry import BUNDLED_NAMES, bundled_folder, is_bundled_name
 from .checkpoint import load_checkpoint
 from .external import load_factory_generator, load_torchscript_generator, looks_like_factory
-from .interface import ModuleGenerator, VAEGenerator
+from .interface import Generator, ModuleGenerator, VAEGenerator
 from .vae import VAE
 
 
@@ -127,4 +127,19 @@ def load_generator(
     return gen
 
 
-__all__ = ["generator_from_checkpoint", "load_generator", "safe_batch"]
+def prepare_network(model: Generator, device: torch.device, *, compile: bool) -> None:
+    """The one place that changes how a generator's network runs on ``device`` (not what it computes).
+
+    On a CPU the network runs channels-last: oneDNN's convolutions are fast in that layout, fp32 and bf16 alike
+    (fp32 on a 2-core EPYC: the bundled GAN decodes 1.6-1.8x and the VAE 1.9x faster; about 2x for bf16 on
+    AVX512-BF16). The sums run in another order, so about 1 uint8 pixel in 20,000 can differ from a
+    contiguous-layout decode; reruns on one machine stay byte-identical. ``compile``: ``torch.compile`` the
+    network; the protocol's ``decode`` then runs it.
+    """
+    if device.type == "cpu":
+        model.network = model.network.to(memory_format=torch.channels_last)
+    if compile:
+        model.network = torch.compile(model.network, dynamic=False)
+
+
+__all__ = ["generator_from_checkpoint", "load_generator", "prepare_network", "safe_batch"]

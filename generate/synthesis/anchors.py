@@ -24,13 +24,12 @@ from dataclasses import dataclass
 import torch
 
 from lasium.errors import ConfigError
+from lasium.generate.synthesis.sizes import ANCHOR_CHUNK
 
 REFERENCE_EPSILON = 246.09375
 """ε of the reference implementation (MetaLearning-TF2.0) for the Omniglot GAN with latent size 128."""
 REFERENCE_LATENT_DIM = 128
 
-ANCHOR_CHUNK = 8192
-"""Candidate tuples drawn per device call; part of the generation config since it fixes the RNG use."""
 STALL_CHECK_CANDIDATES = 131072
 """After this many candidate 5-tuples the measured acceptance rate is checked (see ``MIN_ACCEPTANCE``); tuples
 with more pairs are checked sooner (:func:`stall_check_candidates`), so a large N cannot spin for hours first."""

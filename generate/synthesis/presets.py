@@ -1,11 +1,12 @@
-"""σ (LASIUM-N) and α (LASIUM-RO/OC) per preset and generator kind: the authors' values and where our own
-validation sweeps moved them. No torch here: ``lasium-gen --help`` prints the table (:func:`preset_table`)."""
+"""σ (LASIUM-N) and α (LASIUM-RO/OC) per learner they were tuned for and generator kind: the authors' values and
+where our own validation sweeps moved them (``lasium-gen --tuned-for``). No torch here: :func:`parameter_table`
+gives ``lasium-gen --help`` its table."""
 
 from __future__ import annotations
 
-# Reference values from MetaLearning-TF2.0 for Omniglot (see DESIGN.md): the paper tuned σ and α per
-# meta-learner, so a preset is named after the learner the tasks are meant for; it picks values, not a
-# learner. Indexed [preset][generator kind][strategy].
+# Reference values of the authors' code (MetaLearning-TF2.0) for Omniglot (docs/reference-facts.md, "Reference σ
+# and α"): the paper tuned σ and α per meta-learner, so each row is named after the learner the tasks are meant
+# for (--tuned-for); it picks values, not a learner. Indexed [tuned for][generator kind][strategy].
 REFERENCE_PARAMETERS: dict[str, dict[str, dict[str, float]]] = {
     "maml": {"gan": {"n": 0.5, "ro": 0.2, "oc": 0.6}, "vae": {"n": 0.5, "ro": 0.4, "oc": 0.4}},
     "protonets": {"gan": {"n": 1.0, "ro": 0.8, "oc": 0.2}, "vae": {"n": 2.0, "ro": 0.4, "oc": 0.2}},
@@ -26,29 +27,30 @@ TUNED_PARAMETERS: dict[tuple[str, str, str], float] = {
     ("maml", "gan", "oc"): 0.2,
 }
 
-PRESETS: dict[str, dict[str, dict[str, float]]] = {
-    preset: {
-        kind: {s: TUNED_PARAMETERS.get((preset, kind, s), v) for s, v in values.items()}
+STRATEGY_PARAMETERS: dict[str, dict[str, dict[str, float]]] = {
+    learner: {
+        kind: {s: TUNED_PARAMETERS.get((learner, kind, s), v) for s, v in values.items()}
         for kind, values in kinds.items()
     }
-    for preset, kinds in REFERENCE_PARAMETERS.items()
+    for learner, kinds in REFERENCE_PARAMETERS.items()
 }
+"""The σ/α lasium-gen uses: ``STRATEGY_PARAMETERS[tuned for][generator kind][strategy]``."""
 
 
-def preset_table(default: str = "maml") -> list[str]:
-    """``lasium-gen --help``'s lines: the values our sweeps moved (with the reference), then a row per preset/kind."""
+def parameter_table(default: str = "maml") -> list[str]:
+    """``lasium-gen --help``'s lines: the values our sweeps moved (with the reference), then a row per learner/kind."""
     moved: dict[str, list[str]] = {}
-    for preset, kind, strategy in TUNED_PARAMETERS:
-        moved.setdefault(f"{preset}/{kind.upper()}", []).append(strategy)
+    for learner, kind, strategy in TUNED_PARAMETERS:
+        moved.setdefault(f"{learner}/{kind.upper()}", []).append(strategy)
     where = " and ".join(f"{place} {' and '.join(names)}" for place, names in moved.items())
     references = [f"{REFERENCE_PARAMETERS[p][k][s]:.1f}" for p, k, s in TUNED_PARAMETERS]
     lines = [
         f"except {where}, moved by our validation sweeps (results/sweep.md,",
         f"results/sweep-maml/sweep.md; reference {', '.join(references[:-1])} and {references[-1]}):",
-        f"  {'preset':<12}{'generator':<11}{'n: sigma':<10}{'ro: alpha':<11}oc: alpha",
+        f"  {'tuned for':<12}{'generator':<11}{'n: sigma':<10}{'ro: alpha':<11}oc: alpha",
     ]
-    for preset, kinds in PRESETS.items():
+    for learner, kinds in STRATEGY_PARAMETERS.items():
         for kind, values in kinds.items():
-            row = f"  {preset:<12}{kind.upper():<11}{values['n']:<10.1f}{values['ro']:<11.1f}{values['oc']:.1f}"
-            lines.append(row + ("      (default)" if preset == default and kind == "gan" else ""))
+            row = f"  {learner:<12}{kind.upper():<11}{values['n']:<10.1f}{values['ro']:<11.1f}{values['oc']:.1f}"
+            lines.append(row + ("      (default)" if learner == default and kind == "gan" else ""))
     return lines

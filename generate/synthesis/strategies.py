@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 
 from lasium.errors import ConfigError
-from lasium.generate.synthesis.presets import PRESETS
+from lasium.generate.synthesis.presets import STRATEGY_PARAMETERS
+from lasium.shards.format import LASIUM_STRATEGIES
 
 PriorSampler = Callable[[int, torch.Generator], torch.Tensor]
 # (anchors (T, N, D), members M, σ or α, rng, the generator's prior sampler) → (T, N, M, D)
@@ -73,10 +74,11 @@ class Strategy:
 
 
 # The one table of strategies: the job, its config and the synthesizer all look strategies up here.
+# Descriptions: lasium.shards.format.LASIUM_STRATEGIES, their one home (a set's card reads them without this module).
 STRATEGIES: dict[str, Strategy] = {
-    "n": Strategy(lambda a, m, v, rng, prior: gaussian_members(a, m, v, rng), "sigma", "noise"),
-    "ro": Strategy(random_out_of_class_members, "alpha", "random out-of-class"),
-    "oc": Strategy(lambda a, m, v, rng, prior: other_class_members(a, m, v, rng), "alpha", "other class"),
+    "n": Strategy(lambda a, m, v, rng, prior: gaussian_members(a, m, v, rng), "sigma", LASIUM_STRATEGIES["n"]),
+    "ro": Strategy(random_out_of_class_members, "alpha", LASIUM_STRATEGIES["ro"]),
+    "oc": Strategy(lambda a, m, v, rng, prior: other_class_members(a, m, v, rng), "alpha", LASIUM_STRATEGIES["oc"]),
 }
 
 
@@ -93,13 +95,14 @@ def parameter_name(strategy: str) -> str:
     return check_strategy(strategy).parameter
 
 
-def default_parameter(strategy: str, generator_kind: str, preset: str = "maml") -> float:
-    """σ for ``n``, α for ``ro``/``oc``: the preset's value for the generator kind (:data:`PRESETS`: the reference
-    value unless our sweeps moved it; generators that are neither GAN nor VAE use the GAN values)."""
+def default_parameter(strategy: str, generator_kind: str, tuned_for: str = "maml") -> float:
+    """σ for ``n``, α for ``ro``/``oc``: the value tuned for tasks meant for learner ``tuned_for``, for the generator
+    kind (:data:`STRATEGY_PARAMETERS`: the reference value unless our sweeps moved it; generators that are neither
+    GAN nor VAE use the GAN values)."""
     check_strategy(strategy)
-    if preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; use one of: {', '.join(PRESETS)}")
-    return PRESETS[preset]["vae" if generator_kind == "vae" else "gan"][strategy]
+    if tuned_for not in STRATEGY_PARAMETERS:
+        raise ConfigError(f"unknown --tuned-for {tuned_for!r}; use one of: {', '.join(STRATEGY_PARAMETERS)}")
+    return STRATEGY_PARAMETERS[tuned_for]["vae" if generator_kind == "vae" else "gan"][strategy]
 
 
 def class_latents(

@@ -26,18 +26,14 @@ from lasium.errors import ConfigError
 from lasium.generate.models.interface import Generator
 from lasium.generate.synthesis.anchor_pool import AnchorPool
 from lasium.generate.synthesis.anchors import (
-    ANCHOR_CHUNK,
     AnchorStats,
     anchor_chunk_bytes,
     sample_encoded_anchors,
     sample_gan_anchors,
 )
+from lasium.generate.synthesis.sizes import ANCHOR_CHUNK, DECODE_TASKS
 from lasium.generate.synthesis.strategies import check_strategy, class_latents
 from lasium.tasks import TaskBatch
-
-DECODE_TASKS = 250
-"""Tasks per generator call (padded to this size): part of the config because it fixes kernel shapes.
-250 divides the default 1000 tasks per shard, so no call is padded."""
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,15 @@ once, from the shard's ``torch.Generator``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from lasium.errors import ConfigError
-from lasium.image_ops import erase_pixels, shift_integer
 from lasium.seeding import numpy_rng
+
+if TYPE_CHECKING:  # torch only where queries are made: lasium-gen --help reads this module's defaults
+    import torch
 
 ERASE_PROBABILITY = 0.5
 MAX_SHIFT = 6
@@ -89,6 +90,8 @@ def umtra_queries(support: torch.Tensor, spec: UmtraSpec, rng: torch.Generator) 
     Erasing draws one uniform per pixel of every query (in (T, N, K_val, H, W) order), then the shifts
     draw dx for every query, then dy; all from ``rng`` on the images' device.
     """
+    from lasium.image_ops import erase_pixels, shift_integer
+
     t, n, h, w, c = support.shape
     k = spec.queries
     copies = support.permute(0, 1, 4, 2, 3)[:, :, None].expand(t, n, k, c, h, w).reshape(t * n * k, c, h, w)

@@ -1,8 +1,10 @@
 """Image datasets and real few-shot episodes.
 
 - :func:`load_split` (labeled split: train | val | test) and :func:`load_unlabeled` (train images,
-  no labels) for ``"omniglot"`` and ``"imagefolder:PATH"``; decoded once, then cached as uint8.
-- :class:`EpisodeSampler`: the one source of real N-way K-shot tasks.
+  no labels) for every name of the registry (:mod:`lasium.data.registry`): ``"omniglot"``, ``"celeba"``,
+  ``"celeba-attributes"``, ``"mini-imagenet"``, ``"imagefolder:PATH"``; decoded once, then cached as uint8.
+- :func:`episode_sampler`: the one source of real tasks (:class:`EpisodeSampler` for N-way K-shot tasks over
+  classes, :class:`AttributeEpisodeSampler` for CelebA attribute tasks).
 - :func:`download_omniglot`: the official zips, md5-checked. CLI: ``lasium-data``.
 
 Names are imported on first use (PEP 562) rather than here, so ``import lasium.data`` stays light:
@@ -23,6 +25,16 @@ _EXPORTS = {
     "load_unlabeled": "lasium.data.datasets",
     "load_decoded": "lasium.data.datasets",
     "EpisodeSampler": "lasium.data.episodes",
+    "AttributeEpisodeSampler": "lasium.data.episodes",
+    "episode_sampler": "lasium.data.episodes",
+    "AttributeTable": "lasium.data.attributes",
+    "attribute_pools": "lasium.data.attributes",
+    "DATASETS": "lasium.data.registry",
+    "DatasetSpec": "lasium.data.registry",
+    "resolve_dataset": "lasium.data.registry",
+    "default_image_size": "lasium.data.datasets",
+    "load_celeba": "lasium.data.celeba",
+    "load_mini_imagenet_data": "lasium.data.mini_imagenet",
     "DecodedDataset": "lasium.data.cache",
     "fingerprint": "lasium.data.cache",
     "data_root": "lasium.data.paths",
@@ -43,10 +55,21 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from lasium.data.attributes import AttributeTable, attribute_pools
     from lasium.data.cache import DecodedDataset, fingerprint
-    from lasium.data.datasets import LabeledImages, UnlabeledImages, load_decoded, load_split, load_unlabeled
+    from lasium.data.celeba import load_celeba
+    from lasium.data.datasets import (
+        LabeledImages,
+        UnlabeledImages,
+        default_image_size,
+        load_decoded,
+        load_split,
+        load_unlabeled,
+    )
     from lasium.data.download import download_omniglot
-    from lasium.data.episodes import EpisodeSampler
+    from lasium.data.episodes import AttributeEpisodeSampler, EpisodeSampler, episode_sampler
     from lasium.data.imagefolder import IMAGEFOLDER_SPLIT_SEED, load_imagefolder
+    from lasium.data.mini_imagenet import load_mini_imagenet_data
     from lasium.data.omniglot import OMNIGLOT_SPLIT_SEED, OmniglotLayout, load_omniglot, omniglot_class_split
     from lasium.data.paths import cache_dir, data_root
+    from lasium.data.registry import DATASETS, DatasetSpec, resolve_dataset

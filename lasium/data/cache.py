@@ -19,15 +19,20 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from lasium.safe_io import replace_atomically
 from lasium.tasks import hwc
 
+if TYPE_CHECKING:
+    from lasium.data.attributes import AttributeTable
+
 CACHE_FORMAT = "lasium-decoded-v1"
+IMAGE_CACHE_FORMAT = "lasium-images-v1"
 SPLITS = ("train", "val", "test")
+HASH_BLOCK_BYTES = 64 << 20
 
 
 @dataclass
@@ -48,6 +53,10 @@ class DecodedDataset:
     class_splits: list[str]
     fingerprints: dict[str, str] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    # How real tasks are built from a labeled split (a key of lasium.data.episodes.EPISODE_SAMPLERS):
+    # "classes" = N of the split's classes; "attributes" = CelebA attribute conjunctions (see attributes).
+    task_kind: str = "classes"
+    attributes: AttributeTable | None = None
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -76,15 +85,43 @@ def fingerprint(images: np.ndarray, labels: np.ndarray | None = None) -> str:
     """sha256 (hex) of decoded content: the image shape, the uint8 pixels and, if given, the labels.
 
     Two loads give the same fingerprint exactly when they give the same arrays, whatever the
-    machine, so a shard manifest can name the data its VAE anchors came from.
+    machine, so a shard manifest can name the data its VAE anchors came from. The pixels are hashed in
+    blocks of rows, so a memory-mapped array of gigabytes is never copied whole.
     """
     h = hashlib.sha256()
     header = {"shape": list(images.shape), "dtype": str(images.dtype), "labels": labels is not None}
     h.update(json.dumps(header, sort_keys=True).encode())
-    h.update(np.ascontiguousarray(images).tobytes())
+    pixels = np.ascontiguousarray(images)
+    if pixels.ndim == 0:
+        h.update(pixels.tobytes())
+    else:
+        step = max(1, HASH_BLOCK_BYTES // max(1, pixels[:1].nbytes))
+        for start in range(0, pixels.shape[0], step):
+            h.update(np.ascontiguousarray(pixels[start : start + step]).data)
     if labels is not None:
         h.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
     return h.hexdigest()
+
+
+def labeled_fingerprint(image_fingerprint: str, labels: np.ndarray) -> str:
+    """sha256 (hex) of a split whose pixels are already fingerprinted (:func:`fingerprint` of the images alone)
+    and of its labels: what :func:`fingerprint` ``(images, labels)`` is for the datasets whose images live in a
+    memory-mapped cache (CelebA, mini-ImageNet), without reading gigabytes of pixels on every load.
+    Equal exactly when both the pixels and the labels are equal."""
+    h = hashlib.sha256()
+    header = {"images": image_fingerprint, "labels": int(labels.shape[0]), "kind": "labeled-split"}
+    h.update(json.dumps(header, sort_keys=True).encode())
+    h.update(np.ascontiguousarray(labels, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def take_rows(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[index]`` for sorted row indices: a view (no copy, still memory-mapped) when they are one
+    contiguous run, as every split of a dataset cached in split order is; a copy otherwise."""
+    index = np.asarray(index)
+    if index.size and int(index[-1]) - int(index[0]) + 1 == index.size and bool(np.all(np.diff(index) == 1)):
+        return array[int(index[0]) : int(index[-1]) + 1]
+    return array[index]
 
 
 def cache_key(material: dict[str, Any]) -> str:
@@ -183,3 +220,135 @@ def load_entry(folder: Path, stem: str, key: str) -> DecodedDataset | None:
         fingerprints=dict(record["fingerprints"]),
         info=dict(record["info"]),
     )
+
+
+# ----------------------------------------------------------------------------- memory-mapped image arrays
+
+
+@dataclass
+class ImageArray:
+    """The decoded pixels of a large dataset, in one ``.npy`` read as a read-only memory map.
+
+    ``images`` (n, H, W, C) uint8; ``image_ids`` its rows' ids; ``fingerprints[name]`` =
+    :func:`fingerprint` of the rows of each named range (the splits, stored contiguously); ``path`` the
+    ``.npy``; ``status`` "hit", "written" or "not writable" (decoded into memory, nothing cached).
+    """
+
+    images: np.ndarray
+    image_ids: list[str]
+    fingerprints: dict[str, str]
+    path: Path
+    status: str
+
+
+def load_image_array(folder: Path, stem: str, key: str) -> ImageArray | None:
+    """The cached array memory-mapped read-only, or None when absent, stale or damaged (then it is rebuilt)."""
+    npy, index = entry_paths(folder, stem)
+    if not index.is_file() or not npy.is_file():
+        return None
+    try:
+        record = json.loads(index.read_text())
+        if record.get("format") != IMAGE_CACHE_FORMAT or record.get("key") != key:
+            return None
+        images = np.load(npy, mmap_mode="r", allow_pickle=False)
+        ok = images.dtype == np.uint8 and images.ndim == 4 and list(images.shape) == record["shape"]
+        if not ok or len(record["image_ids"]) != images.shape[0]:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return ImageArray(images, list(record["image_ids"]), dict(record["fingerprints"]), npy, "hit")
+
+
+def _reserve(path: Path, nbytes: int) -> None:
+    """Allocate ``nbytes`` on disk for ``path`` now, so a full disk is an ``OSError`` here rather than a
+    crash (SIGBUS) while pixels are written through the memory map; skipped where the file system cannot."""
+    import errno
+    import os
+
+    with open(path, "r+b") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, nbytes)
+        except AttributeError:  # no posix_fallocate on this platform
+            return
+        except OSError as exc:
+            if exc.errno in (errno.EINVAL, errno.EOPNOTSUPP, getattr(errno, "ENOTSUP", errno.EOPNOTSUPP)):
+                return
+            raise
+
+
+def cached_image_array(
+    folder: Path,
+    stem: str,
+    key: str,
+    material: dict[str, Any],
+    image_ids: list[str],
+    shape: tuple[int, int, int, int],
+    fill: Callable[[np.ndarray], None],
+    ranges: dict[str, tuple[int, int]],
+) -> ImageArray:
+    """The pixels of ``image_ids``: memory-mapped from ``folder/stem.npy`` when its JSON index holds ``key``,
+    else decoded now by ``fill(out)`` (which writes every row of ``out``, uint8 ``shape``) straight into a
+    memory-mapped temporary file that is then renamed into place; the JSON index is written last.
+
+    Nothing of the dataset is ever held in memory whole (CelebA at 84x84x3 is 4.3 GB). A killed writer leaves
+    only ``.stem.npy.partial``, overwritten by the next run. ``ranges`` names the row ranges to fingerprint.
+    A cache folder that cannot be written costs a warning and a decode into memory.
+    """
+    hit = load_image_array(folder, stem, key)
+    if hit is not None:
+        return hit
+    npy, index = entry_paths(folder, stem)
+    nbytes = int(np.prod(shape))
+    fingerprints: dict[str, str] = {}
+
+    def digest(images: np.ndarray) -> None:
+        fingerprints.update({name: fingerprint(images[a:b]) for name, (a, b) in ranges.items()})
+
+    def write(tmp: Path) -> None:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        offset = int(out.offset)
+        del out
+        _reserve(tmp, offset + nbytes)
+        out = np.lib.format.open_memmap(tmp, mode="r+")
+        fill(out)
+        out.flush()
+        digest(out)
+        del out
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        replace_atomically(npy, write, temp=folder / f".{stem}.npy.partial")
+    except OSError as exc:
+        import errno
+
+        if exc.errno == errno.ENOSPC:
+            from lasium.errors import DataError
+
+            raise DataError(
+                f"the decoded cache needs {nbytes / 1e9:.1f} GB in {folder} and that disk is full; free space "
+                "there or choose another cache folder (--cache-dir or LASIUM_CACHE)"
+            ) from None
+        warnings.warn(
+            f"could not write the dataset cache in {folder} ({exc.strerror or exc}); decoding into memory "
+            f"({nbytes / 1e9:.1f} GB) and again on the next load: set LASIUM_CACHE or --cache-dir to a writable "
+            "folder",
+            stacklevel=3,
+        )
+        images = np.empty(shape, np.uint8)
+        fill(images)
+        digest(images)
+        return ImageArray(images, image_ids, fingerprints, npy, "not writable")
+    record = {
+        "format": IMAGE_CACHE_FORMAT,
+        "key": key,
+        "material": material,
+        "shape": list(shape),
+        "image_ids": image_ids,
+        "fingerprints": fingerprints,
+    }
+    try:
+        atomic_save_json(index, record)
+    except BaseException:
+        npy.unlink(missing_ok=True)  # no orphan array without its index
+        raise
+    return ImageArray(np.load(npy, mmap_mode="r", allow_pickle=False), image_ids, fingerprints, npy, "written")

@@ -1,6 +1,7 @@
 """The datasets every stage loads: labeled splits (evaluation, validation) and unlabeled train images.
 
-``dataset`` is ``"omniglot"`` or ``"imagefolder:PATH"``. Example::
+``dataset`` is a name of the registry (:mod:`lasium.data.registry`): ``"omniglot"``, ``"celeba"``,
+``"celeba-attributes"``, ``"mini-imagenet"`` or ``"imagefolder:PATH"``. Example::
 
     from lasium.data import load_split, load_unlabeled
     test = load_split("omniglot", "test")          # LabeledImages: 323 classes × 20 images, 28×28×1 uint8
@@ -18,7 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lasium.data.cache import SPLITS, DecodedDataset, fingerprint
+from lasium.data.attributes import AttributeTable
+from lasium.data.cache import SPLITS, DecodedDataset, fingerprint, take_rows
+from lasium.data.registry import LoadRequest, resolve_dataset
 from lasium.errors import ConfigError, DataError
 from lasium.tasks import hwc
 
@@ -32,6 +35,9 @@ class LabeledImages:
     ``images`` uint8 (n, H, W, C); ``labels`` int64 (n,) in 0..C-1, dense within the split, classes in
     dataset order; ``class_names[label]``; ``image_ids`` stable ids (``omniglot/0709_01``);
     ``fingerprint`` sha256 of the split's images, labels and shape; ``name`` the dataset, ``split``.
+    ``task_kind`` says how real tasks are built from it (:func:`lasium.data.episode_sampler`): ``"classes"``
+    (N of its classes) or ``"attributes"`` (CelebA attribute conjunctions, from ``attributes``). ``images`` may
+    be a read-only memory map (CelebA, mini-ImageNet): index it, do not write into it.
     """
 
     images: np.ndarray
@@ -41,6 +47,8 @@ class LabeledImages:
     fingerprint: str
     name: str
     split: str
+    task_kind: str = "classes"
+    attributes: AttributeTable | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -79,14 +87,22 @@ class UnlabeledImages:
         return hwc(self.images.shape[1:])
 
 
-def normalize_image_size(image_size: int | tuple[int, int] | list[int] | None) -> tuple[int, int]:
-    """``None`` → (28, 28); ``n`` → (n, n); ``(h, w)`` as is."""
+def normalize_image_size(
+    image_size: int | tuple[int, int] | list[int] | None, default: int = DEFAULT_IMAGE_SIZE
+) -> tuple[int, int]:
+    """``None`` → (default, default); ``n`` → (n, n); ``(h, w)`` as is."""
     if image_size is None:
-        return (DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
+        return (int(default), int(default))
     sides = [int(image_size)] * 2 if isinstance(image_size, (int, np.integer)) else [int(s) for s in image_size]
     if len(sides) != 2 or min(sides) < 1 or max(sides) > 4096:
         raise ConfigError(f"image size {image_size!r} is not valid; give one side (28) or height and width (28, 28)")
     return sides[0], sides[1]
+
+
+def default_image_size(dataset: str) -> int:
+    """The side a dataset's images get without ``--image-size``: 28 for Omniglot and image folders, 84 for the
+    colour benchmarks (CelebA, mini-ImageNet), as the LASIUM paper feeds them."""
+    return resolve_dataset(dataset)[0].default_image_size
 
 
 def load_decoded(
@@ -99,25 +115,13 @@ def load_decoded(
     workers: int | None = None,
     progress: bool = True,
 ) -> DecodedDataset:
-    """The whole dataset, all splits, decoded (cached after the first call)."""
-    from lasium.data.imagefolder import load_imagefolder
-    from lasium.data.omniglot import load_omniglot
-
-    size = normalize_image_size(image_size)
+    """The whole dataset, all splits, decoded (cached after the first call); ``dataset`` a registry name."""
+    spec, argument = resolve_dataset(dataset)
+    size = normalize_image_size(image_size, spec.default_image_size)
     if channels not in (None, 1, 3):
         raise ConfigError(f"channels must be 1 or 3 (or None for automatic), got {channels!r}")
-    if dataset == "omniglot":
-        data = load_omniglot(data_root, cache_dir, size, workers=workers, progress=progress)
-        if channels == 3:  # gray replicated, for models built for RGB
-            data.images = np.repeat(data.images, 3, axis=-1)
-            data.compute_fingerprints()
-        return data
-    if dataset.startswith("imagefolder:"):
-        path = dataset[len("imagefolder:") :]
-        if not path:
-            raise ConfigError("imagefolder needs a path: imagefolder:PATH, with PATH/<class>/<image>")
-        return load_imagefolder(path, cache_dir, size, channels=channels, workers=workers, progress=progress)
-    raise ConfigError(f"unknown dataset {dataset!r}; use omniglot or imagefolder:PATH")
+    request = LoadRequest(argument, data_root, cache_dir, size, channels, workers, progress)
+    return spec.load_function()(request)
 
 
 def labeled_split(data: DecodedDataset, split: str) -> LabeledImages:
@@ -136,7 +140,10 @@ def labeled_split(data: DecodedDataset, split: str) -> LabeledImages:
         )
     ids = [data.image_ids[i] for i in index.tolist()]
     known = data.fingerprints.get(split)
-    images = data.images[index]
+    images = take_rows(data.images, index)
+    attributes = None
+    if data.attributes is not None:
+        attributes = data.attributes.for_split(split, index)
     return LabeledImages(
         images=images,
         labels=labels,
@@ -145,6 +152,8 @@ def labeled_split(data: DecodedDataset, split: str) -> LabeledImages:
         fingerprint=known if known is not None else fingerprint(images, labels),
         name=data.name,
         split=split,
+        task_kind=data.task_kind,
+        attributes=attributes,
     )
 
 
@@ -153,7 +162,7 @@ def unlabeled_train(data: DecodedDataset) -> UnlabeledImages:
     index, _, classes = data.split_indices("train")
     if not classes:
         raise DataError(f"{data.name} has no train classes; give it a train/ folder or let lasium split the classes")
-    images = data.images[index]
+    images = take_rows(data.images, index)
     known = data.fingerprints.get("unlabeled")
     return UnlabeledImages(
         images=images,
@@ -174,12 +183,14 @@ def load_split(
     workers: int | None = None,
     progress: bool = True,
 ) -> LabeledImages:
-    """Labeled images of ``split`` ("train" | "val" | "test") of ``dataset`` ("omniglot" | "imagefolder:PATH").
+    """Labeled images of ``split`` ("train" | "val" | "test") of ``dataset`` (a registry name: "omniglot",
+    "celeba", "celeba-attributes", "mini-imagenet" or "imagefolder:PATH").
 
     ``data_root`` defaults to ``$LASIUM_DATA`` then ``~/.cache/lasium/data``; ``cache_dir`` to
-    ``$LASIUM_CACHE`` then ``~/.cache/lasium/cache``; ``image_size`` to 28 (one side or (H, W));
-    ``channels`` to automatic (Omniglot: 1; 3 replicates it). The first call decodes every image
-    (seconds, on all cores, with a progress bar); later calls read the cache (milliseconds).
+    ``$LASIUM_CACHE`` then ``~/.cache/lasium/cache``; ``image_size`` to the dataset's (28 for Omniglot and
+    image folders, 84 for CelebA and mini-ImageNet; one side or (H, W)); ``channels`` to automatic
+    (Omniglot: 1, 3 replicates it; the colour benchmarks: 3, 1 converts to grayscale). The first call decodes
+    every image (on all cores, with a progress bar); later calls read the cache.
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; use one of {', '.join(SPLITS)}")

@@ -1,7 +1,9 @@
 """Real labeled few-shot episodes: the one source of real tasks in lasium.
 
 The trainer's validation, ``lasium-eval`` and ``lasium-gen --source real`` all draw their tasks here,
-so one (split, ways, shots, queries, seed) gives the same tasks everywhere. Episodes follow the
+so one (split, ways, shots, queries, seed) gives the same tasks everywhere. :func:`episode_sampler` picks the
+sampler by the split's ``task_kind``: :class:`EpisodeSampler` over classes, :class:`AttributeEpisodeSampler`
+for the CelebA attribute tasks of Hsu et al. (ICLR 2019). Episodes follow the
 N-way K-shot protocol of Vinyals et al. (Matching Networks, NeurIPS 2016), as used by MAML (Finn et
 al., ICML 2017) and LASIUM (Khodadadeh et al., ICLR 2021): N distinct classes, then K support and Q
 query images per class, all distinct.
@@ -20,8 +22,9 @@ import warnings
 
 import numpy as np
 
+from lasium.data.attributes import attribute_pools
 from lasium.data.datasets import LabeledImages
-from lasium.errors import ConfigError
+from lasium.errors import ConfigError, DataError
 from lasium.seeding import numpy_rng
 from lasium.tasks import Task, TaskBatch
 
@@ -38,6 +41,11 @@ class EpisodeSampler:
     def __init__(self, images: LabeledImages, ways: int, shots: int, queries: int, seed: int = 0) -> None:
         if ways < 1 or shots < 1 or queries < 1:
             raise ConfigError(f"ways, shots and queries must be at least 1, got {ways}, {shots}, {queries}")
+        if images.task_kind != "classes":
+            raise ConfigError(
+                f"{images.name} tasks are not drawn from its classes ({images.task_kind}): build the sampler with "
+                "lasium.data.episode_sampler(images, ...)"
+            )
         self.images = images
         self.ways, self.shots, self.queries, self.seed = int(ways), int(shots), int(queries), int(seed)
         per_class = self.shots + self.queries
@@ -112,3 +120,102 @@ class EpisodeSampler:
             f"EpisodeSampler({self.images.name} {self.images.split}, ways={self.ways}, shots={self.shots}, "
             f"queries={self.queries}, seed={self.seed})"
         )
+
+
+class AttributeEpisodeSampler:
+    """2-way K-shot Q-query CelebA attribute tasks (Hsu, Levine & Finn, ICLR 2019; the protocol LASIUM follows):
+    episode ``i`` depends only on (seed, i).
+
+    A task is one pool of :func:`lasium.data.attributes.attribute_pools` (three attributes of the split's
+    columns and their values) drawn uniformly; its two classes, in random order, are the images with those
+    values and the images with all three negated (disjoint by construction); K + Q distinct images are drawn
+    from each. Only pools whose classes hold more than 10 images and at least K + Q are used.
+    ``Task.meta`` = ``{"classes": ["Bald=0 & Bangs=1 & Big_Lips=1", "Bald=1 & Bangs=0 & Big_Lips=0"],
+    "attributes": [three column indices], "source_ids": [[K + Q image ids per row, support first]]}``.
+    """
+
+    def __init__(self, images: LabeledImages, ways: int, shots: int, queries: int, seed: int = 0) -> None:
+        if shots < 1 or queries < 1:
+            raise ConfigError(f"shots and queries must be at least 1, got {shots}, {queries}")
+        if ways != 2:
+            raise ConfigError(
+                f"{images.name} tasks are 2-way (an attribute conjunction and its negation), got ways={ways}; "
+                "use --ways 2"
+            )
+        table = images.attributes
+        if table is None or table.split is None:
+            raise DataError(f"{images.name} {images.split} has no attribute table: attribute tasks need CelebA")
+        self.images = images
+        self.ways, self.shots, self.queries, self.seed = 2, int(shots), int(queries), int(seed)
+        self.table = table
+        self.pools, self.pool_sizes = attribute_pools(table, self.shots + self.queries)
+        if not self.pools:
+            raise ConfigError(
+                f"{images.name} {images.split} has no attribute pool with more than {table.min_exclusive} and at "
+                f"least {self.shots + self.queries} (shots + queries) images on each side among attributes "
+                f"{table.describe_range()}; lower --shots or --queries"
+            )
+        self._values = np.asarray(table.values, bool)
+        self._ids = np.asarray(images.image_ids, dtype=object)
+
+    @property
+    def num_classes(self) -> int:
+        """Task pools episodes are drawn from (each gives two classes)."""
+        return len(self.pools)
+
+    def _draw(self, index: int) -> tuple[int, bool, np.ndarray]:
+        """(pool, class order swapped, image indices (2, K + Q)) of episode ``index``."""
+        rng = numpy_rng(self.seed, "attribute-episode", int(index))
+        pool = int(rng.random() * len(self.pools)) % len(self.pools)
+        swapped = bool(rng.random() < 0.5)
+        rows = []
+        for negate in (swapped, not swapped):
+            members = self.pools[pool].members(self._values, negate)
+            keys = rng.random(len(members))
+            pick = np.argpartition(keys, self.shots + self.queries - 1)[: self.shots + self.queries]
+            rows.append(members[pick[np.argsort(keys[pick], kind="stable")]])
+        return pool, swapped, np.stack(rows)
+
+    def tasks(self, start: int, count: int) -> TaskBatch:
+        """Episodes ``start .. start + count - 1`` as one :class:`TaskBatch`."""
+        if start < 0 or count < 0:
+            raise ConfigError(f"episode range must be non-negative, got start={start}, count={count}")
+        picks = np.empty((count, 2, self.shots + self.queries), np.int64)
+        metas = []
+        for t in range(count):
+            pool, swapped, picks[t] = self._draw(start + t)
+            p = self.pools[pool]
+            names = [p.describe(self.table.names, negate) for negate in (swapped, not swapped)]
+            metas.append({"classes": names, "attributes": list(p.columns), "source_ids": self._ids[picks[t]].tolist()})
+        support = self.images.images[picks[:, :, : self.shots]]
+        query = self.images.images[picks[:, :, self.shots :]]
+        return TaskBatch(support, query, None, metas)
+
+    def sample(self, index: int) -> Task:
+        """Episode ``index``: the same task for the same (seed, index), however it is asked for."""
+        return self.tasks(int(index), 1).task(0)
+
+    def __repr__(self) -> str:
+        return (
+            f"AttributeEpisodeSampler({self.images.name} {self.images.split}, pools={len(self.pools)}, "
+            f"shots={self.shots}, queries={self.queries}, seed={self.seed})"
+        )
+
+
+# How each kind of labeled split (LabeledImages.task_kind) is turned into real tasks.
+EPISODE_SAMPLERS: dict[str, type[EpisodeSampler] | type[AttributeEpisodeSampler]] = {
+    "classes": EpisodeSampler,
+    "attributes": AttributeEpisodeSampler,
+}
+
+
+def episode_sampler(
+    images: LabeledImages, ways: int, shots: int, queries: int, seed: int = 0
+) -> EpisodeSampler | AttributeEpisodeSampler:
+    """The sampler of real tasks for ``images``, by its ``task_kind``: :class:`EpisodeSampler` for class labels,
+    :class:`AttributeEpisodeSampler` for CelebA attributes. Every consumer of real tasks (evaluation, the
+    trainer's validation, ``lasium-gen --source real``) should build its sampler here."""
+    sampler = EPISODE_SAMPLERS.get(images.task_kind)
+    if sampler is None:
+        raise ConfigError(f"{images.name} has task kind {images.task_kind!r}; known: {', '.join(EPISODE_SAMPLERS)}")
+    return sampler(images, ways, shots, queries, seed)

@@ -25,6 +25,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -40,6 +41,9 @@ from lasium.data.preprocess import (
     run_jobs,
 )
 from lasium.errors import DataError
+
+if TYPE_CHECKING:
+    from lasium.data.registry import LoadRequest
 
 IMAGEFOLDER_SPLIT_SEED = 2021
 OMNIGLOT_PROPORTIONS = (1200, 100, 323)
@@ -90,7 +94,9 @@ def _add_file(cls: FolderClass, entry: os.DirEntry[str]) -> None:
     cls.stats.append((st.st_size, st.st_mtime_ns))
 
 
-def _list_classes(folder: Path, split: str) -> list[FolderClass]:
+def list_split_classes(folder: Path, split: str) -> list[FolderClass]:
+    """The class folders of ``folder`` (sorted by name), each with its sorted image files; :class:`DataError` on a
+    nested folder, a non-image file or an empty class."""
     classes = []
     for d in _visible_dirs(folder):
         cls = FolderClass(split, d.name)
@@ -126,11 +132,11 @@ def list_imagefolder(root: str | Path) -> FolderListing:
                 f"{root} has split folders ({', '.join(d.name for d in split_dirs)}) and also {others[0]}/; "
                 "move class folders inside train/, val/ or test/"
             )
-        classes = [c for split in SPLITS if (root / split).is_dir() for c in _list_classes(root / split, split)]
+        classes = [c for split in SPLITS if (root / split).is_dir() for c in list_split_classes(root / split, split)]
     elif not dirs:
         return _flat_listing(root)
     else:
-        classes = _list_classes(root, "")
+        classes = list_split_classes(root, "")
     return FolderListing(root, bool(split_dirs), classes)
 
 
@@ -201,6 +207,18 @@ def load_imagefolder(
         status = "written" if save_entry(folder, stem, key, material, data) else "not writable"
     data.info.update(data=str(resolved), cache_file=str(entry_paths(folder, stem)[0]), cache=status)
     return data
+
+
+def load_imagefolder_dataset(request: LoadRequest) -> DecodedDataset:
+    """The registry's ``imagefolder:PATH``: :func:`load_imagefolder` of PATH."""
+    return load_imagefolder(
+        str(request.argument),
+        request.cache_dir,
+        request.image_size,
+        channels=request.channels,
+        workers=request.workers,
+        progress=request.progress,
+    )
 
 
 def _decode_folder(

@@ -18,6 +18,7 @@ import re
 import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,6 +33,9 @@ from lasium.data.preprocess import (
     run_jobs,
 )
 from lasium.errors import DataError
+
+if TYPE_CHECKING:
+    from lasium.data.registry import LoadRequest
 
 OMNIGLOT_SPLIT_SEED = 2021
 OMNIGLOT_FOLDER = "omniglot"
@@ -206,6 +210,18 @@ def load_omniglot(
         data = _decode_omniglot(zips, size, layout, workers, progress)
         status = "written" if save_entry(folder, stem, key, material, data) else "not writable"
     data.info.update(data=str(zips[0].parent), cache_file=str(entry_paths(folder, stem)[0]), cache=status)
+    return data
+
+
+def load_omniglot_dataset(request: LoadRequest) -> DecodedDataset:
+    """The registry's ``omniglot``: :func:`load_omniglot`; ``channels=3`` replicates the gray channel (for
+    models built for RGB)."""
+    data = load_omniglot(
+        request.data_root, request.cache_dir, request.image_size, workers=request.workers, progress=request.progress
+    )
+    if request.channels == 3:
+        data.images = np.repeat(data.images, 3, axis=-1)
+        data.compute_fingerprints()
     return data
 
 

@@ -15,6 +15,7 @@ Preprocessing (``PREPROCESS_VERSION`` names it in every cache key, so changing i
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import sys
@@ -135,6 +136,68 @@ def decode_files(paths: Sequence[str], size: tuple[int, int], mode: str, fix: st
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def _crop_grid(
+    height: int, width: int, box: tuple[float, float, float, float], size: tuple[int, int]
+) -> tuple[np.ndarray, ...]:
+    """Source rows/columns and interpolation weights of :func:`crop_and_resize`, float32 as TensorFlow computes
+    them: (top, bottom, y_lerp, left, right, x_lerp)."""
+
+    def axis(lo: float, hi: float, n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        f = np.float32
+        if n_out > 1:
+            scale = f(f(hi) - f(lo)) * f(n_in - 1) / f(n_out - 1)
+            pos = f(lo) * f(n_in - 1) + np.arange(n_out, dtype=np.float32) * scale
+        else:
+            pos = np.array([f(0.5) * (f(lo) + f(hi)) * f(n_in - 1)], np.float32)
+        low = np.floor(pos)
+        return low.astype(np.int64), np.ceil(pos).astype(np.int64), (pos - low).astype(np.float32)
+
+    top, bottom, y_lerp = axis(box[0], box[2], height, size[0])
+    left, right, x_lerp = axis(box[1], box[3], width, size[1])
+    return top, bottom, y_lerp, left, right, x_lerp
+
+
+def crop_and_resize(image: np.ndarray, box: tuple[float, float, float, float], size: tuple[int, int]) -> np.ndarray:
+    """Crop ``box`` = (y1, x1, y2, x2), fractions of the height and width, out of ``image`` uint8 (H, W, C) and
+    resize it to ``size`` = (h, w) by bilinear sampling, as ``tf.image.crop_and_resize`` does (the LASIUM
+    authors' code prepares CelebA this way): output pixel (i, j) samples the source at
+    ``y1·(H-1) + i·(y2-y1)·(H-1)/(h-1)``, ``x1·(W-1) + j·(x2-x1)·(W-1)/(w-1)`` with float32 arithmetic and no
+    antialiasing. The float result is rounded to the nearest integer for uint8 storage (at most 0.5/255 off).
+    """
+    y1, x1, y2, x2 = (float(v) for v in box)
+    if not (0.0 <= y1 < y2 <= 1.0 and 0.0 <= x1 < x2 <= 1.0):
+        raise ValueError(f"crop box {box} must satisfy 0 <= y1 < y2 <= 1 and 0 <= x1 < x2 <= 1")
+    height, width = image.shape[:2]
+    top, bottom, y_lerp, left, right, x_lerp = _crop_grid(height, width, (y1, x1, y2, x2), tuple(size))
+    pixels = image.astype(np.float32)
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    upper, lower = pixels[top], pixels[bottom]
+    xl = x_lerp[None, :, None]
+    upper = upper[:, left] + (upper[:, right] - upper[:, left]) * xl
+    lower = lower[:, left] + (lower[:, right] - lower[:, left]) * xl
+    out = upper + (lower - upper) * y_lerp[:, None, None]
+    return np.clip(np.floor(out + np.float32(0.5)), 0, 255).astype(np.uint8)
+
+
+def decode_files_cropped(
+    paths: Sequence[str], size: tuple[int, int], mode: str, box: tuple[float, float, float, float], fix: str
+) -> np.ndarray:
+    """Decode image files in ``mode`` ("L" → C=1, "RGB" → C=3) at full resolution, then :func:`crop_and_resize`
+    ``box`` to ``size``: uint8 (n, H, W, C). No EXIF rotation (TensorFlow's decoders apply none either)."""
+    channels = 1 if mode == "L" else 3
+    out = np.empty((len(paths), size[0], size[1], channels), np.uint8)
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as img:
+                img.load()
+                out[i] = crop_and_resize(np.asarray(img.convert(mode)), box, size)
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+            raise DataError(f"{path} is not a readable image ({exc}); {fix}") from None
+    return out
+
+
 def image_is_grayscale(path: str, fix: str) -> bool:
     """Whether the file is stored in a grayscale mode (reads the header only)."""
     try:
@@ -167,11 +230,22 @@ def run_jobs(
     workers: int | None,
     desc: str,
     progress: bool = True,
+    sink: Callable[[int, np.ndarray], None] | None = None,
 ) -> list[np.ndarray]:
     """``[func(*job) for job in jobs]``, in order, on ``workers`` processes, with a tqdm bar counting images.
 
-    The first failing job cancels the rest and its exception (a :class:`DataError`) is raised as is.
+    With ``sink``, each result is handed to ``sink(job index, result)`` as it arrives (in any order) and not
+    kept, so a dataset larger than memory can be written into a memory map chunk by chunk; the list
+    returned is then empty. The first failing job cancels the rest and its exception (a :class:`DataError`)
+    is raised as is.
     """
+
+    def deliver(i: int, result: np.ndarray) -> None:
+        if sink is None:
+            results[i] = result
+        else:
+            sink(i, result)
+
     from tqdm.auto import tqdm
 
     total = int(sum(sizes))
@@ -183,11 +257,11 @@ def run_jobs(
         if workers == 1 or len(jobs) <= 1:
             try:
                 for i, job in enumerate(jobs):
-                    results[i] = func(*job)
+                    deliver(i, func(*job))
                     bar.update(sizes[i])
             finally:
                 close_open_zips()
-            return _all_done(results)
+            return [] if sink is not None else _all_done(results)
         # fork, as torch's DataLoader does on Linux: unlike spawn it never re-runs the caller's
         # script (a script without `if __name__ == "__main__"` would start its work again in each
         # worker) and costs no imports. The children only run Pillow, zlib and numpy code, never
@@ -207,9 +281,31 @@ def run_jobs(
                         pool.shutdown(wait=False, cancel_futures=True)
                         raise error
                     i = futures[fut]
-                    results[i] = fut.result()
+                    deliver(i, fut.result())
                     bar.update(sizes[i])
-    return _all_done(results)
+    return [] if sink is not None else _all_done(results)
+
+
+def decode_into(
+    out: np.ndarray,
+    func: Callable[..., np.ndarray],
+    files: Sequence[str],
+    extra: tuple[Any, ...],
+    *,
+    workers: int | None,
+    desc: str,
+    progress: bool = True,
+) -> None:
+    """Decode ``files`` with ``func(chunk, *extra)`` (chunks of ``CHUNK_IMAGES``, on :func:`run_jobs`' workers) and
+    write the results into rows ``0 .. len(files) - 1`` of ``out`` (a memory map) as they arrive."""
+    starts = list(range(0, len(files), CHUNK_IMAGES))
+    jobs = [(list(files[a : a + CHUNK_IMAGES]), *extra) for a in starts]
+    sizes = [len(job[0]) for job in jobs]
+
+    def sink(i: int, block: np.ndarray) -> None:
+        out[starts[i] : starts[i] + len(block)] = block
+
+    run_jobs(func, jobs, sizes, workers=workers, desc=desc, progress=progress, sink=sink)
 
 
 def _all_done(results: list[np.ndarray | None]) -> list[np.ndarray]:

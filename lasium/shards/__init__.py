@@ -39,6 +39,10 @@ _EXPORTS = {
     "verify_shard_set": "lasium.shards.verify",
     "validate_batch": "lasium.shards.writer",
     "write_shard": "lasium.shards.writer",
+    # the encoders write_shard runs, for shard bytes without a file (benchmarks/bench_shards.py times them)
+    "task_metas_json": "lasium.shards.writer",
+    "hdf5_image": "lasium.shards.writer",
+    "wds_chunks": "lasium.shards.wds_encode",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -64,4 +68,5 @@ if TYPE_CHECKING:
     from lasium.shards.manifest import build_manifest_from_sidecars, read_manifest, read_sidecar, write_manifest
     from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks, resolve_shard_urls
     from lasium.shards.verify import VerifyReport, verify_shard_set
-    from lasium.shards.writer import validate_batch, write_shard
+    from lasium.shards.wds_encode import wds_chunks
+    from lasium.shards.writer import hdf5_image, task_metas_json, validate_batch, write_shard

@@ -4,7 +4,9 @@ A reader therefore sees either the old file, the complete new one, or nothing: n
 shard under a final name. Temporary names are ``.<final name>.tmp`` (hidden, and not matching the
 shard-name pattern, so readers, ``verify`` and ``index`` ignore them); the next write of the same
 file truncates and reuses a leftover one. One shard is written by one process at a time (the
-generation job assigns each shard to exactly one rank), so the fixed temporary name cannot collide.
+generation job assigns each shard to exactly one rank, and each job locks the shards it will write, so a
+second job that would write the same shards is refused: :class:`lasium.generate.job.outdir.FolderClaim`),
+so the fixed temporary name cannot collide.
 """
 
 from __future__ import annotations

@@ -20,19 +20,13 @@ from typing import Any
 
 from lasium.errors import ShardError
 from lasium.shards.atomic import atomic_write_bytes
-from lasium.shards.format import MANIFEST_NAME, Manifest
+from lasium.shards.format import LASIUM_STRATEGIES, MANIFEST_NAME, Manifest, ShardEntry
 from lasium.tasks import Task
 
 README_NAME = "README.md"
 PREVIEW_NAME = "preview.png"
 CARD_FILES = (README_NAME, PREVIEW_NAME)
 PREVIEW_TASKS = 4
-_STRATEGIES = {
-    "n": "LASIUM-N (Gaussian noise around each anchor)",
-    "ro": "LASIUM-RO (interpolation towards random out-of-class latents)",
-    "oc": "LASIUM-OC (interpolation towards the other classes' anchors)",
-    "real": "real labeled episodes (no generator)",
-}
 
 
 def first_tasks(source: str | Path, count: int, start: int = 0, *, allow_partial: bool = False) -> list[Task]:
@@ -63,7 +57,7 @@ def first_tasks(source: str | Path, count: int, start: int = 0, *, allow_partial
 
 def save_preview(tasks: Sequence[Task], out: str | Path) -> Path:
     """One PNG (written atomically): a grid per task, a row per class, support | query."""
-    from lasium.imaging import save_task_previews
+    from lasium.previews import save_task_previews
 
     titles = [f"task {t.meta['index']}" + (f" ({t.meta['strategy']})" if "strategy" in t.meta else "") for t in tasks]
     return save_task_previews(tasks, out, titles)
@@ -78,10 +72,26 @@ def human_size(n: float) -> str:
     return f"{n} B"
 
 
-def _strategy_line(c: dict[str, Any]) -> str:
+def shard_sizes(shards: Sequence[ShardEntry]) -> str:
+    """The shards as runs of equal size, in file order: ``3 x 1000 + 1 x 200 tasks`` (``no shards`` when empty)."""
+    runs: list[list[int]] = []
+    for entry in shards:
+        if runs and runs[-1][1] == entry.num_tasks:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, entry.num_tasks])
+    return " + ".join(f"{count} x {size:,}" for count, size in runs) + " tasks" if runs else "no shards"
+
+
+def _strategy_line(c: dict[str, Any], source: dict[str, Any] | None) -> str:
     strategy = str(c.get("strategy", "not recorded"))
     params = [f"{k} = {c[k]}" for k in ("sigma", "alpha", "epsilon", "latent_dim", "preset", "anchors") if k in c]
-    text = _STRATEGIES.get(strategy, strategy)
+    if strategy in LASIUM_STRATEGIES:
+        text = f"LASIUM-{strategy.upper()} ({LASIUM_STRATEGIES[strategy]})"
+    else:  # a source without strategies labels its tasks with its name; its record may name the method
+        record = source or {}
+        text = str(record.get("method") or f"tasks drawn from its source ({record.get('kind', 'not recorded')})")
+        text += ", no LASIUM strategy"
     return f"`{strategy}`: {text}" + (f"; {', '.join(params)}" if params else "")
 
 
@@ -144,15 +154,14 @@ with h5py.File("{first}", "r") as f:
             f"{m.num_tasks:,} ({c['ways']}-way, {c['shots']} support + {c['queries']} query images per class, "
             f"{h}x{w}x{ch} uint8{', with latents' if c.get('save_latents') else ''})",
         ),
-        ("source", str(c.get("source", "generator"))),
-        ("strategy", _strategy_line(c)),
+        ("source", m.task_source or "not recorded"),
+        ("strategy", _strategy_line(c, m.source)),
         ("generator", gen_line),
         ("image source", source_line),
         ("seed", str(c.get("seed"))),
         (
             "shards",
-            f"{len(m.shards)} x {c['tasks_per_shard']} tasks, {m.container} "
-            f"({suffix}{', gzip' if gz else ''}), files {first} … {last}",
+            f"{shard_sizes(m.shards)}, {m.container} ({suffix}{', gzip' if gz else ''}), files {first} … {last}",
         ),
         ("bytes", f"{total:,} ({human_size(total)}, {total / max(1, m.num_tasks):,.0f} per task)"),
         ("date", date),

@@ -9,7 +9,6 @@ from typing import Any
 
 import click
 
-import lasium
 from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ShardError, one_line
 from lasium.shards.card import human_size
@@ -42,7 +41,6 @@ def _short(d: dict[str, Any] | None) -> str:
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(lasium.__version__, prog_name="lasium-shards")
 def main() -> None:
     """Inspect, verify, preview, index and describe (card) task-shard sets (lasium task-shard format v1).
 
@@ -252,3 +250,7 @@ def card(folder: Path) -> None:
 
     readme, picture = write_card(folder)
     click.echo(f"wrote {readme} and {picture}")
+
+
+if __name__ == "__main__":
+    main()

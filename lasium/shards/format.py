@@ -25,9 +25,25 @@ SIDECAR_SUFFIX = ".json"
 CONTAINERS: dict[str, str] = {"wds": ".tar", "hdf5": ".h5"}
 # Compression of a set's shards. WebDataset: "gzip" makes <name>-NNNNNN.tar.gz (the whole tar gzipped),
 # "none" a plain .tar. HDF5: gzip (deflate) or lzf filters inside the .h5 file, whose name does not change.
-COMPRESSIONS = ("gzip", "none")
-HDF5_COMPRESSIONS = ("gzip", "lzf", "none")
+COMPRESSIONS = ("gzip", "none")  # what lasium-gen --compression offers, for either container
+HDF5_COMPRESSIONS = ("gzip", "lzf", "none")  # what an HDF5 set may hold
 WDS_GZIP_SUFFIX = ".tar.gz"
+# The compression a set has when its config records none (the writer's and lasium-gen's default): WebDataset plain
+# .tar, HDF5 the gzip filter.
+DEFAULT_COMPRESSION: dict[str, str] = {"wds": "none", "hdf5": "gzip"}
+
+# What kind of tasks a set holds. The config's "source" records the kind of task source that made them
+# (lasium-gen --source: generator, real, umtra, cactus, ...); "generator" means LASIUM, images decoded from a
+# generative model's latents. The config's "strategy" labels the tasks (also in each task's meta.json): a LASIUM
+# strategy, or for sources without strategies their own name.
+GENERATOR_SOURCE = "generator"
+LASIUM_STRATEGIES: dict[str, str] = {
+    "n": "Gaussian noise around each anchor",
+    "ro": "interpolation towards random out-of-class latents",
+    "oc": "interpolation towards the other classes' anchors",
+}
+"""The LASIUM sampling strategies (Khodadadeh et al., ICLR 2021) by the name a set config records, and what each does:
+the one home of their descriptions (the card of a set, lasium-gen's registry and --help)."""
 
 REQUIRED_CONFIG_KEYS = (
     "ways",
@@ -74,6 +90,23 @@ def parse_json(data: str | bytes) -> Any:
                 raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
             stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
     return value
+
+
+def recorded_task_source(config: dict[str, Any]) -> str | None:
+    """The kind of task source a set config records (``config["source"]``), else None.
+
+    A config without ``source`` (a set written by hand or by another tool) is read from its ``strategy``: a LASIUM
+    strategy means ``generator``; ``real``, ``umtra`` and ``cactus`` label their tasks with their own name.
+    """
+    kind = config.get("source")
+    if isinstance(kind, str) and kind:
+        return kind
+    strategy = config.get("strategy")
+    if strategy in LASIUM_STRATEGIES:
+        return GENERATOR_SOURCE
+    if strategy in ("real", "umtra", "cactus"):
+        return str(strategy)
+    return None
 
 
 def task_key(index: int) -> str:
@@ -330,6 +363,11 @@ class Manifest:
     @property
     def layout(self) -> TaskLayout:
         return TaskLayout.from_header(self.header)
+
+    @property
+    def task_source(self) -> str | None:
+        """The kind of task source that made the set (:func:`recorded_task_source`), None if not recorded."""
+        return recorded_task_source(self.config)
 
     @property
     def compression(self) -> str:

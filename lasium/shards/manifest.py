@@ -78,7 +78,15 @@ def read_sidecar(path: Path) -> tuple[Manifest, ShardEntry]:
     return m, entry
 
 
+_REBUILD = {
+    "manifest": "rebuild it with 'lasium-shards index'",
+    "sidecar": "delete it and rerun the lasium-gen command that wrote the set (it rewrites that shard)",
+}
+
+
 def _load_json(path: Path, what: str) -> Any:
+    """The JSON of a manifest or sidecar; missing, unreadable, binary or malformed is one ShardError line."""
+    fix = _REBUILD[what]
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -86,13 +94,11 @@ def _load_json(path: Path, what: str) -> Any:
     except OSError as exc:
         raise ShardError(f"cannot read {what} {path}: {exc.strerror}") from None
     except UnicodeDecodeError:
-        raise ShardError(
-            f"{what} {path} is not UTF-8 text (binary or damaged); rebuild it with 'lasium-shards index'"
-        ) from None
+        raise ShardError(f"{what} {path} is not UTF-8 text (binary or damaged); {fix}") from None
     try:
         return parse_json(text)
     except ValueError as exc:
-        raise ShardError(f"{what} {path} is not valid JSON ({exc}); rebuild it with 'lasium-shards index'") from None
+        raise ShardError(f"{what} {path} is not valid JSON ({exc}); {fix}") from None
 
 
 def write_manifest(

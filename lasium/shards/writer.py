@@ -18,8 +18,10 @@ import numpy as np
 from lasium.errors import ShardError
 from lasium.shards.atomic import atomic_write, atomic_write_bytes
 from lasium.shards.format import (
+    DEFAULT_COMPRESSION,
     FORMAT_NAME,
     FORMAT_VERSION,
+    HDF5_COMPRESSIONS,
     ShardEntry,
     TaskLayout,
     canonical_json,
@@ -34,10 +36,6 @@ from lasium.shards.gz import GzipWriter
 from lasium.shards.manifest import sidecar_path, write_sidecar
 from lasium.shards.wds_encode import wds_chunks
 from lasium.tasks import TaskBatch
-
-HDF5_COMPRESSIONS = ("gzip", "lzf", None)
-# ``compression="auto"``: what write_shard uses when not told (HDF5: gzip filter; WebDataset: plain tar)
-DEFAULT_COMPRESSION = {"wds": "none", "hdf5": "gzip"}
 
 
 def task_metas_json(batch: TaskBatch, first_task: int, config: dict[str, Any]) -> list[bytes]:
@@ -88,7 +86,7 @@ def validate_batch(batch: TaskBatch, header: dict[str, Any], shard_index: int, f
 
 
 def hdf5_image(
-    batch: TaskBatch, metas_json: list[bytes], attrs: dict[str, str], compression: str | None = "gzip", level: int = 1
+    batch: TaskBatch, metas_json: list[bytes], attrs: dict[str, str], compression: str = "gzip", level: int = 1
 ) -> bytes:
     """The shard as an HDF5 file image (bytes), built in memory.
 
@@ -98,9 +96,9 @@ def hdf5_image(
     import h5py
 
     if compression not in HDF5_COMPRESSIONS:
-        raise ShardError(f"unknown HDF5 compression {compression!r}: use gzip, lzf or none")
+        raise ShardError(f"unknown HDF5 compression {compression!r}: use {', '.join(HDF5_COMPRESSIONS)}")
     kw: dict[str, Any] = {"track_times": False}
-    if compression is not None:
+    if compression != "none":
         kw["compression"] = compression
         if compression == "gzip":
             kw["compression_opts"] = int(level)
@@ -146,8 +144,9 @@ def write_shard(
     never leaves a partial file under the final name; then the sidecar ``<file>.json`` records the
     header and entry. A stale sidecar of an older version of the shard is removed first.
     ``compression``: WebDataset ``gzip`` writes ``<name>-NNNNNN.tar.gz`` (the tar gzipped, reproducible
-    header), ``none`` a plain ``.tar``; HDF5 ``gzip``, ``lzf`` or ``none`` filters. ``auto`` = plain tar,
-    HDF5 gzip. ``compression_level`` is the gzip level (1 by default).
+    header), ``none`` a plain ``.tar``; HDF5 ``gzip``, ``lzf`` or ``none`` filters. ``auto`` = the format's
+    default (:data:`lasium.shards.format.DEFAULT_COMPRESSION`: plain tar, HDF5 gzip). ``compression_level`` is
+    the gzip level (1 by default).
     """
     check_name(name)
     check_container(container)
@@ -185,8 +184,7 @@ def write_shard(
             ),
             "lasium_header": canonical_json(header),
         }
-        filt = None if compression == "none" else compression
-        size, sha = atomic_write_bytes(path, hdf5_image(batch, metas_json, attrs, filt, compression_level))
+        size, sha = atomic_write_bytes(path, hdf5_image(batch, metas_json, attrs, compression, compression_level))
     entry = ShardEntry(file, first_task, len(batch), size, sha)
     write_sidecar(path, container, name, header, entry)
     return entry

@@ -1,0 +1,168 @@
+"""The charts of the results pages, drawn with matplotlib (the ``repro`` extra: ``pip install 'lasium[repro]'``).
+
+Every chart is drawn from figures a results JSON holds, so ``lasium-repro page`` redraws it without running
+anything. Each has a title, labelled axes with units, a legend, and 95% confidence intervals as error bars
+wherever the figure has one. Files are written atomically and without a timestamp or version in their metadata,
+so the same figures give the same bytes on the same matplotlib.
+
+Charts use :class:`matplotlib.figure.Figure` directly (no ``pyplot``): no global backend or figure state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lasium.safe_io import replace_atomically
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
+# Colour-blind-safe palette (Okabe & Ito, 2008).
+PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+DPI = 100
+
+# (x, y) or (x, y, 95% CI half-width) points of one named line
+Point = tuple[float, float] | tuple[float, float, float | None]
+Series = dict[str, Sequence[Point]]
+
+
+class ChartsUnavailable(RuntimeError):
+    """matplotlib is not installed (it comes with the ``repro`` extra)."""
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure of ``width`` × ``height`` inches (an ImportError becomes :class:`ChartsUnavailable`)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError as exc:  # the page is still written; the caller says how to get the charts
+        raise ChartsUnavailable("charts need matplotlib: pip install 'lasium[repro]'") from exc
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def save_figure(fig: Figure, path: str | Path) -> Path:
+    """Write ``fig`` as a PNG atomically, with no creation time or software version in it (same figures, same bytes)."""
+    return replace_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None}))
+
+
+def _style(ax: Axes, title: str, xlabel: str, ylabel: str) -> None:
+    ax.set_title(title, fontsize=11)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, color="#e6e6e6", linewidth=0.8)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def _plot_series(ax: Axes, series: Series, *, start: int = 0, linestyle: str = "-") -> None:
+    """One line per series, with error bars where its points carry a CI; an empty series is named in the legend."""
+    for i, (name, points) in enumerate(series.items()):
+        colour = PALETTE[(start + i) % len(PALETTE)]
+        pts = sorted(points, key=lambda p: p[0])
+        if not pts:
+            ax.plot([], [], color=colour, label=f"{name} (no data)")
+            continue
+        xs, ys = [float(p[0]) for p in pts], [float(p[1]) for p in pts]
+        errors = [p[2] if len(p) > 2 else None for p in pts]
+        if any(e is not None for e in errors):
+            ax.errorbar(
+                xs,
+                ys,
+                yerr=[float(e or 0.0) for e in errors],
+                color=colour,
+                linestyle=linestyle,
+                marker="o",
+                markersize=4,
+                capsize=3,
+                label=name,
+            )
+        else:
+            ax.plot(xs, ys, color=colour, linestyle=linestyle, marker="o", markersize=4, label=name)
+
+
+def line_chart(
+    series: Series,
+    path: str | Path,
+    *,
+    title: str,
+    xlabel: str,
+    ylabel: str,
+    size: tuple[float, float] = (7.2, 4.4),
+    xscale: str = "linear",
+) -> Path:
+    """Each named series of points as a line with markers (and 95% CI error bars when the points carry them)."""
+    fig = new_figure(*size)
+    ax = fig.subplots()
+    _plot_series(ax, series)
+    if xscale == "symlog":
+        ax.set_xscale("symlog", linthresh=10)
+    _style(ax, title, xlabel, ylabel)
+    ax.legend(fontsize=8, loc="best")
+    return save_figure(fig, path)
+
+
+def accuracy_chart(
+    rows: Sequence[dict[str, Any]],
+    path: str | Path,
+    *,
+    title: str,
+    references: dict[str, dict[int, float]] | None = None,
+) -> Path:
+    """Horizontal bars of each scored row's 1- and 5-shot accuracy (%) with its 95% CI as error bars; optional
+    ``references`` ({name: {shots: accuracy}}) are drawn as dashed vertical lines in the panel of their shots."""
+    scored = [r for r in rows if r.get("eval")]
+    height = 1.2 + 0.32 * len(scored)
+    fig = new_figure(10.0, height)
+    axes = fig.subplots(1, 2, sharey=True)
+    labels = [r["label"] for r in scored]
+    positions = list(range(len(scored)))[::-1]  # the first row at the top
+    for ax, shots, colour in zip(axes, (1, 5), PALETTE):
+        values = [((r["eval"].get(str(shots)) or {}).get("accuracy_pct")) for r in scored]
+        cis = [((r["eval"].get(str(shots)) or {}).get("ci95_pct")) for r in scored]
+        ax.barh(
+            positions,
+            [v if v is not None else 0.0 for v in values],
+            xerr=[c if c is not None else 0.0 for c in cis],
+            color=colour,
+            alpha=0.85,
+            capsize=2,
+            height=0.7,
+        )
+        for y, v in zip(positions, values):
+            if v is not None:
+                ax.annotate(f"{v:.2f}", (v, y), xytext=(-4, 0), textcoords="offset points", ha="right", va="center",
+                            fontsize=7, color="white")  # fmt: skip
+        for j, (name, cells) in enumerate((references or {}).items()):
+            if shots in cells:
+                ax.axvline(cells[shots], color=PALETTE[(j + 2) % len(PALETTE)], linestyle="--", linewidth=1,
+                           label=f"{name}: {cells[shots]:.2f}")  # fmt: skip
+        known = [v for v in values if v is not None] + [c[shots] for c in (references or {}).values() if shots in c]
+        low = min(known, default=0.0)
+        ax.set_xlim(max(0.0, low - 8.0), 100.0)
+        _style(ax, f"{shots}-shot", "accuracy (%), error bars: 95% CI", "")
+        if references:  # below the panel, where it hides no bar
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
+    axes[0].set_yticks(positions, labels, fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+def panels_chart(
+    panels: dict[str, tuple[str, Series]],
+    path: str | Path,
+    *,
+    title: str,
+    ylabel: str,
+) -> Path:
+    """One panel per entry ({panel title: (x label, series)}), side by side with a shared y axis."""
+    fig = new_figure(3.6 * max(1, len(panels)) + 0.8, 4.0)
+    axes = fig.subplots(1, max(1, len(panels)), sharey=True, squeeze=False)[0]
+    for ax, (name, (xlabel, series)) in zip(axes, panels.items()):
+        _plot_series(ax, series)
+        _style(ax, name, xlabel, ylabel if ax is axes[0] else "")
+        ax.legend(fontsize=8, loc="best")
+    fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)

@@ -1,0 +1,381 @@
+"""``lasium-repro``: reproduce the LASIUM paper's Omniglot table and its side experiments. A thin layer over
+:mod:`lasium.repro` (each subcommand fills an options dataclass and calls one library function)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from lasium.cli_support import OneLineGroup, user_errors
+from lasium.errors import ConfigError
+
+from .sizes import SIZES
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    """A comma-separated list of names (empty entries dropped)."""
+    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
+
+
+def _numbers(text: str | None, kind: type, option: str) -> tuple:
+    try:
+        return tuple(kind(v) for v in _names(text))
+    except ValueError:
+        raise ConfigError(f"{option} takes numbers separated by commas, e.g. 0.2,0.6; got {text!r}") from None
+
+
+def _stop_stages_on_sigterm() -> None:
+    """Stages run in their own sessions (so a timeout can kill a stage with its workers); a SIGTERM to this command
+    (e.g. from ``timeout``) must take the running stage down too: it becomes SystemExit, which the runner handles."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
+@click.group(cls=OneLineGroup, context_settings=CONTEXT)
+def main() -> None:
+    """Reproduce LASIUM (Khodadadeh et al., ICLR 2021) on Omniglot with the real lasium commands.
+
+    Every stage is the console command a user would type (lasium-fit, lasium-gen, lasium-shards, lasium-train,
+    lasium-eval), run as a subprocess with its exact command line, log, status and wall time recorded in a work
+    folder; results pages (markdown, JSON and charts) are written after every row or point, so an interrupted run
+    still leaves one, and --resume continues where it stopped, across sessions.
+
+    \b
+    Start here:
+      lasium-repro omniglot --sizes quick --work /tmp/rq --results /tmp/rq   # smoke run, minutes on a CPU
+      lasium-repro omniglot                          # GPU sizes, bundled GAN (~6 min on one H100/H200)
+      lasium-repro omniglot --sizes cpu --plan       # the reference budgets: rows left and their hours
+      lasium-repro omniglot --sizes cpu --resume     # ... run across sessions on a CPU
+      lasium-repro page results/omniglot.json        # redraw a page from its stored figures
+
+    Charts need matplotlib: pip install 'lasium[repro]'.
+    """
+
+
+# --- omniglot -------------------------------------------------------------------------------------------------
+@main.command(context_settings=CONTEXT)
+@click.option(
+    "--sizes",
+    type=click.Choice(sorted(SIZES)),
+    default="gpu",
+    show_default=True,
+    help="Stage sizes: gpu (~6 min on one H100/H200), cpu (the authors' budgets with distinct tasks, every row on "
+    "1,000 test tasks: hours per row on 2 cores, use --resume), cpu-reduced (the earlier reduced configuration, "
+    "~1.5 h), quick (smoke run, minutes).",
+)
+@click.option("--ablation", is_flag=True, help="Also LASIUM-N + ProtoNets with one ingredient added at a time.")
+@click.option(
+    "--only",
+    default=None,
+    metavar="ROWS",
+    help="Comma-separated row keys or families (lasium, supervised, scratch, other, ablation) to run [all, in "
+    "priority order]. --plan lists the keys.",
+)
+@click.option(
+    "--optional/--no-optional",
+    default=None,
+    help="Run the optional rows (MAML n/oc, supervised MAML, UMTRA, CACTUs, the mixture, 4x MAML) [yes with --sizes "
+    "gpu or cpu; rows named by --only run unless --no-optional].",
+)
+@click.option("--fit", is_flag=True, help="Fit a fresh GAN with lasium-fit first (budget: --fit-minutes).")
+@click.option("--fit-minutes", type=float, default=None, help="Wall-clock budget of --fit [the sizes'].")
+@click.option(
+    "--generator", default="omniglot-gan", show_default=True, help="Generator of lasium-gen (bundled name or folder)."
+)
+@click.option("--maml-algo", type=click.Choice(["maml", "fomaml"]), default=None, help="MAML variant [maml].")
+@click.option(
+    "--budget-seconds", type=float, default=None, help="Start no row that would not fit; kill stages at the deadline."
+)
+@click.option(
+    "--work",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("runs/repro-omniglot"),
+    show_default=True,
+    help="Shards, runs, evals and logs (what --resume continues from).",
+)
+@click.option(
+    "--results",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("results"),
+    show_default=True,
+    help="Where omniglot.md, omniglot.json and the charts go.",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (passed to every stage).")
+@click.option("--data-root", default=None, help="Dataset root of every stage [$LASIUM_DATA].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of generation, training, scratch init.")
+@click.option("--eval-seed", type=int, default=0, show_default=True, help="Test episodes' seed (same for all rows).")
+@click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged; 1 on a CPU].")
+@click.option("--keep-shards", is_flag=True, help="Keep the shard sets at the end (default: deleted).")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue a run in --work: stages whose command already succeeded are reused, a stage that was cut off "
+    "continues (lasium-gen keeps its shards, lasium-train and lasium-eval get --resume), and rows a results page "
+    "holds with today's commands are taken from it.",
+)
+@click.option("--overwrite", is_flag=True, help="Clear an earlier run in --work first.")
+@click.option(
+    "--reuse-results",
+    type=click.Path(path_type=Path, dir_okay=False),
+    multiple=True,
+    metavar="PAGE",
+    help="With --resume, --plan or --page-only: also take the finished rows of this omniglot.json (e.g. a second "
+    "command's --results, run in parallel with other --only rows on the same --work). Repeatable.",
+)
+@click.option("--plan", "mode", flag_value="plan", help="Run nothing: list the rows, which are done, hours left.")
+@click.option(
+    "--page-only",
+    "mode",
+    flag_value="page-only",
+    help="Run nothing: rewrite the page from the rows results pages hold with today's commands (--results, "
+    "--reuse-results); the others are marked 'not run' with their estimate.",
+)
+@user_errors
+def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...], **values: object) -> None:
+    """Reproduce the paper's Omniglot 5-way table: LASIUM (N, RO, OC) with ProtoNets and MAML, baselines, other
+    task sources; writes omniglot.md, omniglot.json and charts into --results.
+
+    Each row: lasium-gen → lasium-shards preview → lasium-train → lasium-eval (1,000 test tasks, 1- and 5-shot, the
+    same episodes for every row). Rows run in priority order; a failing stage is recorded and the rest go on.
+
+    \b
+    Examples:
+      lasium-repro omniglot --sizes quick --fit --work /tmp/rq --results /tmp/rq
+      lasium-repro omniglot --sizes cpu --ablation --plan
+      lasium-repro omniglot --sizes cpu --resume --only maml-ro-x4 --threads 1 --keep-shards
+    Two cores, two rows at once (one --work, a --results page each; then merge them into results/):
+      lasium-repro omniglot --sizes cpu --threads 1 --keep-shards --only protonets-n --results runs/a
+      lasium-repro omniglot --sizes cpu --threads 1 --keep-shards --only maml-ro --results runs/b --resume
+      lasium-repro omniglot --sizes cpu --page-only --reuse-results runs/a/omniglot.json \\
+          --reuse-results runs/b/omniglot.json
+    """
+    from . import omniglot as driver
+    from .options import OmniglotOptions
+
+    options = OmniglotOptions(only=_names(only), reuse_results=reuse_results, **values)  # type: ignore[arg-type]
+    if mode == "plan":
+        click.echo("\n".join(driver.plan_omniglot(options)))
+        return
+    if mode == "page-only":
+        results = driver.page_only_omniglot(options)
+        done = sum(r["status"] == "ok" for r in results["rows"])
+        click.echo(f"[repro] page: {done} of {len(results['rows'])} rows done; see {options.results / 'omniglot.md'}")
+        return
+    _stop_stages_on_sigterm()
+    driver.run_omniglot(options)
+
+
+# --- sweep ----------------------------------------------------------------------------------------------------
+def _budget_options(tasks: int, gen_precision: str, val_tasks: int) -> list:
+    """The options of a validation point's budget (shared by sweep and gan-curve)."""
+    return [
+        click.option("--tasks", type=int, default=tasks, show_default=True, help="Generated tasks per shard set."),
+        click.option("--iterations", type=int, default=1000, show_default=True, help="Training iterations per point."),
+        click.option("--meta-batch", type=int, default=4, show_default=True, help="Tasks per training iteration."),
+        click.option("--val-tasks", type=int, default=val_tasks, show_default=True, help="Validation tasks per K_tr."),
+        click.option("--gen-precision", default=gen_precision, show_default=True, help="lasium-gen --precision."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
+        click.option("--data-root", default=None, help="Dataset root of every stage [$LASIUM_DATA]."),
+        click.option("--quick", is_flag=True, help="Tiny sizes (24 tasks, 4 iterations, 10 val tasks): a smoke run."),
+    ]
+
+
+def _with(decorators: list):
+    def apply(func):
+        for decorator in reversed(decorators):
+            func = decorator(func)
+        return func
+
+    return apply
+
+
+@main.command(context_settings=CONTEXT)
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/sweep"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option(
+    "--algo",
+    type=click.Choice(["protonets", "maml", "fomaml"]),
+    default="protonets",
+    show_default=True,
+    help="The learner every point trains (its shards use the σ/α tuned for it: lasium-gen --tuned-for).",
+)
+@_with(_budget_options(2000, "bf16", 1000))
+@click.option("--strategies", default="n,ro,oc", show_default=True, help="Strategies of the parameter family.")
+@click.option(
+    "--values", default=None, help="σ/α values of every strategy, e.g. 0.2,0.6 [n: 0.5,1,2; ro, oc: 0.2,0.5,0.8]."
+)
+@click.option(
+    "--augment-sigma", type=float, default=1.0, show_default=True, help="σ of the augmentation family's n shard set."
+)
+@click.option("--only", type=click.Choice(["parameter", "augment"]), default=None, help="Run one family only.")
+@click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
+@click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
+@user_errors
+def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_precision, seed, device, data_root,
+          quick, strategies, values, augment_sigma, only, threads, resume) -> None:  # fmt: skip
+    """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
+
+    Each point: lasium-gen (bundled GAN) → lasium-train → lasium-eval --split val (1- and 5-shot). Two families:
+    the strategy parameter (σ for n, α for ro and oc; augmentation shift5) and the augmentation presets (on one n
+    set). Writes sweep.md, sweep.json and charts after every point.
+
+    \b
+    Examples:
+      lasium-repro sweep --work runs/sweep                  # the full sweep (~1-2 h on a 2-core CPU)
+      lasium-repro sweep --work runs/sweep --resume         # continue it
+      lasium-repro sweep --quick --work /tmp/sweep --results /tmp/sweep
+      lasium-repro sweep --algo maml --only parameter --strategies oc --values 0.2,0.6 --val-tasks 300 \\
+          --work runs/sweep-maml --results results/sweep-maml
+    """
+    from .sweep import QUICK, PointBudget, SweepOptions, run
+
+    sizes = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
+    budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
+                         data_root=data_root, **sizes)  # fmt: skip
+    options = SweepOptions(
+        budget=budget,
+        strategies=_names(strategies),
+        values=_numbers(values, float, "--values"),
+        augment_sigma=augment_sigma,
+        only=only,
+        work=work,
+        results=results,
+        threads=threads,
+        resume=resume,
+    )
+    _stop_stages_on_sigterm()
+    run(options)
+
+
+# --- gan-curve ------------------------------------------------------------------------------------------------
+@main.command("gan-curve", context_settings=CONTEXT)
+@click.option(
+    "--fit",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="A lasium-fit output folder with epoch-NNNN/ snapshots (lasium-fit --keep-epochs).",
+)
+@click.option("--epochs", default=None, help="Only these GAN epochs, comma-separated [every snapshot].")
+@click.option(
+    "--work", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/gan-curve"), show_default=True
+)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@_with(_budget_options(4000, "auto", 1000))
+@click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
+@click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
+@user_errors
+def gan_curve(fit, epochs, work, results, tasks, iterations, meta_batch, val_tasks, gen_precision, seed, device,
+              data_root, quick, threads, resume) -> None:  # fmt: skip
+    """Accuracy against GAN training: LASIUM-N + ProtoNets validation accuracy for each kept GAN snapshot, beside
+    the LASIUM authors' published curve. Writes accuracy-vs-gan-epochs.md, .json and .png.
+
+    \b
+    Examples:
+      lasium-repro gan-curve --fit runs/bundled/omniglot-gan --work runs/gan-curve
+      lasium-repro gan-curve --quick --fit /tmp/gan --work /tmp/curve --results /tmp/curve
+    """
+    from .gan_curve import QUICK, CurveOptions, run
+    from .sweep import PointBudget
+
+    sizes = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
+    budget = PointBudget(meta_batch=meta_batch, gen_precision=gen_precision, seed=seed, device=device,
+                         data_root=data_root, **sizes)  # fmt: skip
+    options = CurveOptions(
+        fit=fit,
+        budget=budget,
+        epochs=_numbers(epochs, int, "--epochs"),
+        work=work,
+        results=results,
+        threads=threads,
+        resume=resume,
+    )
+    _stop_stages_on_sigterm()
+    written = run(options)
+    failed = [r["gan_epochs"] for r in written["rows"] if r["status"] != "ok"]
+    if failed:
+        click.echo(f"error: the points of GAN epochs {failed} failed; see {work}/epoch-*/logs", err=True)
+        sys.exit(1)
+
+
+# --- bundled --------------------------------------------------------------------------------------------------
+@main.command(context_settings=CONTEXT)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/bundled"),
+              show_default=True, help="Where the full checkpoints go.")  # fmt: skip
+@click.option("--gan-epochs", type=int, default=500, show_default=True, help="GAN epochs in all (the authors').")
+@click.option("--vae-epochs", type=int, default=1000, show_default=True, help="VAE epochs in all (the authors').")
+@click.option("--gan-minutes", type=float, default=4.0, show_default=True, help="GAN training minutes per call.")
+@click.option("--vae-minutes", type=float, default=3.0, show_default=True, help="VAE training minutes per call.")
+@click.option("--gan-keep-epochs", default="0,10,50,200,400", show_default=True,
+              help="GAN snapshots to keep (lasium-fit --keep-epochs; 0 = untrained).")  # fmt: skip
+@click.option("--batch-size", type=int, default=128, show_default=True, help="Images per step (the authors').")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True)
+@click.option("--skip-fid", is_flag=True, help="Export without measuring Fréchet distances.")
+@click.option("--limit", type=int, default=None, help="Train on the first N images only (smoke runs).")
+@click.option("--dest", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where to export [the package's bundled/ folder].")  # fmt: skip
+@click.option("--note", default=None, help="Training note (markdown) for both model cards.")
+@user_errors
+def bundled(gan_keep_epochs: str, **values: object) -> None:
+    """Fit the bundled Omniglot GAN and VAE with lasium-fit, measure their Fréchet distances, export them.
+
+    Each call trains for at most --gan-minutes / --vae-minutes; run the same command again to continue until the
+    epochs are done (a model is measured and exported once its fit reached them).
+
+    \b
+    Example (GPU):
+      lasium-repro bundled --out runs/bundled
+    """
+    from .bundled import BundledOptions, run
+
+    run(BundledOptions(gan_keep_epochs=_numbers(gan_keep_epochs, int, "--gan-keep-epochs"), **values))  # type: ignore[arg-type]
+
+
+# --- precision ------------------------------------------------------------------------------------------------
+@main.command(context_settings=CONTEXT)
+@click.option("--shards", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="A LASIUM shard set (e.g. 2,000 LASIUM-N tasks).")  # fmt: skip
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/prec"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option("--iterations", type=int, default=500, show_default=True, help="ProtoNets iterations of each run.")
+@click.option("--tasks", type=int, default=1000, show_default=True, help="Test tasks per K_tr.")
+@click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
+@click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
+@user_errors
+def precision(**values: object) -> None:
+    """Does bf16 change accuracy? The same ProtoNets run in fp32 and in bf16, each scored in its own precision on
+    the fixed test tasks. Writes precision.md and precision.json (wall times are not a speed measurement)."""
+    from .precision import PrecisionOptions, run
+
+    _stop_stages_on_sigterm()
+    run(PrecisionOptions(**values))  # type: ignore[arg-type]
+
+
+# --- page -----------------------------------------------------------------------------------------------------
+@main.command(context_settings=CONTEXT)
+@click.argument("results_json", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@user_errors
+def page(results_json: tuple[Path, ...]) -> None:
+    """Redraw results pages (markdown and charts) from their stored JSON; runs nothing.
+
+    Takes omniglot.json, sweep.json, accuracy-vs-gan-epochs.json or precision.json (as written by the other
+    subcommands); writes the page beside each.
+
+    \b
+    Example:
+      lasium-repro page results/omniglot.json results/sweep.json results/cpu-reduced/omniglot.json
+    """
+    from .pages import redraw_page
+
+    for path in results_json:
+        for written in redraw_page(path):
+            click.echo(f"wrote {written}")
+
+
+if __name__ == "__main__":
+    main()

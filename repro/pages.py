@@ -1,0 +1,76 @@
+"""Results pages from their stored figures: each experiment's JSON names its ``format``, and :data:`PAGES` maps the
+format to what redraws its markdown page and charts beside it (``lasium-repro page``). Nothing runs: a page
+regenerated from its JSON shows the same figures.
+
+Adding an experiment's page is one :class:`PageKind` and one line in :data:`PAGES`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lasium.errors import ConfigError
+from lasium.safe_io import replace_atomically
+
+
+@dataclass(frozen=True)
+class PageKind:
+    """How one experiment's results page is redrawn: ``redraw(results, folder)`` writes its markdown (and charts)
+    into ``folder`` and returns the files it wrote."""
+
+    description: str
+    redraw: Callable[[dict[str, Any], Path], list[Path]]
+
+
+def _omniglot(results: dict[str, Any], folder: Path) -> list[Path]:
+    from .omniglot_page import write_page
+
+    return write_page(results, folder)[1]  # rewrites omniglot.json too: only its record of the charts can change
+
+
+def _sweep(results: dict[str, Any], folder: Path) -> list[Path]:
+    from .sweep_page import write_page
+
+    return [folder / "sweep.md", *(folder / n for n in write_page(results, folder, write_json=False))]
+
+
+def _gan_curve(results: dict[str, Any], folder: Path) -> list[Path]:
+    from .gan_curve import NAME, write_page
+
+    return [folder / f"{NAME}.md", *(folder / n for n in write_page(results, folder, write_json=False))]
+
+
+def _precision(results: dict[str, Any], folder: Path) -> list[Path]:
+    from .precision import render
+
+    replace_atomically(folder / "precision.md", lambda tmp: tmp.write_text(render(results)))
+    return [folder / "precision.md"]
+
+
+PAGES: dict[str, PageKind] = {
+    "lasium-repro-omniglot": PageKind("the Omniglot reproduction (lasium-repro omniglot)", _omniglot),
+    "lasium-sweep-omniglot": PageKind("the σ/α and augmentation sweep (lasium-repro sweep)", _sweep),
+    "lasium-accuracy-vs-gan-epochs": PageKind("accuracy against GAN training (lasium-repro gan-curve)", _gan_curve),
+    "lasium-precision-check": PageKind("fp32 against bf16 (lasium-repro precision)", _precision),
+}
+
+
+def redraw_page(path: str | Path) -> list[Path]:
+    """Redraw the page of the results JSON at ``path`` beside it; return the files written. A JSON that is not a
+    results page of :data:`PAGES` is a :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        results = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist; give a results JSON such as results/omniglot.json") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path} is not readable JSON ({exc}); give a results JSON") from None
+    kind = PAGES.get(results.get("format", "")) if isinstance(results, dict) else None
+    if kind is None:
+        known = ", ".join(PAGES)
+        raise ConfigError(f"{path} is not a results page lasium-repro draws (its format is none of {known})")
+    return kind.redraw(results, path.parent)

@@ -1,0 +1,102 @@
+"""What the reproduction records beside a row's accuracy: its training run's summary, its task source's manifest
+record, and the machine it ran on."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def train_summary(run: Path) -> dict[str, Any]:
+    """Steps, tasks seen and best validation accuracy of a finished run (from its checkpoints' JSON)."""
+    out: dict[str, Any] = {}
+    for name in ("last", "best"):
+        try:
+            state = json.loads((run / name / "state.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if name == "last":
+            out.update(step=state.get("step"), tasks_seen=state.get("tasks_seen"), precision=state.get("precision"))
+        out.update(
+            best_val_accuracy=state.get("best_val_accuracy"), best_step=state.get("best_step", out.get("best_step"))
+        )
+    try:
+        cfg = json.loads((run / "train_config.json").read_text())
+        out.update(
+            algo=cfg.get("algo"),
+            meta_batch=cfg.get("meta_batch"),
+            iterations=cfg.get("iterations"),
+            augment=cfg.get("augment"),
+        )
+        if (cfg.get("mixture") or {}).get("sampling") == "weighted":  # a mixture row: the weights the run drew by
+            out["mixture"] = cfg["mixture"]
+    except (OSError, ValueError):
+        pass
+    return out
+
+
+def task_source_summary(shards: Path) -> dict[str, Any]:
+    """The parts of a UMTRA or CACTUs set's manifest ``source`` record that the page shows (method, embedding,
+    clustering)."""
+    try:
+        source = json.loads((shards / "manifest.json").read_text()).get("source") or {}
+    except (OSError, ValueError):
+        return {}
+    out: dict[str, Any] = {k: source[k] for k in ("kind", "method", "augmentation") if k in source}
+    embedding = source.get("embedding")
+    if isinstance(embedding, dict):
+        generator = embedding.get("generator") or {}
+        out["embedding"] = {
+            "kind": embedding.get("kind"),
+            "dim": embedding.get("dim"),
+            **({"generator": generator.get("name")} if isinstance(generator, dict) and generator.get("name") else {}),
+        }
+    clustering = source.get("clustering")
+    if isinstance(clustering, dict):
+        out["clustering"] = {k: clustering.get(k) for k in ("clusters", "partitions", "scaling")}
+    if "kept_clusters" in source:
+        out["kept_clusters"] = source["kept_clusters"]
+    return out
+
+
+def describe_device(option: str) -> tuple[str, dict[str, Any]]:
+    """(``"cuda"`` or ``"cpu"``, a JSON-ready record of the machine) for a ``--device`` option."""
+    import torch
+
+    use_cuda = option.startswith("cuda") or (option == "auto" and torch.cuda.is_available())
+    if use_cuda:
+        return "cuda", {
+            "type": "cuda",
+            "name": torch.cuda.get_device_name(0),
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda,
+        }
+    from lasium.precision import cpu_has_native_bf16
+    from lasium.runtime import cpu_model
+
+    return "cpu", {
+        "type": "cpu",
+        "name": cpu_model(),  # says more than the architecture (rows of one page may run on different CPUs)
+        "cores": os.cpu_count(),
+        "native_bf16": cpu_has_native_bf16(),  # what --precision auto means there: bf16 if true, else fp32
+        "torch": torch.__version__,
+    }
+
+
+def validation_curve(run: Path, key: str = "accuracy", split: str = "val") -> list[tuple[float, float]]:
+    """(step, value) of a training run's validation records (``metrics.jsonl`` of ``lasium-train``, records with
+    ``split == split``); empty when the file is missing. A last line cut short by a killed run is skipped."""
+    points: list[tuple[float, float]] = []
+    path = Path(run) / "metrics.jsonl"
+    if not path.is_file():
+        return points
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("split") == split and isinstance(record.get(key), (int, float)):
+            points.append((float(record["step"]), float(record[key])))
+    return points

@@ -1,0 +1,205 @@
+"""Running reproduction stages as the real console commands: one subprocess per stage, its exact command line,
+log, status and wall time recorded, a deadline enforced, and finished stages reused on ``--resume``.
+
+Shared by every experiment of :mod:`lasium.repro` (the Omniglot rows, the sweep, the GAN-epoch curve, the
+precision check). A work folder keeps, per stage, ``logs/<name>.log``, ``logs/<name>.started.json`` (the
+command and its running time, refreshed every minute) and, once it succeeded, ``logs/<name>.done.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CONSOLE_MODULES = {
+    "lasium-fit": "lasium.generate.models.fit_cli",
+    "lasium-gen": "lasium.generate.job.cli",
+    "lasium-train": "lasium.train.cli",
+    "lasium-eval": "lasium.evaluate.cli",
+    "lasium-shards": "lasium.shards.cli",
+}
+
+
+def tool(name: str) -> list[str]:
+    """The console script when installed on PATH, else the same entry point through this Python."""
+    exe = shutil.which(name)
+    if exe:
+        return [exe]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; sys.argv[0] = {name!r}; from {CONSOLE_MODULES[name]} import main; main()",
+    ]
+
+
+# Options that change how a command runs, not what it computes: commands that differ only in them are the same
+# stage (``--checkpoint-every`` only adds checkpoints; ``--resume`` continues the identical computation).
+NOT_DEFINING = {"--checkpoint-every": 1, "--resume": 0}
+# Options renamed since a work folder's records were written: the old spelling means the new option.
+RENAMED = {"--preset": "--tuned-for"}  # lasium-gen, 2026-12-02
+
+
+WORK_PLACEHOLDER = "<work>"
+
+
+def work_spellings(work: Path) -> tuple[str, ...]:
+    """The ways a command can name the work folder: as given, as an absolute path, and relative to the current
+    directory (longest first)."""
+    absolute = os.path.abspath(work)
+    spellings = {str(work), absolute, os.path.relpath(absolute)}
+    return tuple(sorted((s.rstrip("/") for s in spellings if s not in ("", ".")), key=len, reverse=True))
+
+
+def canonical(command: str, work: Path | None = None) -> str:
+    """``command`` without the options of :data:`NOT_DEFINING` (and their values); with ``work``, every path
+    inside the work folder written relative to it, so that ``--work runs/r`` and ``--work /abs/runs/r`` (the same
+    folder from the same directory) plan the same stages."""
+    words, out, i = shlex.split(command), [], 0
+    spellings = work_spellings(work) if work is not None else ()
+    while i < len(words):
+        if words[i] in NOT_DEFINING:
+            i += 1 + NOT_DEFINING[words[i]]
+            continue
+        word = RENAMED.get(words[i], words[i])
+        for prefix in spellings:
+            if word == prefix or word.startswith(prefix + "/"):
+                word = WORK_PLACEHOLDER + word[len(prefix) :]
+                break
+        out.append(word)
+        i += 1
+    return shlex.join(out)
+
+
+def same_commands(a: dict[str, str] | None, b: dict[str, str] | None, work: Path | None = None) -> bool:
+    """Whether two rows' stage commands (by stage) are the same up to :data:`NOT_DEFINING` options (and, with
+    ``work``, up to how the work folder is spelled)."""
+    if not a or not b or set(a) != set(b):
+        return False
+    return all(canonical(a[k], work) == canonical(b[k], work) for k in a)
+
+
+def wait_with_heartbeat(
+    proc: subprocess.Popen, timeout: float | None, heartbeat: Callable[[], None], every: float = 60.0
+) -> int:
+    """``proc.wait(timeout)``, calling ``heartbeat()`` every ``every`` seconds meanwhile."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = None if deadline is None else deadline - time.monotonic()
+        if left is not None and left <= 0:
+            raise subprocess.TimeoutExpired(proc.args, timeout or 0.0)
+        try:
+            return proc.wait(timeout=every if left is None else min(every, left))
+        except subprocess.TimeoutExpired:
+            if left is not None and left <= every:
+                raise
+            heartbeat()
+
+
+class StageRunner:
+    """Runs commands as stages under ``work/logs``; ``remaining()`` gives the seconds left (None = no deadline)."""
+
+    def __init__(
+        self,
+        work: Path,
+        env: dict[str, str],
+        *,
+        resume: bool,
+        remaining: Callable[[], float | None] = lambda: None,
+        tag: str = "repro",
+    ) -> None:
+        self.work, self.env, self.resume, self.remaining, self.tag = Path(work), env, resume, remaining, tag
+        self.stages: list[dict[str, Any]] = []
+
+    def run(
+        self,
+        name: str,
+        console: str,
+        args: list[str],
+        row: str | None = None,
+        produces: Path | None = None,
+        continue_with: Callable[[], list[str]] | None = None,
+    ) -> bool:
+        """Run one command with its output in logs/<name>.log; record it; False if it failed or timed out.
+
+        A stage that succeeded leaves ``logs/<name>.done.json``; with ``--resume`` a stage whose identical command
+        (up to :data:`NOT_DEFINING` options) already succeeded, and whose output ``produces`` still exists, is not
+        run again, and its earlier record (wall time included) is kept, marked as reused.
+
+        A stage that started and did not finish (``logs/<name>.started.json``: killed, or the session ended) is
+        continued with ``--resume``: when its command is unchanged, ``continue_with()`` gives the arguments that
+        make the command pick up its own partial output (e.g. ``["--resume"]`` when a checkpoint exists).
+        """
+        display = shlex.join([console] + args)
+        logs = self.work / "logs"
+        done_path, started_path = logs / f"{name}.done.json", logs / f"{name}.started.json"
+        if self.resume and done_path.is_file() and (produces is None or produces.exists()):
+            earlier = json.loads(done_path.read_text())
+            if canonical(earlier.get("command", ""), self.work) == canonical(display, self.work) and (
+                earlier.get("status") == "ok"
+            ):
+                earlier["note"] = "reused from an earlier invocation of the driver"
+                self.stages.append(earlier)
+                print(f"[{self.tag}] {name}: reused ({earlier['seconds']:.1f} s earlier)", flush=True)
+                return True
+        done_path.unlink(missing_ok=True)
+        record: dict[str, Any] = {"name": name, "row": row, "command": display, "status": "running", "seconds": None}
+        self.stages.append(record)
+        remaining = self.remaining()
+        if remaining is not None and remaining < 1:
+            record.update(status="skipped", note="time budget used up", seconds=0.0)
+            return False
+        ran, before = list(args), 0.0
+        if self.resume and continue_with is not None and started_path.is_file():
+            started = json.loads(started_path.read_text())
+            if canonical(started.get("command", ""), self.work) == canonical(display, self.work):
+                extra = continue_with()
+                ran += [a for a in extra if a not in ran]
+                if extra:
+                    record["continued"] = shlex.join([console] + ran)
+                    before = float(started.get("seconds") or 0.0)  # the interrupted runs' time, up to a heartbeat
+        log_path = logs / f"{name}.log"
+        logs.mkdir(parents=True, exist_ok=True)
+        print(f"[{self.tag}] {name}: {record.get('continued', display)}", flush=True)
+        t0 = time.time()
+
+        def heartbeat() -> None:  # how long the stage has run, for a continuation after a hard kill
+            started_path.write_text(json.dumps({"command": display, "seconds": before + time.time() - t0}) + "\n")
+
+        heartbeat()
+        with open(log_path, "a" if "continued" in record else "w") as log:
+            proc = subprocess.Popen(
+                tool(console) + ran, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self.env
+            )
+            try:
+                rc = wait_with_heartbeat(proc, remaining, heartbeat)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the command and its worker processes
+                proc.wait()
+                rc = None
+            except BaseException:  # interrupted: take the running command (its own session) down too
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise
+        record["seconds"] = round(before + time.time() - t0, 2)
+        record["log"] = str(log_path)
+        if rc == 0:
+            record["status"] = "ok"
+            if "continued" in record:
+                record["note"] = "continued from an interrupted run: " + record["continued"]
+            done_path.write_text(json.dumps(record) + "\n")
+            started_path.unlink(missing_ok=True)
+        else:
+            lines = [ln.strip() for ln in log_path.read_text(errors="replace").splitlines() if ln.strip()]
+            record["status"] = "timeout" if rc is None else "failed"
+            record["note"] = "killed at the time budget" if rc is None else (lines[-1][:300] if lines else f"exit {rc}")
+        print(f"[{self.tag}] {name}: {record['status']} in {record['seconds']:.1f} s", flush=True)
+        return rc == 0

@@ -1,0 +1,345 @@
+"""Choose LASIUM's σ/α and the training augmentation from evidence: a sweep scored on Omniglot *validation* tasks
+(``lasium-repro sweep``).
+
+Every point is the real pipeline at a reduced budget: ``lasium-gen`` (bundled GAN, ``tasks`` tasks) →
+``lasium-train --algo protonets`` (or ``maml``: second order, 5 inner steps; its shards then use ``--tuned-for maml``;
+``iterations`` × ``meta_batch``) → ``lasium-eval --split val`` (the val split's classes, never the test split; 1- and
+5-shot; MAML adapts 50 steps). Two families of points:
+
+- strategy parameters, with the augmentation fixed at ``shift5``: σ for ``n``, α for ``ro`` and ``oc``;
+- augmentation presets (``lasium-train --augment``), on one shard set (``n``, σ of ``augment_sigma``).
+
+Writes ``sweep.json``, ``sweep.md`` and ``sweep.png`` after every point, so an interrupted sweep still leaves a
+page; with ``resume`` finished stages are reused (:mod:`lasium.repro.stages`), and points the page already holds
+with today's commands are taken from it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lasium.errors import ConfigError
+
+from .options import argv_of
+from .stages import StageRunner, same_commands
+from .sweep_page import PARAMETERS, PRESET_OF, write_page
+
+AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-strokes", "shift5-erase", "shift5-support")
+FAMILIES = ("parameter", "augment")
+QUICK = dict(tasks=24, iterations=4, val_tasks=10)  # --quick: a smoke run of every stage
+
+
+@dataclass(frozen=True)
+class PointBudget:
+    """What every point of a validation experiment generates, trains and scores (the sweep's and the GAN-epoch
+    curve's): one shard set of ``tasks`` tasks → ``iterations`` × ``meta_batch`` of ``algo`` → ``val_tasks``
+    validation tasks per shot."""
+
+    tasks: int = 2000
+    iterations: int = 1000
+    meta_batch: int = 4
+    val_tasks: int = 1000
+    algo: str = "protonets"
+    gen_precision: str = "bf16"
+    seed: int = 0
+    device: str = "auto"
+    data_root: str | None = None
+
+    def common(self) -> list[str]:
+        """The options every stage gets (device and data root, when given)."""
+        return (["--device", self.device] if self.device != "auto" else []) + (
+            ["--data-root", self.data_root] if self.data_root else []
+        )
+
+    def validate(self) -> PointBudget:
+        if self.algo not in PRESET_OF:
+            raise ConfigError(f"--algo {self.algo!r} is unknown; choose one of {', '.join(PRESET_OF)}")
+        for name in ("tasks", "iterations", "meta_batch", "val_tasks"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}")
+        return self
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """The options of ``lasium-repro sweep`` (each a command-line option of the same name)."""
+
+    budget: PointBudget = field(default_factory=PointBudget)
+    strategies: tuple[str, ...] = ("n", "ro", "oc")  # strategies of the parameter family
+    values: tuple[float, ...] = ()  # σ/α values of every strategy (empty: PARAMETERS' three per strategy)
+    augment_sigma: float = 1.0  # σ of the n shard set the augmentation family trains on
+    only: str | None = None  # one family only: parameter | augment
+    work: Path = Path("runs/sweep")
+    results: Path = Path("results")
+    threads: int = 1  # OMP_NUM_THREADS of every stage
+    resume: bool = False
+
+    def validate(self) -> SweepOptions:
+        self.budget.validate()
+        unknown = sorted(set(self.strategies) - set(PARAMETERS))
+        if unknown:
+            raise ConfigError(f"--strategies names unknown strategies {unknown}; choose from {', '.join(PARAMETERS)}")
+        if self.only is not None and self.only not in FAMILIES:
+            raise ConfigError(f"--only {self.only!r} is unknown; choose one of {', '.join(FAMILIES)}")
+        if self.threads < 1:
+            raise ConfigError(f"--threads must be at least 1; got {self.threads}")
+        return self
+
+    def command_line(self) -> str:
+        """``lasium-repro sweep`` with the options not at their default (what the page records)."""
+        return shlex.join(["lasium-repro", "sweep", *argv_of(self)])
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(work=str(self.work), results=str(self.results), strategies=list(self.strategies))
+        out["values"] = list(self.values)
+        return out
+
+
+@dataclass
+class Point:
+    """One sweep point: a shard set (strategy, parameter) and a training augmentation."""
+
+    family: str  # parameter | augment
+    strategy: str
+    parameter: str
+    value: float | None  # None: the --tuned-for value of σ/α (no flag)
+    augment: str
+
+    @property
+    def shard_name(self) -> str:
+        return f"{self.strategy}-{self.parameter}{'-preset' if self.value is None else format(self.value, 'g')}"
+
+    @property
+    def key(self) -> str:
+        return f"{self.shard_name}-{self.augment}"
+
+
+def plan(
+    augment_sigma: float, strategies: list[str] | tuple[str, ...], values: list[float] | None = None
+) -> list[Point]:
+    """The sweep's points; ``values``: the parameter values of every strategy (default: ``PARAMETERS``)."""
+    # Augmentations first: they move accuracy most (shift5 alone is worth ~18 points), σ/α less.
+    points = [Point("augment", "n", "sigma", augment_sigma, a) for a in AUGMENTS]
+    points += [
+        Point("parameter", s, PARAMETERS[s][0], v, "shift5") for s in strategies for v in (values or PARAMETERS[s][1])
+    ]
+    seen, unique = set(), []
+    for p in points:  # the n / shift5 point belongs to both families; run it once (as an augment point)
+        if p.key not in seen:
+            seen.add(p.key)
+            unique.append(p)
+    return unique
+
+
+def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[str]]:
+    """The three stages of a point (console script + arguments), fully determined by the point and the budget.
+
+    These commands are what a resumed sweep compares (a point whose recorded commands differ runs again)."""
+    shards, run, out = (
+        work / "shards" / point.shard_name,
+        work / "runs" / point.key,
+        work / "evals" / f"{point.key}.json",
+    )
+    common = budget.common()
+    return {
+        "gen": [
+            "lasium-gen",
+            "--strategy",
+            point.strategy,
+            *([] if point.value is None else [f"--{point.parameter}", f"{point.value:g}"]),
+            "--tuned-for",
+            PRESET_OF[budget.algo],
+            "--n-tasks",
+            str(budget.tasks),
+            "--tasks-per-shard",
+            str(min(budget.tasks, 500)),
+            "--decode-tasks",
+            "50",
+            "--workers",
+            "1",
+            "--precision",
+            budget.gen_precision,
+            "--shots",
+            "1",
+            "--queries",
+            "5",
+            "--seed",
+            str(budget.seed),
+            "--out",
+            str(shards),
+            "--quiet",
+        ]
+        + common,
+        "train": [
+            "lasium-train",
+            "--shards",
+            str(shards),
+            "--algo",
+            budget.algo,
+            "--augment",
+            point.augment,
+            "--iterations",
+            str(budget.iterations),
+            "--meta-batch",
+            str(budget.meta_batch),
+            "--val-every",
+            "0",
+            "--workers",
+            "1",
+            "--checkpoint-every",
+            "0",
+            "--log-every",
+            "50",
+            "--seed",
+            str(budget.seed),
+            "--out",
+            str(run),
+            "--quiet",
+        ]
+        + common,
+        "eval": [
+            "lasium-eval",
+            "--checkpoint",
+            str(run),
+            "--split",
+            "val",
+            "--shots",
+            "1,5",
+            "--tasks",
+            str(budget.val_tasks),
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+            "--quiet",
+        ]
+        + common,
+    }
+
+
+def run_point(
+    runner: StageRunner, point: Point, cmds: dict[str, list[str]], work: Path, made: set[str]
+) -> dict[str, Any] | None:
+    """Generate (once per shard set), train and score a point; its ``lasium-eval`` report, or None if a stage
+    failed."""
+    shards, run, out = (
+        work / "shards" / point.shard_name,
+        work / "runs" / point.key,
+        work / "evals" / f"{point.key}.json",
+    )
+    if point.shard_name not in made:  # one shard set serves every augmentation point
+        if not runner.run(
+            f"gen-{point.shard_name}", cmds["gen"][0], cmds["gen"][1:], point.key, produces=shards / "manifest.json"
+        ):
+            return None
+        made.add(point.shard_name)
+    if not runner.run(
+        f"train-{point.key}", cmds["train"][0], cmds["train"][1:], point.key, produces=run / "last" / "state.json"
+    ):
+        return None
+    if not runner.run(f"eval-{point.key}", cmds["eval"][0], cmds["eval"][1:], point.key, produces=out):
+        return None
+    return json.loads(out.read_text())
+
+
+def summarise(point: Point, report: dict[str, Any] | None, cmds: dict[str, list[str]]) -> dict[str, Any]:
+    """A point's row on the page: what it is, its commands, and its validation accuracy per shot."""
+    row: dict[str, Any] = {
+        **asdict(point),
+        "key": point.key,
+        "status": "ok" if report else "failed",
+        "commands": {k: " ".join(v) for k, v in cmds.items()},
+    }
+    if report:
+        row["val"] = {
+            str(r["shots"]): {"accuracy_pct": r["accuracy_pct"], "ci95_pct": r["ci95_pct"], "tasks": r["tasks"]}
+            for r in report["results"]
+        }
+        row["episode_digest"] = report["episode_digest"]
+    return row
+
+
+def stage_env(threads: int | None) -> dict[str, str]:
+    """This process's environment, with ``threads`` intra-op threads per stage when given."""
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return env
+
+
+def machine(device: str) -> str:
+    """The machine a sweep ran on, as its page says it."""
+    return f"{platform.machine()} CPU, {os.cpu_count()} cores" if device in ("auto", "cpu") else device
+
+
+def run(options: SweepOptions) -> dict[str, Any]:
+    """Run (or resume) the sweep, writing its page after every point; return the results as written."""
+    options.validate()
+    budget, work, results_dir = options.budget, options.work, options.results
+    if work.exists() and any(work.iterdir()) and not options.resume:
+        raise ConfigError(f"{work} holds an earlier sweep; pass --resume to continue it or choose another --work")
+    work.mkdir(parents=True, exist_ok=True)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    runner = StageRunner(work, stage_env(options.threads), resume=options.resume, tag="sweep")
+    values = list(options.values) or None
+    points = plan(options.augment_sigma, options.strategies, values)
+    if options.only:
+        points = [pt for pt in points if pt.family == options.only]
+    # the n/σ/shift5 point is run once, as an augment point; it also belongs in the parameter table
+    shared = [pt.key for pt in points if pt.family == "augment" and pt.augment == "shift5"]
+    start = time.time()
+    rows: list[dict[str, Any]] = []
+    made: set[str] = set()
+    sizes: dict[str, Any] = {
+        "tasks": budget.tasks,
+        "iterations": budget.iterations,
+        "meta_batch": budget.meta_batch,
+        "val_tasks": budget.val_tasks,
+        "seed": budget.seed,
+        "threads": options.threads,
+    }
+    if budget.algo != "protonets":  # (ProtoNets pages keep their recorded sizes, so --resume reuses their points)
+        sizes["algo"] = budget.algo
+    # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
+    # today's is taken from the page instead of being run again.
+    earlier = {}
+    if options.resume and (results_dir / "sweep.json").is_file():
+        earlier = {
+            r["key"]: r
+            for r in json.loads((results_dir / "sweep.json").read_text()).get("rows", [])
+            if r["status"] == "ok"
+        }
+    results: dict[str, Any] = {}
+    for point in points:
+        cmds = commands(point, budget, work)
+        recorded = earlier.get(point.key)
+        if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
+            print(f"[sweep] {point.key}: reused from {results_dir / 'sweep.json'}", flush=True)
+            rows.append(dict(recorded, reused=True))
+        else:
+            rows.append(summarise(point, run_point(runner, point, cmds, work, made), cmds))
+        results = {
+            "format": "lasium-sweep-omniglot",
+            "command": options.command_line(),
+            "options": options.to_json(),
+            "device": machine(budget.device),
+            "sizes": sizes,
+            "wall_seconds": round(time.time() - start, 1),
+            "shared_keys": shared,
+            "rows": rows,
+            "stages": runner.stages,
+            "planned": len(points),
+            **({"values": values} if values else {}),
+        }
+        write_page(results, results_dir)
+    ok = sum(r["status"] == "ok" for r in rows)
+    print(f"[sweep] {ok}/{len(rows)} points in {time.time() - start:.0f} s; see {results_dir / 'sweep.md'}")
+    return results

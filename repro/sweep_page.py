@@ -1,0 +1,182 @@
+"""The page of ``lasium-repro sweep``: ``sweep.md`` (tables by family, what the sweep picked against the learner's
+reference values) and its charts, from the ``sweep.json`` the sweep writes after every point (``lasium-repro page
+sweep.json`` redraws them from it alone)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from lasium.safe_io import replace_atomically
+
+from .charts import ChartsUnavailable, accuracy_chart, panels_chart
+
+# Three values each (the ends and the middle of the range): a 2-core CPU affords ~15 points per session.
+PARAMETERS = {"n": ("sigma", (0.5, 1.0, 2.0)), "ro": ("alpha", (0.2, 0.5, 0.8)), "oc": ("alpha", (0.2, 0.5, 0.8))}
+LEARNER_NAMES = {"protonets": "ProtoNets", "maml": "MAML", "fomaml": "first-order MAML"}
+PRESET_OF = {"protonets": "protonets", "maml": "maml", "fomaml": "maml"}  # --algo -> lasium-gen --tuned-for
+
+
+def reference_value(algo: str, strategy: str) -> float:
+    """The authors' GAN value of σ/α for the learner (``REFERENCE_PARAMETERS``; ``docs/reference-facts.md``,
+    "Reference σ and α")."""
+    from lasium.generate import REFERENCE_PARAMETERS
+
+    return REFERENCE_PARAMETERS[PRESET_OF[algo]]["gan"][strategy]
+
+
+def best_of(rows: list[dict[str, Any]], family: str, strategy: str | None = None) -> dict[str, Any] | None:
+    """The row with the highest mean of 1- and 5-shot validation accuracy."""
+    ok = [
+        r
+        for r in rows
+        if r["status"] == "ok" and r["family"] == family and (strategy is None or r["strategy"] == strategy)
+    ]
+    return max(ok, key=lambda r: (r["val"]["1"]["accuracy_pct"] + r["val"]["5"]["accuracy_pct"]) / 2, default=None)
+
+
+def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) -> str:
+    """The page (markdown); ``charts``: the chart files beside it, linked at the end."""
+    rows = results["rows"]
+    a = results["sizes"]
+    lines = [
+        f"# Sweep: LASIUM σ/α and training augmentation for {LEARNER_NAMES[a.get('algo', 'protonets')]}, "
+        "Omniglot validation tasks",
+        "",
+        f"Command: `{results['command']}`. Device: {results['device']}. "
+        f"Wall time {results['wall_seconds'] / 60:.0f} min.",
+        "",
+        f"**Status: {sum(r['status'] == 'ok' for r in rows)} of {results.get('planned', len(rows))} points done**"
+        + (
+            " (a partial sweep: resume it with `--resume`; what it picked so far may still change)."
+            if sum(r["status"] == "ok" for r in rows) < results.get("planned", len(rows))
+            else "."
+        ),
+        "",
+        f"Each point: `lasium-gen` {a['tasks']:,} tasks from the "
+        f"bundled GAN (`--tuned-for {PRESET_OF[a.get('algo', 'protonets')]}`, seed {a['seed']}) → "
+        f"`lasium-train --algo {a.get('algo', 'protonets')}`, {a['iterations']:,} "
+        f"iterations × meta-batch {a['meta_batch']} → `lasium-eval "
+        f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
+        "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy.",
+        "",
+    ]
+    for family, title, column in (
+        ("parameter", "Strategy parameter (augmentation shift5)", "parameter"),
+        ("augment", "Training augmentation (LASIUM-N)", "augment"),
+    ):
+        fam = [
+            r for r in rows if r["family"] == family or (family == "parameter" and r["key"] in results["shared_keys"])
+        ]
+        if family == "parameter":
+            fam.sort(key=lambda r: (list(PARAMETERS).index(r["strategy"]), r["value"]))
+        if not fam:
+            continue
+        lines += [f"## {title}", "", f"| strategy | {column} | val 1-shot | val 5-shot |", "|---|---|---|---|"]
+        for r in fam:
+            what = (
+                f"{r['parameter']} {r['value']:g}" if column == "parameter" else f"`{r['augment']}` (σ {r['value']:g})"
+            )
+            if r["status"] != "ok":
+                lines.append(f"| {r['strategy']} | {what} | {r['status']} | |")
+                continue
+            v = r["val"]
+            lines.append(
+                f"| {r['strategy']} | {what} | {v['1']['accuracy_pct']:.2f} ± {v['1']['ci95_pct']:.2f} | "
+                f"{v['5']['accuracy_pct']:.2f} ± {v['5']['ci95_pct']:.2f} |"
+            )
+        lines.append("")
+    lines += ["## What the sweep picked", ""]
+    as_parameter = [dict(r, family="parameter") if r["key"] in results["shared_keys"] else r for r in rows]
+    for strategy in PARAMETERS:
+        best = best_of(as_parameter, "parameter", strategy)
+        tried = sum(
+            1 for r in as_parameter if r["status"] == "ok" and r["family"] == "parameter" and r["strategy"] == strategy
+        )
+        planned = results.get("values") or PARAMETERS[strategy][1]
+        if best and tried < len(planned):
+            lines.append(f"- `{strategy}`: {tried} of {len(planned)} values tried so far; no pick yet.")
+        elif best:
+            ref = reference_value(results["sizes"].get("algo", "protonets"), strategy)
+            lines.append(
+                f"- `{strategy}`: {best['parameter']} {best['value']:g} (reference value {ref:g}"
+                f"{', held up' if abs(best['value'] - ref) < 1e-9 else ', did not hold up'})."
+            )
+    aug = best_of(rows, "augment")
+    if aug:
+        lines.append(f"- augmentation: `{aug['augment']}`.")
+    lines.append("")
+    for name in charts:
+        lines += [f"![{CHART_TITLES.get(name, name)}]({name})", ""]
+    return "\n".join(lines)
+
+
+PARAMETER_CHART, AUGMENT_CHART = "sweep.png", "sweep-augment.png"
+CHART_TITLES = {
+    PARAMETER_CHART: "validation accuracy by parameter",
+    AUGMENT_CHART: "validation accuracy by training augmentation",
+}
+STRATEGY_TITLES = {"n": "LASIUM-N", "ro": "LASIUM-RO", "oc": "LASIUM-OC"}
+
+
+def draw(results: dict[str, Any], folder: Path) -> tuple[str, ...]:
+    """Draw the sweep's charts into ``folder``; return their file names.
+
+    ``sweep.png``: validation accuracy against σ/α, a panel per strategy, 1- and 5-shot with 95% CI error bars.
+    ``sweep-augment.png``: validation accuracy of each training augmentation, with its CI."""
+    learner = LEARNER_NAMES[results["sizes"].get("algo", "protonets")]
+    drawn = []
+    panels: dict[str, tuple[str, dict[str, list[tuple[float, float, float]]]]] = {}
+    points = [
+        r
+        for r in results["rows"]
+        if (r["family"] == "parameter" or r["key"] in results["shared_keys"]) and r["status"] == "ok"
+    ]
+    order = list(PARAMETERS)
+    for r in sorted(points, key=lambda r: (order.index(r["strategy"]) if r["strategy"] in order else 99, r["value"])):
+        symbol, meaning = ("σ", "standard deviation") if r["parameter"] == "sigma" else ("α", "interpolation weight")
+        title = f"{STRATEGY_TITLES.get(r['strategy'], r['strategy'])} ({symbol})"
+        series = panels.setdefault(title, (f"{symbol} ({meaning})", {}))[1]
+        for shots in ("1", "5"):
+            cell = r["val"][shots]
+            series.setdefault(f"{shots}-shot", []).append((r["value"], cell["accuracy_pct"], cell["ci95_pct"]))
+    if panels:
+        panels_chart(
+            panels,
+            folder / PARAMETER_CHART,
+            title=f"{learner} on LASIUM tasks (+ shift5): Omniglot validation accuracy, 95% CI",
+            ylabel="validation accuracy (%)",
+        )
+        drawn.append(PARAMETER_CHART)
+    augments = [
+        {"label": f"{r['augment']} (σ {r['value']:g})", "eval": r["val"]}
+        for r in results["rows"]
+        if r["family"] == "augment" and r["status"] == "ok"
+    ]
+    if augments:
+        accuracy_chart(
+            augments,
+            folder / AUGMENT_CHART,
+            title=f"{learner} on LASIUM-N tasks: Omniglot validation accuracy by training augmentation",
+        )
+        drawn.append(AUGMENT_CHART)
+    return tuple(drawn)
+
+
+def write_page(results: dict[str, Any], folder: Path, *, write_json: bool = True) -> tuple[str, ...]:
+    """Draw the charts and write ``sweep.md`` (and, with ``write_json``, ``sweep.json``) into ``folder``; return the
+    chart names. Without matplotlib the page is written without charts."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        charts = draw(results, folder)
+    except ChartsUnavailable as exc:
+        print(f"[sweep] no charts: {exc}", file=sys.stderr)
+        charts = ()
+    if write_json:
+        text = json.dumps(results, indent=2) + "\n"
+        replace_atomically(folder / "sweep.json", lambda tmp: tmp.write_text(text))
+    replace_atomically(folder / "sweep.md", lambda tmp: tmp.write_text(render(results, charts)))
+    return charts
