@@ -40,7 +40,8 @@ from lasium.train.synthetic import write_synthetic_shards
 SHAPE = (16, 16, 1)
 BAD = 1  # the damaged shard
 TASKS_PER_SHARD = 2
-KINDS = ["tar-pixel", "http-tar-pixel", "tar-gz-regzipped", "hdf5-pixel", "manifest-sha256", "size"]
+DAMAGES = ["tar-pixel", "tar-gz-regzipped", "hdf5-pixel", "manifest-sha256", "size"]
+KINDS = DAMAGES + [f"http-{damage}" for damage in DAMAGES]  # each read from the folder, and over HTTP
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +96,11 @@ def flip_pixel_in_tar(data: bytes, index: int) -> bytes:
 
 
 def damaged_set(kind: str, originals: dict[str, Path], tmp_path: Path, server) -> tuple[str, str]:
-    """A copy of an intact set with shard 1 damaged as ``kind`` says: (--shards value, damaged shard's file)."""
-    key = {"tar-gz-regzipped": "gz", "hdf5-pixel": "h5"}.get(kind, "tar")
+    """A copy of an intact set with shard 1 damaged as ``kind`` says: (--shards value, damaged shard's file).
+
+    ``http-<damage>``: the same damage, the set served over HTTP (its manifest's URL is the --shards value)."""
+    damage = kind.removeprefix("http-")
+    key = {"tar-gz-regzipped": "gz", "hdf5-pixel": "h5"}.get(damage, "tar")
     root = server[0] / tmp_path.name if kind.startswith("http") else tmp_path
     folder = root / f"damaged-{kind}"
     shutil.copytree(originals[key], folder)
@@ -104,21 +108,21 @@ def damaged_set(kind: str, originals: dict[str, Path], tmp_path: Path, server) -
     name = manifest["shards"][BAD]["file"]
     shard = folder / name
     first = BAD * TASKS_PER_SHARD
-    if kind in ("tar-pixel", "http-tar-pixel"):
+    if damage == "tar-pixel":
         shard.write_bytes(flip_pixel_in_tar(shard.read_bytes(), first))
-    elif kind == "tar-gz-regzipped":
+    elif damage == "tar-gz-regzipped":
         tar = flip_pixel_in_tar(gzip.decompress(shard.read_bytes()), first)
         shard.write_bytes(gzip.compress(tar, compresslevel=1, mtime=0))
-    elif kind == "hdf5-pixel":
+    elif damage == "hdf5-pixel":
         import h5py
 
         with h5py.File(shard, "r+") as f:
             f["support"][0, 0, 0, 0, 0, 0] = 255 - f["support"][0, 0, 0, 0, 0, 0]
-    elif kind == "manifest-sha256":
+    elif damage == "manifest-sha256":
         entry = manifest["shards"][BAD]
         entry["sha256"] = ("0" if entry["sha256"][0] != "0" else "1") + entry["sha256"][1:]
         (folder / "manifest.json").write_text(json.dumps(manifest))
-    elif kind == "size":
+    elif damage == "size":
         with open(shard, "ab") as f:
             f.write(bytes(512))  # still a valid tar: the end-of-archive marker comes first
     else:
@@ -183,8 +187,10 @@ def test_lasium_train_refuses_a_shard_whose_bytes_differ(kind, originals, tmp_pa
         ("tar-pixel", 0),
         ("tar-pixel", 1),
         ("tar-pixel", 2),
-        ("tar-pixel", 3),
+        ("tar-pixel", 3),  # one shard per worker: the bad shard is a worker's only one
+        ("tar-pixel", 5),  # more workers than shards
         ("http-tar-pixel", 2),
+        ("http-tar-gz-regzipped", 5),
         ("tar-gz-regzipped", 3),
         ("hdf5-pixel", 2),
         ("manifest-sha256", 1),
@@ -193,7 +199,7 @@ def test_lasium_train_refuses_a_shard_whose_bytes_differ(kind, originals, tmp_pa
 )
 def test_skip_corrupt_skips_it_with_any_worker_count(kind, workers, originals, tmp_path, server):
     shards, name = damaged_set(kind, originals, tmp_path, server)
-    key = {"tar-gz-regzipped": "gz", "hdf5-pixel": "h5"}.get(kind, "tar")
+    key = {"tar-gz-regzipped": "gz", "hdf5-pixel": "h5"}.get(kind.removeprefix("http-"), "tar")
     want = {t.meta["index"]: t for t in iter_tasks(originals[key])}
     bad = set(range(BAD * TASKS_PER_SHARD, (BAD + 1) * TASKS_PER_SHARD))
 
