@@ -282,9 +282,6 @@ def test_a_partial_set_without_manifest_is_refused_unless_asked(tmp_path):
     line = one_line_error(invoke(train_main, train_args(str(folder), tmp_path / "run", "--workers", "0")))
     assert "missing tasks 2..4" in line and "--allow-partial" in line
     assert not (tmp_path / "run").exists()
-    result = invoke(train_main, train_args(str(folder), tmp_path / "run", "--workers", "0", "--allow-partial"))
-    assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["allow_partial"] is True
 
     with pytest.raises(ShardError, match=r"missing tasks 2\.\.4"):
         list(iter_tasks(folder))
@@ -308,6 +305,15 @@ def test_a_partial_set_without_manifest_is_refused_unless_asked(tmp_path):
         sidecar.unlink()
     line = one_line_error(invoke(train_main, train_args(str(folder), tmp_path / "run2", "--workers", "0")))
     assert "missing shard(s) part-000002, part-000003, part-000004" in line and "--allow-partial" in line
+
+
+@pytest.mark.slow  # a real (3-step) training run
+def test_lasium_train_takes_a_partial_set_when_asked(tmp_path):
+    folder = tmp_path / "part"
+    write_partial(folder)
+    result = invoke(train_main, train_args(str(folder), tmp_path / "run", "--workers", "0", "--allow-partial"))
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "train_config.json").read_text())["allow_partial"] is True
 
 
 def test_help_teaches_the_new_options():
