@@ -173,10 +173,12 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("kind", KINDS)
-def test_lasium_train_refuses_a_shard_whose_bytes_differ(kind, originals, tmp_path, server):
+@pytest.mark.parametrize(
+    "kind,workers", [(kind, 0) for kind in KINDS] + [("tar-pixel", 2), ("http-tar-gz-regzipped", 2), ("size", 5)]
+)
+def test_lasium_train_refuses_a_shard_whose_bytes_differ(kind, workers, originals, tmp_path, server):
     shards, name = damaged_set(kind, originals, tmp_path, server)
-    line = one_line_error(invoke(train_main, train_args(shards, tmp_path / "run", "--workers", "0")))
+    line = one_line_error(invoke(train_main, train_args(shards, tmp_path / "run", "--workers", str(workers))))
     assert name in line and ("sha256" in line or "bytes, the manifest says" in line), line
     assert "--skip-corrupt" in line
 
