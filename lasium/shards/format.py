@@ -102,10 +102,12 @@ def recorded_task_source(config: dict[str, Any]) -> str | None:
     if isinstance(kind, str) and kind:
         return kind
     strategy = config.get("strategy")
+    if not isinstance(strategy, str):  # a set's JSON may hold anything here (a list or an object is not a name)
+        return None
     if strategy in LASIUM_STRATEGIES:
         return GENERATOR_SOURCE
     if strategy in ("real", "umtra", "cactus"):
-        return str(strategy)
+        return strategy
     return None
 
 
