@@ -75,6 +75,22 @@ def test_a_field_of_the_wrong_json_type_is_one_line(tmp_path):
         assert_refused(result, "unknown container")
 
 
+@pytest.mark.parametrize("strategy", [{"a": 1}, [], 7])
+def test_a_strategy_that_is_not_a_name_records_no_task_source(tmp_path, strategy):
+    """Found: a manifest whose config "strategy" was an object or a list raised TypeError (unhashable) in
+    lasium-train's reading of the recorded task source; such a set records no source and trains as real images."""
+    from lasium.train.shard_access import open_shard_set
+
+    folder = tmp_path / "set"
+    write_set(folder, "wds")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["config"].pop("source", None)
+    manifest["config"]["strategy"] = strategy
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    shard_set = open_shard_set(folder)
+    assert shard_set.task_sources == {None} and "--augment auto treats them as real images" in shard_set.notes[-1]
+
+
 def test_index_over_a_manifest_that_is_a_folder_is_one_line(tmp_path):
     """Found: lasium-shards index raised IsADirectoryError when manifest.json was a folder."""
     folder = tmp_path / "set"
