@@ -51,7 +51,7 @@ def mutate_hdf5(ctx: Context, m: dict) -> None:
                 raw = f.attrs.get(m["key"])
                 try:
                     record = json.loads(raw) if raw is not None else {}
-                except (ValueError, TypeError):
+                except (ValueError, TypeError, RecursionError):
                     record = {}
                 if isinstance(record, dict) and m["path"] is not None:
                     record[m["path"]] = value
@@ -201,7 +201,7 @@ def mutate_json(ctx: Context, m: dict) -> None:
         return
     try:
         doc = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # an earlier mutation may have damaged it, or nested it too deep to parse
         return
     node, keys = doc, list(m["path"])
     for key in keys[:-1]:

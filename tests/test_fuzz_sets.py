@@ -84,3 +84,24 @@ def test_the_campaign_sees_a_traceback_a_hang_and_a_planted_command(env, monkeyp
 
     monkeypatch.setattr("lasium.shards.cli.verify_shard_set", lambda *a, **k: time.sleep(60))
     assert fuzz_sets.run_isolated(PIXEL_CASE, bases, work, base_url, 3) == ["hang: the case did not finish within 3 s"]
+
+
+def test_a_json_mutation_after_one_that_nested_the_file_too_deep_is_no_fuzzer_error(env):
+    """Found in a long run (case 6366 of seed 0): the campaign's own JSON mutation raised RecursionError on a
+    manifest an earlier mutation had nested too deep to parse; it now leaves such a file as it is."""
+    work, bases, base_url = env
+    case = {
+        "base": "h5",
+        "mutations": [
+            {"file": "manifest", "op": "json_raw", "pos": 7599, "index": 1, "action": "deep"},
+            {"file": "manifest", "op": "json", "index": 0, "path": ["config", "image_shape", 0], "action": "set"}
+            | {"value": []},
+        ],
+        "skip_corrupt": True,
+        "train_cli": False,
+        "drop_manifest": False,
+        "where": "manifest",
+        "allow_partial": False,
+        "reseal": False,
+    }
+    assert fuzz_sets.run_isolated(case, bases, work, base_url, 120) == []
