@@ -10,6 +10,7 @@ campaign does see a broken invariant when there is one.
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,14 @@ def env(tmp_path_factory):
     work = tmp_path_factory.mktemp("fuzz")
     with fuzz_sets.campaign_env(work) as (bases, base_url):
         yield work, bases, base_url
+
+
+@pytest.fixture(autouse=True)
+def clean_cases(env):
+    """Each test starts without the case folders of the ones before (a planted mark left in one would count)."""
+    yield
+    for case_dir in env[0].glob("case-*"):
+        shutil.rmtree(case_dir, ignore_errors=True)
 
 
 def test_short_fuzz_campaign_breaks_no_invariant(env):
