@@ -156,7 +156,7 @@ def test_real_tasks_and_validation_use_attribute_tasks(tmp_path, celeba_root) ->
     out = tmp_path / "shards"
     result = invoke_gen(
         "--source", "real", "--dataset", "celeba-attributes", "--data-root", str(celeba_root), "--split", "train",
-        "--ways", "2", "--shots", "5", "--queries", "5", "--n-tasks", "4", "--out", str(out), "--device", "cpu",
+        "--ways", "2", "--shots", "5", "--queries", "5", "--n-tasks", "4", "--out", str(out),
         "--workers", "0", "--quiet",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
