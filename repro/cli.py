@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
@@ -27,12 +26,6 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple:
         return tuple(kind(v) for v in _names(text))
     except ValueError:
         raise ConfigError(f"{option} takes numbers separated by commas, e.g. 0.2,0.6; got {text!r}") from None
-
-
-def _stop_stages_on_sigterm() -> None:
-    """Stages run in their own sessions (so a timeout can kill a stage with its workers); a SIGTERM to this command
-    (e.g. from ``timeout``) must take the running stage down too: it becomes SystemExit, which the runner handles."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 @click.group(cls=OneLineGroup, context_settings=CONTEXT)
@@ -165,7 +158,6 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
         done = sum(r["status"] == "ok" for r in results["rows"])
         click.echo(f"[repro] page: {done} of {len(results['rows'])} rows done; see {options.results / 'omniglot.md'}")
         return
-    _stop_stages_on_sigterm()
     driver.run_omniglot(options)
 
 
@@ -248,7 +240,6 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
         threads=threads,
         resume=resume,
     )
-    _stop_stages_on_sigterm()
     run(options)
 
 
@@ -301,7 +292,6 @@ def epoch_curve(fit, epochs, work, results, tasks, iterations, meta_batch, val_t
         threads=threads,
         resume=resume,
     )
-    _stop_stages_on_sigterm()
     written = run(options)
     failed = [r["epochs"] for r in written["rows"] if r["status"] != "ok"]
     if failed:
@@ -360,7 +350,6 @@ def precision(**values: object) -> None:
     the fixed test tasks. Writes precision.md and precision.json (wall times are not a speed measurement)."""
     from .precision import PrecisionOptions, run
 
-    _stop_stages_on_sigterm()
     run(PrecisionOptions(**values))  # type: ignore[arg-type]
 
 
