@@ -3,7 +3,7 @@
 #   1. fit the bundled-candidate GAN and VAE with lasium-fit (wall-clock budgets) and export them in bundled form;
 #   2. benchmarks/bench_gen.py (1e6 tasks with the freshly fitted GAN; it deletes its shards);
 #   3. benchmarks/bench_train.py, then benchmarks/bench_eval.py (test tasks adapted per vmapped call);
-#   3b. lasium-repro gan-curve: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept
+#   3b. lasium-repro epoch-curve: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept
 #       (epochs 0, 10, 50, 200: lasium-fit --keep-epochs), into results/accuracy-vs-gan-epochs.*;
 #   4. the Omniglot reproduction (lasium-repro omniglot) with the fitted GAN, in the time that is left.
 # Every figure goes to OUTDIR as JSON; OUTDIR ends with at most 8 files (the GPU tool's limit):
@@ -21,7 +21,7 @@
 # BENCH_GEN_TIMEOUT (150), BENCH_TRAIN_TIMEOUT (80), BENCH_EVAL_TIMEOUT (40), CURVE_TIMEOUT (150), REPRO_MIN_SECONDS (60), FID (0: 1 = measure Fréchet distances
 # of both models before export), REPRO_FIRST (0: 1 = run the reproduction right after the fits and keep
 # BENCH_GEN_TIMEOUT + BENCH_TRAIN_TIMEOUT for the benchmarks afterwards), WORK (scratch, default /tmp/lasium_gpu_check).
-# Plan (H100/H200 guesses): setup ~20 s, fits ~190 s, bench_gen ~100 s, bench_train <= 80 s, gan-curve <= 150 s, the rest for the
+# Plan (H100/H200 guesses): setup ~20 s, fits ~190 s, bench_gen ~100 s, bench_train <= 80 s, epoch-curve <= 150 s, the rest for the
 # reproduction, whose guard runs the rows that fit (its full core needs ~6.5 min: lasium-repro omniglot --plan).
 set -uo pipefail  # not -e: a failing stage is recorded and the next one runs
 
@@ -162,12 +162,13 @@ fi
 stage bench-eval "$BENCH_EVAL_TIMEOUT" "$PY" "$REPO/benchmarks/bench_eval.py" "${BENCH_EVAL_ARGS[@]}" \
   --json-out "$WORK/figures/bench_eval.json"
 
-# accuracy against GAN training: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept
+# accuracy against GAN training: LASIUM-N ProtoNets validation accuracy for each GAN snapshot the fit kept (the
+# fit's config.json says it is a GAN: accuracy-vs-gan-epochs.*)
 if [ -f "$GAN/model.safetensors" ]; then
-  stage gan-curve "$CURVE_TIMEOUT" "${REPRO[@]}" gan-curve "${CURVE_ARGS[@]}" --fit "$GAN" \
-    --work "$WORK/gan-curve" --results "$WORK/results"
+  stage epoch-curve "$CURVE_TIMEOUT" "${REPRO[@]}" epoch-curve "${CURVE_ARGS[@]}" --fit "$GAN" \
+    --work "$WORK/epoch-curve" --results "$WORK/results"
 else
-  echo "== gan-curve: skipped (no fitted GAN)"; record gan-curve skipped 0 "no fitted GAN"
+  echo "== epoch-curve: skipped (no fitted GAN)"; record epoch-curve skipped 0 "no fitted GAN"
 fi
 
 # --- 4. the reproduction, in what is left (its own guard skips rows that no longer fit and always writes the page)
@@ -204,9 +205,12 @@ for model in ("gan", "vae"):
 summary["bench_gen"] = load(os.path.join(work, "figures", "bench_gen.json"))
 summary["bench_train"] = load(os.path.join(work, "figures", "bench_train.json"))
 summary["bench_eval"] = load(os.path.join(work, "figures", "bench_eval.json"))
-curve = load(os.path.join(work, "results", "accuracy-vs-gan-epochs.json"))
-if curve:
-    summary["gan_curve"] = [{k: r.get(k) for k in ("gan_epochs", "status", "val", "frechet_distance")} for r in curve["rows"]]
+summary["epoch_curve"] = {}  # generator kind -> its curve's points (lasium-repro epoch-curve)
+for kind in ("gan", "vae"):
+    curve = load(os.path.join(work, "results", f"accuracy-vs-{kind}-epochs.json"))
+    if curve:
+        keep = ("epochs", "status", "val", "sigma", "frechet_distance")
+        summary["epoch_curve"][kind] = [{k: r.get(k) for k in keep} for r in curve["rows"]]
 repro = load(os.path.join(work, "results", "omniglot.json"))
 if repro:
     summary["repro"] = {"label": repro.get("label"), "wall_seconds": repro.get("wall_seconds"),

@@ -8,7 +8,7 @@ it reads come from the stages' public exports (``from lasium.train import ...``)
   :mod:`~lasium.repro.rows`, sizes in :mod:`~lasium.repro.sizes`, commands in :mod:`~lasium.repro.plan`, running in
   :mod:`~lasium.repro.pipeline` and :mod:`~lasium.repro.stages`, the page in :mod:`~lasium.repro.omniglot_page`;
 - :mod:`~lasium.repro.sweep` (``lasium-repro sweep``): σ/α and augmentation on validation tasks;
-- :mod:`~lasium.repro.gan_curve` (``lasium-repro gan-curve``): accuracy against GAN training;
+- :mod:`~lasium.repro.epoch_curve` (``lasium-repro epoch-curve``): accuracy against GAN or VAE training;
 - :mod:`~lasium.repro.bundled` (``lasium-repro bundled``): fitting and exporting the bundled generators;
 - :mod:`~lasium.repro.precision` (``lasium-repro precision``): fp32 against bf16;
 - :mod:`~lasium.repro.pages` (``lasium-repro page``): any results page redrawn from its JSON; charts in
@@ -37,7 +37,7 @@ _EXPORTS = {
     "redraw_page": "lasium.repro.pages",
     "SweepOptions": "lasium.repro.sweep",
     "PointBudget": "lasium.repro.sweep",
-    "CurveOptions": "lasium.repro.gan_curve",
+    "CurveOptions": "lasium.repro.epoch_curve",
     "BundledOptions": "lasium.repro.bundled",
     "PrecisionOptions": "lasium.repro.precision",
 }
@@ -50,7 +50,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from lasium.repro.bundled import BundledOptions
-    from lasium.repro.gan_curve import CurveOptions
+    from lasium.repro.epoch_curve import CurveOptions
     from lasium.repro.omniglot import page_only_omniglot, plan_omniglot, run_omniglot
     from lasium.repro.options import OmniglotOptions
     from lasium.repro.pages import PAGES, redraw_page

@@ -8,7 +8,7 @@ Run on a machine with the Omniglot zips (``LASIUM_DATA``) and a GPU::
 The defaults are the authors' training lengths (GAN 500 epochs, Adam 3e-4; VAE 1000 epochs, Adam 1e-3; batch 128;
 ``docs/reference-facts.md``, "The generators"), with the GAN also kept untrained and after 10, 50, 200 and 400
 epochs (``lasium-fit --keep-epochs``: the snapshots under ``<out>/omniglot-gan/epoch-NNNN/`` are what
-``lasium-repro gan-curve`` trains on). Measured on one H200 (torch 2.11, batch 64, CUDA-graph steps, 24k-image
+``lasium-repro epoch-curve`` trains on). Measured on one H200 (torch 2.11, batch 64, CUDA-graph steps, 24k-image
 epochs of synthetic 28×28 data): about 0.5 s per epoch for either model after a first epoch of ~5 s (cuDNN
 autotuning, graph capture), so the reference lengths take more than one short GPU allocation: each fit has a
 wall-clock budget per call (``--gan-minutes``, ``--vae-minutes``), and running the same command again continues

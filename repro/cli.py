@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from pathlib import Path
 
@@ -27,12 +26,6 @@ def _numbers(text: str | None, kind: type, option: str) -> tuple:
         return tuple(kind(v) for v in _names(text))
     except ValueError:
         raise ConfigError(f"{option} takes numbers separated by commas, e.g. 0.2,0.6; got {text!r}") from None
-
-
-def _stop_stages_on_sigterm() -> None:
-    """Stages run in their own sessions (so a timeout can kill a stage with its workers); a SIGTERM to this command
-    (e.g. from ``timeout``) must take the running stage down too: it becomes SystemExit, which the runner handles."""
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
 
 @click.group(cls=OneLineGroup, context_settings=CONTEXT)
@@ -165,13 +158,12 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
         done = sum(r["status"] == "ok" for r in results["rows"])
         click.echo(f"[repro] page: {done} of {len(results['rows'])} rows done; see {options.results / 'omniglot.md'}")
         return
-    _stop_stages_on_sigterm()
     driver.run_omniglot(options)
 
 
 # --- sweep ----------------------------------------------------------------------------------------------------
 def _budget_options(tasks: int, gen_precision: str, val_tasks: int) -> list:
-    """The options of a validation point's budget (shared by sweep and gan-curve)."""
+    """The options of a validation point's budget (shared by sweep and epoch-curve)."""
     return [
         click.option("--tasks", type=int, default=tasks, show_default=True, help="Generated tasks per shard set."),
         click.option("--iterations", type=int, default=1000, show_default=True, help="Training iterations per point."),
@@ -248,38 +240,44 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
         threads=threads,
         resume=resume,
     )
-    _stop_stages_on_sigterm()
     run(options)
 
 
-# --- gan-curve ------------------------------------------------------------------------------------------------
-@main.command("gan-curve", context_settings=CONTEXT)
+# --- epoch-curve ----------------------------------------------------------------------------------------------
+@main.command("epoch-curve", context_settings=CONTEXT)
 @click.option(
     "--fit",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="A lasium-fit output folder with epoch-NNNN/ snapshots (lasium-fit --keep-epochs).",
+    help="A lasium-fit output folder (GAN or VAE: its config.json says which) with epoch-NNNN/ snapshots "
+    "(lasium-fit --keep-epochs).",
 )
-@click.option("--epochs", default=None, help="Only these GAN epochs, comma-separated [every snapshot].")
+@click.option("--epochs", default=None, help="Only these training epochs, comma-separated [every snapshot].")
 @click.option(
-    "--work", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/gan-curve"), show_default=True
+    "--work",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Where the stages run [runs/gan-curve or runs/vae-curve, by the fit's kind].",
 )
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
 @_with(_budget_options(4000, "auto", 1000))
 @click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
 @click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
 @user_errors
-def gan_curve(fit, epochs, work, results, tasks, iterations, meta_batch, val_tasks, gen_precision, seed, device,
-              data_root, quick, threads, resume) -> None:  # fmt: skip
-    """Accuracy against GAN training: LASIUM-N + ProtoNets validation accuracy for each kept GAN snapshot, beside
-    the LASIUM authors' published curve. Writes accuracy-vs-gan-epochs.md, .json and .png.
+def epoch_curve(fit, epochs, work, results, tasks, iterations, meta_batch, val_tasks, gen_precision, seed, device,
+                data_root, quick, threads, resume) -> None:  # fmt: skip
+    """Accuracy against generator training: LASIUM-N + ProtoNets validation accuracy for each snapshot a GAN or
+    VAE fit kept (σ: lasium-gen's value tuned for ProtoNets tasks of the fit's kind), beside the LASIUM authors'
+    published curve for a GAN (their figure data covers no VAE). Writes accuracy-vs-gan-epochs.md, .json and .png
+    (a VAE fit: accuracy-vs-vae-epochs.*).
 
     \b
     Examples:
-      lasium-repro gan-curve --fit runs/bundled/omniglot-gan --work runs/gan-curve
-      lasium-repro gan-curve --quick --fit /tmp/gan --work /tmp/curve --results /tmp/curve
+      lasium-repro epoch-curve --fit runs/bundled/omniglot-gan              # work in runs/gan-curve
+      lasium-repro epoch-curve --fit runs/vae-fit --resume                  # a VAE fit; continue its curve
+      lasium-repro epoch-curve --quick --fit /tmp/gan --work /tmp/curve --results /tmp/curve
     """
-    from .gan_curve import QUICK, CurveOptions, run
+    from .epoch_curve import GENERATOR_KINDS, QUICK, CurveOptions, run
     from .sweep import PointBudget
 
     sizes = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
@@ -294,11 +292,11 @@ def gan_curve(fit, epochs, work, results, tasks, iterations, meta_batch, val_tas
         threads=threads,
         resume=resume,
     )
-    _stop_stages_on_sigterm()
     written = run(options)
-    failed = [r["gan_epochs"] for r in written["rows"] if r["status"] != "ok"]
+    failed = [r["epochs"] for r in written["rows"] if r["status"] != "ok"]
     if failed:
-        click.echo(f"error: the points of GAN epochs {failed} failed; see {work}/epoch-*/logs", err=True)
+        label = GENERATOR_KINDS[written["kind"]].label
+        click.echo(f"error: the points of {label} epochs {failed} failed; see {written['work']}/epoch-*/logs", err=True)
         sys.exit(1)
 
 
@@ -352,7 +350,6 @@ def precision(**values: object) -> None:
     the fixed test tasks. Writes precision.md and precision.json (wall times are not a speed measurement)."""
     from .precision import PrecisionOptions, run
 
-    _stop_stages_on_sigterm()
     run(PrecisionOptions(**values))  # type: ignore[arg-type]
 
 
@@ -363,8 +360,8 @@ def precision(**values: object) -> None:
 def page(results_json: tuple[Path, ...]) -> None:
     """Redraw results pages (markdown and charts) from their stored JSON; runs nothing.
 
-    Takes omniglot.json, sweep.json, accuracy-vs-gan-epochs.json or precision.json (as written by the other
-    subcommands); writes the page beside each.
+    Takes omniglot.json, sweep.json, accuracy-vs-gan-epochs.json, accuracy-vs-vae-epochs.json or precision.json
+    (as written by the other subcommands); writes the page beside each.
 
     \b
     Example:

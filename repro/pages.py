@@ -16,6 +16,8 @@ from typing import Any
 from lasium.errors import ConfigError
 from lasium.safe_io import replace_atomically
 
+from .epoch_curve import GENERATOR_KINDS, results_format
+
 
 @dataclass(frozen=True)
 class PageKind:
@@ -38,10 +40,11 @@ def _sweep(results: dict[str, Any], folder: Path) -> list[Path]:
     return [folder / "sweep.md", *(folder / n for n in write_page(results, folder, write_json=False))]
 
 
-def _gan_curve(results: dict[str, Any], folder: Path) -> list[Path]:
-    from .gan_curve import NAME, write_page
+def _epoch_curve(results: dict[str, Any], folder: Path) -> list[Path]:
+    from .epoch_curve import page_name, results_kind, write_page
 
-    return [folder / f"{NAME}.md", *(folder / n for n in write_page(results, folder, write_json=False))]
+    name = page_name(results_kind(results))
+    return [folder / f"{name}.md", *(folder / n for n in write_page(results, folder, write_json=False))]
 
 
 def _precision(results: dict[str, Any], folder: Path) -> list[Path]:
@@ -54,7 +57,10 @@ def _precision(results: dict[str, Any], folder: Path) -> list[Path]:
 PAGES: dict[str, PageKind] = {
     "lasium-repro-omniglot": PageKind("the Omniglot reproduction (lasium-repro omniglot)", _omniglot),
     "lasium-sweep-omniglot": PageKind("the σ/α and augmentation sweep (lasium-repro sweep)", _sweep),
-    "lasium-accuracy-vs-gan-epochs": PageKind("accuracy against GAN training (lasium-repro gan-curve)", _gan_curve),
+    **{
+        results_format(kind): PageKind(f"accuracy against {g.label} training (lasium-repro epoch-curve)", _epoch_curve)
+        for kind, g in GENERATOR_KINDS.items()
+    },
     "lasium-precision-check": PageKind("fp32 against bf16 (lasium-repro precision)", _precision),
 }
 

@@ -203,7 +203,6 @@ def test_stock_readers_and_verify(tmp_path, data):
 
 
 def test_pixel_and_vae_embeddings(tmp_path, data):
-    sys.path.insert(0, str(TESTS))
     import gen_tiny
 
     dataset, _ = data

@@ -5,23 +5,20 @@ from __future__ import annotations
 import errno
 import io
 import json
-import sys
 import tarfile
 from pathlib import Path
 
+import gen_tiny
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import gen_tiny  # noqa: E402
-
-from lasium.errors import ConfigError  # noqa: E402
-from lasium.generate.job.config import GenerationConfig  # noqa: E402
-from lasium.generate.job.job import GenerationJob  # noqa: E402
-from lasium.generate.sources.generator import GeneratorOptions  # noqa: E402
-from lasium.generate.sources.real import RealOptions  # noqa: E402
-from lasium.runtime import RankInfo  # noqa: E402
-from lasium.shards import build_manifest_from_sidecars, iter_tasks, read_manifest, verify_shard_set  # noqa: E402
+from lasium.errors import ConfigError
+from lasium.generate.job.config import GenerationConfig
+from lasium.generate.job.job import GenerationJob
+from lasium.generate.sources.generator import GeneratorOptions
+from lasium.generate.sources.real import RealOptions
+from lasium.runtime import RankInfo
+from lasium.shards import build_manifest_from_sidecars, iter_tasks, read_manifest, verify_shard_set
 
 
 def run(out: Path, *, model=None, rank: RankInfo | None = None, **kw):

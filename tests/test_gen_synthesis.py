@@ -4,33 +4,29 @@ from __future__ import annotations
 
 import hashlib
 import math
-import sys
-from pathlib import Path
 
+import gen_tiny
 import numpy as np
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import gen_tiny  # noqa: E402
-
-from lasium.errors import ConfigError  # noqa: E402
-from lasium.generate.synthesis.anchor_pool import encode_pool  # noqa: E402
-from lasium.generate.synthesis.anchors import (  # noqa: E402
+from lasium.errors import ConfigError
+from lasium.generate.synthesis.anchor_pool import encode_pool
+from lasium.generate.synthesis.anchors import (
     AnchorStallError,
     default_epsilon,
     min_pairwise_sq_distance,
     sample_encoded_anchors,
     sample_gan_anchors,
 )
-from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS  # noqa: E402
-from lasium.generate.synthesis.strategies import (  # noqa: E402
+from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS
+from lasium.generate.synthesis.strategies import (
     class_latents,
     default_parameter,
     other_class_targets,
 )
-from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer  # noqa: E402
-from lasium.seeding import torch_generator  # noqa: E402
+from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer
+from lasium.seeding import torch_generator
 
 D = 8
 

@@ -1,5 +1,5 @@
 """``benchmarks/gpu_check.sh --quick``: the one-call GPU script, run on the CPU at tiny sizes, goes through every
-stage (fits, export, the three benchmarks, ``lasium-repro gan-curve``; the reproduction's budget guard) and leaves
+stage (fits, export, the three benchmarks, ``lasium-repro epoch-curve``; the reproduction's budget guard) and leaves
 what the device tool can bring back. About 8 minutes on a free 2-core CPU, 20 on a busy one."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import subprocess
 import tarfile
 
 import pytest
+
+from lasium.generate import STRATEGY_PARAMETERS
 
 # What the device tool returns: at most 8 files under $OUT.
 MAX_FILES = 8
@@ -56,14 +58,15 @@ def test_quick_mode_runs_every_stage_and_packs_the_results(tmp_path, repo_root, 
         "bench-gen",
         "bench-train",
         "bench-eval",
-        "gan-curve",
+        "epoch-curve",
     ):
         assert status.get(name) == "ok", (name, status, result.stdout[-3000:])
     assert status.get("repro") == "skipped", status
     assert summary["bundled_gan"] and summary["bundled_vae"]
     assert set(summary["bench_eval"]["shots"]) == {"1", "5"}
-    # the fit kept its untrained generator (epoch 0); the curve scored it and the final model (1 epoch)
-    assert [(r["gan_epochs"], r["status"]) for r in summary["gan_curve"]] == [(0, "ok"), (1, "ok")]
+    # the fit kept its untrained GAN (epoch 0); the curve scored it and the final model (1 epoch), with the GAN's σ
+    assert [(r["epochs"], r["status"]) for r in summary["epoch_curve"]["gan"]] == [(0, "ok"), (1, "ok")]
+    assert {r["sigma"] for r in summary["epoch_curve"]["gan"]} == {STRATEGY_PARAMETERS["protonets"]["gan"]["n"]}
     with tarfile.open(out / "results.tar.gz") as tar:
         names = tar.getnames()
     assert any(n.endswith("omniglot-gan/model.safetensors") for n in names)

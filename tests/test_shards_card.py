@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-from pathlib import Path
 
 from click.testing import CliRunner
 from PIL import Image
+from shards_helpers import write_set
 
-sys.path.insert(0, str(Path(__file__).parent))
-from shards_helpers import write_set  # noqa: E402
-
-from lasium.shards import build_manifest_from_sidecars, iter_tasks, verify_shard_set  # noqa: E402
-from lasium.shards.card import write_card  # noqa: E402
-from lasium.shards.cli import main  # noqa: E402
+from lasium.shards import build_manifest_from_sidecars, iter_tasks, verify_shard_set
+from lasium.shards.card import write_card
+from lasium.shards.cli import main
 
 
 def test_card_describes_the_set_and_pictures_four_tasks(tmp_path):

@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).parent))
-from shards_helpers import write_set  # noqa: E402
+from shards_helpers import write_set
 
 from lasium.shards.cli import main
 

@@ -6,22 +6,19 @@ from __future__ import annotations
 import functools
 import http.server
 import shutil
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from shards_helpers import make_header, write_set
 
-sys.path.insert(0, str(Path(__file__).parent))
-from shards_helpers import make_header, write_set  # noqa: E402
-
-from lasium.shards import write_manifest, write_shard  # noqa: E402
-from lasium.shards.format import recorded_task_source  # noqa: E402
-from lasium.train.augment import DEFAULT_FOR_GENERATED, resolve_preset  # noqa: E402
-from lasium.train.mixture import open_mixture  # noqa: E402
-from lasium.train.shard_access import open_shard_set  # noqa: E402
-from lasium.train.synthetic import synthetic_tasks  # noqa: E402
+from lasium.shards import write_manifest, write_shard
+from lasium.shards.format import recorded_task_source
+from lasium.train.augment import DEFAULT_FOR_GENERATED, resolve_preset
+from lasium.train.mixture import open_mixture
+from lasium.train.shard_access import open_shard_set
+from lasium.train.synthetic import synthetic_tasks
 
 
 def write_recorded(folder: Path, *, manifest: bool = True, **config) -> Path:

@@ -63,7 +63,7 @@ from .fit_config import FitConfig, resume_config
     default=None,
     help="Also keep the generator after these epochs (comma-separated, e.g. 0,10,50,200,400; 0 = untrained) in "
     "<out>/epoch-NNNN/, each loadable by lasium-gen --generator: accuracy against generator training "
-    "(lasium-repro gan-curve).",
+    "(lasium-repro epoch-curve).",
 )
 @click.option(
     "--resume", is_flag=True, help="Continue the checkpoint in --out (optimizer state included) up to --epochs."

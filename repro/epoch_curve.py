@@ -1,0 +1,387 @@
+"""Accuracy against generator training (``lasium-repro epoch-curve``): LASIUM-N + ProtoNets validation accuracy
+for each snapshot of a GAN or VAE that ``lasium-fit --keep-epochs`` kept.
+
+The LASIUM authors tie accuracy to how long their GAN trained (their figure data, LASIUM-N, 5-way 1-shot, 1,000
+iterations: 51.95 / 67.50 / 77.35 / 78.21 / 80.51 after 0 / 10 / 50 / 200 / 400 epochs; ``docs/reference-facts.md``,
+"Accuracy against GAN training"); their figure data covers no VAE. This draws ours from the snapshots a
+fit kept (``lasium-repro bundled`` keeps the GAN's 0, 10, 50, 200 and 400 by default)::
+
+    lasium-repro bundled --out runs/bundled                                   # GPU: the fits and their snapshots
+    lasium-repro epoch-curve --fit runs/bundled/omniglot-gan                  # work in runs/gan-curve
+    lasium-repro epoch-curve --fit runs/vae-fit --resume                      # a VAE fit; continue an interrupted curve
+
+The generator's kind (GAN or VAE) is the one the fit's ``config.json`` records (``"kind"``, written by
+``lasium-fit``); it names the results, ``accuracy-vs-{kind}-epochs.json``, ``.md`` and ``.png``, written into the
+results folder after every snapshot.
+
+Every snapshot (each ``epoch-NNNN/`` folder and the final model) gets the same fixed small budget, a sweep point
+(:mod:`lasium.repro.sweep`) with ``--generator`` set to the snapshot: ``lasium-gen --strategy n --tuned-for
+protonets`` (σ: the value tuned for ProtoNets tasks of the generator's kind, which ``lasium-gen`` reads from the
+snapshot; each point records the σ its shard set used) → ``lasium-train --algo protonets --augment auto`` (by default
+the authors' 1,000 iterations of 4 distinct tasks) → ``lasium-eval --split val`` (validation characters, never the
+test split; 1- and 5-shot). The Fréchet distance of a snapshot is shown beside it when ``lasium-repro bundled``
+measured it (``fid.json``).
+
+The published GAN numbers are test accuracies of the authors' setup (no query shift, their GAN); ours are validation
+accuracies with this project's trainer, so the comparison is of the curve's shape and level.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lasium.errors import ConfigError
+from lasium.safe_io import replace_atomically
+
+from .charts import ChartsUnavailable, line_chart
+from .options import argv_of
+from .published import PUBLISHED_GAN_CURVE
+from .stages import StageRunner
+from .sweep import Point, PointBudget, commands, run_point, stage_env, summarise
+
+QUICK = dict(tasks=24, iterations=4, val_tasks=10)  # --quick: a smoke run of every stage
+# The budget of each point: the authors' 1,000 iterations × 4 distinct tasks; the generator's own precision.
+CURVE_BUDGET = PointBudget(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, gen_precision="auto")
+TUNED_FOR = "protonets"  # lasium-gen --tuned-for of every point: σ is the value tuned for ProtoNets tasks
+
+
+@dataclass(frozen=True)
+class GeneratorKind:
+    """What the curve of one kind of generator (a ``lasium-fit --model``) shows beside ours."""
+
+    label: str  # how pages name it: GAN, VAE
+    published: Mapping[int, float]  # the LASIUM authors' 1-shot accuracy after N epochs (empty: none published)
+    published_note: str  # the page's line on the published curve (or on its absence)
+
+
+GENERATOR_KINDS: dict[str, GeneratorKind] = {
+    "gan": GeneratorKind(
+        "GAN",
+        PUBLISHED_GAN_CURVE,
+        "Published: the LASIUM authors' figure data (LASIUM-N, 5-way 1-shot, 1,000 iterations; test tasks, their "
+        "GAN, no query shift). Ours are validation accuracies, so compare the shape and the level, not the digits.",
+    ),
+    "vae": GeneratorKind(
+        "VAE",
+        {},
+        "Published: none. The LASIUM authors' figure data of accuracy against training epochs covers their GAN "
+        'only (docs/reference-facts.md, "Accuracy against GAN training"); this curve has ours alone.',
+    ),
+}
+"""The generator kinds a curve can be drawn for, by the ``kind`` a ``lasium-fit`` config records."""
+
+
+def page_name(kind: str) -> str:
+    """The results' file name without suffix: ``accuracy-vs-gan-epochs``, ``accuracy-vs-vae-epochs``."""
+    return f"accuracy-vs-{kind}-epochs"
+
+
+def results_format(kind: str) -> str:
+    """The ``format`` of the results JSON (what ``lasium-repro page`` redraws it by)."""
+    return f"lasium-{page_name(kind)}"
+
+
+@dataclass(frozen=True)
+class CurveOptions:
+    """The options of ``lasium-repro epoch-curve`` (each a command-line option of the same name)."""
+
+    fit: Path  # a lasium-fit output folder with epoch-NNNN/ snapshots
+    budget: PointBudget = field(default_factory=lambda: CURVE_BUDGET)
+    epochs: tuple[int, ...] = ()  # only these training epochs (empty: every snapshot)
+    work: Path | None = None  # None: runs/<kind>-curve
+    results: Path = Path("results")
+    threads: int | None = None  # OMP_NUM_THREADS of every stage (None: unchanged)
+    resume: bool = False
+
+    def command_line(self) -> str:
+        """``lasium-repro epoch-curve`` with the options not at their default (what the page records)."""
+        return shlex.join(["lasium-repro", "epoch-curve", "--fit", str(self.fit), *argv_of(self)])
+
+    def work_folder(self, kind: str) -> Path:
+        """Where the stages of a curve of a ``kind`` generator run: ``work``, else ``runs/<kind>-curve``."""
+        return self.work if self.work is not None else Path("runs") / f"{kind}-curve"
+
+    def to_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(fit=str(self.fit), results=str(self.results), epochs=list(self.epochs))
+        out["work"] = str(self.work) if self.work is not None else None
+        return out
+
+
+def _read_config(folder: Path) -> dict[str, Any]:
+    """A snapshot's ``config.json`` as a dict; a :class:`ConfigError` line when it is not readable JSON."""
+    path = folder / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{path} is not readable JSON ({exc}); give a lasium-fit output folder") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path} is not a lasium-fit config (not a JSON object); give a lasium-fit output folder")
+    return config
+
+
+def fit_kind(fit: Path) -> str:
+    """The generator kind (``gan``, ``vae``) the fit folder's ``config.json`` records; a :class:`ConfigError` line
+    when it records none (or one no curve is drawn for)."""
+    if not (fit / "config.json").is_file():
+        raise ConfigError(
+            f"{fit} has no config.json: give a lasium-fit output folder (lasium-fit --keep-epochs 0,10,... --out DIR)"
+        )
+    kind = _read_config(fit).get("kind")
+    if kind not in GENERATOR_KINDS:
+        said = "records no generator kind" if kind is None else f"records generator kind {kind!r}"
+        raise ConfigError(
+            f'{fit / "config.json"} {said}; give a lasium-fit output folder (its config.json says "kind": '
+            f"{' or '.join(json.dumps(k) for k in GENERATOR_KINDS)})"
+        )
+    return str(kind)
+
+
+def snapshots(fit: Path, kind: str | None = None) -> dict[int, Path]:
+    """Training epochs → folder: every complete ``epoch-NNNN/`` snapshot under ``fit`` and the final model itself.
+    With ``kind``, a snapshot that records another generator kind is a :class:`ConfigError`."""
+    found: dict[int, Path] = {}
+    for folder in sorted(fit.glob("epoch-*")) + [fit]:
+        if not (folder / "config.json").is_file():
+            continue
+        config = _read_config(folder)
+        if kind is not None and config.get("kind") != kind:
+            raise ConfigError(
+                f"{folder / 'config.json'} records generator kind {config.get('kind')!r}, but the fit {fit} is a "
+                f"{kind!r}: a fit folder holds snapshots of its own generator only"
+            )
+        epochs = config.get("epochs_done")
+        if epochs is not None:
+            found.setdefault(int(epochs), folder)
+    return found
+
+
+def frechet_distance(folder: Path) -> float | None:
+    """The snapshot's Fréchet distance to the test split, when ``lasium-repro bundled`` measured it."""
+    fid = folder / "fid.json"
+    if not fid.is_file():
+        return None
+    record = json.loads(fid.read_text())
+    value = record.get("fd_generated_vs_test")
+    return float(value) if value is not None else None
+
+
+def shard_sigma(shards: Path) -> float | None:
+    """The σ a LASIUM-N shard set was generated with (its manifest's config), None when it has no manifest."""
+    manifest = shards / "manifest.json"
+    if not manifest.is_file():
+        return None
+    value = json.loads(manifest.read_text()).get("config", {}).get("sigma")
+    return float(value) if value is not None else None
+
+
+def device_name(device: str) -> str:
+    """The machine the curve's stages ran on, as its page says it."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0 if device == "auto" else torch.device(device))
+    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
+
+
+def results_kind(results: Mapping[str, Any]) -> str:
+    """The generator kind of stored results: recorded once (``kind``), else (results written before it was
+    recorded) the one their ``format`` names; a :class:`ConfigError` when neither is a kind curves are drawn for."""
+    by_format = {results_format(k): k for k in GENERATOR_KINDS}
+    kind = results.get("kind", by_format.get(results.get("format", "")))
+    if kind not in GENERATOR_KINDS:
+        raise ConfigError(
+            f"these results record generator kind {kind!r}; an accuracy-against-epochs curve is drawn for "
+            f"{' or '.join(repr(k) for k in GENERATOR_KINDS)}"
+        )
+    return str(kind)
+
+
+def row_epochs(row: Mapping[str, Any]) -> int:
+    """A row's training epochs (``epochs``; ``gan_epochs`` in results written before the VAE had curves)."""
+    return int(row["epochs"] if "epochs" in row else row["gan_epochs"])
+
+
+def _sigma_line(results: dict[str, Any], label: str) -> str:
+    """What σ the points used: read from their shard sets (results written before it was recorded say so)."""
+    sigmas = sorted({float(r["sigma"]) for r in results["rows"] if r.get("sigma") is not None})
+    chosen = f"the `--tuned-for {TUNED_FOR}` value for a {label}, which lasium-gen chooses from the snapshot's kind"
+    if not sigmas:
+        return f"σ of every point: {chosen} (not recorded by this curve)."
+    return f"σ of every point: {' and '.join(str(s) for s in sigmas)} ({chosen}; read from each point's shard set)."
+
+
+def render(results: dict[str, Any], charts: tuple[str, ...] | None = None) -> str:
+    """The page (markdown); ``charts``: the chart files beside it, linked at the end (default: the usual one)."""
+    kind = results_kind(results)
+    generator = GENERATOR_KINDS[kind]
+    label, published_curve = generator.label, generator.published
+    if charts is None:
+        charts = (f"{page_name(kind)}.png",)
+    s = results["sizes"]
+    lines = [
+        f"# Accuracy against {label} training (LASIUM-N + ProtoNets, Omniglot validation tasks)",
+        "",
+        f"Command: `{results['command']}`. Device: {results['device']}. {label} fit: `{results['fit']}`.",
+        "",
+        f"Each snapshot: `lasium-gen --strategy n --tuned-for {TUNED_FOR} --generator <snapshot>` ({s['tasks']:,} "
+        f"tasks, seed {s['seed']}) → `lasium-train --algo protonets --augment auto` ({s['iterations']:,} iterations "
+        f"× meta-batch {s['meta_batch']}) → `lasium-eval --split val` ({s['val_tasks']} tasks per K_tr from the "
+        "validation characters; 5-way, 15 queries; mean ± 95% CI).",
+        "",
+        _sigma_line(results, label),
+        "",
+        generator.published_note,
+        "",
+        f"| {label} epochs | published 1-shot | ours val 1-shot | ours val 5-shot | Fréchet distance | status |",
+        "|---|---|---|---|---|---|",
+    ]
+    by_epoch = {row_epochs(r): r for r in results["rows"]}
+    for e in sorted(set(by_epoch) | set(published_curve)):
+        r = by_epoch.get(e)
+        published = f"{published_curve[e]:.2f}" if e in published_curve else "–"
+        if r is None:
+            lines.append(f"| {e} | {published} | – | – | – | no snapshot |")
+            continue
+        fd = f"{r['frechet_distance']:.1f}" if r.get("frechet_distance") is not None else "–"
+        if r["status"] != "ok":
+            lines.append(f"| {e} | {published} | – | – | {fd} | {r['status']} |")
+            continue
+        v = r["val"]
+        cells = [f"{v[k]['accuracy_pct']:.2f} ± {v[k]['ci95_pct']:.2f}" if k in v else "–" for k in ("1", "5")]
+        lines.append(f"| {e} | {published} | {cells[0]} | {cells[1]} | {fd} | ok |")
+    lines.append("")
+    failures = [
+        f"- {row_epochs(r)} {label} epochs, `{stage['name']}`: {stage.get('note') or stage['status']}"
+        for r in results["rows"]
+        if r["status"] != "ok"
+        for stage in r.get("stages", [])
+        if stage.get("status") != "ok"
+    ]
+    if failures:
+        lines += ["Points that did not finish (each stage's log is under the work folder):", "", *failures, ""]
+    lines += [line for name in charts for line in (f"![accuracy against {label} epochs]({name})", "")]
+    return "\n".join(lines)
+
+
+def draw(results: dict[str, Any], path: Path) -> Path:
+    """Ours (validation, 1- and 5-shot, 95% CI error bars) against training epochs, and the published 1-shot curve
+    where there is one (the GAN's)."""
+    generator = GENERATOR_KINDS[results_kind(results)]
+    ours: dict[str, list[tuple[float, float, float]]] = {"ours, val 1-shot": [], "ours, val 5-shot": []}
+    for r in results["rows"]:
+        if r["status"] == "ok":
+            for shots in ("1", "5"):
+                if shots in r["val"]:
+                    cell = r["val"][shots]
+                    ours[f"ours, val {shots}-shot"].append((row_epochs(r), cell["accuracy_pct"], cell["ci95_pct"]))
+    series: dict[str, list] = {}
+    if generator.published:
+        series["published (LASIUM authors), test 1-shot"] = [
+            (float(e), v) for e, v in sorted(generator.published.items())
+        ]
+    return line_chart(
+        {**series, **ours},
+        path,
+        title=f"LASIUM-N + ProtoNets: Omniglot 5-way accuracy against {generator.label} training",
+        xlabel=f"{generator.label} training epochs (symmetric log scale)",
+        ylabel="accuracy (%), error bars: 95% CI",
+        xscale="symlog",
+    )
+
+
+def write_page(results: dict[str, Any], folder: Path, *, write_json: bool = True) -> tuple[str, ...]:
+    """Draw the chart and write the page (and, with ``write_json``, its JSON) into ``folder``; return the chart
+    names. Without matplotlib the page is written without the chart."""
+    name = page_name(results_kind(results))
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        charts: tuple[str, ...] = (draw(results, folder / f"{name}.png").name,)
+    except ChartsUnavailable as exc:
+        print(f"[curve] no chart: {exc}", file=sys.stderr)
+        charts = ()
+    if write_json:
+        text = json.dumps(results, indent=2) + "\n"
+        replace_atomically(folder / f"{name}.json", lambda tmp: tmp.write_text(text))
+    replace_atomically(folder / f"{name}.md", lambda tmp: tmp.write_text(render(results, charts)))
+    return charts
+
+
+def chosen_snapshots(options: CurveOptions, kind: str) -> dict[int, Path]:
+    """The snapshots of a ``kind`` fit the curve scores (``epochs``, else every one); a :class:`ConfigError` when
+    there are none."""
+    label = GENERATOR_KINDS[kind].label
+    found = snapshots(options.fit, kind)
+    if not found:
+        raise ConfigError(
+            f"no {label} snapshots under {options.fit}: give a lasium-fit output folder (--keep-epochs 0,10,...)"
+        )
+    if options.epochs:
+        missing = sorted(set(options.epochs) - set(found))
+        if missing:
+            raise ConfigError(f"no snapshot for {label} epochs {missing} under {options.fit} (found {sorted(found)})")
+        found = {e: f for e, f in found.items() if e in options.epochs}
+    return found
+
+
+def run(options: CurveOptions) -> dict[str, Any]:
+    """Score every chosen snapshot (``resume``: reusing finished stages), writing the page after each; return the
+    results as written. A snapshot whose stages fail is recorded as failed and the rest go on."""
+    options.budget.validate()
+    kind = fit_kind(options.fit)
+    found = chosen_snapshots(options, kind)
+    work_root = options.work_folder(kind)
+    if work_root.exists() and any(work_root.iterdir()) and not options.resume:
+        raise ConfigError(f"{work_root} holds an earlier curve; pass --resume to continue it or choose another --work")
+    options.results.mkdir(parents=True, exist_ok=True)
+    env = stage_env(options.threads)
+    # the --tuned-for σ (no --sigma): the product default for LASIUM-N ProtoNets tasks of this generator kind
+    point = Point(f"{kind}-epochs", "n", "sigma", None, "auto")
+    start, rows = time.time(), []
+    results: dict[str, Any] = {}
+    for epochs, folder in sorted(found.items()):
+        work = work_root / f"epoch-{epochs:04d}"
+        cmds = commands(point, options.budget, work)
+        cmds["gen"] += ["--generator", str(folder)]
+        runner = StageRunner(work, env, resume=options.resume, tag=f"curve {epochs}")
+        row = summarise(point, run_point(runner, point, cmds, work, set()), cmds)
+        row.update(epochs=epochs, snapshot=str(folder), frechet_distance=frechet_distance(folder))
+        row["sigma"] = shard_sigma(work / "shards" / point.shard_name)
+        row["stages"] = runner.stages
+        rows.append(row)
+        b = options.budget
+        results = {
+            "format": results_format(kind),
+            "kind": kind,
+            "command": options.command_line(),
+            "options": options.to_json(),
+            "device": device_name(b.device),
+            "fit": str(options.fit),
+            "work": str(work_root),
+            "sizes": {
+                "tasks": b.tasks,
+                "iterations": b.iterations,
+                "meta_batch": b.meta_batch,
+                "val_tasks": b.val_tasks,
+                "seed": b.seed,
+            },  # fmt: skip
+            "published": {str(k): v for k, v in GENERATOR_KINDS[kind].published.items()},
+            "wall_seconds": round(time.time() - start, 1),
+            "rows": rows,
+        }
+        write_page(results, options.results)
+    ok = sum(r["status"] == "ok" for r in rows)
+    page = options.results / f"{page_name(kind)}.md"
+    print(
+        f"[curve] {ok}/{len(rows)} {GENERATOR_KINDS[kind].label} snapshots in {time.time() - start:.0f} s; see {page}"
+    )
+    return results
