@@ -11,15 +11,13 @@ campaign does see a broken invariant when there is one.
 from __future__ import annotations
 
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("hypothesis")
-# the campaign is a development tool in benchmarks/ (not part of the package); its modules import each other by name
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+# the campaign is a development tool in benchmarks/ (not part of the package), on the tests' path (pyproject.toml)
 import fuzz_sets  # noqa: E402
 from fuzz_cases import MARK  # noqa: E402
 
