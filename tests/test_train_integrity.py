@@ -174,7 +174,7 @@ def one_line_error(result) -> str:
 
 
 @pytest.mark.parametrize(
-    "kind,workers", [(kind, 0) for kind in KINDS] + [("tar-pixel", 2), ("http-tar-gz-regzipped", 2), ("size", 5)]
+    "kind,workers", [(kind, 0) for kind in KINDS] + [("tar-pixel", 2), ("http-tar-gz-regzipped", 2)]
 )
 def test_lasium_train_refuses_a_shard_whose_bytes_differ(kind, workers, originals, tmp_path, server):
     shards, name = damaged_set(kind, originals, tmp_path, server)
