@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from lasium.errors import LasiumError
+from lasium.errors import LasiumError, one_line
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
@@ -57,7 +57,7 @@ def sigterm_as_interrupt() -> Iterator[None]:
 
 def fail(message: str) -> None:
     """Print ``error: message`` on stderr and exit with code 2."""
-    click.echo(f"error: {message}", err=True)
+    click.echo(f"error: {one_line(message)}", err=True)
     sys.exit(EXIT_USAGE)
 
 
@@ -90,6 +90,11 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
                 )
             if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
                 fail(f"cannot write {exc.filename or 'output'}: {exc.strerror}; choose a writable --out")
+            if exc.errno in (errno.EISDIR, errno.ENOTDIR):  # a folder where a file belongs, or the other way round
+                fail(
+                    f"cannot write {exc.filename2 or exc.filename or 'output'}: {exc.strerror}; "
+                    "move it aside or choose another path"
+                )
             raise
 
     return wrapper

@@ -433,6 +433,11 @@ WHITE_BOX = {
     "benchmarks/bench_eval.py": "times the scorer's adaptation chunks and backbone layouts (mock.patch)",
     "benchmarks/bench_gen.py": "times anchor rejection against its epsilon",
     "benchmarks/gen_measures.py": "times the job's device loop, staging and decoding one by one",
+    "benchmarks/bench_verify.py": "times the trainer's task stream with and without the byte check (forgets checks)",
+    # the fuzz campaign drives the commands' click objects in forked processes and the trainer's task stream, and
+    # forgets which shards were checked between cases
+    "benchmarks/fuzz_run.py": "runs every command and the trainer's task stream on one damaged set, in-process",
+    "benchmarks/fuzz_sets.py": "imports what the forked cases run, once, so that each starts warm",
 }
 
 

@@ -309,10 +309,12 @@ def test_killed_writer_leaves_no_visible_shard(tmp_path):
     names = sorted(p.name for p in out.iterdir())
     assert "tiny-000001.tar" not in names and "tiny-000001.tar.json" not in names
     assert ".tiny-000001.tar.tmp" in names  # the partial write exists only under its hidden name
-    # readers, verify and index see a set with a gap, not a broken shard
-    urls, _ = resolve_shard_urls(out)
+    # readers, verify and index see a set with a gap, not a broken shard: refused unless a partial set is asked for
+    with pytest.raises(ShardError, match=r"incomplete: missing tasks 3\.\.5; .*--allow-partial"):
+        resolve_shard_urls(out)
+    urls, _ = resolve_shard_urls(out, allow_partial=True)
     assert [Path(u).name for u in urls] == ["tiny-000000.tar", "tiny-000002.tar"]
-    assert len(list(iter_tasks(out))) == 4
+    assert len(list(iter_tasks(out, allow_partial=True))) == 4
     with pytest.raises(ShardError, match="missing tasks 3..5"):
         build_manifest_from_sidecars(out)
     report = verify_shard_set(out)

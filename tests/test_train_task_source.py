@@ -71,7 +71,9 @@ def test_a_pipe_list_without_manifest_gets_none_and_a_notice(tmp_path):
     pipe = f"pipe:cat {folder}/set-{{000000..000001}}.tar"
     shard_set = open_shard_set(pipe)
     assert shard_set.task_sources == {None} and not shard_set.generated
-    assert len(shard_set.notes) == 1 and "--augment auto treats them as real images (none)" in shard_set.notes[0]
+    # one notice on the task source, one warning that nothing vouches for these shards' bytes
+    assert len(shard_set.notes) == 2 and "--augment auto treats them as real images (none)" in shard_set.notes[1]
+    assert shard_set.notes[0].startswith("warning: 2 shard(s) of pipe:cat ")
     # mixed with a generated set, the whole run is not known to be generated either
     both = open_shard_set([pipe, str(write_recorded(tmp_path / "g2", source="generator"))])
     assert both.task_sources == {None, "generator"} and not both.generated

@@ -36,6 +36,7 @@ FIELDS = (
     "loader_group",
     "shuffle_buffer",
     "skip_corrupt",
+    "allow_partial",
     "val_every",
     "val_tasks",
     "val_dataset",
@@ -118,7 +119,20 @@ FIELDS = (
 @click.option(
     "--shuffle-buffer", type=int, default=None, help="Tasks in the shuffle buffer [default: ~256 MB, at most 1000]."
 )
-@click.option("--skip-corrupt", is_flag=True, help="Warn about and skip unreadable shards instead of stopping.")
+@click.option(
+    "--skip-corrupt",
+    is_flag=True,
+    help="Warn about and skip shards that cannot be read or whose bytes differ from the manifest (size, sha256) "
+    "instead of stopping; the run ends with a count of the shards and tasks skipped. Without it such a shard "
+    "stops the run with one line naming it (exit 2). Every shard a manifest or sidecar vouches for is checked "
+    "before its tasks are used.",
+)
+@click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Train on a partial set: a set without manifest.json whose sidecars (or shard numbers) leave task "
+    "ranges uncovered, e.g. what a disk-full lasium-gen leaves, is refused with the missing ranges unless given.",
+)
 @click.option("--val-every", type=int, default=500, show_default=True, help="Validate every N steps (0 = never).")
 @click.option("--val-tasks", type=int, default=200, show_default=True, help="Validation episodes.")
 @click.option(

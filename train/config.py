@@ -38,6 +38,7 @@ class TrainConfig:
     workers: int = 2
     shuffle_buffer: int | None = None  # tasks; None = about 256 MB of tasks, at most 1000
     skip_corrupt: bool = False
+    allow_partial: bool = False  # accept sets without a manifest that miss task ranges
     loader_group: int = 0  # meta-batches per DataLoader item; 0 = auto (8 on CUDA, 1 on CPU)
     val_every: int = 500
     val_tasks: int = 200

@@ -133,9 +133,10 @@ def _task_count(urls: list[str], manifest: Any) -> int | None:
     return total
 
 
-def open_mixture(values: str | Path | Sequence[str | Path]) -> tuple[ShardSet, Mixture]:
+def open_mixture(values: str | Path | Sequence[str | Path], *, allow_partial: bool = False) -> tuple[ShardSet, Mixture]:
     """Resolve ``--shards`` values (each maybe with a ``:<weight>``) to the union :class:`ShardSet` and the
-    :class:`Mixture`."""
+    :class:`Mixture` (``allow_partial``: accept sets without a manifest that miss task ranges, see
+    :func:`lasium.train.shard_access.open_shard_set`)."""
     if isinstance(values, (str, Path)):
         values = [values]
     parsed = [split_weight(str(v)) for v in values]
@@ -147,12 +148,11 @@ def open_mixture(values: str | Path | Sequence[str | Path]) -> tuple[ShardSet, M
             f"--shards A:0.7 --shards B:0.3); {missing} has none"
         )
     sources = [source for source, _ in parsed]
-    shard_set = open_shard_set(sources)  # layouts agree, shards exist, none given twice
+    shard_set = open_shard_set(sources, allow_partial=allow_partial)  # layouts agree, shards exist, none twice
     mixture = []
     for source, weight in parsed:
-        sets, _ = expand_sources(
-            [source]
-        )  # a folder of shard sets stands for its sets; its weight is shared by task count
+        # a folder of shard sets stands for its sets; its weight is shared by task count
+        sets, _ = expand_sources([source], allow_partial=allow_partial)
         counted = [(s, *shard_set.resolved[s]) for s in sets]  # as open_shard_set resolved them: no second GET
         tasks = [_task_count(urls, manifest) for _, urls, manifest in counted]
         total = sum(n or 0 for n in tasks)

@@ -50,7 +50,8 @@ class ShardSet:
     task_sources: set[str | None] = field(default_factory=set)
     notes: list[str] = field(
         default_factory=list
-    )  # folders of shard sets expanded into their sets, sources without a recorded kind (printed by the trainer)
+    )  # folders of shard sets expanded into their sets, sources without a recorded kind, shards whose bytes cannot
+    # be checked ("warning: …"); the trainer prints each, the others as "note: …"
     # what each --shards value (after folder expansion) resolved to: (shard URLs, its manifest or None), so callers
     # never resolve a value twice (a remote manifest is one GET)
     resolved: dict[str, tuple[list[str], Manifest | None]] = field(default_factory=dict)
@@ -67,18 +68,19 @@ class ShardSet:
     def describe(self) -> str:
         return f"{len(self.urls)} shard(s) of {describe_layout(self.layout)} tasks"
 
-    def tasks(self, url: str) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """(support, query) of every task of shard ``url``, checked against the set's layout.
+    def tasks(self, url: str) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(task index, support, query) of every task of shard ``url``, checked against the set's layout.
 
-        Decoding is ``lasium.shards.reader.iter_shard_tasks`` (safe, no pickle); any failure is a
-        :class:`ShardError` that names the shard.
+        Decoding is ``lasium.shards.reader.iter_shard_tasks`` (safe, no pickle). A shard with a manifest or
+        sidecar entry is checked against its size and sha256 before its first task is decoded, so a shard
+        whose bytes differ yields nothing. Any failure is a :class:`ShardError` that names the shard.
         """
         layout = self.checked_layouts.get(url)
         try:
             for task in iter_shard_tasks(url, layout=layout, entry=self.entries.get(url)):
                 if layout is None:
                     self.layout.check_arrays(task.support, task.query, None, f"{url}: task {task.meta.get('index')}")
-                yield task.support, task.query
+                yield int(task.meta["index"]), task.support, task.query
         except LasiumError:
             raise
         except Exception as exc:  # anything the container libraries raise on a damaged file
@@ -87,16 +89,15 @@ class ShardSet:
             ) from None
 
 
-def _sidecar_header(url: str) -> Manifest | None:
-    """The header a local shard's sidecar records (as a one-shard manifest), else None."""
+def _sidecar(url: str) -> tuple[Manifest, ShardEntry] | None:
+    """The sidecar of a local shard given by path (its one-shard manifest and entry), if it has one."""
     path = url_to_path(url) if not url.startswith("pipe:") else None
     if path is None:
         return None
     sidecar = path.with_name(path.name + SIDECAR_SUFFIX)
     if not sidecar.is_file():
         return None
-    manifest, _ = read_sidecar(sidecar)
-    return manifest
+    return read_sidecar(sidecar)
 
 
 def _first_task_layout(url: str) -> TaskLayout:
@@ -126,7 +127,7 @@ def find_shard_sets(folder: Path) -> list[Path]:
     return found
 
 
-def expand_sources(sources: Sequence[str | Path]) -> tuple[list[str], list[str]]:
+def expand_sources(sources: Sequence[str | Path], *, allow_partial: bool = False) -> tuple[list[str], list[str]]:
     """``--shards`` values with every folder of shard sets replaced by its sets, and a note on each such folder.
 
     A local folder that is no shard set itself (no manifest, sidecar or shard file) but holds sets in subfolders,
@@ -149,14 +150,14 @@ def expand_sources(sources: Sequence[str | Path]) -> tuple[list[str], list[str]]
             )
         counts = []
         for folder in sets:
-            counts.append(f"{folder.relative_to(path)} ({_num_tasks(folder)} tasks)")
+            counts.append(f"{folder.relative_to(path)} ({_num_tasks(folder, allow_partial)} tasks)")
             out.append(str(folder))
         notes.append(f"{path}: {len(sets)} shard set(s), trained as one mixture: {', '.join(counts)}")
     return out, notes
 
 
-def _num_tasks(folder: Path) -> str:
-    found, manifest = resolve_shard_urls(folder)
+def _num_tasks(folder: Path, allow_partial: bool) -> str:
+    found, manifest = resolve_shard_urls(folder, allow_partial=allow_partial)
     return f"{manifest.num_tasks:,}" if manifest is not None else f"{len(found)} shard(s), ?"
 
 
@@ -183,14 +184,17 @@ def run_name(sources: Sequence[str | Path]) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]+", "-", name).strip(".-") or "tasks"
 
 
-def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
+def open_shard_set(sources: str | Path | Sequence[str | Path], *, allow_partial: bool = False) -> ShardSet:
     """Resolve ``--shards`` values to one :class:`ShardSet`, refusing missing shards and mixed layouts.
 
     A folder of shard sets stands for all of them (:func:`expand_sources`); ``ShardSet.notes`` says which were found.
+    A set without a manifest whose shards leave task ranges uncovered is refused unless ``allow_partial``
+    (:func:`lasium.shards.reader.resolve_shard_urls`). Every shard with a manifest entry, or given by path with
+    a sidecar beside it, is checked against that entry's size and sha256 when it is read.
     """
     if isinstance(sources, (str, Path)):
         sources = [sources]
-    sources, notes = expand_sources(sources)
+    sources, notes = expand_sources(sources, allow_partial=allow_partial)
     urls: list[str] = []
     entries: dict[str, ShardEntry] = {}
     checked: dict[str, TaskLayout] = {}
@@ -199,25 +203,35 @@ def open_shard_set(sources: str | Path | Sequence[str | Path]) -> ShardSet:
     kinds: set[str | None] = set()
     resolved: dict[str, tuple[list[str], Manifest | None]] = {}
     for source in sources:
-        found, manifest = resolve_shard_urls(source)
+        found, manifest = resolve_shard_urls(source, allow_partial=allow_partial)
         resolved[str(source)] = (found, manifest)
         if manifest is not None:
             _add_manifest(manifest, found, entries, checked)
             layouts.append((str(source), manifest.layout))
             kind = manifest.task_source
         else:
-            headers = [h for h in map(_sidecar_header, found[:1]) if h is not None]
-            kind = headers[0].task_source if headers else None
+            first = _sidecar(found[0]) if found else None
+            kind = first[0].task_source if first is not None else None
             for url in found:
                 if _is_local(url):
                     path = url_to_path(url)
                     if path is not None and not path.is_file():
                         raise ShardError(f"shard {url} not found; check --shards")
-                    sidecar = _sidecar_header(url)
-                    layouts.append((url, sidecar.layout if sidecar is not None else _first_task_layout(url)))
+                    sidecar = _sidecar(url)
+                    if sidecar is not None:  # the sidecar vouches for the shard: its entry is checked on reading
+                        entries[url], checked[url] = sidecar[1], sidecar[0].layout
+                        layouts.append((url, sidecar[0].layout))
+                    else:
+                        layouts.append((url, _first_task_layout(url)))
                 elif not remote_checked:  # remote: peek at the first shard; the rest are checked as they stream
                     layouts.append((url, _first_task_layout(url)))
                     remote_checked = True
+        unchecked = [u for u in found if u not in entries]
+        if unchecked:
+            notes.append(
+                f"warning: {len(unchecked)} shard(s) of {source} have no manifest or sidecar: their bytes cannot be "
+                "checked (task layouts still are)"
+            )
         kinds.add(kind)
         if kind is None:
             notes.append(

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,11 +33,12 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from lasium.errors import LasiumError, ShardError
 from lasium.seeding import numpy_rng
 from lasium.shards.format import TaskLayout
+from lasium.shards.manifest import listing
 from lasium.tasks import to_device
 from lasium.train.mixture import Mixture, mix
 from lasium.train.shard_access import ShardSet
 
-Item = tuple[str, np.ndarray, np.ndarray]  # (shard url, support, query) of one task
+Item = tuple[str, int, np.ndarray, np.ndarray]  # (shard url, task index, support, query) of one task
 
 MAX_AUTO_BUFFER = 1000
 AUTO_BUFFER_BYTES = 256 << 20
@@ -92,11 +94,19 @@ class TaskStream(IterableDataset):
     cheaper transfers between processes, which matters when a step takes milliseconds): ``support`` uint8
     (G·T, N, K_tr, H, W, C), ``query`` uint8 (G·T, N, K_val, H, W, C), ``perm`` int64 (G·T, N) (class row i
     of task t gets label ``perm[t, i]``, a fresh permutation per task, so no class position leaks),
-    ``shards`` (the shard of each task). :func:`meta_batches` splits items into meta-batches.
+    ``shards`` (the shard of each task), ``indices`` int64 (G·T,) (each task's index in its set), ``skipped``
+    (shards this worker skipped under ``skip_corrupt`` since its previous item: ``{"shard", "unread"}``
+    records, ``unread`` = tasks it did not deliver, None when no manifest tells). :func:`meta_batches` splits
+    items into meta-batches.
     ``start`` = meta-batches already consumed (resume); the first item is then cut to the rest of its
     group. A worker that hits a user error yields ``{"error": message}`` instead of raising, so the
     message reaches the trainer as one line. ``mixture``: draw tasks from its sources by weight (when
     it is weighted; else the shard set's shards are pooled).
+
+    ``skip_corrupt``: a shard that cannot be read, or whose bytes differ from its manifest entry, is skipped
+    with a warning and never read again in the run; a worker whose own shards are all skipped reads its
+    rank's other shards instead, so skipping works with any worker count. Only when no shard of the rank
+    is left does the stream stop (one line).
     """
 
     def __init__(
@@ -126,6 +136,7 @@ class TaskStream(IterableDataset):
         self.start_item, self.start_offset = divmod(int(start), self.group)
         self.endless = endless
         self.mixture = mixture if mixture is not None and mixture.weighted else None
+        self._skipped: list[dict[str, Any]] = []  # skips not yet reported in an item (per worker process)
         split_shards(shard_set.urls, self.rank, self.world_size, 0, self.readers)  # fail early on too few shards
         if self.mixture is not None:
             self.mixture.check_ranks(self.world_size)
@@ -144,40 +155,61 @@ class TaskStream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         reader = self._reader_index()
+        self._skipped = []
         try:
             yield from self._batches(reader)
         except LasiumError as exc:
             yield {"error": str(exc), "error_type": type(exc).__name__}
 
-    def _items(self, urls: list[str], reader: int, *key: object) -> Iterator[Item]:
+    def _skip(self, url: str, delivered: int, exc: LasiumError) -> None:
+        entry = self.shard_set.entries.get(url)
+        unread = None if entry is None else max(0, entry.num_tasks - delivered)
+        self._skipped.append({"shard": url, "unread": unread})
+        message = str(exc).removeprefix(f"{url}: ")
+        print(f"warning: skipping shard {url} (--skip-corrupt): {message}", file=sys.stderr, flush=True)
+
+    def _items(self, urls: list[str], rank_urls: list[str], reader: int, *key: object) -> Iterator[Item]:
         """Tasks of ``urls`` in a fresh random shard order each round, forever (or one round).
 
-        ``key`` names a mixture source.
+        ``rank_urls``: all of the rank's shards (of this source), read instead once every shard of ``urls``
+        was skipped. ``key`` names a mixture source.
         """
         bad: set[str] = set()
+        pool = urls
         round_index = 0
         while True:
-            order = numpy_rng(self.seed, "shard-order", self.rank, reader, round_index, *key).permutation(len(urls))
+            order = numpy_rng(self.seed, "shard-order", self.rank, reader, round_index, *key).permutation(len(pool))
             produced = 0
             for i in order:
-                url = urls[int(i)]
+                url = pool[int(i)]
                 if url in bad:
                     continue
+                delivered = 0
                 try:
-                    for support, query in self.shard_set.tasks(url):
-                        produced += 1
-                        yield url, support, query
+                    for index, support, query in self.shard_set.tasks(url):
+                        delivered += 1
+                        yield url, index, support, query
                 except LasiumError as exc:
                     if not self.skip_corrupt:
                         raise
                     bad.add(url)  # never read again in this run
-                    print(f"warning: skipping shard {url} (--skip-corrupt): {exc}", file=sys.stderr, flush=True)
-            if produced == 0:
-                raise ShardError(
-                    f"no readable task left in the {len(urls)} shard(s) of this reader (rank {self.rank}, "
-                    f"first {urls[0]})"
-                )
+                    self._skip(url, delivered, exc)
+                produced += delivered
             round_index += 1
+            if produced == 0:
+                if pool is urls and any(u not in bad for u in rank_urls if u not in urls):
+                    pool = rank_urls  # this reader's own shards are all skipped: read the rank's others
+                    print(
+                        f"warning: every shard of reader {reader} (rank {self.rank}) was skipped; "
+                        f"it reads the rank's other {len(rank_urls) - len(urls)} shard(s) instead",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    continue
+                raise ShardError(
+                    f"no readable task left in the {len(rank_urls)} shard(s) of rank {self.rank} "
+                    f"(first {rank_urls[0]})" + ("; every one was skipped" if bad else "")
+                )
             if not self.endless:
                 return
 
@@ -186,15 +218,19 @@ class TaskStream(IterableDataset):
         weight."""
         if self.mixture is None:
             urls, _ = split_shards(self.shard_set.urls, self.rank, self.world_size, reader, self.readers)
+            rank_urls = self.shard_set.urls[self.rank :: self.world_size]
             return shuffled(
-                self._items(urls, reader), self.buffer, numpy_rng(self.seed, "shuffle-buffer", self.rank, reader)
+                self._items(urls, rank_urls, reader),
+                self.buffer,
+                numpy_rng(self.seed, "shuffle-buffer", self.rank, reader),
             )
         streams = []
         buffer = max(1, self.buffer // len(self.mixture.sources))  # the memory of one buffer, shared
         for i, source in enumerate(self.mixture.sources):
             urls, _ = split_shards(source.urls, self.rank, self.world_size, reader, self.readers)
+            rank_urls = source.urls[self.rank :: self.world_size]
             rng = numpy_rng(self.seed, "shuffle-buffer", self.rank, reader, "source", i)
-            streams.append(shuffled(self._items(urls, reader, "source", i), buffer, rng))
+            streams.append(shuffled(self._items(urls, rank_urls, reader, "source", i), buffer, rng))
         return mix(streams, self.mixture.probabilities(), numpy_rng(self.seed, "mixture", self.rank, reader))
 
     def _batches(self, reader: int) -> Iterator[dict[str, Any]]:
@@ -214,11 +250,14 @@ class TaskStream(IterableDataset):
             global_index = done * self.readers + reader  # this item's position in the rank's stream
             rng = numpy_rng(self.seed, "labels", self.rank, global_index)
             perm = np.stack([rng.permutation(N) for _ in range(size)]).astype(np.int64)
+            skipped, self._skipped = self._skipped, []
             yield {
-                "support": np.stack([it[1] for it in pending[cut:]]),
-                "query": np.stack([it[2] for it in pending[cut:]]),
+                "support": np.stack([it[2] for it in pending[cut:]]),
+                "query": np.stack([it[3] for it in pending[cut:]]),
                 "perm": perm[cut:],
                 "shards": [it[0] for it in pending[cut:]],
+                "indices": np.array([it[1] for it in pending[cut:]], dtype=np.int64),
+                "skipped": skipped,
             }
             done += 1
             cut = 0
@@ -238,15 +277,45 @@ def make_loader(stream: TaskStream, *, pin_memory: bool = False) -> DataLoader:
     )
 
 
+@dataclass
+class SkippedShards:
+    """The shards a run skipped under ``--skip-corrupt``, gathered from the items of every worker: shard URL →
+    tasks it did not deliver (None: no manifest entry tells how many)."""
+
+    unread: dict[str, int | None] = field(default_factory=dict)
+
+    def record(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            unread = event["unread"]
+            self.unread.setdefault(str(event["shard"]), None if unread is None else int(unread))
+
+    def __bool__(self) -> bool:
+        return bool(self.unread)
+
+    def summary(self) -> str:
+        """One line: how many shards and tasks were skipped, and which shards."""
+        known = [n for n in self.unread.values() if n is not None]
+        unknown = len(self.unread) - len(known)
+        tasks = f"{sum(known)} task(s)"
+        if unknown:
+            tasks += f" and the tasks of {unknown} shard(s) without a manifest"
+        return (
+            f"--skip-corrupt skipped {len(self.unread)} shard(s), {tasks} not trained on: "
+            f"{listing(sorted(self.unread), 3)}"
+        )
+
+
 def meta_batches(
-    items: Iterator[dict[str, Any]], meta_batch: int, device: torch.device
+    items: Iterator[dict[str, Any]], meta_batch: int, device: torch.device, skipped: SkippedShards | None = None
 ) -> Iterator[tuple[tuple[torch.Tensor, ...], list[str]]]:
     """Meta-batches on ``device`` from loader items: ((support, labels, query, labels), shards), item by item.
 
-    Each item goes to the device in one copy and is sliced there.
+    Each item goes to the device in one copy and is sliced there. ``skipped`` collects the items' skip records.
     """
     for item in items:
         item = check_batch(item)
+        if skipped is not None:
+            skipped.record(item.get("skipped", []))
         s, sl, q, ql = to_device(item["support"], item["query"], item["perm"], device)
         for a in range(0, s.shape[0], meta_batch):
             yield (

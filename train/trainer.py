@@ -42,7 +42,7 @@ from lasium.train.registry import build_learner
 from lasium.train.run_folder import AUTOSAVE, latest_checkpoint, refuse_other_run, tidy_run_folder
 from lasium.train.run_log import MetricsLog
 from lasium.train.shard_access import ShardSet, describe_layout
-from lasium.train.streaming import TaskStream, make_loader, meta_batches
+from lasium.train.streaming import SkippedShards, TaskStream, make_loader, meta_batches
 from lasium.train.validation import Validator, default_val_dataset, omniglot_or_none
 
 
@@ -102,11 +102,12 @@ class Trainer:
         self.ctx = D.init_distributed(config.device)
         self.out = Path(config.out)
         self.shard_set: ShardSet
-        self.shard_set, self.mixture = open_mixture(config.shards)  # --shards A[:weight] …: one layout, maybe weighted
+        # --shards A[:weight] …: one layout, maybe weighted
+        self.shard_set, self.mixture = open_mixture(config.shards, allow_partial=config.allow_partial)
         config.mixture = self.mixture.record()
         if self.ctx.is_main:
-            for note in self.shard_set.notes:  # a folder of shard sets, read as one mixture
-                print(note, file=sys.stderr)
+            for note in self.shard_set.notes:  # sets read as one mixture, unrecorded task sources, unchecked bytes
+                print(note if note.startswith("warning: ") else f"note: {note}", file=sys.stderr)
         layout = self.shard_set.layout
         config.ways, config.shots, config.queries = layout.ways, layout.shots, layout.queries
         config.image_shape = list(layout.image_shape)
@@ -226,7 +227,8 @@ class Trainer:
             desc=f"{cfg.algo} {describe_layout(self.shard_set.layout)}",
         )
         loader = iter(make_loader(stream, pin_memory=device.type == "cuda"))
-        batches = meta_batches(loader, cfg.meta_batch, device)
+        skipped = SkippedShards()  # --skip-corrupt: reported at the end of the run
+        batches = meta_batches(loader, cfg.meta_batch, device, skipped)
         window = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, accuracy sum, tasks
         tasks_seen = int(state.get("tasks_seen", 0))
         clock, step = time.perf_counter(), start
@@ -303,6 +305,8 @@ class Trainer:
             if log is not None:
                 log.close()
             del batches, loader
+            if skipped:
+                print(f"warning: rank {ctx.rank}: {skipped.summary()}", file=sys.stderr, flush=True)
         result.best_val_accuracy = best
         result.shards_read = sorted(shards_read)
         self._write_rank_summary(learner, result)

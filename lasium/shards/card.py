@@ -29,12 +29,12 @@ CARD_FILES = (README_NAME, PREVIEW_NAME)
 PREVIEW_TASKS = 4
 
 
-def first_tasks(source: str | Path, count: int, start: int = 0) -> list[Task]:
+def first_tasks(source: str | Path, count: int, start: int = 0, *, allow_partial: bool = False) -> list[Task]:
     """The first ``count`` tasks of a set (folder, manifest path or URL) with index >= ``start``; shards that
-    end before ``start`` (by the manifest) are not read."""
+    end before ``start`` (by the manifest) are not read (``allow_partial``: see ``resolve_shard_urls``)."""
     from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
 
-    urls, m = resolve_shard_urls(source)
+    urls, m = resolve_shard_urls(source, allow_partial=allow_partial)
     tasks: list[Task] = []
     for url, entry in zip(urls, m.shards if m else [None] * len(urls)):
         if entry is not None and entry.first_task + entry.num_tasks <= start:

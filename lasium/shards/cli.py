@@ -10,10 +10,10 @@ from typing import Any
 import click
 
 from lasium.cli_support import OneLineGroup, user_errors
-from lasium.errors import ShardError
+from lasium.errors import ShardError, one_line
 from lasium.shards.card import human_size
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
-from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files
+from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, listing
 from lasium.shards.remote import is_remote
 from lasium.shards.verify import load_set_manifest, verify_shard_set
 
@@ -37,7 +37,7 @@ def _short(d: dict[str, Any] | None) -> str:
         if isinstance(v, str) and len(v) == 64 and all(c in "0123456789abcdef" for c in v):
             v = v[:12] + "…"  # a sha256
         parts.append(f"{k}={v}")
-    return ", ".join(parts)
+    return one_line(", ".join(parts))  # read from the set's files: no control characters reach the terminal
 
 
 @click.group(cls=OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -69,7 +69,8 @@ def main() -> None:
 @user_errors
 def inspect(folder: str, as_json: bool) -> None:
     """Summarize a shard set (folder, manifest.json or its URL): config, generator, source, tasks,
-    shards, bytes per task.
+    shards, bytes per task, and the task ranges a partial set lacks (a 'missing' row: inspect
+    describes a partial set, verify, preview and lasium-train refuse one without --allow-partial).
 
     \b
     Examples:
@@ -82,13 +83,15 @@ def inspect(folder: str, as_json: bool) -> None:
         click.echo(json.dumps(m.to_dict(), indent=2))
         return
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {one_line(note)}", err=True)
     c = m.config
     total = sum(e.bytes for e in m.shards)
+    gaps, _ = task_ranges_report(m.shards, c["num_tasks"])
     lines = [
         ("shard set", f"{m.name} in {folder}"),
-        ("container", f"{_container(m)}, format v{m.format_version}, written by lasium {m.tool_version}"),
+        ("container", f"{_container(m)}, format v{m.format_version}, written by lasium {one_line(m.tool_version)}"),
         ("tasks", f"{m.num_tasks} of {c['num_tasks']} in {len(m.shards)} shards ({c['tasks_per_shard']} per shard)"),
+        *([("missing", f"{listing(gaps)} (a partial set)")] if gaps else []),
         (
             "task",
             f"{c['ways']}-way, {c['shots']} support + {c['queries']} query per class, "
@@ -105,7 +108,15 @@ def inspect(folder: str, as_json: bool) -> None:
         click.echo(f"{key:<{width}}  {value}")
     click.echo("config")
     for key, value in c.items():
-        click.echo(f"  {key} = {json.dumps(value)}")
+        click.echo(f"  {one_line(key)} = {json.dumps(value)}")
+
+
+ALLOW_PARTIAL = click.option(
+    "--allow-partial",
+    is_flag=True,
+    help="Accept a partial set: task ranges no shard holds (a set without manifest.json whose sidecars stop "
+    "short, e.g. after a disk-full job) are noted, not refused; only the shards present are used.",
+)
 
 
 @main.command()
@@ -113,24 +124,27 @@ def inspect(folder: str, as_json: bool) -> None:
 @click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Progress bar over bytes (on a terminal)."
 )
+@ALLOW_PARTIAL
 @user_errors
-def verify(folder: str, progress: bool) -> None:
+def verify(folder: str, progress: bool, allow_partial: bool) -> None:
     """Check every shard: present, size and sha256 as in the manifest, every task readable with the
     manifest's shapes and dtypes, task indices complete. SET is a folder, a manifest.json or the URL
     of one; remote shards are hashed and decoded while they stream (nothing is stored).
 
-    Exit status 0 when all is well, 1 when any shard is bad or missing (each one is named),
-    2 when there is nothing to verify (no folder, no shards, unreadable manifest).
+    Exit status 0 when all is well, 1 when any shard is bad or missing or a task range is missing
+    (each one is named; --allow-partial checks a partial set's shards only), 2 when there is nothing to
+    verify (no folder, no shards, unreadable manifest).
 
     \b
     Examples:
       lasium-shards verify shards/omniglot-ro
       lasium-shards verify /mnt/copy/omniglot-ro --no-progress && echo "copy is intact"
       lasium-shards verify https://example.org/sets/omniglot-ro/manifest.json
+      lasium-shards verify shards/interrupted --allow-partial   # the shards that are there
     """
-    report = verify_shard_set(folder, progress=progress)
+    report = verify_shard_set(folder, progress=progress, allow_partial=allow_partial)
     for note in report.notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {one_line(note)}", err=True)
     if report.ok:
         click.echo(
             f"ok: {report.shards_checked} shards, {report.tasks_checked} "
@@ -138,7 +152,7 @@ def verify(folder: str, progress: bool) -> None:
         )
         return
     for problem in report.problems:
-        click.echo(f"bad: {problem}")
+        click.echo(f"bad: {one_line(str(problem))}")
     bad = {p.file for p in report.problems}
     click.echo(
         f"verify failed: {len(bad)} problem(s) in {folder} ({len(report.manifest.shards)} shards listed)", err=True
@@ -159,10 +173,13 @@ def verify(folder: str, progress: bool) -> None:
     show_default=True,
     help="PNG to write.",
 )
+@ALLOW_PARTIAL
 @user_errors
-def preview(folder: str, count: int, start: int, out: Path) -> None:
+def preview(folder: str, count: int, start: int, out: Path, allow_partial: bool) -> None:
     """Draw tasks as a PNG: one grid per task, a row per class, support | query (red bar between).
-    SET is a folder, a manifest.json or the URL of one.
+    SET is a folder, a manifest.json or the URL of one. Each shard drawn from is checked against the
+    manifest's size and sha256 first; a set without a manifest whose shards leave a task range
+    uncovered is refused unless --allow-partial.
 
     \b
     Examples:
@@ -174,7 +191,7 @@ def preview(folder: str, count: int, start: int, out: Path) -> None:
 
     if not is_remote(folder) and not Path(folder).exists():
         raise ShardError(f"shard folder {folder} does not exist")
-    tasks = first_tasks(folder, count, start)
+    tasks = first_tasks(folder, count, start, allow_partial=allow_partial)
     if not tasks:
         raise ShardError(f"no task with index >= {start} in {folder}")
     save_preview(tasks, out)
@@ -183,7 +200,13 @@ def preview(folder: str, count: int, start: int, out: Path) -> None:
 
 @main.command()
 @click.argument("folder", type=FOLDER)
-@click.option("--allow-gaps", is_flag=True, help="Write the manifest even if shards are missing (a partial set).")
+@click.option(
+    "--allow-gaps",
+    "--allow-partial",
+    "allow_gaps",
+    is_flag=True,
+    help="Write the manifest even if shards are missing (a partial set; --allow-partial is the same flag).",
+)
 @user_errors
 def index(folder: Path, allow_gaps: bool) -> None:
     """Rebuild manifest.json from the shards' sidecars (after array jobs, or a lost manifest).

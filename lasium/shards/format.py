@@ -72,6 +72,26 @@ SHARD_FILE_RE = re.compile(
 TASK_KEY_RE = re.compile(r"task-([0-9]{9})", re.ASCII)
 
 
+MAX_JSON_DEPTH = 64  # nesting deeper than this in a set's JSON is refused (the format needs 4 levels)
+
+
+def parse_json(data: str | bytes) -> Any:
+    """JSON read from a set's file (manifest, sidecar, ``meta.json``, HDF5 attribute), as :func:`json.loads` parses
+    it, but every failure, including nesting too deep to parse or to handle, is a :class:`ValueError`."""
+    try:
+        value = json.loads(data)
+    except RecursionError:
+        raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return value
+
+
 def recorded_task_source(config: dict[str, Any]) -> str | None:
     """The kind of task source a set config records (``config["source"]``), else None.
 
@@ -82,10 +102,12 @@ def recorded_task_source(config: dict[str, Any]) -> str | None:
     if isinstance(kind, str) and kind:
         return kind
     strategy = config.get("strategy")
+    if not isinstance(strategy, str):  # a set's JSON may hold anything here (a list or an object is not a name)
+        return None
     if strategy in LASIUM_STRATEGIES:
         return GENERATOR_SOURCE
     if strategy in ("real", "umtra", "cactus"):
-        return str(strategy)
+        return strategy
     return None
 
 
@@ -104,7 +126,7 @@ def check_name(name: str) -> str:
 
 
 def check_container(container: str) -> str:
-    if container not in CONTAINERS:
+    if not isinstance(container, str) or container not in CONTAINERS:
         raise ShardError(f"unknown container {container!r}: use one of {', '.join(CONTAINERS)}")
     return container
 

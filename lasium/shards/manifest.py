@@ -28,6 +28,7 @@ from lasium.shards.format import (
     check_header,
     check_name,
     file_compression,
+    parse_json,
     parse_shard_file_name,
     task_ranges_report,
 )
@@ -95,7 +96,7 @@ def _load_json(path: Path, what: str) -> Any:
     except UnicodeDecodeError:
         raise ShardError(f"{what} {path} is not UTF-8 text (binary or damaged); {fix}") from None
     try:
-        return json.loads(text)
+        return parse_json(text)
     except ValueError as exc:
         raise ShardError(f"{what} {path} is not valid JSON ({exc}); {fix}") from None
 
@@ -152,8 +153,15 @@ def write_manifest(
         FORMAT_VERSION,
         out_dir,
     )
-    atomic_write_bytes(out_dir / MANIFEST_NAME, _dump(m.to_dict()))
+    _write_manifest_file(out_dir, m)
     return m
+
+
+def _write_manifest_file(folder: Path, m: Manifest) -> None:
+    path = folder / MANIFEST_NAME
+    if path.is_dir() and not path.is_symlink():
+        raise ShardError(f"{path} is a folder, not a file; remove it and rerun")
+    atomic_write_bytes(path, _dump(m.to_dict()))
 
 
 def read_manifest(path_or_dir: str | Path) -> Manifest:
@@ -178,12 +186,28 @@ def find_sidecars(folder: Path) -> list[Path]:
     )
 
 
-def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False, write: bool = True) -> Manifest:
+def listing(items: list[str], limit: int = 5) -> str:
+    """``a, b, c`` for a few items; the first ``limit`` and a count of the rest for many."""
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def build_manifest_from_sidecars(
+    folder: str | Path,
+    *,
+    allow_gaps: bool = False,
+    write: bool = True,
+    hint: str = "rerun the missing shards or allow gaps",
+    check_sizes: bool = True,
+) -> Manifest:
     """Rebuild ``manifest.json`` from the sidecars in ``folder`` (``lasium-shards index``).
 
     Every sidecar must agree on format, container, name and header (config, generator, source) and
     its shard file must exist with the recorded size. A shard file without a sidecar counts as
-    missing (its write may not have finished). Gaps are errors unless ``allow_gaps``.
+    missing (its write may not have finished). Gaps are errors unless ``allow_gaps``; the error names
+    the missing task ranges and ends with ``hint`` (what to do). ``check_sizes=False`` keeps a shard whose
+    size differs from its sidecar's record (a reader that checks every shard's size and sha256 then reports it
+    as damaged, rather than leaving it out as if it were missing).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -215,7 +239,7 @@ def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False
         if not shard.is_file():
             problems.append(f"{entry.file} (sidecar without shard)")
             continue
-        if shard.stat().st_size != entry.bytes:
+        if check_sizes and shard.stat().st_size != entry.bytes:
             problems.append(f"{entry.file} (size {shard.stat().st_size} != {entry.bytes} in sidecar)")
             continue
         entries.append(entry)
@@ -229,8 +253,9 @@ def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False
     if overlaps:
         raise ShardError(f"overlapping shards in {folder}: {'; '.join(overlaps)}")
     if (gaps or problems) and not allow_gaps:
-        detail = "; ".join(problems + [f"missing {g}" for g in gaps])
-        raise ShardError(f"shard set in {folder} is incomplete: {detail}; rerun the missing shards or allow gaps")
+        missing = [f"missing {listing(gaps)}"] if gaps else []
+        detail = "; ".join(([listing(problems, 3)] if problems else []) + missing)
+        raise ShardError(f"shard set in {folder} is incomplete: {detail}; {hint}")
     m = Manifest(
         first.container,
         first.name,
@@ -243,5 +268,5 @@ def build_manifest_from_sidecars(folder: str | Path, *, allow_gaps: bool = False
         folder,
     )
     if write:
-        atomic_write_bytes(folder / MANIFEST_NAME, _dump(m.to_dict()))
+        _write_manifest_file(folder, m)
     return m

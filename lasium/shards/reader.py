@@ -14,14 +14,13 @@ sequential reader used by tools and tests.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from lasium.errors import ShardError
+from lasium.errors import LasiumError, ShardError
 from lasium.shards.format import (
     HDF5_DATASETS,
     MANIFEST_NAME,
@@ -31,9 +30,18 @@ from lasium.shards.format import (
     ShardEntry,
     TaskLayout,
     container_of,
+    parse_json,
+    parse_shard_file_name,
 )
 from lasium.shards.gz import GzipReader, tar_stream
-from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, find_sidecars, read_manifest
+from lasium.shards.integrity import ShardIntegrityError, open_checked_shard, same_file
+from lasium.shards.manifest import (
+    build_manifest_from_sidecars,
+    find_shard_files,
+    find_sidecars,
+    listing,
+    read_manifest,
+)
 from lasium.shards.remote import is_remote, manifest_url, read_remote_manifest
 from lasium.shards.streams import BUFFER, PipeStream, Readable, close_stream, open_url, read_all, url_to_path
 from lasium.shards.tario import iter_tar_members
@@ -75,8 +83,10 @@ def decode_npy(data: bytes, member: str, shard: str) -> np.ndarray:
             version = np.lib.format.read_magic(fp)
             read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             shape, fortran, dtype = read(fp)
-        except (ValueError, OSError, EOFError, SyntaxError) as exc:
-            raise ShardError(f"{shard}: member {member} has a corrupt npy header ({exc}); refusing it") from None
+        except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, tokenize.TokenError, ...
+            raise ShardError(
+                f"{shard}: member {member} has a corrupt npy header ({type(exc).__name__}: {exc}); refusing it"
+            ) from None
         if dtype.hasobject:
             raise ShardError(f"{shard}: member {member} holds an object array, which needs pickle; refusing it")
         if dtype != want:
@@ -124,7 +134,7 @@ def decode_wds_sample(sample: dict[str, Any], shard: str | None = None, layout: 
 
 def _decode_meta(data: bytes | str, member: str, shard: str) -> dict[str, Any]:
     try:
-        meta = json.loads(data)
+        meta = parse_json(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ShardError(f"{shard}: {member} is not valid JSON ({exc})") from None
     if not isinstance(meta, dict):
@@ -260,6 +270,8 @@ def _hdf5_datasets(f: Any, url: str) -> dict[str, Any]:
             raise ShardError(
                 f"{url}: HDF5 object {key!r} must be a plain dataset (not a group, virtual or external dataset)"
             )
+        if ds.ndim < 1:
+            raise ShardError(f"{url}: dataset {key!r} is a scalar; a task shard holds one row per task")
         if key == "meta":
             if h5py.check_string_dtype(ds.dtype) is None or ds.ndim != 1:
                 raise ShardError(f"{url}: dataset 'meta' must be a 1-D string dataset, got {ds.dtype} {ds.shape}")
@@ -286,7 +298,7 @@ def _hdf5_first_task(f: Any, url: str, count: int) -> int | None:
     if raw is None:
         return None
     try:
-        shard = json.loads(raw)
+        shard = parse_json(raw)
         version, first, num = shard.get("format_version", 1), int(shard["first_task"]), int(shard["num_tasks"])
     except (ValueError, TypeError, KeyError, AttributeError):
         raise ShardError(f"{url}: attribute lasium_shard is not the JSON shard entry the format defines") from None
@@ -300,77 +312,116 @@ def _hdf5_first_task(f: Any, url: str, count: int) -> int | None:
 
 
 def iter_hdf5_shard(
-    url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None, *, data: bytes | None = None
+    url: str,
+    layout: TaskLayout | None = None,
+    entry: ShardEntry | None = None,
+    *,
+    data: bytes | IO[bytes] | None = None,
+    same_as: IO[bytes] | None = None,
 ) -> Generator[Task, None, None]:
-    """The tasks of an HDF5 shard (``data``: its bytes, already fetched from ``url``)."""
+    """The tasks of an HDF5 shard (``data``: its bytes, or a seekable file of them, already fetched from ``url``;
+    ``same_as``: a checked local file that the file h5py opens at ``url`` must be, unchanged)."""
     import h5py
 
     path = None if url.startswith("pipe:") or is_remote(url) or data is not None else url_to_path(url)
     try:
         if data is not None:
-            f = h5py.File(io.BytesIO(data), "r")
+            f = h5py.File(io.BytesIO(data) if isinstance(data, bytes) else data, "r")
         elif path is not None:
             if not path.is_file():
                 raise ShardError(f"shard {url} not found")
             f = h5py.File(path, "r")
         else:  # HDF5 needs random access: fetch the stream (pipe:, URL) into memory
             f = h5py.File(io.BytesIO(read_all(url)), "r")
-    except OSError as exc:
+    except LasiumError:
+        raise
+    except Exception as exc:  # OSError mostly; h5py raises other kinds on some damaged files
         raise ShardError(
             f"{url}: not a readable HDF5 file ({exc}); the shard is truncated or damaged, regenerate or re-copy it"
         ) from None
     with f:
+        if same_as is not None and not same_file(same_as, f.id.get_vfd_handle()):
+            raise ShardIntegrityError(f"{url} changed after it was checked; rerun when nothing writes it")
+        yield from _iter_hdf5_file(f, url, layout, entry)
+
+
+def _iter_hdf5_file(f: Any, url: str, layout: TaskLayout | None, entry: ShardEntry | None) -> Iterator[Task]:
+    try:
+        found = _hdf5_datasets(f, url)
+        count = found["support"].shape[0]
+        first = _hdf5_first_task(f, url, count)
+    except LasiumError:
+        raise
+    except Exception as exc:  # h5py and the HDF5 library raise many kinds of error on damaged files
+        raise ShardError(
+            f"{url}: cannot read the HDF5 structure ({type(exc).__name__}: {exc}); the shard is damaged"
+        ) from None
+    if entry is not None and first is not None and (first, count) != (entry.first_task, entry.num_tasks):
+        raise ShardError(
+            f"{url}: holds tasks {first}..{first + count - 1}, the manifest says "
+            f"{entry.first_task}..{entry.first_task + entry.num_tasks - 1}; regenerate or re-copy it"
+        )
+    check = _IndexCheck(url, entry)
+    for a in range(0, count, HDF5_BLOCK):
+        b = min(count, a + HDF5_BLOCK)
         try:
-            found = _hdf5_datasets(f, url)
-            count = found["support"].shape[0]
-            first = _hdf5_first_task(f, url, count)
-        except (OSError, RuntimeError, KeyError, ValueError) as exc:
-            raise ShardError(f"{url}: cannot read the HDF5 structure ({exc}); the shard is damaged") from None
-        if entry is not None and first is not None and (first, count) != (entry.first_task, entry.num_tasks):
+            blocks = {k: ds[a:b] for k, ds in found.items()}
+        except Exception as exc:  # as above: any error of h5py on a damaged file is the shard's damage
             raise ShardError(
-                f"{url}: holds tasks {first}..{first + count - 1}, the manifest says "
-                f"{entry.first_task}..{entry.first_task + entry.num_tasks - 1}; regenerate or re-copy it"
+                f"{url}: cannot read tasks {a}..{b - 1} ({type(exc).__name__}: {exc}); the shard is damaged, "
+                "regenerate or re-copy it"
+            ) from None
+        for i in range(b - a):
+            lat = blocks["latents"][i] if "latents" in blocks else None
+            meta = _decode_meta(blocks["meta"][i], f"meta[{a + i}]", url)
+            # the row's task index: from the file's shard attribute, else the manifest, else trust meta
+            index = (
+                first + a + i
+                if first is not None
+                else entry.first_task + a + i
+                if entry is not None
+                else meta.get("index")
             )
-        check = _IndexCheck(url, entry)
-        for a in range(0, count, HDF5_BLOCK):
-            b = min(count, a + HDF5_BLOCK)
-            try:
-                blocks = {k: ds[a:b] for k, ds in found.items()}
-            except (OSError, RuntimeError, ValueError) as exc:
-                raise ShardError(
-                    f"{url}: cannot read tasks {a}..{b - 1} ({exc}); the shard is damaged, regenerate or re-copy it"
-                ) from None
-            for i in range(b - a):
-                lat = blocks["latents"][i] if "latents" in blocks else None
-                meta = _decode_meta(blocks["meta"][i], f"meta[{a + i}]", url)
-                # the row's task index: from the file's shard attribute, else the manifest, else trust meta
-                index = (
-                    first + a + i
-                    if first is not None
-                    else entry.first_task + a + i
-                    if entry is not None
-                    else meta.get("index")
-                )
-                task = _make_task(
-                    blocks["support"][i], blocks["query"][i], lat, meta, index, f"{url}: task {index}", layout
-                )
-                check.next(task)
-                yield task
-        check.done()
+            task = _make_task(
+                blocks["support"][i], blocks["query"][i], lat, meta, index, f"{url}: task {index}", layout
+            )
+            check.next(task)
+            yield task
+    check.done()
 
 
 def iter_shard_tasks(
     url: str, *, layout: TaskLayout | None = None, entry: ShardEntry | None = None, container: str | None = None
 ) -> Generator[Task, None, None]:
-    """The tasks of one shard (``.tar`` or ``.h5``; plain path, ``file:`` or ``pipe:`` URL), in order.
+    """The tasks of one shard (``.tar``, ``.tar.gz`` or ``.h5``; plain path, ``file:``, ``pipe:`` or remote URL).
 
-    ``layout``/``entry`` (from the manifest) add shape checks and the expected task range. A reader that
-    stops early calls ``close()`` on the generator, which closes the shard's file or pipe at once.
+    With ``entry`` (from the manifest or the shard's sidecar) the shard's size and sha256 are checked before
+    any task is decoded (:func:`lasium.shards.integrity.open_checked_shard`): a shard whose bytes differ
+    yields no task and raises :class:`ShardError` naming it; its tasks must also be the entry's range, in
+    order. ``layout`` adds shape checks. A reader that stops early calls ``close()`` on the generator, which
+    closes the shard's file or pipe at once.
     """
     container = container or container_of(url)
+    if entry is not None:
+        return _iter_checked_shard(url, layout, entry, container)
     if container == "wds":
-        return iter_wds_shard(url, layout, entry)
-    return iter_hdf5_shard(url, layout, entry)
+        return iter_wds_shard(url, layout)
+    return iter_hdf5_shard(url, layout)
+
+
+def _iter_checked_shard(
+    url: str, layout: TaskLayout | None, entry: ShardEntry, container: str
+) -> Generator[Task, None, None]:
+    f = open_checked_shard(url, entry)  # size and sha256 checked before the first task is decoded
+    try:
+        if container == "wds":
+            yield from iter_wds_stream(f, url, layout, entry)
+        elif isinstance(f, io.BufferedReader):  # a local file: h5py reads it by path (Python file objects are slower)
+            yield from iter_hdf5_shard(url, layout, entry, same_as=f)
+        else:
+            yield from iter_hdf5_shard(url, layout, entry, data=f)
+    finally:
+        f.close()
 
 
 def _expand(pattern: str) -> list[str]:
@@ -379,12 +430,37 @@ def _expand(pattern: str) -> list[str]:
     return list(braceexpand.braceexpand(pattern))
 
 
-def resolve_shard_urls(source: str | Path | Sequence[str | Path]) -> tuple[list[str], Manifest | None]:
+PARTIAL_HINT = "finish the set (rerun its lasium-gen command), or pass --allow-partial to use only the tasks present"
+
+
+def _missing_shard_numbers(files: list[Path]) -> list[str]:
+    """Shard numbers absent from a folder of bare shard files (no manifest, no sidecars): 0 … the highest."""
+    missing: list[str] = []
+    by_name: dict[str, set[int]] = {}
+    for f in files:
+        parsed = parse_shard_file_name(f.name)
+        if parsed is not None:
+            by_name.setdefault(parsed[0], set()).add(parsed[1])
+    for name, numbers in sorted(by_name.items()):
+        gaps = sorted(set(range(max(numbers) + 1)) - numbers)
+        missing += [f"{name}-{n:06d}" for n in gaps]
+    return missing
+
+
+def resolve_shard_urls(
+    source: str | Path | Sequence[str | Path], *, allow_partial: bool = False
+) -> tuple[list[str], Manifest | None]:
     """Shard URLs of a source, in task order, and its manifest when one is known.
 
     ``source``: a folder (its manifest.json; else its sidecars; else its shard files), a manifest
     path or URL (``https://host/set/manifest.json``, ``s3://bucket/set/manifest.json``: shards resolve
     next to it), a brace pattern such as ``shards/x-{000000..000009}.tar``, one URL, or a list of those.
+
+    A folder without a manifest whose sidecars do not cover its task range (what an interrupted or
+    disk-full job leaves), or whose bare shard files skip a number, is refused with an error naming what
+    is missing, unless ``allow_partial`` (then only the shards present are used). A manifest is the set's
+    own statement of its shards and is taken as it is (``lasium-shards index --allow-gaps`` writes
+    partial ones on purpose).
     """
     if isinstance(source, (list, tuple)):
         urls = [u for item in source for u in _expand(str(item))]
@@ -403,11 +479,18 @@ def resolve_shard_urls(source: str | Path | Sequence[str | Path]) -> tuple[list[
         if (path / MANIFEST_NAME).is_file():
             m = read_manifest(path)
         elif find_sidecars(path):
-            m = build_manifest_from_sidecars(path, allow_gaps=True, write=False)
+            hint = f"no {MANIFEST_NAME}, so its sidecars are all there is: {PARTIAL_HINT}"
+            m = build_manifest_from_sidecars(path, allow_gaps=allow_partial, write=False, hint=hint, check_sizes=False)
         else:
             files = find_shard_files(path)
             if not files:
                 raise ShardError(f"no task shards (<name>-NNNNNN.tar, .tar.gz or .h5) in {path}")
+            missing = _missing_shard_numbers(files)
+            if missing and not allow_partial:
+                raise ShardError(
+                    f"shard set in {path} is incomplete: missing shard(s) {listing(missing)} (no {MANIFEST_NAME} "
+                    f"or sidecars tell their task range); {PARTIAL_HINT}"
+                )
             return [str(p) for p in files], None
         if not m.shards:
             raise ShardError(f"the manifest in {path} lists no shards")
@@ -421,14 +504,19 @@ def resolve_shard_urls(source: str | Path | Sequence[str | Path]) -> tuple[list[
 
 
 def iter_tasks(
-    source: str | Path | Sequence[str | Path], *, shuffle_shards: bool = False, seed: int = 0
+    source: str | Path | Sequence[str | Path],
+    *,
+    shuffle_shards: bool = False,
+    seed: int = 0,
+    allow_partial: bool = False,
 ) -> Iterator[Task]:
     """All tasks of a shard set, shard by shard (in task order unless ``shuffle_shards``, seeded by ``seed``).
 
-    With a manifest, every task is checked against its config and every shard against its entry;
-    without one, every task must match the layout of the first.
+    With a manifest (or sidecars), every shard's size and sha256 are checked before its tasks are decoded,
+    every task against the config and every shard against its entry; without one, every task must match
+    the layout of the first. ``allow_partial``: see :func:`resolve_shard_urls`.
     """
-    urls, manifest = resolve_shard_urls(source)
+    urls, manifest = resolve_shard_urls(source, allow_partial=allow_partial)
     layout = manifest.layout if manifest else None
     entries: list[ShardEntry | None] = list(manifest.shards) if manifest else [None] * len(urls)
     order = list(range(len(urls)))

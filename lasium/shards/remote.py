@@ -14,7 +14,6 @@ is a :class:`ShardError` naming the URL, so the CLIs print one line and the trai
 from __future__ import annotations
 
 import http.client
-import json
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -165,11 +164,11 @@ def read_remote(url: str, limit: int | None = None) -> bytes:
 
 def read_remote_manifest(url: str) -> Any:
     """The manifest at ``url`` (a :class:`lasium.shards.format.Manifest` whose shards resolve next to it)."""
-    from lasium.shards.format import Manifest
+    from lasium.shards.format import Manifest, parse_json
 
     data = read_remote(url, MAX_MANIFEST_BYTES)
     try:
-        d = json.loads(data)
+        d = parse_json(data)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ShardError(f"{url} is not valid JSON ({exc}); pass the URL of the set's manifest.json") from None
     m = Manifest.from_dict(d, url)

@@ -99,21 +99,37 @@ def end_of_archive(bytes_written: int) -> bytes:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+_READ_PIECE = 1 << 24  # bytes asked of a stream at a time: a header that claims a huge member costs no more memory
+
+
 def _read_exact(stream: Readable, n: int) -> bytes:
-    data = stream.read(n)
+    """``n`` bytes, or fewer at the end of the stream (raw pipes return short reads: keep reading until EOF)."""
+    data = stream.read(min(n, _READ_PIECE))
     if data is None:
         data = b""
-    if len(data) < n:  # raw pipes may return short reads; keep reading until EOF
+    if len(data) < n:
         parts = [data]
         got = len(data)
         while got < n:
-            more = stream.read(n - got)
+            more = stream.read(min(n - got, _READ_PIECE))
             if not more:
                 break
             parts.append(more)
             got += len(more)
         data = b"".join(parts)
     return data
+
+
+MAX_MEMBER_BYTES = 1 << 40  # a member larger than this is a corrupt size field, not a task
+
+
+def _member_size(value: int, shard: str, where: str) -> int:
+    if not 0 <= value <= MAX_MEMBER_BYTES:
+        raise ShardError(
+            f"{shard}: corrupt tar header ({where} says a member of {value} bytes); the shard is damaged, "
+            "regenerate or re-copy it"
+        )
+    return value
 
 
 def _parse_number(field: bytes, what: str, shard: str) -> int:
@@ -155,6 +171,8 @@ def _parse_pax(data: bytes, shard: str) -> dict[str, str]:
             length = int(data[pos:space])
         except ValueError:
             raise ShardError(f"{shard}: corrupt pax header in tar; the shard is damaged") from None
+        if length <= space - pos:  # a record holds at least its length, a space and a newline
+            raise ShardError(f"{shard}: corrupt pax header in tar (record length {length}); the shard is damaged")
         record = data[space + 1 : pos + length - 1]
         key, _, value = record.partition(b"=")
         records[key.decode("utf-8", "replace")] = value.decode("utf-8", "replace")
@@ -188,7 +206,7 @@ def iter_tar_members(stream: Readable, shard: str) -> Iterator[tuple[str, bytes]
                 "mismatch); the shard is damaged, regenerate or re-copy it"
             )
         typeflag = h[156:157]
-        size = _parse_number(h[124:136], "size", shard)
+        size = _member_size(_parse_number(h[124:136], "size", shard), shard, "its size field")
         name = h[0:100].split(b"\x00", 1)[0]
         if h[257:263] == b"ustar\x00" and h[345:500].strip(
             b"\x00"
@@ -209,7 +227,10 @@ def iter_tar_members(stream: Readable, shard: str) -> Iterator[tuple[str, bytes]
             pax = _parse_pax(data, shard)
             next_name = pax.get("path", next_name)
             if "size" in pax:
-                next_size = int(pax["size"])
+                try:
+                    next_size = _member_size(int(pax["size"]), shard, "a pax header")
+                except ValueError:
+                    raise ShardError(f"{shard}: corrupt pax header in tar (size {pax['size']!r})") from None
             continue
         if typeflag == b"g":  # pax global header: nothing we use
             continue

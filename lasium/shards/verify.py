@@ -87,7 +87,7 @@ def load_set_manifest(folder: str | Path) -> tuple[Manifest, list[str]]:
     if (folder / MANIFEST_NAME).is_file():
         return read_manifest(folder), []
     if find_sidecars(folder):
-        m = build_manifest_from_sidecars(folder, allow_gaps=True, write=False)
+        m = build_manifest_from_sidecars(folder, allow_gaps=True, write=False, check_sizes=False)
         return m, [f"no {MANIFEST_NAME}: checked against the shards' sidecars (run 'lasium-shards index' to write one)"]
     if find_shard_files(folder):
         raise ShardError(
@@ -162,9 +162,11 @@ def _strip(problem: str, where: str, entry: ShardEntry) -> str:
     return problem
 
 
-def verify_shard_set(folder: str | Path, *, progress: bool = False) -> VerifyReport:
+def verify_shard_set(folder: str | Path, *, progress: bool = False, allow_partial: bool = False) -> VerifyReport:
     """Check a shard folder against its manifest (or sidecars): presence, size, sha256, every task's layout.
 
+    Task ranges that no shard holds are problems, unless ``allow_partial`` (a partial set on purpose:
+    they become notes and only the shards present are checked).
     Raises :class:`ShardError` only when there is nothing to check (missing folder, no shards,
     unreadable manifest); problems with shards are collected in the report.
     """
@@ -173,7 +175,10 @@ def verify_shard_set(folder: str | Path, *, progress: bool = False) -> VerifyRep
     m, notes = load_set_manifest(folder)
     report = VerifyReport(m, notes=notes)
     gaps, overlaps = task_ranges_report(m.shards, m.config["num_tasks"])
-    report.problems += [ShardProblem(MANIFEST_NAME, f"missing {g} (no shard holds them)") for g in gaps]
+    if allow_partial:
+        report.notes += [f"partial set (--allow-partial): {g} missing, not checked" for g in gaps]
+    else:
+        report.problems += [ShardProblem(MANIFEST_NAME, f"missing {g} (no shard holds them)") for g in gaps]
     report.problems += [ShardProblem(MANIFEST_NAME, o) for o in overlaps]
     listed = {e.file for e in m.shards}
     extra = (
