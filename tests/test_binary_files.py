@@ -9,14 +9,12 @@ only its unreadable lines on ``--resume``.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from shards_helpers import static_server
 
 from lasium.evaluate.cli import main as eval_main
 from lasium.jsonl_log import JsonLinesLog, read_json_lines
@@ -98,20 +96,10 @@ def test_binary_manifest_over_http_is_one_line(tiny_set):
     folder, out = tiny_set
     (folder / "manifest.json").write_bytes(BINARY)
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/manifest.json"
+    with static_server(folder) as base:
+        url = f"{base}/manifest.json"
         for command, args in _reading_commands(url, out):
             _one_line(CliRunner().invoke(command, args), " ".join(args[:2]), "manifest")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
 
 def test_binary_files_of_a_run_folder(tiny_set):

@@ -14,19 +14,17 @@ with the missing range, unless ``--allow-partial``.
 
 from __future__ import annotations
 
-import functools
 import gzip
-import http.server
 import io
 import json
 import shutil
 import tarfile
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from shards_helpers import static_server
 
 from lasium.errors import ShardError
 from lasium.shards import iter_tasks
@@ -69,19 +67,8 @@ def originals(tmp_path_factory) -> dict[str, Path]:
 def server(tmp_path_factory):
     """A static file server on 127.0.0.1: (root folder, base URL)."""
     root = tmp_path_factory.mktemp("www")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with static_server(root) as url:
+        yield root, url
 
 
 def flip_pixel_in_tar(data: bytes, index: int) -> bytes:
