@@ -11,6 +11,10 @@
 ``serve(root, ranges=False)`` ignores ``Range`` headers (answers 200 with the whole file, as some servers
 do). ``server.requests`` counts the GETs per path and ``server.log`` keeps ``(path, Range header)`` of each.
 ``static_server(root)`` is the plain server (no faults) the other tests share.
+
+Run as a script (``python tests/fault_server.py ROOT [--no-ranges]``) it serves ``ROOT`` in its own process and
+prints its base URL; a GET of ``/__fault__?path=P&kind=K&after=N&status=S&times=T`` arms a fault from outside
+(``benchmarks/bench_remote.py`` does so before each read it times), ``kind=clear`` drops the path's unused ones.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 _RANGE_RE = re.compile(r"^bytes=(\d+)-(\d*)$")
 
@@ -108,7 +112,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._serve(head_only=False)
 
+    def _arm(self) -> None:
+        """``/__fault__?path=...&kind=...``: inject a fault from another process."""
+        query = {k: v[-1] for k, v in parse_qs(urlsplit(self.path).query).items()}
+        if query.get("kind") == "clear":  # drop the path's faults not yet used
+            with self.server.lock:
+                self.server.faults.pop(query["path"].lstrip("/"), None)
+            self._plain(200)
+            return
+        times = query.get("times", "1")
+        fault = Fault(
+            query["kind"],
+            after=int(query.get("after", 0)),
+            status=int(query.get("status", 503)),
+            times=None if times == "every" else int(times),
+        )
+        self.server.inject(query["path"], fault)
+        self._plain(200)
+
     def _serve(self, head_only: bool) -> None:
+        if not head_only and urlsplit(self.path).path == "/__fault__":
+            self._arm()
+            return
         name, path = self._file()
         wanted = self.headers.get("Range")
         fault = None
@@ -176,3 +201,25 @@ def static_server(root: Path) -> Iterator[str]:
     """Serve ``root`` over HTTP on 127.0.0.1 while inside (no faults); yields the base URL."""
     with serve(root) as httpd:
         yield httpd.url
+
+
+def main() -> None:
+    """Serve a folder from the command line until killed (for benchmarks that want the server in its own process)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("root", type=Path)
+    parser.add_argument("--no-ranges", action="store_true", help="ignore Range headers (200, the whole file)")
+    args = parser.parse_args()
+    httpd = FaultServer(args.root, ranges=not args.no_ranges)
+    print(httpd.url, flush=True)
+    try:
+        httpd.serve_forever(poll_interval=0.05)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()

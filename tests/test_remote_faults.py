@@ -210,3 +210,16 @@ def test_a_bad_policy_variable_is_one_line(www, monkeypatch):
         one_line_error(
             CliRunner().invoke(shards_main, ["inspect", f"{server.url}/set/manifest.json"]), "LASIUM_REMOTE_TRIES"
         )
+
+
+def test_verbose_logs_each_retry(www):
+    with serve(www) as server:
+        server.inject("set/manifest.json", Fault("status", status=503, times=2))
+        url = f"{server.url}/set/manifest.json"
+        quiet = CliRunner().invoke(shards_main, ["inspect", url])
+        assert quiet.exit_code == 0 and "debug:" not in quiet.output, quiet.output
+        server.inject("set/manifest.json", Fault("status", status=503, times=2))
+        loud = CliRunner().invoke(shards_main, ["-v", "inspect", url])
+    retries = [line for line in loud.output.splitlines() if line.startswith("debug: ")]
+    assert loud.exit_code == 0 and len(retries) == 2, loud.output
+    assert "HTTP 503" in retries[0] and "try 2 of 4" in retries[0] and "try 3 of 4" in retries[1]

@@ -23,6 +23,7 @@ Every failure is a :class:`ShardError` naming the URL, so the CLIs print one lin
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import time
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lasium.errors import ConfigError, ShardError
+
+log = logging.getLogger(__name__)
 
 HTTP_TIMEOUT = 60.0  # seconds without data before a read gives up (a fault, retried)
 MAX_MANIFEST_BYTES = 256 << 20
@@ -146,7 +149,9 @@ class RemoteStream:
                 f"{fault}; gave up after {tries} (LASIUM_REMOTE_TRIES); retry later, or skip the shard with "
                 "--skip-corrupt"
             ) from None
-        time.sleep(self.policy.delay(self.tries))
+        wait = self.policy.delay(self.tries)
+        log.debug("%s; try %d of %d in %.2f s", fault, self.tries + 1, self.policy.tries, wait)
+        time.sleep(wait)
 
     def _connect(self) -> None:
         while True:
