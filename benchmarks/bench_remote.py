@@ -131,21 +131,24 @@ def read_rates(
 ) -> dict[str, Any]:
     names = list(readers)
     seconds: dict[str, list[float]] = {name: [] for name in names}
+    cpu: dict[str, list[float]] = {name: [] for name in names}  # this process only: the server is another one
     total = sum(size for _, size, _ in files)
     for r in range(rounds):
         for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             for path, size, sha in files:
                 data = readers[name](f"{server.url}/{path}")
                 if len(data) != size or hashlib.sha256(data).hexdigest() != sha:
                     raise SystemExit(f"{name} read wrong bytes of {path} without a fault")
             seconds[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - cpu_start)
     base = names[0]
     out: dict[str, Any] = {"bytes_per_round": total, "clients": {}}
     for name in names:
         out["clients"][name] = {
             "mb_per_s_median": total / 1e6 / statistics.median(seconds[name]),
             "seconds": seconds[name],
+            "cpu_ms_per_mb_median": 1e3 * statistics.median(cpu[name]) / (total / 1e6),
             "time_over_lasium_median": statistics.median(
                 [b / a for a, b in zip(seconds[base], seconds[name], strict=True)]
             ),
@@ -240,7 +243,10 @@ def main() -> None:
     }
     for name, r in rates["clients"].items():
         ratio = r["time_over_lasium_median"]
-        print(f"{name:22s} {r['mb_per_s_median']:8.1f} MB/s  (its time / lasium's, median per round: {ratio:.2f})")
+        print(
+            f"{name:22s} {r['mb_per_s_median']:8.1f} MB/s  (its time / lasium's, median per round: {ratio:.2f}); "
+            f"client CPU {r['cpu_ms_per_mb_median']:.2f} ms/MB"
+        )
     for name, f in faults.items():
         print(
             f"{name:22s} survived {f['survived']}/{f['reads']} faulty reads (failed {f['failed']}, "

@@ -18,6 +18,24 @@ cannot fix them. Defaults: 5 tries, 0.5 s backoff doubling up to 8 s; environmen
 
 Every failure is a :class:`ShardError` naming the URL, so the CLIs print one line and the trainer's
 ``--skip-corrupt`` can skip the shard.
+
+**Why this is hand-written rather than fsspec's HTTP filesystem** (``benchmarks/bench_remote.py``, one run,
+``results/bench_remote_cpu.json``; fsspec 2026.9.0 with aiohttp 3.14.5, Python 3.11, a local server in its own
+process on 127.0.0.1, 8 shards of 2.6 MB (21.0 MB), 15 rounds with the clients' order rotated; a loaded 2-core
+machine, load average 8.6-8.7 during the run):
+
+* read rate, median of rounds: this reader 101.7 MB/s, ``fs.cat_file`` 122.1 MB/s (its time 0.88 of ours,
+  median per-round ratio), ``fs.open().read()`` 121.0 MB/s (1.08); the fastest rounds of all three take
+  0.05-0.06 s, so under this load the rates are within noise of each other; client CPU 2.13, 1.92 and
+  2.32 ms per MB. fsspec is about as fast, a little faster per median.
+* faults survived, 40 reads each with one fault injected (a reset half-way, a body cut half-way, HTTP 500,
+  HTTP 503, a reset half-way on a server that ignores ``Range``; 8 of each): this reader 40 of 40 (right
+  bytes, sha256 checked); ``fs.cat_file`` 0 of 40 and ``fs.open().read()`` 0 of 40 (aiohttp's
+  ``ClientPayloadError`` for the cut and reset bodies, ``ClientResponseError`` for the 5xx: fsspec's HTTP
+  filesystem does not retry).
+
+fsspec does not win on both, so this reader stays; other schemes (``s3://``, ``gs://``, ...) go through fsspec,
+whose backends have retries of their own, with this module's resume around them.
 """
 
 from __future__ import annotations
