@@ -1,4 +1,4 @@
-"""Shard sets over HTTP: a real server on 127.0.0.1 (http.server in a thread) serving a temporary folder.
+"""Shard sets over HTTP: a real server on 127.0.0.1 (tests/fault_server.py, in a thread) serving a temporary folder.
 
 inspect / verify / preview / lasium-train take the URL of a set's manifest.json and stream the shards
 next to it; a connection cut in the middle of a shard, a 404 and a manifest whose sha256 does not
