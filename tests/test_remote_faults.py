@@ -223,3 +223,19 @@ def test_verbose_logs_each_retry(www):
     retries = [line for line in loud.output.splitlines() if line.startswith("debug: ")]
     assert loud.exit_code == 0 and len(retries) == 2, loud.output
     assert "HTTP 503" in retries[0] and "try 2 of 4" in retries[0] and "try 3 of 4" in retries[1]
+
+
+def test_a_file_that_changes_between_tries_is_not_retried(www):
+    path = www / SHARD
+    half = path.stat().st_size // 2
+    with serve(www) as server:
+        server.inject(SHARD, Fault("truncate", after=half))
+        stream = open_remote(f"{server.url}/{SHARD}")
+        got = b""
+        while len(got) < half:
+            got += stream.read(half - len(got))
+        path.write_bytes(path.read_bytes() + b"\0" * 512)  # replaced on the server by a longer file
+        with pytest.raises(ShardError, match="changed on the server while it was read"):
+            stream.read(1024)
+        stream.close()
+        assert server.requests[SHARD] == 2

@@ -210,7 +210,8 @@ class RemoteStream:
         return f"{self.url}: the transfer failed after {self.got} bytes ({type(exc).__name__}: {exc})"
 
     def _cut(self, at: int) -> str:
-        return f"{self.url}: the connection closed after {at} of {self.expected} bytes (transfer cut)"
+        of = f" of {self.expected}" if self.expected is not None else ""
+        return f"{self.url}: the connection closed after {at}{of} bytes (transfer cut)"
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
