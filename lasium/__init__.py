@@ -12,3 +12,5 @@ them. The version is defined here only (``pyproject.toml`` reads it).
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+import lasium.logs  # noqa: E402,F401 - the one stderr handler of lasium's loggers (lasium/logs.py)

@@ -1,4 +1,5 @@
-"""Shared behaviour of the console scripts: one-line errors with exit code 2, no tracebacks; SIGTERM as Ctrl-C."""
+"""Shared behaviour of the console scripts: one-line errors with exit code 2, no tracebacks; SIGTERM as Ctrl-C;
+``--version``, and ``-q/--quiet`` / ``-v/--verbose`` setting the level of lasium's logging (:mod:`lasium.logs`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import click
 
+from lasium import logs
 from lasium.errors import LasiumError, one_line
 
 EXIT_USAGE = 2
@@ -109,6 +111,66 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit(0)
 
 
+_VERBOSITY = "lasium.verbosity"  # ctx.meta key (shared by a group's context and its subcommand's): quiet, verbose
+
+
+def _verbosity_callback(notes_off_at: int = 1) -> Callable[..., Any]:
+    """A click callback that records ``-q``/``-v`` and sets the lasium loggers' level at once (while the
+    command line is parsed, before the command runs); a group's flags and its subcommand's add up.
+    ``notes_off_at``: how many ``-q`` hide the notes (2 where the first one hides progress bars)."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+        quiet, verbose = ctx.meta.get(_VERBOSITY, (False, 0))
+        if param.name == "verbose":
+            verbose = max(verbose, int(value or 0))
+        else:
+            quiet = quiet or int(value or 0) >= notes_off_at
+        ctx.meta[_VERBOSITY] = (quiet, verbose)
+        logs.set_level(logs.level_for(quiet, verbose))
+        return bool(value) if param.name != "verbose" else value
+
+    return callback
+
+
+def add_verbosity_options(command: click.Command) -> None:
+    """Give ``command`` ``-q/--quiet`` and ``-v/--verbose`` (``-v``: also debug detail).
+
+    ``-q`` silences one layer of output at a time: where the command has its own ``--quiet`` (no progress
+    bars), that stays what one ``-q`` does and ``-qq`` also hides the notes (warnings and errors only);
+    elsewhere one ``-q`` hides the notes. The command still receives its own ``quiet`` as a bool.
+    """
+    opts = {opt for p in command.params for opt in getattr(p, "opts", ())}
+    own = next((i for i, p in enumerate(command.params) if "--quiet" in getattr(p, "opts", ())), None)
+    if own is not None:
+        old = command.params[own]
+        command.params[own] = click.Option(
+            ["-q", "--quiet", old.name or "quiet"],
+            count=True,
+            callback=_verbosity_callback(notes_off_at=2),
+            help=f"{(getattr(old, 'help', None) or 'Less output.').rstrip('.')}; -qq: warnings and errors only.",
+        )
+    elif "-q" not in opts:
+        command.params.append(
+            click.Option(
+                ["-q", "--quiet"],
+                count=True,
+                expose_value=False,
+                callback=_verbosity_callback(),
+                help="Warnings and errors only (no notes).",
+            )
+        )
+    if "--verbose" not in opts and "-v" not in opts:
+        command.params.append(
+            click.Option(
+                ["-v", "--verbose"],
+                count=True,
+                expose_value=False,
+                callback=_verbosity_callback(),
+                help="Also debug detail (e.g. each retried remote read).",
+            )
+        )
+
+
 class _OneLineUsageErrors(click.Command):
     """click usage errors (unknown option, missing argument, bad number) as one ``error: ...`` line and
     exit 2, like every other lasium error, instead of click's three-line usage block; and ``--version``."""
@@ -126,9 +188,11 @@ class _OneLineUsageErrors(click.Command):
                     help="Print the lasium version and exit.",
                 )
             )
+        add_verbosity_options(self)
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        logs.set_level(logs.DEFAULT_LEVEL)  # a command run in-process after another starts from the default
         try:
             return super().main(*args, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:  # click >= 8.2: bare group call shows help
@@ -148,8 +212,19 @@ class OneLineCommand(_OneLineUsageErrors, click.Command):
     """A click command whose usage errors are one line (use as ``@click.command(cls=OneLineCommand)``)."""
 
 
+class _SubCommand(click.Command):
+    """A subcommand of a :class:`OneLineGroup`: it takes ``-q``/``-v`` too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        add_verbosity_options(self)
+
+
 class OneLineGroup(_OneLineUsageErrors, click.Group):
-    """A click group whose (and whose subcommands') usage errors are one line."""
+    """A click group whose (and whose subcommands') usage errors are one line; ``-q``/``-v`` on the group
+    or on any subcommand."""
+
+    command_class = _SubCommand
 
 
 def one_line_warnings(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -9,11 +9,13 @@ or binary file) is no record: reading skips it, and a resumed run drops it with 
 from __future__ import annotations
 
 import json
-import sys
+import logging
 from pathlib import Path
 from typing import Any
 
 from lasium.safe_io import replace_atomically
+
+log = logging.getLogger(__name__)
 
 
 class JsonLinesLog:
@@ -29,10 +31,7 @@ class JsonLinesLog:
             ]
             dropped = sum(record is None for record in records)
             if dropped:
-                print(
-                    f"note: {self.path}: dropped {dropped} unreadable line(s) (torn by a kill, or damaged)",
-                    file=sys.stderr,
-                )
+                log.info("note: %s: dropped %d unreadable line(s) (torn by a kill, or damaged)", self.path, dropped)
             replace_atomically(self.path, lambda tmp: tmp.write_text("".join(line + "\n" for line in kept)))
         self._file = open(self.path, "a", buffering=1)  # line-buffered: every record reaches the file at once
 

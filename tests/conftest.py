@@ -10,6 +10,11 @@ import pytest
 # Test helper modules (shards_helpers, gen_tiny, repro_helpers, ...) import by name: pyproject.toml puts tests/ on
 # the path (pytest's ``pythonpath`` option); the package itself is the installed one.
 
+# Remote reads retry transient faults with exponential backoff (lasium.shards.remote.RetryPolicy); the tests keep
+# the tries but not the waits (set before any test runs, so the commands the tests start inherit it too).
+os.environ.setdefault("LASIUM_REMOTE_BACKOFF", "0.01")
+os.environ.setdefault("LASIUM_REMOTE_MAX_BACKOFF", "0.05")
+
 OMNIGLOT_ZIPS = ("images_background.zip", "images_evaluation.zip")
 
 

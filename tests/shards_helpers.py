@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import http.server
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,21 +111,3 @@ def assert_kill_and_resume_identical(
     want = {p.name: p.read_bytes() for p in ref.iterdir()}
     got = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith(".")}
     assert got.keys() == want.keys() and got == want
-
-
-@contextlib.contextmanager
-def static_server(root: Path) -> Iterator[str]:
-    """Serve ``root`` over HTTP on 127.0.0.1 (quietly, threaded) while inside; yields the base URL."""
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

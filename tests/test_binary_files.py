@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from shards_helpers import static_server
+from fault_server import static_server
 
 from lasium.evaluate.cli import main as eval_main
 from lasium.jsonl_log import JsonLinesLog, read_json_lines

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import hashlib
-import http.server
 import shutil
 import socket
-import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fault_server import static_server
 
 from lasium.data.cli import main
 from lasium.data.download import OMNIGLOT_MD5, download_omniglot, file_md5
@@ -22,28 +21,11 @@ from lasium.errors import DataError
 ZIPS = ("images_background.zip", "images_evaluation.zip")
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - signature of the base class
-        pass
-
-
 @pytest.fixture
 def serve():
     """``serve(folder) -> base URL`` of a local HTTP server for ``folder``; stopped after the test."""
-    servers = []
-
-    def start(folder: Path) -> str:
-        server = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder))
-        )
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-        servers.append(server)
-        return f"http://127.0.0.1:{server.server_address[1]}"
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with contextlib.ExitStack() as stack:
+        yield lambda folder: stack.enter_context(static_server(folder))
 
 
 def closed_port_url() -> str:

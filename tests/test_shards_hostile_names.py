@@ -11,14 +11,12 @@ and over HTTP: each exits 2 with one ``error:`` line, no command runs (the plant
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
-import threading
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fault_server import static_server
 from shards_helpers import write_set
 
 from lasium.shards.cli import main as shards_main
@@ -172,19 +170,8 @@ def served(workspace):
     """The crafted set's folder served on 127.0.0.1; yields (folder, output folder, manifest URL)."""
     folder, out = workspace
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(folder)))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield folder, out, f"http://127.0.0.1:{httpd.server_address[1]}/manifest.json"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with static_server(folder) as base:
+        yield folder, out, f"{base}/manifest.json"
 
 
 @pytest.mark.parametrize("name", HOSTILE + NOT_STRINGS[:2], ids=repr)

@@ -1,4 +1,4 @@
-"""Shard sets over HTTP: a real server on 127.0.0.1 (http.server in a thread) serving a temporary folder.
+"""Shard sets over HTTP: a real server on 127.0.0.1 (tests/fault_server.py, in a thread) serving a temporary folder.
 
 inspect / verify / preview / lasium-train take the URL of a set's manifest.json and stream the shards
 next to it; a connection cut in the middle of a shard, a 404 and a manifest whose sha256 does not
@@ -8,16 +8,13 @@ machine: the server listens on 127.0.0.1 only.
 
 from __future__ import annotations
 
-import functools
-import http.server
 import json
 import shutil
-import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from fault_server import Fault, serve
 from PIL import Image
 from shards_helpers import expected_tasks, write_set  # noqa: E402
 
@@ -27,50 +24,13 @@ from lasium.shards.cli import main as shards_main  # noqa: E402
 from lasium.train.synthetic import write_synthetic_shards  # noqa: E402
 
 
-class _CuttingServer(http.server.ThreadingHTTPServer):
-    """The test server; ``cut`` = the paths whose transfers are cut in the middle."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self.cut: set[str] = set()
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """Serves the folder; files named in ``server.cut`` get their full Content-Length but only half their
-    bytes before the connection is closed (a transfer cut in the middle of a shard)."""
-
-    def log_message(self, *args) -> None:  # keep the test output clean
-        pass
-
-    def do_GET(self) -> None:
-        name = self.path.split("?", 1)[0].lstrip("/")
-        assert isinstance(self.server, _CuttingServer)
-        if name in self.server.cut:
-            data = (Path(self.directory) / name).read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data[: len(data) // 2])
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        super().do_GET()
-
-
 @pytest.fixture
 def server(tmp_path):
-    """(root folder served, base URL, set of cut paths)."""
+    """(root folder served, base URL, the :class:`fault_server.FaultServer`)."""
     root = tmp_path / "www"
     root.mkdir()
-    httpd = _CuttingServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(root)))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield root, f"http://127.0.0.1:{httpd.server_address[1]}", httpd.cut
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serve(root) as httpd:
+        yield root, httpd.url, httpd
 
 
 def run(*args):
@@ -157,14 +117,17 @@ def test_lasium_train_reads_a_manifest_url(server, tmp_path):
     assert (tmp_path / "run" / "last" / "config.json").is_file()
 
 
-def test_connection_cut_mid_shard_is_a_clear_error_or_skipped(server, tmp_path):
+def test_connection_cut_mid_shard_is_a_clear_error_or_skipped(server, tmp_path, monkeypatch):
     from lasium.train.cli import main as train_main
 
-    root, base, cut = server
+    root, base, httpd = server
     write_synthetic_shards(
         root / "syn", shards=3, tasks_per_shard=2, image_shape=(16, 16, 1), name="syn", compression="gzip"
     )
-    cut.add("syn/syn-000001.tar.gz")
+    # every try of the shard is cut a quarter of the way in: 2 tries (resumed by range) reach half of it
+    monkeypatch.setenv("LASIUM_REMOTE_TRIES", "2")
+    size = (root / "syn" / "syn-000001.tar.gz").stat().st_size
+    httpd.inject("syn/syn-000001.tar.gz", Fault("truncate", after=size // 4, times=None))
     url = f"{base}/syn/manifest.json"
 
     with pytest.raises(ShardError, match=r"syn-000001\.tar\.gz: the connection closed after \d+ of \d+ bytes"):

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from shards_helpers import static_server
+from fault_server import static_server
 
 from lasium.errors import ShardError
 from lasium.shards import iter_tasks

@@ -3,14 +3,11 @@ from whether a manifest exists, and resolves each --shards value once (a remote 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import shutil
-import threading
-from collections import Counter
 from pathlib import Path
 
 import pytest
+from fault_server import serve
 from shards_helpers import make_header, write_set
 
 from lasium.shards import write_manifest, write_shard
@@ -85,30 +82,14 @@ def test_a_real_image_set_is_not_generated_wherever_it_lives(tmp_path):
     assert not open_shard_set(str(folder)).generated
 
 
-class _CountingHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        self.server.gets[self.path.lstrip("/")] += 1  # type: ignore[attr-defined]
-        super().do_GET()
-
-
 def test_a_remote_manifest_is_fetched_once(tmp_path):
     root = tmp_path / "www"
     write_set(root / "set", num_tasks=6, tasks_per_shard=3)
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_CountingHandler, directory=root))
-    httpd.gets = Counter()  # type: ignore[attr-defined]
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_address[1]}/set/manifest.json"
+    with serve(root) as server:
+        url = f"{server.url}/set/manifest.json"
         shard_set, mixture = open_mixture([url])
         assert len(shard_set.urls) == 2 and mixture.record()
-        assert httpd.gets["set/manifest.json"] == 1  # was 2: once for the shards, once more for the mixture
+        assert server.requests["set/manifest.json"] == 1  # was 2: once for the shards, once more for the mixture
         _, weighted = open_mixture([f"{url}:1"])
-        assert httpd.gets["set/manifest.json"] == 2 and weighted.record()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+        assert server.requests["set/manifest.json"] == 2 and weighted.record()
     shutil.rmtree(root)

@@ -21,7 +21,7 @@ On the device (:func:`to_device`) a batch becomes float images in [0, 1] (T, N·
 
 from __future__ import annotations
 
-import sys
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,8 @@ from lasium.shards.manifest import listing
 from lasium.tasks import to_device
 from lasium.train.mixture import Mixture, mix
 from lasium.train.shard_access import ShardSet
+
+log = logging.getLogger(__name__)
 
 Item = tuple[str, int, np.ndarray, np.ndarray]  # (shard url, task index, support, query) of one task
 
@@ -166,7 +168,7 @@ class TaskStream(IterableDataset):
         unread = None if entry is None else max(0, entry.num_tasks - delivered)
         self._skipped.append({"shard": url, "unread": unread})
         message = str(exc).removeprefix(f"{url}: ")
-        print(f"warning: skipping shard {url} (--skip-corrupt): {message}", file=sys.stderr, flush=True)
+        log.warning("skipping shard %s (--skip-corrupt): %s", url, message)
 
     def _items(self, urls: list[str], rank_urls: list[str], reader: int, *key: object) -> Iterator[Item]:
         """Tasks of ``urls`` in a fresh random shard order each round, forever (or one round).
@@ -199,11 +201,11 @@ class TaskStream(IterableDataset):
             if produced == 0:
                 if pool is urls and any(u not in bad for u in rank_urls if u not in urls):
                     pool = rank_urls  # this reader's own shards are all skipped: read the rank's others
-                    print(
-                        f"warning: every shard of reader {reader} (rank {self.rank}) was skipped; "
-                        f"it reads the rank's other {len(rank_urls) - len(urls)} shard(s) instead",
-                        file=sys.stderr,
-                        flush=True,
+                    log.warning(
+                        "every shard of reader %d (rank %d) was skipped; it reads the rank's other %d shard(s) instead",
+                        reader,
+                        self.rank,
+                        len(rank_urls) - len(urls),
                     )
                     continue
                 raise ShardError(

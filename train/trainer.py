@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import shutil
 import sys
 import time
@@ -44,6 +45,8 @@ from lasium.train.run_log import MetricsLog
 from lasium.train.shard_access import ShardSet, describe_layout
 from lasium.train.streaming import SkippedShards, TaskStream, make_loader, meta_batches
 from lasium.train.validation import Validator, default_val_dataset, omniglot_or_none
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -107,7 +110,10 @@ class Trainer:
         config.mixture = self.mixture.record()
         if self.ctx.is_main:
             for note in self.shard_set.notes:  # sets read as one mixture, unrecorded task sources, unchecked bytes
-                print(note if note.startswith("warning: ") else f"note: {note}", file=sys.stderr)
+                if note.startswith("warning: "):
+                    logger.warning(note)
+                else:
+                    logger.info("note: %s", note)
         layout = self.shard_set.layout
         config.ways, config.shots, config.queries = layout.ways, layout.shots, layout.queries
         config.image_shape = list(layout.image_shape)
@@ -135,7 +141,7 @@ class Trainer:
                 progress=progress,
             )
         if self.ctx.is_main:  # after every check above: a refused run prints one line, its error
-            print(f"run folder: {self.out}", file=sys.stderr)
+            logger.info("run folder: %s", self.out)
 
     def _find_resume_checkpoint(self) -> Path | None:
         if self.ctx.is_main and self.out.is_dir():
@@ -182,10 +188,11 @@ class Trainer:
             now = (ctx.world_size, cfg.workers, cfg.loader_group)
             before = (state.get("world_size"), state.get("workers"), state.get("loader_group"))
             if now != before and ctx.is_main:
-                print(
-                    f"warning: resuming with ranks, workers, loader group {now} instead of {before}: "
+                logger.warning(
+                    "resuming with ranks, workers, loader group %s instead of %s: "
                     "the task order will differ from an uninterrupted run",
-                    file=sys.stderr,
+                    now,
+                    before,
                 )
         else:
             D.broadcast_([p.data for p in learner.parameters()], ctx)
@@ -212,10 +219,13 @@ class Trainer:
         result = TrainResult(self.out, start, best_val_accuracy=best)
         shards_read: set[str] = set()
         if self.progress and ctx.is_main:
-            print(
-                f"training {cfg.algo} on {self.shard_set.describe()}: "
-                f"augment {cfg.augment}, {self.precision} on {device}",
-                file=sys.stderr,
+            logger.info(
+                "training %s on %s: augment %s, %s on %s",
+                cfg.algo,
+                self.shard_set.describe(),
+                cfg.augment,
+                self.precision,
+                device,
             )
         bar = tqdm(
             total=cfg.iterations,
@@ -306,7 +316,7 @@ class Trainer:
                 log.close()
             del batches, loader
             if skipped:
-                print(f"warning: rank {ctx.rank}: {skipped.summary()}", file=sys.stderr, flush=True)
+                logger.warning("rank %d: %s", ctx.rank, skipped.summary())
         result.best_val_accuracy = best
         result.shards_read = sorted(shards_read)
         self._write_rank_summary(learner, result)

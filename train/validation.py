@@ -8,8 +8,8 @@ tasks. MAML adapts with its inner loop (``inner_steps`` unless given), ProtoNets
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
@@ -22,6 +22,8 @@ from lasium.seeding import numpy_rng
 from lasium.tasks import to_device
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaLearner, inner_loop_options
+
+log = logging.getLogger(__name__)
 
 VALIDATION_SEED = 0
 
@@ -120,10 +122,9 @@ def omniglot_or_none(dataset: str, config: TrainConfig, is_main: bool) -> str:
         omniglot_zip_paths(config.data_root)
     except DataError:
         if is_main:
-            print(
-                "warning: Omniglot is not in the data root, so this run trains without validation; to validate, run "
-                "'lasium-data download omniglot' (or pass --data-root DIR holding omniglot/)",
-                file=sys.stderr,
+            log.warning(
+                "Omniglot is not in the data root, so this run trains without validation; to validate, run "
+                "'lasium-data download omniglot' (or pass --data-root DIR holding omniglot/)"
             )
         return "none"
     return dataset

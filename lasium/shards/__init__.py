@@ -35,6 +35,9 @@ _EXPORTS = {
     "iter_shard_tasks": "lasium.shards.reader",
     "iter_tasks": "lasium.shards.reader",
     "resolve_shard_urls": "lasium.shards.reader",
+    # remote sets: a URL read as a byte stream, riding out transient faults (shards/README.md, "Remote sets")
+    "RetryPolicy": "lasium.shards.remote",
+    "open_remote": "lasium.shards.remote",
     "VerifyReport": "lasium.shards.verify",
     "verify_shard_set": "lasium.shards.verify",
     "validate_batch": "lasium.shards.writer",
@@ -67,6 +70,7 @@ if TYPE_CHECKING:
     )
     from lasium.shards.manifest import build_manifest_from_sidecars, read_manifest, read_sidecar, write_manifest
     from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks, resolve_shard_urls
+    from lasium.shards.remote import RetryPolicy, open_remote
     from lasium.shards.verify import VerifyReport, verify_shard_set
     from lasium.shards.wds_encode import wds_chunks
     from lasium.shards.writer import hdf5_image, task_metas_json, validate_batch, write_shard

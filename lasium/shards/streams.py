@@ -8,7 +8,7 @@ manifest, sidecar or card are plain file names (``lasium.shards.format.SHARD_FIL
 shell) unless it uses shell syntax (``|``, ``;``, ``&&``, redirections, ``$``), which only a shell can run.
 A pipe command that exits non-zero is reported as a :class:`ShardError` with its stderr tail.
 ``http(s)://`` URLs are streamed with the standard library, other ``scheme://`` URLs (``s3://``,
-``gs://``, ...) through fsspec (:mod:`lasium.shards.remote`).
+``gs://``, ...) through fsspec (:mod:`lasium.shards.remote`, which retries transient faults and resumes).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Protocol
 
 from lasium.errors import ShardError
+from lasium.shards.remote import is_remote, open_remote
 
 BUFFER = 1 << 20
 
@@ -137,8 +138,6 @@ def open_url(url: str) -> ByteStream:
             raise ShardError(f"shard {url} not found") from None
         except OSError as exc:
             raise ShardError(f"cannot open shard {url}: {exc.strerror}") from None
-    from lasium.shards.remote import is_remote, open_remote
-
     if is_remote(url):
         return open_remote(url)
     from webdataset import gopen
