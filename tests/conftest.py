@@ -10,6 +10,11 @@ import pytest
 # Test helper modules (shards_helpers, gen_tiny, repro_helpers, ...) import by name: pyproject.toml puts tests/ on
 # the path (pytest's ``pythonpath`` option); the package itself is the installed one.
 
+# Nothing downloads at test time: Hugging Face ``datasets`` / ``huggingface_hub`` (the set-card tests load sets with
+# them) run offline; set before either is imported, since both read these variables at import.
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+
 OMNIGLOT_ZIPS = ("images_background.zip", "images_evaluation.zip")
 
 

@@ -236,19 +236,32 @@ def index(folder: Path, allow_gaps: bool) -> None:
 
 @main.command()
 @click.argument("folder", type=FOLDER)
+@click.option(
+    "--license",
+    "license_id",
+    metavar="ID",
+    default=None,
+    help="Hub license id for the card's metadata (mit, cc-by-4.0, other, ...). Default: the card's current "
+    "one, else 'unknown' (the terms of the source images apply).",
+)
 @user_errors
-def card(folder: Path) -> None:
+def card(folder: Path, license_id: str | None) -> None:
     """(Re)write the set's card: README.md (what the set is, how to read it, the manifest's sha256)
     and preview.png (four tasks), from its manifest.json. lasium-gen writes both at the end of a job;
     verify and index ignore them.
 
+    README.md is also a Hugging Face dataset card: its YAML metadata names the shards, so
+    datasets.load_dataset("<folder>", split="train") reads one row per task, and so does the Hub once the
+    set is pushed (lasium-shards push).
+
     \b
     Examples:
       lasium-shards card shards/omniglot-ro
+      lasium-shards card shards/omniglot-ro --license mit
     """
     from lasium.shards.card import write_card
 
-    readme, picture = write_card(folder)
+    readme, picture = write_card(folder, license=license_id)
     click.echo(f"wrote {readme} and {picture}")
 
 
