@@ -64,14 +64,15 @@ def test_push_to_an_fsspec_store_and_read_it_back_over_http(tmp_path):
     assert report.verified is not None and report.verified.ok and report.verified.tasks_checked == 8
     mem = fsspec.filesystem("memory")
     assert mem.cat("/bucket/sets/syn/manifest.json") == (src / "manifest.json").read_bytes()
-    assert CliRunner().invoke(main, ["verify", "memory://bucket/sets/syn/manifest.json"]).exit_code == 0
+    for url in ("memory://bucket/sets/syn", "memory://bucket/sets/syn/manifest.json"):  # folder or manifest URL
+        assert CliRunner().invoke(main, ["verify", url]).exit_code == 0
     mem.rm("/bucket/sets/syn", recursive=True)
 
     push_set(src, str(tmp_path / "www" / "syn"))  # a plain path works too
     with static_server(tmp_path / "www") as base:
         verified = CliRunner().invoke(main, ["verify", f"{base}/syn/manifest.json"])
         assert verified.exit_code == 0 and "8 tasks" in verified.output, verified.output
-        assert _train(f"{base}/syn/manifest.json", tmp_path / "run").exit_code == 0
+        assert _train(f"{base}/syn", tmp_path / "run").exit_code == 0  # the folder's URL, as pushed
 
 
 def test_push_refuses_a_destination_holding_a_different_set(tmp_path):

@@ -261,7 +261,7 @@ def push(folder: Path, dest: str, progress: bool) -> None:
       lasium-shards push shards/omniglot-ro s3://my-bucket/sets/omniglot-ro
       lasium-shards push shards/omniglot-ro hf://datasets/my-org/omniglot-ro
     """
-    from lasium.shards.push import destination_manifest, push_set
+    from lasium.shards.push import push_set
 
     result = push_set(folder, dest, progress=progress)
     verified = result.verified
@@ -275,7 +275,7 @@ def push(folder: Path, dest: str, progress: bool) -> None:
         f"pushed {folder} to {dest}: {done}; verified there: {verified.shards_checked} shards, "
         f"{verified.tasks_checked} tasks"
     )
-    click.echo(f"read it with: lasium-shards verify {destination_manifest(dest)}")
+    click.echo(f"read it with: lasium-shards verify {dest}  (or lasium-train --shards {dest})")
 
 
 @main.command()
