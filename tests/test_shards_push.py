@@ -131,3 +131,27 @@ def test_push_needs_a_complete_local_set(tmp_path):
     write_set(tmp_path / "partial", manifest=False)
     line = one_line_error(CliRunner().invoke(main, ["push", str(tmp_path / "partial"), str(tmp_path / "d")]))
     assert "no manifest.json" in line and "lasium-shards index" in line
+
+
+def test_hf_destinations_name_the_hub_extra_when_huggingface_hub_is_missing(tmp_path, monkeypatch):
+    import fsspec.core
+
+    def missing_backend(url, **kwargs):
+        raise ImportError("Install huggingface_hub to access HfFileSystem")
+
+    monkeypatch.setattr(fsspec.core, "url_to_fs", missing_backend)
+    src = _synthetic(tmp_path / "src")
+    line = one_line_error(CliRunner().invoke(main, ["push", str(src), "hf://datasets/my-org/syn"]))
+    assert "cannot write to hf:// destinations" in line and "pip install 'lasium[hub]'" in line
+
+
+def test_push_an_hdf5_set_to_an_fsspec_store(tmp_path):
+    import fsspec
+
+    write_set(tmp_path / "h5", "hdf5")
+    report = push_set(tmp_path / "h5", "memory://bucket/h5")
+    try:
+        assert report.copied[-1] == "manifest.json" and report.verified is not None
+        assert report.verified.ok and report.verified.tasks_checked == 7
+    finally:
+        fsspec.filesystem("memory").rm("/bucket/h5", recursive=True)
