@@ -29,7 +29,6 @@ from lasium.shards.streams import url_to_path
 from lasium.shards.verify import VerifyReport, verify_shard_set
 
 EXTRAS = {"huggingface_hub": "'lasium[hub]'"}  # backends lasium names an extra for: what to pip install
-CHUNK = 8 << 20  # bytes per write; object stores upload in parts of this order
 
 
 @dataclass
@@ -111,13 +110,23 @@ def _check_destination(fs: Any, root: str, dest: str, manifest_bytes: bytes, own
 
 
 def _copy(fs: Any, src: Path, target: str, bar: Any) -> int:
-    copied = 0
-    with open(src, "rb") as f, fs.open(target, "wb") as out:
-        while chunk := f.read(CHUNK):
-            out.write(chunk)
-            copied += len(chunk)
-            bar.update(len(chunk))
-    return copied
+    """Upload one file with the backend's own ``put_file`` (multipart for s3fs/gcsfs, LFS-aware for the Hub, a plain
+    copy for local files); the bar follows the backend's progress callback where it reports one."""
+    from fsspec.callbacks import Callback
+
+    size = src.stat().st_size
+    shown = [0]
+
+    class Progress(Callback):
+        def call(self, *args: Any, **kwargs: Any) -> None:
+            step = min(int(self.value or 0), size) - shown[0]
+            if step > 0:
+                bar.update(step)
+                shown[0] += step
+
+    fs.put_file(str(src), target, callback=Progress())
+    bar.update(size - shown[0])
+    return size
 
 
 def push_set(folder: str | Path, dest: str, *, progress: bool = False) -> PushReport:
