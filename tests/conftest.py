@@ -14,6 +14,10 @@ import pytest
 # the tries but not the waits (set before any test runs, so the commands the tests start inherit it too).
 os.environ.setdefault("LASIUM_REMOTE_BACKOFF", "0.01")
 os.environ.setdefault("LASIUM_REMOTE_MAX_BACKOFF", "0.05")
+# Nothing downloads at test time: Hugging Face ``datasets`` / ``huggingface_hub`` (the set-card tests load sets with
+# them) run offline; set before either is imported, since both read these variables at import.
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 OMNIGLOT_ZIPS = ("images_background.zip", "images_evaluation.zip")
 

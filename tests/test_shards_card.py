@@ -71,7 +71,7 @@ def test_card_command_rewrites_and_verify_index_ignore_it(tmp_path):
     assert result.exit_code == 0 and "README.md" in result.output and "preview.png" in result.output, result.output
     (tmp_path / "README.md").write_text("stale")
     assert CliRunner().invoke(main, ["card", str(tmp_path)]).exit_code == 0
-    assert (tmp_path / "README.md").read_text().startswith("# Task-shard set `tiny`")
+    assert "\n# Task-shard set `tiny`\n" in (tmp_path / "README.md").read_text()
     report = verify_shard_set(tmp_path)
     assert report.ok and not report.notes
     before = (tmp_path / "manifest.json").read_bytes()

@@ -6,6 +6,12 @@ four tasks, how to read it with stock WebDataset / h5py and with ``lasium-train`
 the manifest (so a reader can check the manifest the card describes). Both files are optional
 members of a set; ``verify`` and ``index`` ignore them (they are not shards).
 
+The card is also a Hugging Face dataset card: a YAML metadata block (license, task categories, tags,
+size category and a ``configs`` entry whose ``data_files`` name exactly the set's shards) above the text,
+so ``datasets.load_dataset(<set folder>)`` reads the WebDataset shards and nothing else in the folder
+(the ``<shard>.json`` sidecars, ``manifest.json``, ``preview.png``), locally or from the Hub
+(metadata fields: https://huggingface.co/docs/hub/datasets-cards).
+
 ``lasium-gen`` writes the card when it writes the manifest; ``lasium-shards card DIR`` rewrites it.
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +34,20 @@ README_NAME = "README.md"
 PREVIEW_NAME = "preview.png"
 CARD_FILES = (README_NAME, PREVIEW_NAME)
 PREVIEW_TASKS = 4
+# The set's terms follow its source images (or its generator's training data): the card says so with --license.
+DEFAULT_LICENSE = "unknown"
+# Hugging Face size categories (number of rows = tasks), from the Hub's dataset-card metadata.
+SIZE_CATEGORIES = (
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+)
+_FRONT_MATTER_RE = re.compile(r"\A---\n(.*?)\n---\n", re.S)
+CARD_TAGS = ("few-shot-learning", "meta-learning", "unsupervised-meta-learning", "synthetic", "lasium")
 
 
 def first_tasks(source: str | Path, count: int, start: int = 0, *, allow_partial: bool = False) -> list[Task]:
@@ -95,8 +116,55 @@ def _strategy_line(c: dict[str, Any], source: dict[str, Any] | None) -> str:
     return f"`{strategy}`: {text}" + (f"; {', '.join(params)}" if params else "")
 
 
-def card_text(m: Manifest, manifest_sha256: str, date: str) -> str:
-    """The README.md of a set (pure function of the manifest, its sha256 and the date)."""
+def size_category(num_tasks: int) -> str:
+    """The Hub's size category of a set of ``num_tasks`` tasks (rows)."""
+    for bound, name in SIZE_CATEGORIES:
+        if num_tasks < bound:
+            return name
+    return "n>1B"
+
+
+def _yaml_str(text: str) -> str:
+    """A YAML double-quoted scalar (a JSON string is one: YAML 1.2 reads JSON)."""
+    return json.dumps(str(text), ensure_ascii=True)
+
+
+def card_metadata(m: Manifest, license: str = DEFAULT_LICENSE) -> str:
+    """The card's YAML metadata block (between ``---`` lines), read by the Hub and by ``datasets``.
+
+    A WebDataset set gets one ``default`` config whose ``train`` split lists exactly its shard files, so
+    ``load_dataset(<folder>)`` (the ``webdataset`` builder) reads one row per task, with columns
+    ``__key__``, ``support.npy``, ``query.npy``, ``meta.json`` (and ``latents.npy``); an HDF5 set gets the
+    metadata without configs (stock ``datasets`` has no reader for its layout; read it with h5py).
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9.+-]*", license):
+        raise ShardError(f"license {license!r} is not a license id; use a Hub license id such as mit, cc-by-4.0, other")
+    lines = [
+        "---",
+        f"license: {_yaml_str(license)}",
+        f"pretty_name: {_yaml_str(f'lasium task set {m.name}')}",
+        "task_categories:",
+        "- image-classification",
+        "tags:",
+        *[f"- {t}" for t in (*CARD_TAGS, "webdataset" if m.container == "wds" else "hdf5")],
+        "size_categories:",
+        f"- {size_category(m.num_tasks)}",
+    ]
+    if m.container == "wds" and m.shards:
+        lines += [
+            "configs:",
+            "- config_name: default",
+            "  data_files:",
+            "  - split: train",
+            "    path:",
+            *[f"    - {_yaml_str(e.file)}" for e in m.shards],
+        ]
+    lines.append("---")
+    return "\n".join(lines) + "\n"
+
+
+def card_text(m: Manifest, manifest_sha256: str, date: str, license: str = DEFAULT_LICENSE) -> str:
+    """The README.md of a set (pure function of the manifest, its sha256, the date and the license id)."""
     c = m.config
     total = sum(e.bytes for e in m.shards)
     h, w, ch = c["image_shape"]
@@ -138,6 +206,15 @@ for sample in wds.WebDataset("{pattern}", shardshuffle=False):
     meta = json.loads(sample["meta.json"])
 ```
 
+With Hugging Face `datasets` (this card's metadata names the shards; one row per task):
+
+```python
+import datasets, numpy as np
+
+ds = datasets.load_dataset("path/to/{m.name}", split="train")  # or "<org>/<name>" on the Hub; streaming=True
+task = ds.with_format("numpy")[0]   # task["support.npy"]: {support_shape}, task["meta.json"]: dict
+```
+
 Plain tar works too: `tar -t{"z" if gz else ""}vf {first}`."""
     else:
         stock = f"""```python
@@ -169,7 +246,7 @@ with h5py.File("{first}", "r") as f:
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
     config = json.dumps(c, indent=2, sort_keys=True)
-    return f"""# Task-shard set `{m.name}`
+    body = f"""# Task-shard set `{m.name}`
 
 Synthetic few-shot tasks for unsupervised meta-learning, written by lasium
 (LASIUM, Khodadadeh et al., ICLR 2021). Everything below comes from `manifest.json`.
@@ -207,12 +284,28 @@ Without lasium (format spec: lasium's `shards/README.md`):
 {config}
 ```
 """
+    return card_metadata(m, license) + "\n" + body
 
 
-def write_card(folder: str | Path, *, tasks: Sequence[Task] | None = None) -> tuple[Path, Path]:
+def card_license(readme: str | Path) -> str | None:
+    """The license id in the metadata block of an existing card, else None."""
+    try:
+        text = Path(readme).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    block = _FRONT_MATTER_RE.match(text)
+    found = re.search(r'^license:\s*"?([A-Za-z0-9][A-Za-z0-9.+-]*)"?\s*$', block.group(1), re.M) if block else None
+    return found.group(1) if found else None
+
+
+def write_card(
+    folder: str | Path, *, tasks: Sequence[Task] | None = None, license: str | None = None
+) -> tuple[Path, Path]:
     """Write ``README.md`` and ``preview.png`` into the set in ``folder`` from its manifest; return both paths.
 
-    ``tasks``: the tasks to picture (default: the first four of the set). The date is the manifest's
+    ``tasks``: the tasks to picture (default: the first four of the set); ``license``: the Hub license id
+    of the card's metadata (default: the one of the card being rewritten, else ``unknown``: the terms of the
+    source images apply). The date is the manifest's
     modification date (UTC), so rewriting a card does not change it.
     """
     from lasium.shards.manifest import read_manifest
@@ -233,5 +326,6 @@ def write_card(folder: str | Path, *, tasks: Sequence[Task] | None = None) -> tu
     date = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.timezone.utc).strftime("%Y-%m-%d")
     picture = save_preview(tasks, folder / PREVIEW_NAME)
     readme = folder / README_NAME
-    atomic_write_bytes(readme, card_text(m, hashlib.sha256(raw).hexdigest(), date).encode())
+    license = license or card_license(readme) or DEFAULT_LICENSE
+    atomic_write_bytes(readme, card_text(m, hashlib.sha256(raw).hexdigest(), date, license).encode())
     return readme, picture

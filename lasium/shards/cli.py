@@ -15,6 +15,7 @@ from lasium.shards.card import human_size
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, listing
 from lasium.shards.remote import is_remote
+from lasium.shards.streams import url_to_path
 from lasium.shards.verify import load_set_manifest, verify_shard_set
 
 FOLDER = click.Path(path_type=Path, file_okay=False)  # existence is checked by the library (one-line error, exit 2)
@@ -48,9 +49,9 @@ def main() -> None:
     for WebDataset, <name>-000000.h5 for HDF5), each with a <shard>.json sidecar. The format is
     described in shards/README.md.
 
-    inspect, verify and preview also take the URL of a published set's manifest.json
-    (http://, https://; s3://, gs://, ... through fsspec when its backend is installed) and
-    stream the shards next to it.
+    inspect, verify and preview also take the URL of a published set's manifest.json or folder
+    (http://, https://; file://, s3://, gs://, hf://, ... through fsspec when its backend is
+    installed) and stream the shards next to it; push publishes a set at such a URL.
 
     \b
     Examples:
@@ -60,6 +61,7 @@ def main() -> None:
       lasium-shards preview shards/omniglot-ro --tasks 4 --out preview.png
       lasium-shards index shards/omniglot-ro       # rebuild manifest.json from sidecars
       lasium-shards card shards/omniglot-ro        # (re)write README.md and preview.png in the set
+      lasium-shards push shards/omniglot-ro s3://bucket/sets/omniglot-ro   # publish: verify, copy, verify
     """
 
 
@@ -189,7 +191,7 @@ def preview(folder: str, count: int, start: int, out: Path, allow_partial: bool)
     """
     from lasium.shards.card import first_tasks, save_preview
 
-    if not is_remote(folder) and not Path(folder).exists():
+    if not is_remote(folder) and not (url_to_path(folder) or Path(folder)).exists():
         raise ShardError(f"shard folder {folder} does not exist")
     tasks = first_tasks(folder, count, start, allow_partial=allow_partial)
     if not tasks:
@@ -236,19 +238,74 @@ def index(folder: Path, allow_gaps: bool) -> None:
 
 @main.command()
 @click.argument("folder", type=FOLDER)
+@click.argument("dest", metavar="DEST")
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Progress bars over bytes (on a terminal)."
+)
 @user_errors
-def card(folder: Path) -> None:
+def push(folder: Path, dest: str, progress: bool) -> None:
+    """Publish the set in FOLDER at DEST: verify it here, copy it, verify the copy there.
+
+    DEST is the folder the set goes to: a path, file://, or any fsspec URL whose backend is installed:
+    s3://bucket/sets/NAME (pip install s3fs), gs://bucket/sets/NAME (gcsfs), hf://datasets/ORG/NAME
+    (pip install 'lasium[hub]', after 'hf auth login' and creating the dataset repo). Shards and sidecars are
+    copied first, the card and manifest.json last: a DEST with a manifest is complete. A DEST that already holds
+    a different set, and a set that fails verification, are refused (exit 2); the very same set already at
+    DEST is verified, not copied again. Then read it from anywhere with the same URL:
+    lasium-shards verify DEST, lasium-train --shards DEST, datasets.load_dataset (the card names the shards).
+
+    \b
+    Examples:
+      lasium-shards push shards/omniglot-ro /mnt/team/sets/omniglot-ro
+      lasium-shards push shards/omniglot-ro file:///mnt/team/sets/omniglot-ro
+      lasium-shards push shards/omniglot-ro s3://my-bucket/sets/omniglot-ro
+      lasium-shards push shards/omniglot-ro hf://datasets/my-org/omniglot-ro
+    """
+    from lasium.shards.push import push_set
+
+    result = push_set(folder, dest, progress=progress)
+    verified = result.verified
+    assert verified is not None
+    done = (
+        "already there (same manifest.json), not copied again"
+        if result.already_there
+        else f"copied {len(result.copied)} files, {human_size(result.bytes_copied)}"
+    )
+    click.echo(
+        f"pushed {folder} to {dest}: {done}; verified there: {verified.shards_checked} shards, "
+        f"{verified.tasks_checked} tasks"
+    )
+    click.echo(f"read it with: lasium-shards verify {dest}  (or lasium-train --shards {dest})")
+
+
+@main.command()
+@click.argument("folder", type=FOLDER)
+@click.option(
+    "--license",
+    "license_id",
+    metavar="ID",
+    default=None,
+    help="Hub license id for the card's metadata (mit, cc-by-4.0, other, ...). Default: the card's current "
+    "one, else 'unknown' (the terms of the source images apply).",
+)
+@user_errors
+def card(folder: Path, license_id: str | None) -> None:
     """(Re)write the set's card: README.md (what the set is, how to read it, the manifest's sha256)
     and preview.png (four tasks), from its manifest.json. lasium-gen writes both at the end of a job;
     verify and index ignore them.
 
+    README.md is also a Hugging Face dataset card: its YAML metadata names the shards, so
+    datasets.load_dataset("<folder>", split="train") reads one row per task, and so does the Hub once the
+    set is pushed (lasium-shards push).
+
     \b
     Examples:
       lasium-shards card shards/omniglot-ro
+      lasium-shards card shards/omniglot-ro --license mit
     """
     from lasium.shards.card import write_card
 
-    readme, picture = write_card(folder)
+    readme, picture = write_card(folder, license=license_id)
     click.echo(f"wrote {readme} and {picture}")
 
 

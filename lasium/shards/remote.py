@@ -380,8 +380,9 @@ def read_remote_manifest(url: str) -> Any:
 
 
 def manifest_url(text: str) -> str | None:
-    """``text`` as the URL of a manifest when it names one (``…/manifest.json``, ``….json``, or a folder URL
-    ending in ``/``), else None (a shard URL or pattern)."""
+    """``text`` as the URL of a manifest when it names one (``…/manifest.json``, ``….json``, or a folder URL:
+    ``s3://bucket/sets/oc`` or ``…/oc/``), else None (a shard URL ending in ``.tar``, ``.tar.gz``, ``.h5``, or a
+    brace pattern)."""
     if not is_remote(text):
         return None
     path = text.split("#", 1)[0].split("?", 1)[0]
@@ -389,4 +390,6 @@ def manifest_url(text: str) -> str | None:
         return text.split("?", 1)[0].split("#", 1)[0] + "manifest.json"
     if path.endswith(".json"):
         return text
+    if "{" not in path and not path.endswith((".tar", ".tar.gz", ".h5")):  # a set's folder: s3://bucket/sets/oc
+        return path + "/manifest.json"
     return None

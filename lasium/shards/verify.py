@@ -18,7 +18,7 @@ from lasium.shards.format import MANIFEST_NAME, Manifest, ShardEntry, task_range
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, find_sidecars, read_manifest
 from lasium.shards.reader import iter_hdf5_shard, iter_wds_stream
 from lasium.shards.remote import TransferError, is_remote, manifest_url, read_remote_manifest
-from lasium.shards.streams import Readable, open_url
+from lasium.shards.streams import Readable, open_url, url_to_path
 
 CHUNK = 1 << 20
 
@@ -71,7 +71,8 @@ class _HashingReader:
 def load_set_manifest(folder: str | Path) -> tuple[Manifest, list[str]]:
     """The manifest of ``folder`` (or one rebuilt from its sidecars, with a note). ShardError if neither.
 
-    ``folder`` may also be a ``manifest.json`` path, or the URL of one (``https://host/set/manifest.json``).
+    ``folder`` may also be a ``file://`` URL, a ``manifest.json`` path, or the URL of one
+    (``https://host/set/manifest.json``) or of the set's folder (``s3://bucket/set``).
     """
     text = str(folder)
     if is_remote(text):
@@ -79,7 +80,7 @@ def load_set_manifest(folder: str | Path) -> tuple[Manifest, list[str]]:
         if url is None:
             raise ShardError(f"{text} is not the URL of a manifest; pass the URL of the set's manifest.json")
         return read_remote_manifest(url), []
-    folder = Path(folder)
+    folder = _local(text)  # a path or a file:// URL
     if folder.suffix == ".json" and folder.is_file():
         return read_manifest(folder), []
     if not folder.is_dir():
@@ -94,6 +95,11 @@ def load_set_manifest(folder: str | Path) -> tuple[Manifest, list[str]]:
             f"{folder} has shards but neither {MANIFEST_NAME} nor sidecars; nothing to verify them against"
         )
     raise ShardError(f"no task shards in {folder}")
+
+
+def _local(folder: str | Path) -> Path:
+    """The folder of a path or ``file://`` URL."""
+    return url_to_path(str(folder)) or Path(folder)
 
 
 class _Tee:
@@ -181,9 +187,8 @@ def verify_shard_set(folder: str | Path, *, progress: bool = False, allow_partia
         report.problems += [ShardProblem(MANIFEST_NAME, f"missing {g} (no shard holds them)") for g in gaps]
     report.problems += [ShardProblem(MANIFEST_NAME, o) for o in overlaps]
     listed = {e.file for e in m.shards}
-    extra = (
-        [] if m.url is not None else [p.name for p in find_shard_files(m.root or Path(folder)) if p.name not in listed]
-    )
+    local = m.root or _local(folder)
+    extra = [] if m.url is not None else [p.name for p in find_shard_files(local) if p.name not in listed]
     if extra:
         report.notes.append(
             f"{len(extra)} shard file(s) not in the manifest, not checked: "
