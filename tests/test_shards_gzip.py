@@ -125,6 +125,20 @@ def test_gzip_reader_accepts_concatenated_members_and_zero_padding():
     assert gzip.decompress(parts[0] + parts[1]) == payload
 
 
+@pytest.mark.parametrize("tail", [b"\x00" * 700, b"\x00" * 700 + b"junk"])
+def test_gzip_reader_ends_after_a_large_member_and_padding(tail):
+    # the whole stream arrives in one read and inflates to more than 1 MiB: the first decompress call is output-limited,
+    # and at the member's end zlib leaves the padding in unused_data and a stale copy in unconsumed_tail
+    payload = bytes(range(256)) * 6000
+    stream = gzip.compress(payload, mtime=0) + tail
+    reader = GzipReader(io.BytesIO(stream), "big.tar.gz")
+    if tail.endswith(b"junk"):
+        with pytest.raises(ShardError, match="unexpected bytes after the gzip data"):
+            reader.read()
+    else:
+        assert reader.read() == payload
+
+
 def test_plain_tar_named_gz_and_mixed_sets_are_refused(tmp_path):
     write_set(tmp_path / "raw", "wds")
     (tmp_path / "raw" / "tiny-000000.tar").rename(tmp_path / "raw" / "lie-000000.tar.gz")

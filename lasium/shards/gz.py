@@ -69,7 +69,10 @@ class GzipReader:
     def _fill(self) -> None:
         """Decompress the next piece into the buffer (sets ``_eof`` at the real end of the stream)."""
         while True:
-            if self._d.unconsumed_tail:
+            # At the end of a member, zlib leaves what followed it in unused_data (moved to _pending below) and, when
+            # the call was output-limited, a stale copy in unconsumed_tail: reading that copy again looped forever
+            # on zero padding after a member larger than _OUT (found by benchmarks/bench_tar_gzip.py).
+            if self._d.unconsumed_tail and not self._d.eof:
                 data = self._d.unconsumed_tail
             elif self._pending:
                 data, self._pending = self._pending, b""
