@@ -211,9 +211,9 @@ def check_content(folder: Path, batch: TaskBatch, lossless: bool) -> dict[str, f
 def protonets_rate(image_shape: tuple[int, int, int], steps: int) -> Callable[[], float]:
     """A timer of ProtoNets training steps (tasks/s) on in-memory batches, lasium-train's CPU defaults."""
     from lasium.precision import autocast_for
-    from lasium.train.distributed import DistContext
     from lasium.tasks import to_device
     from lasium.train.config import TrainConfig
+    from lasium.train.distributed import DistContext
     from lasium.train.learner import LearnerConfig
     from lasium.train.registry import build_learner
     from lasium.train.synthetic import synthetic_tasks

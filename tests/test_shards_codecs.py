@@ -51,8 +51,9 @@ def test_lossless_set_reads_back_exactly_and_verifies(tmp_path, codec):
     assert m.image_codec == codec and json.loads((tmp_path / "manifest.json").read_text())["image_codec"] == codec
     suffix = IMAGE_CODEC_SUFFIXES[codec]
     with tarfile.open(tmp_path / "tiny-000000.tar") as tar:
-        assert tar.getnames()[:4] == [f"task-000000000.{n}" for n in (f"support.{suffix}", f"query.{suffix}",
-                                                                      "latents.npy", "meta.json")]
+        assert tar.getnames()[:4] == [
+            f"task-000000000.{n}" for n in (f"support.{suffix}", f"query.{suffix}", "latents.npy", "meta.json")
+        ]
     want = expected_tasks(7, latents=True)
     got = list(iter_tasks(tmp_path))
     assert [t.meta["index"] for t in got] == list(range(7))
@@ -161,9 +162,70 @@ def test_codec_limits_are_one_line_errors(tmp_path):
 def test_damaged_image_member_is_named(tmp_path):
     write_set(tmp_path, "wds", image_codec="png")
     c = get_image_codec("png")
-    with pytest.raises(ShardError, match=r"tiny-000000\.tar: member task-000000000\.support\.png is not a readable PNG"):
+    with pytest.raises(
+        ShardError, match=r"tiny-000000\.tar: member task-000000000\.support\.png is not a readable PNG"
+    ):
         c.decode(b"\x89PNG garbage", (5, 1, 8, 8, 1), "task-000000000.support.png", "tiny-000000.tar")
     wrong = io.BytesIO()
     Image.new("L", (3, 3)).save(wrong, format="PNG")
     with pytest.raises(ShardError, match="is a 3x3 image, the layout needs"):
         c.decode(wrong.getvalue(), (5, 1, 8, 8, 1), "m", "s")
+
+
+def test_trainer_input_and_lasium_shards_commands_read_an_image_codec_set(tmp_path):
+    from lasium.train.shard_access import open_shard_set
+    from lasium.train.streaming import TaskStream, check_batch, make_loader
+
+    write_set(tmp_path / "set", "wds", image_codec="webp", compression="gzip")
+    folder = tmp_path / "set"
+    stream = TaskStream(open_shard_set(folder), 1, seed=0, workers=0, endless=False)
+    items = [check_batch(item) for item in make_loader(stream)]
+    want = expected_tasks(7)
+    for item in items:
+        for row, index in enumerate(item["indices"].tolist()):
+            assert np.array_equal(item["support"][row].numpy(), want.support[index])
+    assert sorted(i for item in items for i in item["indices"].tolist()) == list(range(7))
+    runner = CliRunner()
+    inspect = runner.invoke(shards_cli, ["inspect", str(folder)])
+    assert inspect.exit_code == 0 and "lossless WebP" in inspect.output
+    assert runner.invoke(shards_cli, ["verify", str(folder)]).exit_code == 0
+    preview = runner.invoke(shards_cli, ["preview", str(folder), "--out", str(tmp_path / "p.png")])
+    assert preview.exit_code == 0 and Image.open(tmp_path / "p.png").size[0] > 0
+
+
+def test_lasium_gen_config_picks_and_checks_the_codec():
+    from lasium.errors import ConfigError
+    from lasium.generate import GenerationConfig
+
+    auto = GenerationConfig.build(num_tasks=10, out="x", strategy="ro")
+    assert auto.resolved_image_codec((84, 84, 3)) == "webp" and auto.resolved_image_codec((28, 28, 1)) == "npy"
+    assert (
+        GenerationConfig.build(num_tasks=10, out="x", strategy="ro", container="hdf5").resolved_image_codec((84, 84, 3))
+        == "npy"
+    )
+    assert (
+        GenerationConfig.build(num_tasks=10, out="x", strategy="ro", image_codec="jpeg").resolved_image_codec(
+            (28, 28, 1)
+        )
+        == "jpeg"
+    )
+    with pytest.raises(ConfigError, match="unknown --image-codec 'avif'"):
+        GenerationConfig.build(num_tasks=10, out="x", strategy="ro", image_codec="avif")
+    with pytest.raises(ConfigError, match="applies to --format wds"):
+        GenerationConfig.build(num_tasks=10, out="x", strategy="ro", image_codec="png", container="hdf5")
+
+
+@pytest.mark.parametrize("codec", ["webp", "png"])
+def test_lasium_gen_writes_a_lossless_codec_set_with_the_npy_sets_pixels(tmp_path, codec):
+    from cli_helpers import invoke_gen, tiny_gen_args
+
+    for name, extra in (("raw", []), (codec, ["--image-codec", codec])):
+        result = invoke_gen("--strategy", "ro", *tiny_gen_args(tmp_path / name, n_tasks=6, per_shard=3), *extra)
+        assert result.exit_code == 0, result.output
+    m = read_manifest(tmp_path / codec)
+    assert m.image_codec == codec and m.config["image_codec"] == codec
+    assert "image_codec" not in read_manifest(tmp_path / "raw").config  # npy sets keep their config as before
+    raw, coded = list(iter_tasks(tmp_path / "raw")), list(iter_tasks(tmp_path / codec))
+    assert [t.meta for t in raw] == [t.meta for t in coded]
+    assert all(np.array_equal(a.support, b.support) and np.array_equal(a.query, b.query) for a, b in zip(raw, coded))
+    assert f"support.{IMAGE_CODEC_SUFFIXES[codec]}" in (tmp_path / codec / "README.md").read_text()

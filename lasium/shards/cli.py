@@ -11,8 +11,8 @@ import click
 
 from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ShardError, one_line
-from lasium.shards.codecs import image_codec_note
 from lasium.shards.card import human_size
+from lasium.shards.codecs import image_codec_note
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, listing
 from lasium.shards.remote import is_remote

@@ -1,4 +1,4 @@
-"""How a WebDataset task stores its images: the image codecs of the task-shard format (shards/README.md, "Image codecs").
+"""How a WebDataset task stores its images: the image codecs of the task-shard format (shards/README.md 3.2).
 
 A task's ``support`` (N, K, H, W, C) and ``query`` (N, Q, H, W, C) are each one tar member. With the ``npy``
 codec (the format's original one, the default at 28×28×1) the member is the raw array (``support.npy``); with an

@@ -7,6 +7,13 @@ numpy array of rows, built with a handful of column assignments (headers, key di
 octal, array bytes) instead of a Python loop over members. ``meta.json`` varies in length; when all
 metas of a chunk pad to the same number of blocks (the usual case) it joins the rows as a
 fixed-size tail, otherwise that chunk falls back to a per-task loop that yields the same bytes.
+
+Against the libraries, measured by ``benchmarks/bench_tar_gzip.py`` in one run (500 tasks of 5-way 1+5-shot
+28×28×1, 5 interleaved rounds, 2-core CPU loaded by other jobs; ``results/bench_tar_gzip.json``): this encoder
+wrote 3,454 tasks/s, ``tarfile`` (``USTAR_FORMAT``, mtime 0, owner 0/0, mode 0644, ``np.save`` members) 838
+(4.1× slower) and ``webdataset.TarWriter(mtime=0, user="", group="", mode=0o644)`` 831 (4.2× slower); and
+neither library writes the format's bytes (:mod:`lasium.shards.tario` says why), so the pinned reference shards
+(tests/test_gen_reference_shards.py) could not be kept with them.
 """
 
 from __future__ import annotations

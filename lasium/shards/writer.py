@@ -17,6 +17,7 @@ import numpy as np
 
 from lasium.errors import ShardError
 from lasium.shards.atomic import atomic_write, atomic_write_bytes
+from lasium.shards.codecs import get_image_codec
 from lasium.shards.format import (
     DEFAULT_COMPRESSION,
     DEFAULT_IMAGE_CODEC,
@@ -33,7 +34,6 @@ from lasium.shards.format import (
     expected_shard_tasks,
     shard_file_name,
 )
-from lasium.shards.codecs import get_image_codec
 from lasium.shards.gz import DEFAULT_LEVEL, HDF5_GZIP_LEVEL, gzip_writer
 from lasium.shards.manifest import sidecar_path, write_sidecar
 from lasium.shards.wds_encode import wds_chunks, wds_image_chunks
@@ -180,8 +180,10 @@ def write_shard(
 
         def fill(out: Any) -> None:
             sink = gzip_writer(out, level) if compression == "gzip" else out
-            chunks = wds_chunks(batch, first_task, metas_json) if codec is None else wds_image_chunks(
-                batch, first_task, metas_json, codec
+            chunks = (
+                wds_chunks(batch, first_task, metas_json)
+                if codec is None
+                else wds_image_chunks(batch, first_task, metas_json, codec)
             )
             for chunk in chunks:
                 sink.write(chunk)
@@ -202,7 +204,15 @@ def write_shard(
             ),
             "lasium_header": canonical_json(header),
         }
-        size, sha = atomic_write_bytes(path, hdf5_image(batch, metas_json, attrs, compression, HDF5_GZIP_LEVEL if compression_level is None else compression_level),
+        size, sha = atomic_write_bytes(
+            path,
+            hdf5_image(
+                batch,
+                metas_json,
+                attrs,
+                compression,
+                HDF5_GZIP_LEVEL if compression_level is None else compression_level,
+            ),
         )
     entry = ShardEntry(file, first_task, len(batch), size, sha)
     write_sidecar(path, container, name, header, entry)
