@@ -72,8 +72,7 @@ def random_gan84() -> torch.nn.Module:
 
 def generated_tasks(folder: Path, tasks: int, generator: str) -> tuple[TaskBatch, dict[str, Any]]:
     """Tasks from ``lasium-gen`` (strategy oc, seed 0, fp32 on the CPU) and the set's header."""
-    from lasium.generate.job.config import GenerationConfig
-    from lasium.generate.job.job import run_generation
+    from lasium.generate import GenerationConfig, run_generation
 
     config = GenerationConfig.build(
         num_tasks=tasks,
@@ -184,12 +183,11 @@ def write_candidate(folder: Path, batch: TaskBatch, base: dict[str, Any] | None,
 
 def read_rate(folder: Path, tasks: int) -> float:
     """Tasks/s through lasium-train's input path (one epoch, workers=0)."""
-    from lasium.train.shard_access import open_shard_set
-    from lasium.train.streaming import TaskStream, check_batch, make_loader
+    from lasium.train import TaskStream, make_loader, open_shard_set
 
     start = time.perf_counter()
     stream = TaskStream(open_shard_set(folder), 4, seed=0, workers=0, endless=False)
-    got = sum(len(check_batch(item)["indices"]) for item in make_loader(stream))
+    got = sum(len(item["indices"]) for item in make_loader(stream))
     seconds = time.perf_counter() - start
     assert got == tasks, (got, tasks)
     return tasks / seconds
@@ -212,10 +210,8 @@ def protonets_rate(image_shape: tuple[int, int, int], steps: int) -> Callable[[]
     """A timer of ProtoNets training steps (tasks/s) on in-memory batches, lasium-train's CPU defaults."""
     from lasium.precision import autocast_for
     from lasium.tasks import to_device
-    from lasium.train.config import TrainConfig
-    from lasium.train.distributed import DistContext
-    from lasium.train.learner import LearnerConfig
-    from lasium.train.registry import build_learner
+    from lasium.train import LearnerConfig, TrainConfig, build_learner
+    from lasium.train.distributed import DistContext  # the step as bench_train.py times it (these are not exported)
     from lasium.train.synthetic import synthetic_tasks
     from lasium.train.trainer import meta_step
 

@@ -77,6 +77,12 @@ def test_colour_84px_webp_set_with_gzip_round_trips(tmp_path):
     write_manifest(tmp_path, header, [entry])
     got = list(iter_tasks(tmp_path))
     assert all(np.array_equal(t.support, support[i]) and np.array_equal(t.query, query[i]) for i, t in enumerate(got))
+    import webdataset as wds  # a stock reader: its default image handler, then the recipe of shards/README.md 3.2
+
+    sample = list(wds.WebDataset(str(tmp_path / "rgb-000000.tar.gz"), shardshuffle=False).decode("rgb8"))[1]
+    mosaic = sample["query.webp"]
+    assert mosaic.shape == (5 * 84, 5 * 84, 3)
+    assert np.array_equal(mosaic.reshape(5, 84, 5, 84, 3).transpose(0, 2, 1, 3, 4), query[1])
 
 
 def test_stock_webdataset_decodes_the_image_members(tmp_path):
