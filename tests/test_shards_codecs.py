@@ -235,3 +235,18 @@ def test_lasium_gen_writes_a_lossless_codec_set_with_the_npy_sets_pixels(tmp_pat
     assert [t.meta for t in raw] == [t.meta for t in coded]
     assert all(np.array_equal(a.support, b.support) and np.array_equal(a.query, b.query) for a, b in zip(raw, coded))
     assert f"support.{IMAGE_CODEC_SUFFIXES[codec]}" in (tmp_path / codec / "README.md").read_text()
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_hugging_face_datasets_reads_webp_members_as_images(tmp_path, monkeypatch, streaming):
+    datasets = pytest.importorskip("datasets")  # in the test extra with issue 28's sharing work; skipped without it
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    write_set(tmp_path / "set", "wds", image_codec="webp")
+    files = sorted(str(p) for p in (tmp_path / "set").glob("*.tar"))
+    rows = list(datasets.load_dataset("webdataset", data_files=files, split="train", streaming=streaming))
+    want = expected_tasks(7)
+    assert len(rows) == 7
+    ways, shots, h, w, _ = want.support[0].shape
+    mosaic = np.asarray(rows[5]["support.webp"].convert("L"))  # a datasets Image feature (PIL image)
+    assert np.array_equal(mosaic.reshape(ways, h, shots, w).transpose(0, 2, 1, 3), want.support[5][..., 0])
