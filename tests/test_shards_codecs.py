@@ -221,8 +221,8 @@ def test_lasium_gen_config_picks_and_checks_the_codec():
         GenerationConfig.build(num_tasks=10, out="x", strategy="ro", image_codec="png", container="hdf5")
 
 
-@pytest.mark.parametrize("codec", ["webp", "png"])
-def test_lasium_gen_writes_a_lossless_codec_set_with_the_npy_sets_pixels(tmp_path, codec):
+def test_lasium_gen_writes_a_lossless_codec_set_with_the_npy_sets_pixels(tmp_path):
+    codec = "webp"  # png goes through the same job path (the round trips above cover its codec)
     from cli_helpers import invoke_gen, tiny_gen_args
 
     for name, extra in (("raw", []), (codec, ["--image-codec", codec])):
@@ -250,3 +250,17 @@ def test_hugging_face_datasets_reads_webp_members_as_images(tmp_path, monkeypatc
     ways, shots, h, w, _ = want.support[0].shape
     mosaic = np.asarray(rows[5]["support.webp"].convert("L"))  # a datasets Image feature (PIL image)
     assert np.array_equal(mosaic.reshape(ways, h, shots, w).transpose(0, 2, 1, 3), want.support[5][..., 0])
+
+
+def test_training_on_an_npy_set_and_a_webp_set_together(tmp_path):
+    from lasium.train import TaskStream, make_loader, open_shard_set
+
+    write_set(tmp_path / "a", "wds", name="a")
+    write_set(tmp_path / "b", "wds", name="b", image_codec="webp", seed=1)
+    stream = TaskStream(open_shard_set([str(tmp_path / "a"), str(tmp_path / "b")]), 1, workers=0, endless=False)
+    items = list(make_loader(stream))
+    want = {0: expected_tasks(7), 1: expected_tasks(7, seed=1)}
+    assert len(items) == 14
+    for item in items:
+        seed = 0 if "/a/" in item["shards"][0] else 1
+        assert np.array_equal(item["support"][0].numpy(), want[seed].support[int(item["indices"][0])])
