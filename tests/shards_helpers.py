@@ -55,9 +55,11 @@ def write_set(
     manifest: bool = True,
     seed: int = 0,
     compression: str = "auto",
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Write a complete set (``compression="gzip"``: ``.tar.gz`` WebDataset shards); returns the header."""
-    header = make_header(num_tasks, tasks_per_shard, latents, seed)
+    """Write a complete set (``compression="gzip"``: ``.tar.gz`` WebDataset shards; ``extra``: more config keys,
+    e.g. ``image_codec="webp"``); returns the header."""
+    header = make_header(num_tasks, tasks_per_shard, latents, seed, **extra)
     entries = []
     for shard in range(-(-num_tasks // tasks_per_shard)):
         first = shard * tasks_per_shard

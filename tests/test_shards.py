@@ -118,6 +118,7 @@ def test_manifest_and_sidecars(tmp_path):
         "config",
         "generator",
         "source",
+        "image_codec",
         "shards",
         "num_tasks",
     }

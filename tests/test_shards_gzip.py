@@ -25,7 +25,7 @@ from lasium.shards import (  # noqa: E402
     write_manifest,
     write_shard,
 )
-from lasium.shards.gz import GzipReader, GzipWriter  # noqa: E402
+from lasium.shards.gz import GzipReader, gzip_writer  # noqa: E402
 
 
 def digests(folder: Path) -> dict[str, str]:
@@ -58,8 +58,8 @@ def test_bytes_are_reproducible_and_the_gzip_header_is_fixed(tmp_path):
     write_set(tmp_path / "c", "wds", compression="gzip", latents=True, seed=1)
     assert digests(tmp_path / "c")["tiny-000000.tar.gz"] != digests(tmp_path / "a")["tiny-000000.tar.gz"]
     head = (tmp_path / "a" / "tiny-000000.tar.gz").read_bytes()[:10]
-    # magic, deflate, no flags (no file name), mtime 0, XFL 4 (fastest), OS 255 (unknown)
-    assert head == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x04\xff"
+    # magic, deflate, no flags (no file name), mtime 0, XFL 0 (level 6, the default), OS 255 (unknown)
+    assert head == b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 
 
 def test_stock_webdataset_tarfile_and_tar_read_it(tmp_path):
@@ -115,7 +115,7 @@ def test_gzip_reader_accepts_concatenated_members_and_zero_padding():
     parts = []
     for chunk in (payload[:40000], payload[40000:]):
         buf = io.BytesIO()
-        w = GzipWriter(buf, 1)
+        w = gzip_writer(buf, 1)
         w.write(chunk)
         w.close()
         parts.append(buf.getvalue())
@@ -123,6 +123,20 @@ def test_gzip_reader_accepts_concatenated_members_and_zero_padding():
     reader = GzipReader(io.BytesIO(stream), "x")
     assert reader.read(10) == payload[:10] and reader.read() == payload[10:]
     assert gzip.decompress(parts[0] + parts[1]) == payload
+
+
+@pytest.mark.parametrize("tail", [b"\x00" * 700, b"\x00" * 700 + b"junk"])
+def test_gzip_reader_ends_after_a_large_member_and_padding(tail):
+    # the whole stream arrives in one read and inflates to more than 1 MiB: the first decompress call is output-limited,
+    # and at the member's end zlib leaves the padding in unused_data and a stale copy in unconsumed_tail
+    payload = bytes(range(256)) * 6000
+    stream = gzip.compress(payload, mtime=0) + tail
+    reader = GzipReader(io.BytesIO(stream), "big.tar.gz")
+    if tail.endswith(b"junk"):
+        with pytest.raises(ShardError, match="unexpected bytes after the gzip data"):
+            reader.read()
+    else:
+        assert reader.read() == payload
 
 
 def test_plain_tar_named_gz_and_mixed_sets_are_refused(tmp_path):

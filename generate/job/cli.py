@@ -11,6 +11,7 @@ from click.core import ParameterSource
 
 from lasium.cli_support import COUNT, OneLineCommand, user_errors
 from lasium.generate.synthesis.presets import parameter_table
+from lasium.shards.codecs import IMAGE_CODECS
 from lasium.shards.format import COMPRESSIONS, CONTAINERS, GENERATOR_SOURCE
 
 # Nothing heavy is imported at module level: writer processes may be spawned, and they re-import this module. The
@@ -140,8 +141,17 @@ kept); a different config in the same --out is refused unless --overwrite.
     "--compression",
     type=click.Choice(COMPRESSIONS),
     default=None,
-    help="gzip (level 1): wds shards become <name>-NNNNNN.tar.gz (a third of the bytes, for sets you publish), hdf5 "
-    "datasets use the gzip filter; none: plain .tar / unfiltered .h5 [default: none for wds, gzip for hdf5].",
+    help="gzip (level 6): wds shards become <name>-NNNNNN.tar.gz (about 35% of the bytes at 28x28x1, for sets you "
+    "publish), hdf5 datasets use the gzip filter (level 1); none: plain .tar / unfiltered .h5 "
+    "[default: none for wds, gzip for hdf5].",
+)
+@click.option(
+    "--image-codec",
+    type=click.Choice(list(IMAGE_CODECS)),
+    default=None,
+    help="How wds tasks store their images: npy (raw arrays), png or webp (lossless image members a stock "
+    "webdataset decoder opens), jpeg (LOSSY, quality 90; recorded in the manifest and on the set card) "
+    "[default: webp for colour images of 64 px or more (about half the bytes of npy at 84x84x3), npy below].",
 )
 @click.option(
     "--out",

@@ -18,7 +18,15 @@ from typing import Any
 from lasium.errors import ConfigError
 from lasium.generate.sources.base import SourceKind, SourceOptions, TaskSource, safe_set_name
 from lasium.generate.sources.registry import TASK_SOURCES, get_source, refuse_foreign_option
-from lasium.shards.format import COMPRESSIONS, CONTAINERS, DEFAULT_COMPRESSION, GENERATOR_SOURCE, MAX_TASKS
+from lasium.shards.codecs import IMAGE_CODECS, default_image_codec
+from lasium.shards.format import (
+    COMPRESSIONS,
+    CONTAINERS,
+    DEFAULT_COMPRESSION,
+    DEFAULT_IMAGE_CODEC,
+    GENERATOR_SOURCE,
+    MAX_TASKS,
+)
 
 RNG_SCHEME = "torch.Generator per shard seeded with lasium.seeding.derive_seed(seed, 'shard', s)"
 
@@ -67,6 +75,7 @@ class GenerationConfig:
     seed: int = 0
     container: str = "wds"  # --format: wds | hdf5
     compression: str | None = None  # gzip | none; None = DEFAULT_COMPRESSION[container]
+    image_codec: str | None = None  # npy | png | webp | jpeg (lasium.shards.codecs); None = by image size
     out: str | None = None  # None: shards/<dataset>/<leaf> as the source names it (resolved by the job)
     name: str | None = None
     tasks_per_shard: int = 1000
@@ -113,6 +122,10 @@ class GenerationConfig:
             raise ConfigError(f"unknown --format {self.container!r}; use wds or hdf5")
         if self.compression is not None and self.compression not in COMPRESSIONS:
             raise ConfigError(f"unknown --compression {self.compression!r}; use gzip or none")
+        if self.image_codec is not None and self.image_codec not in IMAGE_CODECS:
+            raise ConfigError(f"unknown --image-codec {self.image_codec!r}; use {', '.join(IMAGE_CODECS)}")
+        if self.image_codec not in (None, DEFAULT_IMAGE_CODEC) and self.container != "wds":
+            raise ConfigError(f"--image-codec {self.image_codec} applies to --format wds; HDF5 sets hold raw arrays")
         if self.ways < 2:
             raise ConfigError(f"--ways must be at least 2 (a task needs 2 classes), got {self.ways}")
         if self.shots < 1 or self.queries < 1:
@@ -167,6 +180,15 @@ class GenerationConfig:
         """
         return self.compression or DEFAULT_COMPRESSION[self.container]
 
+    def resolved_image_codec(self, image_shape: tuple[int, ...] | list[int]) -> str:
+        """``--image-codec``, else the default for the image shape (:func:`lasium.shards.codecs.default_image_codec`:
+        lossless WebP for colour images of 64 px or more, raw npy below); HDF5 sets hold raw arrays."""
+        if self.image_codec is not None:
+            return self.image_codec
+        if self.container != "wds" or int(image_shape[-1]) not in (1, 3):
+            return DEFAULT_IMAGE_CODEC
+        return default_image_codec(image_shape)
+
     @property
     def num_shards(self) -> int:
         return -(-self.num_tasks // self.tasks_per_shard)
@@ -194,6 +216,9 @@ class GenerationConfig:
         # written before --compression existed keep their config and resume.
         if self.resolved_compression != DEFAULT_COMPRESSION[self.container]:
             c["compression"] = self.resolved_compression  # gzip: .tar.gz shards (wds); none: unfiltered datasets (hdf5)
+        codec = self.resolved_image_codec(source.image_shape)
+        if codec != DEFAULT_IMAGE_CODEC:  # recorded only when not npy (older sets keep their config and resume)
+            c["image_codec"] = codec
         own = source.set_config()
         clash = sorted(set(own) & set(c))
         if clash:

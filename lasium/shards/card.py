@@ -27,6 +27,7 @@ from typing import Any
 
 from lasium.errors import ShardError
 from lasium.shards.atomic import atomic_write_bytes
+from lasium.shards.codecs import get_image_codec, image_codec_note
 from lasium.shards.format import LASIUM_STRATEGIES, MANIFEST_NAME, Manifest, ShardEntry
 from lasium.tasks import Task
 
@@ -195,7 +196,26 @@ def card_text(m: Manifest, manifest_sha256: str, date: str, license: str = DEFAU
     )
     support_shape = f"({c['ways']}, {c['shots']}, {h}, {w}, {ch}) uint8"
     query_shape = f"({c['ways']}, {c['queries']}, {h}, {w}, {ch}) uint8"
-    if m.container == "wds":
+    codec = get_image_codec(m.image_codec)
+    if m.container == "wds" and codec is not None:
+        grey = ch == 1
+        stock = f"""```python
+import io, json, numpy as np, webdataset as wds
+from PIL import Image
+
+# {codec.description}: support and query are each one image, a row per class, a column per example
+def images(data, k):  # -> (ways, k, {h}, {w}, {ch}) uint8
+    a = np.asarray(Image.open(io.BytesIO(data)){'.convert("L")' if grey else '.convert("RGB")'})
+    return a.reshape({c["ways"]}, {h}, k, {w}, {ch}).transpose(0, 2, 1, 3, 4)
+
+for sample in wds.WebDataset("{pattern}", shardshuffle=False):
+    support = images(sample["support.{codec.suffix}"], {c["shots"]})  # {support_shape}
+    query = images(sample["query.{codec.suffix}"], {c["queries"]})    # {query_shape}
+    meta = json.loads(sample["meta.json"])
+```
+
+Plain tar works too: `tar -t{"z" if gz else ""}vf {first}`."""
+    elif m.container == "wds":
         stock = f"""```python
 import io, json, numpy as np, webdataset as wds
 
@@ -236,6 +256,7 @@ with h5py.File("{first}", "r") as f:
         ("generator", gen_line),
         ("image source", source_line),
         ("seed", str(c.get("seed"))),
+        ("images", image_codec_note(m.image_codec) if m.container == "wds" else "raw uint8 datasets"),
         (
             "shards",
             f"{shard_sizes(m.shards)}, {m.container} ({suffix}{', gzip' if gz else ''}), files {first} … {last}",
@@ -245,12 +266,17 @@ with h5py.File("{first}", "r") as f:
         ("written by", f"lasium {m.tool_version}, task-shard format v{m.format_version}"),
     ]
     table = "\n".join(f"| {k} | {v} |" for k, v in rows)
+    lossy = (
+        f"\n**Lossy images: this set stores its images as {codec.description}.**\n"
+        if codec is not None and not codec.lossless
+        else ""
+    )
     config = json.dumps(c, indent=2, sort_keys=True)
     body = f"""# Task-shard set `{m.name}`
 
 Synthetic few-shot tasks for unsupervised meta-learning, written by lasium
 (LASIUM, Khodadadeh et al., ICLR 2021). Everything below comes from `manifest.json`.
-
+{lossy}
 | | |
 |---|---|
 {table}

@@ -12,6 +12,7 @@ import click
 from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ShardError, one_line
 from lasium.shards.card import human_size
+from lasium.shards.codecs import image_codec_note
 from lasium.shards.format import MANIFEST_NAME, Manifest, task_ranges_report
 from lasium.shards.manifest import build_manifest_from_sidecars, find_shard_files, listing
 from lasium.shards.remote import is_remote
@@ -26,7 +27,8 @@ SET = click.STRING
 
 def _container(m: Manifest) -> str:
     if m.container == "wds":
-        return "WebDataset (.tar.gz, gzip)" if m.compression == "gzip" else "WebDataset (.tar)"
+        images = "" if m.image_codec == "npy" else f", {image_codec_note(m.image_codec)}"
+        return ("WebDataset (.tar.gz, gzip" if m.compression == "gzip" else "WebDataset (.tar") + images + ")"
     return "HDF5 (.h5" + (f", {m.config['compression']})" if "compression" in m.config else ")")
 
 

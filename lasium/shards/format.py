@@ -56,8 +56,14 @@ REQUIRED_CONFIG_KEYS = (
     "save_latents",
 )
 
+# How a WebDataset task stores its images (lasium.shards.codecs): the codec's name, as a set's config records it
+# (``image_codec``; absent = npy), and the suffix of its support/query members. HDF5 sets hold raw arrays only.
+DEFAULT_IMAGE_CODEC = "npy"
+IMAGE_CODEC_SUFFIXES: dict[str, str] = {"npy": "npy", "png": "png", "webp": "webp", "jpeg": "jpg"}
+IMAGE_MEMBERS = tuple(f"{split}.{suffix}" for suffix in IMAGE_CODEC_SUFFIXES.values() for split in ("support", "query"))
+
 # The only tar members / HDF5 datasets a reader decodes; anything else is refused (see README "Safety").
-WDS_MEMBERS = ("support.npy", "query.npy", "latents.npy", "meta.json")
+WDS_MEMBERS = IMAGE_MEMBERS + ("latents.npy", "meta.json")
 HDF5_DATASETS = ("support", "query", "latents", "meta")
 
 MAX_TASKS = 10**9  # task keys have 9 digits
@@ -266,6 +272,14 @@ def check_header(header: Any) -> dict[str, Any]:
         raise ShardError(f"shard config image_shape={shape!r} must be [H, W, C] with positive integers")
     if not isinstance(config["save_latents"], bool):
         raise ShardError(f"shard config save_latents={config['save_latents']!r} must be true or false")
+    codec = config.get("image_codec", DEFAULT_IMAGE_CODEC)
+    if not isinstance(codec, str) or codec not in IMAGE_CODEC_SUFFIXES:
+        raise ShardError(
+            f"shard config image_codec={codec!r} is not an image codec this lasium reads "
+            f"({', '.join(IMAGE_CODEC_SUFFIXES)}); upgrade lasium or regenerate the set"
+        )
+    if codec != DEFAULT_IMAGE_CODEC and config.get("format", "wds") != "wds":
+        raise ShardError(f"shard config image_codec={codec!r} applies to WebDataset sets; HDF5 sets hold raw arrays")
     for key in ("generator", "source"):
         if clean[key] is not None and not isinstance(clean[key], dict):
             raise ShardError(f"shard header {key} must be a dict or null, got {type(clean[key]).__name__}")
@@ -286,6 +300,7 @@ class TaskLayout:
     image_shape: tuple[int, int, int]
     latents: bool | None = None
     latent_dim: int | None = None
+    image_codec: str = DEFAULT_IMAGE_CODEC  # how support/query members are stored (lasium.shards.codecs)
 
     @classmethod
     def from_header(cls, header: dict[str, Any]) -> TaskLayout:
@@ -300,6 +315,7 @@ class TaskLayout:
             (height, width, channels),
             bool(c["save_latents"]),
             int(dim) if isinstance(dim, int) else None,
+            str(c.get("image_codec", DEFAULT_IMAGE_CODEC)),
         )
 
     def support_shape(self) -> tuple[int, ...]:
@@ -372,6 +388,11 @@ class Manifest:
         return recorded_task_source(self.config)
 
     @property
+    def image_codec(self) -> str:
+        """How the set's tasks store their images (``npy``, ``png``, ``webp``, ``jpeg``; lasium.shards.codecs)."""
+        return str(self.config.get("image_codec", DEFAULT_IMAGE_CODEC))
+
+    @property
     def compression(self) -> str:
         """``gzip`` or ``none`` for WebDataset sets (from the shard file names; ``mixed`` if they differ);
         for HDF5 sets the filter the config records (``gzip`` when it records none: the writer's default)."""
@@ -399,6 +420,7 @@ class Manifest:
             "config": self.config,
             "generator": self.generator,
             "source": self.source,
+            "image_codec": self.image_codec,
             "shards": [e.to_dict() for e in self.shards],
             "num_tasks": self.num_tasks,
         }
@@ -429,6 +451,11 @@ class Manifest:
             version,
             root,
         )
+        if "image_codec" in d and d["image_codec"] != m.image_codec:
+            raise ShardError(
+                f"{where}: image_codec {d['image_codec']!r} differs from the config's ({m.image_codec!r}); "
+                "the manifest is damaged, rebuild it with 'lasium-shards index'"
+            )
         for entry in m.shards:
             name, _, container = parse_shard_file_name(entry.file) or ("", 0, "")
             if (name, container) != (m.name, m.container):

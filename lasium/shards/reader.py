@@ -23,6 +23,7 @@ import numpy as np
 from lasium.errors import LasiumError, ShardError
 from lasium.shards.format import (
     HDF5_DATASETS,
+    IMAGE_CODEC_SUFFIXES,
     MANIFEST_NAME,
     TASK_KEY_RE,
     WDS_MEMBERS,
@@ -122,14 +123,44 @@ def decode_wds_sample(sample: dict[str, Any], shard: str | None = None, layout: 
     m = TASK_KEY_RE.fullmatch(key.rsplit("/", 1)[-1])
     if not m:
         raise ShardError(f"{shard}: sample key {key!r} is not task-<9 digits>; not a task shard")
-    for member in ("support.npy", "query.npy", "meta.json"):
-        if member not in sample:
-            raise ShardError(f"{shard}: sample {key} lacks {member}; the shard is incomplete or not a task shard")
-    support = decode_npy(sample["support.npy"], f"{key}.support.npy", shard)
-    query = decode_npy(sample["query.npy"], f"{key}.query.npy", shard)
+    if "meta.json" not in sample:
+        raise ShardError(f"{shard}: sample {key} lacks meta.json; the shard is incomplete or not a task shard")
+    support = _decode_images(sample, "support", key, shard, layout)
+    query = _decode_images(sample, "query", key, shard, layout)
     latents = decode_npy(sample["latents.npy"], f"{key}.latents.npy", shard) if "latents.npy" in sample else None
     meta = _decode_meta(sample["meta.json"], f"{key}.meta.json", shard)
     return _make_task(support, query, latents, meta, int(m.group(1)), f"{shard}: task {key}", layout)
+
+
+def _decode_images(sample: dict[str, Any], split: str, key: str, shard: str, layout: TaskLayout | None) -> np.ndarray:
+    """The ``support`` or ``query`` array of a sample: a ``.npy`` member, or an image member of the set's codec
+    (:mod:`lasium.shards.codecs`), which needs the set's layout to be cut back into (N, K, H, W, C)."""
+    members = [m for m in sample if m.startswith(split + ".")]
+    if not members:
+        raise ShardError(f"{shard}: sample {key} lacks {split}.npy; the shard is incomplete or not a task shard")
+    if len(members) > 1:
+        raise ShardError(f"{shard}: sample {key} has {' and '.join(members)}; a task stores its {split} once")
+    member = members[0]
+    suffix = member.split(".", 1)[1]
+    want = IMAGE_CODEC_SUFFIXES[layout.image_codec] if layout is not None else None
+    if want is not None and suffix != want:
+        raise ShardError(
+            f"{shard}: sample {key} has {member}, but the set's image codec is {layout.image_codec} "
+            f"({split}.{want}); the shard is not of this set"
+        )
+    if suffix == "npy":
+        return decode_npy(sample[member], f"{key}.{member}", shard)
+    if layout is None:
+        raise ShardError(
+            f"{shard}: sample {key} stores its images as {member}, which needs the set's layout: read the shard "
+            "through its set folder, manifest or sidecar (<shard>.json beside it)"
+        )
+    from lasium.shards.codecs import get_image_codec
+
+    codec = get_image_codec(layout.image_codec)
+    assert codec is not None
+    shape = layout.support_shape() if split == "support" else layout.query_shape()
+    return codec.decode(sample[member], shape, f"{key}.{member}", shard)
 
 
 def _decode_meta(data: bytes | str, member: str, shard: str) -> dict[str, Any]:
