@@ -78,12 +78,22 @@ def batch_norm_one_reduction(
     return torch.addcmul(shift, full_precision(blocks), scale).reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
+GROUPED_BATCH_NORMS: dict[str, Callable[..., torch.Tensor]] = {
+    "per_block": batch_norm_per_block,
+    "one_reduction": batch_norm_one_reduction,
+}
+
+
 class TaskBatchNorm2d(nn.BatchNorm2d):
     """Batch norm on the statistics of the batch it is given (no running statistics), computed in float32.
 
     Float32 because batch statistics are poor in bf16, and because the native kernel, under
     ``vmap(grad(...))`` and bf16 autocast, rejects a bf16 input with float32 affine parameters.
     """
+
+    # None: grouped_batch_norm picks by device; a key of GROUPED_BATCH_NORMS forces that computation (both give the
+    # same function; ``benchmarks/bench_train.py --only batchnorm`` times one against the other).
+    grouped: str | None = None
 
     def __init__(self, num_features: int) -> None:
         super().__init__(num_features, track_running_stats=False)
@@ -93,7 +103,9 @@ class TaskBatchNorm2d(nn.BatchNorm2d):
 
     def forward_groups(self, x: torch.Tensor, groups: int) -> torch.Tensor:
         """Each of the ``groups`` consecutive blocks of ``x`` normalised on its own statistics."""
-        return grouped_batch_norm(x, groups, self.weight, self.bias, self.eps)
+        if self.grouped is None:
+            return grouped_batch_norm(x, groups, self.weight, self.bias, self.eps)
+        return GROUPED_BATCH_NORMS[self.grouped](x, groups, self.weight, self.bias, self.eps)
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
