@@ -34,7 +34,7 @@ _EXPORTS = {
     "decode_wds_sample": "lasium.shards.reader",
     "iter_shard_tasks": "lasium.shards.reader",
     "iter_tasks": "lasium.shards.reader",
-    "resolve_shard_urls": "lasium.shards.reader",
+    "resolve_shard_urls": "lasium.shards.locate",
     "VerifyReport": "lasium.shards.verify",
     "verify_shard_set": "lasium.shards.verify",
     "validate_batch": "lasium.shards.writer",
@@ -71,8 +71,9 @@ if TYPE_CHECKING:
         task_key,
     )
     from lasium.shards.integrity import forget_checked
+    from lasium.shards.locate import resolve_shard_urls
     from lasium.shards.manifest import build_manifest_from_sidecars, read_manifest, read_sidecar, write_manifest
-    from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks, resolve_shard_urls
+    from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks
     from lasium.shards.verify import VerifyReport, verify_shard_set
     from lasium.shards.wds_encode import wds_chunks
     from lasium.shards.writer import hdf5_image, task_metas_json, validate_batch, write_shard
