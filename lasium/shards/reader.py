@@ -138,7 +138,7 @@ def _make_task(
     query: np.ndarray,
     latents: np.ndarray | None,
     meta: dict[str, Any],
-    index: int,
+    index: object,
     where: str,
     layout: TaskLayout | None,
 ) -> Task:
