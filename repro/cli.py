@@ -212,26 +212,9 @@ def _with(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
-def sweep(
-    work: Path,
-    results: Path,
-    algo: str,
-    tasks: int,
-    iterations: int,
-    meta_batch: int,
-    val_tasks: int,
-    gen_precision: str,
-    seed: int,
-    device: str,
-    data_root: str | None,
-    quick: bool,
-    strategies: str,
-    values: str | None,
-    augment_sigma: float,
-    only: str | None,
-    threads: int,
-    resume: bool,
-) -> None:
+def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
+          gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
+          values: str | None, augment_sigma: float, only: str | None, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (bundled GAN) → lasium-train → lasium-eval --split val (1- and 5-shot). Two families:
@@ -286,23 +269,9 @@ def sweep(
 @click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
 @click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
 @user_errors
-def epoch_curve(
-    fit: Path,
-    epochs: str | None,
-    work: Path | None,
-    results: Path,
-    tasks: int,
-    iterations: int,
-    meta_batch: int,
-    val_tasks: int,
-    gen_precision: str,
-    seed: int,
-    device: str,
-    data_root: str | None,
-    quick: bool,
-    threads: int | None,
-    resume: bool,
-) -> None:
+def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path, tasks: int, iterations: int,
+                meta_batch: int, val_tasks: int, gen_precision: str, seed: int, device: str, data_root: str | None,
+                quick: bool, threads: int | None, resume: bool) -> None:  # fmt: skip
     """Accuracy against generator training: LASIUM-N + ProtoNets validation accuracy for each snapshot a GAN or
     VAE fit kept (σ: lasium-gen's value tuned for ProtoNets tasks of the fit's kind), beside the LASIUM authors'
     published curve for a GAN (their figure data covers no VAE). Writes accuracy-vs-gan-epochs.md, .json and .png
