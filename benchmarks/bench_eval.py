@@ -27,12 +27,10 @@ from unittest import mock
 
 import torch
 
-from lasium.evaluate.scoring import chunk_accuracy, default_chunk
+from lasium.evaluate import chunk_accuracy, default_chunk
 from lasium.precision import autocast_factory, resolve_precision
 from lasium.runtime import cpu_model, describe_device, resolve_device
-from lasium.train.backbone import Conv4
-from lasium.train.learner import LearnerConfig
-from lasium.train.registry import build_learner
+from lasium.train import Conv4, LearnerConfig, build_learner
 
 WAYS, QUERIES, SHAPE = 5, 15, (28, 28, 1)
 

@@ -53,7 +53,7 @@ from gen_measures import (  # beside this script: the measurements themselves
 )
 
 from lasium.cli_support import parse_count
-from lasium.generate.synthesis.anchors import default_epsilon
+from lasium.generate import default_epsilon
 
 JSON_OUT: Path | None = None
 

@@ -38,14 +38,23 @@ from unittest import mock
 import torch
 
 from lasium.precision import autocast_factory, autocast_for, cpu_has_native_bf16, resolve_precision
-from lasium.train import backbone
-from lasium.train.distributed import DistContext, resolve_device
-from lasium.train.learner import LearnerConfig, MetaLearner
-from lasium.train.registry import build_learner
-from lasium.train.shard_access import open_shard_set
-from lasium.train.streaming import TaskStream, check_batch, make_loader, meta_batches, to_device
-from lasium.train.synthetic import synthetic_tasks, write_synthetic_shards
-from lasium.train.trainer import meta_step
+from lasium.runtime import RankInfo, resolve_device
+from lasium.tasks import to_device
+from lasium.train import (
+    Conv4,
+    LearnerConfig,
+    MetaLearner,
+    TaskBatchNorm2d,
+    TaskStream,
+    build_learner,
+    check_batch,
+    make_loader,
+    meta_batches,
+    meta_step,
+    open_shard_set,
+    synthetic_tasks,
+    write_synthetic_shards,
+)
 
 WAYS, SHOTS, QUERIES, SHAPE = 5, 1, 5, (28, 28, 1)
 
@@ -91,7 +100,7 @@ def learner_and_optimizer(
 
 
 def bench_input_pipeline(args: argparse.Namespace, device: torch.device, shard_dir: Path) -> dict[str, Any]:
-    ctx = DistContext(device=device)
+    ctx = RankInfo(device=device)
     autocast, _ = autocast_for("auto", device)
     learner, optimizer = learner_and_optimizer("protonets", device)
     step_fn = torch.compile(learner.meta_gradients) if args.compile else learner.meta_gradients
@@ -153,7 +162,7 @@ def bench_maml_vmap(args: argparse.Namespace, device: torch.device) -> dict[str,
 
 
 def bench_algorithms(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    ctx = DistContext(device=device)
+    ctx = RankInfo(device=device)
     autocast, _ = autocast_for("auto", device)
     out = {}
     for algo, T, steps in (
@@ -245,9 +254,7 @@ def bench_batch_norm(args: argparse.Namespace, device: torch.device) -> dict[str
         args,
         device,
         {
-            kind: lambda kind=kind: mock.patch.object(
-                backbone, "grouped_batch_norm", getattr(backbone, f"batch_norm_{kind}")
-            )
+            kind: lambda kind=kind: mock.patch.object(TaskBatchNorm2d, "grouped", kind)
             for kind in ("per_block", "one_reduction")
         },
     )
@@ -266,7 +273,7 @@ def bench_layout(args: argparse.Namespace, device: torch.device) -> dict[str, An
         args,
         device,
         {
-            name: lambda flag=flag: mock.patch.object(backbone.Conv4, "cpu_channels_last", flag)
+            name: lambda flag=flag: mock.patch.object(Conv4, "cpu_channels_last", flag)
             for name, flag in (("channels_last", True), ("nchw", False))
         },
     )

@@ -41,10 +41,8 @@ from typing import Any
 
 import torch
 
-from lasium.shards import read_manifest
-from lasium.shards.integrity import forget_checked
-from lasium.train.shard_access import open_shard_set
-from lasium.train.streaming import TaskStream, check_batch, make_loader
+from lasium.shards import forget_checked, read_manifest
+from lasium.train import TaskStream, check_batch, make_loader, open_shard_set
 
 
 def plain_copy(set_dir: Path, into: Path) -> Path:

@@ -19,15 +19,17 @@ from typing import Any
 
 import torch
 
-from lasium.generate.job.config import GenerationConfig
-from lasium.generate.job.job import GenerationJob
-from lasium.generate.synthesis.anchors import min_pairwise_sq_distance
-from lasium.generate.synthesis.staging import HostStager
-from lasium.generate.synthesis.strategies import class_latents
-from lasium.generate.synthesis.synthesizer import to_uint8_nhwc
+from lasium.generate import (
+    GenerationConfig,
+    GenerationJob,
+    HostStager,
+    class_latents,
+    min_pairwise_sq_distance,
+    to_uint8_nhwc,
+)
 from lasium.runtime import RankInfo
 from lasium.seeding import torch_generator
-from lasium.shards.format import expected_shard_tasks
+from lasium.shards import expected_shard_tasks
 
 WAYS, SHOTS, QUERIES = 5, 1, 5
 IMAGES_PER_TASK = WAYS * (SHOTS + QUERIES)
@@ -46,8 +48,8 @@ def autocast(device: torch.device) -> Any:
 
 def load_model(args: argparse.Namespace, device: torch.device) -> Any:
     if args.random_init:
-        from lasium.generate.models.gan import GANGenerator, gan_architecture
-        from lasium.generate.models.interface import ModuleGenerator, state_dict_sha256
+        from lasium.checkpoint_folder import state_dict_sha256
+        from lasium.generate import GANGenerator, ModuleGenerator, gan_architecture
 
         torch.manual_seed(0)
         net = GANGenerator(gan_architecture((28, 28, 1), 128))

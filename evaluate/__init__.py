@@ -40,6 +40,9 @@ _EXPORTS = {
     "format_table": "lasium.evaluate.report",
     "write_json_atomic": "lasium.evaluate.report",
     "partial_path": "lasium.evaluate.journal",
+    # the scorer's adaptation chunks, which benchmarks/bench_eval.py times
+    "chunk_accuracy": "lasium.evaluate.scoring",
+    "default_chunk": "lasium.evaluate.scoring",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -60,4 +63,4 @@ if TYPE_CHECKING:
     from lasium.evaluate.journal import partial_path
     from lasium.evaluate.protocol import Episodes, EvalProtocol, make_episodes, mean_ci95, parse_shots
     from lasium.evaluate.report import format_table, write_json_atomic
-    from lasium.evaluate.scoring import score_episodes
+    from lasium.evaluate.scoring import chunk_accuracy, default_chunk, score_episodes

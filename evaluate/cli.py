@@ -6,6 +6,7 @@ import re
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -213,7 +214,7 @@ def main(
     journal = EvalJournal(partial_path(out_path), resume=resume)
     if resume and not journal.earlier and not quiet:
         click.echo(f"nothing to resume in {journal.path}: scoring every task", err=True)
-    common = dict(
+    common: dict[str, Any] = dict(
         device=device, chunk=chunk, precision=precision, data_root=data_root, progress=not quiet, journal=journal
     )
     if checkpoint is not None:

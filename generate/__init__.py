@@ -61,6 +61,13 @@ _EXPORTS = {
     "GenerationJob": "lasium.generate.job.job",
     "GenerationResult": "lasium.generate.job.job",
     "run_generation": "lasium.generate.job.job",
+    # the pieces the speed benchmarks time one by one (benchmarks/bench_gen.py, gen_measures.py)
+    "GANGenerator": "lasium.generate.models.gan",
+    "gan_architecture": "lasium.generate.models.gan",
+    "default_epsilon": "lasium.generate.synthesis.anchors",
+    "min_pairwise_sq_distance": "lasium.generate.synthesis.anchors",
+    "HostStager": "lasium.generate.synthesis.staging",
+    "to_uint8_nhwc": "lasium.generate.synthesis.synthesizer",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -76,6 +83,7 @@ if TYPE_CHECKING:
     from lasium.generate.models.checkpoint import STATE_JSON, load_checkpoint
     from lasium.generate.models.fit import fit
     from lasium.generate.models.fit_config import FitConfig
+    from lasium.generate.models.gan import GANGenerator, gan_architecture
     from lasium.generate.models.interface import Generator, ModuleGenerator, VAEGenerator
     from lasium.generate.models.loading import generator_from_checkpoint, load_generator
     from lasium.generate.models.quality import sample_quality
@@ -86,6 +94,8 @@ if TYPE_CHECKING:
     from lasium.generate.sources.registry import TASK_SOURCES, register_source
     from lasium.generate.sources.umtra import UmtraOptions
     from lasium.generate.synthesis.anchor_pool import AnchorPool, encode_pool
+    from lasium.generate.synthesis.anchors import default_epsilon, min_pairwise_sq_distance
     from lasium.generate.synthesis.presets import REFERENCE_PARAMETERS, STRATEGY_PARAMETERS
+    from lasium.generate.synthesis.staging import HostStager
     from lasium.generate.synthesis.strategies import STRATEGIES, class_latents, default_parameter
-    from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer
+    from lasium.generate.synthesis.synthesizer import SynthesisSpec, TaskSynthesizer, to_uint8_nhwc

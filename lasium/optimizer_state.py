@@ -71,8 +71,8 @@ def restore_optimizer(
         if not key.startswith(head):
             continue
         try:
-            index, name = key[len(head) :].split(".", 1)
-            state.setdefault(int(index), {})[name] = value
+            number, name = key[len(head) :].split(".", 1)
+            state.setdefault(int(number), {})[name] = value
         except ValueError:
             raise CheckpointError(f"{label} has a malformed key {key!r}; the checkpoint is corrupt") from None
     current_groups = optimizer.state_dict()["param_groups"]

@@ -40,7 +40,7 @@ def image_grid(images: np.ndarray, columns: int, pad: int = 2, scale: int = 1) -
         canvas[y : y + h, x : x + w] = arr[i]
     img = Image.fromarray(canvas)
     if scale != 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     return img
 
 
@@ -65,7 +65,7 @@ def task_grid(task: Task, pad: int = 2, gap: int = 8, scale: int = 2, title: str
             canvas[y : y + h, x : x + w] = query[i, j]
     img = Image.fromarray(canvas)
     if scale != 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+        img = img.resize((img.width * scale, img.height * scale), Image.Resampling.NEAREST)
     if title:
         ImageDraw.Draw(img).text((4, 2), title, fill=(0, 0, 0))
     return img

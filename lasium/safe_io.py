@@ -50,7 +50,7 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
-def replace_atomically(path: str | Path, write: Callable[[Path], None], *, temp: Path | None = None) -> Path:
+def replace_atomically(path: str | Path, write: Callable[[Path], object], *, temp: Path | None = None) -> Path:
     """Create or replace ``path`` with what ``write(temporary_path)`` writes; fsync, rename, fsync the folder.
 
     The temporary file lives in the same folder (a rename across file systems would not be atomic) and gets

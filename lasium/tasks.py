@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -90,7 +90,7 @@ class TaskBatch:
     def from_tasks(cls, tasks: list[Task]) -> TaskBatch:
         latents = None
         if tasks and tasks[0].latents is not None:
-            latents = np.stack([t.latents for t in tasks])
+            latents = np.stack(cast(list[np.ndarray], [t.latents for t in tasks]))
         return cls(
             np.stack([t.support for t in tasks]),
             np.stack([t.query for t in tasks]),

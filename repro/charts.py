@@ -10,7 +10,7 @@ Charts use :class:`matplotlib.figure.Figure` directly (no ``pyplot``): no global
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +26,7 @@ DPI = 100
 
 # (x, y) or (x, y, 95% CI half-width) points of one named line
 Point = tuple[float, float] | tuple[float, float, float | None]
-Series = dict[str, Sequence[Point]]
+Series = Mapping[str, Sequence[Point]]  # read only, so any dict of lists of such points
 
 
 class ChartsUnavailable(RuntimeError):
@@ -151,7 +151,7 @@ def accuracy_chart(
 
 
 def panels_chart(
-    panels: dict[str, tuple[str, Series]],
+    panels: Mapping[str, tuple[str, Series]],
     path: str | Path,
     *,
     title: str,

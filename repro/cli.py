@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -12,6 +14,8 @@ from lasium.cli_support import OneLineGroup, user_errors
 from lasium.errors import ConfigError
 
 from .sizes import SIZES
+
+F = TypeVar("F", bound=Callable[..., Any])  # a click command function, before and after an option decorates it
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
 
@@ -162,7 +166,7 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
 
 
 # --- sweep ----------------------------------------------------------------------------------------------------
-def _budget_options(tasks: int, gen_precision: str, val_tasks: int) -> list:
+def _budget_options(tasks: int, gen_precision: str, val_tasks: int) -> list[Callable[[F], F]]:
     """The options of a validation point's budget (shared by sweep and epoch-curve)."""
     return [
         click.option("--tasks", type=int, default=tasks, show_default=True, help="Generated tasks per shard set."),
@@ -177,8 +181,8 @@ def _budget_options(tasks: int, gen_precision: str, val_tasks: int) -> list:
     ]
 
 
-def _with(decorators: list):
-    def apply(func):
+def _with(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def apply(func: F) -> F:
         for decorator in reversed(decorators):
             func = decorator(func)
         return func
@@ -208,8 +212,9 @@ def _with(decorators: list):
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
-def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_precision, seed, device, data_root,
-          quick, strategies, values, augment_sigma, only, threads, resume) -> None:  # fmt: skip
+def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
+          gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
+          values: str | None, augment_sigma: float, only: str | None, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (bundled GAN) → lasium-train → lasium-eval --split val (1- and 5-shot). Two families:
@@ -226,7 +231,7 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
     """
     from .sweep import QUICK, PointBudget, SweepOptions, run
 
-    sizes = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
+    sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, **sizes)  # fmt: skip
     options = SweepOptions(
@@ -264,8 +269,9 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
 @click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
 @click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
 @user_errors
-def epoch_curve(fit, epochs, work, results, tasks, iterations, meta_batch, val_tasks, gen_precision, seed, device,
-                data_root, quick, threads, resume) -> None:  # fmt: skip
+def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path, tasks: int, iterations: int,
+                meta_batch: int, val_tasks: int, gen_precision: str, seed: int, device: str, data_root: str | None,
+                quick: bool, threads: int | None, resume: bool) -> None:  # fmt: skip
     """Accuracy against generator training: LASIUM-N + ProtoNets validation accuracy for each snapshot a GAN or
     VAE fit kept (σ: lasium-gen's value tuned for ProtoNets tasks of the fit's kind), beside the LASIUM authors'
     published curve for a GAN (their figure data covers no VAE). Writes accuracy-vs-gan-epochs.md, .json and .png
@@ -280,7 +286,7 @@ def epoch_curve(fit, epochs, work, results, tasks, iterations, meta_batch, val_t
     from .epoch_curve import GENERATOR_KINDS, QUICK, CurveOptions, run
     from .sweep import PointBudget
 
-    sizes = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
+    sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, **sizes)  # fmt: skip
     options = CurveOptions(

@@ -74,7 +74,7 @@ def every_row_lines(rows: list[dict[str, Any]], targets: dict[str, dict[int, flo
         if not cells or not all(c for c, _ in cells):
             unscored.append(r["label"])
             continue
-        pairs = [(c["accuracy_pct"], t) for c, t in cells]  # (ours, paper) per K_tr
+        pairs = [(c["accuracy_pct"], t) for c, t in cells if c]  # (ours, paper) per K_tr (every cell scored)
         beats = all(ours > t for ours, t in pairs)
         if not beats:
             failing.append(r["label"])

@@ -109,7 +109,9 @@ class OmniglotOptions:
     # --- derived ------------------------------------------------------------------------------------
     def stage_sizes(self) -> Sizes:
         """The named sizes with this run's ``fit_minutes`` and ``maml_algo``."""
-        changes = {k: v for k, v in (("fit_minutes", self.fit_minutes), ("maml_algo", self.maml_algo)) if v is not None}
+        changes: dict[str, Any] = {
+            k: v for k, v in (("fit_minutes", self.fit_minutes), ("maml_algo", self.maml_algo)) if v is not None
+        }
         return replace(SIZES[self.sizes], **changes)
 
     def runs_optional(self) -> bool:

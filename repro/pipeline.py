@@ -288,7 +288,7 @@ class Pipeline(StagePlanner):
                 record["status"] = "failed (no generator)"
                 return
             shards = self.mixture_shards(row) if row.mix else self.shards(row)
-            if shards is not None and row.source in ("umtra", "cactus"):
+            if isinstance(shards, Path) and row.source in ("umtra", "cactus"):  # one set (a mixture's source is "mix")
                 record["task_source"] = task_source_summary(shards)
             run = self.train(row, shards) if shards is not None else None
             if run is None:

@@ -221,7 +221,8 @@ def plan_ablation(sizes: Sizes, native_bf16: bool = True) -> list[Row]:
         steps.append(
             ("5-augment", f"+ best augmentation ({DEFAULT_FOR_GENERATED})", dict(augment=DEFAULT_FOR_GENERATED))
         )
-    rows, settings = [], {}
+    rows: list[Row] = []
+    settings: dict[str, Any] = {}
     for key, note, change in steps:
         settings = {**settings, **change}
         rows.append(

@@ -1,10 +1,10 @@
-"""A short run of the shard-set fuzz campaign (``benchmarks/fuzz_sets.py``; issue 25, part 4).
+"""A short run of the shard-set fuzz campaign (``tests/fuzz_sets.py``; issue 25, part 4).
 
 The campaign mutates small valid sets (tar headers and members, gzip streams, npy headers, meta.json, HDF5
 attributes and objects, manifest and sidecar JSON, files) and feeds each to the trainer's task stream,
 ``lasium-shards verify|inspect|preview|index`` and, for a sample, ``lasium-train``; see the script's docstring
 for the invariants. Here it runs the derandomized ``lasium-fuzz-ci`` profile (a dozen cases, the same ones on
-every machine); the long run is ``python benchmarks/fuzz_sets.py --cases 10000``. The other tests check that the
+every machine); the long run is ``python tests/fuzz_sets.py --cases 10000``. The other tests check that the
 campaign does see a broken invariant when there is one.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("hypothesis")
-# the campaign is a development tool in benchmarks/ (not part of the package), on the tests' path (pyproject.toml)
+# the campaign's modules live beside the tests (tests/fuzz_*.py), on the tests' path (pyproject.toml)
 import fuzz_sets  # noqa: E402
 from fuzz_cases import MARK  # noqa: E402
 

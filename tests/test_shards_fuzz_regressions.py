@@ -1,4 +1,4 @@
-"""What the shard-set fuzz campaign (``benchmarks/fuzz_sets.py``) found, one test per finding, so each stays fixed.
+"""What the shard-set fuzz campaign (``tests/fuzz_sets.py``) found, one test per finding, so each stays fixed.
 
 Each damaged set is fed to the commands the campaign found failing; every one must end with one ``error:`` line
 (exit 2) or, for ``verify``, ``bad:`` lines (exit 1), and no traceback.

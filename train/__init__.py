@@ -50,6 +50,14 @@ _EXPORTS = {
     "open_shard_set": "lasium.train.shard_access",
     "TaskStream": "lasium.train.streaming",
     "make_loader": "lasium.train.streaming",
+    # the pieces the speed benchmarks time one by one (benchmarks/bench_train.py, bench_eval.py, bench_verify.py)
+    "Conv4": "lasium.train.backbone",
+    "TaskBatchNorm2d": "lasium.train.backbone",
+    "check_batch": "lasium.train.streaming",
+    "meta_batches": "lasium.train.streaming",
+    "meta_step": "lasium.train.trainer",
+    "synthetic_tasks": "lasium.train.synthetic",
+    "write_synthetic_shards": "lasium.train.synthetic",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -60,7 +68,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 if TYPE_CHECKING:
     from lasium.train.augment import DEFAULT_FOR_GENERATED, resolve_preset
-    from lasium.train.backbone import BACKBONES
+    from lasium.train.backbone import BACKBONES, Conv4, TaskBatchNorm2d
     from lasium.train.checkpoint import STATE_FILE, find_checkpoint, load_learner, read_configs, save_checkpoint
     from lasium.train.config import TrainConfig
     from lasium.train.learner import LearnerConfig, MetaLearner, inner_loop_options
@@ -69,5 +77,6 @@ if TYPE_CHECKING:
     from lasium.train.registry import ALGORITHMS, build_learner
     from lasium.train.run_folder import checkpoint_step, latest_checkpoint
     from lasium.train.shard_access import open_shard_set
-    from lasium.train.streaming import TaskStream, make_loader
-    from lasium.train.trainer import Trainer, TrainResult, train
+    from lasium.train.streaming import TaskStream, check_batch, make_loader, meta_batches
+    from lasium.train.synthetic import synthetic_tasks, write_synthetic_shards
+    from lasium.train.trainer import Trainer, TrainResult, meta_step, train

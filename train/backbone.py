@@ -16,7 +16,8 @@ one-batch way only outside ``vmap``, which cannot batch memory formats: MAML's t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +26,7 @@ from torch import nn
 try:  # torch's own functorch bindings (no public API tells whether a tensor is batched by vmap)
     from torch._C import _functorch
 except ImportError:  # pragma: no cover - every torch this project supports has them
-    _functorch = None
+    _functorch = None  # type: ignore[assignment]
 
 from lasium.errors import ConfigError
 
@@ -78,12 +79,22 @@ def batch_norm_one_reduction(
     return torch.addcmul(shift, full_precision(blocks), scale).reshape(n, h, w, c).permute(0, 3, 1, 2)
 
 
+GROUPED_BATCH_NORMS: dict[str, Callable[..., torch.Tensor]] = {
+    "per_block": batch_norm_per_block,
+    "one_reduction": batch_norm_one_reduction,
+}
+
+
 class TaskBatchNorm2d(nn.BatchNorm2d):
     """Batch norm on the statistics of the batch it is given (no running statistics), computed in float32.
 
     Float32 because batch statistics are poor in bf16, and because the native kernel, under
     ``vmap(grad(...))`` and bf16 autocast, rejects a bf16 input with float32 affine parameters.
     """
+
+    # None: grouped_batch_norm picks by device; a key of GROUPED_BATCH_NORMS forces that computation (both give the
+    # same function; ``benchmarks/bench_train.py --only batchnorm`` times one against the other).
+    grouped: str | None = None
 
     def __init__(self, num_features: int) -> None:
         super().__init__(num_features, track_running_stats=False)
@@ -93,7 +104,9 @@ class TaskBatchNorm2d(nn.BatchNorm2d):
 
     def forward_groups(self, x: torch.Tensor, groups: int) -> torch.Tensor:
         """Each of the ``groups`` consecutive blocks of ``x`` normalised on its own statistics."""
-        return grouped_batch_norm(x, groups, self.weight, self.bias, self.eps)
+        if self.grouped is None:
+            return grouped_batch_norm(x, groups, self.weight, self.bias, self.eps)
+        return GROUPED_BATCH_NORMS[self.grouped](x, groups, self.weight, self.bias, self.eps)
 
 
 def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
@@ -141,8 +154,9 @@ def conv_as_matmul(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     result is channels-last, which the following batch norm and max-pool want.
     """
     n, _, h, w = x.shape
-    patches = F.unfold(x, conv.kernel_size, padding=conv.padding).transpose(1, 2)  # (n, H·W, C·9)
-    out = torch.addmm(conv.bias, patches.reshape(n * h * w, -1), conv.weight.flatten(1).t())
+    padding = cast(tuple[int, ...], conv.padding)  # conv_block's padding=1, stored as (1, 1)
+    patches = F.unfold(x, conv.kernel_size, padding=padding).transpose(1, 2)  # (n, H·W, C·9)
+    out = torch.addmm(cast(torch.Tensor, conv.bias), patches.reshape(n * h * w, -1), conv.weight.flatten(1).t())
     return out.view(n, h, w, conv.out_channels).permute(0, 3, 1, 2)
 
 
@@ -156,7 +170,7 @@ class Conv4(nn.Module):
 
     def __init__(self, image_shape: tuple[int, int, int], hidden: int = 64) -> None:
         super().__init__()
-        self.image_shape = tuple(int(s) for s in image_shape)
+        self.image_shape = cast(tuple[int, int, int], tuple(int(s) for s in image_shape))
         self.out_features = feature_size(self.image_shape, hidden)
         channels = [self.image_shape[2]] + [hidden] * BLOCKS
         self.blocks = nn.Sequential(*[conv_block(channels[i], channels[i + 1]) for i in range(BLOCKS)])
@@ -177,7 +191,7 @@ class Conv4(nn.Module):
         on a 2-core EPYC, ``benchmarks/bench_eval.py --layouts``.
         """
         x = images
-        for i, (conv, norm, pool, relu) in enumerate(self.blocks):
+        for i, (conv, norm, pool, relu) in enumerate(cast(Iterable[Any], self.blocks)):
             x = conv_as_matmul(conv, x) if i == 0 else conv(x)
             x = relu(pool(norm(x)))
         return x.flatten(1)
@@ -192,7 +206,7 @@ class Conv4(nn.Module):
         # 2-core EPYC over NCHW throughout, which is what the 1-channel Omniglot input ran before
         # (``benchmarks/bench_train.py --only layout``).
         channels_last = self.cpu_channels_last and x.device.type == "cpu"
-        for conv, norm, pool, relu in self.blocks:
+        for conv, norm, pool, relu in cast(Iterable[Any], self.blocks):
             x = conv(x)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)

@@ -40,7 +40,7 @@ OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "state.json"  # the traini
 
 def rng_state() -> dict[str, Any]:
     """The torch CPU (and CUDA) generator states, base64-encoded for JSON."""
-    state = {"torch_cpu": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
+    state: dict[str, Any] = {"torch_cpu": base64.b64encode(torch.get_rng_state().numpy().tobytes()).decode()}
     if torch.cuda.is_available():
         state["torch_cuda"] = [base64.b64encode(s.numpy().tobytes()).decode() for s in torch.cuda.get_rng_state_all()]
     return state

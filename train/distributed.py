@@ -15,9 +15,7 @@ import torch.distributed as dist
 
 from lasium.runtime import RankInfo, resolve_device
 
-DistContext = RankInfo  # the name this module used before lasium.runtime held it (benchmarks/bench_train.py)
 __all__ = [
-    "DistContext",
     "RankInfo",
     "all_reduce_mean_",
     "barrier",

@@ -8,12 +8,14 @@ the meta-gradient differentiates through the inner gradients) and vmaps over tas
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.func import grad
 
-from lasium.train.learner import LearnerConfig, MetaLearner, Params, full_precision
+from lasium.train.learner import Backbone, LearnerConfig, MetaLearner, Params, full_precision
 
 
 class MAML(MetaLearner):
@@ -25,7 +27,7 @@ class MAML(MetaLearner):
 
     def __init__(self, config: LearnerConfig, backbone: nn.Module | None = None) -> None:
         super().__init__(config, backbone)
-        self.head = nn.Linear(self.backbone.out_features, self.ways)
+        self.head = nn.Linear(cast(Backbone, self.backbone).out_features, self.ways)
 
     def logits(self, params: Params, images: torch.Tensor) -> torch.Tensor:
         """Class scores of ``images`` under ``params`` (meta or adapted)."""

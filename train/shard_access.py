@@ -21,8 +21,9 @@ import numpy as np
 
 from lasium.errors import LasiumError, ShardError
 from lasium.shards.format import GENERATOR_SOURCE, MANIFEST_NAME, SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
+from lasium.shards.locate import resolve_shard_urls
 from lasium.shards.manifest import find_shard_files, find_sidecars, read_sidecar
-from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
+from lasium.shards.reader import iter_shard_tasks
 from lasium.shards.streams import url_to_path
 from lasium.tasks import hwc
 
@@ -189,7 +190,7 @@ def open_shard_set(sources: str | Path | Sequence[str | Path], *, allow_partial:
 
     A folder of shard sets stands for all of them (:func:`expand_sources`); ``ShardSet.notes`` says which were found.
     A set without a manifest whose shards leave task ranges uncovered is refused unless ``allow_partial``
-    (:func:`lasium.shards.reader.resolve_shard_urls`). Every shard with a manifest entry, or given by path with
+    (:func:`lasium.shards.locate.resolve_shard_urls`). Every shard with a manifest entry, or given by path with
     a sidecar beside it, is checked against that entry's size and sha256 when it is read.
     """
     if isinstance(sources, (str, Path)):

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 from tqdm import tqdm
@@ -89,7 +90,7 @@ def meta_step(
         out = step_fn(*batch)
     for name, p in learner.named_parameters():
         p.grad = out.grads[name].to(p.dtype)
-    D.all_reduce_mean_([p.grad for p in learner.parameters()], ctx)
+    D.all_reduce_mean_([cast(torch.Tensor, p.grad) for p in learner.parameters()], ctx)  # each set just above
     optimizer.step()
     return out
 
@@ -185,13 +186,13 @@ class Trainer:
         if self.checkpoint is not None:
             state = load_training_state(self.checkpoint, learner, optimizer)
             start = int(state["step"])
-            now = (ctx.world_size, cfg.workers, cfg.loader_group)
+            layout = (ctx.world_size, cfg.workers, cfg.loader_group)
             before = (state.get("world_size"), state.get("workers"), state.get("loader_group"))
-            if now != before and ctx.is_main:
+            if layout != before and ctx.is_main:
                 logger.warning(
                     "resuming with ranks, workers, loader group %s instead of %s: "
                     "the task order will differ from an uninterrupted run",
-                    now,
+                    layout,
                     before,
                 )
         else:

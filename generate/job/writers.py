@@ -20,7 +20,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -282,9 +282,10 @@ class WriterPool:
         while len(self.in_flight) >= self._max_pending or (self._shm and not self._free):
             self._collect(block=True)
         self._collect(block=False)
+        msg: tuple[Any, ...]  # (slot or None, shard index, first task, tasks, metas, arrays or None)
         if self._shm:
             slot = self._free.pop()
-            support, query, latents = self.layout.views(self._shm[slot].buf, job.num_tasks)
+            support, query, latents = self.layout.views(cast(memoryview, self._shm[slot].buf), job.num_tasks)
             np.copyto(support, job.support)
             np.copyto(query, job.query)
             if latents is not None and job.latents is not None:

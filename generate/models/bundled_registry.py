@@ -79,7 +79,7 @@ def export_bundled(
     write_json_atomic(dest / CONFIG_FILE, config)
 
     # The grid shows what the fp16 weights (re-loaded as a user would) actually produce.
-    model = load_checkpoint(dest).model
+    model: Any = load_checkpoint(dest).model  # a GAN generator, or a VAE whose decoder makes the images
     z = torch.randn(64, ckpt.config["latent_dim"], generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         images = (model(z) if ckpt.config["kind"] == "gan" else model.decoder(z)).float()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -71,24 +72,24 @@ from .fit_config import FitConfig, resume_config
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @user_errors
 def main(
-    model,
-    dataset,
-    out_dir,
-    epochs,
-    batch_size,
-    lr,
-    latent_dim,
-    limit,
-    device,
-    seed,
-    max_minutes,
-    ms_weight,
-    image_size,
-    data_root,
-    cuda_graphs,
-    keep_epochs,
-    resume,
-    quiet,
+    model: str | None,
+    dataset: str | None,
+    out_dir: Path,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    latent_dim: int | None,
+    limit: int | None,
+    device: str | None,
+    seed: int | None,
+    max_minutes: float | None,
+    ms_weight: float | None,
+    image_size: int | None,
+    data_root: str | None,
+    cuda_graphs: bool | None,
+    keep_epochs: str | None,
+    resume: bool,
+    quiet: bool,
 ) -> None:
     """Fit a generative model on unlabeled images, the first stage of LASIUM.
 
@@ -105,7 +106,7 @@ def main(
       lasium-fit --out runs/gan --resume --epochs 40
       lasium-fit --model gan --dataset omniglot --epochs 500 --keep-epochs 10,50,200,400 --out runs/gan500
     """
-    options = dict(
+    options: dict[str, Any] = dict(
         model=model,
         dataset=dataset,
         epochs=epochs,

@@ -78,11 +78,16 @@ def dataset_label(dataset: str) -> str:
 
 
 class TaskShape(Protocol):
-    """The task layout every source is asked for (the job's config has it)."""
+    """The task layout every source is asked for (the job's config has it; so does a :class:`SourceContext`)."""
 
-    ways: int
-    shots: int
-    queries: int
+    @property
+    def ways(self) -> int: ...
+
+    @property
+    def shots(self) -> int: ...
+
+    @property
+    def queries(self) -> int: ...
 
 
 @dataclass

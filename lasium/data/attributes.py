@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -95,6 +96,6 @@ def attribute_pools(table: AttributeTable, min_per_class: int = 0) -> tuple[list
             negative = (2**ORDER - 1) ^ positive
             n_pos, n_neg = int(histogram[positive]), int(histogram[negative])
             if n_pos >= need and n_neg >= need:
-                pools.append(AttributePool(columns, choice))
+                pools.append(AttributePool(cast(tuple[int, int, int], columns), cast(tuple[bool, bool, bool], choice)))
                 counts.append((n_pos, n_neg))
     return pools, np.asarray(counts, np.int64).reshape(-1, 2)

@@ -172,10 +172,11 @@ def _decoded(
             "release": index.notes or ["matches the published release (counts and annotation md5s)"],
         },
     )
+    attr_digest = ""
     if attributes:
         assert index.attributes is not None
         data.attributes = AttributeTable(index.attributes, index.attribute_names, dict(ATTRIBUTE_SPLIT), MIN_EXCLUSIVE)
-    attr_digest = hashlib.sha256(np.packbits(index.attributes).tobytes()).hexdigest() if attributes else ""
+        attr_digest = hashlib.sha256(np.packbits(index.attributes).tobytes()).hexdigest()
     for split in SPLITS:
         where, labels, split_classes = data.split_indices(split)
         if split_classes and split in pixel_fingerprints:

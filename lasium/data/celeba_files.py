@@ -141,7 +141,9 @@ def celeba_files(data_root: str | Path | None = None) -> CelebAFiles:
     for name, path in found.items():
         if path is None:
             raise DataError(f"CelebA is incomplete: {folder / name} is missing; put {expected} in {folder}")
-    return CelebAFiles(folder, images, found[PARTITION_FILE], found[IDENTITY_FILE], found[ATTRIBUTES_FILE])
+    partition, identity, attributes = found[PARTITION_FILE], found[IDENTITY_FILE], found[ATTRIBUTES_FILE]
+    assert partition is not None and identity is not None and attributes is not None  # each checked above
+    return CelebAFiles(folder, images, partition, identity, attributes)
 
 
 # ----------------------------------------------------------------------------- parsing the annotation files
@@ -303,11 +305,11 @@ def image_stats(files: CelebAFiles, names: list[str]) -> list[tuple[int, int]]:
                 stats[entry.name] = (st.st_size, st.st_mtime_ns)
     out = []
     for name in names:
-        st = stats.get(name)
-        if st is None:
+        size_mtime = stats.get(name)
+        if size_mtime is None:
             raise DataError(
                 f"{files.images / name} is missing (listed in {PARTITION_FILE}): the image folder is incomplete; "
                 f"unzip {IMAGES_FOLDER}.zip from the official CelebA site ({CELEBA_SITE}) again"
             )
-        out.append(st)
+        out.append(size_mtime)
     return out

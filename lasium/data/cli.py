@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lasium.cli_support import OneLineGroup, one_line_warnings, user_errors
 from lasium.errors import ConfigError
+
+if TYPE_CHECKING:
+    from lasium.data.cache import DecodedDataset
 
 
 def parse_image_size(text: str | None) -> tuple[int, int] | None:
@@ -161,7 +165,7 @@ def info(
             channels=parse_channels(channels),
             workers=workers,
         )
-    splits = {}
+    splits: dict[str, dict[str, Any]] = {}
     for split in SPLITS:
         index, _, classes = data.split_indices(split)
         splits[split] = {
@@ -169,7 +173,7 @@ def info(
             "images": int(len(index)),
             "fingerprint": data.fingerprints.get(split),
         }
-    report = {
+    report: dict[str, Any] = {
         "dataset": data.name,
         "data": data.info.get("data"),
         "cache": data.info.get("cache_file"),
@@ -216,18 +220,20 @@ def info(
             click.echo(f"{split:6s} {t['pools']:6d}  {t['columns']}")
 
 
-def attribute_report(data) -> dict:
+def attribute_report(data: DecodedDataset) -> dict[str, Any]:
     """Per split: the attribute columns its tasks use and how many task pools they give."""
     from lasium.data.attributes import attribute_pools
     from lasium.data.cache import SPLITS
     from lasium.data.datasets import labeled_split
 
     table = data.attributes
-    out = {"attributes": len(table.names), "min_exclusive": table.min_exclusive, "splits": {}}
+    assert table is not None  # the caller asks only for a dataset with attributes
+    out: dict[str, Any] = {"attributes": len(table.names), "min_exclusive": table.min_exclusive, "splits": {}}
     for split in SPLITS:
         if split not in table.split_ranges or not data.split_indices(split)[2]:
             continue
         images = labeled_split(data, split)
+        assert images.attributes is not None  # a split of a dataset with attributes has them
         pools, _ = attribute_pools(images.attributes)
         out["splits"][split] = {"columns": table.describe_range(split), "pools": len(pools)}
     return out

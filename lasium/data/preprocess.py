@@ -50,7 +50,7 @@ def resize(img: Image.Image, size: tuple[int, int]) -> Image.Image:
     if img.size == (width, height):
         return img
     shrinking = img.width >= width and img.height >= height
-    return img.resize((width, height), Image.BOX if shrinking else Image.BICUBIC)
+    return img.resize((width, height), Image.Resampling.BOX if shrinking else Image.Resampling.BICUBIC)
 
 
 def to_array(img: Image.Image, size: tuple[int, int], mode: str, invert: bool = False) -> np.ndarray:

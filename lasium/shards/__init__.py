@@ -34,7 +34,7 @@ _EXPORTS = {
     "decode_wds_sample": "lasium.shards.reader",
     "iter_shard_tasks": "lasium.shards.reader",
     "iter_tasks": "lasium.shards.reader",
-    "resolve_shard_urls": "lasium.shards.reader",
+    "resolve_shard_urls": "lasium.shards.locate",
     # remote sets: a URL read as a byte stream, riding out transient faults (shards/README.md, "Remote sets")
     "RetryPolicy": "lasium.shards.remote",
     "open_remote": "lasium.shards.remote",
@@ -46,6 +46,10 @@ _EXPORTS = {
     "task_metas_json": "lasium.shards.writer",
     "hdf5_image": "lasium.shards.writer",
     "wds_chunks": "lasium.shards.wds_encode",
+    # how many tasks a shard holds by the set's config (benchmarks/gen_measures.py), and forgetting which shards
+    # this process has checked, so that a timed re-read checks them again (benchmarks/bench_verify.py)
+    "expected_shard_tasks": "lasium.shards.format",
+    "forget_checked": "lasium.shards.integrity",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -65,11 +69,14 @@ if TYPE_CHECKING:
         ShardEntry,
         TaskLayout,
         container_of,
+        expected_shard_tasks,
         shard_file_name,
         task_key,
     )
+    from lasium.shards.integrity import forget_checked
+    from lasium.shards.locate import resolve_shard_urls
     from lasium.shards.manifest import build_manifest_from_sidecars, read_manifest, read_sidecar, write_manifest
-    from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks, resolve_shard_urls
+    from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks
     from lasium.shards.remote import RetryPolicy, open_remote
     from lasium.shards.verify import VerifyReport, verify_shard_set
     from lasium.shards.wds_encode import wds_chunks

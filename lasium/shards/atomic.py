@@ -46,7 +46,7 @@ class HashingWriter:
         return n
 
 
-def atomic_write(path: Path, fill: Callable[[HashingWriter], None]) -> tuple[int, str]:
+def atomic_write(path: Path, fill: Callable[[HashingWriter], object]) -> tuple[int, str]:
     """Create ``path`` via a hidden temporary file; ``fill`` writes the content. Returns (bytes, sha256).
 
     Any exception (including KeyboardInterrupt) removes the temporary file and leaves ``path`` as it was.

@@ -54,7 +54,8 @@ CARD_TAGS = ("few-shot-learning", "meta-learning", "unsupervised-meta-learning",
 def first_tasks(source: str | Path, count: int, start: int = 0, *, allow_partial: bool = False) -> list[Task]:
     """The first ``count`` tasks of a set (folder, manifest path or URL) with index >= ``start``; shards that
     end before ``start`` (by the manifest) are not read (``allow_partial``: see ``resolve_shard_urls``)."""
-    from lasium.shards.reader import iter_shard_tasks, resolve_shard_urls
+    from lasium.shards.locate import resolve_shard_urls
+    from lasium.shards.reader import iter_shard_tasks
 
     urls, m = resolve_shard_urls(source, allow_partial=allow_partial)
     tasks: list[Task] = []

@@ -122,7 +122,7 @@ def task_key(index: int) -> str:
     return f"task-{index:09d}"
 
 
-def check_name(name: str) -> str:
+def check_name(name: object) -> str:
     """Validate a shard-set name (it becomes part of every file name)."""
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise ShardError(
@@ -131,7 +131,7 @@ def check_name(name: str) -> str:
     return name
 
 
-def check_container(container: str) -> str:
+def check_container(container: object) -> str:
     if not isinstance(container, str) or container not in CONTAINERS:
         raise ShardError(f"unknown container {container!r}: use one of {', '.join(CONTAINERS)}")
     return container

@@ -145,13 +145,13 @@ def _spool(url: str, entry: ShardEntry) -> IO[bytes]:
                 f"{url} holds more than the {entry.bytes} bytes the manifest says (rewritten); {SKIP_HINT}"
             )
         close_stream(stream, check=True)  # a pipe: command that failed is the error to report
-        stream = None
+        stream = None  # type: ignore[assignment]  # closed: nothing for the handler below to close
         if got != entry.bytes:
             raise size_error(url, entry, got, "arrived as")
         if sha.hexdigest() != entry.sha256:
             raise digest_error(url, entry, sha.hexdigest())
         spool.seek(0)
-        return spool  # type: ignore[return-value]
+        return spool
     except BaseException:
         if stream is not None:
             close_stream(stream, check=False)

@@ -106,7 +106,8 @@ class _Tee:
     """Read-through wrapper that also keeps every byte (an HDF5 shard behind a URL is decoded from memory)."""
 
     def __init__(self, raw: Readable) -> None:
-        self.raw, self.parts = raw, []
+        self.raw = raw
+        self.parts: list[bytes] = []
 
     def read(self, n: int = -1) -> bytes:
         data = self.raw.read(n)

@@ -1,4 +1,4 @@
-"""The fuzz campaign's cases (``benchmarks/fuzz_sets.py``): the valid sets every case starts from, and the
+"""The fuzz campaign's cases (``tests/fuzz_sets.py``): the valid sets every case starts from, and the
 Hypothesis strategies that draw a case (which set, one to three mutations, where it is read from, which options).
 
 A case is plain JSON (``--replay`` takes it back): a mutation is a dict whose ``op`` names its function in

@@ -1,4 +1,4 @@
-"""The fuzz campaign's file-level mutations (``benchmarks/fuzz_sets.py``), and the registry of all mutations.
+"""The fuzz campaign's file-level mutations (``tests/fuzz_sets.py``), and the registry of all mutations.
 
 ``MUTATORS[op](ctx, mutation)`` applies one mutation drawn by ``fuzz_cases``: the byte-level and container ones
 of ``fuzz_tar``, and here HDF5 objects and attributes, files (deleted, emptied, swapped, turned into folders,

@@ -1,4 +1,4 @@
-"""The fuzz campaign's byte-level and container mutations (``benchmarks/fuzz_sets.py``): raw bytes, tar headers
+"""The fuzz campaign's byte-level and container mutations (``tests/fuzz_sets.py``): raw bytes, tar headers
 and members, ``.npy`` headers, ``meta.json``, single pixels, gzip streams.
 
 Structure-aware mutations parse a shard's tar leniently (:func:`parse_tar`), change it, and write it back with

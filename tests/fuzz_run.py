@@ -1,4 +1,4 @@
-"""One case of the fuzz campaign (``benchmarks/fuzz_sets.py``): build the damaged set, run every command on it,
+"""One case of the fuzz campaign (``tests/fuzz_sets.py``): build the damaged set, run every command on it,
 and check the invariants (the list is in ``fuzz_sets``'s docstring).
 
 Commands run in this process (click's runner, the trainer's task stream without a DataLoader); the campaign runs

@@ -36,14 +36,16 @@ Invariants, checked for every command of every case:
 
 The test suite runs a short derandomized campaign (``tests/test_fuzz_sets.py``); the long run is this script::
 
-    nice -n 10 python benchmarks/fuzz_sets.py --cases 10000 --seed 0
-    python benchmarks/fuzz_sets.py --replay failures/case-17.json      # rerun one reported case
+    nice -n 10 python tests/fuzz_sets.py --cases 10000 --seed 0
+    python tests/fuzz_sets.py --replay failures/case-17.json      # rerun one reported case
 
 It prints how many cases it tried and how many broke an invariant, with a reproducer (the case as JSON, which
 ``--replay`` takes) for each. The parts: ``fuzz_cases.py`` (base sets, Hypothesis strategies), ``fuzz_tar.py`` and
 ``fuzz_mutations.py`` (the mutations), ``fuzz_run.py`` (one case and its invariants), this module (the campaign).
-This is a development tool, kept in ``benchmarks/`` rather than the package:
-Hypothesis is a test dependency, and the campaign drives the installed commands as a user would.
+This is a development tool, kept in ``tests/`` beside the tests that run it briefly (``test_fuzz_sets.py``) rather
+than in the package: Hypothesis is a test dependency, and the campaign is white-box like the tests: it drives the
+commands' click objects in forked children, the trainer's task stream, and forgets which shards were checked between
+cases (internal modules that ``benchmarks/``, on public names only, may not import).
 """
 
 from __future__ import annotations
