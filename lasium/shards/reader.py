@@ -24,7 +24,6 @@ from lasium.errors import LasiumError, ShardError
 from lasium.shards.format import (
     HDF5_DATASETS,
     IMAGE_CODEC_SUFFIXES,
-    MANIFEST_NAME,
     TASK_KEY_RE,
     WDS_MEMBERS,
     ShardEntry,
