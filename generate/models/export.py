@@ -39,13 +39,10 @@ PRIORS = {
 class ExportedGenerator(nn.Module):
     """``network`` behind lasium's standard-normal prior, with its declarations as TorchScript attributes."""
 
-    latent_dim: int
-    output_range: str
-    prior: str
-
     def __init__(self, network: nn.Module, latent_dim: int, output_range: str, prior: str) -> None:
         super().__init__()
         self.network = network
+        # plain attributes (no class annotations: TorchScript infers int, str, bool from the values)
         self.latent_dim = int(latent_dim)
         self.output_range = output_range
         self.prior = prior
