@@ -19,17 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from natural_images import draw_colour_folder
 
 from lasium.shards import iter_tasks, read_manifest, verify_shard_set
-from natural_images import draw_colour_folder
 
 
 def run_in_process(main, *args: str) -> str:
-    import time
-
-    t = time.perf_counter()
     result = CliRunner().invoke(main, list(args))
-    print(main.name, args[:2], round(time.perf_counter() - t, 2), "s")
     assert result.exit_code == 0, result.output
     return result.output
 
@@ -70,10 +66,16 @@ def test_fit_gen_train_eval_at_84x84x3(tmp_path, folder, monkeypatch):
                    "--out", "run")  # fmt: skip
     run_in_process(eval_main, "--checkpoint", "run", "--dataset", dataset, "--shots", "1", "--queries", "2",
                    "--tasks", "4", "--device", "cpu", "--out", "eval.json")  # fmt: skip
-    scores = json.loads((tmp_path / "eval.json").read_text())
-    text = json.dumps(scores)
-    assert "84" in text  # the protocol records the image shape the learner saw
-    assert scores and (tmp_path / "eval.json").stat().st_size > 0
+    check_scores(tmp_path / "eval.json", shots=[1], tasks=4)
+
+
+def check_scores(path: Path, *, shots: list[int], tasks: int) -> None:
+    """lasium-eval's JSON: one accuracy in [0, 1] per K_tr over ``tasks`` episodes of the folder's test split."""
+    scores = json.loads(path.read_text())
+    assert scores["protocol"]["split"] == "test" and scores["protocol"]["ways"] == 5
+    assert [r["shots"] for r in scores["results"]] == shots
+    for row in scores["results"]:
+        assert row["tasks"] == tasks and 0.0 <= row["accuracy"] <= 1.0
 
 
 def cli(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -90,7 +92,8 @@ def test_commands_as_typed_at_84x84x3_with_maml(tmp_path, model, name):
     pics = draw_colour_folder(tmp_path / "pics", {"train": (10, 8), "val": (5, 6), "test": (5, 8)}, seed=1)
     dataset = f"imagefolder:{pics}"
     cli("lasium.generate.models.fit_cli", tmp_path, "--model", model, "--dataset", dataset, "--image-size", "84",
-        "--epochs", "2", "--batch-size", "16", "--latent-dim", "64", "--device", "cpu", "--quiet", "--out", "g")  # fmt: skip
+        "--epochs", "2", "--batch-size", "16", "--latent-dim", "64", "--device", "cpu", "--quiet", "--out",
+        "g")  # fmt: skip
     assert json.loads((tmp_path / "g" / "config.json").read_text())["architecture"]["name"] == name
     extra = ["--dataset", dataset] if model == "vae" else []  # VAE anchors: the folder's train images, encoded
     cli("lasium.generate.job.cli", tmp_path, "--generator", "g", "--strategy", "ro", "--n-tasks", "20",
@@ -99,6 +102,6 @@ def test_commands_as_typed_at_84x84x3_with_maml(tmp_path, model, name):
     cli("lasium.train.cli", tmp_path, "--shards", "tasks", "--algo", "maml", "--iterations", "4", "--meta-batch",
         "2", "--val-dataset", dataset, "--val-tasks", "4", "--val-every", "2", "--checkpoint-every", "0",
         "--device", "cpu", "--quiet", "--out", "run")  # fmt: skip
-    r = cli("lasium.evaluate.cli", tmp_path, "--checkpoint", "run", "--dataset", dataset, "--shots", "1,5",
-            "--queries", "3", "--tasks", "10", "--adapt-steps", "5", "--device", "cpu", "--out", "eval.json")  # fmt: skip
-    assert (tmp_path / "eval.json").is_file() and "1-shot" in r.stdout + r.stderr or "1" in r.stdout
+    cli("lasium.evaluate.cli", tmp_path, "--checkpoint", "run", "--dataset", dataset, "--shots", "1,5",
+        "--queries", "3", "--tasks", "10", "--adapt-steps", "5", "--device", "cpu", "--out", "eval.json")  # fmt: skip
+    check_scores(tmp_path / "eval.json", shots=[1, 5], tasks=10)

@@ -35,9 +35,7 @@ def draw_class_image(cls: int, index: int, side: int, rng: np.random.Generator) 
     return image
 
 
-def draw_colour_folder(
-    root: Path, splits: dict[str, tuple[int, int]], *, side: int = 84, seed: int = 0
-) -> Path:
+def draw_colour_folder(root: Path, splits: dict[str, tuple[int, int]], *, side: int = 84, seed: int = 0) -> Path:
     """``root/{split}/class-NN/img-NN.png`` for each split: (classes, images per class); class numbers run on
     across splits so no class is in two splits. Returns ``root``."""
     rng = np.random.default_rng(seed)

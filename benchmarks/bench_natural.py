@@ -1,0 +1,287 @@
+"""Speed at 84×84×3 (issue 29): each stage of the pipeline beside the bare model's cost, measured in one run.
+
+* fit: ``lasium.generate.models.fit.fit`` on N images, one epoch (loading, steps, checkpoint, sample grid)
+  against ``GANTrainer.step`` on a batch already in memory;
+* gen: ``lasium-gen --generator FIT`` run as a command (startup, anchors, decoding, shards, manifest, card)
+  against ``Generator.decode`` of as many tasks' latents in the job's call size;
+* train: ``lasium-train --shards GEN`` run as a command, ProtoNets and MAML, against ``meta_step`` on in-memory
+  meta-batches;
+* eval: ``lasium-eval --checkpoint TRAIN --dataset imagefolder:PATH`` run as a command against ``chunk_accuracy``
+  on in-memory tasks, one task at a time (the CPU's chunk).
+
+Ratio = the stage's seconds per unit (image, task) / the bare model's: 1.0 means the command costs what its network
+costs; the issue's bar is 1.5. The bare model is timed before and after each stage (A-B-A) and the faster of the two
+kept, so a busy machine slows both alike. Also: the DCGAN family against today's 84-px net (the reference net
+stretched: ``gan_architecture((84, 84, 3))``), bare training steps interleaved over ``--rounds`` rounds.
+
+Public API only (lasium's modules and commands); the image folder is drawn here (``natural_images``).
+
+    python benchmarks/bench_natural.py --quick                       # smoke run, a few minutes on 2 cores
+    python benchmarks/bench_natural.py --json-out results/bench_natural_cpu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from natural_images import draw_colour_folder
+
+from lasium.evaluate.scoring import chunk_accuracy
+from lasium.generate.models.architecture import choose_architecture
+from lasium.generate.models.fit import fit
+from lasium.generate.models.fit_config import FitConfig
+from lasium.generate.models.gan import GANTrainer, gan_architecture
+from lasium.generate.models.loading import load_generator
+from lasium.precision import autocast_for
+from lasium.runtime import cpu_model
+from lasium.train.distributed import DistContext
+from lasium.train.learner import LearnerConfig
+from lasium.train.registry import build_learner
+from lasium.train.streaming import to_device
+from lasium.train.trainer import meta_step
+
+SHAPE = (84, 84, 3)
+WAYS, SHOTS, QUERIES, EVAL_QUERIES = 5, 1, 5, 15
+
+
+class Images:
+    """An in-memory image set (what ``fit`` takes as ``data``): seeded random 84×84×3 uint8."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        self.images = np.random.default_rng(seed).integers(0, 256, (n, *SHAPE), dtype=np.uint8)
+        self.image_ids = [f"{i}" for i in range(n)]
+        self.fingerprint = f"bench-natural-{n}-{seed}"
+
+
+def per_call(fn: Callable[[], Any], calls: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def command(module: str, cwd: Path, *args: str) -> float:
+    """Wall seconds of ``python -m module ARGS`` (what the user's command costs, startup included)."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    start = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if r.returncode != 0:
+        raise SystemExit(f"{module} {' '.join(args)} failed:\n{r.stderr[-2000:]}")
+    return seconds
+
+
+def gan_step_seconds(arch: Any, batch: int, steps: int) -> float:
+    """Seconds per training step of a GAN family's bare trainer (random uint8 batch, the trainer's own noise)."""
+    torch.manual_seed(0)
+    trainer = GANTrainer(arch, 3e-4, torch.device("cpu"))
+    trainer.train()
+    real = torch.randint(0, 256, (batch, SHAPE[2], *SHAPE[:2]), dtype=torch.uint8)
+    noise = [torch.randn(s) for s in trainer.noise_shapes(batch)]
+    return per_call(lambda: trainer.step(real, noise), steps)
+
+
+def bench_architectures(args: argparse.Namespace) -> dict[str, Any]:
+    """DCGAN (chosen at 84×84×3) against today's stretched reference net: bare steps, interleaved rounds."""
+    nets = {"dcgan": choose_architecture("gan", SHAPE, 128), "reference-stretched": gan_architecture(SHAPE, 128)}
+    times: dict[str, list[float]] = {k: [] for k in nets}
+    for r in range(args.rounds):
+        for name in nets if r % 2 == 0 else reversed(list(nets)):
+            times[name].append(gan_step_seconds(nets[name], args.batch, args.fit_steps))
+    best = {k: min(v) for k, v in times.items()}
+    ips = {k: args.batch / s for k, s in best.items()}
+    return {
+        "batch": args.batch,
+        "images_per_s": {k: round(v, 2) for k, v in ips.items()},
+        "speedup_dcgan_vs_reference": round(ips["dcgan"] / ips["reference-stretched"], 2),
+        "architectures": {k: a.to_json() for k, a in nets.items()},
+    }
+
+
+def bench_fit(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    arch = choose_architecture("gan", SHAPE, 128)
+    bare = [gan_step_seconds(arch, args.batch, args.fit_steps) / args.batch]
+    data = Images(args.fit_images)
+    cfg = FitConfig(model="gan", dataset="bench", epochs=1, batch_size=args.batch, device="cpu")
+    start = time.perf_counter()
+    result = fit(cfg, root / "gan", data=data, progress=False)
+    stage = (time.perf_counter() - start) / args.fit_images
+    bare.append(gan_step_seconds(arch, args.batch, args.fit_steps) / args.batch)
+    return {
+        "images": args.fit_images,
+        "bare_images_per_s": round(1 / min(bare), 2),
+        "stage_images_per_s": round(1 / stage, 2),
+        "fit_reported_images_per_s": round(result.images_per_second, 2),
+        "ratio": round(stage / min(bare), 2),
+    }
+
+
+def bench_gen(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    model = load_generator(root / "gan")
+    per_task = WAYS * (SHOTS + QUERIES)
+    call = min(250, args.gen_tasks) * per_task  # the job's call: decode_tasks = min(250, tasks per shard)
+    z = model.sample_prior(call, torch.Generator().manual_seed(0))
+
+    def bare() -> float:
+        return per_call(lambda: model.decode(z), 1) / (call / per_task)
+
+    before = bare()
+    seconds = command(
+        "lasium.generate.job.cli", root, "--generator", "gan", "--strategy", "ro", "--n-tasks", str(args.gen_tasks),
+        "--tasks-per-shard", str(args.gen_tasks), "--device", "cpu", "--quiet", "--out", "tasks",
+    )  # fmt: skip
+    after = bare()
+    stage = seconds / args.gen_tasks
+    return {
+        "tasks": args.gen_tasks,
+        "bare_tasks_per_s": round(1 / min(before, after), 3),
+        "stage_tasks_per_s": round(1 / stage, 3),
+        "ratio": round(stage / min(before, after), 2),
+    }
+
+
+def bench_train(args: argparse.Namespace, root: Path, algo: str, iterations: int, meta_batch: int) -> dict[str, Any]:
+    device = torch.device("cpu")
+    autocast, _ = autocast_for("auto", device)
+    ctx = DistContext(device=device)
+    g = torch.Generator().manual_seed(0)
+    h, w, c = SHAPE
+    s = torch.randint(0, 256, (meta_batch, WAYS, SHOTS, h, w, c), dtype=torch.uint8, generator=g)
+    q = torch.randint(0, 256, (meta_batch, WAYS, QUERIES, h, w, c), dtype=torch.uint8, generator=g)
+    perm = torch.stack([torch.randperm(WAYS, generator=g) for _ in range(meta_batch)])
+
+    def bare() -> float:
+        torch.manual_seed(0)
+        learner = build_learner(LearnerConfig(algo=algo, ways=WAYS, image_shape=SHAPE))
+        optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
+        batch = to_device(s, q, perm, device)
+        step = lambda: meta_step(learner, optimizer, learner.meta_gradients, batch, autocast, ctx)  # noqa: E731
+        return per_call(step, max(1, iterations // 2)) / meta_batch
+
+    before = bare()
+    seconds = command(
+        "lasium.train.cli", root, "--shards", "tasks", "--algo", algo, "--iterations", str(iterations),
+        "--meta-batch", str(meta_batch), "--val-dataset", "none", "--checkpoint-every", "0", "--device", "cpu",
+        "--quiet", "--out", f"run-{algo}",
+    )  # fmt: skip
+    after = bare()
+    stage = seconds / (iterations * meta_batch)
+    return {
+        "iterations": iterations,
+        "meta_batch": meta_batch,
+        "bare_tasks_per_s": round(1 / min(before, after), 3),
+        "stage_tasks_per_s": round(1 / stage, 3),
+        "ratio": round(stage / min(before, after), 2),
+    }
+
+
+def bench_eval(args: argparse.Namespace, root: Path, algo: str, folder: Path) -> dict[str, Any]:
+    device = torch.device("cpu")
+    autocast, _ = autocast_for("auto", device)
+    g = torch.Generator().manual_seed(0)
+    h, w, c = SHAPE
+    n = args.eval_tasks
+    support = torch.rand(n, WAYS * SHOTS, c, h, w, generator=g)
+    query = torch.rand(n, WAYS * EVAL_QUERIES, c, h, w, generator=g)
+    support_labels = torch.arange(WAYS).repeat_interleave(SHOTS).repeat(n, 1)
+    query_labels = torch.arange(WAYS).repeat_interleave(EVAL_QUERIES).repeat(n, 1)
+    torch.manual_seed(0)
+    learner = build_learner(LearnerConfig(algo=algo, ways=WAYS, image_shape=SHAPE)).eval()
+
+    def bare() -> float:
+        def run() -> None:
+            for i in range(n):
+                chunk_accuracy(learner, support[i : i + 1], support_labels[i : i + 1], query[i : i + 1],
+                               query_labels[i : i + 1], steps=args.adapt_steps, lr=0.4, autocast=autocast)  # fmt: skip
+
+        return per_call(run, 1) / n
+
+    before = bare()
+    seconds = command(
+        "lasium.evaluate.cli", root, "--checkpoint", f"run-{algo}", "--dataset", f"imagefolder:{folder}", "--shots",
+        str(SHOTS), "--queries", str(EVAL_QUERIES), "--tasks", str(n), "--adapt-steps", str(args.adapt_steps),
+        "--device", "cpu", "--out", f"eval-{algo}.json",
+    )  # fmt: skip
+    after = bare()
+    stage = seconds / n
+    return {
+        "tasks": n,
+        "adapt_steps": args.adapt_steps if algo != "protonets" else 0,
+        "bare_seconds_per_task": round(min(before, after), 4),
+        "stage_seconds_per_task": round(stage, 4),
+        "ratio": round(stage / min(before, after), 2),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="Smaller counts (a smoke run).")
+    p.add_argument("--only", choices=["architectures", "pipeline"], help="Run one part only.")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--fit-steps", type=int, default=4)
+    p.add_argument("--fit-images", type=int, default=256)
+    p.add_argument("--gen-tasks", type=int, default=100)
+    p.add_argument("--eval-tasks", type=int, default=20)
+    p.add_argument("--adapt-steps", type=int, default=5)
+    p.add_argument("--json-out", type=Path)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.batch, args.fit_steps, args.fit_images = 2, 16, 2, 64
+        args.gen_tasks, args.eval_tasks, args.adapt_steps = 20, 5, 2
+    torch.manual_seed(0)
+    out: dict[str, Any] = {
+        "benchmark": "bench_natural",
+        "image_shape": list(SHAPE),
+        "cpu": cpu_model(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "load_average_at_start": list(os.getloadavg()),
+    }
+    if args.only in (None, "architectures"):
+        out["architectures"] = bench_architectures(args)
+        print(
+            json.dumps(out["architectures"]["images_per_s"]),
+            "speed-up",
+            out["architectures"]["speedup_dcgan_vs_reference"],
+            flush=True,
+        )
+    if args.only in (None, "pipeline"):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            folder = draw_colour_folder(root / "pics", {"train": (5, 4), "val": (5, 4), "test": (5, 16)})
+            stages: dict[str, Any] = {}
+            for name, fn in (
+                ("fit", lambda: bench_fit(args, root)),
+                ("gen", lambda: bench_gen(args, root)),
+                ("train protonets", lambda: bench_train(args, root, "protonets", 4 if args.quick else 10, 4)),
+                ("train maml", lambda: bench_train(args, root, "maml", 2 if args.quick else 4, 2)),
+                ("eval protonets", lambda: bench_eval(args, root, "protonets", folder)),
+                ("eval maml", lambda: bench_eval(args, root, "maml", folder)),
+            ):
+                stages[name] = fn()
+                print(name, json.dumps(stages[name]), flush=True)
+            out["stages"] = stages
+    out["load_average_at_end"] = list(os.getloadavg())
+    if args.json_out:
+        args.json_out.write_text(json.dumps(out, indent=2) + "\n")
+    return out
+
+
+if __name__ == "__main__":
+    main()
