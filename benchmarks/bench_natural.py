@@ -11,8 +11,13 @@
 
 Ratio = the stage's seconds per unit (image, task) / the bare model's: 1.0 means the command costs what its network
 costs; the issue's bar is 1.5. The bare model is timed before and after each stage (A-B-A) and the faster of the two
-kept, so a busy machine slows both alike. Also: the DCGAN family against today's 84-px net (the reference net
-stretched: ``gan_architecture((84, 84, 3))``), bare training steps interleaved over ``--rounds`` rounds.
+kept, so a busy machine slows both alike. Each command runs twice, for n and 2n units: ``ratio`` is its whole run of
+2n units against the bare model's 2n (start-up included), ``marginal_ratio`` what one more unit costs,
+(t(2n) − t(n)) / n, against the bare model's, and ``fixed_seconds`` = 2 t(n) − t(2n) what a run costs before its
+first unit (Python and torch imports, loading, the set card, the final checkpoint).
+
+Also: the DCGAN family against today's 84-px net (the reference net stretched: ``gan_architecture((84, 84, 3))``),
+bare training steps interleaved over ``--rounds`` rounds.
 
 Public API only (lasium's modules and commands); the image folder is drawn here (``natural_images``).
 
@@ -85,6 +90,19 @@ def command(module: str, cwd: Path, *args: str) -> float:
     return seconds
 
 
+def two_runs(run: Callable[[int], float], n: int, bare: float) -> dict[str, Any]:
+    """``run(k)`` → wall seconds of the command for k units, at n and 2n; ratios against ``bare`` s/unit."""
+    once, twice = run(n), run(2 * n)
+    return {
+        "units": [n, 2 * n],
+        "seconds": [round(once, 2), round(twice, 2)],
+        "fixed_seconds": round(2 * once - twice, 2),
+        "stage_units_per_s": round(2 * n / twice, 3),
+        "ratio": round(twice / (2 * n) / bare, 2),
+        "marginal_ratio": round((twice - once) / n / bare, 2),
+    }
+
+
 def gan_step_seconds(arch: Any, batch: int, steps: int) -> float:
     """Seconds per training step of a GAN family's bare trainer (random uint8 batch, the trainer's own noise)."""
     torch.manual_seed(0)
@@ -139,19 +157,20 @@ def bench_gen(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     def bare() -> float:
         return per_call(lambda: model.decode(z), 1) / (call / per_task)
 
+    def stage(k: int) -> float:
+        return command(
+            "lasium.generate.job.cli", root, "--generator", "gan", "--strategy", "ro", "--n-tasks", str(k),
+            "--tasks-per-shard", str(args.gen_tasks), "--device", "cpu", "--quiet", "--out", f"tasks-{k}",
+        )  # fmt: skip
+
     before = bare()
-    seconds = command(
-        "lasium.generate.job.cli", root, "--generator", "gan", "--strategy", "ro", "--n-tasks", str(args.gen_tasks),
-        "--tasks-per-shard", str(args.gen_tasks), "--device", "cpu", "--quiet", "--out", "tasks",
-    )  # fmt: skip
-    after = bare()
-    stage = seconds / args.gen_tasks
-    return {
-        "tasks": args.gen_tasks,
-        "bare_tasks_per_s": round(1 / min(before, after), 3),
-        "stage_tasks_per_s": round(1 / stage, 3),
-        "ratio": round(stage / min(before, after), 2),
-    }
+    runs = two_runs(stage, args.gen_tasks, before)
+    best = min(before, bare())
+    runs.update(
+        ratio=round(runs["seconds"][1] / (2 * args.gen_tasks) / best, 2),
+        marginal_ratio=round((runs["seconds"][1] - runs["seconds"][0]) / args.gen_tasks / best, 2),
+    )
+    return {"bare_tasks_per_s": round(1 / best, 3), **runs}
 
 
 def bench_train(args: argparse.Namespace, root: Path, algo: str, iterations: int, meta_batch: int) -> dict[str, Any]:
@@ -172,24 +191,26 @@ def bench_train(args: argparse.Namespace, root: Path, algo: str, iterations: int
         step = lambda: meta_step(learner, optimizer, learner.meta_gradients, batch, autocast, ctx)  # noqa: E731
         return per_call(step, max(1, iterations // 2)) / meta_batch
 
+    def stage(k: int) -> float:
+        return command(
+            "lasium.train.cli", root, "--shards", f"tasks-{2 * args.gen_tasks}", "--algo", algo, "--iterations",
+            str(k), "--meta-batch", str(meta_batch), "--val-dataset", "none", "--checkpoint-every", "0", "--device",
+            "cpu", "--quiet", "--out", f"run-{algo}-{k}",
+        )  # fmt: skip
+
     before = bare()
-    seconds = command(
-        "lasium.train.cli", root, "--shards", "tasks", "--algo", algo, "--iterations", str(iterations),
-        "--meta-batch", str(meta_batch), "--val-dataset", "none", "--checkpoint-every", "0", "--device", "cpu",
-        "--quiet", "--out", f"run-{algo}",
-    )  # fmt: skip
-    after = bare()
-    stage = seconds / (iterations * meta_batch)
-    return {
-        "iterations": iterations,
-        "meta_batch": meta_batch,
-        "bare_tasks_per_s": round(1 / min(before, after), 3),
-        "stage_tasks_per_s": round(1 / stage, 3),
-        "ratio": round(stage / min(before, after), 2),
-    }
+    runs = two_runs(lambda k: stage(k), iterations, before * meta_batch)
+    best = min(before, bare())
+    per_step = best * meta_batch
+    runs.update(
+        ratio=round(runs["seconds"][1] / (2 * iterations) / per_step, 2),
+        marginal_ratio=round((runs["seconds"][1] - runs["seconds"][0]) / iterations / per_step, 2),
+        stage_units_per_s=round(2 * iterations * meta_batch / runs["seconds"][1], 3),
+    )
+    return {"meta_batch": meta_batch, "bare_tasks_per_s": round(1 / best, 3), "units_are": "iterations", **runs}
 
 
-def bench_eval(args: argparse.Namespace, root: Path, algo: str, folder: Path) -> dict[str, Any]:
+def bench_eval(args: argparse.Namespace, root: Path, algo: str, folder: Path, iterations: int) -> dict[str, Any]:
     device = torch.device("cpu")
     autocast, _ = autocast_for("auto", device)
     g = torch.Generator().manual_seed(0)
@@ -210,20 +231,26 @@ def bench_eval(args: argparse.Namespace, root: Path, algo: str, folder: Path) ->
 
         return per_call(run, 1) / n
 
+    def stage(k: int) -> float:
+        return command(
+            "lasium.evaluate.cli", root, "--checkpoint", f"run-{algo}-{iterations}", "--dataset",
+            f"imagefolder:{folder}", "--shots", str(SHOTS), "--queries", str(EVAL_QUERIES), "--tasks", str(k),
+            "--adapt-steps", str(args.adapt_steps), "--device", "cpu", "--out", f"eval-{algo}-{k}.json",
+        )  # fmt: skip
+
     before = bare()
-    seconds = command(
-        "lasium.evaluate.cli", root, "--checkpoint", f"run-{algo}", "--dataset", f"imagefolder:{folder}", "--shots",
-        str(SHOTS), "--queries", str(EVAL_QUERIES), "--tasks", str(n), "--adapt-steps", str(args.adapt_steps),
-        "--device", "cpu", "--out", f"eval-{algo}.json",
-    )  # fmt: skip
-    after = bare()
-    stage = seconds / n
+    runs = two_runs(stage, n // 2, before)
+    best = min(before, bare())
+    runs.update(
+        ratio=round(runs["seconds"][1] / n / best, 2),
+        marginal_ratio=round((runs["seconds"][1] - runs["seconds"][0]) / (n // 2) / best, 2),
+    )
+    runs["stage_seconds_per_task"] = round(runs["seconds"][1] / n, 4)
+    del runs["stage_units_per_s"]
     return {
-        "tasks": n,
         "adapt_steps": args.adapt_steps if algo != "protonets" else 0,
-        "bare_seconds_per_task": round(min(before, after), 4),
-        "stage_seconds_per_task": round(stage, 4),
-        "ratio": round(stage / min(before, after), 2),
+        "bare_seconds_per_task": round(best, 4),
+        **runs,
     }
 
 
@@ -235,14 +262,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--fit-steps", type=int, default=4)
     p.add_argument("--fit-images", type=int, default=256)
-    p.add_argument("--gen-tasks", type=int, default=100)
-    p.add_argument("--eval-tasks", type=int, default=20)
+    p.add_argument("--gen-tasks", type=int, default=40, help="n of the lasium-gen runs")
+    p.add_argument("--proto-iterations", type=int, default=4, help="n of the ProtoNets runs (meta-batch 4)")
+    p.add_argument("--maml-iterations", type=int, default=2, help="n of the MAML runs (meta-batch 2)")
+    p.add_argument("--eval-tasks", type=int, default=20, help="2n of the evaluation runs")
     p.add_argument("--adapt-steps", type=int, default=5)
     p.add_argument("--json-out", type=Path)
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.batch, args.fit_steps, args.fit_images = 2, 16, 2, 64
-        args.gen_tasks, args.eval_tasks, args.adapt_steps = 20, 5, 2
+        args.gen_tasks, args.eval_tasks, args.adapt_steps = 10, 6, 2
+        args.proto_iterations, args.maml_iterations = 2, 1
     torch.manual_seed(0)
     out: dict[str, Any] = {
         "benchmark": "bench_natural",
@@ -269,10 +299,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for name, fn in (
                 ("fit", lambda: bench_fit(args, root)),
                 ("gen", lambda: bench_gen(args, root)),
-                ("train protonets", lambda: bench_train(args, root, "protonets", 4 if args.quick else 10, 4)),
-                ("train maml", lambda: bench_train(args, root, "maml", 2 if args.quick else 4, 2)),
-                ("eval protonets", lambda: bench_eval(args, root, "protonets", folder)),
-                ("eval maml", lambda: bench_eval(args, root, "maml", folder)),
+                ("train protonets", lambda: bench_train(args, root, "protonets", args.proto_iterations, 4)),
+                ("train maml", lambda: bench_train(args, root, "maml", args.maml_iterations, 2)),
+                ("eval protonets", lambda: bench_eval(args, root, "protonets", folder, args.proto_iterations)),
+                ("eval maml", lambda: bench_eval(args, root, "maml", folder, args.maml_iterations)),
             ):
                 stages[name] = fn()
                 print(name, json.dumps(stages[name]), flush=True)
