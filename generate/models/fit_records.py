@@ -103,13 +103,13 @@ def epoch_pictures(
     """
     import shutil
 
-    from lasium.previews import image_grid, save_png
+    from lasium.previews import image_grid, preview_scale, save_png
     from lasium.safe_io import replace_atomically
 
     def nhwc(t: torch.Tensor) -> np.ndarray:
         return t.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
 
-    scale = 2 if min(fixed_real.shape[-2:]) < 64 else 1
+    scale = preview_scale(*fixed_real.shape[-2:])
     grid = image_grid(nhwc(trainer.sample(fixed_z)), columns=8, scale=scale)
     epoch_png = save_png(grid, out / "samples" / f"epoch-{epoch:04d}.png")
     replace_atomically(out / "samples.png", lambda tmp: shutil.copyfile(epoch_png, tmp))
