@@ -1,9 +1,9 @@
 """Resizing a generator's images on its device: ``lasium-gen --image-size S``.
 
-The paper fed CelebA and mini-ImageNet learners 84×84 images from pre-trained GANs of another size (ProGAN's
-128 px for CelebA, BigBiGAN's 128 px for mini-ImageNet; Khodadadeh et al., ICLR 2021, Section 5). The resize is a
-module around the generator's network (:class:`ResizedNetwork`), so it runs on the device inside every decode call,
-in the same autocast, channels-last layout and ``torch.compile`` as the network itself.
+The paper fed its CelebA and mini-ImageNet learners 84×84 images from pre-trained GANs of another size (ProGAN for
+CelebA, 512-d latent and 128 px; BigBiGAN for mini-ImageNet, 120-d latent; Khodadadeh et al., ICLR 2021). The
+resize is a module around the generator's network (:class:`ResizedNetwork`), so it runs on the device inside every
+decode call, in the same autocast, channels-last layout and ``torch.compile`` as the network itself.
 """
 
 from __future__ import annotations
