@@ -43,19 +43,12 @@ import numpy as np
 import torch
 from natural_images import draw_colour_folder
 
-from lasium.evaluate.scoring import chunk_accuracy
-from lasium.generate.models.architecture import choose_architecture
-from lasium.generate.models.fit import fit
-from lasium.generate.models.fit_config import FitConfig
-from lasium.generate.models.gan import GANTrainer, gan_architecture
-from lasium.generate.models.loading import load_generator
+from lasium.evaluate import Episodes, score_episodes
+from lasium.generate import FitConfig, GANTrainer, architectures, choose_architecture, fit, load_generator
 from lasium.precision import autocast_for
 from lasium.runtime import cpu_model
-from lasium.train.distributed import DistContext
-from lasium.train.learner import LearnerConfig
-from lasium.train.registry import build_learner
-from lasium.train.streaming import to_device
-from lasium.train.trainer import meta_step
+from lasium.tasks import to_device
+from lasium.train import LearnerConfig, build_learner
 
 SHAPE = (84, 84, 3)
 WAYS, SHOTS, QUERIES, EVAL_QUERIES = 5, 1, 5, 15
@@ -115,7 +108,8 @@ def gan_step_seconds(arch: Any, batch: int, steps: int) -> float:
 
 def bench_architectures(args: argparse.Namespace) -> dict[str, Any]:
     """DCGAN (chosen at 84×84×3) against today's stretched reference net: bare steps, interleaved rounds."""
-    nets = {"dcgan": choose_architecture("gan", SHAPE, 128), "reference-stretched": gan_architecture(SHAPE, 128)}
+    reference = architectures()["lasium-gan-v1"].for_shape(SHAPE, 128)  # today's 84-px net: the reference stretched
+    nets = {"dcgan": choose_architecture("gan", SHAPE, 128), "reference-stretched": reference}
     times: dict[str, list[float]] = {k: [] for k in nets}
     for r in range(args.rounds):
         for name in nets if r % 2 == 0 else reversed(list(nets)):
@@ -176,7 +170,6 @@ def bench_gen(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 def bench_train(args: argparse.Namespace, root: Path, algo: str, iterations: int, meta_batch: int) -> dict[str, Any]:
     device = torch.device("cpu")
     autocast, _ = autocast_for("auto", device)
-    ctx = DistContext(device=device)
     g = torch.Generator().manual_seed(0)
     h, w, c = SHAPE
     s = torch.randint(0, 256, (meta_batch, WAYS, SHOTS, h, w, c), dtype=torch.uint8, generator=g)
@@ -188,7 +181,14 @@ def bench_train(args: argparse.Namespace, root: Path, algo: str, iterations: int
         learner = build_learner(LearnerConfig(algo=algo, ways=WAYS, image_shape=SHAPE))
         optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
         batch = to_device(s, q, perm, device)
-        step = lambda: meta_step(learner, optimizer, learner.meta_gradients, batch, autocast, ctx)  # noqa: E731
+
+        def step() -> None:  # what lasium-train's meta-step does on one process
+            with autocast():
+                out = learner.meta_gradients(*batch)
+            for name, p in learner.named_parameters():
+                p.grad = out.grads[name].to(p.dtype)
+            optimizer.step()
+
         return per_call(step, max(1, iterations // 2)) / meta_batch
 
     def stage(k: int) -> float:
@@ -213,21 +213,21 @@ def bench_train(args: argparse.Namespace, root: Path, algo: str, iterations: int
 def bench_eval(args: argparse.Namespace, root: Path, algo: str, folder: Path, iterations: int) -> dict[str, Any]:
     device = torch.device("cpu")
     autocast, _ = autocast_for("auto", device)
-    g = torch.Generator().manual_seed(0)
-    h, w, c = SHAPE
+    rng = np.random.default_rng(0)
     n = args.eval_tasks
-    support = torch.rand(n, WAYS * SHOTS, c, h, w, generator=g)
-    query = torch.rand(n, WAYS * EVAL_QUERIES, c, h, w, generator=g)
-    support_labels = torch.arange(WAYS).repeat_interleave(SHOTS).repeat(n, 1)
-    query_labels = torch.arange(WAYS).repeat_interleave(EVAL_QUERIES).repeat(n, 1)
+    episodes = Episodes(
+        shots=SHOTS,
+        support=rng.integers(0, 256, (n, WAYS, SHOTS, *SHAPE), dtype=np.uint8),
+        query=rng.integers(0, 256, (n, WAYS, EVAL_QUERIES, *SHAPE), dtype=np.uint8),
+        perm=np.stack([rng.permutation(WAYS) for _ in range(n)]),
+        digest="random",
+    )
     torch.manual_seed(0)
     learner = build_learner(LearnerConfig(algo=algo, ways=WAYS, image_shape=SHAPE)).eval()
 
     def bare() -> float:
-        def run() -> None:
-            for i in range(n):
-                chunk_accuracy(learner, support[i : i + 1], support_labels[i : i + 1], query[i : i + 1],
-                               query_labels[i : i + 1], steps=args.adapt_steps, lr=0.4, autocast=autocast)  # fmt: skip
+        def run() -> None:  # lasium-eval's scorer on a CPU: one task per call
+            score_episodes(learner, episodes, device, steps=args.adapt_steps, lr=0.4, chunk=1, autocast=autocast)
 
         return per_call(run, 1) / n
 
