@@ -32,8 +32,8 @@ def run_in_process(main, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
-    # train: 6 classes of 4 images (24 for the fit); val and test: 5 classes (5-way tasks) of 3 images
-    return draw_colour_folder(tmp_path_factory.mktemp("pics"), {"train": (6, 4), "val": (5, 3), "test": (5, 3)})
+    # train: 4 classes of 4 images (16 for the fit: 2 steps); val and test: 5 classes (5-way tasks) of 3 images
+    return draw_colour_folder(tmp_path_factory.mktemp("pics"), {"train": (4, 4), "val": (5, 3), "test": (5, 3)})
 
 
 def check_tasks(out: Path, num_tasks: int) -> None:
@@ -58,15 +58,15 @@ def test_fit_gen_train_eval_at_84x84x3(tmp_path, folder, monkeypatch):
                    "--batch-size", "8", "--latent-dim", "32", "--device", "cpu", "--quiet", "--out", "gan")  # fmt: skip
     config = json.loads((tmp_path / "gan" / "config.json").read_text())
     assert config["architecture"]["name"] == "lasium-dcgan-v1" and config["image_shape"] == [84, 84, 3]
-    run_in_process(gen_main, "--generator", "gan", "--strategy", "ro", "--n-tasks", "6", "--tasks-per-shard", "3",
+    run_in_process(gen_main, "--generator", "gan", "--strategy", "ro", "--n-tasks", "4", "--tasks-per-shard", "2",
                    "--device", "cpu", "--workers", "0", "--quiet", "--out", "tasks")  # fmt: skip
-    check_tasks(tmp_path / "tasks", 6)
-    run_in_process(train_main, "--shards", "tasks", "--algo", "protonets", "--iterations", "2", "--meta-batch", "2",
+    check_tasks(tmp_path / "tasks", 4)
+    run_in_process(train_main, "--shards", "tasks", "--algo", "protonets", "--iterations", "1", "--meta-batch", "2",
                    "--val-dataset", "none", "--checkpoint-every", "0", "--workers", "0", "--device", "cpu", "--quiet",
                    "--out", "run")  # fmt: skip
     run_in_process(eval_main, "--checkpoint", "run", "--dataset", dataset, "--shots", "1", "--queries", "2",
-                   "--tasks", "4", "--device", "cpu", "--out", "eval.json")  # fmt: skip
-    check_scores(tmp_path / "eval.json", shots=[1], tasks=4)
+                   "--tasks", "3", "--device", "cpu", "--out", "eval.json")  # fmt: skip
+    check_scores(tmp_path / "eval.json", shots=[1], tasks=3)
 
 
 def check_scores(path: Path, *, shots: list[int], tasks: int) -> None:
