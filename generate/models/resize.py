@@ -54,6 +54,8 @@ def resize_generator(model: ModuleGenerator, image_size: int | None) -> ModuleGe
             f"--image-size resizes GAN and external generators; {model.name} is a VAE whose anchors are real "
             f"images at its own {height}×{width}: fit the VAE at --image-size {size} instead"
         )
+    if not isinstance(model, ModuleGenerator):
+        raise ConfigError(f"--image-size resizes a ModuleGenerator, got {type(model).__name__}")
     model.network = ResizedNetwork(model.network, size, size).to(model.device).eval()
     model.image_shape = (size, size, channels)
     model.extra = {**model.extra, "resized_from": [height, width], "resize": RESIZE_MODE}
