@@ -38,6 +38,13 @@ _EXPORTS = {
     "FitConfig": "lasium.generate.models.fit_config",
     "fit": "lasium.generate.models.fit",
     "sample_quality": "lasium.generate.models.quality",
+    "ARCHITECTURES": "lasium.generate.models.architecture",
+    "architectures": "lasium.generate.models.architecture",
+    "choose_architecture": "lasium.generate.models.architecture",
+    "GANTrainer": "lasium.generate.models.gan",
+    "VAETrainer": "lasium.generate.models.vae",
+    "export_generator": "lasium.generate.models.export",
+    "resize_generator": "lasium.generate.models.resize",
     "STRATEGIES": "lasium.generate.synthesis.strategies",
     "STRATEGY_PARAMETERS": "lasium.generate.synthesis.presets",
     "REFERENCE_PARAMETERS": "lasium.generate.synthesis.presets",
@@ -79,14 +86,18 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:
     from lasium.generate.job.config import GenerationConfig
     from lasium.generate.job.job import GenerationJob, GenerationResult, run_generation
+    from lasium.generate.models.architecture import ARCHITECTURES, architectures, choose_architecture
     from lasium.generate.models.bundled_registry import BUNDLED_NAMES, export_bundled
     from lasium.generate.models.checkpoint import STATE_JSON, load_checkpoint
+    from lasium.generate.models.export import export_generator
     from lasium.generate.models.fit import fit
     from lasium.generate.models.fit_config import FitConfig
-    from lasium.generate.models.gan import GANGenerator, gan_architecture
+    from lasium.generate.models.gan import GANGenerator, GANTrainer, gan_architecture
     from lasium.generate.models.interface import Generator, ModuleGenerator, VAEGenerator
     from lasium.generate.models.loading import generator_from_checkpoint, load_generator
     from lasium.generate.models.quality import sample_quality
+    from lasium.generate.models.resize import resize_generator
+    from lasium.generate.models.vae import VAETrainer
     from lasium.generate.sources.base import SourceKind, SourceOptions, TaskSource
     from lasium.generate.sources.cactus import CactusOptions
     from lasium.generate.sources.generator import GeneratorOptions

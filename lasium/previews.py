@@ -44,10 +44,21 @@ def image_grid(images: np.ndarray, columns: int, pad: int = 2, scale: int = 1) -
     return img
 
 
-def task_grid(task: Task, pad: int = 2, gap: int = 8, scale: int = 2, title: str | None = None) -> Image.Image:
-    """One task as a picture: a row per class, support images, a red separator, then query images."""
+def preview_scale(height: int, width: int) -> int:
+    """How much a preview enlarges images: 2× below 64 px (28-px glyphs), else 1×. A set card's four 5-way 1+5 tasks
+    at 84×84×3 drawn 2× were a 1040×3500 PNG whose encode cost seconds, a sizeable share of a small lasium-gen run
+    (bench_natural.py)."""
+    return 2 if min(height, width) < 64 else 1
+
+
+def task_grid(
+    task: Task, pad: int = 2, gap: int = 8, scale: int | None = None, title: str | None = None
+) -> Image.Image:
+    """One task as a picture: a row per class, support images, a red separator, then query images
+    (``scale`` None: :func:`preview_scale`)."""
     support, query = to_rgb_uint8_task(task.support), to_rgb_uint8_task(task.query)
     n, k_tr, h, w, _ = support.shape
+    scale = preview_scale(h, w) if scale is None else scale
     k_val = query.shape[1]
     top = 14 if title else 0
     width = pad + k_tr * (w + pad) + gap + k_val * (w + pad)

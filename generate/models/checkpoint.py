@@ -34,8 +34,7 @@ from lasium.safe_io import (
     write_safetensors_atomic,
 )
 
-from .gan import GANArchitecture, GANGenerator
-from .vae import VAE, VAEArchitecture
+from .architecture import ArchitectureRecord, architecture_from_json
 
 CHECKPOINT_FORMAT = "lasium-generator-checkpoint"
 FORMAT_VERSION = 1
@@ -56,22 +55,21 @@ class LoadedCheckpoint:
     weights_path: Path
 
 
-def architecture_from_config(config: dict[str, Any]) -> GANArchitecture | VAEArchitecture:
-    """The architecture described by a checkpoint config; CheckpointError when it is incomplete."""
+def architecture_from_config(config: dict[str, Any]) -> ArchitectureRecord:
+    """The architecture described by a checkpoint config (its record's ``name`` picks the registered family, see
+    :mod:`lasium.generate.models.architecture`); CheckpointError when it is incomplete or unknown."""
     kind = config.get("kind")
+    if kind not in ("gan", "vae"):
+        raise CheckpointError(f"{CONFIG_FILE} has kind {kind!r}; expected 'gan' or 'vae'")
     try:
-        if kind == "gan":
-            return GANArchitecture.from_json(config["architecture"])
-        if kind == "vae":
-            return VAEArchitecture.from_json(config["architecture"])
+        return architecture_from_json(str(kind), config["architecture"])
     except (KeyError, TypeError, ValueError, ConfigError) as exc:
         raise CheckpointError(f"{CONFIG_FILE} has an invalid architecture ({type(exc).__name__}: {exc})") from None
-    raise CheckpointError(f"{CONFIG_FILE} has kind {kind!r}; expected 'gan' or 'vae'")
 
 
-def build_model(arch: GANArchitecture | VAEArchitecture) -> nn.Module:
+def build_model(arch: ArchitectureRecord) -> nn.Module:
     """An untrained model for ``arch`` (GAN → generator; VAE → encoder + decoder)."""
-    return GANGenerator(arch) if isinstance(arch, GANArchitecture) else VAE(arch)
+    return arch.build()
 
 
 def read_config(folder: Path) -> dict[str, Any]:

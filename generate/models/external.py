@@ -158,7 +158,10 @@ def wrap_external(
         weights_sha256=state_dict_sha256(module),
         device=device,
         output_range=normalize_output_range(chosen),
-        extra={"source": source},
+        extra={
+            "source": source,
+            **({"prior": prior} if isinstance(prior := _module_attr(module, "prior"), str) else {}),
+        },
     )
 
 

@@ -21,6 +21,7 @@ and what each epoch records (checkpoint JSON, loss line, sample grids) in
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 from typing import Any
@@ -34,15 +35,16 @@ from lasium.runtime import resolve_device
 from lasium.seeding import derive_seed
 from lasium.tasks import hwc
 
-from .checkpoint import STATE_JSON, read_config, restore_training_state
+from .architecture import ArchitectureRecord, choose_architecture
+from .checkpoint import STATE_JSON, architecture_from_config, read_config, restore_training_state
 from .fit_config import (
     FitConfig,
     FitResult,
     ImageSet,
 )
 from .fit_loop import train_epochs
-from .gan import GANTrainer, gan_architecture
-from .vae import VAETrainer, vae_architecture
+from .gan import GANTrainer
+from .vae import VAETrainer
 
 __all__ = ["build_trainer", "check_out_dir", "fit", "load_training_images"]
 
@@ -77,15 +79,26 @@ def check_out_dir(out_dir: Path, resume: bool) -> None:
         raise ConfigError(f"cannot write --out {out_dir}: {ancestor} is not writable; choose another --out")
 
 
+def fit_architecture(config: FitConfig, image_shape: tuple[int, int, int]) -> ArchitectureRecord:
+    """The registered architecture ``config.model`` trains on images of ``image_shape`` (the DCGAN family for
+    64-128 px colour images, the paper's VAE at 84×84×3, else the reference nets; see
+    :mod:`lasium.generate.models.architecture`); ``config.latent_dim`` None: that family's default."""
+    return choose_architecture(config.model, image_shape, config.latent_dim)
+
+
 def build_trainer(
-    config: FitConfig, image_shape: tuple[int, int, int], device: torch.device
+    config: FitConfig, image_shape: tuple[int, int, int], device: torch.device, arch: ArchitectureRecord | None = None
 ) -> GANTrainer | VAETrainer:
-    """Model + optimizers, initialised from (seed, "fit", "init") on the CPU so every device starts alike."""
+    """Model + optimizers, initialised from (seed, "fit", "init") on the CPU so every device starts alike.
+
+    ``arch``: the architecture to build (default: :func:`fit_architecture`; a resumed run passes its checkpoint's).
+    """
+    arch = arch if arch is not None else fit_architecture(config, image_shape)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(config.seed, "fit", "init"))
         if config.model == "gan":
-            return GANTrainer(gan_architecture(image_shape, config.latent_dim), config.lr, device, config.ms_weight)
-        return VAETrainer(vae_architecture(image_shape, config.latent_dim), config.lr, device)
+            return GANTrainer(arch, config.lr, device, config.ms_weight)
+        return VAETrainer(arch, config.lr, device)
 
 
 def fit(
@@ -121,7 +134,6 @@ def fit(
             "training images; lower --batch-size or raise --limit"
         )
     image_shape = hwc(images.shape[1:])
-    trainer = build_trainer(config, image_shape, device)
 
     previous: dict[str, Any] = {}
     start_epoch, step, train_seconds = 0, 0, 0.0
@@ -132,6 +144,12 @@ def fit(
                 f"the training data differs from the data {out} was "
                 "trained on (fingerprint); resume with the same --dataset"
             )
+        arch = architecture_from_config(previous)  # a checkpoint continues its own architecture
+    else:
+        arch = fit_architecture(config, image_shape)
+    config = dataclasses.replace(config, latent_dim=arch.latent_dim)
+    trainer = build_trainer(config, image_shape, device, arch)
+    if resume:
         state = restore_training_state(out, trainer)
         start_epoch, step, train_seconds = (
             int(state["epoch"]),

@@ -39,7 +39,12 @@ from .fit_config import FitConfig, resume_config
 )
 @click.option("--batch-size", type=int, default=None, help="Images per step (default 64).")
 @click.option("--lr", type=float, default=None, help="Adam learning rate (default 3e-4 GAN, 1e-3 VAE).")
-@click.option("--latent-dim", type=int, default=None, help="Latent size (default 128 GAN, 20 VAE).")
+@click.option(
+    "--latent-dim",
+    type=int,
+    default=None,
+    help="Latent size (default 128 GAN, 20 VAE, 512 for the paper's 84×84×3 VAE).",
+)
 @click.option("--limit", type=COUNT, default=None, help="Train on the first N images only (smoke runs).")
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default=None, help="auto (default): cuda when available."
@@ -51,7 +56,13 @@ from .fit_config import FitConfig, resume_config
 @click.option(
     "--ms-weight", type=float, default=None, help="Weight of the mode-seeking term (GAN, default 1.0; 0 disables it)."
 )
-@click.option("--image-size", type=int, default=None, help="Resize images to this side (default 28).")
+@click.option(
+    "--image-size",
+    type=int,
+    default=None,
+    help="Resize images to this side (default: the dataset's own, 28 for Omniglot and image folders). Colour "
+    "images of 64-128 px get the DCGAN family (--model gan), 84 px the paper's 84×84×3 VAE (--model vae).",
+)
 @click.option(
     "--data-root", type=str, default=None, help="Where datasets live (default $LASIUM_DATA, else ~/.cache/lasium/data)."
 )

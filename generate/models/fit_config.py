@@ -19,7 +19,8 @@ from .checkpoint import read_config
 
 MODELS = ("gan", "vae")
 DEFAULT_LR = {"gan": 3e-4, "vae": 1e-3}
-DEFAULT_LATENT = {"gan": 128, "vae": 20}
+# The latent size, when not given, is the chosen architecture's default (lasium.generate.models.architecture):
+# 128 for the GANs, 20 for the reference VAE, 512 for the paper's 84×84×3 VAE; fit() fills it in.
 # Options that define what is trained: a resumed run must agree on all of them.
 DEFINING = ("model", "dataset", "batch_size", "lr", "latent_dim", "limit", "seed", "ms_weight", "image_size")
 
@@ -41,7 +42,7 @@ class FitConfig:
     epochs: int = 20
     batch_size: int = 64
     lr: float | None = None  # None → 3e-4 (GAN, LASIUM reference) / 1e-3 (VAE)
-    latent_dim: int | None = None  # None → 128 (GAN) / 20 (VAE)
+    latent_dim: int | None = None  # None → the architecture's default: 128 (GAN) / 20 (VAE) / 512 (84×84×3 VAE)
     limit: int | None = None  # train on the first N images only (smoke runs)
     seed: int = 0
     device: str = "auto"
@@ -58,14 +59,14 @@ class FitConfig:
             raise ConfigError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
         values = asdict(self)
         values["lr"] = DEFAULT_LR[self.model] if self.lr is None else float(self.lr)
-        values["latent_dim"] = DEFAULT_LATENT[self.model] if self.latent_dim is None else int(self.latent_dim)
+        values["latent_dim"] = None if self.latent_dim is None else int(self.latent_dim)
         values["keep_epochs"] = tuple(sorted({int(e) for e in self.keep_epochs}))
         out = FitConfig(**values)
         checks = [
             (out.epochs >= 1, f"--epochs must be at least 1, got {out.epochs}"),
             (out.batch_size >= 2, f"--batch-size must be at least 2, got {out.batch_size}"),
             (out.lr > 0, f"--lr must be positive, got {out.lr}"),
-            (out.latent_dim >= 1, f"--latent-dim must be positive, got {out.latent_dim}"),
+            (out.latent_dim is None or out.latent_dim >= 1, f"--latent-dim must be positive, got {out.latent_dim}"),
             (out.limit is None or out.limit >= 1, f"--limit must be positive, got {out.limit}"),
             (out.max_minutes is None or out.max_minutes > 0, f"--max-minutes must be positive, got {out.max_minutes}"),
             (out.ms_weight >= 0, f"--ms-weight must be non-negative, got {out.ms_weight}"),

@@ -26,15 +26,19 @@ from torch import nn
 
 from lasium.errors import ConfigError
 
-from .architecture import ArchitectureRecord, checked_image_shape
+from .architecture import ArchitectureRecord, checked_image_shape, register_architecture
 
 GAN_ARCHITECTURE = "lasium-gan-v1"
 MODE_SEEKING_EPS = 1e-5  # as in the MSGAN reference implementation
 
 
+@register_architecture
 @dataclass(frozen=True)
 class GANArchitecture(ArchitectureRecord):
-    """Everything needed to rebuild the generator and discriminator (stored in the checkpoint config)."""
+    """Everything needed to rebuild the generator and discriminator (stored in the checkpoint config).
+
+    The registry's fallback GAN: every image shape that no more specific family (:mod:`.dcgan`) takes.
+    """
 
     latent_dim: int
     image_shape: tuple[int, int, int]  # (H, W, C)
@@ -45,6 +49,22 @@ class GANArchitecture(ArchitectureRecord):
 
     KIND: ClassVar[str] = "GAN"
     NAME: ClassVar[str] = GAN_ARCHITECTURE
+    MODEL: ClassVar[str] = "gan"
+    DEFAULT_LATENT: ClassVar[int] = 128
+
+    @classmethod
+    def fits(cls, image_shape: tuple[int, int, int]) -> bool:
+        return True
+
+    @classmethod
+    def for_shape(cls, image_shape: tuple[int, int, int], latent_dim: int) -> GANArchitecture:
+        return gan_architecture(image_shape, latent_dim)
+
+    def build(self) -> nn.Module:
+        return GANGenerator(self)
+
+    def build_discriminator(self) -> nn.Module:
+        return GANDiscriminator(self)
 
 
 def upsampling_stages(height: int, width: int) -> int:
@@ -150,6 +170,9 @@ def generator_adversarial_loss(fake_logits: torch.Tensor) -> torch.Tensor:
 class GANTrainer:
     """One GAN training step at a time; owns the generator, discriminator and both Adam optimizers.
 
+    ``arch`` is any registered GAN family's record (:mod:`.architecture`): the reference net or the DCGAN family;
+    the losses and the mode-seeking term are the same for all.
+
     ``step`` takes the uint8 batch and its noise as tensors (drawn by the caller), does no host sync and
     returns detached loss tensors, so the same code runs eagerly or captured in a CUDA graph.
     """
@@ -157,12 +180,12 @@ class GANTrainer:
     kind = "gan"
     loss_names = ("d_loss", "g_loss", "g_adv", "mode_seeking")
 
-    def __init__(self, arch: GANArchitecture, lr: float, device: torch.device, ms_weight: float = 1.0):
+    def __init__(self, arch: ArchitectureRecord, lr: float, device: torch.device, ms_weight: float = 1.0):
         self.arch = arch
         self.device = device
         self.ms_weight = float(ms_weight)
-        self.model = GANGenerator(arch)  # what the checkpoint's model.safetensors holds
-        self.discriminator = GANDiscriminator(arch)
+        self.model = arch.build()  # what the checkpoint's model.safetensors holds
+        self.discriminator = arch.build_discriminator()
         self.model.to(device)
         self.discriminator.to(device)
         cuda = device.type == "cuda"  # fused: one kernel per optimizer step; capturable: CUDA-graph safe

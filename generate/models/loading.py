@@ -21,7 +21,7 @@ from .bundled_registry import BUNDLED_NAMES, bundled_folder, is_bundled_name
 from .checkpoint import load_checkpoint
 from .external import load_factory_generator, load_torchscript_generator, looks_like_factory
 from .interface import Generator, ModuleGenerator, VAEGenerator
-from .vae import VAE
+from .vae import VAEModel
 
 
 def generator_from_checkpoint(
@@ -55,7 +55,7 @@ def safe_batch(model: nn.Module, latent_dim: int, device: torch.device, limit: i
 
     ``model`` is what a checkpoint holds: the network itself (GAN) or a VAE, whose decoder is measured.
     """
-    network = model.decoder if isinstance(model, VAE) else model
+    network = model.decoder if isinstance(model, VAEModel) else model
     largest = [int(latent_dim)]
 
     def record(_module: nn.Module, _inputs: Any, output: Any) -> None:

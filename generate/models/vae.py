@@ -21,15 +21,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .architecture import ArchitectureRecord, checked_image_shape
+from .architecture import ArchitectureRecord, checked_image_shape, register_architecture
 from .gan import upsampling_stages
 
 VAE_ARCHITECTURE = "lasium-vae-v1"
 
 
+@register_architecture
 @dataclass(frozen=True)
 class VAEArchitecture(ArchitectureRecord):
-    """Everything needed to rebuild the encoder and decoder (stored in the checkpoint config)."""
+    """Everything needed to rebuild the encoder and decoder (stored in the checkpoint config).
+
+    The registry's fallback VAE: every image shape that no more specific family (:mod:`.vae84`) takes.
+    """
 
     latent_dim: int
     image_shape: tuple[int, int, int]  # (H, W, C)
@@ -41,6 +45,19 @@ class VAEArchitecture(ArchitectureRecord):
 
     KIND: ClassVar[str] = "VAE"
     NAME: ClassVar[str] = VAE_ARCHITECTURE
+    MODEL: ClassVar[str] = "vae"
+    DEFAULT_LATENT: ClassVar[int] = 20
+
+    @classmethod
+    def fits(cls, image_shape: tuple[int, int, int]) -> bool:
+        return True
+
+    @classmethod
+    def for_shape(cls, image_shape: tuple[int, int, int], latent_dim: int) -> VAEArchitecture:
+        return vae_architecture(image_shape, latent_dim)
+
+    def build(self) -> nn.Module:
+        return VAE(self)
 
 
 def vae_architecture(image_shape: tuple[int, int, int], latent_dim: int = 20) -> VAEArchitecture:
@@ -106,8 +123,16 @@ class VAEDecoder(nn.Module):
         return torch.sigmoid(self.logits(z))
 
 
-class VAE(nn.Module):
-    """Encoder + decoder; the checkpoint's ``model.safetensors`` holds this module's state dict."""
+class VAEModel(nn.Module):
+    """What every VAE family's model is: ``encoder`` (images → mean, log-variance) and ``decoder`` (latents →
+    images in [0, 1], with ``logits``); the checkpoint's ``model.safetensors`` holds its state dict."""
+
+    encoder: nn.Module
+    decoder: nn.Module
+
+
+class VAE(VAEModel):
+    """Encoder + decoder of the reference family."""
 
     def __init__(self, arch: VAEArchitecture):
         super().__init__()
@@ -128,15 +153,15 @@ def vae_loss(
 
 
 class VAETrainer:
-    """One VAE training step at a time (reparameterisation trick, Adam)."""
+    """One VAE training step at a time (reparameterisation trick, Adam), for any registered VAE family."""
 
     kind = "vae"
     loss_names = ("loss", "reconstruction", "kl")
 
-    def __init__(self, arch: VAEArchitecture, lr: float, device: torch.device):
+    def __init__(self, arch: ArchitectureRecord, lr: float, device: torch.device):
         self.arch = arch
         self.device = device
-        self.model = VAE(arch).to(device)
+        self.model = arch.build().to(device)
         extra = {"fused": True, "capturable": True} if device.type == "cuda" else {}
         self.optimizers = {"vae": torch.optim.Adam(self.model.parameters(), lr=lr, **extra)}
 

@@ -77,6 +77,15 @@ class GeneratorOptions(SourceOptions):
             metavar="[0,1]|[-1,1]",
         ),
     )
+    image_size: int | None = field(
+        default=None,
+        metadata=cli_option(
+            "Resize the generator's images to SIZE×SIZE on the device (bilinear, antialiased), e.g. a 128-px "
+            "ProGAN to the paper's 84 [default: the generator's own size]; GAN and external generators.",
+            type=int,
+            metavar="SIZE",
+        ),
+    )
     tuned_for: str = field(
         default="maml",
         metadata=cli_option(
@@ -181,10 +190,12 @@ def generator_label(name: str) -> str:
 
 def load_model(options: GeneratorOptions, device: torch.device) -> Generator:
     from lasium.generate.models.loading import load_generator
+    from lasium.generate.models.resize import resize_generator
 
-    return load_generator(
+    model = load_generator(
         options.generator, device=device, latent_dim=options.latent_dim, output_range=options.output_range
     )
+    return resize_generator(model, options.image_size)
 
 
 def encode_anchor_pool(
@@ -232,7 +243,12 @@ class GeneratorSource:
         device = context.device
         no_cudnn_autotuning(device)
         self.options, self.context = options, context
-        self.model: Generator = context.model if context.model is not None else load_model(options, device)
+        if context.model is not None:
+            from lasium.generate.models.resize import resize_generator
+
+            self.model: Generator = resize_generator(context.model, options.image_size)  # type: ignore[arg-type]
+        else:
+            self.model = load_model(options, device)
         if options.dataset is not None and self.model.kind != "vae":
             raise ConfigError(
                 f"--dataset applies to VAE generators (it names the images their anchors encode); "
