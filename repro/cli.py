@@ -65,8 +65,8 @@ def main() -> None:
     "--only",
     default=None,
     metavar="ROWS",
-    help="Comma-separated row keys or families (lasium, supervised, scratch, other, ablation) to run [all, in "
-    "priority order]. --plan lists the keys.",
+    help="Comma-separated row keys or families (lasium, supervised, scratch, other, vae, ablation) to run [all, in "
+    "priority order; the vae rows only when named]. --plan lists the keys.",
 )
 @click.option(
     "--optional/--no-optional",
@@ -78,6 +78,12 @@ def main() -> None:
 @click.option("--fit-minutes", type=float, default=None, help="Wall-clock budget of --fit [the sizes'].")
 @click.option(
     "--generator", default="omniglot-gan", show_default=True, help="Generator of lasium-gen (bundled name or folder)."
+)
+@click.option(
+    "--vae",
+    default="omniglot-vae",
+    show_default=True,
+    help="VAE of the LASIUM-VAE rows (--only vae): a bundled name or a lasium-fit folder, e.g. a refitted run.",
 )
 @click.option("--maml-algo", type=click.Choice(["maml", "fomaml"]), default=None, help="MAML variant [maml].")
 @click.option(
@@ -140,6 +146,8 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
       lasium-repro omniglot --sizes quick --fit --work /tmp/rq --results /tmp/rq
       lasium-repro omniglot --sizes cpu --ablation --plan
       lasium-repro omniglot --sizes cpu --resume --only maml-ro-x4 --threads 1 --keep-shards
+      lasium-repro omniglot --sizes cpu --plan --only vae            # the six LASIUM-VAE rows
+      lasium-repro omniglot --sizes cpu --resume --only vae --vae runs/vae-fit   # ... with a refitted VAE
     Two cores, two rows at once (one --work, a --results page each; then merge them into results/):
       lasium-repro omniglot --sizes cpu --threads 1 --keep-shards --only protonets-n --results runs/a
       lasium-repro omniglot --sizes cpu --threads 1 --keep-shards --only maml-ro --results runs/b --resume

@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .generators import describe_generator, legacy_generator, manifest_generator, same_generator
 from .plan import StagePlanner
 from .records import task_source_summary, train_summary, validation_curve
 from .stages import StageRunner, same_commands
@@ -49,6 +50,9 @@ class Pipeline(StagePlanner):
         self.made: dict[tuple[str, str], Path] = {}  # shard sets written so far, by shard_key
         self.previews: dict[str, str] = {}
         self.clustered = False  # a CACTUs set was generated in this run: its k-means partitions are cached
+        self.described: dict[str, dict[str, Any] | None] = {}  # generator records by spec (describe_generator)
+        self.identities: dict[str, dict[str, Any]] = {}  # row key -> what its stages depend on beyond commands
+        self.regenerated: set[Path] = set()  # shard sets of an earlier generator removed by this run
         self.env = dict(os.environ)
         self.threads = options.threads
         if (
@@ -77,6 +81,8 @@ class Pipeline(StagePlanner):
                     if (self.results_dir / name).is_file():
                         self.previews.setdefault(source, name)
             for r in committed.get("rows", []):
+                if "generator" not in r and legacy_generator(r):  # written before rows named their generator
+                    r["generator"] = legacy_generator(r)
                 if r.get("status") == "ok" and self.committed_rows.get(r["key"], {}).get("status") != "ok":
                     self.committed_rows[r["key"]] = r
                     self.committed_stages[r["key"]] = [
@@ -97,8 +103,10 @@ class Pipeline(StagePlanner):
         produces: Path | None = None,
         continue_with: Callable[[], list[str]] | None = None,
     ) -> bool:
-        """One stage through :class:`~lasium.repro.stages.StageRunner` (its log, record, budget, ``--resume``)."""
-        return self.runner.run(name, console, args, row, produces, continue_with)
+        """One stage through :class:`~lasium.repro.stages.StageRunner` (its log, record, budget, ``--resume``); a
+        row's stages carry its identity (the sha256 of the generator weights its tasks come from)."""
+        identity = self.identities.get(row) if row else None
+        return self.runner.run(name, console, args, row, produces, continue_with, identity=identity)
 
     # --- stages -----------------------------------------------------------------------------------
     def prepare_generator(self) -> bool:
@@ -141,6 +149,66 @@ class Pipeline(StagePlanner):
                 if k in meta
             }
         return True
+
+    # --- generators --------------------------------------------------------------------------------
+    def generator_record(self, row: Row) -> dict[str, Any] | None:
+        """The generator a LASIUM row's tasks come from as it would be used now (spec, kind, weights sha256), or
+        None for a row of real images, UMTRA or CACTUs, and for a generator that cannot be loaded yet (a GAN that
+        ``--fit`` has still to fit; its generation stage then fails with its own message)."""
+        from lasium.errors import LasiumError
+
+        if row.source == "scratch" or not self.needs_generator(row):
+            return None
+        spec = self.generator_spec(row)
+        if spec not in self.described:
+            try:
+                self.described[spec] = describe_generator(spec)
+            except LasiumError:
+                self.described[spec] = None
+        return self.described[spec]
+
+    def forget_stale_work(self, row: Row, planned: dict[str, Any]) -> None:
+        """Before a generator row runs: work in ``--work`` made with other weights than ``planned`` is not reused.
+
+        A shard set whose manifest names other weights is removed (``lasium-gen`` would refuse to add to it), and
+        then the row's training and evaluation too (their records and outputs), as when one of its stage records
+        holds another identity or its set was removed earlier in this run (another row's turn)."""
+        import shutil
+
+        sha = planned.get("weights_sha256")
+        logs = self.work / "logs"
+        stale = False
+        for part in self.components(row):
+            name, _, shards = self.gen_stage(part)
+            made = manifest_generator(shards)
+            if made is not None and made.get("weights_sha256") != sha and part.source in ("n", "ro", "oc"):
+                print(f"[repro] {shards.name}: made by other generator weights; generating it again", flush=True)
+                shutil.rmtree(shards, ignore_errors=True)
+                self.regenerated.add(shards)
+                self.made.pop(self.shard_key(part), None)
+                for suffix in (".done.json", ".started.json"):
+                    (logs / f"{name}{suffix}").unlink(missing_ok=True)
+            stale = stale or shards in self.regenerated
+        sets = [self.gen_stage(part)[2] for part in self.components(row)]
+        train_name, _, run = self.train_stage(row, sets if row.mix else sets[0])
+        eval_name, _, out = self.eval_stage(row, run)
+        identity = self.identities.get(row.key)
+        for name in (train_name, eval_name):
+            for suffix in (".done.json", ".started.json"):
+                try:
+                    recorded = json.loads((logs / f"{name}{suffix}").read_text()).get("identity")
+                except (OSError, ValueError, AttributeError):
+                    continue
+                stale = stale or (recorded is not None and recorded != identity)
+        if stale:
+            from lasium.evaluate import partial_path
+
+            shutil.rmtree(run, ignore_errors=True)
+            for path in (out, partial_path(out)):
+                path.unlink(missing_ok=True)
+            for name in (train_name, eval_name):
+                for suffix in (".done.json", ".started.json"):
+                    (logs / f"{name}{suffix}").unlink(missing_ok=True)
 
     # --- running ----------------------------------------------------------------------------------
     def shards(self, row: Row) -> Path | None:
@@ -213,6 +281,7 @@ class Pipeline(StagePlanner):
             not earlier
             or earlier.get("status") != "ok"
             or not same_commands(earlier.get("commands"), record["commands"], self.work)
+            or not same_generator(earlier.get("generator"), record.get("generator"))
         ):
             return False
         record.clear()
@@ -239,6 +308,9 @@ class Pipeline(StagePlanner):
             "settings": self.settings(row) if row.source != "scratch" else {},
             "commands": self.planned_commands(row),
         }
+        generator = self.generator_record(row)
+        if generator is not None:  # what the row's tasks come from (the page names it; resumes compare it)
+            record["generator"] = dict(generator)
         if row.family == "other":  # what --augment auto stands for here (the run's train_config.json confirms it)
             record["augment"] = self.augment_planned(row)
         self.rows.append(record)
@@ -284,10 +356,18 @@ class Pipeline(StagePlanner):
         t0 = time.time()
         run = None
         if row.source != "scratch":
-            if self.needs_generator(row) and not self.generator.get("ok", True):
+            if self.needs_generator(row) and not self.generator.get("ok", True) and row.generator == "gan":
                 record["status"] = "failed (no generator)"
                 return
+            planned = record.get("generator")
+            if planned and planned.get("weights_sha256"):
+                self.identities[row.key] = {"generator_sha256": planned["weights_sha256"]}
+                self.forget_stale_work(row, planned)
             shards = self.mixture_shards(row) if row.mix else self.shards(row)
+            made = [manifest_generator(self.gen_stage(p)[2]) for p in self.components(row) if p.source != "umtra"]
+            made = [m for m in made if m]
+            if made and planned:  # the set's own manifest says what made those very tasks
+                record["generator"] = {**planned, **made[0]}
             if shards is not None and row.source in ("umtra", "cactus"):
                 record["task_source"] = task_source_summary(shards)
             run = self.train(row, shards) if shards is not None else None
