@@ -98,11 +98,12 @@ def legacy_generator(row: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def same_generator(recorded: dict[str, Any] | None, planned: dict[str, Any] | None) -> bool:
-    """Whether a row that recorded ``recorded`` was made by ``planned``: the same weights (sha256). A row that
-    recorded none (written before rows named their generator) is judged by its commands alone, as it was then."""
-    if not recorded or not recorded.get("weights_sha256"):
+    """Whether a row that recorded ``recorded`` was made by ``planned``: the same weights (sha256). Where either side
+    does not know the weights (a row written before rows named their generator, a generator that cannot be loaded
+    yet), the row is judged by its commands alone, as before."""
+    if not recorded or not recorded.get("weights_sha256") or not planned or not planned.get("weights_sha256"):
         return True
-    return bool(planned) and recorded.get("weights_sha256") == planned.get("weights_sha256")
+    return recorded.get("weights_sha256") == planned.get("weights_sha256")
 
 
 def short(record: dict[str, Any] | None) -> str:
