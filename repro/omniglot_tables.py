@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .generators import short
+from .generators import legacy_generator, short
 from .published import OMNIGLOT_5WAY, PAPER_VAE_SOURCE, TARGETS, paper_vae_cell, published_for
 
 
@@ -245,7 +245,7 @@ def generator_table(rows: list[dict[str, Any]]) -> list[str]:
     if not made:
         return []
     out = ["| row | generator |", "|---|---|"]
-    out += [f"| {r['label']} | {short(r.get('generator'))} |" for r in made]
+    out += [f"| {r['label']} | {short(r.get('generator') or legacy_generator(r))} |" for r in made]
     return out
 
 
