@@ -213,11 +213,18 @@ def _with(decorators: list):
     "--augment-sigma", type=float, default=1.0, show_default=True, help="σ of the augmentation family's n shard set."
 )
 @click.option("--only", type=click.Choice(["parameter", "augment"]), default=None, help="Run one family only.")
+@click.option(
+    "--generator",
+    default="omniglot-gan",
+    show_default=True,
+    help="Generator of every point: a bundled name or a lasium-fit folder (a refitted GAN, a VAE: then give "
+    "--values, the defaults are the GAN's).",
+)
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
 def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_precision, seed, device, data_root,
-          quick, strategies, values, augment_sigma, only, threads, resume) -> None:  # fmt: skip
+          quick, strategies, values, augment_sigma, only, generator, threads, resume) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (bundled GAN) → lasium-train → lasium-eval --split val (1- and 5-shot). Two families:
@@ -231,6 +238,11 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
       lasium-repro sweep --quick --work /tmp/sweep --results /tmp/sweep
       lasium-repro sweep --algo maml --only parameter --strategies oc --values 0.2,0.6 --val-tasks 300 \\
           --work runs/sweep-maml --results results/sweep-maml
+    One lever at a time (a point per value; another budget or generator is another sweep, in its own folders):
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --iterations 16000 --tasks 64000 \\
+          --work runs/lever-budget --results results/levers/budget
+      lasium-repro sweep --generator runs/gan-fit --only parameter --strategies n --values 0.25,0.5,1 \\
+          --work runs/lever-gan --results results/levers/gan
     """
     from .sweep import QUICK, PointBudget, SweepOptions, run
 
@@ -243,6 +255,7 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
         values=_numbers(values, float, "--values"),
         augment_sigma=augment_sigma,
         only=only,
+        generator=generator,
         work=work,
         results=results,
         threads=threads,

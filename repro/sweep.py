@@ -27,6 +27,7 @@ from typing import Any
 
 from lasium.errors import ConfigError
 
+from .generators import describe_generator, same_generator
 from .options import argv_of
 from .stages import StageRunner, same_commands
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
@@ -34,6 +35,7 @@ from .sweep_page import PARAMETERS, PRESET_OF, write_page
 AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-strokes", "shift5-erase", "shift5-support")
 FAMILIES = ("parameter", "augment")
 QUICK = dict(tasks=24, iterations=4, val_tasks=10)  # --quick: a smoke run of every stage
+DEFAULT_GENERATOR = "omniglot-gan"  # lasium-gen's own default: its points' commands do not name it
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class SweepOptions:
     results: Path = Path("results")
     threads: int = 1  # OMP_NUM_THREADS of every stage
     resume: bool = False
+    generator: str = DEFAULT_GENERATOR  # lasium-gen --generator of every point (a bundled name or a lasium-fit folder)
 
     def validate(self) -> SweepOptions:
         self.budget.validate()
@@ -289,6 +292,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     runner = StageRunner(work, stage_env(options.threads), resume=options.resume, tag="sweep")
+    generator = describe_generator(options.generator)  # one line for a spec that names no generator
     values = list(options.values) or None
     points = plan(options.augment_sigma, options.strategies, values)
     if options.only:
@@ -312,14 +316,14 @@ def run(options: SweepOptions) -> dict[str, Any]:
     # today's is taken from the page instead of being run again.
     earlier = {}
     if options.resume and (results_dir / "sweep.json").is_file():
-        earlier = {
-            r["key"]: r
-            for r in json.loads((results_dir / "sweep.json").read_text()).get("rows", [])
-            if r["status"] == "ok"
-        }
+        page = json.loads((results_dir / "sweep.json").read_text())
+        if same_generator(page.get("generator"), generator):  # not points of other weights under the same spec
+            earlier = {r["key"]: r for r in page.get("rows", []) if r["status"] == "ok"}
     results: dict[str, Any] = {}
     for point in points:
         cmds = commands(point, budget, work)
+        if options.generator != DEFAULT_GENERATOR:
+            cmds["gen"] += ["--generator", options.generator]
         recorded = earlier.get(point.key)
         if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
             print(f"[sweep] {point.key}: reused from {results_dir / 'sweep.json'}", flush=True)
@@ -337,6 +341,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
             "rows": rows,
             "stages": runner.stages,
             "planned": len(points),
+            "generator": generator,
             **({"values": values} if values else {}),
         }
         write_page(results, results_dir)

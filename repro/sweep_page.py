@@ -36,6 +36,17 @@ def best_of(rows: list[dict[str, Any]], family: str, strategy: str | None = None
     return max(ok, key=lambda r: (r["val"]["1"]["accuracy_pct"] + r["val"]["5"]["accuracy_pct"]) / 2, default=None)
 
 
+def generator_phrase(record: dict[str, Any] | None) -> str:
+    """The generator of a sweep's points as the page names it (pages written before it was recorded: the bundled GAN,
+    the only generator a sweep could use then)."""
+    if not record:
+        return "bundled GAN"
+    name = record.get("spec") or record.get("name")
+    return (
+        f"{str(record.get('kind', '?')).upper()} `{name}` (weights sha256 `{str(record.get('weights_sha256'))[:12]}`)"
+    )
+
+
 def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) -> str:
     """The page (markdown); ``charts``: the chart files beside it, linked at the end."""
     rows = results["rows"]
@@ -55,7 +66,8 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
         ),
         "",
         f"Each point: `lasium-gen` {a['tasks']:,} tasks from the "
-        f"bundled GAN (`--tuned-for {PRESET_OF[a.get('algo', 'protonets')]}`, seed {a['seed']}) → "
+        f"{generator_phrase(results.get('generator'))} (`--tuned-for {PRESET_OF[a.get('algo', 'protonets')]}`, "
+        f"seed {a['seed']}) → "
         f"`lasium-train --algo {a.get('algo', 'protonets')}`, {a['iterations']:,} "
         f"iterations × meta-batch {a['meta_batch']} → `lasium-eval "
         f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "

@@ -311,3 +311,45 @@ def test_page_puts_each_vae_row_beside_the_papers_cell(monkeypatch, bundled_vae)
     assert "| 81.00 | 92.50 | -1.00 / +0.50 |" in oc_line and "not recorded" in oc_line
     generator_lines = md.split("## Generators")[1].split("\n## ")[0]
     assert bundled_vae["weights_sha256"][:12] in generator_lines and "not recorded" in generator_lines
+
+
+# --- the sweep's generator -----------------------------------------------------------------------------------
+def test_a_sweep_scores_the_points_of_the_generator_it_is_given(tmp_path, monkeypatch, bundled_vae):
+    """lasium-repro sweep --generator: every point's generation names it, the page records its weights, and a
+    resumed sweep takes no point made by other weights under the same spec."""
+    from lasium.repro.sweep import PointBudget, SweepOptions
+    from lasium.repro.sweep import run as sweep
+
+    ran = []
+
+    def fake_run(self, name, console, args, row=None, produces=None, continue_with=None, identity=None):
+        ran.append((name, args))
+        if console == "lasium-eval":
+            out = Path(args[args.index("--out") + 1])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            cells = [dict(shots=s, accuracy_pct=80.0 + s, ci95_pct=0.5, tasks=10) for s in (1, 5)]
+            out.write_text(json.dumps({"results": cells, "episode_digest": "d" * 64}))
+        return True
+
+    monkeypatch.setattr(stages.StageRunner, "run", fake_run)
+    folder = vae_folder(tmp_path)
+    options = SweepOptions(budget=PointBudget(tasks=24, iterations=4, val_tasks=10), strategies=("n",),
+                           values=(0.5,), only="parameter", generator=str(folder), work=tmp_path / "w",
+                           results=tmp_path / "r")  # fmt: skip
+    first = sweep(options)
+    gen = next(args for name, args in ran if name.startswith("gen-"))
+    assert gen[gen.index("--generator") + 1] == str(folder)
+    assert first["generator"]["weights_sha256"] == file_sha(folder / "model.safetensors")
+    assert f"--generator {folder}" in first["command"]
+    assert first["generator"]["weights_sha256"][:12] in (tmp_path / "r" / "sweep.md").read_text()
+    shutil.rmtree(tmp_path / "w")
+    sweep(replace(options, resume=True))
+    assert len(ran) == 3  # the page's point, same commands and weights
+    shutil.rmtree(tmp_path / "w")
+    shutil.copy(vae_folder(tmp_path / "b", scale=0.5) / "model.safetensors", folder / "model.safetensors")
+    sweep(replace(options, resume=True))
+    assert len(ran) == 6  # other weights under the same spec: run again
+    default = SweepOptions(budget=options.budget, strategies=("n",), values=(0.5,), only="parameter",
+                           work=tmp_path / "w2", results=tmp_path / "r2")  # fmt: skip
+    sweep(default)
+    assert "--generator" not in ran[-3][1]  # the bundled GAN: commands as the committed sweeps recorded them
