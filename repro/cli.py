@@ -212,7 +212,22 @@ def _with(decorators: list):
 @click.option(
     "--augment-sigma", type=float, default=1.0, show_default=True, help="σ of the augmentation family's n shard set."
 )
-@click.option("--only", type=click.Choice(["parameter", "augment"]), default=None, help="Run one family only.")
+@click.option(
+    "--mixtures",
+    default=None,
+    metavar="MIXES",
+    help="Task-mixture points, comma-separated, each SOURCE:WEIGHT joined by + (sources n, ro, oc, umtra), e.g. "
+    "n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 [none].",
+)
+@click.option(
+    "--mixture-augment",
+    default="shift5-affine",
+    show_default=True,
+    help="lasium-train --augment of the mixture points (auto would mean none as soon as UMTRA is mixed in).",
+)
+@click.option(
+    "--only", type=click.Choice(["parameter", "augment", "mixture"]), default=None, help="Run one family only."
+)
 @click.option(
     "--generator",
     default="omniglot-gan",
@@ -224,12 +239,14 @@ def _with(decorators: list):
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
 def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_precision, seed, device, data_root,
-          quick, strategies, values, augment_sigma, only, generator, threads, resume) -> None:  # fmt: skip
+          quick, strategies, values, augment_sigma, mixtures, mixture_augment, only, generator, threads,
+          resume) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
-    Each point: lasium-gen (bundled GAN) → lasium-train → lasium-eval --split val (1- and 5-shot). Two families:
-    the strategy parameter (σ for n, α for ro and oc; augmentation shift5) and the augmentation presets (on one n
-    set). Writes sweep.md, sweep.json and charts after every point.
+    Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
+    5-shot). Families: the strategy parameter (σ for n, α for ro and oc; augmentation shift5), the augmentation
+    presets (on one n set), and, with --mixtures, task mixtures of LASIUM strategies and UMTRA. The budget
+    (--tasks, --iterations, --meta-batch) is one per sweep. Writes sweep.md, sweep.json and charts after every point.
 
     \b
     Examples:
@@ -243,6 +260,8 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
           --work runs/lever-budget --results results/levers/budget
       lasium-repro sweep --generator runs/gan-fit --only parameter --strategies n --values 0.25,0.5,1 \\
           --work runs/lever-gan --results results/levers/gan
+      lasium-repro sweep --only mixture --mixtures n:1,n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 \\
+          --work runs/lever-mix --results results/levers/mix
     """
     from .sweep import QUICK, PointBudget, SweepOptions, run
 
@@ -254,6 +273,8 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
         strategies=_names(strategies),
         values=_numbers(values, float, "--values"),
         augment_sigma=augment_sigma,
+        mixtures=_names(mixtures),
+        mixture_augment=mixture_augment,
         only=only,
         generator=generator,
         work=work,

@@ -33,7 +33,8 @@ from .stages import StageRunner, same_commands
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
 
 AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-strokes", "shift5-erase", "shift5-support")
-FAMILIES = ("parameter", "augment")
+FAMILIES = ("parameter", "augment", "mixture")
+MIXTURE_SOURCES = ("n", "ro", "oc", "umtra")  # what a mixture point mixes: LASIUM strategies (σ/α --tuned-for), UMTRA
 QUICK = dict(tasks=24, iterations=4, val_tasks=10)  # --quick: a smoke run of every stage
 DEFAULT_GENERATOR = "omniglot-gan"  # lasium-gen's own default: its points' commands do not name it
 
@@ -83,6 +84,10 @@ class SweepOptions:
     threads: int = 1  # OMP_NUM_THREADS of every stage
     resume: bool = False
     generator: str = DEFAULT_GENERATOR  # lasium-gen --generator of every point (a bundled name or a lasium-fit folder)
+    # task mixtures, each "SOURCE:WEIGHT+SOURCE:WEIGHT..." (sources of MIXTURE_SOURCES): a point per mixture, trained
+    # with lasium-train --shards SET:WEIGHT per source, each set of budget.tasks tasks; empty: no mixture family
+    mixtures: tuple[str, ...] = ()
+    mixture_augment: str = "shift5-affine"  # lasium-train --augment of the mixture points (auto: none for UMTRA)
 
     def validate(self) -> SweepOptions:
         self.budget.validate()
@@ -93,6 +98,10 @@ class SweepOptions:
             raise ConfigError(f"--only {self.only!r} is unknown; choose one of {', '.join(FAMILIES)}")
         if self.threads < 1:
             raise ConfigError(f"--threads must be at least 1; got {self.threads}")
+        for mixture in self.mixtures:
+            parse_mixture(mixture)
+        if self.only == "mixture" and not self.mixtures:
+            raise ConfigError("--only mixture runs the --mixtures points; give some, e.g. --mixtures n:0.5+umtra:0.5")
         return self
 
     def command_line(self) -> str:
@@ -102,8 +111,28 @@ class SweepOptions:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(work=str(self.work), results=str(self.results), strategies=list(self.strategies))
+        out["mixtures"] = list(self.mixtures)
         out["values"] = list(self.values)
         return out
+
+
+def parse_mixture(text: str) -> tuple[tuple[str, float], ...]:
+    """``"n:0.5+umtra:0.5"`` → ``(("n", 0.5), ("umtra", 0.5))``; a one-line :class:`ConfigError` for anything else
+    (an unknown source, a source twice, a weight that is not a positive number)."""
+    parts: list[tuple[str, float]] = []
+    for item in text.split("+"):
+        source, _, weight = item.partition(":")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = float("nan")
+        if source not in MIXTURE_SOURCES or not value > 0 or source in dict(parts):
+            raise ConfigError(
+                f"--mixtures takes SOURCE:WEIGHT joined by + (sources {', '.join(MIXTURE_SOURCES)}, each once, "
+                f"positive weights), mixtures separated by commas, e.g. n:0.5+umtra:0.5; got {text!r}"
+            )
+        parts.append((source, value))
+    return tuple(parts)
 
 
 @dataclass
@@ -115,9 +144,12 @@ class Point:
     parameter: str
     value: float | None  # None: the --tuned-for value of σ/α (no flag)
     augment: str
+    mix: str = ""  # family mixture: its sources and weights ("n:0.5+umtra:0.5"); each source's set is its own
 
     @property
     def shard_name(self) -> str:
+        if self.mix:  # one set per source (see mixture_sets); the point's own name
+            return "mix-" + "-".join(f"{s}{w:g}" for s, w in parse_mixture(self.mix))
         return f"{self.strategy}-{self.parameter}{'-preset' if self.value is None else format(self.value, 'g')}"
 
     @property
@@ -126,14 +158,20 @@ class Point:
 
 
 def plan(
-    augment_sigma: float, strategies: list[str] | tuple[str, ...], values: list[float] | None = None
+    augment_sigma: float,
+    strategies: list[str] | tuple[str, ...],
+    values: list[float] | None = None,
+    mixtures: tuple[str, ...] = (),
+    mixture_augment: str = "shift5-affine",
 ) -> list[Point]:
-    """The sweep's points; ``values``: the parameter values of every strategy (default: ``PARAMETERS``)."""
+    """The sweep's points; ``values``: the parameter values of every strategy (default: ``PARAMETERS``); a point per
+    mixture last."""
     # Augmentations first: they move accuracy most (shift5 alone is worth ~18 points), σ/α less.
     points = [Point("augment", "n", "sigma", augment_sigma, a) for a in AUGMENTS]
     points += [
         Point("parameter", s, PARAMETERS[s][0], v, "shift5") for s in strategies for v in (values or PARAMETERS[s][1])
     ]
+    points += [Point("mixture", "mix", "", None, mixture_augment, mix=m) for m in mixtures]
     seen, unique = set(), []
     for p in points:  # the n / shift5 point belongs to both families; run it once (as an augment point)
         if p.key not in seen:
@@ -228,22 +266,48 @@ def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[st
     }
 
 
+def mixture_commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[str]]:
+    """A mixture point's stages: a generation per source (a LASIUM strategy with its --tuned-for σ/α, or UMTRA with
+    its defaults; ``budget.tasks`` tasks each, one set per source shared by every mixture), training on all of them
+    (``--shards SET:WEIGHT``), the validation score."""
+    cmds: dict[str, list[str]] = {}
+    sets = []
+    for source, weight in parse_mixture(point.mix):
+        if source == "umtra":
+            shards = work / "shards" / "umtra"
+            gen = ["lasium-gen", "--source", "umtra", "--dataset", "omniglot", "--n-tasks", str(budget.tasks),
+                   "--tasks-per-shard", str(min(budget.tasks, 500)), "--workers", "1", "--shots", "1", "--queries",
+                   "5", "--seed", str(budget.seed), "--out", str(shards), "--quiet", *budget.common()]  # fmt: skip
+        else:
+            part = Point("parameter", source, PARAMETERS[source][0], None, point.augment)
+            gen = commands(part, budget, work)["gen"]
+            shards = work / "shards" / part.shard_name
+        cmds[f"gen-{shards.name}"] = gen
+        sets.append(f"{shards}:{weight:g}")
+    single = commands(Point("parameter", "n", "sigma", None, point.augment), budget, work)
+    train = single["train"]
+    at = train.index("--shards")
+    train = train[:at] + [a for s in sets for a in ("--shards", s)] + train[at + 2 :]
+    run = work / "runs" / point.key
+    train[train.index("--out") + 1] = str(run)
+    evaluate = single["eval"]
+    evaluate[evaluate.index("--checkpoint") + 1] = str(run)
+    evaluate[evaluate.index("--out") + 1] = str(work / "evals" / f"{point.key}.json")
+    return {**cmds, "train": train, "eval": evaluate}
+
+
 def run_point(
     runner: StageRunner, point: Point, cmds: dict[str, list[str]], work: Path, made: set[str]
 ) -> dict[str, Any] | None:
     """Generate (once per shard set), train and score a point; its ``lasium-eval`` report, or None if a stage
     failed."""
-    shards, run, out = (
-        work / "shards" / point.shard_name,
-        work / "runs" / point.key,
-        work / "evals" / f"{point.key}.json",
-    )
-    if point.shard_name not in made:  # one shard set serves every augmentation point
-        if not runner.run(
-            f"gen-{point.shard_name}", cmds["gen"][0], cmds["gen"][1:], point.key, produces=shards / "manifest.json"
-        ):
-            return None
-        made.add(point.shard_name)
+    run, out = work / "runs" / point.key, work / "evals" / f"{point.key}.json"
+    for gen in (cmd for stage, cmd in cmds.items() if stage.startswith("gen")):  # one set, or one per mixed source
+        shards = Path(gen[gen.index("--out") + 1])
+        if shards.name not in made:  # one shard set serves every augmentation point and every mixture
+            if not runner.run(f"gen-{shards.name}", gen[0], gen[1:], point.key, produces=shards / "manifest.json"):
+                return None
+            made.add(shards.name)
     if not runner.run(
         f"train-{point.key}", cmds["train"][0], cmds["train"][1:], point.key, produces=run / "last" / "state.json"
     ):
@@ -294,7 +358,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
     runner = StageRunner(work, stage_env(options.threads), resume=options.resume, tag="sweep")
     generator = describe_generator(options.generator)  # one line for a spec that names no generator
     values = list(options.values) or None
-    points = plan(options.augment_sigma, options.strategies, values)
+    points = plan(options.augment_sigma, options.strategies, values, options.mixtures, options.mixture_augment)
     if options.only:
         points = [pt for pt in points if pt.family == options.only]
     # the n/σ/shift5 point is run once, as an augment point; it also belongs in the parameter table
@@ -321,9 +385,11 @@ def run(options: SweepOptions) -> dict[str, Any]:
             earlier = {r["key"]: r for r in page.get("rows", []) if r["status"] == "ok"}
     results: dict[str, Any] = {}
     for point in points:
-        cmds = commands(point, budget, work)
+        cmds = mixture_commands(point, budget, work) if point.mix else commands(point, budget, work)
         if options.generator != DEFAULT_GENERATOR:
-            cmds["gen"] += ["--generator", options.generator]
+            for stage, cmd in cmds.items():
+                if stage.startswith("gen") and "--source" not in cmd:
+                    cmd += ["--generator", options.generator]
         recorded = earlier.get(point.key)
         if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
             print(f"[sweep] {point.key}: reused from {results_dir / 'sweep.json'}", flush=True)

@@ -353,3 +353,81 @@ def test_a_sweep_scores_the_points_of_the_generator_it_is_given(tmp_path, monkey
                            work=tmp_path / "w2", results=tmp_path / "r2")  # fmt: skip
     sweep(default)
     assert "--generator" not in ran[-3][1]  # the bundled GAN: commands as the committed sweeps recorded them
+
+
+# --- real stages ----------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_quick_run_of_a_vae_row_with_real_stages(tmp_path, omniglot_root, bundled_vae):
+    """lasium-gen with the bundled VAE (anchors: encoded real train images), lasium-train, lasium-eval, at the quick
+    sizes; the row names the VAE its shard set's manifest records."""
+    import subprocess
+
+    results = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "lasium.repro.cli", "omniglot", "--sizes", "quick", "--only", "protonets-n-vae"]
+        + ["--work", str(tmp_path / "work"), "--results", str(results), "--data-root", str(omniglot_root)]
+        + ["--device", "cpu", "--keep-shards"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    data = json.loads((results / "omniglot.json").read_text())
+    (row,) = data["rows"]
+    assert row["status"] == "ok" and set(row["eval"]) == {"1", "5"}, data["stages"]
+    assert row["generator"]["weights_sha256"] == bundled_vae["weights_sha256"] and row["generator"]["kind"] == "vae"
+    manifest = json.loads((tmp_path / "work" / "shards" / "n-protonets-vae" / "manifest.json").read_text())
+    assert manifest["generator"]["weights_sha256"] == bundled_vae["weights_sha256"]
+    assert manifest["source"]  # the VAE's anchors: real train images, recorded with their fingerprint
+    assert "## LASIUM with a VAE" in (results / "omniglot.md").read_text()
+
+
+def test_a_sweep_scores_task_mixtures_on_validation_tasks(tmp_path, monkeypatch):
+    """--mixtures: a point per mixture, a set per source shared by every mixture, training on all of them with
+    their weights; the page and its pick hold the mixtures' validation figures."""
+    from lasium.repro.sweep import PointBudget, SweepOptions
+    from lasium.repro.sweep import run as sweep
+
+    ran = []
+
+    def fake_run(self, name, console, args, row=None, produces=None, continue_with=None, identity=None):
+        ran.append((name, args))
+        if console == "lasium-eval":
+            out = Path(args[args.index("--out") + 1])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            bonus = 5.0 if "mix-n0.5-umtra0.5" in out.name else 0.0
+            cells = [dict(shots=s, accuracy_pct=80.0 + s + bonus, ci95_pct=0.5, tasks=10) for s in (1, 5)]
+            out.write_text(json.dumps({"results": cells, "episode_digest": "d" * 64}))
+        return True
+
+    monkeypatch.setattr(stages.StageRunner, "run", fake_run)
+    options = SweepOptions(budget=PointBudget(tasks=24, iterations=4, val_tasks=10), only="mixture",
+                           mixtures=("n:1", "n:0.5+umtra:0.5"), work=tmp_path / "w",
+                           results=tmp_path / "r")  # fmt: skip
+    results = sweep(options)
+    assert [name for name, _ in ran] == [
+        "gen-n-sigma-preset", "train-mix-n1-shift5-affine", "eval-mix-n1-shift5-affine",
+        "gen-umtra", "train-mix-n0.5-umtra0.5-shift5-affine", "eval-mix-n0.5-umtra0.5-shift5-affine",
+    ]  # fmt: skip
+    train = dict(ran)["train-mix-n0.5-umtra0.5-shift5-affine"]
+    shards = [train[i + 1] for i, a in enumerate(train) if a == "--shards"]
+    assert shards == [
+        f"{tmp_path / 'w' / 'shards' / 'n-sigma-preset'}:0.5",
+        f"{tmp_path / 'w' / 'shards' / 'umtra'}:0.5",
+    ]
+    assert train[train.index("--augment") + 1] == "shift5-affine"
+    umtra = dict(ran)["gen-umtra"]
+    assert umtra[umtra.index("--source") + 1] == "umtra" and umtra[umtra.index("--n-tasks") + 1] == "24"
+    evaluate = dict(ran)["eval-mix-n0.5-umtra0.5-shift5-affine"]
+    assert evaluate[evaluate.index("--split") + 1] == "val"
+    assert [r["status"] for r in results["rows"]] == ["ok", "ok"]
+    md = (tmp_path / "r" / "sweep.md").read_text()
+    assert "| n × 0.5 + umtra × 0.5 | `shift5-affine` | 86.00 ± 0.50 | 90.00 ± 0.50 |" in md
+    assert "- task mixture: `n:0.5+umtra:0.5`" in md and (tmp_path / "r" / "sweep-mixture.png").is_file()
+    assert "--mixtures n:1,n:0.5+umtra:0.5" in results["command"]
+    for bad in ("n:0.5+gan:0.5", "n:0", "n:1+n:1", "n"):
+        with pytest.raises(ConfigError, match="--mixtures"):
+            replace(options, mixtures=(bad,)).validate()
+    with pytest.raises(ConfigError, match="--only mixture"):
+        replace(options, mixtures=()).validate()
