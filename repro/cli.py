@@ -9,23 +9,9 @@ from pathlib import Path
 import click
 
 from lasium.cli_support import OneLineGroup, user_errors
-from lasium.errors import ConfigError
 
+from .cli_options import CONTEXT, budget_options, names, numbers, with_options
 from .sizes import SIZES
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-
-
-def _names(text: str | None) -> tuple[str, ...]:
-    """A comma-separated list of names (empty entries dropped)."""
-    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
-
-
-def _numbers(text: str | None, kind: type, option: str) -> tuple:
-    try:
-        return tuple(kind(v) for v in _names(text))
-    except ValueError:
-        raise ConfigError(f"{option} takes numbers separated by commas, e.g. 0.2,0.6; got {text!r}") from None
 
 
 @click.group(cls=OneLineGroup, context_settings=CONTEXT)
@@ -157,7 +143,7 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
     from . import omniglot as driver
     from .options import OmniglotOptions
 
-    options = OmniglotOptions(only=_names(only), reuse_results=reuse_results, **values)  # type: ignore[arg-type]
+    options = OmniglotOptions(only=names(only), reuse_results=reuse_results, **values)  # type: ignore[arg-type]
     if mode == "plan":
         click.echo("\n".join(driver.plan_omniglot(options)))
         return
@@ -170,30 +156,6 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
 
 
 # --- sweep ----------------------------------------------------------------------------------------------------
-def _budget_options(tasks: int, gen_precision: str, val_tasks: int) -> list:
-    """The options of a validation point's budget (shared by sweep and epoch-curve)."""
-    return [
-        click.option("--tasks", type=int, default=tasks, show_default=True, help="Generated tasks per shard set."),
-        click.option("--iterations", type=int, default=1000, show_default=True, help="Training iterations per point."),
-        click.option("--meta-batch", type=int, default=4, show_default=True, help="Tasks per training iteration."),
-        click.option("--val-tasks", type=int, default=val_tasks, show_default=True, help="Validation tasks per K_tr."),
-        click.option("--gen-precision", default=gen_precision, show_default=True, help="lasium-gen --precision."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
-        click.option("--data-root", default=None, help="Dataset root of every stage [$LASIUM_DATA]."),
-        click.option("--quick", is_flag=True, help="Tiny sizes (24 tasks, 4 iterations, 10 val tasks): a smoke run."),
-    ]
-
-
-def _with(decorators: list):
-    def apply(func):
-        for decorator in reversed(decorators):
-            func = decorator(func)
-        return func
-
-    return apply
-
-
 @main.command(context_settings=CONTEXT)
 @click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/sweep"), show_default=True)
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
@@ -204,7 +166,7 @@ def _with(decorators: list):
     show_default=True,
     help="The learner every point trains (its shards use the σ/α tuned for it: lasium-gen --tuned-for).",
 )
-@_with(_budget_options(2000, "bf16", 1000))
+@with_options(budget_options(2000, "bf16", 1000))
 @click.option("--strategies", default="n,ro,oc", show_default=True, help="Strategies of the parameter family.")
 @click.option(
     "--values", default=None, help="σ/α values of every strategy, e.g. 0.2,0.6 [n: 0.5,1,2; ro, oc: 0.2,0.5,0.8]."
@@ -270,10 +232,10 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
                          data_root=data_root, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
-        strategies=_names(strategies),
-        values=_numbers(values, float, "--values"),
+        strategies=names(strategies),
+        values=numbers(values, float, "--values"),
         augment_sigma=augment_sigma,
-        mixtures=_names(mixtures),
+        mixtures=names(mixtures),
         mixture_augment=mixture_augment,
         only=only,
         generator=generator,
@@ -302,7 +264,7 @@ def sweep(work, results, algo, tasks, iterations, meta_batch, val_tasks, gen_pre
     help="Where the stages run [runs/gan-curve or runs/vae-curve, by the fit's kind].",
 )
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
-@_with(_budget_options(4000, "auto", 1000))
+@with_options(budget_options(4000, "auto", 1000))
 @click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
 @click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
 @user_errors
@@ -328,7 +290,7 @@ def epoch_curve(fit, epochs, work, results, tasks, iterations, meta_batch, val_t
     options = CurveOptions(
         fit=fit,
         budget=budget,
-        epochs=_numbers(epochs, int, "--epochs"),
+        epochs=numbers(epochs, int, "--epochs"),
         work=work,
         results=results,
         threads=threads,
@@ -373,7 +335,7 @@ def bundled(gan_keep_epochs: str, **values: object) -> None:
     """
     from .bundled import BundledOptions, run
 
-    run(BundledOptions(gan_keep_epochs=_numbers(gan_keep_epochs, int, "--gan-keep-epochs"), **values))  # type: ignore[arg-type]
+    run(BundledOptions(gan_keep_epochs=numbers(gan_keep_epochs, int, "--gan-keep-epochs"), **values))  # type: ignore[arg-type]
 
 
 # --- precision ------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .progress import eval_progress, gen_progress, train_progress
 from .stages import canonical
 
 if TYPE_CHECKING:
@@ -378,39 +379,3 @@ class StagePlanner:
             if same and record.get("status", "ok") == "ok":
                 return fraction
         return 1.0 - progress if keeps_own else 1.0
-
-
-def gen_progress(shards: Path, tasks: int) -> float:
-    """Fraction of ``tasks`` that the complete shard files in ``shards`` hold (their sidecars say how many, for a
-    set of ``tasks`` tasks: another config's shards in the folder are not this stage's progress)."""
-    done = 0
-    for sidecar in shards.glob("*.json") if shards.is_dir() else []:
-        try:
-            meta = json.loads(sidecar.read_text())
-            if int(meta["config"]["num_tasks"]) == tasks:
-                done += int(meta["shard"]["num_tasks"])
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
-    return min(1.0, done / max(1, tasks))
-
-
-def train_progress(run: Path, iterations: int) -> float:
-    """Fraction of ``iterations`` up to the run's latest checkpoint."""
-    from lasium.train import checkpoint_step, latest_checkpoint
-
-    latest = latest_checkpoint(run)
-    step = checkpoint_step(latest) if latest is not None else None
-    return 0.0 if step is None else min(1.0, step / max(1, iterations))
-
-
-def eval_progress(out: Path) -> float:
-    """Fraction of the tasks an interrupted evaluation to ``out`` already scored (its partial file)."""
-    from lasium.evaluate import partial_path
-
-    try:
-        doc = json.loads(partial_path(out).read_text())
-        tasks = int(doc["key"]["protocol"]["tasks"]) * len(doc["key"]["protocol"]["shots"])
-        scored = sum(len(e.get("accuracies", [])) for e in doc.get("shots", {}).values())
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
-    return min(1.0, scored / max(1, tasks))
