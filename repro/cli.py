@@ -4,32 +4,15 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from lasium.cli_support import OneLineGroup, user_errors
-from lasium.errors import ConfigError
 
+from .cli_options import CONTEXT, budget_options, names, numbers, with_options
 from .sizes import SIZES
-
-F = TypeVar("F", bound=Callable[..., Any])  # a click command function, before and after an option decorates it
-
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 110}
-
-
-def _names(text: str | None) -> tuple[str, ...]:
-    """A comma-separated list of names (empty entries dropped)."""
-    return tuple(n.strip() for n in (text or "").split(",") if n.strip())
-
-
-def _numbers(text: str | None, kind: type, option: str) -> tuple:
-    try:
-        return tuple(kind(v) for v in _names(text))
-    except ValueError:
-        raise ConfigError(f"{option} takes numbers separated by commas, e.g. 0.2,0.6; got {text!r}") from None
 
 
 @click.group(cls=OneLineGroup, context_settings=CONTEXT)
@@ -69,8 +52,8 @@ def main() -> None:
     "--only",
     default=None,
     metavar="ROWS",
-    help="Comma-separated row keys or families (lasium, supervised, scratch, other, ablation) to run [all, in "
-    "priority order]. --plan lists the keys.",
+    help="Comma-separated row keys or families (lasium, supervised, scratch, other, vae, ablation) to run [all, in "
+    "priority order; the vae rows only when named]. --plan lists the keys.",
 )
 @click.option(
     "--optional/--no-optional",
@@ -82,6 +65,12 @@ def main() -> None:
 @click.option("--fit-minutes", type=float, default=None, help="Wall-clock budget of --fit [the sizes'].")
 @click.option(
     "--generator", default="omniglot-gan", show_default=True, help="Generator of lasium-gen (bundled name or folder)."
+)
+@click.option(
+    "--vae",
+    default="omniglot-vae",
+    show_default=True,
+    help="VAE of the LASIUM-VAE rows (--only vae): a bundled name or a lasium-fit folder, e.g. a refitted run.",
 )
 @click.option("--maml-algo", type=click.Choice(["maml", "fomaml"]), default=None, help="MAML variant [maml].")
 @click.option(
@@ -144,6 +133,8 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
       lasium-repro omniglot --sizes quick --fit --work /tmp/rq --results /tmp/rq
       lasium-repro omniglot --sizes cpu --ablation --plan
       lasium-repro omniglot --sizes cpu --resume --only maml-ro-x4 --threads 1 --keep-shards
+      lasium-repro omniglot --sizes cpu --plan --only vae            # the six LASIUM-VAE rows
+      lasium-repro omniglot --sizes cpu --resume --only vae --vae runs/vae-fit   # ... with a refitted VAE
     Two cores, two rows at once (one --work, a --results page each; then merge them into results/):
       lasium-repro omniglot --sizes cpu --threads 1 --keep-shards --only protonets-n --results runs/a
       lasium-repro omniglot --sizes cpu --threads 1 --keep-shards --only maml-ro --results runs/b --resume
@@ -153,7 +144,7 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
     from . import omniglot as driver
     from .options import OmniglotOptions
 
-    options = OmniglotOptions(only=_names(only), reuse_results=reuse_results, **values)  # type: ignore[arg-type]
+    options = OmniglotOptions(only=names(only), reuse_results=reuse_results, **values)  # type: ignore[arg-type]
     if mode == "plan":
         click.echo("\n".join(driver.plan_omniglot(options)))
         return
@@ -166,30 +157,6 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
 
 
 # --- sweep ----------------------------------------------------------------------------------------------------
-def _budget_options(tasks: int, gen_precision: str, val_tasks: int) -> list[Callable[[F], F]]:
-    """The options of a validation point's budget (shared by sweep and epoch-curve)."""
-    return [
-        click.option("--tasks", type=int, default=tasks, show_default=True, help="Generated tasks per shard set."),
-        click.option("--iterations", type=int, default=1000, show_default=True, help="Training iterations per point."),
-        click.option("--meta-batch", type=int, default=4, show_default=True, help="Tasks per training iteration."),
-        click.option("--val-tasks", type=int, default=val_tasks, show_default=True, help="Validation tasks per K_tr."),
-        click.option("--gen-precision", default=gen_precision, show_default=True, help="lasium-gen --precision."),
-        click.option("--seed", type=int, default=0, show_default=True),
-        click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda."),
-        click.option("--data-root", default=None, help="Dataset root of every stage [$LASIUM_DATA]."),
-        click.option("--quick", is_flag=True, help="Tiny sizes (24 tasks, 4 iterations, 10 val tasks): a smoke run."),
-    ]
-
-
-def _with(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
-    def apply(func: F) -> F:
-        for decorator in reversed(decorators):
-            func = decorator(func)
-        return func
-
-    return apply
-
-
 @main.command(context_settings=CONTEXT)
 @click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/sweep"), show_default=True)
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
@@ -200,7 +167,7 @@ def _with(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
     show_default=True,
     help="The learner every point trains (its shards use the σ/α tuned for it: lasium-gen --tuned-for).",
 )
-@_with(_budget_options(2000, "bf16", 1000))
+@with_options(budget_options(2000, "bf16", 1000))
 @click.option("--strategies", default="n,ro,oc", show_default=True, help="Strategies of the parameter family.")
 @click.option(
     "--values", default=None, help="σ/α values of every strategy, e.g. 0.2,0.6 [n: 0.5,1,2; ro, oc: 0.2,0.5,0.8]."
@@ -208,18 +175,42 @@ def _with(decorators: list[Callable[[F], F]]) -> Callable[[F], F]:
 @click.option(
     "--augment-sigma", type=float, default=1.0, show_default=True, help="σ of the augmentation family's n shard set."
 )
-@click.option("--only", type=click.Choice(["parameter", "augment"]), default=None, help="Run one family only.")
+@click.option(
+    "--mixtures",
+    default=None,
+    metavar="MIXES",
+    help="Task-mixture points, comma-separated, each SOURCE:WEIGHT joined by + (sources n, ro, oc, umtra), e.g. "
+    "n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 [none].",
+)
+@click.option(
+    "--mixture-augment",
+    default="shift5-affine",
+    show_default=True,
+    help="lasium-train --augment of the mixture points (auto would mean none as soon as UMTRA is mixed in).",
+)
+@click.option(
+    "--only", type=click.Choice(["parameter", "augment", "mixture"]), default=None, help="Run one family only."
+)
+@click.option(
+    "--generator",
+    default="omniglot-gan",
+    show_default=True,
+    help="Generator of every point: a bundled name or a lasium-fit folder (a refitted GAN, a VAE: then give "
+    "--values, the defaults are the GAN's).",
+)
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
 def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
-          values: str | None, augment_sigma: float, only: str | None, threads: int, resume: bool) -> None:  # fmt: skip
+          values: str | None, augment_sigma: float, mixtures: str | None, mixture_augment: str, only: str | None,
+          generator: str | None, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
-    Each point: lasium-gen (bundled GAN) → lasium-train → lasium-eval --split val (1- and 5-shot). Two families:
-    the strategy parameter (σ for n, α for ro and oc; augmentation shift5) and the augmentation presets (on one n
-    set). Writes sweep.md, sweep.json and charts after every point.
+    Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
+    5-shot). Families: the strategy parameter (σ for n, α for ro and oc; augmentation shift5), the augmentation
+    presets (on one n set), and, with --mixtures, task mixtures of LASIUM strategies and UMTRA. The budget
+    (--tasks, --iterations, --meta-batch) is one per sweep. Writes sweep.md, sweep.json and charts after every point.
 
     \b
     Examples:
@@ -228,6 +219,13 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
       lasium-repro sweep --quick --work /tmp/sweep --results /tmp/sweep
       lasium-repro sweep --algo maml --only parameter --strategies oc --values 0.2,0.6 --val-tasks 300 \\
           --work runs/sweep-maml --results results/sweep-maml
+    One lever at a time (a point per value; another budget or generator is another sweep, in its own folders):
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --iterations 16000 --tasks 64000 \\
+          --work runs/lever-budget --results results/levers/budget
+      lasium-repro sweep --generator runs/gan-fit --only parameter --strategies n --values 0.25,0.5,1 \\
+          --work runs/lever-gan --results results/levers/gan
+      lasium-repro sweep --only mixture --mixtures n:1,n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 \\
+          --work runs/lever-mix --results results/levers/mix
     """
     from .sweep import QUICK, PointBudget, SweepOptions, run
 
@@ -236,10 +234,13 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
                          data_root=data_root, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
-        strategies=_names(strategies),
-        values=_numbers(values, float, "--values"),
+        strategies=names(strategies),
+        values=numbers(values, float, "--values"),
         augment_sigma=augment_sigma,
+        mixtures=names(mixtures),
+        mixture_augment=mixture_augment,
         only=only,
+        generator=generator,
         work=work,
         results=results,
         threads=threads,
@@ -265,7 +266,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
     help="Where the stages run [runs/gan-curve or runs/vae-curve, by the fit's kind].",
 )
 @click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
-@_with(_budget_options(4000, "auto", 1000))
+@with_options(budget_options(4000, "auto", 1000))
 @click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
 @click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
 @user_errors
@@ -292,7 +293,7 @@ def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path,
     options = CurveOptions(
         fit=fit,
         budget=budget,
-        epochs=_numbers(epochs, int, "--epochs"),
+        epochs=numbers(epochs, int, "--epochs"),
         work=work,
         results=results,
         threads=threads,
@@ -337,7 +338,7 @@ def bundled(gan_keep_epochs: str, **values: object) -> None:
     """
     from .bundled import BundledOptions, run
 
-    run(BundledOptions(gan_keep_epochs=_numbers(gan_keep_epochs, int, "--gan-keep-epochs"), **values))  # type: ignore[arg-type]
+    run(BundledOptions(gan_keep_epochs=numbers(gan_keep_epochs, int, "--gan-keep-epochs"), **values))  # type: ignore[arg-type]
 
 
 # --- precision ------------------------------------------------------------------------------------------------

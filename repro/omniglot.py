@@ -29,6 +29,7 @@ from typing import Any
 
 from lasium.errors import ConfigError
 
+from .generators import check_vae, same_generator
 from .options import OmniglotOptions
 from .pipeline import Pipeline
 from .rows import chosen_rows
@@ -69,22 +70,46 @@ def plan_omniglot(options: OmniglotOptions) -> list[str]:
     pipe = pipeline_for(options)
     pipe.generator = {"spec": str(options.work / "gan") if options.fit else options.generator}
     left = 0.0
+    rows = chosen_rows(options, pipe.sizes, pipe.device.get("native_bf16", True))
+    if any(row.generator == "vae" for row in rows):
+        pipe.described[options.vae] = check_vae(options.vae)  # one line, before anything is planned with it
     lines = [
         f"rows of --sizes {options.sizes} on {pipe.device.get('name')} (estimates from RATES[{pipe.device_type!r}]):"
     ]
-    for row in chosen_rows(options, pipe.sizes, pipe.device.get("native_bf16", True)):
+    stage_lines = []
+    for row in rows:
         earlier = pipe.committed_rows.get(row.key)
-        if earlier and same_commands(earlier.get("commands"), pipe.planned_commands(row), pipe.work):
+        if (
+            earlier
+            and same_commands(earlier.get("commands"), pipe.planned_commands(row), pipe.work)
+            and same_generator(earlier.get("generator"), pipe.generator_record(row))
+        ):
             one, five = (earlier["eval"][k]["accuracy_pct"] for k in ("1", "5"))
             lines.append(f"  {row.key:<28} done: {one:.2f} / {five:.2f}")
             continue
-        hours = pipe.estimate(row) / 3600
+        stages = pipe.stage_estimates(row)
+        hours = sum(stage["seconds"] for stage in stages) / 3600
         for part in pipe.components(row):  # what this row generates is made once per run
             pipe.made[pipe.shard_key(part)] = Path()
         left += hours
         lines.append(f"  {row.key:<28} to run: ~{hours:.1f} h" + (" (optional)" if row.optional else ""))
+        for stage in stages:
+            over = stage["seconds"] > SITTING_HOURS * 3600
+            stage_lines.append(
+                f"  {stage['name']:<28} ~{stage['seconds'] / 3600:.1f} h"
+                + (f", over {SITTING_HOURS:g} h: {stage['resumes']}" if over else "")
+            )
+    if stage_lines:
+        lines += [
+            f"stages to run (one sitting: {SITTING_HOURS:g} h of wall time; a longer stage is cut there and "
+            "continued exactly by --resume):",
+            *stage_lines,
+        ]
     lines.append(f"~{left:.1f} h of stages left, one at a time (two --only drivers on two cores halve the wall time)")
     return lines
+
+
+SITTING_HOURS = 3.0  # the wall time one driver invocation is planned to run (issue 27: each stage within 3 h)
 
 
 def page_only_omniglot(options: OmniglotOptions) -> dict[str, Any]:
@@ -134,6 +159,8 @@ def run_omniglot(options: OmniglotOptions) -> dict[str, Any]:
     pipe = pipeline_for(options)
     protocol = protocol_of(options, pipe.sizes)
     rows = chosen_rows(options, pipe.sizes, pipe.device.get("native_bf16", True))
+    if any(row.generator == "vae" for row in rows):
+        pipe.described[options.vae] = check_vae(options.vae)  # one line now, not a failed stage later
     pipe.generator["ok"] = pipe.prepare_generator()
     pipe.write(protocol)
     for row in rows:

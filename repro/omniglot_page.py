@@ -21,11 +21,13 @@ from .omniglot_tables import (
     ablation_table,
     accuracy_table,
     every_row_lines,
+    generator_table,
     machines_note,
     other_sources_table,
     stage_table,
     target_lines,
     tasks_scored,
+    vae_table,
 )
 from .published import PROJECT_TARGETS, TARGETS, at_reference_budgets
 
@@ -125,6 +127,20 @@ def render_markdown(results: dict[str, Any]) -> str:
             *others,
             "",
         ]
+    vae = vae_table(rows, protocol.get("tasks"))
+    if vae:
+        lines += [
+            "## LASIUM with a VAE",
+            "",
+            "LASIUM-N, -RO and -OC with a VAE instead of the GAN, at the GAN rows' budgets (tasks, iterations, "
+            "meta-batch, test tasks): `lasium-gen --generator` is the run's `--vae` (the bundled `omniglot-vae` by "
+            "default), whose anchors are encoded real train-split images (the real image is member 0 of its class), "
+            "with the σ/α `lasium-gen --tuned-for` gives a VAE (the authors' values). Each row is beside the paper's "
+            "own cell for the same strategy and learner.",
+            "",
+            *vae,
+            "",
+        ]
     ablation = ablation_table(rows)
     if ablation:
         from lasium.generate import STRATEGY_PARAMETERS
@@ -157,6 +173,17 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"{t.get('tasks_seen', '?')} | {best_text} |"
             )
         lines.append("")
+    generators = generator_table(rows)
+    if generators:
+        lines += [
+            "## Generators",
+            "",
+            "The generator each row's tasks came from, as the row recorded it (the sha256 of its weights, from its "
+            "shard set's manifest); rows written before rows recorded it say so.",
+            "",
+            *generators,
+            "",
+        ]
     if images.get("curves"):
         lines += ["## Training curves (validation accuracy, real val-split episodes)", ""]
         lines += [f"![{name}]({name})" for name in images["curves"]] + [""]

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .published import OMNIGLOT_5WAY, TARGETS, published_for
+from .generators import legacy_generator, short
+from .published import OMNIGLOT_5WAY, PAPER_VAE_SOURCE, TARGETS, paper_vae_cell, published_for
 
 
 def _cell(evaluation: dict[str, Any] | None, shots: int) -> str:
@@ -27,8 +28,8 @@ def accuracy_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None
     for p in OMNIGLOT_5WAY:
         out.append(f"| {p.label} | {p.one_shot:.2f} | {p.five_shot:.2f} | published |")
     for row in rows:
-        if row.get("family") in ("ablation", "other"):
-            continue  # in the ablation and other-sources tables
+        if row.get("family") in ("ablation", "other", "vae"):
+            continue  # in the ablation, other-sources and VAE tables
         status = row.get("status", "")
         source = "this run" if status == "ok" else f"this run ({status})"
         tasks = tasks_scored(row)
@@ -204,6 +205,47 @@ def other_sources_table(rows: list[dict[str, Any]], protocol_tasks: int | None =
         )
     out += ["", "Tasks of each row:", ""]
     out += [f"- {r['label']}: {_source_setup(r)}" + (f"; {r['note']}" if r.get("note") else "") for r in others]
+    return out
+
+
+def vae_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None) -> list[str]:
+    """The LASIUM-VAE rows of ours, each beside the paper's own cell for the same strategy and learner ("not looked
+    up" where :data:`~lasium.repro.published.PAPER_VAE_CELLS` has none), with the VAE that made its tasks."""
+    vae_rows = [r for r in rows if r.get("family") == "vae"]
+    if not vae_rows:
+        return []
+    out = [
+        "| method | 1-shot | 5-shot | paper 1-shot | paper 5-shot | Δ (ours − paper) | generator | status |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in vae_rows:
+        paper = paper_vae_cell(r.get("source", ""), r.get("algo", ""))
+        cells = [f"{paper[0]:.2f}", f"{paper[1]:.2f}"] if paper else ["not looked up", "not looked up"]
+        ours = [((r.get("eval") or {}).get(str(k)) or {}).get("accuracy_pct") for k in (1, 5)]
+        delta = (
+            " / ".join(f"{o - t:+.2f}" for o, t in zip(ours, paper))
+            if paper and all(isinstance(o, (int, float)) for o in ours)
+            else "–"
+        )
+        status = r.get("status", "")
+        scored = tasks_scored(r)
+        if scored is not None and protocol_tasks is not None and scored != protocol_tasks:
+            status += f", first {scored} of the {protocol_tasks} tasks"
+        out.append(
+            f"| **{r['label']}** | {_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {' | '.join(cells)} | "
+            f"{delta} | {short(r.get('generator'))} | {status} |"
+        )
+    out += ["", f"Paper cells: {PAPER_VAE_SOURCE}."]
+    return out
+
+
+def generator_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Every row whose tasks a generator made, with that generator (spec, kind, weights sha256 as recorded)."""
+    made = [r for r in rows if r.get("generator") or r.get("source") in ("n", "ro", "oc", "mix")]
+    if not made:
+        return []
+    out = ["| row | generator |", "|---|---|"]
+    out += [f"| {r['label']} | {short(r.get('generator') or legacy_generator(r))} |" for r in made]
     return out
 
 

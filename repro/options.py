@@ -66,6 +66,7 @@ class OmniglotOptions:
     fit: bool = False  # fit a fresh GAN with lasium-fit instead of using ``generator``
     fit_minutes: float | None = None  # wall-clock budget of ``fit`` (None: the sizes')
     generator: str = "omniglot-gan"  # lasium-gen --generator when not ``fit``
+    vae: str = "omniglot-vae"  # lasium-gen --generator of the LASIUM-VAE rows (a bundled name or a lasium-fit folder)
     maml_algo: str | None = None  # maml (second order) or fomaml for the MAML rows (None: the sizes')
     budget_seconds: float | None = None  # start no row that would not fit; kill every stage at the deadline
     work: Path = Path("runs/repro-omniglot")  # shards, runs, evals and logs
@@ -94,6 +95,8 @@ class OmniglotOptions:
             )
         if self.maml_algo is not None and self.maml_algo not in MAML_ALGOS:
             raise ConfigError(f"--maml-algo {self.maml_algo!r} is unknown; choose one of {', '.join(MAML_ALGOS)}")
+        if not self.vae.strip():
+            raise ConfigError("--vae must name a VAE: a bundled name (omniglot-vae) or a lasium-fit output folder")
         if self.resume and self.overwrite:
             raise ConfigError("--resume and --overwrite contradict each other; give one of them")
         if self.reuse_results and not self.resume:

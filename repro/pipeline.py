@@ -16,6 +16,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .generator_work import GeneratorWork
+from .generators import legacy_generator, manifest_generator, same_generator
 from .plan import StagePlanner
 from .records import task_source_summary, train_summary, validation_curve
 from .stages import StageRunner, same_commands
@@ -28,7 +30,7 @@ if TYPE_CHECKING:  # the driver passes its options, sizes and rates in; nothing 
 RESULTS_FORMAT = "lasium-repro-omniglot"  # the "format" of omniglot.json (format_version 1)
 
 
-class Pipeline(StagePlanner):
+class Pipeline(StagePlanner, GeneratorWork):
     """Runs the stages, keeps the record, enforces the budget."""
 
     def __init__(
@@ -49,6 +51,9 @@ class Pipeline(StagePlanner):
         self.made: dict[tuple[str, str], Path] = {}  # shard sets written so far, by shard_key
         self.previews: dict[str, str] = {}
         self.clustered = False  # a CACTUs set was generated in this run: its k-means partitions are cached
+        self.described: dict[str, dict[str, Any] | None] = {}  # generator records by spec (describe_generator)
+        self.identities: dict[str, dict[str, Any]] = {}  # row key -> what its stages depend on beyond commands
+        self.regenerated: set[Path] = set()  # shard sets of an earlier generator removed by this run
         self.env = dict(os.environ)
         self.threads = options.threads
         if (
@@ -77,6 +82,8 @@ class Pipeline(StagePlanner):
                     if (self.results_dir / name).is_file():
                         self.previews.setdefault(source, name)
             for r in committed.get("rows", []):
+                if "generator" not in r and legacy_generator(r):  # written before rows named their generator
+                    r["generator"] = legacy_generator(r)
                 if r.get("status") == "ok" and self.committed_rows.get(r["key"], {}).get("status") != "ok":
                     self.committed_rows[r["key"]] = r
                     self.committed_stages[r["key"]] = [
@@ -97,8 +104,10 @@ class Pipeline(StagePlanner):
         produces: Path | None = None,
         continue_with: Callable[[], list[str]] | None = None,
     ) -> bool:
-        """One stage through :class:`~lasium.repro.stages.StageRunner` (its log, record, budget, ``--resume``)."""
-        return self.runner.run(name, console, args, row, produces, continue_with)
+        """One stage through :class:`~lasium.repro.stages.StageRunner` (its log, record, budget, ``--resume``); a
+        row's stages carry its identity (the sha256 of the generator weights its tasks come from)."""
+        identity = self.identities.get(row) if row else None
+        return self.runner.run(name, console, args, row, produces, continue_with, identity=identity)
 
     # --- stages -----------------------------------------------------------------------------------
     def prepare_generator(self) -> bool:
@@ -213,6 +222,7 @@ class Pipeline(StagePlanner):
             not earlier
             or earlier.get("status") != "ok"
             or not same_commands(earlier.get("commands"), record["commands"], self.work)
+            or not same_generator(earlier.get("generator"), record.get("generator"))
         ):
             return False
         record.clear()
@@ -239,6 +249,9 @@ class Pipeline(StagePlanner):
             "settings": self.settings(row) if row.source != "scratch" else {},
             "commands": self.planned_commands(row),
         }
+        generator = self.generator_record(row)
+        if generator is not None:  # what the row's tasks come from (the page names it; resumes compare it)
+            record["generator"] = dict(generator)
         if row.family == "other":  # what --augment auto stands for here (the run's train_config.json confirms it)
             record["augment"] = self.augment_planned(row)
         self.rows.append(record)
@@ -284,11 +297,19 @@ class Pipeline(StagePlanner):
         t0 = time.time()
         run = None
         if row.source != "scratch":
-            if self.needs_generator(row) and not self.generator.get("ok", True):
+            if self.needs_generator(row) and not self.generator.get("ok", True) and row.generator == "gan":
                 record["status"] = "failed (no generator)"
                 return
+            planned = record.get("generator")
+            if planned and planned.get("weights_sha256"):
+                self.identities[row.key] = {"generator_sha256": planned["weights_sha256"]}
+                self.forget_stale_work(row, planned)
             shards = self.mixture_shards(row) if row.mix else self.shards(row)
-            if isinstance(shards, Path) and row.source in ("umtra", "cactus"):  # one set (a mixture's source is "mix")
+            made = [manifest_generator(self.gen_stage(p)[2]) for p in self.components(row) if p.source != "umtra"]
+            made = [m for m in made if m]
+            if made and planned:  # the set's own manifest says what made those very tasks
+                record["generator"] = {**planned, **made[0]}
+            if isinstance(shards, Path) and row.source in ("umtra", "cactus"):
                 record["task_source"] = task_source_summary(shards)
             run = self.train(row, shards) if shards is not None else None
             if run is None:

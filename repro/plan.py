@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .progress import eval_progress, gen_progress, train_progress
 from .stages import canonical
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ class StagePlanner:
         if settings["param"] is not None and row.source in ("n", "ro", "oc"):
             from lasium.generate import default_parameter
 
-            if settings["param"] == default_parameter(row.source, "gan", self.preset_of(row)):
+            if settings["param"] == default_parameter(row.source, row.generator, self.preset_of(row)):
                 settings["param"] = None  # the preset's own value: the same shard set as the main rows'
         return settings
 
@@ -83,6 +84,8 @@ class StagePlanner:
         # generated once (the same command, folder and stage).
         if n != self.preset_tasks(row) or param is not None:
             name += f"-{n}" + (f"-p{param:g}" if param is not None else "")
+        if row.generator != "gan":  # a VAE row's set (the GAN rows' names are those of every earlier work folder)
+            name += f"-{row.generator}"
         out = self.work / "shards" / name
         common = [
             "--tasks-per-shard",
@@ -143,7 +146,7 @@ class StagePlanner:
                 "--n-tasks",
                 str(n),
                 "--generator",
-                self.generator["spec"],
+                self.generator_spec(row),
                 "--tuned-for",
                 preset,
                 "--shots",
@@ -158,6 +161,8 @@ class StagePlanner:
             if param is not None:
                 args += ["--sigma" if row.source == "n" else "--alpha", f"{param:g}"]
             args += ["--device", a.device] if a.device != "auto" else []
+            if row.generator == "vae" and a.data_root:  # a VAE encodes real train images as its anchors
+                args += ["--data-root", a.data_root]
         return f"gen-{out.name}", args, out
 
     def train_stage(self, row: Row, shards: Path | list[Path]) -> tuple[str, list[str], Path]:
@@ -260,6 +265,10 @@ class StagePlanner:
             return [row]
         return [replace(row, source=source, mix=()) for source, _ in row.mix]  # its stages are the row's own
 
+    def generator_spec(self, row: Row) -> str:
+        """What ``lasium-gen --generator`` is given for a LASIUM row: the run's GAN, or ``--vae`` for a VAE row."""
+        return self.options.vae if row.generator == "vae" else self.generator["spec"]
+
     def needs_generator(self, row: Row) -> bool:
         return any(part.source in ("n", "ro", "oc") for part in self.components(row))
 
@@ -281,7 +290,7 @@ class StagePlanner:
         settings = self.settings(row)
         if row.source == "real":
             return (row.source, "", settings["tasks"], None)
-        return (row.source, self.preset_of(row), settings["tasks"], settings["param"])
+        return (row.source, self.preset_of(row), settings["tasks"], settings["param"], row.generator)
 
     def precision_args(self, row: Row, stage: str) -> list[str]:
         chosen = self.settings(row)["precision"] or (
@@ -290,45 +299,70 @@ class StagePlanner:
         return ["--precision", chosen]
 
     def estimate(self, row: Row) -> float:
-        """Seconds a row should still take (rough; to decide whether to start it, and for ``--plan``).
+        """Seconds a row should still take (rough; to decide whether to start it, and for ``--plan``): the sum of
+        :meth:`stage_estimates`."""
+        return sum(stage["seconds"] for stage in self.stage_estimates(row))
+
+    def stage_estimates(self, row: Row) -> list[dict[str, Any]]:
+        """Each stage the row still runs: ``{"name", "console", "seconds", "resumes"}`` (``resumes``: what an
+        interrupted run of it keeps, so a stage longer than one sitting continues where it stopped).
 
         Work already in ``--work`` counts: stages that finished, the shards a generation already wrote, the
         steps up to a training's latest checkpoint and the tasks an evaluation already scored (what ``--resume``
         continues from)."""
         s, r = self.sizes, self.rates
+        stages: list[dict[str, Any]] = []
+        if row.source != "scratch":
+            for part in self.components(row):  # the shard sets still to generate (a mixture's may exist already)
+                if self.shard_key(part) in self.made:
+                    continue
+                n = self.settings(part)["tasks"]
+                name, args, shards = self.gen_stage(part)
+                left = self.left(name, "lasium-gen", args, gen_progress(shards, n), keeps_own=True)
+                rate = r["gen"] if part.source in ("n", "ro", "oc") else r.get(part.source, r.get("real", r["gen"]))
+                seconds = (r["startup"] + n / rate) * left
+                if part.source == "cactus" and not self.clustered and left:
+                    seconds += r.get("cactus_setup", 0.0)  # the k-means partitions, once per run (then cached)
+                if part.source not in self.previews and part.source != "real":
+                    seconds += r["startup"] / 2  # lasium-shards preview
+                resumes = f"keeps its complete shards ({s.tasks_per_shard:,} tasks each)"
+                stages.append(dict(name=name, console="lasium-gen", seconds=seconds, resumes=resumes))
+            settings = self.settings(row)  # the row's own iterations and meta-batch (ablation rows change them)
+            its, mb = settings["iterations"], settings["meta_batch"]
+            vals = its // max(1, s.val_every) + 1
+            val_s = (
+                vals
+                * s.val_tasks
+                * (r["eval_proto"] if row.algo == "protonets" else r["image_step"] * s.maml_inner_steps * 5)
+            )
+            sets = [self.gen_stage(part)[2] for part in self.components(row)]
+            name, args, run = self.train_stage(row, sets if row.mix else sets[0])
+            left = self.left(name, "lasium-train", args, train_progress(run, its))
+            every = f"every {s.checkpoint_every:,} steps" if s.checkpoint_every else "at its end only"
+            stages.append(
+                dict(
+                    name=name,
+                    console="lasium-train",
+                    seconds=(r["startup"] + its * mb / r[row.algo] + val_s) * left,
+                    resumes=f"continues exactly from its latest checkpoint ({every})",
+                )
+            )
         shots = [int(k) for k in s.eval_shots.split(",")]
         name, args, out = self.eval_stage(row, None if row.source == "scratch" else self.work / "runs" / row.key)
         if row.algo == "protonets":
             eval_s = r["eval_proto"] * s.eval_tasks * len(shots)
         else:
             eval_s = r["image_step"] * (s.eval_tasks_maml or s.eval_tasks) * s.adapt_steps * 5 * sum(shots)
-        total = r["startup"] + eval_s * self.left(name, "lasium-eval", args, eval_progress(out))
-        if row.source == "scratch":
-            return total
-        for part in self.components(row):  # the shard sets still to generate (a mixture's may exist already)
-            if self.shard_key(part) in self.made:
-                continue
-            n = self.settings(part)["tasks"]
-            name, args, shards = self.gen_stage(part)
-            left = self.left(name, "lasium-gen", args, gen_progress(shards, n), keeps_own=True)
-            rate = r["gen"] if part.source in ("n", "ro", "oc") else r.get(part.source, r.get("real", r["gen"]))
-            total += (r["startup"] + n / rate) * left
-            if part.source == "cactus" and not self.clustered and left:
-                total += r.get("cactus_setup", 0.0)  # the k-means partitions, once per run (then cached)
-            if part.source not in self.previews and part.source != "real":
-                total += r["startup"] / 2  # lasium-shards preview
-        settings = self.settings(row)  # the row's own iterations and meta-batch (ablation rows change them)
-        its, mb = settings["iterations"], settings["meta_batch"]
-        vals = its // max(1, s.val_every) + 1
-        val_s = (
-            vals
-            * s.val_tasks
-            * (r["eval_proto"] if row.algo == "protonets" else r["image_step"] * s.maml_inner_steps * 5)
+        left = self.left(name, "lasium-eval", args, eval_progress(out))
+        stages.append(
+            dict(
+                name=name,
+                console="lasium-eval",
+                seconds=r["startup"] + eval_s * left,
+                resumes="continues exactly from the tasks already scored (its partial file)",
+            )
         )
-        sets = [self.gen_stage(part)[2] for part in self.components(row)]
-        name, args, run = self.train_stage(row, sets if row.mix else sets[0])
-        left = self.left(name, "lasium-train", args, train_progress(run, its))
-        return total + (r["startup"] + its * mb / r[row.algo] + val_s) * left
+        return stages
 
     def left(self, name: str, console: str, args: list[str], progress: float, *, keeps_own: bool = False) -> float:
         """The fraction of a stage still to run: 0 when it finished with this command, else 1 − its progress,
@@ -345,39 +379,3 @@ class StagePlanner:
             if same and record.get("status", "ok") == "ok":
                 return fraction
         return 1.0 - progress if keeps_own else 1.0
-
-
-def gen_progress(shards: Path, tasks: int) -> float:
-    """Fraction of ``tasks`` that the complete shard files in ``shards`` hold (their sidecars say how many, for a
-    set of ``tasks`` tasks: another config's shards in the folder are not this stage's progress)."""
-    done = 0
-    for sidecar in shards.glob("*.json") if shards.is_dir() else []:
-        try:
-            meta = json.loads(sidecar.read_text())
-            if int(meta["config"]["num_tasks"]) == tasks:
-                done += int(meta["shard"]["num_tasks"])
-        except (OSError, ValueError, TypeError, KeyError):
-            continue
-    return min(1.0, done / max(1, tasks))
-
-
-def train_progress(run: Path, iterations: int) -> float:
-    """Fraction of ``iterations`` up to the run's latest checkpoint."""
-    from lasium.train import checkpoint_step, latest_checkpoint
-
-    latest = latest_checkpoint(run)
-    step = checkpoint_step(latest) if latest is not None else None
-    return 0.0 if step is None else min(1.0, step / max(1, iterations))
-
-
-def eval_progress(out: Path) -> float:
-    """Fraction of the tasks an interrupted evaluation to ``out`` already scored (its partial file)."""
-    from lasium.evaluate import partial_path
-
-    try:
-        doc = json.loads(partial_path(out).read_text())
-        tasks = int(doc["key"]["protocol"]["tasks"]) * len(doc["key"]["protocol"]["shots"])
-        scored = sum(len(e.get("accuracies", [])) for e in doc.get("shots", {}).values())
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
-    return min(1.0, scored / max(1, tasks))

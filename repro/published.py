@@ -66,6 +66,22 @@ OMNIGLOT_5WAY: tuple[PublishedRow, ...] = (
     PublishedRow("supervised ProtoNets", 98.35, 99.58, dagger=True),
 )
 
+# The paper's own LASIUM-VAE cells (Khodadadeh et al., ICLR 2021, the Omniglot 5-way table: LASIUM-{N, RO, OC} with a
+# VAE, each with MAML and ProtoNets, 1-shot and 5-shot), as (1-shot, 5-shot) by (strategy, learner). Empty: not looked
+# up. The table itself was not reachable from here (2026-12-03: the stored copies of the paper, ar5iv 2006.10236 and
+# the ICLR 2021 text, are indexed from their beginning only; the authors' MetaLearning-TF2.0 README lists no
+# figures), and a cell is never filled from memory or from a later paper's citation. The page says "not looked up"
+# for each missing cell. Each figure added here goes into docs/reference-facts.md with its source.
+PAPER_VAE_CELLS: dict[tuple[str, str], tuple[float, float]] = {}
+PAPER_VAE_SOURCE = "Khodadadeh et al., ICLR 2021, Omniglot 5-way table (LASIUM-VAE rows)"
+
+
+def paper_vae_cell(strategy: str, algo: str) -> tuple[float, float] | None:
+    """The paper's (1-shot, 5-shot) for LASIUM-``strategy``-VAE with a learner (first-order MAML counts as MAML), or
+    None when it has not been looked up."""
+    return PAPER_VAE_CELLS.get((strategy, "protonets" if algo == "protonets" else "maml"))
+
+
 # What a LASIUM reproduction should reach (percent, by K_tr): the paper's best rows above.
 TARGETS: dict[str, dict[int, float]] = {
     "maml": {1: 83.26, 5: 95.29},

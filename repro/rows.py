@@ -43,6 +43,8 @@ class Row:
     # source "mix": (source, weight) of each shard set the run mixes (``lasium-train --shards SET:WEIGHT`` each); every
     # set is the one the row of that source with this row's learner generates, so a set is never generated twice
     mix: tuple[tuple[str, float], ...] = ()
+    # the kind of generator a LASIUM row's tasks come from: gan (``--generator``) or vae (``--vae``)
+    generator: str = "gan"
 
 
 def plan_rows(maml_algo: str) -> list[Row]:
@@ -145,6 +147,35 @@ def plan_longer_maml(sizes: Sizes) -> list[Row]:
     ]
 
 
+VAE = "vae"  # the family (and --only group) of the LASIUM-VAE rows
+
+
+def plan_vae_rows(maml_algo: str) -> list[Row]:
+    """LASIUM-{N, RO, OC} with a VAE, with ProtoNets and with MAML: the paper's VAE rows (Khodadadeh et al.,
+    ICLR 2021, Omniglot table).
+
+    The same budgets as the GAN rows of the same learner (tasks, iterations, meta-batch, test tasks); the tasks come
+    from ``--vae`` (default the bundled ``omniglot-vae``), whose anchors are encoded real train-split images (the
+    real image is member 0 of its class), with the σ/α ``lasium-gen --tuned-for`` gives a VAE. Family ``vae``:
+    optional and never in the default plan (a VAE worth scoring needs its fit first, issue 27); ``--only vae``
+    runs all six, ``--only protonets-n-vae`` one of them.
+    """
+    maml_label = maml_name(maml_algo)
+    return [
+        Row(
+            f"{prefix}-{s}-vae",
+            f"LASIUM-{STRATEGY_NAMES[s]}-VAE + {learner} (ours)",
+            algo,
+            s,
+            VAE,
+            optional=True,
+            generator="vae",
+        )
+        for prefix, algo, learner in (("protonets", "protonets", "ProtoNets"), ("maml", maml_algo, maml_label))
+        for s in ("n", "ro", "oc")
+    ]
+
+
 def select_rows(rows: list[Row], only: Collection[str]) -> list[Row]:
     """``--only``: rows named by key, or every row of a named family (``other``, ``lasium``, ...), in priority order;
     every row when ``only`` is empty."""
@@ -161,7 +192,9 @@ def only_names(rows: list[Row]) -> list[str]:
 
 def known_row_names() -> list[str]:
     """Every name ``--only`` accepts at any sizes (the ablation and longer-MAML keys are the same at every size)."""
-    return only_names(plan_rows("maml") + plan_longer_maml(SIZES["cpu"]) + plan_ablation(SIZES["cpu"]))
+    return only_names(
+        plan_rows("maml") + plan_longer_maml(SIZES["cpu"]) + plan_vae_rows("maml") + plan_ablation(SIZES["cpu"])
+    )
 
 
 def reference_sigma_protonets() -> float:
@@ -244,8 +277,9 @@ def chosen_rows(options: OmniglotOptions, sizes: Sizes, native_bf16: bool = True
     whether ``--precision auto`` means bf16 on this device (see :func:`plan_ablation`)."""
     rows = plan_rows(sizes.maml_algo) + plan_longer_maml(sizes)
     # Rows named by --only run whatever the sizes; else optional rows run with --optional (default: gpu and cpu sizes).
+    # The VAE rows run only when --only names them (or their family, vae).
     if options.only:
-        rows = select_rows(rows, options.only)
+        rows = select_rows(rows + plan_vae_rows(sizes.maml_algo), options.only)
         if options.optional is False:
             rows = [r for r in rows if not r.optional]
     elif not options.runs_optional():

@@ -87,6 +87,13 @@ def same_commands(a: dict[str, str] | None, b: dict[str, str] | None, work: Path
     return all(canonical(a[k], work) == canonical(b[k], work) for k in a)
 
 
+def same_identity(recorded: dict[str, Any] | None, planned: dict[str, Any] | None) -> bool:
+    """Whether a stage record's ``identity`` (what the stage depends on beyond its command line, e.g. the sha256 of
+    the generator weights a spec names) allows reusing it: equal, or not recorded on either side (records written
+    before identities were kept are judged by their command alone)."""
+    return recorded is None or planned is None or recorded == planned
+
+
 def wait_with_heartbeat(
     proc: subprocess.Popen, timeout: float | None, heartbeat: Callable[[], None], every: float = 60.0
 ) -> int:
@@ -127,6 +134,7 @@ class StageRunner:
         row: str | None = None,
         produces: Path | None = None,
         continue_with: Callable[[], list[str]] | None = None,
+        identity: dict[str, Any] | None = None,
     ) -> bool:
         """Run one command with its output in logs/<name>.log; record it; False if it failed or timed out.
 
@@ -137,14 +145,19 @@ class StageRunner:
         A stage that started and did not finish (``logs/<name>.started.json``: killed, or the session ended) is
         continued with ``--resume``: when its command is unchanged, ``continue_with()`` gives the arguments that
         make the command pick up its own partial output (e.g. ``["--resume"]`` when a checkpoint exists).
+
+        ``identity``: what the stage's result depends on that its command does not say (the weights behind a
+        generator's name); a record with another identity is neither reused nor continued (:func:`same_identity`).
         """
         display = shlex.join([console] + args)
         logs = self.work / "logs"
         done_path, started_path = logs / f"{name}.done.json", logs / f"{name}.started.json"
         if self.resume and done_path.is_file() and (produces is None or produces.exists()):
             earlier = json.loads(done_path.read_text())
-            if canonical(earlier.get("command", ""), self.work) == canonical(display, self.work) and (
-                earlier.get("status") == "ok"
+            if (
+                canonical(earlier.get("command", ""), self.work) == canonical(display, self.work)
+                and earlier.get("status") == "ok"
+                and same_identity(earlier.get("identity"), identity)
             ):
                 earlier["note"] = "reused from an earlier invocation of the driver"
                 self.stages.append(earlier)
@@ -152,6 +165,8 @@ class StageRunner:
                 return True
         done_path.unlink(missing_ok=True)
         record: dict[str, Any] = {"name": name, "row": row, "command": display, "status": "running", "seconds": None}
+        if identity is not None:
+            record["identity"] = identity
         self.stages.append(record)
         remaining = self.remaining()
         if remaining is not None and remaining < 1:
@@ -160,7 +175,9 @@ class StageRunner:
         ran, before = list(args), 0.0
         if self.resume and continue_with is not None and started_path.is_file():
             started = json.loads(started_path.read_text())
-            if canonical(started.get("command", ""), self.work) == canonical(display, self.work):
+            if canonical(started.get("command", ""), self.work) == canonical(display, self.work) and same_identity(
+                started.get("identity"), identity
+            ):
                 extra = continue_with()
                 ran += [a for a in extra if a not in ran]
                 if extra:
@@ -172,7 +189,8 @@ class StageRunner:
         t0 = time.time()
 
         def heartbeat() -> None:  # how long the stage has run, for a continuation after a hard kill
-            started_path.write_text(json.dumps({"command": display, "seconds": before + time.time() - t0}) + "\n")
+            beat = {"command": display, "seconds": before + time.time() - t0}
+            started_path.write_text(json.dumps(beat | ({"identity": identity} if identity is not None else {})) + "\n")
 
         heartbeat()
         with open(log_path, "a" if "continued" in record else "w") as log:

@@ -27,13 +27,16 @@ from typing import Any
 
 from lasium.errors import ConfigError
 
+from .generators import describe_generator, same_generator
 from .options import argv_of
 from .stages import StageRunner, same_commands
+from .sweep_mixture import mixture_commands, parse_mixture
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
 
 AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-strokes", "shift5-erase", "shift5-support")
-FAMILIES = ("parameter", "augment")
+FAMILIES = ("parameter", "augment", "mixture")
 QUICK = dict(tasks=24, iterations=4, val_tasks=10)  # --quick: a smoke run of every stage
+DEFAULT_GENERATOR = "omniglot-gan"  # lasium-gen's own default: its points' commands do not name it
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,11 @@ class SweepOptions:
     results: Path = Path("results")
     threads: int = 1  # OMP_NUM_THREADS of every stage
     resume: bool = False
+    generator: str = DEFAULT_GENERATOR  # lasium-gen --generator of every point (a bundled name or a lasium-fit folder)
+    # task mixtures, each "SOURCE:WEIGHT+SOURCE:WEIGHT..." (sources of MIXTURE_SOURCES): a point per mixture, trained
+    # with lasium-train --shards SET:WEIGHT per source, each set of budget.tasks tasks; empty: no mixture family
+    mixtures: tuple[str, ...] = ()
+    mixture_augment: str = "shift5-affine"  # lasium-train --augment of the mixture points (auto: none for UMTRA)
 
     def validate(self) -> SweepOptions:
         self.budget.validate()
@@ -90,6 +98,10 @@ class SweepOptions:
             raise ConfigError(f"--only {self.only!r} is unknown; choose one of {', '.join(FAMILIES)}")
         if self.threads < 1:
             raise ConfigError(f"--threads must be at least 1; got {self.threads}")
+        for mixture in self.mixtures:
+            parse_mixture(mixture)
+        if self.only == "mixture" and not self.mixtures:
+            raise ConfigError("--only mixture runs the --mixtures points; give some, e.g. --mixtures n:0.5+umtra:0.5")
         return self
 
     def command_line(self) -> str:
@@ -99,6 +111,7 @@ class SweepOptions:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(work=str(self.work), results=str(self.results), strategies=list(self.strategies))
+        out["mixtures"] = list(self.mixtures)
         out["values"] = list(self.values)
         return out
 
@@ -112,9 +125,12 @@ class Point:
     parameter: str
     value: float | None  # None: the --tuned-for value of σ/α (no flag)
     augment: str
+    mix: str = ""  # family mixture: its sources and weights ("n:0.5+umtra:0.5"); each source's set is its own
 
     @property
     def shard_name(self) -> str:
+        if self.mix:  # one set per source (see mixture_sets); the point's own name
+            return "mix-" + "-".join(f"{s}{w:g}" for s, w in parse_mixture(self.mix))
         return f"{self.strategy}-{self.parameter}{'-preset' if self.value is None else format(self.value, 'g')}"
 
     @property
@@ -123,14 +139,20 @@ class Point:
 
 
 def plan(
-    augment_sigma: float, strategies: list[str] | tuple[str, ...], values: list[float] | None = None
+    augment_sigma: float,
+    strategies: list[str] | tuple[str, ...],
+    values: list[float] | None = None,
+    mixtures: tuple[str, ...] = (),
+    mixture_augment: str = "shift5-affine",
 ) -> list[Point]:
-    """The sweep's points; ``values``: the parameter values of every strategy (default: ``PARAMETERS``)."""
+    """The sweep's points; ``values``: the parameter values of every strategy (default: ``PARAMETERS``); a point per
+    mixture last."""
     # Augmentations first: they move accuracy most (shift5 alone is worth ~18 points), σ/α less.
     points = [Point("augment", "n", "sigma", augment_sigma, a) for a in AUGMENTS]
     points += [
         Point("parameter", s, PARAMETERS[s][0], v, "shift5") for s in strategies for v in (values or PARAMETERS[s][1])
     ]
+    points += [Point("mixture", "mix", "", None, mixture_augment, mix=m) for m in mixtures]
     seen, unique = set(), []
     for p in points:  # the n / shift5 point belongs to both families; run it once (as an augment point)
         if p.key not in seen:
@@ -230,17 +252,13 @@ def run_point(
 ) -> dict[str, Any] | None:
     """Generate (once per shard set), train and score a point; its ``lasium-eval`` report, or None if a stage
     failed."""
-    shards, run, out = (
-        work / "shards" / point.shard_name,
-        work / "runs" / point.key,
-        work / "evals" / f"{point.key}.json",
-    )
-    if point.shard_name not in made:  # one shard set serves every augmentation point
-        if not runner.run(
-            f"gen-{point.shard_name}", cmds["gen"][0], cmds["gen"][1:], point.key, produces=shards / "manifest.json"
-        ):
-            return None
-        made.add(point.shard_name)
+    run, out = work / "runs" / point.key, work / "evals" / f"{point.key}.json"
+    for gen in (cmd for stage, cmd in cmds.items() if stage.startswith("gen")):  # one set, or one per mixed source
+        shards = Path(gen[gen.index("--out") + 1])
+        if shards.name not in made:  # one shard set serves every augmentation point and every mixture
+            if not runner.run(f"gen-{shards.name}", gen[0], gen[1:], point.key, produces=shards / "manifest.json"):
+                return None
+            made.add(shards.name)
     if not runner.run(
         f"train-{point.key}", cmds["train"][0], cmds["train"][1:], point.key, produces=run / "last" / "state.json"
     ):
@@ -289,8 +307,9 @@ def run(options: SweepOptions) -> dict[str, Any]:
     work.mkdir(parents=True, exist_ok=True)
     results_dir.mkdir(parents=True, exist_ok=True)
     runner = StageRunner(work, stage_env(options.threads), resume=options.resume, tag="sweep")
+    generator = describe_generator(options.generator)  # one line for a spec that names no generator
     values = list(options.values) or None
-    points = plan(options.augment_sigma, options.strategies, values)
+    points = plan(options.augment_sigma, options.strategies, values, options.mixtures, options.mixture_augment)
     if options.only:
         points = [pt for pt in points if pt.family == options.only]
     # the n/σ/shift5 point is run once, as an augment point; it also belongs in the parameter table
@@ -312,14 +331,16 @@ def run(options: SweepOptions) -> dict[str, Any]:
     # today's is taken from the page instead of being run again.
     earlier = {}
     if options.resume and (results_dir / "sweep.json").is_file():
-        earlier = {
-            r["key"]: r
-            for r in json.loads((results_dir / "sweep.json").read_text()).get("rows", [])
-            if r["status"] == "ok"
-        }
+        page = json.loads((results_dir / "sweep.json").read_text())
+        if same_generator(page.get("generator"), generator):  # not points of other weights under the same spec
+            earlier = {r["key"]: r for r in page.get("rows", []) if r["status"] == "ok"}
     results: dict[str, Any] = {}
     for point in points:
-        cmds = commands(point, budget, work)
+        cmds = mixture_commands(point, budget, work) if point.mix else commands(point, budget, work)
+        if options.generator != DEFAULT_GENERATOR:
+            for stage, cmd in cmds.items():
+                if stage.startswith("gen") and "--source" not in cmd:
+                    cmd += ["--generator", options.generator]
         recorded = earlier.get(point.key)
         if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
             print(f"[sweep] {point.key}: reused from {results_dir / 'sweep.json'}", flush=True)
@@ -337,6 +358,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
             "rows": rows,
             "stages": runner.stages,
             "planned": len(points),
+            "generator": generator,
             **({"values": values} if values else {}),
         }
         write_page(results, results_dir)

@@ -36,6 +36,17 @@ def best_of(rows: list[dict[str, Any]], family: str, strategy: str | None = None
     return max(ok, key=lambda r: (r["val"]["1"]["accuracy_pct"] + r["val"]["5"]["accuracy_pct"]) / 2, default=None)
 
 
+def generator_phrase(record: dict[str, Any] | None) -> str:
+    """The generator of a sweep's points as the page names it (pages written before it was recorded: the bundled GAN,
+    the only generator a sweep could use then)."""
+    if not record:
+        return "bundled GAN"
+    name = record.get("spec") or record.get("name")
+    return (
+        f"{str(record.get('kind', '?')).upper()} `{name}` (weights sha256 `{str(record.get('weights_sha256'))[:12]}`)"
+    )
+
+
 def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) -> str:
     """The page (markdown); ``charts``: the chart files beside it, linked at the end."""
     rows = results["rows"]
@@ -55,7 +66,8 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
         ),
         "",
         f"Each point: `lasium-gen` {a['tasks']:,} tasks from the "
-        f"bundled GAN (`--tuned-for {PRESET_OF[a.get('algo', 'protonets')]}`, seed {a['seed']}) → "
+        f"{generator_phrase(results.get('generator'))} (`--tuned-for {PRESET_OF[a.get('algo', 'protonets')]}`, "
+        f"seed {a['seed']}) → "
         f"`lasium-train --algo {a.get('algo', 'protonets')}`, {a['iterations']:,} "
         f"iterations × meta-batch {a['meta_batch']} → `lasium-eval "
         f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
@@ -87,6 +99,28 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
                 f"{v['5']['accuracy_pct']:.2f} ± {v['5']['ci95_pct']:.2f} |"
             )
         lines.append("")
+    mixed = [r for r in rows if r["family"] == "mixture"]
+    if mixed:
+        lines += [
+            "## Task mixtures",
+            "",
+            "Each source's set has the point's task count (UMTRA: `lasium-gen --source umtra` defaults; LASIUM: the "
+            "`--tuned-for` σ/α); `lasium-train` draws each task from a set with the given weight.",
+            "",
+            "| mixture | augment | val 1-shot | val 5-shot |",
+            "|---|---|---|---|",
+        ]
+        for r in mixed:
+            what = " + ".join(part.replace(":", " × ") for part in r["mix"].split("+"))
+            if r["status"] != "ok":
+                lines.append(f"| {what} | `{r['augment']}` | {r['status']} | |")
+                continue
+            v = r["val"]
+            lines.append(
+                f"| {what} | `{r['augment']}` | {v['1']['accuracy_pct']:.2f} ± {v['1']['ci95_pct']:.2f} | "
+                f"{v['5']['accuracy_pct']:.2f} ± {v['5']['ci95_pct']:.2f} |"
+            )
+        lines.append("")
     lines += ["## What the sweep picked", ""]
     as_parameter = [dict(r, family="parameter") if r["key"] in results["shared_keys"] else r for r in rows]
     for strategy in PARAMETERS:
@@ -106,16 +140,20 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
     aug = best_of(rows, "augment")
     if aug:
         lines.append(f"- augmentation: `{aug['augment']}`.")
+    mix = best_of(rows, "mixture")
+    if mix:
+        lines.append(f"- task mixture: `{mix['mix']}` (with `{mix['augment']}`).")
     lines.append("")
     for name in charts:
         lines += [f"![{CHART_TITLES.get(name, name)}]({name})", ""]
     return "\n".join(lines)
 
 
-PARAMETER_CHART, AUGMENT_CHART = "sweep.png", "sweep-augment.png"
+PARAMETER_CHART, AUGMENT_CHART, MIXTURE_CHART = "sweep.png", "sweep-augment.png", "sweep-mixture.png"
 CHART_TITLES = {
     PARAMETER_CHART: "validation accuracy by parameter",
     AUGMENT_CHART: "validation accuracy by training augmentation",
+    MIXTURE_CHART: "validation accuracy by task mixture",
 }
 STRATEGY_TITLES = {"n": "LASIUM-N", "ro": "LASIUM-RO", "oc": "LASIUM-OC"}
 
@@ -161,6 +199,18 @@ def draw(results: dict[str, Any], folder: Path) -> tuple[str, ...]:
             title=f"{learner} on LASIUM-N tasks: Omniglot validation accuracy by training augmentation",
         )
         drawn.append(AUGMENT_CHART)
+    mixtures = [
+        {"label": f"{r['mix']} ({r['augment']})", "eval": r["val"]}
+        for r in results["rows"]
+        if r["family"] == "mixture" and r["status"] == "ok"
+    ]
+    if mixtures:
+        accuracy_chart(
+            mixtures,
+            folder / MIXTURE_CHART,
+            title=f"{learner} on task mixtures: Omniglot validation accuracy",
+        )
+        drawn.append(MIXTURE_CHART)
     return tuple(drawn)
 
 

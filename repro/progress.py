@@ -1,0 +1,44 @@
+"""How far an interrupted stage of the reproduction got, read from what it left in the work folder (its complete
+shards, its latest checkpoint, the tasks its evaluation scored): what ``--resume`` continues from, and what the
+estimates of :mod:`lasium.repro.plan` still count."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def gen_progress(shards: Path, tasks: int) -> float:
+    """Fraction of ``tasks`` that the complete shard files in ``shards`` hold (their sidecars say how many, for a
+    set of ``tasks`` tasks: another config's shards in the folder are not this stage's progress)."""
+    done = 0
+    for sidecar in shards.glob("*.json") if shards.is_dir() else []:
+        try:
+            meta = json.loads(sidecar.read_text())
+            if int(meta["config"]["num_tasks"]) == tasks:
+                done += int(meta["shard"]["num_tasks"])
+        except (OSError, ValueError, TypeError, KeyError):
+            continue
+    return min(1.0, done / max(1, tasks))
+
+
+def train_progress(run: Path, iterations: int) -> float:
+    """Fraction of ``iterations`` up to the run's latest checkpoint."""
+    from lasium.train import checkpoint_step, latest_checkpoint
+
+    latest = latest_checkpoint(run)
+    step = checkpoint_step(latest) if latest is not None else None
+    return 0.0 if step is None else min(1.0, step / max(1, iterations))
+
+
+def eval_progress(out: Path) -> float:
+    """Fraction of the tasks an interrupted evaluation to ``out`` already scored (its partial file)."""
+    from lasium.evaluate import partial_path
+
+    try:
+        doc = json.loads(partial_path(out).read_text())
+        tasks = int(doc["key"]["protocol"]["tasks"]) * len(doc["key"]["protocol"]["shots"])
+        scored = sum(len(e.get("accuracies", [])) for e in doc.get("shots", {}).values())
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
+    return min(1.0, scored / max(1, tasks))
