@@ -62,7 +62,7 @@ CANDIDATES: list[tuple[str, str, str, int | None]] = [  # (label, image codec, c
 
 def random_gan84() -> torch.nn.Module:
     """A randomly initialised 84×84×3 generator of lasium's GAN architecture (seed 0), for ``lasium-gen``."""
-    from lasium.generate.models.gan import GANGenerator, gan_architecture
+    from lasium.generate import GANGenerator, gan_architecture
 
     torch.manual_seed(0)
     net = GANGenerator(gan_architecture((84, 84, 3))).eval()
@@ -209,11 +209,9 @@ def check_content(folder: Path, batch: TaskBatch, lossless: bool) -> dict[str, f
 def protonets_rate(image_shape: tuple[int, int, int], steps: int) -> Callable[[], float]:
     """A timer of ProtoNets training steps (tasks/s) on in-memory batches, lasium-train's CPU defaults."""
     from lasium.precision import autocast_for
+    from lasium.runtime import RankInfo
     from lasium.tasks import to_device
-    from lasium.train import LearnerConfig, TrainConfig, build_learner
-    from lasium.train.distributed import DistContext  # the step as bench_train.py times it (these are not exported)
-    from lasium.train.synthetic import synthetic_tasks
-    from lasium.train.trainer import meta_step
+    from lasium.train import LearnerConfig, TrainConfig, build_learner, meta_step, synthetic_tasks
 
     device = torch.device("cpu")
     meta_batch = TrainConfig(shards=[], out="").meta_batch  # lasium-train's default (4)
@@ -225,7 +223,7 @@ def protonets_rate(image_shape: tuple[int, int, int], steps: int) -> Callable[[]
     s, q = torch.from_numpy(tasks.support), torch.from_numpy(tasks.query)
     perm = torch.stack([torch.randperm(WAYS) for _ in range(meta_batch * 2)])
     batches = [to_device(s[i::2], q[i::2], perm[i::2], device) for i in range(2)]
-    ctx = DistContext(device=device)
+    ctx = RankInfo(device=device)
 
     def run() -> float:
         start = time.perf_counter()

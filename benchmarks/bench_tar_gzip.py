@@ -38,9 +38,7 @@ from typing import Any
 import numpy as np
 from bench_shards import make_batch
 
-from lasium.shards import task_metas_json, wds_chunks
-from lasium.shards.gz import GzipReader, gzip_writer
-from lasium.shards.tario import iter_tar_members
+from lasium.shards import GzipReader, gzip_writer, iter_tar_members, task_metas_json, wds_chunks
 from lasium.tasks import TaskBatch
 
 MEMBERS = ("support.npy", "query.npy", "meta.json")
@@ -162,7 +160,7 @@ def interleaved(fns: dict[str, Callable[[], Any]], rounds: int) -> dict[str, flo
 def bench_lock(rounds: int, pairs: int) -> dict[str, Any]:
     from filelock import FileLock
 
-    from lasium.generate.job.outdir import _folder_lock
+    from lasium.generate import folder_lock
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -176,7 +174,7 @@ def bench_lock(rounds: int, pairs: int) -> dict[str, Any]:
 
         def ours() -> None:
             for _ in range(pairs):
-                with _folder_lock(folder):
+                with folder_lock(folder):
                     pass
 
         def theirs() -> None:
@@ -188,7 +186,7 @@ def bench_lock(rounds: int, pairs: int) -> dict[str, Any]:
         leftover = sorted(p.name for p in folder.iterdir())
     return {
         "pairs_per_s": {k: pairs / v for k, v in seconds.items()},
-        "ratio_folder_lock_vs_filelock": seconds["filelock"] / seconds["folder_lock"],
+        "ratiofolder_lock_vs_filelock": seconds["filelock"] / seconds["folder_lock"],
         "filelock_on_the_folder": on_folder,
         "files_left_in_the_folder_by_filelock": leftover,
     }

@@ -75,6 +75,8 @@ _EXPORTS = {
     "min_pairwise_sq_distance": "lasium.generate.synthesis.anchors",
     "HostStager": "lasium.generate.synthesis.staging",
     "to_uint8_nhwc": "lasium.generate.synthesis.synthesizer",
+    # the output folder's lock, timed against the filelock package (benchmarks/bench_tar_gzip.py)
+    "folder_lock": "lasium.generate.job.outdir",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -86,6 +88,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 if TYPE_CHECKING:
     from lasium.generate.job.config import GenerationConfig
     from lasium.generate.job.job import GenerationJob, GenerationResult, run_generation
+    from lasium.generate.job.outdir import folder_lock
     from lasium.generate.models.architecture import ARCHITECTURES, architectures, choose_architecture
     from lasium.generate.models.bundled_registry import BUNDLED_NAMES, export_bundled
     from lasium.generate.models.checkpoint import STATE_JSON, load_checkpoint

@@ -241,7 +241,7 @@ class FolderClaim:
 
         digest = config_digest(header, name, container)
         record = {"digest": digest, "config": describe_config(header), "host": socket.gethostname(), "pid": os.getpid()}
-        with _folder_lock(out_dir):
+        with folder_lock(out_dir):
             fd = os.open(out_dir / CLAIM_NAME, os.O_RDWR | os.O_CREAT, 0o644)
             free = False
             try:
@@ -292,7 +292,7 @@ class FolderClaim:
         if self._fd < 0:
             return
         try:
-            with _folder_lock(self.out_dir):
+            with folder_lock(self.out_dir):
                 try:
                     fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # succeeds when no other job holds it
                     (self.out_dir / CLAIM_NAME).unlink(missing_ok=True)
@@ -338,7 +338,7 @@ def _read_claim(fd: int) -> dict[str, Any]:
         return {}
 
 
-class _folder_lock:  # noqa: N801 - used as a context manager like a function
+class folder_lock:  # noqa: N801 - used as a context manager like a function
     """An exclusive flock on the folder itself: short critical sections of the claim protocol."""
 
     def __init__(self, folder: Path) -> None:
