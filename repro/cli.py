@@ -204,7 +204,7 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
 def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, mixtures: str | None, mixture_augment: str, only: str | None,
-          generator: str | None, threads: int, resume: bool) -> None:  # fmt: skip
+          generator: str, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and

@@ -223,7 +223,7 @@ def vae_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None) -> 
         cells = [f"{paper[0]:.2f}", f"{paper[1]:.2f}"] if paper else ["not looked up", "not looked up"]
         ours = [((r.get("eval") or {}).get(str(k)) or {}).get("accuracy_pct") for k in (1, 5)]
         delta = (
-            " / ".join(f"{o - t:+.2f}" for o, t in zip(ours, paper))
+            " / ".join(f"{float(o) - t:+.2f}" for o, t in zip(ours, paper))  # type: ignore[arg-type]
             if paper and all(isinstance(o, (int, float)) for o in ours)
             else "–"
         )

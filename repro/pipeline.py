@@ -305,8 +305,8 @@ class Pipeline(StagePlanner, GeneratorWork):
                 self.identities[row.key] = {"generator_sha256": planned["weights_sha256"]}
                 self.forget_stale_work(row, planned)
             shards = self.mixture_shards(row) if row.mix else self.shards(row)
-            made = [manifest_generator(self.gen_stage(p)[2]) for p in self.components(row) if p.source != "umtra"]
-            made = [m for m in made if m]
+            records = (manifest_generator(self.gen_stage(p)[2]) for p in self.components(row) if p.source != "umtra")
+            made = [m for m in records if m]
             if made and planned:  # the set's own manifest says what made those very tasks
                 record["generator"] = {**planned, **made[0]}
             if isinstance(shards, Path) and row.source in ("umtra", "cactus"):

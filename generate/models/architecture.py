@@ -53,7 +53,10 @@ class ArchitectureRecord:
         if data.get("name") != cls.NAME:
             raise ConfigError(f"unknown {cls.KIND} architecture {data.get('name')!r}; expected {cls.NAME!r}")
         values = {f.name: data[f.name] for f in fields(cls) if f.name != "name"}
-        return cls(**{k: tuple(int(x) for x in v) if isinstance(v, list) else int(v) for k, v in values.items()})
+        args: dict[str, Any] = {
+            k: tuple(int(x) for x in v) if isinstance(v, list) else int(v) for k, v in values.items()
+        }
+        return cls(**args)
 
     @classmethod
     def fits(cls, image_shape: tuple[int, int, int]) -> bool:

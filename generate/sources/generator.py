@@ -246,7 +246,7 @@ class GeneratorSource:
         if context.model is not None:
             from lasium.generate.models.resize import resize_generator
 
-            self.model: Generator = resize_generator(context.model, options.image_size)  # type: ignore[arg-type]
+            self.model: Generator = resize_generator(context.model, options.image_size)
         else:
             self.model = load_model(options, device)
         if options.dataset is not None and self.model.kind != "vae":

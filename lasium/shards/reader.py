@@ -133,10 +133,11 @@ def _decode_images(sample: dict[str, Any], split: str, key: str, shard: str, lay
         raise ShardError(f"{shard}: sample {key} has {' and '.join(members)}; a task stores its {split} once")
     member = members[0]
     suffix = member.split(".", 1)[1]
-    want = IMAGE_CODEC_SUFFIXES[layout.image_codec] if layout is not None else None
+    codec_name = layout.image_codec if layout is not None else None
+    want = IMAGE_CODEC_SUFFIXES[codec_name] if codec_name is not None else None
     if want is not None and suffix != want:
         raise ShardError(
-            f"{shard}: sample {key} has {member}, but the set's image codec is {layout.image_codec} "
+            f"{shard}: sample {key} has {member}, but the set's image codec is {codec_name} "
             f"({split}.{want}); the shard is not of this set"
         )
     if suffix == "npy":
