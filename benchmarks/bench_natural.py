@@ -19,7 +19,7 @@ first unit (Python and torch imports, loading, the set card, the final checkpoin
 Also: the DCGAN family against today's 84-px net (the reference net stretched: ``gan_architecture((84, 84, 3))``),
 bare training steps interleaved over ``--rounds`` rounds.
 
-Public API only (lasium's modules and commands); the image folder is drawn here (``natural_images``).
+Public API only (lasium's modules and commands); the image folder is drawn by ``lasium.data.draw_colour_folder``.
 
     python benchmarks/bench_natural.py --quick                       # smoke run, a few minutes on 2 cores
     python benchmarks/bench_natural.py --json-out results/bench_natural_cpu.json
@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from natural_images import draw_colour_folder
 
+from lasium.data import draw_colour_folder
 from lasium.evaluate import Episodes, score_episodes
 from lasium.generate import FitConfig, GANTrainer, architectures, choose_architecture, fit, load_generator
 from lasium.precision import autocast_for

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from natural_images import draw_colour_folder
 
+from lasium.data import draw_colour_folder
 from lasium.shards import iter_tasks, read_manifest, verify_shard_set
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import one_line_error
 from click.testing import CliRunner
-from shards_helpers import static_server, write_set
+from fault_server import static_server
+from shards_helpers import write_set
 
 from lasium.shards.card import write_card
 from lasium.shards.cli import main

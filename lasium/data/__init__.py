@@ -46,6 +46,8 @@ _EXPORTS = {
     "load_imagefolder": "lasium.data.imagefolder",
     "IMAGEFOLDER_SPLIT_SEED": "lasium.data.imagefolder",
     "download_omniglot": "lasium.data.download",
+    # a drawn colour image folder (tests, benchmarks and demos of the 84×84×3 path; not a real dataset)
+    "draw_colour_folder": "lasium.data.colour_folder",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     from lasium.data.attributes import AttributeTable, attribute_pools
     from lasium.data.cache import DecodedDataset, fingerprint
     from lasium.data.celeba import load_celeba
+    from lasium.data.colour_folder import draw_colour_folder
     from lasium.data.datasets import (
         LabeledImages,
         UnlabeledImages,

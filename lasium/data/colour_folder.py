@@ -1,5 +1,5 @@
-"""A small colour image folder drawn by the tests themselves (no download): each class is a shape in a colour of
-its own on a textured background, so the classes differ in ways a learner can see at 84×84×3."""
+"""A small colour image folder drawn on the spot (no download), for tests, benchmarks and demos at 84×84×3: each
+class is a shape in a colour of its own on a textured background, so the classes differ in ways a learner can see."""
 
 from __future__ import annotations
 
