@@ -27,7 +27,10 @@ from .stages import StageRunner
 from .sweep import stage_env
 
 FORMAT = "lasium-precision-check"
-PRECISIONS = ("fp32", "bf16")
+COMPARED_PRECISIONS = (
+    "fp32",
+    "bf16",
+)  # the two arms of the precision check (lasium.precision.PRECISIONS: the option values)
 
 
 class StageFailed(LasiumError):
@@ -100,7 +103,7 @@ def run(options: PrecisionOptions) -> dict[str, Any]:
     work = options.work
     runner = StageRunner(work, stage_env(options.threads), resume=options.resume, tag="precision")
     rows = {}
-    for precision in PRECISIONS:
+    for precision in COMPARED_PRECISIONS:
         run_dir, out = work / precision, work / f"eval-{precision}.json"
         train = [
             "--shards",
@@ -161,7 +164,7 @@ def run(options: PrecisionOptions) -> dict[str, Any]:
     def gap(k: str) -> float:
         return abs(rows["fp32"]["results"][k]["accuracy_pct"] - rows["bf16"]["results"][k]["accuracy_pct"])
 
-    cis = {k: [rows[p]["results"][k]["ci95_pct"] for p in PRECISIONS] for k in ("1", "5")}
+    cis = {k: [rows[p]["results"][k]["ci95_pct"] for p in COMPARED_PRECISIONS] for k in ("1", "5")}
     page = {
         "format": FORMAT,
         "command": options.command_line(),

@@ -292,7 +292,7 @@ def test_pipe_failure_is_a_shard_error(tmp_path):
 
 
 def test_stock_webdataset_and_h5py_read_the_spec(tmp_path):
-    """Interoperability: no lasium reader, only what shards/README.md tells a user."""
+    """Interoperability: no lasium reader, only what docs/shard-format.md tells a user."""
     import h5py
     import webdataset as wds
 

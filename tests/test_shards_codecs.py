@@ -77,7 +77,7 @@ def test_colour_84px_webp_set_with_gzip_round_trips(tmp_path):
     write_manifest(tmp_path, header, [entry])
     got = list(iter_tasks(tmp_path))
     assert all(np.array_equal(t.support, support[i]) and np.array_equal(t.query, query[i]) for i, t in enumerate(got))
-    import webdataset as wds  # a stock reader: its default image handler, then the recipe of shards/README.md 3.2
+    import webdataset as wds  # a stock reader: its default image handler, then the recipe of docs/shard-format.md 3.2
 
     sample = list(wds.WebDataset(str(tmp_path / "rgb-000000.tar.gz"), shardshuffle=False).decode("rgb8"))[1]
     mosaic = sample["query.webp"]

@@ -176,7 +176,7 @@ class GenerationConfig:
         """gzip or none: ``.tar.gz`` vs ``.tar`` shards for wds, the HDF5 gzip filter or none for hdf5.
 
         Without ``--compression``: plain .tar for WebDataset (gzip about halves the trainer's CPU read rate,
-        measured in shards/README.md section 12), the gzip filter for HDF5.
+        measured in docs/shard-format.md section 12), the gzip filter for HDF5.
         """
         return self.compression or DEFAULT_COMPRESSION[self.container]
 

@@ -1,4 +1,4 @@
-"""The task-shard format v1 (spec: ``shards/README.md``): writer, safe reader, manifest, verification.
+"""The task-shard format v1 (spec: ``docs/shard-format.md``): writer, safe reader, manifest, verification.
 
     from lasium.shards import write_shard, write_manifest, iter_tasks
     entry = write_shard("shards/omniglot", "omniglot-ro", 0, 0, batch, "wds", header)
@@ -35,7 +35,7 @@ _EXPORTS = {
     "iter_shard_tasks": "lasium.shards.reader",
     "iter_tasks": "lasium.shards.reader",
     "resolve_shard_urls": "lasium.shards.locate",
-    # remote sets: a URL read as a byte stream, riding out transient faults (shards/README.md, "Remote sets")
+    # remote sets: a URL read as a byte stream, riding out transient faults (docs/shard-format.md, "Remote sets")
     "RetryPolicy": "lasium.shards.remote",
     "open_remote": "lasium.shards.remote",
     "VerifyReport": "lasium.shards.verify",

@@ -301,7 +301,7 @@ With lasium:
 lasium-train --shards path/or/URL/of/{m.name}/manifest.json --algo maml --out runs/{m.name}-maml
 ```
 
-Without lasium (format spec: lasium's `shards/README.md`):
+Without lasium (format spec: lasium's `docs/shard-format.md`):
 
 {stock}
 

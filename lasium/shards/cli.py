@@ -49,7 +49,7 @@ def main() -> None:
 
     A shard set is a folder with manifest.json and numbered shards (<name>-000000.tar or .tar.gz
     for WebDataset, <name>-000000.h5 for HDF5), each with a <shard>.json sidecar. The format is
-    described in shards/README.md.
+    described in docs/shard-format.md.
 
     inspect, verify and preview also take the URL of a published set's manifest.json or folder
     (http://, https://; file://, s3://, gs://, hf://, ... through fsspec when its backend is

@@ -1,4 +1,4 @@
-"""How a WebDataset task stores its images: the image codecs of the task-shard format (shards/README.md 3.2).
+"""How a WebDataset task stores its images: the image codecs of the task-shard format (docs/shard-format.md 3.2).
 
 A task's ``support`` (N, K, H, W, C) and ``query`` (N, Q, H, W, C) are each one tar member. With the ``npy``
 codec (the format's original one, the default at 28×28×1) the member is the raw array (``support.npy``); with an
@@ -11,7 +11,7 @@ when asked for by name: the set's config, manifest and card then say so. The set
 (``image_codec``) when it is not ``npy``, and every manifest states it; an unknown name is refused in one line.
 
 The choice of default (lossless WebP for colour images of 64 px and more, ``npy`` below) comes from
-``benchmarks/bench_codecs.py``; the table is in shards/README.md.
+``benchmarks/bench_codecs.py``; the table is in docs/shard-format.md.
 """
 
 from __future__ import annotations
@@ -145,7 +145,7 @@ def get_image_codec(name: str) -> ImageCodec | None:
 
 def default_image_codec(image_shape: tuple[int, ...] | list[int]) -> str:
     """The codec ``lasium-gen`` picks when none is asked for: lossless WebP for colour images of 64 px or more
-    (84×84×3: about half the bytes of ``npy``, decoding far faster than ProtoNets trains; shards/README.md), else
+    (84×84×3: about half the bytes of ``npy``, decoding far faster than ProtoNets trains; docs/shard-format.md), else
     the raw ``npy`` member (28×28×1: gzip of the whole tar does better than image members there)."""
     h, w, c = (int(s) for s in image_shape)
     return "webp" if c == 3 and min(h, w) >= 64 else DEFAULT_IMAGE_CODEC

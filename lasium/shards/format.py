@@ -1,6 +1,6 @@
 """The task-shard format v1: names, the manifest record and the expected task layout.
 
-The spec in prose is ``shards/README.md``; this module is its executable form. Everything here is
+The spec in prose is ``docs/shard-format.md``; this module is its executable form. Everything here is
 pure data handling (no file I/O) so writer, reader, verifier and CLI agree on one definition.
 """
 

@@ -5,7 +5,7 @@ OS byte 255 "unknown"), deflate from ``zlib``, the CRC-32/size trailer, so the s
 same ``.tar.gz`` bytes with a given zlib. It replaced a hand-written writer whose bytes it reproduces at levels 1
 and 6 (checked on 3 MB when it was replaced; level 9 differs, the old writer used memLevel 9). The default level
 is 6: the bundled GAN's 5-way 1+5-shot tasks take 23% of their raw pixel bytes at level 6 against 25% at level 1,
-read at about the same rate (shards/README.md, "Compression"). ``tar -xzf``, Python's ``gzip``/``tarfile`` and a
+read at about the same rate (docs/shard-format.md, "Compression"). ``tar -xzf``, Python's ``gzip``/``tarfile`` and a
 stock ``webdataset.WebDataset`` read the result.
 
 Reading: :class:`GzipReader` decompresses a byte stream on the fly (it never holds a whole shard)

@@ -22,7 +22,7 @@ What it does not cover: a process of the same user that writes into a shard *whi
 (after it was checked) can change tasks undetected; so could any process that can write to the trainer's
 memory. The guarantee is about bytes at rest and in transit.
 
-Cost (``benchmarks/bench_verify.py``, ``shards/README.md`` section 9.1; the trainer's streaming path on 2,000 tasks
+Cost (``benchmarks/bench_verify.py``, ``docs/shard-format.md`` section 9.1; the trainer's streaming path on 2,000 tasks
 of the bundled GAN, a loaded 2-core CPU): hashing is 16–18 µs of CPU per 26 KB task, 12% of the loader's CPU time
 when every shard is hashed (one pass), 1–3% over a 5-round training stream, where each shard is hashed once.
 """

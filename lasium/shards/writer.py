@@ -148,7 +148,7 @@ def write_shard(
     ``compression``: WebDataset ``gzip`` writes ``<name>-NNNNNN.tar.gz`` (the tar gzipped, reproducible
     header), ``none`` a plain ``.tar``; HDF5 ``gzip``, ``lzf`` or ``none`` filters. ``auto`` = the format's
     default (:data:`lasium.shards.format.DEFAULT_COMPRESSION`: plain tar, HDF5 gzip). ``compression_level`` is
-    the gzip level (None: 6 for ``.tar.gz``, the level that meets 35% of raw bytes at 28×28×1 (shards/README.md);
+    the gzip level (None: 6 for ``.tar.gz``, the level that meets 35% of raw bytes at 28×28×1 (docs/shard-format.md);
     1 for the HDF5 filter, unchanged).
 
     The set's config says how tasks store their images (``image_codec``: ``npy`` when absent, or an image codec
