@@ -197,7 +197,7 @@ def main(
     from lasium.data.registry import resolve_dataset
 
     resolve_dataset(dataset)  # an unknown name is one line before anything is loaded
-    keep_freed_memory()  # reuse the activation buffers of one task for the next (2.5-3x per task at 84 px on a CPU)
+    keep_freed_memory()  # reuse one task's activation buffers for the next (no page faults)
     paper = paper_protocol(dataset)
     protocol = EvalProtocol.for_dataset(
         dataset,

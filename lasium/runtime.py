@@ -109,13 +109,14 @@ def keep_freed_memory() -> bool:
     """Make glibc's malloc reuse freed activation buffers instead of handing them back to the kernel.
 
     glibc serves every allocation above 32 MiB (its ceiling for the mmap threshold) with a fresh ``mmap`` and
-    ``munmap``s it on free, so each forward pass of an 84×84 task (a Conv-4 block's output for 80 images is
-    80 × 64 × 84 × 84 floats, 144 MB) page-faults and zeroes its buffers again: the kernel time (``sys``) of a
-    1-shot ProtoNets evaluation was 2-4x its compute (``user``). With mmap off (``M_MMAP_MAX`` 0) and
-    trimming held back, large buffers come from the heap and are reused: ProtoNets 5-way 1-shot with 15
-    queries at 84×84×3 scored 2.5-3x faster per task on a 2-core AMD EPYC, same accuracies
-    (``benchmarks/bench_natural.py``, see the README's speed table). The price: the process keeps its
-    peak heap (up to 2 GiB freed) until it exits, which is what a command that runs one loop wants.
+    ``munmap``s it on free, so each forward pass of an 84×84 task (the first Conv-4 block's output for 75 query
+    images is 75 × 64 × 84 × 84 floats, 135 MB) page-faults and zeroes its buffers again. On a 2-core AMD EPYC (one
+    thread, machine loaded by other jobs) a 5-way 1-shot ProtoNets task with 15 queries took 0.45-0.49 s of
+    compute (``user``) and 0.8-2.3 s in the kernel (``sys``), which is also why its time swung with the load.
+    With mmap off (``M_MMAP_MAX`` 0) and trimming held back, large buffers come from the heap and are reused:
+    ``score_episodes`` in fresh processes, interleaved, 0.44-0.60 s per task against 1.27-2.24 with glibc's
+    defaults (sys 0.9-1.4 s against 10.4-13.5 s for two passes over 6 tasks), same accuracies. The price: the
+    process keeps its peak heap (up to 2 GiB freed) until it exits, which suits a command that runs one loop.
 
     The same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` in the environment, which glibc only
     reads at start-up. Process-wide and not undone, so the commands call it (``lasium-eval``), not the library.
