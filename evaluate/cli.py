@@ -178,6 +178,7 @@ def main(
     from lasium.evaluate.journal import EvalJournal, partial_path
     from lasium.evaluate.protocol import EvalProtocol, paper_protocol, parse_shots
     from lasium.evaluate.report import format_table, write_json_atomic
+    from lasium.runtime import keep_freed_memory
 
     if (checkpoint is None) == (baseline is None):
         raise ConfigError("give either --checkpoint RUN or --baseline scratch --algo ALGO")
@@ -196,6 +197,7 @@ def main(
     from lasium.data.registry import resolve_dataset
 
     resolve_dataset(dataset)  # an unknown name is one line before anything is loaded
+    keep_freed_memory()  # reuse one task's activation buffers for the next (no page faults)
     paper = paper_protocol(dataset)
     protocol = EvalProtocol.for_dataset(
         dataset,
