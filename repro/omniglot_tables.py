@@ -17,6 +17,14 @@ def _cell(evaluation: dict[str, Any] | None, shots: int) -> str:
     return f"{r['accuracy_pct']:.2f} ± {r['ci95_pct']:.2f}"
 
 
+def _partial(row: dict[str, Any], protocol_tasks: int | None) -> str:
+    """ ", first N of the M tasks" for a row that scored only part of the protocol's tasks, else ""."""
+    scored = tasks_scored(row)
+    if scored is None or protocol_tasks is None or scored == protocol_tasks:
+        return ""
+    return f", first {scored} of the {protocol_tasks} tasks"
+
+
 def tasks_scored(row: dict[str, Any]) -> int | None:
     counts = {int(r["tasks"]) for r in (row.get("eval") or {}).values() if "tasks" in r}
     return counts.pop() if len(counts) == 1 else None
@@ -32,9 +40,7 @@ def accuracy_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None
             continue  # in the ablation, other-sources and VAE tables
         status = row.get("status", "")
         source = "this run" if status == "ok" else f"this run ({status})"
-        tasks = tasks_scored(row)
-        if tasks is not None and protocol_tasks is not None and tasks != protocol_tasks:
-            source += f", first {tasks} of the {protocol_tasks} tasks"
+        source += _partial(row, protocol_tasks)
         out.append(f"| **{row['label']}** | {_cell(row.get('eval'), 1)} | {_cell(row.get('eval'), 5)} | {source} |")
     return out
 
@@ -195,10 +201,7 @@ def other_sources_table(rows: list[dict[str, Any]], protocol_tasks: int | None =
         count = f"{tasks:,}" + (" per set" if settings.get("mixture") else "") if isinstance(tasks, int) else "?"
         # what the run resolved --augment to (train_config.json), else what the driver planned it to resolve to
         augment = (r.get("train") or {}).get("augment") or r.get("augment") or settings.get("augment", "?")
-        status = r.get("status", "")
-        scored = tasks_scored(r)
-        if scored is not None and protocol_tasks is not None and scored != protocol_tasks:
-            status += f", first {scored} of the {protocol_tasks} tasks"
+        status = r.get("status", "") + _partial(r, protocol_tasks)
         out.append(
             f"| **{r['label']}** | {_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {' | '.join(pub)} | "
             f"{count} | {augment} | {status} |"
@@ -227,10 +230,7 @@ def vae_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None) -> 
             if paper and all(isinstance(o, (int, float)) for o in ours)
             else "–"
         )
-        status = r.get("status", "")
-        scored = tasks_scored(r)
-        if scored is not None and protocol_tasks is not None and scored != protocol_tasks:
-            status += f", first {scored} of the {protocol_tasks} tasks"
+        status = r.get("status", "") + _partial(r, protocol_tasks)
         out.append(
             f"| **{r['label']}** | {_cell(r.get('eval'), 1)} | {_cell(r.get('eval'), 5)} | {' | '.join(cells)} | "
             f"{delta} | {short(r.get('generator'))} | {status} |"
