@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,10 +29,15 @@ CONSOLE_MODULES = {
 
 
 def tool(name: str) -> list[str]:
-    """The console script when installed on PATH, else the same entry point through this Python."""
-    exe = shutil.which(name)
-    if exe:
-        return [exe]
+    """The console script of the Python running this one (beside ``sys.executable``), else its entry point run by
+    this Python.
+
+    Never a script found on PATH: that may belong to another environment (another lasium, or none), and
+    ``/venv/bin/lasium-repro`` run without activating its environment must still run its own stages.
+    """
+    beside = Path(sys.executable).parent / name
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside)]
     return [
         sys.executable,
         "-c",

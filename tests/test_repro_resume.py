@@ -381,3 +381,20 @@ def test_precision_check_trains_and_scores_each_precision(tmp_path, fake_console
     (tmp_path / "r" / "precision.md").unlink()
     assert redraw_page(tmp_path / "r" / "precision.json") == [tmp_path / "r" / "precision.md"]
     assert (tmp_path / "r" / "precision.md").read_text() == md
+
+
+def test_stage_commands_come_from_the_running_environment_not_path(tmp_path, monkeypatch):
+    """``/venv/bin/lasium-repro`` run without activating its environment runs that environment's stages: a
+    ``lasium-gen`` earlier on PATH (another environment, another lasium) is never picked."""
+    other = tmp_path / "other-env" / "bin"
+    other.mkdir(parents=True)
+    (other / "lasium-gen").write_text("#!/bin/sh\nexit 3\n")
+    (other / "lasium-gen").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{other}:{Path(sys.executable).parent}:/usr/bin:/bin")
+    command = stages.tool("lasium-gen")
+    assert str(other) not in " ".join(command)
+    beside = Path(sys.executable).parent / "lasium-gen"
+    if beside.is_file():
+        assert command == [str(beside)]
+    else:  # no console script installed beside this Python: the entry point through this very interpreter
+        assert command[0] == sys.executable and "lasium.generate.job.cli" in command[-1]
