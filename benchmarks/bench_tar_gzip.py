@@ -11,8 +11,8 @@
 3. gzip reading: ``lasium.shards.gz.GzipReader`` (strict, streaming) against ``gzip.GzipFile(fileobj=...)``, both
    under ``iter_tar_members`` on the same ``.tar.gz`` (level 6): tasks/s, and what each does with a stream cut
    short, a bad CRC, trailing garbage, zero padding and two concatenated members.
-4. The folder lock of ``lasium-gen`` (``generate/job/outdir.py``) against ``filelock``: acquire + release per second,
-   and what ``filelock`` needs (a lock file) and offers (no shared/upgradable flock, no byte-range locks).
+4. The folder lock of ``lasium-gen`` (``lasium/generate/job/outdir.py``) against ``filelock``: acquire + release per
+   second, and what ``filelock`` needs (a lock file) and offers (no shared/upgradable flock, no byte-range locks).
 
 Tasks: 5-way 1+5-shot 28×28×1, stroke images (``bench_shards.stroke_images``). Rounds are interleaved (A, B, C,
 A, B, C, ...) and the median is reported with ratios; the machine may be loaded (say so with the figures).

@@ -91,9 +91,8 @@ stage() {  # stage NAME TIMEOUT_SECONDS command...: run under a timeout capped b
 echo "lasium gpu_check: repo $REPO, out $OUTDIR, work $WORK, quick=$QUICK, budget ${TOTAL_SECONDS}s, $(date)"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 
-# --- import: lasium from this checkout. The stage folders (generate/, train/, evaluate/, repro/) become lasium.*
-# through the package's install mapping, so the checkout is installed in place (editable, no dependencies, no
-# network) unless this Python already imports lasium.repro from it. Commands run from $WORK.
+# --- import: lasium from this checkout. Commands run from $WORK (outside the checkout), so the checkout is installed
+# in place (editable, no dependencies, no network) unless this Python already imports lasium.repro from it.
 FROM_HERE='import os, sys, lasium.repro; sys.exit(0 if os.path.realpath(lasium.repro.__path__[0]).startswith(os.path.realpath(sys.argv[1])) else 1)'
 if ! (cd /tmp && "$PY" -c "$FROM_HERE" "$REPO" 2>/dev/null); then
   echo "installing lasium from $REPO in place (pip install --no-deps --no-build-isolation -e)"

@@ -4,9 +4,8 @@ Stages: ``lasium.data`` (images, real episodes), ``lasium.generate`` (generators
 ``lasium.shards`` (the task-shard format), ``lasium.train`` (meta-learners), ``lasium.evaluate``
 (few-shot benchmarks).
 
-The stage folders of the repository (``generate/``, ``train/``, ``evaluate/``) install as ``lasium.generate``,
-``lasium.train`` and ``lasium.evaluate`` (``pyproject.toml``); from a source checkout, ``pip install -e .`` maps
-them. The version is defined here only (``pyproject.toml`` reads it).
+The stages are subpackages of this one (``lasium/generate``, ``lasium/train``, ``lasium/evaluate``,
+``lasium/repro``). The version is defined here only (``pyproject.toml`` reads it).
 """
 
 from __future__ import annotations

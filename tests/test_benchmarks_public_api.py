@@ -1,7 +1,7 @@
-"""The reproduction (``repro/``) and the speed benchmarks (``benchmarks/``) use lasium's public API only, and no
+"""The reproduction (``lasium/repro/``) and the speed benchmarks (``benchmarks/``) use lasium's public API only, and no
 benchmark or test edits ``sys.path``.
 
-The rule, checked on the source of every ``*.py`` file under ``repro/`` and ``benchmarks/`` (parsed with ``ast``,
+The rule, checked on the source of every ``*.py`` file under ``lasium/repro/`` and ``benchmarks/`` (parsed with ``ast``,
 nothing imported from them). An absolute import of a module ``M`` named ``lasium`` or ``lasium.…`` -- ``import M``,
 ``from M import n``, or ``importlib.import_module("M")`` with a literal name -- is allowed only when ``M`` is one of:
 
@@ -15,7 +15,7 @@ nothing imported from them). An absolute import of a module ``M`` named ``lasium
 
 Everything else is refused: a module inside a package (``lasium.generate.job.job``, ``lasium.shards.reader``,
 ``lasium.train.backbone``, also as ``from lasium.train import backbone``), a private name (``_x``), and ``*``.
-The one exception is the reproduction's own modules: a file in ``repro/`` may import ``lasium.repro.<module>``
+The one exception is the reproduction's own modules: a file in ``lasium/repro/`` may import ``lasium.repro.<module>``
 (it is that package; relative imports are not checked). Nothing else is exempt: a piece that a benchmark times on
 its own (``meta_step``, ``chunk_accuracy``, ``HostStager``) is a public name of its package. The white-box fuzz
 campaign, which drives internals on purpose, lives in ``tests/`` (``tests/fuzz_sets.py``).
@@ -144,12 +144,12 @@ def python_files(*folders: str) -> list[Path]:
 
 
 def test_the_reproduction_and_the_benchmarks_import_public_names_only():
-    files = python_files("repro", "benchmarks")
+    files = python_files("lasium/repro", "benchmarks")
     assert len(files) > 20
     wrong = []
     for path in files:
         where = str(path.relative_to(REPO))
-        wrong += import_problems(path.read_text(), where, repro_file=where.startswith("repro/"))
+        wrong += import_problems(path.read_text(), where, repro_file=where.startswith("lasium/repro/"))
     assert not wrong, "\n".join(wrong)
 
 
@@ -188,7 +188,7 @@ def test_the_import_rule_on_examples(source: str, problems: int):
 
 def test_the_repro_package_may_import_its_own_modules_and_nothing_else_may():
     source = "from lasium.repro.rows import Row"
-    assert import_problems(source, "repro/x.py", repro_file=True) == []
+    assert import_problems(source, "lasium/repro/x.py", repro_file=True) == []
     assert len(import_problems(source, "benchmarks/x.py")) == 1
 
 

@@ -1,10 +1,13 @@
-"""The stage folders (generate/, train/, evaluate/) import as lasium.<stage> (installed; editable in a checkout)."""
+"""One package tree: the stages (lasium/generate, lasium/train, lasium/evaluate, lasium/repro) are subpackages of
+lasium/, so a checkout imports as what it installs, from any working directory."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 from pathlib import Path
+
+STAGES = ("generate", "train", "evaluate", "repro")  # subpackages of lasium/; the rest of lasium/ is the core
 
 PROBE = (
     "import sys, lasium, lasium.generate, lasium.train, lasium.evaluate; "
@@ -13,20 +16,18 @@ PROBE = (
 )
 
 
-def test_stages_import_as_lasium_stages_only(repo_root: Path) -> None:
-    """The installed package (an editable install in a checkout) maps the stage folders to lasium.<stage>; lasium
-    installs no import hook of its own, and a stage folder imported under another name refuses."""
+def test_stages_are_subpackages_of_the_checkout(repo_root: Path) -> None:
+    """From the checkout's root and from tests/, lasium.<stage> is the checkout's lasium/<stage> (no mapping, no
+    import hook), and there is no top-level ``train`` or ``generate`` package to import by mistake."""
     for cwd in (repo_root, repo_root / "tests"):
         out = subprocess.run(
             [sys.executable, "-c", PROBE], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.split()
-        assert Path(out[0]).parent.name == "generate" and Path(out[1]).parent.name == "train"
+        assert Path(out[0]).parent == repo_root / "lasium" / "generate"
+        assert Path(out[1]).parent == repo_root / "lasium" / "train"
         assert out[2] == "False"
-    for stage in ("train", "generate", "evaluate"):
-        second = subprocess.run(
-            [sys.executable, "-c", f"import {stage}"], cwd=repo_root, capture_output=True, text=True
-        )
-        assert second.returncode != 0 and f"import this package as lasium.{stage}" in second.stderr
+    for stage in ("train", "generate", "evaluate", "repro"):
+        assert not (repo_root / stage).exists(), f"{stage}/ at the checkout's root: stages live in lasium/{stage}/"
 
 
 def test_package_namespaces_are_lazy_and_complete(repo_root: Path) -> None:
@@ -76,15 +77,18 @@ def test_imports_point_one_way(repo_root: Path) -> None:
     # generate: job -> sources -> synthesis -> models (never backwards); the core imports no stage; train imports
     # neither generate nor evaluate (docs/ARCHITECTURE.md, "Allowed imports").
     forbidden = {
-        "generate/models": ("lasium.generate.synthesis", "lasium.generate.sources", "lasium.generate.job"),
-        "generate/synthesis": ("lasium.generate.sources", "lasium.generate.job"),
-        "generate/sources": ("lasium.generate.job",),
-        "train": ("lasium.generate", "lasium.evaluate"),
-        "lasium": ("lasium.generate", "lasium.train", "lasium.evaluate"),
+        "lasium/generate/models": ("lasium.generate.synthesis", "lasium.generate.sources", "lasium.generate.job"),
+        "lasium/generate/synthesis": ("lasium.generate.sources", "lasium.generate.job"),
+        "lasium/generate/sources": ("lasium.generate.job",),
+        "lasium/train": ("lasium.generate", "lasium.evaluate"),
+        "lasium": ("lasium.generate", "lasium.train", "lasium.evaluate", "lasium.repro"),
     }
     wrong = []
     for folder, prefixes in forbidden.items():
-        for path in sorted((repo_root / folder).rglob("*.py")):
+        paths = sorted((repo_root / folder).rglob("*.py"))
+        if folder == "lasium":  # the core: lasium/ without its stages
+            paths = [p for p in paths if p.relative_to(repo_root / "lasium").parts[0] not in STAGES]
+        for path in paths:
             wrong += [
                 f"{path.relative_to(repo_root)} imports {name}"
                 for name in _imported_modules(repo_root, path)
@@ -94,8 +98,8 @@ def test_imports_point_one_way(repo_root: Path) -> None:
 
 
 def test_import_contract_covers_every_core_module(repo_root: Path) -> None:
-    """The core contract of .importlinter lists every module and package of lasium/ (a new core module is checked
-    too); import-linter itself runs in .ci/run on the installed layout."""
+    """The core contract of .importlinter lists every module and package of lasium/ but its stages (a new core
+    module is checked too); import-linter itself runs in .ci/run."""
     import configparser
 
     parser = configparser.ConfigParser()
@@ -104,6 +108,7 @@ def test_import_contract_covers_every_core_module(repo_root: Path) -> None:
     core = {
         f"lasium.{p.stem if p.is_file() else p.name}"
         for p in (repo_root / "lasium").iterdir()
-        if (p.suffix == ".py" and p.stem != "__init__") or (p.is_dir() and (p / "__init__.py").is_file())
+        if (p.suffix == ".py" and p.stem != "__init__")
+        or (p.is_dir() and (p / "__init__.py").is_file() and p.name not in STAGES)
     }
     assert listed == core, f"missing {sorted(core - listed)}, stale {sorted(listed - core)}"

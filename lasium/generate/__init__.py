@@ -16,12 +16,6 @@ Names are imported on first use (PEP 562), so ``import lasium.generate`` stays l
 
 from __future__ import annotations
 
-if __name__ != "lasium.generate":  # the folder imported as a top-level package from a checkout root
-    raise ImportError(
-        f"import this package as lasium.generate, not as {__name__}: install lasium (pip install -e .) and import "
-        "lasium.generate"
-    )
-
 from typing import TYPE_CHECKING
 
 from lasium.lazy import lazy_exports

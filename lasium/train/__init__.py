@@ -14,12 +14,6 @@ Names are imported on first use (PEP 562), so ``import lasium.train`` stays ligh
 
 from __future__ import annotations
 
-if __name__ != "lasium.train":  # the folder imported as a top-level package from a checkout root
-    raise ImportError(
-        f"import this package as lasium.train, not as {__name__}: install lasium (pip install -e .) and import "
-        "lasium.train"
-    )
-
 from typing import TYPE_CHECKING
 
 from lasium.lazy import lazy_exports

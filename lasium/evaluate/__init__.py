@@ -14,12 +14,6 @@ Names are imported on first use, so ``import lasium.evaluate`` stays light.
 
 from __future__ import annotations
 
-if __name__ != "lasium.evaluate":  # the folder imported as a top-level package from a checkout root
-    raise ImportError(
-        f"import this package as lasium.evaluate, not as {__name__}: install lasium (pip install -e .) and import "
-        "lasium.evaluate"
-    )
-
 from typing import TYPE_CHECKING
 
 from lasium.lazy import lazy_exports
