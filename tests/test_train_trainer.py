@@ -268,7 +268,11 @@ def test_missing_validation_data_fails_before_training(shards, tmp_path, monkeyp
     train(config(shards["wds"], tmp_path / "auto", iterations=1, val_dataset="auto"), progress=False)
 
 
-def test_cli_trains_and_reports_errors_in_one_line(shards, tmp_path):
+def test_cli_trains_and_reports_errors_in_one_line(shards, tmp_path, monkeypatch):
+    import lasium.runtime
+
+    kept = []  # lasium-train keeps freed activation buffers for reuse (lasium.runtime.keep_freed_memory)
+    monkeypatch.setattr(lasium.runtime, "keep_freed_memory", lambda: kept.append(True) or True)
     runner = CliRunner()
     ok = runner.invoke(
         cli_main,
@@ -292,6 +296,7 @@ def test_cli_trains_and_reports_errors_in_one_line(shards, tmp_path):
     )
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "run" / "last" / "config.json").is_file()
+    assert kept == [True]
     resumed = runner.invoke(cli_main, ["--out", str(tmp_path / "run"), "--resume", "--iterations", "4", "--quiet"])
     assert resumed.exit_code == 0, resumed.output
     assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["step"] == 4
