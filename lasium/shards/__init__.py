@@ -33,6 +33,8 @@ _EXPORTS = {
     "write_manifest": "lasium.shards.manifest",
     "decode_wds_sample": "lasium.shards.reader",
     "iter_shard_tasks": "lasium.shards.reader",
+    "iter_shard_tasks_lazy": "lasium.shards.reader",
+    "LazyTask": "lasium.shards.reader",
     "iter_tasks": "lasium.shards.reader",
     "resolve_shard_urls": "lasium.shards.locate",
     # remote sets: a URL read as a byte stream, riding out transient faults (docs/shard-format.md, "Remote sets")
@@ -81,7 +83,7 @@ if TYPE_CHECKING:
     from lasium.shards.integrity import forget_checked
     from lasium.shards.locate import resolve_shard_urls
     from lasium.shards.manifest import build_manifest_from_sidecars, read_manifest, read_sidecar, write_manifest
-    from lasium.shards.reader import decode_wds_sample, iter_shard_tasks, iter_tasks
+    from lasium.shards.reader import LazyTask, decode_wds_sample, iter_shard_tasks, iter_shard_tasks_lazy, iter_tasks
     from lasium.shards.remote import RetryPolicy, open_remote
     from lasium.shards.tario import iter_tar_members
     from lasium.shards.verify import VerifyReport, verify_shard_set

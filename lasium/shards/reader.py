@@ -14,7 +14,10 @@ own pipeline; :func:`iter_tasks` is the simple sequential reader used by tools a
 from __future__ import annotations
 
 import io
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from contextlib import closing
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -102,6 +105,18 @@ def decode_wds_sample(sample: dict[str, Any], shard: str | None = None, layout: 
     shape checks. Works on samples from ``webdataset.WebDataset(urls)`` without ``.decode()``.
     """
     shard = shard or str(sample.get("__url__", "<unknown shard>"))
+    index = _check_wds_sample(sample, shard)
+    key = str(sample.get("__key__", "?"))
+    support = _decode_images(sample, "support", key, shard, layout)
+    query = _decode_images(sample, "query", key, shard, layout)
+    latents = decode_npy(sample["latents.npy"], f"{key}.latents.npy", shard) if "latents.npy" in sample else None
+    meta = _decode_meta(sample["meta.json"], f"{key}.meta.json", shard)
+    return _make_task(support, query, latents, meta, index, f"{shard}: task {key}", layout)
+
+
+def _check_wds_sample(sample: dict[str, Any], shard: str) -> int:
+    """What a sample must be before anything of it is decoded: only the spec's members, a ``task-<9 digits>`` key
+    and a ``meta.json``. Returns the task index of the key."""
     key = str(sample.get("__key__", "?"))
     for member in sample:
         if member.startswith("__") and member.endswith("__"):
@@ -116,11 +131,24 @@ def decode_wds_sample(sample: dict[str, Any], shard: str | None = None, layout: 
         raise ShardError(f"{shard}: sample key {key!r} is not task-<9 digits>; not a task shard")
     if "meta.json" not in sample:
         raise ShardError(f"{shard}: sample {key} lacks meta.json; the shard is incomplete or not a task shard")
-    support = _decode_images(sample, "support", key, shard, layout)
-    query = _decode_images(sample, "query", key, shard, layout)
-    latents = decode_npy(sample["latents.npy"], f"{key}.latents.npy", shard) if "latents.npy" in sample else None
-    meta = _decode_meta(sample["meta.json"], f"{key}.meta.json", shard)
-    return _make_task(support, query, latents, meta, int(m.group(1)), f"{shard}: task {key}", layout)
+    return int(m.group(1))
+
+
+@dataclass(frozen=True)
+class LazyTask:
+    """A task read from a shard whose arrays are decoded only when ``decode()`` is called.
+
+    The trainer's shuffle buffer holds these (:mod:`lasium.train.streaming`): a buffer of hundreds of 84×84×3 tasks
+    then holds their encoded bytes, and a run's first meta-batch waits for its own tasks' decoding only, not for
+    the whole buffer's. ``index`` is the task index of the sample's key (checked against the shard's manifest entry
+    when read); ``decode()`` checks the rest (the members, ``meta.json``, shapes) and raises :class:`ShardError`.
+    """
+
+    index: int
+    load: Callable[[], Task]
+
+    def decode(self) -> Task:
+        return self.load()
 
 
 def _decode_images(sample: dict[str, Any], split: str, key: str, shard: str, layout: TaskLayout | None) -> np.ndarray:
@@ -218,13 +246,11 @@ class _IndexCheck:
     def __init__(self, shard: str, entry: ShardEntry | None) -> None:
         self.shard, self.entry, self.count = shard, entry, 0
 
-    def next(self, task: Task) -> None:
+    def next(self, index: object) -> None:
         if self.entry is not None:
             want = self.entry.first_task + self.count
-            if task.meta["index"] != want:
-                raise ShardError(
-                    f"{self.shard}: holds task {task.meta['index']} where the manifest expects task {want}"
-                )
+            if index != want:
+                raise ShardError(f"{self.shard}: holds task {index} where the manifest expects task {want}")
         self.count += 1
 
     def done(self) -> None:
@@ -240,12 +266,21 @@ def iter_wds_stream(
 ) -> Iterator[Task]:
     """The tasks of a tar stream already opened (``url`` names it in messages); a gzip-compressed tar
     (``.tar.gz``) is decompressed on the fly and read to its end, so its CRC is checked."""
+    for lazy in iter_wds_stream_lazy(stream, url, layout, entry):
+        yield lazy.decode()
+
+
+def iter_wds_stream_lazy(
+    stream: Readable, url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None
+) -> Iterator[LazyTask]:
+    """:func:`iter_wds_stream` with each task's arrays decoded only when its ``decode()`` is called; the stream's
+    own checks (members, keys, the manifest entry's range, the gzip CRC) happen as it is read."""
     check = _IndexCheck(url, entry)
     tar = tar_stream(stream, url)
     for sample in _group_members(iter_tar_members(tar, url), url):
-        task = decode_wds_sample(sample, url, layout)
-        check.next(task)
-        yield task
+        index = _check_wds_sample(sample, url)
+        check.next(index)
+        yield LazyTask(index, partial(decode_wds_sample, sample, url, layout))
     check.done()
     if isinstance(tar, GzipReader):
         tar.finish()
@@ -253,12 +288,13 @@ def iter_wds_stream(
 
 def iter_wds_shard(
     url: str, layout: TaskLayout | None = None, entry: ShardEntry | None = None
-) -> Generator[Task, None, None]:
+) -> Generator[LazyTask, None, None]:
+    """The lazily decoded tasks of the tar shard at ``url``, opened here and closed when done or closed early."""
     stream = open_url(url)
     finished = False
     try:
         try:
-            yield from iter_wds_stream(stream, url, layout, entry)
+            yield from iter_wds_stream_lazy(stream, url, layout, entry)
             if isinstance(stream, PipeStream):
                 while stream.read(BUFFER):  # drain record padding so the command is not killed by SIGPIPE
                     pass
@@ -408,7 +444,7 @@ def _iter_hdf5_file(f: Any, url: str, layout: TaskLayout | None, entry: ShardEnt
             task = _make_task(
                 blocks["support"][i], blocks["query"][i], lat, meta, index, f"{url}: task {index}", layout
             )
-            check.next(task)
+            check.next(index)
             yield task
     check.done()
 
@@ -424,25 +460,46 @@ def iter_shard_tasks(
     order. ``layout`` adds shape checks. A reader that stops early calls ``close()`` on the generator, which
     closes the shard's file or pipe at once.
     """
+    with closing(iter_shard_tasks_lazy(url, layout=layout, entry=entry, container=container)) as tasks:
+        for lazy in tasks:
+            yield lazy.decode()
+
+
+def iter_shard_tasks_lazy(
+    url: str, *, layout: TaskLayout | None = None, entry: ShardEntry | None = None, container: str | None = None
+) -> Generator[LazyTask, None, None]:
+    """:func:`iter_shard_tasks` with every task a :class:`LazyTask`: the shard is read, and checked (its bytes
+    against ``entry``, its members, keys and task range), as it is iterated; each task's arrays are decoded (and
+    checked against ``layout``) when its ``decode()`` is called. HDF5 rows come decoded already."""
     container = container or container_of(url)
     if entry is not None:
         return _iter_checked_shard(url, layout, entry, container)
     if container == "wds":
         return iter_wds_shard(url, layout)
-    return iter_hdf5_shard(url, layout)
+    return _already_decoded(iter_hdf5_shard(url, layout))
+
+
+def _already_decoded(tasks: Generator[Task, None, None]) -> Generator[LazyTask, None, None]:
+    with closing(tasks):
+        for task in tasks:
+            yield LazyTask(int(task.meta["index"]), partial(_same, task))
+
+
+def _same(task: Task) -> Task:
+    return task
 
 
 def _iter_checked_shard(
     url: str, layout: TaskLayout | None, entry: ShardEntry, container: str
-) -> Generator[Task, None, None]:
+) -> Generator[LazyTask, None, None]:
     f = open_checked_shard(url, entry)  # size and sha256 checked before the first task is decoded
     try:
         if container == "wds":
-            yield from iter_wds_stream(f, url, layout, entry)
+            yield from iter_wds_stream_lazy(f, url, layout, entry)
         elif isinstance(f, io.BufferedReader):  # a local file: h5py reads it by path (Python file objects are slower)
-            yield from iter_hdf5_shard(url, layout, entry, same_as=f)
+            yield from _already_decoded(iter_hdf5_shard(url, layout, entry, same_as=f))
         else:
-            yield from iter_hdf5_shard(url, layout, entry, data=f)
+            yield from _already_decoded(iter_hdf5_shard(url, layout, entry, data=f))
     finally:
         f.close()
 

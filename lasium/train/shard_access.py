@@ -12,8 +12,10 @@ before training starts, and a shard that disagrees with its manifest is refused 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
+from functools import partial
 from itertools import islice
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from lasium.errors import LasiumError, ShardError
 from lasium.shards.format import GENERATOR_SOURCE, MANIFEST_NAME, SIDECAR_SUFFIX, Manifest, ShardEntry, TaskLayout
 from lasium.shards.locate import resolve_shard_urls
 from lasium.shards.manifest import find_shard_files, find_sidecars, read_sidecar
-from lasium.shards.reader import iter_shard_tasks
+from lasium.shards.reader import LazyTask, iter_shard_tasks, iter_shard_tasks_lazy
 from lasium.shards.streams import url_to_path
 from lasium.tasks import hwc
 
@@ -76,18 +78,39 @@ class ShardSet:
         sidecar entry is checked against its size and sha256 before its first task is decoded, so a shard
         whose bytes differ yields nothing. Any failure is a :class:`ShardError` that names the shard.
         """
+        for index, decode in self.lazy_tasks(url):
+            yield index, *decode()
+
+    def lazy_tasks(self, url: str) -> Iterator[tuple[int, Callable[[], tuple[np.ndarray, np.ndarray]]]]:
+        """:meth:`tasks` with each task's arrays decoded when its ``decode()`` is called (the trainer's shuffle
+        buffer holds encoded tasks). Reading checks what :meth:`tasks` checks before a task is yielded (the
+        shard's bytes, members, keys, task range); ``decode()`` checks the arrays. Both raise :class:`ShardError`
+        naming the shard."""
         layout = self.checked_layouts.get(url)
         try:
-            for task in iter_shard_tasks(url, layout=layout, entry=self.entries.get(url)):
-                if layout is None:
-                    self.layout.check_arrays(task.support, task.query, None, f"{url}: task {task.meta.get('index')}")
-                yield int(task.meta["index"]), task.support, task.query
+            with closing(iter_shard_tasks_lazy(url, layout=layout, entry=self.entries.get(url))) as tasks:
+                for lazy in tasks:
+                    yield lazy.index, partial(self._decode, url, lazy, layout)
         except LasiumError:
             raise
         except Exception as exc:  # anything the container libraries raise on a damaged file
             raise ShardError(
                 f"{url}: cannot read the shard ({type(exc).__name__}: {exc}); it is damaged, regenerate or re-copy it"
             ) from None
+
+    def _decode(self, url: str, lazy: LazyTask, layout: TaskLayout | None) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            task = lazy.decode()
+        except LasiumError:
+            raise
+        except Exception as exc:  # anything the image codecs raise on damaged members
+            raise ShardError(
+                f"{url}: cannot decode task {lazy.index} ({type(exc).__name__}: {exc}); the shard is damaged, "
+                "regenerate or re-copy it"
+            ) from None
+        if layout is None:
+            self.layout.check_arrays(task.support, task.query, None, f"{url}: task {task.meta.get('index')}")
+        return task.support, task.query
 
 
 def _sidecar(url: str) -> tuple[Manifest, ShardEntry] | None:

@@ -2,8 +2,13 @@
 
 The pipeline of one DataLoader worker, webdataset-style::
 
-    its shards ──(reshuffled each round, forever)──▶ decoded, layout-checked tasks ──shuffle buffer──▶
-    (skip, when resuming) ──stack T tasks (numpy) + label permutations──▶ meta-batch dict
+    its shards ──(reshuffled each round, forever)──▶ checked, still encoded tasks ──shuffle buffer──▶
+    decoded, layout-checked tasks ──(skip, when resuming)──▶ stack T tasks (numpy) + label permutations ──▶
+    meta-batch dict
+
+The shuffle buffer holds tasks as their shard stores them (a WebP or PNG 84×84×3 task is a fraction of its
+decoded size) and a task is decoded as it leaves: a run's first meta-batch waits for its own tasks' decoding, not
+for the whole buffer's, and the order of tasks is the same as decoding first would give.
 
 Shards are read with ``lasium.shards``' safe reader (nothing is unpickled) inside each worker, which
 opens its own file handles (HDF5 handles are never shared between processes). Rank r reads shards r,
@@ -22,9 +27,9 @@ On the device (:func:`to_device`) a batch becomes float images in [0, 1] (T, N·
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -39,8 +44,11 @@ from lasium.train.mixture import Mixture, mix
 from lasium.train.shard_access import ShardSet
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Item = tuple[str, int, np.ndarray, np.ndarray]  # (shard url, task index, support, query) of one task
+# (shard url, task index, decode → (support, query)) of one task read but not decoded yet
+EncodedItem = tuple[str, int, Callable[[], tuple[np.ndarray, np.ndarray]]]
 
 MAX_AUTO_BUFFER = 1000
 AUTO_BUFFER_BYTES = 256 << 20
@@ -70,9 +78,9 @@ def split_shards(urls: list[str], rank: int, world_size: int, worker: int, worke
     return mine, True
 
 
-def shuffled(items: Iterator[Item], size: int, rng: np.random.Generator) -> Iterator[Item]:
+def shuffled(items: Iterator[T], size: int, rng: np.random.Generator) -> Iterator[T]:
     """A shuffle buffer: fill ``size`` items, then emit a random one and put the next in its place."""
-    buffer: list[Item] = []
+    buffer: list[T] = []
     for item in items:
         if len(buffer) < size:
             buffer.append(item)
@@ -139,6 +147,7 @@ class TaskStream(IterableDataset):
         self.endless = endless
         self.mixture = mixture if mixture is not None and mixture.weighted else None
         self._skipped: list[dict[str, Any]] = []  # skips not yet reported in an item (per worker process)
+        self._bad: set[str] = set()  # shards skipped under skip_corrupt: never read again in this iteration
         split_shards(shard_set.urls, self.rank, self.world_size, 0, self.readers)  # fail early on too few shards
         if self.mixture is not None:
             self.mixture.check_ranks(self.world_size)
@@ -157,26 +166,27 @@ class TaskStream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         reader = self._reader_index()
-        self._skipped = []
+        self._skipped, self._bad = [], set()
         try:
             yield from self._batches(reader)
         except LasiumError as exc:
             yield {"error": str(exc), "error_type": type(exc).__name__}
 
-    def _skip(self, url: str, delivered: int, exc: LasiumError) -> None:
+    def _skip(self, url: str, delivered: int | None, exc: LasiumError) -> None:
+        """Record a skipped shard; ``delivered``: its tasks read before the failure (None: not known)."""
         entry = self.shard_set.entries.get(url)
-        unread = None if entry is None else max(0, entry.num_tasks - delivered)
+        unread = None if entry is None or delivered is None else max(0, entry.num_tasks - delivered)
         self._skipped.append({"shard": url, "unread": unread})
         message = str(exc).removeprefix(f"{url}: ")
         log.warning("skipping shard %s (--skip-corrupt): %s", url, message)
 
-    def _items(self, urls: list[str], rank_urls: list[str], reader: int, *key: object) -> Iterator[Item]:
-        """Tasks of ``urls`` in a fresh random shard order each round, forever (or one round).
+    def _items(self, urls: list[str], rank_urls: list[str], reader: int, *key: object) -> Iterator[EncodedItem]:
+        """Tasks of ``urls``, still encoded, in a fresh random shard order each round, forever (or one round).
 
         ``rank_urls``: all of the rank's shards (of this source), read instead once every shard of ``urls``
         was skipped. ``key`` names a mixture source.
         """
-        bad: set[str] = set()
+        bad = self._bad
         pool = urls
         round_index = 0
         while True:
@@ -188,9 +198,11 @@ class TaskStream(IterableDataset):
                     continue
                 delivered = 0
                 try:
-                    for index, support, query in self.shard_set.tasks(url):
+                    for index, decode in self.shard_set.lazy_tasks(url):
+                        if url in bad:  # one of its tasks failed to decode (below, in _decoded): read no more
+                            break
                         delivered += 1
-                        yield url, index, support, query
+                        yield url, index, decode
                 except LasiumError as exc:
                     if not self.skip_corrupt:
                         raise
@@ -215,16 +227,33 @@ class TaskStream(IterableDataset):
             if not self.endless:
                 return
 
+    def _decoded(self, items: Iterator[EncodedItem]) -> Iterator[Item]:
+        """Decode each task as it leaves the shuffle buffer. Under ``skip_corrupt`` a task that does not decode is
+        dropped and its shard is skipped (read no more, reported like a shard that cannot be read)."""
+        for url, index, decode in items:
+            try:
+                support, query = decode()
+            except LasiumError as exc:
+                if not self.skip_corrupt:
+                    raise
+                if url not in self._bad:
+                    self._bad.add(url)
+                    self._skip(url, None, exc)
+                continue
+            yield url, index, support, query
+
     def _shuffled_items(self, reader: int) -> Iterator[Item]:
         """This reader's shuffled tasks: of its shards, or, for a weighted mixture, of each source's, mixed by
         weight."""
         if self.mixture is None:
             urls, _ = split_shards(self.shard_set.urls, self.rank, self.world_size, reader, self.readers)
             rank_urls = self.shard_set.urls[self.rank :: self.world_size]
-            return shuffled(
-                self._items(urls, rank_urls, reader),
-                self.buffer,
-                numpy_rng(self.seed, "shuffle-buffer", self.rank, reader),
+            return self._decoded(
+                shuffled(
+                    self._items(urls, rank_urls, reader),
+                    self.buffer,
+                    numpy_rng(self.seed, "shuffle-buffer", self.rank, reader),
+                )
             )
         streams = []
         buffer = max(1, self.buffer // len(self.mixture.sources))  # the memory of one buffer, shared
@@ -232,7 +261,7 @@ class TaskStream(IterableDataset):
             urls, _ = split_shards(source.urls, self.rank, self.world_size, reader, self.readers)
             rank_urls = source.urls[self.rank :: self.world_size]
             rng = numpy_rng(self.seed, "shuffle-buffer", self.rank, reader, "source", i)
-            streams.append(shuffled(self._items(urls, rank_urls, reader, "source", i), buffer, rng))
+            streams.append(self._decoded(shuffled(self._items(urls, rank_urls, reader, "source", i), buffer, rng)))
         return mix(streams, self.mixture.probabilities(), numpy_rng(self.seed, "mixture", self.rank, reader))
 
     def _batches(self, reader: int) -> Iterator[dict[str, Any]]:
@@ -300,7 +329,9 @@ class SkippedShards:
         unknown = len(self.unread) - len(known)
         tasks = f"{sum(known)} task(s)"
         if unknown:
-            tasks += f" and the tasks of {unknown} shard(s) without a manifest"
+            tasks += (
+                f" and an unknown number of tasks of {unknown} shard(s) (no manifest, or a task that did not decode)"
+            )
         return (
             f"--skip-corrupt skipped {len(self.unread)} shard(s), {tasks} not trained on: "
             f"{listing(sorted(self.unread), 3)}"
