@@ -92,6 +92,12 @@ TARGETS: dict[str, dict[int, float]] = {
 # toward PsCo, with the bundled GAN as shipped; the best LASIUM row of each learner.
 PROJECT_TARGETS: dict[str, dict[int, float]] = {"protonets": {1: 93.0, 5: 98.5}, "maml": {1: 90.0, 5: 97.5}}
 
+# Unsupervised at the level of supervised (issue 27): the strongest published unsupervised Conv-4 figures, PsCo's
+# 96.37 / 99.13 (Jang et al., ICLR 2023, as commonly cited), for ProtoNets, and supervised MAML as usually quoted
+# (94.46 / 98.83, Finn et al., ICML 2017) for MAML; judged on every row trained on unlabeled images only.
+UNSUPERVISED_TARGETS: dict[str, dict[int, float]] = {"protonets": {1: 96.4, 5: 99.1}, "maml": {1: 94.5, 5: 98.8}}
+UNSUPERVISED_FAMILIES = ("lasium", "vae", "other", "ablation")  # every row family but supervised and scratch
+
 
 # The LASIUM authors' training budgets (their code): distinct tasks = iterations × meta-batch.
 REFERENCE_BUDGETS: dict[str, tuple[int, int]] = {"protonets": (8000, 4), "maml": (1000, 4)}  # (iterations, batch)
