@@ -17,7 +17,10 @@ costs; the issue's bar is 1.5. The bare model is timed before and after each sta
 kept, so a busy machine slows both alike. Each command runs twice, for n and 2n units: ``ratio`` is its whole run of
 2n units against the bare model's 2n (start-up included), ``marginal_ratio`` what one more unit costs,
 (t(2n) − t(n)) / n, against the bare model's, and ``fixed_seconds`` = 2 t(n) − t(2n) what a run costs before its
-first unit (Python and torch imports, loading, the set card, the final checkpoint).
+first unit (Python and torch imports, loading, the set card, the final checkpoint). ``ratio_after_imports`` is the
+whole-run ratio without what ``python -c "import torch"`` costs in the same run (``startup_seconds``; for lasium-train
+also ``torch._dynamo``, which ``torch.optim`` imports when an optimizer is built): the part of the gap lasium could act
+on.
 
 Also: the DCGAN family against today's 84-px net (the reference net stretched: ``gan_architecture((84, 84, 3))``),
 bare training steps interleaved over ``--rounds`` rounds.
@@ -84,6 +87,28 @@ def command(module: str, cwd: Path, *args: str) -> float:
     if r.returncode != 0:
         raise SystemExit(f"{module} {' '.join(args)} failed:\n{r.stderr[-2000:]}")
     return seconds
+
+
+def import_seconds(code: str, repeats: int = 3) -> float:
+    """Fastest wall seconds of ``python -c CODE`` (what every command pays before its own work: the interpreter
+    and torch's import)."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], check=True)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def startup_share(stages: dict[str, Any], startup: dict[str, float]) -> None:
+    """Add to each command stage ``ratio_after_imports``: its whole-run ratio with Python and torch's import (and,
+    for lasium-train, torch._dynamo's, which ``torch.optim`` pulls in) taken out of its wall time."""
+    for name, stage in stages.items():
+        if "seconds" not in stage:
+            continue  # fit runs in-process: no start-up
+        imports = startup["python_torch_dynamo" if name.startswith("train") else "python_torch"]
+        whole = stage["seconds"][1]
+        stage["ratio_after_imports"] = round(stage["ratio"] * (whole - imports) / whole, 2)
 
 
 def two_runs(run: Callable[[int], float], n: int, bare: float) -> dict[str, Any]:
@@ -311,7 +336,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ):
                 stages[name] = fn()
                 print(name, json.dumps(stages[name]), flush=True)
-            out["stages"] = stages
+            startup = {
+                "python_torch": round(import_seconds("import torch"), 2),
+                "python_torch_dynamo": round(import_seconds("import torch, torch._dynamo"), 2),
+            }
+            startup_share(stages, startup)
+            print("start-up", json.dumps(startup), flush=True)
+            out["startup_seconds"], out["stages"] = startup, stages
     out["load_average_at_end"] = list(os.getloadavg())
     if args.json_out:
         args.json_out.write_text(json.dumps(out, indent=2) + "\n")
