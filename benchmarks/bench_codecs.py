@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lasium.shards import iter_tasks, read_manifest, write_manifest, write_shard
+from lasium.shards import WebpCodec, iter_tasks, read_manifest, write_manifest, write_shard
 from lasium.tasks import TaskBatch
 
 WAYS, SHOTS, QUERIES = 5, 1, 5
@@ -127,6 +127,10 @@ def photo_tasks(tasks: int, size: int = 84, seed: int = 0) -> TaskBatch | None:
 def noise_tasks(tasks: int, size: int, channels: int, seed: int = 0) -> TaskBatch:
     rng = np.random.default_rng(seed)
     return split_batch(rng.integers(0, 256, (tasks, WAYS, SHOTS + QUERIES, size, size, channels), dtype=np.uint8))
+
+
+def batch_of_first(batch: TaskBatch, n: int) -> TaskBatch:
+    return TaskBatch(batch.support[:n], batch.query[:n], None, batch.metas[:n])
 
 
 def split_batch(images: np.ndarray) -> TaskBatch:
@@ -287,6 +291,56 @@ def bench_size(
     return results
 
 
+WEBP_EFFORTS = [  # (label, quality, method): libwebp's encoder effort; every one decodes to the same pixels
+    ("q0-m0 (the default)", 0, 0),
+    ("q25-m1", 25, 1),
+    ("q100-m3 (the default before 2026-12-03)", 100, 3),
+    ("q100-m6 (smallest)", 100, 6),
+]
+
+
+def webp_effort(batch: TaskBatch, rounds: int) -> dict[str, Any]:
+    """Lossless WebP at several encoder efforts on the same tasks, in this process: bytes per task, encode and decode
+    tasks/s (one thread; the best of ``rounds`` interleaved rounds), and whether the pixels come back exactly."""
+    shapes = [batch.support.shape[1:], batch.query.shape[1:]]
+    codecs = {label: WebpCodec(quality=q, method=m) for label, q, m in WEBP_EFFORTS}
+    rows: dict[str, dict[str, Any]] = {k: {"encode": [], "decode": []} for k in codecs}
+    for _ in range(rounds):
+        for label, codec in codecs.items():
+            start = time.perf_counter()
+            blobs = [(codec.encode(batch.support[i]), codec.encode(batch.query[i])) for i in range(len(batch))]
+            rows[label]["encode"].append(len(batch) / (time.perf_counter() - start))
+            start = time.perf_counter()
+            back = [[codec.decode(b, shape, "m", "s") for b, shape in zip(pair, shapes)] for pair in blobs]
+            rows[label]["decode"].append(len(batch) / (time.perf_counter() - start))
+            rows[label]["bytes_per_task"] = sum(len(b) for pair in blobs for b in pair) / len(batch)
+            rows[label]["exact"] = all(
+                np.array_equal(s, batch.support[i]) and np.array_equal(q, batch.query[i])
+                for i, (s, q) in enumerate(back)
+            )
+    return {
+        label: {
+            "quality": q,
+            "method": m,
+            "bytes_per_task": rows[label]["bytes_per_task"],
+            "encode_tasks_per_s": max(rows[label]["encode"]),
+            "decode_tasks_per_s": max(rows[label]["decode"]),
+            "exact": rows[label]["exact"],
+        }
+        for label, q, m in WEBP_EFFORTS
+    }
+
+
+def effort_table(efforts: dict[str, Any]) -> str:
+    lines = [f"  {'lossless WebP effort':<42} {'B/task':>9} {'encode t/s':>11} {'decode t/s':>11}  exact"]
+    for label, row in efforts.items():
+        lines.append(
+            f"  {label:<42} {row['bytes_per_task']:9,.0f} {row['encode_tasks_per_s']:11.1f} "
+            f"{row['decode_tasks_per_s']:11.1f}  {row['exact']}"
+        )
+    return "\n".join(lines)
+
+
 def table(results: dict[str, Any]) -> str:
     lines = []
     for name, source in results["sources"].items():
@@ -340,9 +394,19 @@ def main() -> None:
                 sources["photos-skimage"] = (photos, None)
             sources["noise"] = (noise_tasks(args.tasks, 84, 3), None)
             out["84"] = bench_size("84", sources, root, args.rounds, args.train_steps)
+            effort_batch = photos if photos is not None else sources["gan84-random-init"][0]
+            out["84"]["webp_effort"] = {
+                "source": "photos-skimage" if photos is not None else "gan84-random-init",
+                "tasks": min(10, len(effort_batch)),
+                "rows": webp_effort(batch_of_first(effort_batch, 10), max(2, args.rounds // 2)),
+            }
     for size, results in out.items():
         results["machine"] = machine
         print(f"== {size}x{size}: {table(results)}")
+        if "webp_effort" in results:
+            effort = results["webp_effort"]
+            print(f"lossless WebP encoder effort ({effort['source']}, {effort['tasks']} tasks):")
+            print(effort_table(effort["rows"]))
         if args.json_dir:
             args.json_dir.mkdir(parents=True, exist_ok=True)
             path = args.json_dir / f"bench_codecs_{size}.json"

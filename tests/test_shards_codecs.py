@@ -264,3 +264,21 @@ def test_training_on_an_npy_set_and_a_webp_set_together(tmp_path):
     for item in items:
         seed = 0 if "/a/" in item["shards"][0] else 1
         assert np.array_equal(item["support"][0].numpy(), want[seed].support[int(item["indices"][0])])
+
+
+def test_webp_encoder_effort_changes_bytes_never_pixels():
+    """lasium-gen writes lossless WebP at the least encoder effort (its writer keeps up with the generator); any
+    effort decodes to the same pixels, and the reader needs none of the settings."""
+    from lasium.shards import WebpCodec
+
+    default = get_image_codec("webp")
+    assert isinstance(default, WebpCodec) and (default.quality, default.method) == (0, 0)
+    assert default.save_options() == {"lossless": True, "quality": 0, "method": 0, "exact": True}
+    y, x = np.mgrid[0:84, 0:84]
+    smooth = np.stack([(x * 3) % 256, (y * 2) % 256, (x + y) % 256], -1).astype(np.uint8)  # compressible content
+    images = np.stack([np.roll(smooth, 7 * i, axis=1) for i in range(10)]).reshape(5, 2, 84, 84, 3)
+    small = WebpCodec(quality=100, method=6).encode(images)
+    fast = default.encode(images)
+    assert len(small) <= len(fast)
+    for data in (small, fast):
+        assert np.array_equal(default.decode(data, images.shape, "support.webp", "s"), images)

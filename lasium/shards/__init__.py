@@ -17,6 +17,7 @@ from lasium.lazy import lazy_exports
 
 _EXPORTS = {
     "CONTAINERS": "lasium.shards.format",
+    "WebpCodec": "lasium.shards.codecs",
     "FORMAT_NAME": "lasium.shards.format",
     "FORMAT_VERSION": "lasium.shards.format",
     "MANIFEST_NAME": "lasium.shards.format",
@@ -65,6 +66,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:
+    from lasium.shards.codecs import WebpCodec
     from lasium.shards.format import (
         CONTAINERS,
         FORMAT_NAME,
