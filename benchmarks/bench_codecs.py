@@ -369,6 +369,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.tasks, args.rounds, args.train_steps = 20, 2, 3
+    if args.tasks % 4:
+        parser.error(
+            f"--tasks must be a multiple of 4 (the read path's meta-batch, which drops a partial one), not {args.tasks}"
+        )
     torch.set_num_threads(1)
     machine = {
         "cpu": platform.processor() or platform.machine(),
