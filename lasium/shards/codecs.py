@@ -109,10 +109,11 @@ class WebpCodec(ImageCodec):
     works: every setting decodes to the same pixels and the reader needs none of them.
 
     The default is the least effort. On 84×84 views of photographs (``benchmarks/bench_codecs.py``, one thread of a
-    2-core AMD EPYC) it writes 12% more bytes than quality 100, method 3 (301 against 268 KB per 5-way 1+5-shot task)
-    and encodes 34× faster (77 against 2.3 tasks/s, the same run), so that ``lasium-gen``'s writer keeps up with its
-    generator: at 2.3 tasks/s per core a million-task set is 5 CPU-days of encoding. Decoding runs at the same rate
-    (125-131 tasks/s). For the smallest files, ``WebpCodec(quality=100, method=6).encode(images)``.
+    2-core AMD EPYC, one run; docs/shard-format.md section 14) it writes 12% more bytes than quality 100, method 3
+    (301 against 268 KB per 5-way 1+5-shot task) and encodes 28× faster (64.6 against 2.3 tasks/s), so that
+    ``lasium-gen``'s writer keeps up with its generator: at 2.3 tasks/s per core a million-task set is 5 CPU-days of
+    encoding. Decoding is 20% slower (105 against 131 tasks/s, still over 100× the ProtoNets training rate there).
+    For the smallest files, ``WebpCodec(quality=100, method=6).encode(images)`` (262 KB, 0.1 tasks/s).
     """
 
     name = "webp"
