@@ -328,7 +328,13 @@ def test_every_row_of_the_committed_page_is_planned_with_the_commands_it_ran(mon
     commands it recorded, so a resumed or merged reproduction keeps them instead of running them again."""
     monkeypatch.chdir(REPO)
     committed = json.loads((REPO / "results" / "omniglot.json").read_text())
-    options = OmniglotOptions(sizes="cpu", ablation=True, work=Path("runs/repro-cpu"), resume=True)
+    options = OmniglotOptions(
+        sizes="cpu",
+        ablation=True,
+        work=Path("runs/repro-cpu"),
+        resume=True,
+        only=("lasium", "supervised", "scratch", "other", "vae", "ablation"),
+    )
     pipe = Pipeline(options, SIZES["cpu"], RATES["cpu"], "cpu", {})
     pipe.generator = {"spec": "omniglot-gan"}
     rows = {r.key: r for r in chosen_rows(options, SIZES["cpu"], native_bf16=False)}
@@ -398,3 +404,22 @@ def test_stage_commands_come_from_the_running_environment_not_path(tmp_path, mon
         assert command == [str(beside)]
     else:  # no console script installed beside this Python: the entry point through this very interpreter
         assert command[0] == sys.executable and "lasium.generate.job.cli" in command[-1]
+
+
+def test_rows_of_a_page_written_from_another_directory_are_the_same_stages():
+    """A second driver run in runs/ with ``--work repro-cpu`` wrote ``repro-cpu/...`` paths; the page at the root
+    plans ``runs/repro-cpu/...``: the same folder, so its rows are reused (the page records how it spelled it)."""
+    from lasium.repro.stages import page_work
+
+    theirs = {"gen": "lasium-gen --strategy n --out repro-cpu/shards/n --quiet"}
+    ours = {"gen": "lasium-gen --strategy n --out runs/repro-cpu/shards/n --quiet"}
+    assert not same_commands(theirs, ours, Path("runs/repro-cpu"))
+    assert same_commands(theirs, ours, Path("runs/repro-cpu"), Path("repro-cpu"))
+    assert not same_commands(
+        theirs, {"gen": ours["gen"].replace("n --quiet", "other --quiet")}, Path("runs/repro-cpu"), Path("repro-cpu")
+    )
+    assert page_work({"options": {"work": "repro-cpu"}}) == Path("repro-cpu")
+    assert page_work(
+        {"driver_command": "python benchmarks/repro_omniglot.py --sizes cpu --work runs/repro-cpu"}
+    ) == Path("runs/repro-cpu")
+    assert page_work({}) is None

@@ -250,8 +250,12 @@ def test_committed_page_rows_get_the_bundled_gan_they_were_made_with(tmp_path, m
     monkeypatch.chdir(repo)
     p = driver_pipeline(tmp_path, sizes="cpu", ablation=True, resume=True, results=repo / "results")
     made = [r for r in p.committed_rows.values() if r.get("source") in ("n", "ro", "oc", "mix")]
-    assert made and all(r["generator"]["weights_sha256"] == generators.LEGACY_BUNDLED["omniglot-gan"]
-                        ["weights_sha256"] for r in made)  # fmt: skip
+    gan = [r for r in made if r.get("family") != "vae"]
+    assert gan and all(r["generator"]["weights_sha256"] == generators.LEGACY_BUNDLED["omniglot-gan"]
+                       ["weights_sha256"] for r in gan)  # fmt: skip
+    assert all(
+        r["generator"]["kind"] == "vae" and r["generator"]["name"] == "omniglot-vae" for r in made if r not in gan
+    )
     others = [r for r in p.committed_rows.values() if r.get("source") in ("real", "umtra", "cactus", "scratch")]
     assert others and not any(r.get("generator") for r in others)
 

@@ -20,7 +20,7 @@ from .generator_work import GeneratorWork
 from .generators import legacy_generator, manifest_generator, same_generator
 from .plan import StagePlanner
 from .records import task_source_summary, train_summary, validation_curve
-from .stages import StageRunner, same_commands
+from .stages import StageRunner, page_work, same_commands
 
 if TYPE_CHECKING:  # the driver passes its options, sizes and rates in; nothing is imported back from it
     from .options import OmniglotOptions
@@ -71,6 +71,7 @@ class Pipeline(StagePlanner, GeneratorWork):
         # rows (and their stages) of the committed results page, for --resume across sessions
         self.committed_rows: dict[str, dict[str, Any]] = {}
         self.committed_stages: dict[str, list[dict[str, Any]]] = {}
+        self.committed_work: dict[str, Path | None] = {}  # the work folder as each committed row's commands spell it
         # (plus --reuse-results pages: rows another driver ran in parallel, on the other core, into its own page)
         pages = [self.results_dir / "omniglot.json", *options.reuse_results]
         for page in pages if options.resume else []:
@@ -84,8 +85,11 @@ class Pipeline(StagePlanner, GeneratorWork):
             for r in committed.get("rows", []):
                 if "generator" not in r and legacy_generator(r):  # written before rows named their generator
                     r["generator"] = legacy_generator(r)
+                if "work" not in r and page_work(committed) is not None:  # rows written before rows recorded it
+                    r["work"] = str(page_work(committed))
                 if r.get("status") == "ok" and self.committed_rows.get(r["key"], {}).get("status") != "ok":
                     self.committed_rows[r["key"]] = r
+                    self.committed_work[r["key"]] = Path(r["work"]) if r.get("work") else None
                     self.committed_stages[r["key"]] = [
                         s for s in committed.get("stages", []) if s.get("row") == r["key"]
                     ]
@@ -221,7 +225,9 @@ class Pipeline(StagePlanner, GeneratorWork):
         if (
             not earlier
             or earlier.get("status") != "ok"
-            or not same_commands(earlier.get("commands"), record["commands"], self.work)
+            or not same_commands(
+                earlier.get("commands"), record["commands"], self.work, self.committed_work.get(row.key)
+            )
             or not same_generator(earlier.get("generator"), record.get("generator"))
         ):
             return False
@@ -248,6 +254,7 @@ class Pipeline(StagePlanner, GeneratorWork):
             "note": row.note,
             "settings": self.settings(row) if row.source != "scratch" else {},
             "commands": self.planned_commands(row),
+            "work": str(self.work),  # how its commands spell the work folder (a page merges rows of several drivers)
         }
         generator = self.generator_record(row)
         if generator is not None:  # what the row's tasks come from (the page names it; resumes compare it)

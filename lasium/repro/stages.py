@@ -83,12 +83,28 @@ def canonical(command: str, work: Path | None = None) -> str:
     return shlex.join(out)
 
 
-def same_commands(a: dict[str, str] | None, b: dict[str, str] | None, work: Path | None = None) -> bool:
+def same_commands(
+    a: dict[str, str] | None, b: dict[str, str] | None, work: Path | None = None, a_work: Path | None = None
+) -> bool:
     """Whether two rows' stage commands (by stage) are the same up to :data:`NOT_DEFINING` options (and, with
-    ``work``, up to how the work folder is spelled)."""
+    ``work``, up to how the work folder is spelled). ``a_work``: how ``a``'s driver spelled its work folder, when it
+    ran from another directory (``--work repro-cpu`` in ``runs/`` is ``--work runs/repro-cpu`` at the root)."""
     if not a or not b or set(a) != set(b):
         return False
-    return all(canonical(a[k], work) == canonical(b[k], work) for k in a)
+    return all(canonical(a[k], a_work or work) == canonical(b[k], work) for k in a)
+
+
+def page_work(page: dict[str, Any]) -> Path | None:
+    """The work folder a results page's driver used, as it spelled it: its recorded options, else ``--work`` in its
+    recorded command line (pages written before options were recorded), else None."""
+    work = (page.get("options") or {}).get("work")
+    if work:
+        return Path(work)
+    words = shlex.split(str(page.get("driver_command") or ""))
+    for i, word in enumerate(words[:-1]):
+        if word == "--work":
+            return Path(words[i + 1])
+    return None
 
 
 def same_identity(recorded: dict[str, Any] | None, planned: dict[str, Any] | None) -> bool:
