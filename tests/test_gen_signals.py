@@ -25,7 +25,9 @@ from lasium.shards.manifest import read_sidecar
 
 TESTS = Path(__file__).parent
 ARGS = ["--strategy", "ro", "--seed", "5", "--n-tasks", "60", "--tasks-per-shard", "6", "--name", "sig"]
-ARGS += ["--generator", "gen_tiny:build_slow", "--device", "cpu", "--quiet"]  # 0.1 s per decode: a run of seconds
+# 0.1 s per generator call, one call per 2 tasks: a run of seconds even after the first shard is written (with the
+# default call size the last 9 shards took 1 s, and a loaded machine signalled a job that had already finished)
+ARGS += ["--generator", "gen_tiny:build_slow", "--decode-tasks", "2", "--device", "cpu", "--quiet"]
 
 
 def _env(mark: str) -> dict[str, str]:
