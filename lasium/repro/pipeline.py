@@ -71,7 +71,6 @@ class Pipeline(StagePlanner, GeneratorWork):
         # rows (and their stages) of the committed results page, for --resume across sessions
         self.committed_rows: dict[str, dict[str, Any]] = {}
         self.committed_stages: dict[str, list[dict[str, Any]]] = {}
-        self.committed_work: dict[str, Path | None] = {}  # the work folder as each committed row's commands spell it
         # (plus --reuse-results pages: rows another driver ran in parallel, on the other core, into its own page)
         pages = [self.results_dir / "omniglot.json", *options.reuse_results]
         for page in pages if options.resume else []:
@@ -89,7 +88,6 @@ class Pipeline(StagePlanner, GeneratorWork):
                     r["work"] = str(page_work(committed))
                 if r.get("status") == "ok" and self.committed_rows.get(r["key"], {}).get("status") != "ok":
                     self.committed_rows[r["key"]] = r
-                    self.committed_work[r["key"]] = Path(r["work"]) if r.get("work") else None
                     self.committed_stages[r["key"]] = [
                         s for s in committed.get("stages", []) if s.get("row") == r["key"]
                     ]
@@ -226,7 +224,10 @@ class Pipeline(StagePlanner, GeneratorWork):
             not earlier
             or earlier.get("status") != "ok"
             or not same_commands(
-                earlier.get("commands"), record["commands"], self.work, self.committed_work.get(row.key)
+                earlier.get("commands"),
+                record["commands"],
+                self.work,
+                Path(earlier["work"]) if earlier.get("work") else None,  # how its own driver spelled the work folder
             )
             or not same_generator(earlier.get("generator"), record.get("generator"))
         ):

@@ -71,21 +71,15 @@ class ShardSet:
     def describe(self) -> str:
         return f"{len(self.urls)} shard(s) of {describe_layout(self.layout)} tasks"
 
-    def tasks(self, url: str) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
-        """(task index, support, query) of every task of shard ``url``, checked against the set's layout.
-
-        Decoding is ``lasium.shards.reader.iter_shard_tasks`` (safe, no pickle). A shard with a manifest or
-        sidecar entry is checked against its size and sha256 before its first task is decoded, so a shard
-        whose bytes differ yields nothing. Any failure is a :class:`ShardError` that names the shard.
-        """
-        for index, decode in self.lazy_tasks(url):
-            yield index, *decode()
-
     def lazy_tasks(self, url: str) -> Iterator[tuple[int, Callable[[], tuple[np.ndarray, np.ndarray]]]]:
-        """:meth:`tasks` with each task's arrays decoded when its ``decode()`` is called (the trainer's shuffle
-        buffer holds encoded tasks). Reading checks what :meth:`tasks` checks before a task is yielded (the
-        shard's bytes, members, keys, task range); ``decode()`` checks the arrays. Both raise :class:`ShardError`
-        naming the shard."""
+        """(task index, decode) of every task of shard ``url``; ``decode()`` gives (support, query), checked
+        against the set's layout (the trainer's shuffle buffer holds tasks undecoded).
+
+        Reading is ``lasium.shards.reader.iter_shard_tasks_lazy`` (safe, no pickle): a shard with a manifest or
+        sidecar entry is checked against its size and sha256 before its first task is yielded, so a shard whose
+        bytes differ yields nothing; its members, keys and task range are checked as it is read. Any failure, read
+        or ``decode()``, is a :class:`ShardError` that names the shard.
+        """
         layout = self.checked_layouts.get(url)
         try:
             with closing(iter_shard_tasks_lazy(url, layout=layout, entry=self.entries.get(url))) as tasks:
