@@ -9,6 +9,8 @@ it reads come from the stages' public exports (``from lasium.train import ...``)
   :mod:`~lasium.repro.pipeline` and :mod:`~lasium.repro.stages`, the page in :mod:`~lasium.repro.omniglot_page`;
 - :mod:`~lasium.repro.sweep` (``lasium-repro sweep``): σ/α and augmentation on validation tasks;
 - :mod:`~lasium.repro.epoch_curve` (``lasium-repro epoch-curve``): accuracy against GAN or VAE training;
+- :mod:`~lasium.repro.levers`: what each lever those validation experiments tried was worth (the Omniglot page's
+  levers table, read from their results);
 - :mod:`~lasium.repro.bundled` (``lasium-repro bundled``): fitting and exporting the bundled generators;
 - :mod:`~lasium.repro.precision` (``lasium-repro precision``): fp32 against bf16;
 - :mod:`~lasium.repro.pages` (``lasium-repro page``): any results page redrawn from its JSON; charts in

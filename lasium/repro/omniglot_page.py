@@ -17,6 +17,9 @@ from typing import Any
 from lasium.safe_io import replace_atomically, write_json_atomic
 
 from .charts import ChartsUnavailable, accuracy_chart, line_chart
+from .epoch_curve import GENERATOR_KINDS, page_name
+from .levers import collect as collect_levers
+from .levers import table as lever_table
 from .omniglot_tables import (
     ablation_table,
     accuracy_table,
@@ -111,6 +114,24 @@ def render_markdown(results: dict[str, Any]) -> str:
             *target_lines(rows, UNSUPERVISED_TARGETS, UNSUPERVISED_FAMILIES, "Unsupervised"),
             "",
         ]
+    levers = lever_table(results.get("levers") or [])
+    if levers or images.get("epoch_curves"):
+        lines += [
+            "## Levers on validation tasks (issue 27)",
+            "",
+            "What each lever tried was worth on Omniglot **validation** episodes (the 100 validation characters; "
+            "never the test split), from the validation experiments in this folder (`lasium-repro sweep`, "
+            "`lasium-repro epoch-curve`), each at its own reduced budget: val accuracy ± 95% CI, and Δ from the "
+            "lever's reference point in the same experiment ± the 95% CI of the difference (√(CI_a² + CI_b²), "
+            "conservative: the points of one experiment share their validation episodes). Reference: the authors' "
+            "σ/α and query shift, LASIUM-N alone for mixtures, the smallest budget and the fewest generator epochs "
+            "tried.",
+            "",
+            *levers,
+            "",
+        ]
+        for name in images.get("epoch_curves", []):
+            lines += [f"![{name}]({name})", ""]
     others = other_sources_table(rows, protocol.get("tasks"))
     if others:
         lines += [
@@ -215,6 +236,7 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 ACCURACY_CHART = "accuracy.png"
 CURVE_CHARTS = {"protonets": "curves-protonets.png", "maml": "curves-maml.png"}
+EPOCH_CURVE_CHARTS = tuple(f"{page_name(kind)}.png" for kind in GENERATOR_KINDS)
 CHART_TITLES = {ACCURACY_CHART: "Omniglot 5-way test accuracy of each row with its 95% CI"}
 
 
@@ -260,6 +282,12 @@ def draw_charts(results: dict[str, Any], folder: Path) -> tuple[dict[str, Any], 
     if not curves:  # nothing to redraw from: keep the pictures an earlier run drew
         curves = [n for n in images.get("curves", []) if (folder / n).is_file()]
     images.update(charts=charts, curves=curves)
+    # accuracy against generator epochs (lasium-repro epoch-curve draws them into the same results folder)
+    epoch_curves = [n for n in EPOCH_CURVE_CHARTS if (folder / n).is_file()]
+    if epoch_curves:
+        images["epoch_curves"] = epoch_curves
+    else:
+        images.pop("epoch_curves", None)
     images.setdefault("previews", {})
     return images, drawn
 
@@ -274,7 +302,8 @@ def write_page(results: dict[str, Any], folder: str | Path) -> tuple[dict[str, A
     except ChartsUnavailable as exc:
         print(f"[repro] no charts: {exc}", file=sys.stderr)
         images, drawn = dict(results.get("images") or {}), []
-    results = {**results, "images": images}
+    levers = collect_levers(folder)
+    results = {**results, "images": images, **({"levers": levers} if levers else {})}
     write_json_atomic(folder / "omniglot.json", results, sort_keys=False)
     replace_atomically(folder / "omniglot.md", lambda tmp: tmp.write_text(render_markdown(results)))
     return results, [folder / "omniglot.md", folder / "omniglot.json", *(folder / n for n in drawn)]

@@ -1,0 +1,290 @@
+"""What each lever tried on Omniglot *validation* tasks was worth: the levers table of the Omniglot page (issue 27).
+
+A lever is one knob of the pipeline (σ/α, the training augmentation, the task mixture, the training budget, how long
+the generator trained) tried at several settings by a validation experiment this project already runs
+(``lasium-repro sweep``, ``lasium-repro epoch-curve``), each writing its JSON into the results folder. This module
+only reads them: for each lever it takes the points of its experiments, the point at the lever's reference setting
+(the authors' value, or the cheapest setting tried), and reports every point's validation accuracy and its
+difference from the reference, with the 95% CI of the difference. Nothing is run and no figure is assumed.
+
+The CI of a difference is √(CI_a² + CI_b²), the interval of two independent estimates. The points of one lever are
+scored on the same validation episodes (one episode seed), so this is conservative: a paired interval would be
+narrower. Points are compared only within one experiment (one machine, one budget, one precision), except the budget
+lever, whose experiments differ in their budget alone.
+
+Adding a lever is one :class:`Lever` in :data:`LEVERS`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .sweep_page import PARAMETERS, reference_value
+
+Row = dict[str, Any]
+Results = dict[str, Any]
+
+SYMBOLS = {"sigma": "σ", "alpha": "α"}
+
+
+def _algo(results: Results) -> str:
+    return str(results.get("sizes", {}).get("algo", "protonets"))
+
+
+def _parameter_rows(row: Row, results: Results) -> bool:
+    return row.get("family") == "parameter" or row.get("key") in results.get("shared_keys", ())
+
+
+def _parameter_setting(row: Row, results: Results) -> str:
+    return f"LASIUM-{str(row['strategy']).upper()} {SYMBOLS.get(row['parameter'], row['parameter'])} {row['value']:g}"
+
+
+def _is_reference_value(row: Row, results: Results) -> bool:
+    value = row.get("value")
+    return value is not None and abs(float(value) - reference_value(_algo(results), row["strategy"])) < 1e-9
+
+
+def _budget_setting(row: Row, results: Results) -> str:
+    s = results["sizes"]
+    return f"{s['tasks']:,} tasks, {s['iterations']:,} × {s['meta_batch']}"
+
+
+def _budget_size(results: Results) -> int:
+    s = results["sizes"]
+    return int(s["iterations"]) * int(s["meta_batch"]) * 1_000_000 + int(s["tasks"])
+
+
+def _epochs(row: Row) -> int:
+    return int(row["epochs"] if "epochs" in row else row["gan_epochs"])
+
+
+@dataclass(frozen=True)
+class Lever:
+    """One lever: which experiments tried it (``sources``: globs under the results folder, each a results JSON), which
+    of their points belong to it, how the table names a point's setting, and which point is the reference.
+
+    ``group`` splits a lever's points into comparisons of their own (one per strategy for σ/α); ``across_sources``
+    compares points of different experiments (the budget lever, whose experiments differ in their budget alone);
+    otherwise each experiment is its own comparison. ``reference`` is ``"value"`` (the point whose
+    :func:`is_reference` holds), ``"first"`` (the point that sorts first: the smallest budget, the fewest epochs)."""
+
+    name: str
+    learner: str
+    sources: tuple[str, ...]
+    select: Callable[[Row, Results], bool]
+    setting: Callable[[Row, Results], str]
+    reference_name: str  # what the reference is, as the table says it
+    is_reference: Callable[[Row, Results], bool] | None = None
+    order: Callable[[Row, Results], float] | None = None  # how the points sort (reference "first": the first)
+    group: Callable[[Row], str] = lambda row: ""
+    across_sources: bool = False
+
+
+def _strategy_order(row: Row, results: Results) -> float:
+    order = list(PARAMETERS)
+    return order.index(row["strategy"]) * 1000 + float(row["value"]) if row["strategy"] in order else 1e9
+
+
+LEVERS: tuple[Lever, ...] = (
+    Lever(
+        "σ / α",
+        "protonets",
+        ("sweep.json", "sweep-n/sweep.json", "levers/parameter*/sweep.json"),
+        lambda r, res: _parameter_rows(r, res) and _algo(res) == "protonets",
+        _parameter_setting,
+        "the authors' value for ProtoNets",
+        is_reference=_is_reference_value,
+        order=_strategy_order,
+        group=lambda r: str(r["strategy"]),
+    ),
+    Lever(
+        "σ / α",
+        "maml",
+        ("sweep-maml/sweep.json", "levers/maml-parameter*/sweep.json"),
+        lambda r, res: _parameter_rows(r, res) and _algo(res) in ("maml", "fomaml"),
+        _parameter_setting,
+        "the authors' value for MAML",
+        is_reference=_is_reference_value,
+        order=_strategy_order,
+        group=lambda r: str(r["strategy"]),
+    ),
+    Lever(
+        "training augmentation",
+        "protonets",
+        ("sweep.json", "levers/augment*/sweep.json"),
+        lambda r, res: r.get("family") == "augment" and _algo(res) == "protonets",
+        lambda r, res: f"`{r['augment']}` (LASIUM-N σ {r['value']:g})",
+        "`shift5`, the authors' query shift",
+        is_reference=lambda r, res: r.get("augment") == "shift5",
+    ),
+    Lever(
+        "task mixture",
+        "protonets",
+        ("levers/mix*/sweep.json",),
+        lambda r, res: r.get("family") == "mixture" and _algo(res) == "protonets",
+        lambda r, res: " + ".join(p.replace(":", " × ") for p in str(r["mix"]).split("+")) + f" (`{r['augment']}`)",
+        "LASIUM-N alone",
+        is_reference=lambda r, res: str(r.get("mix")) in ("n:1", "n:1.0"),
+    ),
+    Lever(
+        "budget (iterations, distinct tasks)",
+        "protonets",
+        ("sweep-n/sweep.json", "levers/budget*/sweep.json"),
+        lambda r, res: (
+            _parameter_rows(r, res) and _algo(res) == "protonets" and r.get("strategy") == "n" and r.get("value") == 0.5
+        ),
+        _budget_setting,
+        "the smallest budget tried (LASIUM-N σ 0.5)",
+        order=lambda r, res: _budget_size(res),
+        across_sources=True,
+    ),
+    *(
+        Lever(
+            f"{kind.upper()} training epochs",
+            "protonets",
+            (f"accuracy-vs-{kind}-epochs.json",),
+            lambda r, res: True,
+            lambda r, res: f"{_epochs(r)} epochs",
+            "the fewest epochs tried",
+            order=lambda r, res: _epochs(r),
+        )
+        for kind in ("gan", "vae")
+    ),
+)
+
+
+def _difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+    return {
+        "pct": round(a["accuracy_pct"] - b["accuracy_pct"], 2),
+        "ci95_pct": round(math.hypot(a["ci95_pct"], b["ci95_pct"]), 2),
+    }
+
+
+def _read(path: Path) -> Results | None:
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return results if isinstance(results, dict) and isinstance(results.get("rows"), list) else None
+
+
+def _budget_phrase(results: Results) -> str:
+    s = results.get("sizes", {})
+    return (
+        f"{s.get('tasks', '?'):,} tasks, {s.get('iterations', '?'):,} × {s.get('meta_batch', '?')}, "
+        f"{s.get('val_tasks', '?')} val tasks"
+    )
+
+
+def collect(folder: str | Path) -> list[dict[str, Any]]:
+    """Every lever comparison the results under ``folder`` hold: a dict per comparison with the lever, the learner,
+    the experiments it came from, the reference point and every point with its difference from the reference
+    (``delta``: by shot, ``pct`` and ``ci95_pct``; None where the comparison has no reference point)."""
+    folder = Path(folder)
+    comparisons: list[dict[str, Any]] = []
+    for lever in LEVERS:
+        found: list[tuple[str, Results]] = []
+        for pattern in lever.sources:
+            for path in sorted(folder.glob(pattern)):
+                results = _read(path)
+                if results is not None:
+                    found.append((path.relative_to(folder).as_posix(), results))
+        groups: dict[tuple[str, str], list[tuple[Row, Results, str]]] = {}
+        for source, results in found:
+            for row in results["rows"]:
+                if row.get("status") == "ok" and row.get("val") and lever.select(row, results):
+                    key = ("" if lever.across_sources else source, lever.group(row))
+                    groups.setdefault(key, []).append((row, results, source))
+        for (_, _), points in groups.items():
+            if lever.order is not None:
+                points.sort(key=lambda p: lever.order(p[0], p[1]))  # type: ignore[misc]
+            if lever.is_reference is not None:
+                reference = next((p for p in points if lever.is_reference(p[0], p[1])), None)
+            else:
+                reference = points[0]
+            if len(points) < 2:
+                continue  # nothing to compare
+            entry: dict[str, Any] = {
+                "lever": lever.name,
+                "learner": lever.learner,
+                "sources": sorted({p[2] for p in points}),
+                "budget": _budget_phrase(points[0][1]) if not lever.across_sources else "by point",
+                "reference": lever.reference_name,
+                "reference_setting": lever.setting(reference[0], reference[1]) if reference else None,
+                "points": [],
+            }
+            for row, results, _source in points:
+                val = {s: row["val"][s] for s in ("1", "5") if s in row["val"]}
+                delta = None
+                if reference is not None and row is not reference[0]:
+                    delta = {s: _difference(val[s], reference[0]["val"][s]) for s in val if s in reference[0]["val"]}
+                entry["points"].append(
+                    {
+                        "setting": lever.setting(row, results),
+                        "reference": reference is not None and row is reference[0],
+                        "val": val,
+                        "delta": delta,
+                    }
+                )
+            comparisons.append(entry)
+    return comparisons
+
+
+LEARNERS = {"protonets": "ProtoNets", "maml": "MAML"}
+
+
+def _cell(cell: dict[str, Any] | None) -> str:
+    return f"{cell['accuracy_pct']:.2f} ± {cell['ci95_pct']:.2f}" if cell else "–"
+
+
+def _delta(delta: dict[str, Any] | None, shots: str, reference: bool) -> str:
+    if reference:
+        return "reference"
+    if not delta or shots not in delta:
+        return "–"
+    return f"{delta[shots]['pct']:+.2f} ± {delta[shots]['ci95_pct']:.2f}"
+
+
+def table(comparisons: list[dict[str, Any]]) -> list[str]:
+    """The page's levers table (markdown lines), then a line per comparison naming its best point; [] when no lever
+    has two points yet."""
+    if not comparisons:
+        return []
+    out = [
+        "| lever | learner | setting | val 1-shot | val 5-shot | Δ 1-shot | Δ 5-shot | budget | from |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    best_lines = []
+    for c in comparisons:
+        learner = LEARNERS.get(c["learner"], c["learner"])
+        for p in c["points"]:
+            budget = c["budget"] if c["budget"] != "by point" else p["setting"]
+            out.append(
+                f"| {c['lever']} | {learner} | {p['setting']} | {_cell(p['val'].get('1'))} | "
+                f"{_cell(p['val'].get('5'))} | {_delta(p['delta'], '1', p['reference'])} | "
+                f"{_delta(p['delta'], '5', p['reference'])} | {budget} | {', '.join(c['sources'])} |"
+            )
+        best = max(c["points"], key=lambda p: sum(p["val"][s]["accuracy_pct"] for s in p["val"]) / len(p["val"]))
+        if c["reference_setting"] is None:
+            best_lines.append(
+                f"- {c['lever']} ({learner}, {', '.join(c['sources'])}): best tried {best['setting']}; no point at the "
+                f"reference ({c['reference']}) in this experiment, so no Δ."
+            )
+        elif best["reference"]:
+            best_lines.append(
+                f"- {c['lever']} ({learner}): the reference ({c['reference_setting']}) is the best setting tried: "
+                "nothing more found in this lever."
+            )
+        else:
+            d = best["delta"] or {}
+            worth = " / ".join(f"{d[s]['pct']:+.2f} ± {d[s]['ci95_pct']:.2f}" for s in ("1", "5") if s in d)
+            best_lines.append(
+                f"- {c['lever']} ({learner}): best tried {best['setting']}, worth {worth} points (1-shot / 5-shot) "
+                f"over the reference ({c['reference_setting']})."
+            )
+    return [*out, "", *best_lines]

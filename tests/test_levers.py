@@ -1,0 +1,121 @@
+"""The levers table of the Omniglot page (lasium.repro.levers): which points of the validation experiments in a results
+folder each lever compares, against which reference, and the differences with their CIs."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from lasium.repro.levers import collect, table
+from lasium.repro.omniglot_page import render_markdown, write_page
+
+
+def _val(one: float, five: float, ci1: float = 0.4, ci5: float = 0.2) -> dict:
+    return {
+        "1": dict(accuracy_pct=one, ci95_pct=ci1, tasks=1000),
+        "5": dict(accuracy_pct=five, ci95_pct=ci5, tasks=1000),
+    }
+
+
+def _row(family: str, strategy: str, value: float, augment: str, val: dict, **extra) -> dict:
+    parameter = "sigma" if strategy == "n" else "alpha"
+    key = f"{strategy}-{parameter}{value:g}-{augment}"
+    return {"family": family, "strategy": strategy, "parameter": parameter, "value": value, "augment": augment,
+            "key": key, "status": "ok", "val": val, **extra}  # fmt: skip
+
+
+def _sweep(folder, rows, *, tasks=2000, iterations=1000, algo="protonets", shared=()):
+    folder.mkdir(parents=True, exist_ok=True)
+    sizes = dict(tasks=tasks, iterations=iterations, meta_batch=4, val_tasks=1000, seed=0, algo=algo)
+    results = {"format": "lasium-sweep-omniglot", "sizes": sizes, "rows": rows, "shared_keys": list(shared)}
+    (folder / "sweep.json").write_text(json.dumps(results))
+
+
+def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_path):
+    _sweep(
+        tmp_path,
+        [
+            _row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5, 0.3, 0.1)),
+            _row("augment", "n", 1.0, "shift5", _val(90.0, 97.0, 0.4, 0.2)),  # shared: σ 1 is the reference
+            _row("parameter", "n", 2.0, "shift5", _val(80.0, 92.0)),
+            _row("parameter", "ro", 0.5, "shift5", _val(88.0, 96.0)),  # RO without its reference (0.8): no Δ
+            _row("parameter", "ro", 0.2, "shift5", _val(87.0, 95.0)),
+            _row("augment", "n", 1.0, "shift5-affine", _val(91.5, 97.4)),
+            {"family": "augment", "strategy": "n", "value": 1.0, "augment": "none", "key": "x", "status": "failed"},
+        ],
+        shared=["n-sigma1-shift5"],
+    )
+    comparisons = collect(tmp_path)
+    by = {(c["lever"], c["reference_setting"]): c for c in comparisons}
+    n = by[("σ / α", "LASIUM-N σ 1")]
+    assert [p["setting"] for p in n["points"]] == ["LASIUM-N σ 0.5", "LASIUM-N σ 1", "LASIUM-N σ 2"]
+    half = n["points"][0]["delta"]
+    assert half["1"] == {"pct": 1.0, "ci95_pct": round(math.hypot(0.3, 0.4), 2)}
+    assert half["5"]["pct"] == 0.5 and n["points"][1]["reference"] and n["points"][1]["delta"] is None
+    ro = by[("σ / α", None)]
+    assert all(p["delta"] is None for p in ro["points"])
+    aug = by[("training augmentation", "`shift5` (LASIUM-N σ 1)")]
+    assert [p["setting"] for p in aug["points"]] == ["`shift5` (LASIUM-N σ 1)", "`shift5-affine` (LASIUM-N σ 1)"]
+    assert aug["points"][1]["delta"]["1"]["pct"] == 1.5  # the failed point is left out
+    lines = table(comparisons)
+    assert any("worth +1.00 ± 0.50 / +0.50 ± 0.22" in ln and "LASIUM-N σ 0.5" in ln for ln in lines)
+    assert any("no point at the reference" in ln and "LASIUM-RO α 0.5" in ln for ln in lines)
+    assert any("| reference | reference |" in ln for ln in lines)
+
+
+def test_budget_lever_compares_experiments_that_differ_in_their_budget(tmp_path):
+    point = _row("parameter", "n", 0.5, "shift5", _val(90.0, 97.0))
+    _sweep(tmp_path / "sweep-n", [point, _row("parameter", "n", 0.25, "shift5", _val(89.0, 96.0))])
+    _sweep(tmp_path / "levers" / "budget-4x", [{**point, "val": _val(92.5, 98.0)}], tasks=8000, iterations=4000)
+    _sweep(tmp_path / "levers" / "budget-2x", [{**point, "val": _val(91.0, 97.6)}], tasks=4000, iterations=2000)
+    budget = next(c for c in collect(tmp_path) if c["lever"].startswith("budget"))
+    assert [p["setting"] for p in budget["points"]] == [
+        "2,000 tasks, 1,000 × 4",
+        "4,000 tasks, 2,000 × 4",
+        "8,000 tasks, 4,000 × 4",
+    ]
+    assert budget["points"][0]["reference"] and budget["points"][2]["delta"]["1"]["pct"] == 2.5
+    assert budget["sources"] == ["levers/budget-2x/sweep.json", "levers/budget-4x/sweep.json", "sweep-n/sweep.json"]
+    assert any("8,000 tasks, 4,000 × 4, worth +2.50" in ln for ln in table([budget]))
+
+
+def test_generator_epochs_and_mixtures_come_from_their_experiments(tmp_path):
+    curve = {"format": "lasium-accuracy-vs-gan-epochs", "sizes": dict(tasks=4000, iterations=1000, meta_batch=4,
+             val_tasks=1000), "rows": [{"epochs": 50, "status": "ok", "val": _val(88.0, 96.0)},
+                                       {"epochs": 6, "status": "ok", "val": _val(70.0, 88.0)}]}  # fmt: skip
+    (tmp_path / "accuracy-vs-gan-epochs.json").write_text(json.dumps(curve))
+    mix = [
+        {"family": "mixture", "mix": "n:1", "augment": "shift5-affine", "status": "ok", "val": _val(90.0, 97.0)},
+        {"family": "mixture", "mix": "n:0.5+umtra:0.5", "augment": "shift5-affine", "status": "ok",
+         "val": _val(91.0, 97.2)},
+    ]  # fmt: skip
+    _sweep(tmp_path / "levers" / "mix", mix)
+    levers = {c["lever"]: c for c in collect(tmp_path)}
+    gan = levers["GAN training epochs"]
+    assert [p["setting"] for p in gan["points"]] == ["6 epochs", "50 epochs"] and gan["points"][1]["delta"]["1"][
+        "pct"
+    ] == 18.0
+    assert levers["task mixture"]["points"][1]["setting"] == "n × 0.5 + umtra × 0.5 (`shift5-affine`)"
+    assert levers["task mixture"]["points"][1]["delta"]["5"]["pct"] == 0.2
+
+
+def test_a_lever_with_one_point_or_an_unreadable_experiment_is_left_out(tmp_path):
+    _sweep(tmp_path / "levers" / "mix", [{"family": "mixture", "mix": "n:1", "augment": "x", "status": "ok",
+                                          "val": _val(90.0, 97.0)}])  # fmt: skip
+    (tmp_path / "sweep.json").write_text("{not json")
+    assert collect(tmp_path) == [] and table([]) == []
+
+
+def test_the_omniglot_page_shows_the_levers_of_its_folder_and_keeps_them_in_its_json(tmp_path):
+    _sweep(tmp_path, [_row("parameter", "oc", 0.2, "shift5", _val(88.0, 96.0)),
+                      _row("parameter", "oc", 0.5, "shift5", _val(85.0, 95.0))])  # fmt: skip
+    (tmp_path / "accuracy-vs-gan-epochs.png").write_bytes(b"png")
+    results = {"format": "lasium-repro-omniglot", "rows": [], "stages": []}
+    written, _ = write_page(results, tmp_path)
+    assert written["levers"][0]["lever"] == "σ / α"
+    md = (tmp_path / "omniglot.md").read_text()
+    assert "## Levers on validation tasks" in md and "| σ / α | ProtoNets | LASIUM-OC α 0.5 |" in md
+    assert "![accuracy-vs-gan-epochs.png](accuracy-vs-gan-epochs.png)" in md
+    stored = json.loads((tmp_path / "omniglot.json").read_text())
+    assert "Levers on validation tasks" in render_markdown(stored)  # redrawn from its JSON alone
+    assert "Levers" not in render_markdown(results)
