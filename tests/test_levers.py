@@ -119,3 +119,16 @@ def test_the_omniglot_page_shows_the_levers_of_its_folder_and_keeps_them_in_its_
     stored = json.loads((tmp_path / "omniglot.json").read_text())
     assert "Levers on validation tasks" in render_markdown(stored)  # redrawn from its JSON alone
     assert "Levers" not in render_markdown(results)
+
+
+def test_a_sweep_on_another_generator_names_it_beside_its_settings(tmp_path):
+    generator = {"kind": "gan", "spec": "runs/gan-long/epoch-0050", "weights_sha256": "ab" * 32}
+    _sweep(tmp_path / "levers" / "gan-50", [_row("parameter", "n", 0.5, "shift5", _val(92.0, 98.0)),
+                                            _row("parameter", "n", 1.0, "shift5", _val(91.0, 97.5))])  # fmt: skip
+    results = json.loads((tmp_path / "levers" / "gan-50" / "sweep.json").read_text())
+    (tmp_path / "levers" / "gan-50" / "sweep.json").write_text(json.dumps({**results, "generator": generator}))
+    (c,) = collect(tmp_path)
+    assert (
+        c["points"][0]["setting"] == "LASIUM-N σ 0.5 (GAN `runs/gan-long/epoch-0050` (weights sha256 `abababababab`))"
+    )
+    assert c["reference_setting"].startswith("LASIUM-N σ 1 (GAN")

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .sweep_page import PARAMETERS, reference_value
+from .sweep import DEFAULT_GENERATOR
+from .sweep_page import PARAMETERS, generator_phrase, reference_value
 
 Row = dict[str, Any]
 Results = dict[str, Any]
@@ -41,7 +42,13 @@ def _parameter_rows(row: Row, results: Results) -> bool:
 
 
 def _parameter_setting(row: Row, results: Results) -> str:
-    return f"LASIUM-{str(row['strategy']).upper()} {SYMBOLS.get(row['parameter'], row['parameter'])} {row['value']:g}"
+    setting = (
+        f"LASIUM-{str(row['strategy']).upper()} {SYMBOLS.get(row['parameter'], row['parameter'])} {row['value']:g}"
+    )
+    generator = results.get("generator") or {}
+    if generator and (generator.get("spec") or generator.get("name")) != DEFAULT_GENERATOR:
+        setting += f" ({generator_phrase(generator)})"  # a sweep on another generator says which
+    return setting
 
 
 def _is_reference_value(row: Row, results: Results) -> bool:
@@ -94,7 +101,14 @@ LEVERS: tuple[Lever, ...] = (
     Lever(
         "σ / α",
         "protonets",
-        ("sweep.json", "sweep-n/sweep.json", "levers/parameter*/sweep.json"),
+        # σ/α sweeps, on the bundled GAN or (levers/gan*, levers/vae*) on another generator
+        (
+            "sweep.json",
+            "sweep-n/sweep.json",
+            "levers/parameter*/sweep.json",
+            "levers/gan*/sweep.json",
+            "levers/vae*/sweep.json",
+        ),  # fmt: skip
         lambda r, res: _parameter_rows(r, res) and _algo(res) == "protonets",
         _parameter_setting,
         "the authors' value for ProtoNets",
