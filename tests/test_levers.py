@@ -61,6 +61,12 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     assert any("worth +1.00 ± 0.50 / +0.50 ± 0.22" in ln and "LASIUM-N σ 0.5" in ln for ln in lines)
     assert any("no point at the reference" in ln and "LASIUM-RO α 0.5" in ln for ln in lines)
     assert any("| reference | reference |" in ln for ln in lines)
+    untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
+    assert untried == [
+        "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), GAN training epochs, "
+        "VAE training epochs.",
+        "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks).",
+    ]
 
 
 def test_budget_lever_compares_experiments_that_differ_in_their_budget(tmp_path):

@@ -97,6 +97,33 @@ def _strategy_order(row: Row, results: Results) -> float:
     return order.index(row["strategy"]) * 1000 + float(row["value"]) if row["strategy"] in order else 1e9
 
 
+# The budget lever's experiments by learner: sweeps of LASIUM-N at its tuned σ (``--only parameter --strategies n
+# --values σ``) that differ in their budget alone; the sweep at the smallest budget is the reference.
+BUDGET_SOURCES = {
+    "protonets": ("sweep-n/sweep.json", "levers/budget*/sweep.json"),
+    "maml": ("levers/maml-budget*/sweep.json",),
+}
+
+
+def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
+    from lasium.generate import STRATEGY_PARAMETERS
+
+    sigma = STRATEGY_PARAMETERS[learner]["gan"]["n"]
+    algos = ("maml", "fomaml") if learner == "maml" else (learner,)
+    return Lever(
+        "budget (iterations, distinct tasks)",
+        learner,
+        sources,
+        lambda r, res: (
+            _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
+        ),
+        _budget_setting,
+        f"the smallest budget tried (LASIUM-N σ {sigma:g})",
+        order=lambda r, res: _budget_size(res),
+        across_sources=True,
+    )
+
+
 LEVERS: tuple[Lever, ...] = (
     Lever(
         "σ / α",
@@ -145,18 +172,7 @@ LEVERS: tuple[Lever, ...] = (
         "LASIUM-N alone",
         is_reference=lambda r, res: str(r.get("mix")) in ("n:1", "n:1.0"),
     ),
-    Lever(
-        "budget (iterations, distinct tasks)",
-        "protonets",
-        ("sweep-n/sweep.json", "levers/budget*/sweep.json"),
-        lambda r, res: (
-            _parameter_rows(r, res) and _algo(res) == "protonets" and r.get("strategy") == "n" and r.get("value") == 0.5
-        ),
-        _budget_setting,
-        "the smallest budget tried (LASIUM-N σ 0.5)",
-        order=lambda r, res: _budget_size(res),
-        across_sources=True,
-    ),
+    *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
     *(
         Lever(
             f"{kind.upper()} training epochs",
@@ -301,4 +317,15 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
                 f"- {c['lever']} ({learner}): best tried {best['setting']}, worth {worth} points (1-shot / 5-shot) "
                 f"over the reference ({c['reference_setting']})."
             )
-    return [*out, "", *best_lines]
+    return [*out, "", *best_lines, *untried_lines(comparisons)]
+
+
+def untried_lines(comparisons: list[dict[str, Any]]) -> list[str]:
+    """A line per learner naming the levers of :data:`LEVERS` no experiment in the folder has compared yet."""
+    tried = {(c["lever"], c["learner"]) for c in comparisons}
+    lines = []
+    for learner, name in LEARNERS.items():
+        untried = [lv.name for lv in LEVERS if lv.learner == learner and (lv.name, learner) not in tried]
+        if untried:
+            lines.append(f"- Not tried yet with {name}: {', '.join(dict.fromkeys(untried))}.")
+    return lines
