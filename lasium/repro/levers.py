@@ -31,6 +31,7 @@ Row = dict[str, Any]
 Results = dict[str, Any]
 
 SYMBOLS = {"sigma": "σ", "alpha": "α"}
+LEARNERS = {"protonets": "ProtoNets", "maml": "MAML"}
 
 
 def _algo(results: Results) -> str:
@@ -97,6 +98,35 @@ def _strategy_order(row: Row, results: Results) -> float:
     return order.index(row["strategy"]) * 1000 + float(row["value"]) if row["strategy"] in order else 1e9
 
 
+# The σ/α lever's experiments by learner: sweeps of the parameter family, on the bundled GAN or (levers/gan*,
+# levers/vae*) on another generator; each strategy's reference is the authors' value.
+PARAMETER_SOURCES = {
+    "protonets": ("sweep.json", "sweep-n/sweep.json", "levers/parameter*/sweep.json", "levers/gan*/sweep.json",
+                  "levers/vae*/sweep.json"),
+    "maml": ("sweep-maml/sweep.json", "levers/maml-parameter*/sweep.json"),
+}  # fmt: skip
+
+
+def _learner_algos(learner: str) -> tuple[str, ...]:
+    """The ``--algo`` values a learner's experiments may have run (first-order MAML counts as MAML)."""
+    return ("maml", "fomaml") if learner == "maml" else (learner,)
+
+
+def _parameter_lever(learner: str, sources: tuple[str, ...]) -> Lever:
+    algos = _learner_algos(learner)
+    return Lever(
+        "σ / α",
+        learner,
+        sources,
+        lambda r, res: _parameter_rows(r, res) and _algo(res) in algos,
+        _parameter_setting,
+        f"the authors' value for {LEARNERS[learner]}",
+        is_reference=_is_reference_value,
+        order=_strategy_order,
+        group=lambda r: str(r["strategy"]),
+    )
+
+
 # The budget lever's experiments by learner: sweeps of LASIUM-N at its tuned σ (``--only parameter --strategies n
 # --values σ``) that differ in their budget alone; the sweep at the smallest budget is the reference.
 BUDGET_SOURCES = {
@@ -109,7 +139,7 @@ def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
     from lasium.generate import STRATEGY_PARAMETERS
 
     sigma = STRATEGY_PARAMETERS[learner]["gan"]["n"]
-    algos = ("maml", "fomaml") if learner == "maml" else (learner,)
+    algos = _learner_algos(learner)
     return Lever(
         "budget (iterations, distinct tasks)",
         learner,
@@ -125,35 +155,7 @@ def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
 
 
 LEVERS: tuple[Lever, ...] = (
-    Lever(
-        "σ / α",
-        "protonets",
-        # σ/α sweeps, on the bundled GAN or (levers/gan*, levers/vae*) on another generator
-        (
-            "sweep.json",
-            "sweep-n/sweep.json",
-            "levers/parameter*/sweep.json",
-            "levers/gan*/sweep.json",
-            "levers/vae*/sweep.json",
-        ),  # fmt: skip
-        lambda r, res: _parameter_rows(r, res) and _algo(res) == "protonets",
-        _parameter_setting,
-        "the authors' value for ProtoNets",
-        is_reference=_is_reference_value,
-        order=_strategy_order,
-        group=lambda r: str(r["strategy"]),
-    ),
-    Lever(
-        "σ / α",
-        "maml",
-        ("sweep-maml/sweep.json", "levers/maml-parameter*/sweep.json"),
-        lambda r, res: _parameter_rows(r, res) and _algo(res) in ("maml", "fomaml"),
-        _parameter_setting,
-        "the authors' value for MAML",
-        is_reference=_is_reference_value,
-        order=_strategy_order,
-        group=lambda r: str(r["strategy"]),
-    ),
+    *(_parameter_lever(learner, sources) for learner, sources in PARAMETER_SOURCES.items()),
     Lever(
         "training augmentation",
         "protonets",
@@ -263,9 +265,6 @@ def collect(folder: str | Path) -> list[dict[str, Any]]:
                 )
             comparisons.append(entry)
     return comparisons
-
-
-LEARNERS = {"protonets": "ProtoNets", "maml": "MAML"}
 
 
 def _cell(cell: dict[str, Any] | None) -> str:
