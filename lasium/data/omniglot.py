@@ -33,6 +33,7 @@ from lasium.data.preprocess import (
     run_jobs,
 )
 from lasium.errors import DataError
+from lasium.safe_io import file_sha256
 
 if TYPE_CHECKING:
     from lasium.data.registry import LoadRequest
@@ -196,7 +197,8 @@ def load_omniglot(
     material = {
         "dataset": "omniglot",
         "layout": asdict(layout),
-        "zips": [{"name": z.name, "size": z.stat().st_size, "mtime_ns": z.stat().st_mtime_ns} for z in zips],
+        # content, not mtime: a copy or a remount of the same zips (a CI cache, a shared data folder) still hits
+        "zips": [{"name": z.name, "size": z.stat().st_size, "sha256": file_sha256(z)} for z in zips],
         "image_size": list(size),
         "preprocess": [PREPROCESS_VERSION, SHRINK_FILTER, ENLARGE_FILTER, "invert"],
         "split_seed": OMNIGLOT_SPLIT_SEED,
