@@ -138,3 +138,14 @@ def test_a_sweep_on_another_generator_names_it_beside_its_settings(tmp_path):
         c["points"][0]["setting"] == "LASIUM-N σ 0.5 (GAN `runs/gan-long/epoch-0050` (weights sha256 `abababababab`))"
     )
     assert c["reference_setting"].startswith("LASIUM-N σ 1 (GAN")
+
+
+def test_a_vae_sweep_is_judged_against_the_authors_vae_value(tmp_path):
+    rows = [_row("parameter", "n", s, "shift5", _val(80.0 + s, 95.0)) for s in (0.5, 1.0, 2.0)]
+    _sweep(tmp_path / "levers" / "vae-n", rows)
+    path = tmp_path / "levers" / "vae-n" / "sweep.json"
+    vae = {"kind": "vae", "spec": "omniglot-vae", "weights_sha256": "cd" * 32}
+    path.write_text(json.dumps({**json.loads(path.read_text()), "generator": vae}))
+    (c,) = collect(tmp_path)
+    assert c["reference_setting"].startswith("LASIUM-N σ 2 (VAE")  # ProtoNets' VAE σ is 2.0, the GAN's 1.0
+    assert c["points"][0]["delta"]["1"]["pct"] == -1.5

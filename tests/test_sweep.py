@@ -142,3 +142,16 @@ def test_sweep_help_teaches(tmp_path):
 
     out = subprocess.run([sys.executable, "-m", "lasium.repro.cli", "sweep", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--resume" in out.stdout and "validation" in out.stdout
+
+
+def test_a_vae_sweep_page_judges_against_the_authors_vae_value():
+    val = {"1": dict(accuracy_pct=85.0, ci95_pct=0.5, tasks=100), "5": dict(accuracy_pct=95.0, ci95_pct=0.2, tasks=100)}
+    rows = [{"family": "parameter", "strategy": "n", "parameter": "sigma", "value": v, "augment": "shift5",
+             "key": f"n-sigma{v:g}-shift5", "status": "ok", "val": val if v == 2.0 else {**val, "1": {**val["1"],
+             "accuracy_pct": 80.0}}} for v in (1.0, 2.0)]  # fmt: skip
+    results = {"command": "lasium-repro sweep --generator omniglot-vae", "device": "cpu", "wall_seconds": 1.0,
+               "sizes": dict(tasks=20, iterations=2, meta_batch=4, val_tasks=100, seed=0, algo="protonets"),
+               "shared_keys": [], "rows": rows, "planned": 2, "values": [1.0, 2.0],
+               "generator": {"kind": "vae", "spec": "omniglot-vae", "weights_sha256": "ab" * 32}}  # fmt: skip
+    picked = next(ln for ln in render(results).splitlines() if ln.startswith("- `n`"))
+    assert picked == "- `n`: sigma 2 (reference value 2, held up)."

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .sweep import DEFAULT_GENERATOR
-from .sweep_page import PARAMETERS, generator_phrase, reference_value
+from .sweep_page import PARAMETERS, generator_kind, generator_phrase, reference_value
 
 Row = dict[str, Any]
 Results = dict[str, Any]
@@ -54,7 +54,8 @@ def _parameter_setting(row: Row, results: Results) -> str:
 
 def _is_reference_value(row: Row, results: Results) -> bool:
     value = row.get("value")
-    return value is not None and abs(float(value) - reference_value(_algo(results), row["strategy"])) < 1e-9
+    reference = reference_value(_algo(results), row["strategy"], generator_kind(results))
+    return value is not None and abs(float(value) - reference) < 1e-9
 
 
 def _budget_setting(row: Row, results: Results) -> str:

@@ -18,12 +18,17 @@ LEARNER_NAMES = {"protonets": "ProtoNets", "maml": "MAML", "fomaml": "first-orde
 PRESET_OF = {"protonets": "protonets", "maml": "maml", "fomaml": "maml"}  # --algo -> lasium-gen --tuned-for
 
 
-def reference_value(algo: str, strategy: str) -> float:
-    """The authors' GAN value of σ/α for the learner (``REFERENCE_PARAMETERS``; ``docs/reference-facts.md``,
-    "Reference σ and α")."""
+def reference_value(algo: str, strategy: str, kind: str = "gan") -> float:
+    """The authors' value of σ/α for the learner and generator kind (``REFERENCE_PARAMETERS``;
+    ``docs/reference-facts.md``, "Reference σ and α")."""
     from lasium.generate import REFERENCE_PARAMETERS
 
-    return REFERENCE_PARAMETERS[PRESET_OF[algo]]["gan"][strategy]
+    return REFERENCE_PARAMETERS[PRESET_OF[algo]]["vae" if kind == "vae" else "gan"][strategy]
+
+
+def generator_kind(results: dict[str, Any]) -> str:
+    """The kind of generator a sweep's points used (``gan`` for pages that record none: the bundled GAN)."""
+    return str((results.get("generator") or {}).get("kind") or "gan")
 
 
 def best_of(rows: list[dict[str, Any]], family: str, strategy: str | None = None) -> dict[str, Any] | None:
@@ -132,7 +137,7 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
         if best and tried < len(planned):
             lines.append(f"- `{strategy}`: {tried} of {len(planned)} values tried so far; no pick yet.")
         elif best:
-            ref = reference_value(results["sizes"].get("algo", "protonets"), strategy)
+            ref = reference_value(results["sizes"].get("algo", "protonets"), strategy, generator_kind(results))
             lines.append(
                 f"- `{strategy}`: {best['parameter']} {best['value']:g} (reference value {ref:g}"
                 f"{', held up' if abs(best['value'] - ref) < 1e-9 else ', did not hold up'})."
