@@ -335,6 +335,22 @@ def test_page_only_takes_finished_rows_and_marks_the_rest_not_run(tmp_path):
     assert not options.work.exists()
 
 
+def test_plan_counts_a_row_done_whichever_directory_its_driver_ran_from(tmp_path):
+    """--plan judges a committed row as the run does: by its commands, up to how its own driver spelled the work
+    folder (a driver run in runs/ with --work repro-cpu, its page merged at the root)."""
+    p = driver_pipeline(tmp_path, sizes="cpu", resume=True, rates={"startup": 1.0}, device="auto", threads=None)
+    maml_ro = next(r for r in plan_rows("maml") if r.key == "maml-ro")
+    theirs = {k: v.replace(str(p.work), "repro-cpu") for k, v in p.planned_commands(maml_ro).items()}
+    done = scored_row("maml-ro", maml_ro.label, "maml", "lasium", 90.5, 97.6, commands=theirs)
+    options = options_for(tmp_path, sizes="cpu", only=("maml-ro",), device="auto", threads=None)
+    options.results.mkdir(parents=True)
+    page = {"preset": "cpu", "rows": [{**done, "work": "repro-cpu"}], "stages": []}
+    (options.results / "omniglot.json").write_text(json.dumps(page))
+    assert plan_omniglot(options)[1].split()[:3] == ["maml-ro", "done:", "90.50"]
+    (options.results / "omniglot.json").write_text(json.dumps({**page, "rows": [done]}))  # spelling not recorded
+    assert " to run: ~" in plan_omniglot(options)[1]
+
+
 def test_other_task_sources_are_planned_at_the_lasium_budgets(tmp_path):
     from lasium.train import DEFAULT_FOR_GENERATED
 

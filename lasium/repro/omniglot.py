@@ -29,12 +29,11 @@ from typing import Any
 
 from lasium.errors import ConfigError
 
-from .generators import check_vae, same_generator
+from .generators import check_vae
 from .options import OmniglotOptions
 from .pipeline import Pipeline
 from .rows import chosen_rows
 from .sizes import RATES, Sizes
-from .stages import same_commands
 
 MARKER = "repro-omniglot.json"  # in --work: the folder is a reproduction's (what --overwrite may clear)
 WORK_PARTS = ("shards", "runs", "evals", "logs", "gan")
@@ -78,12 +77,8 @@ def plan_omniglot(options: OmniglotOptions) -> list[str]:
     ]
     stage_lines = []
     for row in rows:
-        earlier = pipe.committed_rows.get(row.key)
-        if (
-            earlier
-            and same_commands(earlier.get("commands"), pipe.planned_commands(row), pipe.work)
-            and same_generator(earlier.get("generator"), pipe.generator_record(row))
-        ):
+        earlier = pipe.committed_row(row.key, pipe.planned_commands(row), pipe.generator_record(row))
+        if earlier is not None:
             one, five = (earlier["eval"][k]["accuracy_pct"] for k in ("1", "5"))
             lines.append(f"  {row.key:<28} done: {one:.2f} / {five:.2f}")
             continue

@@ -212,6 +212,26 @@ class Pipeline(StagePlanner, GeneratorWork):
         ok = self.run(name, "lasium-eval", args, row.key, produces=out, continue_with=from_partial)
         return json.loads(out.read_text()) if ok else None
 
+    def committed_row(
+        self, key: str, commands: dict[str, Any], generator: dict[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The committed page's finished row ``key`` when it ran these ``commands`` with this ``generator`` (up to how
+        its own driver spelled the work folder), else None."""
+        earlier = self.committed_rows.get(key)
+        if (
+            not earlier
+            or earlier.get("status") != "ok"
+            or not same_commands(
+                earlier.get("commands"),
+                commands,
+                self.work,
+                Path(earlier["work"]) if earlier.get("work") else None,  # how its own driver spelled the work folder
+            )
+            or not same_generator(earlier.get("generator"), generator)
+        ):
+            return None
+        return earlier
+
     def reuse_committed(self, row: Row, record: dict[str, Any]) -> bool:
         """With ``--resume``: take the row from the committed results page when it ran the very commands planned now.
 
@@ -219,18 +239,8 @@ class Pipeline(StagePlanner, GeneratorWork):
         (``results/omniglot.json``) does. Its rows keep their stage commands, so a row is reused only if nothing
         changed.
         """
-        earlier = self.committed_rows.get(row.key)
-        if (
-            not earlier
-            or earlier.get("status") != "ok"
-            or not same_commands(
-                earlier.get("commands"),
-                record["commands"],
-                self.work,
-                Path(earlier["work"]) if earlier.get("work") else None,  # how its own driver spelled the work folder
-            )
-            or not same_generator(earlier.get("generator"), record.get("generator"))
-        ):
+        earlier = self.committed_row(row.key, record["commands"], record.get("generator"))
+        if earlier is None:
             return False
         record.clear()
         record.update(earlier, reused=True)
