@@ -125,12 +125,20 @@ def test_page_judges_each_learner_against_its_own_reference():
     assert "no pick yet" in next(ln for ln in render(results).splitlines() if ln.startswith("- `oc`"))
 
 
-@pytest.mark.parametrize("page", ["sweep.json", "sweep-n/sweep.json", "sweep-maml/sweep.json"])
-def test_committed_sweep_pages_regenerate_unchanged(tmp_path, page):
+@pytest.mark.parametrize(
+    "page, chart",
+    [
+        ("sweep.json", "sweep.png"),
+        ("sweep-n/sweep.json", "sweep.png"),
+        ("sweep-maml/sweep.json", "sweep.png"),
+        ("levers/mix/sweep.json", "sweep-mixture.png"),
+    ],
+)
+def test_committed_sweep_pages_regenerate_unchanged(tmp_path, page, chart):
     source = REPO / "results" / page
     (tmp_path / "sweep.json").write_text(source.read_text())
     written = redraw_page(tmp_path / "sweep.json")
-    assert tmp_path / "sweep.png" in written
+    assert tmp_path / chart in written
     committed = source.with_suffix(".md").read_text().splitlines()
     regenerated = (tmp_path / "sweep.md").read_text().splitlines()
     assert [ln for ln in committed if ln not in regenerated] == []  # every committed line, chart links aside, kept

@@ -52,13 +52,22 @@ def generator_phrase(record: dict[str, Any] | None) -> str:
     )
 
 
+FAMILY_TITLES = {"parameter": "LASIUM σ/α", "augment": "training augmentation", "mixture": "task mixtures"}
+
+
+def title_of(rows: list[dict[str, Any]]) -> str:
+    """What a sweep compared, by the families of its points: "LASIUM σ/α and training augmentation", ..."""
+    families = [f for f in FAMILY_TITLES if any(r.get("family") == f for r in rows)] or ["parameter"]
+    names = [FAMILY_TITLES[f] for f in families]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
 def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) -> str:
     """The page (markdown); ``charts``: the chart files beside it, linked at the end."""
     rows = results["rows"]
     a = results["sizes"]
     lines = [
-        f"# Sweep: LASIUM σ/α and training augmentation for {LEARNER_NAMES[a.get('algo', 'protonets')]}, "
-        "Omniglot validation tasks",
+        f"# Sweep: {title_of(rows)} for {LEARNER_NAMES[a.get('algo', 'protonets')]}, Omniglot validation tasks",
         "",
         f"Command: `{results['command']}`. Device: {results['device']}. "
         f"Wall time {results['wall_seconds'] / 60:.0f} min.",
