@@ -114,6 +114,12 @@ def render_markdown(results: dict[str, Any]) -> str:
             *target_lines(rows, UNSUPERVISED_TARGETS, UNSUPERVISED_FAMILIES, "Unsupervised"),
             "",
         ]
+        if results.get("levers"):
+            lines += [
+                "Where a target is missed, the levers table below (validation tasks only) says what each lever tried "
+                "was worth, which found nothing more than its reference, and which have not been tried yet.",
+                "",
+            ]
     levers = lever_table(results.get("levers") or [])
     if levers or images.get("epoch_curves"):
         lines += [
