@@ -16,11 +16,12 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .committed import CommittedRows
 from .generator_work import GeneratorWork
-from .generators import legacy_generator, manifest_generator, same_generator
+from .generators import manifest_generator
 from .plan import StagePlanner
 from .records import task_source_summary, train_summary, validation_curve
-from .stages import StageRunner, page_work, same_commands
+from .stages import StageRunner
 
 if TYPE_CHECKING:  # the driver passes its options, sizes and rates in; nothing is imported back from it
     from .options import OmniglotOptions
@@ -68,29 +69,14 @@ class Pipeline(StagePlanner, GeneratorWork):
             self.env.update(OMP_NUM_THREADS=str(self.threads), MKL_NUM_THREADS=str(self.threads))
         self.runner = StageRunner(self.work, self.env, resume=options.resume, remaining=self.remaining)
         self.stages = self.runner.stages
-        # rows (and their stages) of the committed results page, for --resume across sessions
-        self.committed_rows: dict[str, dict[str, Any]] = {}
-        self.committed_stages: dict[str, list[dict[str, Any]]] = {}
-        # (plus --reuse-results pages: rows another driver ran in parallel, on the other core, into its own page)
+        # rows (and their stages) of the committed results page, for --resume across sessions (plus --reuse-results
+        # pages: rows another driver ran in parallel, on the other core, into its own page)
         pages = [self.results_dir / "omniglot.json", *options.reuse_results]
-        for page in pages if options.resume else []:
-            committed = json.loads(page.read_text()) if page.is_file() else {}
-            if committed.get("preset") != options.sizes:
-                continue
-            if page == self.results_dir / "omniglot.json":  # its previews, drawn by an earlier invocation
-                for source, name in ((committed.get("images") or {}).get("previews") or {}).items():
-                    if (self.results_dir / name).is_file():
-                        self.previews.setdefault(source, name)
-            for r in committed.get("rows", []):
-                if "generator" not in r and legacy_generator(r):  # written before rows named their generator
-                    r["generator"] = legacy_generator(r)
-                if "work" not in r and page_work(committed) is not None:  # rows written before rows recorded it
-                    r["work"] = str(page_work(committed))
-                if r.get("status") == "ok" and self.committed_rows.get(r["key"], {}).get("status") != "ok":
-                    self.committed_rows[r["key"]] = r
-                    self.committed_stages[r["key"]] = [
-                        s for s in committed.get("stages", []) if s.get("row") == r["key"]
-                    ]
+        self.committed = (
+            CommittedRows.read(pages, options.sizes, self.results_dir) if options.resume else CommittedRows()
+        )
+        self.committed_rows, self.committed_stages = self.committed.rows, self.committed.stages
+        self.previews.update(self.committed.previews)
 
     # --- budget -----------------------------------------------------------------------------------
     def remaining(self) -> float | None:
@@ -215,22 +201,8 @@ class Pipeline(StagePlanner, GeneratorWork):
     def committed_row(
         self, key: str, commands: dict[str, Any], generator: dict[str, Any] | None
     ) -> dict[str, Any] | None:
-        """The committed page's finished row ``key`` when it ran these ``commands`` with this ``generator`` (up to how
-        its own driver spelled the work folder), else None."""
-        earlier = self.committed_rows.get(key)
-        if (
-            not earlier
-            or earlier.get("status") != "ok"
-            or not same_commands(
-                earlier.get("commands"),
-                commands,
-                self.work,
-                Path(earlier["work"]) if earlier.get("work") else None,  # how its own driver spelled the work folder
-            )
-            or not same_generator(earlier.get("generator"), generator)
-        ):
-            return None
-        return earlier
+        """The committed page's finished row ``key`` when it ran these ``commands`` with this ``generator``."""
+        return self.committed.matching(key, commands, generator, self.work)
 
     def reuse_committed(self, row: Row, record: dict[str, Any]) -> bool:
         """With ``--resume``: take the row from the committed results page when it ran the very commands planned now.
