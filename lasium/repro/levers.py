@@ -24,14 +24,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .epoch_curve import GENERATOR_KINDS, page_name, row_epochs
 from .sweep import DEFAULT_GENERATOR
-from .sweep_page import PARAMETERS, generator_kind, generator_phrase, reference_value
+from .sweep_page import LEARNER_NAMES, PARAMETERS, PRESET_OF, generator_kind, generator_phrase, reference_value
 
 Row = dict[str, Any]
 Results = dict[str, Any]
 
 SYMBOLS = {"sigma": "σ", "alpha": "α"}
-LEARNERS = {"protonets": "ProtoNets", "maml": "MAML"}
+LEARNERS = ("protonets", "maml")  # a lever's learner: the --tuned-for preset its experiments' --algo maps to
 
 
 def _algo(results: Results) -> str:
@@ -63,13 +64,9 @@ def _budget_setting(row: Row, results: Results) -> str:
     return f"{s['tasks']:,} tasks, {s['iterations']:,} × {s['meta_batch']}"
 
 
-def _budget_size(results: Results) -> int:
+def _budget_size(results: Results) -> tuple[float, ...]:
     s = results["sizes"]
-    return int(s["iterations"]) * int(s["meta_batch"]) * 1_000_000 + int(s["tasks"])
-
-
-def _epochs(row: Row) -> int:
-    return int(row["epochs"] if "epochs" in row else row["gan_epochs"])
+    return (int(s["iterations"]) * int(s["meta_batch"]), int(s["tasks"]))
 
 
 @dataclass(frozen=True)
@@ -79,8 +76,8 @@ class Lever:
 
     ``group`` splits a lever's points into comparisons of their own (one per strategy for σ/α); ``across_sources``
     compares points of different experiments (the budget lever, whose experiments differ in their budget alone);
-    otherwise each experiment is its own comparison. ``reference`` is ``"value"`` (the point whose
-    :func:`is_reference` holds), ``"first"`` (the point that sorts first: the smallest budget, the fewest epochs)."""
+    otherwise each experiment is its own comparison. The reference is the point ``is_reference`` holds for or,
+    without it, the point that sorts first by ``order`` (the smallest budget, the fewest epochs)."""
 
     name: str
     learner: str
@@ -89,14 +86,14 @@ class Lever:
     setting: Callable[[Row, Results], str]
     reference_name: str  # what the reference is, as the table says it
     is_reference: Callable[[Row, Results], bool] | None = None
-    order: Callable[[Row, Results], float] | None = None  # how the points sort (reference "first": the first)
+    order: Callable[[Row, Results], tuple[float, ...]] | None = None  # how the points sort
     group: Callable[[Row], str] = lambda row: ""
     across_sources: bool = False
 
 
-def _strategy_order(row: Row, results: Results) -> float:
+def _strategy_order(row: Row, results: Results) -> tuple[float, ...]:
     order = list(PARAMETERS)
-    return order.index(row["strategy"]) * 1000 + float(row["value"]) if row["strategy"] in order else 1e9
+    return (order.index(row["strategy"]) if row["strategy"] in order else len(order), float(row["value"]))
 
 
 # The σ/α lever's experiments by learner: sweeps of the parameter family, on the bundled GAN or (levers/gan*,
@@ -110,7 +107,7 @@ PARAMETER_SOURCES = {
 
 def _learner_algos(learner: str) -> tuple[str, ...]:
     """The ``--algo`` values a learner's experiments may have run (first-order MAML counts as MAML)."""
-    return ("maml", "fomaml") if learner == "maml" else (learner,)
+    return tuple(algo for algo, preset in PRESET_OF.items() if preset == learner)
 
 
 def _parameter_lever(learner: str, sources: tuple[str, ...]) -> Lever:
@@ -121,7 +118,7 @@ def _parameter_lever(learner: str, sources: tuple[str, ...]) -> Lever:
         sources,
         lambda r, res: _parameter_rows(r, res) and _algo(res) in algos,
         _parameter_setting,
-        f"the authors' value for {LEARNERS[learner]}",
+        f"the authors' value for {LEARNER_NAMES[learner]}",
         is_reference=_is_reference_value,
         order=_strategy_order,
         group=lambda r: str(r["strategy"]),
@@ -178,15 +175,15 @@ LEVERS: tuple[Lever, ...] = (
     *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
     *(
         Lever(
-            f"{kind.upper()} training epochs",
+            f"{generator.label} training epochs",
             "protonets",
-            (f"accuracy-vs-{kind}-epochs.json",),
+            (f"{page_name(kind)}.json",),
             lambda r, res: True,
-            lambda r, res: f"{_epochs(r)} epochs",
+            lambda r, res: f"{row_epochs(r)} epochs",
             "the fewest epochs tried",
-            order=lambda r, res: _epochs(r),
+            order=lambda r, res: (row_epochs(r),),
         )
-        for kind in ("gan", "vae")
+        for kind, generator in GENERATOR_KINDS.items()
     ),
 )
 
@@ -233,9 +230,10 @@ def collect(folder: str | Path) -> list[dict[str, Any]]:
                 if row.get("status") == "ok" and row.get("val") and lever.select(row, results):
                     key = ("" if lever.across_sources else source, lever.group(row))
                     groups.setdefault(key, []).append((row, results, source))
-        for (_, _), points in groups.items():
+        for points in groups.values():
             if lever.order is not None:
-                points.sort(key=lambda p: lever.order(p[0], p[1]))  # type: ignore[misc]
+                order = lever.order
+                points.sort(key=lambda p: order(p[0], p[1]))
             if lever.is_reference is not None:
                 reference = next((p for p in points if lever.is_reference(p[0], p[1])), None)
             else:
@@ -291,7 +289,7 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
     ]
     best_lines = []
     for c in comparisons:
-        learner = LEARNERS.get(c["learner"], c["learner"])
+        learner = LEARNER_NAMES.get(c["learner"], c["learner"])
         for p in c["points"]:
             budget = c["budget"] if c["budget"] != "by point" else p["setting"]
             out.append(
@@ -324,7 +322,8 @@ def untried_lines(comparisons: list[dict[str, Any]]) -> list[str]:
     """A line per learner naming the levers of :data:`LEVERS` no experiment in the folder has compared yet."""
     tried = {(c["lever"], c["learner"]) for c in comparisons}
     lines = []
-    for learner, name in LEARNERS.items():
+    for learner in LEARNERS:
+        name = LEARNER_NAMES[learner]
         untried = [lv.name for lv in LEVERS if lv.learner == learner and (lv.name, learner) not in tried]
         if untried:
             lines.append(f"- Not tried yet with {name}: {', '.join(dict.fromkeys(untried))}.")

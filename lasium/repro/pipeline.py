@@ -75,7 +75,6 @@ class Pipeline(StagePlanner, GeneratorWork):
         self.committed = (
             CommittedRows.read(pages, options.sizes, self.results_dir) if options.resume else CommittedRows()
         )
-        self.committed_rows, self.committed_stages = self.committed.rows, self.committed.stages
         self.previews.update(self.committed.previews)
 
     # --- budget -----------------------------------------------------------------------------------
@@ -198,6 +197,11 @@ class Pipeline(StagePlanner, GeneratorWork):
         ok = self.run(name, "lasium-eval", args, row.key, produces=out, continue_with=from_partial)
         return json.loads(out.read_text()) if ok else None
 
+    @property
+    def committed_rows(self) -> dict[str, dict[str, Any]]:
+        """Finished rows of the committed results pages, by key."""
+        return self.committed.rows
+
     def committed_row(
         self, key: str, commands: dict[str, Any], generator: dict[str, Any] | None
     ) -> dict[str, Any] | None:
@@ -216,7 +220,7 @@ class Pipeline(StagePlanner, GeneratorWork):
             return False
         record.clear()
         record.update(earlier, reused=True)
-        for stage in self.committed_stages.get(row.key, []):
+        for stage in self.committed.stages.get(row.key, []):
             self.stages.append(dict(stage, note="reused from the committed results page"))
         print(
             f"[repro] {row.key}: reused from the committed results ({earlier['eval']['1']['accuracy_pct']:.2f} 1-shot)",
