@@ -25,7 +25,7 @@ from lasium.repro.options import OmniglotOptions
 from lasium.repro.pages import redraw_page
 from lasium.repro.pipeline import Pipeline
 from lasium.repro.published import OMNIGLOT_5WAY, PROJECT_TARGETS, TARGETS, at_reference_budgets
-from lasium.repro.rows import chosen_rows, plan_ablation, plan_longer_maml, plan_rows, select_rows
+from lasium.repro.rows import chosen_rows, plan_ablation, plan_longer_rows, plan_rows, select_rows
 from lasium.repro.sizes import SIZES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -387,10 +387,10 @@ def test_other_task_sources_are_planned_at_the_lasium_budgets(tmp_path):
     assert p.augment_planned(mix) == DEFAULT_FOR_GENERATED  # auto would turn it off for the whole mixture
 
 
-def test_longer_maml_rows_train_longer_on_more_distinct_tasks(tmp_path):
+def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     cpu = SIZES["cpu"]
-    rows = {r.key: r for r in plan_longer_maml(cpu)}
-    assert set(rows) == {"maml-n-x4", "maml-ro-x4"}
+    rows = {r.key: r for r in plan_longer_rows(cpu)}
+    assert set(rows) == {"maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8"}
     assert all(r.family == "lasium" and r.optional for r in rows.values())
     p = driver_pipeline(tmp_path, sizes="cpu")
     longer = p.planned_commands(rows["maml-n-x4"])
@@ -398,6 +398,14 @@ def test_longer_maml_rows_train_longer_on_more_distinct_tasks(tmp_path):
     assert f"--iterations {4 * cpu.maml_iterations} " in longer["train"]
     assert f"--iterations {cpu.maml_iterations} " in main["train"]
     assert f"shards/n-maml-{4 * cpu.gen_tasks_maml} " in longer["gen"] and "shards/n-maml " in main["gen"]  # own set
+    protonets = p.planned_commands(rows["protonets-n-x4"])
+    assert rows["protonets-n-x4"].algo == "protonets" and rows["protonets-n-x4"].label.endswith("4× budget (ours)")
+    assert f"--iterations {4 * cpu.protonets_iterations} " in protonets["train"]
+    assert f"--meta-batch {cpu.protonets_meta_batch} " in protonets["train"]
+    assert f"--n-tasks {4 * cpu.gen_tasks_protonets} " in protonets["gen"]
+    eight = p.planned_commands(rows["maml-n-x8"])
+    assert f"--iterations {8 * cpu.maml_iterations} " in eight["train"]
+    assert f"shards/n-maml-{8 * cpu.gen_tasks_maml} " in eight["gen"]
 
 
 def test_ablation_steps_at_the_sizes_and_sigma_of_the_main_row_share_its_shard_set(tmp_path):
