@@ -131,6 +131,30 @@ def test_resume_equals_uninterrupted_training(tmp_path, model):
     assert [e["epoch"] for e in log] == [1, 2] and [e["step"] for e in log] == [4, 8]
 
 
+@pytest.mark.parametrize("model", ["gan", "vae"])
+def test_cpu_channels_last_step_is_the_nchw_step_up_to_rounding(model):
+    """On a CPU the fit's modules run channels-last (build_trainer); a step gives NCHW's losses and gradients."""
+    from lasium.generate.models.fit import build_trainer
+
+    cfg = FitConfig(model=model, dataset="memory", epochs=1, batch_size=16, device="cpu", latent_dim=8, seed=5, lr=1e-3)
+    cpu = torch.device("cpu")
+    fast, plain = (build_trainer(cfg, (16, 16, 1), cpu, cpu_channels_last=flag) for flag in (True, False))
+    convs = (m for m in fast.model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d))
+    conv = next(m for m in convs if m.weight.shape[1] > 1)  # one input channel: both layouts are the same
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous()
+    batch = torch.from_numpy(tiny_data(n=16).images.transpose(0, 3, 1, 2).copy())
+    noises = [torch.randn(s, generator=torch.Generator().manual_seed(1)) for s in fast.noise_shapes(16)]
+    a, b = fast.step(batch, noises), plain.step(batch, noises)
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5, msg=name)
+    # the gradients of that step, not the weights after it: a gradient of rounding noise (a bias before a batch norm)
+    # becomes a full ±lr Adam step of either sign, and later steps start from there
+    pairs = list(zip(fast.model.named_parameters(), plain.model.named_parameters(), strict=True))
+    scale = max(float(y.grad.abs().max()) for _, (_, y) in pairs)  # sums of many terms: rounding is relative to this
+    for (name, x), (_, y) in pairs:
+        torch.testing.assert_close(x.grad, y.grad, rtol=0, atol=1e-5 * scale, msg=name)
+
+
 def test_resume_refuses_other_training_options(tmp_path):
     data = tiny_data()
     cfg = FitConfig(model="vae", dataset="memory", epochs=1, batch_size=32, device="cpu")
