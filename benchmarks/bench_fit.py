@@ -22,8 +22,7 @@ from typing import Any
 
 import torch
 
-from lasium.generate.models.fit import build_trainer
-from lasium.generate.models.fit_config import FitConfig
+from lasium.generate import FitConfig, build_trainer
 
 LEARNING_RATES = {"gan": 3e-4, "vae": 1e-3}  # the authors' (lasium-fit's defaults); speed does not depend on them
 

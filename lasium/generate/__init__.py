@@ -31,6 +31,7 @@ _EXPORTS = {
     "export_bundled": "lasium.generate.models.bundled_registry",
     "FitConfig": "lasium.generate.models.fit_config",
     "fit": "lasium.generate.models.fit",
+    "build_trainer": "lasium.generate.models.fit",
     "sample_quality": "lasium.generate.models.quality",
     "ARCHITECTURES": "lasium.generate.models.architecture",
     "architectures": "lasium.generate.models.architecture",
@@ -87,7 +88,7 @@ if TYPE_CHECKING:
     from lasium.generate.models.bundled_registry import BUNDLED_NAMES, export_bundled
     from lasium.generate.models.checkpoint import STATE_JSON, load_checkpoint
     from lasium.generate.models.export import export_generator
-    from lasium.generate.models.fit import fit
+    from lasium.generate.models.fit import build_trainer, fit
     from lasium.generate.models.fit_config import FitConfig
     from lasium.generate.models.gan import GANGenerator, GANTrainer, gan_architecture
     from lasium.generate.models.interface import Generator, ModuleGenerator, VAEGenerator
