@@ -119,7 +119,8 @@ def keep_freed_memory() -> bool:
     process keeps its peak heap (up to 2 GiB freed) until it exits, which suits a command that runs one loop.
 
     The same effect as ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=...`` in the environment, which glibc only
-    reads at start-up. Process-wide and not undone, so the commands call it (``lasium-eval``), not the library.
+    reads at start-up. Process-wide and not undone, so the commands call it (``lasium-eval``, ``lasium-train``,
+    ``lasium-gen``, ``lasium-fit``), not the library.
     A user's own ``MALLOC_*_`` settings win: then, and where malloc is not glibc's, this does nothing and
     returns False. Numerics are untouched: this only decides where memory comes from.
     """

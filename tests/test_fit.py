@@ -183,6 +183,10 @@ def test_max_minutes_stops_cleanly_and_is_recorded(tmp_path):
 
 
 def test_cli_fit_on_an_image_folder_and_resume(tmp_path, monkeypatch):
+    import lasium.runtime
+
+    kept = []  # lasium-fit keeps freed activation buffers for reuse (lasium.runtime.keep_freed_memory)
+    monkeypatch.setattr(lasium.runtime, "keep_freed_memory", lambda: kept.append(True) or True)
     monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
     folder = write_imagefolder(tmp_path / "pics")
     out = tmp_path / "run"
@@ -206,6 +210,7 @@ def test_cli_fit_on_an_image_folder_and_resume(tmp_path, monkeypatch):
     )
     assert r.exit_code == 0, r.output
     assert "wrote" in r.stdout and "1 epochs" in r.stdout
+    assert kept == [True]
     config = json.loads((out / "config.json").read_text())
     assert config["data"]["num_images"] == 64 and config["image_shape"] == [16, 16, 1]
     assert config["commands"][0].startswith("lasium-fit")

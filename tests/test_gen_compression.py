@@ -86,9 +86,12 @@ def test_hdf5_without_filter_is_recorded(tmp_path):
         assert f["support"].compression is None
 
 
-def test_cli_compression_option(tmp_path):
+def test_cli_compression_option(tmp_path, monkeypatch):
+    import lasium.runtime
     from lasium.generate.job.cli import main
 
+    kept = []  # lasium-gen keeps freed decode buffers for reuse (lasium.runtime.keep_freed_memory)
+    monkeypatch.setattr(lasium.runtime, "keep_freed_memory", lambda: kept.append(True) or True)
     out = tmp_path / "cli"
     result = CliRunner().invoke(
         main,
@@ -115,6 +118,7 @@ def test_cli_compression_option(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
+    assert kept == [True]
     assert sorted(p.name for p in out.glob("cli-*")) == [
         "cli-000000.tar.gz",
         "cli-000000.tar.gz.json",

@@ -232,6 +232,11 @@ def main(num_tasks: int, source: str, quiet: bool, **values: Any) -> None:
         if name in shared or ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
     }
     config = GenerationConfig.build(source, num_tasks=num_tasks, progress=not quiet, **given)
+    from lasium.runtime import keep_freed_memory
+
+    # reuse each decode batch's activation buffers (GAN, 50 tasks: ~600 MB) instead of page-faulting fresh ones: 300
+    # LASIUM-N tasks on one core of a 2-core AMD EPYC, sys 8.6-8.7 s -> 1.9-2.0 s, wall 55-57 s -> 46 s, same shards
+    keep_freed_memory()
     job = GenerationJob(config, log=_echo)
     result = job.run()
     if job.rank.world_size > 1 and job.rank.rank != 0:
