@@ -1,10 +1,16 @@
-"""lasium-fit on a CPU: one training step with every module channels-last (the default, ``build_trainer``) against
-plain NCHW, for the GAN and the VAE.
+"""The generative models on a CPU: what the channels-last layout and the GAN's folded output convolution buy.
 
-Each model's two trainers are built from the same seed and run the same uint8 batch and noise, in interleaved rounds
-(A, B, A, B, ...) so that a machine busy with other work slows both alike; the figure is the ratio of the median
-step times, measured in one run. Images are random (speed does not depend on them); the architectures are those
-``lasium-fit`` builds for the image shape (``--image-size 28 --channels 1``: the Omniglot GAN and VAE).
+1. Training (``lasium-fit``): one step of the GAN and of the VAE with plain NCHW modules and ``nn.Conv2d`` (the
+   earlier path), channels-last modules (``build_trainer``'s default on a CPU), and, for the GAN, channels-last with
+   the last convolution as a matrix product and a fold (``GANGenerator.cpu_fold_output``, the default).
+2. Decoding (``lasium-gen``): the bundled-architecture GAN generator, prepared as ``lasium-gen`` prepares it on a CPU
+   (channels-last), decoding one call's latents (50 tasks x 30 images) with ``nn.Conv2d`` and with the fold.
+
+Each variant is built from the same seed and runs the same inputs, in interleaved rounds (A, B, C, A, B, C, ...) so
+that a machine busy with other work slows all alike; the figures are ratios of median times, measured in one run.
+Inputs are random (speed does not depend on them); the architectures are those ``lasium-fit`` builds for the image
+shape (``--image-size 28 --channels 1``: the Omniglot GAN and VAE). Run it with glibc keeping freed memory, as the
+commands do (``lasium.runtime.keep_freed_memory``), for the figures the commands see.
 
     python benchmarks/bench_fit.py --quick                                     # a smoke run, seconds
     python benchmarks/bench_fit.py --json-out results/bench_fit_cpu.json      # one thread, batch 64
@@ -17,84 +23,117 @@ import json
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from lasium.generate import FitConfig, build_trainer
+from lasium.generate import FitConfig, build_trainer, choose_architecture
+from lasium.runtime import keep_freed_memory
 
 LEARNING_RATES = {"gan": 3e-4, "vae": 1e-3}  # the authors' (lasium-fit's defaults); speed does not depend on them
 
 
-def step_seconds(trainer: Any, batch: torch.Tensor, noises: list[torch.Tensor], steps: int) -> float:
-    """Mean seconds of ``steps`` training steps."""
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.step(batch, noises)
-    return (time.perf_counter() - start) / steps
+def interleaved(variants: dict[str, Callable[[], Any]], rounds: int, repeats: int) -> dict[str, float]:
+    """Median seconds of one call of each variant over ``rounds`` interleaved rounds of ``repeats`` calls each."""
+    for fn in variants.values():  # warm-up: oneDNN primitive creation, Adam state
+        fn()
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, fn in variants.items():
+            start = time.perf_counter()
+            for _ in range(repeats):
+                fn()
+            times[name].append((time.perf_counter() - start) / repeats)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
-def bench_model(model: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Median step seconds of each layout and their ratio (NCHW / channels-last: > 1 means channels-last is faster)."""
+def report(median: dict[str, float], baseline: str, items: int, unit: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Times, rates and each variant's speed-up over ``baseline``."""
+    return {
+        "ms": {name: round(1e3 * m, 1) for name, m in median.items()},
+        f"{unit}_per_second": {name: round(items / m, 1) for name, m in median.items()},
+        f"speedup_over_{baseline}": {name: round(median[baseline] / m, 3) for name, m in median.items()},
+        "rounds": args.rounds,
+        "repeats_per_round": args.steps,
+    }
+
+
+def bench_training(model: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One training step per variant (layout, and for the GAN the output convolution)."""
     shape = (args.image_size, args.image_size, args.channels)
     config = FitConfig(
         model=model, dataset="memory", batch_size=args.batch_size, device="cpu", lr=LEARNING_RATES[model]
     )
     cpu = torch.device("cpu")
     trainers = {
-        "channels_last": build_trainer(config, shape, cpu, cpu_channels_last=True),
         "nchw": build_trainer(config, shape, cpu, cpu_channels_last=False),
+        "channels_last": build_trainer(config, shape, cpu, cpu_channels_last=True),
     }
+    if model == "gan":
+        trainers["channels_last_fold"] = build_trainer(config, shape, cpu, cpu_channels_last=True)
+        for name in ("nchw", "channels_last"):
+            trainers[name].model.cpu_fold_output = False  # the earlier output convolution (nn.Conv2d)
     rng = torch.Generator().manual_seed(0)
     batch = torch.randint(0, 256, (args.batch_size, args.channels, args.image_size, args.image_size), generator=rng)
     batch = batch.to(torch.uint8)
     noises = [torch.randn(s, generator=rng) for s in trainers["nchw"].noise_shapes(args.batch_size)]
-    times: dict[str, list[float]] = {name: [] for name in trainers}
-    for trainer in trainers.values():  # warm-up: oneDNN primitive creation, Adam state
+    for trainer in trainers.values():
         trainer.train()
-        step_seconds(trainer, batch, noises, 2)
-    for _ in range(args.rounds):
-        for name, trainer in trainers.items():
-            times[name].append(step_seconds(trainer, batch, noises, args.steps))
-    median = {name: statistics.median(t) for name, t in times.items()}
-    return {
-        "ms_per_step": {name: round(1e3 * m, 1) for name, m in median.items()},
-        "images_per_second": {name: round(args.batch_size / m, 1) for name, m in median.items()},
-        "speedup_channels_last": round(median["nchw"] / median["channels_last"], 3),
-        "rounds": args.rounds,
-        "steps_per_round": args.steps,
-    }
+    variants = {name: (lambda t=t: t.step(batch, noises)) for name, t in trainers.items()}
+    return report(interleaved(variants, args.rounds, args.steps), "nchw", args.batch_size, "images", args)
+
+
+def bench_decode(args: argparse.Namespace) -> dict[str, Any]:
+    """The GAN generator decoding one ``lasium-gen`` call's latents with ``nn.Conv2d`` and with the fold."""
+    arch = choose_architecture("gan", (args.image_size, args.image_size, args.channels), None)
+    torch.manual_seed(0)
+    conv, fold = arch.build().eval(), arch.build().eval()
+    fold.load_state_dict(conv.state_dict())
+    for net in (conv, fold):
+        net.to(memory_format=torch.channels_last)  # as lasium-gen prepares a generator on a CPU
+    conv.cpu_fold_output = False
+    latents = torch.randn(args.decode_images, arch.latent_dim, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(conv(latents[:8]), fold(latents[:8]), rtol=1e-4, atol=1e-5)
+        variants = {"conv": lambda: conv(latents), "fold": lambda: fold(latents)}
+        return report(interleaved(variants, args.rounds, 1), "conv", args.decode_images, "images", args)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small images, few steps (a smoke run)")
-    parser.add_argument("--models", default="gan,vae")
+    parser.add_argument("--quick", action="store_true", help="small batches, few rounds (a smoke run)")
+    parser.add_argument("--models", default="gan,vae", help="training benchmarks to run")
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--channels", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per layout")
-    parser.add_argument("--steps", type=int, default=5, help="steps per round")
+    parser.add_argument("--decode-images", type=int, default=1500, help="latents per decode call [50 tasks x 30]")
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds per variant")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per round")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json-out", type=Path, default=None)
     args = parser.parse_args()
     if args.quick:
-        args.batch_size, args.rounds, args.steps = 16, 2, 1
+        args.batch_size, args.decode_images, args.rounds, args.steps = 16, 60, 2, 1
     torch.set_num_threads(args.threads)
-    report: dict[str, Any] = {
+    results: dict[str, Any] = {
         "device": platform.processor() or platform.machine() or "cpu",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "keeps_freed_memory": keep_freed_memory(),
         "batch_size": args.batch_size,
         "image_shape": [args.image_size, args.image_size, args.channels],
         "quick": args.quick,
     }
-    for model in args.models.split(","):
-        report[model] = bench_model(model, args)
-        print(json.dumps({model: report[model]}, indent=2), flush=True)
+    for model in [m for m in args.models.split(",") if m]:
+        results[f"train_{model}"] = bench_training(model, args)
+        print(json.dumps({f"train_{model}": results[f"train_{model}"]}, indent=2), flush=True)
+    results["decode_gan"] = bench_decode(args)
+    print(json.dumps({"decode_gan": results["decode_gan"]}, indent=2), flush=True)
     if args.json_out:
-        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+        args.json_out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

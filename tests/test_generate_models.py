@@ -23,6 +23,8 @@ from lasium.generate.models.fit_config import FitConfig
 from lasium.generate.models.gan import (
     GANDiscriminator,
     GANGenerator,
+    conv_as_fold,
+    fold_applies,
     gan_architecture,
     mode_seeking_loss,
     mode_seeking_ratio,
@@ -78,6 +80,52 @@ def test_gan_generalises_to_rgb_sizes(shape, start, stages):
     x = GANGenerator(arch)(torch.randn(2, 16))
     assert x.shape == (2, 3, shape[0], shape[1])
     assert GANDiscriminator(arch)(x).shape == (2,)
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_gan_cpu_output_fold_is_the_convolution_up_to_rounding(shape, channels_last, monkeypatch):
+    """On a CPU the generator's last convolution runs as a matrix product and a fold (conv_as_fold): the same images
+    and the same gradients as nn.Conv2d, in either weight layout."""
+    import lasium.generate.models.gan as gan_module
+
+    folds = []
+    monkeypatch.setattr(gan_module, "conv_as_fold", lambda c, x: folds.append(x.shape) or conv_as_fold(c, x))
+    arch = gan_architecture(shape, 16)
+    torch.manual_seed(0)
+    fold, conv = GANGenerator(arch), GANGenerator(arch)
+    conv.load_state_dict(fold.state_dict())
+    conv.cpu_fold_output = False
+    assert fold_applies(fold.to_image)
+    if channels_last:
+        fold.to(memory_format=torch.channels_last)
+        conv.to(memory_format=torch.channels_last)
+    z = torch.randn(5, 16)
+    a, b = fold(z), conv(z)
+    assert len(folds) == 1  # the fold ran for one generator only
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    a.square().sum().backward()
+    b.square().sum().backward()
+    for (name, x), (_, y) in zip(fold.named_parameters(), conv.named_parameters(), strict=True):
+        torch.testing.assert_close(x.grad, y.grad, rtol=1e-3, atol=1e-5 * float(y.grad.abs().max()), msg=name)
+
+
+def test_conv_as_fold_only_where_it_computes_the_convolution():
+    """conv_as_fold is a stride-1 "same" convolution with any number of output channels; other convolutions keep
+    nn.Conv2d."""
+    x = torch.randn(2, 6, 9, 9)
+    for conv in (torch.nn.Conv2d(6, 2, 5, padding=2), torch.nn.Conv2d(6, 1, 3, padding="same", bias=False)):
+        assert fold_applies(conv)
+        torch.testing.assert_close(conv_as_fold(conv, x), conv(x), rtol=1e-4, atol=1e-5)
+    for conv in (
+        torch.nn.Conv2d(6, 1, 3, padding=1, stride=2),
+        torch.nn.Conv2d(6, 1, 3, padding=0),
+        torch.nn.Conv2d(6, 1, 4, padding=2),
+        torch.nn.Conv2d(6, 1, 3, padding=2, dilation=2),
+        torch.nn.Conv2d(6, 2, 3, padding=1, groups=2),
+        torch.nn.Conv2d(6, 1, 3, padding=1, padding_mode="reflect"),
+    ):
+        assert not fold_applies(conv), conv
 
 
 def test_gan_refuses_sizes_it_cannot_build():

@@ -100,8 +100,9 @@ def build_trainer(
     ``cpu_channels_last``: on a CPU, keep every module's weights channels-last, so each convolution and its backward
     run in oneDNN's NHWC kernels (the same function up to float rounding; checkpoints are written contiguous, as
     always). Measured by ``benchmarks/bench_fit.py`` on a 2-core AMD EPYC (fp32, one thread, batch 64, the Omniglot
-    architectures, both layouts in one run, interleaved, the other core busy): a GAN step 1.14x and a VAE step 1.13x
-    faster than NCHW (``results/bench_fit_cpu.json``).
+    architectures, every variant in one run, interleaved, the other core busy): a GAN step 1.44x and a VAE step 1.13x
+    faster than NCHW, and the GAN 2.45x with its folded output convolution as well
+    (:func:`~lasium.generate.models.gan.conv_as_fold`; ``results/bench_fit_cpu.json``).
     """
     arch = arch if arch is not None else fit_architecture(config, image_shape)
     with torch.random.fork_rng(devices=[]):
