@@ -136,14 +136,15 @@ RATES: dict[str, dict[str, float]] = {
         cactus_setup=120.0,
     ),
     # One stage on one thread while the other core runs another (two --only drivers), fp32 (no native bf16), measured
-    # on a 2-core AMD EPYC: lasium-gen 7.4 tasks/s per process with two running (channels-last generator: 1,000-task
-    # shards in ~135 s), ProtoNets training 11-12 tasks/s at meta-batch 4 (channels-last throughout; protonets-ro
-    # beside a MAML evaluation), MAML (second order) 1.8 tasks/s (maml-n: 4,000 tasks in 2,192 s); ProtoNets
-    # evaluation from the sweep's stages (2,000 episodes in 430-770 s). first-order MAML is the old ratio to MAML,
-    # not measured. CPUs with native bf16 run gen and training faster than this.
+    # on a 2-core AMD EPYC: lasium-gen 14 tasks/s per process with two running (the GAN's folded output convolution
+    # and freed buffers kept: ro-maml-16000's 1,000-task shards every 66-73 s beside a VAE fit; 7.4 tasks/s before,
+    # 1,000-task shards in ~135 s), ProtoNets training 11-12 tasks/s at meta-batch 4 (channels-last throughout;
+    # protonets-ro beside a MAML evaluation), MAML (second order) 1.8 tasks/s (maml-n: 4,000 tasks in 2,192 s);
+    # ProtoNets evaluation from the sweep's stages (2,000 episodes in 430-770 s). first-order MAML is the old ratio to
+    # MAML, not measured. CPUs with native bf16 run gen and training faster than this.
     "cpu": dict(
         startup=8.0,
-        gen=7.0,
+        gen=13.0,
         real=500.0,
         protonets=11.0,
         maml=1.8,
