@@ -44,13 +44,12 @@ class StagePlanner:
 
     def settings(self, row: Row) -> dict[str, Any]:
         """What the row generates, trains and evaluates with: the preset's sizes, then the row's overrides."""
-        s = self.sizes
-        protonets = row.algo == "protonets"
+        iterations, meta_batch, _ = self.sizes.learner_budget(row.algo)
         base = {
             "tasks": self.preset_tasks(row),
-            "iterations": s.protonets_iterations if protonets else s.maml_iterations,
-            "meta_batch": s.protonets_meta_batch if protonets else s.maml_meta_batch,
-            "augment": s.augment,
+            "iterations": iterations,
+            "meta_batch": meta_batch,
+            "augment": self.sizes.augment,
             "param": None,
             "precision": None,
         }
@@ -69,10 +68,9 @@ class StagePlanner:
 
     def preset_tasks(self, row: Row) -> int:
         """Tasks the preset generates for the row's source and learner (before the row's overrides)."""
-        s = self.sizes
         if row.source == "real":
-            return s.gen_tasks_real
-        return s.gen_tasks_protonets if row.algo == "protonets" else s.gen_tasks_maml
+            return self.sizes.gen_tasks_real
+        return self.sizes.learner_budget(row.algo)[2]
 
     def gen_stage(self, row: Row) -> tuple[str, list[str], Path]:
         """(stage name, lasium-gen arguments, shard folder) of the row's shard set."""

@@ -152,22 +152,9 @@ def plan_longer_rows(sizes: Sizes) -> list[Row]:
     """
     rows = []
     for budget in LONGER_BUDGETS:
-        if budget.learner == "protonets":
-            algo, label, iterations, tasks, meta_batch = (
-                "protonets",
-                "ProtoNets",
-                sizes.protonets_iterations,
-                sizes.gen_tasks_protonets,
-                sizes.protonets_meta_batch,
-            )
-        else:
-            algo, label, iterations, tasks, meta_batch = (
-                sizes.maml_algo,
-                maml_name(sizes.maml_algo),
-                sizes.maml_iterations,
-                sizes.gen_tasks_maml,
-                sizes.maml_meta_batch,
-            )
+        algo = "protonets" if budget.learner == "protonets" else sizes.maml_algo
+        label = "ProtoNets" if algo == "protonets" else maml_name(algo)
+        iterations, meta_batch, tasks = sizes.learner_budget(algo)
         k = budget.multiple
         iterations, tasks = k * iterations, k * tasks
         note = f"{k}x the {label} budget: {iterations:,} iterations x {meta_batch}, {tasks:,} tasks"
@@ -257,15 +244,10 @@ def plan_ablation(sizes: Sizes, native_bf16: bool = True) -> list[Row]:
     from lasium.train import DEFAULT_FOR_GENERATED
 
     tuned_sigma = default_parameter("n", "gan", "protonets")
-    full = dict(
-        tasks=sizes.gen_tasks_protonets, iterations=sizes.protonets_iterations, meta_batch=sizes.protonets_meta_batch
-    )
+    iterations, meta_batch, tasks = sizes.learner_budget("protonets")
+    full = dict(tasks=tasks, iterations=iterations, meta_batch=meta_batch)
     # The earlier configuration at the cpu preset: 2,000 tasks, 1,000 iterations x 8 (each task seen 4 times).
-    earlier = dict(
-        tasks=max(8, sizes.gen_tasks_protonets // 16),
-        iterations=max(2, sizes.protonets_iterations // 8),
-        meta_batch=2 * sizes.protonets_meta_batch,
-    )
+    earlier = dict(tasks=max(8, tasks // 16), iterations=max(2, iterations // 8), meta_batch=2 * meta_batch)
     drawn = earlier["iterations"] * earlier["meta_batch"]
     steps: list[tuple[str, str, dict[str, Any]]] = [
         (

@@ -47,6 +47,12 @@ class Sizes:
     train_precision: str = "auto"  # lasium-train --precision (auto: bf16 where native: CUDA, AVX512-BF16/AMX CPUs)
     eval_precision: str = "auto"  # lasium-eval --precision
 
+    def learner_budget(self, algo: str) -> tuple[int, int, int]:
+        """(iterations, meta-batch, generated tasks) of the preset for learner ``algo``: ProtoNets', else MAML's."""
+        if algo == "protonets":
+            return self.protonets_iterations, self.protonets_meta_batch, self.gen_tasks_protonets
+        return self.maml_iterations, self.maml_meta_batch, self.gen_tasks_maml
+
 
 SIZES: dict[str, Sizes] = {
     "gpu": Sizes(),

@@ -115,7 +115,7 @@ def conv_as_fold(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     taps = conv.weight.flip(2, 3).transpose(0, 1).reshape(c, -1)  # (C, C_out·k²), flipped: fold scatters
     pixels = x.permute(0, 2, 3, 1).reshape(n, h * w, c)  # a view when x is channels-last
     contributions = torch.matmul(taps.t(), pixels.transpose(1, 2))  # (n, C_out·k², H·W)
-    out = F.fold(contributions, (h, w), kernel_size=k, padding=conv.padding[0] if conv.padding != "same" else k // 2)
+    out = F.fold(contributions, (h, w), kernel_size=k, padding=k // 2)  # "same" (fold_applies)
     return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)
 
 
