@@ -105,6 +105,30 @@ def test_stages_of_rows_run_in_order_and_a_shared_set_is_generated_once(tmp_path
     assert fresh.estimate(by_key["protonets-mix-n-umtra"]) > p.estimate(by_key["protonets-mix-n-umtra"])
 
 
+def test_eval_workers_go_to_the_evaluations_only(tmp_path):
+    by_key = {r.key: r for r in plan_rows("maml")}
+    p = driver_pipeline(tmp_path, eval_workers=2)
+    p.prepare_generator()
+    commands = p.planned_commands(by_key["maml-ro"])
+    assert " --workers 2" in commands["eval"] and "--workers 2" not in commands["train"]
+    # the same stages as without it: a row committed by a one-process evaluation is still this row
+    from lasium.repro.stages import same_commands
+
+    one = driver_pipeline(tmp_path)
+    one.prepare_generator()
+    assert same_commands(commands, one.planned_commands(by_key["maml-ro"]))
+
+
+def test_resume_from_a_folder_of_stage_outputs_made_beforehand(tmp_path, monkeypatch):
+    fake = FakeStages()
+    monkeypatch.setattr(Pipeline, "run", lambda self, *a, **k: fake(*a, **k))
+    options = options_for(tmp_path, only=("protonets-supervised",), resume=True)
+    (options.work / "shards" / "real-protonets").mkdir(parents=True)  # a set made by hand, before any driver ran
+    written = run_omniglot(options)
+    assert [r["status"] for r in written["rows"]] == ["ok"]
+    assert (options.work / "repro-omniglot.json").is_file()  # now it is a reproduction's folder
+
+
 def test_run_with_only_runs_those_rows_and_writes_the_page_after_each(tmp_path, monkeypatch):
     """run_omniglot end to end with the stage runner stood in for: the rows --only names, their stages, the page."""
     fake = FakeStages(accuracy=61.25)
@@ -147,6 +171,7 @@ def test_options_are_typed_checked_and_serialise(tmp_path):
         (dict(resume=True, overwrite=True), "contradict"),
         (dict(reuse_results=(tmp_path,)), "add --resume"),
         (dict(threads=0), "--threads"),
+        (dict(eval_workers=0), "--eval-workers"),
     ):
         with pytest.raises(ConfigError, match=said):
             replace(OmniglotOptions(), **bad).validate()
@@ -164,6 +189,13 @@ def test_command_line_errors_are_one_line(tmp_path):
         repro_main, ["omniglot", "--resume", "--work", str(tmp_path / "w"), "--results", str(tmp_path / "r")]
     )
     assert nothing.exit_code == 2 and "no previous run" in nothing.output
+    # a work folder holding only stage outputs made beforehand (a shard set from two `lasium-gen --shard-range`
+    # halves) is continued with --resume; without it, the message says so (it is not a run to --overwrite)
+    (tmp_path / "w" / "shards" / "n-maml").mkdir(parents=True)
+    prepared = runner.invoke(repro_main, ["omniglot", "--work", str(tmp_path / "w"), "--results", str(tmp_path / "r")])
+    assert prepared.exit_code == 2 and prepared.output.count("\n") == 1
+    assert "no reproduction's record" in prepared.output and "--resume" in prepared.output
+    assert "--overwrite" not in prepared.output
     missing = runner.invoke(repro_main, ["page", str(tmp_path / "none.json")])
     assert missing.exit_code == 2 and "does not exist" in missing.output
     (tmp_path / "x.json").write_text(json.dumps({"format": "something-else"}))

@@ -93,6 +93,10 @@ def test_options_that_do_not_change_results_do_not_make_another_stage():
     assert same_commands({"train": a, "eval": "x"}, {"train": b, "eval": "x"})
     assert not same_commands({"train": a}, {"train": a, "eval": "x"})
     assert not same_commands({"train": a}, {"train": a.replace("8", "9")})
+    # lasium-eval --workers shares the tasks out among processes (same scores); lasium-train --workers is its own
+    one, two = "lasium-eval --checkpoint r --tasks 9", "lasium-eval --checkpoint r --workers 2 --tasks 9"
+    assert canonical(one) == canonical(two)
+    assert canonical("lasium-train --workers 2 --out r") != canonical("lasium-train --out r")
 
 
 def test_the_work_folder_may_be_spelled_relative_or_absolute(tmp_path, monkeypatch):

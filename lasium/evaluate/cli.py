@@ -94,6 +94,14 @@ def default_out(checkpoint: str | None, baseline: str | None, algo: str | None, 
     help="Tasks adapted together (vmapped; 1 = one at a time, no vmap) [default: 250 on CUDA, 1 on CPU].",
 )
 @click.option(
+    "--workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="CPU only: processes scoring tasks side by side, one thread each (e.g. the number of free cores). The "
+    "scores are those of one process; an interrupted run resumes with any --workers.",
+)
+@click.option(
     "--precision",
     type=click.Choice(["auto", "fp32", "bf16"]),
     default="auto",
@@ -135,6 +143,7 @@ def main(
     adapt_steps: int | None,
     adapt_lr: float | None,
     chunk: int | None,
+    workers: int,
     precision: str,
     device: str,
     data_root: str | None,
@@ -164,6 +173,7 @@ def main(
       lasium-eval --checkpoint runs/mini-proto --dataset mini-imagenet --data-root ~/data
       lasium-eval --checkpoint runs/celeba-proto --dataset celeba-attributes --data-root ~/data
       lasium-eval --checkpoint runs/ro-proto --shots 1,5 --tasks 1000 --out results/ro-proto.json
+      lasium-eval --checkpoint runs/ro-maml --workers 2      # a CPU with two free cores: two processes
       lasium-eval --baseline scratch --algo maml --seed 0
       lasium-eval --checkpoint runs/pics-proto --dataset imagefolder:~/pics --ways 10 --shots 1
       lasium-eval --checkpoint runs/ro-maml --out ro-maml.json --resume   # after an interruption
@@ -194,6 +204,8 @@ def main(
         raise ConfigError(f"--image-size must be at least 16 (four 2x2 poolings), got {image_size}")
     if chunk is not None and chunk < 1:
         raise ConfigError(f"--chunk must be at least 1, got {chunk}")
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
     from lasium.data.registry import resolve_dataset
 
     resolve_dataset(dataset)  # an unknown name is one line before anything is loaded
@@ -217,7 +229,13 @@ def main(
     if resume and not journal.earlier and not quiet:
         click.echo(f"nothing to resume in {journal.path}: scoring every task", err=True)
     common: dict[str, Any] = dict(
-        device=device, chunk=chunk, precision=precision, data_root=data_root, progress=not quiet, journal=journal
+        device=device,
+        chunk=chunk,
+        precision=precision,
+        data_root=data_root,
+        progress=not quiet,
+        journal=journal,
+        workers=workers,
     )
     if checkpoint is not None:
         if ways is None and paper is None:  # an image folder: the checkpoint's own N

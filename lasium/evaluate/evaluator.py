@@ -154,8 +154,12 @@ def evaluate_learner(
     progress: bool = True,
     method: dict[str, Any] | None = None,
     journal: EvalJournal | None = None,
+    workers: int = 1,
 ) -> EvalReport:
     """Score ``learner`` on the protocol's episodes, one :class:`ShotResult` per K_tr.
+
+    ``workers`` > 1 scores the tasks in that many processes of one thread each (CPU only;
+    :mod:`lasium.evaluate.parallel`): the same scores, sooner on a machine with that many free cores.
 
     With a ``journal`` the per-task accuracies are saved after every chunk, and tasks it already holds for
     this very evaluation (same weights, protocol, episodes, precision, chunk and device type) are not scored
@@ -164,6 +168,13 @@ def evaluate_learner(
     protocol.validate()
     start = time.perf_counter()
     dev = device if isinstance(device, torch.device) else resolve_device(device, local_rank=0)
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if workers > 1 and dev.type != "cpu":
+        raise ConfigError(
+            f"--workers {workers} is for evaluating on a CPU; on {dev.type} one process scores a chunk of tasks "
+            "at once (raise --chunk instead)"
+        )
     learner = with_ways(learner, protocol.ways, protocol.dataset).to(dev)
     if images is None:
         images = load_eval_images(protocol, learner.config.image_shape, data_root=data_root, progress=progress)
@@ -205,6 +216,8 @@ def evaluate_learner(
             desc=f"{learner.algo} {protocol.ways}-way {shots}-shot",
             scored=scored,
             on_chunk=on_chunk,
+            workers=workers,
+            precision=precision_used,
         )
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
@@ -254,6 +267,7 @@ def evaluate_checkpoint(
     data_root: str | None = None,
     progress: bool = True,
     journal: EvalJournal | None = None,
+    workers: int = 1,
 ) -> EvalReport:
     """Load a run folder (its ``best/``, else ``last/``) or checkpoint folder and evaluate it."""
     folder = find_checkpoint(path)
@@ -270,6 +284,7 @@ def evaluate_checkpoint(
         progress=progress,
         method=method,
         journal=journal,
+        workers=workers,
     )
     report.train_config = train_config.to_dict()
     report.checkpoint_state = checkpoint_state(folder)
@@ -289,6 +304,7 @@ def evaluate_scratch(
     progress: bool = True,
     images: LabeledImages | None = None,
     journal: EvalJournal | None = None,
+    workers: int = 1,
 ) -> EvalReport:
     """The training-from-scratch baseline: a random ``algo`` learner (seeded by ``init_seed``) on each test task,
     for the dataset's images at ``image_size`` (default: the dataset's, 28 for Omniglot, 84 for CelebA and
@@ -311,4 +327,5 @@ def evaluate_scratch(
         progress=progress,
         method=method,
         journal=journal,
+        workers=workers,
     )

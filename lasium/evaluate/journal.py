@@ -2,9 +2,10 @@
 
 Scoring a MAML learner on 1000 tasks × 2 shots with 50 adaptation steps each takes hours on a CPU; a session
 that ends halfway should not throw that away. While it scores, the evaluator writes ``<out>.partial.json``
-after every chunk of tasks: the per-task accuracies so far, keyed by everything they depend on (the learner's
-weights, the protocol, the episodes, the precision, the chunk size and the device type). ``lasium-eval
---resume`` takes the tasks already scored from it when the key matches, so the resumed report is the
+after every chunk of tasks: the per-task accuracies so far (``null`` for a task not scored yet: with ``--workers``
+the scored tasks are several runs, not one prefix), keyed by everything they depend on (the learner's weights, the
+protocol, the episodes, the precision, the chunk size and the device type). ``lasium-eval --resume`` takes the
+tasks already scored from it when the key matches and scores the others, so the resumed report is the
 uninterrupted one: every chunk is scored independently of the others, at the same chunk boundaries.
 
 The file is JSON (nothing is unpickled) and is written atomically; it is removed once the report is written.
@@ -13,6 +14,7 @@ The file is JSON (nothing is unpickled) and is written atomically; it is removed
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ from lasium import safe_io
 from lasium.errors import ConfigError
 
 JOURNAL_FORMAT = "lasium-eval-partial"
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2  # 2: accuracies may hold null (not scored yet); 1 (a prefix) is still read
 
 
 def partial_path(out: str | Path) -> Path:
@@ -41,7 +43,7 @@ class EvalJournal:
     def __init__(self, path: str | Path, *, resume: bool) -> None:
         self.path = Path(path)
         self.key: dict[str, Any] = {}
-        self.done: dict[str, list[float]] = {}  # by str(shots): accuracies of the first tasks
+        self.done: dict[str, list[float]] = {}  # by str(shots): accuracies per task, nan = not scored yet
         self.digests: dict[str, str] = {}  # by str(shots): the episodes they were scored on
         self.earlier: dict[str, Any] = {}
         self.resumed: dict[int, int] = {}
@@ -68,27 +70,36 @@ class EvalJournal:
                     "run without --resume to start over"
                 )
             for shots, entry in self.earlier.get("shots", {}).items():
-                self.done[shots] = [float(a) for a in entry.get("accuracies", [])]
+                self.done[shots] = [math.nan if a is None else float(a) for a in entry.get("accuracies", [])]
                 self.digests[shots] = str(entry.get("episode_digest"))
 
     def scored(self, shots: int, episode_digest: str, total: int) -> np.ndarray:
-        """Accuracies already scored for ``shots`` on these episodes (a prefix; empty when nothing matches)."""
+        """Accuracies already scored for ``shots`` on these episodes: (total,), nan where a task is still to score
+        (all nan when nothing matches)."""
         key = str(shots)
+        acc = np.full(total, np.nan)
         if self.digests.get(key) != episode_digest:
             self.done.pop(key, None)
             self.digests.pop(key, None)
-            return np.empty(0, np.float64)
-        acc = np.asarray(self.done[key], np.float64)[:total]
-        self.resumed[shots] = len(acc)
+            return acc
+        kept = np.asarray(self.done[key], np.float64)[:total]
+        acc[: len(kept)] = kept
+        self.resumed[shots] = int(np.count_nonzero(~np.isnan(acc)))
         return acc
 
     def record(self, shots: int, episode_digest: str, accuracies: np.ndarray) -> None:
-        """The accuracies of the tasks scored so far for ``shots`` (a prefix of the episodes), saved at once."""
-        self.done[str(shots)], self.digests[str(shots)] = [float(a) for a in accuracies], episode_digest
+        """The accuracies of ``shots``' tasks (nan: not scored yet), saved at once."""
+        acc = np.asarray(accuracies, np.float64)
+        last = np.flatnonzero(~np.isnan(acc))
+        acc = acc[: last[-1] + 1] if len(last) else acc[:0]  # trailing unscored tasks are left out
+        self.done[str(shots)], self.digests[str(shots)] = [float(a) for a in acc], episode_digest
         self.save()
 
     def save(self) -> None:
-        shots = {s: {"episode_digest": self.digests[s], "accuracies": acc} for s, acc in self.done.items()}
+        shots = {
+            s: {"episode_digest": self.digests[s], "accuracies": [None if math.isnan(a) else a for a in acc]}
+            for s, acc in self.done.items()
+        }
         doc = {"format": JOURNAL_FORMAT, "format_version": JOURNAL_VERSION, "key": self.key, "shots": shots}
         safe_io.write_json_atomic(self.path, doc)
 

@@ -59,6 +59,15 @@ def chunk_accuracy(
         return (logits.argmax(-1) == query_labels).float().mean(-1)
 
 
+def pending_chunks(total: int, chunk: int, scored: np.ndarray | None) -> list[tuple[int, int]]:
+    """The chunks ``[start, stop)`` (boundaries at multiples of ``chunk``) that hold a task not scored yet (nan in
+    ``scored``; every chunk when ``scored`` is None)."""
+    bounds = [(start, min(start + chunk, total)) for start in range(0, total, chunk)]
+    if scored is None:
+        return bounds
+    return [(a, b) for a, b in bounds if np.isnan(scored[a:b]).any()]
+
+
 def score_episodes(
     learner: MetaLearner,
     episodes: Episodes,
@@ -72,52 +81,77 @@ def score_episodes(
     desc: str | None = None,
     scored: np.ndarray | None = None,
     on_chunk: Callable[[np.ndarray], None] | None = None,
+    workers: int = 1,
+    precision: str = "fp32",
 ) -> np.ndarray:
     """Per-task query accuracy (n_tasks,) float64 of ``learner`` on ``episodes``, in chunks of ``chunk`` tasks.
 
     ``steps``/``lr`` are MAML's test-time inner loop (ignored by ProtoNets). A chunk that runs out of GPU
     memory is split in half and retried, so a too large ``chunk`` costs time, not the run.
 
-    ``scored``: accuracies of the first tasks, already computed (a resumed evaluation); scoring starts after
-    them. ``on_chunk`` is called with the accuracies of all tasks scored so far after every chunk.
+    ``scored``: accuracies already computed (a resumed evaluation; nan = still to score); only the chunks with a
+    task still to score are scored. ``on_chunk`` is called with the accuracies of all tasks (nan where not scored
+    yet) after every chunk.
+
+    ``workers`` > 1 (CPU only): the chunks are shared out among that many processes, one intra-op thread each
+    (:mod:`lasium.evaluate.parallel`), with ``precision`` (a resolved ``bf16`` or ``fp32``) in place of
+    ``autocast``; every chunk is computed as one process with one thread computes it.
     """
     learner.to(device).eval()
     chunk = int(chunk or default_chunk(device))
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
-    support = torch.from_numpy(episodes.support)
-    query = torch.from_numpy(episodes.query)
-    perm = torch.from_numpy(episodes.perm)
-    out = np.empty(len(episodes), np.float64)
-    start = 0 if scored is None else min(len(scored), len(episodes))
-    out[:start] = scored[:start] if scored is not None else []
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    total = len(episodes)
+    out = np.full(total, np.nan)
+    if scored is not None:
+        kept = np.asarray(scored, np.float64)[:total]
+        out[: len(kept)] = kept
+    todo = pending_chunks(total, chunk, out)
     bar = tqdm(
-        total=len(episodes),
-        initial=start,
+        total=total,
+        initial=total - sum(b - a for a, b in todo),
         unit="task",
         desc=desc,
         disable=not progress,
         dynamic_ncols=True,
         file=sys.stderr,
     )
+
+    def done(start: int, stop: int, acc: np.ndarray) -> None:
+        out[start:stop] = acc
+        bar.update(stop - start)
+        if on_chunk is not None:
+            on_chunk(out)
+
     try:
-        while start < len(episodes):
-            stop = min(start + chunk, len(episodes))
-            try:
-                s, sl, q, ql = to_device(support[start:stop], query[start:stop], perm[start:stop], device)
-                acc = chunk_accuracy(learner, s, sl, q, ql, steps=steps, lr=lr, autocast=autocast)
-            except torch.cuda.OutOfMemoryError:
-                if chunk == 1:
-                    raise
-                chunk = max(1, chunk // 2)
-                torch.cuda.empty_cache()
-                bar.write(f"out of GPU memory: evaluating {chunk} tasks at a time")
-                continue
-            out[start:stop] = acc.double().cpu().numpy()
-            bar.update(stop - start)
-            start = stop
-            if on_chunk is not None:
-                on_chunk(out[:stop])
+        if workers > 1 and len(todo) > 1:
+            from lasium.evaluate.parallel import score_chunks_in_processes
+
+            score_chunks_in_processes(
+                learner, episodes, todo, workers=workers, steps=steps, lr=lr, precision=precision, on_chunk=done
+            )
+        else:
+            support = torch.from_numpy(episodes.support)
+            query = torch.from_numpy(episodes.query)
+            perm = torch.from_numpy(episodes.perm)
+            size = chunk
+            while todo:
+                start, stop = todo[0]
+                try:
+                    s, sl, q, ql = to_device(support[start:stop], query[start:stop], perm[start:stop], device)
+                    acc = chunk_accuracy(learner, s, sl, q, ql, steps=steps, lr=lr, autocast=autocast)
+                except torch.cuda.OutOfMemoryError:
+                    if size == 1:
+                        raise
+                    size = max(1, size // 2)  # this chunk and every later one, split
+                    todo = [(a, min(a + size, b)) for first, b in todo for a in range(first, b, size)]
+                    torch.cuda.empty_cache()
+                    bar.write(f"out of GPU memory: evaluating {size} tasks at a time")
+                    continue
+                todo.pop(0)
+                done(start, stop, acc.double().cpu().numpy())
     finally:
         bar.close()
     return out

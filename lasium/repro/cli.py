@@ -95,6 +95,14 @@ def main() -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of generation, training, scratch init.")
 @click.option("--eval-seed", type=int, default=0, show_default=True, help="Test episodes' seed (same for all rows).")
 @click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged; 1 on a CPU].")
+@click.option(
+    "--eval-workers",
+    type=int,
+    default=1,
+    show_default=True,
+    help="lasium-eval --workers of every evaluation (CPU: processes of one thread each; the same scores, e.g. 2 "
+    "when no other driver runs beside this one).",
+)
 @click.option("--keep-shards", is_flag=True, help="Keep the shard sets at the end (default: deleted).")
 @click.option(
     "--resume",

@@ -126,11 +126,22 @@ def prepare_work(options: OmniglotOptions) -> None:
     ``overwrite``, and mark it as a reproduction's."""
     work, marker = options.work, options.work / MARKER
     committed = options.results / "omniglot.json"
-    if options.resume and not marker.is_file() and not committed.is_file():
+    # Stage outputs made beforehand (say, a shard set written by two `lasium-gen --shard-range` halves into
+    # <work>/shards/<name>) are something to resume from too: each stage checks what it finds.
+    prepared = any((work / sub).is_dir() for sub in WORK_PARTS)
+    if options.resume and not marker.is_file() and not committed.is_file() and not prepared:
         raise ConfigError(f"no previous run to resume: neither {work} nor {committed} holds one; drop --resume")
     if work.exists() and any(work.iterdir()) and not options.resume:
         if not options.overwrite:
-            raise ConfigError(f"{work} holds a previous run; pass --overwrite to clear it or choose another --work")
+            if not marker.is_file():
+                raise ConfigError(
+                    f"{work} holds files but no reproduction's record ({MARKER}); pass --resume to continue from what "
+                    "it holds (each stage checks it) or choose another --work"
+                )
+            raise ConfigError(
+                f"{work} holds a previous run; pass --resume to continue it, --overwrite to clear it, or choose "
+                "another --work"
+            )
         if not marker.is_file():
             raise ConfigError(f"{work} is not a reproduction's work folder (no {MARKER}); choose another --work")
         for sub in WORK_PARTS:

@@ -76,6 +76,7 @@ class OmniglotOptions:
     seed: int = 0  # seed of generation, training and the scratch baseline's initialisation
     eval_seed: int = 0  # episode seed of the evaluation: the same test tasks for every method
     threads: int | None = None  # OMP_NUM_THREADS of every stage (None: unchanged; 1 on a CPU below the gpu sizes)
+    eval_workers: int = 1  # lasium-eval --workers of every evaluation (CPU processes; never changes a score)
     keep_shards: bool = False  # keep the shard sets at the end (default: deleted)
     resume: bool = False  # continue a run in ``work``: finished stages are reused, interrupted ones continue
     overwrite: bool = False  # clear an earlier run in ``work`` first
@@ -107,6 +108,8 @@ class OmniglotOptions:
                 raise ConfigError(f"--{name.replace('_', '-')} must be positive; got {value:g}")
         if self.threads is not None and self.threads < 1:
             raise ConfigError(f"--threads must be at least 1; got {self.threads}")
+        if self.eval_workers < 1:
+            raise ConfigError(f"--eval-workers must be at least 1; got {self.eval_workers}")
         return self
 
     # --- derived ------------------------------------------------------------------------------------

@@ -232,6 +232,7 @@ class StagePlanner:
                 str(out),
                 "--quiet",
             ]
+            + (["--workers", str(a.eval_workers)] if a.eval_workers > 1 else [])
             + self.common()
         )
         return f"eval-{row.key}", args, out

@@ -48,6 +48,8 @@ def tool(name: str) -> list[str]:
 # Options that change how a command runs, not what it computes: commands that differ only in them are the same
 # stage (``--checkpoint-every`` only adds checkpoints; ``--resume`` continues the identical computation).
 NOT_DEFINING = {"--checkpoint-every": 1, "--resume": 0}
+# The same for one program only: ``lasium-eval --workers`` shares the tasks out among processes, same scores.
+NOT_DEFINING_IN = {"lasium-eval": {"--workers": 1}}
 # Options renamed since a work folder's records were written: the old spelling means the new option.
 RENAMED = {"--preset": "--tuned-for"}  # lasium-gen, 2026-12-02
 
@@ -64,14 +66,16 @@ def work_spellings(work: Path) -> tuple[str, ...]:
 
 
 def canonical(command: str, work: Path | None = None) -> str:
-    """``command`` without the options of :data:`NOT_DEFINING` (and their values); with ``work``, every path
+    """``command`` without the options of :data:`NOT_DEFINING` and its program's :data:`NOT_DEFINING_IN` (and their
+    values); with ``work``, every path
     inside the work folder written relative to it, so that ``--work runs/r`` and ``--work /abs/runs/r`` (the same
     folder from the same directory) plan the same stages."""
     words, out, i = shlex.split(command), [], 0
     spellings = work_spellings(work) if work is not None else ()
+    skip = {**NOT_DEFINING, **NOT_DEFINING_IN.get(words[0] if words else "", {})}
     while i < len(words):
-        if words[i] in NOT_DEFINING:
-            i += 1 + NOT_DEFINING[words[i]]
+        if words[i] in skip:
+            i += 1 + skip[words[i]]
             continue
         word = RENAMED.get(words[i], words[i])
         for prefix in spellings:
