@@ -151,8 +151,11 @@ def test_cpu_channels_last_step_is_the_nchw_step_up_to_rounding(model):
     # becomes a full ±lr Adam step of either sign, and later steps start from there
     pairs = list(zip(fast.model.named_parameters(), plain.model.named_parameters(), strict=True))
     scale = max(float(y.grad.abs().max()) for _, (_, y) in pairs)  # sums of many terms: rounding is relative to this
+    # Each layer alone agrees to ~1e-6 in either layout, but the VAE's batch norms over 16 tiny images amplify that on
+    # the way back: its gradients differed by up to 1.2e-3 of the scale on an AMD EPYC with AVX-512 (1e-5 with AVX2).
+    # A layout mistake (a channel read as a column) moves them by the scale itself.
     for (name, x), (_, y) in pairs:
-        torch.testing.assert_close(x.grad, y.grad, rtol=0, atol=1e-5 * scale, msg=name)
+        torch.testing.assert_close(x.grad, y.grad, rtol=0, atol=5e-3 * scale, msg=name)
 
 
 def test_resume_refuses_other_training_options(tmp_path):
