@@ -119,6 +119,26 @@ def test_eval_workers_go_to_the_evaluations_only(tmp_path):
     assert same_commands(commands, one.planned_commands(by_key["maml-ro"]))
 
 
+def test_the_ablation_follows_the_device_that_ran_the_main_row(tmp_path):
+    """Without native bf16 the "+ best augmentation" step is the main row itself; a page rewritten on a machine
+    with native bf16 keeps that plan while the committed main row (run without it) is the one it shows."""
+    from lasium.repro.omniglot import ablation_native_bf16
+
+    p = driver_pipeline(tmp_path, resume=True, device_record={"native_bf16": True})
+    p.prepare_generator()
+    assert ablation_native_bf16(p) is True  # nothing committed: this machine decides
+    main = next(r for r in plan_rows("maml") if r.key == "protonets-n")
+    row = scored_row("protonets-n", main.label, "protonets", "lasium", 94.0, 98.0,
+                     commands=p.planned_commands(main), generator=p.generator_record(main),
+                     device={"type": "cpu", "native_bf16": False})  # fmt: skip
+    p.committed.rows["protonets-n"] = row
+    assert ablation_native_bf16(p) is False
+    steps = [r.key for r in plan_ablation(p.sizes, ablation_native_bf16(p))]
+    assert "ablation-5-augment" not in steps and "ablation-5-augment" in [r.key for r in plan_ablation(p.sizes, True)]
+    row["commands"] = {k: v + " --changed" for k, v in row["commands"].items()}  # another row now: not its device
+    assert ablation_native_bf16(p) is True
+
+
 def test_resume_from_a_folder_of_stage_outputs_made_beforehand(tmp_path, monkeypatch):
     fake = FakeStages()
     monkeypatch.setattr(Pipeline, "run", lambda self, *a, **k: fake(*a, **k))

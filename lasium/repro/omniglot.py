@@ -32,7 +32,7 @@ from lasium.errors import ConfigError
 from .generators import check_vae
 from .options import OmniglotOptions
 from .pipeline import Pipeline
-from .rows import chosen_rows
+from .rows import chosen_rows, plan_rows
 from .sizes import RATES, Sizes
 
 MARKER = "repro-omniglot.json"  # in --work: the folder is a reproduction's (what --overwrite may clear)
@@ -62,6 +62,16 @@ def pipeline_for(options: OmniglotOptions) -> Pipeline:
     return Pipeline(options, options.stage_sizes(), RATES[device_type], device_type, device)
 
 
+def ablation_native_bf16(pipe: Pipeline) -> bool:
+    """Whether ``--precision auto`` meant bf16 for the ablation (its last step is the main LASIUM-N + ProtoNets row):
+    on the device that ran that row when a results page holds it with today's commands, else on this one. A page
+    rewritten on a machine with native bf16 thus keeps the steps of an ablation that ran without it."""
+    main = next(r for r in plan_rows(pipe.sizes.maml_algo) if r.key == "protonets-n")
+    earlier = pipe.committed_row(main.key, pipe.planned_commands(main), pipe.generator_record(main))
+    recorded = ((earlier or {}).get("device") or {}).get("native_bf16")
+    return recorded if isinstance(recorded, bool) else bool(pipe.device.get("native_bf16", True))
+
+
 def plan_omniglot(options: OmniglotOptions) -> list[str]:
     """``--plan``: a line per row (done on a results page with today's commands, or to run with its estimated time)
     and a total; runs nothing and writes nothing."""
@@ -69,7 +79,7 @@ def plan_omniglot(options: OmniglotOptions) -> list[str]:
     pipe = pipeline_for(options)
     pipe.generator = {"spec": str(options.work / "gan") if options.fit else options.generator}
     left = 0.0
-    rows = chosen_rows(options, pipe.sizes, pipe.device.get("native_bf16", True))
+    rows = chosen_rows(options, pipe.sizes, ablation_native_bf16(pipe))
     if any(row.generator == "vae" for row in rows):
         pipe.described[options.vae] = check_vae(options.vae)  # one line, before anything is planned with it
     lines = [
@@ -116,7 +126,7 @@ def page_only_omniglot(options: OmniglotOptions) -> dict[str, Any]:
         pipe.generator = {"spec": str(options.work / "gan"), "description": "GAN fitted by the run"}
     else:
         pipe.prepare_generator()
-    for row in chosen_rows(options, pipe.sizes, pipe.device.get("native_bf16", True)):
+    for row in chosen_rows(options, pipe.sizes, ablation_native_bf16(pipe)):
         pipe.note_row(row)
     return pipe.write(protocol_of(options, pipe.sizes))
 
@@ -164,7 +174,8 @@ def run_omniglot(options: OmniglotOptions) -> dict[str, Any]:
             old.unlink()
     pipe = pipeline_for(options)
     protocol = protocol_of(options, pipe.sizes)
-    rows = chosen_rows(options, pipe.sizes, pipe.device.get("native_bf16", True))
+    pipe.generator = {"spec": str(options.work / "gan") if options.fit else options.generator}  # for the plan
+    rows = chosen_rows(options, pipe.sizes, ablation_native_bf16(pipe))
     if any(row.generator == "vae" for row in rows):
         pipe.described[options.vae] = check_vae(options.vae)  # one line now, not a failed stage later
     pipe.generator["ok"] = pipe.prepare_generator()
