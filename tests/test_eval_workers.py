@@ -96,6 +96,7 @@ def test_cli_workers_give_the_one_process_report_and_resume_from_holes(tmp_path,
     code, _, stderr = invoke(base + ["--out", str(parallel), "--workers", "2"])
     assert code == 0, stderr
     assert scores(parallel) == scores(straight)
+    assert json.loads(parallel.read_text())["workers"] == 2 and "workers" not in json.loads(straight.read_text())
     assert json.loads(parallel.read_text())["episode_digest"] == json.loads(straight.read_text())["episode_digest"]
 
     # interrupted after 4 chunks: 1-shot complete, 2-shot with one chunk, wherever its worker was

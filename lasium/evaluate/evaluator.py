@@ -234,6 +234,7 @@ def evaluate_learner(
         "fingerprint": images.fingerprint,
     }
     extra = {"resumed_tasks": {str(k): v for k, v in journal.resumed.items() if v}} if journal is not None else {}
+    extra["workers"] = workers if workers > 1 else None  # how the wall time was spent (the scores are the same)
     return EvalReport(
         method=method or {"kind": "learner", "algo": learner.algo},
         learner=learner.config.to_dict(),
