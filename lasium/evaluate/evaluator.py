@@ -233,7 +233,9 @@ def evaluate_learner(
         "image_shape": list(images.image_shape),
         "fingerprint": images.fingerprint,
     }
-    extra = {"resumed_tasks": {str(k): v for k, v in journal.resumed.items() if v}} if journal is not None else {}
+    extra: dict[str, Any] = {}
+    if journal is not None:
+        extra["resumed_tasks"] = {str(k): v for k, v in journal.resumed.items() if v}
     extra["workers"] = workers if workers > 1 else None  # how the wall time was spent (the scores are the same)
     return EvalReport(
         method=method or {"kind": "learner", "algo": learner.algo},
