@@ -344,3 +344,53 @@ def test_keep_epochs_leaves_loadable_generator_snapshots(tmp_path, monkeypatch):
         r = run_cli([*base[:-1], str(tmp_path / f"bad{bad}"), "--epochs", "3", "--keep-epochs", bad])
         _assert_one_line_exit_2(r, needle)
         assert not (tmp_path / f"bad{bad}").exists()
+
+
+def test_init_from_continues_a_generator_with_fresh_optimizer_state(tmp_path):
+    """--init-from: the weights and epoch count of another fit (here a 1-epoch VAE, exported as bundled models are:
+    generator weights in float16, no training state); snapshots continue its epoch numbering and the first one is
+    the starting point itself; the fit records where it started and resumes like any other."""
+    from lasium.generate.models.fit import init_source
+
+    data = tiny_data(n=64)
+    base = FitConfig(model="vae", dataset="memory", epochs=1, batch_size=16, device="cpu", latent_dim=8, seed=5)
+    fit(base, tmp_path / "first", data=data, progress=False, command="first")
+    source = tmp_path / "source"  # what a bundled export keeps: weights (float16) and config, no training state
+    source.mkdir()
+    weights = load_file(str(tmp_path / "first" / "model.safetensors"))
+    from safetensors.torch import save_file
+
+    save_file({k: v.half() for k, v in weights.items()}, str(source / "model.safetensors"))
+    (source / "config.json").write_bytes((tmp_path / "first" / "config.json").read_bytes())
+
+    cont = FitConfig(**{**base.to_json(), "epochs": 3, "init_from": str(source), "keep_epochs": (1, 3)})
+    result = fit(cont, tmp_path / "cont", data=data, progress=False, command="cont")
+    assert result.epochs_done == 3 and result.steps_done == 3 * (64 // 16)
+    start = load_file(str(tmp_path / "cont" / "epoch-0001" / "model.safetensors"))
+    for key, value in weights.items():  # the starting snapshot is the source's weights (as float16 held them)
+        assert torch.equal(start[key], value.half().float()), key
+    config = json.loads((tmp_path / "cont" / "config.json").read_text())
+    assert config["init_from"]["spec"] == str(source) and config["init_from"]["epochs_done"] == 1
+    assert config["commands"] == ["first", "cont"] and config["fit"]["init_from"] == str(source)
+    assert (tmp_path / "cont" / "epoch-0003").is_dir()
+    assert not torch.equal(load_file(str(tmp_path / "cont" / "model.safetensors"))["decoder.dense.weight"],
+                           start["decoder.dense.weight"])  # fmt: skip  # it trained on
+
+    # resumed like any fit: 2 epochs of it + resume to 3 equals the 3 above
+    part = FitConfig(**{**cont.to_json(), "epochs": 2, "keep_epochs": (1,)})
+    fit(part, tmp_path / "part", data=data, progress=False)
+    fit(cont, tmp_path / "part", data=data, resume=True, progress=False)
+    straight, resumed = _all_tensors(tmp_path / "cont"), _all_tensors(tmp_path / "part")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+    assert json.loads((tmp_path / "part" / "config.json").read_text())["init_from"]["epochs_done"] == 1
+
+    # refused in one line: another kind, other data, too few epochs, a folder that is no generator
+    with pytest.raises(ConfigError, match="is a vae"):
+        fit(FitConfig(**{**cont.to_json(), "model": "gan"}), tmp_path / "x1", data=data, progress=False)
+    with pytest.raises(ConfigError, match="other images"):
+        fit(cont, tmp_path / "x2", data=tiny_data(n=64, seed=1), progress=False)
+    with pytest.raises(ConfigError, match="already has 1 epochs"):
+        fit(FitConfig(**{**cont.to_json(), "epochs": 1, "keep_epochs": ()}), tmp_path / "x3", data=data, progress=False)
+    with pytest.raises(ConfigError, match="not a bundled generator"):
+        init_source(str(tmp_path / "nothing"))
+    assert init_source("omniglot-vae")[1]["kind"] == "vae"  # a bundled name

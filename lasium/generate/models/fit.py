@@ -36,7 +36,7 @@ from lasium.seeding import derive_seed
 from lasium.tasks import hwc
 
 from .architecture import ArchitectureRecord, choose_architecture
-from .checkpoint import STATE_JSON, architecture_from_config, read_config, restore_training_state
+from .checkpoint import STATE_JSON, architecture_from_config, load_into, read_config, restore_training_state
 from .fit_config import (
     FitConfig,
     FitResult,
@@ -46,7 +46,7 @@ from .fit_loop import train_epochs
 from .gan import GANTrainer
 from .vae import VAETrainer
 
-__all__ = ["build_trainer", "check_out_dir", "fit", "load_training_images"]
+__all__ = ["build_trainer", "check_out_dir", "fit", "init_source", "load_training_images"]
 
 
 def load_training_images(config: FitConfig) -> ImageSet:
@@ -77,6 +77,30 @@ def check_out_dir(out_dir: Path, resume: bool) -> None:
 
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise ConfigError(f"cannot write --out {out_dir}: {ancestor} is not writable; choose another --out")
+
+
+def init_source(spec: str) -> tuple[Path, dict[str, Any]]:
+    """The folder and ``config.json`` of the generator ``--init-from`` names: a bundled model or a lasium-fit folder
+    (a checkpoint or one of its ``epoch-NNNN/`` snapshots)."""
+    from .bundled_registry import bundled_folder, is_bundled_name
+
+    folder = bundled_folder(spec) if is_bundled_name(spec) else Path(spec).expanduser()
+    if not (folder / CONFIG_FILE).is_file() or not (folder / WEIGHTS_FILE).is_file():
+        raise ConfigError(
+            f"--init-from {spec}: not a bundled generator or a lasium-fit folder (it needs {CONFIG_FILE} and "
+            f"{WEIGHTS_FILE})"
+        )
+    return folder, read_config(folder)
+
+
+def start_from(trainer: GANTrainer | VAETrainer, folder: Path, source: dict[str, Any]) -> tuple[int, int, float]:
+    """Load the generator weights of ``folder`` into ``trainer`` (float16 bundled weights are cast up); returns the
+    epochs, steps and training seconds it already had."""
+    from lasium.safe_io import read_safetensors
+
+    weights, _ = read_safetensors(folder / WEIGHTS_FILE)
+    load_into(trainer.model, weights, str(folder / WEIGHTS_FILE))
+    return int(source.get("epochs_done", 0)), int(source.get("steps_done", 0)), float(source.get("train_seconds", 0))
 
 
 def fit_architecture(config: FitConfig, image_shape: tuple[int, int, int]) -> ArchitectureRecord:
@@ -154,6 +178,25 @@ def fit(
 
     previous: dict[str, Any] = {}
     start_epoch, step, train_seconds = 0, 0, 0.0
+    source_folder, source = None, None
+    if config.init_from is not None and not resume:
+        source_folder, source = init_source(config.init_from)
+        if source.get("kind") != config.model:
+            raise ConfigError(f"--init-from {config.init_from} is a {source.get('kind')}; this fit is a {config.model}")
+        if (source.get("data") or {}).get("fingerprint") != data.fingerprint:
+            raise ConfigError(
+                f"--init-from {config.init_from} was trained on other images (fingerprint) than --dataset "
+                f"{config.dataset}; start from a generator of the same data"
+            )
+        # its history, and where it came from, go on in this fit's records
+        from lasium.safe_io import file_sha256
+
+        init = {
+            "spec": config.init_from,
+            "weights_sha256": file_sha256(source_folder / WEIGHTS_FILE),
+            "epochs_done": int(source.get("epochs_done", 0)),
+        }
+        previous = {"commands": list(source.get("commands") or []), "init_from": init}
     if resume:
         previous = read_config(out)
         if (previous.get("data") or {}).get("fingerprint") != data.fingerprint:
@@ -162,6 +205,8 @@ def fit(
                 "trained on (fingerprint); resume with the same --dataset"
             )
         arch = architecture_from_config(previous)  # a checkpoint continues its own architecture
+    elif source is not None:
+        arch = architecture_from_config(source)
     else:
         arch = fit_architecture(config, image_shape)
     config = dataclasses.replace(config, latent_dim=arch.latent_dim)
@@ -175,6 +220,12 @@ def fit(
         )
         if start_epoch >= config.epochs:
             raise ConfigError(f"{out} already has {start_epoch} epochs; pass a larger --epochs to train more")
+    elif source_folder is not None and source is not None:
+        start_epoch, step, train_seconds = start_from(trainer, source_folder, source)
+        if start_epoch >= config.epochs:
+            raise ConfigError(
+                f"--init-from {config.init_from} already has {start_epoch} epochs; pass a larger --epochs (the total)"
+            )
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:

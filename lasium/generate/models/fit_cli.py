@@ -80,6 +80,14 @@ from .fit_config import FitConfig, resume_config
 @click.option(
     "--resume", is_flag=True, help="Continue the checkpoint in --out (optimizer state included) up to --epochs."
 )
+@click.option(
+    "--init-from",
+    default=None,
+    help="Start from this generator (a bundled name such as omniglot-vae, or a lasium-fit folder): its weights and "
+    "epoch count, so --epochs is the total and --keep-epochs may include its epochs. The optimizer starts fresh, and "
+    "so does what it does not hold (a GAN's discriminator: bundled GANs keep the generator only). --model and "
+    "--dataset default to its own.",
+)
 @click.option("--quiet", is_flag=True, help="No progress bars or per-epoch lines.")
 @user_errors
 def main(
@@ -100,6 +108,7 @@ def main(
     cuda_graphs: bool | None,
     keep_epochs: str | None,
     resume: bool,
+    init_from: str | None,
     quiet: bool,
 ) -> None:
     """Fit a generative model on unlabeled images, the first stage of LASIUM.
@@ -116,6 +125,7 @@ def main(
       lasium-fit --model gan --dataset imagefolder:~/pics --image-size 64 --max-minutes 30 --out runs/pics
       lasium-fit --out runs/gan --resume --epochs 40
       lasium-fit --model gan --dataset omniglot --epochs 500 --keep-epochs 10,50,200,400 --out runs/gan500
+      lasium-fit --init-from omniglot-vae --epochs 100 --keep-epochs 45,60,80,100 --out runs/vae100
     """
     options: dict[str, Any] = dict(
         model=model,
@@ -135,8 +145,17 @@ def main(
         keep_epochs=parse_epochs(keep_epochs) if keep_epochs is not None else None,
     )
     if resume:
+        if init_from is not None:
+            raise ConfigError("--init-from starts a new fit; --resume continues the one in --out (drop one of them)")
         config = resume_config(out_dir, options)
     else:
+        if init_from is not None:
+            from .fit import init_source
+
+            source = init_source(init_from)[1]
+            options.update(init_from=init_from)
+            model = options["model"] = model or source.get("kind")
+            dataset = options["dataset"] = dataset or (source.get("data") or {}).get("dataset")
         if model is None or dataset is None:
             raise ConfigError("--model and --dataset are required (or --resume to continue a checkpoint)")
         config = FitConfig(**{k: v for k, v in options.items() if v is not None})

@@ -22,7 +22,18 @@ DEFAULT_LR = {"gan": 3e-4, "vae": 1e-3}
 # The latent size, when not given, is the chosen architecture's default (lasium.generate.models.architecture):
 # 128 for the GANs, 20 for the reference VAE, 512 for the paper's 84×84×3 VAE; fit() fills it in.
 # Options that define what is trained: a resumed run must agree on all of them.
-DEFINING = ("model", "dataset", "batch_size", "lr", "latent_dim", "limit", "seed", "ms_weight", "image_size")
+DEFINING = (
+    "model",
+    "dataset",
+    "batch_size",
+    "lr",
+    "latent_dim",
+    "limit",
+    "seed",
+    "ms_weight",
+    "image_size",
+    "init_from",
+)
 
 
 class ImageSet(Protocol):
@@ -52,6 +63,9 @@ class FitConfig:
     data_root: str | None = None
     cuda_graphs: bool = True  # replay each training step as one CUDA graph (CUDA only; same computation as eager)
     keep_epochs: tuple[int, ...] = ()  # also keep the generator after these epochs (0: untrained), in <out>/epoch-NNNN/
+    # start from this generator (a bundled name or a lasium-fit folder): its weights and epoch count; the optimizer and
+    # what it lacks (a GAN's discriminator; bundled models keep the generator only) start fresh
+    init_from: str | None = None
 
     def resolved(self) -> FitConfig:
         """A copy with model defaults filled in and every value checked (ConfigError on bad input)."""

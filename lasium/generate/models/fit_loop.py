@@ -155,14 +155,16 @@ def train_epochs(
             train_seconds=train_seconds,
             images_per_second=ips,
             stopped=stopped,
+            init=previous.get("init_from"),
         )
         state_json = training_state(config, epochs_done=epochs_done, steps_done=step, train_seconds=train_seconds)
         save_training_checkpoint(out, trainer, config_json, state_json)
         if epochs_done in config.keep_epochs:
             keep_generator(out, epochs_done)
 
-    if start_epoch == 0 and 0 in config.keep_epochs:
-        save_checkpoint(0, False)  # the untrained generator: the start of an accuracy-against-epochs curve
+    if not previous.get("format") and start_epoch in config.keep_epochs:  # a new fit (not a resumed checkpoint)
+        # where the curve of accuracy against epochs starts: the untrained generator, or the one --init-from names
+        save_checkpoint(start_epoch, False)
     for epoch in range(start_epoch, config.epochs):
         perm = torch.randperm(n, generator=torch_generator(config.seed, "fit", "permutation", epoch)).to(device)
         noise = torch_generator(config.seed, "fit", "noise", epoch, device=device)

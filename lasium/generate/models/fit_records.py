@@ -37,9 +37,11 @@ def checkpoint_config(
     train_seconds: float,
     images_per_second: float,
     stopped: bool,
+    init: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The checkpoint's ``config.json`` after ``epochs_done`` epochs."""
-    return {
+    """The checkpoint's ``config.json`` after ``epochs_done`` epochs (``init``: the generator ``--init-from`` started
+    it from: spec, weights sha256, epochs it had)."""
+    record = {
         "format": CHECKPOINT_FORMAT,
         "format_version": FORMAT_VERSION,
         "lasium_version": lasium.__version__,
@@ -65,6 +67,9 @@ def checkpoint_config(
         "torch_version": torch.__version__,
         "stopped_by_time_budget": stopped,
     }
+    if init is not None:
+        record["init_from"] = init
+    return record
 
 
 def training_state(config: FitConfig, *, epochs_done: int, steps_done: int, train_seconds: float) -> dict[str, Any]:
