@@ -99,6 +99,13 @@ def line_chart(
     _plot_series(ax, series)
     if xscale == "symlog":
         ax.set_xscale("symlog", linthresh=10)
+        # a tick at every plotted x, labelled as the number it is: the scale's own ticks are powers of ten (none at
+        # all when the points lie between two of them, such as 45-75 epochs)
+        ticks = sorted({float(p[0]) for points in series.values() for p in points})
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        from matplotlib.ticker import NullLocator
+
+        ax.xaxis.set_minor_locator(NullLocator())
     _style(ax, title, xlabel, ylabel)
     ax.legend(fontsize=8, loc="best")
     return save_figure(fig, path)
