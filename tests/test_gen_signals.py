@@ -24,9 +24,10 @@ from lasium.safe_io import file_sha256
 from lasium.shards.manifest import read_sidecar
 
 TESTS = Path(__file__).parent
-ARGS = ["--strategy", "ro", "--seed", "5", "--n-tasks", "60", "--tasks-per-shard", "6", "--name", "sig"]
+ARGS = ["--strategy", "ro", "--seed", "5", "--n-tasks", "120", "--tasks-per-shard", "6", "--name", "sig"]
 # 0.1 s per generator call, one call per 2 tasks: a run of seconds even after the first shard is written (with the
-# default call size the last 9 shards took 1 s, and a loaded machine signalled a job that had already finished)
+# default call size the last 9 shards took 1 s, and a loaded machine signalled a job that had already finished; with
+# 60 tasks, 3.4 s in all, a 2-core machine loaded by two other jobs did it again, so the run has 120)
 ARGS += ["--generator", "gen_tiny:build_slow", "--decode-tasks", "2", "--device", "cpu", "--quiet"]
 
 
