@@ -236,7 +236,8 @@ def evaluate_learner(
     extra: dict[str, Any] = {}
     if journal is not None:
         extra["resumed_tasks"] = {str(k): v for k, v in journal.resumed.items() if v}
-    extra["workers"] = workers if workers > 1 else None  # how the wall time was spent (the scores are the same)
+    if workers > 1:
+        extra["workers"] = workers  # how the wall time was spent (the scores are the same)
     return EvalReport(
         method=method or {"kind": "learner", "algo": learner.algo},
         learner=learner.config.to_dict(),

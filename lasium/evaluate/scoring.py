@@ -136,19 +136,18 @@ def score_episodes(
             support = torch.from_numpy(episodes.support)
             query = torch.from_numpy(episodes.query)
             perm = torch.from_numpy(episodes.perm)
-            size = chunk
             while todo:
                 start, stop = todo[0]
                 try:
                     s, sl, q, ql = to_device(support[start:stop], query[start:stop], perm[start:stop], device)
                     acc = chunk_accuracy(learner, s, sl, q, ql, steps=steps, lr=lr, autocast=autocast)
                 except torch.cuda.OutOfMemoryError:
-                    if size == 1:
+                    if chunk == 1:
                         raise
-                    size = max(1, size // 2)  # this chunk and every later one, split
-                    todo = [(a, min(a + size, b)) for first, b in todo for a in range(first, b, size)]
+                    chunk = max(1, chunk // 2)  # this chunk and every later one, split
+                    todo = [(a, min(a + chunk, b)) for first, b in todo for a in range(first, b, chunk)]
                     torch.cuda.empty_cache()
-                    bar.write(f"out of GPU memory: evaluating {size} tasks at a time")
+                    bar.write(f"out of GPU memory: evaluating {chunk} tasks at a time")
                     continue
                 todo.pop(0)
                 done(start, stop, acc.double().cpu().numpy())

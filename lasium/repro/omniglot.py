@@ -59,7 +59,11 @@ def pipeline_for(options: OmniglotOptions) -> Pipeline:
     from .records import describe_device
 
     device_type, device = describe_device(options.device)
-    return Pipeline(options, options.stage_sizes(), RATES[device_type], device_type, device)
+    pipe = Pipeline(options, options.stage_sizes(), RATES[device_type], device_type, device)
+    # the generator the rows will use, before anything runs (the plan and the ablation's device need it;
+    # prepare_generator replaces it with its full record)
+    pipe.generator = {"spec": str(options.work / "gan") if options.fit else options.generator}
+    return pipe
 
 
 def ablation_native_bf16(pipe: Pipeline) -> bool:
@@ -77,7 +81,6 @@ def plan_omniglot(options: OmniglotOptions) -> list[str]:
     and a total; runs nothing and writes nothing."""
     options = replace(options, resume=True, overwrite=False).validate()
     pipe = pipeline_for(options)
-    pipe.generator = {"spec": str(options.work / "gan") if options.fit else options.generator}
     left = 0.0
     rows = chosen_rows(options, pipe.sizes, ablation_native_bf16(pipe))
     if any(row.generator == "vae" for row in rows):
@@ -174,7 +177,6 @@ def run_omniglot(options: OmniglotOptions) -> dict[str, Any]:
             old.unlink()
     pipe = pipeline_for(options)
     protocol = protocol_of(options, pipe.sizes)
-    pipe.generator = {"spec": str(options.work / "gan") if options.fit else options.generator}  # for the plan
     rows = chosen_rows(options, pipe.sizes, ablation_native_bf16(pipe))
     if any(row.generator == "vae" for row in rows):
         pipe.described[options.vae] = check_vae(options.vae)  # one line now, not a failed stage later

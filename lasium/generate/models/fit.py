@@ -178,12 +178,14 @@ def fit(
 
     previous: dict[str, Any] = {}
     start_epoch, step, train_seconds = 0, 0, 0.0
-    source_folder, source = None, None
+    source: tuple[Path, dict[str, Any]] | None = None  # the --init-from generator's folder and config
     if config.init_from is not None and not resume:
-        source_folder, source = init_source(config.init_from)
-        if source.get("kind") != config.model:
-            raise ConfigError(f"--init-from {config.init_from} is a {source.get('kind')}; this fit is a {config.model}")
-        if (source.get("data") or {}).get("fingerprint") != data.fingerprint:
+        source = source_folder, source_config = init_source(config.init_from)
+        if source_config.get("kind") != config.model:
+            raise ConfigError(
+                f"--init-from {config.init_from} is a {source_config.get('kind')}; this fit is a {config.model}"
+            )
+        if (source_config.get("data") or {}).get("fingerprint") != data.fingerprint:
             raise ConfigError(
                 f"--init-from {config.init_from} was trained on other images (fingerprint) than --dataset "
                 f"{config.dataset}; start from a generator of the same data"
@@ -194,9 +196,9 @@ def fit(
         init = {
             "spec": config.init_from,
             "weights_sha256": file_sha256(source_folder / WEIGHTS_FILE),
-            "epochs_done": int(source.get("epochs_done", 0)),
+            "epochs_done": int(source_config.get("epochs_done", 0)),
         }
-        previous = {"commands": list(source.get("commands") or []), "init_from": init}
+        previous = {"commands": list(source_config.get("commands") or []), "init_from": init}
     if resume:
         previous = read_config(out)
         if (previous.get("data") or {}).get("fingerprint") != data.fingerprint:
@@ -206,7 +208,7 @@ def fit(
             )
         arch = architecture_from_config(previous)  # a checkpoint continues its own architecture
     elif source is not None:
-        arch = architecture_from_config(source)
+        arch = architecture_from_config(source[1])
     else:
         arch = fit_architecture(config, image_shape)
     config = dataclasses.replace(config, latent_dim=arch.latent_dim)
@@ -220,8 +222,8 @@ def fit(
         )
         if start_epoch >= config.epochs:
             raise ConfigError(f"{out} already has {start_epoch} epochs; pass a larger --epochs to train more")
-    elif source_folder is not None and source is not None:
-        start_epoch, step, train_seconds = start_from(trainer, source_folder, source)
+    elif source is not None:
+        start_epoch, step, train_seconds = start_from(trainer, *source)
         if start_epoch >= config.epochs:
             raise ConfigError(
                 f"--init-from {config.init_from} already has {start_epoch} epochs; pass a larger --epochs (the total)"
