@@ -25,6 +25,7 @@ from lasium.repro.epoch_curve import (
     chosen_snapshots,
     fit_kind,
     frechet_distance,
+    kept_points,
     page_name,
     render,
     results_format,
@@ -203,6 +204,75 @@ def test_options_record_the_command_that_gives_them(tmp_path):
     )
     stored = json.loads(json.dumps(options.to_json()))
     assert stored["budget"]["tasks"] == CURVE_BUDGET.tasks == 4000 and stored["work"] is None
+
+
+SIZES = {"tasks": 4000, "iterations": 1000, "meta_batch": 4, "val_tasks": 1000, "seed": 0}
+
+
+def test_kept_points_name_their_fit_and_leave_failures_behind(tmp_path):
+    earlier = _results("gan", [_row(10, 89.1, 96.4), _row(15, 0, 0, status="failed"), _row(20, 91.7, 97.4)])
+    earlier["rows"][2]["kept_from"] = {"fit": "first", "command": "lasium-repro epoch-curve --fit first"}
+    path = tmp_path / "curve.json"
+    path.write_text(json.dumps(earlier))
+    kept = kept_points(path, "gan", SIZES, "runs/gan-cont")
+    assert [(r["epochs"], r["kept_from"]["fit"]) for r in kept] == [(10, earlier["fit"]), (20, "first")]
+    assert kept[0]["kept_from"]["command"] == earlier["command"]
+    # the curve's own fit again (a later --epochs run of the same fit): its points are its own, unmarked
+    assert [r.get("kept_from") for r in kept_points(path, "gan", SIZES, earlier["fit"])] == [None, {"fit": "first",
+            "command": "lasium-repro epoch-curve --fit first"}]  # fmt: skip
+    page = render(_results("gan", [*kept, _row(32, 93.0, 98.0)]))
+    table = _table(page)
+    assert table[10].endswith(f"| ok (fit `{earlier['fit']}`) |") and table[32].endswith("| ok |")
+    assert f"epochs 10 from fit `{earlier['fit']}` (`{earlier['command']}`)" in page
+    assert "epochs 20 from fit `first`" in page and 15 not in table
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (lambda r: r["sizes"].update(iterations=500), "another budget: iterations 500 (now 1000)"),
+        (lambda r: r.update(kind="vae", format=results_format("vae")), "is a vae curve, but --fit is a gan fit"),
+        (lambda r: r.pop("rows"), "holds no curve"),
+    ],
+)
+def test_kept_points_of_another_kind_or_budget_are_refused(tmp_path, change, said):
+    results = _results("gan", [_row(10, 89.1, 96.4)])
+    change(results)
+    path = tmp_path / "curve.json"
+    path.write_text(json.dumps(results))
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        kept_points(path, "gan", SIZES, "runs/gan-cont")
+
+
+def test_curve_keeps_earlier_points_in_the_file_it_rewrites(tmp_path, monkeypatch):
+    """The run itself, with the stages replaced: the earlier points stay at the epochs the fit does not score, the
+    fit's own point wins where both have one, and a bad --keep-points is one line with nothing written."""
+    import lasium.repro.epoch_curve as curve
+
+    fit = tmp_path / "gan-cont"
+    fake_snapshot(fit / "epoch-0020", 20)
+    fake_snapshot(fit, 40)
+    report = {"results": [{"shots": s, "accuracy_pct": 90.0 + s, "ci95_pct": 0.5, "tasks": 10} for s in (1, 5)]}
+    report["episode_digest"] = "0" * 64
+    monkeypatch.setattr(curve, "run_point", lambda *a: report)
+    monkeypatch.setattr(curve, "shard_sigma", lambda shards: 0.5)
+    results = tmp_path / "results"
+    results.mkdir()
+    stored = results / "accuracy-vs-gan-epochs.json"
+    stored.write_text(json.dumps(_results("gan", [_row(10, 89.1, 96.4), _row(20, 91.7, 97.4)])))
+    options = CurveOptions(fit=fit, work=tmp_path / "work", results=results, keep_points=stored)
+    written = curve.run(options)
+    assert [(r["epochs"], r.get("kept_from", {}).get("fit")) for r in written["rows"]] == [
+        (10, "runs/bundled/omniglot-gan"), (20, None), (40, None)]  # fmt: skip
+    assert written["rows"][1]["val"]["1"]["accuracy_pct"] == 91.0  # the fit's own point at 20, not the earlier one
+    assert json.loads(stored.read_text()) == written and "--keep-points" in written["command"]
+    assert "ok (fit `runs/bundled/omniglot-gan`)" in (results / "accuracy-vs-gan-epochs.md").read_text()
+
+    (tmp_path / "bad.json").write_text("{")
+    args = ["epoch-curve", "--fit", str(fit), "--work", str(tmp_path / "w2"), "--results", str(tmp_path / "r2")]
+    line = one_line_error(CliRunner().invoke(repro_main, [*args, "--keep-points", str(tmp_path / "bad.json")]))
+    assert "--keep-points" in line and "is not readable JSON" in line
+    assert not (tmp_path / "w2").exists() and not (tmp_path / "r2").exists()
 
 
 def _fit(tmp_path: Path, model: str, *keep: str) -> Path:

@@ -277,10 +277,18 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
 @with_options(budget_options(4000, "auto", 1000))
 @click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
 @click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
+@click.option(
+    "--keep-points",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="An earlier curve's results JSON (same kind and budget): its points at epochs this fit does not score "
+    "stay on the page, each naming its fit (e.g. a fit continued with lasium-fit --init-from beside a fit from "
+    "scratch). It may be the file this run rewrites.",
+)
 @user_errors
 def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path, tasks: int, iterations: int,
                 meta_batch: int, val_tasks: int, gen_precision: str, seed: int, device: str, data_root: str | None,
-                quick: bool, threads: int | None, resume: bool) -> None:  # fmt: skip
+                quick: bool, threads: int | None, resume: bool, keep_points: Path | None) -> None:  # fmt: skip
     """Accuracy against generator training: LASIUM-N + ProtoNets validation accuracy for each snapshot a GAN or
     VAE fit kept (σ: lasium-gen's value tuned for ProtoNets tasks of the fit's kind), beside the LASIUM authors'
     published curve for a GAN (their figure data covers no VAE). Writes accuracy-vs-gan-epochs.md, .json and .png
@@ -291,6 +299,8 @@ def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path,
       lasium-repro epoch-curve --fit runs/bundled/omniglot-gan              # work in runs/gan-curve
       lasium-repro epoch-curve --fit runs/vae-fit --resume                  # a VAE fit; continue its curve
       lasium-repro epoch-curve --quick --fit /tmp/gan --work /tmp/curve --results /tmp/curve
+      lasium-fit --init-from omniglot-gan --epochs 64 --keep-epochs 40,48,56,64 --out runs/gan-cont
+      lasium-repro epoch-curve --fit runs/gan-cont --keep-points results/accuracy-vs-gan-epochs.json
     """
     from .epoch_curve import GENERATOR_KINDS, QUICK, CurveOptions, run
     from .sweep import PointBudget
@@ -306,6 +316,7 @@ def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path,
         results=results,
         threads=threads,
         resume=resume,
+        keep_points=keep_points,
     )
     written = run(options)
     failed = [r["epochs"] for r in written["rows"] if r["status"] != "ok"]

@@ -9,6 +9,12 @@ fit kept (``lasium-repro bundled`` keeps the GAN's 0, 10, 50, 200 and 400 by def
     lasium-repro bundled --out runs/bundled                                   # GPU: the fits and their snapshots
     lasium-repro epoch-curve --fit runs/bundled/omniglot-gan                  # work in runs/gan-curve
     lasium-repro epoch-curve --fit runs/vae-fit --resume                      # a VAE fit; continue an interrupted curve
+    lasium-repro epoch-curve --fit runs/gan-cont --keep-points results/accuracy-vs-gan-epochs.json
+
+``--keep-points`` carries an earlier curve's points (its results JSON, same kind and budget) onto this one at the
+epochs this fit does not score, e.g. a fit continued from a bundled generator (``lasium-fit --init-from``) beside the
+early epochs of a fit from scratch with the same recipe. Each kept point names the fit it came from, on the page and
+in the chart.
 
 The generator's kind (GAN or VAE) is the one the fit's ``config.json`` records (``"kind"``, written by
 ``lasium-fit``); it names the results, ``accuracy-vs-{kind}-epochs.json``, ``.md`` and ``.png``, written into the
@@ -101,6 +107,7 @@ class CurveOptions:
     results: Path = Path("results")
     threads: int | None = None  # OMP_NUM_THREADS of every stage (None: unchanged)
     resume: bool = False
+    keep_points: Path | None = None  # an earlier curve's results JSON: its points at epochs this fit does not score
 
     def command_line(self) -> str:
         """``lasium-repro epoch-curve`` with the options not at their default (what the page records)."""
@@ -114,6 +121,7 @@ class CurveOptions:
         out = asdict(self)
         out.update(fit=str(self.fit), results=str(self.results), epochs=list(self.epochs))
         out["work"] = str(self.work) if self.work is not None else None
+        out["keep_points"] = str(self.keep_points) if self.keep_points is not None else None
         return out
 
 
@@ -220,6 +228,21 @@ def _sigma_line(results: dict[str, Any], label: str) -> str:
     return f"σ of every point: {' and '.join(str(s) for s in sigmas)} ({chosen}; read from each point's shard set)."
 
 
+def _kept_lines(results: dict[str, Any]) -> list[str]:
+    """The page's paragraph on points carried from earlier curves (``--keep-points``): which epochs, which fit,
+    which command; nothing when every point is this fit's."""
+    by_fit: dict[tuple[str, str], list[int]] = {}
+    for r in results["rows"]:
+        if r.get("kept_from"):
+            by_fit.setdefault((str(r["kept_from"]["fit"]), str(r["kept_from"]["command"])), []).append(row_epochs(r))
+    lines = [
+        f"Kept from an earlier curve of the same recipe and budget: epochs {', '.join(map(str, sorted(e)))} from fit "
+        f"`{fit}` (`{command}`)."
+        for (fit, command), e in by_fit.items()
+    ]
+    return [*lines, ""] if lines else []
+
+
 def render(results: dict[str, Any], charts: tuple[str, ...] | None = None) -> str:
     """The page (markdown); ``charts``: the chart files beside it, linked at the end (default: the usual one)."""
     kind = results_kind(results)
@@ -240,6 +263,7 @@ def render(results: dict[str, Any], charts: tuple[str, ...] | None = None) -> st
         "",
         _sigma_line(results, label),
         "",
+        *_kept_lines(results),
         generator.published_note,
         "",
         f"| {label} epochs | published 1-shot | ours val 1-shot | ours val 5-shot | Fréchet distance | status |",
@@ -258,7 +282,8 @@ def render(results: dict[str, Any], charts: tuple[str, ...] | None = None) -> st
             continue
         v = r["val"]
         cells = [f"{v[k]['accuracy_pct']:.2f} ± {v[k]['ci95_pct']:.2f}" if k in v else "–" for k in ("1", "5")]
-        lines.append(f"| {e} | {published} | {cells[0]} | {cells[1]} | {fd} | ok |")
+        status = f"ok (fit `{r['kept_from']['fit']}`)" if r.get("kept_from") else "ok"
+        lines.append(f"| {e} | {published} | {cells[0]} | {cells[1]} | {fd} | {status} |")
     lines.append("")
     failures = [
         f"- {row_epochs(r)} {label} epochs, `{stage['name']}`: {stage.get('note') or stage['status']}"
@@ -280,10 +305,12 @@ def draw(results: dict[str, Any], path: Path) -> Path:
     ours: dict[str, list[tuple[float, float, float]]] = {"ours, val 1-shot": [], "ours, val 5-shot": []}
     for r in results["rows"]:
         if r["status"] == "ok":
+            kept = f" (fit {r['kept_from']['fit']})" if r.get("kept_from") else ""
             for shots in ("1", "5"):
                 if shots in r["val"]:
                     cell = r["val"][shots]
-                    ours[f"ours, val {shots}-shot"].append((row_epochs(r), cell["accuracy_pct"], cell["ci95_pct"]))
+                    points = ours.setdefault(f"ours, val {shots}-shot{kept}", [])
+                    points.append((row_epochs(r), cell["accuracy_pct"], cell["ci95_pct"]))
     series: dict[str, list] = {}
     if generator.published:
         series["published (LASIUM authors), test 1-shot"] = [
@@ -316,6 +343,48 @@ def write_page(results: dict[str, Any], folder: Path, *, write_json: bool = True
     return charts
 
 
+SIZE_KEYS = ("tasks", "iterations", "meta_batch", "val_tasks", "seed")
+
+
+def kept_points(path: Path, kind: str, sizes: Mapping[str, Any], fit: str) -> list[dict[str, Any]]:
+    """The points of an earlier curve (its results JSON at ``path``) to carry onto a curve of ``fit``: every scored
+    one (a failed point is not carried), each marked with the fit it came from (``kept_from``; none when that is ``fit`` itself). A :class:`ConfigError`
+    line when the file is not such results, or records another generator kind or another budget."""
+    try:
+        earlier = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(
+            f"--keep-points {path} is not readable JSON ({exc}); give an accuracy-vs-*-epochs.json"
+        ) from None
+    if not isinstance(earlier, dict) or not isinstance(earlier.get("rows"), list) or "sizes" not in earlier:
+        raise ConfigError(f"--keep-points {path} holds no curve (no rows and sizes); give an accuracy-vs-*-epochs.json")
+    their_kind = results_kind(earlier)
+    if their_kind != kind:
+        raise ConfigError(
+            f"--keep-points {path} is a {their_kind} curve, but --fit is a {kind} fit: keep points of the same kind"
+        )
+    differ = [
+        f"{k} {earlier['sizes'].get(k)} (now {sizes[k]})" for k in SIZE_KEYS if earlier["sizes"].get(k) != sizes[k]
+    ]
+    if differ:
+        raise ConfigError(
+            f"--keep-points {path} was scored with another budget: {', '.join(differ)}; points of one curve share "
+            "one budget, so give the same --tasks/--iterations/--meta-batch/--val-tasks/--seed"
+        )
+    origin = {"fit": earlier.get("fit"), "command": earlier.get("command")}
+    rows = []
+    for row in earlier["rows"]:
+        if row.get("status") != "ok":
+            continue
+        row = dict(row)
+        if "kept_from" not in row and origin["fit"] != fit:
+            row["kept_from"] = origin
+        if row.get("kept_from", {}).get("fit") == fit:
+            row.pop("kept_from")
+        rows.append(row)
+    return rows
+
+
 def chosen_snapshots(options: CurveOptions, kind: str) -> dict[int, Path]:
     """The snapshots of a ``kind`` fit the curve scores (``epochs``, else every one); a :class:`ConfigError` when
     there are none."""
@@ -342,6 +411,14 @@ def run(options: CurveOptions) -> dict[str, Any]:
     work_root = options.work_folder(kind)
     if work_root.exists() and any(work_root.iterdir()) and not options.resume:
         raise ConfigError(f"{work_root} holds an earlier curve; pass --resume to continue it or choose another --work")
+    b = options.budget
+    sizes = {"tasks": b.tasks, "iterations": b.iterations, "meta_batch": b.meta_batch, "val_tasks": b.val_tasks,
+             "seed": b.seed}  # fmt: skip
+    kept: list[dict[str, Any]] = []
+    if options.keep_points is not None:  # read before this curve's results (perhaps the same file) are written
+        kept = [
+            r for r in kept_points(options.keep_points, kind, sizes, str(options.fit)) if row_epochs(r) not in found
+        ]
     options.results.mkdir(parents=True, exist_ok=True)
     env = stage_env(options.threads)
     # the --tuned-for σ (no --sigma): the product default for LASIUM-N ProtoNets tasks of this generator kind
@@ -358,7 +435,6 @@ def run(options: CurveOptions) -> dict[str, Any]:
         row["sigma"] = shard_sigma(work / "shards" / point.shard_name)
         row["stages"] = runner.stages
         rows.append(row)
-        b = options.budget
         results = {
             "format": results_format(kind),
             "kind": kind,
@@ -367,16 +443,10 @@ def run(options: CurveOptions) -> dict[str, Any]:
             "device": device_name(b.device),
             "fit": str(options.fit),
             "work": str(work_root),
-            "sizes": {
-                "tasks": b.tasks,
-                "iterations": b.iterations,
-                "meta_batch": b.meta_batch,
-                "val_tasks": b.val_tasks,
-                "seed": b.seed,
-            },  # fmt: skip
+            "sizes": sizes,
             "published": {str(k): v for k, v in GENERATOR_KINDS[kind].published.items()},
             "wall_seconds": round(time.time() - start, 1),
-            "rows": rows,
+            "rows": sorted(rows + kept, key=row_epochs),
         }
         write_page(results, options.results)
     ok = sum(r["status"] == "ok" for r in rows)
