@@ -1,7 +1,8 @@
-"""``lasium-repro epoch-curve`` (:mod:`lasium.repro.epoch_curve`): accuracy against generator training, one point
-per snapshot ``lasium-fit --keep-epochs`` left, for a GAN or a VAE (the fit's ``config.json`` says which). Snapshot
-discovery for both kinds, the pages (the published GAN curve beside ours; a VAE page without one), the one-line error
-for a folder that names no kind, and (slow) quick runs of the real stages: a one-epoch GAN with its untrained
+"""``lasium-repro epoch-curve`` (:mod:`lasium.repro.epoch_curve`, its page :mod:`lasium.repro.curve_page`): accuracy
+against generator training, one point per snapshot ``lasium-fit --keep-epochs`` left, for a GAN or a VAE (the fit's
+``config.json`` says which). Snapshot discovery for both kinds, the pages (the published GAN curve beside ours; a VAE
+page without one), points kept from an earlier curve, the one-line errors for a folder that names no kind and for
+points of another kind or budget, and (slow) quick runs of the real stages: a one-epoch GAN with its untrained
 snapshot, resumed without running anything again, and a one-epoch VAE (σ: the VAE's value)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from click.testing import CliRunner
 
 from lasium.errors import ConfigError
 from lasium.repro.cli import main as repro_main
+from lasium.repro.curve_page import page_name, render, results_format
 from lasium.repro.epoch_curve import (
     CURVE_BUDGET,
     CurveOptions,
@@ -26,9 +28,6 @@ from lasium.repro.epoch_curve import (
     fit_kind,
     frechet_distance,
     kept_points,
-    page_name,
-    render,
-    results_format,
 )
 from lasium.repro.epoch_curve import snapshots as find_snapshots
 from lasium.repro.pages import PAGES, redraw_page

@@ -277,14 +277,9 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
 @with_options(budget_options(4000, "auto", 1000))
 @click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
 @click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
-@click.option(
-    "--keep-points",
-    type=click.Path(path_type=Path, dir_okay=False, exists=True),
-    default=None,
-    help="An earlier curve's results JSON (same kind and budget): its points at epochs this fit does not score "
-    "stay on the page, each naming its fit (e.g. a fit continued with lasium-fit --init-from beside a fit from "
-    "scratch). It may be the file this run rewrites.",
-)
+@click.option("--keep-points", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
+              help="An earlier curve's results JSON (same kind and budget; may be the one rewritten): its points at "
+              "epochs this fit does not score stay, each naming its fit.")  # fmt: skip
 @user_errors
 def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path, tasks: int, iterations: int,
                 meta_batch: int, val_tasks: int, gen_precision: str, seed: int, device: str, data_root: str | None,
@@ -302,7 +297,8 @@ def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path,
       lasium-fit --init-from omniglot-gan --epochs 64 --keep-epochs 40,48,56,64 --out runs/gan-cont
       lasium-repro epoch-curve --fit runs/gan-cont --keep-points results/accuracy-vs-gan-epochs.json
     """
-    from .epoch_curve import GENERATOR_KINDS, QUICK, CurveOptions, run
+    from .curve_page import GENERATOR_KINDS
+    from .epoch_curve import QUICK, CurveOptions, run
     from .sweep import PointBudget
 
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .epoch_curve import GENERATOR_KINDS, page_name, row_epochs
+from .curve_page import GENERATOR_KINDS, page_name, row_epochs
 from .sweep import DEFAULT_GENERATOR
 from .sweep_page import LEARNER_NAMES, PARAMETERS, PRESET_OF, generator_kind, generator_phrase, reference_value
 

@@ -17,7 +17,7 @@ from typing import Any
 from lasium.safe_io import replace_atomically, write_json_atomic
 
 from .charts import ChartsUnavailable, accuracy_chart, line_chart
-from .epoch_curve import GENERATOR_KINDS, page_name
+from .curve_page import GENERATOR_KINDS, page_name
 from .levers import collect as collect_levers
 from .levers import table as lever_table
 from .omniglot_tables import (

@@ -16,7 +16,7 @@ from typing import Any
 from lasium.errors import ConfigError
 from lasium.safe_io import replace_atomically
 
-from .epoch_curve import GENERATOR_KINDS, results_format
+from .curve_page import GENERATOR_KINDS, results_format
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ def _sweep(results: dict[str, Any], folder: Path) -> list[Path]:
 
 
 def _epoch_curve(results: dict[str, Any], folder: Path) -> list[Path]:
-    from .epoch_curve import page_name, results_kind, write_page
+    from .curve_page import page_name, results_kind, write_page
 
     name = page_name(results_kind(results))
     return [folder / f"{name}.md", *(folder / n for n in write_page(results, folder, write_json=False))]
