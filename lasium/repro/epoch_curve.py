@@ -199,8 +199,8 @@ def kept_points(path: Path, kind: str, sizes: Mapping[str, Any], fit: str) -> li
         if row.get("status") != "ok":
             continue
         row = dict(row)
-        came_from = row.get("kept_from") if isinstance(row.get("kept_from"), dict) else origin
-        row.pop("kept_from", None)
+        marked = row.pop("kept_from", None)
+        came_from: dict[str, Any] = marked if isinstance(marked, dict) else origin
         if came_from.get("fit") != fit:
             row["kept_from"] = came_from
         rows.append(row)
