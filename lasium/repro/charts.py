@@ -92,8 +92,10 @@ def line_chart(
     ylabel: str,
     size: tuple[float, float] = (7.2, 4.4),
     xscale: str = "linear",
+    legend_outside: bool = False,
 ) -> Path:
-    """Each named series of points as a line with markers (and 95% CI error bars when the points carry them)."""
+    """Each named series of points as a line with markers (and 95% CI error bars when the points carry them);
+    ``legend_outside``: the legend right of the axes, where it cannot cover a point."""
     fig = new_figure(*size)
     ax = fig.subplots()
     _plot_series(ax, series)
@@ -107,7 +109,10 @@ def line_chart(
 
         ax.xaxis.set_minor_locator(NullLocator())
     _style(ax, title, xlabel, ylabel)
-    ax.legend(fontsize=8, loc="best")
+    if legend_outside:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.legend(fontsize=8, loc="best")
     return save_figure(fig, path)
 
 

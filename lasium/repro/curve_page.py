@@ -178,6 +178,8 @@ def draw(results: dict[str, Any], path: Path) -> Path:
         xlabel=f"{generator.label} training epochs (symmetric log scale)",
         ylabel="accuracy (%), error bars: 95% CI",
         xscale="symlog",
+        size=(9.6, 4.4),
+        legend_outside=True,  # points at every epoch, so any place inside may cover one
     )
 
 
