@@ -85,13 +85,19 @@ class CurveOptions:
         return out
 
 
+def _read_json(path: Path, give: str, named: str = "") -> Any:
+    """The JSON value in ``path``; a :class:`ConfigError` line (``named``: the option it came from) saying to
+    ``give`` something else when the file is not readable JSON."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ConfigError(f"{named}{path} is not readable JSON ({exc}); give {give}") from None
+
+
 def _read_config(folder: Path) -> dict[str, Any]:
     """A snapshot's ``config.json`` as a dict; a :class:`ConfigError` line when it is not readable JSON."""
     path = folder / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path} is not readable JSON ({exc}); give a lasium-fit output folder") from None
+    config = _read_json(path, "a lasium-fit output folder")
     if not isinstance(config, dict):
         raise ConfigError(f"{path} is not a lasium-fit config (not a JSON object); give a lasium-fit output folder")
     return config
@@ -161,7 +167,7 @@ def device_name(device: str) -> str:
     return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
 
 
-SIZE_KEYS = ("tasks", "iterations", "meta_batch", "val_tasks", "seed")
+SIZE_KEYS = ("tasks", "iterations", "meta_batch", "val_tasks", "seed")  # the budget a curve's points share
 
 
 def kept_points(path: Path, kind: str, sizes: Mapping[str, Any], fit: str) -> list[dict[str, Any]]:
@@ -169,12 +175,7 @@ def kept_points(path: Path, kind: str, sizes: Mapping[str, Any], fit: str) -> li
     one (a failed point is not carried), each marked with the fit it came from (``kept_from``; none when that is
     ``fit`` itself). A :class:`ConfigError` line when the file is not such results, or records another generator
     kind or another budget."""
-    try:
-        earlier = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(
-            f"--keep-points {path} is not readable JSON ({exc}); give an accuracy-vs-*-epochs.json"
-        ) from None
+    earlier = _read_json(path, "an accuracy-vs-*-epochs.json", named="--keep-points ")
     rows_ok = (
         isinstance(earlier, dict) and isinstance(earlier.get("rows"), list) and isinstance(earlier.get("sizes"), dict)
     )
@@ -233,9 +234,7 @@ def run(options: CurveOptions) -> dict[str, Any]:
     work_root = options.work_folder(kind)
     if work_root.exists() and any(work_root.iterdir()) and not options.resume:
         raise ConfigError(f"{work_root} holds an earlier curve; pass --resume to continue it or choose another --work")
-    b = options.budget
-    sizes = {"tasks": b.tasks, "iterations": b.iterations, "meta_batch": b.meta_batch, "val_tasks": b.val_tasks,
-             "seed": b.seed}  # fmt: skip
+    sizes = {k: getattr(options.budget, k) for k in SIZE_KEYS}
     kept: list[dict[str, Any]] = []
     if options.keep_points is not None:  # read before this curve's results (perhaps the same file) are written
         kept = [
@@ -262,7 +261,7 @@ def run(options: CurveOptions) -> dict[str, Any]:
             "kind": kind,
             "command": options.command_line(),
             "options": options.to_json(),
-            "device": device_name(b.device),
+            "device": device_name(options.budget.device),
             "fit": str(options.fit),
             "work": str(work_root),
             "sizes": sizes,
