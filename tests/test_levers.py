@@ -63,8 +63,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     assert any("| reference | reference |" in ln for ln in lines)
     untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
     assert untried == [
-        "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), GAN training epochs, "
-        "VAE training epochs.",
+        "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
+        "GAN training epochs, VAE training epochs.",
         "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks).",
     ]
 
@@ -149,3 +149,19 @@ def test_a_vae_sweep_is_judged_against_the_authors_vae_value(tmp_path):
     (c,) = collect(tmp_path)
     assert c["reference_setting"].startswith("LASIUM-N σ 2 (VAE")  # ProtoNets' VAE σ is 2.0, the GAN's 1.0
     assert c["points"][0]["delta"]["1"]["pct"] == -1.5
+
+
+def test_training_ways_lever_compares_sweeps_that_differ_in_their_ways(tmp_path):
+    point = _row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5))
+    _sweep(tmp_path / "levers" / "ways-5", [point], tasks=4000)
+    _sweep(tmp_path / "levers" / "ways-20", [{**point, "val": _val(92.0, 97.9)}], tasks=4000)
+    data = json.loads((tmp_path / "levers" / "ways-20" / "sweep.json").read_text())
+    data["sizes"]["ways"] = 20
+    (tmp_path / "levers" / "ways-20" / "sweep.json").write_text(json.dumps(data))
+    ways = next(c for c in collect(tmp_path) if c["lever"] == "training ways")
+    assert [p["setting"] for p in ways["points"]] == [
+        "5-way training tasks (4,000 tasks, 1,000 × 4)",
+        "20-way training tasks (4,000 tasks, 1,000 × 4)",
+    ]
+    assert ways["points"][0]["reference"] and ways["points"][1]["delta"]["1"]["pct"] == 1.0
+    assert not any(c["lever"].startswith("budget") for c in collect(tmp_path))  # not read as another budget

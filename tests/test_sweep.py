@@ -42,6 +42,22 @@ def test_maml_points_train_maml_on_the_maml_preset(tmp_path: Path):
     assert proto["gen"][proto["gen"].index("--tuned-for") + 1] == "protonets"
 
 
+def test_training_ways_change_the_generated_tasks_only(tmp_path: Path):
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    five, twenty = commands(point, PointBudget(), tmp_path), commands(point, PointBudget(ways=20), tmp_path)
+    assert "--ways" not in five["gen"]  # 5-way commands stay as the committed sweeps ran them
+    assert twenty["gen"][twenty["gen"].index("--ways") + 1] == "20"
+    assert twenty["train"] == five["train"] and twenty["eval"] == five["eval"]  # validation stays 5-way
+    from lasium.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--ways must be at least 2"):
+        PointBudget(ways=1).validate()
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1,
+            "sizes": dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, ways=20)}  # fmt: skip
+    md = render(page)
+    assert "`lasium-gen` 4,000 20-way tasks" in md and "Training tasks are 20-way; validation stays 5-way." in md
+
+
 def test_the_committed_sweeps_are_planned_with_the_commands_they_ran():
     """results/sweep*.json were made by the old script: today's commands for their points equal the recorded ones
     (what a resumed sweep compares), given the options their pages recorded (the committed ProtoNets sweep was made

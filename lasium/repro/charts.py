@@ -10,7 +10,7 @@ Charts use :class:`matplotlib.figure.Figure` directly (no ``pyplot``): no global
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -95,14 +95,18 @@ def line_chart(
     legend_outside: bool = False,
 ) -> Path:
     """Each named series of points as a line with markers (and 95% CI error bars when the points carry them);
-    ``legend_outside``: the legend right of the axes, where it cannot cover a point."""
+    ``xscale``: linear, symlog or log2 (the last two with a tick at every plotted x); ``legend_outside``: the legend
+    right of the axes, where it cannot cover a point."""
     fig = new_figure(*size)
     ax = fig.subplots()
     _plot_series(ax, series)
-    if xscale == "symlog":
-        ax.set_xscale("symlog", linthresh=10)
+    if xscale in ("symlog", "log2"):
+        if xscale == "symlog":
+            ax.set_xscale("symlog", linthresh=10)
+        else:
+            ax.set_xscale("log", base=2)
         # a tick at every plotted x, labelled as the number it is: the scale's own ticks are powers of ten (none at
-        # all when the points lie between two of them, such as 45-75 epochs)
+        # all when the points lie between two of them, such as 45-75 epochs) or of two
         ticks = sorted({float(p[0]) for points in series.values() for p in points})
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         from matplotlib.ticker import NullLocator
@@ -178,3 +182,32 @@ def panels_chart(
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(title, fontsize=11)
     return save_figure(fig, path)
+
+
+def write_results_page(
+    results: dict[str, Any],
+    folder: Path,
+    name: str,
+    draw: Callable[[dict[str, Any], Path], Path],
+    render: Callable[[dict[str, Any], tuple[str, ...]], str],
+    *,
+    write_json: bool = True,
+    tag: str = "page",
+) -> tuple[str, ...]:
+    """Draw ``name``.png with ``draw`` and write ``name``.md with ``render`` (and, with ``write_json``, the results as
+    ``name``.json) into ``folder``, each file replaced atomically; return the chart names. Without matplotlib the
+    page is written without its chart (a line on stderr says why)."""
+    import json
+    import sys
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        charts: tuple[str, ...] = (draw(results, folder / f"{name}.png").name,)
+    except ChartsUnavailable as exc:
+        print(f"[{tag}] no chart: {exc}", file=sys.stderr)
+        charts = ()
+    if write_json:
+        text = json.dumps(results, indent=2) + "\n"
+        replace_atomically(folder / f"{name}.json", lambda tmp: tmp.write_text(text))
+    replace_atomically(folder / f"{name}.md", lambda tmp: tmp.write_text(render(results, charts)))
+    return charts

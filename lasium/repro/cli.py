@@ -206,13 +206,15 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
     help="Generator of every point: a bundled name or a lasium-fit folder (a refitted GAN, a VAE: then give "
     "--values, the defaults are the GAN's).",
 )
+@click.option("--ways", type=int, default=5, show_default=True,
+              help="N of the generated training tasks (validation stays 5-way): the training-ways lever.")  # fmt: skip
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
 def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, mixtures: str | None, mixture_augment: str, only: str | None,
-          generator: str, threads: int, resume: bool) -> None:  # fmt: skip
+          generator: str, ways: int, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -234,12 +236,14 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --work runs/lever-gan --results results/levers/gan
       lasium-repro sweep --only mixture --mixtures n:1,n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 \\
           --work runs/lever-mix --results results/levers/mix
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --ways 20 \\
+          --work runs/lever-ways-20 --results results/levers/ways-20   # beside a --ways 5 sweep of the same budget
     """
     from .sweep import QUICK, PointBudget, SweepOptions, run
 
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
-                         data_root=data_root, **sizes)  # fmt: skip
+                         data_root=data_root, ways=ways, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
         strategies=names(strategies),
@@ -322,6 +326,46 @@ def epoch_curve(fit: Path, epochs: str | None, work: Path | None, results: Path,
         sys.exit(1)
 
 
+# --- step-curve -----------------------------------------------------------------------------------------------
+@main.command("step-curve", context_settings=CONTEXT)
+@click.option("--run", "run_folder", type=click.Path(path_type=Path, file_okay=False, exists=True), required=True,
+              help="A lasium-train run folder with step-N/ checkpoints (--checkpoint-every).")  # fmt: skip
+@click.option("--steps", default=None, metavar="STEPS",
+              help="Comma-separated training steps to score [the final step and its halves down to the first "
+              "checkpoint kept].")  # fmt: skip
+@click.option("--val-tasks", type=int, default=1000, show_default=True, help="Validation tasks per K_tr.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Episode seed.")
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where the stages run [runs/steps-<run>].")  # fmt: skip
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where step-curve.md, .json and .png go [results/levers/steps-<run>, read by the Omniglot "
+              "page's levers table].")  # fmt: skip
+@click.option("--threads", type=int, default=None, help="OMP_NUM_THREADS of every stage [unchanged].")
+@click.option("--resume", is_flag=True, help="Reuse stages whose commands are unchanged.")
+@user_errors
+def step_curve(run_folder: Path, steps: str | None, **values: Any) -> None:
+    """The budget lever along one run: validation accuracy of the checkpoints a lasium-train run kept.
+
+    lasium-train keeps its learning rate constant and draws each task once, so the checkpoint at step s is a run of
+    s iterations over s x meta-batch distinct tasks: scoring a long run's checkpoints at 1x, 2x, 4x, 8x of a budget
+    on validation episodes (never the test split) says what more iterations and distinct tasks were worth, with
+    evaluations only.
+
+    \b
+    Examples:
+      lasium-repro step-curve --run runs/repro-cpu/runs/maml-n-x8 --steps 1000,2000,4000,8000 --threads 1
+      lasium-repro step-curve --run runs/repro-cpu/runs/protonets-n-x4 --resume
+      lasium-repro page results/levers/steps-maml-n-x8/step-curve.json        # redraw its page
+    """
+    from .step_curve import StepCurveOptions, run
+
+    written = run(StepCurveOptions(run=run_folder, steps=numbers(steps, int, "--steps"), **values))
+    failed = [r["step"] for r in written["rows"] if r["status"] != "ok"]
+    if failed:
+        click.echo(f"error: the evaluations of steps {failed} failed; see {written['options']['work']}/logs", err=True)
+        sys.exit(1)
+
+
 # --- bundled --------------------------------------------------------------------------------------------------
 @main.command(context_settings=CONTEXT)
 @click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/bundled"),
@@ -382,8 +426,8 @@ def precision(**values: object) -> None:
 def page(results_json: tuple[Path, ...]) -> None:
     """Redraw results pages (markdown and charts) from their stored JSON; runs nothing.
 
-    Takes omniglot.json, sweep.json, accuracy-vs-gan-epochs.json, accuracy-vs-vae-epochs.json or precision.json
-    (as written by the other subcommands); writes the page beside each.
+    Takes omniglot.json, sweep.json, accuracy-vs-gan-epochs.json, accuracy-vs-vae-epochs.json, step-curve.json or
+    precision.json (as written by the other subcommands); writes the page beside each.
 
     \b
     Example:

@@ -4,17 +4,14 @@ reads a stored results JSON only, so ``lasium-repro page`` redraws it without ru
 
 from __future__ import annotations
 
-import json
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError
-from lasium.safe_io import replace_atomically
 
-from .charts import ChartsUnavailable, line_chart
+from .charts import line_chart, write_results_page
 from .published import PUBLISHED_GAN_CURVE
 
 TUNED_FOR = "protonets"  # lasium-gen --tuned-for of every point: σ is the value tuned for ProtoNets tasks
@@ -187,14 +184,4 @@ def write_page(results: dict[str, Any], folder: Path, *, write_json: bool = True
     """Draw the chart and write the page (and, with ``write_json``, its JSON) into ``folder``; return the chart
     names. Without matplotlib the page is written without the chart."""
     name = page_name(results_kind(results))
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        charts: tuple[str, ...] = (draw(results, folder / f"{name}.png").name,)
-    except ChartsUnavailable as exc:
-        print(f"[curve] no chart: {exc}", file=sys.stderr)
-        charts = ()
-    if write_json:
-        text = json.dumps(results, indent=2) + "\n"
-        replace_atomically(folder / f"{name}.json", lambda tmp: tmp.write_text(text))
-    replace_atomically(folder / f"{name}.md", lambda tmp: tmp.write_text(render(results, charts)))
-    return charts
+    return write_results_page(results, folder, name, draw, render, write_json=write_json, tag="curve")

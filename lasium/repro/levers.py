@@ -2,10 +2,11 @@
 
 A lever is one knob of the pipeline (σ/α, the training augmentation, the task mixture, the training budget, how long
 the generator trained) tried at several settings by a validation experiment this project already runs
-(``lasium-repro sweep``, ``lasium-repro epoch-curve``), each writing its JSON into the results folder. This module
-only reads them: for each lever it takes the points of its experiments, the point at the lever's reference setting
-(the authors' value, or the cheapest setting tried), and reports every point's validation accuracy and its
-difference from the reference, with the 95% CI of the difference. Nothing is run and no figure is assumed.
+(``lasium-repro sweep``, ``lasium-repro epoch-curve``, ``lasium-repro step-curve``), each writing its JSON into the
+results folder. This module only reads them: for each lever it takes the points of its experiments, the point at the
+lever's reference setting (the authors' value, or the cheapest setting tried), and reports every point's validation
+accuracy and its difference from the reference, with the 95% CI of the difference. Nothing is run and no figure is
+assumed.
 
 The CI of a difference is √(CI_a² + CI_b²), the interval of two independent estimates. The points of one lever are
 scored on the same validation episodes (one episode seed), so this is conservative: a paired interval would be
@@ -89,6 +90,7 @@ class Lever:
     order: Callable[[Row, Results], tuple[float, ...]] | None = None  # how the points sort
     group: Callable[[Row], str] = lambda row: ""
     across_sources: bool = False
+    budget: Callable[[Results], str] | None = None  # the table's budget phrase [tasks, iterations, val tasks]
 
 
 def _strategy_order(row: Row, results: Results) -> tuple[float, ...]:
@@ -152,6 +154,53 @@ def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
     )
 
 
+def _ways(results: Results) -> int:
+    return int(results.get("sizes", {}).get("ways", 5))
+
+
+def _ways_lever(learner: str) -> Lever:
+    """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
+    5-way); the reference is 5-way, the benchmark's N."""
+    from lasium.generate import STRATEGY_PARAMETERS
+
+    sigma = STRATEGY_PARAMETERS[learner]["gan"]["n"]
+    algos = _learner_algos(learner)
+    return Lever(
+        "training ways",
+        learner,
+        ("levers/ways*/sweep.json",),
+        lambda r, res: (
+            _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
+        ),
+        lambda r, res: f"{_ways(res)}-way training tasks ({_budget_setting(r, res)})",
+        "5-way training tasks, the benchmark's N",
+        is_reference=lambda r, res: _ways(res) == 5,
+        order=lambda r, res: (*_budget_size(res), _ways(res)),
+        across_sources=True,
+    )
+
+
+def _step_budget(results: Results) -> str:
+    s = results["sizes"]
+    run = f"`{results['run']}`, {s['iterations']:,} × {s['meta_batch']}"
+    return f"checkpoints of one run ({run}), {s['val_tasks']} val tasks"
+
+
+def _step_lever(learner: str) -> Lever:
+    """The budget lever read off one run (``lasium-repro step-curve``): its checkpoints at several steps."""
+    algos = _learner_algos(learner)
+    return Lever(
+        "budget (iterations, distinct tasks)",
+        learner,
+        ("levers/steps-*/step-curve.json",),
+        lambda r, res: _algo(res) in algos,
+        lambda r, res: f"step {r['step']:,} ({r['tasks_seen']:,} distinct tasks)",
+        "the fewest steps scored along the run",
+        order=lambda r, res: (float(r["step"]),),
+        budget=_step_budget,
+    )
+
+
 LEVERS: tuple[Lever, ...] = (
     *(_parameter_lever(learner, sources) for learner, sources in PARAMETER_SOURCES.items()),
     Lever(
@@ -173,6 +222,8 @@ LEVERS: tuple[Lever, ...] = (
         is_reference=lambda r, res: str(r.get("mix")) in ("n:1", "n:1.0"),
     ),
     *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
+    *(_step_lever(learner) for learner in LEARNERS),
+    _ways_lever("protonets"),
     *(
         Lever(
             f"{generator.label} training epochs",
@@ -244,9 +295,10 @@ def collect(folder: str | Path) -> list[dict[str, Any]]:
                 "lever": lever.name,
                 "learner": lever.learner,
                 "sources": sorted({p[2] for p in points}),
-                "budget": _budget_phrase(points[0][1]) if not lever.across_sources else "by point",
+                "budget": "by point" if lever.across_sources else (lever.budget or _budget_phrase)(points[0][1]),
                 "reference": lever.reference_name,
                 "reference_setting": lever.setting(reference[0], reference[1]) if reference else None,
+                "ordered": lever.is_reference is None and lever.order is not None,  # an axis: budgets, epochs
                 "points": [],
             }
             for row, results, _source in points:
@@ -315,7 +367,21 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
                 f"- {c['lever']} ({learner}): best tried {best['setting']}, worth {worth} points (1-shot / 5-shot) "
                 f"over the reference ({c['reference_setting']})."
             )
+        if c.get("ordered") and best is not c["points"][-1]:
+            best_lines.append(spent_line(c, best, learner))
     return [*out, "", *best_lines, *untried_lines(comparisons)]
+
+
+def spent_line(comparison: dict[str, Any], best: dict[str, Any], learner: str) -> str:
+    """The line saying a lever along an axis (budget, generator epochs) stopped paying: the largest setting tried
+    against the best one, with the CI of the difference."""
+    last = comparison["points"][-1]
+    d = {s: _difference(last["val"][s], best["val"][s]) for s in ("1", "5") if s in last["val"] and s in best["val"]}
+    worth = " / ".join(f"{d[s]['pct']:+.2f} ± {d[s]['ci95_pct']:.2f}" for s in ("1", "5") if s in d)
+    return (
+        f"- {comparison['lever']} ({learner}): spent past {best['setting']}: the largest setting tried "
+        f"({last['setting']}) scores {worth} points (1-shot / 5-shot) against it."
+    )
 
 
 def untried_lines(comparisons: list[dict[str, Any]]) -> list[str]:

@@ -54,6 +54,12 @@ def _precision(results: dict[str, Any], folder: Path) -> list[Path]:
     return [folder / "precision.md"]
 
 
+def _step_curve(results: dict[str, Any], folder: Path) -> list[Path]:
+    from .step_curve import PAGE, write_page
+
+    return [folder / f"{PAGE}.md", *(folder / n for n in write_page(results, folder, write_json=False))]
+
+
 PAGES: dict[str, PageKind] = {
     "lasium-repro-omniglot": PageKind("the Omniglot reproduction (lasium-repro omniglot)", _omniglot),
     "lasium-sweep-omniglot": PageKind("the σ/α and augmentation sweep (lasium-repro sweep)", _sweep),
@@ -62,6 +68,7 @@ PAGES: dict[str, PageKind] = {
         for kind, g in GENERATOR_KINDS.items()
     },
     "lasium-precision-check": PageKind("fp32 against bf16 (lasium-repro precision)", _precision),
+    "lasium-step-curve": PageKind("accuracy along one training run (lasium-repro step-curve)", _step_curve),
 }
 
 

@@ -43,7 +43,8 @@ DEFAULT_GENERATOR = "omniglot-gan"  # lasium-gen's own default: its points' comm
 class PointBudget:
     """What every point of a validation experiment generates, trains and scores (the sweep's and the GAN-epoch
     curve's): one shard set of ``tasks`` tasks → ``iterations`` × ``meta_batch`` of ``algo`` → ``val_tasks``
-    validation tasks per shot."""
+    validation tasks per shot. ``ways``: N of the generated training tasks (validation stays 5-way, the benchmark's N;
+    ProtoNets classify any N, and Snell et al., 2017, trained with more ways than they tested)."""
 
     tasks: int = 2000
     iterations: int = 1000
@@ -54,6 +55,7 @@ class PointBudget:
     seed: int = 0
     device: str = "auto"
     data_root: str | None = None
+    ways: int = 5
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -67,7 +69,13 @@ class PointBudget:
         for name in ("tasks", "iterations", "meta_batch", "val_tasks"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}")
+        if self.ways < 2:
+            raise ConfigError(f"--ways must be at least 2 (classes per training task); got {self.ways}")
         return self
+
+    def ways_args(self) -> list[str]:
+        """lasium-gen's ``--ways`` when the training tasks are not 5-way (5-way commands stay as they were)."""
+        return [] if self.ways == 5 else ["--ways", str(self.ways)]
 
 
 @dataclass(frozen=True)
@@ -193,6 +201,7 @@ def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[st
             "1",
             "--queries",
             "5",
+            *budget.ways_args(),
             "--seed",
             str(budget.seed),
             "--out",
@@ -327,6 +336,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
     }
     if budget.algo != "protonets":  # (ProtoNets pages keep their recorded sizes, so --resume reuses their points)
         sizes["algo"] = budget.algo
+    if budget.ways != 5:  # likewise: 5-way pages keep their recorded sizes
+        sizes["ways"] = budget.ways
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
     earlier = {}

@@ -49,7 +49,8 @@ def mixture_commands(point: Point, budget: PointBudget, work: Path) -> dict[str,
             shards = work / "shards" / "umtra"
             gen = ["lasium-gen", "--source", "umtra", "--dataset", "omniglot", "--n-tasks", str(budget.tasks),
                    "--tasks-per-shard", str(min(budget.tasks, 500)), "--workers", "1", "--shots", "1", "--queries",
-                   "5", "--seed", str(budget.seed), "--out", str(shards), "--quiet", *budget.common()]  # fmt: skip
+                   "5", *budget.ways_args(), "--seed", str(budget.seed), "--out", str(shards), "--quiet",
+                   *budget.common()]  # fmt: skip
         else:
             part = Point("parameter", source, PARAMETERS[source][0], None, point.augment)
             gen = commands(part, budget, work)["gen"]

@@ -79,13 +79,16 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
             else "."
         ),
         "",
-        f"Each point: `lasium-gen` {a['tasks']:,} tasks from the "
+        f"Each point: `lasium-gen` {a['tasks']:,} "
+        + (f"{a['ways']}-way " if a.get("ways", 5) != 5 else "")
+        + "tasks from the "
         f"{generator_phrase(results.get('generator'))} (`--tuned-for {PRESET_OF[a.get('algo', 'protonets')]}`, "
         f"seed {a['seed']}) → "
         f"`lasium-train --algo {a.get('algo', 'protonets')}`, {a['iterations']:,} "
         f"iterations × meta-batch {a['meta_batch']} → `lasium-eval "
         f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
-        "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy.",
+        "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy."
+        + (f" Training tasks are {a['ways']}-way; validation stays 5-way." if a.get("ways", 5) != 5 else ""),
         "",
     ]
     for family, title, column in (

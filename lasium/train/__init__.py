@@ -41,6 +41,7 @@ _EXPORTS = {
     "resolve_preset": "lasium.train.augment",
     "latest_checkpoint": "lasium.train.run_folder",
     "checkpoint_step": "lasium.train.run_folder",
+    "kept_checkpoints": "lasium.train.run_folder",
     "open_shard_set": "lasium.train.shard_access",
     "TaskStream": "lasium.train.streaming",
     "make_loader": "lasium.train.streaming",
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
     from lasium.train.maml import MAML, FirstOrderMAML
     from lasium.train.protonets import ProtoNets
     from lasium.train.registry import ALGORITHMS, build_learner
-    from lasium.train.run_folder import checkpoint_step, latest_checkpoint
+    from lasium.train.run_folder import checkpoint_step, kept_checkpoints, latest_checkpoint
     from lasium.train.shard_access import open_shard_set
     from lasium.train.streaming import TaskStream, check_batch, make_loader, meta_batches
     from lasium.train.synthetic import synthetic_tasks, write_synthetic_shards

@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+from lasium.checkpoint_folder import WEIGHTS_FILE
 from lasium.errors import ConfigError
 from lasium.train.checkpoint import STATE_FILE
 from lasium.train.config import TrainConfig
@@ -42,6 +43,18 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         if step is not None and (best is None or step > best[0]):
             best = (step, folder)
     return None if best is None else best[1]
+
+
+def kept_checkpoints(run_dir: Path) -> dict[int, Path]:
+    """Step → checkpoint folder of every checkpoint a run kept with its weights: each periodic ``step-N/`` and
+    ``last/`` at its own step (``best/`` repeats one of them and ``autosave/`` is temporary: neither is listed)."""
+    found: dict[int, Path] = {}
+    for folder in sorted(run_dir.iterdir()) if run_dir.is_dir() else []:
+        if (STEP_DIR.match(folder.name) or folder.name == "last") and (folder / WEIGHTS_FILE).is_file():
+            step = checkpoint_step(folder)
+            if step is not None:
+                found.setdefault(step, folder)
+    return dict(sorted(found.items()))
 
 
 # What makes two runs the same run: a run folder whose train_config.json differs in these holds another run.
