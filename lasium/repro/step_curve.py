@@ -181,6 +181,13 @@ def run(options: StepCurveOptions) -> dict[str, Any]:
     return results
 
 
+def _learner(algo: str) -> str:
+    """How pages name the learner of an ``--algo``."""
+    from .sweep_page import LEARNER_NAMES
+
+    return LEARNER_NAMES.get(algo, algo)
+
+
 def _cell(row: dict[str, Any], shots: str) -> str:
     cell = row.get("val", {}).get(shots)
     return f"{cell['accuracy_pct']:.2f} ± {cell['ci95_pct']:.2f}" if cell else "–"
@@ -193,7 +200,7 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ()) -> str:
     precisions = sorted({str(r["precision"]) for r in results["rows"] if r.get("precision")})
     device = results["device"] + (f", precision {' and '.join(precisions)}" if precisions else "")
     lines = [
-        f"# Accuracy along one training run ({t['algo']}, Omniglot validation tasks)",
+        f"# Accuracy along one training run ({_learner(t['algo'])}, Omniglot validation tasks)",
         "",
         f"Command: `{results['command']}`. Device: {device}. Run: `{results['run']}` "
         f"(`lasium-train --algo {t['algo']} --augment {t['augment']} --iterations {s['iterations']:,} --meta-batch "
@@ -232,7 +239,7 @@ def draw(results: dict[str, Any], path: Path) -> Path:
     return line_chart(
         series,
         path,
-        title=f"{t['algo']}: Omniglot 5-way validation accuracy along one run",
+        title=f"{_learner(t['algo'])}: Omniglot 5-way validation accuracy along one run",
         xlabel=f"training steps (× {results['sizes']['meta_batch']} distinct tasks each; log scale)",
         ylabel="accuracy (%), error bars: 95% CI",
         xscale="log2",
