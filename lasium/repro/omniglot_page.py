@@ -117,7 +117,8 @@ def render_markdown(results: dict[str, Any]) -> str:
         if results.get("levers"):
             lines += [
                 "Where a target is missed, the levers table below (validation tasks only) says what each lever tried "
-                "was worth, which found nothing more than its reference, and which have not been tried yet.",
+                "was worth, which found nothing more than its reference, where a lever along an axis (budget, "
+                "generator epochs) is spent, and which have not been tried yet.",
                 "",
             ]
     levers = lever_table(results.get("levers") or [])
