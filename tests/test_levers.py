@@ -156,12 +156,12 @@ def test_training_ways_lever_compares_sweeps_that_differ_in_their_ways(tmp_path)
     _sweep(tmp_path / "levers" / "ways-5", [point], tasks=4000)
     _sweep(tmp_path / "levers" / "ways-20", [{**point, "val": _val(92.0, 97.9)}], tasks=4000)
     data = json.loads((tmp_path / "levers" / "ways-20" / "sweep.json").read_text())
-    data["sizes"]["ways"] = 20
+    data["sizes"].update(ways=20, epsilon=204.2)
     (tmp_path / "levers" / "ways-20" / "sweep.json").write_text(json.dumps(data))
     ways = next(c for c in collect(tmp_path) if c["lever"] == "training ways")
     assert [p["setting"] for p in ways["points"]] == [
         "5-way training tasks (4,000 tasks, 1,000 × 4)",
-        "20-way training tasks (4,000 tasks, 1,000 × 4)",
+        "20-way training tasks, ε 204.2 (4,000 tasks, 1,000 × 4)",
     ]
     assert ways["points"][0]["reference"] and ways["points"][1]["delta"]["1"]["pct"] == 1.0
     assert not any(c["lever"].startswith("budget") for c in collect(tmp_path))  # not read as another budget

@@ -50,12 +50,15 @@ def test_training_ways_change_the_generated_tasks_only(tmp_path: Path):
     assert twenty["train"] == five["train"] and twenty["eval"] == five["eval"]  # validation stays 5-way
     from lasium.errors import ConfigError
 
+    wide = commands(point, PointBudget(ways=20, epsilon=204.2), tmp_path)["gen"]
+    assert wide[wide.index("--epsilon") + 1] == "204.2" and "--epsilon" not in twenty["gen"]
     with pytest.raises(ConfigError, match="--ways must be at least 2"):
         PointBudget(ways=1).validate()
-    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1,
-            "sizes": dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, ways=20)}  # fmt: skip
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, ways=20, epsilon=204.2)
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
     md = render(page)
     assert "`lasium-gen` 4,000 20-way tasks" in md and "Training tasks are 20-way; validation stays 5-way." in md
+    assert "Anchors at least ε 204.2 apart" in md
 
 
 def test_the_committed_sweeps_are_planned_with_the_commands_they_ran():

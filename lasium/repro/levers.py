@@ -158,6 +158,11 @@ def _ways(results: Results) -> int:
     return int(results.get("sizes", {}).get("ways", 5))
 
 
+def _epsilon(results: Results) -> str:
+    epsilon = results.get("sizes", {}).get("epsilon")
+    return f", ε {epsilon:g}" if epsilon is not None else ""
+
+
 def _ways_lever(learner: str) -> Lever:
     """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
     5-way); the reference is 5-way, the benchmark's N."""
@@ -172,7 +177,7 @@ def _ways_lever(learner: str) -> Lever:
         lambda r, res: (
             _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
         ),
-        lambda r, res: f"{_ways(res)}-way training tasks ({_budget_setting(r, res)})",
+        lambda r, res: f"{_ways(res)}-way training tasks{_epsilon(res)} ({_budget_setting(r, res)})",
         "5-way training tasks, the benchmark's N",
         is_reference=lambda r, res: _ways(res) == 5,
         order=lambda r, res: (*_budget_size(res), _ways(res)),

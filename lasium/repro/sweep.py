@@ -56,6 +56,7 @@ class PointBudget:
     device: str = "auto"
     data_root: str | None = None
     ways: int = 5
+    epsilon: float | None = None  # lasium-gen --epsilon (None: its default; more ways may need a smaller one)
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -74,8 +75,11 @@ class PointBudget:
         return self
 
     def ways_args(self) -> list[str]:
-        """lasium-gen's ``--ways`` when the training tasks are not 5-way (5-way commands stay as they were)."""
-        return [] if self.ways == 5 else ["--ways", str(self.ways)]
+        """lasium-gen's ``--ways`` when the training tasks are not 5-way (5-way commands stay as they were), and its
+        ``--epsilon`` when one is given (20-way anchors far apart at the 5-way ε are too rare: lasium-gen says so
+        and suggests one)."""
+        ways = [] if self.ways == 5 else ["--ways", str(self.ways)]
+        return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["algo"] = budget.algo
     if budget.ways != 5:  # likewise: 5-way pages keep their recorded sizes
         sizes["ways"] = budget.ways
+    if budget.epsilon is not None:
+        sizes["epsilon"] = budget.epsilon
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
     earlier = {}
