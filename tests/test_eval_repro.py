@@ -442,7 +442,7 @@ def test_other_task_sources_are_planned_at_the_lasium_budgets(tmp_path):
 def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     cpu = SIZES["cpu"]
     rows = {r.key: r for r in plan_longer_rows(cpu)}
-    assert set(rows) == {"maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8"}
+    assert set(rows) == {"maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "protonets-n-w20"}
     assert all(r.family == "lasium" and r.optional for r in rows.values())
     p = driver_pipeline(tmp_path, sizes="cpu")
     longer = p.planned_commands(rows["maml-n-x4"])
@@ -458,6 +458,29 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     eight = p.planned_commands(rows["maml-n-x8"])
     assert f"--iterations {8 * cpu.maml_iterations} " in eight["train"]
     assert f"shards/n-maml-{8 * cpu.gen_tasks_maml} " in eight["gen"]
+
+
+def test_wider_row_trains_protonets_on_20_way_tasks_of_its_own_at_the_preset_budget(tmp_path):
+    cpu = SIZES["cpu"]
+    wide = next(r for r in plan_longer_rows(cpu) if r.key == "protonets-n-w20")
+    assert wide.family == "lasium" and wide.optional and wide.label.endswith("20-way training tasks (ours)")
+    p = driver_pipeline(tmp_path, sizes="cpu")
+    plan = p.planned_commands(wide)
+    main = p.planned_commands(next(r for r in plan_rows("maml") if r.key == "protonets-n"))
+    assert " --ways 20 --epsilon 204.2" in plan["gen"] and "--ways" not in main["gen"]
+    assert "shards/n-protonets-w20-e204.2 " in plan["gen"]  # its own set, beside the 5-way one
+    assert plan["gen"].replace(" --ways 20 --epsilon 204.2", "").replace("-w20-e204.2", "") == main["gen"]
+    assert (
+        plan["train"].replace("n-protonets-w20-e204.2", "n-protonets").replace("protonets-n-w20", "protonets-n")
+        == (main["train"])
+    )  # the same training (5-way validation, the preset's budget) on the wider set
+    assert "--ways" not in plan["eval"]  # scored 5-way, as every row
+    # --plan counts the wider tasks: 4x the classes of a 5-way set
+    gen = {s["name"]: s["seconds"] for s in p.stage_estimates(wide)}
+    five = {
+        s["name"]: s["seconds"] for s in p.stage_estimates(next(r for r in plan_rows("maml") if r.key == "protonets-n"))
+    }
+    assert gen["gen-n-protonets-w20-e204.2"] > 3 * five["gen-n-protonets"]
 
 
 def test_ablation_steps_at_the_sizes_and_sigma_of_the_main_row_share_its_shard_set(tmp_path):

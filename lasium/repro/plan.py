@@ -52,6 +52,8 @@ class StagePlanner:
             "augment": self.sizes.augment,
             "param": None,
             "precision": None,
+            "ways": None,  # N of the generated training tasks (None: 5, the benchmark's)
+            "epsilon": None,  # lasium-gen --epsilon (None: its default)
         }
         settings = {**base, **row.overrides}
         if row.mix:  # the sets it mixes, each the one the row of that source (same learner) generates
@@ -76,12 +78,15 @@ class StagePlanner:
         """(stage name, lasium-gen arguments, shard folder) of the row's shard set."""
         s, a = self.sizes, self.options
         preset = self.preset_of(row)
-        n, param = self.settings(row)["tasks"], self.settings(row)["param"]
+        settings = self.settings(row)
+        n, param, ways, epsilon = settings["tasks"], settings["param"], settings["ways"], settings["epsilon"]
         name = "real" if row.source == "real" else f"{row.source}-{preset}"
         # Ablation sets differ from the preset's in size or σ/α; one that differs in neither is the main rows' set,
         # generated once (the same command, folder and stage).
         if n != self.preset_tasks(row) or param is not None:
             name += f"-{n}" + (f"-p{param:g}" if param is not None else "")
+        if ways is not None:  # wider training tasks (and the anchor separation they need)
+            name += f"-w{ways}" + (f"-e{epsilon:g}" if epsilon is not None else "")
         if row.generator != "gan":  # a VAE row's set (the GAN rows' names are those of every earlier work folder)
             name += f"-{row.generator}"
         out = self.work / "shards" / name
@@ -158,6 +163,8 @@ class StagePlanner:
             ] + common
             if param is not None:
                 args += ["--sigma" if row.source == "n" else "--alpha", f"{param:g}"]
+            if ways is not None:
+                args += ["--ways", str(ways)] + (["--epsilon", f"{epsilon:g}"] if epsilon is not None else [])
             args += ["--device", a.device] if a.device != "auto" else []
             if row.generator == "vae" and a.data_root:  # a VAE encodes real train images as its anchors
                 args += ["--data-root", a.data_root]
@@ -319,7 +326,8 @@ class StagePlanner:
                 name, args, shards = self.gen_stage(part)
                 left = self.left(name, "lasium-gen", args, gen_progress(shards, n), keeps_own=True)
                 rate = r["gen"] if part.source in ("n", "ro", "oc") else r.get(part.source, r.get("real", r["gen"]))
-                seconds = (r["startup"] + n / rate) * left
+                width = (self.settings(part)["ways"] or 5) / 5  # classes per task against the rates' 5-way tasks
+                seconds = (r["startup"] + n * width / rate) * left
                 if part.source == "cactus" and not self.clustered and left:
                     seconds += r.get("cactus_setup", 0.0)  # the k-means partitions, once per run (then cached)
                 if part.source not in self.previews and part.source != "real":
@@ -342,7 +350,7 @@ class StagePlanner:
                 dict(
                     name=name,
                     console="lasium-train",
-                    seconds=(r["startup"] + its * mb / r[row.algo] + val_s) * left,
+                    seconds=(r["startup"] + its * mb * (settings["ways"] or 5) / 5 / r[row.algo] + val_s) * left,
                     resumes=f"continues exactly from its latest checkpoint ({every})",
                 )
             )
