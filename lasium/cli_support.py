@@ -226,6 +226,12 @@ class OneLineGroup(_OneLineUsageErrors, click.Group):
 
     command_class = _SubCommand
 
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        """Register ``cmd``; a command defined elsewhere (``@click.command``) gets ``-q``/``-v`` here."""
+        if not isinstance(cmd, (_SubCommand, click.Group)):
+            add_verbosity_options(cmd)
+        super().add_command(cmd, name)
+
 
 def one_line_warnings(func: Callable[..., Any]) -> Callable[..., Any]:
     """Wrap a click command so each warning raised while it runs is one ``warning: message`` line on stderr
