@@ -65,8 +65,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
-        "GAN training epochs, VAE training epochs.",
-        "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks).",
+        "learning-rate schedule, GAN training epochs, VAE training epochs.",
+        "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), learning-rate schedule.",
     ]
 
 
@@ -165,4 +165,27 @@ def test_training_ways_lever_compares_sweeps_that_differ_in_their_ways(tmp_path)
         "20-way training tasks, ε 204.2 (4,000 tasks, 1,000 × 4)",
     ]
     assert ways["points"][0]["reference"] and ways["points"][1]["delta"]["1"]["pct"] == 1.0
+    assert not any(c["lever"].startswith("budget") for c in collect(tmp_path))  # not read as another budget
+
+
+def test_learning_rate_lever_compares_schedules_within_each_budget(tmp_path):
+    point = _row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5))
+    for name, tasks, iterations, schedule, one in (
+        ("lr-constant-1k", 4000, 1000, "constant", 90.0),
+        ("lr-cosine-1k", 4000, 1000, "cosine", 90.5),
+        ("lr-constant-8k", 32000, 8000, "constant", 94.0),
+        ("lr-cosine-8k", 32000, 8000, "cosine", 95.0),
+    ):
+        _sweep(tmp_path / "levers" / name, [{**point, "val": _val(one, 98.0)}], tasks=tasks, iterations=iterations)
+        if schedule != "constant":
+            data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+            data["sizes"]["lr_schedule"] = schedule
+            (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    found = [c for c in collect(tmp_path) if c["lever"] == "learning-rate schedule"]
+    assert [[p["setting"] for p in c["points"]] for c in found] == [
+        ["`constant` (4,000 tasks, 1,000 × 4)", "`cosine` (4,000 tasks, 1,000 × 4)"],
+        ["`constant` (32,000 tasks, 8,000 × 4)", "`cosine` (32,000 tasks, 8,000 × 4)"],
+    ]
+    assert [c["points"][1]["delta"]["1"]["pct"] for c in found] == [0.5, 1.0]  # each against its own budget
+    assert all(c["points"][0]["reference"] and c["learner"] == "protonets" for c in found)
     assert not any(c["lever"].startswith("budget") for c in collect(tmp_path))  # not read as another budget

@@ -169,6 +169,28 @@ def test_a_budget_that_stops_paying_is_called_spent(tmp_path):
     ]
 
 
+def test_a_wider_run_says_so_and_an_annealed_run_is_no_budget_lever(tmp_path):
+    wide = _curve(
+        tmp_path / "levers" / "steps-protonets-n-w20", "protonets", {1000: _val(94.3, 98.5), 2000: _val(94.7, 98.8)}
+    )
+    wide["train"]["ways"] = 20
+    (tmp_path / "levers" / "steps-protonets-n-w20" / "step-curve.json").write_text(json.dumps(wide))
+    annealed = _curve(
+        tmp_path / "levers" / "steps-cosine", "protonets", {1000: _val(90.0, 97.0), 8000: _val(95.0, 99.0)}
+    )
+    annealed["train"]["lr_schedule"] = "cosine"
+    (tmp_path / "levers" / "steps-cosine" / "step-curve.json").write_text(json.dumps(annealed))
+    (budget,) = [c for c in collect(tmp_path) if c["lever"].startswith("budget")]
+    assert budget["sources"] == ["levers/steps-protonets-n-w20/step-curve.json"]
+    assert [p["setting"] for p in budget["points"]] == [
+        "step 1,000 (4,000 distinct 20-way tasks)",
+        "step 2,000 (8,000 distinct 20-way tasks)",
+    ]
+    assert "Training tasks are 20-way; validation stays 5-way." in render(wide)
+    assert "anneals its learning rate (`--lr-schedule cosine` over 8,000 iterations)" in render(annealed)
+    assert "keeps its learning rate constant" in render(wide)
+
+
 @pytest.mark.slow
 @pytest.mark.omniglot
 def test_a_real_run_is_scored_at_its_steps_and_resumed(tmp_path, omniglot_root, monkeypatch):

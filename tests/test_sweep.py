@@ -61,6 +61,22 @@ def test_training_ways_change_the_generated_tasks_only(tmp_path: Path):
     assert "Anchors at least ε 204.2 apart" in md
 
 
+def test_a_learning_rate_schedule_changes_the_training_command_only(tmp_path: Path):
+    from lasium.errors import ConfigError
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    constant = commands(point, PointBudget(), tmp_path)
+    cosine = commands(point, PointBudget(lr_schedule="cosine"), tmp_path)
+    assert "--lr-schedule" not in constant["train"]  # constant-rate commands stay as the committed sweeps ran them
+    assert cosine["train"][cosine["train"].index("--lr-schedule") + 1] == "cosine"
+    assert cosine["gen"] == constant["gen"] and cosine["eval"] == constant["eval"]
+    with pytest.raises(ConfigError, match="--lr-schedule must be one of constant, cosine"):
+        PointBudget(lr_schedule="step").validate()
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, lr_schedule="cosine")
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
+    assert "Learning rate: `--lr-schedule cosine`." in render(page)
+
+
 def test_the_committed_sweeps_are_planned_with_the_commands_they_ran():
     """results/sweep*.json were made by the old script: today's commands for their points equal the recorded ones
     (what a resumed sweep compares), given the options their pages recorded (the committed ProtoNets sweep was made

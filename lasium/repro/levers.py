@@ -88,7 +88,7 @@ class Lever:
     reference_name: str  # what the reference is, as the table says it
     is_reference: Callable[[Row, Results], bool] | None = None
     order: Callable[[Row, Results], tuple[float, ...]] | None = None  # how the points sort
-    group: Callable[[Row], str] = lambda row: ""
+    group: Callable[[Row, Results], str] = lambda row, results: ""
     across_sources: bool = False
     budget: Callable[[Results], str] | None = None  # the table's budget phrase [tasks, iterations, val tasks]
 
@@ -123,7 +123,7 @@ def _parameter_lever(learner: str, sources: tuple[str, ...]) -> Lever:
         f"the authors' value for {LEARNER_NAMES[learner]}",
         is_reference=_is_reference_value,
         order=_strategy_order,
-        group=lambda r: str(r["strategy"]),
+        group=lambda r, res: str(r["strategy"]),
     )
 
 
@@ -185,6 +185,39 @@ def _ways_lever(learner: str) -> Lever:
     )
 
 
+def _lr_schedule(results: Results) -> str:
+    return str(results.get("sizes", {}).get("lr_schedule", "constant"))
+
+
+def _lr_schedule_lever(learner: str) -> Lever:
+    """How Adam's rate changes over a run (``lasium-train --lr-schedule``): sweeps of LASIUM-N at its tuned σ that
+    differ in ``--lr-schedule`` alone, compared within one budget (a schedule is worth most where a constant rate has
+    stopped gaining); the reference is the constant rate of the authors' code."""
+    from lasium.generate import STRATEGY_PARAMETERS
+
+    sigma = STRATEGY_PARAMETERS[learner]["gan"]["n"]
+    algos = _learner_algos(learner)
+    return Lever(
+        "learning-rate schedule",
+        learner,
+        ("levers/lr-*/sweep.json",),
+        lambda r, res: (
+            _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
+        ),
+        lambda r, res: f"`{_lr_schedule(res)}` ({_budget_setting(r, res)})",
+        "a constant rate, as in the authors' code",
+        is_reference=lambda r, res: _lr_schedule(res) == "constant",
+        order=lambda r, res: (float(_lr_schedule(res) != "constant"),),
+        group=lambda r, res: _budget_setting(r, res),
+        across_sources=True,
+    )
+
+
+def _run_ways(results: Results) -> str:
+    ways = results.get("train", {}).get("ways")
+    return f"{ways}-way " if ways not in (None, 5) else ""
+
+
 def _step_budget(results: Results) -> str:
     s = results["sizes"]
     run = f"`{results['run']}`, {s['iterations']:,} × {s['meta_batch']}"
@@ -198,8 +231,9 @@ def _step_lever(learner: str) -> Lever:
         "budget (iterations, distinct tasks)",
         learner,
         ("levers/steps-*/step-curve.json",),
-        lambda r, res: _algo(res) in algos,
-        lambda r, res: f"step {r['step']:,} ({r['tasks_seen']:,} distinct tasks)",
+        # an annealed run's earlier checkpoints are not shorter runs of its schedule: no budget points
+        lambda r, res: _algo(res) in algos and res.get("train", {}).get("lr_schedule", "constant") == "constant",
+        lambda r, res: f"step {r['step']:,} ({r['tasks_seen']:,} distinct {_run_ways(res)}tasks)",
         "the fewest steps scored along the run",
         order=lambda r, res: (float(r["step"]),),
         budget=_step_budget,
@@ -229,6 +263,7 @@ LEVERS: tuple[Lever, ...] = (
     *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
     *(_step_lever(learner) for learner in LEARNERS),
     _ways_lever("protonets"),
+    *(_lr_schedule_lever(learner) for learner in LEARNERS),
     *(
         Lever(
             f"{generator.label} training epochs",
@@ -284,7 +319,7 @@ def collect(folder: str | Path) -> list[dict[str, Any]]:
         for source, results in found:
             for row in results["rows"]:
                 if row.get("status") == "ok" and row.get("val") and lever.select(row, results):
-                    key = ("" if lever.across_sources else source, lever.group(row))
+                    key = ("" if lever.across_sources else source, lever.group(row, results))
                     groups.setdefault(key, []).append((row, results, source))
         for points in groups.values():
             if lever.order is not None:

@@ -169,8 +169,10 @@ def run(options: StepCurveOptions) -> dict[str, Any]:
             "device": device_name("auto"),  # where lasium-eval (device auto) scored
             "run": str(options.run),
             "train": {
-                k: config.get(k) for k in ("algo", "augment", "lr", "meta_batch", "iterations", "shards", "seed")
-            },
+                k: config.get(k)
+                for k in ("algo", "augment", "lr", "meta_batch", "iterations", "shards", "seed", "ways")
+            }
+            | {"lr_schedule": config.get("lr_schedule") or "constant"},  # runs from before the option: constant
             "sizes": sizes,
             "wall_seconds": round(time.time() - start, 1),
             "rows": rows,
@@ -208,8 +210,15 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ()) -> str:
         + (f", {s['tasks']:,} tasks" if s.get("tasks") else "")
         + ").",
         "",
-        "`lasium-train` keeps its learning rate constant and draws each task once, so the checkpoint at step s is a "
-        "run of s iterations over s × meta-batch distinct tasks. Each checkpoint: `lasium-eval --split val --shots "
+        (
+            "`lasium-train` keeps its learning rate constant and draws each task once, so the checkpoint at step s is "
+            "a run of s iterations over s × meta-batch distinct tasks."
+            if t.get("lr_schedule", "constant") == "constant"
+            else f"This run anneals its learning rate (`--lr-schedule {t['lr_schedule']}` over {s['iterations']:,} "
+            "iterations), so a checkpoint before the last is not a shorter run of the same schedule."
+        )
+        + (f" Training tasks are {t['ways']}-way; validation stays 5-way." if t.get("ways", 5) not in (5, None) else "")
+        + " Each checkpoint: `lasium-eval --split val --shots "
         f"1,5 --tasks {s['val_tasks']} --seed {s['seed']}` (validation characters, never the test split; 5-way, 15 "
         "queries; mean ± 95% CI).",
         "",

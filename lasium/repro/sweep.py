@@ -57,6 +57,7 @@ class PointBudget:
     data_root: str | None = None
     ways: int = 5
     epsilon: float | None = None  # lasium-gen --epsilon (None: its default; more ways may need a smaller one)
+    lr_schedule: str = "constant"  # lasium-train --lr-schedule: the learning-rate schedule lever
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -72,6 +73,10 @@ class PointBudget:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}")
         if self.ways < 2:
             raise ConfigError(f"--ways must be at least 2 (classes per training task); got {self.ways}")
+        from lasium.train import LR_SCHEDULES
+
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
         return self
 
     def ways_args(self) -> list[str]:
@@ -80,6 +85,10 @@ class PointBudget:
         and suggests one)."""
         ways = [] if self.ways == 5 else ["--ways", str(self.ways)]
         return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
+
+    def schedule_args(self) -> list[str]:
+        """lasium-train's ``--lr-schedule`` when it is not the default (constant-rate commands stay as they were)."""
+        return [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
 
 
 @dataclass(frozen=True)
@@ -223,6 +232,7 @@ def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[st
             point.augment,
             "--iterations",
             str(budget.iterations),
+            *budget.schedule_args(),
             "--meta-batch",
             str(budget.meta_batch),
             "--val-every",
@@ -344,6 +354,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["ways"] = budget.ways
     if budget.epsilon is not None:
         sizes["epsilon"] = budget.epsilon
+    if budget.lr_schedule != "constant":  # likewise: constant-rate pages keep their recorded sizes
+        sizes["lr_schedule"] = budget.lr_schedule
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
     earlier = {}

@@ -33,6 +33,7 @@ _EXPORTS = {
     "STATE_FILE": "lasium.train.checkpoint",
     "inner_loop_options": "lasium.train.learner",
     "BACKBONES": "lasium.train.backbone",
+    "LR_SCHEDULES": "lasium.train.lr_schedule",
     "save_checkpoint": "lasium.train.checkpoint",
     "train": "lasium.train.trainer",
     "Trainer": "lasium.train.trainer",
@@ -67,6 +68,7 @@ if TYPE_CHECKING:
     from lasium.train.checkpoint import STATE_FILE, find_checkpoint, load_learner, read_configs, save_checkpoint
     from lasium.train.config import TrainConfig
     from lasium.train.learner import LearnerConfig, MetaLearner, inner_loop_options
+    from lasium.train.lr_schedule import LR_SCHEDULES
     from lasium.train.maml import MAML, FirstOrderMAML
     from lasium.train.protonets import ProtoNets
     from lasium.train.registry import ALGORITHMS, build_learner

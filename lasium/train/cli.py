@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,11 @@ from lasium.train.augment import preset_names
 from lasium.train.backbone import BACKBONES
 from lasium.train.checkpoint import read_configs
 from lasium.train.config import TrainConfig
+from lasium.train.lr_schedule import LR_SCHEDULES
 from lasium.train.registry import ALGORITHMS
 from lasium.train.shard_access import run_name
+
+logger = logging.getLogger(__name__)
 
 # CLI option name -> TrainConfig field (all the same but for the resume flag and progress)
 FIELDS = (
@@ -28,6 +32,7 @@ FIELDS = (
     "inner_steps",
     "inner_lr",
     "lr",
+    "lr_schedule",
     "backbone",
     "precision",
     "augment",
@@ -75,6 +80,15 @@ FIELDS = (
 @click.option("--inner-steps", type=int, default=5, show_default=True, help="MAML inner SGD steps.")
 @click.option("--inner-lr", type=float, default=0.4, show_default=True, help="MAML inner learning rate.")
 @click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate (meta-parameters).")
+@click.option(
+    "--lr-schedule",
+    type=click.Choice(list(LR_SCHEDULES)),
+    default="constant",
+    show_default=True,
+    help="How --lr changes over the run: constant, or cosine (annealed to 0 at --iterations; a --resume with "
+    "another --iterations stretches or shortens the rest of the curve). A new one is one entry of "
+    "lasium.train.lr_schedule.LR_SCHEDULES.",
+)
 @click.option(
     "--backbone",
     default="conv4",
@@ -238,6 +252,13 @@ a weighted mixture
                     "it: pass the run's --shards again to resume"
                 )
         config = TrainConfig.from_dict(merged)
+        if config.lr_schedule != "constant" and config.iterations != saved.iterations:
+            logger.warning(
+                "--lr-schedule %s follows --iterations: resuming with %d instead of %d redraws the rest of its curve",
+                config.lr_schedule,
+                config.iterations,
+                saved.iterations,
+            )
     else:
         config = TrainConfig(**{k: options[k] for k in FIELDS})
     keep_freed_memory()  # reuse each step's activation buffers for the next (no page faults; 84-px MAML: sys 6-7 → 4 s)

@@ -11,6 +11,7 @@ from lasium.precision import PRECISIONS
 from lasium.train.augment import preset_names
 from lasium.train.backbone import BACKBONES
 from lasium.train.learner import LearnerConfig
+from lasium.train.lr_schedule import LR_SCHEDULES
 from lasium.train.registry import ALGORITHMS
 
 
@@ -30,6 +31,7 @@ class TrainConfig:
     inner_steps: int = 5
     inner_lr: float = 0.4
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # a name in lasium.train.lr_schedule.LR_SCHEDULES: how --lr changes over the run
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES
     hidden: int = 64
     precision: str = "auto"  # auto = bf16 autocast where the device has native bf16 (CUDA, AVX512-BF16/AMX CPUs)
@@ -91,6 +93,8 @@ class TrainConfig:
                 raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
         if self.algo in ALGORITHMS and ALGORITHMS[self.algo].adapts and self.inner_lr <= 0:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.augment not in preset_names():

@@ -39,6 +39,7 @@ from lasium.train.augment import AugmentPreset, augment_tasks, get_preset, resol
 from lasium.train.checkpoint import load_training_state, read_configs, rng_state, save_checkpoint
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
+from lasium.train.lr_schedule import set_learning_rate
 from lasium.train.mixture import open_mixture
 from lasium.train.registry import build_learner
 from lasium.train.run_folder import AUTOSAVE, latest_checkpoint, refuse_other_run, tidy_run_folder
@@ -249,6 +250,7 @@ class Trainer:
                 batch, shards = next(batches)
                 shards_read.update(shards)
                 batch = augment_batch(self.augment, batch, cfg.seed, ctx.rank, step)
+                lr = set_learning_rate(optimizer, cfg.lr, cfg.lr_schedule, step, cfg.iterations)
                 out = meta_step(learner, optimizer, step_fn, batch, autocast, ctx)
                 window += torch.stack(
                     [
@@ -268,6 +270,7 @@ class Trainer:
                         "loss": loss / max(n, 1),
                         "accuracy": acc / max(n, 1),
                         "tasks_per_s": n * ctx.world_size / max(now - clock, 1e-9),
+                        "lr": lr,
                     }
                     window.zero_()
                     clock = now
