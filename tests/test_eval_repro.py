@@ -442,7 +442,9 @@ def test_other_task_sources_are_planned_at_the_lasium_budgets(tmp_path):
 def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     cpu = SIZES["cpu"]
     rows = {r.key: r for r in plan_longer_rows(cpu)}
-    assert set(rows) == {"maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "protonets-n-w20"}
+    assert set(rows) == {
+        "maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "protonets-n-w20", "protonets-n-w20-cosine"
+    }  # fmt: skip
     assert all(r.family == "lasium" and r.optional for r in rows.values())
     p = driver_pipeline(tmp_path, sizes="cpu")
     longer = p.planned_commands(rows["maml-n-x4"])
@@ -481,6 +483,18 @@ def test_wider_row_trains_protonets_on_20_way_tasks_of_its_own_at_the_preset_bud
         s["name"]: s["seconds"] for s in p.stage_estimates(next(r for r in plan_rows("maml") if r.key == "protonets-n"))
     }
     assert gen["gen-n-protonets-w20-e204.2"] > 3 * five["gen-n-protonets"]
+
+
+def test_the_cosine_wider_row_trains_on_the_wider_rows_set_with_an_annealed_rate(tmp_path):
+    rows = {r.key: r for r in plan_longer_rows(SIZES["cpu"])}
+    cosine, constant = rows["protonets-n-w20-cosine"], rows["protonets-n-w20"]
+    assert cosine.label.endswith("20-way training tasks, cosine learning rate (ours)") and cosine.optional
+    p = driver_pipeline(tmp_path, sizes="cpu")
+    plan, plain = p.planned_commands(cosine), p.planned_commands(constant)
+    assert plan["gen"] == plain["gen"]  # the same 20-way set, generated once
+    assert " --lr-schedule cosine " in plan["train"] and "--lr-schedule" not in plain["train"]
+    assert plan["train"].replace(" --lr-schedule cosine", "").replace("w20-cosine", "w20") == plain["train"]
+    assert plan["eval"].replace("w20-cosine", "w20") == plain["eval"]
 
 
 def test_ablation_steps_at_the_sizes_and_sigma_of_the_main_row_share_its_shard_set(tmp_path):

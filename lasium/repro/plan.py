@@ -54,6 +54,7 @@ class StagePlanner:
             "precision": None,
             "ways": None,  # N of the generated training tasks (None: 5, the benchmark's)
             "epsilon": None,  # lasium-gen --epsilon (None: its default)
+            "lr_schedule": None,  # lasium-train --lr-schedule (None: its default, a constant rate)
         }
         settings = {**base, **row.overrides}
         if row.mix:  # the sets it mixes, each the one the row of that source (same learner) generates
@@ -189,6 +190,7 @@ class StagePlanner:
             str(its),
             "--meta-batch",
             str(mb),
+            *(["--lr-schedule", settings["lr_schedule"]] if settings["lr_schedule"] else []),
             "--augment",
             settings["augment"],
             *self.precision_args(row, "train"),
