@@ -135,18 +135,29 @@ BUDGET_SOURCES = {
 }
 
 
-def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
+def _tuned_sigma(learner: str) -> float:
+    """σ of LASIUM-N tuned for the learner (lasium-gen --tuned-for), on the GAN."""
     from lasium.generate import STRATEGY_PARAMETERS
 
-    sigma = STRATEGY_PARAMETERS[learner]["gan"]["n"]
-    algos = _learner_algos(learner)
+    return float(STRATEGY_PARAMETERS[learner]["gan"]["n"])
+
+
+def _tuned_n_points(learner: str) -> Callable[[Row, Results], bool]:
+    """Selects the points of sweeps of LASIUM-N at its tuned σ run by the learner: the experiments of the levers
+    that change one thing besides the shard set's σ (budget, training ways, learning-rate schedule)."""
+    sigma, algos = _tuned_sigma(learner), _learner_algos(learner)
+    return lambda r, res: (
+        _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
+    )
+
+
+def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
+    sigma = _tuned_sigma(learner)
     return Lever(
         "budget (iterations, distinct tasks)",
         learner,
         sources,
-        lambda r, res: (
-            _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
-        ),
+        _tuned_n_points(learner),
         _budget_setting,
         f"the smallest budget tried (LASIUM-N σ {sigma:g})",
         order=lambda r, res: _budget_size(res),
@@ -166,17 +177,11 @@ def _epsilon(results: Results) -> str:
 def _ways_lever(learner: str) -> Lever:
     """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
     5-way); the reference is 5-way, the benchmark's N."""
-    from lasium.generate import STRATEGY_PARAMETERS
-
-    sigma = STRATEGY_PARAMETERS[learner]["gan"]["n"]
-    algos = _learner_algos(learner)
     return Lever(
         "training ways",
         learner,
         ("levers/ways*/sweep.json",),
-        lambda r, res: (
-            _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
-        ),
+        _tuned_n_points(learner),
         lambda r, res: f"{_ways(res)}-way training tasks{_epsilon(res)} ({_budget_setting(r, res)})",
         "5-way training tasks, the benchmark's N",
         is_reference=lambda r, res: _ways(res) == 5,
@@ -193,17 +198,11 @@ def _lr_schedule_lever(learner: str) -> Lever:
     """How Adam's rate changes over a run (``lasium-train --lr-schedule``): sweeps of LASIUM-N at its tuned σ that
     differ in ``--lr-schedule`` alone, compared within one budget (a schedule is worth most where a constant rate has
     stopped gaining); the reference is the constant rate of the authors' code."""
-    from lasium.generate import STRATEGY_PARAMETERS
-
-    sigma = STRATEGY_PARAMETERS[learner]["gan"]["n"]
-    algos = _learner_algos(learner)
     return Lever(
         "learning-rate schedule",
         learner,
         ("levers/lr-*/sweep.json",),
-        lambda r, res: (
-            _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
-        ),
+        _tuned_n_points(learner),
         lambda r, res: f"`{_lr_schedule(res)}` ({_budget_setting(r, res)})",
         "a constant rate, as in the authors' code",
         is_reference=lambda r, res: _lr_schedule(res) == "constant",
