@@ -189,3 +189,26 @@ def test_learning_rate_lever_compares_schedules_within_each_budget(tmp_path):
     assert [c["points"][1]["delta"]["1"]["pct"] for c in found] == [0.5, 1.0]  # each against its own budget
     assert all(c["points"][0]["reference"] and c["learner"] == "protonets" for c in found)
     assert not any(c["lever"].startswith("budget") for c in collect(tmp_path))  # not read as another budget
+
+
+def test_learning_rate_lever_compares_whole_runs_that_differ_in_their_schedule_alone(tmp_path):
+    def curve(name, schedule, one, *, shards="s20", last=8000):
+        train = dict(algo="protonets", augment="shift5-affine", lr=0.001, meta_batch=4, iterations=8000,
+                     shards=[shards], seed=0, ways=20, lr_schedule=schedule)  # fmt: skip
+        rows = [{"key": f"step-{s:07d}", "step": s, "tasks_seen": 4 * s, "status": "ok", "val": _val(v, 98.5)}
+                for s, v in ((2000, one + 1.0), (last, one))]  # fmt: skip
+        sizes = dict(algo="protonets", tasks=32000, iterations=8000, meta_batch=4, val_tasks=1000, seed=0)
+        results = {"format": "lasium-step-curve", "run": f"runs/{name}", "train": train, "rows": rows, "sizes": sizes}
+        (tmp_path / "levers" / f"steps-{name}").mkdir(parents=True)
+        (tmp_path / "levers" / f"steps-{name}" / "step-curve.json").write_text(json.dumps(results))
+
+    curve("w20", None, 94.2)  # a run from before the option: constant
+    curve("w20-cosine", "cosine", 95.0)
+    curve("other", "cosine", 99.0, shards="s5")  # another training: nothing to compare it with
+    curve("short", "cosine", 99.0, last=4000)  # not at its last step: no whole run
+    (c,) = [c for c in collect(tmp_path) if c["lever"] == "learning-rate schedule"]
+    assert [p["setting"] for p in c["points"]] == [
+        "`constant` (run `runs/w20`, 8,000 × 4, 20-way tasks)",
+        "`cosine` (run `runs/w20-cosine`, 8,000 × 4, 20-way tasks)",
+    ]
+    assert c["points"][0]["reference"] and c["points"][1]["delta"]["1"]["pct"] == 0.8

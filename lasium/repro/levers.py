@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .curve_page import GENERATOR_KINDS, page_name, row_epochs
+from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
 from .sweep_page import LEARNER_NAMES, PARAMETERS, PRESET_OF, generator_kind, generator_phrase, reference_value
 
@@ -191,23 +192,59 @@ def _ways_lever(learner: str) -> Lever:
 
 
 def _lr_schedule(results: Results) -> str:
+    """A sweep's or a step curve's run's ``--lr-schedule`` (pages from before the option: constant)."""
+    if results.get("format") == STEP_CURVE:
+        return str(results.get("train", {}).get("lr_schedule") or "constant")
     return str(results.get("sizes", {}).get("lr_schedule", "constant"))
 
 
+def _lr_points(learner: str) -> Callable[[Row, Results], bool]:
+    """A sweep's LASIUM-N points at the tuned σ; a step curve's point at its run's last step (a whole run)."""
+    tuned, algos = _tuned_n_points(learner), _learner_algos(learner)
+
+    def select(row: Row, results: Results) -> bool:
+        if results.get("format") != STEP_CURVE:
+            return tuned(row, results)
+        train = results.get("train", {})
+        return train.get("algo") in algos and row.get("step") == train.get("iterations")
+
+    return select
+
+
+def _lr_setting(row: Row, results: Results) -> str:
+    if results.get("format") != STEP_CURVE:
+        return f"`{_lr_schedule(results)}` ({_budget_setting(row, results)})"
+    t = results["train"]
+    return f"`{_lr_schedule(results)}` (run `{results['run']}`, {t['iterations']:,} × {t['meta_batch']}{_wide(t)})"
+
+
+def _wide(train: dict[str, Any]) -> str:
+    return f", {train['ways']}-way tasks" if train.get("ways") not in (None, 5) else ""
+
+
+def _lr_group(row: Row, results: Results) -> str:
+    """Points compared with each other: a sweep's budget, or a step curve's training but for its schedule."""
+    if results.get("format") != STEP_CURVE:
+        return _budget_setting(row, results)
+    train = {k: v for k, v in results.get("train", {}).items() if k != "lr_schedule" and v is not None}
+    return json.dumps(train, sort_keys=True)
+
+
 def _lr_schedule_lever(learner: str) -> Lever:
-    """How Adam's rate changes over a run (``lasium-train --lr-schedule``): sweeps of LASIUM-N at its tuned σ that
-    differ in ``--lr-schedule`` alone, compared within one budget (a schedule is worth most where a constant rate has
-    stopped gaining); the reference is the constant rate of the authors' code."""
+    """How Adam's rate changes over a run (``lasium-train --lr-schedule``), against the constant rate of the authors'
+    code: sweeps of LASIUM-N at its tuned σ that differ in ``--lr-schedule`` alone, compared within one budget, and
+    whole runs (a step curve's last step) whose training differs in its schedule alone (the same shards, budget,
+    augmentation and seed). A schedule is worth most where a constant rate has stopped gaining."""
     return Lever(
         "learning-rate schedule",
         learner,
-        ("levers/lr-*/sweep.json",),
-        _tuned_n_points(learner),
-        lambda r, res: f"`{_lr_schedule(res)}` ({_budget_setting(r, res)})",
+        ("levers/lr-*/sweep.json", "levers/steps-*/step-curve.json"),
+        _lr_points(learner),
+        _lr_setting,
         "a constant rate, as in the authors' code",
         is_reference=lambda r, res: _lr_schedule(res) == "constant",
         order=lambda r, res: (float(_lr_schedule(res) != "constant"),),
-        group=lambda r, res: _budget_setting(r, res),
+        group=_lr_group,
         across_sources=True,
     )
 
