@@ -443,7 +443,8 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     cpu = SIZES["cpu"]
     rows = {r.key: r for r in plan_longer_rows(cpu)}
     assert set(rows) == {
-        "maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "protonets-n-w20", "protonets-n-w20-cosine"
+        "maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "maml-n-x8-cosine", "protonets-n-w20",
+        "protonets-n-w20-cosine",
     }  # fmt: skip
     assert all(r.family == "lasium" and r.optional for r in rows.values())
     p = driver_pipeline(tmp_path, sizes="cpu")
@@ -460,6 +461,10 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     eight = p.planned_commands(rows["maml-n-x8"])
     assert f"--iterations {8 * cpu.maml_iterations} " in eight["train"]
     assert f"shards/n-maml-{8 * cpu.gen_tasks_maml} " in eight["gen"]
+    annealed = p.planned_commands(rows["maml-n-x8-cosine"])  # the same set and training, a cosine rate
+    assert rows["maml-n-x8-cosine"].label.endswith("8× budget, cosine learning rate (ours)")
+    assert annealed["gen"] == eight["gen"] and " --lr-schedule cosine " in annealed["train"]
+    assert annealed["train"].replace(" --lr-schedule cosine", "").replace("x8-cosine", "x8") == eight["train"]
 
 
 def test_wider_row_trains_protonets_on_20_way_tasks_of_its_own_at_the_preset_budget(tmp_path):
