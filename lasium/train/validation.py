@@ -36,6 +36,12 @@ def default_val_dataset(option: str, image_shape: list[int] | tuple[int, ...]) -
     return option
 
 
+# Images per validation forward pass: 100 episodes of 5-way 1-shot with 15 queries (8,000 images, what a pass held
+# when it took 100 episodes of any size). 100 20-way episodes (32,000 images) in one pass of Conv-4 peaked at about
+# 20 GB of RAM on a 24 GB CPU machine, and the kernel's OOM killer stopped the run at its validation step.
+IMAGES_PER_CHUNK = 8_000
+
+
 class Validator:
     """Fixed val-split episodes, loaded once (so a missing dataset fails before training starts)."""
 
@@ -84,6 +90,15 @@ class Validator:
     def __len__(self) -> int:
         return int(self.support.shape[0])
 
+    @property
+    def images_per_task(self) -> int:
+        """Support and query images of one episode (N × (K_tr + K_val))."""
+        return int(self.support.shape[1] * self.support.shape[2] + self.query.shape[1] * self.query.shape[2])
+
+    def chunk_tasks(self, images: int = IMAGES_PER_CHUNK) -> int:
+        """Episodes per forward pass: as many as hold ``images`` images (at least one)."""
+        return max(1, images // self.images_per_task)
+
     def evaluate(
         self,
         learner: MetaLearner,
@@ -91,10 +106,13 @@ class Validator:
         *,
         steps: int | None = None,
         lr: float | None = None,
-        chunk: int = 100,
+        chunk: int | None = None,
         autocast: Callable[[], AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> dict[str, float]:
-        """Mean query accuracy over the episodes and its 95% interval half-width (1.96·std/√n)."""
+        """Mean query accuracy over the episodes and its 95% interval half-width (1.96·std/√n). ``chunk``: episodes
+        per forward pass [:meth:`chunk_tasks`]; each episode is adapted and scored on its own, so it changes the memory
+        a pass takes, not what it computes."""
+        chunk = chunk or self.chunk_tasks()
         accuracies = []
         with torch.no_grad():
             for a in range(0, len(self), chunk):
