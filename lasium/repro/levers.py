@@ -214,12 +214,8 @@ def _lr_points(learner: str) -> Callable[[Row, Results], bool]:
 def _lr_setting(row: Row, results: Results) -> str:
     if results.get("format") != STEP_CURVE:
         return f"`{_lr_schedule(results)}` ({_budget_setting(row, results)})"
-    t = results["train"]
-    return f"`{_lr_schedule(results)}` (run `{results['run']}`, {t['iterations']:,} × {t['meta_batch']}{_wide(t)})"
-
-
-def _wide(train: dict[str, Any]) -> str:
-    return f", {train['ways']}-way tasks" if train.get("ways") not in (None, 5) else ""
+    t, ways = results["train"], _run_ways(results, ", {}-way tasks")
+    return f"`{_lr_schedule(results)}` (run `{results['run']}`, {t['iterations']:,} × {t['meta_batch']}{ways})"
 
 
 def _lr_group(row: Row, results: Results) -> str:
@@ -249,9 +245,10 @@ def _lr_schedule_lever(learner: str) -> Lever:
     )
 
 
-def _run_ways(results: Results) -> str:
+def _run_ways(results: Results, phrase: str = "{}-way ") -> str:
+    """``phrase`` with a step curve's run's N where its training tasks were not 5-way, else nothing."""
     ways = results.get("train", {}).get("ways")
-    return f"{ways}-way " if ways not in (None, 5) else ""
+    return phrase.format(ways) if ways not in (None, 5) else ""
 
 
 def _step_budget(results: Results) -> str:
@@ -268,7 +265,7 @@ def _step_lever(learner: str) -> Lever:
         learner,
         ("levers/steps-*/step-curve.json",),
         # an annealed run's earlier checkpoints are not shorter runs of its schedule: no budget points
-        lambda r, res: _algo(res) in algos and res.get("train", {}).get("lr_schedule", "constant") == "constant",
+        lambda r, res: _algo(res) in algos and _lr_schedule(res) == "constant",
         lambda r, res: f"step {r['step']:,} ({r['tasks_seen']:,} distinct {_run_ways(res)}tasks)",
         "the fewest steps scored along the run",
         order=lambda r, res: (float(r["step"]),),

@@ -4,7 +4,7 @@ order (:func:`plan_rows`), the other task sources and the mixture, the ablation,
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from .sizes import SIZES, Sizes
@@ -162,19 +162,19 @@ def plan_longer_rows(sizes: Sizes) -> list[Row]:
         k = budget.multiple
         iterations, tasks = k * iterations, k * tasks
         note = f"{k}x the {label} budget: {iterations:,} iterations x {meta_batch}, {tasks:,} tasks"
-        schedule = budget.lr_schedule
         rows += [
-            Row(
-                f"{budget.learner}-{s}-x{k}" + (f"-{schedule}" if schedule else ""),
-                f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {label}, {k}× budget"
-                + (f", {schedule} learning rate" if schedule else "")
-                + " (ours)",
-                algo,
-                s,
-                "lasium",
-                optional=True,
-                overrides=dict(tasks=tasks, iterations=iterations) | ({"lr_schedule": schedule} if schedule else {}),
-                note=note + (f", --lr-schedule {schedule}" if schedule else ""),
+            with_lr_schedule(
+                Row(
+                    f"{budget.learner}-{s}-x{k}",
+                    f"LASIUM-{STRATEGY_NAMES[s]}-GAN + {label}, {k}× budget (ours)",
+                    algo,
+                    s,
+                    "lasium",
+                    optional=True,
+                    overrides=dict(tasks=tasks, iterations=iterations),
+                    note=note,
+                ),
+                budget.lr_schedule,
             )
             for s in budget.strategies
         ]
@@ -204,20 +204,30 @@ WIDER_TASKS = (WiderTasks("n", 20, 204.2), WiderTasks("n", 20, 204.2, "cosine"))
 
 def wider_tasks_row(sizes: Sizes, wider: WiderTasks) -> Row:
     iterations, meta_batch, tasks = sizes.learner_budget("protonets")
-    schedule = f"-{wider.lr_schedule}" if wider.lr_schedule else ""
-    return Row(
-        f"protonets-{wider.strategy}-w{wider.ways}{schedule}",
-        f"LASIUM-{STRATEGY_NAMES[wider.strategy]}-GAN + ProtoNets, {wider.ways}-way training tasks"
-        + (f", {wider.lr_schedule} learning rate" if wider.lr_schedule else "")
-        + " (ours)",
+    row = Row(
+        f"protonets-{wider.strategy}-w{wider.ways}",
+        f"LASIUM-{STRATEGY_NAMES[wider.strategy]}-GAN + ProtoNets, {wider.ways}-way training tasks (ours)",
         "protonets",
         wider.strategy,
         "lasium",
         optional=True,
-        overrides=dict(ways=wider.ways, epsilon=wider.epsilon)
-        | ({"lr_schedule": wider.lr_schedule} if wider.lr_schedule else {}),
-        note=f"{tasks:,} {wider.ways}-way tasks (ε {wider.epsilon:g}), {iterations:,} iterations x {meta_batch}"
-        + (f", --lr-schedule {wider.lr_schedule}" if wider.lr_schedule else ""),
+        overrides=dict(ways=wider.ways, epsilon=wider.epsilon),
+        note=f"{tasks:,} {wider.ways}-way tasks (ε {wider.epsilon:g}), {iterations:,} iterations x {meta_batch}",
+    )
+    return with_lr_schedule(row, wider.lr_schedule)
+
+
+def with_lr_schedule(row: Row, schedule: str | None) -> Row:
+    """``row`` trained with ``lasium-train --lr-schedule schedule`` (None: ``row`` itself, a constant rate): its key,
+    label, settings and note say so."""
+    if not schedule:
+        return row
+    return replace(
+        row,
+        key=f"{row.key}-{schedule}",
+        label=row.label.removesuffix(" (ours)") + f", {schedule} learning rate (ours)",
+        overrides=row.overrides | {"lr_schedule": schedule},
+        note=f"{row.note}, --lr-schedule {schedule}",
     )
 
 
