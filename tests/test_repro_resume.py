@@ -136,6 +136,27 @@ def test_an_interrupted_stage_is_continued_with_its_resume_arguments(tmp_path, f
     assert len(fake_consoles()) == 2 and third.stages[-1]["seconds"] == record["seconds"]
 
 
+def test_output_of_the_planned_command_run_by_hand_is_continued_on_resume(tmp_path, fake_consoles):
+    """A run folder the driver did not start (the planned lasium-train run by hand, no started.json) is continued
+    with --resume, its record saying so; without --resume nothing is added (lasium-train then refuses the folder)."""
+    work, run = tmp_path / "work", tmp_path / "run"
+    (run / "step-0000001").mkdir(parents=True)  # a checkpoint, as lasium-train leaves it
+    (run / "step-0000001" / "state.json").write_text(json.dumps({"step": 1}))
+    args = ["--iterations", "8", "--out", str(run)]
+    StageRunner(work, {}, resume=False).run("train-x", "lasium-train", args, continue_with=stages.resume_training(run))
+    assert fake_consoles()[-1] == ["lasium-train", *args]
+    (work / "logs" / "train-x.done.json").unlink()
+    runner = StageRunner(work, {}, resume=True)
+    assert runner.run("train-x", "lasium-train", args, continue_with=stages.resume_training(run))
+    assert fake_consoles()[-1] == ["lasium-train", *args, "--resume"]
+    assert "did not start" in runner.stages[-1]["note"]
+    # a started.json of another command: that output is not this stage's, so it is not continued
+    (work / "logs" / "train-x.done.json").unlink()
+    (work / "logs" / "train-x.started.json").write_text(json.dumps({"command": "lasium-train --iterations 9"}))
+    assert runner.run("train-x", "lasium-train", args, continue_with=stages.resume_training(run))
+    assert fake_consoles()[-1] == ["lasium-train", *args]
+
+
 def test_a_changed_command_a_failure_or_no_resume_runs_again(tmp_path, fake_consoles):
     work, out = tmp_path / "work", ["--out", str(tmp_path / "run")]
     assert StageRunner(work, {}, resume=False).run("train-x", "lasium-train", ["--iterations", "8", *out])

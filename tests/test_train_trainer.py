@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -100,6 +101,27 @@ def test_short_run_lowers_the_loss(shards, tmp_path, algo, container):
     assert learner.algo == algo and saved.ways == 5 and saved.image_shape == list(SHAPE) and saved.iterations == 30
     after = held_out_loss(learner, cfg)
     assert after < 0.8 * before, (before, after)
+
+
+def test_resume_refuses_a_run_trained_with_other_settings(shards, tmp_path):
+    """--resume continues only its own run: another --lr, --lr-schedule or --seed is refused in one line, with the
+    run folder left as it was; the shard set may have moved (same tasks under another path)."""
+    kw = dict(algo="protonets", checkpoint_every=2)
+    train(config(shards["wds"], tmp_path / "run", iterations=2, **kw), progress=False)
+    before = (tmp_path / "run" / "last" / "state.json").read_text()
+    for other, shown in [
+        (dict(lr=2e-3), "lr 0.001 (now 0.002)"),
+        (dict(lr_schedule="cosine"), "lr_schedule 'constant' (now 'cosine')"),
+        (dict(seed=1), "seed 3 (now 1)"),
+    ]:
+        with pytest.raises(ConfigError, match="trained with other settings") as err:
+            train(config(shards["wds"], tmp_path / "run", iterations=4, **kw, **other), resume=True, progress=False)
+        assert shown in str(err.value) and "\n" not in str(err.value)
+        assert (tmp_path / "run" / "last" / "state.json").read_text() == before
+    moved = tmp_path / "moved"
+    shutil.copytree(shards["wds"], moved)
+    train(config(moved, tmp_path / "run", iterations=4, **kw), resume=True, progress=False)
+    assert json.loads((tmp_path / "run" / "last" / "state.json").read_text())["step"] == 4
 
 
 @pytest.mark.parametrize("augment", ["none", "shift5-support"])

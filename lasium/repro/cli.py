@@ -118,8 +118,8 @@ _register_curves()
     "--resume",
     is_flag=True,
     help="Continue a run in --work: stages whose command already succeeded are reused, a stage that was cut off "
-    "continues (lasium-gen keeps its shards, lasium-train and lasium-eval get --resume), and rows a results page "
-    "holds with today's commands are taken from it.",
+    "continues (lasium-gen keeps its shards, lasium-train and lasium-eval get --resume; so does a run folder "
+    "the planned command made by hand), and rows a results page holds with today's commands are taken from it.",
 )
 @click.option("--overwrite", is_flag=True, help="Clear an earlier run in --work first.")
 @click.option(

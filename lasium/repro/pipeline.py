@@ -21,7 +21,7 @@ from .generator_work import GeneratorWork
 from .generators import manifest_generator
 from .plan import StagePlanner
 from .records import task_source_summary, train_summary, validation_curve
-from .stages import StageRunner
+from .stages import StageRunner, resume_evaluation, resume_training
 
 if TYPE_CHECKING:  # the driver passes its options, sizes and rates in; nothing is imported back from it
     from .options import OmniglotOptions
@@ -174,27 +174,14 @@ class Pipeline(StagePlanner, GeneratorWork):
     def train(self, row: Row, shards: Path | list[Path]) -> Path | None:
         """Train the row's learner; an interrupted training continues from its latest checkpoint (``--resume``)."""
         name, args, run = self.train_stage(row, shards)
-
-        def from_checkpoint() -> list[str]:
-            from lasium.train import latest_checkpoint
-
-            return ["--resume"] if latest_checkpoint(run) is not None else []
-
-        ok = self.run(
-            name, "lasium-train", args, row.key, produces=run / "last" / "state.json", continue_with=from_checkpoint
-        )
+        last = run / "last" / "state.json"
+        ok = self.run(name, "lasium-train", args, row.key, produces=last, continue_with=resume_training(run))
         return run if ok else None
 
     def evaluate(self, row: Row, run: Path | None) -> dict[str, Any] | None:
         """Score the row on the test tasks; an interrupted evaluation keeps the tasks it had scored (``--resume``)."""
         name, args, out = self.eval_stage(row, run)
-
-        def from_partial() -> list[str]:
-            from lasium.evaluate import partial_path
-
-            return ["--resume"] if partial_path(out).is_file() else []
-
-        ok = self.run(name, "lasium-eval", args, row.key, produces=out, continue_with=from_partial)
+        ok = self.run(name, "lasium-eval", args, row.key, produces=out, continue_with=resume_evaluation(out))
         return json.loads(out.read_text()) if ok else None
 
     @property

@@ -135,6 +135,28 @@ def wait_with_heartbeat(
             heartbeat()
 
 
+def resume_training(run: Path) -> Callable[[], list[str]]:
+    """``continue_with`` of a ``lasium-train`` stage: ``--resume`` once ``run`` holds a checkpoint."""
+
+    def continue_with() -> list[str]:
+        from lasium.train import latest_checkpoint  # the training stack, only when a stage is about to run
+
+        return ["--resume"] if latest_checkpoint(run) is not None else []
+
+    return continue_with
+
+
+def resume_evaluation(out: Path) -> Callable[[], list[str]]:
+    """``continue_with`` of a ``lasium-eval`` stage: ``--resume`` once ``out`` has a partial evaluation beside it."""
+
+    def continue_with() -> list[str]:
+        from lasium.evaluate import partial_path
+
+        return ["--resume"] if partial_path(out).is_file() else []
+
+    return continue_with
+
+
 class StageRunner:
     """Runs commands as stages under ``work/logs``; ``remaining()`` gives the seconds left (None = no deadline)."""
 
@@ -168,7 +190,10 @@ class StageRunner:
 
         A stage that started and did not finish (``logs/<name>.started.json``: killed, or the session ended) is
         continued with ``--resume``: when its command is unchanged, ``continue_with()`` gives the arguments that
-        make the command pick up its own partial output (e.g. ``["--resume"]`` when a checkpoint exists).
+        make the command pick up its own partial output (e.g. ``["--resume"]`` when a checkpoint exists). Partial
+        output the driver did not start (no ``started.json``: the planned command run by hand) is continued the
+        same way; the command itself then checks that the output is its own (``lasium-train --resume`` refuses a
+        run trained with other settings, ``lasium-eval --resume`` a partial evaluation of another checkpoint).
 
         ``identity``: what the stage's result depends on that its command does not say (the weights behind a
         generator's name); a record with another identity is neither reused nor continued (:func:`same_identity`).
@@ -196,17 +221,20 @@ class StageRunner:
         if remaining is not None and remaining < 1:
             record.update(status="skipped", note="time budget used up", seconds=0.0)
             return False
-        ran, before = list(args), 0.0
-        if self.resume and continue_with is not None and started_path.is_file():
-            started = json.loads(started_path.read_text())
-            if canonical(started.get("command", ""), self.work) == canonical(display, self.work) and same_identity(
-                started.get("identity"), identity
+        ran, before, adopted = list(args), 0.0, False
+        if self.resume and continue_with is not None:
+            started = json.loads(started_path.read_text()) if started_path.is_file() else None
+            if started is None or (
+                canonical(started.get("command", ""), self.work) == canonical(display, self.work)
+                and same_identity(started.get("identity"), identity)
             ):
                 extra = continue_with()
                 ran += [a for a in extra if a not in ran]
                 if extra:
                     record["continued"] = shlex.join([console] + ran)
-                    before = float(started.get("seconds") or 0.0)  # the interrupted runs' time, up to a heartbeat
+                    # the interrupted runs' time, up to a heartbeat; unknown for output this driver did not start
+                    before = float(started.get("seconds") or 0.0) if started else 0.0
+                    adopted = started is None
         log_path = logs / f"{name}.log"
         logs.mkdir(parents=True, exist_ok=True)
         print(f"[{self.tag}] {name}: {record.get('continued', display)}", flush=True)
@@ -235,7 +263,12 @@ class StageRunner:
         record["log"] = str(log_path)
         if rc == 0:
             record["status"] = "ok"
-            if "continued" in record:
+            if adopted:
+                record["note"] = (
+                    "continued from output this driver did not start (its earlier time is not counted): "
+                    + record["continued"]
+                )
+            elif "continued" in record:
                 record["note"] = "continued from an interrupted run: " + record["continued"]
             done_path.write_text(json.dumps(record) + "\n")
             started_path.unlink(missing_ok=True)

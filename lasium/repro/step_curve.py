@@ -29,7 +29,7 @@ from lasium.errors import ConfigError
 
 from .epoch_curve import device_name
 from .options import argv_of
-from .stages import StageRunner
+from .stages import StageRunner, resume_evaluation
 from .sweep import stage_env
 
 FORMAT = "lasium-step-curve"
@@ -150,7 +150,7 @@ def run(options: StepCurveOptions) -> dict[str, Any]:
         out = work / "evals" / f"{name}.json"
         args = ["--checkpoint", str(checkpoint), "--split", "val", "--shots", "1,5", "--tasks", str(options.val_tasks),
                 "--seed", str(options.seed), "--out", str(out), "--quiet"]  # fmt: skip
-        ok = runner.run(f"eval-{name}", "lasium-eval", args, produces=out, continue_with=lambda: ["--resume"])
+        ok = runner.run(f"eval-{name}", "lasium-eval", args, produces=out, continue_with=resume_evaluation(out))
         row: dict[str, Any] = {
             "key": name,
             "step": step,

@@ -186,7 +186,8 @@ FIELDS = (
     "--resume",
     is_flag=True,
     help="Continue the run in --out from its latest checkpoint, exactly; "
-    "options given again override the saved ones (e.g. a larger --iterations).",
+    "options given again override the saved ones (e.g. a larger --iterations, or --shards where the set moved); "
+    "another --lr, --lr-schedule, --seed, --augment, --meta-batch or inner loop is refused.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import fields
 from pathlib import Path
 
 from lasium.checkpoint_folder import WEIGHTS_FILE
@@ -65,12 +66,16 @@ RUN_DEFINING = (
     "inner_steps",
     "inner_lr",
     "lr",
+    "lr_schedule",
     "seed",
     "ways",
     "shots",
     "queries",
     "image_shape",
 )
+# What a resumed run must share with the checkpoint it continues: the optimisation and the task layout. Not the
+# shard paths (a set may be copied elsewhere between sessions) nor the iterations (a run may be extended).
+RESUME_DEFINING = tuple(k for k in RUN_DEFINING if k != "shards") + ("augment",)
 
 
 def refuse_other_run(out: Path, config: TrainConfig) -> None:
@@ -82,10 +87,23 @@ def refuse_other_run(out: Path, config: TrainConfig) -> None:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         saved = {}
-    mine = config.to_dict()
-    differs = [k for k in RUN_DEFINING if saved.get(k) != mine.get(k)]
+    mine, defaults = config.to_dict(), {f.name: f.default for f in fields(TrainConfig)}
+    # a field newer than the saved file held its default there (lr_schedule: constant)
+    differs = [k for k in RUN_DEFINING if saved.get(k, defaults[k]) != mine.get(k)]
     if differs:
         shown = ", ".join(f"{k} {saved.get(k)!r}" for k in differs[:3])
         raise ConfigError(
             f"{out} already holds a different run ({shown}); pass --resume to continue it or choose another --out"
+        )
+
+
+def refuse_other_settings(checkpoint: Path, saved: TrainConfig, config: TrainConfig) -> None:
+    """``--resume`` continues only the run ``checkpoint`` belongs to: other :data:`RESUME_DEFINING` settings (another
+    --lr, --lr-schedule, --seed, --augment …) would make a run that is neither the old one nor a new one."""
+    differs = [k for k in RESUME_DEFINING if getattr(saved, k) != getattr(config, k)]
+    if differs:
+        shown = ", ".join(f"{k} {getattr(saved, k)!r} (now {getattr(config, k)!r})" for k in differs[:3])
+        raise ConfigError(
+            f"{checkpoint} was trained with other settings: {shown}; "
+            "resume with the run's own options or choose another --out"
         )

@@ -42,7 +42,13 @@ from lasium.train.learner import MetaGradients, MetaLearner
 from lasium.train.lr_schedule import set_learning_rate
 from lasium.train.mixture import open_mixture
 from lasium.train.registry import build_learner
-from lasium.train.run_folder import AUTOSAVE, latest_checkpoint, refuse_other_run, tidy_run_folder
+from lasium.train.run_folder import (
+    AUTOSAVE,
+    latest_checkpoint,
+    refuse_other_run,
+    refuse_other_settings,
+    tidy_run_folder,
+)
 from lasium.train.run_log import MetricsLog
 from lasium.train.shard_access import ShardSet, describe_layout
 from lasium.train.streaming import SkippedShards, TaskStream, make_loader, meta_batches
@@ -119,8 +125,8 @@ class Trainer:
         layout = self.shard_set.layout
         config.ways, config.shots, config.queries = layout.ways, layout.shots, layout.queries
         config.image_shape = list(layout.image_shape)
-        self.checkpoint = self._find_resume_checkpoint()
         config.augment = resolve_preset(config.augment, generated=self.shard_set.generated)
+        self.checkpoint = self._find_resume_checkpoint()
         self.augment = get_preset(config.augment)
         self.precision = resolve_precision(config.precision, self.ctx.device)
         config.val_dataset = (
@@ -162,7 +168,7 @@ class Trainer:
             raise CheckpointError(
                 f"nothing to resume in {self.out}: no last/, autosave/ or step-N/ checkpoint; start without --resume"
             )
-        saved, _ = read_configs(latest)
+        saved, saved_train = read_configs(latest)
         mine = self.config.learner_config()
         if (saved.algo, saved.ways, tuple(saved.image_shape), saved.hidden, saved.backbone) != (
             mine.algo,
@@ -175,6 +181,7 @@ class Trainer:
                 f"{latest} holds a {saved.algo} learner ({saved.backbone} backbone) for {saved.ways}-way "
                 f"{tuple(saved.image_shape)} tasks; resume it with the same --algo, --backbone and shards"
             )
+        refuse_other_settings(latest, saved_train, self.config)
         return latest
 
     def run(self) -> TrainResult:
