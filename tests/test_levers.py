@@ -65,7 +65,7 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
-        "learning-rate schedule, GAN training epochs, VAE training epochs.",
+        "training shots, learning-rate schedule, GAN training epochs, VAE training epochs.",
         "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), learning-rate schedule.",
     ]
 
@@ -166,6 +166,22 @@ def test_training_ways_lever_compares_sweeps_that_differ_in_their_ways(tmp_path)
     ]
     assert ways["points"][0]["reference"] and ways["points"][1]["delta"]["1"]["pct"] == 1.0
     assert not any(c["lever"].startswith("budget") for c in collect(tmp_path))  # not read as another budget
+
+
+def test_training_shots_lever_compares_shots_within_each_ways_and_budget(tmp_path):
+    point = _row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5))
+    for name, ways, shots, five in (("shots-1-w20", 20, 1, 97.9), ("shots-5-w20", 20, 5, 98.4), ("shots-5", 5, 5, 98)):
+        _sweep(tmp_path / "levers" / name, [{**point, "val": _val(92.0, five)}], tasks=4000)
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        data["sizes"].update(ways=ways, shots=shots, epsilon=204.2 if ways == 20 else None)
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    (shots,) = [c for c in collect(tmp_path) if c["lever"] == "training shots"]  # the 5-way point has no reference
+    assert [p["setting"] for p in shots["points"]] == [
+        "1-shot 20-way training tasks, ε 204.2 (4,000 tasks, 1,000 × 4)",
+        "5-shot 20-way training tasks, ε 204.2 (4,000 tasks, 1,000 × 4)",
+    ]
+    assert shots["points"][0]["reference"] and shots["points"][1]["delta"]["5"]["pct"] == 0.5
+    assert not any(c["lever"] == "training ways" for c in collect(tmp_path))  # levers/shots* is not a ways sweep
 
 
 def test_learning_rate_lever_compares_schedules_within_each_budget(tmp_path):

@@ -61,6 +61,24 @@ def test_training_ways_change_the_generated_tasks_only(tmp_path: Path):
     assert "Anchors at least ε 204.2 apart" in md
 
 
+def test_training_shots_change_the_generated_tasks_only(tmp_path: Path):
+    from lasium.errors import ConfigError
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    one, five = commands(point, PointBudget(), tmp_path), commands(point, PointBudget(shots=5), tmp_path)
+    assert one["gen"][one["gen"].index("--shots") + 1] == "1"  # 1-shot commands stay as the committed sweeps ran them
+    assert five["gen"][five["gen"].index("--shots") + 1] == "5"
+    at = five["gen"].index("--shots") + 1
+    assert five["gen"][:at] + five["gen"][at + 1 :] == one["gen"][:at] + one["gen"][at + 1 :]
+    assert five["train"] == one["train"] and five["eval"] == one["eval"]  # validation still scores 1 and 5 shots
+    with pytest.raises(ConfigError, match="--shots must be at least 1"):
+        PointBudget(shots=0).validate()
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, ways=20, shots=5)
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
+    md = render(page)
+    assert "`lasium-gen` 4,000 5-shot 20-way tasks" in md and "Training tasks are 5-shot" in md
+
+
 def test_a_learning_rate_schedule_changes_the_training_command_only(tmp_path: Path):
     from lasium.errors import ConfigError
 

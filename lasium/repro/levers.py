@@ -191,6 +191,28 @@ def _ways_lever(learner: str) -> Lever:
     )
 
 
+def _shots(results: Results) -> int:
+    return int(results.get("sizes", {}).get("shots", 1))
+
+
+def _shots_lever(learner: str) -> Lever:
+    """K of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--shots`` alone (one comparison
+    per N and budget, each sweep run on the same machine); the reference is 1-shot, what every row trains on.
+    ProtoNets' authors trained with the shot they tested (Snell et al., 2017)."""
+    return Lever(
+        "training shots",
+        learner,
+        ("levers/shots*/sweep.json",),
+        _tuned_n_points(learner),
+        lambda r, res: f"{_shots(res)}-shot {_ways(res)}-way training tasks{_epsilon(res)} ({_budget_setting(r, res)})",
+        "1-shot training tasks",
+        is_reference=lambda r, res: _shots(res) == 1,
+        order=lambda r, res: (*_budget_size(res), _shots(res)),
+        group=lambda r, res: f"{_ways(res)}-way, {_budget_setting(r, res)}",
+        across_sources=True,
+    )
+
+
 def _lr_schedule(results: Results) -> str:
     """A sweep's or a step curve's run's ``--lr-schedule`` (pages from before the option: constant)."""
     if results.get("format") == STEP_CURVE:
@@ -296,6 +318,7 @@ LEVERS: tuple[Lever, ...] = (
     *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
     *(_step_lever(learner) for learner in LEARNERS),
     _ways_lever("protonets"),
+    _shots_lever("protonets"),
     *(_lr_schedule_lever(learner) for learner in LEARNERS),
     *(
         Lever(

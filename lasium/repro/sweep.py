@@ -58,6 +58,7 @@ class PointBudget:
     ways: int = 5
     epsilon: float | None = None  # lasium-gen --epsilon (None: its default; more ways may need a smaller one)
     lr_schedule: str = "constant"  # lasium-train --lr-schedule: the learning-rate schedule lever
+    shots: int = 1  # K of the generated training tasks (lasium-gen --shots): the training-shots lever
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -73,6 +74,8 @@ class PointBudget:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}")
         if self.ways < 2:
             raise ConfigError(f"--ways must be at least 2 (classes per training task); got {self.ways}")
+        if self.shots < 1:
+            raise ConfigError(f"--shots must be at least 1 (support images per class); got {self.shots}")
         from lasium.train import LR_SCHEDULES
 
         if self.lr_schedule not in LR_SCHEDULES:
@@ -211,7 +214,7 @@ def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[st
             "--precision",
             budget.gen_precision,
             "--shots",
-            "1",
+            str(budget.shots),
             "--queries",
             "5",
             *budget.ways_args(),
@@ -356,6 +359,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["epsilon"] = budget.epsilon
     if budget.lr_schedule != "constant":  # likewise: constant-rate pages keep their recorded sizes
         sizes["lr_schedule"] = budget.lr_schedule
+    if budget.shots != 1:  # likewise: 1-shot pages keep their recorded sizes
+        sizes["shots"] = budget.shots
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
     earlier = {}
