@@ -465,6 +465,7 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     assert rows["maml-n-x8-cosine"].label.endswith("8× budget, cosine learning rate (ours)")
     assert annealed["gen"] == eight["gen"] and " --lr-schedule cosine " in annealed["train"]
     assert annealed["train"].replace(" --lr-schedule cosine", "").replace("x8-cosine", "x8") == eight["train"]
+    assert "runs/maml-n-x8-cosine/last " in annealed["eval"]
 
 
 def test_wider_row_trains_protonets_on_20_way_tasks_of_its_own_at_the_preset_budget(tmp_path):
@@ -499,7 +500,10 @@ def test_the_cosine_wider_row_trains_on_the_wider_rows_set_with_an_annealed_rate
     assert plan["gen"] == plain["gen"]  # the same 20-way set, generated once
     assert " --lr-schedule cosine " in plan["train"] and "--lr-schedule" not in plain["train"]
     assert plan["train"].replace(" --lr-schedule cosine", "").replace("w20-cosine", "w20") == plain["train"]
-    assert plan["eval"].replace("w20-cosine", "w20") == plain["eval"]
+    # scored at the end of the annealed run (last/), not at best/ (picked mid-run on 20-way validation tasks)
+    assert "runs/protonets-n-w20-cosine/last " in plan["eval"] and "runs/protonets-n-w20 " in plain["eval"]
+    assert plan["eval"].replace("w20-cosine/last", "w20").replace("w20-cosine", "w20") == plain["eval"]
+    assert cosine.note.endswith("--lr-schedule cosine, scored at its last step")
 
 
 def test_ablation_steps_at_the_sizes_and_sigma_of_the_main_row_share_its_shard_set(tmp_path):

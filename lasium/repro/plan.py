@@ -217,8 +217,11 @@ class StagePlanner:
     def eval_stage(self, row: Row, run: Path | None) -> tuple[str, list[str], Path]:
         s, a = self.sizes, self.options
         out = self.work / "evals" / f"{row.key}.json"
+        # an annealed run is scored at its end (last/), the model its schedule was for, not at best/: that is picked
+        # mid-run by the trainer's own validation, on tasks of the training N (results/levers/steps-*-cosine)
+        annealed = row.overrides.get("lr_schedule", "constant") != "constant"
         target = (
-            ["--checkpoint", str(run)]
+            ["--checkpoint", str(run / "last" if annealed else run)]
             if run is not None
             else ["--baseline", "scratch", "--algo", row.algo, "--init-seed", str(a.seed)]
         )

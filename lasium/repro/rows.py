@@ -219,7 +219,8 @@ def wider_tasks_row(sizes: Sizes, wider: WiderTasks) -> Row:
 
 def with_lr_schedule(row: Row, schedule: str | None) -> Row:
     """``row`` trained with ``lasium-train --lr-schedule schedule`` (None: ``row`` itself, a constant rate): its key,
-    label, settings and note say so."""
+    label, settings and note say so. Such a row is scored at the end of its run (``last/``), where the schedule has
+    annealed the rate, not at ``best/``."""
     if not schedule:
         return row
     return replace(
@@ -227,7 +228,7 @@ def with_lr_schedule(row: Row, schedule: str | None) -> Row:
         key=f"{row.key}-{schedule}",
         label=row.label.removesuffix(" (ours)") + f", {schedule} learning rate (ours)",
         overrides=row.overrides | {"lr_schedule": schedule},
-        note=f"{row.note}, --lr-schedule {schedule}",
+        note=f"{row.note}, --lr-schedule {schedule}, scored at its last step",
     )
 
 
