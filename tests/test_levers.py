@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from lasium.repro.levers import collect
-from lasium.repro.levers_table import table
+from lasium.repro.levers_table import collect, table
 from lasium.repro.omniglot_page import render_markdown, write_page
 
 

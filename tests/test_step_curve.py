@@ -17,8 +17,7 @@ from click.testing import CliRunner
 
 from lasium.errors import ConfigError
 from lasium.repro.cli import main as repro_main
-from lasium.repro.levers import collect
-from lasium.repro.levers_table import table, untried_lines
+from lasium.repro.levers_table import collect, table, untried_lines
 from lasium.repro.pages import redraw_page
 from lasium.repro.step_curve import FORMAT, StepCurveOptions, checkpoints, chosen_steps, default_steps, render
 

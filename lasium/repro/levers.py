@@ -13,16 +13,14 @@ scored on the same validation episodes (one episode seed), so this is conservati
 narrower. Points are compared only within one experiment (one machine, one budget, one precision), except the budget
 lever, whose experiments differ in their budget alone.
 
-Adding a lever is one :class:`Lever` in :data:`LEVERS`.
+Adding a lever is one :class:`Lever` in :data:`LEVERS`; :func:`lasium.repro.levers_table.collect` reads them.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .curve_page import GENERATOR_KINDS, page_name, row_epochs
@@ -333,82 +331,3 @@ LEVERS: tuple[Lever, ...] = (
         for kind, generator in GENERATOR_KINDS.items()
     ),
 )
-
-
-def difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
-    return {
-        "pct": round(a["accuracy_pct"] - b["accuracy_pct"], 2),
-        "ci95_pct": round(math.hypot(a["ci95_pct"], b["ci95_pct"]), 2),
-    }
-
-
-def _read(path: Path) -> Results | None:
-    try:
-        results = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return None
-    return results if isinstance(results, dict) and isinstance(results.get("rows"), list) else None
-
-
-def _budget_phrase(results: Results) -> str:
-    s = results.get("sizes", {})
-    return (
-        f"{s.get('tasks', '?'):,} tasks, {s.get('iterations', '?'):,} × {s.get('meta_batch', '?')}, "
-        f"{s.get('val_tasks', '?')} val tasks"
-    )
-
-
-def collect(folder: str | Path) -> list[dict[str, Any]]:
-    """Every lever comparison the results under ``folder`` hold: a dict per comparison with the lever, the learner,
-    the experiments it came from, the reference point and every point with its difference from the reference
-    (``delta``: by shot, ``pct`` and ``ci95_pct``; None where the comparison has no reference point)."""
-    folder = Path(folder)
-    comparisons: list[dict[str, Any]] = []
-    for lever in LEVERS:
-        found: list[tuple[str, Results]] = []
-        for pattern in lever.sources:
-            for path in sorted(folder.glob(pattern)):
-                results = _read(path)
-                if results is not None:
-                    found.append((path.relative_to(folder).as_posix(), results))
-        groups: dict[tuple[str, str], list[tuple[Row, Results, str]]] = {}
-        for source, results in found:
-            for row in results["rows"]:
-                if row.get("status") == "ok" and row.get("val") and lever.select(row, results):
-                    key = ("" if lever.across_sources else source, lever.group(row, results))
-                    groups.setdefault(key, []).append((row, results, source))
-        for points in groups.values():
-            if lever.order is not None:
-                order = lever.order
-                points.sort(key=lambda p: order(p[0], p[1]))
-            if lever.is_reference is not None:
-                reference = next((p for p in points if lever.is_reference(p[0], p[1])), None)
-            else:
-                reference = points[0]
-            if len(points) < 2:
-                continue  # nothing to compare
-            entry: dict[str, Any] = {
-                "lever": lever.name,
-                "learner": lever.learner,
-                "sources": sorted({p[2] for p in points}),
-                "budget": "by point" if lever.across_sources else (lever.budget or _budget_phrase)(points[0][1]),
-                "reference": lever.reference_name,
-                "reference_setting": lever.setting(reference[0], reference[1]) if reference else None,
-                "ordered": lever.is_reference is None and lever.order is not None,  # an axis: budgets, epochs
-                "points": [],
-            }
-            for row, results, _source in points:
-                val = {s: row["val"][s] for s in ("1", "5") if s in row["val"]}
-                delta = None
-                if reference is not None and row is not reference[0]:
-                    delta = {s: difference(val[s], reference[0]["val"][s]) for s in val if s in reference[0]["val"]}
-                entry["points"].append(
-                    {
-                        "setting": lever.setting(row, results),
-                        "reference": reference is not None and row is reference[0],
-                        "val": val,
-                        "delta": delta,
-                    }
-                )
-            comparisons.append(entry)
-    return comparisons

@@ -18,7 +18,7 @@ from lasium.safe_io import replace_atomically, write_json_atomic
 
 from .charts import ChartsUnavailable, accuracy_chart, line_chart
 from .curve_page import GENERATOR_KINDS, page_name
-from .levers import collect as collect_levers
+from .levers_table import collect as collect_levers
 from .levers_table import table as lever_table
 from .omniglot_tables import (
     ablation_table,

@@ -29,6 +29,7 @@ from lasium.errors import ConfigError
 
 from .generators import describe_generator, same_generator
 from .options import argv_of
+from .point_budget import PointBudget
 from .stages import StageRunner, same_commands
 from .sweep_mixture import mixture_commands, parse_mixture
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
@@ -37,61 +38,6 @@ AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-stroke
 FAMILIES = ("parameter", "augment", "mixture")
 QUICK = dict(tasks=24, iterations=4, val_tasks=10)  # --quick: a smoke run of every stage
 DEFAULT_GENERATOR = "omniglot-gan"  # lasium-gen's own default: its points' commands do not name it
-
-
-@dataclass(frozen=True)
-class PointBudget:
-    """What every point of a validation experiment generates, trains and scores (the sweep's and the GAN-epoch
-    curve's): one shard set of ``tasks`` tasks → ``iterations`` × ``meta_batch`` of ``algo`` → ``val_tasks``
-    validation tasks per shot. ``ways``: N of the generated training tasks (validation stays 5-way, the benchmark's N;
-    ProtoNets classify any N, and Snell et al., 2017, trained with more ways than they tested)."""
-
-    tasks: int = 2000
-    iterations: int = 1000
-    meta_batch: int = 4
-    val_tasks: int = 1000
-    algo: str = "protonets"
-    gen_precision: str = "bf16"
-    seed: int = 0
-    device: str = "auto"
-    data_root: str | None = None
-    ways: int = 5
-    epsilon: float | None = None  # lasium-gen --epsilon (None: its default; more ways may need a smaller one)
-    lr_schedule: str = "constant"  # lasium-train --lr-schedule: the learning-rate schedule lever
-    shots: int = 1  # K of the generated training tasks (lasium-gen --shots): the training-shots lever
-
-    def common(self) -> list[str]:
-        """The options every stage gets (device and data root, when given)."""
-        return (["--device", self.device] if self.device != "auto" else []) + (
-            ["--data-root", self.data_root] if self.data_root else []
-        )
-
-    def validate(self) -> PointBudget:
-        if self.algo not in PRESET_OF:
-            raise ConfigError(f"--algo {self.algo!r} is unknown; choose one of {', '.join(PRESET_OF)}")
-        for name in ("tasks", "iterations", "meta_batch", "val_tasks"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1; got {getattr(self, name)}")
-        if self.ways < 2:
-            raise ConfigError(f"--ways must be at least 2 (classes per training task); got {self.ways}")
-        if self.shots < 1:
-            raise ConfigError(f"--shots must be at least 1 (support images per class); got {self.shots}")
-        from lasium.train import LR_SCHEDULES
-
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
-        return self
-
-    def ways_args(self) -> list[str]:
-        """lasium-gen's ``--ways`` when the training tasks are not 5-way (5-way commands stay as they were), and its
-        ``--epsilon`` when one is given (20-way anchors far apart at the 5-way ε are too rare: lasium-gen says so
-        and suggests one)."""
-        ways = [] if self.ways == 5 else ["--ways", str(self.ways)]
-        return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
-
-    def schedule_args(self) -> list[str]:
-        """lasium-train's ``--lr-schedule`` when it is not the default (constant-rate commands stay as they were)."""
-        return [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
 
 
 @dataclass(frozen=True)
