@@ -59,12 +59,25 @@ def build28() -> nn.Module:
 
 
 class SlowDecoder(TinyDecoder):
-    """:class:`TinyDecoder` that takes at least 0.1 s per call, so a test can kill a job mid-run."""
+    """:class:`TinyDecoder` that takes at least 0.1 s per call, so a test can stop a job mid-run.
+
+    With ``$LASIUM_TEST_HOLD`` naming a file, every call after the first ``$LASIUM_TEST_HOLD_AFTER`` (default 1) of
+    the process waits while that file exists: the job is held mid-run, whatever the machine's load, until the test
+    has signalled it (or removed the file). A poll for the first shard could otherwise see a job that had finished.
+    """
+
+    calls = 0
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        import os
         import time
 
         time.sleep(0.1)
+        SlowDecoder.calls += 1
+        hold = os.environ.get("LASIUM_TEST_HOLD")
+        if hold and SlowDecoder.calls > int(os.environ.get("LASIUM_TEST_HOLD_AFTER", "1")):
+            while os.path.exists(hold):
+                time.sleep(0.05)
         return super().forward(z)
 
 

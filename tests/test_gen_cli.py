@@ -136,9 +136,11 @@ def test_killed_job_resumes_to_identical_bytes(tmp_path):
     r = invoke(*gen_cmd(ref, *args, "--workers", "0", "--name", "set")[3:])  # uninterrupted, in this process
     assert r.exit_code == 0, r.output
     out = tmp_path / "killed"
+    hold = tmp_path / "hold"  # gen_tiny.SlowDecoder holds the job after 8 of its 16 calls until it is killed
+    hold.touch()
     proc = subprocess.Popen(
         gen_cmd(out, *args, "--workers", "1", "--name", "set"),
-        env=env,
+        env=env | {"LASIUM_TEST_HOLD": str(hold), "LASIUM_TEST_HOLD_AFTER": "8"},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

@@ -25,17 +25,19 @@ from lasium.shards.manifest import read_sidecar
 
 TESTS = Path(__file__).parent
 ARGS = ["--strategy", "ro", "--seed", "5", "--n-tasks", "120", "--tasks-per-shard", "6", "--name", "sig"]
-# 0.1 s per generator call, one call per 2 tasks: a run of seconds even after the first shard is written (with the
-# default call size the last 9 shards took 1 s, and a loaded machine signalled a job that had already finished; with
-# 60 tasks, 3.4 s in all, a 2-core machine loaded by two other jobs did it again, so the run has 120)
+# One generator call per 2 tasks, each at least 0.1 s; the signalled job is held after 12 calls (24 tasks, 4 of its 20
+# shards) until the test has signalled it, so it is stopped mid-run however loaded the machine is (a poll for the
+# first shard once saw a job that had already finished, on a 2-core machine running two other jobs).
 ARGS += ["--generator", "gen_tiny:build_slow", "--decode-tasks", "2", "--device", "cpu", "--quiet"]
 
 
-def _env(mark: str) -> dict[str, str]:
+def _env(mark: str, hold: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")])
     env["OMP_NUM_THREADS"] = "1"
     env["LASIUM_TEST_MARK"] = mark  # inherited by the job's fork server, writers and resource tracker
+    if hold is not None:  # gen_tiny.SlowDecoder waits while this file exists, after 12 calls
+        env["LASIUM_TEST_HOLD"], env["LASIUM_TEST_HOLD_AFTER"] = str(hold), "12"
     return env
 
 
@@ -75,9 +77,11 @@ def test_signal_cleans_up_and_the_rerun_resumes_byte_identical(tmp_path, referen
     out = tmp_path / "set"
     mark = uuid.uuid4().hex
     segments_before = _psm_segments()
+    hold = tmp_path / "hold"
+    hold.touch()
     command = [sys.executable, "-m", "lasium.generate.job.cli", *ARGS, "--workers", "2", "--out", str(out)]
     proc = subprocess.Popen(
-        command, env=_env(mark), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command, env=_env(mark, hold), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
         deadline = time.monotonic() + 120
