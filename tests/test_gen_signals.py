@@ -27,7 +27,8 @@ TESTS = Path(__file__).parent
 ARGS = ["--strategy", "ro", "--seed", "5", "--n-tasks", "120", "--tasks-per-shard", "6", "--name", "sig"]
 # One generator call per 2 tasks, each at least 0.1 s; the signalled job is held after 12 calls (24 tasks, 4 of its 20
 # shards) until the test has signalled it, so it is stopped mid-run however loaded the machine is (a poll for the
-# first shard once saw a job that had already finished, on a 2-core machine running two other jobs).
+# first shard once saw a job that had already finished, on a 2-core machine running two other jobs). The job stops
+# between task batches, so the hold is released right after the signal.
 ARGS += ["--generator", "gen_tiny:build_slow", "--decode-tasks", "2", "--device", "cpu", "--quiet"]
 
 
@@ -90,6 +91,7 @@ def test_signal_cleans_up_and_the_rerun_resumes_byte_identical(tmp_path, referen
             assert time.monotonic() < deadline, "no shard was written"
             time.sleep(0.05)
         os.killpg(proc.pid, signum) if group else proc.send_signal(signum)
+        hold.unlink()  # the job stops at its next task batch: let a held generator call return to it
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
