@@ -82,7 +82,15 @@ def test_signal_cleans_up_and_the_rerun_resumes_byte_identical(tmp_path, referen
     hold.touch()
     command = [sys.executable, "-m", "lasium.generate.job.cli", *ARGS, "--workers", "2", "--out", str(out)]
     proc = subprocess.Popen(
-        command, env=_env(mark, hold), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        command,
+        env=_env(mark, hold),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # Ctrl-C as in a terminal: a pytest started in the background (`pytest &`) has SIGINT ignored, its children
+        # inherit that, and the job then rightly runs to its end (seen: exit 0, all 20 shards)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 120
