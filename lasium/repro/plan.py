@@ -219,7 +219,7 @@ class StagePlanner:
         out = self.work / "evals" / f"{row.key}.json"
         # an annealed run is scored at its end (last/), the model its schedule was for, not at best/: that is picked
         # mid-run by the trainer's own validation, on tasks of the training N (results/levers/steps-*-cosine)
-        annealed = row.overrides.get("lr_schedule", "constant") != "constant"
+        annealed = run is not None and self.settings(row)["lr_schedule"] not in (None, "constant")
         target = (
             ["--checkpoint", str(run / "last" if annealed else run)]
             if run is not None
