@@ -119,7 +119,7 @@ def test_celeba_attributes_default_protocol_and_two_way_rebuild(tmp_path, celeba
         "--checkpoint", str(maml), "--dataset", "celeba-attributes", "--data-root", str(celeba_root), "--quiet",
         "--device", "cpu",
     )  # fmt: skip
-    assert code == 2 and "celeba-attributes tasks are 2-way" in err and "lasium-train --ways 2" in err
+    assert code == 2 and "celeba-attributes tasks are 2-way" in err and "lasium-gen --ways 2" in err
 
 
 def test_celeba_identity_default_protocol_needs_16_images_per_identity(tmp_path, celeba_root) -> None:

@@ -278,6 +278,65 @@ def test_validation_on_real_episodes_writes_best(shards, tmp_path, monkeypatch, 
     assert loaded.val_dataset == f"imagefolder:{data}"
 
 
+def test_protonets_validate_at_val_ways_with_the_same_weights(shards, tmp_path, monkeypatch):
+    """--val-ways 3 on 5-way shards: best/ is chosen on 3-way episodes, scored by the trained weights themselves."""
+    from lasium.train.validation import Validator
+
+    monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
+    data = make_imagefolder(tmp_path / "folder")
+    cfg = config(
+        shards["hdf5"],
+        tmp_path / "run",
+        algo="protonets",
+        iterations=4,
+        val_every=2,
+        val_tasks=10,
+        val_ways=3,
+        val_dataset=f"imagefolder:{data}",
+        val_queries=3,
+        precision="fp32",  # the check below scores without autocast
+    )
+    train(cfg, progress=False)
+    val = [r for r in read_metrics(tmp_path / "run") if r["split"] == "val"]
+    learner, saved = load_learner(tmp_path / "run" / "last")
+    assert learner.ways == 5 and saved.val_ways == 3 and saved.validation_ways == 3
+    episodes = {
+        ways: Validator(f"imagefolder:{data}", ways=ways, shots=1, queries=3, num_tasks=10, image_shape=SHAPE)
+        for ways in (3, 5)
+    }
+    assert episodes[3].query.shape[1] == 3 and episodes[5].query.shape[1] == 5
+    assert val[-1]["step"] == 4
+    assert val[-1]["accuracy"] == episodes[3].evaluate(learner, torch.device("cpu"))["accuracy"]
+    view = learner.with_ways(3)
+    assert view.ways == 3 and learner.ways == 5 and view.backbone is learner.backbone
+
+
+def test_resume_with_other_validation_episodes_chooses_best_again(shards, tmp_path, monkeypatch, caplog):
+    """best/ compares like with like: 3-way accuracies are not a bar for 5-way ones."""
+    monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
+    data = make_imagefolder(tmp_path / "folder")
+    val = dict(algo="protonets", val_every=2, val_tasks=10, val_dataset=f"imagefolder:{data}", val_queries=3)
+    train(config(shards["hdf5"], tmp_path / "run", iterations=2, val_ways=3, **val), progress=False)
+    first = json.loads((tmp_path / "run" / "best" / "state.json").read_text())
+    with caplog.at_level("WARNING", logger="lasium.train.trainer"):
+        train(config(shards["hdf5"], tmp_path / "run", iterations=4, **val), resume=True, progress=False)
+    best = json.loads((tmp_path / "run" / "best" / "state.json").read_text())
+    assert first["best_step"] == 2 and best["best_step"] == 4
+    assert "best/ is chosen again from the next validation on" in caplog.text
+    scores = [r["accuracy"] for r in read_metrics(tmp_path / "run") if r["split"] == "val"]
+    assert best["best_val_accuracy"] == scores[-1]
+
+
+def test_val_ways_is_refused_where_the_head_fixes_n(shards, tmp_path):
+    with pytest.raises(ConfigError, match="--val-ways 3: a maml learner has a 5-way head"):
+        train(config(shards["wds"], tmp_path / "run", algo="maml", iterations=1, val_ways=3), progress=False)
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(ConfigError, match="--val-ways must be at least 2"):
+        config(shards["wds"], tmp_path / "run", algo="protonets", val_ways=1).validate()
+    with pytest.raises(ConfigError, match="has a 5-way head and cannot score 3-way tasks"):
+        build_learner(config(shards["wds"], tmp_path, ways=5, image_shape=list(SHAPE)).learner_config()).with_ways(3)
+
+
 def test_missing_validation_data_fails_before_training(shards, tmp_path, monkeypatch):
     monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
     cfg = config(

@@ -32,7 +32,7 @@ from lasium.evaluate.protocol import EvalProtocol, combined_digest, make_episode
 from lasium.evaluate.scoring import default_chunk, score_episodes
 from lasium.precision import autocast_for
 from lasium.runtime import describe_device, resolve_device
-from lasium.train import STATE_FILE, MetaLearner, build_learner, find_checkpoint, load_learner
+from lasium.train import STATE_FILE, MetaLearner, find_checkpoint, load_learner
 
 REPORT_FORMAT = "lasium-eval"
 REPORT_VERSION = 1
@@ -130,16 +130,13 @@ def with_ways(learner: MetaLearner, ways: int, dataset: str | None = None) -> Me
         if paper is not None and paper.task_builder == "attributes":  # 2-way by construction: no --ways helps
             raise ConfigError(
                 f"{dataset} tasks are {ways}-way and this {learner.algo} learner has a {learner.ways}-way head; "
-                f"train a {ways}-way {learner.algo} learner (lasium-train --ways {ways}) or evaluate ProtoNets"
+                f"train {learner.algo} on {ways}-way shards (lasium-gen --ways {ways}) or evaluate ProtoNets"
             )
         raise ConfigError(
             f"this {learner.algo} learner has a {learner.ways}-way head and cannot score {ways}-way tasks; "
             f"pass --ways {learner.ways}"
         )
-    config = type(learner.config)(**{**asdict(learner.config), "ways": ways})
-    rebuilt = build_learner(config)
-    rebuilt.load_state_dict(learner.state_dict())
-    return rebuilt.to(next(learner.parameters()).device)
+    return learner.with_ways(ways)
 
 
 def evaluate_learner(

@@ -44,6 +44,7 @@ FIELDS = (
     "allow_partial",
     "val_every",
     "val_tasks",
+    "val_ways",
     "val_dataset",
     "val_inner_steps",
     "data_root",
@@ -150,6 +151,15 @@ FIELDS = (
 @click.option("--val-every", type=int, default=500, show_default=True, help="Validate every N steps (0 = never).")
 @click.option("--val-tasks", type=int, default=200, show_default=True, help="Validation episodes.")
 @click.option(
+    "--val-ways",
+    type=int,
+    default=0,
+    show_default=True,
+    help="N of the validation episodes (0 = the shards' N). Give the N you will test at when training wider, "
+    "e.g. 20-way tasks for a 5-way benchmark: best/ is then chosen on 5-way episodes. ProtoNets only: "
+    "MAML's head fixes N.",
+)
+@click.option(
     "--val-dataset",
     default="auto",
     show_default=True,
@@ -213,7 +223,7 @@ a weighted mixture
     autosave/ (every --checkpoint-minutes), each with model.safetensors, config.json, optimizer.safetensors
     and state.json; lasium-eval reads best/ (else last/). --resume continues from the newest of last/,
     autosave/ and step-N/, after removing what a checkpoint write cut by a kill left behind.
-    Validation uses real val-split episodes (same N and K_tr as the shards, 15 queries); with the
+    Validation uses real val-split episodes (the shards' N unless --val-ways, their K_tr, 15 queries); with the
     default --val-dataset auto, 28x28x1 shards are validated on Omniglot when it is present (--data-root or
     $LASIUM_DATA; else one warning and no validation: 'lasium-data download omniglot' enables it); an explicit
     --val-dataset omniglot requires it. A --out that holds another run is refused, never overwritten.

@@ -46,6 +46,7 @@ class TrainConfig:
     val_tasks: int = 200
     val_dataset: str = "auto"  # auto = omniglot for 28x28x1 shards, else none
     val_queries: int = 15
+    val_ways: int = 0  # N of the validation episodes; 0 = the shards' N (another N: learners without an N-way head)
     val_inner_steps: int | None = None  # None = inner_steps
     data_root: str | None = None
     checkpoint_every: int = 1000
@@ -85,12 +86,15 @@ class TrainConfig:
             "loader_group": self.loader_group,
             "val_every": self.val_every,
             "val_tasks": self.val_tasks,
+            "val_ways": self.val_ways,
             "checkpoint_every": self.checkpoint_every,
             "checkpoint_minutes": self.checkpoint_minutes,
         }
         for name, value in nonneg.items():
             if value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be 0 or more, got {value}")
+        if self.val_ways == 1:
+            raise ConfigError("--val-ways must be at least 2 (0 = the shards' N), got 1")
         if self.algo in ALGORITHMS and ALGORITHMS[self.algo].adapts and self.inner_lr <= 0:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -108,6 +112,16 @@ class TrainConfig:
     @property
     def validation_enabled(self) -> bool:
         return self.val_dataset != "none" and self.val_every > 0 and self.val_tasks > 0
+
+    @property
+    def validation_ways(self) -> int:
+        """N of the validation episodes: ``val_ways``, or the shards' N when it is 0."""
+        return self.val_ways or self.ways
+
+    def validation_episodes(self) -> tuple[Any, ...]:
+        """What makes two validations comparable: the episodes (dataset, count, N, queries) and MAML's inner loop."""
+        steps = self.inner_steps if self.val_inner_steps is None else self.val_inner_steps
+        return (self.val_dataset, self.val_tasks, self.validation_ways, self.val_queries, steps)
 
     def learner_config(self) -> LearnerConfig:
         if not self.ways:

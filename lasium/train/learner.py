@@ -11,7 +11,8 @@ labels (N·K_tr,) long, query images and labels likewise; batched calls add a le
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import copy
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar, Protocol
 
 import torch
@@ -94,6 +95,25 @@ class MetaLearner(nn.Module):
                 raise ConfigError(f"unknown backbone {config.backbone!r}; choose one of {', '.join(BACKBONES)}")
             backbone = BACKBONES[config.backbone](config.image_shape, config.hidden)
         self.backbone = backbone
+
+    def with_ways(self, ways: int) -> MetaLearner:
+        """This learner for ``ways``-way tasks: itself for its own N. A learner with an N-way head (MAML) has no
+        other N; learners without one override this (:meth:`ProtoNets.with_ways`)."""
+        if ways == self.ways:
+            return self
+        raise ConfigError(
+            f"this {self.algo} learner has a {self.ways}-way head and cannot score {ways}-way tasks; "
+            f"score it on {self.ways}-way tasks or train a {ways}-way learner"
+        )
+
+    def _sharing_weights(self, ways: int) -> MetaLearner:
+        """A view of this learner for ``ways``-way tasks that shares its modules and parameters (no copy)."""
+        if ways < 2:
+            raise ConfigError(f"a task needs at least 2 classes, got ways={ways}")
+        view = copy.copy(self)  # a shallow copy: the same backbone module, so the same tensors
+        view.config = replace(self.config, ways=ways)
+        view.ways = int(ways)
+        return view
 
     # --- per task (vmappable) -------------------------------------------------------------------
     def meta_params(self) -> Params:

@@ -23,6 +23,10 @@ class ProtoNets(MetaLearner):
     algo = "protonets"
     adapts = False  # prototypes come from the support set as it is: no inner loop
 
+    def with_ways(self, ways: int) -> ProtoNets:
+        """The same learner for ``ways``-way tasks: prototypes need no N-way head, so any N shares these weights."""
+        return self if ways == self.ways else self._sharing_weights(ways)  # type: ignore[return-value]
+
     def adapt(self, support: torch.Tensor, support_labels: torch.Tensor, params: Params | None = None) -> Params:
         """The meta-parameters plus ``prototypes`` (N, D), or (T, N, D) for T tasks.
 

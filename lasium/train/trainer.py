@@ -41,7 +41,7 @@ from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
 from lasium.train.lr_schedule import set_learning_rate
 from lasium.train.mixture import open_mixture
-from lasium.train.registry import build_learner
+from lasium.train.registry import ALGORITHMS, build_learner
 from lasium.train.run_folder import (
     AUTOSAVE,
     latest_checkpoint,
@@ -113,6 +113,7 @@ class Trainer:
         self.ctx = D.init_distributed(config.device)
         self.out = Path(config.out)
         self.shard_set: ShardSet
+        self.resumed_config: TrainConfig | None = None  # the config of the checkpoint --resume continues
         # --shards A[:weight] …: one layout, maybe weighted
         self.shard_set, self.mixture = open_mixture(config.shards, allow_partial=config.allow_partial)
         config.mixture = self.mixture.record()
@@ -136,11 +137,16 @@ class Trainer:
         )
         if config.loader_group == 0:  # auto: on a GPU a step takes milliseconds, so move 8 meta-batches per transfer
             config.loader_group = 8 if self.ctx.device.type == "cuda" else 1
+        if config.validation_ways != config.ways and ALGORITHMS[config.algo].adapts:
+            raise ConfigError(
+                f"--val-ways {config.val_ways}: a {config.algo} learner has a {config.ways}-way head (the shards' N) "
+                "and validates on episodes of that N; drop --val-ways or train protonets"
+            )
         self.validator: Validator | None = None
         if config.validation_enabled and self.ctx.is_main:  # fail here, before any training, if the data is missing
             self.validator = Validator(
                 config.val_dataset,
-                ways=config.ways,
+                ways=config.validation_ways,
                 shots=config.shots,
                 queries=config.val_queries,
                 num_tasks=config.val_tasks,
@@ -182,6 +188,7 @@ class Trainer:
                 f"{tuple(saved.image_shape)} tasks; resume it with the same --algo, --backbone and shards"
             )
         refuse_other_settings(latest, saved_train, self.config)
+        self.resumed_config = saved_train
         return latest
 
     def run(self) -> TrainResult:
@@ -225,6 +232,17 @@ class Trainer:
             (self.out / "train_config.json").write_text(cfg.to_json() + "\n")
         log = MetricsLog(self.out, resume_step=start if self.checkpoint else None) if ctx.is_main else None
         best = state.get("best_val_accuracy")
+        resumed = self.resumed_config
+        if resumed is not None and best is not None and cfg.validation_enabled:
+            if resumed.validation_episodes() != cfg.validation_episodes():
+                if ctx.is_main:
+                    logger.warning(
+                        "validation episodes (dataset, episodes, N, queries, inner steps) are now %s, best/ was "
+                        "chosen on %s: best/ is chosen again from the next validation on",
+                        cfg.validation_episodes(),
+                        resumed.validation_episodes(),
+                    )
+                best = None
         result = TrainResult(self.out, start, best_val_accuracy=best)
         shards_read: set[str] = set()
         if self.progress and ctx.is_main:

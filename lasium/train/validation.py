@@ -80,6 +80,7 @@ class Validator:
                 "pass another --val-dataset or --val-dataset none"
             ) from None
         batch = sampler.tasks(0, num_tasks)
+        self.ways = ways
         self.description = f"{num_tasks} {dataset} val episodes ({ways}-way {shots}-shot, {queries} queries)"
         self.support = torch.from_numpy(np.ascontiguousarray(batch.support))
         self.query = torch.from_numpy(np.ascontiguousarray(batch.query))
@@ -113,6 +114,7 @@ class Validator:
         per forward pass [:meth:`chunk_tasks`]; each episode is adapted and scored on its own, so it changes the memory
         a pass takes, not what it computes."""
         chunk = chunk or self.chunk_tasks()
+        learner = learner.with_ways(self.ways)  # ProtoNets trained wider (--val-ways): the same weights
         accuracies = []
         with torch.no_grad():
             for a in range(0, len(self), chunk):
