@@ -64,7 +64,7 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
-        "training shots, learning-rate schedule, GAN training epochs, VAE training epochs.",
+        "training shots, distance to the prototypes, learning-rate schedule, GAN training epochs, VAE training epochs.",
         "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), learning-rate schedule.",
     ]
 
@@ -181,6 +181,23 @@ def test_training_shots_lever_compares_shots_within_each_ways_and_budget(tmp_pat
     ]
     assert shots["points"][0]["reference"] and shots["points"][1]["delta"]["5"]["pct"] == 0.5
     assert not any(c["lever"] == "training ways" for c in collect(tmp_path))  # levers/shots* is not a ways sweep
+
+
+def test_distance_lever_compares_the_protonets_distances_within_one_budget(tmp_path):
+    point = _row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5))
+    for name, distance, one in (("distance-squared-euclidean", None, 90.0), ("distance-mean", "mean-squared", 91.5)):
+        _sweep(tmp_path / "levers" / name, [{**point, "val": _val(one, 98.0)}], tasks=4000)
+        if distance is not None:
+            data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+            data["sizes"]["distance"] = distance
+            (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    (found,) = [c for c in collect(tmp_path) if c["lever"] == "distance to the prototypes"]
+    assert [p["setting"] for p in found["points"]] == [
+        "`squared-euclidean` (4,000 tasks, 1,000 × 4)",
+        "`mean-squared` (4,000 tasks, 1,000 × 4)",
+    ]
+    assert found["points"][0]["reference"] and found["points"][1]["delta"]["1"]["pct"] == 1.5
+    assert not any(c["lever"].startswith("budget") for c in collect(tmp_path))  # not read as another budget
 
 
 def test_learning_rate_lever_compares_schedules_within_each_budget(tmp_path):

@@ -95,6 +95,24 @@ def test_a_learning_rate_schedule_changes_the_training_command_only(tmp_path: Pa
     assert "Learning rate: `--lr-schedule cosine`." in render(page)
 
 
+def test_a_protonets_distance_changes_the_training_command_only(tmp_path: Path):
+    from lasium.errors import ConfigError
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    summed = commands(point, PointBudget(), tmp_path)
+    mean = commands(point, PointBudget(distance="mean-squared"), tmp_path)
+    assert "--distance" not in summed["train"]  # commands stay as the committed sweeps ran them
+    assert mean["train"][mean["train"].index("--distance") + 1] == "mean-squared"
+    assert mean["gen"] == summed["gen"] and mean["eval"] == summed["eval"]
+    with pytest.raises(ConfigError, match="--distance must be one of squared-euclidean, mean-squared"):
+        PointBudget(distance="cosine").validate()
+    with pytest.raises(ConfigError, match="--distance is a ProtoNets option"):
+        PointBudget(algo="maml", distance="mean-squared").validate()
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, distance="mean-squared")
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
+    assert "Distance to the prototypes: `--distance mean-squared`." in render(page)
+
+
 def test_the_committed_sweeps_are_planned_with_the_commands_they_ran():
     """results/sweep*.json were made by the old script: today's commands for their points equal the recorded ones
     (what a resumed sweep compares), given the options their pages recorded (the committed ProtoNets sweep was made

@@ -320,3 +320,32 @@ def test_protonets_takes_no_inner_loop_settings():
         model.adapt_tasks(s, sl, lr=0.1)
     assert inner_loop_options(model, 50, 0.4) == {}
     assert inner_loop_options(tiny(MAML), 50, 0.4) == {"steps": 50, "lr": 0.4}
+
+
+def test_protonets_mean_squared_distance_is_the_squared_euclidean_over_d():
+    """The authors' distance (the mean over the D feature dimensions) scales the logits by 1/D: the same nearest
+    prototype, a softer softmax, so other gradients."""
+    summed, mean = tiny(ProtoNets), tiny(ProtoNets, distance="mean-squared")
+    mean.load_state_dict(summed.state_dict())
+    s, sl, q, ql = tasks(2)
+    d = summed.backbone.out_features
+    logits = summed.predict_tasks(summed.adapt_tasks(s, sl), q)
+    torch.testing.assert_close(mean.predict_tasks(mean.adapt_tasks(s, sl), q), logits / d)
+    a, b = summed.meta_gradients(s, sl, q, ql), mean.meta_gradients(s, sl, q, ql)
+    assert max_diff(a.grads, b.grads) > 1e-6 and torch.equal(a.accuracy, b.accuracy)
+    rebuilt = build_learner(LearnerConfig.from_dict(mean.config.to_dict()))
+    assert rebuilt.config.distance == "mean-squared"
+    old = {k: v for k, v in mean.config.to_dict().items() if k != "distance"}  # checkpoints from before the option
+    assert LearnerConfig.from_dict(old).distance == "squared-euclidean"
+    with pytest.raises(ConfigError, match="unknown distance 'cosine'"):
+        tiny(ProtoNets, distance="cosine")
+
+
+def test_distance_is_refused_for_maml():
+    from lasium.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="--distance is a ProtoNets option"):
+        TrainConfig(shards=["s"], out="o", algo="maml", distance="mean-squared").validate()
+    with pytest.raises(ConfigError, match="--distance must be one of"):
+        TrainConfig(shards=["s"], out="o", algo="protonets", distance="l1").validate()
+    assert TrainConfig(shards=["s"], out="o", algo="protonets", distance="mean-squared").validate()

@@ -104,8 +104,8 @@ def test_short_run_lowers_the_loss(shards, tmp_path, algo, container):
 
 
 def test_resume_refuses_a_run_trained_with_other_settings(shards, tmp_path):
-    """--resume continues only its own run: another --lr, --lr-schedule or --seed is refused in one line, with the
-    run folder left as it was; the shard set may have moved (same tasks under another path)."""
+    """--resume continues only its own run: another --lr, --lr-schedule, --seed or --distance is refused in one line,
+    with the run folder left as it was; the shard set may have moved (same tasks under another path)."""
     kw = dict(algo="protonets", checkpoint_every=2)
     train(config(shards["wds"], tmp_path / "run", iterations=2, **kw), progress=False)
     before = (tmp_path / "run" / "last" / "state.json").read_text()
@@ -113,6 +113,7 @@ def test_resume_refuses_a_run_trained_with_other_settings(shards, tmp_path):
         (dict(lr=2e-3), "lr 0.001 (now 0.002)"),
         (dict(lr_schedule="cosine"), "lr_schedule 'constant' (now 'cosine')"),
         (dict(seed=1), "seed 3 (now 1)"),
+        (dict(distance="mean-squared"), "distance 'squared-euclidean' (now 'mean-squared')"),
     ]:
         with pytest.raises(ConfigError, match="trained with other settings") as err:
             train(config(shards["wds"], tmp_path / "run", iterations=4, **kw, **other), resume=True, progress=False)

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from lasium.cli_support import OneLineGroup, user_errors
-from lasium.train import LR_SCHEDULES
+from lasium.train import DEFAULT_DISTANCE, DISTANCES, LR_SCHEDULES
 
 from .cli_options import CONTEXT, budget_options, names, numbers, with_options
 from .sizes import SIZES
@@ -231,14 +231,16 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
               help="lasium-train --lr-schedule of every point: the learning-rate schedule lever.")  # fmt: skip
 @click.option("--shots", type=int, default=1, show_default=True,
               help="K of the generated training tasks (validated at 1 and 5 shots): the shots lever.")  # fmt: skip
+@click.option("--distance", type=click.Choice(list(DISTANCES)), default=DEFAULT_DISTANCE, show_default=True,
+              help="lasium-train --distance of every point (ProtoNets): the distance lever.")  # fmt: skip
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
 def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, mixtures: str | None, mixture_augment: str, only: str | None,
-          generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int, threads: int,
-          resume: bool) -> None:  # fmt: skip
+          generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int, distance: str,
+          threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -266,13 +268,15 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --lr-schedule cosine --work runs/lever-lr-cosine --results results/levers/lr-cosine   # beside a constant one
       lasium-repro sweep --only parameter --strategies n --values 0.5 --ways 20 --epsilon 204.2 --shots 5 \\
           --work runs/lever-shots-5 --results results/levers/shots-5-w20   # beside the 1-shot 20-way sweep
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --distance mean-squared \
+          --work runs/lever-distance-mean --results results/levers/distance-mean   # beside a squared-euclidean one
     """
     from .sweep import QUICK, PointBudget, SweepOptions, run
 
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
-                         **sizes)  # fmt: skip
+                         distance=distance, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
         strategies=names(strategies),

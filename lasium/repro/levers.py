@@ -211,6 +211,30 @@ def _shots_lever(learner: str) -> Lever:
     )
 
 
+def _distance(results: Results) -> str:
+    """A sweep's ``--distance`` (pages from before the option: the squared Euclidean distance)."""
+    return str(results.get("sizes", {}).get("distance", "squared-euclidean"))
+
+
+def _distance_lever() -> Lever:
+    """How ProtoNets compare a query with a prototype (``lasium-train --distance``): sweeps of LASIUM-N at its tuned
+    σ that differ in the distance alone, compared within one budget. The reference is the squared Euclidean distance
+    every row trains with (Snell et al., 2017); the LASIUM authors' code takes its mean over the feature dimensions,
+    the same nearest prototype with a softmax D times softer in training."""
+    return Lever(
+        "distance to the prototypes",
+        "protonets",
+        ("levers/distance*/sweep.json",),
+        _tuned_n_points("protonets"),
+        lambda r, res: f"`{_distance(res)}` ({_budget_setting(r, res)})",
+        "the squared Euclidean distance (Snell et al., 2017)",
+        is_reference=lambda r, res: _distance(res) == "squared-euclidean",
+        order=lambda r, res: (float(_distance(res) != "squared-euclidean"),),
+        group=_budget_setting,
+        across_sources=True,
+    )
+
+
 def _lr_schedule(results: Results) -> str:
     """A sweep's or a step curve's run's ``--lr-schedule`` (pages from before the option: constant)."""
     if results.get("format") == STEP_CURVE:
@@ -317,6 +341,7 @@ LEVERS: tuple[Lever, ...] = (
     *(_step_lever(learner) for learner in LEARNERS),
     _ways_lever("protonets"),
     _shots_lever("protonets"),
+    _distance_lever(),
     *(_lr_schedule_lever(learner) for learner in LEARNERS),
     *(
         Lever(

@@ -30,6 +30,7 @@ class PointBudget:
     epsilon: float | None = None  # lasium-gen --epsilon (None: its default; more ways may need a smaller one)
     lr_schedule: str = "constant"  # lasium-train --lr-schedule: the learning-rate schedule lever
     shots: int = 1  # K of the generated training tasks (lasium-gen --shots): the training-shots lever
+    distance: str = "squared-euclidean"  # lasium-train --distance (ProtoNets): the distance lever
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -47,10 +48,14 @@ class PointBudget:
             raise ConfigError(f"--ways must be at least 2 (classes per training task); got {self.ways}")
         if self.shots < 1:
             raise ConfigError(f"--shots must be at least 1 (support images per class); got {self.shots}")
-        from lasium.train import LR_SCHEDULES
+        from lasium.train import DEFAULT_DISTANCE, DISTANCES, LR_SCHEDULES
 
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
+        if self.distance not in DISTANCES:
+            raise ConfigError(f"--distance must be one of {', '.join(DISTANCES)}; got {self.distance!r}")
+        if self.distance != DEFAULT_DISTANCE and self.algo != "protonets":
+            raise ConfigError(f"--distance is a ProtoNets option ({self.algo} scores with its linear head); drop it")
         return self
 
     def ways_args(self) -> list[str]:
@@ -61,5 +66,9 @@ class PointBudget:
         return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
 
     def schedule_args(self) -> list[str]:
-        """lasium-train's ``--lr-schedule`` when it is not the default (constant-rate commands stay as they were)."""
-        return [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
+        """lasium-train's ``--lr-schedule`` when it is not the default (constant-rate commands stay as they were), and
+        its ``--distance`` likewise."""
+        schedule = [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
+        from lasium.train import DEFAULT_DISTANCE
+
+        return schedule + ([] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance])

@@ -307,6 +307,10 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["lr_schedule"] = budget.lr_schedule
     if budget.shots != 1:  # likewise: 1-shot pages keep their recorded sizes
         sizes["shots"] = budget.shots
+    from lasium.train import DEFAULT_DISTANCE
+
+    if budget.distance != DEFAULT_DISTANCE:  # likewise
+        sizes["distance"] = budget.distance
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
     earlier = {}

@@ -96,7 +96,8 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
             f" Learning rate: `--lr-schedule {a['lr_schedule']}`."
             if a.get("lr_schedule", "constant") != "constant"
             else ""
-        ),
+        )
+        + (f" Distance to the prototypes: `--distance {a['distance']}`." if a.get("distance") else ""),
         "",
     ]
     for family, title, column in (

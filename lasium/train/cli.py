@@ -16,6 +16,7 @@ from lasium.train.augment import preset_names
 from lasium.train.backbone import BACKBONES
 from lasium.train.checkpoint import read_configs
 from lasium.train.config import TrainConfig
+from lasium.train.distances import DEFAULT_DISTANCE, DISTANCES
 from lasium.train.lr_schedule import LR_SCHEDULES
 from lasium.train.registry import ALGORITHMS
 from lasium.train.shard_access import run_name
@@ -34,6 +35,7 @@ FIELDS = (
     "lr",
     "lr_schedule",
     "backbone",
+    "distance",
     "precision",
     "augment",
     "compile",
@@ -97,6 +99,15 @@ FIELDS = (
     help=f"Feature extractor of the learner, by name ({', '.join(BACKBONES)}); recorded in every checkpoint. "
     "conv4 = 4 x (3x3 conv 64, batch norm on the task's own statistics, 2x2 max-pool, ReLU). A new one is one "
     "entry of lasium.train.backbone.BACKBONES.",
+)
+@click.option(
+    "--distance",
+    type=click.Choice(list(DISTANCES)),
+    default=DEFAULT_DISTANCE,
+    show_default=True,
+    help="ProtoNets: how a query's features are compared with each prototype. squared-euclidean = the sum of the "
+    "squared differences (Snell et al. 2017); mean-squared = their mean over the feature dimensions (the LASIUM "
+    "authors' code): the same nearest prototype, a softmax D times softer in training. Refused for MAML.",
 )
 @click.option(
     "--precision",
@@ -197,7 +208,7 @@ FIELDS = (
     is_flag=True,
     help="Continue the run in --out from its latest checkpoint, exactly; "
     "options given again override the saved ones (e.g. a larger --iterations, or --shards where the set moved); "
-    "another --lr, --lr-schedule, --seed, --augment, --meta-batch or inner loop is refused.",
+    "another --lr, --lr-schedule, --distance, --seed, --augment, --meta-batch or inner loop is refused.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context

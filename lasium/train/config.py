@@ -10,6 +10,7 @@ from lasium.errors import ConfigError
 from lasium.precision import PRECISIONS
 from lasium.train.augment import preset_names
 from lasium.train.backbone import BACKBONES
+from lasium.train.distances import DEFAULT_DISTANCE, DISTANCES
 from lasium.train.learner import LearnerConfig
 from lasium.train.lr_schedule import LR_SCHEDULES
 from lasium.train.registry import ALGORITHMS
@@ -33,6 +34,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # a name in lasium.train.lr_schedule.LR_SCHEDULES: how --lr changes over the run
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES
+    distance: str = "squared-euclidean"  # ProtoNets: a name in lasium.train.protonets.DISTANCES
     hidden: int = 64
     precision: str = "auto"  # auto = bf16 autocast where the device has native bf16 (CUDA, AVX512-BF16/AMX CPUs)
     augment: str = "auto"  # a preset of lasium.train.augment; the trainer records the one auto stood for
@@ -97,6 +99,12 @@ class TrainConfig:
             raise ConfigError("--val-ways must be at least 2 (0 = the shards' N), got 1")
         if self.algo in ALGORITHMS and ALGORITHMS[self.algo].adapts and self.inner_lr <= 0:
             raise ConfigError(f"--inner-lr must be positive, got {self.inner_lr}")
+        if self.distance not in DISTANCES:
+            raise ConfigError(f"--distance must be one of {', '.join(DISTANCES)}, got {self.distance!r}")
+        if self.distance != DEFAULT_DISTANCE and self.algo in ALGORITHMS and ALGORITHMS[self.algo].adapts:
+            raise ConfigError(
+                f"--distance is a ProtoNets option ({self.algo} scores queries with its linear head); drop it"
+            )
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.precision not in PRECISIONS:
@@ -135,6 +143,7 @@ class TrainConfig:
             inner_steps=self.inner_steps,
             inner_lr=self.inner_lr,
             backbone=self.backbone,
+            distance=self.distance,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Prototypical Networks (Snell, Swersky & Zemel, "Prototypical Networks for Few-shot Learning", NeurIPS 2017).
 
 A class is represented by the mean backbone feature of its support images (its prototype); a query image
-is scored by the negative squared Euclidean distance to each prototype. There is no inner loop: ``adapt``
-only computes prototypes (and takes no inner-loop settings).
+is scored by the negative squared Euclidean distance to each prototype (or by its mean over the feature dimensions,
+the LASIUM authors' choice: :mod:`lasium.train.distances`). There is no inner loop: ``adapt`` only computes
+prototypes (and takes no inner-loop settings).
 
 With no per-task weights, a meta-batch needs no ``vmap``: ``adapt``/``predict`` accept one task or T tasks
 on a leading axis, and the backbone runs all T tasks' images in one pass with batch norm per task (see
@@ -13,15 +14,24 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-from lasium.train.learner import MetaGradients, MetaLearner, Params, full_precision
+from lasium.errors import ConfigError
+from lasium.train.distances import DISTANCES
+from lasium.train.learner import LearnerConfig, MetaGradients, MetaLearner, Params, full_precision
 
 
 class ProtoNets(MetaLearner):
-    """Nearest class mean in the backbone's feature space (Conv-4 by default), squared Euclidean distance."""
+    """Nearest class mean in the backbone's feature space (Conv-4 by default), by ``config.distance``."""
 
     algo = "protonets"
     adapts = False  # prototypes come from the support set as it is: no inner loop
+
+    def __init__(self, config: LearnerConfig, backbone: nn.Module | None = None) -> None:
+        if config.distance not in DISTANCES:
+            raise ConfigError(f"unknown distance {config.distance!r}; choose one of {', '.join(DISTANCES)}")
+        super().__init__(config, backbone)
+        self.distance = DISTANCES[config.distance]
 
     def with_ways(self, ways: int) -> ProtoNets:
         """The same learner for ``ways``-way tasks: prototypes need no N-way head, so any N shares these weights."""
@@ -43,7 +53,7 @@ class ProtoNets(MetaLearner):
     def predict(self, params: Params, query: torch.Tensor) -> torch.Tensor:
         """Logits (M, N), or (T, M, N) for T tasks' queries (T, M, C, H, W)."""
         features = full_precision(self._features(params, query))
-        return -((features[..., :, None, :] - params["prototypes"][..., None, :, :]) ** 2).sum(-1)
+        return -self.distance((features[..., :, None, :] - params["prototypes"][..., None, :, :]) ** 2)
 
     # --- over tasks: batched directly, no vmap -------------------------------------------------------
     def adapt_tasks(  # type: ignore[override]  # no inner-loop settings

@@ -67,6 +67,7 @@ RUN_DEFINING = (
     "inner_lr",
     "lr",
     "lr_schedule",
+    "distance",
     "seed",
     "ways",
     "shots",
