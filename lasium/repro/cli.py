@@ -268,8 +268,8 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --lr-schedule cosine --work runs/lever-lr-cosine --results results/levers/lr-cosine   # beside a constant one
       lasium-repro sweep --only parameter --strategies n --values 0.5 --ways 20 --epsilon 204.2 --shots 5 \\
           --work runs/lever-shots-5 --results results/levers/shots-5-w20   # beside the 1-shot 20-way sweep
-      lasium-repro sweep --only parameter --strategies n --values 0.5 --distance mean-squared \
-          --work runs/lever-distance-mean --results results/levers/distance-mean   # beside a squared-euclidean one
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --distance mean-squared \\
+          --work runs/lever-distance-mean --results results/levers/distance-mean-squared   # beside a default one
     """
     from .sweep import QUICK, PointBudget, SweepOptions, run
 

@@ -65,10 +65,10 @@ class PointBudget:
         ways = [] if self.ways == 5 else ["--ways", str(self.ways)]
         return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
 
-    def schedule_args(self) -> list[str]:
-        """lasium-train's ``--lr-schedule`` when it is not the default (constant-rate commands stay as they were), and
-        its ``--distance`` likewise."""
-        schedule = [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
+    def train_args(self) -> list[str]:
+        """lasium-train's options of the levers: ``--lr-schedule`` and ``--distance``, each only when it is not the
+        default (so commands at the defaults stay as the committed experiments ran them)."""
         from lasium.train import DEFAULT_DISTANCE
 
+        schedule = [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
         return schedule + ([] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance])

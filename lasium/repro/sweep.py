@@ -181,7 +181,7 @@ def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[st
             point.augment,
             "--iterations",
             str(budget.iterations),
-            *budget.schedule_args(),
+            *budget.train_args(),
             "--meta-batch",
             str(budget.meta_batch),
             "--val-every",

@@ -1,8 +1,8 @@
 """How ProtoNets compare a query's features with a prototype, by name (``lasium-train --distance``).
 
-Each distance maps the squared differences (…, D) of the features to one number per prototype (…). Both rank the
-prototypes alike, so the nearest one, and so every evaluation accuracy, is the same; what differs is the scale of the
-logits, so the softmax of the training loss and its gradients. A new distance is one entry of :data:`DISTANCES`.
+Each distance maps the squared differences (…, D) of the features to one number per prototype (…). The two here rank
+the prototypes alike, so the nearest one, and so every evaluation accuracy, is the same; what differs is the scale of
+the logits, so the softmax of the training loss and its gradients. A new distance is one entry of :data:`DISTANCES`.
 
 - ``squared-euclidean``: the sum over the D dimensions, the squared Euclidean distance of Snell, Swersky & Zemel,
   "Prototypical Networks for Few-shot Learning" (NeurIPS 2017).

@@ -38,7 +38,7 @@ class LearnerConfig:
     inner_steps: int = 5
     inner_lr: float = 0.4
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES (checkpoints before it existed: conv4)
-    distance: str = "squared-euclidean"  # ProtoNets: a name in lasium.train.protonets.DISTANCES (its default first)
+    distance: str = "squared-euclidean"  # ProtoNets: a name in lasium.train.distances.DISTANCES
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
