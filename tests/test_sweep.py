@@ -29,6 +29,10 @@ def test_plan_takes_the_given_values_for_every_strategy():
     assert [(p.strategy, p.value) for p in given] == [("ro", 0.2), ("ro", 0.6), ("oc", 0.2), ("oc", 0.6)]
     keys = [p.key for p in plan(1.0, ["n"])]
     assert len(keys) == len(set(keys)) and keys.count("n-sigma1-shift5") == 1  # shared by both families, run once
+    # one family only: σ = --augment-sigma stays a point of it (it was merged into the augment family, then dropped)
+    only = plan(1.0, ["n"], [0.25, 0.5, 1.0], only="parameter")
+    assert [(p.family, p.value) for p in only] == [("parameter", 0.25), ("parameter", 0.5), ("parameter", 1.0)]
+    assert [p.augment for p in plan(1.0, ["n"], [1.0], only="augment")] == [p.augment for p in plan(1.0, [])]
 
 
 def test_maml_points_train_maml_on_the_maml_preset(tmp_path: Path):

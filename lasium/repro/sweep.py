@@ -114,15 +114,18 @@ def plan(
     values: list[float] | None = None,
     mixtures: tuple[str, ...] = (),
     mixture_augment: str = "shift5-affine",
+    only: str | None = None,
 ) -> list[Point]:
     """The sweep's points; ``values``: the parameter values of every strategy (default: ``PARAMETERS``); a point per
-    mixture last."""
+    mixture last; ``only``: the points of one family."""
     # Augmentations first: they move accuracy most (shift5 alone is worth ~18 points), σ/α less.
     points = [Point("augment", "n", "sigma", augment_sigma, a) for a in AUGMENTS]
     points += [
         Point("parameter", s, PARAMETERS[s][0], v, "shift5") for s in strategies for v in (values or PARAMETERS[s][1])
     ]
     points += [Point("mixture", "mix", "", None, mixture_augment, mix=m) for m in mixtures]
+    if only:  # before the merge below: with --only parameter, σ = --augment-sigma is a parameter point
+        points = [p for p in points if p.family == only]
     seen, unique = set(), []
     for p in points:  # the n / shift5 point belongs to both families; run it once (as an augment point)
         if p.key not in seen:
@@ -281,9 +284,9 @@ def run(options: SweepOptions) -> dict[str, Any]:
     runner = StageRunner(work, stage_env(options.threads), resume=options.resume, tag="sweep")
     generator = describe_generator(options.generator)  # one line for a spec that names no generator
     values = list(options.values) or None
-    points = plan(options.augment_sigma, options.strategies, values, options.mixtures, options.mixture_augment)
-    if options.only:
-        points = [pt for pt in points if pt.family == options.only]
+    points = plan(
+        options.augment_sigma, options.strategies, values, options.mixtures, options.mixture_augment, options.only
+    )
     # the n/σ/shift5 point is run once, as an augment point; it also belongs in the parameter table
     shared = [pt.key for pt in points if pt.family == "augment" and pt.augment == "shift5"]
     start = time.time()
