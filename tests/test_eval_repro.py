@@ -444,7 +444,7 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     rows = {r.key: r for r in plan_longer_rows(cpu)}
     assert set(rows) == {
         "maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "maml-n-x8-cosine", "protonets-n-w20",
-        "protonets-n-w20-cosine",
+        "protonets-n-w20-cosine", "protonets-n-mean-squared",
     }  # fmt: skip
     assert all(r.family == "lasium" and r.optional for r in rows.values())
     p = driver_pipeline(tmp_path, sizes="cpu")
@@ -504,6 +504,18 @@ def test_the_cosine_wider_row_trains_on_the_wider_rows_set_with_an_annealed_rate
     assert "runs/protonets-n-w20-cosine/last " in plan["eval"] and "runs/protonets-n-w20 " in plain["eval"]
     assert plan["eval"].replace("w20-cosine/last", "w20").replace("w20-cosine", "w20") == plain["eval"]
     assert cosine.note.endswith("--lr-schedule cosine, scored at its last step")
+
+
+def test_the_distance_row_is_the_main_protonets_row_trained_with_the_authors_distance(tmp_path):
+    row = next(r for r in plan_longer_rows(SIZES["cpu"]) if r.key == "protonets-n-mean-squared")
+    assert row.label.endswith("ProtoNets, mean-squared distance (ours)") and row.optional and row.family == "lasium"
+    p = driver_pipeline(tmp_path, sizes="cpu")
+    plan = p.planned_commands(row)
+    main = p.planned_commands(next(r for r in plan_rows("maml") if r.key == "protonets-n"))
+    assert plan["gen"] == main["gen"]  # the main row's set
+    assert " --distance mean-squared " in plan["train"] and "--distance" not in main["train"]
+    assert plan["train"].replace(" --distance mean-squared", "").replace("-n-mean-squared", "-n") == main["train"]
+    assert plan["eval"].replace("-n-mean-squared", "-n") == main["eval"]  # scored as the main row (best/)
 
 
 def test_ablation_steps_at_the_sizes_and_sigma_of_the_main_row_share_its_shard_set(tmp_path):

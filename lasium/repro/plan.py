@@ -55,6 +55,7 @@ class StagePlanner:
             "ways": None,  # N of the generated training tasks (None: 5, the benchmark's)
             "epsilon": None,  # lasium-gen --epsilon (None: its default)
             "lr_schedule": None,  # lasium-train --lr-schedule (None: its default, a constant rate)
+            "distance": None,  # lasium-train --distance (None: its default, the squared Euclidean distance)
         }
         settings = {**base, **row.overrides}
         if row.mix:  # the sets it mixes, each the one the row of that source (same learner) generates
@@ -191,6 +192,7 @@ class StagePlanner:
             "--meta-batch",
             str(mb),
             *(["--lr-schedule", settings["lr_schedule"]] if settings["lr_schedule"] else []),
+            *(["--distance", settings["distance"]] if settings["distance"] else []),
             "--augment",
             settings["augment"],
             *self.precision_args(row, "train"),
