@@ -185,18 +185,24 @@ def test_training_shots_lever_compares_shots_within_each_ways_and_budget(tmp_pat
 
 def test_distance_lever_compares_the_protonets_distances_within_one_budget(tmp_path):
     point = _row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5))
-    for name, distance, one in (("distance-squared-euclidean", None, 90.0), ("distance-mean", "mean-squared", 91.5)):
-        _sweep(tmp_path / "levers" / name, [{**point, "val": _val(one, 98.0)}], tasks=4000)
+    for name, distance, one, tasks, iterations in (
+        ("distance-squared-euclidean", None, 90.0, 4000, 1000),
+        ("distance-mean", "mean-squared", 91.5, 4000, 1000),
+        ("lr-constant-8k", None, 94.0, 32000, 8000),  # a constant-rate sweep is a reference at its budget
+        ("distance-mean-8k", "mean-squared", 94.5, 32000, 8000),
+    ):
+        _sweep(tmp_path / "levers" / name, [{**point, "val": _val(one, 98.0)}], tasks=tasks, iterations=iterations)
         if distance is not None:
             data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
             data["sizes"]["distance"] = distance
             (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
-    (found,) = [c for c in collect(tmp_path) if c["lever"] == "distance to the prototypes"]
-    assert [p["setting"] for p in found["points"]] == [
-        "`squared-euclidean` (4,000 tasks, 1,000 × 4)",
-        "`mean-squared` (4,000 tasks, 1,000 × 4)",
+    found = [c for c in collect(tmp_path) if c["lever"] == "distance to the prototypes"]
+    assert [[p["setting"] for p in c["points"]] for c in found] == [
+        ["`squared-euclidean` (4,000 tasks, 1,000 × 4)", "`mean-squared` (4,000 tasks, 1,000 × 4)"],
+        ["`squared-euclidean` (32,000 tasks, 8,000 × 4)", "`mean-squared` (32,000 tasks, 8,000 × 4)"],
     ]
-    assert found["points"][0]["reference"] and found["points"][1]["delta"]["1"]["pct"] == 1.5
+    assert all(c["points"][0]["reference"] for c in found)
+    assert [c["points"][1]["delta"]["1"]["pct"] for c in found] == [1.5, 0.5]
     assert not any(c["lever"].startswith("budget") for c in collect(tmp_path))  # not read as another budget
 
 

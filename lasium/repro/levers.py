@@ -218,13 +218,14 @@ def _distance(results: Results) -> str:
 
 def _distance_lever() -> Lever:
     """How ProtoNets compare a query with a prototype (``lasium-train --distance``): sweeps of LASIUM-N at its tuned
-    σ that differ in the distance alone, compared within one budget. The reference is the squared Euclidean distance
-    every row trains with (Snell et al., 2017); the LASIUM authors' code takes its mean over the feature dimensions,
-    the same nearest prototype with a softmax D times softer in training."""
+    σ that differ in the distance alone, compared within one budget (a constant-rate sweep of the learning-rate lever
+    is a reference too). The reference is the squared Euclidean distance every row trains with (Snell et al., 2017);
+    the LASIUM authors' code takes its mean over the feature dimensions, the same nearest prototype with a softmax D
+    times softer in training."""
     return Lever(
         "distance to the prototypes",
         "protonets",
-        ("levers/distance*/sweep.json",),
+        ("levers/distance*/sweep.json", "levers/lr-constant-*/sweep.json"),
         _tuned_n_points("protonets"),
         lambda r, res: f"`{_distance(res)}` ({_budget_setting(r, res)})",
         "the squared Euclidean distance (Snell et al., 2017)",
