@@ -80,7 +80,6 @@ class Validator:
                 "pass another --val-dataset or --val-dataset none"
             ) from None
         batch = sampler.tasks(0, num_tasks)
-        self.ways = ways
         self.description = f"{num_tasks} {dataset} val episodes ({ways}-way {shots}-shot, {queries} queries)"
         self.support = torch.from_numpy(np.ascontiguousarray(batch.support))
         self.query = torch.from_numpy(np.ascontiguousarray(batch.query))
@@ -90,6 +89,11 @@ class Validator:
 
     def __len__(self) -> int:
         return int(self.support.shape[0])
+
+    @property
+    def ways(self) -> int:
+        """N of the episodes (support images are (T, N, K_tr, C, H, W))."""
+        return int(self.support.shape[1])
 
     @property
     def images_per_task(self) -> int:
