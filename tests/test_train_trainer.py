@@ -319,7 +319,7 @@ def test_resume_with_other_validation_episodes_chooses_best_again(shards, tmp_pa
     val = dict(algo="protonets", val_every=2, val_tasks=10, val_dataset=f"imagefolder:{data}", val_queries=3)
     train(config(shards["hdf5"], tmp_path / "run", iterations=2, val_ways=3, **val), progress=False)
     first = json.loads((tmp_path / "run" / "best" / "state.json").read_text())
-    with caplog.at_level("WARNING", logger="lasium.train.trainer"):
+    with caplog.at_level("WARNING", logger="lasium.train.run_folder"):
         train(config(shards["hdf5"], tmp_path / "run", iterations=4, **val), resume=True, progress=False)
     best = json.loads((tmp_path / "run" / "best" / "state.json").read_text())
     assert first["best_step"] == 2 and best["best_step"] == 4

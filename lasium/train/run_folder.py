@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -11,6 +12,8 @@ from lasium.checkpoint_folder import WEIGHTS_FILE
 from lasium.errors import ConfigError
 from lasium.train.checkpoint import STATE_FILE
 from lasium.train.config import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 STEP_DIR = re.compile(r"^step-(\d{7,})$")
 AUTOSAVE = "autosave"  # the time-based checkpoint (--checkpoint-minutes), rewritten in place, gone once last/ is
@@ -108,3 +111,21 @@ def refuse_other_settings(checkpoint: Path, saved: TrainConfig, config: TrainCon
             f"{checkpoint} was trained with other settings: {shown}; "
             "resume with the run's own options or choose another --out"
         )
+
+
+def best_to_beat(best: float | None, resumed: TrainConfig | None, config: TrainConfig, *, warn: bool) -> float | None:
+    """The validation accuracy a run's next validations must beat to become ``best/``: the one saved with the
+    checkpoint ``--resume`` continues (``resumed``'s run), unless the validation episodes now differ (dataset,
+    episodes, N, queries, MAML's inner steps); then none, and ``best/`` is chosen again (``warn``: say so)."""
+    if resumed is None or best is None or not config.validation_enabled:
+        return best
+    if resumed.validation_episodes() == config.validation_episodes():
+        return best
+    if warn:
+        logger.warning(
+            "validation episodes (dataset, episodes, N, queries, inner steps) are now %s, best/ was chosen on %s: "
+            "best/ is chosen again from the next validation on",
+            config.validation_episodes(),
+            resumed.validation_episodes(),
+        )
+    return None

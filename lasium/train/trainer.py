@@ -44,6 +44,7 @@ from lasium.train.mixture import open_mixture
 from lasium.train.registry import ALGORITHMS, build_learner
 from lasium.train.run_folder import (
     AUTOSAVE,
+    best_to_beat,
     latest_checkpoint,
     refuse_other_run,
     refuse_other_settings,
@@ -231,18 +232,7 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "train_config.json").write_text(cfg.to_json() + "\n")
         log = MetricsLog(self.out, resume_step=start if self.checkpoint else None) if ctx.is_main else None
-        best = state.get("best_val_accuracy")
-        resumed = self.resumed_config
-        if resumed is not None and best is not None and cfg.validation_enabled:
-            if resumed.validation_episodes() != cfg.validation_episodes():
-                if ctx.is_main:
-                    logger.warning(
-                        "validation episodes (dataset, episodes, N, queries, inner steps) are now %s, best/ was "
-                        "chosen on %s: best/ is chosen again from the next validation on",
-                        cfg.validation_episodes(),
-                        resumed.validation_episodes(),
-                    )
-                best = None
+        best = best_to_beat(state.get("best_val_accuracy"), self.resumed_config, cfg, warn=ctx.is_main)
         result = TrainResult(self.out, start, best_val_accuracy=best)
         shards_read: set[str] = set()
         if self.progress and ctx.is_main:
