@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from lasium.train import DEFAULT_DISTANCE
+
 from .curve_page import GENERATOR_KINDS, page_name, row_epochs
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
@@ -213,7 +215,7 @@ def _shots_lever(learner: str) -> Lever:
 
 def _distance(results: Results) -> str:
     """A sweep's ``--distance`` (pages from before the option: the squared Euclidean distance)."""
-    return str(results.get("sizes", {}).get("distance", "squared-euclidean"))
+    return str(results.get("sizes", {}).get("distance", DEFAULT_DISTANCE))
 
 
 def _distance_lever() -> Lever:
@@ -229,8 +231,8 @@ def _distance_lever() -> Lever:
         _tuned_n_points("protonets"),
         lambda r, res: f"`{_distance(res)}` ({_budget_setting(r, res)})",
         "the squared Euclidean distance (Snell et al., 2017)",
-        is_reference=lambda r, res: _distance(res) == "squared-euclidean",
-        order=lambda r, res: (float(_distance(res) != "squared-euclidean"),),
+        is_reference=lambda r, res: _distance(res) == DEFAULT_DISTANCE,
+        order=lambda r, res: (float(_distance(res) != DEFAULT_DISTANCE),),
         group=_budget_setting,
         across_sources=True,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lasium.errors import ConfigError
+from lasium.train import DEFAULT_DISTANCE, DISTANCES, LR_SCHEDULES
 
 from .sweep_page import PRESET_OF
 
@@ -30,7 +31,7 @@ class PointBudget:
     epsilon: float | None = None  # lasium-gen --epsilon (None: its default; more ways may need a smaller one)
     lr_schedule: str = "constant"  # lasium-train --lr-schedule: the learning-rate schedule lever
     shots: int = 1  # K of the generated training tasks (lasium-gen --shots): the training-shots lever
-    distance: str = "squared-euclidean"  # lasium-train --distance (ProtoNets): the distance lever
+    distance: str = DEFAULT_DISTANCE  # lasium-train --distance (ProtoNets): the distance lever
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -48,8 +49,6 @@ class PointBudget:
             raise ConfigError(f"--ways must be at least 2 (classes per training task); got {self.ways}")
         if self.shots < 1:
             raise ConfigError(f"--shots must be at least 1 (support images per class); got {self.shots}")
-        from lasium.train import DEFAULT_DISTANCE, DISTANCES, LR_SCHEDULES
-
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
         if self.distance not in DISTANCES:
@@ -68,7 +67,5 @@ class PointBudget:
     def train_args(self) -> list[str]:
         """lasium-train's options of the levers: ``--lr-schedule`` and ``--distance``, each only when it is not the
         default (so commands at the defaults stay as the committed experiments ran them)."""
-        from lasium.train import DEFAULT_DISTANCE
-
         schedule = [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
         return schedule + ([] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance])

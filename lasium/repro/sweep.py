@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError
+from lasium.train import DEFAULT_DISTANCE
 
 from .generators import describe_generator, same_generator
 from .options import argv_of
@@ -310,8 +311,6 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["lr_schedule"] = budget.lr_schedule
     if budget.shots != 1:  # likewise: 1-shot pages keep their recorded sizes
         sizes["shots"] = budget.shots
-    from lasium.train import DEFAULT_DISTANCE
-
     if budget.distance != DEFAULT_DISTANCE:  # likewise
         sizes["distance"] = budget.distance
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal

@@ -34,7 +34,7 @@ class TrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "constant"  # a name in lasium.train.lr_schedule.LR_SCHEDULES: how --lr changes over the run
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES
-    distance: str = "squared-euclidean"  # ProtoNets: a name in lasium.train.distances.DISTANCES
+    distance: str = DEFAULT_DISTANCE  # ProtoNets: a name in lasium.train.distances.DISTANCES
     hidden: int = 64
     precision: str = "auto"  # auto = bf16 autocast where the device has native bf16 (CUDA, AVX512-BF16/AMX CPUs)
     augment: str = "auto"  # a preset of lasium.train.augment; the trainer records the one auto stood for

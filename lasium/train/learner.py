@@ -22,6 +22,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from lasium.errors import ConfigError
 from lasium.train.backbone import BACKBONES, full_precision
+from lasium.train.distances import DEFAULT_DISTANCE
 
 Params = dict[str, torch.Tensor]
 """Named tensors: the meta-parameters, or a task's adapted parameters (plus ``prototypes`` for ProtoNets)."""
@@ -38,7 +39,7 @@ class LearnerConfig:
     inner_steps: int = 5
     inner_lr: float = 0.4
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES (checkpoints before it existed: conv4)
-    distance: str = "squared-euclidean"  # ProtoNets: a name in lasium.train.distances.DISTANCES
+    distance: str = DEFAULT_DISTANCE  # ProtoNets: a name in lasium.train.distances.DISTANCES
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
