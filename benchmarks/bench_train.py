@@ -8,7 +8,7 @@
 3. Training speed of each algorithm (maml, fomaml, protonets) from in-memory batches.
 4. Precision: a ProtoNets step and a second-order MAML step in bf16 autocast against fp32, interleaved in one
    run; the bf16/fp32 ratio is what ``--precision auto`` buys on devices with native bf16 (CUDA,
-   AVX512-BF16/AMX CPUs).
+   AVX512-BF16/AMX CPUs). On a GPU also at 84x84x3, the colour size (``--precision-shapes``).
 5. Batch norm: a ProtoNets step with the backbone's per-task native batch norm against one reduction over
    all tasks (``--only batchnorm``); the faster one is the device's default in ``lasium.train.backbone``.
 6. Layout (CPU): a ProtoNets step with the backbone channels-last throughout against plain NCHW
@@ -76,9 +76,11 @@ def timed(fn: Callable[[], Any], steps: int, warmup: int, device: torch.device) 
     return (time.perf_counter() - start) / steps
 
 
-def memory_batches(meta_batch: int, count: int, device: torch.device) -> list[tuple[torch.Tensor, ...]]:
+def memory_batches(
+    meta_batch: int, count: int, device: torch.device, shape: tuple[int, int, int] = SHAPE
+) -> list[tuple[torch.Tensor, ...]]:
     """``count`` meta-batches as uint8 tensors on the device (what an ideal loader would deliver)."""
-    tasks = synthetic_tasks(meta_batch * count, WAYS, SHOTS, QUERIES, SHAPE, "random", seed=1)
+    tasks = synthetic_tasks(meta_batch * count, WAYS, SHOTS, QUERIES, shape, "random", seed=1)
     perm = torch.stack([torch.randperm(WAYS) for _ in range(meta_batch * count)])
     s, q = torch.from_numpy(tasks.support).to(device), torch.from_numpy(tasks.query).to(device)
     return [
@@ -92,10 +94,10 @@ def memory_batches(meta_batch: int, count: int, device: torch.device) -> list[tu
 
 
 def learner_and_optimizer(
-    algo: str, device: torch.device, inner_steps: int = 5
+    algo: str, device: torch.device, inner_steps: int = 5, shape: tuple[int, int, int] = SHAPE
 ) -> tuple[MetaLearner, torch.optim.Optimizer]:
     torch.manual_seed(0)
-    learner = build_learner(LearnerConfig(algo=algo, ways=WAYS, image_shape=SHAPE, inner_steps=inner_steps)).to(device)
+    learner = build_learner(LearnerConfig(algo=algo, ways=WAYS, image_shape=shape, inner_steps=inner_steps)).to(device)
     return learner, torch.optim.Adam(learner.parameters(), lr=1e-3)
 
 
@@ -182,34 +184,40 @@ def bench_algorithms(args: argparse.Namespace, device: torch.device) -> dict[str
 
 
 def bench_precision(args: argparse.Namespace, device: torch.device) -> dict[str, Any]:
-    """tasks/s of one meta-gradient step in fp32 and in bf16 autocast, per algorithm; rounds interleave the two so
-    drift on a shared machine hits both. (ProtoNets' batched path goes channels-last by itself under CPU bf16.)"""
+    """tasks/s of one meta-gradient step in fp32 and in bf16 autocast, per algorithm and image shape; rounds
+    interleave the two so drift on a shared machine hits both. (ProtoNets' batched path goes channels-last by itself
+    under CPU bf16.) The first shape's figures sit at the top level (``protonets``, ``maml``), every other shape's
+    under its name (``84x84x3``)."""
     out: dict[str, Any] = {}
-    for algo, T, steps in (
-        ("protonets", args.precision_meta_batch, args.steps),
-        ("maml", args.maml_meta_batch, args.maml_steps),
-    ):
-        learner, _ = learner_and_optimizer(algo, device)
-        s, q, p = memory_batches(T, 1, device)[0]
-        batch = to_device(s, q, p, device)
-        best = {"fp32": float("inf"), "bf16": float("inf")}
-        for _ in range(args.precision_rounds):
-            for name in best:
-                autocast = autocast_factory(name, device)
+    for index, shape in enumerate(args.precision_shapes):
+        figures = out if index == 0 else out.setdefault("x".join(map(str, shape)), {})
+        scale = (SHAPE[0] * SHAPE[1]) / (shape[0] * shape[1])  # fewer steps for bigger images: similar time per shape
+        for algo, T, steps in (
+            ("protonets", args.precision_meta_batch, max(2, round(args.steps * scale))),
+            ("maml", args.maml_meta_batch, max(2, round(args.maml_steps * scale))),
+        ):
+            learner, _ = learner_and_optimizer(algo, device, shape=shape)
+            s, q, p = memory_batches(T, 1, device, shape)[0]
+            batch = to_device(s, q, p, device)
+            best = {"fp32": float("inf"), "bf16": float("inf")}
+            for _ in range(args.precision_rounds):
+                for name in best:
+                    autocast = autocast_factory(name, device)
 
-                def step() -> None:
-                    with autocast():
-                        learner.meta_gradients(*batch)
+                    def step() -> None:
+                        with autocast():
+                            learner.meta_gradients(*batch)
 
-                best[name] = min(best[name], timed(step, steps, 1, device))
-        out[algo] = {
-            "meta_batch": T,
-            "fp32_tasks_per_s": T / best["fp32"],
-            "bf16_tasks_per_s": T / best["bf16"],
-            "ratio_bf16_vs_fp32": best["fp32"] / best["bf16"],
-        }
-        if algo == "maml":
-            out[algo]["algo"] = "maml (second order, 5 inner steps)"
+                    best[name] = min(best[name], timed(step, steps, 1, device))
+            figures[algo] = {
+                "meta_batch": T,
+                "image_shape": list(shape),
+                "fp32_tasks_per_s": T / best["fp32"],
+                "bf16_tasks_per_s": T / best["bf16"],
+                "ratio_bf16_vs_fp32": best["fp32"] / best["bf16"],
+            }
+            if algo == "maml":
+                figures[algo]["algo"] = "maml (second order, 5 inner steps)"
     return out
 
 
@@ -295,6 +303,11 @@ def main() -> None:
     )
     parser.add_argument("--json-out", type=Path, default=None)
     parser.add_argument("--only", choices=["precision", "batchnorm", "layout"], default=None, help="run one part only")
+    parser.add_argument(
+        "--precision-shapes",
+        default=None,
+        help="image shapes HxWxC of the precision part, comma-separated [GPU 28x28x1,84x84x3; CPU 28x28x1]",
+    )
     args = parser.parse_args()
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
@@ -308,6 +321,13 @@ def main() -> None:
     args.maml_steps = (3 if args.quick else 10) if gpu else 2
     args.precision_meta_batch = 32 if gpu else 4  # CPU: the reference meta-batch of the CPU reproduction
     args.precision_rounds = 2 if args.quick else 3
+    shapes = args.precision_shapes or ("28x28x1,84x84x3" if gpu else "28x28x1")
+    try:
+        args.precision_shapes = [tuple(int(n) for n in shape.split("x")) for shape in shapes.split(",")]
+    except ValueError:
+        parser.error(f"--precision-shapes {shapes!r}: give HxWxC shapes such as 28x28x1,84x84x3")
+    if any(len(shape) != 3 for shape in args.precision_shapes):
+        parser.error(f"--precision-shapes {shapes!r}: give HxWxC shapes such as 28x28x1,84x84x3")
     tasks_per_shard = 1000 if gpu else 200
     shards = 16 if gpu else 4
     report: dict[str, Any] = {
@@ -319,18 +339,22 @@ def main() -> None:
         "cpu_native_bf16": cpu_has_native_bf16(),
         "tasks": f"{WAYS}-way {SHOTS}+{QUERIES}-shot {SHAPE[0]}x{SHAPE[1]}x{SHAPE[2]}",
     }
-    if args.only in (None, "batchnorm"):
-        report["batch_norm"] = bench_batch_norm(args, device)
-        print(json.dumps(report["batch_norm"], indent=2), flush=True)
-    if args.only in (None, "layout"):
-        report["layout"] = bench_layout(args, device)
-        print(json.dumps(report["layout"], indent=2), flush=True)
-    if args.only in (None, "precision"):
-        report["precision_ratio"] = bench_precision(args, device)
-        print(json.dumps(report["precision_ratio"], indent=2), flush=True)
-    if args.only is not None:
+
+    def record(key: str, value: Any) -> None:
+        """Print one part's figures and rewrite --json-out with every part so far (a run stopped by a time limit,
+        as in gpu_check.sh, keeps the parts it finished)."""
+        report[key] = value
+        print(json.dumps(value, indent=2), flush=True)
         if args.json_out:
             args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+
+    if args.only in (None, "batchnorm"):
+        record("batch_norm", bench_batch_norm(args, device))
+    if args.only in (None, "layout"):
+        record("layout", bench_layout(args, device))
+    if args.only in (None, "precision"):
+        record("precision_ratio", bench_precision(args, device))
+    if args.only is not None:
         return
     with tempfile.TemporaryDirectory(dir=args.shard_dir) as tmp:
         start = time.perf_counter()
@@ -342,14 +366,9 @@ def main() -> None:
             "tasks": shards * tasks_per_shard,
             "seconds": time.perf_counter() - start,
         }
-        report["input_pipeline"] = bench_input_pipeline(args, device, Path(tmp))
-        print(json.dumps(report["input_pipeline"], indent=2), flush=True)
-    report["maml_vmap"] = bench_maml_vmap(args, device)
-    print(json.dumps(report["maml_vmap"], indent=2), flush=True)
-    report["algorithms"] = bench_algorithms(args, device)
-    print(json.dumps(report["algorithms"], indent=2), flush=True)
-    if args.json_out:
-        args.json_out.write_text(json.dumps(report, indent=2) + "\n")
+        record("input_pipeline", bench_input_pipeline(args, device, Path(tmp)))
+    record("maml_vmap", bench_maml_vmap(args, device))
+    record("algorithms", bench_algorithms(args, device))
 
 
 if __name__ == "__main__":

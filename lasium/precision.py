@@ -3,7 +3,10 @@
 ``auto`` picks bf16 autocast where the hardware computes in bf16 natively: CUDA GPUs, and CPUs with
 AVX512-BF16 or AMX (x86) or the BF16 extension (Arm). There oneDNN runs convolutions about 2x faster than
 in fp32 (a Conv-4 train step measured 2.3x on one Sapphire Rapids core). Elsewhere bf16 is emulated and
-slower than fp32, so ``auto`` means fp32. Batch norm and losses stay in fp32 under autocast (see
+slower than fp32, so ``auto`` means fp32. On a GPU bf16 is not always the faster choice: on one H200 (2026-12-04,
+``benchmarks/bench_train.py``, meta-batch 32, 28x28) a training step in bf16 autocast ran 0.81x (ProtoNets) and 0.70x
+(second-order MAML) the speed of fp32 with TF32 convolutions; ``auto`` stays bf16 on CUDA until the same measurement
+at 84x84x3 is in. Batch norm and losses stay in fp32 under autocast (see
 ``lasium.train.backbone``): only the convolutions and matrix products run in bf16.
 
 An explicit ``bf16`` is honoured on any device (it may be slow on a CPU without native bf16); ``fp32``
