@@ -7,6 +7,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from lasium.train import DEFAULT_DISTANCE
+
 from .sizes import SIZES, Sizes
 
 if TYPE_CHECKING:
@@ -126,6 +128,7 @@ class LongerBudget:
     multiple: int
     strategies: tuple[str, ...]
     lr_schedule: str | None = None  # lasium-train --lr-schedule (None: a constant rate)
+    distance: str | None = None  # lasium-train --distance (None: the default)
 
 
 # The longer rows, in the order they run. What validation said of each (issue 27; results/omniglot.md, "Levers on
@@ -193,15 +196,29 @@ DISTANCE_ROWS = (("n", "mean-squared"),)
 def distance_row(sizes: Sizes, strategy: str, distance: str) -> Row:
     """The ProtoNets row of ``strategy`` trained with another ``--distance``, on that row's shard set."""
     iterations, meta_batch, tasks = sizes.learner_budget("protonets")
-    return Row(
-        f"protonets-{strategy}-{distance}",
-        f"LASIUM-{STRATEGY_NAMES[strategy]}-GAN + ProtoNets, {distance} distance (ours)",
+    row = Row(
+        f"protonets-{strategy}",
+        f"LASIUM-{STRATEGY_NAMES[strategy]}-GAN + ProtoNets (ours)",
         "protonets",
         strategy,
         "lasium",
         optional=True,
-        overrides=dict(distance=distance),
-        note=f"{tasks:,} tasks, {iterations:,} iterations x {meta_batch}, --distance {distance}",
+        note=f"{tasks:,} tasks, {iterations:,} iterations x {meta_batch}",
+    )
+    return with_distance(row, distance)
+
+
+def with_distance(row: Row, distance: str | None) -> Row:
+    """``row`` trained with ``lasium-train --distance distance`` (None or the default: ``row`` itself): its key,
+    label, settings and note say so; it trains on ``row``'s shard set and is scored as ``row`` is."""
+    if not distance or distance == DEFAULT_DISTANCE:
+        return row
+    return replace(
+        row,
+        key=f"{row.key}-{distance}",
+        label=row.label.removesuffix(" (ours)") + f", {distance} distance (ours)",
+        overrides=row.overrides | {"distance": distance},
+        note=f"{row.note}, --distance {distance}",
     )
 
 
@@ -214,6 +231,7 @@ class WiderTasks:
     ways: int
     epsilon: float  # lasium-gen --epsilon: N anchors pairwise farther than the 5-way ε are too rare for N = 20
     lr_schedule: str | None = None  # lasium-train --lr-schedule (None: a constant rate)
+    distance: str | None = None  # lasium-train --distance (None: the default)
 
 
 # The wider rows. What validation said (results/levers/ways-*): at 4,000 tasks, 1,000 iterations x 4, LASIUM-N tasks
@@ -237,7 +255,7 @@ def wider_tasks_row(sizes: Sizes, wider: WiderTasks) -> Row:
         overrides=dict(ways=wider.ways, epsilon=wider.epsilon),
         note=f"{tasks:,} {wider.ways}-way tasks (ε {wider.epsilon:g}), {iterations:,} iterations x {meta_batch}",
     )
-    return with_lr_schedule(row, wider.lr_schedule)
+    return with_lr_schedule(with_distance(row, wider.distance), wider.lr_schedule)
 
 
 def with_lr_schedule(row: Row, schedule: str | None) -> Row:
