@@ -213,12 +213,17 @@ def with_distance(row: Row, distance: str | None) -> Row:
     label, settings and note say so; it trains on ``row``'s shard set and is scored as ``row`` is."""
     if not distance or distance == DEFAULT_DISTANCE:
         return row
+    return _variant(row, distance, f"{distance} distance", {"distance": distance}, f"--distance {distance}")
+
+
+def _variant(row: Row, key_suffix: str, label_suffix: str, overrides: dict[str, Any], note_suffix: str) -> Row:
+    """``row`` with one more lasium-train setting: its key, label, overrides and note extended."""
     return replace(
         row,
-        key=f"{row.key}-{distance}",
-        label=row.label.removesuffix(" (ours)") + f", {distance} distance (ours)",
-        overrides=row.overrides | {"distance": distance},
-        note=f"{row.note}, --distance {distance}",
+        key=f"{row.key}-{key_suffix}",
+        label=row.label.removesuffix(" (ours)") + f", {label_suffix} (ours)",
+        overrides=row.overrides | overrides,
+        note=f"{row.note}, {note_suffix}",
     )
 
 
@@ -264,13 +269,8 @@ def with_lr_schedule(row: Row, schedule: str | None) -> Row:
     annealed the rate, not at ``best/``."""
     if not schedule:
         return row
-    return replace(
-        row,
-        key=f"{row.key}-{schedule}",
-        label=row.label.removesuffix(" (ours)") + f", {schedule} learning rate (ours)",
-        overrides=row.overrides | {"lr_schedule": schedule},
-        note=f"{row.note}, --lr-schedule {schedule}, scored at its last step",
-    )
+    note = f"--lr-schedule {schedule}, scored at its last step"
+    return _variant(row, schedule, f"{schedule} learning rate", {"lr_schedule": schedule}, note)
 
 
 VAE = "vae"  # the family (and --only group) of the LASIUM-VAE rows
