@@ -250,3 +250,37 @@ def test_learning_rate_lever_compares_whole_runs_that_differ_in_their_schedule_a
         "`cosine` (run `runs/w20-cosine`, 8,000 × 4, 20-way tasks)",
     ]
     assert c["points"][0]["reference"] and c["points"][1]["delta"]["1"]["pct"] == 0.8
+
+
+def test_a_20_way_sweep_with_another_distance_is_compared_in_both_levers_against_its_own_reference(tmp_path):
+    """levers/ways-20-mean-squared differs from levers/ways-20 in its distance and from levers/distance-mean-squared in
+    its ways: the distance lever compares it with the first, the ways lever with the second, never across both."""
+    point = _row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5))
+    for name, ways, distance, one in (
+        ("ways-5", 5, None, 90.0),
+        ("ways-20", 20, None, 93.0),
+        ("distance-squared-euclidean", 5, None, 90.5),
+        ("distance-mean-squared", 5, "mean-squared", 92.0),
+        ("ways-20-mean-squared", 20, "mean-squared", 94.0),
+    ):
+        _sweep(tmp_path / "levers" / name, [{**point, "val": _val(one, 98.0)}], tasks=4000)
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        if ways != 5:
+            data["sizes"].update(ways=ways, epsilon=204.2)
+        if distance:
+            data["sizes"]["distance"] = distance
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    comparisons = collect(tmp_path)
+    ways = [c for c in comparisons if c["lever"] == "training ways"]
+    assert [[(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in c["points"]] for c in ways] == [
+        [("5-way training tasks (4,000 tasks, 1,000 × 4)", None),
+         ("20-way training tasks, ε 204.2 (4,000 tasks, 1,000 × 4)", 3.0)],
+        [("5-way training tasks, `mean-squared` (4,000 tasks, 1,000 × 4)", None),
+         ("20-way training tasks, ε 204.2, `mean-squared` (4,000 tasks, 1,000 × 4)", 2.0)],
+    ]  # fmt: skip
+    distance = [c for c in comparisons if c["lever"] == "distance to the prototypes"]
+    assert [[(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in c["points"]] for c in distance] == [
+        [("`squared-euclidean` (4,000 tasks, 1,000 × 4)", None), ("`mean-squared` (4,000 tasks, 1,000 × 4)", 1.5)],
+        [("`squared-euclidean` (20-way, 4,000 tasks, 1,000 × 4)", None),
+         ("`mean-squared` (20-way, 4,000 tasks, 1,000 × 4)", 1.0)],
+    ]  # fmt: skip

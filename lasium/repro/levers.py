@@ -177,16 +177,20 @@ def _epsilon(results: Results) -> str:
 
 def _ways_lever(learner: str) -> Lever:
     """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
-    5-way); the reference is 5-way, the benchmark's N."""
+    5-way), one comparison per ProtoNets distance (a 20-way sweep with the mean-squared distance is compared with the
+    5-way sweep of that distance); the reference is 5-way, the benchmark's N."""
     return Lever(
         "training ways",
         learner,
-        ("levers/ways*/sweep.json",),
+        ("levers/ways*/sweep.json", "levers/distance-mean-squared/sweep.json"),
         _tuned_n_points(learner),
-        lambda r, res: f"{_ways(res)}-way training tasks{_epsilon(res)} ({_budget_setting(r, res)})",
+        lambda r, res: (
+            f"{_ways(res)}-way training tasks{_epsilon(res)}{_distance_note(res)} ({_budget_setting(r, res)})"
+        ),
         "5-way training tasks, the benchmark's N",
         is_reference=lambda r, res: _ways(res) == 5,
         order=lambda r, res: (*_budget_size(res), _ways(res)),
+        group=lambda r, res: _distance(res),
         across_sources=True,
     )
 
@@ -218,22 +222,33 @@ def _distance(results: Results) -> str:
     return str(results.get("sizes", {}).get("distance", DEFAULT_DISTANCE))
 
 
+def _distance_note(results: Results) -> str:
+    """``, `mean-squared``` for a sweep trained with another distance than the default, else nothing."""
+    distance = _distance(results)
+    return f", `{distance}`" if distance != DEFAULT_DISTANCE else ""
+
+
+def _ways_note(results: Results) -> str:
+    """``20-way, `` for a sweep of other training ways than the benchmark's 5, else nothing."""
+    return f"{_ways(results)}-way, " if _ways(results) != 5 else ""
+
+
 def _distance_lever() -> Lever:
     """How ProtoNets compare a query with a prototype (``lasium-train --distance``): sweeps of LASIUM-N at its tuned
-    σ that differ in the distance alone, compared within one budget (a constant-rate sweep of the learning-rate lever
-    is a reference too). The reference is the squared Euclidean distance every row trains with (Snell et al., 2017);
-    the LASIUM authors' code takes its mean over the feature dimensions, the same nearest prototype with a softmax D
-    times softer in training."""
+    σ that differ in the distance alone, compared within one budget and N of training tasks (a constant-rate sweep of
+    the learning-rate lever and the 20-way sweeps of the ways lever are references too). The reference is the squared
+    Euclidean distance every row trains with (Snell et al., 2017); the LASIUM authors' code takes its mean over the
+    feature dimensions, the same nearest prototype with a softmax D times softer in training."""
     return Lever(
         "distance to the prototypes",
         "protonets",
-        ("levers/distance*/sweep.json", "levers/lr-constant-*/sweep.json"),
+        ("levers/distance*/sweep.json", "levers/lr-constant-*/sweep.json", "levers/ways-20*/sweep.json"),
         _tuned_n_points("protonets"),
-        lambda r, res: f"`{_distance(res)}` ({_budget_setting(r, res)})",
+        lambda r, res: f"`{_distance(res)}` ({_ways_note(res)}{_budget_setting(r, res)})",
         "the squared Euclidean distance (Snell et al., 2017)",
         is_reference=lambda r, res: _distance(res) == DEFAULT_DISTANCE,
         order=lambda r, res: (float(_distance(res) != DEFAULT_DISTANCE),),
-        group=_budget_setting,
+        group=lambda r, res: f"{_ways(res)}-way, {_budget_setting(r, res)}",
         across_sources=True,
     )
 
