@@ -506,6 +506,17 @@ def test_the_cosine_wider_row_trains_on_the_wider_rows_set_with_an_annealed_rate
     assert cosine.note.endswith("--lr-schedule cosine, scored at its last step")
 
 
+def test_the_20_way_mean_squared_row_trains_on_the_20_way_set_with_the_authors_distance(tmp_path):
+    rows = {r.key: r for r in plan_longer_rows(SIZES["cpu"])}
+    both, wider = rows["protonets-n-w20-mean-squared"], rows["protonets-n-w20"]
+    assert both.label.endswith("20-way training tasks, mean-squared distance (ours)") and both.optional
+    p = driver_pipeline(tmp_path, sizes="cpu")
+    plan, plain = p.planned_commands(both), p.planned_commands(wider)
+    assert plan["gen"] == plain["gen"]  # the same 20-way set
+    assert plan["train"].replace(" --distance mean-squared", "").replace("-w20-mean-squared", "-w20") == plain["train"]
+    assert plan["eval"].replace("-w20-mean-squared", "-w20") == plain["eval"]  # scored as the 20-way row (best/)
+
+
 def test_the_distance_row_is_the_main_protonets_row_trained_with_the_authors_distance(tmp_path):
     row = next(r for r in plan_longer_rows(SIZES["cpu"]) if r.key == "protonets-n-mean-squared")
     assert row.label.endswith("ProtoNets, mean-squared distance (ours)") and row.optional and row.family == "lasium"
