@@ -284,3 +284,24 @@ def test_a_20_way_sweep_with_another_distance_is_compared_in_both_levers_against
         [("`squared-euclidean` (20-way, 4,000 tasks, 1,000 × 4)", None),
          ("`mean-squared` (20-way, 4,000 tasks, 1,000 × 4)", 1.0)],
     ]  # fmt: skip
+
+
+def test_an_epoch_curve_of_a_gpu_fit_is_its_own_comparison_and_names_its_device(tmp_path):
+    """results/gpu-*/accuracy-vs-gan-epochs.json (benchmarks/gpu_check.sh's fit) is another fit: compared within
+    itself, from its own fewest epochs, never against the CPU fits' points."""
+
+    def curve(points, device):
+        rows = [{"epochs": e, "status": "ok", "val": _val(one, 96.0)} for e, one in points]
+        sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000)
+        return json.dumps({"format": "lasium-accuracy-vs-gan-epochs", "device": device, "sizes": sizes, "rows": rows})
+
+    (tmp_path / "accuracy-vs-gan-epochs.json").write_text(curve([(10, 89.0), (20, 91.0)], "x86_64 CPU, 2 cores"))
+    (tmp_path / "gpu-h200").mkdir()
+    (tmp_path / "gpu-h200" / "accuracy-vs-gan-epochs.json").write_text(curve([(0, 61.0), (200, 91.5)], "NVIDIA H200"))
+    found = [c for c in collect(tmp_path) if c["lever"] == "GAN training epochs"]
+    assert [c["sources"] for c in found] == [["accuracy-vs-gan-epochs.json"], ["gpu-h200/accuracy-vs-gan-epochs.json"]]
+    assert [[p["setting"] for p in c["points"]] for c in found] == [
+        ["10 epochs", "20 epochs"],
+        ["0 epochs (fit and scored on NVIDIA H200)", "200 epochs (fit and scored on NVIDIA H200)"],
+    ]
+    assert [c["points"][1]["delta"]["1"]["pct"] for c in found] == [2.0, 30.5]

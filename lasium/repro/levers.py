@@ -175,6 +175,12 @@ def _epsilon(results: Results) -> str:
     return f", ε {epsilon:g}" if epsilon is not None else ""
 
 
+def _fit_device(results: Results) -> str:
+    """`` (fit and scored on NVIDIA H200)`` for an epoch curve that ran on a GPU; nothing for one of a CPU."""
+    device = str(results.get("device", ""))
+    return f" (fit and scored on {device})" if device and "CPU" not in device else ""
+
+
 def _ways_lever(learner: str) -> Lever:
     """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
     5-way), one comparison per ProtoNets distance (a 20-way sweep with the mean-squared distance is compared with the
@@ -365,9 +371,9 @@ LEVERS: tuple[Lever, ...] = (
         Lever(
             f"{generator.label} training epochs",
             "protonets",
-            (f"{page_name(kind)}.json",),
+            (f"{page_name(kind)}.json", f"gpu-*/{page_name(kind)}.json"),  # gpu-*: a fit of benchmarks/gpu_check.sh
             lambda r, res: True,
-            lambda r, res: f"{row_epochs(r)} epochs",
+            lambda r, res: f"{row_epochs(r)} epochs" + _fit_device(res),
             "the fewest epochs tried",
             order=lambda r, res: (row_epochs(r),),
         )
