@@ -64,7 +64,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
-        "training shots, distance to the prototypes, learning-rate schedule, GAN training epochs, VAE training epochs.",
+        "training shots, distance to the prototypes, generator, learning-rate schedule, GAN training epochs, "
+        "VAE training epochs.",
         "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), learning-rate schedule.",
     ]
 
@@ -305,3 +306,26 @@ def test_an_epoch_curve_of_a_gpu_fit_is_its_own_comparison_and_names_its_device(
         ["0 epochs (fit and scored on NVIDIA H200)", "200 epochs (fit and scored on NVIDIA H200)"],
     ]
     assert [c["points"][1]["delta"]["1"]["pct"] for c in found] == [2.0, 30.5]
+
+
+def test_generator_lever_compares_another_gan_with_the_bundled_one_at_the_same_recipe(tmp_path):
+    point = _row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5))
+    bundled = {"spec": "omniglot-gan", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "c1" * 32}
+    longer = {"spec": "runs/gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32,
+              "epochs_done": 207}  # fmt: skip
+    for name, generator, one, extra in (
+        ("distance-squared-euclidean", bundled, 90.8, {}),
+        ("gan-207", longer, 92.0, {}),
+        ("distance-mean-squared", bundled, 92.4, {"distance": "mean-squared"}),  # another lever's point: left out
+    ):
+        _sweep(tmp_path / "levers" / name, [{**point, "val": _val(one, 97.6)}], tasks=4000)
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        data["generator"] = generator
+        data["sizes"].update(extra)
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    (found,) = [c for c in collect(tmp_path) if c["lever"] == "generator"]
+    assert [p["setting"] for p in found["points"]] == [
+        "GAN `omniglot-gan` (weights sha256 `c1c1c1c1c1c1`) (4,000 tasks, 1,000 × 4)",
+        "GAN `runs/gan-207` (weights sha256 `1d1d1d1d1d1d`), 207 epochs (4,000 tasks, 1,000 × 4)",
+    ]
+    assert found["points"][0]["reference"] and found["points"][1]["delta"]["1"]["pct"] == 1.2

@@ -201,6 +201,37 @@ def _ways_lever(learner: str) -> Lever:
     )
 
 
+def _generator_spec(results: Results) -> str:
+    """The generator a sweep's shards came from (sweeps from before it was recorded: the bundled GAN)."""
+    generator = results.get("generator") or {}
+    return str(generator.get("spec") or generator.get("name") or DEFAULT_GENERATOR)
+
+
+def _generator_setting(row: Row, results: Results) -> str:
+    generator = results.get("generator") or {}
+    epochs = f", {generator['epochs_done']} epochs" if generator.get("epochs_done") else ""
+    return f"{generator_phrase(generator or None)}{epochs} ({_budget_setting(row, results)})"
+
+
+def _generator_lever() -> Lever:
+    """The generator behind the tasks: sweeps of LASIUM-N at its tuned σ on another GAN (``levers/gan*``) against
+    the bundled GAN's sweep of the same recipe and budget (``levers/distance-squared-euclidean``: 5-way, the default
+    distance and schedule), compared within one budget; the reference is the bundled GAN."""
+    tuned = _tuned_n_points("protonets")
+    return Lever(
+        "generator",
+        "protonets",
+        ("levers/gan*/sweep.json", "levers/distance-squared-euclidean/sweep.json"),
+        lambda r, res: tuned(r, res) and _ways(res) == 5 and _distance(res) == DEFAULT_DISTANCE,
+        _generator_setting,
+        "the bundled GAN (`omniglot-gan`)",
+        is_reference=lambda r, res: _generator_spec(res) == DEFAULT_GENERATOR,
+        order=lambda r, res: (float(_generator_spec(res) != DEFAULT_GENERATOR),),
+        group=_budget_setting,
+        across_sources=True,
+    )
+
+
 def _shots(results: Results) -> int:
     return int(results.get("sizes", {}).get("shots", 1))
 
@@ -366,6 +397,7 @@ LEVERS: tuple[Lever, ...] = (
     _ways_lever("protonets"),
     _shots_lever("protonets"),
     _distance_lever(),
+    _generator_lever(),
     *(_lr_schedule_lever(learner) for learner in LEARNERS),
     *(
         Lever(
