@@ -245,9 +245,9 @@ class WiderTasks:
 # learning rate: along the constant-rate run (results/levers/steps-protonets-n-w20) validation accuracy peaked at
 # 2,000 of its 8,000 steps (94.73 ± 0.31 / 98.82 ± 0.11) and fell back to 94.23 ± 0.33 / 98.76 ± 0.12 at the end,
 # which is where annealing the rate can pay; it trains on the very same 20-way set.
-# With the mean-squared distance as well (the two ProtoNets levers together; results/levers/ways-20-mean-squared): at the
-# same 4,000 tasks, 1,000 iterations x 4, 94.29 ± 0.32 / 98.55 ± 0.12 against 93.34 ± 0.36 / 98.35 ± 0.13 with the
-# squared Euclidean distance (+0.95 ± 0.48 / +0.20 ± 0.18) and 92.36 ± 0.37 / 97.66 ± 0.15 for 5-way mean-squared.
+# With the mean-squared distance as well (the two ProtoNets levers together; results/levers/ways-20-mean-squared): at
+# the same 4,000 tasks, 1,000 iterations x 4, 94.29 ± 0.32 / 98.55 ± 0.12 against 93.34 ± 0.36 / 98.35 ± 0.13 with
+# the squared Euclidean distance (+0.95 ± 0.48 / +0.20 ± 0.18) and 92.36 ± 0.37 / 97.66 ± 0.15 for 5-way mean-squared.
 WIDER_TASKS = (
     WiderTasks("n", 20, 204.2),
     WiderTasks("n", 20, 204.2, "cosine"),
