@@ -18,6 +18,7 @@ from repro_helpers import FakeStages, driver_pipeline, options_for, scored_row
 
 from lasium.repro import charts
 from lasium.repro.cli import main as repro_main
+from lasium.repro.longer_rows import plan_longer_rows
 from lasium.repro.omniglot import page_only_omniglot, plan_omniglot, run_omniglot
 from lasium.repro.omniglot_page import draw_charts, render_markdown
 from lasium.repro.omniglot_tables import every_row_lines, target_lines
@@ -25,7 +26,7 @@ from lasium.repro.options import OmniglotOptions
 from lasium.repro.pages import redraw_page
 from lasium.repro.pipeline import Pipeline
 from lasium.repro.published import OMNIGLOT_5WAY, PROJECT_TARGETS, TARGETS, at_reference_budgets
-from lasium.repro.rows import chosen_rows, plan_ablation, plan_longer_rows, plan_rows, select_rows
+from lasium.repro.rows import chosen_rows, plan_ablation, plan_rows, select_rows
 from lasium.repro.sizes import SIZES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -444,7 +445,7 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     rows = {r.key: r for r in plan_longer_rows(cpu)}
     assert set(rows) == {
         "maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "maml-n-x8-cosine", "protonets-n-w20",
-        "protonets-n-w20-cosine", "protonets-n-mean-squared",
+        "protonets-n-w20-cosine", "protonets-n-mean-squared", "protonets-n-w20-mean-squared",
     }  # fmt: skip
     assert all(r.family == "lasium" and r.optional for r in rows.values())
     p = driver_pipeline(tmp_path, sizes="cpu")

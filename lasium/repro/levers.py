@@ -20,29 +20,37 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
 
 from lasium.train import DEFAULT_DISTANCE
 
 from .curve_page import GENERATOR_KINDS, page_name, row_epochs
+from .lever_sizes import (
+    LEARNERS,
+    Lever,
+    Results,
+    Row,
+    budget_setting,
+    budget_size,
+    distance_note,
+    epsilon_note,
+    fit_device_note,
+    generator_spec,
+    is_parameter_point,
+    learner_algos,
+    lr_schedule_of,
+    sweep_algo,
+    training_distance,
+    training_shots,
+    training_ways,
+    tuned_n_points,
+    tuned_sigma,
+    ways_note,
+)
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
-from .sweep_page import LEARNER_NAMES, PARAMETERS, PRESET_OF, generator_kind, generator_phrase, reference_value
-
-Row = dict[str, Any]
-Results = dict[str, Any]
+from .sweep_page import LEARNER_NAMES, PARAMETERS, generator_kind, generator_phrase, reference_value
 
 SYMBOLS = {"sigma": "σ", "alpha": "α"}
-LEARNERS = ("protonets", "maml")  # a lever's learner: the --tuned-for preset its experiments' --algo maps to
-
-
-def _algo(results: Results) -> str:
-    return str(results.get("sizes", {}).get("algo", "protonets"))
-
-
-def _parameter_rows(row: Row, results: Results) -> bool:
-    return row.get("family") == "parameter" or row.get("key") in results.get("shared_keys", ())
 
 
 def _parameter_setting(row: Row, results: Results) -> str:
@@ -57,41 +65,8 @@ def _parameter_setting(row: Row, results: Results) -> str:
 
 def _is_reference_value(row: Row, results: Results) -> bool:
     value = row.get("value")
-    reference = reference_value(_algo(results), row["strategy"], generator_kind(results))
+    reference = reference_value(sweep_algo(results), row["strategy"], generator_kind(results))
     return value is not None and abs(float(value) - reference) < 1e-9
-
-
-def _budget_setting(row: Row, results: Results) -> str:
-    s = results["sizes"]
-    return f"{s['tasks']:,} tasks, {s['iterations']:,} × {s['meta_batch']}"
-
-
-def _budget_size(results: Results) -> tuple[float, ...]:
-    s = results["sizes"]
-    return (int(s["iterations"]) * int(s["meta_batch"]), int(s["tasks"]))
-
-
-@dataclass(frozen=True)
-class Lever:
-    """One lever: which experiments tried it (``sources``: globs under the results folder, each a results JSON), which
-    of their points belong to it, how the table names a point's setting, and which point is the reference.
-
-    ``group`` splits a lever's points into comparisons of their own (one per strategy for σ/α); ``across_sources``
-    compares points of different experiments (the budget lever, whose experiments differ in their budget alone);
-    otherwise each experiment is its own comparison. The reference is the point ``is_reference`` holds for or,
-    without it, the point that sorts first by ``order`` (the smallest budget, the fewest epochs)."""
-
-    name: str
-    learner: str
-    sources: tuple[str, ...]
-    select: Callable[[Row, Results], bool]
-    setting: Callable[[Row, Results], str]
-    reference_name: str  # what the reference is, as the table says it
-    is_reference: Callable[[Row, Results], bool] | None = None
-    order: Callable[[Row, Results], tuple[float, ...]] | None = None  # how the points sort
-    group: Callable[[Row, Results], str] = lambda row, results: ""
-    across_sources: bool = False
-    budget: Callable[[Results], str] | None = None  # the table's budget phrase [tasks, iterations, val tasks]
 
 
 def _strategy_order(row: Row, results: Results) -> tuple[float, ...]:
@@ -108,18 +83,13 @@ PARAMETER_SOURCES = {
 }  # fmt: skip
 
 
-def _learner_algos(learner: str) -> tuple[str, ...]:
-    """The ``--algo`` values a learner's experiments may have run (first-order MAML counts as MAML)."""
-    return tuple(algo for algo, preset in PRESET_OF.items() if preset == learner)
-
-
 def _parameter_lever(learner: str, sources: tuple[str, ...]) -> Lever:
-    algos = _learner_algos(learner)
+    algos = learner_algos(learner)
     return Lever(
         "σ / α",
         learner,
         sources,
-        lambda r, res: _parameter_rows(r, res) and _algo(res) in algos,
+        lambda r, res: is_parameter_point(r, res) and sweep_algo(res) in algos,
         _parameter_setting,
         f"the authors' value for {LEARNER_NAMES[learner]}",
         is_reference=_is_reference_value,
@@ -136,49 +106,18 @@ BUDGET_SOURCES = {
 }
 
 
-def _tuned_sigma(learner: str) -> float:
-    """σ of LASIUM-N tuned for the learner (lasium-gen --tuned-for), on the GAN."""
-    from lasium.generate import STRATEGY_PARAMETERS
-
-    return float(STRATEGY_PARAMETERS[learner]["gan"]["n"])
-
-
-def _tuned_n_points(learner: str) -> Callable[[Row, Results], bool]:
-    """Selects the points of sweeps of LASIUM-N at its tuned σ run by the learner: the experiments of the levers
-    that change one thing besides the shard set's σ (budget, training ways, learning-rate schedule)."""
-    sigma, algos = _tuned_sigma(learner), _learner_algos(learner)
-    return lambda r, res: (
-        _parameter_rows(r, res) and _algo(res) in algos and r.get("strategy") == "n" and r.get("value") == sigma
-    )
-
-
 def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
-    sigma = _tuned_sigma(learner)
+    sigma = tuned_sigma(learner)
     return Lever(
         "budget (iterations, distinct tasks)",
         learner,
         sources,
-        _tuned_n_points(learner),
-        _budget_setting,
+        tuned_n_points(learner),
+        budget_setting,
         f"the smallest budget tried (LASIUM-N σ {sigma:g})",
-        order=lambda r, res: _budget_size(res),
+        order=lambda r, res: budget_size(res),
         across_sources=True,
     )
-
-
-def _ways(results: Results) -> int:
-    return int(results.get("sizes", {}).get("ways", 5))
-
-
-def _epsilon(results: Results) -> str:
-    epsilon = results.get("sizes", {}).get("epsilon")
-    return f", ε {epsilon:g}" if epsilon is not None else ""
-
-
-def _fit_device(results: Results) -> str:
-    """`` (fit and scored on NVIDIA H200)`` for an epoch curve that ran on a GPU; nothing for one of a CPU."""
-    device = str(results.get("device", ""))
-    return f" (fit and scored on {device})" if device and "CPU" not in device else ""
 
 
 def _ways_lever(learner: str) -> Lever:
@@ -189,51 +128,46 @@ def _ways_lever(learner: str) -> Lever:
         "training ways",
         learner,
         ("levers/ways*/sweep.json", "levers/distance-mean-squared/sweep.json"),
-        _tuned_n_points(learner),
+        tuned_n_points(learner),
         lambda r, res: (
-            f"{_ways(res)}-way training tasks{_epsilon(res)}{_distance_note(res)} ({_budget_setting(r, res)})"
+            f"{training_ways(res)}-way training tasks{epsilon_note(res)}{distance_note(res)} ({budget_setting(r, res)})"
         ),
         "5-way training tasks, the benchmark's N",
-        is_reference=lambda r, res: _ways(res) == 5,
-        order=lambda r, res: (*_budget_size(res), _ways(res)),
-        group=lambda r, res: _distance(res),
+        is_reference=lambda r, res: training_ways(res) == 5,
+        order=lambda r, res: (*budget_size(res), training_ways(res)),
+        group=lambda r, res: training_distance(res),
         across_sources=True,
     )
-
-
-def _generator_spec(results: Results) -> str:
-    """The generator a sweep's shards came from (sweeps from before it was recorded: the bundled GAN)."""
-    generator = results.get("generator") or {}
-    return str(generator.get("spec") or generator.get("name") or DEFAULT_GENERATOR)
 
 
 def _generator_setting(row: Row, results: Results) -> str:
     generator = results.get("generator") or {}
     epochs = f", {generator['epochs_done']} epochs" if generator.get("epochs_done") else ""
-    return f"{generator_phrase(generator or None)}{epochs} ({_budget_setting(row, results)})"
+    return f"{generator_phrase(generator or None)}{epochs} ({budget_setting(row, results)})"
 
 
 def _generator_lever() -> Lever:
     """The generator behind the tasks: sweeps of LASIUM-N at its tuned σ on another GAN (``levers/gan*``) against
     the bundled GAN's sweep of the same recipe and budget (``levers/distance-squared-euclidean``: 5-way, the default
     distance and schedule), compared within one budget; the reference is the bundled GAN."""
-    tuned = _tuned_n_points("protonets")
+    tuned = tuned_n_points("protonets")
     return Lever(
         "generator",
         "protonets",
         ("levers/gan*/sweep.json", "levers/distance-squared-euclidean/sweep.json"),
-        lambda r, res: tuned(r, res) and _ways(res) == 5 and _distance(res) == DEFAULT_DISTANCE,
+        lambda r, res: tuned(r, res) and training_ways(res) == 5 and training_distance(res) == DEFAULT_DISTANCE,
         _generator_setting,
         "the bundled GAN (`omniglot-gan`)",
-        is_reference=lambda r, res: _generator_spec(res) == DEFAULT_GENERATOR,
-        order=lambda r, res: (float(_generator_spec(res) != DEFAULT_GENERATOR),),
-        group=_budget_setting,
+        is_reference=lambda r, res: generator_spec(res) == DEFAULT_GENERATOR,
+        order=lambda r, res: (float(generator_spec(res) != DEFAULT_GENERATOR),),
+        group=budget_setting,
         across_sources=True,
     )
 
 
-def _shots(results: Results) -> int:
-    return int(results.get("sizes", {}).get("shots", 1))
+def _shots_setting(row: Row, results: Results) -> str:
+    shots, ways, budget = training_shots(results), training_ways(results), budget_setting(row, results)
+    return f"{shots}-shot {ways}-way training tasks{epsilon_note(results)} ({budget})"
 
 
 def _shots_lever(learner: str) -> Lever:
@@ -244,30 +178,14 @@ def _shots_lever(learner: str) -> Lever:
         "training shots",
         learner,
         ("levers/shots*/sweep.json",),
-        _tuned_n_points(learner),
-        lambda r, res: f"{_shots(res)}-shot {_ways(res)}-way training tasks{_epsilon(res)} ({_budget_setting(r, res)})",
+        tuned_n_points(learner),
+        _shots_setting,
         "1-shot training tasks",
-        is_reference=lambda r, res: _shots(res) == 1,
-        order=lambda r, res: (*_budget_size(res), _shots(res)),
-        group=lambda r, res: f"{_ways(res)}-way, {_budget_setting(r, res)}",
+        is_reference=lambda r, res: training_shots(res) == 1,
+        order=lambda r, res: (*budget_size(res), training_shots(res)),
+        group=lambda r, res: f"{training_ways(res)}-way, {budget_setting(r, res)}",
         across_sources=True,
     )
-
-
-def _distance(results: Results) -> str:
-    """A sweep's ``--distance`` (pages from before the option: the squared Euclidean distance)."""
-    return str(results.get("sizes", {}).get("distance", DEFAULT_DISTANCE))
-
-
-def _distance_note(results: Results) -> str:
-    """``, `mean-squared``` for a sweep trained with another distance than the default, else nothing."""
-    distance = _distance(results)
-    return f", `{distance}`" if distance != DEFAULT_DISTANCE else ""
-
-
-def _ways_note(results: Results) -> str:
-    """``20-way, `` for a sweep of other training ways than the benchmark's 5, else nothing."""
-    return f"{_ways(results)}-way, " if _ways(results) != 5 else ""
 
 
 def _distance_lever() -> Lever:
@@ -280,26 +198,19 @@ def _distance_lever() -> Lever:
         "distance to the prototypes",
         "protonets",
         ("levers/distance*/sweep.json", "levers/lr-constant-*/sweep.json", "levers/ways-20*/sweep.json"),
-        _tuned_n_points("protonets"),
-        lambda r, res: f"`{_distance(res)}` ({_ways_note(res)}{_budget_setting(r, res)})",
+        tuned_n_points("protonets"),
+        lambda r, res: f"`{training_distance(res)}` ({ways_note(res)}{budget_setting(r, res)})",
         "the squared Euclidean distance (Snell et al., 2017)",
-        is_reference=lambda r, res: _distance(res) == DEFAULT_DISTANCE,
-        order=lambda r, res: (float(_distance(res) != DEFAULT_DISTANCE),),
-        group=lambda r, res: f"{_ways(res)}-way, {_budget_setting(r, res)}",
+        is_reference=lambda r, res: training_distance(res) == DEFAULT_DISTANCE,
+        order=lambda r, res: (float(training_distance(res) != DEFAULT_DISTANCE),),
+        group=lambda r, res: f"{training_ways(res)}-way, {budget_setting(r, res)}",
         across_sources=True,
     )
 
 
-def _lr_schedule(results: Results) -> str:
-    """A sweep's or a step curve's run's ``--lr-schedule`` (pages from before the option: constant)."""
-    if results.get("format") == STEP_CURVE:
-        return str(results.get("train", {}).get("lr_schedule") or "constant")
-    return str(results.get("sizes", {}).get("lr_schedule", "constant"))
-
-
 def _lr_points(learner: str) -> Callable[[Row, Results], bool]:
     """A sweep's LASIUM-N points at the tuned σ; a step curve's point at its run's last step (a whole run)."""
-    tuned, algos = _tuned_n_points(learner), _learner_algos(learner)
+    tuned, algos = tuned_n_points(learner), learner_algos(learner)
 
     def select(row: Row, results: Results) -> bool:
         if results.get("format") != STEP_CURVE:
@@ -312,15 +223,15 @@ def _lr_points(learner: str) -> Callable[[Row, Results], bool]:
 
 def _lr_setting(row: Row, results: Results) -> str:
     if results.get("format") != STEP_CURVE:
-        return f"`{_lr_schedule(results)}` ({_budget_setting(row, results)})"
+        return f"`{lr_schedule_of(results)}` ({budget_setting(row, results)})"
     t, ways = results["train"], _run_ways(results, ", {}-way tasks")
-    return f"`{_lr_schedule(results)}` (run `{results['run']}`, {t['iterations']:,} × {t['meta_batch']}{ways})"
+    return f"`{lr_schedule_of(results)}` (run `{results['run']}`, {t['iterations']:,} × {t['meta_batch']}{ways})"
 
 
 def _lr_group(row: Row, results: Results) -> str:
     """Points compared with each other: a sweep's budget, or a step curve's training but for its schedule."""
     if results.get("format") != STEP_CURVE:
-        return _budget_setting(row, results)
+        return budget_setting(row, results)
     train = {k: v for k, v in results.get("train", {}).items() if k != "lr_schedule" and v is not None}
     return json.dumps(train, sort_keys=True)
 
@@ -337,8 +248,8 @@ def _lr_schedule_lever(learner: str) -> Lever:
         _lr_points(learner),
         _lr_setting,
         "a constant rate, as in the authors' code",
-        is_reference=lambda r, res: _lr_schedule(res) == "constant",
-        order=lambda r, res: (float(_lr_schedule(res) != "constant"),),
+        is_reference=lambda r, res: lr_schedule_of(res) == "constant",
+        order=lambda r, res: (float(lr_schedule_of(res) != "constant"),),
         group=_lr_group,
         across_sources=True,
     )
@@ -358,13 +269,13 @@ def _step_budget(results: Results) -> str:
 
 def _step_lever(learner: str) -> Lever:
     """The budget lever read off one run (``lasium-repro step-curve``): its checkpoints at several steps."""
-    algos = _learner_algos(learner)
+    algos = learner_algos(learner)
     return Lever(
         "budget (iterations, distinct tasks)",
         learner,
         ("levers/steps-*/step-curve.json",),
         # an annealed run's earlier checkpoints are not shorter runs of its schedule: no budget points
-        lambda r, res: _algo(res) in algos and _lr_schedule(res) == "constant",
+        lambda r, res: sweep_algo(res) in algos and lr_schedule_of(res) == "constant",
         lambda r, res: f"step {r['step']:,} ({r['tasks_seen']:,} distinct {_run_ways(res)}tasks)",
         "the fewest steps scored along the run",
         order=lambda r, res: (float(r["step"]),),
@@ -378,7 +289,7 @@ LEVERS: tuple[Lever, ...] = (
         "training augmentation",
         "protonets",
         ("sweep.json", "levers/augment*/sweep.json"),
-        lambda r, res: r.get("family") == "augment" and _algo(res) == "protonets",
+        lambda r, res: r.get("family") == "augment" and sweep_algo(res) == "protonets",
         lambda r, res: f"`{r['augment']}` (LASIUM-N σ {r['value']:g})",
         "`shift5`, the authors' query shift",
         is_reference=lambda r, res: r.get("augment") == "shift5",
@@ -387,7 +298,7 @@ LEVERS: tuple[Lever, ...] = (
         "task mixture",
         "protonets",
         ("levers/mix*/sweep.json",),
-        lambda r, res: r.get("family") == "mixture" and _algo(res) == "protonets",
+        lambda r, res: r.get("family") == "mixture" and sweep_algo(res) == "protonets",
         lambda r, res: " + ".join(p.replace(":", " × ") for p in str(r["mix"]).split("+")) + f" (`{r['augment']}`)",
         "LASIUM-N alone",
         is_reference=lambda r, res: str(r.get("mix")) in ("n:1", "n:1.0"),
@@ -405,7 +316,7 @@ LEVERS: tuple[Lever, ...] = (
             "protonets",
             (f"{page_name(kind)}.json", f"gpu-*/{page_name(kind)}.json"),  # gpu-*: a fit of benchmarks/gpu_check.sh
             lambda r, res: True,
-            lambda r, res: f"{row_epochs(r)} epochs" + _fit_device(res),
+            lambda r, res: f"{row_epochs(r)} epochs" + fit_device_note(res),
             "the fewest epochs tried",
             order=lambda r, res: (row_epochs(r),),
         )
