@@ -104,6 +104,11 @@ def test_generator_epochs_and_mixtures_come_from_their_experiments(tmp_path):
     ] == 18.0
     assert levers["task mixture"]["points"][1]["setting"] == "n × 0.5 + umtra × 0.5 (`shift5-affine`)"
     assert levers["task mixture"]["points"][1]["delta"]["5"]["pct"] == 0.2
+    data = json.loads((tmp_path / "levers" / "mix" / "sweep.json").read_text())
+    data["sizes"]["distance"] = "mean-squared"  # a mixture sweep trained with another distance says so
+    (tmp_path / "levers" / "mix" / "sweep.json").write_text(json.dumps(data))
+    mixture = next(c for c in collect(tmp_path) if c["lever"] == "task mixture")
+    assert mixture["points"][1]["setting"] == "n × 0.5 + umtra × 0.5 (`shift5-affine`, `mean-squared`)"
 
 
 def test_a_lever_with_one_point_or_an_unreadable_experiment_is_left_out(tmp_path):

@@ -120,6 +120,12 @@ def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
     )
 
 
+def _mixture_setting(row: Row, results: Results) -> str:
+    """``n × 0.5 + umtra × 0.5 (`shift5-affine`)``, and the distance of a sweep that trained with another one."""
+    mix = " + ".join(part.replace(":", " × ") for part in str(row["mix"]).split("+"))
+    return f"{mix} (`{row['augment']}`{distance_note(results)})"
+
+
 def _ways_lever(learner: str) -> Lever:
     """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
     5-way), one comparison per ProtoNets distance (a 20-way sweep with the mean-squared distance is compared with the
@@ -299,7 +305,7 @@ LEVERS: tuple[Lever, ...] = (
         "protonets",
         ("levers/mix*/sweep.json",),
         lambda r, res: r.get("family") == "mixture" and sweep_algo(res) == "protonets",
-        lambda r, res: " + ".join(p.replace(":", " × ") for p in str(r["mix"]).split("+")) + f" (`{r['augment']}`)",
+        _mixture_setting,
         "LASIUM-N alone",
         is_reference=lambda r, res: str(r.get("mix")) in ("n:1", "n:1.0"),
     ),
