@@ -334,3 +334,11 @@ def test_generator_lever_compares_another_gan_with_the_bundled_one_at_the_same_r
         "GAN `runs/gan-207` (weights sha256 `1d1d1d1d1d1d`), 207 epochs (4,000 tasks, 1,000 × 4)",
     ]
     assert found["points"][0]["reference"] and found["points"][1]["delta"]["1"]["pct"] == 1.2
+    for name, generator, one in (("gan-bundled-seed1", bundled, 91.0), ("gan-207-seed1", longer, 91.5)):
+        _sweep(tmp_path / "levers" / name, [{**point, "val": _val(one, 97.6)}], tasks=4000)
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        data["generator"], data["sizes"]["seed"] = generator, 1
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    seed0, seed1 = [c for c in collect(tmp_path) if c["lever"] == "generator"]  # one comparison per seed
+    assert seed0["points"][1]["delta"]["1"]["pct"] == 1.2 and seed1["points"][1]["delta"]["1"]["pct"] == 0.5
+    assert seed1["points"][1]["setting"].endswith("207 epochs (4,000 tasks, 1,000 × 4, seed 1)")

@@ -128,3 +128,9 @@ def lr_schedule_of(results: Results) -> str:
     if results.get("format") == STEP_CURVE:
         return str(results.get("train", {}).get("lr_schedule") or "constant")
     return str(results.get("sizes", {}).get("lr_schedule", "constant"))
+
+
+def seed_note(results: Results) -> str:
+    """``, seed 1`` for a sweep run with another seed than the default 0 (other shards, training and episodes)."""
+    seed = int(results.get("sizes", {}).get("seed", 0))
+    return f", seed {seed}" if seed else ""

@@ -38,6 +38,7 @@ from .lever_sizes import (
     is_parameter_point,
     learner_algos,
     lr_schedule_of,
+    seed_note,
     sweep_algo,
     training_distance,
     training_shots,
@@ -149,13 +150,14 @@ def _ways_lever(learner: str) -> Lever:
 def _generator_setting(row: Row, results: Results) -> str:
     generator = results.get("generator") or {}
     epochs = f", {generator['epochs_done']} epochs" if generator.get("epochs_done") else ""
-    return f"{generator_phrase(generator or None)}{epochs} ({budget_setting(row, results)})"
+    return f"{generator_phrase(generator or None)}{epochs} ({budget_setting(row, results)}{seed_note(results)})"
 
 
 def _generator_lever() -> Lever:
     """The generator behind the tasks: sweeps of LASIUM-N at its tuned σ on another GAN (``levers/gan*``) against
     the bundled GAN's sweep of the same recipe and budget (``levers/distance-squared-euclidean``: 5-way, the default
-    distance and schedule), compared within one budget; the reference is the bundled GAN."""
+    distance and schedule; or a ``levers/gan*`` sweep of the bundled GAN at another seed), compared within one budget
+    and seed; the reference is the bundled GAN."""
     tuned = tuned_n_points("protonets")
     return Lever(
         "generator",
@@ -166,7 +168,7 @@ def _generator_lever() -> Lever:
         "the bundled GAN (`omniglot-gan`)",
         is_reference=lambda r, res: generator_spec(res) == DEFAULT_GENERATOR,
         order=lambda r, res: (float(generator_spec(res) != DEFAULT_GENERATOR),),
-        group=budget_setting,
+        group=lambda r, res: budget_setting(r, res) + seed_note(res),  # one comparison per seed
         across_sources=True,
     )
 
