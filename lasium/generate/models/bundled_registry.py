@@ -1,4 +1,5 @@
-"""The models shipped inside the package (``omniglot-gan``, ``omniglot-vae``) and how one is exported.
+"""The models shipped inside the package (``omniglot-gan``, the default; ``omniglot-gan-h200``; ``omniglot-vae``)
+and how one is exported.
 
 A bundled model is a generator checkpoint folder under ``bundled/`` beside this module, with float16
 weights, a model card and a sample grid; :func:`lasium.generate.load_generator` takes its name.
@@ -20,7 +21,7 @@ from lasium.safe_io import file_sha256, write_json_atomic
 from .checkpoint import CHECKPOINT_FORMAT, load_checkpoint, save_model_weights
 
 BUNDLED_ROOT = Path(__file__).resolve().parent / "bundled"
-BUNDLED_NAMES = ("omniglot-gan", "omniglot-vae")
+BUNDLED_NAMES = ("omniglot-gan", "omniglot-gan-h200", "omniglot-vae")
 BUNDLED_BUDGET_BYTES = 8 * 1024 * 1024  # all bundled models together ship inside the wheel
 _BUNDLED_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 

@@ -62,8 +62,8 @@ class GeneratorOptions(SourceOptions):
     generator: str = field(
         default="omniglot-gan",
         metadata=cli_option(
-            "Bundled name (omniglot-gan, omniglot-vae), lasium-fit checkpoint folder, TorchScript file or "
-            "package.module:factory."
+            "Bundled name (omniglot-gan, omniglot-gan-h200, omniglot-vae), lasium-fit checkpoint folder, TorchScript "
+            "file or package.module:factory."
         ),
     )
     latent_dim: int | None = field(
