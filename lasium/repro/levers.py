@@ -58,9 +58,8 @@ def _parameter_setting(row: Row, results: Results) -> str:
     setting = (
         f"LASIUM-{str(row['strategy']).upper()} {SYMBOLS.get(row['parameter'], row['parameter'])} {row['value']:g}"
     )
-    generator = results.get("generator") or {}
-    if generator and (generator.get("spec") or generator.get("name")) != DEFAULT_GENERATOR:
-        setting += f" ({generator_phrase(generator)})"  # a sweep on another generator says which
+    if generator_spec(results) != DEFAULT_GENERATOR:  # a sweep on another generator says which
+        setting += f" ({generator_phrase(results['generator'])})"
     return setting
 
 
