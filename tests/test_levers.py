@@ -66,7 +66,7 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
         "training shots, distance to the prototypes, generator, learning-rate schedule, GAN training epochs, "
         "VAE training epochs.",
-        "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), learning-rate schedule.",
+        "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), generator, learning-rate schedule.",
     ]
 
 
@@ -342,3 +342,36 @@ def test_generator_lever_compares_another_gan_with_the_bundled_one_at_the_same_r
     seed0, seed1 = [c for c in collect(tmp_path) if c["lever"] == "generator"]  # one comparison per seed
     assert seed0["points"][1]["delta"]["1"]["pct"] == 1.2 and seed1["points"][1]["delta"]["1"]["pct"] == 0.5
     assert seed1["points"][1]["setting"].endswith("207 epochs (4,000 tasks, 1,000 × 4, seed 1)")
+
+
+def test_generator_lever_compares_within_one_distance_ways_and_learner(tmp_path):
+    """Another GAN with the mean-squared distance, with 20-way tasks, and with MAML is compared with the bundled
+    GAN's sweep of that same recipe (levers/distance-mean-squared, levers/ways-20-mean-squared,
+    levers/maml-parameter-n), never with a sweep of another recipe."""
+    bundled = {"spec": "omniglot-gan", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "c1" * 32}
+    longer = {"spec": "gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32}
+    ms, w20 = {"distance": "mean-squared"}, {"distance": "mean-squared", "ways": 20, "epsilon": 204.2}
+    for name, generator, one, extra, algo, sigma in (
+        ("distance-squared-euclidean", bundled, 90.0, {}, "protonets", 0.5),
+        ("distance-mean-squared", bundled, 92.0, ms, "protonets", 0.5),
+        ("gan-207-mean-squared", longer, 92.5, ms, "protonets", 0.5),
+        ("ways-20-mean-squared", bundled, 94.0, w20, "protonets", 0.5),
+        ("gan-207-w20-mean-squared", longer, 95.0, w20, "protonets", 0.5),
+        ("maml-parameter-n", bundled, 89.0, {}, "maml", 0.5),
+        ("gan-207-maml", longer, 89.5, {}, "maml", 0.5),
+    ):
+        point = _row("parameter", "n", sigma, "shift5", _val(one, 97.6))
+        _sweep(tmp_path / "levers" / name, [point], tasks=4000, algo=algo)
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        data["generator"] = generator
+        data["sizes"].update(extra)
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    found = [c for c in collect(tmp_path) if c["lever"] == "generator"]
+    assert [(c["learner"], [p["delta"] and p["delta"]["1"]["pct"] for p in c["points"]]) for c in found] == [
+        ("protonets", [None, 0.5]),
+        ("protonets", [None, 1.0]),
+        ("maml", [None, 0.5]),
+    ]
+    assert found[1]["points"][1]["setting"] == (
+        "GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`) (20-way, 4,000 tasks, 1,000 × 4, `mean-squared`)"
+    )

@@ -149,25 +149,34 @@ def _ways_lever(learner: str) -> Lever:
 def _generator_setting(row: Row, results: Results) -> str:
     generator = results.get("generator") or {}
     epochs = f", {generator['epochs_done']} epochs" if generator.get("epochs_done") else ""
-    return f"{generator_phrase(generator or None)}{epochs} ({budget_setting(row, results)}{seed_note(results)})"
+    recipe = f"{ways_note(results)}{budget_setting(row, results)}{distance_note(results)}{seed_note(results)}"
+    return f"{generator_phrase(generator or None)}{epochs} ({recipe})"
 
 
-def _generator_lever() -> Lever:
+# The generator lever's references by learner: the bundled GAN's sweeps of LASIUM-N at its tuned σ whose recipe a
+# ``levers/gan*`` sweep on another generator repeats (5-way or 20-way tasks, either ProtoNets distance).
+GENERATOR_REFERENCES = {
+    "protonets": ("levers/distance-squared-euclidean/sweep.json", "levers/distance-mean-squared/sweep.json",
+                  "levers/ways-20-mean-squared/sweep.json"),
+    "maml": ("levers/maml-parameter-n/sweep.json",),
+}  # fmt: skip
+
+
+def _generator_lever(learner: str) -> Lever:
     """The generator behind the tasks: sweeps of LASIUM-N at its tuned σ on another GAN (``levers/gan*``) against
-    the bundled GAN's sweep of the same recipe and budget (``levers/distance-squared-euclidean``: 5-way, the default
-    distance and schedule; or a ``levers/gan*`` sweep of the bundled GAN at another seed), compared within one budget
-    and seed; the reference is the bundled GAN."""
-    tuned = tuned_n_points("protonets")
+    the bundled GAN's sweep of the same recipe (:data:`GENERATOR_REFERENCES`, or a ``levers/gan*`` sweep of the
+    bundled GAN at another seed), compared within one N of training tasks, distance, budget and seed; the reference is
+    the bundled GAN."""
     return Lever(
         "generator",
-        "protonets",
-        ("levers/gan*/sweep.json", "levers/distance-squared-euclidean/sweep.json"),
-        lambda r, res: tuned(r, res) and training_ways(res) == 5 and training_distance(res) == DEFAULT_DISTANCE,
+        learner,
+        ("levers/gan*/sweep.json", *GENERATOR_REFERENCES[learner]),
+        tuned_n_points(learner),
         _generator_setting,
         "the bundled GAN (`omniglot-gan`)",
         is_reference=lambda r, res: generator_spec(res) == DEFAULT_GENERATOR,
         order=lambda r, res: (float(generator_spec(res) != DEFAULT_GENERATOR),),
-        group=lambda r, res: budget_setting(r, res) + seed_note(res),  # one comparison per seed
+        group=lambda r, res: f"{ways_note(res)}{training_distance(res)}, {budget_setting(r, res)}{seed_note(res)}",
         across_sources=True,
     )
 
@@ -315,7 +324,7 @@ LEVERS: tuple[Lever, ...] = (
     _ways_lever("protonets"),
     _shots_lever("protonets"),
     _distance_lever(),
-    _generator_lever(),
+    *(_generator_lever(learner) for learner in LEARNERS),
     *(_lr_schedule_lever(learner) for learner in LEARNERS),
     *(
         Lever(
