@@ -28,6 +28,7 @@ _EXPORTS = {
     "generator_from_checkpoint": "lasium.generate.models.loading",
     "load_checkpoint": "lasium.generate.models.checkpoint",
     "BUNDLED_NAMES": "lasium.generate.models.bundled_registry",
+    "bundled_folder": "lasium.generate.models.bundled_registry",
     "export_bundled": "lasium.generate.models.bundled_registry",
     "FitConfig": "lasium.generate.models.fit_config",
     "fit": "lasium.generate.models.fit",
@@ -85,7 +86,7 @@ if TYPE_CHECKING:
     from lasium.generate.job.job import GenerationJob, GenerationResult, run_generation
     from lasium.generate.job.outdir import folder_lock
     from lasium.generate.models.architecture import ARCHITECTURES, architectures, choose_architecture
-    from lasium.generate.models.bundled_registry import BUNDLED_NAMES, export_bundled
+    from lasium.generate.models.bundled_registry import BUNDLED_NAMES, bundled_folder, export_bundled
     from lasium.generate.models.checkpoint import STATE_JSON, load_checkpoint
     from lasium.generate.models.export import export_generator
     from lasium.generate.models.fit import build_trainer, fit

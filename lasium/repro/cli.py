@@ -136,6 +136,15 @@ _register_curves()
     help="With --resume, --plan or --page-only: also take the finished rows of this omniglot.json (e.g. a second "
     "command's --results, run in parallel with other --only rows on the same --work). Repeatable.",
 )
+@click.option(
+    "--generator-results",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    multiple=True,
+    metavar="PAGE",
+    help="Show the finished LASIUM rows of this omniglot.json, written by a driver run with another --generator, in "
+    "a section of their own (keys and labels name that GAN; counted toward the unsupervised targets, never run "
+    "here). Repeatable.",
+)
 @click.option("--plan", "mode", flag_value="plan", help="Run nothing: list the rows, which are done, hours left.")
 @click.option(
     "--page-only",
@@ -145,7 +154,13 @@ _register_curves()
     "--reuse-results); the others are marked 'not run' with their estimate.",
 )
 @user_errors
-def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...], **values: object) -> None:
+def omniglot(
+    mode: str | None,
+    only: str | None,
+    reuse_results: tuple[Path, ...],
+    generator_results: tuple[Path, ...],
+    **values: object,
+) -> None:
     """Reproduce the paper's Omniglot 5-way table: LASIUM (N, RO, OC) with ProtoNets and MAML, baselines, other
     task sources; writes omniglot.md, omniglot.json and charts into --results.
 
@@ -164,11 +179,20 @@ def omniglot(mode: str | None, only: str | None, reuse_results: tuple[Path, ...]
       lasium-repro omniglot --sizes cpu --threads 1 --keep-shards --only maml-ro --results runs/b --resume
       lasium-repro omniglot --sizes cpu --page-only --reuse-results runs/a/omniglot.json \\
           --reuse-results runs/b/omniglot.json
+    Rows on another GAN (their own --work and --results), shown beside the run's GAN rows:
+      lasium-repro omniglot --sizes cpu --only protonets-n --generator omniglot-gan-h200 --work runs/h200 \\
+          --results runs/h200-page
+      lasium-repro omniglot --sizes cpu --page-only --resume --generator-results runs/h200-page/omniglot.json
     """
     from . import omniglot as driver
     from .options import OmniglotOptions
 
-    options = OmniglotOptions(only=names(only), reuse_results=reuse_results, **values)  # type: ignore[arg-type]
+    options = OmniglotOptions(
+        only=names(only),
+        reuse_results=reuse_results,
+        generator_results=generator_results,
+        **values,  # type: ignore[arg-type]
+    )
     if mode == "plan":
         click.echo("\n".join(driver.plan_omniglot(options)))
         return

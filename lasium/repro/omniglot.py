@@ -131,6 +131,7 @@ def page_only_omniglot(options: OmniglotOptions) -> dict[str, Any]:
         pipe.prepare_generator()
     for row in chosen_rows(options, pipe.sizes, ablation_native_bf16(pipe)):
         pipe.note_row(row)
+    pipe.include_other_gan_rows()
     return pipe.write(protocol_of(options, pipe.sizes))
 
 
@@ -181,6 +182,7 @@ def run_omniglot(options: OmniglotOptions) -> dict[str, Any]:
     if any(row.generator == "vae" for row in rows):
         pipe.described[options.vae] = check_vae(options.vae)  # one line now, not a failed stage later
     pipe.generator["ok"] = pipe.prepare_generator()
+    pipe.include_other_gan_rows()
     pipe.write(protocol)
     for row in rows:
         pipe.do_row(row)

@@ -32,6 +32,7 @@ from .omniglot_tables import (
     tasks_scored,
     vae_table,
 )
+from .other_gan import other_gan_table
 from .published import PROJECT_TARGETS, TARGETS, UNSUPERVISED_FAMILIES, UNSUPERVISED_TARGETS, at_reference_budgets
 
 
@@ -174,6 +175,18 @@ def render_markdown(results: dict[str, Any]) -> str:
             "own cell for the same strategy and learner.",
             "",
             *vae,
+            "",
+        ]
+    other_gan = other_gan_table(rows)
+    if other_gan:
+        lines += [
+            "## LASIUM with another GAN",
+            "",
+            "Rows a driver ran with another `--generator` (`--generator-results`: their own page is their record, "
+            "stages included), each beside the row of the same recipe on this run's GAN. They count toward the "
+            "unsupervised targets above, not toward the targets of the bundled GAN as shipped.",
+            "",
+            *other_gan,
             "",
         ]
     ablation = ablation_table(rows)

@@ -36,8 +36,8 @@ def accuracy_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None
     for p in OMNIGLOT_5WAY:
         out.append(f"| {p.label} | {p.one_shot:.2f} | {p.five_shot:.2f} | published |")
     for row in rows:
-        if row.get("family") in ("ablation", "other", "vae"):
-            continue  # in the ablation, other-sources and VAE tables
+        if row.get("family") in ("ablation", "other", "vae", "other-gan"):
+            continue  # in the ablation, other-sources, VAE and other-GAN tables
         status = row.get("status", "")
         source = "this run" if status == "ok" else f"this run ({status})"
         source += _partial(row, protocol_tasks)

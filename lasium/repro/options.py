@@ -81,6 +81,7 @@ class OmniglotOptions:
     resume: bool = False  # continue a run in ``work``: finished stages are reused, interrupted ones continue
     overwrite: bool = False  # clear an earlier run in ``work`` first
     reuse_results: tuple[Path, ...] = field(default=())  # other results pages whose finished rows a resume takes
+    generator_results: tuple[Path, ...] = field(default=())  # pages of another --generator: rows shown here
 
     # --- checks -------------------------------------------------------------------------------------
     def validate(self) -> OmniglotOptions:
@@ -131,6 +132,7 @@ class OmniglotOptions:
         out["work"], out["results"] = str(self.work), str(self.results)
         out["only"] = list(self.only)
         out["reuse_results"] = [str(p) for p in self.reuse_results]
+        out["generator_results"] = [str(p) for p in self.generator_results]
         return out
 
     @classmethod
@@ -146,13 +148,14 @@ class OmniglotOptions:
                 values[key] = Path(values[key])
         if "only" in values:
             values["only"] = tuple(values["only"])
-        if "reuse_results" in values:
-            values["reuse_results"] = tuple(Path(p) for p in values["reuse_results"])
+        for key in ("reuse_results", "generator_results"):
+            if key in values:
+                values[key] = tuple(Path(p) for p in values[key])
         return cls(**values)
 
     def argv(self) -> list[str]:
         """The ``lasium-repro omniglot`` arguments that give these options (the ones not at their default)."""
-        return argv_of(self, repeated=("reuse_results",))
+        return argv_of(self, repeated=("reuse_results", "generator_results"))
 
     def command_line(self) -> str:
         """``lasium-repro omniglot`` with :meth:`argv` (what a results page records as its driver)."""
