@@ -66,7 +66,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
         "training shots, distance to the prototypes, generator, learning-rate schedule, GAN training epochs, "
         "VAE training epochs.",
-        "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), generator, learning-rate schedule.",
+        "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), generator, inner steps in training, "
+        "learning-rate schedule.",
     ]
 
 
@@ -375,3 +376,24 @@ def test_generator_lever_compares_within_one_distance_ways_and_learner(tmp_path)
     assert found[1]["points"][1]["setting"] == (
         "GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`) (20-way, 4,000 tasks, 1,000 × 4, `mean-squared`)"
     )
+
+
+def test_inner_steps_lever_compares_maml_sweeps_that_differ_in_them_alone(tmp_path):
+    """A MAML sweep trained with 10 inner steps against the 5-step sweep of the same budget and generator
+    (levers/maml-parameter-n); a ProtoNets sweep never counts."""
+    for name, extra, one, algo in (
+        ("maml-parameter-n", {}, 89.5, "maml"),
+        ("maml-inner-steps-10", {"inner_steps": 10}, 90.5, "maml"),
+        ("distance-squared-euclidean", {}, 92.0, "protonets"),
+    ):
+        _sweep(tmp_path / "levers" / name, [_row("parameter", "n", 0.5, "shift5", _val(one, 97.6))], tasks=4000,
+               algo=algo)  # fmt: skip
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        data["sizes"].update(extra)
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    (found,) = [c for c in collect(tmp_path) if c["lever"] == "inner steps in training"]
+    assert found["learner"] == "maml"
+    assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in found["points"]] == [
+        ("5 inner steps (4,000 tasks, 1,000 × 4)", None),
+        ("10 inner steps (4,000 tasks, 1,000 × 4)", 1.0),
+    ]

@@ -238,3 +238,21 @@ def test_a_vae_sweep_page_judges_against_the_authors_vae_value():
                "generator": {"kind": "vae", "spec": "omniglot-vae", "weights_sha256": "ab" * 32}}  # fmt: skip
     picked = next(ln for ln in render(results).splitlines() if ln.startswith("- `n`"))
     assert picked == "- `n`: sigma 2 (reference value 2, held up)."
+
+
+def test_maml_inner_steps_change_the_training_command_only(tmp_path: Path):
+    from lasium.errors import ConfigError
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    five = commands(point, PointBudget(algo="maml"), tmp_path)
+    ten = commands(point, PointBudget(algo="maml", inner_steps=10), tmp_path)
+    assert "--inner-steps" not in five["train"]  # commands stay as the committed sweeps ran them
+    assert ten["train"][ten["train"].index("--inner-steps") + 1] == "10"
+    assert ten["gen"] == five["gen"] and ten["eval"] == five["eval"]  # validation adapts as the protocol says
+    with pytest.raises(ConfigError, match="--inner-steps is a MAML option"):
+        PointBudget(inner_steps=10).validate()
+    with pytest.raises(ConfigError, match="--inner-steps must be at least 1"):
+        PointBudget(algo="maml", inner_steps=0).validate()
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, algo="maml", inner_steps=10)
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
+    assert "MAML inner steps in training: `--inner-steps 10`." in render(page)

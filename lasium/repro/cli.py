@@ -257,6 +257,9 @@ def omniglot(
               help="K of the generated training tasks (validated at 1 and 5 shots): the shots lever.")  # fmt: skip
 @click.option("--distance", type=click.Choice(list(DISTANCES)), default=DEFAULT_DISTANCE, show_default=True,
               help="lasium-train --distance of every point (ProtoNets): the distance lever.")  # fmt: skip
+@click.option("--inner-steps", type=int, default=None,
+              help="lasium-train --inner-steps of every point (MAML): the inner-steps lever [lasium-train's 5, "
+              "the authors' value; validation adapts 50 steps whatever the training took].")  # fmt: skip
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
@@ -264,7 +267,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, mixtures: str | None, mixture_augment: str, only: str | None,
           generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int, distance: str,
-          threads: int, resume: bool) -> None:  # fmt: skip
+          inner_steps: int | None, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -294,13 +297,15 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --work runs/lever-shots-5 --results results/levers/shots-5-w20   # beside the 1-shot 20-way sweep
       lasium-repro sweep --only parameter --strategies n --values 0.5 --distance mean-squared \\
           --work runs/lever-distance-mean --results results/levers/distance-mean-squared   # beside a default one
+      lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --inner-steps 10 \\
+          --work runs/lever-maml-inner-10 --results results/levers/maml-inner-steps-10   # beside a 5-step sweep
     """
     from .sweep import QUICK, PointBudget, SweepOptions, run
 
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
-                         distance=distance, **sizes)  # fmt: skip
+                         distance=distance, inner_steps=inner_steps, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
         strategies=names(strategies),

@@ -86,6 +86,11 @@ def training_ways(results: Results) -> int:
     return int(results.get("sizes", {}).get("ways", 5))
 
 
+def inner_steps_of(results: Results) -> int:
+    """A MAML sweep's ``--inner-steps`` in training (pages from before the option: lasium-train's 5)."""
+    return int(results.get("sizes", {}).get("inner_steps") or 5)
+
+
 def epsilon_note(results: Results) -> str:
     epsilon = results.get("sizes", {}).get("epsilon")
     return f", ε {epsilon:g}" if epsilon is not None else ""

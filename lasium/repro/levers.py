@@ -35,6 +35,7 @@ from .lever_sizes import (
     epsilon_note,
     fit_device_note,
     generator_spec,
+    inner_steps_of,
     is_parameter_point,
     learner_algos,
     lr_schedule_of,
@@ -177,6 +178,24 @@ def _generator_lever(learner: str) -> Lever:
         is_reference=lambda r, res: generator_spec(res) == DEFAULT_GENERATOR,
         order=lambda r, res: (float(generator_spec(res) != DEFAULT_GENERATOR),),
         group=lambda r, res: f"{ways_note(res)}{training_distance(res)}, {budget_setting(r, res)}{seed_note(res)}",
+        across_sources=True,
+    )
+
+
+def _inner_steps_lever() -> Lever:
+    """MAML's inner SGD steps in training (``lasium-train --inner-steps``): sweeps of LASIUM-N at its tuned σ that
+    differ in them alone, compared within one budget, generator and seed. The reference is the authors' 5 steps
+    (Khodadadeh et al., 2021, after Finn et al., 2017); validation adapts 50 steps whatever the training took."""
+    return Lever(
+        "inner steps in training",
+        "maml",
+        ("levers/maml-inner-steps*/sweep.json", "levers/maml-parameter-n/sweep.json"),
+        tuned_n_points("maml"),
+        lambda r, res: f"{inner_steps_of(res)} inner steps ({budget_setting(r, res)})",
+        "the authors' 5 inner steps",
+        is_reference=lambda r, res: inner_steps_of(res) == 5,
+        order=lambda r, res: (float(inner_steps_of(res)),),
+        group=lambda r, res: f"{generator_spec(res)}, {budget_setting(r, res)}{seed_note(res)}",
         across_sources=True,
     )
 
@@ -325,6 +344,7 @@ LEVERS: tuple[Lever, ...] = (
     _shots_lever("protonets"),
     _distance_lever(),
     *(_generator_lever(learner) for learner in LEARNERS),
+    _inner_steps_lever(),
     *(_lr_schedule_lever(learner) for learner in LEARNERS),
     *(
         Lever(

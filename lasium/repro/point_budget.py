@@ -32,6 +32,7 @@ class PointBudget:
     lr_schedule: str = "constant"  # lasium-train --lr-schedule: the learning-rate schedule lever
     shots: int = 1  # K of the generated training tasks (lasium-gen --shots): the training-shots lever
     distance: str = DEFAULT_DISTANCE  # lasium-train --distance (ProtoNets): the distance lever
+    inner_steps: int | None = None  # lasium-train --inner-steps (MAML; None: its default, the authors' 5)
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -55,6 +56,12 @@ class PointBudget:
             raise ConfigError(f"--distance must be one of {', '.join(DISTANCES)}; got {self.distance!r}")
         if self.distance != DEFAULT_DISTANCE and self.algo != "protonets":
             raise ConfigError(f"--distance is a ProtoNets option ({self.algo} scores with its linear head); drop it")
+        if self.inner_steps is not None and self.inner_steps < 1:
+            raise ConfigError(f"--inner-steps must be at least 1; got {self.inner_steps}")
+        if self.inner_steps is not None and self.algo == "protonets":
+            raise ConfigError(
+                "--inner-steps is a MAML option (ProtoNets have no inner loop); drop it or give --algo maml"
+            )
         return self
 
     def ways_args(self) -> list[str]:
@@ -65,7 +72,8 @@ class PointBudget:
         return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
 
     def train_args(self) -> list[str]:
-        """lasium-train's options of the levers: ``--lr-schedule`` and ``--distance``, each only when it is not the
-        default (so commands at the defaults stay as the committed experiments ran them)."""
+        """lasium-train's options of the levers: ``--lr-schedule``, ``--distance`` and ``--inner-steps``, each only
+        when it is not the default (so commands at the defaults stay as the committed experiments ran them)."""
         schedule = [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
-        return schedule + ([] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance])
+        distance = [] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance]
+        return schedule + distance + ([] if self.inner_steps is None else ["--inner-steps", str(self.inner_steps)])

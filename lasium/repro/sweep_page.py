@@ -97,7 +97,8 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
             if a.get("lr_schedule", "constant") != "constant"
             else ""
         )
-        + (f" Distance to the prototypes: `--distance {a['distance']}`." if a.get("distance") else ""),
+        + (f" Distance to the prototypes: `--distance {a['distance']}`." if a.get("distance") else "")
+        + (f" MAML inner steps in training: `--inner-steps {a['inner_steps']}`." if a.get("inner_steps") else ""),
         "",
     ]
     for family, title, column in (
