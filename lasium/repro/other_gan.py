@@ -104,12 +104,12 @@ def other_gan_table(rows: list[dict[str, Any]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for r in theirs:
-        ours = [float(r["eval"][k]["accuracy_pct"]) for k in ("1", "5")]
+        figures = [float(r["eval"][k]["accuracy_pct"]) for k in ("1", "5")]
         base = by_key.get(str(r.get("same_recipe")))
         if base and base.get("eval"):
-            theirs_base = [float(base["eval"][k]["accuracy_pct"]) for k in ("1", "5")]
-            base_cell = " / ".join(f"{v:.2f}" for v in theirs_base)
-            delta = " / ".join(f"{a - b:+.2f}" for a, b in zip(ours, theirs_base))
+            base_figures = [float(base["eval"][k]["accuracy_pct"]) for k in ("1", "5")]
+            base_cell = " / ".join(f"{v:.2f}" for v in base_figures)
+            delta = " / ".join(f"{a - b:+.2f}" for a, b in zip(figures, base_figures))
         else:
             base_cell, delta = "not on this page", "–"
         cells = " | ".join(f"{r['eval'][k]['accuracy_pct']:.2f} ± {r['eval'][k]['ci95_pct']:.2f}" for k in ("1", "5"))

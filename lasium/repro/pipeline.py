@@ -150,10 +150,10 @@ class Pipeline(StagePlanner, GeneratorWork):
             return
         spec = self.generator.get("spec", "")
         try:
-            run_sha = self.described.get(spec) or describe_generator(spec)
+            run_generator = self.described.get(spec) or describe_generator(spec)
         except LasiumError:  # a GAN --fit has still to fit
-            run_sha = None
-        sha = run_sha.get("weights_sha256") if run_sha else None
+            run_generator = None
+        sha = run_generator.get("weights_sha256") if run_generator else None
         rows, stages = rows_from_pages(self.options.generator_results, self.options.sizes, sha, self.results_dir)
         self.rows += rows
         self.stages += stages
