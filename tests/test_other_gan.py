@@ -100,6 +100,8 @@ def test_page_only_takes_them_and_the_option_round_trips(tmp_path):
         "protonets-n@omniglot-gan-h200": "ok",
     }
     assert "--generator-results" in written["driver_command"]
+    again = page_only_omniglot(options_for(tmp_path, sizes="cpu", only=("protonets-n",), device="auto", threads=None))
+    assert [r["key"] for r in again["rows"]] == ["protonets-n"]  # shown only while their page is given
     assert type(options).from_json(options.to_json()) == options
     missing = CliRunner().invoke(repro_main, ["omniglot", "--page-only", "--generator-results", "nope.json"])
     assert missing.exit_code == 2 and "nope.json" in missing.output

@@ -363,7 +363,8 @@ def test_every_row_of_the_committed_page_is_planned_with_the_commands_it_ran(mon
     pipe = Pipeline(options, SIZES["cpu"], RATES["cpu"], "cpu", {})
     pipe.generator = {"spec": "omniglot-gan"}
     rows = {r.key: r for r in chosen_rows(options, SIZES["cpu"], native_bf16=False)}
-    finished = [r["key"] for r in committed["rows"] if r["status"] == "ok"]
+    # (rows of another GAN come from their own pages, --generator-results: this driver never plans them)
+    finished = [r["key"] for r in committed["rows"] if r["status"] == "ok" and r["family"] != "other-gan"]
     assert len(finished) >= 20
     assert [
         k for k in finished if not pipe.reuse_committed(rows[k], {"commands": pipe.planned_commands(rows[k])})

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .generators import legacy_generator, same_generator
+from .other_gan import OTHER_GAN
 from .stages import page_work, same_commands
 
 
@@ -35,6 +36,8 @@ class CommittedRows:
                     if (results_dir / name).is_file():
                         found.previews.setdefault(source, name)
             for r in committed.get("rows", []):
+                if r.get("family") == OTHER_GAN:  # shown from another GAN's page (--generator-results), never planned
+                    continue
                 if "generator" not in r and legacy_generator(r):  # written before rows named their generator
                     r["generator"] = legacy_generator(r)
                 if "work" not in r and page_work(committed) is not None:  # rows written before rows recorded it
