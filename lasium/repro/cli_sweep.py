@@ -1,0 +1,134 @@
+"""The ``sweep`` subcommand of ``lasium-repro`` (registered on its group in :mod:`lasium.repro.cli`): one lever at a
+time on Omniglot validation tasks (σ/α, augmentation, mixtures, budget, ways, shots, distance, schedule, inner
+steps, generator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from lasium.cli_support import user_errors
+from lasium.train import DEFAULT_DISTANCE, DISTANCES, LR_SCHEDULES
+
+from .cli_options import CONTEXT, budget_options, names, numbers, with_options
+
+
+# --- sweep ----------------------------------------------------------------------------------------------------
+@click.command(context_settings=CONTEXT)
+@click.option("--work", type=click.Path(path_type=Path, file_okay=False), default=Path("runs/sweep"), show_default=True)
+@click.option("--results", type=click.Path(path_type=Path, file_okay=False), default=Path("results"), show_default=True)
+@click.option(
+    "--algo",
+    type=click.Choice(["protonets", "maml", "fomaml"]),
+    default="protonets",
+    show_default=True,
+    help="The learner every point trains (its shards use the σ/α tuned for it: lasium-gen --tuned-for).",
+)
+@with_options(budget_options(2000, "bf16", 1000))
+@click.option("--strategies", default="n,ro,oc", show_default=True, help="Strategies of the parameter family.")
+@click.option(
+    "--values", default=None, help="σ/α values of every strategy, e.g. 0.2,0.6 [n: 0.5,1,2; ro, oc: 0.2,0.5,0.8]."
+)
+@click.option(
+    "--augment-sigma", type=float, default=1.0, show_default=True, help="σ of the augmentation family's n shard set."
+)
+@click.option(
+    "--mixtures",
+    default=None,
+    metavar="MIXES",
+    help="Task-mixture points, comma-separated, each SOURCE:WEIGHT joined by + (sources n, ro, oc, umtra), e.g. "
+    "n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 [none].",
+)
+@click.option(
+    "--mixture-augment",
+    default="shift5-affine",
+    show_default=True,
+    help="lasium-train --augment of the mixture points (auto would mean none as soon as UMTRA is mixed in).",
+)
+@click.option(
+    "--only", type=click.Choice(["parameter", "augment", "mixture"]), default=None, help="Run one family only."
+)
+@click.option(
+    "--generator",
+    default="omniglot-gan",
+    show_default=True,
+    help="Generator of every point: a bundled name or a lasium-fit folder (a refitted GAN, a VAE: then give "
+    "--values, the defaults are the GAN's).",
+)
+@click.option("--ways", type=int, default=5, show_default=True,
+              help="N of the generated training tasks (validation stays 5-way): the training-ways lever.")  # fmt: skip
+@click.option("--epsilon", type=float, default=None,
+              help="lasium-gen --epsilon of every point [lasium-gen's default; more --ways may need a smaller one, "
+              "which lasium-gen suggests].")  # fmt: skip
+@click.option("--lr-schedule", type=click.Choice(list(LR_SCHEDULES)), default="constant", show_default=True,
+              help="lasium-train --lr-schedule of every point: the learning-rate schedule lever.")  # fmt: skip
+@click.option("--shots", type=int, default=1, show_default=True,
+              help="K of the generated training tasks (validated at 1 and 5 shots): the shots lever.")  # fmt: skip
+@click.option("--distance", type=click.Choice(list(DISTANCES)), default=DEFAULT_DISTANCE, show_default=True,
+              help="lasium-train --distance of every point (ProtoNets): the distance lever.")  # fmt: skip
+@click.option("--inner-steps", type=int, default=None,
+              help="lasium-train --inner-steps of every point (MAML): the inner-steps lever [lasium-train's 5, "
+              "the authors' value; validation adapts 50 steps whatever the training took].")  # fmt: skip
+@click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
+@click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
+@user_errors
+def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
+          gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
+          values: str | None, augment_sigma: float, mixtures: str | None, mixture_augment: str, only: str | None,
+          generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int, distance: str,
+          inner_steps: int | None, threads: int, resume: bool) -> None:  # fmt: skip
+    """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
+
+    Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
+    5-shot). Families: the strategy parameter (σ for n, α for ro and oc; augmentation shift5), the augmentation
+    presets (on one n set), and, with --mixtures, task mixtures of LASIUM strategies and UMTRA. The budget
+    (--tasks, --iterations, --meta-batch) is one per sweep. Writes sweep.md, sweep.json and charts after every point.
+
+    \b
+    Examples:
+      lasium-repro sweep --work runs/sweep                  # the full sweep (~1-2 h on a 2-core CPU)
+      lasium-repro sweep --work runs/sweep --resume         # continue it
+      lasium-repro sweep --quick --work /tmp/sweep --results /tmp/sweep
+      lasium-repro sweep --algo maml --only parameter --strategies oc --values 0.2,0.6 --val-tasks 300 \\
+          --work runs/sweep-maml --results results/sweep-maml
+    One lever at a time (a point per value; another budget or generator is another sweep, in its own folders):
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --iterations 16000 --tasks 64000 \\
+          --work runs/lever-budget --results results/levers/budget
+      lasium-repro sweep --generator runs/gan-fit --only parameter --strategies n --values 0.25,0.5,1 \\
+          --work runs/lever-gan --results results/levers/gan
+      lasium-repro sweep --only mixture --mixtures n:1,n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 \\
+          --work runs/lever-mix --results results/levers/mix
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --ways 20 --epsilon 204.2 \\
+          --work runs/lever-ways-20 --results results/levers/ways-20   # beside a --ways 5 sweep of the same budget
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 32000 --iterations 8000 \\
+          --lr-schedule cosine --work runs/lever-lr-cosine --results results/levers/lr-cosine   # beside a constant one
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --ways 20 --epsilon 204.2 --shots 5 \\
+          --work runs/lever-shots-5 --results results/levers/shots-5-w20   # beside the 1-shot 20-way sweep
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --distance mean-squared \\
+          --work runs/lever-distance-mean --results results/levers/distance-mean-squared   # beside a default one
+      lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --inner-steps 10 \\
+          --work runs/lever-maml-inner-10 --results results/levers/maml-inner-steps-10   # beside a 5-step sweep
+    """
+    from .sweep import QUICK, PointBudget, SweepOptions, run
+
+    sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
+    budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
+                         data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
+                         distance=distance, inner_steps=inner_steps, **sizes)  # fmt: skip
+    options = SweepOptions(
+        budget=budget,
+        strategies=names(strategies),
+        values=numbers(values, float, "--values"),
+        augment_sigma=augment_sigma,
+        mixtures=names(mixtures),
+        mixture_augment=mixture_augment,
+        only=only,
+        generator=generator,
+        work=work,
+        results=results,
+        threads=threads,
+        resume=resume,
+    )
+    run(options)
