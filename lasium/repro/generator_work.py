@@ -39,11 +39,14 @@ class GeneratorWork:
         """The generator a LASIUM row's tasks come from as it would be used now (spec, kind, weights sha256), or
         None for a row of real images, UMTRA or CACTUs, and for a generator that cannot be loaded yet (a GAN that
         ``--fit`` has still to fit; its generation stage then fails with its own message)."""
-        from lasium.errors import LasiumError
-
         if row.source == "scratch" or not self.needs_generator(row):
             return None
-        spec = self.generator_spec(row)
+        return self.described_generator(self.generator_spec(row))
+
+    def described_generator(self, spec: str) -> dict[str, Any] | None:
+        """:func:`describe_generator` of ``spec``, once per run; None for a generator that cannot be loaded (yet)."""
+        from lasium.errors import LasiumError
+
         if spec not in self.described:
             try:
                 self.described[spec] = describe_generator(spec)

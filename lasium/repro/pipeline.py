@@ -141,18 +141,11 @@ class Pipeline(StagePlanner, GeneratorWork):
     def include_other_gan_rows(self) -> None:
         """``--generator-results``: the finished LASIUM rows of pages a driver wrote with another ``--generator``,
         under keys and labels that name their GAN (:mod:`lasium.repro.other_gan`); nothing of theirs runs here."""
-        from lasium.errors import LasiumError
-
-        from .generators import describe_generator
         from .other_gan import rows_from_pages
 
         if not self.options.generator_results:
             return
-        spec = self.generator.get("spec", "")
-        try:
-            run_generator = self.described.get(spec) or describe_generator(spec)
-        except LasiumError:  # a GAN --fit has still to fit
-            run_generator = None
+        run_generator = self.described_generator(self.generator.get("spec", ""))  # None: a GAN --fit has to fit
         sha = run_generator.get("weights_sha256") if run_generator else None
         rows, stages = rows_from_pages(self.options.generator_results, self.options.sizes, sha, self.results_dir)
         self.rows += rows
