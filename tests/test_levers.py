@@ -378,6 +378,36 @@ def test_generator_lever_compares_within_one_distance_ways_and_learner(tmp_path)
     )
 
 
+def test_training_ways_lever_compares_within_one_generator(tmp_path):
+    """Another GAN's 20-way and 40-way sweeps are compared with that GAN's 5-way sweep of the same distance
+    (levers/gan*), the bundled GAN's with the bundled GAN's; a GAN's sweep without a 5-way twin compares nothing."""
+    bundled = {"spec": "omniglot-gan", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "c1" * 32}
+    longer = {"spec": "gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32}
+    ms = {"distance": "mean-squared"}
+    for name, generator, one, extra in (
+        ("distance-mean-squared", bundled, 92.0, ms),
+        ("ways-20-mean-squared", bundled, 94.0, {**ms, "ways": 20, "epsilon": 204.2}),
+        ("gan-207-mean-squared", longer, 93.0, ms),
+        ("gan-207-w20-mean-squared", longer, 95.0, {**ms, "ways": 20, "epsilon": 204.2}),
+        ("gan-207-w40-mean-squared", longer, 95.5, {**ms, "ways": 40, "epsilon": 187.8}),
+        ("gan-207", longer, 92.0, {}),  # squared Euclidean: no wider sweep of its own
+    ):
+        _sweep(tmp_path / "levers" / name, [_row("parameter", "n", 0.5, "shift5", _val(one, 97.6))], tasks=4000)
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        data["generator"] = generator
+        data["sizes"].update(extra)
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    found = [c for c in collect(tmp_path) if c["lever"] == "training ways"]
+    assert [[p["delta"] and p["delta"]["1"]["pct"] for p in c["points"]] for c in found] == [
+        [None, 2.0],
+        [None, 2.0, 2.5],
+    ]
+    assert found[1]["points"][2]["setting"] == (
+        "40-way training tasks, ε 187.8, `mean-squared` (4,000 tasks, 1,000 × 4; GAN `gan-207` (weights sha256 "
+        "`1d1d1d1d1d1d`))"
+    )
+
+
 def test_inner_steps_lever_compares_maml_sweeps_that_differ_in_them_alone(tmp_path):
     """A MAML sweep trained with 10 inner steps against the 5-step sweep of the same budget and generator
     (levers/maml-parameter-n); a ProtoNets sweep never counts."""

@@ -25,6 +25,7 @@ from lasium.repro.rows import chosen_rows, plan_rows, plan_vae_rows
 from lasium.repro.sizes import RATES, SIZES
 
 VAE_KEYS = ["protonets-n-vae", "protonets-ro-vae", "protonets-oc-vae", "maml-n-vae", "maml-ro-vae", "maml-oc-vae"]
+TUNED_KEYS = ["protonets-n-vae-sigma0.5"]  # rows.TUNED_VAE_ROWS, after the paper's six
 
 
 def file_sha(path: Path) -> str:
@@ -62,7 +63,7 @@ def test_vae_rows_run_only_when_named():
 
     assert not any(k.endswith("-vae") for k in keys(sizes="cpu"))  # optional rows run at cpu sizes, these do not
     assert not any(k.endswith("-vae") for k in keys(sizes="cpu", only=("lasium",)))
-    assert keys(sizes="cpu", only=("vae",)) == VAE_KEYS
+    assert keys(sizes="cpu", only=("vae",)) == VAE_KEYS + TUNED_KEYS
     assert keys(sizes="quick", only=("maml-ro-vae", "protonets-n")) == ["protonets-n", "maml-ro-vae"]
     assert keys(sizes="cpu", only=("vae",), optional=False) == []
     assert {r.generator for r in plan_vae_rows("maml")} == {"vae"}
@@ -74,6 +75,8 @@ def test_vae_rows_are_the_gan_rows_with_the_vae(tmp_path):
     p = driver_pipeline(tmp_path, sizes="cpu", vae="runs/vae-fit", data_root="/data")
     gan = {r.key: r for r in plan_rows("maml")}
     for row in plan_vae_rows("maml"):
+        if row.key in TUNED_KEYS:
+            continue  # test_a_tuned_vae_row_is_its_vae_row_at_its_own_sigma
         twin = gan[row.key.removesuffix("-vae")]
         ours, theirs = p.planned_commands(row), p.planned_commands(twin)
         gen = ours["gen"].split()
@@ -89,6 +92,25 @@ def test_vae_rows_are_the_gan_rows_with_the_vae(tmp_path):
         ).replace(twin.key, "R")
         assert ours["eval"].replace(row.key, "R") == theirs["eval"].replace(twin.key, "R")
     assert "--data-root" not in p.planned_commands(gan["protonets-n"])["gen"]  # GAN rows' commands are unchanged
+
+
+def test_a_tuned_vae_row_is_its_vae_row_at_its_own_sigma(tmp_path):
+    """The σ-tuned VAE row: the VAE row's budgets, learner and test tasks; its tasks at its own σ, in its own set."""
+    p = driver_pipeline(tmp_path, sizes="cpu")
+    by_key = {r.key: r for r in plan_vae_rows("maml")}
+    tuned, base = by_key["protonets-n-vae-sigma0.5"], by_key["protonets-n-vae"]
+    assert (tuned.family, tuned.generator, tuned.optional) == ("vae", "vae", True)
+    assert tuned.label == "LASIUM-N-VAE + ProtoNets, σ 0.5 (ours)" and "σ 0.5" in tuned.note
+    ours, theirs = p.planned_commands(tuned), p.planned_commands(base)
+    gen = ours["gen"].split()
+    assert gen[gen.index("--sigma") + 1] == "0.5" and "--sigma" not in theirs["gen"].split()
+    assert gen[gen.index("--n-tasks") + 1] == theirs["gen"].split()[theirs["gen"].split().index("--n-tasks") + 1]
+    out = p.gen_stage(tuned)[2].name
+    assert out == "n-protonets-32000-p0.5-vae" and out != p.gen_stage(base)[2].name
+    assert ours["train"].replace(out, "S").replace(tuned.key, "R") == theirs["train"].replace(
+        p.gen_stage(base)[2].name, "S"
+    ).replace(base.key, "R")
+    assert ours["eval"].replace(tuned.key, "R") == theirs["eval"].replace(base.key, "R")
 
 
 # --- what runs, what a row records ---------------------------------------------------------------------------
@@ -264,12 +286,12 @@ def test_committed_page_rows_get_the_bundled_gan_they_were_made_with(tmp_path, m
 def test_plan_gives_every_stage_and_how_a_long_one_continues(tmp_path):
     options = options_for(tmp_path, sizes="cpu", only=("vae",), device="auto", threads=None)
     lines = plan_omniglot(options)
-    rows = [ln.split()[0] for ln in lines[1:7]]
-    assert rows == VAE_KEYS and all("to run: ~" in ln for ln in lines[1:7])
+    rows = [ln.split()[0] for ln in lines[1:8]]
+    assert rows == VAE_KEYS + TUNED_KEYS and all("to run: ~" in ln for ln in lines[1:8])
     stage_lines = lines[lines.index(next(ln for ln in lines if ln.startswith("stages to run"))) + 1 : -1]
     names = [ln.split()[0] for ln in stage_lines]
     assert names[:3] == ["gen-n-protonets-vae", "train-protonets-n-vae", "eval-protonets-n-vae"]
-    assert len(names) == 18 and not any("over 3 h" in ln for ln in stage_lines)  # each fits a sitting at RATES
+    assert len(names) == 21 and not any("over 3 h" in ln for ln in stage_lines)  # each fits a sitting at RATES
     assert not options.work.exists()
 
     slow = driver_pipeline(tmp_path, sizes="cpu", rates={**RATES["cpu"], "gen": 0.1, "maml": 0.1, "image_step": 1.0})
@@ -296,6 +318,16 @@ def test_page_puts_each_vae_row_beside_the_papers_cell(monkeypatch, bundled_vae)
             generator={**bundled_vae, "spec": "omniglot-vae"},
         ),  # fmt: skip
         scored_row("maml-oc-vae", "LASIUM-OC-VAE + MAML (ours)", "maml", "vae", 80.0, 93.0, source="oc"),
+        scored_row(
+            "protonets-n-vae-sigma0.5",
+            "LASIUM-N-VAE + ProtoNets, σ 0.5 (ours)",
+            "protonets",
+            "vae",
+            89.0,
+            97.0,
+            source="n",
+            note="σ 0.5, the value validation picked",
+        ),  # fmt: skip
         scored_row("protonets-n", "LASIUM-N-GAN + ProtoNets (ours)", "protonets", "lasium", 94.17, 98.7, source="n"),
     ]
     results = {"rows": rows, "protocol": {"tasks": 1000}, "stages": []}
@@ -309,6 +341,8 @@ def test_page_puts_each_vae_row_beside_the_papers_cell(monkeypatch, bundled_vae)
     assert "85.25 ± 0.50" in vae_line and vae_line.count("not looked up") == 2
     assert bundled_vae["weights_sha256"][:12] in vae_line
     assert "LASIUM-N-VAE" not in md.split("## LASIUM with a VAE")[0]  # not in the GAN table nor the GAN verdicts
+    assert "89.00 ± 0.50" in line_of(md, "LASIUM-N-VAE + ProtoNets, σ 0.5 (ours)", "LASIUM with a VAE")
+    assert "- LASIUM-N-VAE + ProtoNets, σ 0.5 (ours): σ 0.5, the value validation picked" in md
     monkeypatch.setitem(published.PAPER_VAE_CELLS, ("oc", "maml"), (81.0, 92.5))
     md = render_markdown(results)
     oc_line = line_of(md, "LASIUM-OC-VAE + MAML (ours)", "LASIUM with a VAE")

@@ -172,7 +172,7 @@ def omniglot(
       lasium-repro omniglot --sizes quick --fit --work /tmp/rq --results /tmp/rq
       lasium-repro omniglot --sizes cpu --ablation --plan
       lasium-repro omniglot --sizes cpu --resume --only maml-ro-x4 --threads 1 --keep-shards
-      lasium-repro omniglot --sizes cpu --plan --only vae            # the six LASIUM-VAE rows
+      lasium-repro omniglot --sizes cpu --plan --only vae            # the LASIUM-VAE rows (six + σ-tuned)
       lasium-repro omniglot --sizes cpu --resume --only vae --vae runs/vae-fit   # ... with a refitted VAE
     Two cores, two rows at once (one --work, a --results page each; then merge them into results/):
       lasium-repro omniglot --sizes cpu --threads 1 --keep-shards --only protonets-n --results runs/a

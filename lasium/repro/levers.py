@@ -127,22 +127,29 @@ def _mixture_setting(row: Row, results: Results) -> str:
     return f"{mix} (`{row['augment']}`{distance_note(results)})"
 
 
+def _ways_setting(row: Row, results: Results) -> str:
+    generator = f"; {generator_phrase(results['generator'])}" if generator_spec(results) != DEFAULT_GENERATOR else ""
+    recipe = f"{budget_setting(row, results)}{generator}"
+    return f"{training_ways(results)}-way training tasks{epsilon_note(results)}{distance_note(results)} ({recipe})"
+
+
 def _ways_lever(learner: str) -> Lever:
     """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
-    5-way), one comparison per ProtoNets distance (a 20-way sweep with the mean-squared distance is compared with the
-    5-way sweep of that distance); the reference is 5-way, the benchmark's N."""
+    5-way), one comparison per generator, ProtoNets distance and seed (a 20-way sweep with the mean-squared distance
+    is compared with the 5-way sweep of that distance; the sweeps of another GAN, ``levers/gan*``, with that GAN's
+    5-way sweep); the reference is 5-way, the benchmark's N."""
     return Lever(
         "training ways",
         learner,
-        ("levers/ways*/sweep.json", "levers/distance-mean-squared/sweep.json"),
+        ("levers/ways*/sweep.json", "levers/distance-mean-squared/sweep.json", "levers/gan*/sweep.json"),
         tuned_n_points(learner),
-        lambda r, res: (
-            f"{training_ways(res)}-way training tasks{epsilon_note(res)}{distance_note(res)} ({budget_setting(r, res)})"
-        ),
+        _ways_setting,
         "5-way training tasks, the benchmark's N",
         is_reference=lambda r, res: training_ways(res) == 5,
         order=lambda r, res: (*budget_size(res), training_ways(res)),
-        group=lambda r, res: training_distance(res),
+        group=lambda r, res: (
+            f"{generator_spec(res)}, {training_distance(res)}, {budget_setting(r, res)}{seed_note(res)}"
+        ),
         across_sources=True,
     )
 

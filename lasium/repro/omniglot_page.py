@@ -171,8 +171,9 @@ def render_markdown(results: dict[str, Any]) -> str:
             "LASIUM-N, -RO and -OC with a VAE instead of the GAN, at the GAN rows' budgets (tasks, iterations, "
             "meta-batch, test tasks): `lasium-gen --generator` is the run's `--vae` (the bundled `omniglot-vae` by "
             "default), whose anchors are encoded real train-split images (the real image is member 0 of its class), "
-            "with the σ/α `lasium-gen --tuned-for` gives a VAE (the authors' values). Each row is beside the paper's "
-            "own cell for the same strategy and learner.",
+            "with the σ/α `lasium-gen --tuned-for` gives a VAE (the authors' values) unless its label names another "
+            "(the value validation picked; see its note). Each row is beside the paper's own cell for the same "
+            "strategy and learner.",
             "",
             *vae,
             "",

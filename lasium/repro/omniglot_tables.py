@@ -242,7 +242,8 @@ def vae_table(rows: list[dict[str, Any]], protocol_tasks: int | None = None) -> 
             f"{delta} | {short(r.get('generator'))} | {status} |"
         )
     out += ["", f"Paper cells: {PAPER_VAE_SOURCE}."]
-    return out
+    noted = [r for r in vae_rows if r.get("note")]
+    return out + (["", *(f"- {r['label']}: {r['note']}" for r in noted)] if noted else [])
 
 
 def generator_table(rows: list[dict[str, Any]]) -> list[str]:
