@@ -66,8 +66,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
         "training shots, distance to the prototypes, generator, learning-rate schedule, GAN training epochs, "
         "VAE training epochs.",
-        "- Not tried yet with MAML: σ / α, budget (iterations, distinct tasks), generator, inner steps in training, "
-        "learning-rate schedule.",
+        "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), generator, "
+        "inner steps in training, learning-rate schedule.",
     ]
 
 
@@ -406,6 +406,23 @@ def test_training_ways_lever_compares_within_one_generator(tmp_path):
         "40-way training tasks, ε 187.8, `mean-squared` (4,000 tasks, 1,000 × 4; GAN `gan-207` (weights sha256 "
         "`1d1d1d1d1d1d`))"
     )
+
+
+def test_training_augmentation_lever_is_per_learner(tmp_path):
+    """A MAML augmentation sweep (levers/maml-augment*) is MAML's lever, against its own shift5 point; the ProtoNets
+    augmentation sweep stays ProtoNets'."""
+    _sweep(tmp_path / "levers" / "maml-augment", [_row("augment", "n", 0.5, a, _val(one, 97.6)) for a, one in
+           (("shift5", 89.5), ("shift5-affine", 90.0), ("shift5-support", 90.5))], tasks=4000, algo="maml")  # fmt: skip
+    _sweep(tmp_path / "levers" / "augment", [_row("augment", "n", 1.0, a, _val(one, 97.0)) for a, one in
+           (("shift5", 90.0), ("shift5-affine", 91.0))])  # fmt: skip
+    found = {c["learner"]: c for c in collect(tmp_path) if c["lever"] == "training augmentation"}
+    assert found["maml"]["sources"] == ["levers/maml-augment/sweep.json"]
+    assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in found["maml"]["points"]] == [
+        ("`shift5` (LASIUM-N σ 0.5)", None),
+        ("`shift5-affine` (LASIUM-N σ 0.5)", 0.5),
+        ("`shift5-support` (LASIUM-N σ 0.5)", 1.0),
+    ]
+    assert found["protonets"]["sources"] == ["levers/augment/sweep.json"]
 
 
 def test_inner_steps_lever_compares_maml_sweeps_that_differ_in_them_alone(tmp_path):

@@ -12,8 +12,10 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from lasium.repro import stages
+from lasium.repro.cli import main as repro_main
 from lasium.repro.pages import redraw_page
 from lasium.repro.stages import same_commands
 from lasium.repro.sweep import Point, PointBudget, SweepOptions, commands, plan, run
@@ -33,6 +35,17 @@ def test_plan_takes_the_given_values_for_every_strategy():
     only = plan(1.0, ["n"], [0.25, 0.5, 1.0], only="parameter")
     assert [(p.family, p.value) for p in only] == [("parameter", 0.25), ("parameter", 0.5), ("parameter", 1.0)]
     assert [p.augment for p in plan(1.0, ["n"], [1.0], only="augment")] == [p.augment for p in plan(1.0, [])]
+
+
+def test_augments_choose_the_augmentation_points(tmp_path: Path):
+    """--augments: a point per named preset, on one n set; unknown presets are a one-line error (exit 2)."""
+    chosen = plan(0.5, ["n"], [0.5], only="augment", augments=("shift5", "shift5-support"))
+    assert [(p.augment, p.shard_name) for p in chosen] == [("shift5", "n-sigma0.5"), ("shift5-support", "n-sigma0.5")]
+    options = SweepOptions(augments=("shift5", "shift5-support"), only="augment")
+    assert "--augments shift5,shift5-support" in options.command_line()
+    result = CliRunner().invoke(repro_main, ["sweep", "--augments", "shift5,shift9", "--work", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "--augments names unknown presets ['shift9']" in result.output
+    assert not (tmp_path / "w").exists()
 
 
 def test_maml_points_train_maml_on_the_maml_preset(tmp_path: Path):

@@ -35,6 +35,13 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
     "--augment-sigma", type=float, default=1.0, show_default=True, help="σ of the augmentation family's n shard set."
 )
 @click.option(
+    "--augments",
+    default=None,
+    metavar="PRESETS",
+    help="The augmentation family's presets (lasium-train --augment), comma-separated, a point each, e.g. "
+    "shift5,shift5-affine,shift5-support [all eight].",
+)
+@click.option(
     "--mixtures",
     default=None,
     metavar="MIXES",
@@ -76,9 +83,9 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
 @user_errors
 def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
-          values: str | None, augment_sigma: float, mixtures: str | None, mixture_augment: str, only: str | None,
-          generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int, distance: str,
-          inner_steps: int | None, threads: int, resume: bool) -> None:  # fmt: skip
+          values: str | None, augment_sigma: float, augments: str | None, mixtures: str | None, mixture_augment: str,
+          only: str | None, generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int,
+          distance: str, inner_steps: int | None, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -110,8 +117,10 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --work runs/lever-distance-mean --results results/levers/distance-mean-squared   # beside a default one
       lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --inner-steps 10 \\
           --work runs/lever-maml-inner-10 --results results/levers/maml-inner-steps-10   # beside a 5-step sweep
+      lasium-repro sweep --algo maml --only augment --augment-sigma 0.5 --augments shift5,shift5-affine \
+          --tasks 4000 --work runs/lever-maml-augment --results results/levers/maml-augment   # MAML's augmentation
     """
-    from .sweep import QUICK, PointBudget, SweepOptions, run
+    from .sweep import AUGMENTS, QUICK, PointBudget, SweepOptions, run
 
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
@@ -122,6 +131,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
         strategies=names(strategies),
         values=numbers(values, float, "--values"),
         augment_sigma=augment_sigma,
+        augments=names(augments) or AUGMENTS,
         mixtures=names(mixtures),
         mixture_augment=mixture_augment,
         only=only,

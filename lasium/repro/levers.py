@@ -121,6 +121,27 @@ def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
     )
 
 
+# The augmentation lever's experiments by learner: sweeps of the augmentation family (``--only augment``), every
+# preset on one LASIUM-N shard set; the reference is the authors' query shift.
+AUGMENT_SOURCES = {
+    "protonets": ("sweep.json", "levers/augment*/sweep.json"),
+    "maml": ("levers/maml-augment*/sweep.json",),
+}
+
+
+def _augment_lever(learner: str, sources: tuple[str, ...]) -> Lever:
+    algos = learner_algos(learner)
+    return Lever(
+        "training augmentation",
+        learner,
+        sources,
+        lambda r, res: r.get("family") == "augment" and sweep_algo(res) in algos,
+        lambda r, res: f"`{r['augment']}` (LASIUM-N σ {r['value']:g})",
+        "`shift5`, the authors' query shift",
+        is_reference=lambda r, res: r.get("augment") == "shift5",
+    )
+
+
 def _mixture_setting(row: Row, results: Results) -> str:
     """``n × 0.5 + umtra × 0.5 (`shift5-affine`)``, and the distance of a sweep that trained with another one."""
     mix = " + ".join(part.replace(":", " × ") for part in str(row["mix"]).split("+"))
@@ -327,15 +348,7 @@ def _step_lever(learner: str) -> Lever:
 
 LEVERS: tuple[Lever, ...] = (
     *(_parameter_lever(learner, sources) for learner, sources in PARAMETER_SOURCES.items()),
-    Lever(
-        "training augmentation",
-        "protonets",
-        ("sweep.json", "levers/augment*/sweep.json"),
-        lambda r, res: r.get("family") == "augment" and sweep_algo(res) == "protonets",
-        lambda r, res: f"`{r['augment']}` (LASIUM-N σ {r['value']:g})",
-        "`shift5`, the authors' query shift",
-        is_reference=lambda r, res: r.get("augment") == "shift5",
-    ),
+    *(_augment_lever(learner, sources) for learner, sources in AUGMENT_SOURCES.items()),
     Lever(
         "task mixture",
         "protonets",

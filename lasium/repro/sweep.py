@@ -49,6 +49,7 @@ class SweepOptions:
     strategies: tuple[str, ...] = ("n", "ro", "oc")  # strategies of the parameter family
     values: tuple[float, ...] = ()  # σ/α values of every strategy (empty: PARAMETERS' three per strategy)
     augment_sigma: float = 1.0  # σ of the n shard set the augmentation family trains on
+    augments: tuple[str, ...] = AUGMENTS  # the augmentation family's presets (lasium-train --augment), a point each
     only: str | None = None  # one family only: parameter | augment
     work: Path = Path("runs/sweep")
     results: Path = Path("results")
@@ -67,6 +68,9 @@ class SweepOptions:
             raise ConfigError(f"--strategies names unknown strategies {unknown}; choose from {', '.join(PARAMETERS)}")
         if self.only is not None and self.only not in FAMILIES:
             raise ConfigError(f"--only {self.only!r} is unknown; choose one of {', '.join(FAMILIES)}")
+        unknown = sorted(set(self.augments) - set(AUGMENTS))
+        if unknown or not self.augments:
+            raise ConfigError(f"--augments names unknown presets {unknown}; choose from {', '.join(AUGMENTS)}")
         if self.threads < 1:
             raise ConfigError(f"--threads must be at least 1; got {self.threads}")
         for mixture in self.mixtures:
@@ -82,6 +86,7 @@ class SweepOptions:
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(work=str(self.work), results=str(self.results), strategies=list(self.strategies))
+        out["augments"] = list(self.augments)
         out["mixtures"] = list(self.mixtures)
         out["values"] = list(self.values)
         return out
@@ -116,11 +121,12 @@ def plan(
     mixtures: tuple[str, ...] = (),
     mixture_augment: str = "shift5-affine",
     only: str | None = None,
+    augments: tuple[str, ...] = AUGMENTS,
 ) -> list[Point]:
     """The sweep's points; ``values``: the parameter values of every strategy (default: ``PARAMETERS``); a point per
-    mixture last; ``only``: the points of one family."""
+    mixture last; ``only``: the points of one family; ``augments``: the augmentation family's presets."""
     # Augmentations first: they move accuracy most (shift5 alone is worth ~18 points), σ/α less.
-    points = [Point("augment", "n", "sigma", augment_sigma, a) for a in AUGMENTS]
+    points = [Point("augment", "n", "sigma", augment_sigma, a) for a in augments]
     points += [
         Point("parameter", s, PARAMETERS[s][0], v, "shift5") for s in strategies for v in (values or PARAMETERS[s][1])
     ]
@@ -286,7 +292,13 @@ def run(options: SweepOptions) -> dict[str, Any]:
     generator = describe_generator(options.generator)  # one line for a spec that names no generator
     values = list(options.values) or None
     points = plan(
-        options.augment_sigma, options.strategies, values, options.mixtures, options.mixture_augment, options.only
+        options.augment_sigma,
+        options.strategies,
+        values,
+        options.mixtures,
+        options.mixture_augment,
+        options.only,
+        options.augments,
     )
     # the n/σ/shift5 point is run once, as an augment point; it also belongs in the parameter table
     shared = [pt.key for pt in points if pt.family == "augment" and pt.augment == "shift5"]
