@@ -25,7 +25,8 @@ from lasium.repro.rows import chosen_rows, plan_rows, plan_vae_rows
 from lasium.repro.sizes import RATES, SIZES
 
 VAE_KEYS = ["protonets-n-vae", "protonets-ro-vae", "protonets-oc-vae", "maml-n-vae", "maml-ro-vae", "maml-oc-vae"]
-TUNED_KEYS = ["protonets-n-vae-sigma0.5"]  # rows.TUNED_VAE_ROWS, after the paper's six
+TUNED_KEYS = ["protonets-n-vae-sigma0.5"]  # rows.TUNED_VAE_ROWS, each after the row it tunes
+ALL_VAE_KEYS = VAE_KEYS[:1] + TUNED_KEYS + VAE_KEYS[1:]
 
 
 def file_sha(path: Path) -> str:
@@ -63,7 +64,7 @@ def test_vae_rows_run_only_when_named():
 
     assert not any(k.endswith("-vae") for k in keys(sizes="cpu"))  # optional rows run at cpu sizes, these do not
     assert not any(k.endswith("-vae") for k in keys(sizes="cpu", only=("lasium",)))
-    assert keys(sizes="cpu", only=("vae",)) == VAE_KEYS + TUNED_KEYS
+    assert keys(sizes="cpu", only=("vae",)) == ALL_VAE_KEYS
     assert keys(sizes="quick", only=("maml-ro-vae", "protonets-n")) == ["protonets-n", "maml-ro-vae"]
     assert keys(sizes="cpu", only=("vae",), optional=False) == []
     assert {r.generator for r in plan_vae_rows("maml")} == {"vae"}
@@ -100,7 +101,7 @@ def test_a_tuned_vae_row_is_its_vae_row_at_its_own_sigma(tmp_path):
     by_key = {r.key: r for r in plan_vae_rows("maml")}
     tuned, base = by_key["protonets-n-vae-sigma0.5"], by_key["protonets-n-vae"]
     assert (tuned.family, tuned.generator, tuned.optional) == ("vae", "vae", True)
-    assert tuned.label == "LASIUM-N-VAE + ProtoNets, σ 0.5 (ours)" and "σ 0.5" in tuned.note
+    assert tuned.label == "LASIUM-N-VAE + ProtoNets, σ 0.5 (ours)" and tuned.note.startswith("σ 0.5 (the authors': 2)")
     ours, theirs = p.planned_commands(tuned), p.planned_commands(base)
     gen = ours["gen"].split()
     assert gen[gen.index("--sigma") + 1] == "0.5" and "--sigma" not in theirs["gen"].split()
@@ -258,6 +259,11 @@ def test_committed_rows_are_reused_only_with_the_generator_they_name(tmp_path):
     ):
         p.committed_rows["protonets-n"] = {**done, **({"generator": recorded} if recorded else {})}
         assert p.reuse_committed(row, dict(planned)) is reused
+    # a reused row keeps its figures and stages, under today's label and note (they describe the same commands)
+    p.committed_rows["protonets-n"] = {**done, "label": "an older wording", "note": "an older note"}
+    record = dict(planned)
+    assert p.reuse_committed(row, record) and (record["label"], record["note"]) == (row.label, row.note)
+    assert record["eval"] == done["eval"] and record["reused"]
     # a row written before rows named their generator: its command names the bundled GAN, whose weights are
     # unchanged in git since before those pages' runs
     legacy = generators.legacy_generator(done)
@@ -287,10 +293,17 @@ def test_plan_gives_every_stage_and_how_a_long_one_continues(tmp_path):
     options = options_for(tmp_path, sizes="cpu", only=("vae",), device="auto", threads=None)
     lines = plan_omniglot(options)
     rows = [ln.split()[0] for ln in lines[1:8]]
-    assert rows == VAE_KEYS + TUNED_KEYS and all("to run: ~" in ln for ln in lines[1:8])
+    assert rows == ALL_VAE_KEYS and all("to run: ~" in ln for ln in lines[1:8])
     stage_lines = lines[lines.index(next(ln for ln in lines if ln.startswith("stages to run"))) + 1 : -1]
     names = [ln.split()[0] for ln in stage_lines]
-    assert names[:3] == ["gen-n-protonets-vae", "train-protonets-n-vae", "eval-protonets-n-vae"]
+    assert names[:6] == [
+        "gen-n-protonets-vae",
+        "train-protonets-n-vae",
+        "eval-protonets-n-vae",
+        "gen-n-protonets-32000-p0.5-vae",
+        "train-protonets-n-vae-sigma0.5",
+        "eval-protonets-n-vae-sigma0.5",
+    ]
     assert len(names) == 21 and not any("over 3 h" in ln for ln in stage_lines)  # each fits a sitting at RATES
     assert not options.work.exists()
 

@@ -213,13 +213,14 @@ class Pipeline(StagePlanner, GeneratorWork):
 
         A CPU reproduction spans sessions and the work folder (shards, checkpoints) does not outlive one; the page
         (``results/omniglot.json``) does. Its rows keep their stage commands, so a row is reused only if nothing
-        changed.
+        changed. What the row is called and its note are today's (they describe those commands, and may be worded
+        better since); its figures, stages and machine are the committed ones.
         """
         earlier = self.committed_row(row.key, record["commands"], record.get("generator"))
         if earlier is None:
             return False
         record.clear()
-        record.update(earlier, reused=True)
+        record.update(earlier, reused=True, label=row.label, note=row.note)
         for stage in self.committed.stages.get(row.key, []):
             self.stages.append(dict(stage, note="reused from the committed results page"))
         print(

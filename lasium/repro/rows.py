@@ -129,7 +129,7 @@ def plan_vae_rows(maml_algo: str) -> list[Row]:
     from ``--vae`` (default the bundled ``omniglot-vae``), whose anchors are encoded real train-split images (the
     real image is member 0 of its class), with the σ/α ``lasium-gen --tuned-for`` gives a VAE. Family ``vae``:
     optional and never in the default plan (a VAE worth scoring needs its fit first, issue 27); ``--only vae``
-    runs all six and the :data:`TUNED_VAE_ROWS` after them, ``--only protonets-n-vae`` one of them.
+    runs all six and the :data:`TUNED_VAE_ROWS` (each after the row it tunes), ``--only protonets-n-vae`` one of them.
     """
     maml_label = maml_name(maml_algo)
     rows = [
@@ -145,7 +145,9 @@ def plan_vae_rows(maml_algo: str) -> list[Row]:
         for prefix, algo, learner in (("protonets", "protonets", "ProtoNets"), ("maml", maml_algo, maml_label))
         for s in ("n", "ro", "oc")
     ]
-    return rows + [tuned_vae_row(rows, key, sigma) for key, sigma in TUNED_VAE_ROWS]
+    for key, sigma in TUNED_VAE_ROWS:  # each right after the row it tunes
+        rows.insert(next(i for i, r in enumerate(rows) if r.key == key) + 1, tuned_vae_row(rows, key, sigma))
+    return rows
 
 
 # VAE rows at the σ validation picked instead of the authors' (issue 27): LASIUM-N-VAE + ProtoNets at σ 0.5 scores
@@ -157,13 +159,16 @@ TUNED_VAE_ROWS = (("protonets-n-vae", 0.5),)
 def tuned_vae_row(rows: list[Row], key: str, sigma: float) -> Row:
     """The VAE row ``key`` of ``rows`` with tasks generated at ``lasium-gen --sigma sigma`` (its own shard set),
     under a key and label that say the σ; the same budgets, learner and test tasks."""
+    from lasium.generate import default_parameter
+
     row = next(r for r in rows if r.key == key)
+    authors = default_parameter(row.source, row.generator, "protonets" if row.algo == "protonets" else "maml")
     return replace(
         row,
         key=f"{key}-sigma{sigma:g}",
         label=row.label.removesuffix(" (ours)") + f", σ {sigma:g} (ours)",
         overrides=dict(param=sigma),
-        note=f"σ {sigma:g}, the value validation picked (results/levers/vae-n-sigma), not the authors'",
+        note=f"σ {sigma:g} (the authors': {authors:g}), the value validation picked (results/levers/vae-n-sigma)",
     )
 
 
