@@ -425,6 +425,28 @@ def test_training_augmentation_lever_is_per_learner(tmp_path):
     assert found["protonets"]["sources"] == ["levers/augment/sweep.json"]
 
 
+def test_a_best_point_inside_the_ci_of_its_runner_up_is_said_so(tmp_path):
+    """The best point's lead over the next setting (not the reference) inside the CI gets a line; a lead outside it,
+    or a reference that is the best point, does not."""
+
+    def lines(five_way: float, twenty: float, forty: float) -> list[str]:
+        for name, ways, one in (("ways-5", 5, five_way), ("ways-20", 20, twenty), ("ways-40", 40, forty)):
+            _sweep(tmp_path / "levers" / name, [_row("parameter", "n", 0.5, "shift5", _val(one, 97.6))], tasks=4000)
+            data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+            data["sizes"].update(ways=ways)
+            (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+        return [ln for ln in table(collect(tmp_path)) if "inside its CI" in ln]
+
+    (line,) = lines(92.0, 94.0, 94.3)  # +0.30 ± 0.57 over 20-way
+    assert line == (
+        "- training ways (ProtoNets): 40-way training tasks (4,000 tasks, 1,000 × 4) scores +0.30 ± 0.57 / +0.00 ± "
+        "0.28 points (1-shot / 5-shot) against 20-way training tasks (4,000 tasks, 1,000 × 4), a difference inside "
+        "its CI: no measurable gain over that setting."
+    )
+    assert lines(92.0, 94.0, 95.0) == []  # +1.00 ± 0.57: a gain
+    assert lines(95.0, 94.0, 94.3) == []  # the reference is the best: "nothing more found" says it all
+
+
 def test_inner_steps_lever_compares_maml_sweeps_that_differ_in_them_alone(tmp_path):
     """A MAML sweep trained with 10 inner steps against the 5-step sweep of the same budget and generator
     (levers/maml-parameter-n); a ProtoNets sweep never counts."""

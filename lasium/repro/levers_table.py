@@ -1,7 +1,8 @@
 """The levers table of the Omniglot page (issue 27): :func:`collect` reads, for each lever of
 :data:`lasium.repro.levers.LEVERS`, its comparisons from the results folder; :func:`table` renders them, a row per point
 with its validation accuracy and Δ from its lever's reference, then a line per comparison naming its best point, where
-a lever along an axis is spent, and which levers no experiment has tried yet."""
+a lever along an axis is spent or the best point's lead over the next setting is inside the CI, and which levers no
+experiment has tried yet."""
 
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
                 f"{_cell(p['val'].get('5'))} | {_delta(p['delta'], '1', p['reference'])} | "
                 f"{_delta(p['delta'], '5', p['reference'])} | {budget} | {', '.join(c['sources'])} |"
             )
-        best = max(c["points"], key=lambda p: sum(p["val"][s]["accuracy_pct"] for s in p["val"]) / len(p["val"]))
+        best = max(c["points"], key=_mean)
         if c["reference_setting"] is None:
             best_lines.append(
                 f"- {c['lever']} ({learner}, {', '.join(c['sources'])}): best tried {best['setting']}; no point at the "
@@ -65,6 +66,8 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
             )
         if c.get("ordered") and best is not c["points"][-1]:
             best_lines.append(spent_line(c, best, learner))
+        elif not best["reference"]:
+            best_lines += runner_up_line(c, best, learner)
     return [*out, "", *best_lines, *untried_lines(comparisons)]
 
 
@@ -78,6 +81,27 @@ def spent_line(comparison: dict[str, Any], best: dict[str, Any], learner: str) -
         f"- {comparison['lever']} ({learner}): spent past {best['setting']}: the largest setting tried "
         f"({last['setting']}) scores {worth} points (1-shot / 5-shot) against it."
     )
+
+
+def _mean(point: dict[str, Any]) -> float:
+    return sum(point["val"][s]["accuracy_pct"] for s in point["val"]) / len(point["val"])
+
+
+def runner_up_line(comparison: dict[str, Any], best: dict[str, Any], learner: str) -> list[str]:
+    """A line when the best point's lead over the next-best setting other than the reference is inside the CI of
+    their difference at every shot (the best setting is no measurable gain over the runner-up); [] otherwise."""
+    others = [p for p in comparison["points"] if p is not best and not p["reference"]]
+    if not others:
+        return []
+    runner = max(others, key=_mean)
+    d = {s: difference(best["val"][s], runner["val"][s]) for s in ("1", "5") if s in best["val"] and s in runner["val"]}
+    if not d or any(abs(v["pct"]) > v["ci95_pct"] for v in d.values()):
+        return []
+    worth = " / ".join(f"{d[s]['pct']:+.2f} ± {d[s]['ci95_pct']:.2f}" for s in ("1", "5") if s in d)
+    return [
+        f"- {comparison['lever']} ({learner}): {best['setting']} scores {worth} points (1-shot / 5-shot) against "
+        f"{runner['setting']}, a difference inside its CI: no measurable gain over that setting."
+    ]
 
 
 def untried_lines(comparisons: list[dict[str, Any]]) -> list[str]:
