@@ -406,6 +406,8 @@ def test_training_ways_lever_compares_within_one_generator(tmp_path):
         "40-way training tasks, ε 187.8, `mean-squared` (4,000 tasks, 1,000 × 4; GAN `gan-207` (weights sha256 "
         "`1d1d1d1d1d1d`))"
     )
+    rows = [ln.split(" | ") for ln in table(collect(tmp_path)) if ln.startswith("| training ways")]
+    assert len(rows) == 5 and all(r[7] == "4,000 tasks, 1,000 × 4, 1000 val tasks" for r in rows)  # each its budget
 
 
 def test_training_augmentation_lever_is_per_learner(tmp_path):

@@ -40,7 +40,7 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
     for c in comparisons:
         learner = LEARNER_NAMES.get(c["learner"], c["learner"])
         for p in c["points"]:
-            budget = c["budget"] if c["budget"] != "by point" else p["setting"]
+            budget = c["budget"] if c["budget"] != "by point" else p["budget"]
             out.append(
                 f"| {c['lever']} | {learner} | {p['setting']} | {_cell(p['val'].get('1'))} | "
                 f"{_cell(p['val'].get('5'))} | {_delta(p['delta'], '1', p['reference'])} | "
@@ -186,6 +186,7 @@ def collect(folder: str | Path) -> list[dict[str, Any]]:
                 entry["points"].append(
                     {
                         "setting": lever.setting(row, results),
+                        "budget": (lever.budget or _budget_phrase)(results),
                         "reference": reference is not None and row is reference[0],
                         "val": val,
                         "delta": delta,
