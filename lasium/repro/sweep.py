@@ -70,7 +70,8 @@ class SweepOptions:
             raise ConfigError(f"--only {self.only!r} is unknown; choose one of {', '.join(FAMILIES)}")
         unknown = sorted(set(self.augments) - set(AUGMENTS))
         if unknown or not self.augments:
-            raise ConfigError(f"--augments names unknown presets {unknown}; choose from {', '.join(AUGMENTS)}")
+            named = f"names unknown presets {unknown}" if unknown else "names no preset"
+            raise ConfigError(f"--augments {named}; choose from {', '.join(AUGMENTS)}")
         if self.threads < 1:
             raise ConfigError(f"--threads must be at least 1; got {self.threads}")
         for mixture in self.mixtures:
