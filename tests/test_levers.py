@@ -64,8 +64,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
-        "training shots, distance to the prototypes, generator, learning-rate schedule, GAN training epochs, "
-        "VAE training epochs.",
+        "training shots, training queries, distance to the prototypes, generator, learning-rate schedule, GAN "
+        "training epochs, VAE training epochs.",
         "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), generator, "
         "inner steps in training, learning-rate schedule.",
     ]
@@ -447,6 +447,36 @@ def test_a_best_point_inside_the_ci_of_its_runner_up_is_said_so(tmp_path):
     )
     assert lines(92.0, 94.0, 95.0) == []  # +1.00 ± 0.57: a gain
     assert lines(95.0, 94.0, 94.3) == []  # the reference is the best: "nothing more found" says it all
+
+
+def test_training_queries_lever_compares_a_queries_sweep_with_the_5_query_sweep_of_its_recipe(tmp_path):
+    """levers/queries-15-* against the 5-query sweep of the same generator, ways, distance and budget; two 5-query
+    sweeps of one recipe (other levers' references) compare nothing on their own."""
+    longer = {"spec": "gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32}
+    w20 = {"distance": "mean-squared", "ways": 20, "epsilon": 204.2}
+    for name, generator, one, extra in (
+        ("gan-207-w20-mean-squared", longer, 95.0, w20),
+        ("queries-15-gan-207-w20", longer, 95.4, {**w20, "queries": 15}),
+        ("ways-20-mean-squared", None, 94.0, w20),  # the bundled GAN: no queries sweep of its own
+        ("distance-mean-squared", None, 92.0, {"distance": "mean-squared"}),
+        ("gan-207-mean-squared", longer, 93.0, {"distance": "mean-squared"}),
+    ):
+        _sweep(tmp_path / "levers" / name, [_row("parameter", "n", 0.5, "shift5", _val(one, 97.6))], tasks=4000)
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        data["generator"] = generator
+        data["sizes"].update(extra)
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+    (found,) = [c for c in collect(tmp_path) if c["lever"] == "training queries"]
+    assert found["sources"] == [
+        "levers/gan-207-w20-mean-squared/sweep.json",
+        "levers/queries-15-gan-207-w20/sweep.json",
+    ]
+    assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in found["points"]] == [
+        ("5 queries per class (20-way, 4,000 tasks, 1,000 × 4, `mean-squared`; GAN `gan-207` (weights sha256 "
+         "`1d1d1d1d1d1d`))", None),
+        ("15 queries per class (20-way, 4,000 tasks, 1,000 × 4, `mean-squared`; GAN `gan-207` (weights sha256 "
+         "`1d1d1d1d1d1d`))", 0.4),
+    ]  # fmt: skip
 
 
 def test_inner_steps_lever_compares_maml_sweeps_that_differ_in_them_alone(tmp_path):

@@ -48,6 +48,16 @@ def test_augments_choose_the_augmentation_points(tmp_path: Path):
     assert not (tmp_path / "w").exists()
 
 
+def test_training_queries_change_the_generated_tasks_only(tmp_path: Path):
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    five, fifteen = commands(point, PointBudget(), tmp_path), commands(point, PointBudget(queries=15), tmp_path)
+    assert five["gen"][five["gen"].index("--queries") + 1] == "5"
+    assert fifteen["gen"][fifteen["gen"].index("--queries") + 1] == "15"
+    assert five["train"] == fifteen["train"] and five["eval"] == fifteen["eval"]
+    result = CliRunner().invoke(repro_main, ["sweep", "--queries", "0", "--work", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "--queries must be at least 1" in result.output
+
+
 def test_maml_points_train_maml_on_the_maml_preset(tmp_path: Path):
     point = Point("parameter", "oc", "alpha", 0.6, "shift5")
     maml = commands(point, PointBudget(algo="maml"), tmp_path)

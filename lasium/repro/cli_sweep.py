@@ -73,6 +73,8 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
               help="lasium-train --lr-schedule of every point: the learning-rate schedule lever.")  # fmt: skip
 @click.option("--shots", type=int, default=1, show_default=True,
               help="K of the generated training tasks (validated at 1 and 5 shots): the shots lever.")  # fmt: skip
+@click.option("--queries", type=int, default=5, show_default=True,
+              help="Query images per class of the generated training tasks: the training-queries lever.")  # fmt: skip
 @click.option("--distance", type=click.Choice(list(DISTANCES)), default=DEFAULT_DISTANCE, show_default=True,
               help="lasium-train --distance of every point (ProtoNets): the distance lever.")  # fmt: skip
 @click.option("--inner-steps", type=int, default=None,
@@ -85,7 +87,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, augments: str | None, mixtures: str | None, mixture_augment: str,
           only: str | None, generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int,
-          distance: str, inner_steps: int | None, threads: int, resume: bool) -> None:  # fmt: skip
+          queries: int, distance: str, inner_steps: int | None, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -125,7 +127,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
-                         distance=distance, inner_steps=inner_steps, **sizes)  # fmt: skip
+                         queries=queries, distance=distance, inner_steps=inner_steps, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
         strategies=names(strategies),

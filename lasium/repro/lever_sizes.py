@@ -41,6 +41,9 @@ class Lever:
     group: Callable[[Row, Results], str] = lambda row, results: ""
     across_sources: bool = False
     budget: Callable[[Results], str] | None = None  # the table's budget phrase [tasks, iterations, val tasks]
+    # a comparison is kept only when one of its points holds this (a lever whose references are other levers' sweeps
+    # compares nothing among those alone)
+    needs: Callable[[Row, Results], bool] | None = None
 
 
 def sweep_algo(results: Results) -> str:
@@ -98,6 +101,11 @@ def epsilon_note(results: Results) -> str:
 
 def training_shots(results: Results) -> int:
     return int(results.get("sizes", {}).get("shots", 1))
+
+
+def training_queries(results: Results) -> int:
+    """Query images per class of a sweep's training tasks (pages from before the option: lasium-gen's 5)."""
+    return int(results.get("sizes", {}).get("queries", 5))
 
 
 def training_distance(results: Results) -> str:

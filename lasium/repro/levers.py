@@ -32,7 +32,6 @@ from .lever_sizes import (
     budget_setting,
     budget_size,
     distance_note,
-    epsilon_note,
     fit_device_note,
     generator_spec,
     inner_steps_of,
@@ -42,12 +41,12 @@ from .lever_sizes import (
     seed_note,
     sweep_algo,
     training_distance,
-    training_shots,
     training_ways,
     tuned_n_points,
     tuned_sigma,
     ways_note,
 )
+from .levers_task_shape import queries_lever, shots_lever, ways_lever
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
 from .sweep_page import LEARNER_NAMES, PARAMETERS, generator_kind, generator_phrase, reference_value
@@ -148,33 +147,6 @@ def _mixture_setting(row: Row, results: Results) -> str:
     return f"{mix} (`{row['augment']}`{distance_note(results)})"
 
 
-def _ways_setting(row: Row, results: Results) -> str:
-    generator = f"; {generator_phrase(results['generator'])}" if generator_spec(results) != DEFAULT_GENERATOR else ""
-    recipe = f"{budget_setting(row, results)}{generator}"
-    return f"{training_ways(results)}-way training tasks{epsilon_note(results)}{distance_note(results)} ({recipe})"
-
-
-def _ways_lever(learner: str) -> Lever:
-    """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
-    5-way), one comparison per generator, ProtoNets distance and seed (a 20-way sweep with the mean-squared distance
-    is compared with the 5-way sweep of that distance; the sweeps of another GAN, ``levers/gan*``, with that GAN's
-    5-way sweep); the reference is 5-way, the benchmark's N."""
-    return Lever(
-        "training ways",
-        learner,
-        ("levers/ways*/sweep.json", "levers/distance-mean-squared/sweep.json", "levers/gan*/sweep.json"),
-        tuned_n_points(learner),
-        _ways_setting,
-        "5-way training tasks, the benchmark's N",
-        is_reference=lambda r, res: training_ways(res) == 5,
-        order=lambda r, res: (*budget_size(res), training_ways(res)),
-        group=lambda r, res: (
-            f"{generator_spec(res)}, {training_distance(res)}, {budget_setting(r, res)}{seed_note(res)}"
-        ),
-        across_sources=True,
-    )
-
-
 def _generator_setting(row: Row, results: Results) -> str:
     generator = results.get("generator") or {}
     epochs = f", {generator['epochs_done']} epochs" if generator.get("epochs_done") else ""
@@ -224,29 +196,6 @@ def _inner_steps_lever() -> Lever:
         is_reference=lambda r, res: inner_steps_of(res) == 5,
         order=lambda r, res: (float(inner_steps_of(res)),),
         group=lambda r, res: f"{generator_spec(res)}, {budget_setting(r, res)}{seed_note(res)}",
-        across_sources=True,
-    )
-
-
-def _shots_setting(row: Row, results: Results) -> str:
-    shots, ways, budget = training_shots(results), training_ways(results), budget_setting(row, results)
-    return f"{shots}-shot {ways}-way training tasks{epsilon_note(results)} ({budget})"
-
-
-def _shots_lever(learner: str) -> Lever:
-    """K of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--shots`` alone (one comparison
-    per N and budget, each sweep run on the same machine); the reference is 1-shot, what every row trains on.
-    ProtoNets' authors trained with the shot they tested (Snell et al., 2017)."""
-    return Lever(
-        "training shots",
-        learner,
-        ("levers/shots*/sweep.json",),
-        tuned_n_points(learner),
-        _shots_setting,
-        "1-shot training tasks",
-        is_reference=lambda r, res: training_shots(res) == 1,
-        order=lambda r, res: (*budget_size(res), training_shots(res)),
-        group=lambda r, res: f"{training_ways(res)}-way, {budget_setting(r, res)}",
         across_sources=True,
     )
 
@@ -360,8 +309,9 @@ LEVERS: tuple[Lever, ...] = (
     ),
     *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
     *(_step_lever(learner) for learner in LEARNERS),
-    _ways_lever("protonets"),
-    _shots_lever("protonets"),
+    ways_lever("protonets"),
+    shots_lever("protonets"),
+    queries_lever("protonets"),
     _distance_lever(),
     *(_generator_lever(learner) for learner in LEARNERS),
     _inner_steps_lever(),

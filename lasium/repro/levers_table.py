@@ -166,7 +166,7 @@ def collect(folder: str | Path) -> list[dict[str, Any]]:
                 reference = next((p for p in points if lever.is_reference(p[0], p[1])), None)
             else:
                 reference = points[0]
-            if len(points) < 2:
+            if len(points) < 2 or (lever.needs and not any(lever.needs(p[0], p[1]) for p in points)):
                 continue  # nothing to compare
             entry: dict[str, Any] = {
                 "lever": lever.name,

@@ -31,6 +31,7 @@ class PointBudget:
     epsilon: float | None = None  # lasium-gen --epsilon (None: its default; more ways may need a smaller one)
     lr_schedule: str = "constant"  # lasium-train --lr-schedule: the learning-rate schedule lever
     shots: int = 1  # K of the generated training tasks (lasium-gen --shots): the training-shots lever
+    queries: int = 5  # query images per class of the generated training tasks (lasium-gen --queries): its lever
     distance: str = DEFAULT_DISTANCE  # lasium-train --distance (ProtoNets): the distance lever
     inner_steps: int | None = None  # lasium-train --inner-steps (MAML; None: its default, the authors' 5)
 
@@ -50,6 +51,8 @@ class PointBudget:
             raise ConfigError(f"--ways must be at least 2 (classes per training task); got {self.ways}")
         if self.shots < 1:
             raise ConfigError(f"--shots must be at least 1 (support images per class); got {self.shots}")
+        if self.queries < 1:
+            raise ConfigError(f"--queries must be at least 1 (query images per class); got {self.queries}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}; got {self.lr_schedule!r}")
         if self.distance not in DISTANCES:

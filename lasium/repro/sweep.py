@@ -173,7 +173,7 @@ def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[st
             "--shots",
             str(budget.shots),
             "--queries",
-            "5",
+            str(budget.queries),
             *budget.ways_args(),
             "--seed",
             str(budget.seed),
@@ -324,6 +324,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["lr_schedule"] = budget.lr_schedule
     if budget.shots != 1:  # likewise: 1-shot pages keep their recorded sizes
         sizes["shots"] = budget.shots
+    if budget.queries != 5:  # likewise
+        sizes["queries"] = budget.queries
     if budget.distance != DEFAULT_DISTANCE:  # likewise
         sizes["distance"] = budget.distance
     if budget.inner_steps is not None:  # likewise

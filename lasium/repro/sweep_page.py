@@ -90,7 +90,11 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
         f"--split val`: {a['val_tasks']} tasks per K_tr from the 100 **validation** characters (never the test split), "
         "5-way, 15 queries, mean ± 95% CI. Selection score: the mean of the 1- and 5-shot accuracy."
         + (f" Training tasks are {a['ways']}-way; validation stays 5-way." if a.get("ways", 5) != 5 else "")
-        + (f" Training tasks are {a['shots']}-shot (5 queries per class)." if a.get("shots", 1) != 1 else "")
+        + (
+            f" Training tasks are {a.get('shots', 1)}-shot ({a.get('queries', 5)} queries per class)."
+            if a.get("shots", 1) != 1 or a.get("queries", 5) != 5
+            else ""
+        )
         + (f" Anchors at least ε {a['epsilon']:g} apart (`lasium-gen --epsilon`)." if a.get("epsilon") else "")
         + (
             f" Learning rate: `--lr-schedule {a['lr_schedule']}`."

@@ -1,0 +1,107 @@
+"""The levers of the training tasks' shape (issue 27): how many classes (``--ways``), support images (``--shots``)
+and query images (``--queries``) each generated task has. Each compares sweeps of LASIUM-N at its tuned σ that differ
+in that alone; :data:`lasium.repro.levers.LEVERS` lists them with the others."""
+
+from __future__ import annotations
+
+from .lever_sizes import (
+    Lever,
+    Results,
+    Row,
+    budget_setting,
+    budget_size,
+    distance_note,
+    epsilon_note,
+    generator_spec,
+    seed_note,
+    training_distance,
+    training_queries,
+    training_shots,
+    training_ways,
+    tuned_n_points,
+    ways_note,
+)
+from .sweep import DEFAULT_GENERATOR
+from .sweep_page import generator_phrase
+
+
+def _ways_setting(row: Row, results: Results) -> str:
+    generator = f"; {generator_phrase(results['generator'])}" if generator_spec(results) != DEFAULT_GENERATOR else ""
+    recipe = f"{budget_setting(row, results)}{generator}"
+    return f"{training_ways(results)}-way training tasks{epsilon_note(results)}{distance_note(results)} ({recipe})"
+
+
+def ways_lever(learner: str) -> Lever:
+    """N of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--ways`` alone (validation stays
+    5-way), one comparison per generator, ProtoNets distance and seed (a 20-way sweep with the mean-squared distance
+    is compared with the 5-way sweep of that distance; the sweeps of another GAN, ``levers/gan*``, with that GAN's
+    5-way sweep); the reference is 5-way, the benchmark's N."""
+    return Lever(
+        "training ways",
+        learner,
+        ("levers/ways*/sweep.json", "levers/distance-mean-squared/sweep.json", "levers/gan*/sweep.json"),
+        tuned_n_points(learner),
+        _ways_setting,
+        "5-way training tasks, the benchmark's N",
+        is_reference=lambda r, res: training_ways(res) == 5,
+        order=lambda r, res: (*budget_size(res), training_ways(res)),
+        group=lambda r, res: (
+            f"{generator_spec(res)}, {training_distance(res)}, {budget_setting(r, res)}{seed_note(res)}"
+        ),
+        across_sources=True,
+    )
+
+
+def _queries_setting(row: Row, results: Results) -> str:
+    generator = f"; {generator_phrase(results['generator'])}" if generator_spec(results) != DEFAULT_GENERATOR else ""
+    recipe = f"{ways_note(results)}{budget_setting(row, results)}{distance_note(results)}{generator}"
+    return f"{training_queries(results)} queries per class ({recipe})"
+
+
+# The training-queries lever's references: the 5-query sweeps whose recipe a ``levers/queries*`` sweep repeats.
+QUERIES_REFERENCES = ("levers/gan*/sweep.json", "levers/ways*/sweep.json", "levers/distance*/sweep.json")
+
+
+def queries_lever(learner: str) -> Lever:
+    """Query images per class of the training tasks (``lasium-gen --queries``; validation keeps its 15): sweeps of
+    LASIUM-N at its tuned σ that differ in them alone (``levers/queries*`` against the 5-query sweep of the same
+    generator, ways, distance, budget and seed); the reference is lasium-gen's and the authors' 5."""
+    return Lever(
+        "training queries",
+        learner,
+        ("levers/queries*/sweep.json", *QUERIES_REFERENCES),
+        tuned_n_points(learner),
+        _queries_setting,
+        "5 queries per class, the authors' K_val",
+        is_reference=lambda r, res: training_queries(res) == 5,
+        order=lambda r, res: (float(training_queries(res)),),
+        needs=lambda r, res: training_queries(res) != 5,
+        group=lambda r, res: (
+            f"{generator_spec(res)}, {ways_note(res)}{training_distance(res)}, {budget_setting(r, res)}"
+            f"{seed_note(res)}, {training_shots(res)}-shot"
+        ),
+        across_sources=True,
+    )
+
+
+def _shots_setting(row: Row, results: Results) -> str:
+    shots, ways, budget = training_shots(results), training_ways(results), budget_setting(row, results)
+    return f"{shots}-shot {ways}-way training tasks{epsilon_note(results)} ({budget})"
+
+
+def shots_lever(learner: str) -> Lever:
+    """K of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--shots`` alone (one comparison
+    per N and budget, each sweep run on the same machine); the reference is 1-shot, what every row trains on.
+    ProtoNets' authors trained with the shot they tested (Snell et al., 2017)."""
+    return Lever(
+        "training shots",
+        learner,
+        ("levers/shots*/sweep.json",),
+        tuned_n_points(learner),
+        _shots_setting,
+        "1-shot training tasks",
+        is_reference=lambda r, res: training_shots(res) == 1,
+        order=lambda r, res: (*budget_size(res), training_shots(res)),
+        group=lambda r, res: f"{training_ways(res)}-way, {budget_setting(r, res)}",
+        across_sources=True,
+    )
