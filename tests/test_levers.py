@@ -479,6 +479,22 @@ def test_training_queries_lever_compares_a_queries_sweep_with_the_5_query_sweep_
     ]  # fmt: skip
 
 
+def test_a_sigma_sweep_of_another_recipe_says_its_recipe(tmp_path):
+    """A σ sweep on another GAN with 20-way tasks and the mean-squared distance names all three in its settings."""
+    longer = {"spec": "gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32}
+    rows = [_row("parameter", "n", v, "shift5", _val(one, 98.0)) for v, one in ((0.5, 95.0), (1.0, 94.0))]
+    _sweep(tmp_path / "levers" / "gan-207-w20-mean-squared", rows, tasks=4000)
+    data = json.loads((tmp_path / "levers" / "gan-207-w20-mean-squared" / "sweep.json").read_text())
+    data["generator"] = longer
+    data["sizes"].update(ways=20, epsilon=204.2, distance="mean-squared")
+    (tmp_path / "levers" / "gan-207-w20-mean-squared" / "sweep.json").write_text(json.dumps(data))
+    (found,) = [c for c in collect(tmp_path) if c["lever"] == "σ / α"]
+    assert [(p["setting"], p["reference"]) for p in found["points"]] == [
+        ("LASIUM-N σ 0.5 (GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`), 20-way, `mean-squared`)", False),
+        ("LASIUM-N σ 1 (GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`), 20-way, `mean-squared`)", True),
+    ]
+
+
 def test_inner_steps_lever_compares_maml_sweeps_that_differ_in_them_alone(tmp_path):
     """A MAML sweep trained with 10 inner steps against the 5-step sweep of the same budget and generator
     (levers/maml-parameter-n); a ProtoNets sweep never counts."""

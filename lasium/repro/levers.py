@@ -58,9 +58,10 @@ def _parameter_setting(row: Row, results: Results) -> str:
     setting = (
         f"LASIUM-{str(row['strategy']).upper()} {SYMBOLS.get(row['parameter'], row['parameter'])} {row['value']:g}"
     )
+    recipe = f"{ways_note(results)}{distance_note(results).removeprefix(', ')}".removesuffix(", ")
     if generator_spec(results) != DEFAULT_GENERATOR:  # a sweep on another generator says which
-        setting += f" ({generator_phrase(results['generator'])})"
-    return setting
+        recipe = f"{generator_phrase(results['generator'])}" + (f", {recipe}" if recipe else "")
+    return f"{setting} ({recipe})" if recipe else setting
 
 
 def _is_reference_value(row: Row, results: Results) -> bool:
