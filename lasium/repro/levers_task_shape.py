@@ -25,8 +25,13 @@ from .sweep import DEFAULT_GENERATOR
 from .sweep_page import generator_phrase
 
 
+def _generator_note(results: Results) -> str:
+    """``; GAN `...` (weights sha256 ...)`` for a sweep on another generator than the bundled GAN, else nothing."""
+    return f"; {generator_phrase(results['generator'])}" if generator_spec(results) != DEFAULT_GENERATOR else ""
+
+
 def _ways_setting(row: Row, results: Results) -> str:
-    generator = f"; {generator_phrase(results['generator'])}" if generator_spec(results) != DEFAULT_GENERATOR else ""
+    generator = _generator_note(results)
     recipe = f"{budget_setting(row, results)}{generator}"
     return f"{training_ways(results)}-way training tasks{epsilon_note(results)}{distance_note(results)} ({recipe})"
 
@@ -53,7 +58,7 @@ def ways_lever(learner: str) -> Lever:
 
 
 def _queries_setting(row: Row, results: Results) -> str:
-    generator = f"; {generator_phrase(results['generator'])}" if generator_spec(results) != DEFAULT_GENERATOR else ""
+    generator = _generator_note(results)
     recipe = f"{ways_note(results)}{budget_setting(row, results)}{distance_note(results)}{generator}"
     return f"{training_queries(results)} queries per class ({recipe})"
 
