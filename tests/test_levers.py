@@ -64,10 +64,10 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
-        "training shots, training queries, distance to the prototypes, generator, learning-rate schedule, GAN "
-        "training epochs, VAE training epochs.",
+        "training shots, training queries, distance to the prototypes, generator, learning-rate schedule, meta-batch "
+        "(tasks per step), moving average of the weights, GAN training epochs, VAE training epochs.",
         "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), generator, "
-        "inner steps in training, learning-rate schedule.",
+        "inner steps in training, learning-rate schedule, meta-batch (tasks per step), moving average of the weights.",
     ]
 
 
@@ -514,3 +514,55 @@ def test_inner_steps_lever_compares_maml_sweeps_that_differ_in_them_alone(tmp_pa
         ("5 inner steps (4,000 tasks, 1,000 × 4)", None),
         ("10 inner steps (4,000 tasks, 1,000 × 4)", 1.0),
     ]
+
+
+def _lever_sweeps(tmp_path, sweeps) -> None:
+    for name, algo, one, extra in sweeps:
+        _sweep(tmp_path / "levers" / name, [_row("parameter", "n", 0.5, "shift5", _val(one, 97.6))], tasks=4000,
+               algo=algo)  # fmt: skip
+        data = json.loads((tmp_path / "levers" / name / "sweep.json").read_text())
+        data["sizes"].update(extra)
+        if algo == "protonets":
+            data["generator"] = {"spec": "gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32}
+        (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
+
+
+def test_meta_batch_and_weight_average_levers_compare_with_their_recipes_sweep(tmp_path):
+    """levers/meta-batch-* and levers/ema-* against the best ProtoNets recipe's σ sweep, levers/maml-meta-batch-* and
+    levers/maml-ema-* against MAML's; an averaged sweep is no meta-batch point and a larger meta-batch no EMA point."""
+    w20 = {"distance": "mean-squared", "ways": 20, "epsilon": 204.2}
+    _lever_sweeps(tmp_path, (
+        ("gan-h200-207-w20-mean-squared", "protonets", 95.0, w20),
+        ("meta-batch-8-gan-h200-207-w20-mean-squared", "protonets", 95.3, {**w20, "meta_batch": 8}),
+        ("ema-0.99-gan-h200-207-w20-mean-squared", "protonets", 95.5, {**w20, "ema_decay": 0.99}),
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-meta-batch-8", "maml", 90.0, {"meta_batch": 8}),
+        ("maml-ema-0.99", "maml", 89.0, {"ema_decay": 0.99}),
+    ))  # fmt: skip
+    found = {(c["lever"], c["learner"]): c for c in collect(tmp_path)}
+    mine = ("meta-batch (tasks per step)", "moving average of the weights")
+    points = {key: [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in c["points"]]
+              for key, c in found.items() if key[0] in mine}  # fmt: skip
+    recipe = "GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`); 20-way, `mean-squared`"
+    assert points == {
+        ("meta-batch (tasks per step)", "protonets"): [
+            (f"meta-batch 4 (4,000 tasks, 1,000 × 4; {recipe})", None),
+            (f"meta-batch 8 (4,000 tasks, 1,000 × 8; {recipe})", 0.3),
+        ],
+        ("meta-batch (tasks per step)", "maml"): [
+            ("meta-batch 4 (4,000 tasks, 1,000 × 4)", None),
+            ("meta-batch 8 (4,000 tasks, 1,000 × 8)", 0.5),
+        ],
+        ("moving average of the weights", "protonets"): [
+            (f"the stepped weights (4,000 tasks, 1,000 × 4; {recipe})", None),
+            (f"moving average, decay 0.99 (4,000 tasks, 1,000 × 4; {recipe})", 0.5),
+        ],
+        ("moving average of the weights", "maml"): [
+            ("the stepped weights (4,000 tasks, 1,000 × 4)", None),
+            ("moving average, decay 0.99 (4,000 tasks, 1,000 × 4)", -0.5),
+        ],
+    }
+    for key in points:
+        assert math.isclose(
+            found[key]["points"][0]["val"]["1"]["accuracy_pct"], 95.0 if key[1] == "protonets" else 89.5
+        )

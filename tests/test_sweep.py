@@ -279,3 +279,21 @@ def test_maml_inner_steps_change_the_training_command_only(tmp_path: Path):
     sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, algo="maml", inner_steps=10)
     page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
     assert "MAML inner steps in training: `--inner-steps 10`." in render(page)
+
+
+def test_ema_decay_changes_the_training_command_only(tmp_path: Path):
+    """--ema-decay: the weight-average lever; off (0) leaves commands as the committed sweeps ran them."""
+    from lasium.errors import ConfigError
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    plain, averaged = commands(point, PointBudget(), tmp_path), commands(point, PointBudget(ema_decay=0.99), tmp_path)
+    assert "--ema-decay" not in plain["train"]
+    assert averaged["train"][averaged["train"].index("--ema-decay") + 1] == "0.99"
+    assert averaged["gen"] == plain["gen"] and averaged["eval"] == plain["eval"]
+    with pytest.raises(ConfigError, match="--ema-decay must be 0"):
+        PointBudget(ema_decay=1.0).validate()
+    result = CliRunner().invoke(repro_main, ["sweep", "--ema-decay", "-1", "--work", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "--ema-decay must be 0 (off)" in result.output
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, ema_decay=0.99)
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
+    assert "a moving average of the weights (`lasium-train --ema-decay 0.99`)" in render(page)

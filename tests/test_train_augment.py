@@ -15,6 +15,7 @@ from lasium.train.augment import (
     DEFAULT_FOR_GENERATED,
     affine_jitter,
     apply_chain,
+    augment_batch,
     augment_tasks,
     background_level,
     erase_pixels,
@@ -23,7 +24,6 @@ from lasium.train.augment import (
     shift_integer,
     stroke_width_jitter,
 )
-from lasium.train.trainer import augment_batch
 
 H = W = 28
 

@@ -80,6 +80,8 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
 @click.option("--inner-steps", type=int, default=None,
               help="lasium-train --inner-steps of every point (MAML): the inner-steps lever [lasium-train's 5, "
               "the authors' value; validation adapts 50 steps whatever the training took].")  # fmt: skip
+@click.option("--ema-decay", type=float, default=0.0, show_default=True, metavar="D",
+              help="lasium-train --ema-decay of every point (0 = off): the weight-average lever.")  # fmt: skip
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
@@ -87,7 +89,8 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, augments: str | None, mixtures: str | None, mixture_augment: str,
           only: str | None, generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int,
-          queries: int, distance: str, inner_steps: int | None, threads: int, resume: bool) -> None:  # fmt: skip
+          queries: int, distance: str, inner_steps: int | None, ema_decay: float, threads: int,
+          resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -119,15 +122,18 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --work runs/lever-distance-mean --results results/levers/distance-mean-squared   # beside a default one
       lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --inner-steps 10 \\
           --work runs/lever-maml-inner-10 --results results/levers/maml-inner-steps-10   # beside a 5-step sweep
-      lasium-repro sweep --algo maml --only augment --augment-sigma 0.5 --augments shift5,shift5-affine \
+      lasium-repro sweep --algo maml --only augment --augment-sigma 0.5 --augments shift5,shift5-affine \\
           --tasks 4000 --work runs/lever-maml-augment --results results/levers/maml-augment   # MAML's augmentation
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 4000 --ema-decay 0.99 \\
+          --work runs/lever-ema --results results/levers/ema-0.99   # a moving average of the weights
     """
     from .sweep import AUGMENTS, QUICK, PointBudget, SweepOptions, run
 
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
-                         queries=queries, distance=distance, inner_steps=inner_steps, **sizes)  # fmt: skip
+                         queries=queries, distance=distance, inner_steps=inner_steps, ema_decay=ema_decay,
+                         **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
         strategies=names(strategies),

@@ -46,6 +46,7 @@ from .lever_sizes import (
     tuned_sigma,
     ways_note,
 )
+from .levers_optimisation import ema_lever, meta_batch_lever
 from .levers_task_shape import queries_lever, shots_lever, ways_lever
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
@@ -317,6 +318,8 @@ LEVERS: tuple[Lever, ...] = (
     *(_generator_lever(learner) for learner in LEARNERS),
     _inner_steps_lever(),
     *(_lr_schedule_lever(learner) for learner in LEARNERS),
+    *(meta_batch_lever(learner) for learner in LEARNERS),
+    *(ema_lever(learner) for learner in LEARNERS),
     *(
         Lever(
             f"{generator.label} training epochs",

@@ -34,6 +34,7 @@ class PointBudget:
     queries: int = 5  # query images per class of the generated training tasks (lasium-gen --queries): its lever
     distance: str = DEFAULT_DISTANCE  # lasium-train --distance (ProtoNets): the distance lever
     inner_steps: int | None = None  # lasium-train --inner-steps (MAML; None: its default, the authors' 5)
+    ema_decay: float = 0.0  # lasium-train --ema-decay (0: no moving average of the weights): the weight-average lever
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -61,6 +62,8 @@ class PointBudget:
             raise ConfigError(f"--distance is a ProtoNets option ({self.algo} scores with its linear head); drop it")
         if self.inner_steps is not None and self.inner_steps < 1:
             raise ConfigError(f"--inner-steps must be at least 1; got {self.inner_steps}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"--ema-decay must be 0 (off) or above 0 and below 1; got {self.ema_decay}")
         if self.inner_steps is not None and self.algo == "protonets":
             raise ConfigError(
                 "--inner-steps is a MAML option (ProtoNets have no inner loop); drop it or give --algo maml"
@@ -75,8 +78,10 @@ class PointBudget:
         return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
 
     def train_args(self) -> list[str]:
-        """lasium-train's options of the levers: ``--lr-schedule``, ``--distance`` and ``--inner-steps``, each only
-        when it is not the default (so commands at the defaults stay as the committed experiments ran them)."""
+        """lasium-train's options of the levers: ``--lr-schedule``, ``--distance``, ``--inner-steps`` and
+        ``--ema-decay``, each only when it is not the default (so commands at the defaults stay as the committed
+        experiments ran them)."""
         schedule = [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
         distance = [] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance]
-        return schedule + distance + ([] if self.inner_steps is None else ["--inner-steps", str(self.inner_steps)])
+        inner = [] if self.inner_steps is None else ["--inner-steps", str(self.inner_steps)]
+        return schedule + distance + inner + ([] if not self.ema_decay else ["--ema-decay", f"{self.ema_decay:g}"])

@@ -330,6 +330,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["distance"] = budget.distance
     if budget.inner_steps is not None:  # likewise
         sizes["inner_steps"] = budget.inner_steps
+    if budget.ema_decay:  # likewise
+        sizes["ema_decay"] = budget.ema_decay
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
     earlier = {}

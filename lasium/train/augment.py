@@ -28,6 +28,7 @@ import torch.nn.functional as F
 
 from lasium.errors import ConfigError
 from lasium.image_ops import background_level, erase_pixels, shift_integer
+from lasium.seeding import torch_generator
 
 Transform = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 """(B, C, H, W) float images and a generator on their device → images of the same shape."""
@@ -231,3 +232,18 @@ def augment_tasks(
 def describe_presets() -> str:
     """One line per preset, for ``--help`` and docs."""
     return "\n".join(f"{p.name}: {p.summary}" for p in AUGMENT_PRESETS.values())
+
+
+def augment_batch(
+    preset: AugmentPreset, batch: tuple[torch.Tensor, ...], seed: int, rank: int, step: int
+) -> tuple[torch.Tensor, ...]:
+    """``batch`` (support, labels, query, labels) with ``preset`` applied, its randomness drawn from (seed, rank, step).
+
+    Seeding by step (not by a generator carried along) makes ``--resume`` continue exactly.
+    """
+    if preset.is_identity:
+        return batch
+    support, support_labels, query, query_labels = batch
+    rng = torch_generator(seed, "augment", rank, step, device=query.device)
+    support, query = augment_tasks(preset, support, query, rng)
+    return support, support_labels, query, query_labels

@@ -6,6 +6,8 @@ A checkpoint is a folder::
     config.json            {"format": "lasium-learner", "learner": LearnerConfig, "train": TrainConfig}
     optimizer.safetensors  the optimizer's per-parameter tensors (Adam moments, step counts)
     state.json             step, tasks seen, best validation, optimizer hyper-parameters, RNG states
+    online.safetensors     with ``--ema-decay`` only: the weights the optimizer steps (model.safetensors then holds
+                           their moving average, the learner to use; state.json its ``ema_updates``)
 
 A run folder holds ``last/`` (end of training), ``best/`` (best validation accuracy) and ``step-NNNNNNN/``
 (periodic). :func:`load_learner` accepts either a run folder or a checkpoint folder.
@@ -32,10 +34,12 @@ from lasium.safe_io import (
 from lasium.train.config import TrainConfig
 from lasium.train.learner import LearnerConfig, MetaLearner
 from lasium.train.registry import build_learner
+from lasium.train.weight_average import WeightAverage
 
 FORMAT = "lasium-learner"
 FORMAT_VERSION = 1
 OPTIMIZER_FILE, STATE_FILE = "optimizer.safetensors", "state.json"  # the training state (--resume)
+ONLINE_FILE = "online.safetensors"  # with a weight average: the weights the optimizer steps (--resume)
 
 
 def rng_state() -> dict[str, Any]:
@@ -62,12 +66,21 @@ def save_checkpoint(
     config: TrainConfig,
     optimizer: torch.optim.Optimizer | None = None,
     state: dict[str, Any] | None = None,
+    online: MetaLearner | None = None,
 ) -> Path:
-    """Write a checkpoint folder atomically: into a hidden temporary folder, then renamed into place."""
+    """Write a checkpoint folder atomically: into a hidden temporary folder, then renamed into place.
+
+    ``learner``'s weights are the checkpoint's model; ``online``, when given, the weights the optimizer steps, whose
+    moving average ``learner`` is (:mod:`lasium.train.weight_average`)."""
+
+    def weights_of(module: MetaLearner) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
     def fill(tmp: Path) -> None:
-        weights = {k: v.detach().cpu().contiguous() for k, v in learner.state_dict().items()}
-        write_safetensors_atomic(tmp / WEIGHTS_FILE, weights, metadata={"format": FORMAT, "algo": learner.algo})
+        metadata = {"format": FORMAT, "algo": learner.algo}
+        write_safetensors_atomic(tmp / WEIGHTS_FILE, weights_of(learner), metadata=metadata)
+        if online is not None:
+            write_safetensors_atomic(tmp / ONLINE_FILE, weights_of(online), metadata=metadata)
         write_json_atomic(
             tmp / CONFIG_FILE,
             {
@@ -132,17 +145,27 @@ def load_learner(path: str | Path, device: str | torch.device = "cpu") -> tuple[
     return learner.to(device), train_config
 
 
-def load_training_state(folder: str | Path, learner: MetaLearner, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """Restore weights, optimizer and RNG from a checkpoint folder into existing objects; return state.json."""
+def load_training_state(
+    folder: str | Path, learner: MetaLearner, optimizer: torch.optim.Optimizer, average: WeightAverage | None = None
+) -> dict[str, Any]:
+    """Restore weights, optimizer and RNG from a checkpoint folder into existing objects; return state.json.
+
+    With ``average`` (a run with ``--ema-decay``), ``learner`` gets the stepped weights (``online.safetensors``) and
+    ``average`` the averaged ones (``model.safetensors``) and its count of updates."""
     folder = Path(folder)
-    weights, _ = read_safetensors(folder / WEIGHTS_FILE)
+    state = read_state_json(folder / STATE_FILE, missing="this checkpoint cannot be resumed")
     try:
-        learner.load_state_dict(weights, strict=True)
+        if average is None:
+            learner.load_state_dict(read_safetensors(folder / WEIGHTS_FILE)[0], strict=True)
+        else:
+            if not (folder / ONLINE_FILE).is_file():
+                raise CheckpointError(f"{folder / ONLINE_FILE} is missing; this checkpoint cannot be resumed")
+            learner.load_state_dict(read_safetensors(folder / ONLINE_FILE)[0], strict=True)
+            average.restore(read_safetensors(folder / WEIGHTS_FILE)[0], int(state.get("ema_updates", 0)))
     except RuntimeError as exc:
         raise CheckpointError(
             f"{folder} does not fit this learner ({str(exc).splitlines()[0]}); resume with the same options"
         ) from None
-    state = read_state_json(folder / STATE_FILE, missing="this checkpoint cannot be resumed")
     optimizer_state, _ = read_safetensors(folder / OPTIMIZER_FILE)
     restore_optimizer(optimizer, optimizer_state, state.get("optimizer_param_groups", []))
     restore_rng_state(state.get("rng", {}))

@@ -34,6 +34,7 @@ FIELDS = (
     "inner_lr",
     "lr",
     "lr_schedule",
+    "ema_decay",
     "backbone",
     "distance",
     "precision",
@@ -91,6 +92,16 @@ FIELDS = (
     help="How --lr changes over the run: constant, or cosine (annealed to 0 at --iterations; a --resume with "
     "another --iterations stretches or shortens the rest of the curve). A new one is one entry of "
     "lasium.train.lr_schedule.LR_SCHEDULES.",
+)
+@click.option(
+    "--ema-decay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="D",
+    help="Keep an exponential moving average of the weights, decay D per step (0 = off): validation, best/, "
+    "last/ and lasium-eval use the average; the stepped weights stay in online.safetensors for --resume. The "
+    "decay warms up as min(D, (1+t)/(10+t)) after t steps, so D 0.99 averages about the last 100 steps.",
 )
 @click.option(
     "--backbone",
@@ -208,7 +219,7 @@ FIELDS = (
     is_flag=True,
     help="Continue the run in --out from its latest checkpoint, exactly; "
     "options given again override the saved ones (e.g. a larger --iterations, or --shards where the set moved); "
-    "another --lr, --lr-schedule, --distance, --seed, --augment, --meta-batch or inner loop is refused.",
+    "another --lr, --lr-schedule, --ema-decay, --distance, --seed, --augment, --meta-batch or inner loop is refused.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context

@@ -33,6 +33,7 @@ class TrainConfig:
     inner_lr: float = 0.4
     lr: float = 1e-3
     lr_schedule: str = "constant"  # a name in lasium.train.lr_schedule.LR_SCHEDULES: how --lr changes over the run
+    ema_decay: float = 0.0  # > 0: validate, save and score a moving average of the weights (train.weight_average)
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES
     distance: str = DEFAULT_DISTANCE  # ProtoNets: a name in lasium.train.distances.DISTANCES
     hidden: int = 64
@@ -105,6 +106,8 @@ class TrainConfig:
             raise ConfigError(
                 f"--distance is a ProtoNets option ({self.algo} scores queries with its linear head); drop it"
             )
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"--ema-decay must be 0 (off) or above 0 and below 1, got {self.ema_decay}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"--lr-schedule must be one of {', '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if self.precision not in PRECISIONS:

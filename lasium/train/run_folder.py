@@ -70,6 +70,7 @@ RUN_DEFINING = (
     "inner_lr",
     "lr",
     "lr_schedule",
+    "ema_decay",
     "distance",
     "seed",
     "ways",

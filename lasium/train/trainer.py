@@ -33,9 +33,9 @@ from lasium.checkpoint_folder import state_dict_sha256
 from lasium.errors import CheckpointError, ConfigError
 from lasium.precision import Autocast, autocast_factory, resolve_precision
 from lasium.runtime import RankInfo
-from lasium.seeding import derive_seed, seed_everything, torch_generator
+from lasium.seeding import derive_seed, seed_everything
 from lasium.train import distributed as D
-from lasium.train.augment import AugmentPreset, augment_tasks, get_preset, resolve_preset
+from lasium.train.augment import augment_batch, get_preset, resolve_preset
 from lasium.train.checkpoint import load_training_state, read_configs, rng_state, save_checkpoint
 from lasium.train.config import TrainConfig
 from lasium.train.learner import MetaGradients, MetaLearner
@@ -54,6 +54,7 @@ from lasium.train.run_log import MetricsLog
 from lasium.train.shard_access import ShardSet, describe_layout
 from lasium.train.streaming import SkippedShards, TaskStream, make_loader, meta_batches
 from lasium.train.validation import Validator, default_val_dataset, omniglot_or_none
+from lasium.train.weight_average import WeightAverage
 
 logger = logging.getLogger(__name__)
 
@@ -68,21 +69,6 @@ class TrainResult:
     val: dict[str, float] = field(default_factory=dict)
     best_val_accuracy: float | None = None
     shards_read: list[str] = field(default_factory=list)
-
-
-def augment_batch(
-    preset: AugmentPreset, batch: tuple[torch.Tensor, ...], seed: int, rank: int, step: int
-) -> tuple[torch.Tensor, ...]:
-    """``batch`` (support, labels, query, labels) with ``preset`` applied, its randomness drawn from (seed, rank, step).
-
-    Seeding by step (not by a generator carried along) makes ``--resume`` continue exactly.
-    """
-    if preset.is_identity:
-        return batch
-    support, support_labels, query, query_labels = batch
-    rng = torch_generator(seed, "augment", rank, step, device=query.device)
-    support, query = augment_tasks(preset, support, query, rng)
-    return support, support_labels, query, query_labels
 
 
 def meta_step(
@@ -144,6 +130,7 @@ class Trainer:
                 "and validates on episodes of that N; drop --val-ways or train protonets"
             )
         self.validator: Validator | None = None
+        self.average: WeightAverage | None = None  # --ema-decay: the moving average of the weights (set by run)
         if config.validation_enabled and self.ctx.is_main:  # fail here, before any training, if the data is missing
             self.validator = Validator(
                 config.val_dataset,
@@ -198,9 +185,11 @@ class Trainer:
         seed_everything(cfg.seed)
         learner = build_learner(cfg.learner_config()).to(device)
         optimizer = torch.optim.Adam(learner.parameters(), lr=cfg.lr)
+        self.average = average = WeightAverage(learner, cfg.ema_decay) if cfg.ema_decay else None  # --ema-decay
+        published = average.learner if average else learner  # what validation, best/, last/ and lasium-eval see
         start, state = 0, {}
         if self.checkpoint is not None:
-            state = load_training_state(self.checkpoint, learner, optimizer)
+            state = load_training_state(self.checkpoint, learner, optimizer, average)
             start = int(state["step"])
             layout = (ctx.world_size, cfg.workers, cfg.loader_group)
             before = (state.get("world_size"), state.get("workers"), state.get("loader_group"))
@@ -267,6 +256,8 @@ class Trainer:
                 batch = augment_batch(self.augment, batch, cfg.seed, ctx.rank, step)
                 lr = set_learning_rate(optimizer, cfg.lr, cfg.lr_schedule, step, cfg.iterations)
                 out = meta_step(learner, optimizer, step_fn, batch, autocast, ctx)
+                if average is not None:
+                    average.update(learner)
                 window += torch.stack(
                     [
                         out.loss.sum().double(),
@@ -306,7 +297,9 @@ class Trainer:
                         refresh=False,
                     )
                 if self.validator is not None and (step % cfg.val_every == 0 or last_step):
-                    result.val = self.validator.evaluate(learner, device, steps=cfg.val_inner_steps, autocast=autocast)
+                    result.val = self.validator.evaluate(
+                        published, device, steps=cfg.val_inner_steps, autocast=autocast
+                    )
                     if log is not None:
                         log.write({"step": step, "split": "val", "time": time.time(), **result.val})
                     bar.set_postfix(
@@ -338,7 +331,7 @@ class Trainer:
                 logger.warning("rank %d: %s", ctx.rank, skipped.summary())
         result.best_val_accuracy = best
         result.shards_read = sorted(shards_read)
-        self._write_rank_summary(learner, result)
+        self._write_rank_summary(published, result)
         D.barrier(ctx)
         return result
 
@@ -366,7 +359,11 @@ class Trainer:
         }
         if best_step is not None:
             state["best_step"] = best_step
-        save_checkpoint(folder, learner, self.config, optimizer, state)
+        if self.average is None:
+            save_checkpoint(folder, learner, self.config, optimizer, state)
+        else:  # the average is the model; the stepped weights are training state
+            state["ema_updates"] = self.average.updates
+            save_checkpoint(folder, self.average.learner, self.config, optimizer, state, online=learner)
 
     def _write_rank_summary(self, learner: MetaLearner, result: TrainResult) -> None:
         """``ranks/rank-R.json``: steps, shards this rank read, digest of its final weights."""
