@@ -65,9 +65,11 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
         "training shots, training queries, distance to the prototypes, generator, learning-rate schedule, meta-batch "
-        "(tasks per step), moving average of the weights, GAN training epochs, VAE training epochs.",
+        "(tasks per step), Adam's learning rate, moving average of the weights, GAN training epochs, VAE training "
+        "epochs.",
         "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), generator, "
-        "inner steps in training, learning-rate schedule, meta-batch (tasks per step), moving average of the weights.",
+        "inner steps in training, learning-rate schedule, meta-batch (tasks per step), Adam's learning rate, moving "
+        "average of the weights.",
     ]
 
 
@@ -527,20 +529,23 @@ def _lever_sweeps(tmp_path, sweeps) -> None:
         (tmp_path / "levers" / name / "sweep.json").write_text(json.dumps(data))
 
 
-def test_meta_batch_and_weight_average_levers_compare_with_their_recipes_sweep(tmp_path):
-    """levers/meta-batch-* and levers/ema-* against the best ProtoNets recipe's σ sweep, levers/maml-meta-batch-* and
-    levers/maml-ema-* against MAML's; an averaged sweep is no meta-batch point and a larger meta-batch no EMA point."""
+def test_optimisation_levers_compare_with_their_recipes_sweep(tmp_path):
+    """levers/{meta-batch,adam-lr,ema}-* against the best ProtoNets recipe's σ sweep, levers/maml-{...}-* against
+    MAML's; each lever's points differ in its own setting alone (an averaged sweep is no meta-batch point, a sweep of
+    another rate no EMA point)."""
     w20 = {"distance": "mean-squared", "ways": 20, "epsilon": 204.2}
     _lever_sweeps(tmp_path, (
         ("gan-h200-207-w20-mean-squared", "protonets", 95.0, w20),
         ("meta-batch-8-gan-h200-207-w20-mean-squared", "protonets", 95.3, {**w20, "meta_batch": 8}),
         ("ema-0.99-gan-h200-207-w20-mean-squared", "protonets", 95.5, {**w20, "ema_decay": 0.99}),
+        ("adam-lr-2e-3-gan-h200-207-w20-mean-squared", "protonets", 94.8, {**w20, "lr": 0.002}),
+        ("ema-0.99-lr-2e-3", "protonets", 96.0, {**w20, "lr": 0.002, "ema_decay": 0.99}),  # two settings: no point
         ("maml-parameter-n", "maml", 89.5, {}),
         ("maml-meta-batch-8", "maml", 90.0, {"meta_batch": 8}),
         ("maml-ema-0.99", "maml", 89.0, {"ema_decay": 0.99}),
     ))  # fmt: skip
     found = {(c["lever"], c["learner"]): c for c in collect(tmp_path)}
-    mine = ("meta-batch (tasks per step)", "moving average of the weights")
+    mine = ("meta-batch (tasks per step)", "moving average of the weights", "Adam's learning rate")
     points = {key: [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in c["points"]]
               for key, c in found.items() if key[0] in mine}  # fmt: skip
     recipe = "GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`); 20-way, `mean-squared`"
@@ -556,6 +561,10 @@ def test_meta_batch_and_weight_average_levers_compare_with_their_recipes_sweep(t
         ("moving average of the weights", "protonets"): [
             (f"the stepped weights (4,000 tasks, 1,000 × 4; {recipe})", None),
             (f"moving average, decay 0.99 (4,000 tasks, 1,000 × 4; {recipe})", 0.5),
+        ],
+        ("Adam's learning rate", "protonets"): [
+            (f"`--lr 0.001` (4,000 tasks, 1,000 × 4; {recipe})", None),
+            (f"`--lr 0.002` (4,000 tasks, 1,000 × 4; {recipe})", -0.2),
         ],
         ("moving average of the weights", "maml"): [
             ("the stepped weights (4,000 tasks, 1,000 × 4)", None),

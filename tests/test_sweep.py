@@ -297,3 +297,19 @@ def test_ema_decay_changes_the_training_command_only(tmp_path: Path):
     sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, ema_decay=0.99)
     page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
     assert "a moving average of the weights (`lasium-train --ema-decay 0.99`)" in render(page)
+
+
+def test_adam_rate_changes_the_training_command_only(tmp_path: Path):
+    """--lr: the learning-rate lever; left out, commands stay as the committed sweeps ran them."""
+    from lasium.errors import ConfigError
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    plain, faster = commands(point, PointBudget(), tmp_path), commands(point, PointBudget(lr=2e-3), tmp_path)
+    assert "--lr" not in plain["train"]
+    assert faster["train"][faster["train"].index("--lr") + 1] == "0.002"
+    assert faster["gen"] == plain["gen"] and faster["eval"] == plain["eval"]
+    with pytest.raises(ConfigError, match="--lr must be positive"):
+        PointBudget(lr=0.0).validate()
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, lr=0.002)
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
+    assert "Adam's learning rate: `--lr 0.002`." in render(page)

@@ -80,6 +80,9 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
 @click.option("--inner-steps", type=int, default=None,
               help="lasium-train --inner-steps of every point (MAML): the inner-steps lever [lasium-train's 5, "
               "the authors' value; validation adapts 50 steps whatever the training took].")  # fmt: skip
+@click.option("--lr", type=float, default=None,
+              help="lasium-train --lr of every point, Adam's rate: the learning-rate lever [lasium-train's 1e-3, "
+              "the authors' value].")  # fmt: skip
 @click.option("--ema-decay", type=float, default=0.0, show_default=True, metavar="D",
               help="lasium-train --ema-decay of every point (0 = off): the weight-average lever.")  # fmt: skip
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
@@ -89,7 +92,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, augments: str | None, mixtures: str | None, mixture_augment: str,
           only: str | None, generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int,
-          queries: int, distance: str, inner_steps: int | None, ema_decay: float, threads: int,
+          queries: int, distance: str, inner_steps: int | None, lr: float | None, ema_decay: float, threads: int,
           resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
@@ -132,7 +135,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
-                         queries=queries, distance=distance, inner_steps=inner_steps, ema_decay=ema_decay,
+                         queries=queries, distance=distance, inner_steps=inner_steps, lr=lr, ema_decay=ema_decay,
                          **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,

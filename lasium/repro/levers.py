@@ -46,7 +46,7 @@ from .lever_sizes import (
     tuned_sigma,
     ways_note,
 )
-from .levers_optimisation import ema_lever, meta_batch_lever
+from .levers_optimisation import ema_lever, lr_lever, meta_batch_lever
 from .levers_task_shape import queries_lever, shots_lever, ways_lever
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
@@ -319,6 +319,7 @@ LEVERS: tuple[Lever, ...] = (
     _inner_steps_lever(),
     *(_lr_schedule_lever(learner) for learner in LEARNERS),
     *(meta_batch_lever(learner) for learner in LEARNERS),
+    *(lr_lever(learner) for learner in LEARNERS),
     *(ema_lever(learner) for learner in LEARNERS),
     *(
         Lever(

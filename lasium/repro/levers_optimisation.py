@@ -1,9 +1,12 @@
-"""The levers of the optimisation (issue 27): how many tasks each step averages (``--meta-batch``) and whether the
-weights scored are a moving average of the stepped ones (``lasium-train --ema-decay``). Each compares sweeps of
-LASIUM-N at its tuned σ that differ in that alone, against the sweep of the same recipe without it (its reference
-sweeps are named below); :data:`lasium.repro.levers.LEVERS` lists them with the others."""
+"""The levers of the optimisation (issue 27): how many tasks each step averages (``--meta-batch``), Adam's rate
+(``--lr``), and whether the weights scored are a moving average of the stepped ones (``--ema-decay``). Each compares
+sweeps of LASIUM-N at its tuned σ that differ in that setting alone with the sweep of their recipe at the default
+(:data:`REFERENCES`); :data:`lasium.repro.levers.LEVERS` lists them with the others."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Callable
 
 from .lever_sizes import (
     Lever,
@@ -11,8 +14,12 @@ from .lever_sizes import (
     Row,
     distance_note,
     generator_spec,
-    seed_note,
+    inner_steps_of,
+    lr_schedule_of,
     training_distance,
+    training_queries,
+    training_shots,
+    training_ways,
     tuned_n_points,
     ways_note,
 )
@@ -20,8 +27,9 @@ from .sweep import DEFAULT_GENERATOR
 from .sweep_page import generator_phrase
 
 AUTHORS_META_BATCH = 4  # tasks per step in the authors' Omniglot code (docs/reference-facts.md, "Budgets")
+DEFAULT_LR = 1e-3  # lasium-train --lr: Adam's rate of every row, the authors' MAML rate (docs/reference-facts.md)
 
-# The sweeps each lever's sweeps repeat (by learner): the best ProtoNets recipe's σ sweep and MAML's σ sweep.
+# The sweeps each learner's lever sweeps repeat at the defaults: the best ProtoNets recipe's σ sweep, MAML's σ sweep.
 REFERENCES = {
     "protonets": ("levers/gan-h200-207-w20-mean-squared/sweep.json",),
     "maml": ("levers/maml-parameter-n/sweep.json",),
@@ -34,77 +42,119 @@ def ema_decay_of(results: Results) -> float:
     return float(results.get("sizes", {}).get("ema_decay") or 0.0)
 
 
+def lr_of(results: Results) -> float:
+    """A sweep's ``--lr`` (pages from before the option: lasium-train's default)."""
+    return float(results.get("sizes", {}).get("lr") or DEFAULT_LR)
+
+
 def meta_batch_of(results: Results) -> int:
     return int(results["sizes"]["meta_batch"])
 
 
+def _everything_but(setting: str) -> Callable[[Row, Results], str]:
+    """A lever's comparisons: one per recipe (generator, task shape, distance, budget, seed and the other settings of
+    the optimisation), so that its points differ in ``setting`` alone."""
+
+    def key(row: Row, results: Results) -> str:
+        s = results["sizes"]
+        recipe = {
+            "generator": generator_spec(results),
+            "ways": training_ways(results),
+            "shots": training_shots(results),
+            "queries": training_queries(results),
+            "distance": training_distance(results),
+            "tasks": s["tasks"],
+            "iterations": s["iterations"],
+            "seed": s.get("seed", 0),
+            "lr_schedule": lr_schedule_of(results),
+            "inner_steps": inner_steps_of(results),
+            "meta_batch": meta_batch_of(results),
+            "lr": lr_of(results),
+            "ema_decay": ema_decay_of(results),
+        }
+        del recipe[setting]
+        return json.dumps(recipe, sort_keys=True)
+
+    return key
+
+
 def _recipe(results: Results) -> str:
-    """The generator (when not the bundled GAN), training ways and distance of a sweep, for a setting's brackets."""
+    """``4,000 tasks, 1,000 × 4; GAN `...`; 20-way, `mean-squared```: a setting's brackets (the generator when not
+    the bundled GAN, the ways and distance when not the defaults)."""
+    s = results["sizes"]
     generator = generator_spec(results)
-    parts = [generator_phrase(results["generator"])] if generator != DEFAULT_GENERATOR else []
     shape = f"{ways_note(results)}{distance_note(results).removeprefix(', ')}".removesuffix(", ")
-    return "; ".join(parts + ([shape] if shape else []))
+    parts = (
+        f"{s['tasks']:,} tasks, {s['iterations']:,} × {s['meta_batch']}",
+        generator_phrase(results["generator"]) if generator != DEFAULT_GENERATOR else "",
+        shape,
+    )
+    return "; ".join(filter(None, parts))
 
 
-def _group(results: Results, *, budget: str) -> str:
-    return f"{generator_spec(results)}, {ways_note(results)}{training_distance(results)}, {budget}{seed_note(results)}"
-
-
-def _tasks_iterations(results: Results) -> str:
-    s = results["sizes"]
-    return f"{s['tasks']:,} tasks, {s['iterations']:,} steps"
-
-
-def _budget_and_recipe(results: Results) -> str:
-    """``4,000 tasks, 1,000 × 4; GAN `...`, 20-way, `mean-squared```: a setting's brackets."""
-    s = results["sizes"]
-    return "; ".join(filter(None, (f"{s['tasks']:,} tasks, {s['iterations']:,} × {s['meta_batch']}", _recipe(results))))
-
-
-def _ema_setting(row: Row, results: Results) -> str:
-    decay = ema_decay_of(results)
-    return f"{f'moving average, decay {decay:g}' if decay else 'the stepped weights'} ({_budget_and_recipe(results)})"
-
-
-def ema_lever(learner: str) -> Lever:
-    """The weights scored: a moving average of the stepped weights (``--ema-decay``; Polyak & Juditsky, 1992)
-    against the stepped weights themselves, the authors' and every row's; ``levers/ema*`` (ProtoNets) and
-    ``levers/maml-ema*`` sweeps against their recipe's sweep, one comparison per generator, ways, distance, budget
-    and seed."""
+def _optimisation_lever(
+    name: str, learner: str, folder: str, size_key: str, value: Callable[[Results], float], default: float, **kw
+) -> Lever:
+    """A lever of the sweeps ``levers/[maml-]<folder>*`` against their recipe's sweep at ``default``."""
     return Lever(
-        "moving average of the weights",
+        name,
         learner,
-        (f"{PREFIX[learner]}ema*/sweep.json", *REFERENCES[learner]),
+        (f"{PREFIX[learner]}{folder}*/sweep.json", *REFERENCES[learner]),
         tuned_n_points(learner),
-        _ema_setting,
-        "the stepped weights (no average), as in the authors' code",
-        is_reference=lambda r, res: ema_decay_of(res) == 0,
-        order=lambda r, res: (ema_decay_of(res),),
-        needs=lambda r, res: ema_decay_of(res) > 0,
-        group=lambda r, res: _group(res, budget=f"{_tasks_iterations(res)} × {meta_batch_of(res)}"),
+        is_reference=lambda r, res: value(res) == default,
+        order=lambda r, res: (float(value(res)),),
+        needs=lambda r, res: value(res) != default,
+        group=_everything_but(size_key),
         across_sources=True,
+        **kw,
     )
 
 
-def _meta_batch_setting(row: Row, results: Results) -> str:
-    return f"meta-batch {meta_batch_of(results)} ({_budget_and_recipe(results)})"
+def ema_lever(learner: str) -> Lever:
+    """The weights scored: a moving average of the stepped weights (``--ema-decay``; Polyak & Juditsky, 1992) against
+    the stepped weights themselves, the authors' and every row's."""
+
+    def setting(row: Row, results: Results) -> str:
+        decay = ema_decay_of(results)
+        return f"{f'moving average, decay {decay:g}' if decay else 'the stepped weights'} ({_recipe(results)})"
+
+    return _optimisation_lever(
+        "moving average of the weights",
+        learner,
+        "ema",
+        "ema_decay",
+        ema_decay_of,
+        0.0,
+        setting=setting,
+        reference_name="the stepped weights (no average), as in the authors' code",
+    )
 
 
 def meta_batch_lever(learner: str) -> Lever:
-    """Tasks per optimizer step (``--meta-batch``) at one number of steps and distinct tasks: ``levers/meta-batch*``
-    (ProtoNets) and ``levers/maml-meta-batch*`` sweeps against their recipe's sweep at the authors' 4 tasks per step;
-    a larger meta-batch sees more tasks (each distinct task more often) for as many steps, at that much more compute.
-    """
-    return Lever(
+    """Tasks per optimizer step (``--meta-batch``) at one number of steps and distinct tasks, against the authors' 4:
+    a larger meta-batch sees more tasks (each distinct task more often) in as many steps, at that much more compute."""
+    return _optimisation_lever(
         "meta-batch (tasks per step)",
         learner,
-        (f"{PREFIX[learner]}meta-batch*/sweep.json", *REFERENCES[learner]),
-        tuned_n_points(learner),
-        _meta_batch_setting,
-        f"the authors' {AUTHORS_META_BATCH} tasks per step",
-        is_reference=lambda r, res: meta_batch_of(res) == AUTHORS_META_BATCH,
-        order=lambda r, res: (float(meta_batch_of(res)),),
-        needs=lambda r, res: meta_batch_of(res) != AUTHORS_META_BATCH,
-        group=lambda r, res: _group(res, budget=_tasks_iterations(res)) + f", ema {ema_decay_of(res):g}",
-        across_sources=True,
+        "meta-batch",
+        "meta_batch",
+        meta_batch_of,
+        AUTHORS_META_BATCH,
+        setting=lambda r, res: f"meta-batch {meta_batch_of(res)} ({_recipe(res)})",
+        reference_name=f"the authors' {AUTHORS_META_BATCH} tasks per step",
+    )
+
+
+def lr_lever(learner: str) -> Lever:
+    """Adam's learning rate (``--lr``) at one budget, against lasium-train's 1e-3, the rate every row trains with and
+    the authors' rate for MAML. (``levers/adam-lr*``: ``levers/lr-*`` are the learning-rate schedule's sweeps.)"""
+    return _optimisation_lever(
+        "Adam's learning rate",
+        learner,
+        "adam-lr",
+        "lr",
+        lr_of,
+        DEFAULT_LR,
+        setting=lambda r, res: f"`--lr {lr_of(res):g}` ({_recipe(res)})",
+        reference_name=f"lasium-train's {DEFAULT_LR:g}, every row's rate",
     )

@@ -35,6 +35,7 @@ class PointBudget:
     distance: str = DEFAULT_DISTANCE  # lasium-train --distance (ProtoNets): the distance lever
     inner_steps: int | None = None  # lasium-train --inner-steps (MAML; None: its default, the authors' 5)
     ema_decay: float = 0.0  # lasium-train --ema-decay (0: no moving average of the weights): the weight-average lever
+    lr: float | None = None  # lasium-train --lr, Adam's rate (None: its default, the authors' 1e-3): the rate lever
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -62,6 +63,8 @@ class PointBudget:
             raise ConfigError(f"--distance is a ProtoNets option ({self.algo} scores with its linear head); drop it")
         if self.inner_steps is not None and self.inner_steps < 1:
             raise ConfigError(f"--inner-steps must be at least 1; got {self.inner_steps}")
+        if self.lr is not None and self.lr <= 0:
+            raise ConfigError(f"--lr must be positive; got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"--ema-decay must be 0 (off) or above 0 and below 1; got {self.ema_decay}")
         if self.inner_steps is not None and self.algo == "protonets":
@@ -78,10 +81,11 @@ class PointBudget:
         return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
 
     def train_args(self) -> list[str]:
-        """lasium-train's options of the levers: ``--lr-schedule``, ``--distance``, ``--inner-steps`` and
+        """lasium-train's options of the levers: ``--lr``, ``--lr-schedule``, ``--distance``, ``--inner-steps`` and
         ``--ema-decay``, each only when it is not the default (so commands at the defaults stay as the committed
         experiments ran them)."""
-        schedule = [] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule]
+        rate = [] if self.lr is None else ["--lr", f"{self.lr:g}"]
+        schedule = rate + ([] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule])
         distance = [] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance]
         inner = [] if self.inner_steps is None else ["--inner-steps", str(self.inner_steps)]
         return schedule + distance + inner + ([] if not self.ema_decay else ["--ema-decay", f"{self.ema_decay:g}"])

@@ -332,6 +332,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["inner_steps"] = budget.inner_steps
     if budget.ema_decay:  # likewise
         sizes["ema_decay"] = budget.ema_decay
+    if budget.lr is not None:  # likewise
+        sizes["lr"] = budget.lr
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
     earlier = {}

@@ -103,6 +103,7 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
         )
         + (f" Distance to the prototypes: `--distance {a['distance']}`." if a.get("distance") else "")
         + (f" MAML inner steps in training: `--inner-steps {a['inner_steps']}`." if a.get("inner_steps") else "")
+        + (f" Adam's learning rate: `--lr {a['lr']:g}`." if a.get("lr") else "")
         + (
             f" Scored: a moving average of the weights (`lasium-train --ema-decay {a['ema_decay']:g}`)."
             if a.get("ema_decay")
