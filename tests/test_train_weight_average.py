@@ -109,3 +109,28 @@ def test_cli_option_and_its_error(shards, tmp_path):
     assert bad.exit_code == 2 and "error: --ema-decay must be 0 (off) or above 0 and below 1" in bad.output
     assert "Traceback" not in bad.output and not (tmp_path / "bad").exists()
     assert "--ema-decay" in runner.invoke(cli_main, ["--help"]).output
+
+
+def test_lasium_eval_says_it_scored_the_average(shards, tmp_path, monkeypatch):
+    """lasium-eval scores model.safetensors (the average) and its report says so, with the updates averaged."""
+    from eval_helpers import image_folder
+
+    from lasium.evaluate.cli import main as eval_main
+
+    monkeypatch.setenv("LASIUM_CACHE", str(tmp_path / "cache"))
+    root = image_folder(tmp_path / "pics", {"train": 5, "val": 5, "test": 6}, per_class=6)
+    train(config(shards, tmp_path / "run", iterations=3), progress=False)
+    args = [
+        "--checkpoint",
+        str(tmp_path / "run"),
+        "--dataset",
+        f"imagefolder:{root}",
+        "--out",
+        str(tmp_path / "e.json"),
+    ]
+    result = CliRunner().invoke(
+        eval_main, [*args, "--tasks", "4", "--shots", "1", "--queries", "3", "--quiet", "--device", "cpu"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "scored: moving average of the weights (decay 0.9)" in result.stdout
+    assert json.loads((tmp_path / "e.json").read_text())["checkpoint_state"]["ema_updates"] == 3

@@ -254,7 +254,7 @@ def checkpoint_state(folder: Path) -> dict[str, Any] | None:
         state = json.loads((folder / STATE_FILE).read_text())
     except (OSError, ValueError):
         return None
-    keep = ("step", "tasks_seen", "best_val_accuracy", "best_step", "precision")
+    keep = ("step", "tasks_seen", "best_val_accuracy", "best_step", "precision", "ema_updates")
     return {k: state[k] for k in keep if k in state}
 
 

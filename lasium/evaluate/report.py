@@ -45,6 +45,7 @@ def format_table(report: EvalReport) -> str:
         lines.append(
             f"trained: {t.get('iterations')} steps x {t.get('meta_batch')} tasks, augment {t.get('augment', 'none')}, "
             f"precision {(report.checkpoint_state or {}).get('precision') or t.get('precision')}"
+            + (f", scored: moving average of the weights (decay {t['ema_decay']:g})" if t.get("ema_decay") else "")
         )
     return "\n".join(lines)
 
