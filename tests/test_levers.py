@@ -575,3 +575,19 @@ def test_optimisation_levers_compare_with_their_recipes_sweep(tmp_path):
         assert math.isclose(
             found[key]["points"][0]["val"]["1"]["accuracy_pct"], 95.0 if key[1] == "protonets" else 89.5
         )
+
+
+def test_maml_budget_lever_sets_twice_the_steps_beside_twice_the_meta_batch(tmp_path):
+    """On MAML's 4,000 tasks: 2,000 × 4 and 1,000 × 8 (the same task draws and compute) against 1,000 × 4."""
+    _lever_sweeps(tmp_path, (
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-budget-2000-steps", "maml", 91.5, {"iterations": 2000}),
+        ("maml-meta-batch-8", "maml", 90.5, {"meta_batch": 8}),
+        ("maml-ema-0.99", "maml", 95.0, {"ema_decay": 0.99}),  # another lever's: not a budget point
+    ))  # fmt: skip
+    (budget,) = [c for c in collect(tmp_path) if c["lever"].startswith("budget") and c["learner"] == "maml"]
+    assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in budget["points"]] == [
+        ("4,000 tasks, 1,000 × 4", None),
+        ("4,000 tasks, 2,000 × 4", 2.0),
+        ("4,000 tasks, 1,000 × 8", 1.0),
+    ]

@@ -101,10 +101,16 @@ def _parameter_lever(learner: str, sources: tuple[str, ...]) -> Lever:
 
 
 # The budget lever's experiments by learner: sweeps of LASIUM-N at its tuned σ (``--only parameter --strategies n
-# --values σ``) that differ in their budget alone; the sweep at the smallest budget is the reference.
+# --values σ``) that differ in their budget alone; the sweep at the smallest budget is the reference. MAML's: its σ
+# sweep at 1,000 × 4 and, on the same 4,000 tasks, twice the task draws as twice the steps (``levers/maml-budget*``)
+# or twice the meta-batch (``levers/maml-meta-batch*``), the same compute either way.
 BUDGET_SOURCES = {
     "protonets": ("sweep-n/sweep.json", "levers/budget*/sweep.json"),
-    "maml": ("levers/maml-budget*/sweep.json",),
+    "maml": (
+        "levers/maml-parameter-n/sweep.json",
+        "levers/maml-budget*/sweep.json",
+        "levers/maml-meta-batch*/sweep.json",
+    ),
 }
 
 
