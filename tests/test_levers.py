@@ -591,3 +591,22 @@ def test_maml_budget_lever_sets_twice_the_steps_beside_twice_the_meta_batch(tmp_
         ("4,000 tasks, 2,000 × 4", 2.0),
         ("4,000 tasks, 1,000 × 8", 1.0),
     ]
+
+
+def test_a_best_point_inside_the_ci_of_the_reference_is_said_so(tmp_path):
+    """A lever whose best point leads the reference by less than the CI of their difference, at both shots, says
+    that it found no measurable gain."""
+    w20 = {"distance": "mean-squared", "ways": 20, "epsilon": 204.2}
+    _lever_sweeps(tmp_path, (
+        ("gan-h200-207-w20-mean-squared", "protonets", 95.0, w20),
+        ("ema-0.99-gan-h200-207-w20-mean-squared", "protonets", 95.1, {**w20, "ema_decay": 0.99}),
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-meta-batch-8", "maml", 90.7, {"meta_batch": 8}),
+    ))  # fmt: skip
+    lines = table([c for c in collect(tmp_path) if c["lever"] != "budget (iterations, distinct tasks)"])
+    ema = next(ln for ln in lines if ln.startswith("- moving average of the weights (ProtoNets): best tried"))
+    assert ema.endswith("worth +0.10 ± 0.57 / +0.00 ± 0.28 points (1-shot / 5-shot) over the reference (the stepped "
+                        "weights (4,000 tasks, 1,000 × 4; GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`); 20-way, "
+                        "`mean-squared`)), inside the CI: no measurable gain.")  # fmt: skip
+    meta = next(ln for ln in lines if ln.startswith("- meta-batch (tasks per step) (MAML): best tried"))
+    assert meta.endswith("over the reference (meta-batch 4 (4,000 tasks, 1,000 × 4)).")  # +1.20 ± 0.57: a gain

@@ -60,9 +60,11 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
         else:
             d = best["delta"] or {}
             worth = " / ".join(f"{d[s]['pct']:+.2f} ± {d[s]['ci95_pct']:.2f}" for s in ("1", "5") if s in d)
+            inside = bool(d) and all(abs(d[s]["pct"]) <= d[s]["ci95_pct"] for s in d)
             best_lines.append(
                 f"- {c['lever']} ({learner}): best tried {best['setting']}, worth {worth} points (1-shot / 5-shot) "
-                f"over the reference ({c['reference_setting']})."
+                f"over the reference ({c['reference_setting']})"
+                + (", inside the CI: no measurable gain." if inside else ".")
             )
         if c.get("ordered") and best is not c["points"][-1]:
             best_lines.append(spent_line(c, best, learner))
