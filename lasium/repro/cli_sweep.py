@@ -82,7 +82,7 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
               "the authors' value; validation adapts 50 steps whatever the training took].")  # fmt: skip
 @click.option("--lr", type=float, default=None,
               help="lasium-train --lr of every point, Adam's rate: the learning-rate lever [lasium-train's 1e-3, "
-              "the authors' value].")  # fmt: skip
+              "every row's rate and the authors' MAML rate].")  # fmt: skip
 @click.option("--ema-decay", type=float, default=0.0, show_default=True, metavar="D",
               help="lasium-train --ema-decay of every point (0 = off): the weight-average lever.")  # fmt: skip
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")

@@ -35,7 +35,7 @@ class PointBudget:
     distance: str = DEFAULT_DISTANCE  # lasium-train --distance (ProtoNets): the distance lever
     inner_steps: int | None = None  # lasium-train --inner-steps (MAML; None: its default, the authors' 5)
     ema_decay: float = 0.0  # lasium-train --ema-decay (0: no moving average of the weights): the weight-average lever
-    lr: float | None = None  # lasium-train --lr, Adam's rate (None: its default, the authors' 1e-3): the rate lever
+    lr: float | None = None  # lasium-train --lr, Adam's rate (None: its 1e-3, every row's rate): the rate lever
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
