@@ -124,6 +124,20 @@ def ways_note(results: Results) -> str:
     return f"{training_ways(results)}-way, " if training_ways(results) != 5 else ""
 
 
+def shape_note(results: Results) -> str:
+    """``20-way, `mean-squared``` (the training ways and distance where they are not the defaults), else nothing."""
+    return f"{ways_note(results)}{distance_note(results).removeprefix(', ')}".removesuffix(", ")
+
+
+def ema_decay_of(results: Results) -> float:
+    """A sweep's ``--ema-decay`` (0: the stepped weights were scored, as before the option)."""
+    return float(results.get("sizes", {}).get("ema_decay") or 0.0)
+
+
+def meta_batch_of(results: Results) -> int:
+    return int(results["sizes"]["meta_batch"])
+
+
 def fit_device_note(results: Results) -> str:
     """`` (fit and scored on NVIDIA H200)`` for an epoch curve that ran on a GPU; nothing for one of a CPU."""
     device = str(results.get("device", ""))

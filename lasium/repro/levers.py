@@ -39,6 +39,7 @@ from .lever_sizes import (
     learner_algos,
     lr_schedule_of,
     seed_note,
+    shape_note,
     sweep_algo,
     training_distance,
     training_ways,
@@ -59,7 +60,7 @@ def _parameter_setting(row: Row, results: Results) -> str:
     setting = (
         f"LASIUM-{str(row['strategy']).upper()} {SYMBOLS.get(row['parameter'], row['parameter'])} {row['value']:g}"
     )
-    recipe = f"{ways_note(results)}{distance_note(results).removeprefix(', ')}".removesuffix(", ")
+    recipe = shape_note(results)
     if generator_spec(results) != DEFAULT_GENERATOR:  # a sweep on another generator says which
         recipe = f"{generator_phrase(results['generator'])}" + (f", {recipe}" if recipe else "")
     return f"{setting} ({recipe})" if recipe else setting

@@ -12,21 +12,22 @@ from .lever_sizes import (
     Lever,
     Results,
     Row,
-    distance_note,
+    ema_decay_of,
     generator_spec,
     inner_steps_of,
     lr_schedule_of,
+    meta_batch_of,
+    shape_note,
     training_distance,
     training_queries,
     training_shots,
     training_ways,
     tuned_n_points,
-    ways_note,
 )
+from .published import REFERENCE_BUDGETS
 from .sweep import DEFAULT_GENERATOR
 from .sweep_page import generator_phrase
 
-AUTHORS_META_BATCH = 4  # tasks per step in the authors' Omniglot code (docs/reference-facts.md, "Budgets")
 DEFAULT_LR = 1e-3  # lasium-train --lr: Adam's rate of every row, the authors' MAML rate (docs/reference-facts.md)
 
 # The sweeps each learner's lever sweeps repeat at the defaults: the best ProtoNets recipe's σ sweep, MAML's σ sweep.
@@ -37,18 +38,9 @@ REFERENCES = {
 PREFIX = {"protonets": "levers/", "maml": "levers/maml-"}  # where each learner's lever sweeps are
 
 
-def ema_decay_of(results: Results) -> float:
-    """A sweep's ``--ema-decay`` (0: the stepped weights were scored, as before the option)."""
-    return float(results.get("sizes", {}).get("ema_decay") or 0.0)
-
-
 def lr_of(results: Results) -> float:
     """A sweep's ``--lr`` (pages from before the option: lasium-train's default)."""
     return float(results.get("sizes", {}).get("lr") or DEFAULT_LR)
-
-
-def meta_batch_of(results: Results) -> int:
-    return int(results["sizes"]["meta_batch"])
 
 
 def _everything_but(setting: str) -> Callable[[Row, Results], str]:
@@ -83,11 +75,10 @@ def _recipe(results: Results) -> str:
     the bundled GAN, the ways and distance when not the defaults)."""
     s = results["sizes"]
     generator = generator_spec(results)
-    shape = f"{ways_note(results)}{distance_note(results).removeprefix(', ')}".removesuffix(", ")
     parts = (
         f"{s['tasks']:,} tasks, {s['iterations']:,} × {s['meta_batch']}",
         generator_phrase(results["generator"]) if generator != DEFAULT_GENERATOR else "",
-        shape,
+        shape_note(results),
     )
     return "; ".join(filter(None, parts))
 
@@ -139,9 +130,9 @@ def meta_batch_lever(learner: str) -> Lever:
         "meta-batch",
         "meta_batch",
         meta_batch_of,
-        AUTHORS_META_BATCH,
+        REFERENCE_BUDGETS[learner][1],
         setting=lambda r, res: f"meta-batch {meta_batch_of(res)} ({_recipe(res)})",
-        reference_name=f"the authors' {AUTHORS_META_BATCH} tasks per step",
+        reference_name=f"the authors' {REFERENCE_BUDGETS[learner][1]} tasks per step",
     )
 
 
