@@ -530,9 +530,9 @@ def _lever_sweeps(tmp_path, sweeps) -> None:
 
 
 def test_optimisation_levers_compare_with_their_recipes_sweep(tmp_path):
-    """levers/{meta-batch,adam-lr,ema}-* against the best ProtoNets recipe's σ sweep, levers/maml-{...}-* against
-    MAML's; each lever's points differ in its own setting alone (an averaged sweep is no meta-batch point, a sweep of
-    another rate no EMA point)."""
+    """levers/{meta-batch,adam-lr,ema,temperature}-* against the best ProtoNets recipe's σ sweep, levers/maml-{...}-*
+    against MAML's; each lever's points differ in its own setting alone (an averaged sweep is no meta-batch point, a
+    sweep of another rate no EMA point, a sweep of another rate and temperature no point of either)."""
     w20 = {"distance": "mean-squared", "ways": 20, "epsilon": 204.2}
     _lever_sweeps(tmp_path, (
         ("gan-h200-207-w20-mean-squared", "protonets", 95.0, w20),
@@ -540,12 +540,19 @@ def test_optimisation_levers_compare_with_their_recipes_sweep(tmp_path):
         ("ema-0.99-gan-h200-207-w20-mean-squared", "protonets", 95.5, {**w20, "ema_decay": 0.99}),
         ("adam-lr-2e-3-gan-h200-207-w20-mean-squared", "protonets", 94.8, {**w20, "lr": 0.002}),
         ("ema-0.99-lr-2e-3", "protonets", 96.0, {**w20, "lr": 0.002, "ema_decay": 0.99}),  # two settings: no point
+        ("temperature-4-gan-h200-207-w20-mean-squared", "protonets", 95.7, {**w20, "temperature": 4.0}),
+        ("temperature-4-lr-2e-3", "protonets", 97.0, {**w20, "temperature": 4.0, "lr": 0.002}),  # two settings
         ("maml-parameter-n", "maml", 89.5, {}),
         ("maml-meta-batch-8", "maml", 90.0, {"meta_batch": 8}),
         ("maml-ema-0.99", "maml", 89.0, {"ema_decay": 0.99}),
     ))  # fmt: skip
     found = {(c["lever"], c["learner"]): c for c in collect(tmp_path)}
-    mine = ("meta-batch (tasks per step)", "moving average of the weights", "Adam's learning rate")
+    mine = (
+        "meta-batch (tasks per step)",
+        "moving average of the weights",
+        "Adam's learning rate",
+        "softmax temperature",
+    )
     points = {key: [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in c["points"]]
               for key, c in found.items() if key[0] in mine}  # fmt: skip
     recipe = "GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`); 20-way, `mean-squared`"
@@ -569,6 +576,10 @@ def test_optimisation_levers_compare_with_their_recipes_sweep(tmp_path):
         ("moving average of the weights", "maml"): [
             ("the stepped weights (4,000 tasks, 1,000 × 4)", None),
             ("moving average, decay 0.99 (4,000 tasks, 1,000 × 4)", -0.5),
+        ],
+        ("softmax temperature", "protonets"): [
+            (f"`--temperature 1` (4,000 tasks, 1,000 × 4; {recipe})", None),
+            (f"`--temperature 4` (4,000 tasks, 1,000 × 4; {recipe})", 0.7),
         ],
     }
     for key in points:

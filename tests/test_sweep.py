@@ -313,3 +313,24 @@ def test_adam_rate_changes_the_training_command_only(tmp_path: Path):
     sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, lr=0.002)
     page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
     assert "Adam's learning rate: `--lr 0.002`." in render(page)
+
+
+def test_temperature_changes_the_training_command_only(tmp_path: Path):
+    """--temperature: ProtoNets' softmax-temperature lever; left at 1, commands stay as the committed sweeps ran them;
+    refused for MAML and below or at 0 (one line, exit 2)."""
+    from lasium.errors import ConfigError
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    plain, soft = commands(point, PointBudget(), tmp_path), commands(point, PointBudget(temperature=4.0), tmp_path)
+    assert "--temperature" not in plain["train"]
+    assert soft["train"][soft["train"].index("--temperature") + 1] == "4"
+    assert soft["gen"] == plain["gen"] and soft["eval"] == plain["eval"]
+    with pytest.raises(ConfigError, match="--temperature must be positive"):
+        PointBudget(temperature=0.0).validate()
+    with pytest.raises(ConfigError, match="--temperature is a ProtoNets option"):
+        PointBudget(algo="maml", temperature=2.0).validate()
+    result = CliRunner().invoke(repro_main, ["sweep", "--temperature", "-1", "--work", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "--temperature must be positive" in result.output
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, temperature=4.0)
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
+    assert "Softmax temperature of the distances: `--temperature 4`." in render(page)

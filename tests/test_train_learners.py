@@ -341,6 +341,40 @@ def test_protonets_mean_squared_distance_is_the_squared_euclidean_over_d():
         tiny(ProtoNets, distance="cosine")
 
 
+def test_protonets_temperature_divides_the_logits():
+    """--temperature T: logits = -distance / T, so the nearest prototype (every accuracy) stays and the gradients
+    change; T 64 on the squared Euclidean distance is the mean-squared distance of a 64-feature backbone. Checkpoints
+    from before the option rebuild with T 1."""
+    base, hot = tiny(ProtoNets), tiny(ProtoNets, temperature=4.0)
+    hot.load_state_dict(base.state_dict())
+    s, sl, q, ql = tasks(2)
+    logits = base.predict_tasks(base.adapt_tasks(s, sl), q)
+    torch.testing.assert_close(hot.predict_tasks(hot.adapt_tasks(s, sl), q), logits / 4.0)
+    a, b = base.meta_gradients(s, sl, q, ql), hot.meta_gradients(s, sl, q, ql)
+    assert max_diff(a.grads, b.grads) > 1e-6 and torch.equal(a.accuracy, b.accuracy)
+    d = base.backbone.out_features
+    mean, scaled = tiny(ProtoNets, distance="mean-squared"), tiny(ProtoNets, temperature=float(d))
+    mean.load_state_dict(base.state_dict()), scaled.load_state_dict(base.state_dict())
+    torch.testing.assert_close(
+        scaled.predict_tasks(scaled.adapt_tasks(s, sl), q), mean.predict_tasks(mean.adapt_tasks(s, sl), q)
+    )
+    assert build_learner(LearnerConfig.from_dict(hot.config.to_dict())).temperature == 4.0
+    old = {k: v for k, v in hot.config.to_dict().items() if k != "temperature"}
+    assert build_learner(LearnerConfig.from_dict(old)).temperature == 1.0
+    with pytest.raises(ConfigError, match="temperature must be positive, got 0"):
+        tiny(ProtoNets, temperature=0.0)
+
+
+def test_temperature_is_refused_for_maml():
+    from lasium.train.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="--temperature is a ProtoNets option"):
+        TrainConfig(shards=["s"], out="o", algo="maml", temperature=2.0).validate()
+    with pytest.raises(ConfigError, match="--temperature must be positive, got -1"):
+        TrainConfig(shards=["s"], out="o", algo="protonets", temperature=-1.0).validate()
+    assert TrainConfig(shards=["s"], out="o", algo="protonets", temperature=2.0).validate()
+
+
 def test_distance_is_refused_for_maml():
     from lasium.train.config import TrainConfig
 

@@ -114,6 +114,7 @@ def test_resume_refuses_a_run_trained_with_other_settings(shards, tmp_path):
         (dict(lr_schedule="cosine"), "lr_schedule 'constant' (now 'cosine')"),
         (dict(seed=1), "seed 3 (now 1)"),
         (dict(distance="mean-squared"), "distance 'squared-euclidean' (now 'mean-squared')"),
+        (dict(temperature=4.0), "temperature 1.0 (now 4.0)"),
     ]:
         with pytest.raises(ConfigError, match="trained with other settings") as err:
             train(config(shards["wds"], tmp_path / "run", iterations=4, **kw, **other), resume=True, progress=False)
@@ -472,3 +473,21 @@ def test_cli_backbone_is_recorded_and_rebuilt_by_name(shards, tmp_path, monkeypa
     bad = CliRunner().invoke(cli_main, [*common, "--backbone", "resnet99", "--out", str(tmp_path / "bad")])
     assert bad.exit_code == 2 and "unknown --backbone 'resnet99'" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_cli_temperature_is_recorded_and_rebuilt(shards, tmp_path):
+    """``--temperature T`` (ProtoNets) reaches the checkpoint's learner; MAML and T <= 0 are one line, exit 2."""
+    common = ["--shards", str(shards["wds"]), "--iterations", "2", "--workers", "0"]
+    common += ["--val-dataset", "none", "--device", "cpu", "--quiet", "--augment", "none"]
+    runner = CliRunner()
+    ok = runner.invoke(cli_main, [*common, "--algo", "protonets", "--temperature", "4", "--out", str(tmp_path / "t4")])
+    assert ok.exit_code == 0, ok.output
+    learner, cfg = load_learner(tmp_path / "t4")
+    assert learner.temperature == 4.0 and cfg.temperature == 4.0
+    for args, message in [
+        (["--algo", "maml", "--temperature", "2"], "error: --temperature is a ProtoNets option"),
+        (["--algo", "protonets", "--temperature", "0"], "Invalid value for '--temperature'"),
+    ]:
+        bad = runner.invoke(cli_main, [*common, *args, "--out", str(tmp_path / "bad")])
+        assert bad.exit_code == 2 and message in bad.output and "Traceback" not in bad.output, bad.output
+        assert not (tmp_path / "bad").exists()

@@ -77,6 +77,8 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
               help="Query images per class of the generated training tasks: the training-queries lever.")  # fmt: skip
 @click.option("--distance", type=click.Choice(list(DISTANCES)), default=DEFAULT_DISTANCE, show_default=True,
               help="lasium-train --distance of every point (ProtoNets): the distance lever.")  # fmt: skip
+@click.option("--temperature", type=float, default=1.0, show_default=True, metavar="T",
+              help="lasium-train --temperature of every point (ProtoNets): the temperature lever.")  # fmt: skip
 @click.option("--inner-steps", type=int, default=None,
               help="lasium-train --inner-steps of every point (MAML): the inner-steps lever [lasium-train's 5, "
               "the authors' value; validation adapts 50 steps whatever the training took].")  # fmt: skip
@@ -92,8 +94,8 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, augments: str | None, mixtures: str | None, mixture_augment: str,
           only: str | None, generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int,
-          queries: int, distance: str, inner_steps: int | None, lr: float | None, ema_decay: float, threads: int,
-          resume: bool) -> None:  # fmt: skip
+          queries: int, distance: str, temperature: float, inner_steps: int | None, lr: float | None,
+          ema_decay: float, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -129,14 +131,16 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --tasks 4000 --work runs/lever-maml-augment --results results/levers/maml-augment   # MAML's augmentation
       lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 4000 --ema-decay 0.99 \\
           --work runs/lever-ema --results results/levers/ema-0.99   # a moving average of the weights
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 4000 --distance mean-squared \
+          --temperature 4 --work runs/lever-t4 --results results/levers/temperature-4   # a softer softmax
     """
     from .sweep import AUGMENTS, QUICK, PointBudget, SweepOptions, run
 
     sizes: dict[str, Any] = dict(tasks=tasks, iterations=iterations, val_tasks=val_tasks) | (QUICK if quick else {})
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
-                         queries=queries, distance=distance, inner_steps=inner_steps, lr=lr, ema_decay=ema_decay,
-                         **sizes)  # fmt: skip
+                         queries=queries, distance=distance, temperature=temperature, inner_steps=inner_steps,
+                         lr=lr, ema_decay=ema_decay, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
         strategies=names(strategies),

@@ -134,6 +134,11 @@ def ema_decay_of(results: Results) -> float:
     return float(results.get("sizes", {}).get("ema_decay") or 0.0)
 
 
+def temperature_of(results: Results) -> float:
+    """A sweep's ``--temperature`` (ProtoNets; pages from before the option: 1, the logits are minus the distances)."""
+    return float(results.get("sizes", {}).get("temperature") or 1.0)
+
+
 def meta_batch_of(results: Results) -> int:
     return int(results["sizes"]["meta_batch"])
 

@@ -47,7 +47,7 @@ from .lever_sizes import (
     tuned_sigma,
     ways_note,
 )
-from .levers_optimisation import ema_lever, lr_lever, meta_batch_lever
+from .levers_optimisation import ema_lever, lr_lever, meta_batch_lever, temperature_lever
 from .levers_task_shape import queries_lever, shots_lever, ways_lever
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
@@ -328,6 +328,7 @@ LEVERS: tuple[Lever, ...] = (
     *(meta_batch_lever(learner) for learner in LEARNERS),
     *(lr_lever(learner) for learner in LEARNERS),
     *(ema_lever(learner) for learner in LEARNERS),
+    temperature_lever(),
     *(
         Lever(
             f"{generator.label} training epochs",

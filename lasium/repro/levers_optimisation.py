@@ -1,5 +1,6 @@
 """The levers of the optimisation (issue 27): how many tasks each step averages (``--meta-batch``), Adam's rate
-(``--lr``), and whether the weights scored are a moving average of the stepped ones (``--ema-decay``). Each compares
+(``--lr``), whether the weights scored are a moving average of the stepped ones (``--ema-decay``), and how soft the
+softmax of ProtoNets' training loss is (``--temperature``). Each compares
 sweeps of LASIUM-N at its tuned σ that differ in that setting alone with the sweep of their recipe at the default
 (:data:`REFERENCES`); :data:`lasium.repro.levers.LEVERS` lists them with the others."""
 
@@ -18,6 +19,7 @@ from .lever_sizes import (
     lr_schedule_of,
     meta_batch_of,
     shape_note,
+    temperature_of,
     training_distance,
     training_queries,
     training_shots,
@@ -63,6 +65,7 @@ def _everything_but(setting: str) -> Callable[[Row, Results], str]:
             "meta_batch": meta_batch_of(results),
             "lr": lr_of(results),
             "ema_decay": ema_decay_of(results),
+            "temperature": temperature_of(results),
         }
         del recipe[setting]
         return json.dumps(recipe, sort_keys=True)
@@ -148,4 +151,20 @@ def lr_lever(learner: str) -> Lever:
         DEFAULT_LR,
         setting=lambda r, res: f"`--lr {lr_of(res):g}` ({_recipe(res)})",
         reference_name=f"lasium-train's {DEFAULT_LR:g}, every row's rate",
+    )
+
+
+def temperature_lever() -> Lever:
+    """ProtoNets' softmax temperature (``--temperature``): the logits are minus the distances / T. The distance lever
+    found the mean over the D features (T = D against the squared Euclidean distance) worth +0.95 at 20-way; this one
+    asks whether another scale on top of it is worth more, against T = 1, every row's."""
+    return _optimisation_lever(
+        "softmax temperature",
+        "protonets",
+        "temperature",
+        "temperature",
+        temperature_of,
+        1.0,
+        setting=lambda r, res: f"`--temperature {temperature_of(res):g}` ({_recipe(res)})",
+        reference_name="T 1: the logits are minus the distances, every row's",
     )

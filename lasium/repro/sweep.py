@@ -328,6 +328,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["queries"] = budget.queries
     if budget.distance != DEFAULT_DISTANCE:  # likewise
         sizes["distance"] = budget.distance
+    if budget.temperature != 1.0:  # likewise
+        sizes["temperature"] = budget.temperature
     if budget.inner_steps is not None:  # likewise
         sizes["inner_steps"] = budget.inner_steps
     if budget.ema_decay:  # likewise

@@ -102,6 +102,11 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
             else ""
         )
         + (f" Distance to the prototypes: `--distance {a['distance']}`." if a.get("distance") else "")
+        + (
+            f" Softmax temperature of the distances: `--temperature {a['temperature']:g}`."
+            if a.get("temperature")
+            else ""
+        )
         + (f" MAML inner steps in training: `--inner-steps {a['inner_steps']}`." if a.get("inner_steps") else "")
         + (f" Adam's learning rate: `--lr {a['lr']:g}`." if a.get("lr") else "")
         + (

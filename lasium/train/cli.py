@@ -37,6 +37,7 @@ FIELDS = (
     "ema_decay",
     "backbone",
     "distance",
+    "temperature",
     "precision",
     "augment",
     "compile",
@@ -119,6 +120,16 @@ FIELDS = (
     help="ProtoNets: how a query's features are compared with each prototype. squared-euclidean = the sum of the "
     "squared differences (Snell et al. 2017); mean-squared = their mean over the feature dimensions (the LASIUM "
     "authors' code): the same nearest prototype, a softmax D times softer in training. Refused for MAML.",
+)
+@click.option(
+    "--temperature",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1.0,
+    show_default=True,
+    metavar="T",
+    help="ProtoNets: the logits are minus the distances / T, so T > 1 softens the softmax of the training loss and "
+    "T < 1 sharpens it; the nearest prototype, so every accuracy at a given set of weights, is the same. "
+    "--distance mean-squared is squared-euclidean at T = D (64 features for conv4 at 28x28). Refused for MAML.",
 )
 @click.option(
     "--precision",
@@ -219,7 +230,8 @@ FIELDS = (
     is_flag=True,
     help="Continue the run in --out from its latest checkpoint, exactly; "
     "options given again override the saved ones (e.g. a larger --iterations, or --shards where the set moved); "
-    "another --lr, --lr-schedule, --ema-decay, --distance, --seed, --augment, --meta-batch or inner loop is refused.",
+    "another --lr, --lr-schedule, --ema-decay, --distance, --temperature, --seed, --augment, --meta-batch or inner "
+    "loop is refused.",
 )
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context

@@ -36,6 +36,7 @@ class TrainConfig:
     ema_decay: float = 0.0  # > 0: validate, save and score a moving average of the weights (train.weight_average)
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES
     distance: str = DEFAULT_DISTANCE  # ProtoNets: a name in lasium.train.distances.DISTANCES
+    temperature: float = 1.0  # ProtoNets: logits = -distance / temperature (the softmax of the training loss)
     hidden: int = 64
     precision: str = "auto"  # auto = bf16 autocast where the device has native bf16 (CUDA, AVX512-BF16/AMX CPUs)
     augment: str = "auto"  # a preset of lasium.train.augment; the trainer records the one auto stood for
@@ -106,6 +107,12 @@ class TrainConfig:
             raise ConfigError(
                 f"--distance is a ProtoNets option ({self.algo} scores queries with its linear head); drop it"
             )
+        if self.temperature <= 0:
+            raise ConfigError(f"--temperature must be positive, got {self.temperature}")
+        if self.temperature != 1.0 and self.algo in ALGORITHMS and ALGORITHMS[self.algo].adapts:
+            raise ConfigError(
+                f"--temperature is a ProtoNets option ({self.algo} scores queries with its linear head); drop it"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"--ema-decay must be 0 (off) or above 0 and below 1, got {self.ema_decay}")
         if self.lr_schedule not in LR_SCHEDULES:
@@ -147,6 +154,7 @@ class TrainConfig:
             inner_lr=self.inner_lr,
             backbone=self.backbone,
             distance=self.distance,
+            temperature=self.temperature,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,8 +2,9 @@
 
 A class is represented by the mean backbone feature of its support images (its prototype); a query image
 is scored by the negative squared Euclidean distance to each prototype (or by its mean over the feature dimensions,
-the LASIUM authors' choice: :mod:`lasium.train.distances`). There is no inner loop: ``adapt`` only computes
-prototypes (and takes no inner-loop settings).
+the LASIUM authors' choice: :mod:`lasium.train.distances`), divided by a softmax temperature T (1 by default; the
+name as in Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", 2015). There is no inner loop:
+``adapt`` only computes prototypes (and takes no inner-loop settings).
 
 With no per-task weights, a meta-batch needs no ``vmap``: ``adapt``/``predict`` accept one task or T tasks
 on a leading axis, and the backbone runs all T tasks' images in one pass with batch norm per task (see
@@ -30,8 +31,11 @@ class ProtoNets(MetaLearner):
     def __init__(self, config: LearnerConfig, backbone: nn.Module | None = None) -> None:
         if config.distance not in DISTANCES:
             raise ConfigError(f"unknown distance {config.distance!r}; choose one of {', '.join(DISTANCES)}")
+        if config.temperature <= 0:
+            raise ConfigError(f"the temperature must be positive, got {config.temperature}")
         super().__init__(config, backbone)
         self.distance = DISTANCES[config.distance]
+        self.temperature = float(config.temperature)
 
     def with_ways(self, ways: int) -> ProtoNets:
         """The same learner for ``ways``-way tasks: prototypes need no N-way head, so any N shares these weights."""
@@ -51,9 +55,10 @@ class ProtoNets(MetaLearner):
         return {**params, "prototypes": prototypes}
 
     def predict(self, params: Params, query: torch.Tensor) -> torch.Tensor:
-        """Logits (M, N), or (T, M, N) for T tasks' queries (T, M, C, H, W)."""
+        """Logits (M, N), or (T, M, N) for T tasks' queries (T, M, C, H, W): minus the distances / the temperature."""
         features = full_precision(self._features(params, query))
-        return -self.distance((features[..., :, None, :] - params["prototypes"][..., None, :, :]) ** 2)
+        distances = self.distance((features[..., :, None, :] - params["prototypes"][..., None, :, :]) ** 2)
+        return -distances / self.temperature
 
     # --- over tasks: batched directly, no vmap -------------------------------------------------------
     def adapt_tasks(  # type: ignore[override]  # no inner-loop settings

@@ -72,6 +72,7 @@ RUN_DEFINING = (
     "lr_schedule",
     "ema_decay",
     "distance",
+    "temperature",
     "seed",
     "ways",
     "shots",
