@@ -248,6 +248,8 @@ def test_sweep_help_teaches(tmp_path):
 
     out = subprocess.run([sys.executable, "-m", "lasium.repro.cli", "sweep", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--resume" in out.stdout and "validation" in out.stdout
+    # every example is its own line (a continuation written with one backslash in the source runs into the next)
+    assert all(line.count("lasium-repro sweep") <= 1 and "  --" not in line.strip() for line in out.stdout.splitlines())
 
 
 def test_a_vae_sweep_page_judges_against_the_authors_vae_value():

@@ -131,7 +131,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --tasks 4000 --work runs/lever-maml-augment --results results/levers/maml-augment   # MAML's augmentation
       lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 4000 --ema-decay 0.99 \\
           --work runs/lever-ema --results results/levers/ema-0.99   # a moving average of the weights
-      lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 4000 --distance mean-squared \
+      lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 4000 --distance mean-squared \\
           --temperature 4 --work runs/lever-t4 --results results/levers/temperature-4   # a softer softmax
     """
     from .sweep import AUGMENTS, QUICK, PointBudget, SweepOptions, run
