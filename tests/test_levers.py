@@ -429,6 +429,30 @@ def test_training_augmentation_lever_is_per_learner(tmp_path):
     assert found["protonets"]["sources"] == ["levers/augment/sweep.json"]
 
 
+def test_an_augmentation_sweep_of_another_recipe_names_it(tmp_path):
+    """A ProtoNets augmentation sweep on another generator, 20-way tasks and the mean-squared distance is its own
+    comparison, and its settings say that recipe (its labels would otherwise equal the bundled GAN's)."""
+    _sweep(tmp_path / "levers" / "augment", [_row("augment", "n", 1.0, a, _val(one, 97.0)) for a, one in
+           (("shift5", 90.0), ("shift5-affine", 91.0))])  # fmt: skip
+    folder = tmp_path / "levers" / "augment-gan-207-w20"
+    _sweep(folder, [_row("augment", "n", 0.5, a, _val(one, 98.7)) for a, one in
+           (("shift5", 95.0), ("shift5-affine", 95.4))], tasks=4000)  # fmt: skip
+    data = json.loads((folder / "sweep.json").read_text())
+    data["sizes"].update(ways=20, epsilon=204.2, distance="mean-squared")
+    data["generator"] = {"spec": "gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32}
+    (folder / "sweep.json").write_text(json.dumps(data))
+    found = [c for c in collect(tmp_path) if c["lever"] == "training augmentation" and c["learner"] == "protonets"]
+    recipe = "GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`), 20-way, `mean-squared`"
+    assert sorted(
+        (p["setting"], p["delta"] and round(p["delta"]["1"]["pct"], 2)) for c in found for p in c["points"]
+    ) == [
+        ("`shift5-affine` (LASIUM-N σ 0.5, " + recipe + ")", 0.4),
+        ("`shift5-affine` (LASIUM-N σ 1)", 1.0),
+        ("`shift5` (LASIUM-N σ 0.5, " + recipe + ")", None),
+        ("`shift5` (LASIUM-N σ 1)", None),
+    ]
+
+
 def test_a_best_point_inside_the_ci_of_its_runner_up_is_said_so(tmp_path):
     """The best point's lead over the next setting (not the reference) inside the CI gets a line; a lead outside it,
     or a reference that is the best point, does not."""

@@ -60,10 +60,17 @@ def _parameter_setting(row: Row, results: Results) -> str:
     setting = (
         f"LASIUM-{str(row['strategy']).upper()} {SYMBOLS.get(row['parameter'], row['parameter'])} {row['value']:g}"
     )
+    recipe = _recipe_note(results)
+    return f"{setting} ({recipe})" if recipe else setting
+
+
+def _recipe_note(results: Results) -> str:
+    """``GAN `...`, 20-way, `mean-squared```: the generator (when not the bundled GAN), training ways and distance
+    (when not the defaults) of a sweep, else nothing."""
     recipe = shape_note(results)
     if generator_spec(results) != DEFAULT_GENERATOR:  # a sweep on another generator says which
         recipe = f"{generator_phrase(results['generator'])}" + (f", {recipe}" if recipe else "")
-    return f"{setting} ({recipe})" if recipe else setting
+    return recipe
 
 
 def _is_reference_value(row: Row, results: Results) -> bool:
@@ -144,7 +151,9 @@ def _augment_lever(learner: str, sources: tuple[str, ...]) -> Lever:
         learner,
         sources,
         lambda r, res: r.get("family") == "augment" and sweep_algo(res) in algos,
-        lambda r, res: f"`{r['augment']}` (LASIUM-N σ {r['value']:g})",
+        lambda r, res: (
+            f"`{r['augment']}` (LASIUM-N σ {r['value']:g}{', ' if _recipe_note(res) else ''}{_recipe_note(res)})"
+        ),
         "`shift5`, the authors' query shift",
         is_reference=lambda r, res: r.get("augment") == "shift5",
     )
