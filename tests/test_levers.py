@@ -65,8 +65,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
         "training shots, training queries, distance to the prototypes, generator, learning-rate schedule, meta-batch "
-        "(tasks per step), Adam's learning rate, moving average of the weights, GAN training epochs, VAE training "
-        "epochs.",
+        "(tasks per step), Adam's learning rate, moving average of the weights, softmax temperature, GAN training "
+        "epochs, VAE training epochs.",
         "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), generator, "
         "inner steps in training, learning-rate schedule, meta-batch (tasks per step), Adam's learning rate, moving "
         "average of the weights.",
@@ -610,6 +610,32 @@ def test_optimisation_levers_compare_with_their_recipes_sweep(tmp_path):
         assert math.isclose(
             found[key]["points"][0]["val"]["1"]["accuracy_pct"], 95.0 if key[1] == "protonets" else 89.5
         )
+
+
+def test_a_maml_rate_at_another_budget_is_compared_with_that_budgets_sweep(tmp_path):
+    """levers/maml-adam-lr-*-2000-steps against levers/maml-budget-2000-steps (the default rate at 2,000 steps), the
+    1,000-step rate point against MAML's σ sweep; the budget sweep alone is no point of the other levers."""
+    _lever_sweeps(tmp_path, (
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-budget-2000-steps", "maml", 90.7, {"iterations": 2000}),
+        ("maml-adam-lr-2e-3", "maml", 90.3, {"lr": 0.002}),
+        ("maml-adam-lr-2e-3-2000-steps", "maml", 91.0, {"lr": 0.002, "iterations": 2000}),
+        ("maml-ema-0.99", "maml", 89.0, {"ema_decay": 0.99}),
+    ))  # fmt: skip
+    found = {(c["lever"], tuple(c["sources"])): c for c in collect(tmp_path) if c["learner"] == "maml"}
+    rates = [c for (lever, _), c in found.items() if lever == "Adam's learning rate"]
+    points = sorted((p["setting"], p["delta"] and round(p["delta"]["1"]["pct"], 2)) for c in rates for p in c["points"])
+    assert points == [
+        ("`--lr 0.001` (4,000 tasks, 1,000 × 4)", None),
+        ("`--lr 0.001` (4,000 tasks, 2,000 × 4)", None),
+        ("`--lr 0.002` (4,000 tasks, 1,000 × 4)", 0.8),
+        ("`--lr 0.002` (4,000 tasks, 2,000 × 4)", 0.3),
+    ]
+    (ema,) = [c for (lever, _), c in found.items() if lever == "moving average of the weights"]
+    assert [p["setting"] for p in ema["points"]] == [
+        "the stepped weights (4,000 tasks, 1,000 × 4)",
+        "moving average, decay 0.99 (4,000 tasks, 1,000 × 4)",
+    ]
 
 
 def test_maml_budget_lever_sets_twice_the_steps_beside_twice_the_meta_batch(tmp_path):

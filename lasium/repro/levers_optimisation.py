@@ -32,10 +32,11 @@ from .sweep_page import generator_phrase
 
 DEFAULT_LR = 1e-3  # lasium-train --lr: Adam's rate of every row, the authors' MAML rate (docs/reference-facts.md)
 
-# The sweeps each learner's lever sweeps repeat at the defaults: the best ProtoNets recipe's σ sweep, MAML's σ sweep.
+# The sweeps each learner's lever sweeps repeat at the defaults: the best ProtoNets recipe's σ sweep, MAML's σ sweep
+# and its budget sweeps (a lever point at 2,000 steps is compared with the 2,000-step sweep at the default setting).
 REFERENCES = {
     "protonets": ("levers/gan-h200-207-w20-mean-squared/sweep.json",),
-    "maml": ("levers/maml-parameter-n/sweep.json",),
+    "maml": ("levers/maml-parameter-n/sweep.json", "levers/maml-budget*/sweep.json"),
 }
 PREFIX = {"protonets": "levers/", "maml": "levers/maml-"}  # where each learner's lever sweeps are
 
