@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from lasium.cli_support import user_errors
-from lasium.train import DEFAULT_DISTANCE, DISTANCES, LR_SCHEDULES
+from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE, DISTANCES, LR_SCHEDULES
 
 from .cli_options import CONTEXT, budget_options, names, numbers, with_options
 
@@ -77,7 +77,7 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
               help="Query images per class of the generated training tasks: the training-queries lever.")  # fmt: skip
 @click.option("--distance", type=click.Choice(list(DISTANCES)), default=DEFAULT_DISTANCE, show_default=True,
               help="lasium-train --distance of every point (ProtoNets): the distance lever.")  # fmt: skip
-@click.option("--temperature", type=float, default=1.0, show_default=True, metavar="T",
+@click.option("--temperature", type=float, default=DEFAULT_TEMPERATURE, show_default=True, metavar="T",
               help="lasium-train --temperature of every point (ProtoNets): the temperature lever.")  # fmt: skip
 @click.option("--inner-steps", type=int, default=None,
               help="lasium-train --inner-steps of every point (MAML): the inner-steps lever [lasium-train's 5, "

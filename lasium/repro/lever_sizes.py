@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lasium.train import DEFAULT_DISTANCE
+from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
@@ -136,7 +136,7 @@ def ema_decay_of(results: Results) -> float:
 
 def temperature_of(results: Results) -> float:
     """A sweep's ``--temperature`` (ProtoNets; pages from before the option: 1, the logits are minus the distances)."""
-    return float(results.get("sizes", {}).get("temperature") or 1.0)
+    return float(results.get("sizes", {}).get("temperature") or DEFAULT_TEMPERATURE)
 
 
 def meta_batch_of(results: Results) -> int:

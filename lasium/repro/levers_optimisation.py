@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from lasium.train import DEFAULT_TEMPERATURE
+
 from .lever_sizes import (
     Lever,
     Results,
@@ -165,7 +167,7 @@ def temperature_lever() -> Lever:
         "temperature",
         "temperature",
         temperature_of,
-        1.0,
+        DEFAULT_TEMPERATURE,
         setting=lambda r, res: f"`--temperature {temperature_of(res):g}` ({_recipe(res)})",
         reference_name="T 1: the logits are minus the distances, every row's",
     )

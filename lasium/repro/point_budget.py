@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lasium.errors import ConfigError
-from lasium.train import DEFAULT_DISTANCE, DISTANCES, LR_SCHEDULES
+from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE, DISTANCES, LR_SCHEDULES
 
 from .sweep_page import PRESET_OF
 
@@ -36,7 +36,9 @@ class PointBudget:
     inner_steps: int | None = None  # lasium-train --inner-steps (MAML; None: its default, the authors' 5)
     ema_decay: float = 0.0  # lasium-train --ema-decay (0: no moving average of the weights): the weight-average lever
     lr: float | None = None  # lasium-train --lr, Adam's rate (None: its 1e-3, every row's rate): the rate lever
-    temperature: float = 1.0  # lasium-train --temperature (ProtoNets; 1: the logits are minus the distances)
+    temperature: float = (
+        DEFAULT_TEMPERATURE  # lasium-train --temperature (ProtoNets; 1: the logits are minus the distances)
+    )
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -64,7 +66,7 @@ class PointBudget:
             raise ConfigError(f"--distance is a ProtoNets option ({self.algo} scores with its linear head); drop it")
         if self.temperature <= 0:
             raise ConfigError(f"--temperature must be positive; got {self.temperature}")
-        if self.temperature != 1.0 and self.algo != "protonets":
+        if self.temperature != DEFAULT_TEMPERATURE and self.algo != "protonets":
             raise ConfigError(f"--temperature is a ProtoNets option ({self.algo} scores with its linear head); drop it")
         if self.inner_steps is not None and self.inner_steps < 1:
             raise ConfigError(f"--inner-steps must be at least 1; got {self.inner_steps}")
@@ -92,6 +94,6 @@ class PointBudget:
         rate = [] if self.lr is None else ["--lr", f"{self.lr:g}"]
         schedule = rate + ([] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule])
         distance = [] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance]
-        distance += [] if self.temperature == 1.0 else ["--temperature", f"{self.temperature:g}"]
+        distance += [] if self.temperature == DEFAULT_TEMPERATURE else ["--temperature", f"{self.temperature:g}"]
         inner = [] if self.inner_steps is None else ["--inner-steps", str(self.inner_steps)]
         return schedule + distance + inner + ([] if not self.ema_decay else ["--ema-decay", f"{self.ema_decay:g}"])

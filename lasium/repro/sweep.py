@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError
-from lasium.train import DEFAULT_DISTANCE
+from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 
 from .generators import describe_generator, same_generator
 from .options import argv_of
@@ -328,7 +328,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["queries"] = budget.queries
     if budget.distance != DEFAULT_DISTANCE:  # likewise
         sizes["distance"] = budget.distance
-    if budget.temperature != 1.0:  # likewise
+    if budget.temperature != DEFAULT_TEMPERATURE:  # likewise
         sizes["temperature"] = budget.temperature
     if budget.inner_steps is not None:  # likewise
         sizes["inner_steps"] = budget.inner_steps

@@ -36,6 +36,7 @@ _EXPORTS = {
     "LR_SCHEDULES": "lasium.train.lr_schedule",
     "DISTANCES": "lasium.train.distances",
     "DEFAULT_DISTANCE": "lasium.train.distances",
+    "DEFAULT_TEMPERATURE": "lasium.train.distances",
     "save_checkpoint": "lasium.train.checkpoint",
     "train": "lasium.train.trainer",
     "Trainer": "lasium.train.trainer",
@@ -69,7 +70,7 @@ if TYPE_CHECKING:
     from lasium.train.backbone import BACKBONES, Conv4, TaskBatchNorm2d
     from lasium.train.checkpoint import STATE_FILE, find_checkpoint, load_learner, read_configs, save_checkpoint
     from lasium.train.config import TrainConfig
-    from lasium.train.distances import DEFAULT_DISTANCE, DISTANCES
+    from lasium.train.distances import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE, DISTANCES
     from lasium.train.learner import LearnerConfig, MetaLearner, inner_loop_options
     from lasium.train.lr_schedule import LR_SCHEDULES
     from lasium.train.maml import MAML, FirstOrderMAML

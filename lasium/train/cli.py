@@ -16,7 +16,7 @@ from lasium.train.augment import preset_names
 from lasium.train.backbone import BACKBONES
 from lasium.train.checkpoint import read_configs
 from lasium.train.config import TrainConfig
-from lasium.train.distances import DEFAULT_DISTANCE, DISTANCES
+from lasium.train.distances import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE, DISTANCES
 from lasium.train.lr_schedule import LR_SCHEDULES
 from lasium.train.registry import ALGORITHMS
 from lasium.train.shard_access import run_name
@@ -124,7 +124,7 @@ FIELDS = (
 @click.option(
     "--temperature",
     type=click.FloatRange(min=0, min_open=True),
-    default=1.0,
+    default=DEFAULT_TEMPERATURE,
     show_default=True,
     metavar="T",
     help="ProtoNets: the logits are minus the distances / T, so T > 1 softens the softmax of the training loss and "

@@ -10,7 +10,7 @@ from lasium.errors import ConfigError
 from lasium.precision import PRECISIONS
 from lasium.train.augment import preset_names
 from lasium.train.backbone import BACKBONES
-from lasium.train.distances import DEFAULT_DISTANCE, DISTANCES
+from lasium.train.distances import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE, DISTANCES
 from lasium.train.learner import LearnerConfig
 from lasium.train.lr_schedule import LR_SCHEDULES
 from lasium.train.registry import ALGORITHMS
@@ -36,7 +36,9 @@ class TrainConfig:
     ema_decay: float = 0.0  # > 0: validate, save and score a moving average of the weights (train.weight_average)
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES
     distance: str = DEFAULT_DISTANCE  # ProtoNets: a name in lasium.train.distances.DISTANCES
-    temperature: float = 1.0  # ProtoNets: logits = -distance / temperature (the softmax of the training loss)
+    temperature: float = (
+        DEFAULT_TEMPERATURE  # ProtoNets: logits = -distance / temperature (the softmax of the training loss)
+    )
     hidden: int = 64
     precision: str = "auto"  # auto = bf16 autocast where the device has native bf16 (CUDA, AVX512-BF16/AMX CPUs)
     augment: str = "auto"  # a preset of lasium.train.augment; the trainer records the one auto stood for
@@ -109,7 +111,7 @@ class TrainConfig:
             )
         if self.temperature <= 0:
             raise ConfigError(f"--temperature must be positive, got {self.temperature}")
-        if self.temperature != 1.0 and self.algo in ALGORITHMS and ALGORITHMS[self.algo].adapts:
+        if self.temperature != DEFAULT_TEMPERATURE and self.algo in ALGORITHMS and ALGORITHMS[self.algo].adapts:
             raise ConfigError(
                 f"--temperature is a ProtoNets option ({self.algo} scores queries with its linear head); drop it"
             )

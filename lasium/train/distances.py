@@ -27,3 +27,4 @@ DISTANCES: dict[str, Distance] = {
     "mean-squared": lambda squared: squared.mean(-1),
 }
 DEFAULT_DISTANCE = "squared-euclidean"
+DEFAULT_TEMPERATURE = 1.0  # --temperature: the logits are minus the distances themselves

@@ -22,7 +22,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from lasium.errors import ConfigError
 from lasium.train.backbone import BACKBONES, full_precision
-from lasium.train.distances import DEFAULT_DISTANCE
+from lasium.train.distances import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 
 Params = dict[str, torch.Tensor]
 """Named tensors: the meta-parameters, or a task's adapted parameters (plus ``prototypes`` for ProtoNets)."""
@@ -40,7 +40,9 @@ class LearnerConfig:
     inner_lr: float = 0.4
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES (checkpoints before it existed: conv4)
     distance: str = DEFAULT_DISTANCE  # ProtoNets: a name in lasium.train.distances.DISTANCES
-    temperature: float = 1.0  # ProtoNets: logits = -distance / temperature (checkpoints before it existed: 1)
+    temperature: float = (
+        DEFAULT_TEMPERATURE  # ProtoNets: logits = -distance / temperature (checkpoints before it existed: 1)
+    )
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
