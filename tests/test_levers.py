@@ -64,12 +64,12 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
     untried = [ln for ln in lines if ln.startswith("- Not tried yet")]
     assert untried == [
         "- Not tried yet with ProtoNets: task mixture, budget (iterations, distinct tasks), training ways, "
-        "training shots, training queries, distance to the prototypes, generator, learning-rate schedule, meta-batch "
-        "(tasks per step), Adam's learning rate, moving average of the weights, softmax temperature, GAN training "
-        "epochs, VAE training epochs.",
-        "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), generator, "
-        "inner steps in training, learning-rate schedule, meta-batch (tasks per step), Adam's learning rate, moving "
-        "average of the weights.",
+        "training shots, training queries, anchor distance ε, distance to the prototypes, generator, learning-rate "
+        "schedule, meta-batch (tasks per step), Adam's learning rate, moving average of the weights, softmax "
+        "temperature, GAN training epochs, VAE training epochs.",
+        "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), anchor "
+        "distance ε, generator, inner steps in training, learning-rate schedule, meta-batch (tasks per step), Adam's "
+        "learning rate, moving average of the weights.",
     ]
 
 
@@ -671,3 +671,37 @@ def test_a_best_point_inside_the_ci_of_the_reference_is_said_so(tmp_path):
                         "`mean-squared`)), inside the CI: no measurable gain.")  # fmt: skip
     meta = next(ln for ln in lines if ln.startswith("- meta-batch (tasks per step) (MAML): best tried"))
     assert meta.endswith("over the reference (meta-batch 4 (4,000 tasks, 1,000 × 4)).")  # +1.20 ± 0.57: a gain
+
+
+def test_anchor_distance_lever_compares_each_epsilon_with_the_rows_epsilon_of_its_recipe(tmp_path):
+    """levers/epsilon-* against the 20-way recipe's sweep at the wider rows' ε 204.2, levers/maml-epsilon-* against
+    MAML's 5-way sweep at lasium-gen's default (no ``epsilon`` in its sizes); widest anchors first; a sweep that also
+    changes the rate is no point, and MAML's 2,000-step sweep, alone at its budget, is no comparison."""
+    w20 = {"distance": "mean-squared", "ways": 20, "epsilon": 204.2}
+    _lever_sweeps(tmp_path, (
+        ("gan-h200-207-w20-mean-squared", "protonets", 95.0, w20),
+        ("epsilon-0-gan-h200-207-w20-mean-squared", "protonets", 94.2, {**w20, "epsilon": 0.0}),
+        ("epsilon-180-gan-h200-207-w20-mean-squared", "protonets", 95.4, {**w20, "epsilon": 180.0}),
+        ("epsilon-180-lr-2e-3", "protonets", 97.0, {**w20, "epsilon": 180.0, "lr": 0.002}),  # two settings
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-epsilon-0", "maml", 90.1, {"epsilon": 0.0}),
+        ("maml-budget-2000-steps", "maml", 90.7, {"iterations": 2000}),
+    ))  # fmt: skip
+    found = [c for c in collect(tmp_path) if c["lever"] == "anchor distance ε"]
+    points = {c["learner"]: [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in c["points"]]
+              for c in found}  # fmt: skip
+    recipe = "4,000 tasks, 1,000 × 4; GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`); 20-way, `mean-squared`"
+    assert points == {
+        "protonets": [
+            (f"ε 204.2 ({recipe})", None),
+            (f"ε 180 ({recipe})", 0.4),
+            (f"ε 0 (no rejection: anchors drawn independently) ({recipe})", -0.8),
+        ],
+        "maml": [
+            ("lasium-gen's default ε (246.09375·D/128) (4,000 tasks, 1,000 × 4)", None),
+            ("ε 0 (no rejection: anchors drawn independently) (4,000 tasks, 1,000 × 4)", 0.6),
+        ],
+    }
+    lines = table(found)
+    assert any(ln.startswith("- anchor distance ε (ProtoNets): best tried ε 180") for ln in lines)
+    assert not any(ln.startswith("- Not tried yet") and "anchor distance" in ln for ln in lines)

@@ -94,8 +94,15 @@ def inner_steps_of(results: Results) -> int:
     return int(results.get("sizes", {}).get("inner_steps") or 5)
 
 
-def epsilon_note(results: Results) -> str:
+def epsilon_of(results: Results) -> float | None:
+    """A sweep's lasium-gen ``--epsilon``, the least squared distance between a task's anchors (None: lasium-gen's
+    default, 246.09375·D/128 for a latent of size D)."""
     epsilon = results.get("sizes", {}).get("epsilon")
+    return None if epsilon is None else float(epsilon)
+
+
+def epsilon_note(results: Results) -> str:
+    epsilon = epsilon_of(results)
     return f", ε {epsilon:g}" if epsilon is not None else ""
 
 

@@ -48,7 +48,7 @@ from .lever_sizes import (
     ways_note,
 )
 from .levers_optimisation import ema_lever, lr_lever, meta_batch_lever, temperature_lever
-from .levers_task_shape import queries_lever, shots_lever, ways_lever
+from .levers_task_shape import epsilon_lever, queries_lever, shots_lever, ways_lever
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
 from .sweep_page import LEARNER_NAMES, PARAMETERS, generator_kind, generator_phrase, reference_value
@@ -330,6 +330,7 @@ LEVERS: tuple[Lever, ...] = (
     ways_lever("protonets"),
     shots_lever("protonets"),
     queries_lever("protonets"),
+    *(epsilon_lever(learner) for learner in LEARNERS),
     _distance_lever(),
     *(_generator_lever(learner) for learner in LEARNERS),
     _inner_steps_lever(),

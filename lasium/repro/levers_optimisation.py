@@ -16,6 +16,7 @@ from .lever_sizes import (
     Results,
     Row,
     ema_decay_of,
+    epsilon_of,
     generator_spec,
     inner_steps_of,
     lr_schedule_of,
@@ -48,15 +49,16 @@ def lr_of(results: Results) -> float:
     return float(results.get("sizes", {}).get("lr") or DEFAULT_LR)
 
 
-def _everything_but(setting: str) -> Callable[[Row, Results], str]:
-    """A lever's comparisons: one per recipe (generator, task shape, distance, budget, seed and the other settings of
-    the optimisation), so that its points differ in ``setting`` alone."""
+def everything_but(setting: str) -> Callable[[Row, Results], str]:
+    """A lever's comparisons: one per recipe (generator, task shape and anchor distance ε, ProtoNets distance, budget,
+    seed and the other settings of the optimisation), so that its points differ in ``setting`` alone."""
 
     def key(row: Row, results: Results) -> str:
         s = results["sizes"]
         recipe = {
             "generator": generator_spec(results),
             "ways": training_ways(results),
+            "epsilon": epsilon_of(results),
             "shots": training_shots(results),
             "queries": training_queries(results),
             "distance": training_distance(results),
@@ -76,7 +78,7 @@ def _everything_but(setting: str) -> Callable[[Row, Results], str]:
     return key
 
 
-def _recipe(results: Results) -> str:
+def recipe_phrase(results: Results) -> str:
     """``4,000 tasks, 1,000 × 4; GAN `...`; 20-way, `mean-squared```: a setting's brackets (the generator when not
     the bundled GAN, the ways and distance when not the defaults)."""
     s = results["sizes"]
@@ -101,7 +103,7 @@ def _optimisation_lever(
         is_reference=lambda r, res: value(res) == default,
         order=lambda r, res: (float(value(res)),),
         needs=lambda r, res: value(res) != default,
-        group=_everything_but(size_key),
+        group=everything_but(size_key),
         across_sources=True,
         **kw,
     )
@@ -113,7 +115,7 @@ def ema_lever(learner: str) -> Lever:
 
     def setting(row: Row, results: Results) -> str:
         decay = ema_decay_of(results)
-        return f"{f'moving average, decay {decay:g}' if decay else 'the stepped weights'} ({_recipe(results)})"
+        return f"{f'moving average, decay {decay:g}' if decay else 'the stepped weights'} ({recipe_phrase(results)})"
 
     return _optimisation_lever(
         "moving average of the weights",
@@ -137,7 +139,7 @@ def meta_batch_lever(learner: str) -> Lever:
         "meta_batch",
         meta_batch_of,
         REFERENCE_BUDGETS[learner][1],
-        setting=lambda r, res: f"meta-batch {meta_batch_of(res)} ({_recipe(res)})",
+        setting=lambda r, res: f"meta-batch {meta_batch_of(res)} ({recipe_phrase(res)})",
         reference_name=f"the authors' {REFERENCE_BUDGETS[learner][1]} tasks per step",
     )
 
@@ -152,7 +154,7 @@ def lr_lever(learner: str) -> Lever:
         "lr",
         lr_of,
         DEFAULT_LR,
-        setting=lambda r, res: f"`--lr {lr_of(res):g}` ({_recipe(res)})",
+        setting=lambda r, res: f"`--lr {lr_of(res):g}` ({recipe_phrase(res)})",
         reference_name=f"lasium-train's {DEFAULT_LR:g}, every row's rate",
     )
 
@@ -168,6 +170,6 @@ def temperature_lever() -> Lever:
         "temperature",
         temperature_of,
         DEFAULT_TEMPERATURE,
-        setting=lambda r, res: f"`--temperature {temperature_of(res):g}` ({_recipe(res)})",
+        setting=lambda r, res: f"`--temperature {temperature_of(res):g}` ({recipe_phrase(res)})",
         reference_name="T 1: the logits are minus the distances, every row's",
     )

@@ -1,8 +1,11 @@
 """The levers of the training tasks' shape (issue 27): how many classes (``--ways``), support images (``--shots``)
-and query images (``--queries``) each generated task has. Each compares sweeps of LASIUM-N at its tuned σ that differ
-in that alone; :data:`lasium.repro.levers.LEVERS` lists them with the others."""
+and query images (``--queries``) each generated task has, and how far apart its classes' anchors must be
+(``--epsilon``). Each compares sweeps of LASIUM-N at its tuned σ that differ in that alone;
+:data:`lasium.repro.levers.LEVERS` lists them with the others."""
 
 from __future__ import annotations
+
+import math
 
 from .lever_sizes import (
     Lever,
@@ -12,6 +15,7 @@ from .lever_sizes import (
     budget_size,
     distance_note,
     epsilon_note,
+    epsilon_of,
     generator_spec,
     seed_note,
     training_distance,
@@ -21,6 +25,8 @@ from .lever_sizes import (
     tuned_n_points,
     ways_note,
 )
+from .levers_optimisation import PREFIX, REFERENCES, everything_but, recipe_phrase
+from .longer_rows import WIDER_TASKS
 from .sweep import DEFAULT_GENERATOR
 from .sweep_page import generator_phrase
 
@@ -108,5 +114,52 @@ def shots_lever(learner: str) -> Lever:
         is_reference=lambda r, res: training_shots(res) == 1,
         order=lambda r, res: (*budget_size(res), training_shots(res)),
         group=lambda r, res: f"{training_ways(res)}-way, {budget_setting(r, res)}",
+        across_sources=True,
+    )
+
+
+def rows_epsilon(ways: int) -> float | None:
+    """The anchor distance ε the page's rows of ``ways``-way training tasks use: the wider rows' (the value lasium-gen
+    suggests for 1% acceptance), or None, lasium-gen's default, at the benchmark's 5 ways."""
+    return next((wider.epsilon for wider in WIDER_TASKS if wider.ways == ways), None)
+
+
+def _is_rows_epsilon(row: Row, results: Results) -> bool:
+    return epsilon_of(results) == rows_epsilon(training_ways(results))
+
+
+def _epsilon_order(row: Row, results: Results) -> tuple[float, ...]:
+    """Widest anchors first: lasium-gen's default (None), then the larger ε."""
+    epsilon = epsilon_of(results)
+    return (-math.inf if epsilon is None else -epsilon,)
+
+
+def _epsilon_setting(row: Row, results: Results) -> str:
+    epsilon = epsilon_of(results)
+    if epsilon is None:
+        setting = "lasium-gen's default ε (246.09375·D/128)"
+    elif epsilon == 0:
+        setting = "ε 0 (no rejection: anchors drawn independently)"
+    else:
+        setting = f"ε {epsilon:g}"
+    return f"{setting} ({recipe_phrase(results)})"
+
+
+def epsilon_lever(learner: str) -> Lever:
+    """How far apart a task's anchors must be (``lasium-gen --epsilon``, the least squared L2 distance between any two
+    of them; Khodadadeh et al., 2021, draw anchors by rejection against it): sweeps ``levers/[maml-]epsilon*`` against
+    their recipe's sweep at the rows' ε (:func:`rows_epsilon`). A smaller ε lets classes of one task come from nearby
+    latents, so tasks hold more look-alike classes; ε 0 draws the anchors independently."""
+    return Lever(
+        "anchor distance ε",
+        learner,
+        (f"{PREFIX[learner]}epsilon*/sweep.json", *REFERENCES[learner]),
+        tuned_n_points(learner),
+        _epsilon_setting,
+        "the rows' ε: lasium-gen's default at 5-way, the wider rows' at more ways",
+        is_reference=_is_rows_epsilon,
+        order=_epsilon_order,
+        needs=lambda r, res: not _is_rows_epsilon(r, res),
+        group=everything_but("epsilon"),
         across_sources=True,
     )
