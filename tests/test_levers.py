@@ -67,9 +67,9 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
         "training shots, training queries, anchor distance ε, distance to the prototypes, generator, learning-rate "
         "schedule, meta-batch (tasks per step), Adam's learning rate, moving average of the weights, softmax "
         "temperature, GAN training epochs, VAE training epochs.",
-        "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), anchor "
-        "distance ε, generator, inner steps in training, learning-rate schedule, meta-batch (tasks per step), Adam's "
-        "learning rate, moving average of the weights.",
+        "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), training "
+        "queries, anchor distance ε, generator, inner steps in training, learning-rate schedule, meta-batch (tasks "
+        "per step), Adam's learning rate, moving average of the weights.",
     ]
 
 
@@ -705,3 +705,20 @@ def test_anchor_distance_lever_compares_each_epsilon_with_the_rows_epsilon_of_it
     lines = table(found)
     assert any(ln.startswith("- anchor distance ε (ProtoNets): best tried ε 180") for ln in lines)
     assert not any(ln.startswith("- Not tried yet") and "anchor distance" in ln for ln in lines)
+
+
+def test_training_queries_lever_of_maml_compares_with_mamls_5_query_sweep(tmp_path):
+    """levers/maml-queries-* against levers/maml-parameter-n at its budget; a ProtoNets queries sweep is not MAML's."""
+    _lever_sweeps(tmp_path, (
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-queries-15", "maml", 90.4, {"queries": 15}),
+        ("maml-budget-2000-steps", "maml", 90.7, {"iterations": 2000}),
+        ("gan-h200-207-w20-mean-squared", "protonets", 95.0, {"ways": 20}),
+        ("queries-15-gan-h200-207-w20-mean-squared", "protonets", 94.9, {"ways": 20, "queries": 15}),
+    ))  # fmt: skip
+    found = {c["learner"]: c for c in collect(tmp_path) if c["lever"] == "training queries"}
+    assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in found["maml"]["points"]] == [
+        ("5 queries per class (4,000 tasks, 1,000 × 4)", None),
+        ("15 queries per class (4,000 tasks, 1,000 × 4)", 0.9),
+    ]
+    assert [p["delta"] and p["delta"]["1"]["pct"] for p in found["protonets"]["points"]] == [None, -0.1]

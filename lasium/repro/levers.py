@@ -329,7 +329,7 @@ LEVERS: tuple[Lever, ...] = (
     *(_step_lever(learner) for learner in LEARNERS),
     ways_lever("protonets"),
     shots_lever("protonets"),
-    queries_lever("protonets"),
+    *(queries_lever(learner) for learner in LEARNERS),
     *(epsilon_lever(learner) for learner in LEARNERS),
     _distance_lever(),
     *(_generator_lever(learner) for learner in LEARNERS),

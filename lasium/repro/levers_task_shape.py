@@ -69,18 +69,22 @@ def _queries_setting(row: Row, results: Results) -> str:
     return f"{training_queries(results)} queries per class ({recipe})"
 
 
-# The training-queries lever's references: the 5-query sweeps whose recipe a ``levers/queries*`` sweep repeats.
-QUERIES_REFERENCES = ("levers/gan*/sweep.json", "levers/ways*/sweep.json", "levers/distance*/sweep.json")
+# The training-queries lever's references: the 5-query sweeps whose recipe a ``levers/[maml-]queries*`` sweep repeats.
+QUERIES_REFERENCES = {
+    "protonets": ("levers/gan*/sweep.json", "levers/ways*/sweep.json", "levers/distance*/sweep.json"),
+    "maml": REFERENCES["maml"],
+}
 
 
 def queries_lever(learner: str) -> Lever:
     """Query images per class of the training tasks (``lasium-gen --queries``; validation keeps its 15): sweeps of
-    LASIUM-N at its tuned σ that differ in them alone (``levers/queries*`` against the 5-query sweep of the same
-    generator, ways, distance, budget and seed); the reference is lasium-gen's and the authors' 5."""
+    LASIUM-N at its tuned σ that differ in them alone (``levers/[maml-]queries*`` against the 5-query sweep of the
+    same generator, ways, distance, budget and seed); the reference is lasium-gen's and the authors' 5. More queries
+    average the training loss (MAML's outer loss) over more images of each task."""
     return Lever(
         "training queries",
         learner,
-        ("levers/queries*/sweep.json", *QUERIES_REFERENCES),
+        (f"{PREFIX[learner]}queries*/sweep.json", *QUERIES_REFERENCES[learner]),
         tuned_n_points(learner),
         _queries_setting,
         "5 queries per class, the authors' K_val",
