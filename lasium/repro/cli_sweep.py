@@ -133,6 +133,10 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --work runs/lever-ema --results results/levers/ema-0.99   # a moving average of the weights
       lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 4000 --distance mean-squared \\
           --temperature 4 --work runs/lever-t4 --results results/levers/temperature-4   # a softer softmax
+      lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --epsilon 0 \\
+          --work runs/lever-maml-eps-0 --results results/levers/maml-epsilon-0   # anchors drawn independently
+      lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --queries 15 \\
+          --work runs/lever-maml-q15 --results results/levers/maml-queries-15   # MAML's outer loss on more queries
     """
     from .sweep import AUGMENTS, QUICK, PointBudget, SweepOptions, run
 
