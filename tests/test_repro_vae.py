@@ -482,3 +482,47 @@ def test_a_sweep_scores_task_mixtures_on_validation_tasks(tmp_path, monkeypatch)
             replace(options, mixtures=(bad,)).validate()
     with pytest.raises(ConfigError, match="--only mixture"):
         replace(options, mixtures=()).validate()
+
+
+def test_a_mixture_source_may_name_its_own_generator(tmp_path, monkeypatch):
+    """--mixtures n:0.5+n@omniglot-vae:0.5: the second source's set is generated on that generator, in a folder named
+    after it (the sweep's --generator is not added to its command), and the point's names keep to folder-safe
+    characters; a generator on UMTRA, an empty one and two generators whose folders would clash are refused."""
+    from lasium.repro.sweep import PointBudget, SweepOptions
+    from lasium.repro.sweep import run as sweep
+
+    ran = []
+
+    def fake_run(self, name, console, args, row=None, produces=None, continue_with=None, identity=None):
+        ran.append((name, args))
+        if console == "lasium-eval":
+            out = Path(args[args.index("--out") + 1])
+            out.parent.mkdir(parents=True, exist_ok=True)
+            cells = [dict(shots=s, accuracy_pct=80.0 + s, ci95_pct=0.5, tasks=10) for s in (1, 5)]
+            out.write_text(json.dumps({"results": cells, "episode_digest": "d" * 64}))
+        return True
+
+    monkeypatch.setattr(stages.StageRunner, "run", fake_run)
+    options = SweepOptions(budget=PointBudget(tasks=24, iterations=4, val_tasks=10), only="mixture",
+                           mixtures=("n:0.5+n@omniglot-vae:0.5",), work=tmp_path / "w", results=tmp_path / "r",
+                           generator="omniglot-gan")  # fmt: skip
+    results = sweep(options)
+    names = dict(ran)
+    assert list(names) == [
+        "gen-n-sigma-preset", "gen-n-sigma-preset-at-omniglot-vae", "train-mix-n0.5-n-at-omniglot-vae0.5-shift5-affine",
+        "eval-mix-n0.5-n-at-omniglot-vae0.5-shift5-affine",
+    ]  # fmt: skip
+    own = names["gen-n-sigma-preset-at-omniglot-vae"]
+    assert own[own.index("--generator") + 1] == "omniglot-vae" and own.count("--generator") == 1
+    assert "--generator" not in names["gen-n-sigma-preset"]  # the sweep's own generator: lasium-gen's default
+    train = names["train-mix-n0.5-n-at-omniglot-vae0.5-shift5-affine"]
+    assert [train[i + 1] for i, a in enumerate(train) if a == "--shards"] == [
+        f"{tmp_path / 'w' / 'shards' / 'n-sigma-preset'}:0.5",
+        f"{tmp_path / 'w' / 'shards' / 'n-sigma-preset-at-omniglot-vae'}:0.5",
+    ]
+    assert results["rows"][0]["mix"] == "n:0.5+n@omniglot-vae:0.5"
+    for bad in ("n:0.5+umtra@omniglot-gan:0.5", "n@:1", "n@omniglot-gan:0.5+n@omniglot-gan:0.5"):
+        with pytest.raises(ConfigError, match="--mixtures"):
+            replace(options, mixtures=(bad,)).validate()
+    with pytest.raises(ConfigError, match="share a folder"):
+        replace(options, mixtures=("n:0.5+n@a/gan:0.25+ro@b/gan:0.25",)).validate()

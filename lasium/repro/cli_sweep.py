@@ -45,7 +45,8 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
     "--mixtures",
     default=None,
     metavar="MIXES",
-    help="Task-mixture points, comma-separated, each SOURCE:WEIGHT joined by + (sources n, ro, oc, umtra), e.g. "
+    help="Task-mixture points, comma-separated, each SOURCE:WEIGHT joined by + (sources n, ro, oc, umtra; a LASIUM "
+    "source may name its own generator, n@omniglot-gan, to mix two generators' tasks), e.g. "
     "n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 [none].",
 )
 @click.option(
@@ -117,6 +118,8 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --work runs/lever-gan --results results/levers/gan
       lasium-repro sweep --only mixture --mixtures n:1,n:0.5+umtra:0.5,n:0.25+ro:0.25+oc:0.25+umtra:0.25 \\
           --work runs/lever-mix --results results/levers/mix
+      lasium-repro sweep --generator runs/gan-fit --only mixture --mixtures n:1,n:0.5+n@omniglot-gan:0.5 \\
+          --work runs/lever-mix-gans --results results/levers/mix-gans   # two generators' tasks, half each
       lasium-repro sweep --only parameter --strategies n --values 0.5 --ways 20 --epsilon 204.2 \\
           --work runs/lever-ways-20 --results results/levers/ways-20   # beside a --ways 5 sweep of the same budget
       lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 32000 --iterations 8000 \\

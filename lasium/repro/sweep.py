@@ -32,7 +32,7 @@ from .generators import describe_generator, same_generator
 from .options import argv_of
 from .point_budget import PointBudget
 from .stages import StageRunner, same_commands
-from .sweep_mixture import mixture_commands, parse_mixture
+from .sweep_mixture import generator_tag, mixture_commands, mixture_generators, parse_mixture, safe_name
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
 
 AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-strokes", "shift5-erase", "shift5-support")
@@ -56,7 +56,8 @@ class SweepOptions:
     threads: int = 1  # OMP_NUM_THREADS of every stage
     resume: bool = False
     generator: str = DEFAULT_GENERATOR  # lasium-gen --generator of every point (a bundled name or a lasium-fit folder)
-    # task mixtures, each "SOURCE:WEIGHT+SOURCE:WEIGHT..." (sources of MIXTURE_SOURCES): a point per mixture, trained
+    # task mixtures, each "SOURCE:WEIGHT+SOURCE:WEIGHT..." (sources of MIXTURE_SOURCES, a LASIUM one optionally
+    # "@GENERATOR": its tasks from that generator): a point per mixture, trained
     # with lasium-train --shards SET:WEIGHT per source, each set of budget.tasks tasks; empty: no mixture family
     mixtures: tuple[str, ...] = ()
     mixture_augment: str = "shift5-affine"  # lasium-train --augment of the mixture points (auto: none for UMTRA)
@@ -76,6 +77,14 @@ class SweepOptions:
             raise ConfigError(f"--threads must be at least 1; got {self.threads}")
         for mixture in self.mixtures:
             parse_mixture(mixture)
+        tags: dict[str, str] = {}
+        for named in mixture_generators(self.mixtures):  # each generator's sets are named after it
+            other = tags.setdefault(generator_tag(named), named)
+            if other != named:
+                raise ConfigError(
+                    f"--mixtures names two generators whose sets would share a folder ({other!r}, {named!r}); "
+                    "give one of them under another folder name"
+                )
         if self.only == "mixture" and not self.mixtures:
             raise ConfigError("--only mixture runs the --mixtures points; give some, e.g. --mixtures n:0.5+umtra:0.5")
         return self
@@ -107,7 +116,7 @@ class Point:
     @property
     def shard_name(self) -> str:
         if self.mix:  # one set per source (see mixture_sets); the point's own name
-            return "mix-" + "-".join(f"{s}{w:g}" for s, w in parse_mixture(self.mix))
+            return "mix-" + "-".join(f"{safe_name(s)}{w:g}" for s, w in parse_mixture(self.mix))
         return f"{self.strategy}-{self.parameter}{'-preset' if self.value is None else format(self.value, 'g')}"
 
     @property
@@ -291,6 +300,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
     results_dir.mkdir(parents=True, exist_ok=True)
     runner = StageRunner(work, stage_env(options.threads), resume=options.resume, tag="sweep")
     generator = describe_generator(options.generator)  # one line for a spec that names no generator
+    for named in mixture_generators(options.mixtures):  # a mixture source's own generator: checked before any stage
+        describe_generator(named)
     values = list(options.values) or None
     points = plan(
         options.augment_sigma,
@@ -348,7 +359,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
         cmds = mixture_commands(point, budget, work) if point.mix else commands(point, budget, work)
         if options.generator != DEFAULT_GENERATOR:
             for stage, cmd in cmds.items():
-                if stage.startswith("gen") and "--source" not in cmd:
+                if stage.startswith("gen") and "--source" not in cmd and "--generator" not in cmd:
                     cmd += ["--generator", options.generator]
         recorded = earlier.get(point.key)
         if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):

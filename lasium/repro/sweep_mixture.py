@@ -1,9 +1,11 @@
 """The sweep's task-mixture points (``lasium-repro sweep --mixtures``): LASIUM strategies and UMTRA mixed in given
 proportions (``lasium-train --shards SET:WEIGHT``, each task drawn from a set with its weight), scored on validation
-tasks like every sweep point."""
+tasks like every sweep point. A LASIUM source may name its own generator (``n@omniglot-gan``: the sweep's strategy
+on that generator's latent space instead of the sweep's ``--generator``), so tasks of two generators can be mixed."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,29 +19,61 @@ if TYPE_CHECKING:
 MIXTURE_SOURCES = ("n", "ro", "oc", "umtra")  # what a mixture point mixes: LASIUM strategies (σ/α --tuned-for), UMTRA
 
 
+def split_source(source: str) -> tuple[str, str | None]:
+    """``"n@omniglot-gan"`` → ``("n", "omniglot-gan")``; ``"n"`` → ``("n", None)`` (the sweep's generator)."""
+    strategy, at, generator = source.partition("@")
+    return strategy, (generator if at else None)
+
+
 def parse_mixture(text: str) -> tuple[tuple[str, float], ...]:
-    """``"n:0.5+umtra:0.5"`` → ``(("n", 0.5), ("umtra", 0.5))``; a one-line :class:`ConfigError` for anything else
-    (an unknown source, a source twice, a weight that is not a positive number)."""
+    """``"n:0.5+umtra:0.5"`` → ``(("n", 0.5), ("umtra", 0.5))``, ``"n:0.5+n@omniglot-gan:0.5"`` →
+    ``(("n", 0.5), ("n@omniglot-gan", 0.5))``; a one-line :class:`ConfigError` for anything else (an unknown source, a
+    source twice, a generator on UMTRA or an empty one, a weight that is not a positive number)."""
     parts: list[tuple[str, float]] = []
     for item in text.split("+"):
-        source, _, weight = item.partition(":")
+        source, _, weight = item.rpartition(":")
+        strategy, generator = split_source(source)
         try:
             value = float(weight)
         except ValueError:
             value = float("nan")
-        if source not in MIXTURE_SOURCES or not value > 0 or source in dict(parts):
+        if (
+            strategy not in MIXTURE_SOURCES
+            or (generator is not None and (strategy == "umtra" or not generator.strip()))
+            or not value > 0
+            or source in dict(parts)
+        ):
             raise ConfigError(
-                f"--mixtures takes SOURCE:WEIGHT joined by + (sources {', '.join(MIXTURE_SOURCES)}, each once, "
-                f"positive weights), mixtures separated by commas, e.g. n:0.5+umtra:0.5; got {text!r}"
+                f"--mixtures takes SOURCE[@GENERATOR]:WEIGHT joined by + (sources {', '.join(MIXTURE_SOURCES)}, each "
+                "once; a LASIUM source may name its generator, e.g. n@omniglot-gan; positive weights), mixtures "
+                f"separated by commas, e.g. n:0.5+umtra:0.5; got {text!r}"
             )
         parts.append((source, value))
     return tuple(parts)
 
 
+def mixture_generators(mixtures: tuple[str, ...]) -> tuple[str, ...]:
+    """The generators the sources of ``mixtures`` name (besides the sweep's own), each once, in order."""
+    named = (split_source(source)[1] for text in mixtures for source, _ in parse_mixture(text))
+    return tuple(dict.fromkeys(g for g in named if g is not None))
+
+
+def generator_tag(generator: str) -> str:
+    """A generator spec as part of a folder name: ``runs/gan-fit`` → ``gan-fit`` (its last path part, other characters
+    than letters, digits, ``.``, ``_`` and ``-`` as ``_``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", Path(generator.rstrip("/")).name or generator)
+
+
+def safe_name(source: str) -> str:
+    """A source as part of a folder name: ``n`` → ``n``, ``n@runs/gan-fit`` → ``n-at-gan-fit``."""
+    strategy, generator = split_source(source)
+    return strategy if generator is None else f"{strategy}-at-{generator_tag(generator)}"
+
+
 def mixture_commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[str]]:
-    """A mixture point's stages: a generation per source (a LASIUM strategy with its --tuned-for σ/α, or UMTRA with
-    its defaults; ``budget.tasks`` tasks each, one set per source shared by every mixture), training on all of them
-    (``--shards SET:WEIGHT``), the validation score."""
+    """A mixture point's stages: a generation per source (a LASIUM strategy with its --tuned-for σ/α, on the
+    source's own generator when it names one, or UMTRA with its defaults; ``budget.tasks`` tasks each, one set per
+    source shared by every mixture), training on all of them (``--shards SET:WEIGHT``), the validation score."""
     from .sweep import Point, commands
 
     cmds: dict[str, list[str]] = {}
@@ -52,9 +86,14 @@ def mixture_commands(point: Point, budget: PointBudget, work: Path) -> dict[str,
                    "5", *budget.ways_args(), "--seed", str(budget.seed), "--out", str(shards), "--quiet",
                    *budget.common()]  # fmt: skip
         else:
-            part = Point("parameter", source, PARAMETERS[source][0], None, point.augment)
+            strategy, generator = split_source(source)
+            part = Point("parameter", strategy, PARAMETERS[strategy][0], None, point.augment)
             gen = commands(part, budget, work)["gen"]
             shards = work / "shards" / part.shard_name
+            if generator is not None:  # its own set, named after the generator
+                shards = shards.with_name(f"{part.shard_name}-at-{generator_tag(generator)}")
+                gen[gen.index("--out") + 1] = str(shards)
+                gen += ["--generator", generator]
         cmds[f"gen-{shards.name}"] = gen
         sets.append(f"{shards}:{weight:g}")
     single = commands(Point("parameter", "n", "sigma", None, point.augment), budget, work)
