@@ -722,3 +722,24 @@ def test_training_queries_lever_of_maml_compares_with_mamls_5_query_sweep(tmp_pa
         ("15 queries per class (4,000 tasks, 1,000 × 4)", 0.9),
     ]
     assert [p["delta"] and p["delta"]["1"]["pct"] for p in found["protonets"]["points"]] == [None, -0.1]
+
+
+def test_a_mixture_sweep_of_another_recipe_names_it_and_its_sources_generators(tmp_path):
+    """A mixture sweep on another GAN with 20-way tasks says so beside each mixture; a source on its own generator
+    keeps its name (n@omniglot-gan)."""
+    mixes = [
+        {"family": "mixture", "strategy": "mix", "value": None, "augment": "shift5", "mix": mix, "key": key,
+         "status": "ok", "val": _val(one, 98.6)}
+        for mix, key, one in (("n:1", "mix-n1-shift5", 95.0), ("n:0.5+n@omniglot-gan:0.5", "mix-gans", 95.4))
+    ]  # fmt: skip
+    _sweep(tmp_path / "levers" / "mix-gans", mixes, tasks=4000)
+    data = json.loads((tmp_path / "levers" / "mix-gans" / "sweep.json").read_text())
+    data["sizes"].update(ways=20, epsilon=204.2, distance="mean-squared")
+    data["generator"] = {"spec": "gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32}
+    (tmp_path / "levers" / "mix-gans" / "sweep.json").write_text(json.dumps(data))
+    (mixture,) = [c for c in collect(tmp_path) if c["lever"] == "task mixture"]
+    recipe = "GAN `gan-207` (weights sha256 `1d1d1d1d1d1d`), 20-way, `mean-squared`"
+    assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in mixture["points"]] == [
+        (f"n × 1 (`shift5`, {recipe})", None),
+        (f"n × 0.5 + n@omniglot-gan × 0.5 (`shift5`, {recipe})", 0.4),
+    ]

@@ -160,9 +160,11 @@ def _augment_lever(learner: str, sources: tuple[str, ...]) -> Lever:
 
 
 def _mixture_setting(row: Row, results: Results) -> str:
-    """``n × 0.5 + umtra × 0.5 (`shift5-affine`)``, and the distance of a sweep that trained with another one."""
+    """``n × 0.5 + umtra × 0.5 (`shift5-affine`)``, and the recipe (generator, ways, distance) of a sweep that is not
+    the bundled GAN's 5-way one; a source on its own generator reads ``n@omniglot-gan``."""
     mix = " + ".join(part.replace(":", " × ") for part in str(row["mix"]).split("+"))
-    return f"{mix} (`{row['augment']}`{distance_note(results)})"
+    recipe = _recipe_note(results)
+    return f"{mix} (`{row['augment']}`{', ' + recipe if recipe else ''})"
 
 
 def _generator_setting(row: Row, results: Results) -> str:
