@@ -365,12 +365,11 @@ def test_page_puts_each_vae_row_beside_the_papers_cell(monkeypatch, bundled_vae)
 
 
 # --- the sweep's generator -----------------------------------------------------------------------------------
-def test_a_sweep_scores_the_points_of_the_generator_it_is_given(tmp_path, monkeypatch, bundled_vae):
-    """lasium-repro sweep --generator: every point's generation names it, the page records its weights, and a
-    resumed sweep takes no point made by other weights under the same spec."""
-    from lasium.repro.sweep import PointBudget, SweepOptions
-    from lasium.repro.sweep import run as sweep
 
+
+def _record_sweep_stages(monkeypatch, bonus=lambda out: 0.0) -> list:
+    """Replace every stage a sweep runs by a record of (name, args); an evaluation writes 80 + shots (+ ``bonus`` of its
+    output path) per shot. Returns the record."""
     ran = []
 
     def fake_run(self, name, console, args, row=None, produces=None, continue_with=None, identity=None):
@@ -378,11 +377,21 @@ def test_a_sweep_scores_the_points_of_the_generator_it_is_given(tmp_path, monkey
         if console == "lasium-eval":
             out = Path(args[args.index("--out") + 1])
             out.parent.mkdir(parents=True, exist_ok=True)
-            cells = [dict(shots=s, accuracy_pct=80.0 + s, ci95_pct=0.5, tasks=10) for s in (1, 5)]
+            cells = [dict(shots=s, accuracy_pct=80.0 + s + bonus(out), ci95_pct=0.5, tasks=10) for s in (1, 5)]
             out.write_text(json.dumps({"results": cells, "episode_digest": "d" * 64}))
         return True
 
     monkeypatch.setattr(stages.StageRunner, "run", fake_run)
+    return ran
+
+
+def test_a_sweep_scores_the_points_of_the_generator_it_is_given(tmp_path, monkeypatch, bundled_vae):
+    """lasium-repro sweep --generator: every point's generation names it, the page records its weights, and a
+    resumed sweep takes no point made by other weights under the same spec."""
+    from lasium.repro.sweep import PointBudget, SweepOptions
+    from lasium.repro.sweep import run as sweep
+
+    ran = _record_sweep_stages(monkeypatch)
     folder = vae_folder(tmp_path)
     options = SweepOptions(budget=PointBudget(tasks=24, iterations=4, val_tasks=10), strategies=("n",),
                            values=(0.5,), only="parameter", generator=str(folder), work=tmp_path / "w",
@@ -440,19 +449,7 @@ def test_a_sweep_scores_task_mixtures_on_validation_tasks(tmp_path, monkeypatch)
     from lasium.repro.sweep import PointBudget, SweepOptions
     from lasium.repro.sweep import run as sweep
 
-    ran = []
-
-    def fake_run(self, name, console, args, row=None, produces=None, continue_with=None, identity=None):
-        ran.append((name, args))
-        if console == "lasium-eval":
-            out = Path(args[args.index("--out") + 1])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            bonus = 5.0 if "mix-n0.5-umtra0.5" in out.name else 0.0
-            cells = [dict(shots=s, accuracy_pct=80.0 + s + bonus, ci95_pct=0.5, tasks=10) for s in (1, 5)]
-            out.write_text(json.dumps({"results": cells, "episode_digest": "d" * 64}))
-        return True
-
-    monkeypatch.setattr(stages.StageRunner, "run", fake_run)
+    ran = _record_sweep_stages(monkeypatch, bonus=lambda out: 5.0 if "mix-n0.5-umtra0.5" in out.name else 0.0)
     options = SweepOptions(budget=PointBudget(tasks=24, iterations=4, val_tasks=10), only="mixture",
                            mixtures=("n:1", "n:0.5+umtra:0.5"), work=tmp_path / "w",
                            results=tmp_path / "r")  # fmt: skip
@@ -491,18 +488,7 @@ def test_a_mixture_source_may_name_its_own_generator(tmp_path, monkeypatch):
     from lasium.repro.sweep import PointBudget, SweepOptions
     from lasium.repro.sweep import run as sweep
 
-    ran = []
-
-    def fake_run(self, name, console, args, row=None, produces=None, continue_with=None, identity=None):
-        ran.append((name, args))
-        if console == "lasium-eval":
-            out = Path(args[args.index("--out") + 1])
-            out.parent.mkdir(parents=True, exist_ok=True)
-            cells = [dict(shots=s, accuracy_pct=80.0 + s, ci95_pct=0.5, tasks=10) for s in (1, 5)]
-            out.write_text(json.dumps({"results": cells, "episode_digest": "d" * 64}))
-        return True
-
-    monkeypatch.setattr(stages.StageRunner, "run", fake_run)
+    ran = _record_sweep_stages(monkeypatch)
     options = SweepOptions(budget=PointBudget(tasks=24, iterations=4, val_tasks=10), only="mixture",
                            mixtures=("n:0.5+n@omniglot-vae:0.5",), work=tmp_path / "w", results=tmp_path / "r",
                            generator="omniglot-gan")  # fmt: skip

@@ -79,8 +79,8 @@ QUERIES_REFERENCES = {
 def queries_lever(learner: str) -> Lever:
     """Query images per class of the training tasks (``lasium-gen --queries``; validation keeps its 15): sweeps of
     LASIUM-N at its tuned σ that differ in them alone (``levers/[maml-]queries*`` against the 5-query sweep of the
-    same generator, ways, distance, budget and seed); the reference is lasium-gen's and the authors' 5. More queries
-    average the training loss (MAML's outer loss) over more images of each task."""
+    same recipe: generator, ways, distance, budget, seed and training settings); the reference is lasium-gen's and the
+    authors' 5. More queries average the training loss (MAML's outer loss) over more images of each task."""
     return Lever(
         "training queries",
         learner,
@@ -91,10 +91,7 @@ def queries_lever(learner: str) -> Lever:
         is_reference=lambda r, res: training_queries(res) == 5,
         order=lambda r, res: (float(training_queries(res)),),
         needs=lambda r, res: training_queries(res) != 5,
-        group=lambda r, res: (
-            f"{generator_spec(res)}, {ways_note(res)}{training_distance(res)}, {budget_setting(r, res)}"
-            f"{seed_note(res)}, {training_shots(res)}-shot"
-        ),
+        group=everything_but("queries"),
         across_sources=True,
     )
 
