@@ -86,6 +86,9 @@ def test_training_ways_change_the_generated_tasks_only(tmp_path: Path):
     md = render(page)
     assert "`lasium-gen` 4,000 20-way tasks" in md and "Training tasks are 20-way; validation stays 5-way." in md
     assert "Anchors at least ε 204.2 apart" in md
+    independent = render(dict(page, sizes=dict(sizes, epsilon=0.0)))  # the ε lever's ε 0 says so, too
+    assert "Anchors drawn independently (`lasium-gen --epsilon 0`" in independent and "ε 0 apart" not in independent
+    assert "Anchors" not in render(dict(page, sizes={k: v for k, v in sizes.items() if k != "epsilon"}))
 
 
 def test_training_shots_change_the_generated_tasks_only(tmp_path: Path):

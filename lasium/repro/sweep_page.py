@@ -62,6 +62,15 @@ def title_of(rows: list[dict[str, Any]]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+def _epsilon_sentence(epsilon: float | None) -> str:
+    """What the page says of ``lasium-gen --epsilon`` (None: nothing, lasium-gen's default)."""
+    if epsilon is None:
+        return ""
+    if epsilon == 0:
+        return " Anchors drawn independently (`lasium-gen --epsilon 0`: no least distance)."
+    return f" Anchors at least ε {epsilon:g} apart (`lasium-gen --epsilon`)."
+
+
 def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) -> str:
     """The page (markdown); ``charts``: the chart files beside it, linked at the end."""
     rows = results["rows"]
@@ -95,7 +104,7 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
             if a.get("shots", 1) != 1 or a.get("queries", 5) != 5
             else ""
         )
-        + (f" Anchors at least ε {a['epsilon']:g} apart (`lasium-gen --epsilon`)." if a.get("epsilon") else "")
+        + _epsilon_sentence(a.get("epsilon"))
         + (
             f" Learning rate: `--lr-schedule {a['lr_schedule']}`."
             if a.get("lr_schedule", "constant") != "constant"
@@ -147,7 +156,8 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
             "## Task mixtures",
             "",
             "Each source's set has the point's task count (UMTRA: `lasium-gen --source umtra` defaults; LASIUM: the "
-            "`--tuned-for` σ/α); `lasium-train` draws each task from a set with the given weight.",
+            "`--tuned-for` σ/α, on the sweep's generator, or on the one a source names after `@`); `lasium-train` "
+            "draws each task from a set with the given weight.",
             "",
             "| mixture | augment | val 1-shot | val 5-shot |",
             "|---|---|---|---|",
