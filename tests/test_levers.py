@@ -68,8 +68,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
         "schedule, meta-batch (tasks per step), Adam's learning rate, moving average of the weights, softmax "
         "temperature, GAN training epochs, VAE training epochs.",
         "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), training "
-        "queries, anchor distance ε, generator, inner steps in training, learning-rate schedule, meta-batch (tasks "
-        "per step), Adam's learning rate, moving average of the weights.",
+        "shots, training queries, anchor distance ε, generator, inner steps in training, learning-rate schedule, "
+        "meta-batch (tasks per step), Adam's learning rate, moving average of the weights.",
     ]
 
 
@@ -717,6 +717,7 @@ def test_training_queries_lever_of_maml_compares_with_mamls_5_query_sweep(tmp_pa
         ("queries-15-gan-h200-207-w20-mean-squared", "protonets", 94.9, {"ways": 20, "queries": 15}),
     ))  # fmt: skip
     found = {c["learner"]: c for c in collect(tmp_path) if c["lever"] == "training queries"}
+    assert not [c for c in collect(tmp_path) if c["lever"] == "training shots"]  # no shots sweep: no comparison
     assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in found["maml"]["points"]] == [
         ("5 queries per class (4,000 tasks, 1,000 × 4)", None),
         ("15 queries per class (4,000 tasks, 1,000 × 4)", 0.9),
@@ -742,4 +743,19 @@ def test_a_mixture_sweep_of_another_recipe_names_it_and_its_sources_generators(t
     assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in mixture["points"]] == [
         (f"n × 1 (`shift5`, {recipe})", None),
         (f"n × 0.5 + n@omniglot-gan × 0.5 (`shift5`, {recipe})", 0.4),
+    ]
+
+
+def test_training_shots_lever_of_maml_compares_with_mamls_1_shot_sweep(tmp_path):
+    """levers/maml-shots-* against levers/maml-parameter-n (1-shot tasks) at its budget."""
+    _lever_sweeps(tmp_path, (
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-shots-5", "maml", 89.0, {"shots": 5}),
+        ("maml-queries-15", "maml", 90.4, {"queries": 15}),  # another lever's: not a shots point
+    ))  # fmt: skip
+    (shots,) = [c for c in collect(tmp_path) if c["lever"] == "training shots"]
+    assert shots["learner"] == "maml"
+    assert [(p["setting"], p["delta"] and p["delta"]["1"]["pct"]) for p in shots["points"]] == [
+        ("1-shot 5-way training tasks (4,000 tasks, 1,000 × 4)", None),
+        ("5-shot 5-way training tasks (4,000 tasks, 1,000 × 4)", -0.5),
     ]

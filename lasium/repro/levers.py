@@ -330,7 +330,7 @@ LEVERS: tuple[Lever, ...] = (
     *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
     *(_step_lever(learner) for learner in LEARNERS),
     ways_lever("protonets"),
-    shots_lever("protonets"),
+    *(shots_lever(learner) for learner in LEARNERS),
     *(queries_lever(learner) for learner in LEARNERS),
     *(epsilon_lever(learner) for learner in LEARNERS),
     _distance_lever(),

@@ -102,19 +102,22 @@ def _shots_setting(row: Row, results: Results) -> str:
 
 
 def shots_lever(learner: str) -> Lever:
-    """K of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--shots`` alone (one comparison
-    per N and budget, each sweep run on the same machine); the reference is 1-shot, what every row trains on.
-    ProtoNets' authors trained with the shot they tested (Snell et al., 2017)."""
+    """K of the training tasks: sweeps of LASIUM-N at its tuned σ that differ in ``--shots`` alone (``levers/shots*``
+    for ProtoNets, ``levers/maml-shots*`` against MAML's 1-shot σ sweep; one comparison per recipe); the reference is
+    1-shot, what every row trains on. ProtoNets' authors trained with the shot they tested (Snell et al., 2017), as did
+    MAML's (Finn et al., 2017)."""
+    sources = ("levers/shots*/sweep.json",) if learner == "protonets" else ("levers/maml-shots*/sweep.json",)
     return Lever(
         "training shots",
         learner,
-        ("levers/shots*/sweep.json",),
+        (*sources, *(() if learner == "protonets" else REFERENCES[learner])),
         tuned_n_points(learner),
         _shots_setting,
         "1-shot training tasks",
         is_reference=lambda r, res: training_shots(res) == 1,
         order=lambda r, res: (*budget_size(res), training_shots(res)),
-        group=lambda r, res: f"{training_ways(res)}-way, {budget_setting(r, res)}",
+        needs=lambda r, res: training_shots(res) != 1,
+        group=everything_but("shots"),
         across_sources=True,
     )
 
