@@ -106,11 +106,13 @@ def shots_lever(learner: str) -> Lever:
     for ProtoNets, ``levers/maml-shots*`` against MAML's 1-shot σ sweep; one comparison per recipe); the reference is
     1-shot, what every row trains on. ProtoNets' authors trained with the shot they tested (Snell et al., 2017), as did
     MAML's (Finn et al., 2017)."""
-    sources = ("levers/shots*/sweep.json",) if learner == "protonets" else ("levers/maml-shots*/sweep.json",)
+    sources: tuple[str, ...] = ("levers/shots*/sweep.json",)  # ProtoNets' shots sweeps hold their 1-shot reference
+    if learner != "protonets":
+        sources = ("levers/maml-shots*/sweep.json", *REFERENCES[learner])
     return Lever(
         "training shots",
         learner,
-        (*sources, *(() if learner == "protonets" else REFERENCES[learner])),
+        sources,
         tuned_n_points(learner),
         _shots_setting,
         "1-shot training tasks",

@@ -53,7 +53,8 @@ def parse_mixture(text: str) -> tuple[tuple[str, float], ...]:
 
 
 def mixture_generators(mixtures: tuple[str, ...]) -> tuple[str, ...]:
-    """The generators the sources of ``mixtures`` name (besides the sweep's own), each once, in order."""
+    """The generators the sources of ``mixtures`` name after ``@``, each once, in order (not the sweep's own
+    ``--generator``, which the other sources use)."""
     named = (split_source(source)[1] for text in mixtures for source, _ in parse_mixture(text))
     return tuple(dict.fromkeys(g for g in named if g is not None))
 
