@@ -91,21 +91,39 @@ def recipe_phrase(results: Results) -> str:
     return "; ".join(filter(None, parts))
 
 
+def setting_lever(
+    name: str,
+    learner: str,
+    folder: str,
+    size_key: str,
+    is_reference: Callable[[Results], bool],
+    order: Callable[[Results], float],
+    references: tuple[str, ...] | None = None,
+    **kw,
+) -> Lever:
+    """A lever of the sweeps ``levers/[maml-]<folder>*`` that differ from their recipe's sweep in ``size_key`` alone
+    (one comparison per recipe), against the point ``is_reference`` holds for; ``references``: the sweeps that hold
+    that point (default :data:`REFERENCES`; empty where the lever's own sweeps hold it)."""
+    return Lever(
+        name,
+        learner,
+        (f"{PREFIX[learner]}{folder}*/sweep.json", *(REFERENCES[learner] if references is None else references)),
+        tuned_n_points(learner),
+        is_reference=lambda r, res: is_reference(res),
+        order=lambda r, res: (order(res),),
+        needs=lambda r, res: not is_reference(res),
+        group=everything_but(size_key),
+        across_sources=True,
+        **kw,
+    )
+
+
 def _optimisation_lever(
     name: str, learner: str, folder: str, size_key: str, value: Callable[[Results], float], default: float, **kw
 ) -> Lever:
     """A lever of the sweeps ``levers/[maml-]<folder>*`` against their recipe's sweep at ``default``."""
-    return Lever(
-        name,
-        learner,
-        (f"{PREFIX[learner]}{folder}*/sweep.json", *REFERENCES[learner]),
-        tuned_n_points(learner),
-        is_reference=lambda r, res: value(res) == default,
-        order=lambda r, res: (float(value(res)),),
-        needs=lambda r, res: value(res) != default,
-        group=everything_but(size_key),
-        across_sources=True,
-        **kw,
+    return setting_lever(
+        name, learner, folder, size_key, lambda res: value(res) == default, lambda res: float(value(res)), **kw
     )
 
 

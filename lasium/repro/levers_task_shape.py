@@ -25,7 +25,7 @@ from .lever_sizes import (
     tuned_n_points,
     ways_note,
 )
-from .levers_optimisation import PREFIX, REFERENCES, everything_but, recipe_phrase
+from .levers_optimisation import REFERENCES, recipe_phrase, setting_lever
 from .longer_rows import WIDER_TASKS
 from .sweep import DEFAULT_GENERATOR
 from .sweep_page import generator_phrase
@@ -81,18 +81,16 @@ def queries_lever(learner: str) -> Lever:
     LASIUM-N at its tuned σ that differ in them alone (``levers/[maml-]queries*`` against the 5-query sweep of the
     same recipe: generator, ways, distance, budget, seed and training settings); the reference is lasium-gen's and the
     authors' 5. More queries average the training loss (MAML's outer loss) over more images of each task."""
-    return Lever(
+    return setting_lever(
         "training queries",
         learner,
-        (f"{PREFIX[learner]}queries*/sweep.json", *QUERIES_REFERENCES[learner]),
-        tuned_n_points(learner),
-        _queries_setting,
-        "5 queries per class, the authors' K_val",
-        is_reference=lambda r, res: training_queries(res) == 5,
-        order=lambda r, res: (float(training_queries(res)),),
-        needs=lambda r, res: training_queries(res) != 5,
-        group=everything_but("queries"),
-        across_sources=True,
+        "queries",
+        "queries",
+        lambda res: training_queries(res) == 5,
+        lambda res: float(training_queries(res)),
+        QUERIES_REFERENCES[learner],
+        setting=_queries_setting,
+        reference_name="5 queries per class, the authors' K_val",
     )
 
 
@@ -106,21 +104,16 @@ def shots_lever(learner: str) -> Lever:
     for ProtoNets, ``levers/maml-shots*`` against MAML's 1-shot σ sweep; one comparison per recipe); the reference is
     1-shot, what every row trains on. ProtoNets' authors trained with the shot they tested (Snell et al., 2017), as did
     MAML's (Finn et al., 2017)."""
-    sources: tuple[str, ...] = ("levers/shots*/sweep.json",)  # ProtoNets' shots sweeps hold their 1-shot reference
-    if learner != "protonets":
-        sources = ("levers/maml-shots*/sweep.json", *REFERENCES[learner])
-    return Lever(
+    return setting_lever(
         "training shots",
         learner,
-        sources,
-        tuned_n_points(learner),
-        _shots_setting,
-        "1-shot training tasks",
-        is_reference=lambda r, res: training_shots(res) == 1,
-        order=lambda r, res: (*budget_size(res), training_shots(res)),
-        needs=lambda r, res: training_shots(res) != 1,
-        group=everything_but("shots"),
-        across_sources=True,
+        "shots",
+        "shots",
+        lambda res: training_shots(res) == 1,
+        lambda res: float(training_shots(res)),
+        () if learner == "protonets" else None,  # ProtoNets' shots sweeps hold their own 1-shot reference
+        setting=_shots_setting,
+        reference_name="1-shot training tasks",
     )
 
 
@@ -130,14 +123,14 @@ def rows_epsilon(ways: int) -> float | None:
     return next((wider.epsilon for wider in WIDER_TASKS if wider.ways == ways), None)
 
 
-def _is_rows_epsilon(row: Row, results: Results) -> bool:
+def _is_rows_epsilon(results: Results) -> bool:
     return epsilon_of(results) == rows_epsilon(training_ways(results))
 
 
-def _epsilon_order(row: Row, results: Results) -> tuple[float, ...]:
+def _epsilon_order(results: Results) -> float:
     """Widest anchors first: lasium-gen's default (None), then the larger ε."""
     epsilon = epsilon_of(results)
-    return (-math.inf if epsilon is None else -epsilon,)
+    return -math.inf if epsilon is None else -epsilon
 
 
 def _epsilon_setting(row: Row, results: Results) -> str:
@@ -156,16 +149,13 @@ def epsilon_lever(learner: str) -> Lever:
     of them; Khodadadeh et al., 2021, draw anchors by rejection against it): sweeps ``levers/[maml-]epsilon*`` against
     their recipe's sweep at the rows' ε (:func:`rows_epsilon`). A smaller ε lets classes of one task come from nearby
     latents, so tasks hold more look-alike classes; ε 0 draws the anchors independently."""
-    return Lever(
+    return setting_lever(
         "anchor distance ε",
         learner,
-        (f"{PREFIX[learner]}epsilon*/sweep.json", *REFERENCES[learner]),
-        tuned_n_points(learner),
-        _epsilon_setting,
-        "the rows' ε: lasium-gen's default at 5-way, the wider rows' at more ways",
-        is_reference=_is_rows_epsilon,
-        order=_epsilon_order,
-        needs=lambda r, res: not _is_rows_epsilon(r, res),
-        group=everything_but("epsilon"),
-        across_sources=True,
+        "epsilon",
+        "epsilon",
+        _is_rows_epsilon,
+        _epsilon_order,
+        setting=_epsilon_setting,
+        reference_name="the rows' ε: lasium-gen's default at 5-way, the wider rows' at more ways",
     )

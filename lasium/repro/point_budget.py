@@ -36,9 +36,8 @@ class PointBudget:
     inner_steps: int | None = None  # lasium-train --inner-steps (MAML; None: its default, the authors' 5)
     ema_decay: float = 0.0  # lasium-train --ema-decay (0: no moving average of the weights): the weight-average lever
     lr: float | None = None  # lasium-train --lr, Adam's rate (None: its 1e-3, every row's rate): the rate lever
-    temperature: float = (
-        DEFAULT_TEMPERATURE  # lasium-train --temperature (ProtoNets; 1: the logits are minus the distances)
-    )
+    # lasium-train --temperature (ProtoNets; 1: the logits are minus the distances)
+    temperature: float = DEFAULT_TEMPERATURE
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""

@@ -32,7 +32,7 @@ from .generators import describe_generator, same_generator
 from .options import argv_of
 from .point_budget import PointBudget
 from .stages import StageRunner, same_commands
-from .sweep_mixture import generator_tag, mixture_commands, mixture_generators, parse_mixture, safe_name
+from .sweep_mixture import mixture_commands, mixture_generators, parse_mixture, safe_name
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
 
 AUGMENTS = ("none", "shift5", "umtra", "shift7", "shift5-affine", "shift5-strokes", "shift5-erase", "shift5-support")
@@ -75,16 +75,7 @@ class SweepOptions:
             raise ConfigError(f"--augments {named}; choose from {', '.join(AUGMENTS)}")
         if self.threads < 1:
             raise ConfigError(f"--threads must be at least 1; got {self.threads}")
-        for mixture in self.mixtures:
-            parse_mixture(mixture)
-        tags: dict[str, str] = {}
-        for named in mixture_generators(self.mixtures):  # each generator's sets are named after it
-            other = tags.setdefault(generator_tag(named), named)
-            if other != named:
-                raise ConfigError(
-                    f"--mixtures names two generators whose sets would share a folder ({other!r}, {named!r}); "
-                    "give one of them under another folder name"
-                )
+        mixture_generators(self.mixtures)  # parses every mixture; each named generator's sets get their own folder
         if self.only == "mixture" and not self.mixtures:
             raise ConfigError("--only mixture runs the --mixtures points; give some, e.g. --mixtures n:0.5+umtra:0.5")
         return self

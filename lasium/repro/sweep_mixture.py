@@ -54,9 +54,19 @@ def parse_mixture(text: str) -> tuple[tuple[str, float], ...]:
 
 def mixture_generators(mixtures: tuple[str, ...]) -> tuple[str, ...]:
     """The generators the sources of ``mixtures`` name after ``@``, each once, in order (not the sweep's own
-    ``--generator``, which the other sources use)."""
+    ``--generator``, which the other sources use); a one-line :class:`ConfigError` when two of them would name their
+    sets' folders alike (:func:`generator_tag`)."""
     named = (split_source(source)[1] for text in mixtures for source, _ in parse_mixture(text))
-    return tuple(dict.fromkeys(g for g in named if g is not None))
+    generators = tuple(dict.fromkeys(g for g in named if g is not None))
+    tags: dict[str, str] = {}
+    for generator in generators:
+        other = tags.setdefault(generator_tag(generator), generator)
+        if other != generator:
+            raise ConfigError(
+                f"--mixtures names two generators whose sets would share a folder ({other!r}, {generator!r}); "
+                "give one of them under another folder name"
+            )
+    return generators
 
 
 def generator_tag(generator: str) -> str:

@@ -36,9 +36,8 @@ class TrainConfig:
     ema_decay: float = 0.0  # > 0: validate, save and score a moving average of the weights (train.weight_average)
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES
     distance: str = DEFAULT_DISTANCE  # ProtoNets: a name in lasium.train.distances.DISTANCES
-    temperature: float = (
-        DEFAULT_TEMPERATURE  # ProtoNets: logits = -distance / temperature (the softmax of the training loss)
-    )
+    # ProtoNets: logits = -distance / temperature (the softmax of the training loss)
+    temperature: float = DEFAULT_TEMPERATURE
     hidden: int = 64
     precision: str = "auto"  # auto = bf16 autocast where the device has native bf16 (CUDA, AVX512-BF16/AMX CPUs)
     augment: str = "auto"  # a preset of lasium.train.augment; the trainer records the one auto stood for

@@ -40,9 +40,8 @@ class LearnerConfig:
     inner_lr: float = 0.4
     backbone: str = "conv4"  # a name in lasium.train.backbone.BACKBONES (checkpoints before it existed: conv4)
     distance: str = DEFAULT_DISTANCE  # ProtoNets: a name in lasium.train.distances.DISTANCES
-    temperature: float = (
-        DEFAULT_TEMPERATURE  # ProtoNets: logits = -distance / temperature (checkpoints before it existed: 1)
-    )
+    # ProtoNets: logits = -distance / temperature (checkpoints before it existed: 1)
+    temperature: float = DEFAULT_TEMPERATURE
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
