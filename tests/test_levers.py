@@ -638,6 +638,31 @@ def test_a_maml_rate_at_another_budget_is_compared_with_that_budgets_sweep(tmp_p
     ]
 
 
+def test_maml_inner_lr_lever_against_the_authors_rate(tmp_path):
+    """levers/maml-inner-lr-* against MAML's σ sweep at the authors' 0.4; a sweep of another inner rate and Adam
+    rate is a point of neither lever, and an inner-rate sweep is no point of the budget, Adam-rate or EMA levers."""
+    _lever_sweeps(tmp_path, (
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-inner-lr-0.2", "maml", 89.0, {"inner_lr": 0.2}),
+        ("maml-inner-lr-0.8", "maml", 90.1, {"inner_lr": 0.8}),
+        ("maml-inner-lr-0.8-adam-lr-2e-3", "maml", 95.0, {"inner_lr": 0.8, "lr": 0.002}),  # two settings: no point
+        ("maml-adam-lr-2e-3", "maml", 90.3, {"lr": 0.002}),
+    ))  # fmt: skip
+    found = {c["lever"]: c for c in collect(tmp_path) if c["learner"] == "maml"}
+    inner = found["inner learning rate in training"]
+    assert [(p["setting"], p["delta"] and round(p["delta"]["1"]["pct"], 2)) for p in inner["points"]] == [
+        ("`--inner-lr 0.2` (4,000 tasks, 1,000 × 4)", -0.5),
+        ("`--inner-lr 0.4` (4,000 tasks, 1,000 × 4)", None),
+        ("`--inner-lr 0.8` (4,000 tasks, 1,000 × 4)", 0.6),
+    ]
+    assert [p["setting"] for p in found["Adam's learning rate"]["points"]] == [
+        "`--lr 0.001` (4,000 tasks, 1,000 × 4)",
+        "`--lr 0.002` (4,000 tasks, 1,000 × 4)",
+    ]
+    for lever in found.values():  # the two-settings sweep (95.0) is no lever's point
+        assert all(not math.isclose(p["val"]["1"]["accuracy_pct"], 95.0) for p in lever["points"]), lever["lever"]
+
+
 def test_maml_budget_lever_sets_twice_the_steps_beside_twice_the_meta_batch(tmp_path):
     """On MAML's 4,000 tasks: 2,000 × 4 and 1,000 × 8 (the same task draws and compute) against 1,000 × 4."""
     _lever_sweeps(tmp_path, (

@@ -268,22 +268,33 @@ def test_a_vae_sweep_page_judges_against_the_authors_vae_value():
     assert picked == "- `n`: sigma 2 (reference value 2, held up)."
 
 
-def test_maml_inner_steps_change_the_training_command_only(tmp_path: Path):
+@pytest.mark.parametrize(
+    ("field", "value", "bad", "refusal", "sentence"),
+    [
+        ("inner_steps", 10, 0, "must be at least 1", "MAML inner steps in training: `--inner-steps 10`."),
+        ("inner_lr", 0.2, 0.0, "must be positive", "MAML inner learning rate in training: `--inner-lr 0.2`."),
+    ],
+)
+def test_maml_inner_loop_options_change_the_training_command_only(tmp_path: Path, field, value, bad, refusal,
+                                                                  sentence):  # fmt: skip
+    """--inner-steps and --inner-lr: MAML's inner-loop levers; unset, commands stay as the committed sweeps ran
+    them; ProtoNets refuse them; the page says the value."""
     from lasium.errors import ConfigError
 
+    option = "--" + field.replace("_", "-")
     point = Point("parameter", "n", "sigma", 0.5, "shift5")
-    five = commands(point, PointBudget(algo="maml"), tmp_path)
-    ten = commands(point, PointBudget(algo="maml", inner_steps=10), tmp_path)
-    assert "--inner-steps" not in five["train"]  # commands stay as the committed sweeps ran them
-    assert ten["train"][ten["train"].index("--inner-steps") + 1] == "10"
-    assert ten["gen"] == five["gen"] and ten["eval"] == five["eval"]  # validation adapts as the protocol says
-    with pytest.raises(ConfigError, match="--inner-steps is a MAML option"):
-        PointBudget(inner_steps=10).validate()
-    with pytest.raises(ConfigError, match="--inner-steps must be at least 1"):
-        PointBudget(algo="maml", inner_steps=0).validate()
-    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, algo="maml", inner_steps=10)
+    default = commands(point, PointBudget(algo="maml"), tmp_path)
+    changed = commands(point, PointBudget(algo="maml", **{field: value}), tmp_path)
+    assert option not in default["train"]
+    assert changed["train"][changed["train"].index(option) + 1] == f"{value:g}"
+    assert changed["gen"] == default["gen"] and changed["eval"] == default["eval"]  # validation: the protocol's loop
+    with pytest.raises(ConfigError, match=f"{option} is a MAML option"):
+        PointBudget(**{field: value}).validate()
+    with pytest.raises(ConfigError, match=f"{option} {refusal}"):
+        PointBudget(algo="maml", **{field: bad}).validate()
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, algo="maml", **{field: value})
     page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
-    assert "MAML inner steps in training: `--inner-steps 10`." in render(page)
+    assert sentence in render(page)
 
 
 def test_ema_decay_changes_the_training_command_only(tmp_path: Path):

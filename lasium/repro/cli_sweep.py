@@ -83,6 +83,10 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
 @click.option("--inner-steps", type=int, default=None,
               help="lasium-train --inner-steps of every point (MAML): the inner-steps lever [lasium-train's 5, "
               "the authors' value; validation adapts 50 steps whatever the training took].")  # fmt: skip
+@click.option("--inner-lr", type=float, default=None,
+              help="lasium-train --inner-lr of every point (MAML): the inner learning-rate lever [lasium-train's "
+              "0.4, the authors' value; validation adapts with the protocol's 0.4 whatever the training took]."
+              )  # fmt: skip
 @click.option("--lr", type=float, default=None,
               help="lasium-train --lr of every point, Adam's rate: the learning-rate lever [lasium-train's 1e-3, "
               "every row's rate and the authors' MAML rate].")  # fmt: skip
@@ -95,8 +99,8 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, augments: str | None, mixtures: str | None, mixture_augment: str,
           only: str | None, generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int,
-          queries: int, distance: str, temperature: float, inner_steps: int | None, lr: float | None,
-          ema_decay: float, threads: int, resume: bool) -> None:  # fmt: skip
+          queries: int, distance: str, temperature: float, inner_steps: int | None, inner_lr: float | None,
+          lr: float | None, ema_decay: float, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -130,6 +134,8 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --work runs/lever-distance-mean --results results/levers/distance-mean-squared   # beside a default one
       lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --inner-steps 10 \\
           --work runs/lever-maml-inner-10 --results results/levers/maml-inner-steps-10   # beside a 5-step sweep
+      lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --inner-lr 0.2 \\
+          --work runs/lever-maml-inner-lr-0.2 --results results/levers/maml-inner-lr-0.2   # beside the 0.4 sweep
       lasium-repro sweep --algo maml --only augment --augment-sigma 0.5 --augments shift5,shift5-affine \\
           --tasks 4000 --work runs/lever-maml-augment --results results/levers/maml-augment   # MAML's augmentation
       lasium-repro sweep --only parameter --strategies n --values 0.5 --tasks 4000 --ema-decay 0.99 \\
@@ -147,7 +153,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
                          queries=queries, distance=distance, temperature=temperature, inner_steps=inner_steps,
-                         lr=lr, ema_decay=ema_decay, **sizes)  # fmt: skip
+                         inner_lr=inner_lr, lr=lr, ema_decay=ema_decay, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
         strategies=names(strategies),

@@ -47,7 +47,7 @@ from .lever_sizes import (
     tuned_sigma,
     ways_note,
 )
-from .levers_optimisation import ema_lever, lr_lever, meta_batch_lever, temperature_lever
+from .levers_optimisation import ema_lever, inner_lr_lever, lr_lever, meta_batch_lever, temperature_lever
 from .levers_task_shape import epsilon_lever, queries_lever, shots_lever, ways_lever
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
@@ -339,6 +339,7 @@ LEVERS: tuple[Lever, ...] = (
     *(_lr_schedule_lever(learner) for learner in LEARNERS),
     *(meta_batch_lever(learner) for learner in LEARNERS),
     *(lr_lever(learner) for learner in LEARNERS),
+    inner_lr_lever(),
     *(ema_lever(learner) for learner in LEARNERS),
     temperature_lever(),
     *(

@@ -1,15 +1,15 @@
 """The levers of the optimisation (issue 27): how many tasks each step averages (``--meta-batch``), Adam's rate
-(``--lr``), whether the weights scored are a moving average of the stepped ones (``--ema-decay``), and how soft the
-softmax of ProtoNets' training loss is (``--temperature``). Each compares
-sweeps of LASIUM-N at its tuned σ that differ in that setting alone with the sweep of their recipe at the default
-(:data:`REFERENCES`); :data:`lasium.repro.levers.LEVERS` lists them with the others."""
+(``--lr``), MAML's inner learning rate in training (``--inner-lr``), whether the weights scored are a moving average of
+the stepped ones (``--ema-decay``), and how soft the softmax of ProtoNets' training loss is (``--temperature``). Each
+compares sweeps of LASIUM-N at its tuned σ that differ in that setting alone with the sweep of their recipe at the
+default (:data:`REFERENCES`); :data:`lasium.repro.levers.LEVERS` lists them with the others."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
-from lasium.train import DEFAULT_TEMPERATURE
+from lasium.train import DEFAULT_TEMPERATURE, TrainConfig
 
 from .lever_sizes import (
     Lever,
@@ -34,6 +34,7 @@ from .sweep import DEFAULT_GENERATOR
 from .sweep_page import generator_phrase
 
 DEFAULT_LR = 1e-3  # lasium-train --lr: Adam's rate of every row, the authors' MAML rate (docs/reference-facts.md)
+DEFAULT_INNER_LR = TrainConfig.inner_lr  # lasium-train --inner-lr: every MAML row's, the authors' (lr_inner_ml 0.4)
 
 # The sweeps each learner's lever sweeps repeat at the defaults: the best ProtoNets recipe's σ sweep, MAML's σ sweep
 # and its budget sweeps (a lever point at 2,000 steps is compared with the 2,000-step sweep at the default setting).
@@ -47,6 +48,11 @@ PREFIX = {"protonets": "levers/", "maml": "levers/maml-"}  # where each learner'
 def lr_of(results: Results) -> float:
     """A sweep's ``--lr`` (pages from before the option: lasium-train's default)."""
     return float(results.get("sizes", {}).get("lr") or DEFAULT_LR)
+
+
+def inner_lr_of(results: Results) -> float:
+    """A MAML sweep's ``--inner-lr`` in training (pages from before the option: lasium-train's default)."""
+    return float(results.get("sizes", {}).get("inner_lr") or DEFAULT_INNER_LR)
 
 
 def everything_but(setting: str) -> Callable[[Row, Results], str]:
@@ -67,6 +73,7 @@ def everything_but(setting: str) -> Callable[[Row, Results], str]:
             "seed": s.get("seed", 0),
             "lr_schedule": lr_schedule_of(results),
             "inner_steps": inner_steps_of(results),
+            "inner_lr": inner_lr_of(results),
             "meta_batch": meta_batch_of(results),
             "lr": lr_of(results),
             "ema_decay": ema_decay_of(results),
@@ -174,6 +181,23 @@ def lr_lever(learner: str) -> Lever:
         DEFAULT_LR,
         setting=lambda r, res: f"`--lr {lr_of(res):g}` ({recipe_phrase(res)})",
         reference_name=f"lasium-train's {DEFAULT_LR:g}, every row's rate",
+    )
+
+
+def inner_lr_lever() -> Lever:
+    """MAML's inner learning rate in training (``--inner-lr``) against the authors' 0.4 (lr_inner_ml in their
+    models/lasiummamlgan/maml_gan_omniglot.py), every MAML row's. Validation adapts with the protocol's rate and 50
+    steps whatever the training took, so a point asks which inner rate in training makes the best initialisation for
+    that test-time loop."""
+    return _optimisation_lever(
+        "inner learning rate in training",
+        "maml",
+        "inner-lr",
+        "inner_lr",
+        inner_lr_of,
+        DEFAULT_INNER_LR,
+        setting=lambda r, res: f"`--inner-lr {inner_lr_of(res):g}` ({recipe_phrase(res)})",
+        reference_name=f"the authors' {DEFAULT_INNER_LR:g}, every MAML row's",
     )
 
 

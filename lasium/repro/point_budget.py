@@ -34,6 +34,7 @@ class PointBudget:
     queries: int = 5  # query images per class of the generated training tasks (lasium-gen --queries): its lever
     distance: str = DEFAULT_DISTANCE  # lasium-train --distance (ProtoNets): the distance lever
     inner_steps: int | None = None  # lasium-train --inner-steps (MAML; None: its default, the authors' 5)
+    inner_lr: float | None = None  # lasium-train --inner-lr (MAML; None: its default, the authors' 0.4)
     ema_decay: float = 0.0  # lasium-train --ema-decay (0: no moving average of the weights): the weight-average lever
     lr: float | None = None  # lasium-train --lr, Adam's rate (None: its 1e-3, every row's rate): the rate lever
     # lasium-train --temperature (ProtoNets; 1: the logits are minus the distances)
@@ -69,14 +70,17 @@ class PointBudget:
             raise ConfigError(f"--temperature is a ProtoNets option ({self.algo} scores with its linear head); drop it")
         if self.inner_steps is not None and self.inner_steps < 1:
             raise ConfigError(f"--inner-steps must be at least 1; got {self.inner_steps}")
+        if self.inner_lr is not None and self.inner_lr <= 0:
+            raise ConfigError(f"--inner-lr must be positive; got {self.inner_lr}")
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"--lr must be positive; got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(f"--ema-decay must be 0 (off) or above 0 and below 1; got {self.ema_decay}")
-        if self.inner_steps is not None and self.algo == "protonets":
-            raise ConfigError(
-                "--inner-steps is a MAML option (ProtoNets have no inner loop); drop it or give --algo maml"
-            )
+        for name, value in (("inner-steps", self.inner_steps), ("inner-lr", self.inner_lr)):
+            if value is not None and self.algo == "protonets":
+                raise ConfigError(
+                    f"--{name} is a MAML option (ProtoNets have no inner loop); drop it or give --algo maml"
+                )
         return self
 
     def ways_args(self) -> list[str]:
@@ -88,11 +92,12 @@ class PointBudget:
 
     def train_args(self) -> list[str]:
         """lasium-train's options of the levers: ``--lr``, ``--lr-schedule``, ``--distance``, ``--temperature``,
-        ``--inner-steps`` and ``--ema-decay``, each only when it is not the default (so commands at the defaults stay
-        as the committed experiments ran them)."""
+        ``--inner-steps``, ``--inner-lr`` and ``--ema-decay``, each only when it is not the default (so commands at the
+        defaults stay as the committed experiments ran them)."""
         rate = [] if self.lr is None else ["--lr", f"{self.lr:g}"]
         schedule = rate + ([] if self.lr_schedule == "constant" else ["--lr-schedule", self.lr_schedule])
         distance = [] if self.distance == DEFAULT_DISTANCE else ["--distance", self.distance]
         distance += [] if self.temperature == DEFAULT_TEMPERATURE else ["--temperature", f"{self.temperature:g}"]
         inner = [] if self.inner_steps is None else ["--inner-steps", str(self.inner_steps)]
+        inner += [] if self.inner_lr is None else ["--inner-lr", f"{self.inner_lr:g}"]
         return schedule + distance + inner + ([] if not self.ema_decay else ["--ema-decay", f"{self.ema_decay:g}"])

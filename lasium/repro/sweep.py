@@ -334,6 +334,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["temperature"] = budget.temperature
     if budget.inner_steps is not None:  # likewise
         sizes["inner_steps"] = budget.inner_steps
+    if budget.inner_lr is not None:  # likewise
+        sizes["inner_lr"] = budget.inner_lr
     if budget.ema_decay:  # likewise
         sizes["ema_decay"] = budget.ema_decay
     if budget.lr is not None:  # likewise
