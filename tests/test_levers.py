@@ -69,7 +69,8 @@ def test_each_point_is_compared_with_the_reference_of_its_own_experiment(tmp_pat
         "temperature, GAN training epochs, VAE training epochs.",
         "- Not tried yet with MAML: σ / α, training augmentation, budget (iterations, distinct tasks), training "
         "shots, training queries, anchor distance ε, generator, inner steps in training, learning-rate schedule, "
-        "meta-batch (tasks per step), Adam's learning rate, moving average of the weights.",
+        "meta-batch (tasks per step), Adam's learning rate, inner learning rate in training, moving average of the "
+        "weights.",
     ]
 
 
