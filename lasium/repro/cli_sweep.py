@@ -85,8 +85,7 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
               "the authors' value; validation adapts 50 steps whatever the training took].")  # fmt: skip
 @click.option("--inner-lr", type=float, default=None,
               help="lasium-train --inner-lr of every point (MAML): the inner learning-rate lever [lasium-train's "
-              "0.4, the authors' value; validation adapts with the protocol's 0.4 whatever the training took]."
-              )  # fmt: skip
+              "0.4, the authors'; validation adapts at the protocol's 0.4 whatever the training took].")  # fmt: skip
 @click.option("--lr", type=float, default=None,
               help="lasium-train --lr of every point, Adam's rate: the learning-rate lever [lasium-train's 1e-3, "
               "every row's rate and the authors' MAML rate].")  # fmt: skip

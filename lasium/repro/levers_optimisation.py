@@ -34,7 +34,7 @@ from .sweep import DEFAULT_GENERATOR
 from .sweep_page import generator_phrase
 
 DEFAULT_LR = 1e-3  # lasium-train --lr: Adam's rate of every row, the authors' MAML rate (docs/reference-facts.md)
-DEFAULT_INNER_LR = TrainConfig.inner_lr  # lasium-train --inner-lr: every MAML row's, the authors' (lr_inner_ml 0.4)
+DEFAULT_INNER_LR = TrainConfig.inner_lr  # lasium-train --inner-lr: every MAML row's, the authors' (reference-facts.md)
 
 # The sweeps each learner's lever sweeps repeat at the defaults: the best ProtoNets recipe's σ sweep, MAML's σ sweep
 # and its budget sweeps (a lever point at 2,000 steps is compared with the 2,000-step sweep at the default setting).
@@ -185,10 +185,10 @@ def lr_lever(learner: str) -> Lever:
 
 
 def inner_lr_lever() -> Lever:
-    """MAML's inner learning rate in training (``--inner-lr``) against the authors' 0.4 (lr_inner_ml in their
-    models/lasiummamlgan/maml_gan_omniglot.py), every MAML row's. Validation adapts with the protocol's rate and 50
-    steps whatever the training took, so a point asks which inner rate in training makes the best initialisation for
-    that test-time loop."""
+    """MAML's inner learning rate in training (``--inner-lr``) against the authors' 0.4 (``lr_inner_ml`` of their
+    ``models/lasiummamlgan/maml_gan_omniglot.py``; ``docs/reference-facts.md``, Budgets), every MAML row's.
+    Validation adapts with the protocol's rate and 50 steps whatever the training took, so a point asks which inner
+    rate in training makes the best initialisation for that test-time loop."""
     return _optimisation_lever(
         "inner learning rate in training",
         "maml",
