@@ -35,8 +35,6 @@ accuracies with this project's trainer, so the comparison is of the curve's shap
 from __future__ import annotations
 
 import json
-import os
-import platform
 import shlex
 import time
 from collections.abc import Mapping
@@ -49,7 +47,7 @@ from lasium.errors import ConfigError
 from .curve_page import GENERATOR_KINDS, page_name, results_format, results_kind, row_epochs, write_page
 from .options import argv_of
 from .stages import StageRunner
-from .sweep import Point, PointBudget, commands, run_point, stage_env, summarise
+from .sweep import Point, PointBudget, commands, machine, run_point, stage_env, summarise
 
 QUICK = dict(tasks=24, iterations=4, val_tasks=10)  # --quick: a smoke run of every stage
 # The budget of each point: the authors' 1,000 iterations × 4 distinct tasks; the generator's own precision.
@@ -158,15 +156,6 @@ def shard_sigma(shards: Path) -> float | None:
     return float(value) if value is not None else None
 
 
-def device_name(device: str) -> str:
-    """The machine the curve's stages ran on, as its page says it."""
-    import torch
-
-    if device != "cpu" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0 if device == "auto" else torch.device(device))
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores"
-
-
 SIZE_KEYS = ("tasks", "iterations", "meta_batch", "val_tasks", "seed")  # the budget a curve's points share
 
 
@@ -261,7 +250,7 @@ def run(options: CurveOptions) -> dict[str, Any]:
             "kind": kind,
             "command": options.command_line(),
             "options": options.to_json(),
-            "device": device_name(options.budget.device),
+            "device": machine(options.budget.device),
             "fit": str(options.fit),
             "work": str(work_root),
             "sizes": sizes,

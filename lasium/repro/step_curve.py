@@ -27,10 +27,9 @@ from typing import Any
 
 from lasium.errors import ConfigError
 
-from .epoch_curve import device_name
 from .options import argv_of
 from .stages import StageRunner, resume_evaluation
-from .sweep import stage_env
+from .sweep import machine, stage_env
 
 FORMAT = "lasium-step-curve"
 PAGE = "step-curve"  # the results' file name without suffix
@@ -166,7 +165,7 @@ def run(options: StepCurveOptions) -> dict[str, Any]:
             "format": FORMAT,
             "command": options.command_line(),
             "options": options.to_json(),
-            "device": device_name("auto"),  # where lasium-eval (device auto) scored
+            "device": machine("auto"),  # where lasium-eval (device auto) scored
             "run": str(options.run),
             "train": {
                 k: config.get(k)

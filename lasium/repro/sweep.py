@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError
+from lasium.runtime import cpu_model
 from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 
 from .generators import describe_generator, same_generator
@@ -277,8 +278,16 @@ def stage_env(threads: int | None) -> dict[str, str]:
 
 
 def machine(device: str) -> str:
-    """The machine a sweep ran on, as its page says it."""
-    return f"{platform.machine()} CPU, {os.cpu_count()} cores" if device in ("auto", "cpu") else device
+    """The machine an experiment's stages ran on, as its page says it: the GPU's name where ``device`` (auto, cuda,
+    cuda:N) runs on one, else the CPU's model and cores (the same commands and seeds on two CPU models can train to
+    different weights: their bf16 and fp32 kernels round differently, so a page names its CPU)."""
+    import torch
+
+    if device != "cpu" and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0 if device == "auto" else torch.device(device))
+    if device not in ("auto", "cpu"):
+        return device
+    return f"{platform.machine()} CPU ({cpu_model()}), {os.cpu_count()} cores"
 
 
 def run(options: SweepOptions) -> dict[str, Any]:
