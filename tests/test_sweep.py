@@ -350,3 +350,27 @@ def test_temperature_changes_the_training_command_only(tmp_path: Path):
     sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, temperature=4.0)
     page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
     assert "Softmax temperature of the distances: `--temperature 4`." in render(page)
+
+
+def test_a_page_names_the_cpu_model_or_the_gpu_it_ran_on(monkeypatch):
+    """The same commands and seeds trained MAML to other weights on another CPU model, so a page names it; on a
+    machine with CUDA, ``auto`` names the GPU (a sweep used to say "CPU" there); the epoch curve's note that a curve
+    was fit on a GPU still reads a CPU page as a CPU's."""
+    import os
+    import platform
+
+    import torch
+
+    from lasium.repro import sweep as sweep_module
+    from lasium.repro.lever_sizes import fit_device_note
+
+    monkeypatch.setattr(sweep_module, "cpu_model", lambda: "Example CPU 9000")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpu = f"{platform.machine()} CPU (Example CPU 9000), {os.cpu_count()} cores"
+    assert sweep_module.machine("auto") == sweep_module.machine("cpu") == cpu
+    assert fit_device_note({"device": cpu}) == ""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index=None: "NVIDIA H200")
+    assert sweep_module.machine("auto") == sweep_module.machine("cuda:0") == "NVIDIA H200"
+    assert sweep_module.machine("cpu") == cpu
+    assert fit_device_note({"device": "NVIDIA H200"}) == " (fit and scored on NVIDIA H200)"
