@@ -361,10 +361,11 @@ def test_a_page_names_the_cpu_model_or_the_gpu_it_ran_on(monkeypatch):
 
     import torch
 
+    from lasium import runtime
     from lasium.repro import sweep as sweep_module
     from lasium.repro.lever_sizes import fit_device_note
 
-    monkeypatch.setattr(sweep_module, "cpu_model", lambda: "Example CPU 9000")
+    monkeypatch.setattr(runtime, "cpu_model", lambda: "Example CPU 9000")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cpu = f"{platform.machine()} CPU (Example CPU 9000), {os.cpu_count()} cores"
     assert sweep_module.machine("auto") == sweep_module.machine("cpu") == cpu

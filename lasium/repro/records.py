@@ -62,14 +62,15 @@ def task_source_summary(shards: Path) -> dict[str, Any]:
 
 
 def describe_device(option: str) -> tuple[str, dict[str, Any]]:
-    """(``"cuda"`` or ``"cpu"``, a JSON-ready record of the machine) for a ``--device`` option."""
+    """(``"cuda"`` or ``"cpu"``, a JSON-ready record of the machine) for a ``--device`` option: the GPU it names
+    (``cuda:N``; ``auto`` and ``cuda``: the first) where CUDA is available, else this CPU."""
     import torch
 
-    use_cuda = option.startswith("cuda") or (option == "auto" and torch.cuda.is_available())
-    if use_cuda:
+    if option != "cpu" and torch.cuda.is_available():
+        index = torch.device(option).index if option.startswith("cuda") else None
         return "cuda", {
             "type": "cuda",
-            "name": torch.cuda.get_device_name(0),
+            "name": torch.cuda.get_device_name(index or 0),
             "torch": torch.__version__,
             "cuda": torch.version.cuda,
         }

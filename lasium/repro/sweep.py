@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError
-from lasium.runtime import cpu_model
 from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 
 from .generators import describe_generator, same_generator
@@ -278,16 +277,14 @@ def stage_env(threads: int | None) -> dict[str, str]:
 
 
 def machine(device: str) -> str:
-    """The machine an experiment's stages ran on, as its page says it: the GPU's name where ``device`` (auto, cuda,
-    cuda:N) runs on one, else the CPU's model and cores (the same commands and seeds on two CPU models can train to
-    different weights: their bf16 and fp32 kernels round differently, so a page names its CPU)."""
-    import torch
+    """The machine an experiment's stages ran on, as its page says it (:func:`.records.describe_device`, the
+    reproduction driver's record): the GPU's name, else the CPU's model and cores (the same commands and seeds on two
+    CPU models can train to different weights: their bf16 and fp32 kernels round differently, so a page names its
+    CPU)."""
+    from .records import describe_device
 
-    if device != "cpu" and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0 if device == "auto" else torch.device(device))
-    if device not in ("auto", "cpu"):
-        return device
-    return f"{platform.machine()} CPU ({cpu_model()}), {os.cpu_count()} cores"
+    kind, record = describe_device(device)
+    return record["name"] if kind == "cuda" else f"{platform.machine()} CPU ({record['name']}), {record['cores']} cores"
 
 
 def run(options: SweepOptions) -> dict[str, Any]:
@@ -357,6 +354,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
         if same_generator(page.get("generator"), generator):  # not points of other weights under the same spec
             earlier = {r["key"]: r for r in page.get("rows", []) if r["status"] == "ok"}
     results: dict[str, Any] = {}
+    device = machine(budget.device)
     for point in points:
         cmds = mixture_commands(point, budget, work) if point.mix else commands(point, budget, work)
         if options.generator != DEFAULT_GENERATOR:
@@ -373,7 +371,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
             "format": "lasium-sweep-omniglot",
             "command": options.command_line(),
             "options": options.to_json(),
-            "device": machine(budget.device),
+            "device": device,
             "sizes": sizes,
             "wall_seconds": round(time.time() - start, 1),
             "shared_keys": shared,
