@@ -19,6 +19,7 @@ from lasium.repro.cli import main as repro_main
 from lasium.repro.pages import redraw_page
 from lasium.repro.stages import same_commands
 from lasium.repro.sweep import Point, PointBudget, SweepOptions, commands, plan, run
+from lasium.repro.sweep_mixture import mixture_commands
 from lasium.repro.sweep_page import best_of, reference_value, render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -295,6 +296,31 @@ def test_maml_inner_loop_options_change_the_training_command_only(tmp_path: Path
     sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, algo="maml", **{field: value})
     page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
     assert sentence in render(page)
+
+
+def test_precision_fixes_the_numerics_of_training_and_scoring_only(tmp_path: Path):
+    """--precision: lasium-train's and lasium-eval's numerics (auto differs between machines); auto leaves commands
+    as the committed sweeps ran them, generation keeps --gen-precision, and mixtures train and score with it too."""
+    from lasium.errors import ConfigError
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    auto = commands(point, PointBudget(algo="maml"), tmp_path)
+    fp32 = commands(point, PointBudget(algo="maml", precision="fp32"), tmp_path)
+    assert all("--precision" not in auto[stage] for stage in ("train", "eval"))
+    for stage in ("train", "eval"):
+        assert fp32[stage][fp32[stage].index("--precision") + 1] == "fp32"
+        assert [a for a in fp32[stage] if a not in ("--precision", "fp32")] == auto[stage]
+    assert fp32["gen"] == auto["gen"]
+    mixed = mixture_commands(Point("mixture", "n", "sigma", None, "shift5", mix="n:0.5+umtra:0.5"),
+                             PointBudget(precision="bf16"), tmp_path)  # fmt: skip
+    assert all(mixed[stage][mixed[stage].index("--precision") + 1] == "bf16" for stage in ("train", "eval"))
+    with pytest.raises(ConfigError, match="--precision must be one of auto, bf16, fp32; got 'fp16'"):
+        PointBudget(precision="fp16").validate()
+    result = CliRunner().invoke(repro_main, ["sweep", "--precision", "fp16", "--work", str(tmp_path / "w")])
+    assert result.exit_code == 2 and "'fp16' is not one of 'auto', 'bf16', 'fp32'" in result.output
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0, precision="fp32")
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [], "planned": 1, "sizes": sizes}
+    assert "Training and scoring numerics: `--precision fp32`." in render(page)
 
 
 def test_ema_decay_changes_the_training_command_only(tmp_path: Path):

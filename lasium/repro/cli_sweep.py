@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from lasium.cli_support import user_errors
+from lasium.precision import PRECISIONS
 from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE, DISTANCES, LR_SCHEDULES
 
 from .cli_options import CONTEXT, budget_options, names, numbers, with_options
@@ -91,6 +92,9 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
               "every row's rate and the authors' MAML rate].")  # fmt: skip
 @click.option("--ema-decay", type=float, default=0.0, show_default=True, metavar="D",
               help="lasium-train --ema-decay of every point (0 = off): the weight-average lever.")  # fmt: skip
+@click.option("--precision", type=click.Choice(list(PRECISIONS)), default="auto", show_default=True,
+              help="lasium-train and lasium-eval --precision of every point (auto: bf16 autocast where the machine "
+              "computes bf16 natively, fp32 elsewhere; name one to compare runs across machines).")  # fmt: skip
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
 @user_errors
@@ -99,7 +103,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           values: str | None, augment_sigma: float, augments: str | None, mixtures: str | None, mixture_augment: str,
           only: str | None, generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int,
           queries: int, distance: str, temperature: float, inner_steps: int | None, inner_lr: float | None,
-          lr: float | None, ema_decay: float, threads: int, resume: bool) -> None:  # fmt: skip
+          lr: float | None, ema_decay: float, precision: str, threads: int, resume: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -145,6 +149,8 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
           --work runs/lever-maml-eps-0 --results results/levers/maml-epsilon-0   # anchors drawn independently
       lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --queries 15 \\
           --work runs/lever-maml-q15 --results results/levers/maml-queries-15   # MAML's outer loss on more queries
+      lasium-repro sweep --algo maml --only parameter --strategies n --values 0.5 --tasks 4000 --precision fp32 \\
+          --work runs/maml-fp32 --results results/levers/repeat-maml-parameter-n-fp32   # fp32 on a bf16 CPU
     """
     from .sweep import AUGMENTS, QUICK, PointBudget, SweepOptions, run
 
@@ -152,7 +158,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
     budget = PointBudget(meta_batch=meta_batch, algo=algo, gen_precision=gen_precision, seed=seed, device=device,
                          data_root=data_root, ways=ways, epsilon=epsilon, lr_schedule=lr_schedule, shots=shots,
                          queries=queries, distance=distance, temperature=temperature, inner_steps=inner_steps,
-                         inner_lr=inner_lr, lr=lr, ema_decay=ema_decay, **sizes)  # fmt: skip
+                         inner_lr=inner_lr, lr=lr, ema_decay=ema_decay, precision=precision, **sizes)  # fmt: skip
     options = SweepOptions(
         budget=budget,
         strategies=names(strategies),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lasium.errors import ConfigError
+from lasium.precision import PRECISIONS
 from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE, DISTANCES, LR_SCHEDULES
 
 from .sweep_page import PRESET_OF
@@ -39,6 +40,9 @@ class PointBudget:
     lr: float | None = None  # lasium-train --lr, Adam's rate (None: its 1e-3, every row's rate): the rate lever
     # lasium-train --temperature (ProtoNets; 1: the logits are minus the distances)
     temperature: float = DEFAULT_TEMPERATURE
+    # lasium-train and lasium-eval --precision (auto: bf16 autocast where the device computes bf16 natively, which
+    # differs between machines; fp32 or bf16 fixes the numerics of training and scoring on any machine)
+    precision: str = "auto"
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""
@@ -72,6 +76,8 @@ class PointBudget:
             raise ConfigError(f"--inner-steps must be at least 1; got {self.inner_steps}")
         if self.inner_lr is not None and self.inner_lr <= 0:
             raise ConfigError(f"--inner-lr must be positive; got {self.inner_lr}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"--precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
         if self.lr is not None and self.lr <= 0:
             raise ConfigError(f"--lr must be positive; got {self.lr}")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -89,6 +95,11 @@ class PointBudget:
         and suggests one)."""
         ways = [] if self.ways == 5 else ["--ways", str(self.ways)]
         return ways + ([] if self.epsilon is None else ["--epsilon", f"{self.epsilon:g}"])
+
+    def precision_args(self) -> list[str]:
+        """lasium-train's and lasium-eval's ``--precision`` when it is not ``auto`` (commands at ``auto`` stay as the
+        committed experiments ran them)."""
+        return [] if self.precision == "auto" else ["--precision", self.precision]
 
     def train_args(self) -> list[str]:
         """lasium-train's options of the levers: ``--lr``, ``--lr-schedule``, ``--distance``, ``--temperature``,

@@ -208,6 +208,7 @@ def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[st
             "--out",
             str(run),
             "--quiet",
+            *budget.precision_args(),
         ]
         + common,
         "eval": [
@@ -225,6 +226,7 @@ def commands(point: Point, budget: PointBudget, work: Path) -> dict[str, list[st
             "--out",
             str(out),
             "--quiet",
+            *budget.precision_args(),
         ]
         + common,
     }
@@ -346,6 +348,8 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["ema_decay"] = budget.ema_decay
     if budget.lr is not None:  # likewise
         sizes["lr"] = budget.lr
+    if budget.precision != "auto":  # likewise
+        sizes["precision"] = budget.precision
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
     earlier = {}

@@ -119,6 +119,7 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
         + (f" MAML inner steps in training: `--inner-steps {a['inner_steps']}`." if a.get("inner_steps") else "")
         + (f" MAML inner learning rate in training: `--inner-lr {a['inner_lr']:g}`." if a.get("inner_lr") else "")
         + (f" Adam's learning rate: `--lr {a['lr']:g}`." if a.get("lr") else "")
+        + (f" Training and scoring numerics: `--precision {a['precision']}`." if a.get("precision") else "")
         + (
             f" Scored: a moving average of the weights (`lasium-train --ema-decay {a['ema_decay']:g}`)."
             if a.get("ema_decay")
