@@ -323,6 +323,31 @@ def test_precision_fixes_the_numerics_of_training_and_scoring_only(tmp_path: Pat
     assert "Training and scoring numerics: `--precision fp32`." in render(page)
 
 
+def test_a_page_says_the_numerics_its_points_trained_and_scored_in():
+    """A row records what --precision resolved to (from lasium-eval's report); the page says it once, or that the
+    points differ; pages from before the record say nothing."""
+    from lasium.repro.sweep import summarise
+
+    point = Point("parameter", "n", "sigma", 0.5, "shift5")
+    cells = [dict(shots=s, accuracy_pct=90.0, ci95_pct=0.5, tasks=10) for s in (1, 5)]
+    report = {
+        "results": cells,
+        "episode_digest": "d" * 64,
+        "precision": "bf16",
+        "checkpoint_state": {"precision": "fp32"},
+    }
+    row = summarise(point, report, {"train": ["lasium-train"]})
+    assert row["numerics"] == {"train": "fp32", "score": "bf16"}
+    assert "numerics" not in summarise(point, {"results": cells, "episode_digest": "d" * 64}, {})
+    sizes = dict(tasks=4000, iterations=1000, meta_batch=4, val_tasks=1000, seed=0)
+    page = {"command": "c", "device": "d", "wall_seconds": 60, "rows": [row], "planned": 1, "sizes": sizes,
+            "shared_keys": []}  # fmt: skip
+    assert "Device: d. Numerics: trained in fp32, scored in bf16. Wall time" in render(page)
+    other = {**row, "key": "n-sigma1-shift5", "value": 1.0, "numerics": {"train": "bf16", "score": "bf16"}}
+    assert "Numerics: they differ between points" in render({**page, "rows": [row, other], "planned": 2})
+    assert "Numerics" not in render({**page, "rows": [{k: v for k, v in row.items() if k != "numerics"}]})
+
+
 def test_ema_decay_changes_the_training_command_only(tmp_path: Path):
     """--ema-decay: the weight-average lever; off (0) leaves commands as the committed sweeps ran them."""
     from lasium.errors import ConfigError

@@ -267,6 +267,10 @@ def summarise(point: Point, report: dict[str, Any] | None, cmds: dict[str, list[
             for r in report["results"]
         }
         row["episode_digest"] = report["episode_digest"]
+        # what --precision resolved to on this machine (auto: bf16 where it is native, fp32 elsewhere)
+        numerics = {"train": report.get("checkpoint_state", {}).get("precision"), "score": report.get("precision")}
+        if any(numerics.values()):
+            row["numerics"] = numerics
     return row
 
 

@@ -71,6 +71,19 @@ def _epsilon_sentence(epsilon: float | None) -> str:
     return f" Anchors at least ε {epsilon:g} apart (`lasium-gen --epsilon`)."
 
 
+def numerics_sentence(rows: list[dict[str, Any]]) -> str:
+    """``Numerics: trained in bf16, scored in bf16. ``: what the points' ``--precision`` resolved to (``auto`` is bf16
+    on a machine with native bf16 and fp32 elsewhere, so two machines can run one command in different numerics);
+    empty for pages written before the rows recorded it."""
+    seen = {(n.get("train"), n.get("score")) for r in rows if (n := r.get("numerics"))}
+    if not seen:
+        return ""
+    if len(seen) > 1:
+        return "Numerics: they differ between points (each row's `numerics`). "
+    train, score = seen.pop()
+    return f"Numerics: trained in {train or 'unrecorded'}, scored in {score or 'unrecorded'}. "
+
+
 def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) -> str:
     """The page (markdown); ``charts``: the chart files beside it, linked at the end."""
     rows = results["rows"]
@@ -79,7 +92,8 @@ def render(results: dict[str, Any], charts: tuple[str, ...] = ("sweep.png",)) ->
         f"# Sweep: {title_of(rows)} for {LEARNER_NAMES[a.get('algo', 'protonets')]}, Omniglot validation tasks",
         "",
         f"Command: `{results['command']}`. Device: {results['device']}. "
-        f"Wall time {results['wall_seconds'] / 60:.0f} min.",
+        + numerics_sentence(rows)
+        + f"Wall time {results['wall_seconds'] / 60:.0f} min.",
         "",
         f"**Status: {sum(r['status'] == 'ok' for r in rows)} of {results.get('planned', len(rows))} points done**"
         + (
