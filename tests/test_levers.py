@@ -785,3 +785,35 @@ def test_training_shots_lever_of_maml_compares_with_mamls_1_shot_sweep(tmp_path)
         ("1-shot 5-way training tasks (4,000 tasks, 1,000 × 4)", None),
         ("5-shot 5-way training tasks (4,000 tasks, 1,000 × 4)", -0.5),
     ]
+
+
+def test_a_delta_against_a_reference_measured_elsewhere_is_marked(tmp_path):
+    """A point whose page names another machine, or whose row trained or scored in other numerics, than its
+    reference's gets ‡ on its Δ and the table says why; points measured like their reference get none."""
+    _lever_sweeps(tmp_path, (
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-inner-lr-0.2", "maml", 89.0, {"inner_lr": 0.2}),
+        ("maml-inner-lr-0.6", "maml", 89.2, {"inner_lr": 0.6}),
+        ("maml-inner-lr-0.8", "maml", 89.1, {"inner_lr": 0.8}),
+    ))  # fmt: skip
+    for name, change in (
+        ("maml-inner-lr-0.6", {"device": "x86_64 CPU (AMD EPYC), 2 cores"}),
+        ("maml-inner-lr-0.8", {"numerics": {"train": "bf16", "score": "bf16"}}),
+    ):
+        path = tmp_path / "levers" / name / "sweep.json"
+        data = json.loads(path.read_text())
+        if "device" in change:
+            data["device"] = change["device"]
+        else:
+            data["rows"][0]["numerics"] = change["numerics"]
+        path.write_text(json.dumps(data))
+    comparisons = collect(tmp_path)
+    inner = next(c for c in comparisons if c["lever"] == "inner learning rate in training")
+    assert [p["elsewhere"] for p in inner["points"]] == [False, False, True, True]
+    lines = table(comparisons)
+    rows = [ln for ln in lines if ln.startswith("| inner learning rate")]
+    assert [ln.count("‡") for ln in rows] == [0, 0, 2, 2]
+    assert "| -0.50 ± 0.57 | +0.00 ± 0.28 |" in rows[0] and "| -0.30 ± 0.57 ‡ | +0.00 ± 0.28 ‡ |" in rows[2]
+    assert any(ln.startswith("‡ The point and its reference were not measured on one recorded machine") for ln in lines)
+    plain = table([c for c in comparisons if c is not inner])
+    assert not any("‡" in ln for ln in plain)

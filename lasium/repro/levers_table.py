@@ -19,12 +19,27 @@ def _cell(cell: dict[str, Any] | None) -> str:
     return f"{cell['accuracy_pct']:.2f} ± {cell['ci95_pct']:.2f}" if cell else "–"
 
 
-def _delta(delta: dict[str, Any] | None, shots: str, reference: bool) -> str:
+def _delta(delta: dict[str, Any] | None, shots: str, reference: bool, elsewhere: bool = False) -> str:
     if reference:
         return "reference"
     if not delta or shots not in delta:
         return "–"
-    return f"{delta[shots]['pct']:+.2f} ± {delta[shots]['ci95_pct']:.2f}"
+    return f"{delta[shots]['pct']:+.2f} ± {delta[shots]['ci95_pct']:.2f}" + (" ‡" if elsewhere else "")
+
+
+ELSEWHERE_NOTE = (
+    "‡ The point and its reference were not measured on one recorded machine in the same numerics (their pages' "
+    "device, and the precision each point trained and scored in, differ or were not recorded): the same command and "
+    "seed can score differently on another CPU (MAML's σ 0.5 sweep: 0.77 points at 1-shot, "
+    "`levers/repeat-maml-parameter-n`), so such a Δ holds the machine's difference too."
+)
+
+
+def machine_of(row: Row, results: Results) -> str:
+    """What a point was measured on, as its page records it: the page's device and the numerics (``--precision``
+    resolved) its row records; two points with different records may differ by the machine alone."""
+    numerics = row.get("numerics") or {}
+    return json.dumps([results.get("device"), numerics.get("train"), numerics.get("score")])
 
 
 def table(comparisons: list[dict[str, Any]]) -> list[str]:
@@ -43,8 +58,9 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
             budget = c["budget"] if c["budget"] != "by point" else p["budget"]
             out.append(
                 f"| {c['lever']} | {learner} | {p['setting']} | {_cell(p['val'].get('1'))} | "
-                f"{_cell(p['val'].get('5'))} | {_delta(p['delta'], '1', p['reference'])} | "
-                f"{_delta(p['delta'], '5', p['reference'])} | {budget} | {', '.join(c['sources'])} |"
+                f"{_cell(p['val'].get('5'))} | {_delta(p['delta'], '1', p['reference'], p.get('elsewhere', False))} | "
+                f"{_delta(p['delta'], '5', p['reference'], p.get('elsewhere', False))} | {budget} | "
+                f"{', '.join(c['sources'])} |"
             )
         best = max(c["points"], key=_mean)
         if c["reference_setting"] is None:
@@ -70,7 +86,8 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
             best_lines.append(spent_line(c, best, learner))
         elif not best["reference"]:
             best_lines += runner_up_line(c, best, learner)
-    return [*out, "", *best_lines, *untried_lines(comparisons)]
+    elsewhere = any(p.get("elsewhere") and p["delta"] for c in comparisons for p in c["points"])
+    return [*out, *(["", ELSEWHERE_NOTE] if elsewhere else []), "", *best_lines, *untried_lines(comparisons)]
 
 
 def spent_line(comparison: dict[str, Any], best: dict[str, Any], learner: str) -> str:
@@ -192,6 +209,10 @@ def collect(folder: str | Path) -> list[dict[str, Any]]:
                         "reference": reference is not None and row is reference[0],
                         "val": val,
                         "delta": delta,
+                        # measured on another (or an unrecorded) machine or in other numerics than its reference
+                        "elsewhere": reference is not None
+                        and delta is not None
+                        and machine_of(row, results) != machine_of(reference[0], reference[1]),
                     }
                 )
             comparisons.append(entry)
