@@ -171,6 +171,7 @@ def test_a_resumed_sweep_takes_finished_points_from_its_page(tmp_path, monkeypat
 
     def fake_run(self, name, console, args, row=None, produces=None, continue_with=None):
         ran.append(name)
+        self.stages.append({"name": name, "row": row, "command": console, "status": "ok", "seconds": 10.0})
         if console == "lasium-eval":
             out = Path(args[args.index("--out") + 1])
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,14 +189,25 @@ def test_a_resumed_sweep_takes_finished_points_from_its_page(tmp_path, monkeypat
                    "train-oc-alpha0.6-shift5", "eval-oc-alpha0.6-shift5"]  # fmt: skip
     assert first["command"] == options.command_line() and "--values 0.2,0.6" in first["command"]
     assert (tmp_path / "r" / "sweep.png").is_file()
-    # a later session without the work folder: the page holds both points, with today's commands
+    # a later session without the work folder, on another machine: the page holds both points, with today's
+    # commands, and keeps their stage records, their time and the machine they ran on
     shutil.rmtree(tmp_path / "w")
+    page = json.loads((tmp_path / "r" / "sweep.json").read_text())
+    (tmp_path / "r" / "sweep.json").write_text(json.dumps(dict(page, device="x86_64 CPU (Elsewhere), 2 cores")))
     again = run(replace(options, resume=True))
     assert len(ran) == 6 and all(r.get("reused") for r in again["rows"])
     assert [r["val"] for r in again["rows"]] == [r["val"] for r in first["rows"]]
+    assert [st["name"] for st in again["stages"]] == [st["name"] for st in first["stages"]]
+    assert all(st["note"] == stages.REUSED for st in again["stages"]) and again["wall_seconds"] >= 60.0
+    assert again["device"] == "x86_64 CPU (Elsewhere), 2 cores"
+    # one more point run here beside the reused ones: the page names both machines
+    third = run(replace(options, values=(0.2, 0.6, 0.8), resume=True))
+    assert len(ran) == 9 and third["device"].endswith(
+        "; the points reused from the earlier page: x86_64 CPU (Elsewhere), 2 cores"
+    )
     # another budget is another sweep: its points run
     run(replace(options, budget=replace(options.budget, iterations=5), resume=True))
-    assert len(ran) == 12
+    assert len(ran) == 15
 
 
 def test_page_judges_each_learner_against_its_own_reference():

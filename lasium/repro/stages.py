@@ -157,6 +157,10 @@ def resume_evaluation(out: Path) -> Callable[[], list[str]]:
     return continue_with
 
 
+REUSED = "reused from an earlier invocation of the driver"
+"""The note of a stage record that this invocation did not run (its time is the earlier run's)."""
+
+
 class StageRunner:
     """Runs commands as stages under ``work/logs``; ``remaining()`` gives the seconds left (None = no deadline)."""
 
@@ -208,7 +212,7 @@ class StageRunner:
                 and earlier.get("status") == "ok"
                 and same_identity(earlier.get("identity"), identity)
             ):
-                earlier["note"] = "reused from an earlier invocation of the driver"
+                earlier["note"] = REUSED
                 self.stages.append(earlier)
                 print(f"[{self.tag}] {name}: reused ({earlier['seconds']:.1f} s earlier)", flush=True)
                 return True

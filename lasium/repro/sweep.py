@@ -31,7 +31,7 @@ from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 from .generators import describe_generator, same_generator
 from .options import argv_of
 from .point_budget import PointBudget
-from .stages import StageRunner, same_commands
+from .stages import REUSED, StageRunner, same_commands
 from .sweep_mixture import mixture_commands, mixture_generators, parse_mixture, safe_name
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
 
@@ -282,6 +282,22 @@ def stage_env(threads: int | None) -> dict[str, str]:
     return env
 
 
+def reused_seconds(stages: list[dict[str, Any]]) -> float:
+    """The recorded time of the stages an invocation reused (from its work folder or its page): with this
+    invocation's own time, the page's wall time is the time its points took, however many invocations made them."""
+    return sum(st.get("seconds") or 0.0 for st in stages if st.get("note") == REUSED)
+
+
+def sweep_device(here: str, earlier: str | None, rows: list[dict[str, Any]]) -> str:
+    """The page's device: this machine, the earlier page's where every point came from that page, or both where
+    points of two machines share the page."""
+    if earlier is None or earlier == here or not any(r.get("reused") for r in rows):
+        return here
+    if all(r.get("reused") for r in rows):
+        return earlier
+    return f"{here}; the points reused from the earlier page: {earlier}"
+
+
 def machine(device: str) -> str:
     """The machine an experiment's stages ran on, as its page says it (:func:`.records.describe_device`, the
     reproduction driver's record): the GPU's name, else the CPU's model and cores (the same commands and seeds on two
@@ -356,13 +372,13 @@ def run(options: SweepOptions) -> dict[str, Any]:
         sizes["precision"] = budget.precision
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
-    earlier = {}
+    earlier, page = {}, {}
     if options.resume and (results_dir / "sweep.json").is_file():
         page = json.loads((results_dir / "sweep.json").read_text())
         if same_generator(page.get("generator"), generator):  # not points of other weights under the same spec
             earlier = {r["key"]: r for r in page.get("rows", []) if r["status"] == "ok"}
     results: dict[str, Any] = {}
-    device = machine(budget.device)
+    here = machine(budget.device)
     for point in points:
         cmds = mixture_commands(point, budget, work) if point.mix else commands(point, budget, work)
         if options.generator != DEFAULT_GENERATOR:
@@ -373,15 +389,17 @@ def run(options: SweepOptions) -> dict[str, Any]:
         if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
             print(f"[sweep] {point.key}: reused from {results_dir / 'sweep.json'}", flush=True)
             rows.append(dict(recorded, reused=True))
+            # its stage records (commands, wall times) come with it: the page keeps what made the point
+            runner.stages += [dict(st, note=REUSED) for st in page.get("stages", []) if st.get("row") == point.key]
         else:
             rows.append(summarise(point, run_point(runner, point, cmds, work, made), cmds))
         results = {
             "format": "lasium-sweep-omniglot",
             "command": options.command_line(),
             "options": options.to_json(),
-            "device": device,
+            "device": sweep_device(here, page.get("device"), rows),
             "sizes": sizes,
-            "wall_seconds": round(time.time() - start, 1),
+            "wall_seconds": round(time.time() - start + reused_seconds(runner.stages), 1),
             "shared_keys": shared,
             "rows": rows,
             "stages": runner.stages,
