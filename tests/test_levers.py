@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 
+from lasium.repro.generators import LEGACY_BUNDLED
 from lasium.repro.levers_table import collect, table
 from lasium.repro.omniglot_page import render_markdown, write_page
 
@@ -384,7 +385,7 @@ def test_generator_lever_compares_within_one_distance_ways_and_learner(tmp_path)
 def test_training_ways_lever_compares_within_one_generator(tmp_path):
     """Another GAN's 20-way and 40-way sweeps are compared with that GAN's 5-way sweep of the same distance
     (levers/gan*), the bundled GAN's with the bundled GAN's; a GAN's sweep without a 5-way twin compares nothing."""
-    bundled = {"spec": "omniglot-gan", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "c1" * 32}
+    bundled = {"spec": "omniglot-gan", **LEGACY_BUNDLED["omniglot-gan"]}
     longer = {"spec": "gan-207", "kind": "gan", "name": "omniglot-gan", "weights_sha256": "1d" * 32}
     ms = {"distance": "mean-squared"}
     for name, generator, one, extra in (
@@ -411,6 +412,21 @@ def test_training_ways_lever_compares_within_one_generator(tmp_path):
     )
     rows = [ln.split(" | ") for ln in table(collect(tmp_path)) if ln.startswith("| training ways")]
     assert len(rows) == 5 and all(r[7] == "4,000 tasks, 1,000 × 4, 1000 val tasks" for r in rows)  # each its budget
+    # the same weights under their bundled name are the same generator: a 60-way sweep on them joins that comparison,
+    # and a pre-record page (no generator) is the bundled GAN's, whose weights are known
+    _sweep(tmp_path / "levers" / "gan-h200-w60-mean-squared", [_row("parameter", "n", 0.5, "shift5", _val(95.6, 97.6))],
+           tasks=4000)  # fmt: skip
+    data = json.loads((tmp_path / "levers" / "gan-h200-w60-mean-squared" / "sweep.json").read_text())
+    data["generator"] = {**longer, "spec": "omniglot-gan-h200", "name": "omniglot-gan-h200"}
+    data["sizes"].update(ms, ways=60, epsilon=179.3)
+    (tmp_path / "levers" / "gan-h200-w60-mean-squared" / "sweep.json").write_text(json.dumps(data))
+    data = json.loads((tmp_path / "levers" / "distance-mean-squared" / "sweep.json").read_text())
+    (tmp_path / "levers" / "distance-mean-squared" / "sweep.json").write_text(json.dumps(dict(data, generator=None)))
+    found = [c for c in collect(tmp_path) if c["lever"] == "training ways"]
+    assert [[p["delta"] and p["delta"]["1"]["pct"] for p in c["points"]] for c in found] == [
+        [None, 2.0],
+        [None, 2.0, 2.5, 2.6],
+    ]
 
 
 def test_training_augmentation_lever_is_per_learner(tmp_path):

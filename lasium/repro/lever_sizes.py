@@ -10,6 +10,7 @@ from typing import Any
 
 from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 
+from .generators import LEGACY_BUNDLED
 from .step_curve import FORMAT as STEP_CURVE
 from .sweep import DEFAULT_GENERATOR
 from .sweep_page import PRESET_OF
@@ -160,6 +161,15 @@ def generator_spec(results: Results) -> str:
     """The generator a sweep's shards came from (sweeps from before it was recorded: the bundled GAN)."""
     generator = results.get("generator") or {}
     return str(generator.get("spec") or generator.get("name") or DEFAULT_GENERATOR)
+
+
+def generator_identity(results: Results) -> str:
+    """Which weights a sweep's shards came from, for grouping its points: their sha256 where the page records it (so
+    one generator under two names, a lasium-fit folder and the bundled copy of its weights, is one), else its spec
+    (pages from before the record name the bundled GAN, whose weights :data:`.generators.LEGACY_BUNDLED` gives)."""
+    spec = generator_spec(results)
+    sha = (results.get("generator") or {}).get("weights_sha256") or LEGACY_BUNDLED.get(spec, {}).get("weights_sha256")
+    return str(sha or spec)
 
 
 def lr_schedule_of(results: Results) -> str:

@@ -33,6 +33,7 @@ from .lever_sizes import (
     budget_size,
     distance_note,
     fit_device_note,
+    generator_identity,
     generator_spec,
     inner_steps_of,
     is_parameter_point,
@@ -215,7 +216,7 @@ def _inner_steps_lever() -> Lever:
         "the authors' 5 inner steps",
         is_reference=lambda r, res: inner_steps_of(res) == 5,
         order=lambda r, res: (float(inner_steps_of(res)),),
-        group=lambda r, res: f"{generator_spec(res)}, {budget_setting(r, res)}{seed_note(res)}",
+        group=lambda r, res: f"{generator_identity(res)}, {budget_setting(r, res)}{seed_note(res)}",
         across_sources=True,
     )
 

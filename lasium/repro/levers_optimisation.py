@@ -17,6 +17,7 @@ from .lever_sizes import (
     Row,
     ema_decay_of,
     epsilon_of,
+    generator_identity,
     generator_spec,
     inner_steps_of,
     lr_schedule_of,
@@ -62,7 +63,7 @@ def everything_but(setting: str) -> Callable[[Row, Results], str]:
     def key(row: Row, results: Results) -> str:
         s = results["sizes"]
         recipe = {
-            "generator": generator_spec(results),
+            "generator": generator_identity(results),
             "ways": training_ways(results),
             "epsilon": epsilon_of(results),
             "shots": training_shots(results),

@@ -16,6 +16,7 @@ from .lever_sizes import (
     distance_note,
     epsilon_note,
     epsilon_of,
+    generator_identity,
     generator_spec,
     seed_note,
     training_distance,
@@ -57,7 +58,7 @@ def ways_lever(learner: str) -> Lever:
         is_reference=lambda r, res: training_ways(res) == 5,
         order=lambda r, res: (*budget_size(res), training_ways(res)),
         group=lambda r, res: (
-            f"{generator_spec(res)}, {training_distance(res)}, {budget_setting(r, res)}{seed_note(res)}"
+            f"{generator_identity(res)}, {training_distance(res)}, {budget_setting(r, res)}{seed_note(res)}"
         ),
         across_sources=True,
     )
