@@ -425,7 +425,7 @@ def test_a_page_names_the_cpu_model_or_the_gpu_it_ran_on(monkeypatch):
     import torch
 
     from lasium import runtime
-    from lasium.repro import sweep as sweep_module
+    from lasium.repro import records as sweep_module
     from lasium.repro.lever_sizes import fit_device_note
 
     monkeypatch.setattr(runtime, "cpu_model", lambda: "Example CPU 9000")

@@ -46,8 +46,9 @@ from lasium.errors import ConfigError
 
 from .curve_page import GENERATOR_KINDS, page_name, results_format, results_kind, row_epochs, write_page
 from .options import argv_of
+from .records import machine
 from .stages import StageRunner
-from .sweep import Point, PointBudget, commands, machine, run_point, stage_env, summarise
+from .sweep import Point, PointBudget, commands, run_point, stage_env, summarise
 
 QUICK = dict(tasks=24, iterations=4, val_tasks=10)  # --quick: a smoke run of every stage
 # The budget of each point: the authors' 1,000 iterations × 4 distinct tasks; the generator's own precision.

@@ -1,12 +1,16 @@
 """What the reproduction records beside a row's accuracy: its training run's summary, its task source's manifest
-record, and the machine it ran on."""
+record, and the machine it ran on; and what a side experiment's page records of how its points were made (the
+machine, the time of the stages it reused)."""
 
 from __future__ import annotations
 
 import json
 import os
+import platform
 from pathlib import Path
 from typing import Any
+
+from .stages import REUSED
 
 
 def train_summary(run: Path) -> dict[str, Any]:
@@ -101,3 +105,28 @@ def validation_curve(run: Path, key: str = "accuracy", split: str = "val") -> li
         if isinstance(record, dict) and record.get("split") == split and isinstance(record.get(key), (int, float)):
             points.append((float(record["step"]), float(record[key])))
     return points
+
+
+def reused_seconds(stages: list[dict[str, Any]]) -> float:
+    """The recorded time of the stages an invocation reused (from its work folder or its page): with this
+    invocation's own time, the page's wall time is the time its points took, however many invocations made them."""
+    return sum(st.get("seconds") or 0.0 for st in stages if st.get("note") == REUSED)
+
+
+def sweep_device(here: str, earlier: str | None, rows: list[dict[str, Any]]) -> str:
+    """The page's device: this machine, the earlier page's where every point came from that page, or both where
+    points of two machines share the page."""
+    if earlier is None or earlier == here or not any(r.get("reused") for r in rows):
+        return here
+    if all(r.get("reused") for r in rows):
+        return earlier
+    return f"{here}; the points reused from the earlier page: {earlier}"
+
+
+def machine(device: str) -> str:
+    """The machine an experiment's stages ran on, as its page says it (:func:`describe_device`, the
+    reproduction driver's record): the GPU's name, else the CPU's model and cores (the same commands and seeds on two
+    CPU models can train to different weights: their bf16 and fp32 kernels round differently, so a page names its
+    CPU)."""
+    kind, record = describe_device(device)
+    return record["name"] if kind == "cuda" else f"{platform.machine()} CPU ({record['name']}), {record['cores']} cores"

@@ -28,8 +28,9 @@ from typing import Any
 from lasium.errors import ConfigError
 
 from .options import argv_of
+from .records import machine
 from .stages import StageRunner, resume_evaluation
-from .sweep import machine, stage_env
+from .sweep import stage_env
 
 FORMAT = "lasium-step-curve"
 PAGE = "step-curve"  # the results' file name without suffix

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
@@ -31,6 +30,7 @@ from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 from .generators import describe_generator, same_generator
 from .options import argv_of
 from .point_budget import PointBudget
+from .records import machine, reused_seconds, sweep_device
 from .stages import REUSED, StageRunner, same_commands
 from .sweep_mixture import mixture_commands, mixture_generators, parse_mixture, safe_name
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
@@ -280,33 +280,6 @@ def stage_env(threads: int | None) -> dict[str, str]:
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     return env
-
-
-def reused_seconds(stages: list[dict[str, Any]]) -> float:
-    """The recorded time of the stages an invocation reused (from its work folder or its page): with this
-    invocation's own time, the page's wall time is the time its points took, however many invocations made them."""
-    return sum(st.get("seconds") or 0.0 for st in stages if st.get("note") == REUSED)
-
-
-def sweep_device(here: str, earlier: str | None, rows: list[dict[str, Any]]) -> str:
-    """The page's device: this machine, the earlier page's where every point came from that page, or both where
-    points of two machines share the page."""
-    if earlier is None or earlier == here or not any(r.get("reused") for r in rows):
-        return here
-    if all(r.get("reused") for r in rows):
-        return earlier
-    return f"{here}; the points reused from the earlier page: {earlier}"
-
-
-def machine(device: str) -> str:
-    """The machine an experiment's stages ran on, as its page says it (:func:`.records.describe_device`, the
-    reproduction driver's record): the GPU's name, else the CPU's model and cores (the same commands and seeds on two
-    CPU models can train to different weights: their bf16 and fp32 kernels round differently, so a page names its
-    CPU)."""
-    from .records import describe_device
-
-    kind, record = describe_device(device)
-    return record["name"] if kind == "cuda" else f"{platform.machine()} CPU ({record['name']}), {record['cores']} cores"
 
 
 def run(options: SweepOptions) -> dict[str, Any]:
