@@ -444,6 +444,17 @@ def test_training_augmentation_lever_is_per_learner(tmp_path):
         ("`shift5-support` (LASIUM-N σ 0.5)", 1.0),
     ]
     assert found["protonets"]["sources"] == ["levers/augment/sweep.json"]
+    # the same sweep at another seed is its own comparison, and its settings say the seed
+    _sweep(tmp_path / "levers" / "maml-augment-seed1", [_row("augment", "n", 0.5, a, _val(one, 97.6)) for a, one in
+           (("shift5", 89.0), ("shift5-affine", 88.0))], tasks=4000, algo="maml")  # fmt: skip
+    data = json.loads((tmp_path / "levers" / "maml-augment-seed1" / "sweep.json").read_text())
+    data["sizes"]["seed"] = 1
+    (tmp_path / "levers" / "maml-augment-seed1" / "sweep.json").write_text(json.dumps(data))
+    seeded = [c for c in collect(tmp_path) if c["sources"] == ["levers/maml-augment-seed1/sweep.json"]]
+    assert [p["setting"] for p in seeded[0]["points"]] == [
+        "`shift5` (LASIUM-N σ 0.5, seed 1)",
+        "`shift5-affine` (LASIUM-N σ 0.5, seed 1)",
+    ]
 
 
 def test_an_augmentation_sweep_of_another_recipe_names_it(tmp_path):

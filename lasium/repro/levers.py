@@ -153,7 +153,8 @@ def _augment_lever(learner: str, sources: tuple[str, ...]) -> Lever:
         sources,
         lambda r, res: r.get("family") == "augment" and sweep_algo(res) in algos,
         lambda r, res: (
-            f"`{r['augment']}` (LASIUM-N σ {r['value']:g}{', ' if _recipe_note(res) else ''}{_recipe_note(res)})"
+            f"`{r['augment']}` (LASIUM-N σ {r['value']:g}{', ' if _recipe_note(res) else ''}{_recipe_note(res)}"
+            f"{seed_note(res)})"
         ),
         "`shift5`, the authors' query shift",
         is_reference=lambda r, res: r.get("augment") == "shift5",
