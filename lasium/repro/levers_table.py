@@ -35,11 +35,11 @@ ELSEWHERE_NOTE = (
 )
 
 
-def machine_of(row: Row, results: Results) -> str:
+def machine_of(row: Row, results: Results) -> tuple[Any, Any, Any]:
     """What a point was measured on, as its page records it: the page's device and the numerics (``--precision``
     resolved) its row records; two points with different records may differ by the machine alone."""
     numerics = row.get("numerics") or {}
-    return json.dumps([results.get("device"), numerics.get("train"), numerics.get("score")])
+    return results.get("device"), numerics.get("train"), numerics.get("score")
 
 
 def table(comparisons: list[dict[str, Any]]) -> list[str]:
@@ -86,7 +86,7 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
             best_lines.append(spent_line(c, best, learner))
         elif not best["reference"]:
             best_lines += runner_up_line(c, best, learner)
-    elsewhere = any(p.get("elsewhere") and p["delta"] for c in comparisons for p in c["points"])
+    elsewhere = any(p.get("elsewhere") for c in comparisons for p in c["points"])
     return [*out, *(["", ELSEWHERE_NOTE] if elsewhere else []), "", *best_lines, *untried_lines(comparisons)]
 
 
