@@ -415,6 +415,38 @@ def test_precision_check_trains_and_scores_each_precision(tmp_path, fake_console
     assert (tmp_path / "r" / "precision.md").read_text() == md
 
 
+def test_an_interrupted_sweep_point_continues_its_training_and_its_scoring(tmp_path, fake_consoles, monkeypatch):
+    """A sweep point whose training was killed after a checkpoint, or whose scoring left a partial evaluation, is
+    continued with ``--resume`` by ``lasium-repro sweep --resume`` (not refused for an occupied run folder, not
+    started over), and its page is the uninterrupted one's."""
+    from lasium.repro.sweep import PointBudget, SweepOptions
+    from lasium.repro.sweep import run as run_sweep
+
+    budget = PointBudget(tasks=24, iterations=4, val_tasks=10)
+    options = SweepOptions(budget=budget, strategies=("n",), values=(0.5,), only="parameter",
+                           work=tmp_path / "w", results=tmp_path / "r")  # fmt: skip
+    monkeypatch.setenv("FAIL_ONCE", "n-sigma0.5-shift5")
+    assert [r["status"] for r in run_sweep(options)["rows"]] == ["failed"]
+    before = len(fake_consoles())
+    resumed = run_sweep(replace(options, resume=True))
+    ran = fake_consoles()[before:]
+    assert [c[0] for c in ran] == ["lasium-train", "lasium-eval"] and ran[0][-1] == "--resume"
+    assert "--resume" not in ran[1]  # no partial evaluation: scored from the start
+    train = next(st for st in resumed["stages"] if st["name"].startswith("train-"))
+    assert "continued from an interrupted run" in train["note"]
+    # scoring killed partway: its partial file is there and its stage did not finish
+    evals, logs = tmp_path / "w" / "evals", tmp_path / "w" / "logs"
+    (evals / "n-sigma0.5-shift5.json").unlink()
+    (evals / "n-sigma0.5-shift5.json.partial.json").write_text("{}")
+    (logs / "eval-n-sigma0.5-shift5.done.json").unlink()
+    (tmp_path / "r" / "sweep.json").unlink()  # the page is written after each point: it did not hold this one yet
+    before = len(fake_consoles())
+    again = run_sweep(replace(options, resume=True))
+    ran = fake_consoles()[before:]
+    assert [c[0] for c in ran] == ["lasium-eval"] and ran[0][-1] == "--resume"
+    assert [r["val"] for r in again["rows"]] == [r["val"] for r in resumed["rows"]]
+
+
 def test_stage_commands_come_from_the_running_environment_not_path(tmp_path, monkeypatch):
     """``/venv/bin/lasium-repro`` run without activating its environment runs that environment's stages: a
     ``lasium-gen`` earlier on PATH (another environment, another lasium) is never picked."""

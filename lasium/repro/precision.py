@@ -23,7 +23,7 @@ from lasium.errors import LasiumError
 from lasium.safe_io import replace_atomically
 
 from .options import argv_of
-from .stages import StageRunner
+from .stages import StageRunner, resume_evaluation, resume_training
 from .sweep import stage_env
 
 FORMAT = "lasium-precision-check"
@@ -148,8 +148,16 @@ def run(options: PrecisionOptions) -> dict[str, Any]:
             "--quiet",
         ]
         if not (
-            runner.run(f"train-{precision}", "lasium-train", train, produces=run_dir / "last" / "state.json")
-            and runner.run(f"eval-{precision}", "lasium-eval", evaluate, produces=out)
+            runner.run(
+                f"train-{precision}",
+                "lasium-train",
+                train,
+                produces=run_dir / "last" / "state.json",
+                continue_with=resume_training(run_dir),
+            )
+            and runner.run(
+                f"eval-{precision}", "lasium-eval", evaluate, produces=out, continue_with=resume_evaluation(out)
+            )
         ):
             raise StageFailed(f"the {precision} run failed; see {work / 'logs'}")
         report = json.loads(out.read_text())

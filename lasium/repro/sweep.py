@@ -31,7 +31,7 @@ from .generators import describe_generator, same_generator
 from .options import argv_of
 from .point_budget import PointBudget
 from .records import machine, reused_seconds, sweep_device
-from .stages import REUSED, StageRunner, same_commands
+from .stages import REUSED, StageRunner, resume_evaluation, resume_training, same_commands
 from .sweep_mixture import mixture_commands, mixture_generators, parse_mixture, safe_name
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
 
@@ -244,11 +244,24 @@ def run_point(
             if not runner.run(f"gen-{shards.name}", gen[0], gen[1:], point.key, produces=shards / "manifest.json"):
                 return None
             made.add(shards.name)
+    # an interrupted training or scoring stage continues from its autosave / partial evaluation on --resume
     if not runner.run(
-        f"train-{point.key}", cmds["train"][0], cmds["train"][1:], point.key, produces=run / "last" / "state.json"
+        f"train-{point.key}",
+        cmds["train"][0],
+        cmds["train"][1:],
+        point.key,
+        produces=run / "last" / "state.json",
+        continue_with=resume_training(run),
     ):
         return None
-    if not runner.run(f"eval-{point.key}", cmds["eval"][0], cmds["eval"][1:], point.key, produces=out):
+    if not runner.run(
+        f"eval-{point.key}",
+        cmds["eval"][0],
+        cmds["eval"][1:],
+        point.key,
+        produces=out,
+        continue_with=resume_evaluation(out),
+    ):
         return None
     return json.loads(out.read_text())
 
