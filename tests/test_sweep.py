@@ -438,3 +438,63 @@ def test_a_page_names_the_cpu_model_or_the_gpu_it_ran_on(monkeypatch):
     assert sweep_module.machine("auto") == sweep_module.machine("cuda:0") == "NVIDIA H200"
     assert sweep_module.machine("cpu") == cpu
     assert fit_device_note({"device": "NVIDIA H200"}) == " (fit and scored on NVIDIA H200)"
+
+
+def test_plan_lists_each_stage_with_its_hours_marks_the_long_ones_and_writes_nothing(tmp_path, monkeypatch):
+    """``lasium-repro sweep --plan``: a line per point and per stage, estimated from RATES (here the CPU figures,
+    whatever this machine), a stage longer than one sitting marked with how --resume continues it; the estimate
+    counts what an interrupted stage already did; a point on the page is done; nothing is run or written."""
+    from lasium.repro import sweep_plan
+    from lasium.repro.sizes import RATES
+
+    monkeypatch.setattr(sweep_plan, "sweep_rates_key", lambda options: "cpu")
+    budget = PointBudget(algo="maml", tasks=64000, iterations=16000)
+    options = SweepOptions(budget=budget, strategies=("n",), values=(0.5,), only="parameter",
+                           work=tmp_path / "w", results=tmp_path / "r")  # fmt: skip
+    lines = sweep_plan.plan_sweep(options)
+    assert not (tmp_path / "w").exists() and not (tmp_path / "r").exists()
+    assert "RATES['cpu']" in lines[0] and lines[1].split()[0] == "n-sigma0.5-shift5" and "to run: ~" in lines[1]
+    stages = {ln.split()[0]: ln for ln in lines if ln.startswith("  ") and " ~" in ln and "to run" not in ln}
+    assert list(stages) == ["gen-n-sigma0.5", "train-n-sigma0.5-shift5", "eval-n-sigma0.5-shift5"]
+    train_hours = 16000 * 4 / RATES["cpu"]["maml"] / 3600
+    assert f"~{train_hours:.1f} h, over 3 h: continues exactly" in stages["train-n-sigma0.5-shift5"]
+    assert "over" not in stages["gen-n-sigma0.5"]
+    # the training was interrupted at its step 12,000 (autosave): a quarter is left
+    cmds = commands(Point("parameter", "n", "sigma", 0.5, "shift5"), budget, tmp_path / "w")
+    (tmp_path / "w" / "logs").mkdir(parents=True)
+    started = {"command": " ".join(cmds["train"]), "seconds": 9000.0}
+    (tmp_path / "w" / "logs" / "train-n-sigma0.5-shift5.started.json").write_text(json.dumps(started))
+    (tmp_path / "w" / "runs" / "n-sigma0.5-shift5" / "autosave").mkdir(parents=True)
+    (tmp_path / "w" / "runs" / "n-sigma0.5-shift5" / "autosave" / "state.json").write_text('{"step": 12000}')
+    later = [ln for ln in sweep_plan.plan_sweep(options) if ln.startswith("  train-")]
+    left_hours = (RATES["cpu"]["startup"] + 16000 * 4 / RATES["cpu"]["maml"]) / 4 / 3600
+    assert later == [f"  {'train-n-sigma0.5-shift5':<32} ~{left_hours:.1f} h"]
+    # a finished point on the page (same commands) is done
+    (tmp_path / "r").mkdir()
+    row = {"key": "n-sigma0.5-shift5", "status": "ok", "commands": {k: " ".join(v) for k, v in cmds.items()},
+           "val": {"1": {"accuracy_pct": 88.5}, "5": {"accuracy_pct": 97.25}}}  # fmt: skip
+    page = {"rows": [row], "generator": None}
+    (tmp_path / "r" / "sweep.json").write_text(json.dumps(page))
+    done = sweep_plan.plan_sweep(options)
+    assert done[1].split() == ["n-sigma0.5-shift5", "done:", "88.50", "/", "97.25", "(on", "the", "page)"]
+    assert done[-1].startswith("~0.0 h")
+
+
+def test_plan_from_the_command_line(tmp_path):
+    result = CliRunner().invoke(repro_main, ["sweep", "--plan", "--quick", "--strategies", "oc", "--values", "0.2",
+                                             "--only", "parameter", "--work", str(tmp_path / "w")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "oc-alpha0.2-shift5" in result.output and "stages to run" in result.output
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_cpu_with_native_bf16_has_its_own_rates_unless_fp32_is_asked_for(monkeypatch):
+    import lasium.precision
+    from lasium.repro.sizes import RATES, rates_key
+
+    monkeypatch.setattr(lasium.precision, "cpu_has_native_bf16", lambda: True)
+    assert [rates_key("cpu"), rates_key("cpu", "bf16"), rates_key("cpu", "fp32"), rates_key("cuda")] == [
+        "cpu-bf16", "cpu-bf16", "cpu", "cuda"]  # fmt: skip
+    assert RATES["cpu-bf16"]["maml"] > RATES["cpu"]["maml"] and RATES["cpu-bf16"].keys() == RATES["cpu"].keys()
+    monkeypatch.setattr(lasium.precision, "cpu_has_native_bf16", lambda: False)
+    assert rates_key("cpu") == "cpu"

@@ -97,13 +97,17 @@ from .cli_options import CONTEXT, budget_options, names, numbers, with_options
               "computes bf16 natively, fp32 elsewhere; name one to compare runs across machines).")  # fmt: skip
 @click.option("--threads", type=int, default=1, show_default=True, help="OMP_NUM_THREADS of every stage.")
 @click.option("--resume", is_flag=True, help="Reuse stages (and points of the page) whose commands are unchanged.")
+@click.option("--plan", "plan_only", is_flag=True,
+              help="Run nothing: list the points, which are done, and each stage's estimated hours (a stage longer "
+              "than one 3 h sitting is marked: --resume continues it).")  # fmt: skip
 @user_errors
 def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, meta_batch: int, val_tasks: int,
           gen_precision: str, seed: int, device: str, data_root: str | None, quick: bool, strategies: str,
           values: str | None, augment_sigma: float, augments: str | None, mixtures: str | None, mixture_augment: str,
           only: str | None, generator: str, ways: int, epsilon: float | None, lr_schedule: str, shots: int,
           queries: int, distance: str, temperature: float, inner_steps: int | None, inner_lr: float | None,
-          lr: float | None, ema_decay: float, precision: str, threads: int, resume: bool) -> None:  # fmt: skip
+          lr: float | None, ema_decay: float, precision: str, threads: int, resume: bool,
+          plan_only: bool) -> None:  # fmt: skip
     """Choose σ/α and the training augmentation on Omniglot *validation* tasks (never the test split).
 
     Each point: lasium-gen (--generator, default the bundled GAN) → lasium-train → lasium-eval --split val (1- and
@@ -115,6 +119,7 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
     Examples:
       lasium-repro sweep --work runs/sweep                  # the full sweep (~1-2 h on a 2-core CPU)
       lasium-repro sweep --work runs/sweep --resume         # continue it
+      lasium-repro sweep --work runs/sweep --plan           # what is done, and each stage's hours left
       lasium-repro sweep --quick --work /tmp/sweep --results /tmp/sweep
       lasium-repro sweep --algo maml --only parameter --strategies oc --values 0.2,0.6 --val-tasks 300 \\
           --work runs/sweep-maml --results results/sweep-maml
@@ -174,4 +179,9 @@ def sweep(work: Path, results: Path, algo: str, tasks: int, iterations: int, met
         threads=threads,
         resume=resume,
     )
+    if plan_only:
+        from .sweep_plan import plan_sweep
+
+        click.echo("\n".join(plan_sweep(options)))
+        return
     run(options)

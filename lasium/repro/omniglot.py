@@ -33,7 +33,7 @@ from .generators import check_vae
 from .options import OmniglotOptions
 from .pipeline import Pipeline
 from .rows import chosen_rows, plan_rows
-from .sizes import RATES, Sizes
+from .sizes import RATES, Sizes, rates_key
 
 MARKER = "repro-omniglot.json"  # in --work: the folder is a reproduction's (what --overwrite may clear)
 WORK_PARTS = ("shards", "runs", "evals", "logs", "gan")
@@ -59,7 +59,7 @@ def pipeline_for(options: OmniglotOptions) -> Pipeline:
     from .records import describe_device
 
     device_type, device = describe_device(options.device)
-    pipe = Pipeline(options, options.stage_sizes(), RATES[device_type], device_type, device)
+    pipe = Pipeline(options, options.stage_sizes(), RATES[rates_key(device_type)], device_type, device)
     # the generator the rows will use, before anything runs (the plan and the ablation's device need it;
     # prepare_generator replaces it with its full record)
     pipe.generator = {"spec": str(options.work / "gan") if options.fit else options.generator}
@@ -85,9 +85,8 @@ def plan_omniglot(options: OmniglotOptions) -> list[str]:
     rows = chosen_rows(options, pipe.sizes, ablation_native_bf16(pipe))
     if any(row.generator == "vae" for row in rows):
         pipe.described[options.vae] = check_vae(options.vae)  # one line, before anything is planned with it
-    lines = [
-        f"rows of --sizes {options.sizes} on {pipe.device.get('name')} (estimates from RATES[{pipe.device_type!r}]):"
-    ]
+    rates = rates_key(pipe.device_type)
+    lines = [f"rows of --sizes {options.sizes} on {pipe.device.get('name')} (estimates from RATES[{rates!r}]):"]
     stage_lines = []
     for row in rows:
         earlier = pipe.committed_row(row.key, pipe.planned_commands(row), pipe.generator_record(row))

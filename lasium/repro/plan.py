@@ -8,14 +8,12 @@ the spelling of the work folder), so any change here makes earlier work run agai
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .progress import eval_progress, gen_progress, train_progress
-from .stages import canonical
+from .progress import eval_progress, gen_progress, stage_left, train_progress
 
 if TYPE_CHECKING:
     from .options import OmniglotOptions
@@ -379,17 +377,5 @@ class StagePlanner:
         return stages
 
     def left(self, name: str, console: str, args: list[str], progress: float, *, keeps_own: bool = False) -> float:
-        """The fraction of a stage still to run: 0 when it finished with this command, else 1 − its progress,
-        counted when the stage was last started with this command (as ``--resume`` would continue it) or, with
-        ``keeps_own``, always (a rerun of ``lasium-gen`` keeps the shards of its own config by itself)."""
-        display = shlex.join([console] + args)
-        logs = self.work / "logs"
-        for path, fraction in ((logs / f"{name}.done.json", 0.0), (logs / f"{name}.started.json", 1.0 - progress)):
-            try:
-                record = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue
-            same = canonical(record.get("command", ""), self.work) == canonical(display, self.work)
-            if same and record.get("status", "ok") == "ok":
-                return fraction
-        return 1.0 - progress if keeps_own else 1.0
+        """:func:`~lasium.repro.progress.stage_left` in this run's work folder."""
+        return stage_left(self.work, name, console, args, progress, keeps_own=keeps_own)

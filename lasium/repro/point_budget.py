@@ -4,6 +4,7 @@ sweep (:mod:`lasium.repro.sweep`) and the GAN-epoch curve (:mod:`lasium.repro.ep
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lasium.errors import ConfigError
 from lasium.precision import PRECISIONS
@@ -43,6 +44,46 @@ class PointBudget:
     # lasium-train and lasium-eval --precision (auto: bf16 autocast where the device computes bf16 natively, which
     # differs between machines; fp32 or bf16 fixes the numerics of training and scoring on any machine)
     precision: str = "auto"
+
+    def page_sizes(self, threads: int) -> dict[str, Any]:
+        """The sizes a sweep page records: the budget's options that are not at their default (at their default
+        they are left out, so pages written before an option existed keep their recorded sizes and --resume reuses
+        their points), and ``threads``, the OMP_NUM_THREADS of every stage."""
+        sizes: dict[str, Any] = {
+            "tasks": self.tasks,
+            "iterations": self.iterations,
+            "meta_batch": self.meta_batch,
+            "val_tasks": self.val_tasks,
+            "seed": self.seed,
+            "threads": threads,
+        }
+        if self.algo != "protonets":  # (ProtoNets pages keep their recorded sizes, so --resume reuses their points)
+            sizes["algo"] = self.algo
+        if self.ways != 5:  # likewise: 5-way pages keep their recorded sizes
+            sizes["ways"] = self.ways
+        if self.epsilon is not None:
+            sizes["epsilon"] = self.epsilon
+        if self.lr_schedule != "constant":  # likewise: constant-rate pages keep their recorded sizes
+            sizes["lr_schedule"] = self.lr_schedule
+        if self.shots != 1:  # likewise: 1-shot pages keep their recorded sizes
+            sizes["shots"] = self.shots
+        if self.queries != 5:  # likewise
+            sizes["queries"] = self.queries
+        if self.distance != DEFAULT_DISTANCE:  # likewise
+            sizes["distance"] = self.distance
+        if self.temperature != DEFAULT_TEMPERATURE:  # likewise
+            sizes["temperature"] = self.temperature
+        if self.inner_steps is not None:  # likewise
+            sizes["inner_steps"] = self.inner_steps
+        if self.inner_lr is not None:  # likewise
+            sizes["inner_lr"] = self.inner_lr
+        if self.ema_decay:  # likewise
+            sizes["ema_decay"] = self.ema_decay
+        if self.lr is not None:  # likewise
+            sizes["lr"] = self.lr
+        if self.precision != "auto":  # likewise
+            sizes["precision"] = self.precision
+        return sizes
 
     def common(self) -> list[str]:
         """The options every stage gets (device and data root, when given)."""

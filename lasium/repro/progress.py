@@ -5,7 +5,10 @@ estimates of :mod:`lasium.repro.plan` still count."""
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
+
+from .stages import canonical
 
 
 def gen_progress(shards: Path, tasks: int) -> float:
@@ -42,3 +45,22 @@ def eval_progress(out: Path) -> float:
     except (OSError, ValueError, KeyError, TypeError):
         return 0.0
     return min(1.0, scored / max(1, tasks))
+
+
+def stage_left(
+    work: Path, name: str, console: str, args: list[str], progress: float, *, keeps_own: bool = False
+) -> float:
+    """The fraction of a stage of ``work`` still to run: 0 when it finished with this command, else 1 − its
+    ``progress``, counted when the stage was last started with this command (as ``--resume`` would continue it) or,
+    with ``keeps_own``, always (a rerun of ``lasium-gen`` keeps the shards of its own config by itself)."""
+    display = shlex.join([console] + args)
+    logs = work / "logs"
+    for path, fraction in ((logs / f"{name}.done.json", 0.0), (logs / f"{name}.started.json", 1.0 - progress)):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        same = canonical(record.get("command", ""), work) == canonical(display, work)
+        if same and record.get("status", "ok") == "ok":
+            return fraction
+    return 1.0 - progress if keeps_own else 1.0

@@ -164,3 +164,21 @@ RATES: dict[str, dict[str, float]] = {
         cactus_setup=CACTUS_SETUP_CPU,
     ),
 }
+# A CPU with native bf16 (avx512_bf16 or AMX) at --precision auto or bf16, one stage per core beside another, from
+# the stage records of sweep pages run on a 2-core AMD EPYC with avx512_bf16 (results/levers, 2026-12-05; per 5-way
+# task, wider sets counted by their classes): lasium-gen 23-30 tasks/s (20-, 40-, 60-way ProtoNets sets; 5-way MAML
+# sets ~40), ProtoNets training 44-48 tasks/s at meta-batch 4, MAML (second order) 5.5-6.7 tasks/s (4,000 tasks in
+# 597-728 s), ProtoNets scoring 2,000 episodes in 52-57 s, MAML scoring 1,000 tasks at K_tr 1 and 5 (50 steps) in
+# 1,169-1,659 s. The sources not measured there (real, UMTRA, CACTUs, first-order MAML) keep the CPU figures.
+RATES["cpu-bf16"] = RATES["cpu"] | dict(gen=25.0, protonets=45.0, maml=5.5, eval_proto=0.03, image_step=1.1e-3)
+
+
+def rates_key(device_type: str, precision: str = "auto") -> str:
+    """The :data:`RATES` entry of a device (``describe_device``'s type) at a ``--precision``: ``cpu-bf16`` on a CPU
+    that computes bf16 natively unless fp32 is asked for, else the device type."""
+    if device_type == "cpu" and precision != "fp32":
+        from lasium.precision import cpu_has_native_bf16
+
+        if cpu_has_native_bf16():
+            return "cpu-bf16"
+    return device_type

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 from lasium.errors import ConfigError
-from lasium.train import DEFAULT_DISTANCE, DEFAULT_TEMPERATURE
 
 from .generators import describe_generator, same_generator
 from .options import argv_of
@@ -266,6 +265,30 @@ def run_point(
     return json.loads(out.read_text())
 
 
+def point_commands(point: Point, options: SweepOptions) -> dict[str, list[str]]:
+    """A point's stage commands under ``options`` (:func:`commands`, or a mixture's), naming the sweep's generator
+    in each LASIUM generation when it is not lasium-gen's default."""
+    budget, work = options.budget, options.work
+    cmds = mixture_commands(point, budget, work) if point.mix else commands(point, budget, work)
+    if options.generator != DEFAULT_GENERATOR:
+        for stage, cmd in cmds.items():
+            if stage.startswith("gen") and "--source" not in cmd and "--generator" not in cmd:
+                cmd += ["--generator", options.generator]
+    return cmds
+
+
+def earlier_page(options: SweepOptions, generator: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sweep's page in ``options.results`` (empty when there is none) and its finished points by key: those
+    made with the same generator weights (not points of other weights under the same spec)."""
+    path = options.results / "sweep.json"
+    if not path.is_file():
+        return {}, {}
+    page = json.loads(path.read_text())
+    if not same_generator(page.get("generator"), generator):
+        return page, {}
+    return page, {r["key"]: r for r in page.get("rows", []) if r["status"] == "ok"}
+
+
 def summarise(point: Point, report: dict[str, Any] | None, cmds: dict[str, list[str]]) -> dict[str, Any]:
     """A point's row on the page: what it is, its commands, and its validation accuracy per shot."""
     row: dict[str, Any] = {
@@ -322,55 +345,14 @@ def run(options: SweepOptions) -> dict[str, Any]:
     start = time.time()
     rows: list[dict[str, Any]] = []
     made: set[str] = set()
-    sizes: dict[str, Any] = {
-        "tasks": budget.tasks,
-        "iterations": budget.iterations,
-        "meta_batch": budget.meta_batch,
-        "val_tasks": budget.val_tasks,
-        "seed": budget.seed,
-        "threads": options.threads,
-    }
-    if budget.algo != "protonets":  # (ProtoNets pages keep their recorded sizes, so --resume reuses their points)
-        sizes["algo"] = budget.algo
-    if budget.ways != 5:  # likewise: 5-way pages keep their recorded sizes
-        sizes["ways"] = budget.ways
-    if budget.epsilon is not None:
-        sizes["epsilon"] = budget.epsilon
-    if budget.lr_schedule != "constant":  # likewise: constant-rate pages keep their recorded sizes
-        sizes["lr_schedule"] = budget.lr_schedule
-    if budget.shots != 1:  # likewise: 1-shot pages keep their recorded sizes
-        sizes["shots"] = budget.shots
-    if budget.queries != 5:  # likewise
-        sizes["queries"] = budget.queries
-    if budget.distance != DEFAULT_DISTANCE:  # likewise
-        sizes["distance"] = budget.distance
-    if budget.temperature != DEFAULT_TEMPERATURE:  # likewise
-        sizes["temperature"] = budget.temperature
-    if budget.inner_steps is not None:  # likewise
-        sizes["inner_steps"] = budget.inner_steps
-    if budget.inner_lr is not None:  # likewise
-        sizes["inner_lr"] = budget.inner_lr
-    if budget.ema_decay:  # likewise
-        sizes["ema_decay"] = budget.ema_decay
-    if budget.lr is not None:  # likewise
-        sizes["lr"] = budget.lr
-    if budget.precision != "auto":  # likewise
-        sizes["precision"] = budget.precision
+    sizes = budget.page_sizes(options.threads)
     # Across sessions the work folder is gone but the page is committed: a point whose recorded commands equal
     # today's is taken from the page instead of being run again.
-    earlier, page = {}, {}
-    if options.resume and (results_dir / "sweep.json").is_file():
-        page = json.loads((results_dir / "sweep.json").read_text())
-        if same_generator(page.get("generator"), generator):  # not points of other weights under the same spec
-            earlier = {r["key"]: r for r in page.get("rows", []) if r["status"] == "ok"}
+    page, earlier = earlier_page(options, generator) if options.resume else ({}, {})
     results: dict[str, Any] = {}
     here = machine(budget.device)
     for point in points:
-        cmds = mixture_commands(point, budget, work) if point.mix else commands(point, budget, work)
-        if options.generator != DEFAULT_GENERATOR:
-            for stage, cmd in cmds.items():
-                if stage.startswith("gen") and "--source" not in cmd and "--generator" not in cmd:
-                    cmd += ["--generator", options.generator]
+        cmds = point_commands(point, options)
         recorded = earlier.get(point.key)
         if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
             print(f"[sweep] {point.key}: reused from {results_dir / 'sweep.json'}", flush=True)
