@@ -498,3 +498,46 @@ def test_a_cpu_with_native_bf16_has_its_own_rates_unless_fp32_is_asked_for(monke
     assert RATES["cpu-bf16"]["maml"] > RATES["cpu"]["maml"] and RATES["cpu-bf16"].keys() == RATES["cpu"].keys()
     monkeypatch.setattr(lasium.precision, "cpu_has_native_bf16", lambda: False)
     assert rates_key("cpu") == "cpu"
+
+
+def test_a_point_records_its_shard_sets_and_trained_weights_by_content(tmp_path):
+    from lasium.repro.records import point_outputs
+    from lasium.safe_io import file_sha256
+
+    cmds = commands(Point("parameter", "n", "sigma", 0.5, "shift5"), PointBudget(), tmp_path)
+    assert point_outputs(cmds) == {}  # nothing made yet (or no longer in the work folder)
+    shards = tmp_path / "shards" / "n-sigma0.5"
+    shards.mkdir(parents=True)
+    listed = [{"file": f"n-sigma0.5-00000{i}.tar", "sha256": c * 64} for i, c in enumerate("ab")]
+    (shards / "manifest.json").write_text(json.dumps({"shards": listed, "name": "n-sigma0.5"}))
+    (tmp_path / "runs" / "n-sigma0.5-shift5" / "last").mkdir(parents=True)
+    (tmp_path / "runs" / "n-sigma0.5-shift5" / "last" / "model.safetensors").write_bytes(b"weights")
+    outputs = point_outputs(cmds)
+    assert outputs["weights_sha256"] == file_sha256(
+        tmp_path / "runs" / "n-sigma0.5-shift5" / "last" / "model.safetensors"
+    )
+    digest = outputs["shards_sha256"]["n-sigma0.5"]
+    # the shards' bytes, in order, whatever else the manifest says
+    (shards / "manifest.json").write_text(json.dumps({"shards": listed, "name": "renamed", "tool_version": "9"}))
+    assert point_outputs(cmds)["shards_sha256"]["n-sigma0.5"] == digest
+    (shards / "manifest.json").write_text(json.dumps({"shards": listed[::-1]}))
+    assert point_outputs(cmds)["shards_sha256"]["n-sigma0.5"] != digest
+
+
+@pytest.mark.slow
+@pytest.mark.omniglot
+def test_a_quick_sweep_point_made_twice_makes_the_same_shards_weights_and_scores(tmp_path, omniglot_root, monkeypatch):
+    """Determinism of a validation point through the real stages: the same command in two work folders generates the
+    same shard bytes, trains the same weights and scores the same; the page records both digests."""
+    monkeypatch.setenv("LASIUM_DATA", str(omniglot_root))
+    budget = PointBudget(tasks=24, iterations=4, val_tasks=10, device="cpu")
+    rows = []
+    for name in ("a", "b"):
+        options = SweepOptions(budget=budget, strategies=("n",), values=(0.5,), only="parameter",
+                               work=tmp_path / name / "w", results=tmp_path / name / "r")  # fmt: skip
+        rows.append(run(options)["rows"][0])
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert set(rows[0]["outputs"]) == {"shards_sha256", "weights_sha256"} and list(
+        rows[0]["outputs"]["shards_sha256"]
+    ) == ["n-sigma0.5"]
+    assert rows[0]["outputs"] == rows[1]["outputs"] and rows[0]["val"] == rows[1]["val"]

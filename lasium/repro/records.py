@@ -107,6 +107,33 @@ def validation_curve(run: Path, key: str = "accuracy", split: str = "val") -> li
     return points
 
 
+def point_outputs(cmds: dict[str, list[str]]) -> dict[str, Any]:
+    """What a validation point's stages made, by content: per shard set (``lasium-gen --out``), the sha256 of its
+    shards' sha256 in its manifest's order, and the sha256 of the trained weights (``lasium-train --out``'s
+    ``last/``). The same commands run on two machines that score differently say from these where the machines
+    parted: already in generation, or in training (then the scoring differed in the weights it read).
+    Outputs no longer in the work folder are left out."""
+    import hashlib
+
+    from lasium.safe_io import file_sha256
+
+    out: dict[str, Any] = {}
+    for stage, cmd in cmds.items():
+        folder = Path(cmd[cmd.index("--out") + 1]) if "--out" in cmd else None
+        if folder is None:
+            continue
+        if stage.startswith("gen"):
+            try:
+                shards = json.loads((folder / "manifest.json").read_text())["shards"]
+                digests = "".join(str(shard["sha256"]) for shard in shards)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            out.setdefault("shards_sha256", {})[folder.name] = hashlib.sha256(digests.encode()).hexdigest()
+        elif stage == "train" and (folder / "last" / "model.safetensors").is_file():
+            out["weights_sha256"] = file_sha256(folder / "last" / "model.safetensors")
+    return out
+
+
 def reused_seconds(stages: list[dict[str, Any]]) -> float:
     """The recorded time of the stages an invocation reused (from its work folder or its page): with this
     invocation's own time, the page's wall time is the time its points took, however many invocations made them."""

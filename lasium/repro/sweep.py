@@ -29,7 +29,7 @@ from lasium.errors import ConfigError
 from .generators import describe_generator, same_generator
 from .options import argv_of
 from .point_budget import PointBudget
-from .records import machine, reused_seconds, sweep_device
+from .records import machine, point_outputs, reused_seconds, sweep_device
 from .stages import REUSED, StageRunner, resume_evaluation, resume_training, same_commands
 from .sweep_mixture import mixture_commands, mixture_generators, parse_mixture, safe_name
 from .sweep_page import PARAMETERS, PRESET_OF, write_page
@@ -290,7 +290,8 @@ def earlier_page(options: SweepOptions, generator: dict[str, Any]) -> tuple[dict
 
 
 def summarise(point: Point, report: dict[str, Any] | None, cmds: dict[str, list[str]]) -> dict[str, Any]:
-    """A point's row on the page: what it is, its commands, and its validation accuracy per shot."""
+    """A point's row on the page: what it is, its commands, its validation accuracy per shot, the numerics it ran
+    in and what its stages made (:func:`~lasium.repro.records.point_outputs`)."""
     row: dict[str, Any] = {
         **asdict(point),
         "key": point.key,
@@ -307,6 +308,7 @@ def summarise(point: Point, report: dict[str, Any] | None, cmds: dict[str, list[
         numerics = {"train": report.get("checkpoint_state", {}).get("precision"), "score": report.get("precision")}
         if any(numerics.values()):
             row["numerics"] = numerics
+        row["outputs"] = point_outputs(cmds)  # what generation and training made, by content (sha256)
     return row
 
 
