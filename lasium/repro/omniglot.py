@@ -100,12 +100,7 @@ def plan_omniglot(options: OmniglotOptions) -> list[str]:
             pipe.made[pipe.shard_key(part)] = Path()
         left += hours
         lines.append(f"  {row.key:<28} to run: ~{hours:.1f} h" + (" (optional)" if row.optional else ""))
-        for stage in stages:
-            over = stage["seconds"] > SITTING_HOURS * 3600
-            stage_lines.append(
-                f"  {stage['name']:<28} ~{stage['seconds'] / 3600:.1f} h"
-                + (f", over {SITTING_HOURS:g} h: {stage['resumes']}" if over else "")
-            )
+        stage_lines += [stage_line(stage, 28) for stage in stages]
     if stage_lines:
         lines += [
             f"stages to run (one sitting: {SITTING_HOURS:g} h of wall time; a longer stage is cut there and "
@@ -117,6 +112,15 @@ def plan_omniglot(options: OmniglotOptions) -> list[str]:
 
 
 SITTING_HOURS = 3.0  # the wall time one driver invocation is planned to run (issue 27: each stage within 3 h)
+
+
+def stage_line(stage: dict[str, Any], width: int) -> str:
+    """A ``--plan`` line of a stage still to run (``{"name", "seconds", "resumes"}``): its estimated hours and, when
+    it is longer than one sitting, how ``--resume`` continues it."""
+    over = stage["seconds"] > SITTING_HOURS * 3600
+    return f"  {stage['name']:<{width}} ~{stage['seconds'] / 3600:.1f} h" + (
+        f", over {SITTING_HOURS:g} h: {stage['resumes']}" if over else ""
+    )
 
 
 def page_only_omniglot(options: OmniglotOptions) -> dict[str, Any]:

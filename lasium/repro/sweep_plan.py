@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .generators import describe_generator
-from .omniglot import SITTING_HOURS
+from .omniglot import SITTING_HOURS, stage_line
 from .progress import eval_progress, gen_progress, stage_left, train_progress
 from .records import machine
 from .sizes import RATES, rates_key
@@ -40,9 +40,8 @@ def stage_seconds(console: str, args: list[str], options: SweepOptions, rates: d
     budget = options.budget
     width = budget.ways / 5  # classes per task against the rates' 5-way tasks
     if console == "lasium-gen":
-        source = args[args.index("--source") + 1] if "--source" in args else "lasium"
-        rate = rates.get(source, rates["gen"]) if source != "lasium" else rates["gen"]
-        return rates["startup"] + budget.tasks * width / rate
+        source = args[args.index("--source") + 1] if "--source" in args else None  # UMTRA, CACTUs: their own rate
+        return rates["startup"] + budget.tasks * width / rates.get(source or "gen", rates["gen"])
     if console == "lasium-train":
         return rates["startup"] + budget.iterations * budget.meta_batch * width / rates[budget.algo]
     shots = (1, 5)  # every point is scored at K_tr 1 and 5
@@ -116,7 +115,7 @@ def plan_sweep(options: SweepOptions) -> list[str]:
         hours = sum(stage["seconds"] for stage in stages) / 3600
         left += hours
         lines.append(f"  {point.key:<32} " + (f"to run: ~{hours:.1f} h" if stages else "finished in --work"))
-        stage_lines += [stage_line(stage) for stage in stages]
+        stage_lines += [stage_line(stage, 32) for stage in stages]
     if stage_lines:
         lines += [
             f"stages to run (one sitting: {SITTING_HOURS:g} h of wall time; a longer stage is cut there and "
@@ -125,10 +124,3 @@ def plan_sweep(options: SweepOptions) -> list[str]:
         ]
     lines.append(f"~{left:.1f} h of stages left, one at a time")
     return lines
-
-
-def stage_line(stage: dict[str, Any]) -> str:
-    over = stage["seconds"] > SITTING_HOURS * 3600
-    return f"  {stage['name']:<32} ~{stage['seconds'] / 3600:.1f} h" + (
-        f", over {SITTING_HOURS:g} h: {stage['resumes']}" if over else ""
-    )
