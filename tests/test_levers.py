@@ -844,3 +844,34 @@ def test_a_delta_against_a_reference_measured_elsewhere_is_marked(tmp_path):
     assert any(ln.startswith("‡ The point and its reference were not measured on one recorded machine") for ln in lines)
     plain = table([c for c in comparisons if c is not inner])
     assert not any("‡" in ln for ln in plain)
+
+
+def test_maml_budget_lever_compares_a_cosine_budget_with_cosine_runs_and_repeats_on_their_own(tmp_path):
+    """A cosine run's budget is compared with cosine runs only (its rate depends on the run's length), and the points
+    repeated on one CPU form their own comparisons, one per seed, whatever the other machine's pages scored."""
+    _lever_sweeps(tmp_path, (
+        ("maml-parameter-n", "maml", 89.5, {}),
+        ("maml-budget-2000-steps", "maml", 90.5, {"iterations": 2000}),
+        ("maml-budget-8000-steps-cosine", "maml", 94.0, {"tasks": 32000, "iterations": 8000, "lr_schedule": "cosine"}),
+        ("maml-budget-16000-steps-cosine", "maml", 94.5, {"tasks": 64000, "iterations": 16000,
+                                                          "lr_schedule": "cosine"}),
+        ("repeat-maml-parameter-n", "maml", 88.75, {}),
+        ("repeat-maml-parameter-n-seed1", "maml", 89.0, {"seed": 1}),
+        ("repeat-maml-budget-2000-steps", "maml", 90.0, {"iterations": 2000}),
+        ("repeat-maml-budget-2000-steps-seed1", "maml", 90.5, {"iterations": 2000, "seed": 1}),
+        ("repeat-maml-parameter-n-fp32", "maml", 88.5, {"precision": "fp32"}),  # the precision check: not a budget
+    ))  # fmt: skip
+    found = [c for c in collect(tmp_path) if c["lever"].startswith("budget") and c["learner"] == "maml"]
+    deltas = {
+        (c["lever"], p["setting"]): p["delta"] and round(p["delta"]["1"]["pct"], 2) for c in found for p in c["points"]
+    }
+    assert deltas == {
+        ("budget (iterations, distinct tasks)", "4,000 tasks, 1,000 × 4"): None,
+        ("budget (iterations, distinct tasks)", "4,000 tasks, 2,000 × 4"): 1.0,
+        ("budget (iterations, distinct tasks)", "32,000 tasks, 8,000 × 4, `cosine` rate"): None,
+        ("budget (iterations, distinct tasks)", "64,000 tasks, 16,000 × 4, `cosine` rate"): 0.5,
+        ("budget (iterations, distinct tasks)", "4,000 tasks, 1,000 × 4, repeated on one CPU"): None,
+        ("budget (iterations, distinct tasks)", "4,000 tasks, 2,000 × 4, repeated on one CPU"): 1.25,
+        ("budget (iterations, distinct tasks)", "4,000 tasks, 1,000 × 4, seed 1, repeated on one CPU"): None,
+        ("budget (iterations, distinct tasks)", "4,000 tasks, 2,000 × 4, seed 1, repeated on one CPU"): 1.5,
+    }

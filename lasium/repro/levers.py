@@ -123,16 +123,35 @@ BUDGET_SOURCES = {
 }
 
 
-def _budget_lever(learner: str, sources: tuple[str, ...]) -> Lever:
+# The same lever measured again on one machine (the AMD EPYC of 2026-12-04/05): MAML's σ 0.5 point at 1,000 and
+# 2,000 steps, each at seeds 0 and 1, so that its Δ holds no other CPU's difference.
+REPEATED_BUDGET_SOURCES = {
+    "maml": (
+        "levers/repeat-maml-parameter-n/sweep.json",
+        "levers/repeat-maml-parameter-n-seed1/sweep.json",
+        "levers/repeat-maml-budget-*/sweep.json",
+    ),
+}
+
+
+def _budget_lever(learner: str, sources: tuple[str, ...], where: str = "") -> Lever:
+    """Compared within one learning-rate schedule and seed: a cosine run's budget against cosine runs only.
+    ``where``: what the settings add to say the comparison's points were measured apart from the others."""
     sigma = tuned_sigma(learner)
+
+    def schedule_note(results: Results) -> str:
+        schedule = lr_schedule_of(results)
+        return f", `{schedule}` rate" if schedule != "constant" else ""
+
     return Lever(
         "budget (iterations, distinct tasks)",
         learner,
         sources,
         tuned_n_points(learner),
-        budget_setting,
+        lambda r, res: f"{budget_setting(r, res)}{schedule_note(res)}{seed_note(res)}{where}",
         f"the smallest budget tried (LASIUM-N σ {sigma:g})",
         order=lambda r, res: budget_size(res),
+        group=lambda r, res: f"{lr_schedule_of(res)}{seed_note(res)}",
         across_sources=True,
     )
 
@@ -330,6 +349,7 @@ LEVERS: tuple[Lever, ...] = (
         is_reference=lambda r, res: str(r.get("mix")) in ("n:1", "n:1.0"),
     ),
     *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
+    *(_budget_lever(learner, sources, ", repeated on one CPU") for learner, sources in REPEATED_BUDGET_SOURCES.items()),
     *(_step_lever(learner) for learner in LEARNERS),
     ways_lever("protonets"),
     *(shots_lever(learner) for learner in LEARNERS),
