@@ -114,11 +114,16 @@ def plan_omniglot(options: OmniglotOptions) -> list[str]:
 SITTING_HOURS = 3.0  # the wall time one driver invocation is planned to run (issue 27: each stage within 3 h)
 
 
+def duration(seconds: float) -> str:
+    """An estimate as ``--plan`` says it: minutes under an hour, else hours."""
+    return f"~{max(1, round(seconds / 60))} min" if seconds < 3600 else f"~{seconds / 3600:.1f} h"
+
+
 def stage_line(stage: dict[str, Any], width: int) -> str:
-    """A ``--plan`` line of a stage still to run (``{"name", "seconds", "resumes"}``): its estimated hours and, when
+    """A ``--plan`` line of a stage still to run (``{"name", "seconds", "resumes"}``): its estimated time and, when
     it is longer than one sitting, how ``--resume`` continues it."""
     over = stage["seconds"] > SITTING_HOURS * 3600
-    return f"  {stage['name']:<{width}} ~{stage['seconds'] / 3600:.1f} h" + (
+    return f"  {stage['name']:<{width}} {duration(stage['seconds'])}" + (
         f", over {SITTING_HOURS:g} h: {stage['resumes']}" if over else ""
     )
 

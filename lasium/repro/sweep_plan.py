@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .generators import describe_generator
-from .omniglot import SITTING_HOURS, stage_line
+from .omniglot import SITTING_HOURS, duration, stage_line
 from .progress import eval_progress, gen_progress, stage_left, train_progress
 from .records import machine
 from .sizes import RATES, rates_key
@@ -93,7 +93,7 @@ def plan_sweep(options: SweepOptions) -> list[str]:
     _, earlier = earlier_page(options, generator)
     lines = [f"points of `{options.command_line()}` on {machine(options.budget.device)}"]
     lines[0] += f" (estimates from RATES[{sweep_rates_key(options)!r}]; rough):"
-    stage_lines: list[str] = []
+    planned: list[tuple[str, str, list[dict[str, Any]]]] = []  # (point, its line's status, its stages to run)
     left, made = 0.0, set[str]()
     points = plan(
         options.augment_sigma,
@@ -109,18 +109,20 @@ def plan_sweep(options: SweepOptions) -> list[str]:
         recorded = earlier.get(point.key)
         if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
             one, five = (recorded["val"][k]["accuracy_pct"] for k in ("1", "5"))
-            lines.append(f"  {point.key:<32} done: {one:.2f} / {five:.2f} (on the page)")
+            planned.append((point.key, f"done: {one:.2f} / {five:.2f} (on the page)", []))
             continue
         stages = point_stages(point, cmds, options, made)
-        hours = sum(stage["seconds"] for stage in stages) / 3600
-        left += hours
-        lines.append(f"  {point.key:<32} " + (f"to run: ~{hours:.1f} h" if stages else "finished in --work"))
-        stage_lines += [stage_line(stage, 32) for stage in stages]
+        seconds = sum(stage["seconds"] for stage in stages)
+        left += seconds
+        planned.append((point.key, f"to run: {duration(seconds)}" if stages else "finished in --work", stages))
+    width = max([32] + [len(key) for key, _, _ in planned] + [len(st["name"]) for *_, sts in planned for st in sts])
+    lines += [f"  {key:<{width}} {status}" for key, status, _ in planned]
+    stage_lines = [stage_line(stage, width) for *_, stages in planned for stage in stages]
     if stage_lines:
         lines += [
             f"stages to run (one sitting: {SITTING_HOURS:g} h of wall time; a longer stage is cut there and "
             "continued by --resume):",
             *stage_lines,
         ]
-    lines.append(f"~{left:.1f} h of stages left, one at a time")
+    lines.append(f"{duration(left)} of stages left, one at a time" if left > 0 else "no stage left to run")
     return lines
