@@ -434,17 +434,22 @@ def test_an_interrupted_sweep_point_continues_its_training_and_its_scoring(tmp_p
     assert "--resume" not in ran[1]  # no partial evaluation: scored from the start
     train = next(st for st in resumed["stages"] if st["name"].startswith("train-"))
     assert "continued from an interrupted run" in train["note"]
-    # scoring killed partway: its partial file is there and its stage did not finish
+    # scoring killed after 500 s: its partial file and its heartbeat are there, its stage did not finish
     evals, logs = tmp_path / "w" / "evals", tmp_path / "w" / "logs"
     (evals / "n-sigma0.5-shift5.json").unlink()
     (evals / "n-sigma0.5-shift5.json.partial.json").write_text("{}")
+    scoring = json.loads((logs / "eval-n-sigma0.5-shift5.done.json").read_text())["command"]
     (logs / "eval-n-sigma0.5-shift5.done.json").unlink()
+    (logs / "eval-n-sigma0.5-shift5.started.json").write_text(json.dumps({"command": scoring, "seconds": 500.0}))
     (tmp_path / "r" / "sweep.json").unlink()  # the page is written after each point: it did not hold this one yet
     before = len(fake_consoles())
     again = run_sweep(replace(options, resume=True))
     ran = fake_consoles()[before:]
     assert [c[0] for c in ran] == ["lasium-eval"] and ran[0][-1] == "--resume"
     assert [r["val"] for r in again["rows"]] == [r["val"] for r in resumed["rows"]]
+    scored = next(st for st in again["stages"] if st["name"].startswith("eval-"))
+    assert "continued from an interrupted run" in scored["note"] and scored["earlier_seconds"] == 500.0
+    assert scored["seconds"] >= 500.0 and again["wall_seconds"] >= 500.0  # the page counts the killed run's time
 
 
 def test_stage_commands_come_from_the_running_environment_not_path(tmp_path, monkeypatch):

@@ -447,7 +447,7 @@ def test_plan_lists_each_stage_with_its_hours_marks_the_long_ones_and_writes_not
     from lasium.repro import sweep_plan
     from lasium.repro.sizes import RATES
 
-    monkeypatch.setattr(sweep_plan, "sweep_rates_key", lambda options: "cpu")
+    monkeypatch.setattr(sweep_plan, "sweep_rates_key", lambda options, precision=None: "cpu")
     budget = PointBudget(algo="maml", tasks=64000, iterations=16000)
     options = SweepOptions(budget=budget, strategies=("n",), values=(0.5,), only="parameter",
                            work=tmp_path / "w", results=tmp_path / "r")  # fmt: skip
@@ -541,3 +541,21 @@ def test_a_quick_sweep_point_made_twice_makes_the_same_shards_weights_and_scores
         rows[0]["outputs"]["shards_sha256"]
     ) == ["n-sigma0.5"]
     assert rows[0]["outputs"] == rows[1]["outputs"] and rows[0]["val"] == rows[1]["val"]
+
+
+def test_plan_estimates_generation_at_its_own_precision(monkeypatch):
+    """lasium-gen runs at --gen-precision, training and scoring at --precision: an fp32 sweep on a bf16 CPU
+    generates at the bf16 CPU's rate and trains at the fp32 one."""
+    import lasium.precision
+    from lasium.repro.sizes import RATES
+    from lasium.repro.sweep_plan import stage_seconds
+
+    monkeypatch.setattr(lasium.precision, "cpu_has_native_bf16", lambda: True)
+    options = SweepOptions(budget=PointBudget(tasks=4000, device="cpu", precision="fp32", gen_precision="bf16"))
+    gen = stage_seconds("lasium-gen", ["--out", "x"], options, 1.0)
+    train = stage_seconds("lasium-train", ["--out", "x"], options, 1.0)
+    fast, slow = RATES["cpu-bf16"], RATES["cpu"]
+    assert gen == fast["startup"] + 4000 / fast["gen"] and train == slow["startup"] + 4000 / slow["protonets"]
+    half = stage_seconds("lasium-train", ["--out", "x"], options, 0.5)
+    assert half == train / 2
+    assert RATES["cpu-bf16"]["fomaml"] > RATES["cpu-bf16"]["maml"]  # first order stays the faster one

@@ -13,7 +13,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .progress import eval_progress, gen_progress, stage_left, train_progress
+from .progress import EVAL_RESUMES, eval_progress, gen_progress, stage_left, train_progress
+from .sizes import scoring_seconds, training_seconds
 
 if TYPE_CHECKING:
     from .options import OmniglotOptions
@@ -355,23 +356,22 @@ class StagePlanner:
                 dict(
                     name=name,
                     console="lasium-train",
-                    seconds=(r["startup"] + its * mb * (settings["ways"] or 5) / 5 / r[row.algo] + val_s) * left,
+                    seconds=(r["startup"] + training_seconds(r, row.algo, its * mb, settings["ways"] or 5) + val_s)
+                    * left,
                     resumes=f"continues exactly from its latest checkpoint ({every})",
                 )
             )
         shots = [int(k) for k in s.eval_shots.split(",")]
         name, args, out = self.eval_stage(row, None if row.source == "scratch" else self.work / "runs" / row.key)
-        if row.algo == "protonets":
-            eval_s = r["eval_proto"] * s.eval_tasks * len(shots)
-        else:
-            eval_s = r["image_step"] * (s.eval_tasks_maml or s.eval_tasks) * s.adapt_steps * 5 * sum(shots)
+        tasks = s.eval_tasks if row.algo == "protonets" else (s.eval_tasks_maml or s.eval_tasks)
+        eval_s = scoring_seconds(r, row.algo, tasks, shots, s.adapt_steps)
         left = self.left(name, "lasium-eval", args, eval_progress(out))
         stages.append(
             dict(
                 name=name,
                 console="lasium-eval",
                 seconds=r["startup"] + eval_s * left,
-                resumes="continues exactly from the tasks already scored (its partial file)",
+                resumes=EVAL_RESUMES,
             )
         )
         return stages

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from .stages import canonical
 
+EVAL_RESUMES = "continues exactly from the tasks already scored (its partial file)"  # what --plan says of lasium-eval
+
 
 def gen_progress(shards: Path, tasks: int) -> float:
     """Fraction of ``tasks`` that the complete shard files in ``shards`` hold (their sidecars say how many, for a

@@ -115,6 +115,7 @@ def point_outputs(cmds: dict[str, list[str]]) -> dict[str, Any]:
     Outputs no longer in the work folder are left out."""
     import hashlib
 
+    from lasium.checkpoint_folder import WEIGHTS_FILE
     from lasium.safe_io import file_sha256
 
     out: dict[str, Any] = {}
@@ -129,15 +130,18 @@ def point_outputs(cmds: dict[str, list[str]]) -> dict[str, Any]:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             out.setdefault("shards_sha256", {})[folder.name] = hashlib.sha256(digests.encode()).hexdigest()
-        elif stage == "train" and (folder / "last" / "model.safetensors").is_file():
-            out["weights_sha256"] = file_sha256(folder / "last" / "model.safetensors")
+        elif stage == "train" and (folder / "last" / WEIGHTS_FILE).is_file():
+            out["weights_sha256"] = file_sha256(folder / "last" / WEIGHTS_FILE)
     return out
 
 
 def reused_seconds(stages: list[dict[str, Any]]) -> float:
-    """The recorded time of the stages an invocation reused (from its work folder or its page): with this
-    invocation's own time, the page's wall time is the time its points took, however many invocations made them."""
-    return sum(st.get("seconds") or 0.0 for st in stages if st.get("note") == REUSED)
+    """The recorded time of earlier invocations in an invocation's stages: the stages it reused (from its work folder
+    or its page) and the interrupted part of the stages it continued. With this invocation's own time, the page's
+    wall time is the time its points took, however many invocations made them."""
+    return sum(
+        (st.get("seconds") or 0.0) if st.get("note") == REUSED else (st.get("earlier_seconds") or 0.0) for st in stages
+    )
 
 
 def sweep_device(here: str, earlier: str | None, rows: list[dict[str, Any]]) -> str:

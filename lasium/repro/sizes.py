@@ -169,8 +169,16 @@ RATES: dict[str, dict[str, float]] = {
 # task, wider sets counted by their classes): lasium-gen 23-30 tasks/s (20-, 40-, 60-way ProtoNets sets; 5-way MAML
 # sets ~40), ProtoNets training 44-48 tasks/s at meta-batch 4, MAML (second order) 5.5-6.7 tasks/s (4,000 tasks in
 # 597-728 s), ProtoNets scoring 2,000 episodes in 52-57 s, MAML scoring 1,000 tasks at K_tr 1 and 5 (50 steps) in
-# 1,169-1,659 s. The sources not measured there (real, UMTRA, CACTUs, first-order MAML) keep the CPU figures.
-RATES["cpu-bf16"] = RATES["cpu"] | dict(gen=25.0, protonets=45.0, maml=5.5, eval_proto=0.03, image_step=1.1e-3)
+# 1,169-1,659 s. First-order MAML keeps its CPU ratio to MAML (not measured there); the sources not measured there
+# (real, UMTRA, CACTUs) keep the CPU figures.
+RATES["cpu-bf16"] = RATES["cpu"] | dict(
+    gen=25.0,
+    protonets=45.0,
+    maml=5.5,
+    fomaml=5.5 * RATES["cpu"]["fomaml"] / RATES["cpu"]["maml"],
+    eval_proto=0.03,
+    image_step=1.1e-3,
+)
 
 
 def rates_key(device_type: str, precision: str = "auto") -> str:
@@ -182,3 +190,19 @@ def rates_key(device_type: str, precision: str = "auto") -> str:
         if cpu_has_native_bf16():
             return "cpu-bf16"
     return device_type
+
+
+def training_seconds(rates: dict[str, float], algo: str, tasks_drawn: int, ways: int = 5) -> float:
+    """Seconds ``lasium-train`` takes to draw ``tasks_drawn`` tasks (iterations × meta-batch) of ``ways`` classes,
+    without its startup (the rates are per 5-way task)."""
+    return tasks_drawn * ways / 5 / rates[algo]
+
+
+def scoring_seconds(
+    rates: dict[str, float], algo: str, tasks: int, shots: tuple[int, ...] | list[int], adapt_steps: int
+) -> float:
+    """Seconds ``lasium-eval`` takes to score ``tasks`` 5-way tasks at each K_tr of ``shots``, without its startup:
+    ProtoNets per episode, MAML per support image and adaptation step."""
+    if algo == "protonets":
+        return rates["eval_proto"] * tasks * len(shots)
+    return rates["image_step"] * tasks * adapt_steps * 5 * sum(shots)

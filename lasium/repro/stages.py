@@ -274,6 +274,7 @@ class StageRunner:
                 )
             elif "continued" in record:
                 record["note"] = "continued from an interrupted run: " + record["continued"]
+                record["earlier_seconds"] = round(before, 2)  # the interrupted runs' part of ``seconds``
             done_path.write_text(json.dumps(record) + "\n")
             started_path.unlink(missing_ok=True)
         else:

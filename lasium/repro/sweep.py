@@ -79,6 +79,18 @@ class SweepOptions:
             raise ConfigError("--only mixture runs the --mixtures points; give some, e.g. --mixtures n:0.5+umtra:0.5")
         return self
 
+    def points(self) -> list[Point]:
+        """The sweep's points, in the order they run (:func:`plan`)."""
+        return plan(
+            self.augment_sigma,
+            self.strategies,
+            list(self.values) or None,
+            self.mixtures,
+            self.mixture_augment,
+            self.only,
+            self.augments,
+        )
+
     def command_line(self) -> str:
         """``lasium-repro sweep`` with the options not at their default (what the page records)."""
         return shlex.join(["lasium-repro", "sweep", *argv_of(self)])
@@ -289,6 +301,12 @@ def earlier_page(options: SweepOptions, generator: dict[str, Any]) -> tuple[dict
     return page, {r["key"]: r for r in page.get("rows", []) if r["status"] == "ok"}
 
 
+def same_point(recorded: dict[str, Any], cmds: dict[str, list[str]]) -> bool:
+    """Whether a page's finished point was made with today's commands, so that ``--resume`` takes it from the
+    page."""
+    return same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()})
+
+
 def summarise(point: Point, report: dict[str, Any] | None, cmds: dict[str, list[str]]) -> dict[str, Any]:
     """A point's row on the page: what it is, its commands, its validation accuracy per shot, the numerics it ran
     in and what its stages made (:func:`~lasium.repro.records.point_outputs`)."""
@@ -333,15 +351,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
     for named in mixture_generators(options.mixtures):  # a mixture source's own generator: checked before any stage
         describe_generator(named)
     values = list(options.values) or None
-    points = plan(
-        options.augment_sigma,
-        options.strategies,
-        values,
-        options.mixtures,
-        options.mixture_augment,
-        options.only,
-        options.augments,
-    )
+    points = options.points()
     # the n/σ/shift5 point is run once, as an augment point; it also belongs in the parameter table
     shared = [pt.key for pt in points if pt.family == "augment" and pt.augment == "shift5"]
     start = time.time()
@@ -356,7 +366,7 @@ def run(options: SweepOptions) -> dict[str, Any]:
     for point in points:
         cmds = point_commands(point, options)
         recorded = earlier.get(point.key)
-        if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
+        if recorded is not None and same_point(recorded, cmds):
             print(f"[sweep] {point.key}: reused from {results_dir / 'sweep.json'}", flush=True)
             rows.append(dict(recorded, reused=True))
             # its stage records (commands, wall times) come with it: the page keeps what made the point

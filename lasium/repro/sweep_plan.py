@@ -13,41 +13,43 @@ from typing import Any
 
 from .generators import describe_generator
 from .omniglot import SITTING_HOURS, duration, stage_line
-from .progress import eval_progress, gen_progress, stage_left, train_progress
+from .progress import EVAL_RESUMES, eval_progress, gen_progress, stage_left, train_progress
 from .records import machine
-from .sizes import RATES, rates_key
-from .stages import same_commands
-from .sweep import Point, SweepOptions, earlier_page, plan, point_commands
+from .sizes import RATES, rates_key, scoring_seconds, training_seconds
+from .sweep import Point, SweepOptions, earlier_page, point_commands, same_point
 
 ADAPT_STEPS = 50  # lasium-eval's adaptation steps for MAML (the protocol's), which sets MAML's scoring time
 RESUMES = {
     "lasium-gen": "keeps its complete shards",
     "lasium-train": "continues exactly from its autosave or latest checkpoint",
-    "lasium-eval": "continues exactly from the tasks already scored (its partial file)",
+    "lasium-eval": EVAL_RESUMES,
 }
 
 
-def sweep_rates_key(options: SweepOptions) -> str:
-    """The :data:`RATES` entry of the sweep's device and precision (training and scoring)."""
+def sweep_rates_key(options: SweepOptions, precision: str | None = None) -> str:
+    """The :data:`RATES` entry of the sweep's device at ``precision`` (default: the sweep's ``--precision``, that of
+    training and scoring; its generation runs at ``--gen-precision``)."""
     from .records import describe_device
 
-    return rates_key(describe_device(options.budget.device)[0], options.budget.precision)
+    return rates_key(describe_device(options.budget.device)[0], precision or options.budget.precision)
 
 
-def stage_seconds(console: str, args: list[str], options: SweepOptions, rates: dict[str, float]) -> float:
-    """Seconds one stage of a point takes from the start, by :data:`RATES`: tasks generated (one source of a
-    mixture each), tasks trained on, validation tasks adapted to."""
+def stage_seconds(console: str, args: list[str], options: SweepOptions, left: float) -> float:
+    """Seconds one stage of a point still takes when ``left`` of it is to run, by :data:`RATES` (as the Omniglot
+    planner counts them): tasks generated (a mixture's UMTRA set at its own rate), tasks drawn in training, validation
+    tasks adapted to."""
     budget = options.budget
-    width = budget.ways / 5  # classes per task against the rates' 5-way tasks
     if console == "lasium-gen":
-        source = args[args.index("--source") + 1] if "--source" in args else None  # UMTRA, CACTUs: their own rate
-        return rates["startup"] + budget.tasks * width / rates.get(source or "gen", rates["gen"])
+        rates = RATES[sweep_rates_key(options, budget.gen_precision)]
+        source = args[args.index("--source") + 1] if "--source" in args else None
+        rate = rates.get(source or "gen", rates["gen"])
+        return (rates["startup"] + budget.tasks * budget.ways / 5 / rate) * left
+    rates = RATES[sweep_rates_key(options)]
     if console == "lasium-train":
-        return rates["startup"] + budget.iterations * budget.meta_batch * width / rates[budget.algo]
-    shots = (1, 5)  # every point is scored at K_tr 1 and 5
-    if budget.algo == "protonets":
-        return rates["startup"] + rates["eval_proto"] * budget.val_tasks * len(shots)
-    return rates["startup"] + rates["image_step"] * budget.val_tasks * ADAPT_STEPS * 5 * sum(shots)
+        drawn = budget.iterations * budget.meta_batch
+        return (rates["startup"] + training_seconds(rates, budget.algo, drawn, budget.ways)) * left
+    # every point is scored at K_tr 1 and 5
+    return rates["startup"] + scoring_seconds(rates, budget.algo, budget.val_tasks, (1, 5), ADAPT_STEPS) * left
 
 
 def stage_progress(console: str, args: list[str], options: SweepOptions) -> float:
@@ -65,7 +67,6 @@ def point_stages(
 ) -> list[dict[str, Any]]:
     """The stages of one point still to run, each ``{"name", "console", "seconds", "resumes"}``; a shard set in
     ``made`` (planned by an earlier point: one set serves several points) is not counted again."""
-    rates = RATES[sweep_rates_key(options)]
     stages = []
     for stage, cmd in cmds.items():
         console, args = cmd[0], cmd[1:]
@@ -80,7 +81,7 @@ def point_stages(
         progress = stage_progress(console, args, options)
         left = stage_left(options.work, name, console, args, progress, keeps_own=console == "lasium-gen")
         if left > 0:
-            seconds = stage_seconds(console, args, options, rates) * left
+            seconds = stage_seconds(console, args, options, left)
             stages.append(dict(name=name, console=console, seconds=seconds, resumes=RESUMES[console]))
     return stages
 
@@ -91,23 +92,14 @@ def plan_sweep(options: SweepOptions) -> list[str]:
     options.validate()
     generator = describe_generator(options.generator)  # one line for a spec that names no generator
     _, earlier = earlier_page(options, generator)
-    lines = [f"points of `{options.command_line()}` on {machine(options.budget.device)}"]
+    lines = [f"points of `{options.command_line()}` as --resume would run them, on {machine(options.budget.device)}"]
     lines[0] += f" (estimates from RATES[{sweep_rates_key(options)!r}]; rough):"
     planned: list[tuple[str, str, list[dict[str, Any]]]] = []  # (point, its line's status, its stages to run)
     left, made = 0.0, set[str]()
-    points = plan(
-        options.augment_sigma,
-        options.strategies,
-        list(options.values) or None,
-        options.mixtures,
-        options.mixture_augment,
-        options.only,
-        options.augments,
-    )
-    for point in points:
+    for point in options.points():
         cmds = point_commands(point, options)
         recorded = earlier.get(point.key)
-        if recorded and same_commands(recorded.get("commands"), {k: " ".join(v) for k, v in cmds.items()}):
+        if recorded is not None and same_point(recorded, cmds):
             one, five = (recorded["val"][k]["accuracy_pct"] for k in ("1", "5"))
             planned.append((point.key, f"done: {one:.2f} / {five:.2f} (on the page)", []))
             continue
