@@ -486,3 +486,17 @@ def test_rows_of_a_page_written_from_another_directory_are_the_same_stages():
         {"driver_command": "python benchmarks/repro_omniglot.py --sizes cpu --work runs/repro-cpu"}
     ) == Path("runs/repro-cpu")
     assert page_work({}) is None
+
+
+def test_a_row_in_fp32_is_estimated_at_the_fp32_rates_on_a_bf16_cpu(tmp_path):
+    """The ablation's earlier configuration trains and scores in fp32 whatever the CPU: on a CPU estimated at native
+    bf16's rates it gets the fp32 CPU's; the other rows keep the bf16 ones."""
+    from lasium.repro.rows import plan_ablation
+
+    fast = driver_pipeline(tmp_path / "a", sizes="cpu", rates=RATES["cpu-bf16"])
+    slow = driver_pipeline(tmp_path / "b", sizes="cpu", rates=RATES["cpu"])
+    earlier = plan_ablation(fast.sizes)[0]
+    maml_ro = next(r for r in plan_rows("maml") if r.key == "maml-ro")
+    assert fast.row_rates(earlier) is RATES["cpu"] and fast.row_rates(maml_ro) is RATES["cpu-bf16"]
+    assert fast.stage_estimates(earlier) == slow.stage_estimates(earlier)
+    assert fast.estimate(maml_ro) < slow.estimate(maml_ro) / 2

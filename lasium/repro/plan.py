@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .progress import EVAL_RESUMES, eval_progress, gen_progress, stage_left, train_progress
-from .sizes import scoring_seconds, training_seconds
+from .sizes import RATES, scoring_seconds, training_seconds
 
 if TYPE_CHECKING:
     from .options import OmniglotOptions
@@ -310,6 +310,13 @@ class StagePlanner:
         )
         return ["--precision", chosen]
 
+    def row_rates(self, row: Row) -> dict[str, float]:
+        """The throughputs of a row's stages: the pipeline's, except that a row in fp32 (the ablation's earlier
+        configuration) on a CPU estimated at native bf16's rates (``RATES["cpu-bf16"]``) gets the fp32 CPU's."""
+        if self.settings(row)["precision"] == "fp32" and self.rates is RATES["cpu-bf16"]:
+            return RATES["cpu"]
+        return self.rates
+
     def estimate(self, row: Row) -> float:
         """Seconds a row should still take (rough; to decide whether to start it, and for ``--plan``): the sum of
         :meth:`stage_estimates`."""
@@ -322,7 +329,7 @@ class StagePlanner:
         Work already in ``--work`` counts: stages that finished, the shards a generation already wrote, the
         steps up to a training's latest checkpoint and the tasks an evaluation already scored (what ``--resume``
         continues from)."""
-        s, r = self.sizes, self.rates
+        s, r = self.sizes, self.row_rates(row)
         stages: list[dict[str, Any]] = []
         if row.source != "scratch":
             for part in self.components(row):  # the shard sets still to generate (a mixture's may exist already)
