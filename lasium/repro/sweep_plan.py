@@ -18,7 +18,6 @@ from .records import machine
 from .sizes import RATES, rates_key, scoring_seconds, training_seconds
 from .sweep import Point, SweepOptions, earlier_page, point_commands, same_point
 
-ADAPT_STEPS = 50  # lasium-eval's adaptation steps for MAML (the protocol's), which sets MAML's scoring time
 RESUMES = {
     "lasium-gen": "keeps its complete shards",
     "lasium-train": "continues exactly from its autosave or latest checkpoint",
@@ -48,8 +47,11 @@ def stage_seconds(console: str, args: list[str], options: SweepOptions, left: fl
     if console == "lasium-train":
         drawn = budget.iterations * budget.meta_batch
         return (rates["startup"] + training_seconds(rates, budget.algo, drawn, budget.ways)) * left
-    # every point is scored at K_tr 1 and 5
-    return rates["startup"] + scoring_seconds(rates, budget.algo, budget.val_tasks, (1, 5), ADAPT_STEPS) * left
+    # every point is scored at K_tr 1 and 5, MAML adapting lasium-eval's default steps (the sweep passes none)
+    from lasium.evaluate import EvalProtocol
+
+    adapt_steps = EvalProtocol().adapt_steps
+    return rates["startup"] + scoring_seconds(rates, budget.algo, budget.val_tasks, (1, 5), adapt_steps) * left
 
 
 def stage_progress(console: str, args: list[str], options: SweepOptions) -> float:
