@@ -180,6 +180,7 @@ def lr_schedule_of(results: Results) -> str:
 
 
 def seed_note(results: Results) -> str:
-    """``, seed 1`` for a sweep run with another seed than the default 0 (other shards, training and episodes)."""
+    """``, seed 1`` for a sweep run with another seed than the default 0 (other generated tasks, initialisation and
+    task order; a sweep scores every seed on the same validation episodes)."""
     seed = int(results.get("sizes", {}).get("seed", 0))
     return f", seed {seed}" if seed else ""

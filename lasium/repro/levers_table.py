@@ -142,7 +142,8 @@ def difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
     }
 
 
-def _read(path: Path) -> Results | None:
+def read_results(path: Path) -> Results | None:
+    """A validation experiment's results JSON (a dict with a list of rows), or None where it cannot be read."""
     try:
         results = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, ValueError):
@@ -168,7 +169,7 @@ def collect(folder: str | Path) -> list[dict[str, Any]]:
         found: list[tuple[str, Results]] = []
         for pattern in lever.sources:
             for path in sorted(folder.glob(pattern)):
-                results = _read(path)
+                results = read_results(path)
                 if results is not None:
                     found.append((path.relative_to(folder).as_posix(), results))
         groups: dict[tuple[str, str], list[tuple[Row, Results, str]]] = {}

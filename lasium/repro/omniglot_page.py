@@ -34,6 +34,8 @@ from .omniglot_tables import (
 )
 from .other_gan import other_gan_table
 from .published import PROJECT_TARGETS, TARGETS, UNSUPERVISED_FAMILIES, UNSUPERVISED_TARGETS, at_reference_budgets
+from .seed_spread import collect as collect_seed_spread
+from .seed_spread import table as seed_table
 
 
 def render_markdown(results: dict[str, Any]) -> str:
@@ -140,6 +142,19 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
         for name in images.get("epoch_curves", []):
             lines += [f"![{name}]({name})", ""]
+    spread = seed_table(results.get("seed_spread") or [])
+    if spread:
+        lines += [
+            "### The same point at another seed",
+            "",
+            "A Δ above carries the CI of the validation episodes, not of the run. Each sweep `levers/<name>-seed<k>` "
+            "repeats `levers/<name>` with `--seed k` and nothing else changed (other generated tasks, initialisation "
+            "and task order; the same validation episodes): how far a point moves with its seed alone. A lever's Δ no "
+            "larger than these is not told apart from a change of seed.",
+            "",
+            *spread,
+            "",
+        ]
     others = other_sources_table(rows, protocol.get("tasks"))
     if others:
         lines += [
@@ -323,8 +338,13 @@ def write_page(results: dict[str, Any], folder: str | Path) -> tuple[dict[str, A
     except ChartsUnavailable as exc:
         print(f"[repro] no charts: {exc}", file=sys.stderr)
         images, drawn = dict(results.get("images") or {}), []
-    levers = collect_levers(folder)
-    results = {**results, "images": images, **({"levers": levers} if levers else {})}
+    levers, spread = collect_levers(folder), collect_seed_spread(folder)
+    results = {
+        **results,
+        "images": images,
+        **({"levers": levers} if levers else {}),
+        **({"seed_spread": spread} if spread else {}),
+    }
     write_json_atomic(folder / "omniglot.json", results, sort_keys=False)
     replace_atomically(folder / "omniglot.md", lambda tmp: tmp.write_text(render_markdown(results)))
     return results, [folder / "omniglot.md", folder / "omniglot.json", *(folder / n for n in drawn)]
