@@ -15,7 +15,8 @@ from .levers import LEARNERS, LEVERS, Results, Row
 from .sweep_page import LEARNER_NAMES
 
 
-def _cell(cell: dict[str, Any] | None) -> str:
+def accuracy_cell(cell: dict[str, Any] | None) -> str:
+    """``91.95 ± 0.40``: a validation cell (accuracy ± its 95% CI, in points), or ``–``."""
     return f"{cell['accuracy_pct']:.2f} ± {cell['ci95_pct']:.2f}" if cell else "–"
 
 
@@ -56,11 +57,11 @@ def table(comparisons: list[dict[str, Any]]) -> list[str]:
         learner = LEARNER_NAMES.get(c["learner"], c["learner"])
         for p in c["points"]:
             budget = c["budget"] if c["budget"] != "by point" else p["budget"]
+            elsewhere = p.get("elsewhere", False)
             out.append(
-                f"| {c['lever']} | {learner} | {p['setting']} | {_cell(p['val'].get('1'))} | "
-                f"{_cell(p['val'].get('5'))} | {_delta(p['delta'], '1', p['reference'], p.get('elsewhere', False))} | "
-                f"{_delta(p['delta'], '5', p['reference'], p.get('elsewhere', False))} | {budget} | "
-                f"{', '.join(c['sources'])} |"
+                f"| {c['lever']} | {learner} | {p['setting']} | {accuracy_cell(p['val'].get('1'))} | "
+                f"{accuracy_cell(p['val'].get('5'))} | {_delta(p['delta'], '1', p['reference'], elsewhere)} | "
+                f"{_delta(p['delta'], '5', p['reference'], elsewhere)} | {budget} | {', '.join(c['sources'])} |"
             )
         best = max(c["points"], key=_mean)
         if c["reference_setting"] is None:

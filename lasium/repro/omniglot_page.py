@@ -142,15 +142,18 @@ def render_markdown(results: dict[str, Any]) -> str:
         ]
         for name in images.get("epoch_curves", []):
             lines += [f"![{name}]({name})", ""]
-    spread = seed_table(results.get("seed_spread") or [])
+    spread = seed_table(results.get("seed_spread") or {})
     if spread:
         lines += [
             "### The same point at another seed",
             "",
             "A Δ above carries the CI of the validation episodes, not of the run. Each sweep `levers/<name>-seed<k>` "
-            "repeats `levers/<name>` with `--seed k` and nothing else changed (other generated tasks, initialisation "
-            "and task order; the same validation episodes): how far a point moves with its seed alone. A lever's Δ no "
-            "larger than these is not told apart from a change of seed.",
+            "repeats `levers/<name>` with `--seed k` (other generated tasks, initialisation and task order) and is "
+            "paired with it where the two differ in that seed alone: the same sizes and generator weights, and per "
+            "point the same stage commands but the seed and work folder and the same validation episodes, where the "
+            "pages record them. How far a point moves with its seed alone, with the levers table's unpaired CI "
+            "(conservative here: both seeds are scored on one set of episodes). A lever's Δ no larger than these is "
+            "not told apart from a change of seed.",
             "",
             *spread,
             "",
