@@ -444,8 +444,8 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     cpu = SIZES["cpu"]
     rows = {r.key: r for r in plan_longer_rows(cpu)}
     assert set(rows) == {
-        "maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "maml-n-x8-cosine", "protonets-n-w20",
-        "protonets-n-w20-cosine", "protonets-n-mean-squared", "protonets-n-w20-mean-squared",
+        "maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "maml-n-x8-cosine", "maml-n-x16-cosine",
+        "protonets-n-w20", "protonets-n-w20-cosine", "protonets-n-mean-squared", "protonets-n-w20-mean-squared",
     }  # fmt: skip
     assert all(r.family == "lasium" and r.optional for r in rows.values())
     p = driver_pipeline(tmp_path, sizes="cpu")
@@ -467,6 +467,16 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     assert annealed["gen"] == eight["gen"] and " --lr-schedule cosine " in annealed["train"]
     assert annealed["train"].replace(" --lr-schedule cosine", "").replace("x8-cosine", "x8") == eight["train"]
     assert "runs/maml-n-x8-cosine/last " in annealed["eval"]
+    sixteen = p.planned_commands(rows["maml-n-x16-cosine"])  # a set of its own: no constant-rate 16x row
+    assert rows["maml-n-x16-cosine"].label.endswith("16× budget, cosine learning rate (ours)")
+    assert (
+        f"--iterations {16 * cpu.maml_iterations} " in sixteen["train"] and " --lr-schedule cosine " in sixteen["train"]
+    )
+    assert f"--n-tasks {16 * cpu.gen_tasks_maml} " in sixteen["gen"]
+    assert (
+        f"shards/n-maml-{16 * cpu.gen_tasks_maml} " in sixteen["gen"]
+        and "runs/maml-n-x16-cosine/last " in sixteen["eval"]
+    )
 
 
 def test_wider_row_trains_protonets_on_20_way_tasks_of_its_own_at_the_preset_budget(tmp_path):
