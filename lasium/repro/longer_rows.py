@@ -36,7 +36,8 @@ class LongerBudget:
 #   second 4,000 steps added only +0.46 / +0.20 on validation tasks, so the rest is in how the steps are taken.
 # - MAML x16 with a cosine rate (LASIUM-N): the best MAML configuration on validation tasks. On one AMD EPYC (sweeps
 #   of LASIUM-N σ 0.5, shift5, 1,000 val tasks; results/levers/maml-budget-*-steps-cosine) 64,000 tasks, 16,000 x 4
-#   scored 94.06 ± 0.33 / 98.84 ± 0.10 against 93.79 ± 0.34 / 98.65 ± 0.11 at 8x (+0.27 ± 0.47 / +0.19 ± 0.15).
+#   scored 94.06 ± 0.33 / 98.84 ± 0.10 against 93.79 ± 0.34 / 98.65 ± 0.11 at 8x (+0.27 ± 0.47 / +0.19 ± 0.15), a
+#   gain smaller than the seed alone moved the 8x point (93.25 ± 0.35 / 98.60 ± 0.11 at --seed 1).
 LONGER_BUDGETS = (
     LongerBudget("maml", 4, ("n", "ro")),
     LongerBudget("protonets", 4, ("n",)),
