@@ -61,11 +61,11 @@ def _parameter_setting(row: Row, results: Results) -> str:
     setting = (
         f"LASIUM-{str(row['strategy']).upper()} {SYMBOLS.get(row['parameter'], row['parameter'])} {row['value']:g}"
     )
-    recipe = _recipe_note(results)
+    recipe = recipe_note(results)
     return f"{setting} ({recipe})" if recipe else setting
 
 
-def _recipe_note(results: Results) -> str:
+def recipe_note(results: Results) -> str:
     """``GAN `...`, 20-way, `mean-squared```: the generator (when not the bundled GAN), training ways and distance
     (when not the defaults) of a sweep, else nothing."""
     recipe = shape_note(results)
@@ -172,7 +172,7 @@ def _augment_lever(learner: str, sources: tuple[str, ...]) -> Lever:
         sources,
         lambda r, res: r.get("family") == "augment" and sweep_algo(res) in algos,
         lambda r, res: (
-            f"`{r['augment']}` (LASIUM-N σ {r['value']:g}{', ' if _recipe_note(res) else ''}{_recipe_note(res)}"
+            f"`{r['augment']}` (LASIUM-N σ {r['value']:g}{', ' if recipe_note(res) else ''}{recipe_note(res)}"
             f"{seed_note(res)})"
         ),
         "`shift5`, the authors' query shift",
@@ -184,7 +184,7 @@ def _mixture_setting(row: Row, results: Results) -> str:
     """``n × 0.5 + umtra × 0.5 (`shift5-affine`)``, and the recipe (generator, ways, distance) of a sweep that is not
     the bundled GAN's 5-way one; a source on its own generator reads ``n@omniglot-gan``."""
     mix = " + ".join(part.replace(":", " × ") for part in str(row["mix"]).split("+"))
-    recipe = _recipe_note(results)
+    recipe = recipe_note(results)
     return f"{mix} (`{row['augment']}`{', ' + recipe if recipe else ''})"
 
 

@@ -24,16 +24,13 @@ from .lever_sizes import (
     Row,
     budget_setting,
     generator_identity,
-    generator_spec,
-    learner_algos,
     lr_schedule_of,
-    shape_note,
     sweep_algo,
 )
+from .levers import SYMBOLS, recipe_note
 from .levers_table import accuracy_cell, difference, machine_of, read_results
 from .stages import canonical, page_work
-from .sweep import DEFAULT_GENERATOR
-from .sweep_page import LEARNER_NAMES, generator_phrase
+from .sweep_page import LEARNER_NAMES, PRESET_OF
 
 SEED_FOLDER = re.compile(r"^(?P<twin>.+)-seed(?P<seed>[1-9][0-9]*)$")
 SHOTS = ("1", "5")  # the page's shots, as the levers table keys them
@@ -48,7 +45,7 @@ SEED_ELSEWHERE_NOTE = (
 
 
 def _learner(results: Results) -> str | None:
-    return next((learner for learner in LEARNERS if sweep_algo(results) in learner_algos(learner)), None)
+    return PRESET_OF.get(sweep_algo(results))
 
 
 def _seed(results: Results) -> int:
@@ -103,8 +100,8 @@ def _named_machine(results: Results) -> bool:
 
 
 def _setting(row: Row, results: Results) -> str:
-    """``LASIUM-N σ 0.5, `shift5` (4,000 tasks, 1,000 × 4, `cosine` rate; GAN `...`; 20-way)``."""
-    symbol = {"sigma": "σ", "alpha": "α"}.get(str(row.get("parameter")), str(row.get("parameter", "")))
+    """``LASIUM-N σ 0.5, `shift5` (4,000 tasks, 1,000 × 4, `cosine` rate; GAN `...`, 20-way)``."""
+    symbol = SYMBOLS.get(str(row.get("parameter")), str(row.get("parameter", "")))
     point = (
         f"LASIUM-{str(row.get('strategy', '?')).upper()} {symbol} {row['value']:g}"
         if row.get("value") is not None
@@ -112,10 +109,8 @@ def _setting(row: Row, results: Results) -> str:
     )
     schedule = lr_schedule_of(results)
     recipe = [budget_setting(row, results) + (f", `{schedule}` rate" if schedule != "constant" else "")]
-    if generator_spec(results) != DEFAULT_GENERATOR:
-        recipe.append(generator_phrase(results.get("generator")))
-    if shape_note(results):
-        recipe.append(shape_note(results))
+    if recipe_note(results):
+        recipe.append(recipe_note(results))
     augment = f", `{row['augment']}`" if row.get("augment") else ""
     return f"{point}{augment} ({'; '.join(recipe)})"
 
