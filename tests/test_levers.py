@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import math
 
+from lasium.repro.charts import Estimate
 from lasium.repro.generators import LEGACY_BUNDLED
-from lasium.repro.levers_table import collect, table
+from lasium.repro.levers_table import chart_estimates, collect, table
 from lasium.repro.omniglot_page import render_markdown, write_page
 
 
@@ -136,6 +137,34 @@ def test_the_omniglot_page_shows_the_levers_of_its_folder_and_keeps_them_in_its_
     stored = json.loads((tmp_path / "omniglot.json").read_text())
     assert "Levers on validation tasks" in render_markdown(stored)  # redrawn from its JSON alone
     assert "Levers" not in render_markdown(results)
+    # the levers as a picture, above the table, drawn from the figures the JSON keeps
+    assert stored["images"]["levers"] == ["levers.png"] and (tmp_path / "levers.png").stat().st_size > 10_000
+    assert md.index("](levers.png)") < md.index("| σ / α | ProtoNets |")
+    first = (tmp_path / "levers.png").read_bytes()
+    (tmp_path / "levers.png").unlink()
+    write_page(stored, tmp_path)
+    assert (tmp_path / "levers.png").read_bytes() == first  # the same figures give the same picture
+
+
+def test_the_levers_chart_shows_each_comparisons_best_setting_other_than_its_reference(tmp_path):
+    """A point per comparison with a reference: its best other setting (by mean accuracy), even where the reference
+    is best (a loss, then); ProtoNets' rows first; a comparison without a reference point has none."""
+    _sweep(tmp_path, [_row("parameter", "n", 0.5, "shift5", _val(91.0, 97.5, 0.3, 0.1)),
+                      _row("parameter", "n", 1.0, "shift5", _val(90.0, 97.0)),
+                      _row("parameter", "n", 2.0, "shift5", _val(80.0, 92.0)),
+                      _row("parameter", "ro", 0.5, "shift5", _val(88.0, 96.0)),  # no RO reference (0.8): no point
+                      _row("parameter", "ro", 0.2, "shift5", _val(87.0, 95.0))])  # fmt: skip
+    maml = [_row("parameter", "n", 0.5, "shift5", _val(89.0, 97.6)),
+            _row("parameter", "n", 1.0, "shift5", _val(88.2, 97.5)),
+            _row("parameter", "n", 0.25, "shift5", _val(87.0, 97.7))]  # fmt: skip
+    _sweep(tmp_path / "levers" / "maml-parameter-n", maml, algo="maml")
+    comparisons = collect(tmp_path)
+    assert chart_estimates(comparisons, "1") == [
+        Estimate("ProtoNets · σ / α", 1.0, 0.5),  # σ 0.5 over the authors' σ 1 (not σ 2's −10)
+        Estimate("MAML · σ / α", -0.8, 0.57),  # the reference σ 0.5 is best: σ 1 came closest
+    ]
+    assert chart_estimates(comparisons, "5") == [Estimate("ProtoNets · σ / α", 0.5, 0.22),
+                                                 Estimate("MAML · σ / α", -0.1, 0.28)]  # fmt: skip
 
 
 def test_a_sweep_on_another_generator_names_it_beside_its_settings(tmp_path):

@@ -11,6 +11,7 @@ Charts use :class:`matplotlib.figure.Figure` directly (no ``pyplot``): no global
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +163,70 @@ def accuracy_chart(
         if references:  # below the panel, where it hides no bar
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)
     axes[0].set_yticks(positions, labels, fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    return save_figure(fig, path)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A difference with its 95% CI half-width (both in points), drawn on the row ``row`` of a :func:`forest_chart`;
+    several estimates of one row are drawn a little apart, in the order given."""
+
+    row: str
+    value: float
+    ci95: float
+
+
+def forest_chart(
+    panels: Mapping[str, tuple[Sequence[Estimate], float]],
+    path: str | Path,
+    *,
+    title: str,
+    xlabel: str,
+) -> Path:
+    """Differences as dots with 95% CI whiskers, a row per label, one panel per entry ({panel title: (estimates,
+    half-width of its x axis)}), the panels side by side sharing their rows (first seen first, at the top).
+
+    A dot is filled where its CI excludes 0 (green above, vermillion below) and hollow where it does not; an estimate
+    past the axis is drawn as an arrow head at the edge, its value written beside it."""
+    rows = list(dict.fromkeys(e.row for estimates, _ in panels.values() for e in estimates))
+    fig = new_figure(10.0, 1.4 + 0.26 * max(1, len(rows)))
+    axes = fig.subplots(1, max(1, len(panels)), sharey=True, squeeze=False)[0]
+    y_of = {row: len(rows) - 1 - i for i, row in enumerate(rows)}  # the first row at the top
+    gain, loss, inside = PALETTE[2], PALETTE[1], PALETTE[0]
+    for ax, (name, (estimates, limit)) in zip(axes, panels.items()):
+        by_row: dict[str, list[Estimate]] = {}
+        for e in estimates:
+            by_row.setdefault(e.row, []).append(e)
+        for row, group in by_row.items():
+            for k, e in enumerate(group):
+                y = y_of[row] + (k - (len(group) - 1) / 2) * min(0.22, 0.7 / len(group))
+                beyond = abs(e.value) > e.ci95
+                colour = (gain if e.value > 0 else loss) if beyond else inside
+                x = max(-limit, min(limit, e.value))
+                low, high = max(-limit, e.value - e.ci95), min(limit, e.value + e.ci95)
+                ax.plot([low, high], [y, y], color=colour, linewidth=1.2)
+                if x != e.value:  # off the axis: an arrow head at the edge, and the value
+                    ax.plot([x], [y], marker=">" if x > 0 else "<", color=colour, markersize=6, clip_on=False)
+                    ax.annotate(f"{e.value:+.1f}", (x, y), xytext=(-6 if x > 0 else 6, 0), textcoords="offset points",
+                                ha="right" if x > 0 else "left", va="center", fontsize=7, color=colour)  # fmt: skip
+                else:
+                    ax.plot([x], [y], marker="o", markersize=5, color=colour,
+                            markerfacecolor=colour if beyond else "white")  # fmt: skip
+        ax.axvline(0.0, color="#555555", linewidth=0.9)
+        ax.set_xlim(-limit, limit)
+        _style(ax, name, xlabel, "")
+    for colour, label, face in ((gain, "gain beyond its CI", gain), (loss, "loss beyond its CI", loss),
+                                (inside, "inside its CI", "white")):  # fmt: skip
+        axes[-1].plot([], [], marker="o", linestyle="", color=colour, markerfacecolor=face, label=label)
+    # below the x label of the last panel, where it hides no row
+    from matplotlib.transforms import offset_copy
+
+    below = offset_copy(axes[-1].transAxes, fig=fig, y=-34, units="points")
+    axes[-1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, frameon=False,
+                    ncol=3)  # fmt: skip
+    axes[0].set_yticks(list(y_of.values()), rows, fontsize=8)
+    axes[0].set_ylim(-0.7, len(rows) - 0.3)
     fig.suptitle(title, fontsize=11)
     return save_figure(fig, path)
 

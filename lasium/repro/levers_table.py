@@ -11,6 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from .charts import Estimate, forest_chart
 from .levers import LEARNERS, LEVERS, Results, Row
 from .sweep_page import LEARNER_NAMES
 
@@ -134,6 +135,42 @@ def untried_lines(comparisons: list[dict[str, Any]]) -> list[str]:
         if untried:
             lines.append(f"- Not tried yet with {name}: {', '.join(dict.fromkeys(untried))}.")
     return lines
+
+
+CHART_AXES = {"1": 5.0, "5": 2.5}  # half-width of each panel's x axis (points): further differences are arrows
+
+
+def best_alternative(comparison: dict[str, Any]) -> dict[str, Any] | None:
+    """The comparison's point other than its reference with the highest mean validation accuracy (the one its
+    "best tried" line names, or, where the reference is best, the closest the other settings came); None where the
+    comparison has no reference point."""
+    others = [p for p in comparison["points"] if p["delta"]]
+    return max(others, key=_mean) if others else None
+
+
+def chart_estimates(comparisons: list[dict[str, Any]], shots: str) -> list[Estimate]:
+    """An estimate per comparison at ``shots``: the Δ of its best alternative to the reference, with its CI, on the
+    row "learner · lever" (ProtoNets' levers first, each learner's in the order of :data:`LEVERS`)."""
+    out = []
+    for learner in LEARNERS:
+        for c in comparisons:
+            best = best_alternative(c) if c["learner"] == learner else None
+            if best is not None and shots in best["delta"]:
+                d = best["delta"][shots]
+                out.append(Estimate(f"{LEARNER_NAMES[learner]} · {c['lever']}", d["pct"], d["ci95_pct"]))
+    return out
+
+
+def draw_chart(comparisons: list[dict[str, Any]], path: Path) -> Path:
+    """What each lever was worth as a picture: per comparison, its best alternative's Δ from the reference with the
+    95% CI of the difference, at 1 and 5 shots (:func:`lasium.repro.charts.forest_chart`)."""
+    panels = {f"{s}-shot": (chart_estimates(comparisons, s), CHART_AXES[s]) for s in ("1", "5")}
+    return forest_chart(
+        panels,
+        path,
+        title="Levers on validation tasks: each comparison's best other setting against its reference",
+        xlabel="Δ validation accuracy (points), 95% CI",
+    )
 
 
 def difference(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:

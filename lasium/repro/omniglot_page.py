@@ -19,6 +19,7 @@ from lasium.safe_io import replace_atomically, write_json_atomic
 from .charts import ChartsUnavailable, accuracy_chart, line_chart
 from .curve_page import GENERATOR_KINDS, page_name
 from .levers_table import collect as collect_levers
+from .levers_table import draw_chart as draw_levers_chart
 from .levers_table import table as lever_table
 from .omniglot_tables import (
     ablation_table,
@@ -137,6 +138,8 @@ def render_markdown(results: dict[str, Any]) -> str:
             "σ/α and query shift, LASIUM-N alone for mixtures, the smallest budget and the fewest generator epochs "
             "tried.",
             "",
+            *(f"![{CHART_TITLES[name]}]({name})" for name in images.get("levers", [])),
+            *([""] if images.get("levers") else []),
             *levers,
             "",
         ]
@@ -274,9 +277,14 @@ def render_markdown(results: dict[str, Any]) -> str:
 
 
 ACCURACY_CHART = "accuracy.png"
+LEVERS_CHART = "levers.png"
 CURVE_CHARTS = {"protonets": "curves-protonets.png", "maml": "curves-maml.png"}
 EPOCH_CURVE_CHARTS = tuple(f"{page_name(kind)}.png" for kind in GENERATOR_KINDS)
-CHART_TITLES = {ACCURACY_CHART: "Omniglot 5-way test accuracy of each row with its 95% CI"}
+CHART_TITLES = {
+    ACCURACY_CHART: "Omniglot 5-way test accuracy of each row with its 95% CI",
+    LEVERS_CHART: "What each lever was worth on validation tasks: per comparison, its best setting other than the "
+    "reference against the reference, with the 95% CI of the difference",
+}
 
 
 def draw_charts(results: dict[str, Any], folder: Path) -> tuple[dict[str, Any], list[str]]:
@@ -286,6 +294,7 @@ def draw_charts(results: dict[str, Any], folder: Path) -> tuple[dict[str, Any], 
     ``accuracy.png``: every scored row of ours (ablation steps aside) at 1 and 5 shots, 95% CI error bars, the
     paper's best cells as references. ``curves-<learner>.png``: validation accuracy against iterations of each
     trained row that recorded its curve; a page whose rows recorded none keeps the curve files it lists.
+    ``levers.png``: per comparison of ``results["levers"]``, its best setting's Δ from the lever's reference.
     """
     images = dict(results.get("images") or {})
     rows = [r for r in results.get("rows", []) if r.get("family") != "ablation"]
@@ -317,10 +326,17 @@ def draw_charts(results: dict[str, Any], folder: Path) -> tuple[dict[str, Any], 
                 ylabel="validation accuracy (%)",
             )
             curves.append(name)
-    drawn = charts + curves
+    levers = [LEVERS_CHART] if results.get("levers") else []
+    if levers:
+        draw_levers_chart(results["levers"], folder / LEVERS_CHART)
+    drawn = charts + curves + levers
     if not curves:  # nothing to redraw from: keep the pictures an earlier run drew
         curves = [n for n in images.get("curves", []) if (folder / n).is_file()]
     images.update(charts=charts, curves=curves)
+    if levers:
+        images["levers"] = levers
+    else:
+        images.pop("levers", None)
     # accuracy against generator epochs (lasium-repro epoch-curve draws them into the same results folder)
     epoch_curves = [n for n in EPOCH_CURVE_CHARTS if (folder / n).is_file()]
     if epoch_curves:
@@ -336,18 +352,18 @@ def write_page(results: dict[str, Any], folder: str | Path) -> tuple[dict[str, A
     results as written and the files written. Without matplotlib the page keeps the pictures it already lists."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    levers, spread = collect_levers(folder), collect_seed_spread(folder)
+    results = {
+        **results,
+        **({"levers": levers} if levers else {}),
+        **({"seed_spread": spread} if spread else {}),
+    }
     try:
         images, drawn = draw_charts(results, folder)
     except ChartsUnavailable as exc:
         print(f"[repro] no charts: {exc}", file=sys.stderr)
         images, drawn = dict(results.get("images") or {}), []
-    levers, spread = collect_levers(folder), collect_seed_spread(folder)
-    results = {
-        **results,
-        "images": images,
-        **({"levers": levers} if levers else {}),
-        **({"seed_spread": spread} if spread else {}),
-    }
+    results["images"] = images
     write_json_atomic(folder / "omniglot.json", results, sort_keys=False)
     replace_atomically(folder / "omniglot.md", lambda tmp: tmp.write_text(render_markdown(results)))
     return results, [folder / "omniglot.md", folder / "omniglot.json", *(folder / n for n in drawn)]
