@@ -294,7 +294,7 @@ def draw_charts(results: dict[str, Any], folder: Path) -> tuple[dict[str, Any], 
     ``accuracy.png``: every scored row of ours (ablation steps aside) at 1 and 5 shots, 95% CI error bars, the
     paper's best cells as references. ``curves-<learner>.png``: validation accuracy against iterations of each
     trained row that recorded its curve; a page whose rows recorded none keeps the curve files it lists.
-    ``levers.png``: per comparison of ``results["levers"]``, its best setting's Δ from the lever's reference.
+    ``levers.png``: per comparison of ``results["levers"]``, its best setting other than the reference, as a Δ from it.
     """
     images = dict(results.get("images") or {})
     rows = [r for r in results.get("rows", []) if r.get("family") != "ablation"]
