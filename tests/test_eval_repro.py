@@ -446,6 +446,7 @@ def test_longer_rows_train_longer_on_more_distinct_tasks(tmp_path):
     assert set(rows) == {
         "maml-n-x4", "maml-ro-x4", "protonets-n-x4", "maml-n-x8", "maml-n-x8-cosine", "maml-n-x16-cosine",
         "protonets-n-w20", "protonets-n-w20-cosine", "protonets-n-mean-squared", "protonets-n-w20-mean-squared",
+        "protonets-n-w40-mean-squared",
     }  # fmt: skip
     assert all(r.family == "lasium" and r.optional for r in rows.values())
     p = driver_pipeline(tmp_path, sizes="cpu")
@@ -526,6 +527,22 @@ def test_the_20_way_mean_squared_row_trains_on_the_20_way_set_with_the_authors_d
     assert plan["gen"] == plain["gen"]  # the same 20-way set
     assert plan["train"].replace(" --distance mean-squared", "").replace("-w20-mean-squared", "-w20") == plain["train"]
     assert plan["eval"].replace("-w20-mean-squared", "-w20") == plain["eval"]  # scored as the 20-way row (best/)
+
+
+def test_the_40_way_row_trains_as_the_20_way_mean_squared_row_on_a_40_way_set_of_its_own(tmp_path):
+    rows = {r.key: r for r in plan_longer_rows(SIZES["cpu"])}
+    forty, twenty = rows["protonets-n-w40-mean-squared"], rows["protonets-n-w20-mean-squared"]
+    assert forty.label.endswith("40-way training tasks, mean-squared distance (ours)") and forty.optional
+    p = driver_pipeline(tmp_path, sizes="cpu")
+    plan, plain = p.planned_commands(forty), p.planned_commands(twenty)
+    assert " --ways 40 --epsilon 187.8" in plan["gen"] and "shards/n-protonets-w40-e187.8 " in plan["gen"]
+    as_twenty = plan["gen"].replace("40 --epsilon 187.8", "20 --epsilon 204.2").replace("w40-e187.8", "w20-e204.2")
+    assert as_twenty == plain["gen"]  # the same generation, of 40 classes a task
+    assert plan["train"].replace("w40-e187.8", "w20-e204.2").replace("-w40-", "-w20-") == plain["train"]
+    assert plan["eval"].replace("-w40-", "-w20-") == plain["eval"]  # scored 5-way at best/, as the 20-way row
+    gen = {s["name"]: s["seconds"] for s in p.stage_estimates(forty)}
+    gen20 = {s["name"]: s["seconds"] for s in p.stage_estimates(twenty)}
+    assert gen["gen-n-protonets-w40-e187.8"] > 1.8 * gen20["gen-n-protonets-w20-e204.2"]  # twice the classes
 
 
 def test_the_distance_row_is_the_main_protonets_row_trained_with_the_authors_distance(tmp_path):
