@@ -543,6 +543,17 @@ def test_the_40_way_row_trains_as_the_20_way_mean_squared_row_on_a_40_way_set_of
     gen = {s["name"]: s["seconds"] for s in p.stage_estimates(forty)}
     gen20 = {s["name"]: s["seconds"] for s in p.stage_estimates(twenty)}
     assert gen["gen-n-protonets-w40-e187.8"] > 1.8 * gen20["gen-n-protonets-w20-e204.2"]  # twice the classes
+    # validated on the H200 GAN only: a run of the bundled GAN lists it with the command of that GAN
+    assert forty.validated_with == "omniglot-gan-h200" and not twenty.validated_with
+    assert forty.note.endswith("; validated on `omniglot-gan-h200` only")
+    p.note_row(forty)
+    p.note_row(twenty)
+    hint, plain_hint = p.stages[-2]["note"], p.stages[-1]["note"]
+    assert "--only protonets-n-w40-mean-squared --generator omniglot-gan-h200, in a --work" in hint
+    assert "--generator" not in plain_hint
+    on_h200 = driver_pipeline(tmp_path / "h200", sizes="cpu", generator="omniglot-gan-h200")
+    on_h200.note_row(forty)
+    assert "--generator" not in on_h200.stages[-1]["note"]
 
 
 def test_the_distance_row_is_the_main_protonets_row_trained_with_the_authors_distance(tmp_path):

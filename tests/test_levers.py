@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 
-from lasium.repro.charts import Estimate
+from lasium.repro.charts import GAIN, INSIDE, LOSS, Estimate, ForestMark, forest_mark
 from lasium.repro.generators import LEGACY_BUNDLED
 from lasium.repro.levers_table import chart_estimates, collect, table
 from lasium.repro.omniglot_page import render_markdown, write_page
@@ -159,12 +159,82 @@ def test_the_levers_chart_shows_each_comparisons_best_setting_other_than_its_ref
             _row("parameter", "n", 0.25, "shift5", _val(87.0, 97.7))]  # fmt: skip
     _sweep(tmp_path / "levers" / "maml-parameter-n", maml, algo="maml")
     comparisons = collect(tmp_path)
-    assert chart_estimates(comparisons, "1") == [
+    expected = [
         Estimate("ProtoNets · σ / α", 1.0, 0.5),  # σ 0.5 over the authors' σ 1 (not σ 2's −10)
         Estimate("MAML · σ / α", -0.8, 0.57),  # the reference σ 0.5 is best: σ 1 came closest
     ]
+    assert chart_estimates(comparisons, "1") == expected
+    assert chart_estimates(comparisons[::-1], "1") == expected  # ProtoNets' rows first, whatever the order given
     assert chart_estimates(comparisons, "5") == [Estimate("ProtoNets · σ / α", 0.5, 0.22),
                                                  Estimate("MAML · σ / α", -0.1, 0.28)]  # fmt: skip
+
+
+def test_the_levers_chart_shows_an_axis_at_its_end_and_keeps_a_comparisons_slot_across_shots():
+    """On an axis (budget, epochs) the largest setting, not a noisy peak; one comparison keeps its slot on its row in
+    both panels even where it lacks a shot; a ‡ point is marked."""
+
+    def point(setting, one, five=None, reference=False, elsewhere=False):
+        delta = None if reference else {"1": {"pct": one, "ci95_pct": 0.5}} | (
+            {"5": {"pct": five, "ci95_pct": 0.2}} if five is not None else {})  # fmt: skip
+        val = {"1": {"accuracy_pct": 90.0 + one, "ci95_pct": 0.4}}
+        return {"setting": setting, "reference": reference, "val": val, "delta": delta, "elsewhere": elsewhere}
+
+    epochs = {
+        "lever": "GAN training epochs",
+        "learner": "protonets",
+        "ordered": True,
+        "points": [point("10", 0.0, reference=True), point("20", 2.5, 1.0), point("48", 1.3, 0.3)],
+    }
+    only_one_shot = {
+        "lever": "GAN training epochs",
+        "learner": "protonets",
+        "ordered": False,
+        "points": [point("a", 0.0, reference=True), point("b", -0.2, elsewhere=True)],
+    }
+    third = {
+        "lever": "GAN training epochs",
+        "learner": "protonets",
+        "ordered": False,
+        "points": [point("a", 0.0, reference=True), point("c", 0.7, 0.1), point("d", 0.9, 0.0)],
+    }
+    comparisons = [epochs, only_one_shot, third]
+    one, five = chart_estimates(comparisons, "1"), chart_estimates(comparisons, "5")
+    row = "ProtoNets · GAN training epochs"
+    assert one == [Estimate(row, 1.3, 0.5, 0), Estimate(row, -0.2, 0.5, 1, elsewhere=True), Estimate(row, 0.9, 0.5, 2)]
+    assert five == [Estimate(row, 0.3, 0.2, 0), Estimate(row, 0.0, 0.2, 2)]  # slot 1 has no 5-shot Δ: left empty
+
+
+def test_a_forest_mark_says_gain_loss_or_inside_and_keeps_off_axis_values_at_the_edge():
+    assert forest_mark(Estimate("r", 1.0, 0.5), 5.0) == ForestMark(1.0, 0.5, 1.5, GAIN, "o", True)
+    assert forest_mark(Estimate("r", -1.0, 0.5), 5.0) == ForestMark(-1.0, -1.5, -0.5, LOSS, "o", True)
+    assert forest_mark(Estimate("r", 0.3, 0.5), 5.0) == ForestMark(0.3, -0.2, 0.8, INSIDE, "o", False)
+    assert forest_mark(Estimate("r", 0.3, 0.5, elsewhere=True), 5.0).marker == "D"
+    assert forest_mark(Estimate("r", 17.06, 0.85), 5.0) == ForestMark(5.0, 5.0, 5.0, GAIN, ">", True, "+17.1")
+    assert forest_mark(Estimate("r", -7.0, 0.5), 5.0) == ForestMark(-5.0, -5.0, -5.0, LOSS, "<", True, "-7.0")
+    assert forest_mark(Estimate("r", 4.8, 0.6), 5.0) == ForestMark(4.8, 4.2, 5.0, GAIN, "o", True)  # whisker cut
+    assert forest_mark(Estimate("r", math.nan, 0.5), 5.0) is None
+    assert forest_mark(Estimate("r", 1.0, math.inf), 5.0) is None
+
+
+def test_without_matplotlib_the_page_keeps_a_levers_picture_only_while_it_has_levers_and_the_file(
+    tmp_path, monkeypatch
+):
+    from lasium.repro import charts
+
+    _sweep(tmp_path, [_row("parameter", "oc", 0.2, "shift5", _val(88.0, 96.0)),
+                      _row("parameter", "oc", 0.5, "shift5", _val(85.0, 95.0))])  # fmt: skip
+    results = {"format": "lasium-repro-omniglot", "rows": [], "stages": []}
+    written, _ = write_page(results, tmp_path)
+    monkeypatch.setattr(charts, "new_figure", lambda *a: (_ for _ in ()).throw(charts.ChartsUnavailable("no mpl")))
+    again, _ = write_page(written, tmp_path)
+    assert again["images"]["levers"] == ["levers.png"]  # the picture it drew stays listed
+    (tmp_path / "levers.png").unlink()
+    gone, _ = write_page(written, tmp_path)
+    assert "levers" not in gone["images"] and "levers.png" not in (tmp_path / "omniglot.md").read_text()
+    (tmp_path / "sweep.json").unlink()  # no levers any more: no picture of them, even if the file is there
+    (tmp_path / "levers.png").write_bytes(b"png")
+    none, _ = write_page(written, tmp_path)
+    assert "levers" not in none["images"]
 
 
 def test_a_sweep_on_another_generator_names_it_beside_its_settings(tmp_path):

@@ -10,6 +10,7 @@ Charts use :class:`matplotlib.figure.Figure` directly (no ``pyplot``): no global
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,12 +170,48 @@ def accuracy_chart(
 
 @dataclass(frozen=True)
 class Estimate:
-    """A difference with its 95% CI half-width (both in points), drawn on the row ``row`` of a :func:`forest_chart`;
-    several estimates of one row are drawn a little apart, in the order given."""
+    """A difference with its 95% CI half-width (both in points), drawn on the row ``row`` of a :func:`forest_chart`
+    at position ``slot`` among that row's estimates (the same slot in every panel: one comparison, one height);
+    ``elsewhere``: measured on another machine or in other numerics than what it is compared with (a diamond)."""
 
     row: str
     value: float
     ci95: float
+    slot: int = 0
+    elsewhere: bool = False
+
+
+@dataclass(frozen=True)
+class ForestMark:
+    """How :func:`forest_chart` draws one estimate: a whisker from ``low`` to ``high`` and a marker at ``x`` (all
+    within the axis), ``filled`` where the CI excludes 0; ``label``: the value written beside an estimate past the axis
+    (drawn as an arrow head at its edge)."""
+
+    x: float
+    low: float
+    high: float
+    colour: str
+    marker: str
+    filled: bool
+    label: str = ""
+
+
+GAIN, LOSS, INSIDE = PALETTE[2], PALETTE[1], PALETTE[0]
+
+
+def forest_mark(estimate: Estimate, limit: float) -> ForestMark | None:
+    """The mark of ``estimate`` on an axis from ``-limit`` to ``limit``; None for a value or CI that is not a finite
+    number (nothing is drawn rather than a wrong mark)."""
+    value, ci = estimate.value, estimate.ci95
+    if not (math.isfinite(value) and math.isfinite(ci)):
+        return None
+    beyond = abs(value) > ci
+    colour = (GAIN if value > 0 else LOSS) if beyond else INSIDE
+    low, high = max(-limit, value - ci), min(limit, value + ci)
+    if abs(value) > limit:  # past the axis: an arrow head at its edge, the value beside it
+        x = math.copysign(limit, value)
+        return ForestMark(x, min(low, x), max(high, x), colour, ">" if value > 0 else "<", True, f"{value:+.1f}")
+    return ForestMark(value, low, high, colour, "D" if estimate.elsewhere else "o", beyond)
 
 
 def forest_chart(
@@ -183,48 +220,49 @@ def forest_chart(
     *,
     title: str,
     xlabel: str,
+    elsewhere_label: str = "measured on another machine or numerics",
 ) -> Path:
     """Differences as dots with 95% CI whiskers, a row per label, one panel per entry ({panel title: (estimates,
     half-width of its x axis)}), the panels side by side sharing their rows (first seen first, at the top).
 
-    A dot is filled where its CI excludes 0 (green above, vermillion below) and hollow where it does not; an estimate
-    past the axis is drawn as an arrow head at the edge, its value written beside it."""
-    rows = list(dict.fromkeys(e.row for estimates, _ in panels.values() for e in estimates))
+    A dot is filled where its CI excludes 0 (green above, vermillion below) and hollow where it does not; a diamond
+    marks an estimate measured elsewhere (``elsewhere_label`` in the legend); an estimate past the axis is an arrow head
+    at the edge with its value beside it (:func:`forest_mark`)."""
+    every = [e for estimates, _ in panels.values() for e in estimates]
+    rows = list(dict.fromkeys(e.row for e in every))
+    slots = {row: 1 + max(e.slot for e in every if e.row == row) for row in rows}
     fig = new_figure(10.0, 1.4 + 0.26 * max(1, len(rows)))
     axes = fig.subplots(1, max(1, len(panels)), sharey=True, squeeze=False)[0]
     y_of = {row: len(rows) - 1 - i for i, row in enumerate(rows)}  # the first row at the top
-    gain, loss, inside = PALETTE[2], PALETTE[1], PALETTE[0]
     for ax, (name, (estimates, limit)) in zip(axes, panels.items()):
-        by_row: dict[str, list[Estimate]] = {}
         for e in estimates:
-            by_row.setdefault(e.row, []).append(e)
-        for row, group in by_row.items():
-            for k, e in enumerate(group):
-                y = y_of[row] + (k - (len(group) - 1) / 2) * min(0.22, 0.7 / len(group))
-                beyond = abs(e.value) > e.ci95
-                colour = (gain if e.value > 0 else loss) if beyond else inside
-                x = max(-limit, min(limit, e.value))
-                low, high = max(-limit, e.value - e.ci95), min(limit, e.value + e.ci95)
-                ax.plot([low, high], [y, y], color=colour, linewidth=1.2)
-                if x != e.value:  # off the axis: an arrow head at the edge, and the value
-                    ax.plot([x], [y], marker=">" if x > 0 else "<", color=colour, markersize=6, clip_on=False)
-                    ax.annotate(f"{e.value:+.1f}", (x, y), xytext=(-6 if x > 0 else 6, 0), textcoords="offset points",
-                                ha="right" if x > 0 else "left", va="center", fontsize=7, color=colour)  # fmt: skip
-                else:
-                    ax.plot([x], [y], marker="o", markersize=5, color=colour,
-                            markerfacecolor=colour if beyond else "white")  # fmt: skip
+            mark = forest_mark(e, limit)
+            if mark is None:
+                continue
+            n = slots[e.row]
+            y = y_of[e.row] + ((n - 1) / 2 - e.slot) * min(0.22, 0.7 / n)  # slot 0 highest
+            ax.plot([mark.low, mark.high], [y, y], color=mark.colour, linewidth=1.2, clip_on=False)
+            ax.plot([mark.x], [y], marker=mark.marker, markersize=5, color=mark.colour, clip_on=False,
+                    markerfacecolor=mark.colour if mark.filled else "white")  # fmt: skip
+            if mark.label:
+                right = mark.x > 0
+                ax.annotate(mark.label, (mark.x, y), xytext=(-6 if right else 6, 0), textcoords="offset points",
+                            ha="right" if right else "left", va="center", fontsize=7, color=mark.colour)  # fmt: skip
         ax.axvline(0.0, color="#555555", linewidth=0.9)
         ax.set_xlim(-limit, limit)
         _style(ax, name, xlabel, "")
-    for colour, label, face in ((gain, "gain beyond its CI", gain), (loss, "loss beyond its CI", loss),
-                                (inside, "inside its CI", "white")):  # fmt: skip
-        axes[-1].plot([], [], marker="o", linestyle="", color=colour, markerfacecolor=face, label=label)
+    legend = [("o", GAIN, GAIN, "gain beyond its CI"), ("o", LOSS, LOSS, "loss beyond its CI"),
+              ("o", INSIDE, "white", "inside its CI")]  # fmt: skip
+    if any(e.elsewhere for e in every):
+        legend.append(("D", "#555555", "white", elsewhere_label))
+    for marker, colour, face, label in legend:
+        axes[-1].plot([], [], marker=marker, linestyle="", color=colour, markerfacecolor=face, label=label)
     # below the x label of the last panel, where it hides no row
     from matplotlib.transforms import offset_copy
 
     below = offset_copy(axes[-1].transAxes, fig=fig, y=-34, units="points")
     axes[-1].legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below, frameon=False,
-                    ncol=3)  # fmt: skip
+                    ncol=2)  # fmt: skip
     axes[0].set_yticks(list(y_of.values()), rows, fontsize=8)
     axes[0].set_ylim(-0.7, len(rows) - 0.3)
     fig.suptitle(title, fontsize=11)

@@ -138,7 +138,7 @@ def render_markdown(results: dict[str, Any]) -> str:
             "σ/α and query shift, LASIUM-N alone for mixtures, the smallest budget and the fewest generator epochs "
             "tried.",
             "",
-            *(f"![{CHART_TITLES[name]}]({name})" for name in images.get("levers", [])),
+            *(f"![{CHART_TITLES.get(name, name)}]({name})" for name in images.get("levers", [])),
             *([""] if images.get("levers") else []),
             *levers,
             "",
@@ -283,7 +283,7 @@ EPOCH_CURVE_CHARTS = tuple(f"{page_name(kind)}.png" for kind in GENERATOR_KINDS)
 CHART_TITLES = {
     ACCURACY_CHART: "Omniglot 5-way test accuracy of each row with its 95% CI",
     LEVERS_CHART: "What each lever was worth on validation tasks: per comparison, its best setting other than the "
-    "reference against the reference, with the 95% CI of the difference",
+    "reference (on an axis such as the budget: its largest) against the reference, with the 95% CI of the difference",
 }
 
 
@@ -294,7 +294,7 @@ def draw_charts(results: dict[str, Any], folder: Path) -> tuple[dict[str, Any], 
     ``accuracy.png``: every scored row of ours (ablation steps aside) at 1 and 5 shots, 95% CI error bars, the
     paper's best cells as references. ``curves-<learner>.png``: validation accuracy against iterations of each
     trained row that recorded its curve; a page whose rows recorded none keeps the curve files it lists.
-    ``levers.png``: per comparison of ``results["levers"]``, its best setting other than the reference, as a Δ from it.
+    ``levers.png``: per comparison of ``results["levers"]``, the Δ of its best other setting (on an axis: its largest).
     """
     images = dict(results.get("images") or {})
     rows = [r for r in results.get("rows", []) if r.get("family") != "ablation"]
@@ -363,6 +363,9 @@ def write_page(results: dict[str, Any], folder: str | Path) -> tuple[dict[str, A
     except ChartsUnavailable as exc:
         print(f"[repro] no charts: {exc}", file=sys.stderr)
         images, drawn = dict(results.get("images") or {}), []
+        images["levers"] = [n for n in images.get("levers", []) if levers and (folder / n).is_file()]
+        if not images["levers"]:
+            images.pop("levers")
     results["images"] = images
     write_json_atomic(folder / "omniglot.json", results, sort_keys=False)
     replace_atomically(folder / "omniglot.md", lambda tmp: tmp.write_text(render_markdown(results)))

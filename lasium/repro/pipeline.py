@@ -265,9 +265,19 @@ class Pipeline(StagePlanner, GeneratorWork):
                     "status": "not run",
                     "seconds": 0.0,
                     "command": "",
-                    "note": f"not run yet: --resume --only {row.key} (~{hours:.1f} h estimated)",
+                    "note": f"not run yet: --resume --only {row.key}{self.generator_hint(row)} "
+                    f"(~{hours:.1f} h estimated)",
                 }
             )
+
+    def generator_hint(self, row: Row) -> str:
+        """`` --generator NAME ...`` where ``row`` was validated on another generator than this run's, else ""."""
+        if not row.validated_with or row.validated_with == self.options.generator:
+            return ""
+        return (
+            f" --generator {row.validated_with}, in a --work and --results of its own (validated on that GAN only; "
+            "--generator-results shows it here)"
+        )
 
     def do_row(self, row: Row) -> None:
         record = self.new_record(row)

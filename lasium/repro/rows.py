@@ -45,6 +45,9 @@ class Row:
     mix: tuple[tuple[str, float], ...] = ()
     # the kind of generator a LASIUM row's tasks come from: gan (``--generator``) or vae (``--vae``)
     generator: str = "gan"
+    # the ``--generator`` validation picked this recipe on, where it was validated on one GAN only ("": any): a run
+    # of another generator lists the row with a hint to run it with that one, in a work and results folder of its own
+    validated_with: str = ""
 
 
 def plan_rows(maml_algo: str) -> list[Row]:
