@@ -503,12 +503,16 @@ def test_wider_row_trains_protonets_on_20_way_tasks_of_its_own_at_the_preset_bud
     assert gen["gen-n-protonets-w20-e204.2"] > 3 * five["gen-n-protonets"]
 
 
-def test_the_cosine_wider_row_trains_on_the_wider_rows_set_with_an_annealed_rate(tmp_path):
+def _two_longer_rows(tmp_path, key: str, other: str):
+    """Two rows of the cpu sizes' longer rows, a driver that plans them, and their planned commands."""
     rows = {r.key: r for r in plan_longer_rows(SIZES["cpu"])}
-    cosine, constant = rows["protonets-n-w20-cosine"], rows["protonets-n-w20"]
-    assert cosine.label.endswith("20-way training tasks, cosine learning rate (ours)") and cosine.optional
     p = driver_pipeline(tmp_path, sizes="cpu")
-    plan, plain = p.planned_commands(cosine), p.planned_commands(constant)
+    return p, rows[key], rows[other], p.planned_commands(rows[key]), p.planned_commands(rows[other])
+
+
+def test_the_cosine_wider_row_trains_on_the_wider_rows_set_with_an_annealed_rate(tmp_path):
+    _, cosine, _, plan, plain = _two_longer_rows(tmp_path, "protonets-n-w20-cosine", "protonets-n-w20")
+    assert cosine.label.endswith("20-way training tasks, cosine learning rate (ours)") and cosine.optional
     assert plan["gen"] == plain["gen"]  # the same 20-way set, generated once
     assert " --lr-schedule cosine " in plan["train"] and "--lr-schedule" not in plain["train"]
     assert plan["train"].replace(" --lr-schedule cosine", "").replace("w20-cosine", "w20") == plain["train"]
@@ -519,22 +523,18 @@ def test_the_cosine_wider_row_trains_on_the_wider_rows_set_with_an_annealed_rate
 
 
 def test_the_20_way_mean_squared_row_trains_on_the_20_way_set_with_the_authors_distance(tmp_path):
-    rows = {r.key: r for r in plan_longer_rows(SIZES["cpu"])}
-    both, wider = rows["protonets-n-w20-mean-squared"], rows["protonets-n-w20"]
+    _, both, _, plan, plain = _two_longer_rows(tmp_path, "protonets-n-w20-mean-squared", "protonets-n-w20")
     assert both.label.endswith("20-way training tasks, mean-squared distance (ours)") and both.optional
-    p = driver_pipeline(tmp_path, sizes="cpu")
-    plan, plain = p.planned_commands(both), p.planned_commands(wider)
     assert plan["gen"] == plain["gen"]  # the same 20-way set
     assert plan["train"].replace(" --distance mean-squared", "").replace("-w20-mean-squared", "-w20") == plain["train"]
     assert plan["eval"].replace("-w20-mean-squared", "-w20") == plain["eval"]  # scored as the 20-way row (best/)
 
 
 def test_the_40_way_row_trains_as_the_20_way_mean_squared_row_on_a_40_way_set_of_its_own(tmp_path):
-    rows = {r.key: r for r in plan_longer_rows(SIZES["cpu"])}
-    forty, twenty = rows["protonets-n-w40-mean-squared"], rows["protonets-n-w20-mean-squared"]
+    p, forty, twenty, plan, plain = _two_longer_rows(
+        tmp_path, "protonets-n-w40-mean-squared", "protonets-n-w20-mean-squared"
+    )
     assert forty.label.endswith("40-way training tasks, mean-squared distance (ours)") and forty.optional
-    p = driver_pipeline(tmp_path, sizes="cpu")
-    plan, plain = p.planned_commands(forty), p.planned_commands(twenty)
     assert " --ways 40 --epsilon 187.8" in plan["gen"] and "shards/n-protonets-w40-e187.8 " in plan["gen"]
     as_twenty = plan["gen"].replace("40 --epsilon 187.8", "20 --epsilon 204.2").replace("w40-e187.8", "w20-e204.2")
     assert as_twenty == plain["gen"]  # the same generation, of 40 classes a task
