@@ -363,9 +363,9 @@ def write_page(results: dict[str, Any], folder: str | Path) -> tuple[dict[str, A
     except ChartsUnavailable as exc:
         print(f"[repro] no charts: {exc}", file=sys.stderr)
         images, drawn = dict(results.get("images") or {}), []
-        images["levers"] = [n for n in images.get("levers", []) if levers and (folder / n).is_file()]
-        if not images["levers"]:
-            images.pop("levers")
+        kept = [n for n in images.pop("levers", []) if levers and (folder / n).is_file()]
+        if kept:  # the picture an earlier run drew, while there are levers to show
+            images["levers"] = kept
     results["images"] = images
     write_json_atomic(folder / "omniglot.json", results, sort_keys=False)
     replace_atomically(folder / "omniglot.md", lambda tmp: tmp.write_text(render_markdown(results)))
