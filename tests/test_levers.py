@@ -362,6 +362,41 @@ def test_learning_rate_lever_compares_whole_runs_that_differ_in_their_schedule_a
     assert c["points"][0]["reference"] and c["points"][1]["delta"]["1"]["pct"] == 0.8
 
 
+def test_budget_lever_compares_whole_annealed_runs_of_one_training_at_their_last_step(tmp_path):
+    """Annealed runs of 8,000 and 16,000 steps on sets named alike but for their size are one budget comparison; a
+    run on another set, a constant-rate run and a checkpoint before a run's end are not in it."""
+
+    def curve(name, iterations, steps, one, *, schedule="cosine", shards="runs/shards/n-maml-{}", augment="a"):
+        tasks = 4 * iterations
+        train = dict(algo="maml", augment=augment, lr=0.001, meta_batch=4, iterations=iterations,
+                     shards=[shards.format(tasks)], seed=0, ways=5, lr_schedule=schedule)  # fmt: skip
+        rows = [{"key": f"step-{s:07d}", "step": s, "tasks_seen": 4 * s, "status": "ok", "val": _val(v, 98.5)}
+                for s, v in zip(steps, one)]  # fmt: skip
+        sizes = dict(algo="maml", tasks=tasks, iterations=iterations, meta_batch=4, val_tasks=1000, seed=0)
+        results = {"format": "lasium-step-curve", "run": f"runs/{name}", "train": train, "rows": rows, "sizes": sizes}
+        (tmp_path / "levers" / f"steps-{name}").mkdir(parents=True)
+        (tmp_path / "levers" / f"steps-{name}" / "step-curve.json").write_text(json.dumps(results))
+
+    curve("x16-cosine", 16000, [8000, 16000], [99.0, 95.5])  # step 8,000 of a 16,000-step schedule: no whole run
+    curve("x8-cosine", 8000, [8000], [94.0])
+    curve("x8-constant", 8000, [8000], [93.0], schedule=None)  # constant rates: the step lever's, not this one
+    curve("x4-constant", 4000, [4000], [92.0], schedule=None)
+    curve("x4-other-set", 4000, [4000], [90.0], shards="runs/shards/n-maml-w20-{}")  # another recipe of set
+    curve("x4-other-augment", 4000, [4000], [91.0], augment="b")  # another training
+    found = [
+        c for c in collect(tmp_path)
+        if c["lever"] == "budget (iterations, distinct tasks)" and c["reference"].startswith("the shortest annealed")
+    ]  # fmt: skip
+    (c,) = found
+    assert [p["setting"] for p in c["points"]] == [
+        "8,000 × 4 (32,000 distinct tasks), `cosine` rate, run `runs/x8-cosine`",
+        "16,000 × 4 (64,000 distinct tasks), `cosine` rate, run `runs/x16-cosine`",
+    ]
+    assert c["points"][0]["reference"] and c["points"][1]["delta"]["1"]["pct"] == 1.5
+    assert c["ordered"] and c["learner"] == "maml"
+    assert c["points"][1]["budget"] == "whole runs, each scored at its last step, 1000 val tasks"
+
+
 def test_a_20_way_sweep_with_another_distance_is_compared_in_both_levers_against_its_own_reference(tmp_path):
     """levers/ways-20-mean-squared differs from levers/ways-20 in its distance and from levers/distance-mean-squared in
     its ways: the distance lever compares it with the first, the ways lever with the second, never across both."""

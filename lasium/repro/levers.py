@@ -336,6 +336,52 @@ def _step_lever(learner: str) -> Lever:
     )
 
 
+def _annealed_run_points(learner: str) -> Callable[[Row, Results], bool]:
+    """A step curve's point at the last step of a run that anneals its rate (a whole run of its schedule)."""
+    algos = learner_algos(learner)
+
+    def select(row: Row, results: Results) -> bool:
+        train = results.get("train", {})
+        return (
+            results.get("format") == STEP_CURVE
+            and train.get("algo") in algos
+            and lr_schedule_of(results) != "constant"
+            and row.get("step") == train.get("iterations")
+        )
+
+    return select
+
+
+def _annealed_run_group(row: Row, results: Results) -> str:
+    """Whole annealed runs compared with each other: their training but for its length, on shard sets named alike
+    but for their task count (``n-maml-32000``, ``n-maml-64000``: one recipe of set at two sizes)."""
+    tasks = str(results.get("sizes", {}).get("tasks", ""))
+    train = {k: v for k, v in results.get("train", {}).items() if k != "iterations" and v is not None}
+    train["shards"] = [str(s).replace(tasks, "{tasks}") if tasks else str(s) for s in train.get("shards", [])]
+    return json.dumps(train, sort_keys=True)
+
+
+def _annealed_run_lever(learner: str) -> Lever:
+    """The budget lever across whole runs that anneal their rate (``--lr-schedule cosine``): each run's last step
+    (``lasium-repro step-curve``), against the shortest such run of the same training. An annealed run's earlier
+    checkpoints are not shorter runs of its schedule, so only whole runs measure its budget."""
+    return Lever(
+        "budget (iterations, distinct tasks)",
+        learner,
+        ("levers/steps-*/step-curve.json",),
+        _annealed_run_points(learner),
+        lambda r, res: (
+            f"{res['train']['iterations']:,} × {res['train']['meta_batch']} ({r['tasks_seen']:,} distinct "
+            f"{_run_ways(res)}tasks), `{lr_schedule_of(res)}` rate, run `{res['run']}`"
+        ),
+        "the shortest annealed run of the same training",
+        order=lambda r, res: (float(res["train"]["iterations"]),),
+        group=_annealed_run_group,
+        across_sources=True,
+        budget=lambda res: f"whole runs, each scored at its last step, {res['sizes']['val_tasks']} val tasks",
+    )
+
+
 LEVERS: tuple[Lever, ...] = (
     *(_parameter_lever(learner, sources) for learner, sources in PARAMETER_SOURCES.items()),
     *(_augment_lever(learner, sources) for learner, sources in AUGMENT_SOURCES.items()),
@@ -351,6 +397,7 @@ LEVERS: tuple[Lever, ...] = (
     *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
     *(_budget_lever(learner, sources, ", repeated on one CPU") for learner, sources in REPEATED_BUDGET_SOURCES.items()),
     *(_step_lever(learner) for learner in LEARNERS),
+    *(_annealed_run_lever(learner) for learner in LEARNERS),
     ways_lever("protonets"),
     *(shots_lever(learner) for learner in LEARNERS),
     *(queries_lever(learner) for learner in LEARNERS),
