@@ -30,7 +30,6 @@ from .lever_sizes import (
     Results,
     Row,
     budget_setting,
-    budget_size,
     distance_note,
     fit_device_note,
     generator_identity,
@@ -45,8 +44,15 @@ from .lever_sizes import (
     training_distance,
     training_ways,
     tuned_n_points,
-    tuned_sigma,
     ways_note,
+)
+from .levers_budget import (
+    BUDGET_SOURCES,
+    REPEATED_BUDGET_SOURCES,
+    annealed_run_lever,
+    budget_lever,
+    run_ways,
+    step_lever,
 )
 from .levers_optimisation import ema_lever, inner_lr_lever, lr_lever, meta_batch_lever, temperature_lever
 from .levers_task_shape import epsilon_lever, queries_lever, shots_lever, ways_lever
@@ -106,53 +112,6 @@ def _parameter_lever(learner: str, sources: tuple[str, ...]) -> Lever:
         is_reference=_is_reference_value,
         order=_strategy_order,
         group=lambda r, res: str(r["strategy"]),
-    )
-
-
-# The budget lever's experiments by learner: sweeps of LASIUM-N at its tuned σ (``--only parameter --strategies n
-# --values σ``) that differ in their budget alone; the sweep at the smallest budget is the reference. MAML's: its σ
-# sweep at 1,000 × 4 and, on the same 4,000 tasks, twice the task draws as twice the steps (``levers/maml-budget*``)
-# or twice the meta-batch (``levers/maml-meta-batch*``), the same compute either way.
-BUDGET_SOURCES = {
-    "protonets": ("sweep-n/sweep.json", "levers/budget*/sweep.json"),
-    "maml": (
-        "levers/maml-parameter-n/sweep.json",
-        "levers/maml-budget*/sweep.json",
-        "levers/maml-meta-batch*/sweep.json",
-    ),
-}
-
-
-# The same lever measured again on one machine (the AMD EPYC of 2026-12-04/05): MAML's σ 0.5 point at 1,000 and
-# 2,000 steps, each at seeds 0 and 1, so that its Δ holds no other CPU's difference.
-REPEATED_BUDGET_SOURCES = {
-    "maml": (
-        "levers/repeat-maml-parameter-n/sweep.json",
-        "levers/repeat-maml-parameter-n-seed1/sweep.json",
-        "levers/repeat-maml-budget-*/sweep.json",
-    ),
-}
-
-
-def _budget_lever(learner: str, sources: tuple[str, ...], where: str = "") -> Lever:
-    """Compared within one learning-rate schedule and seed: a cosine run's budget against cosine runs only.
-    ``where``: what the settings add to say the comparison's points were measured apart from the others."""
-    sigma = tuned_sigma(learner)
-
-    def schedule_note(results: Results) -> str:
-        schedule = lr_schedule_of(results)
-        return f", `{schedule}` rate" if schedule != "constant" else ""
-
-    return Lever(
-        "budget (iterations, distinct tasks)",
-        learner,
-        sources,
-        tuned_n_points(learner),
-        lambda r, res: f"{budget_setting(r, res)}{schedule_note(res)}{seed_note(res)}{where}",
-        f"the smallest budget tried (LASIUM-N σ {sigma:g})",
-        order=lambda r, res: budget_size(res),
-        group=lambda r, res: f"{lr_schedule_of(res)}{seed_note(res)}",
-        across_sources=True,
     )
 
 
@@ -277,7 +236,7 @@ def _lr_points(learner: str) -> Callable[[Row, Results], bool]:
 def _lr_setting(row: Row, results: Results) -> str:
     if results.get("format") != STEP_CURVE:
         return f"`{lr_schedule_of(results)}` ({budget_setting(row, results)})"
-    t, ways = results["train"], _run_ways(results, ", {}-way tasks")
+    t, ways = results["train"], run_ways(results, ", {}-way tasks")
     return f"`{lr_schedule_of(results)}` (run `{results['run']}`, {t['iterations']:,} × {t['meta_batch']}{ways})"
 
 
@@ -308,80 +267,6 @@ def _lr_schedule_lever(learner: str) -> Lever:
     )
 
 
-def _run_ways(results: Results, phrase: str = "{}-way ") -> str:
-    """``phrase`` with a step curve's run's N where its training tasks were not 5-way, else nothing."""
-    ways = results.get("train", {}).get("ways")
-    return phrase.format(ways) if ways not in (None, 5) else ""
-
-
-def _step_budget(results: Results) -> str:
-    s = results["sizes"]
-    run = f"`{results['run']}`, {s['iterations']:,} × {s['meta_batch']}"
-    return f"checkpoints of one run ({run}), {s['val_tasks']} val tasks"
-
-
-def _step_lever(learner: str) -> Lever:
-    """The budget lever read off one run (``lasium-repro step-curve``): its checkpoints at several steps."""
-    algos = learner_algos(learner)
-    return Lever(
-        "budget (iterations, distinct tasks)",
-        learner,
-        ("levers/steps-*/step-curve.json",),
-        # an annealed run's earlier checkpoints are not shorter runs of its schedule: no budget points
-        lambda r, res: sweep_algo(res) in algos and lr_schedule_of(res) == "constant",
-        lambda r, res: f"step {r['step']:,} ({r['tasks_seen']:,} distinct {_run_ways(res)}tasks)",
-        "the fewest steps scored along the run",
-        order=lambda r, res: (float(r["step"]),),
-        budget=_step_budget,
-    )
-
-
-def _annealed_run_points(learner: str) -> Callable[[Row, Results], bool]:
-    """A step curve's point at the last step of a run that anneals its rate (a whole run of its schedule)."""
-    algos = learner_algos(learner)
-
-    def select(row: Row, results: Results) -> bool:
-        train = results.get("train", {})
-        return (
-            results.get("format") == STEP_CURVE
-            and train.get("algo") in algos
-            and lr_schedule_of(results) != "constant"
-            and row.get("step") == train.get("iterations")
-        )
-
-    return select
-
-
-def _annealed_run_group(row: Row, results: Results) -> str:
-    """Whole annealed runs compared with each other: their training but for its length, on shard sets named alike
-    but for their task count (``n-maml-32000``, ``n-maml-64000``: one recipe of set at two sizes)."""
-    tasks = str(results.get("sizes", {}).get("tasks", ""))
-    train = {k: v for k, v in results.get("train", {}).items() if k != "iterations" and v is not None}
-    train["shards"] = [str(s).replace(tasks, "{tasks}") if tasks else str(s) for s in train.get("shards", [])]
-    return json.dumps(train, sort_keys=True)
-
-
-def _annealed_run_lever(learner: str) -> Lever:
-    """The budget lever across whole runs that anneal their rate (``--lr-schedule cosine``): each run's last step
-    (``lasium-repro step-curve``), against the shortest such run of the same training. An annealed run's earlier
-    checkpoints are not shorter runs of its schedule, so only whole runs measure its budget."""
-    return Lever(
-        "budget (iterations, distinct tasks)",
-        learner,
-        ("levers/steps-*/step-curve.json",),
-        _annealed_run_points(learner),
-        lambda r, res: (
-            f"{res['train']['iterations']:,} × {res['train']['meta_batch']} ({r['tasks_seen']:,} distinct "
-            f"{_run_ways(res)}tasks), `{lr_schedule_of(res)}` rate, run `{res['run']}`"
-        ),
-        "the shortest annealed run of the same training",
-        order=lambda r, res: (float(res["train"]["iterations"]),),
-        group=_annealed_run_group,
-        across_sources=True,
-        budget=lambda res: f"whole runs, each scored at its last step, {res['sizes']['val_tasks']} val tasks",
-    )
-
-
 LEVERS: tuple[Lever, ...] = (
     *(_parameter_lever(learner, sources) for learner, sources in PARAMETER_SOURCES.items()),
     *(_augment_lever(learner, sources) for learner, sources in AUGMENT_SOURCES.items()),
@@ -394,10 +279,10 @@ LEVERS: tuple[Lever, ...] = (
         "LASIUM-N alone",
         is_reference=lambda r, res: str(r.get("mix")) in ("n:1", "n:1.0"),
     ),
-    *(_budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
-    *(_budget_lever(learner, sources, ", repeated on one CPU") for learner, sources in REPEATED_BUDGET_SOURCES.items()),
-    *(_step_lever(learner) for learner in LEARNERS),
-    *(_annealed_run_lever(learner) for learner in LEARNERS),
+    *(budget_lever(learner, sources) for learner, sources in BUDGET_SOURCES.items()),
+    *(budget_lever(learner, sources, ", repeated on one CPU") for learner, sources in REPEATED_BUDGET_SOURCES.items()),
+    *(step_lever(learner) for learner in LEARNERS),
+    *(annealed_run_lever(learner) for learner in LEARNERS),
     ways_lever("protonets"),
     *(shots_lever(learner) for learner in LEARNERS),
     *(queries_lever(learner) for learner in LEARNERS),
