@@ -22,7 +22,6 @@ from .lever_sizes import (
     tuned_n_points,
     tuned_sigma,
 )
-from .step_curve import FORMAT as STEP_CURVE
 
 # The budget lever's experiments by learner: sweeps of LASIUM-N at its tuned σ (``--only parameter --strategies n
 # --values σ``) that differ in their budget alone; the sweep at the smallest budget is the reference. MAML's: its σ
@@ -106,8 +105,7 @@ def _annealed_run_points(learner: str) -> Callable[[Row, Results], bool]:
     def select(row: Row, results: Results) -> bool:
         train = results.get("train", {})
         return (
-            results.get("format") == STEP_CURVE
-            and train.get("algo") in algos
+            train.get("algo") in algos
             and lr_schedule_of(results) != "constant"
             and row.get("step") == train.get("iterations")
         )
